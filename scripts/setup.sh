@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Installs what h5z-deepcq needs on a Debian (bookworm) machine. Idempotent: a second run
+# does nothing. Needs root or sudo for apt; everything else lands inside the repo.
+#   - apt: HDF5 1.10 (library, tools, Fortran), compilers, cmake, zstd, libclang (bindgen)
+#   - third_party/onnxruntime/libonnxruntime.so, unpacked from the PyPI wheel
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+apt_packages=(build-essential g++ gfortran cmake pkg-config libhdf5-dev hdf5-tools
+  libzstd-dev libclang-dev valgrind ca-certificates)
+command -v python3 >/dev/null 2>&1 || apt_packages+=(python3 python3-pip python3-venv)
+
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo not found: install a Rust toolchain (rustup) first" >&2
+  exit 1
+fi
+
+# onnxruntime: the wheel is a zip; only the shared library is needed.
+ort_version=1.31.1
+ort_dir="$root/third_party/onnxruntime"
+if [ ! -f "$ort_dir/libonnxruntime.so" ]; then
+  echo "setup: fetching onnxruntime $ort_version"
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  python3 -m pip download --quiet --disable-pip-version-check --no-deps \
+    --only-binary=:all: --platform manylinux_2_28_x86_64 --python-version 3.11 \
+    "onnxruntime==$ort_version" -d "$tmp"
+  mkdir -p "$ort_dir"
+  python3 - "$tmp" "$ort_dir" "$ort_version" <<'PY'
+import glob, os, sys, zipfile
+tmp, dest, version = sys.argv[1:]
+wheel = glob.glob(os.path.join(tmp, "onnxruntime-*.whl"))[0]
+with zipfile.ZipFile(wheel) as z:
+    name = next(n for n in z.namelist() if n.endswith(f"capi/libonnxruntime.so.{version}"))
+    with z.open(name) as src, open(os.path.join(dest, "libonnxruntime.so.tmp"), "wb") as out:
+        out.write(src.read())
+os.replace(os.path.join(dest, "libonnxruntime.so.tmp"), os.path.join(dest, "libonnxruntime.so"))
+PY
+fi
+echo "setup: ok (onnxruntime at $ort_dir/libonnxruntime.so)"

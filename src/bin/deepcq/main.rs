@@ -1,0 +1,114 @@
+//! `deepcq`: the command line of h5z-deepcq.
+//!
+//! Every failure prints one clear line on stderr and exits non-zero; no panic traces.
+
+mod codecs;
+mod raw;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use h5z_deepcq::wire::CodecId;
+
+#[derive(Parser)]
+#[command(
+    name = "deepcq",
+    version,
+    about = "Quality-targeted compression of scientific floating-point data"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print version, filter id, compressors, plugin path and model.
+    Info {
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compress a raw little-endian array into a self-describing .dcq chunk.
+    Compress {
+        /// Element type of the raw file: f32 or f64.
+        #[arg(long)]
+        dtype: raw::RawType,
+        /// Dims, slowest first, e.g. 64x64x64.
+        #[arg(long, value_parser = raw::parse_dims)]
+        dims: Vec<usize>,
+        /// sz3, zfp, sperr or lossless.
+        #[arg(long, value_parser = parse_codec)]
+        codec: CodecId,
+        /// Absolute error bound (required for lossy codecs).
+        #[arg(long = "abs")]
+        bound: Option<f64>,
+        /// Raw input file.
+        input: PathBuf,
+        /// Output .dcq file.
+        output: PathBuf,
+    },
+    /// Decompress a .dcq chunk back into a raw little-endian array.
+    Decompress {
+        /// Input .dcq file.
+        input: PathBuf,
+        /// Raw output file.
+        output: PathBuf,
+    },
+    /// Compress a generated field with every codec and print a table (the main demo).
+    Demo,
+    /// Measure codec throughput (MB/s) and ratio per codec and bound on one field.
+    BenchCodecs {
+        /// Raw input file; defaults to a generated 64³ f32 field.
+        input: Option<PathBuf>,
+        /// Element type of the raw file.
+        #[arg(long, default_value = "f32")]
+        dtype: raw::RawType,
+        /// Dims of the raw file, slowest first.
+        #[arg(long, value_parser = raw::parse_dims)]
+        dims: Option<Vec<usize>>,
+        /// Bounds relative to the value range, comma-separated.
+        #[arg(long, default_value = "1e-2,1e-3,1e-4,1e-5", value_delimiter = ',')]
+        rel: Vec<f64>,
+        /// Timed repetitions per measurement (the best is kept).
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+    },
+}
+
+fn parse_codec(name: &str) -> Result<CodecId, String> {
+    CodecId::from_name(name)
+        .ok_or_else(|| format!("unknown codec '{name}': expected one of sz3, zfp, sperr, lossless"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Info { json } => codecs::info(json),
+        Command::Compress {
+            dtype,
+            dims,
+            codec,
+            bound,
+            input,
+            output,
+        } => codecs::compress(dtype, &dims, codec, bound, &input, &output),
+        Command::Decompress { input, output } => codecs::decompress(&input, &output),
+        Command::Demo => codecs::demo(),
+        Command::BenchCodecs {
+            input,
+            dtype,
+            dims,
+            rel,
+            repeat,
+        } => codecs::bench(input.as_deref(), dtype, dims.as_deref(), &rel, repeat),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("deepcq: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! The compressors behind one small trait. Each codec takes a chunk's values, its C-order
+//! shape and an absolute error bound, and returns an opaque payload; the chunk header
+//! ([`crate::chunk`]) records everything the decoder needs.
+//!
+//! Codecs hold no state, so one instance serves every thread and every HDF5 callback.
+//! No codec rejects a shape: each maps the rank it is given onto the ranks its library
+//! accepts ([`crate::samples::fit_rank`]).
+
+mod lossless;
+mod sperr;
+mod sz3;
+mod zfp;
+
+pub use lossless::Lossless;
+pub use sperr::Sperr;
+pub use sz3::Sz3;
+pub use zfp::Zfp;
+
+use crate::samples::{Layout, SampleBuf, Samples};
+use crate::wire::{CodecId, DType};
+
+/// Why a codec could not encode or decode.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CodecError {
+    /// The bound is not a positive finite number.
+    #[error("{codec}: error bound must be positive and finite, got {bound}")]
+    InvalidBound {
+        /// Codec name.
+        codec: &'static str,
+        /// The rejected bound.
+        bound: f64,
+    },
+    /// A lossy codec was handed NaN or ±Inf, which none of them can bound.
+    #[error("{codec}: chunk holds NaN or Inf values; lossy codecs cannot bound their error")]
+    NonFinite {
+        /// Codec name.
+        codec: &'static str,
+    },
+    /// A lossy codec was handed a non-float type.
+    #[error("{codec}: only f32 and f64 data can be compressed lossily, got {dtype:?}")]
+    UnsupportedType {
+        /// Codec name.
+        codec: &'static str,
+        /// The rejected type.
+        dtype: DType,
+    },
+    /// The shape does not describe the number of values given.
+    #[error("shape {shape:?} does not hold {len} values")]
+    ShapeMismatch {
+        /// The shape.
+        shape: Vec<usize>,
+        /// The number of values.
+        len: usize,
+    },
+    /// The underlying library reported a failure.
+    #[error("{codec}: {message}")]
+    Library {
+        /// Codec name.
+        codec: &'static str,
+        /// What the library said.
+        message: String,
+    },
+}
+
+/// A compressor. Implementations are stateless and thread-safe.
+pub trait Codec: Send + Sync {
+    /// The id written into the chunk header.
+    fn id(&self) -> CodecId;
+
+    /// Compresses `data` of C-order `shape` so that every value is within `bound` of the
+    /// original (ignored by the lossless codec).
+    fn encode(&self, data: Samples<'_>, shape: &[usize], bound: f64)
+        -> Result<Vec<u8>, CodecError>;
+
+    /// Reverses [`Codec::encode`]; the layout and bound come from the chunk header.
+    fn decode(&self, payload: &[u8], layout: &Layout, bound: f64) -> Result<SampleBuf, CodecError>;
+}
+
+/// The codec for an id. Every id has one.
+pub fn codec_for(id: CodecId) -> &'static dyn Codec {
+    match id {
+        CodecId::Lossless => &Lossless,
+        CodecId::Sz3 => &Sz3,
+        CodecId::Zfp => &Zfp,
+        CodecId::Sperr => &Sperr,
+    }
+}
+
+/// Checks what every lossy codec requires of its input, so each one need not.
+pub(crate) fn check_lossy_input(
+    codec: &'static str,
+    data: &Samples<'_>,
+    shape: &[usize],
+    bound: f64,
+) -> Result<(), CodecError> {
+    if !(bound.is_finite() && bound > 0.0) {
+        return Err(CodecError::InvalidBound { codec, bound });
+    }
+    if let Samples::Opaque { .. } = data {
+        return Err(CodecError::UnsupportedType {
+            codec,
+            dtype: DType::Opaque,
+        });
+    }
+    check_shape(data.len(), shape)?;
+    if !data.all_finite() {
+        return Err(CodecError::NonFinite { codec });
+    }
+    Ok(())
+}
+
+/// Fails unless `shape` holds exactly `len` values.
+pub(crate) fn check_shape(len: usize, shape: &[usize]) -> Result<(), CodecError> {
+    match crate::samples::element_count(shape) {
+        Some(n) if n == len => Ok(()),
+        _ => Err(CodecError::ShapeMismatch {
+            shape: shape.to_vec(),
+            len,
+        }),
+    }
+}
+
+/// Wraps a library error message.
+pub(crate) fn library_error(codec: &'static str, message: impl ToString) -> CodecError {
+    CodecError::Library {
+        codec,
+        message: message.to_string(),
+    }
+}

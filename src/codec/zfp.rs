@@ -1,0 +1,210 @@
+//! ZFP (via `zfp-sys`, zfp 1.0) in fixed-accuracy mode.
+//!
+//! ZFP takes ranks 1–4, so shapes are squeezed and folded to at most 4 dims. ZFP's `nx` is
+//! the *fastest* dimension, the last of a C-order shape. The payload is a full zfp header
+//! followed by the stream, so it also decodes with zfp's own tools. The raw zfp handles
+//! live in RAII wrappers below; this file is one of the few FFI edges that may use
+//! `unsafe`.
+#![allow(unsafe_code)]
+
+use std::ffi::c_void;
+use std::ptr::NonNull;
+
+use zfp_sys as ffi;
+
+use super::{check_lossy_input, library_error, Codec, CodecError};
+use crate::samples::{element_count, fit_rank, Layout, SampleBuf, Samples};
+use crate::wire::{CodecId, DType};
+
+const NAME: &str = "zfp";
+/// Highest rank zfp 1.0 supports.
+const MAX_RANK: usize = 4;
+
+/// ZFP in fixed-accuracy mode; the tolerance is the absolute error bound.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Zfp;
+
+impl Codec for Zfp {
+    fn id(&self) -> CodecId {
+        CodecId::Zfp
+    }
+
+    fn encode(
+        &self,
+        data: Samples<'_>,
+        shape: &[usize],
+        bound: f64,
+    ) -> Result<Vec<u8>, CodecError> {
+        check_lossy_input(NAME, &data, shape, bound)?;
+        let dims = fit_rank(shape, MAX_RANK);
+        // zfp only reads through the pointer when compressing.
+        let (ptr, kind) = match data {
+            Samples::F32(v) => (v.as_ptr() as *mut c_void, ffi::zfp_type_zfp_type_float),
+            Samples::F64(v) => (v.as_ptr() as *mut c_void, ffi::zfp_type_zfp_type_double),
+            Samples::Opaque { .. } => unreachable!("rejected by check_lossy_input"),
+        };
+        let field = Field::new(ptr, kind, &dims)?;
+        let mut stream = Stream::open()?;
+        // SAFETY: stream and field are live handles.
+        let capacity = unsafe {
+            ffi::zfp_stream_set_accuracy(stream.0.as_ptr(), bound);
+            ffi::zfp_stream_maximum_size(stream.0.as_ptr(), field.0.as_ptr())
+        };
+        // zfp writes whole 64-bit words, so the buffer is allocated as u64s.
+        let mut buffer = vec![0u64; capacity.div_ceil(8) + 1];
+        let _bits = stream.attach(&mut buffer)?;
+        // SAFETY: the stream writes into `buffer`, which outlives `_bits`.
+        let written = unsafe {
+            let header = ffi::zfp_write_header(
+                stream.0.as_ptr(),
+                field.0.as_ptr(),
+                ffi::ZFP_HEADER_FULL as u32,
+            );
+            if header == 0 {
+                return Err(library_error(NAME, "zfp_write_header failed"));
+            }
+            ffi::zfp_compress(stream.0.as_ptr(), field.0.as_ptr())
+        };
+        if written == 0 {
+            return Err(library_error(NAME, "zfp_compress failed"));
+        }
+        let bytes: &[u8] = bytemuck::cast_slice(&buffer);
+        Ok(bytes[..written].to_vec())
+    }
+
+    fn decode(
+        &self,
+        payload: &[u8],
+        layout: &Layout,
+        _bound: f64,
+    ) -> Result<SampleBuf, CodecError> {
+        let dims = fit_rank(&layout.shape, MAX_RANK);
+        let count = element_count(&dims).ok_or_else(|| library_error(NAME, "shape overflows"))?;
+        let mut out = match layout.dtype {
+            DType::F32 => SampleBuf::F32(vec![0.0; count]),
+            DType::F64 => SampleBuf::F64(vec![0.0; count]),
+            DType::Opaque => {
+                return Err(CodecError::UnsupportedType {
+                    codec: NAME,
+                    dtype: DType::Opaque,
+                })
+            }
+        };
+        let (ptr, kind) = match &mut out {
+            SampleBuf::F32(v) => (v.as_mut_ptr() as *mut c_void, ffi::zfp_type_zfp_type_float),
+            SampleBuf::F64(v) => (v.as_mut_ptr() as *mut c_void, ffi::zfp_type_zfp_type_double),
+            SampleBuf::Opaque(_) => unreachable!(),
+        };
+        let field = Field::new(ptr, kind, &dims)?;
+        // Copy into words: zfp reads whole aligned 64-bit words, and may read one past
+        // the last byte of the stream.
+        let mut words = vec![0u64; payload.len().div_ceil(8) + 1];
+        bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..payload.len()].copy_from_slice(payload);
+        let mut stream = Stream::open()?;
+        let _bits = stream.attach(&mut words)?;
+        // SAFETY: handles are live; the header is checked against the expected field
+        // before zfp writes through the pointer.
+        unsafe {
+            let expected = (
+                ffi::zfp_field_size(field.0.as_ptr(), std::ptr::null_mut()),
+                kind,
+            );
+            let header_bits = ffi::zfp_read_header(
+                stream.0.as_ptr(),
+                field.0.as_ptr(),
+                ffi::ZFP_HEADER_FULL as u32,
+            );
+            if header_bits == 0 {
+                return Err(library_error(NAME, "payload has no valid zfp header"));
+            }
+            let found = (
+                ffi::zfp_field_size(field.0.as_ptr(), std::ptr::null_mut()),
+                (*field.0.as_ptr()).type_,
+            );
+            if found != expected {
+                return Err(library_error(
+                    NAME,
+                    "zfp header does not match chunk header",
+                ));
+            }
+            if ffi::zfp_decompress(stream.0.as_ptr(), field.0.as_ptr()) == 0 {
+                return Err(library_error(NAME, "zfp_decompress failed"));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Owned `zfp_field`.
+struct Field(NonNull<ffi::zfp_field>);
+
+impl Field {
+    /// Describes `dims` (C order, at most 4) of `kind` at `ptr`.
+    fn new(ptr: *mut c_void, kind: ffi::zfp_type, dims: &[usize]) -> Result<Self, CodecError> {
+        // SAFETY: these constructors only record the pointer and sizes.
+        let raw = unsafe {
+            match *dims {
+                [nx] => ffi::zfp_field_1d(ptr, kind, nx),
+                [ny, nx] => ffi::zfp_field_2d(ptr, kind, nx, ny),
+                [nz, ny, nx] => ffi::zfp_field_3d(ptr, kind, nx, ny, nz),
+                [nw, nz, ny, nx] => ffi::zfp_field_4d(ptr, kind, nx, ny, nz, nw),
+                _ => std::ptr::null_mut(),
+            }
+        };
+        NonNull::new(raw)
+            .map(Field)
+            .ok_or_else(|| library_error(NAME, format!("cannot describe shape {dims:?}")))
+    }
+}
+
+impl Drop for Field {
+    fn drop(&mut self) {
+        // SAFETY: allocated by zfp_field_*d, freed once.
+        unsafe { ffi::zfp_field_free(self.0.as_ptr()) }
+    }
+}
+
+/// Owned `zfp_stream`.
+struct Stream(NonNull<ffi::zfp_stream>);
+
+/// Owned `bitstream` over a caller's word buffer; dropped before the buffer.
+struct BitStream(NonNull<ffi::bitstream>);
+
+impl Stream {
+    fn open() -> Result<Self, CodecError> {
+        // SAFETY: a null bitstream is allowed; one is attached later.
+        NonNull::new(unsafe { ffi::zfp_stream_open(std::ptr::null_mut()) })
+            .map(Stream)
+            .ok_or_else(|| library_error(NAME, "zfp_stream_open failed"))
+    }
+
+    /// Points the stream at `words` and rewinds it.
+    fn attach(&mut self, words: &mut [u64]) -> Result<BitStream, CodecError> {
+        // SAFETY: the returned BitStream must not outlive `words`; callers keep it in a
+        // local dropped before the buffer.
+        let raw = unsafe { ffi::stream_open(words.as_mut_ptr() as *mut c_void, words.len() * 8) };
+        let bits = NonNull::new(raw)
+            .map(BitStream)
+            .ok_or_else(|| library_error(NAME, "stream_open failed"))?;
+        // SAFETY: both handles are live.
+        unsafe {
+            ffi::zfp_stream_set_bit_stream(self.0.as_ptr(), bits.0.as_ptr());
+            ffi::zfp_stream_rewind(self.0.as_ptr());
+        }
+        Ok(bits)
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        // SAFETY: opened by zfp_stream_open, closed once; does not free the bitstream.
+        unsafe { ffi::zfp_stream_close(self.0.as_ptr()) }
+    }
+}
+
+impl Drop for BitStream {
+    fn drop(&mut self) {
+        // SAFETY: opened by stream_open, closed once; does not free the words.
+        unsafe { ffi::stream_close(self.0.as_ptr()) }
+    }
+}

@@ -1,0 +1,143 @@
+//! Corpora of raw arrays described by `stats.json` manifests, the layout of
+//! `../shared/data`: one folder per dataset, each with raw little-endian `.f32`/`.f64`
+//! files and a `stats.json` list of `{file, dims, dtype, ...}` records.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::samples::SampleBuf;
+use crate::wire::DType;
+
+/// Why a corpus could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CorpusError {
+    /// A file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A manifest could not be parsed.
+    #[error("{path}: bad manifest: {message}")]
+    Manifest {
+        /// The manifest.
+        path: PathBuf,
+        /// What was wrong.
+        message: String,
+    },
+    /// An array's size disagrees with its manifest.
+    #[error("{path}: holds {found} bytes, manifest says {expected}")]
+    Size {
+        /// The array file.
+        path: PathBuf,
+        /// Bytes on disk.
+        found: usize,
+        /// Bytes the manifest implies.
+        expected: usize,
+    },
+}
+
+/// One array of a corpus.
+#[derive(Clone, Debug)]
+pub struct ArrayEntry {
+    /// Dataset folder name.
+    pub dataset: String,
+    /// File path.
+    pub path: PathBuf,
+    /// Dims, slowest first.
+    pub dims: Vec<usize>,
+    /// f32 or f64.
+    pub dtype: DType,
+}
+
+impl ArrayEntry {
+    /// `dataset/file` for tables.
+    pub fn name(&self) -> String {
+        let file = self.path.file_name().unwrap_or_default().to_string_lossy();
+        format!("{}/{}", self.dataset, file)
+    }
+
+    /// Reads the values, checking the size against the manifest.
+    pub fn load(&self) -> Result<SampleBuf, CorpusError> {
+        let bytes = std::fs::read(&self.path).map_err(|source| CorpusError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        let elem = if self.dtype == DType::F64 { 8 } else { 4 };
+        let expected = self.dims.iter().product::<usize>() * elem;
+        if bytes.len() != expected {
+            return Err(CorpusError::Size {
+                path: self.path.clone(),
+                found: bytes.len(),
+                expected,
+            });
+        }
+        Ok(SampleBuf::from_bytes(self.dtype, &bytes).expect("size checked above"))
+    }
+}
+
+#[derive(Deserialize)]
+struct ManifestRecord {
+    file: String,
+    dims: Vec<usize>,
+    dtype: String,
+}
+
+/// Lists every array of every dataset folder under `root`, sorted by name.
+pub fn scan(root: &Path) -> Result<Vec<ArrayEntry>, CorpusError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| CorpusError::Io { path, source }
+    };
+    let mut entries = Vec::new();
+    for dir in std::fs::read_dir(root).map_err(io(root))? {
+        let dir = dir.map_err(io(root))?.path();
+        let manifest = dir.join("stats.json");
+        if !manifest.is_file() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&manifest).map_err(io(&manifest))?;
+        let records: Vec<ManifestRecord> =
+            serde_json::from_str(&text).map_err(|e| CorpusError::Manifest {
+                path: manifest.clone(),
+                message: e.to_string(),
+            })?;
+        let dataset = dir
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        for record in records {
+            let dtype = match record.dtype.as_str() {
+                "float32" | "f32" => DType::F32,
+                "float64" | "f64" => DType::F64,
+                other => {
+                    return Err(CorpusError::Manifest {
+                        path: manifest.clone(),
+                        message: format!("unsupported dtype {other}"),
+                    })
+                }
+            };
+            entries.push(ArrayEntry {
+                dataset: dataset.clone(),
+                path: dir.join(&record.file),
+                dims: record.dims,
+                dtype,
+            });
+        }
+    }
+    entries.sort_by_key(|e| e.name());
+    Ok(entries)
+}
+
+/// `../shared/data` beside the repository, or `$DEEPCQ_SHARED_DATA`, when present.
+pub fn shared_data_dir() -> Option<PathBuf> {
+    let candidate = std::env::var_os("DEEPCQ_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
+    candidate.join("README.md").is_file().then_some(candidate)
+}

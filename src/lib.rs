@@ -1,0 +1,22 @@
+//! h5z-deepcq: an HDF5 filter that compresses floating-point chunks to a quality target.
+//!
+//! This crate is both the filter plugin (a `cdylib` HDF5 loads from `HDF5_PLUGIN_PATH`)
+//! and a Rust library. The layers, each in its own module:
+//!
+//! - [`wire`]: every on-disk and cross-boundary constant;
+//! - [`samples`]: typed views of chunk values and shape helpers;
+//! - [`codec`]: SZ3, ZFP, SPERR and a lossless codec behind one trait;
+//! - [`chunk`]: the versioned, self-describing, checksummed chunk format;
+//! - [`metrics`]: PSNR (value-range convention), SSIM, CR, max error;
+//! - [`corpus`]: raw-array corpora described by `stats.json` manifests;
+//! - [`synth`]: generated fields for demos, tests and training.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod chunk;
+pub mod codec;
+pub mod corpus;
+pub mod metrics;
+pub mod samples;
+pub mod synth;
+pub mod wire;

@@ -1,0 +1,265 @@
+//! Typed views of a chunk's values, so codecs and metrics can be written once for f32 and
+//! f64 and dispatched on one enum at the edge.
+
+use crate::wire::DType;
+
+/// A floating-point element type the lossy codecs accept.
+pub trait Element: Copy + Send + Sync + PartialEq + PartialOrd + std::fmt::Debug + 'static {
+    /// The on-disk dtype of this element.
+    const DTYPE: DType;
+    /// Widens to f64 for metrics.
+    fn to_f64(self) -> f64;
+    /// Narrows from f64 (generated fields, tests).
+    fn from_f64(value: f64) -> Self;
+    /// Reads one element from little-endian bytes.
+    fn from_le_slice(bytes: &[u8]) -> Self;
+    /// Appends the little-endian bytes of this element.
+    fn extend_le(self, out: &mut Vec<u8>);
+}
+
+impl Element for f32 {
+    const DTYPE: DType = DType::F32;
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    fn from_f64(value: f64) -> Self {
+        value as f32
+    }
+    fn from_le_slice(bytes: &[u8]) -> Self {
+        f32::from_le_bytes(bytes.try_into().expect("4 bytes"))
+    }
+    fn extend_le(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
+}
+
+impl Element for f64 {
+    const DTYPE: DType = DType::F64;
+    fn to_f64(self) -> f64 {
+        self
+    }
+    fn from_f64(value: f64) -> Self {
+        value
+    }
+    fn from_le_slice(bytes: &[u8]) -> Self {
+        f64::from_le_bytes(bytes.try_into().expect("8 bytes"))
+    }
+    fn extend_le(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
+}
+
+/// Borrowed chunk values.
+#[derive(Clone, Copy, Debug)]
+pub enum Samples<'a> {
+    /// binary32 values.
+    F32(&'a [f32]),
+    /// binary64 values.
+    F64(&'a [f64]),
+    /// Bytes of some other type, with its element size (used to shuffle before zstd).
+    Opaque {
+        /// The raw bytes.
+        bytes: &'a [u8],
+        /// Size of one element; 1 when unknown.
+        elem_size: usize,
+    },
+}
+
+/// Owned chunk values, as a decoder returns them.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SampleBuf {
+    /// binary32 values.
+    F32(Vec<f32>),
+    /// binary64 values.
+    F64(Vec<f64>),
+    /// Bytes of some other type.
+    Opaque(Vec<u8>),
+}
+
+impl Samples<'_> {
+    /// The dtype written into the chunk header.
+    pub fn dtype(&self) -> DType {
+        match self {
+            Samples::F32(_) => DType::F32,
+            Samples::F64(_) => DType::F64,
+            Samples::Opaque { .. } => DType::Opaque,
+        }
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        match self {
+            Samples::F32(v) => v.len(),
+            Samples::F64(v) => v.len(),
+            Samples::Opaque { bytes, elem_size } => bytes.len() / (*elem_size).max(1),
+        }
+    }
+
+    /// True when there are no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Size of one element in bytes.
+    pub fn elem_size(&self) -> usize {
+        match self {
+            Samples::F32(_) => 4,
+            Samples::F64(_) => 8,
+            Samples::Opaque { elem_size, .. } => (*elem_size).max(1),
+        }
+    }
+
+    /// Size of the values in bytes.
+    pub fn byte_len(&self) -> usize {
+        match self {
+            Samples::Opaque { bytes, .. } => bytes.len(),
+            _ => self.len() * self.elem_size(),
+        }
+    }
+
+    /// The values as native-endian bytes (no copy).
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Samples::F32(v) => bytemuck::cast_slice(v),
+            Samples::F64(v) => bytemuck::cast_slice(v),
+            Samples::Opaque { bytes, .. } => bytes,
+        }
+    }
+
+    /// True when every value is finite (always true for opaque data).
+    pub fn all_finite(&self) -> bool {
+        match self {
+            Samples::F32(v) => v.iter().all(|x| x.is_finite()),
+            Samples::F64(v) => v.iter().all(|x| x.is_finite()),
+            Samples::Opaque { .. } => true,
+        }
+    }
+}
+
+impl SampleBuf {
+    /// Borrows the values.
+    pub fn view(&self) -> Samples<'_> {
+        match self {
+            SampleBuf::F32(v) => Samples::F32(v),
+            SampleBuf::F64(v) => Samples::F64(v),
+            SampleBuf::Opaque(bytes) => Samples::Opaque {
+                bytes,
+                elem_size: 1,
+            },
+        }
+    }
+
+    /// Consumes the buffer into native-endian bytes.
+    pub fn into_bytes(self) -> Vec<u8> {
+        match self {
+            SampleBuf::F32(v) => bytemuck::cast_slice(&v).to_vec(),
+            SampleBuf::F64(v) => bytemuck::cast_slice(&v).to_vec(),
+            SampleBuf::Opaque(bytes) => bytes,
+        }
+    }
+
+    /// Reinterprets native-endian bytes as `dtype`. Fails when the length is not a whole
+    /// number of elements.
+    pub fn from_bytes(dtype: DType, bytes: &[u8]) -> Option<Self> {
+        match dtype {
+            DType::F32 if bytes.len() % 4 == 0 => Some(SampleBuf::F32(
+                bytes.chunks_exact(4).map(f32::from_le_slice).collect(),
+            )),
+            DType::F64 if bytes.len() % 8 == 0 => Some(SampleBuf::F64(
+                bytes.chunks_exact(8).map(f64::from_le_slice).collect(),
+            )),
+            DType::Opaque => Some(SampleBuf::Opaque(bytes.to_vec())),
+            _ => None,
+        }
+    }
+}
+
+/// What a decoder must know to rebuild a chunk's values: type, element size and C-order
+/// shape. For opaque data the shape is the element count.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// Element type.
+    pub dtype: DType,
+    /// Size of one element in bytes.
+    pub elem_size: usize,
+    /// Dims, slowest first.
+    pub shape: Vec<usize>,
+}
+
+impl Layout {
+    /// The layout of `data` with `shape`.
+    pub fn of(data: &Samples<'_>, shape: &[usize]) -> Self {
+        Layout {
+            dtype: data.dtype(),
+            elem_size: data.elem_size(),
+            shape: shape.to_vec(),
+        }
+    }
+
+    /// Number of elements, or `None` on overflow.
+    pub fn count(&self) -> Option<usize> {
+        element_count(&self.shape)
+    }
+
+    /// Number of bytes, or `None` on overflow.
+    pub fn byte_len(&self) -> Option<usize> {
+        self.count()?.checked_mul(self.elem_size)
+    }
+}
+
+/// Number of elements of a shape, or `None` on overflow.
+pub fn element_count(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
+}
+
+/// Drops size-1 dimensions, which no codec needs and SZ3 rejects. A shape of only 1s
+/// becomes `[1]`; an empty shape (a scalar) too.
+pub fn squeeze(shape: &[usize]) -> Vec<usize> {
+    let kept: Vec<usize> = shape.iter().copied().filter(|&d| d != 1).collect();
+    if kept.is_empty() && !shape.contains(&0) {
+        vec![1]
+    } else {
+        kept
+    }
+}
+
+/// Squeezes, then merges the slowest dimensions until at most `max_rank` remain. Merging
+/// the slowest axes keeps the fastest (most correlated) ones intact.
+pub fn fit_rank(shape: &[usize], max_rank: usize) -> Vec<usize> {
+    let mut dims = squeeze(shape);
+    while dims.len() > max_rank.max(1) {
+        let merged = dims[0] * dims[1];
+        dims.splice(0..2, [merged]);
+    }
+    dims
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn squeeze_drops_unit_dims_but_keeps_one() {
+        assert_eq!(squeeze(&[1, 5, 1, 7]), vec![5, 7]);
+        assert_eq!(squeeze(&[1, 1]), vec![1]);
+        assert_eq!(squeeze(&[]), vec![1]);
+    }
+
+    #[test]
+    fn fit_rank_merges_slowest_axes() {
+        assert_eq!(fit_rank(&[2, 3, 4, 5, 6], 3), vec![24, 5, 6]);
+        assert_eq!(fit_rank(&[2, 1, 4], 3), vec![2, 4]);
+        assert_eq!(fit_rank(&[7], 3), vec![7]);
+    }
+
+    #[test]
+    fn bytes_round_trip_through_dtype() {
+        let values = [1.5f32, -2.25, 3e30];
+        let bytes = Samples::F32(&values).as_bytes().to_vec();
+        assert_eq!(
+            SampleBuf::from_bytes(DType::F32, &bytes),
+            Some(SampleBuf::F32(values.to_vec()))
+        );
+        assert_eq!(SampleBuf::from_bytes(DType::F64, &bytes[..4]), None);
+    }
+}
