@@ -11,6 +11,9 @@ use crate::samples::{fit_rank, Element, Layout, SampleBuf, Samples};
 use crate::wire::{CodecId, DType};
 
 const NAME: &str = "sperr";
+/// SPERR 0.8 segfaults on fields holding fill values such as 1e35 (measured on
+/// ../shared/data foam V.f32), so larger magnitudes are refused before reaching it.
+const MAX_MAGNITUDE: f64 = 1e30;
 
 /// SPERR with a point-wise (absolute) error bound.
 #[derive(Clone, Copy, Debug, Default)]
@@ -68,7 +71,27 @@ fn encode_typed<T: Element + sperr::Element>(
     dims: &[usize],
     bound: f64,
 ) -> Result<Vec<u8>, CodecError> {
-    let mode = sperr::CompressionMode::PointwiseError { pwe: bound };
+    // SPERR bounds the error in double precision and then rounds to T, which can add half
+    // an ulp of the largest value: measured 1.0005·eb on f32 fields. Leave room for it.
+    let max_abs = values.iter().fold(0.0f64, |m, v| m.max(v.to_f64().abs()));
+    if max_abs > MAX_MAGNITUDE {
+        return Err(library_error(
+            NAME,
+            format!("values up to {max_abs:e} (fill values?) exceed what SPERR survives ({MAX_MAGNITUDE:e})"),
+        ));
+    }
+    let ulp = if T::DTYPE == DType::F32 {
+        f32::EPSILON as f64
+    } else {
+        f64::EPSILON
+    };
+    let headroom = max_abs * ulp;
+    let pwe = if bound > 2.0 * headroom {
+        bound - headroom
+    } else {
+        bound * 0.5
+    };
+    let mode = sperr::CompressionMode::PointwiseError { pwe };
     let shape_error = |e: ndarray::ShapeError| library_error(NAME, e);
     match *dims {
         [ny, nx] => {

@@ -61,3 +61,18 @@ pub fn finite_range(values: &SampleBuf) -> f64 {
         0.0
     }
 }
+
+/// Largest |x| over finite values.
+pub fn max_abs(values: &SampleBuf) -> f64 {
+    match values {
+        SampleBuf::F32(v) => v
+            .iter()
+            .filter(|x| x.is_finite())
+            .fold(0.0, |m, x| m.max(x.abs() as f64)),
+        SampleBuf::F64(v) => v
+            .iter()
+            .filter(|x| x.is_finite())
+            .fold(0.0, |m, x| m.max(x.abs())),
+        SampleBuf::Opaque(_) => 0.0,
+    }
+}

@@ -37,7 +37,7 @@ enum Command {
         dtype: raw::RawType,
         /// Dims, slowest first, e.g. 64x64x64.
         #[arg(long, value_parser = raw::parse_dims)]
-        dims: Vec<usize>,
+        dims: raw::Dims,
         /// sz3, zfp, sperr or lossless.
         #[arg(long, value_parser = parse_codec)]
         codec: CodecId,
@@ -67,7 +67,7 @@ enum Command {
         dtype: raw::RawType,
         /// Dims of the raw file, slowest first.
         #[arg(long, value_parser = raw::parse_dims)]
-        dims: Option<Vec<usize>>,
+        dims: Option<raw::Dims>,
         /// Bounds relative to the value range, comma-separated.
         #[arg(long, default_value = "1e-2,1e-3,1e-4,1e-5", value_delimiter = ',')]
         rel: Vec<f64>,
@@ -93,7 +93,7 @@ fn main() -> ExitCode {
             bound,
             input,
             output,
-        } => codecs::compress(dtype, &dims, codec, bound, &input, &output),
+        } => codecs::compress(dtype, &dims.0, codec, bound, &input, &output),
         Command::Decompress { input, output } => codecs::decompress(&input, &output),
         Command::Demo => codecs::demo(),
         Command::BenchCodecs {
@@ -102,7 +102,13 @@ fn main() -> ExitCode {
             dims,
             rel,
             repeat,
-        } => codecs::bench(input.as_deref(), dtype, dims.as_deref(), &rel, repeat),
+        } => codecs::bench(
+            input.as_deref(),
+            dtype,
+            dims.as_ref().map(|d| d.0.as_slice()),
+            &rel,
+            repeat,
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

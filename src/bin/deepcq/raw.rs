@@ -30,14 +30,18 @@ impl RawType {
     }
 }
 
+/// Dims given on the command line, slowest first.
+#[derive(Clone, Debug)]
+pub struct Dims(pub Vec<usize>);
+
 /// Parses `64x64x64` (also accepts `,` as separator).
-pub fn parse_dims(text: &str) -> Result<Vec<usize>, String> {
+pub fn parse_dims(text: &str) -> Result<Dims, String> {
     let dims: Result<Vec<usize>, _> = text
         .split(['x', 'X', ','])
         .map(|d| d.trim().parse::<usize>())
         .collect();
     match dims {
-        Ok(d) if !d.is_empty() && d.iter().all(|&v| v > 0) => Ok(d),
+        Ok(d) if !d.is_empty() && d.iter().all(|&v| v > 0) => Ok(Dims(d)),
         _ => Err(format!(
             "bad dims '{text}': expected positive integers like 64x64x64"
         )),

@@ -1,0 +1,152 @@
+//! The `deepcq` binary: info JSON keys, compress/decompress round trip on a raw file, and
+//! clear non-zero exits (no panic trace) on bad input.
+
+use std::process::Command;
+
+fn deepcq(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_deepcq"))
+        .args(args)
+        .output()
+        .expect("run deepcq")
+}
+
+#[test]
+fn info_json_has_the_documented_keys() {
+    let out = deepcq(&["info", "--json"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in [
+        "version",
+        "filter_id",
+        "compressors",
+        "plugin_path",
+        "model",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key}");
+    }
+    let names: Vec<&str> = v["compressors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["lossless", "sz3", "zfp", "sperr"]);
+}
+
+#[test]
+fn compress_then_decompress_respects_the_bound() {
+    let dir = std::env::temp_dir().join(format!("deepcq-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let values: Vec<f32> = (0..32 * 32 * 32)
+        .map(|i| ((i % 32) as f32 * 0.2).sin() + (i / 1024) as f32 * 0.05)
+        .collect();
+    let raw = dir.join("in.f32");
+    std::fs::write(&raw, bytemuck::cast_slice::<f32, u8>(&values)).unwrap();
+    for codec in ["sz3", "zfp", "sperr", "lossless"] {
+        let dcq = dir.join(format!("{codec}.dcq"));
+        let back = dir.join(format!("{codec}.f32"));
+        let out = deepcq(&[
+            "compress",
+            "--dtype",
+            "f32",
+            "--dims",
+            "32x32x32",
+            "--codec",
+            codec,
+            "--abs",
+            "1e-3",
+            raw.to_str().unwrap(),
+            dcq.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("CR"));
+        let out = deepcq(&["decompress", dcq.to_str().unwrap(), back.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let got: Vec<f32> =
+            bytemuck::cast_slice::<u8, f32>(&std::fs::read(&back).unwrap()).to_vec();
+        let max_err = values
+            .iter()
+            .zip(&got)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(max_err as f64 <= 1e-3 * (1.0 + 1e-6), "{codec}: {max_err}");
+        assert!(std::fs::metadata(&dcq).unwrap().len() < std::fs::metadata(&raw).unwrap().len());
+    }
+    // Errors: size mismatch, missing file, bad bound, bad codec, corrupt chunk.
+    let cases: Vec<Vec<String>> = vec![
+        vec![
+            "compress".into(),
+            "--dtype".into(),
+            "f32".into(),
+            "--dims".into(),
+            "10x10".into(),
+            "--codec".into(),
+            "sz3".into(),
+            "--abs".into(),
+            "1e-3".into(),
+            raw.display().to_string(),
+            dir.join("x").display().to_string(),
+        ],
+        vec![
+            "compress".into(),
+            "--dtype".into(),
+            "f32".into(),
+            "--dims".into(),
+            "32x32x32".into(),
+            "--codec".into(),
+            "sz3".into(),
+            "--abs".into(),
+            "1e-3".into(),
+            "/nonexistent/in.f32".into(),
+            dir.join("x").display().to_string(),
+        ],
+        vec![
+            "compress".into(),
+            "--dtype".into(),
+            "f32".into(),
+            "--dims".into(),
+            "32x32x32".into(),
+            "--codec".into(),
+            "sz3".into(),
+            "--abs".into(),
+            "-1".into(),
+            raw.display().to_string(),
+            dir.join("x").display().to_string(),
+        ],
+        vec![
+            "compress".into(),
+            "--dtype".into(),
+            "f32".into(),
+            "--dims".into(),
+            "32x32x32".into(),
+            "--codec".into(),
+            "gzip".into(),
+            "--abs".into(),
+            "1e-3".into(),
+            raw.display().to_string(),
+            dir.join("x").display().to_string(),
+        ],
+        vec![
+            "decompress".into(),
+            raw.display().to_string(),
+            dir.join("y").display().to_string(),
+        ],
+    ];
+    for args in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = deepcq(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(stderr.contains("error"), "{args:?}: {stderr}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
