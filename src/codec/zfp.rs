@@ -58,7 +58,7 @@ impl Codec for Zfp {
             let header = ffi::zfp_write_header(
                 stream.0.as_ptr(),
                 field.0.as_ptr(),
-                ffi::ZFP_HEADER_FULL as u32,
+                ffi::ZFP_HEADER_FULL,
             );
             if header == 0 {
                 return Err(library_error(NAME, "zfp_write_header failed"));
@@ -112,7 +112,7 @@ impl Codec for Zfp {
             let header_bits = ffi::zfp_read_header(
                 stream.0.as_ptr(),
                 field.0.as_ptr(),
-                ffi::ZFP_HEADER_FULL as u32,
+                ffi::ZFP_HEADER_FULL,
             );
             if header_bits == 0 {
                 return Err(library_error(NAME, "payload has no valid zfp header"));
