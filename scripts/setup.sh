@@ -3,12 +3,17 @@
 # does nothing. Needs root or sudo for apt; everything else lands inside the repo.
 #   - apt: HDF5 1.10 (library, tools, Fortran), compilers, cmake, zstd, libclang (bindgen)
 #   - third_party/onnxruntime/libonnxruntime.so, unpacked from the PyPI wheel
+#   - third_party/venv: h5py (whose wheel bundles HDF5 2.0) and numpy, for tests and examples
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 apt_packages=(build-essential g++ gfortran cmake pkg-config libhdf5-dev hdf5-tools
   libzstd-dev libclang-dev valgrind ca-certificates)
-command -v python3 >/dev/null 2>&1 || apt_packages+=(python3 python3-pip python3-venv)
+if ! command -v python3 >/dev/null 2>&1; then
+  apt_packages+=(python3 python3-pip python3-venv)
+elif ! python3 -c "import ensurepip, venv" >/dev/null 2>&1; then
+  apt_packages+=(python3-venv)
+fi
 
 missing=()
 for p in "${apt_packages[@]}"; do
@@ -49,4 +54,10 @@ with zipfile.ZipFile(wheel) as z:
 os.replace(os.path.join(dest, "libonnxruntime.so.tmp"), os.path.join(dest, "libonnxruntime.so"))
 PY
 fi
-echo "setup: ok (onnxruntime at $ort_dir/libonnxruntime.so)"
+venv="$root/third_party/venv"
+if ! "$venv/bin/python" -c "import h5py, numpy" >/dev/null 2>&1; then
+  echo "setup: creating $venv with h5py and numpy"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "h5py==3.16.0" numpy
+fi
+echo "setup: ok (onnxruntime at $ort_dir/libonnxruntime.so, h5py in $venv)"

@@ -4,7 +4,8 @@
 //! Decoding needs nothing but the chunk: no model, no onnxruntime, no HDF5 metadata.
 
 use crate::codec::{codec_for, CodecError};
-use crate::samples::{Layout, SampleBuf, Samples};
+use crate::padding::{self, Padding};
+use crate::samples::{Element, Layout, SampleBuf, Samples};
 use crate::wire::{self, CodecId, DType};
 
 /// Why a chunk could not be read or written.
@@ -49,8 +50,9 @@ pub struct Header {
     pub bound: f64,
     /// Byte length of the values the decoder hands back.
     pub original_len: u64,
-    /// Extension records (empty in version 1 writers).
-    pub extension: Vec<u8>,
+    /// For edge chunks: the prefix block the payload holds and the value of the rest
+    /// ([`crate::padding`]). Stored in the header's extension bytes.
+    pub padding: Option<Padding>,
 }
 
 /// Compresses `data` with `codec` and wraps the payload in a header.
@@ -61,24 +63,69 @@ pub fn encode(
     bound: f64,
 ) -> Result<Vec<u8>, ChunkError> {
     let payload = codec_for(codec).encode(data, shape, bound)?;
+    Ok(wrap(codec, &data, shape, bound, None, &payload))
+}
+
+/// Compresses the prefix block `inner` (dims `padding.inner`) of a chunk of `shape` whose
+/// other values all equal `padding.fill`.
+pub fn encode_padded(
+    codec: CodecId,
+    inner: Samples<'_>,
+    shape: &[usize],
+    padding: &Padding,
+    bound: f64,
+) -> Result<Vec<u8>, ChunkError> {
+    let payload = codec_for(codec).encode(inner, &padding.inner, bound)?;
+    Ok(wrap(
+        codec,
+        &inner,
+        shape,
+        bound,
+        Some(padding.clone()),
+        &payload,
+    ))
+}
+
+/// Puts a header in front of a payload the codec made.
+pub fn wrap(
+    codec: CodecId,
+    data: &Samples<'_>,
+    shape: &[usize],
+    bound: f64,
+    padding: Option<Padding>,
+    payload: &[u8],
+) -> Vec<u8> {
+    let layout = Layout::of(data, shape);
     let header = Header {
         version: wire::FORMAT_VERSION,
         codec,
-        layout: Layout::of(&data, shape),
         bound: if codec == CodecId::Lossless {
             0.0
         } else {
             bound
         },
-        original_len: data.byte_len() as u64,
-        extension: Vec::new(),
+        original_len: layout.byte_len().unwrap_or(0) as u64,
+        layout,
+        padding,
     };
-    Ok(assemble(&header, &payload))
+    assemble(&header, payload)
+}
+
+fn extension_bytes(padding: &Option<Padding>) -> Vec<u8> {
+    let mut out = Vec::new();
+    if let Some(p) = padding {
+        for &d in &p.inner {
+            out.extend_from_slice(&(d as u64).to_le_bytes());
+        }
+        out.extend_from_slice(&p.fill);
+    }
+    out
 }
 
 /// Writes header, checksum and payload into one buffer.
 fn assemble(header: &Header, payload: &[u8]) -> Vec<u8> {
     let rank = header.layout.shape.len();
+    let extension = extension_bytes(&header.padding);
     let mut out = Vec::with_capacity(wire::FIXED_HEADER_LEN + 8 * rank + 4 + payload.len());
     out.extend_from_slice(&wire::MAGIC);
     out.push(header.version);
@@ -87,14 +134,14 @@ fn assemble(header: &Header, payload: &[u8]) -> Vec<u8> {
     out.push(header.layout.elem_size as u8);
     out.push(rank as u8);
     out.push(0);
-    out.extend_from_slice(&(header.extension.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(extension.len() as u16).to_le_bytes());
     out.extend_from_slice(&header.original_len.to_le_bytes());
     out.extend_from_slice(&header.bound.to_le_bytes());
     out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
     for &d in &header.layout.shape {
         out.extend_from_slice(&(d as u64).to_le_bytes());
     }
-    out.extend_from_slice(&header.extension);
+    out.extend_from_slice(&extension);
     let mut crc = crc32fast::Hasher::new();
     crc.update(&out);
     crc.update(payload);
@@ -209,7 +256,8 @@ pub fn parse(bytes: &[u8]) -> Result<(Header, &[u8]), ChunkError> {
             )))
         }
     }
-    if dtype == DType::Opaque && codec != CodecId::Lossless {
+    let padding = parse_padding(&extension, &layout)?;
+    if dtype == DType::Opaque && (codec != CodecId::Lossless || padding.is_some()) {
         return Err(ChunkError::BadHeader(
             "opaque data with a lossy codec".into(),
         ));
@@ -220,15 +268,75 @@ pub fn parse(bytes: &[u8]) -> Result<(Header, &[u8]), ChunkError> {
         layout,
         bound,
         original_len,
-        extension,
+        padding,
     };
     Ok((header, payload))
+}
+
+/// Reads the padding record: inner dims (u64 each) then one fill element.
+fn parse_padding(extension: &[u8], layout: &Layout) -> Result<Option<Padding>, ChunkError> {
+    if extension.is_empty() {
+        return Ok(None);
+    }
+    let rank = layout.shape.len();
+    if extension.len() != 8 * rank + layout.elem_size {
+        return Err(ChunkError::BadHeader(format!(
+            "padding record of {} bytes",
+            extension.len()
+        )));
+    }
+    let inner: Vec<usize> = extension[..8 * rank]
+        .chunks_exact(8)
+        .map(|b| u64::from_le_bytes(b.try_into().unwrap()) as usize)
+        .collect();
+    if inner
+        .iter()
+        .zip(&layout.shape)
+        .any(|(&i, &d)| i == 0 || i > d)
+    {
+        return Err(ChunkError::BadHeader(format!(
+            "padding block {inner:?} outside chunk {:?}",
+            layout.shape
+        )));
+    }
+    Ok(Some(Padding {
+        inner,
+        fill: extension[8 * rank..].to_vec(),
+    }))
 }
 
 /// Decodes a chunk into its values.
 pub fn decode(bytes: &[u8]) -> Result<(Header, SampleBuf), ChunkError> {
     let (header, payload) = parse(bytes)?;
-    let values = codec_for(header.codec).decode(payload, &header.layout, header.bound)?;
+    let codec = codec_for(header.codec);
+    let values = match &header.padding {
+        None => codec.decode(payload, &header.layout, header.bound)?,
+        Some(p) => {
+            let inner_layout = Layout {
+                shape: p.inner.clone(),
+                ..header.layout.clone()
+            };
+            let inner = codec.decode(payload, &inner_layout, header.bound)?;
+            let shape = &header.layout.shape;
+            match inner {
+                SampleBuf::F32(v) => SampleBuf::F32(padding::expand(
+                    &v,
+                    &p.inner,
+                    shape,
+                    f32::from_le_slice(&p.fill),
+                )),
+                SampleBuf::F64(v) => SampleBuf::F64(padding::expand(
+                    &v,
+                    &p.inner,
+                    shape,
+                    f64::from_le_slice(&p.fill),
+                )),
+                SampleBuf::Opaque(_) => {
+                    return Err(ChunkError::BadHeader("padded opaque chunk".into()))
+                }
+            }
+        }
+    };
     let got = values.view().byte_len() as u64;
     if got != header.original_len {
         return Err(ChunkError::BadHeader(format!(

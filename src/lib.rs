@@ -9,14 +9,22 @@
 //! - [`chunk`]: the versioned, self-describing, checksummed chunk format;
 //! - [`metrics`]: PSNR (value-range convention), SSIM, CR, max error;
 //! - [`corpus`]: raw-array corpora described by `stats.json` manifests;
-//! - [`synth`]: generated fields for demos, tests and training.
+//! - [`synth`]: generated fields for demos, tests and training;
+//! - [`settings`]: the user's target and options, read from HDF5 cd_values;
+//! - [`padding`]: edge chunks, whose fill values must not count;
+//! - [`select`]: target → codec and bound, predict and guarantee modes;
+//! - [`h5`]: the HDF5 plugin (entry points, callbacks, run-time HDF5 API).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod chunk;
 pub mod codec;
 pub mod corpus;
+pub mod h5;
 pub mod metrics;
+pub mod padding;
 pub mod samples;
+pub mod select;
+pub mod settings;
 pub mod synth;
 pub mod wire;

@@ -15,6 +15,8 @@ pub trait Element: Copy + Send + Sync + PartialEq + PartialOrd + std::fmt::Debug
     fn from_le_slice(bytes: &[u8]) -> Self;
     /// Appends the little-endian bytes of this element.
     fn extend_le(self, out: &mut Vec<u8>);
+    /// Views a slice as type-erased samples.
+    fn samples(values: &[Self]) -> Samples<'_>;
 }
 
 impl Element for f32 {
@@ -31,6 +33,9 @@ impl Element for f32 {
     fn extend_le(self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.to_le_bytes());
     }
+    fn samples(values: &[Self]) -> Samples<'_> {
+        Samples::F32(values)
+    }
 }
 
 impl Element for f64 {
@@ -46,6 +51,9 @@ impl Element for f64 {
     }
     fn extend_le(self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.to_le_bytes());
+    }
+    fn samples(values: &[Self]) -> Samples<'_> {
+        Samples::F64(values)
     }
 }
 

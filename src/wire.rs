@@ -124,3 +124,120 @@ impl DType {
         }
     }
 }
+
+/// The cd_values words a user types (`h5repack -f UD=357,0,n,w0,w1,…`). Only the first is
+/// required; see docs/cd_values.md for the full spec.
+pub mod user_cd {
+    /// Target mantissa: the target is `mantissa / 10^decimals`.
+    pub const TARGET: usize = 0;
+    /// What the target means ([`super::TargetKind`]); default PSNR.
+    pub const KIND: usize = 1;
+    /// Decimal places of the mantissa (62.5 dB = mantissa 625, decimals 1); default 0.
+    pub const DECIMALS: usize = 2;
+    /// Compressor restriction ([`super::CompressorChoice`]); default automatic.
+    pub const COMPRESSOR: usize = 3;
+    /// [`super::Mode`]; default guarantee.
+    pub const MODE: usize = 4;
+    /// Bit set of [`super::flags`]; default 0.
+    pub const FLAGS: usize = 5;
+    /// Number of words a user may pass.
+    pub const MAX_LEN: usize = 6;
+}
+
+/// The cd_values HDF5 stores in the file, written by `set_local`. Slot 0 carries
+/// [`STORED_MARKER`] so the stored form is never mistaken for a user's target, and a file
+/// can be repacked again with its own values.
+pub mod stored_cd {
+    /// [`super::STORED_MARKER`] | cd_values version.
+    pub const MARKER: usize = 0;
+    /// [`super::TargetKind`].
+    pub const KIND: usize = 1;
+    /// Target mantissa.
+    pub const TARGET: usize = 2;
+    /// Decimal places of the mantissa.
+    pub const DECIMALS: usize = 3;
+    /// [`super::CompressorChoice`].
+    pub const COMPRESSOR: usize = 4;
+    /// [`super::Mode`].
+    pub const MODE: usize = 5;
+    /// [`super::flags`].
+    pub const FLAGS: usize = 6;
+    /// [`super::DType`] of the dataset.
+    pub const DTYPE: usize = 7;
+    /// Element size in bytes.
+    pub const ELEM_SIZE: usize = 8;
+    /// Chunk rank `r`; the chunk dims (slowest first) follow in slots 10..10+r.
+    pub const RANK: usize = 9;
+    /// First chunk dim.
+    pub const DIMS: usize = 10;
+}
+
+/// High 24 bits of stored slot 0 ("DCQ"); the low 8 bits are [`CD_VERSION`].
+pub const STORED_MARKER: u32 = 0x4443_5100;
+
+/// Version of the stored cd_values layout.
+pub const CD_VERSION: u32 = 1;
+
+/// Largest number of decimal places a target may have.
+pub const MAX_DECIMALS: u32 = 12;
+
+/// What a target number means. The numbers are in cd_values: never reuse one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum TargetKind {
+    /// PSNR ≥ target dB on every chunk (value-range convention).
+    Psnr = 0,
+    /// SSIM ≥ target on every chunk.
+    Ssim = 1,
+    /// Compression ratio ≥ target on every chunk, at the best quality that reaches it.
+    Ratio = 2,
+    /// A fixed absolute error bound: |x − x'| ≤ target, no model involved.
+    AbsBound = 3,
+}
+
+/// Which compressors the chooser may use. The numbers are in cd_values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum CompressorChoice {
+    /// Any of SZ3, ZFP, SPERR, per chunk.
+    Auto = 0,
+    /// SZ3 only.
+    Sz3 = 1,
+    /// ZFP only.
+    Zfp = 2,
+    /// SPERR only.
+    Sperr = 3,
+}
+
+/// How hard the filter checks its choice. The numbers are in cd_values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Mode {
+    /// Decode, measure the real metric, and correct a miss: the target is always met.
+    Guarantee = 0,
+    /// Trust the prediction: one compression per chunk.
+    Predict = 1,
+}
+
+/// Option bits in the flags word.
+pub mod flags {
+    /// When onnxruntime or the model cannot load, fall back to the analytic chooser instead
+    /// of failing the write.
+    pub const ALLOW_ANALYTIC_FALLBACK: u32 = 1;
+    /// Every bit this build understands.
+    pub const KNOWN: u32 = ALLOW_ANALYTIC_FALLBACK;
+}
+
+macro_rules! from_u32 {
+    ($ty:ident: $($variant:ident),+) => {
+        impl $ty {
+            /// Parses the cd_values number.
+            pub fn from_u32(value: u32) -> Option<Self> {
+                [$($ty::$variant),+].into_iter().find(|v| *v as u32 == value)
+            }
+        }
+    };
+}
+from_u32!(TargetKind: Psnr, Ssim, Ratio, AbsBound);
+from_u32!(CompressorChoice: Auto, Sz3, Zfp, Sperr);
+from_u32!(Mode: Guarantee, Predict);

@@ -55,11 +55,8 @@ impl Codec for Zfp {
         let _bits = stream.attach(&mut buffer)?;
         // SAFETY: the stream writes into `buffer`, which outlives `_bits`.
         let written = unsafe {
-            let header = ffi::zfp_write_header(
-                stream.0.as_ptr(),
-                field.0.as_ptr(),
-                ffi::ZFP_HEADER_FULL,
-            );
+            let header =
+                ffi::zfp_write_header(stream.0.as_ptr(), field.0.as_ptr(), ffi::ZFP_HEADER_FULL);
             if header == 0 {
                 return Err(library_error(NAME, "zfp_write_header failed"));
             }
@@ -109,11 +106,8 @@ impl Codec for Zfp {
                 ffi::zfp_field_size(field.0.as_ptr(), std::ptr::null_mut()),
                 kind,
             );
-            let header_bits = ffi::zfp_read_header(
-                stream.0.as_ptr(),
-                field.0.as_ptr(),
-                ffi::ZFP_HEADER_FULL,
-            );
+            let header_bits =
+                ffi::zfp_read_header(stream.0.as_ptr(), field.0.as_ptr(), ffi::ZFP_HEADER_FULL);
             if header_bits == 0 {
                 return Err(library_error(NAME, "payload has no valid zfp header"));
             }

@@ -1,0 +1,271 @@
+//! The few HDF5 functions `can_apply` and `set_local` need, resolved at run time from the
+//! libhdf5 the host already loaded. The plugin never links libhdf5: a plugin linked to
+//! Debian's library inside h5py (which bundles its own HDF5) sees ids that belong to the
+//! other copy and fails every write.
+//!
+//! Lookup order: the global namespace (`dlsym(RTLD_DEFAULT)`, which covers h5repack and
+//! C/Fortran programs linked to HDF5), then every loaded object whose name mentions hdf5,
+//! re-opened with `RTLD_NOLOAD` (h5py loads its private `libhdf5-*.so` locally).
+#![allow(unsafe_code)]
+
+use std::ffi::{c_char, c_int, c_uint, c_void, CStr, CString};
+
+use libloading::os::unix::{Library, Symbol, RTLD_LAZY};
+use once_cell::sync::OnceCell;
+
+/// HDF5's `hid_t` (64-bit since 1.10).
+pub type Hid = i64;
+/// HDF5's `herr_t`.
+pub type Herr = c_int;
+
+type GetFilterById2 = unsafe extern "C" fn(
+    Hid,
+    c_int,
+    *mut c_uint,
+    *mut usize,
+    *mut c_uint,
+    usize,
+    *mut c_char,
+    *mut c_uint,
+) -> Herr;
+type ModifyFilter = unsafe extern "C" fn(Hid, c_int, c_uint, usize, *const c_uint) -> Herr;
+type GetChunk = unsafe extern "C" fn(Hid, c_int, *mut u64) -> c_int;
+type TypeInt = unsafe extern "C" fn(Hid) -> c_int;
+type TypeSize = unsafe extern "C" fn(Hid) -> usize;
+type Push2 = unsafe extern "C" fn(
+    Hid,
+    *const c_char,
+    *const c_char,
+    c_uint,
+    Hid,
+    Hid,
+    Hid,
+    *const c_char,
+    ...
+) -> Herr;
+
+/// `H5T_FLOAT` in `H5T_class_t`.
+pub const H5T_FLOAT: c_int = 1;
+/// `H5T_ORDER_LE` in `H5T_order_t`.
+pub const H5T_ORDER_LE: c_int = 0;
+
+/// Addresses of HDF5's error-class globals (`H5E_ERR_CLS_g`, ...). They are read at push
+/// time, because HDF5 sets them when the library initialises.
+struct ErrorIds {
+    class: *const Hid,
+    major: *const Hid,
+    minor: *const Hid,
+}
+
+/// Resolved entry points. The library handle stays open as long as the process runs.
+pub struct Hdf5Api {
+    _library: Library,
+    get_filter_by_id2: GetFilterById2,
+    modify_filter: ModifyFilter,
+    get_chunk: GetChunk,
+    get_class: TypeInt,
+    get_order: TypeInt,
+    get_size: TypeSize,
+    push2: Option<Push2>,
+    errors: Option<ErrorIds>,
+}
+
+// SAFETY: the raw pointers address HDF5's process-wide globals, which HDF5 itself reads from
+// any thread; function pointers are plain code addresses.
+unsafe impl Send for Hdf5Api {}
+unsafe impl Sync for Hdf5Api {}
+
+/// The process's HDF5 API, resolved once.
+pub fn api() -> Result<&'static Hdf5Api, String> {
+    static API: OnceCell<Result<Hdf5Api, String>> = OnceCell::new();
+    API.get_or_init(resolve).as_ref().map_err(Clone::clone)
+}
+
+fn resolve() -> Result<Hdf5Api, String> {
+    let mut tried = Vec::new();
+    // SAFETY: dlopen(NULL) returns the main program's handle; no initialisers run.
+    let global = unsafe { Library::open(None::<&str>, RTLD_LAZY) };
+    if let Ok(lib) = global {
+        match Hdf5Api::from_library(lib) {
+            Ok(api) => return Ok(api),
+            Err(e) => tried.push(format!("global namespace: {e}")),
+        }
+    }
+    for name in loaded_objects().into_iter().filter(|n| n.contains("hdf5")) {
+        // SAFETY: RTLD_NOLOAD only returns a handle to an object that is already loaded,
+        // so no initialiser runs.
+        let lib = unsafe { Library::open(Some(&name), RTLD_LAZY | libc::RTLD_NOLOAD) };
+        match lib
+            .map_err(|e| format!("{e:?}"))
+            .and_then(Hdf5Api::from_library)
+        {
+            Ok(api) => return Ok(api),
+            Err(e) => tried.push(format!("{name}: {e}")),
+        }
+    }
+    Err(format!(
+        "no loaded libhdf5 exports the functions deepcq needs ({})",
+        if tried.is_empty() {
+            "no libhdf5 is loaded".into()
+        } else {
+            tried.join("; ")
+        }
+    ))
+}
+
+/// Paths of every object loaded into the process.
+fn loaded_objects() -> Vec<String> {
+    unsafe extern "C" fn visit(info: *mut libc::dl_phdr_info, _: usize, out: *mut c_void) -> c_int {
+        // SAFETY: the loader hands a valid info record; `out` is the Vec passed below.
+        let names = unsafe { &mut *(out as *mut Vec<String>) };
+        let name = unsafe { (*info).dlpi_name };
+        if !name.is_null() {
+            let name = unsafe { CStr::from_ptr(name) }
+                .to_string_lossy()
+                .into_owned();
+            if !name.is_empty() {
+                names.push(name);
+            }
+        }
+        0
+    }
+    let mut names: Vec<String> = Vec::new();
+    // SAFETY: the callback only reads the records and pushes into `names`.
+    unsafe { libc::dl_iterate_phdr(Some(visit), &mut names as *mut Vec<String> as *mut c_void) };
+    names
+}
+
+impl Hdf5Api {
+    fn from_library(library: Library) -> Result<Self, String> {
+        /// SAFETY (for every use): the types above are the C prototypes of HDF5 ≥ 1.10.
+        unsafe fn get<T: Copy>(lib: &Library, name: &str) -> Result<T, String> {
+            let sym: Symbol<T> =
+                unsafe { lib.get(name.as_bytes()) }.map_err(|_| format!("{name} not found"))?;
+            Ok(*sym)
+        }
+        unsafe fn global(lib: &Library, name: &str) -> Option<*const Hid> {
+            let sym: Symbol<*const Hid> = unsafe { lib.get(name.as_bytes()) }.ok()?;
+            let ptr = sym.into_raw() as *const Hid;
+            (!ptr.is_null()).then_some(ptr)
+        }
+        unsafe {
+            let errors = (|| {
+                Some(ErrorIds {
+                    class: global(&library, "H5E_ERR_CLS_g")?,
+                    major: global(&library, "H5E_PLINE_g")?,
+                    minor: global(&library, "H5E_CANTINIT_g")?,
+                })
+            })();
+            Ok(Hdf5Api {
+                get_filter_by_id2: get(&library, "H5Pget_filter_by_id2")?,
+                modify_filter: get(&library, "H5Pmodify_filter")?,
+                get_chunk: get(&library, "H5Pget_chunk")?,
+                get_class: get(&library, "H5Tget_class")?,
+                get_order: get(&library, "H5Tget_order")?,
+                get_size: get(&library, "H5Tget_size")?,
+                push2: get(&library, "H5Epush2").ok(),
+                errors,
+                _library: library,
+            })
+        }
+    }
+
+    /// The cd_values and flags of filter `id` in a dataset creation property list.
+    pub fn filter_values(&self, dcpl: Hid, id: u32) -> Result<(u32, Vec<u32>), String> {
+        let mut flags: c_uint = 0;
+        let mut values = vec![0 as c_uint; 64];
+        let mut count = values.len();
+        let mut config: c_uint = 0;
+        // SAFETY: every out pointer addresses a live buffer of the size passed.
+        let status = unsafe {
+            (self.get_filter_by_id2)(
+                dcpl,
+                id as c_int,
+                &mut flags,
+                &mut count,
+                values.as_mut_ptr(),
+                0,
+                std::ptr::null_mut(),
+                &mut config,
+            )
+        };
+        if status < 0 {
+            return Err("H5Pget_filter_by_id2 failed".into());
+        }
+        if count > values.len() {
+            return Err(format!(
+                "{count} cd_values are more than any deepcq form has"
+            ));
+        }
+        values.truncate(count);
+        Ok((flags, values))
+    }
+
+    /// Replaces the cd_values of filter `id`.
+    pub fn set_filter_values(
+        &self,
+        dcpl: Hid,
+        id: u32,
+        flags: u32,
+        values: &[u32],
+    ) -> Result<(), String> {
+        // SAFETY: `values` is a live slice of the length passed.
+        let status = unsafe {
+            (self.modify_filter)(dcpl, id as c_int, flags, values.len(), values.as_ptr())
+        };
+        if status < 0 {
+            Err("H5Pmodify_filter failed".into())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Chunk dims of a dataset creation property list, slowest first.
+    pub fn chunk_dims(&self, dcpl: Hid) -> Result<Vec<usize>, String> {
+        let mut dims = [0u64; crate::wire::MAX_RANK];
+        // SAFETY: `dims` holds MAX_RANK entries, the maximum passed.
+        let rank = unsafe { (self.get_chunk)(dcpl, dims.len() as c_int, dims.as_mut_ptr()) };
+        if rank <= 0 {
+            return Err("the dataset is not chunked (H5Pget_chunk failed)".into());
+        }
+        Ok(dims[..rank as usize].iter().map(|&d| d as usize).collect())
+    }
+
+    /// (class, size, byte order) of a datatype.
+    pub fn type_info(&self, type_id: Hid) -> (c_int, usize, c_int) {
+        // SAFETY: plain queries on an id HDF5 handed us.
+        unsafe {
+            (
+                (self.get_class)(type_id),
+                (self.get_size)(type_id),
+                (self.get_order)(type_id),
+            )
+        }
+    }
+
+    /// Pushes `message` onto the default HDF5 error stack, so that h5repack, h5py and C
+    /// programs print it. Does nothing when the error API could not be resolved.
+    pub fn push_error(&self, function: &str, message: &str) {
+        let (Some(push), Some(ids)) = (self.push2, &self.errors) else {
+            return;
+        };
+        let file = c"h5z-deepcq";
+        let function = CString::new(function).unwrap_or_default();
+        let message = CString::new(message.replace('\0', " ")).unwrap_or_default();
+        // SAFETY: the globals are initialised once HDF5 is open, which it is whenever it
+        // calls a filter callback; the format is a literal "%s".
+        unsafe {
+            push(
+                0, // H5E_DEFAULT
+                file.as_ptr(),
+                function.as_ptr(),
+                line!(),
+                *ids.class,
+                *ids.major,
+                *ids.minor,
+                c"%s".as_ptr(),
+                message.as_ptr(),
+            );
+        }
+    }
+}

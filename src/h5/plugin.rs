@@ -1,0 +1,185 @@
+//! The C boundary HDF5 calls: the two `H5PL*` discovery functions and the three callbacks
+//! of `H5Z_class2_t`. Every function here catches panics, turns errors into HDF5's failure
+//! values, and pushes the message onto the HDF5 error stack. Nothing else in the crate
+//! knows about C return codes.
+#![allow(unsafe_code)]
+
+use std::ffi::{c_char, c_int, c_uint, c_void};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use super::api::{self, Hid, H5T_FLOAT, H5T_ORDER_LE};
+use super::filter;
+use crate::settings::{Settings, StoredSettings};
+use crate::wire::{self, DType};
+
+/// `H5Z_FLAG_REVERSE`: the callback is asked to decode.
+const H5Z_FLAG_REVERSE: c_uint = 0x0100;
+
+type CanApply = extern "C" fn(Hid, Hid, Hid) -> c_int;
+type SetLocal = extern "C" fn(Hid, Hid, Hid) -> c_int;
+type FilterFn =
+    extern "C" fn(c_uint, usize, *const c_uint, usize, *mut usize, *mut *mut c_void) -> usize;
+
+/// HDF5's `H5Z_class2_t`, field for field.
+#[repr(C)]
+pub struct H5ZClass2 {
+    version: c_int,
+    id: c_int,
+    encoder_present: c_uint,
+    decoder_present: c_uint,
+    name: *const c_char,
+    can_apply: Option<CanApply>,
+    set_local: Option<SetLocal>,
+    filter: Option<FilterFn>,
+}
+
+// SAFETY: the struct is immutable and its name points to a static C string.
+unsafe impl Sync for H5ZClass2 {}
+
+/// NUL-terminated copy of [`wire::FILTER_NAME`] for HDF5.
+const NAME: &[u8] = b"deepcq: quality-targeted lossy compression\0";
+const _: () = assert!(NAME.len() == wire::FILTER_NAME.len() + 1);
+
+/// The filter class HDF5 registers.
+pub static FILTER_CLASS: H5ZClass2 = H5ZClass2 {
+    version: 1, // H5Z_CLASS_T_VERS
+    id: wire::FILTER_ID as c_int,
+    encoder_present: 1,
+    decoder_present: 1,
+    name: NAME.as_ptr() as *const c_char,
+    can_apply: Some(can_apply),
+    set_local: Some(set_local),
+    filter: Some(filter_callback),
+};
+
+/// Tells HDF5's plugin loader that this library holds a filter (`H5PL_TYPE_FILTER`).
+#[no_mangle]
+pub extern "C" fn H5PLget_plugin_type() -> c_int {
+    0
+}
+
+/// Hands HDF5's plugin loader the filter class.
+#[no_mangle]
+pub extern "C" fn H5PLget_plugin_info() -> *const c_void {
+    &FILTER_CLASS as *const H5ZClass2 as *const c_void
+}
+
+/// Runs `body`, turning an error or a panic into `failure` plus a message on the HDF5 error
+/// stack (or the log, when the error API is not available).
+fn guarded<T>(function: &str, failure: T, body: impl FnOnce() -> Result<T, String>) -> T {
+    let message = match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(value)) => return value,
+        Ok(Err(message)) => message,
+        Err(panic) => format!(
+            "internal error (please report): {}",
+            panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default()
+        ),
+    };
+    log::error!("{function}: {message}");
+    if let Ok(api) = api::api() {
+        api.push_error(function, &message);
+    }
+    failure
+}
+
+/// Checks the user's cd_values before the dataset exists, so bad values fail
+/// `H5Dcreate` with a message instead of failing the first write. Every datatype is
+/// accepted: non-float data is stored losslessly.
+extern "C" fn can_apply(dcpl: Hid, _type_id: Hid, _space_id: Hid) -> c_int {
+    guarded("deepcq can_apply", -1, || {
+        let api = api::api()?;
+        let (_, cd) = api.filter_values(dcpl, wire::FILTER_ID)?;
+        Settings::parse(&cd).map_err(|e| e.to_string())?;
+        api.chunk_dims(dcpl)?;
+        Ok(1)
+    })
+}
+
+/// Rewrites the user's cd_values into the stored form: settings + dtype + chunk dims.
+extern "C" fn set_local(dcpl: Hid, type_id: Hid, _space_id: Hid) -> c_int {
+    guarded("deepcq set_local", -1, || {
+        let api = api::api()?;
+        let (flags, cd) = api.filter_values(dcpl, wire::FILTER_ID)?;
+        let settings = Settings::parse(&cd).map_err(|e| e.to_string())?;
+        let chunk = api.chunk_dims(dcpl)?;
+        let (class, size, order) = api.type_info(type_id);
+        let dtype = match (class, size, order) {
+            (H5T_FLOAT, 4, H5T_ORDER_LE) => DType::F32,
+            (H5T_FLOAT, 8, H5T_ORDER_LE) => DType::F64,
+            _ => DType::Opaque,
+        };
+        let stored = StoredSettings {
+            settings,
+            dtype,
+            elem_size: size.max(1),
+            chunk,
+        };
+        api.set_filter_values(dcpl, wire::FILTER_ID, flags, &stored.to_cd())?;
+        Ok(0)
+    })
+}
+
+/// Encodes or decodes one chunk in place: HDF5 owns `*buf` (malloc'd), and we replace it
+/// with a malloc'd buffer of the result. Returns the new length, or 0 on failure (HDF5's
+/// convention), leaving `*buf` untouched.
+extern "C" fn filter_callback(
+    flags: c_uint,
+    cd_nelmts: usize,
+    cd_values: *const c_uint,
+    nbytes: usize,
+    buf_size: *mut usize,
+    buf: *mut *mut c_void,
+) -> usize {
+    let decode = flags & H5Z_FLAG_REVERSE != 0;
+    let function = if decode {
+        "deepcq decode"
+    } else {
+        "deepcq encode"
+    };
+    guarded(function, 0, || {
+        if buf.is_null() || buf_size.is_null() || unsafe { (*buf).is_null() } {
+            return Err("HDF5 passed a null buffer".into());
+        }
+        // SAFETY: HDF5 passes `nbytes` valid bytes at `*buf` and `cd_nelmts` cd_values.
+        let input = unsafe { std::slice::from_raw_parts(*buf as *const u8, nbytes) };
+        let output = if decode {
+            filter::decode_chunk(input).map_err(|e| e.to_string())?
+        } else {
+            let cd = if cd_values.is_null() {
+                &[][..]
+            } else {
+                unsafe { std::slice::from_raw_parts(cd_values, cd_nelmts) }
+            };
+            let stored = StoredSettings::parse(cd).map_err(|e| e.to_string())?;
+            let (bytes, outcome) =
+                filter::encode_chunk(&stored, input).map_err(|e| e.to_string())?;
+            log::debug!(
+                "chunk: {} bound {:.3e} measured {:?} ({} compressions, {}), {} -> {} bytes",
+                outcome.codec.name(),
+                outcome.bound,
+                outcome.measured,
+                outcome.compressions,
+                outcome.reason,
+                nbytes,
+                bytes.len()
+            );
+            bytes
+        };
+        // SAFETY: malloc'd memory is what HDF5 frees the chunk buffer with.
+        let fresh = unsafe { libc::malloc(output.len().max(1)) };
+        if fresh.is_null() {
+            return Err(format!("out of memory for a {} byte chunk", output.len()));
+        }
+        unsafe {
+            std::ptr::copy_nonoverlapping(output.as_ptr(), fresh as *mut u8, output.len());
+            libc::free(*buf);
+            *buf = fresh;
+            *buf_size = output.len();
+        }
+        Ok(output.len())
+    })
+}

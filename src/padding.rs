@@ -1,0 +1,172 @@
+//! Edge chunks: HDF5 hands a filter the full chunk buffer even where the chunk sticks out of
+//! the dataset, and fills the outside with the fill value. Those values must neither spoil
+//! the quality target (the range and MSE would include them) nor cost bits.
+//!
+//! The filter cannot tell an edge chunk from an interior one, so it does not need to: it
+//! trims every trailing slab, axis by axis, whose values are all bit-identical to the
+//! chunk's last value, compresses only the remaining prefix block, and stores the fill
+//! value so the decoder restores the trimmed part **exactly**. Because the trimmed part is
+//! exact, a PSNR met on the prefix block is met on every larger block that contains it:
+//! the range can only grow and the MSE only shrink. The dataset's valid part of an edge
+//! chunk is such a block, so edge chunks meet the target on the data the user wrote.
+
+use bytemuck::Pod;
+
+/// The prefix block that holds the data, and the value everything outside it holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Padding {
+    /// Dims of the kept prefix block, slowest first; each ≤ the chunk's dim.
+    pub inner: Vec<usize>,
+    /// Native bytes of the fill value (one element).
+    pub fill: Vec<u8>,
+}
+
+/// Finds the smallest prefix block outside of which every value equals the last one,
+/// bit for bit. `None` when nothing can be trimmed, or when the whole chunk is that one
+/// value (a constant chunk needs no block).
+pub fn find<T: Pod>(data: &[T], shape: &[usize]) -> Option<Padding> {
+    let fill = *data.last()?;
+    let same = |x: &T| bytemuck::bytes_of(x) == bytemuck::bytes_of(&fill);
+    let mut inner = shape.to_vec();
+    for axis in 0..shape.len() {
+        while inner[axis] > 0 && slab_all(data, shape, &inner, axis, inner[axis] - 1, &same) {
+            inner[axis] -= 1;
+        }
+        if inner[axis] == 0 {
+            return None;
+        }
+    }
+    (inner != shape).then(|| Padding {
+        inner,
+        fill: bytemuck::bytes_of(&fill).to_vec(),
+    })
+}
+
+/// True when every value of the block `block` with `axis` fixed at `index` passes `test`.
+fn slab_all<T>(
+    data: &[T],
+    shape: &[usize],
+    block: &[usize],
+    axis: usize,
+    index: usize,
+    test: &impl Fn(&T) -> bool,
+) -> bool {
+    let mut fixed = block.to_vec();
+    fixed[axis] = 1;
+    let mut ok = true;
+    for_each_offset(shape, &fixed, |offset| {
+        let at = offset + index * stride(shape, axis);
+        ok = ok && test(&data[at]);
+    });
+    ok
+}
+
+/// Distance in elements between neighbours along `axis` (C order).
+fn stride(shape: &[usize], axis: usize) -> usize {
+    shape[axis + 1..].iter().product()
+}
+
+/// Calls `visit` with the flat offset of every element of the prefix block `block` of an
+/// array of `shape`, in C order, one contiguous run of the fastest axis at a time.
+fn for_each_offset(shape: &[usize], block: &[usize], mut visit: impl FnMut(usize)) {
+    if block.contains(&0) {
+        return;
+    }
+    let rank = shape.len();
+    if rank == 0 {
+        visit(0);
+        return;
+    }
+    let mut index = vec![0usize; rank];
+    loop {
+        let base: usize = (0..rank - 1).map(|a| index[a] * stride(shape, a)).sum();
+        for i in 0..block[rank - 1] {
+            visit(base + i);
+        }
+        // Odometer over the slower axes.
+        let mut axis = rank - 1;
+        loop {
+            if axis == 0 {
+                return;
+            }
+            axis -= 1;
+            index[axis] += 1;
+            if index[axis] < block[axis] {
+                break;
+            }
+            index[axis] = 0;
+        }
+    }
+}
+
+/// Copies the prefix block `inner` out of `data` of `shape`.
+pub fn extract<T: Copy>(data: &[T], shape: &[usize], inner: &[usize]) -> Vec<T> {
+    let mut out = Vec::with_capacity(inner.iter().product());
+    for_each_offset(shape, inner, |offset| out.push(data[offset]));
+    out
+}
+
+/// Rebuilds a chunk of `shape` from its prefix block `inner` and the fill value.
+pub fn expand<T: Copy>(values: &[T], inner: &[usize], shape: &[usize], fill: T) -> Vec<T> {
+    let mut out = vec![fill; shape.iter().product()];
+    let mut source = values.iter();
+    for_each_offset(shape, inner, |offset| {
+        if let Some(&v) = source.next() {
+            out[offset] = v;
+        }
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edge_chunk_padding_is_found_and_restored() {
+        // A 4×5 chunk whose valid part is 3×2; the rest holds the fill 0.
+        let shape = [4, 5];
+        let mut data = vec![0.0f32; 20];
+        for r in 0..3 {
+            for c in 0..2 {
+                data[r * 5 + c] = 1.0 + (r * 2 + c) as f32;
+            }
+        }
+        let padding = find(&data, &shape).unwrap();
+        assert_eq!(padding.inner, vec![3, 2]);
+        let inner = extract(&data, &shape, &padding.inner);
+        assert_eq!(inner, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        assert_eq!(expand(&inner, &padding.inner, &shape, 0.0), data);
+    }
+
+    #[test]
+    fn nan_fill_is_trimmed_bitwise() {
+        let data = [1.0f64, 2.0, f64::NAN, 3.0, 4.0, f64::NAN];
+        let padding = find(&data, &[2, 3]).unwrap();
+        assert_eq!(padding.inner, vec![2, 2]);
+    }
+
+    #[test]
+    fn nothing_to_trim_or_all_constant_gives_none() {
+        assert_eq!(find(&[1.0f32, 2.0, 3.0, 4.0], &[2, 2]), None);
+        assert_eq!(find(&[7.0f32; 8], &[2, 4]), None);
+        assert_eq!(find::<f32>(&[], &[0]), None);
+    }
+
+    #[test]
+    fn three_d_round_trip() {
+        let shape = [3, 4, 5];
+        let inner = [2, 3, 4];
+        let mut data = vec![-1.0f32; 60];
+        let mut next = 0.5f32;
+        for_each_offset(&shape, &inner, |o| {
+            data[o] = next;
+            next += 1.0;
+        });
+        let padding = find(&data, &shape).unwrap();
+        assert_eq!(padding.inner, inner.to_vec());
+        let kept = extract(&data, &shape, &inner);
+        assert_eq!(kept.len(), 24);
+        assert_eq!(expand(&kept, &inner, &shape, -1.0), data);
+    }
+}

@@ -1,0 +1,415 @@
+//! Target → codec and bound, for one chunk; then the predict or guarantee loop.
+//!
+//! The first proposal comes from a [`Proposer`]. Until the learned surrogate lands, the
+//! proposer is [`Analytic`]: SZ3's PSNR formula, `eb = R·10^(−(T + 10·log10(1 − 2/3·0.99))/20)`,
+//! about 1.715× the safe point-wise bound. In guarantee mode the chunk is decoded and the
+//! real metric measured; a miss tightens the bound by the measured shortfall, then falls
+//! back to the safe bound `R·10^(−T/20)` (MSE ≤ eb², so PSNR ≥ T for any codec that keeps
+//! its bound), then to lossless. The target is therefore always met.
+
+use crate::codec::{codec_for, CodecError};
+use crate::metrics;
+use crate::samples::{Layout, Samples};
+use crate::settings::Settings;
+use crate::wire::{CodecId, CompressorChoice, Mode, TargetKind};
+
+/// How many corrected bounds guarantee mode tries before the safe bound.
+const MAX_CORRECTIONS: usize = 2;
+
+/// What the chooser did for one chunk.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// Codec of the payload.
+    pub codec: CodecId,
+    /// Absolute bound given to the codec (0 for lossless).
+    pub bound: f64,
+    /// The codec's bytes.
+    pub payload: Vec<u8>,
+    /// The proposer's predicted metric for the first proposal, if it predicts one.
+    pub predicted: Option<f64>,
+    /// The measured metric of the kept payload (guarantee mode), in the target's unit.
+    pub measured: Option<f64>,
+    /// Number of compressions spent.
+    pub compressions: u32,
+    /// Why the chooser ended where it did ("proposal", "corrected", "safe bound", ...).
+    pub reason: &'static str,
+}
+
+/// A first guess for a chunk: codec, absolute bound and, when known, the predicted metric.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Proposal {
+    /// Codec to try.
+    pub codec: CodecId,
+    /// Absolute error bound.
+    pub bound: f64,
+    /// Predicted value of the target metric.
+    pub predicted: Option<f64>,
+}
+
+/// Makes the first proposal for a chunk. The surrogate implements this too.
+pub trait Proposer {
+    /// Proposes a codec and bound for `data` (finite, range `range` > 0) to meet the target.
+    fn propose(
+        &self,
+        data: Samples<'_>,
+        shape: &[usize],
+        range: f64,
+        settings: &Settings,
+    ) -> Result<Proposal, SelectError>;
+}
+
+/// Why no payload could be produced.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SelectError {
+    /// A codec failed in a way no fallback covers.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// The proposer could not run (model or onnxruntime missing, ...).
+    #[error("{0}")]
+    Proposer(String),
+}
+
+/// SZ3's PSNR formula, for every compressor. No model, no state.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Analytic;
+
+/// The bound SZ3's PSNR mode uses for `target` dB over range `range`.
+pub fn sz3_formula_bound(range: f64, target_db: f64) -> f64 {
+    range * 10f64.powf(-(target_db + 10.0 * (1.0 - 2.0 / 3.0 * 0.99f64).log10()) / 20.0)
+}
+
+/// The point-wise bound that guarantees PSNR ≥ `target_db` for any codec that keeps it,
+/// with a hair of headroom for the codecs' own rounding.
+pub fn safe_bound(range: f64, target_db: f64) -> f64 {
+    range * 10f64.powf(-target_db / 20.0) * (1.0 - 1e-5)
+}
+
+/// The codec a restriction names, or SZ3 for automatic choice (the formula is SZ3's).
+fn restricted_or(choice: CompressorChoice, default: CodecId) -> CodecId {
+    match choice {
+        CompressorChoice::Auto => default,
+        CompressorChoice::Sz3 => CodecId::Sz3,
+        CompressorChoice::Zfp => CodecId::Zfp,
+        CompressorChoice::Sperr => CodecId::Sperr,
+    }
+}
+
+impl Proposer for Analytic {
+    fn propose(
+        &self,
+        _data: Samples<'_>,
+        _shape: &[usize],
+        range: f64,
+        settings: &Settings,
+    ) -> Result<Proposal, SelectError> {
+        let codec = restricted_or(settings.compressor, CodecId::Sz3);
+        let t = settings.target.value();
+        let bound = match settings.target.kind {
+            TargetKind::Psnr => sz3_formula_bound(range, t),
+            TargetKind::AbsBound => t,
+            // No closed form: start at 60 dB's formula bound and let the search move it.
+            TargetKind::Ssim | TargetKind::Ratio => sz3_formula_bound(range, 60.0),
+        };
+        Ok(Proposal {
+            codec,
+            bound,
+            predicted: None,
+        })
+    }
+}
+
+/// The finite value range of `data`; 0 for constant or empty data.
+pub fn value_range(data: Samples<'_>) -> f64 {
+    fn range<T: crate::samples::Element>(v: &[T]) -> f64 {
+        let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+        for x in v {
+            let x = x.to_f64();
+            if x.is_finite() {
+                lo = lo.min(x);
+                hi = hi.max(x);
+            }
+        }
+        if hi >= lo {
+            hi - lo
+        } else {
+            0.0
+        }
+    }
+    match data {
+        Samples::F32(v) => range(v),
+        Samples::F64(v) => range(v),
+        Samples::Opaque { .. } => 0.0,
+    }
+}
+
+/// Compresses one chunk to the target. Opaque, non-finite and constant data go to the
+/// lossless codec (exact, so every target is met).
+pub fn compress_to_target(
+    data: Samples<'_>,
+    shape: &[usize],
+    settings: &Settings,
+    proposer: &dyn Proposer,
+) -> Result<Outcome, SelectError> {
+    let range = value_range(data);
+    if matches!(data, Samples::Opaque { .. }) || !data.all_finite() || range == 0.0 {
+        let reason = match data {
+            Samples::Opaque { .. } => "not f32/f64: lossless",
+            _ if range == 0.0 => "constant: lossless",
+            _ => "NaN/Inf present: lossless",
+        };
+        return lossless(data, shape, 0, reason);
+    }
+    let proposal = proposer.propose(data, shape, range, settings)?;
+    let mut search = Search {
+        data,
+        shape,
+        settings,
+        compressions: 0,
+    };
+    let first = search.try_bound(proposal.codec, proposal.bound)?;
+    let finish = |mut o: Outcome| {
+        o.predicted = proposal.predicted;
+        Ok(o)
+    };
+    if settings.mode == Mode::Predict || settings.target.kind == TargetKind::AbsBound {
+        return finish(first.into_outcome("proposal", None));
+    }
+    match settings.target.kind {
+        TargetKind::Psnr => finish(search.guarantee_psnr(first, range)?),
+        TargetKind::Ssim => finish(search.guarantee_ssim(first)?),
+        TargetKind::Ratio => finish(search.reach_ratio(first)?),
+        TargetKind::AbsBound => unreachable!("returned above"),
+    }
+}
+
+fn lossless(
+    data: Samples<'_>,
+    shape: &[usize],
+    compressions: u32,
+    reason: &'static str,
+) -> Result<Outcome, SelectError> {
+    let payload = codec_for(CodecId::Lossless).encode(data, shape, 0.0)?;
+    Ok(Outcome {
+        codec: CodecId::Lossless,
+        bound: 0.0,
+        payload,
+        predicted: None,
+        measured: None,
+        compressions: compressions + 1,
+        reason,
+    })
+}
+
+/// One compression attempt and its payload.
+struct Attempt {
+    codec: CodecId,
+    bound: f64,
+    payload: Vec<u8>,
+    compressions: u32,
+}
+
+impl Attempt {
+    fn into_outcome(self, reason: &'static str, measured: Option<f64>) -> Outcome {
+        Outcome {
+            codec: self.codec,
+            bound: self.bound,
+            payload: self.payload,
+            predicted: None,
+            measured,
+            compressions: self.compressions,
+            reason,
+        }
+    }
+}
+
+/// The state of a guarantee search over one chunk.
+struct Search<'a> {
+    data: Samples<'a>,
+    shape: &'a [usize],
+    settings: &'a Settings,
+    compressions: u32,
+}
+
+impl Search<'_> {
+    fn try_bound(&mut self, codec: CodecId, bound: f64) -> Result<Attempt, SelectError> {
+        let payload = codec_for(codec).encode(self.data, self.shape, bound)?;
+        self.compressions += 1;
+        Ok(Attempt {
+            codec,
+            bound,
+            payload,
+            compressions: self.compressions,
+        })
+    }
+
+    fn decoded(&self, attempt: &Attempt) -> Result<crate::samples::SampleBuf, SelectError> {
+        let layout = Layout::of(&self.data, self.shape);
+        Ok(codec_for(attempt.codec).decode(&attempt.payload, &layout, attempt.bound)?)
+    }
+
+    fn psnr(&self, attempt: &Attempt) -> Result<f64, SelectError> {
+        let back = self.decoded(attempt)?;
+        Ok(metrics::error_stats_of(self.data, back.view())
+            .map(|s| s.psnr)
+            .unwrap_or(f64::NEG_INFINITY))
+    }
+
+    fn ssim(&self, attempt: &Attempt) -> Result<f64, SelectError> {
+        let back = self.decoded(attempt)?;
+        Ok(metrics::ssim_of(self.data, back.view(), self.shape).unwrap_or(f64::NEG_INFINITY))
+    }
+
+    fn lossless(&self, reason: &'static str) -> Result<Outcome, SelectError> {
+        lossless(self.data, self.shape, self.compressions, reason)
+    }
+
+    /// Measures, tightens by the shortfall, then the safe bound, then lossless.
+    fn guarantee_psnr(&mut self, first: Attempt, range: f64) -> Result<Outcome, SelectError> {
+        let target = self.settings.target.value();
+        let mut attempt = first;
+        for round in 0..=MAX_CORRECTIONS {
+            let psnr = self.psnr(&attempt)?;
+            if psnr >= target {
+                let reason = if round == 0 { "proposal" } else { "corrected" };
+                return Ok(attempt.into_outcome(reason, Some(psnr)));
+            }
+            if round == MAX_CORRECTIONS {
+                break;
+            }
+            // MSE scales with eb², so the shortfall in dB says how far to tighten.
+            let shortfall = (target - psnr).min(60.0);
+            let bound = attempt.bound * 10f64.powf(-shortfall / 20.0) * 0.97;
+            attempt = self.try_bound(attempt.codec, bound)?;
+        }
+        let safe = safe_bound(range, target);
+        if safe > 0.0 && safe.is_finite() {
+            let attempt = self.try_bound(attempt.codec, safe)?;
+            let psnr = self.psnr(&attempt)?;
+            if psnr >= target {
+                return Ok(attempt.into_outcome("safe bound", Some(psnr)));
+            }
+        }
+        self.lossless("target unreachable with a lossy codec: lossless")
+    }
+
+    /// Tightens by 4× until SSIM meets the target, then lossless.
+    fn guarantee_ssim(&mut self, first: Attempt) -> Result<Outcome, SelectError> {
+        let target = self.settings.target.value();
+        let mut attempt = first;
+        for round in 0..8 {
+            let ssim = self.ssim(&attempt)?;
+            if ssim >= target {
+                let reason = if round == 0 { "proposal" } else { "corrected" };
+                return Ok(attempt.into_outcome(reason, Some(ssim)));
+            }
+            attempt = self.try_bound(attempt.codec, attempt.bound / 4.0)?;
+        }
+        self.lossless("SSIM target unreachable with a lossy codec: lossless")
+    }
+
+    /// Bisects the bound (in log space) for the best quality whose ratio reaches the
+    /// target. When no bound reaches it, keeps the loosest tried (the ratio closest to it).
+    fn reach_ratio(&mut self, first: Attempt) -> Result<Outcome, SelectError> {
+        let target = self.settings.target.value();
+        let original = self.data.byte_len();
+        let ratio = |a: &Attempt| metrics::compression_ratio(original, a.payload.len());
+        let codec = first.codec;
+        let (mut lo, mut hi) = (first.bound * 1e-6, first.bound * 1e6);
+        let mut best: Option<Attempt> = None;
+        let mut attempt = first;
+        for _ in 0..14 {
+            if ratio(&attempt) >= target {
+                hi = attempt.bound;
+                best = Some(attempt);
+            } else {
+                lo = attempt.bound;
+            }
+            if hi / lo < 1.05 {
+                break;
+            }
+            attempt = self.try_bound(codec, (lo * hi).sqrt())?;
+        }
+        let (attempt, reason) = match best {
+            Some(a) => (a, "bisected"),
+            None => (
+                self.try_bound(codec, hi)?,
+                "ratio unreachable: loosest bound",
+            ),
+        };
+        let r = ratio(&attempt);
+        Ok(attempt.into_outcome(reason, Some(r)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::{generate, Kind};
+
+    fn field() -> (Vec<f32>, Vec<usize>) {
+        let shape = vec![24, 32, 32];
+        let v = generate(Kind::Spectral { slope: 3.0 }, &shape, 7);
+        (v.into_iter().map(|x| x as f32).collect(), shape)
+    }
+
+    #[test]
+    fn guarantee_meets_psnr_targets() {
+        let (v, shape) = field();
+        for t in [30.0, 45.5, 60.0, 80.0, 100.0] {
+            let settings = Settings::psnr(t).unwrap();
+            let out = compress_to_target(Samples::F32(&v), &shape, &settings, &Analytic).unwrap();
+            let layout = Layout::of(&Samples::F32(&v), &shape);
+            let back = codec_for(out.codec)
+                .decode(&out.payload, &layout, out.bound)
+                .unwrap();
+            let psnr = metrics::error_stats_of(Samples::F32(&v), back.view())
+                .unwrap()
+                .psnr;
+            assert!(psnr >= t, "target {t}: got {psnr} via {}", out.reason);
+            assert_eq!(out.measured, Some(psnr));
+        }
+    }
+
+    #[test]
+    fn every_restricted_codec_meets_the_target() {
+        let (v, shape) = field();
+        for c in [
+            CompressorChoice::Sz3,
+            CompressorChoice::Zfp,
+            CompressorChoice::Sperr,
+        ] {
+            let mut settings = Settings::psnr(70.0).unwrap();
+            settings.compressor = c;
+            let out = compress_to_target(Samples::F32(&v), &shape, &settings, &Analytic).unwrap();
+            assert!(out.measured.unwrap() >= 70.0, "{c:?}");
+            assert_eq!(out.codec as u32, c as u32);
+        }
+    }
+
+    #[test]
+    fn special_chunks_go_lossless() {
+        let settings = Settings::psnr(60.0).unwrap();
+        let constant = vec![3.5f64; 100];
+        let out =
+            compress_to_target(Samples::F64(&constant), &[100], &settings, &Analytic).unwrap();
+        assert_eq!(out.codec, CodecId::Lossless);
+        let mut nan = vec![1.0f32, 2.0, 3.0, 4.0];
+        nan[2] = f32::NAN;
+        let out = compress_to_target(Samples::F32(&nan), &[4], &settings, &Analytic).unwrap();
+        assert_eq!(out.codec, CodecId::Lossless);
+    }
+
+    #[test]
+    fn ssim_and_ratio_targets_are_reached() {
+        let (v, shape) = field();
+        let data = Samples::F32(&v);
+        let settings = Settings::parse(&[995, 1, 3]).unwrap();
+        let out = compress_to_target(data, &shape, &settings, &Analytic).unwrap();
+        assert!(out.measured.unwrap() >= 0.995);
+        let settings = Settings::parse(&[20, 2]).unwrap();
+        let out = compress_to_target(data, &shape, &settings, &Analytic).unwrap();
+        let cr = metrics::compression_ratio(data.byte_len(), out.payload.len());
+        assert!(cr >= 20.0, "ratio {cr}");
+    }
+}

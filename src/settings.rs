@@ -1,0 +1,393 @@
+//! What the user asked for, read from and written to HDF5 cd_values.
+//!
+//! Two forms exist (slot numbers in [`crate::wire::user_cd`] and [`crate::wire::stored_cd`],
+//! spec in docs/cd_values.md): the short *user* form someone types into h5repack, and the
+//! *stored* form `set_local` writes into the file, which adds the dtype and chunk shape. A
+//! stored form passed back in (h5repack of a file written with this filter) is accepted
+//! wherever a user form is.
+
+use crate::wire::{
+    self, flags, stored_cd, user_cd, CompressorChoice, DType, Mode, TargetKind, MAX_DECIMALS,
+};
+
+/// Why cd_values were rejected. The text ends up on the HDF5 error stack, so it says what
+/// to type instead.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[non_exhaustive]
+pub enum SettingsError {
+    /// No words, or more than the user form has.
+    #[error("deepcq expects 1 to {max} cd_values (target, kind, decimals, compressor, mode, flags), got {0}; e.g. UD=357,0,1,60 for PSNR >= 60 dB", max = user_cd::MAX_LEN)]
+    WrongCount(usize),
+    /// A slot holds a number that names nothing.
+    #[error("deepcq cd_values slot {slot} ({what}) = {value} is not valid: {hint}")]
+    BadSlot {
+        /// Slot index.
+        slot: usize,
+        /// Slot name.
+        what: &'static str,
+        /// The number found.
+        value: u32,
+        /// What is allowed.
+        hint: &'static str,
+    },
+    /// The target value is out of range for its kind.
+    #[error("deepcq target {value} is out of range for {kind}: {hint}")]
+    BadTarget {
+        /// Target kind name.
+        kind: &'static str,
+        /// The decoded target.
+        value: f64,
+        /// The allowed range.
+        hint: &'static str,
+    },
+    /// A stored form that does not hold together (corrupt file or newer writer).
+    #[error("deepcq stored cd_values are malformed: {0}")]
+    BadStored(String),
+}
+
+/// A quality target: `mantissa / 10^decimals` of some [`TargetKind`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Target {
+    /// What the number means.
+    pub kind: TargetKind,
+    /// The integer typed into cd_values.
+    pub mantissa: u32,
+    /// Decimal places of the mantissa.
+    pub decimals: u32,
+}
+
+impl Target {
+    /// The target as a number (dB, SSIM, ratio or absolute bound).
+    pub fn value(&self) -> f64 {
+        self.mantissa as f64 / 10f64.powi(self.decimals as i32)
+    }
+
+    /// Encodes `value` with the fewest decimals that represent it exactly enough
+    /// (relative error below 1e-9), so `62.5` becomes mantissa 625, decimals 1.
+    pub fn from_value(kind: TargetKind, value: f64) -> Result<Self, SettingsError> {
+        for decimals in 0..=MAX_DECIMALS {
+            let scaled = value * 10f64.powi(decimals as i32);
+            if scaled > i32::MAX as f64 {
+                break;
+            }
+            let rounded = scaled.round();
+            if rounded >= 1.0 && (scaled - rounded).abs() <= 1e-9 * scaled.max(1.0) {
+                let target = Target {
+                    kind,
+                    mantissa: rounded as u32,
+                    decimals,
+                };
+                target.validate()?;
+                return Ok(target);
+            }
+        }
+        Err(SettingsError::BadTarget {
+            kind: kind_name(kind),
+            value,
+            hint: "not representable as an integer below 2^31 times 10^-d with d <= 12",
+        })
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        let value = self.value();
+        let (ok, hint) = match self.kind {
+            TargetKind::Psnr => (value > 0.0 && value <= 400.0, "PSNR must be in (0, 400] dB"),
+            TargetKind::Ssim => (value > 0.0 && value <= 1.0, "SSIM must be in (0, 1]"),
+            TargetKind::Ratio => (value >= 1.0, "a compression ratio must be >= 1"),
+            TargetKind::AbsBound => (value > 0.0, "an absolute bound must be > 0"),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(SettingsError::BadTarget {
+                kind: kind_name(self.kind),
+                value,
+                hint,
+            })
+        }
+    }
+}
+
+/// Human name of a target kind.
+pub fn kind_name(kind: TargetKind) -> &'static str {
+    match kind {
+        TargetKind::Psnr => "PSNR",
+        TargetKind::Ssim => "SSIM",
+        TargetKind::Ratio => "compression ratio",
+        TargetKind::AbsBound => "absolute bound",
+    }
+}
+
+/// Everything the user chose.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Settings {
+    /// The quality target.
+    pub target: Target,
+    /// Which compressors may be used.
+    pub compressor: CompressorChoice,
+    /// Predict or guarantee.
+    pub mode: Mode,
+    /// [`crate::wire::flags`] bits.
+    pub flags: u32,
+}
+
+/// [`Settings`] plus what `set_local` learned about the dataset.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredSettings {
+    /// The user's choices.
+    pub settings: Settings,
+    /// Element type ([`DType::Opaque`] for anything but f32/f64).
+    pub dtype: DType,
+    /// Element size in bytes.
+    pub elem_size: usize,
+    /// Chunk dims, slowest first.
+    pub chunk: Vec<usize>,
+}
+
+impl Settings {
+    /// PSNR ≥ `db`, automatic compressor, guarantee mode.
+    pub fn psnr(db: f64) -> Result<Self, SettingsError> {
+        Ok(Settings {
+            target: Target::from_value(TargetKind::Psnr, db)?,
+            compressor: CompressorChoice::Auto,
+            mode: Mode::Guarantee,
+            flags: 0,
+        })
+    }
+
+    /// Reads either form.
+    pub fn parse(cd: &[u32]) -> Result<Self, SettingsError> {
+        if is_stored(cd) {
+            return Ok(StoredSettings::parse(cd)?.settings);
+        }
+        if cd.is_empty() || cd.len() > user_cd::MAX_LEN {
+            return Err(SettingsError::WrongCount(cd.len()));
+        }
+        let word = |slot: usize, default: u32| cd.get(slot).copied().unwrap_or(default);
+        Self::from_words(
+            [
+                word(user_cd::KIND, TargetKind::Psnr as u32),
+                word(user_cd::TARGET, 0),
+                word(user_cd::DECIMALS, 0),
+                word(user_cd::COMPRESSOR, CompressorChoice::Auto as u32),
+                word(user_cd::MODE, Mode::Guarantee as u32),
+                word(user_cd::FLAGS, 0),
+            ],
+            [
+                user_cd::KIND,
+                user_cd::TARGET,
+                user_cd::DECIMALS,
+                user_cd::COMPRESSOR,
+                user_cd::MODE,
+                user_cd::FLAGS,
+            ],
+        )
+    }
+
+    /// Validates words given as `[kind, mantissa, decimals, compressor, mode, flags]`,
+    /// with the slot each came from for the error message.
+    fn from_words(words: [u32; 6], slots: [usize; 6]) -> Result<Self, SettingsError> {
+        let [kind, mantissa, decimals, compressor, mode, flag_bits] = words;
+        let bad = |i: usize, what, hint| SettingsError::BadSlot {
+            slot: slots[i],
+            what,
+            value: words[i],
+            hint,
+        };
+        let kind = TargetKind::from_u32(kind).ok_or_else(|| {
+            bad(
+                0,
+                "kind",
+                "0 = PSNR dB, 1 = SSIM, 2 = compression ratio, 3 = absolute bound",
+            )
+        })?;
+        if mantissa == 0 || mantissa > i32::MAX as u32 {
+            return Err(bad(
+                1,
+                "target",
+                "a positive integer below 2^31 (use the decimals slot for fractions)",
+            ));
+        }
+        if decimals > MAX_DECIMALS {
+            return Err(bad(2, "decimals", "0 to 12"));
+        }
+        let compressor = CompressorChoice::from_u32(compressor)
+            .ok_or_else(|| bad(3, "compressor", "0 = auto, 1 = sz3, 2 = zfp, 3 = sperr"))?;
+        let mode =
+            Mode::from_u32(mode).ok_or_else(|| bad(4, "mode", "0 = guarantee, 1 = predict"))?;
+        if flag_bits & !flags::KNOWN != 0 {
+            return Err(bad(
+                5,
+                "flags",
+                "bit 0 = allow the analytic fallback; no other bits",
+            ));
+        }
+        let target = Target {
+            kind,
+            mantissa,
+            decimals,
+        };
+        target.validate()?;
+        Ok(Settings {
+            target,
+            compressor,
+            mode,
+            flags: flag_bits,
+        })
+    }
+
+    /// The shortest user form that means these settings (what `deepcq cdvalues` prints).
+    pub fn to_user_cd(&self) -> Vec<u32> {
+        let mut cd = vec![0; user_cd::MAX_LEN];
+        cd[user_cd::TARGET] = self.target.mantissa;
+        cd[user_cd::KIND] = self.target.kind as u32;
+        cd[user_cd::DECIMALS] = self.target.decimals;
+        cd[user_cd::COMPRESSOR] = self.compressor as u32;
+        cd[user_cd::MODE] = self.mode as u32;
+        cd[user_cd::FLAGS] = self.flags;
+        while cd.len() > 1 && cd.last() == Some(&0) {
+            cd.pop();
+        }
+        cd
+    }
+}
+
+/// True when slot 0 carries the stored-form marker.
+pub fn is_stored(cd: &[u32]) -> bool {
+    cd.first()
+        .is_some_and(|w| w & 0xFFFF_FF00 == wire::STORED_MARKER)
+}
+
+impl StoredSettings {
+    /// Reads the stored form.
+    pub fn parse(cd: &[u32]) -> Result<Self, SettingsError> {
+        if !is_stored(cd) || cd.len() < stored_cd::DIMS {
+            return Err(SettingsError::BadStored(format!(
+                "{} words, no marker",
+                cd.len()
+            )));
+        }
+        let version = cd[stored_cd::MARKER] & 0xFF;
+        if version == 0 || version > wire::CD_VERSION {
+            return Err(SettingsError::BadStored(format!(
+                "cd_values version {version} is newer than this build ({})",
+                wire::CD_VERSION
+            )));
+        }
+        let slots = [
+            stored_cd::KIND,
+            stored_cd::TARGET,
+            stored_cd::DECIMALS,
+            stored_cd::COMPRESSOR,
+            stored_cd::MODE,
+            stored_cd::FLAGS,
+        ];
+        let settings = Settings::from_words(slots.map(|s| cd[s]), slots)?;
+        let dtype = u8::try_from(cd[stored_cd::DTYPE])
+            .ok()
+            .and_then(DType::from_u8)
+            .ok_or_else(|| SettingsError::BadStored(format!("dtype {}", cd[stored_cd::DTYPE])))?;
+        let elem_size = cd[stored_cd::ELEM_SIZE] as usize;
+        let rank = cd[stored_cd::RANK] as usize;
+        if elem_size == 0
+            || rank == 0
+            || rank > wire::MAX_RANK
+            || cd.len() != stored_cd::DIMS + rank
+        {
+            return Err(SettingsError::BadStored(format!(
+                "element size {elem_size}, rank {rank}, {} words",
+                cd.len()
+            )));
+        }
+        let chunk: Vec<usize> = cd[stored_cd::DIMS..].iter().map(|&d| d as usize).collect();
+        if chunk.contains(&0) {
+            return Err(SettingsError::BadStored("a chunk dim is 0".into()));
+        }
+        Ok(StoredSettings {
+            settings,
+            dtype,
+            elem_size,
+            chunk,
+        })
+    }
+
+    /// Writes the stored form.
+    pub fn to_cd(&self) -> Vec<u32> {
+        let s = &self.settings;
+        let mut cd = vec![0; stored_cd::DIMS];
+        cd[stored_cd::MARKER] = wire::STORED_MARKER | wire::CD_VERSION;
+        cd[stored_cd::KIND] = s.target.kind as u32;
+        cd[stored_cd::TARGET] = s.target.mantissa;
+        cd[stored_cd::DECIMALS] = s.target.decimals;
+        cd[stored_cd::COMPRESSOR] = s.compressor as u32;
+        cd[stored_cd::MODE] = s.mode as u32;
+        cd[stored_cd::FLAGS] = s.flags;
+        cd[stored_cd::DTYPE] = self.dtype as u32;
+        cd[stored_cd::ELEM_SIZE] = self.elem_size as u32;
+        cd[stored_cd::RANK] = self.chunk.len() as u32;
+        cd.extend(self.chunk.iter().map(|&d| d as u32));
+        cd
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_word_means_psnr_auto_guarantee() {
+        let s = Settings::parse(&[60]).unwrap();
+        assert_eq!(s, Settings::psnr(60.0).unwrap());
+        assert_eq!(s.target.value(), 60.0);
+        assert_eq!(s.to_user_cd(), vec![60]);
+    }
+
+    #[test]
+    fn fractional_targets_are_typeable() {
+        let t = Target::from_value(TargetKind::Psnr, 62.5).unwrap();
+        assert_eq!((t.mantissa, t.decimals), (625, 1));
+        let t = Target::from_value(TargetKind::Ssim, 0.995).unwrap();
+        assert_eq!((t.mantissa, t.decimals), (995, 3));
+        let t = Target::from_value(TargetKind::AbsBound, 1e-9).unwrap();
+        assert_eq!((t.mantissa, t.decimals), (1, 9));
+        assert_eq!(Settings::parse(&[625, 0, 1]).unwrap().target.value(), 62.5);
+    }
+
+    #[test]
+    fn bad_words_are_named() {
+        assert_eq!(Settings::parse(&[]), Err(SettingsError::WrongCount(0)));
+        assert_eq!(Settings::parse(&[1; 7]), Err(SettingsError::WrongCount(7)));
+        for cd in [
+            &[0][..],
+            &[60, 9],
+            &[60, 0, 13],
+            &[60, 0, 0, 4],
+            &[60, 0, 0, 0, 2],
+            &[60, 0, 0, 0, 0, 2],
+            &[u32::MAX],
+            &[2, 1],
+            &[500],
+        ] {
+            let err = Settings::parse(cd).unwrap_err();
+            assert!(!err.to_string().is_empty(), "{cd:?}");
+        }
+    }
+
+    #[test]
+    fn stored_form_round_trips_and_is_accepted_as_input() {
+        let stored = StoredSettings {
+            settings: Settings::parse(&[995, 1, 3, 3, 1, 1]).unwrap(),
+            dtype: DType::F32,
+            elem_size: 4,
+            chunk: vec![16, 32, 64],
+        };
+        let cd = stored.to_cd();
+        assert!(is_stored(&cd));
+        assert_eq!(StoredSettings::parse(&cd).unwrap(), stored);
+        assert_eq!(Settings::parse(&cd).unwrap(), stored.settings);
+        let mut newer = cd.clone();
+        newer[0] = wire::STORED_MARKER | 9;
+        assert!(StoredSettings::parse(&newer).is_err());
+        assert!(StoredSettings::parse(&cd[..cd.len() - 1]).is_err());
+    }
+}
