@@ -170,6 +170,19 @@ pub fn compress_to_target(
     let first = search.try_bound(proposal.codec, proposal.bound)?;
     let finish = |mut o: Outcome| {
         o.predicted = proposal.predicted;
+        // Tiny or noisy chunks can come out larger than they went in; exact storage is
+        // then both smaller and better.
+        if o.payload.len() >= data.byte_len() {
+            let exact = lossless(
+                data,
+                shape,
+                o.compressions,
+                "lossy larger than raw: lossless",
+            )?;
+            if exact.payload.len() < o.payload.len() {
+                return Ok(exact);
+            }
+        }
         Ok(o)
     };
     if settings.mode == Mode::Predict || settings.target.kind == TargetKind::AbsBound {

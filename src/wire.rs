@@ -19,7 +19,7 @@
 //! | 20 | 8 | absolute error bound the codec was given (f64; 0 for lossless) |
 //! | 28 | 8 | payload length `p` |
 //! | 36 | 8·r | dims, slowest first (C order) |
-//! | 36+8r | e | extension records, which a version-1 reader skips |
+//! | 36+8r | e | padding record, `e` = 0 or 8·r + element size: the dims of the prefix block the payload holds, then the fill value of the rest ([`crate::padding`]) |
 //! | 36+8r+e | 4 | CRC-32 (IEEE) of every byte above and of the payload |
 //! | 40+8r+e | p | codec payload |
 //!

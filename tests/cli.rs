@@ -31,6 +31,16 @@ fn info_json_has_the_documented_keys() {
         .map(|c| c.as_str().unwrap())
         .collect();
     assert_eq!(names, ["lossless", "sz3", "zfp", "sperr"]);
+    assert_eq!(v["filter_id"], 357);
+    // The plugin path is absolute and names the library HDF5 loads, when it is built.
+    if let Some(path) = v["plugin_path"].as_str() {
+        let path = std::path::Path::new(path);
+        assert!(
+            path.is_absolute() && path.ends_with("libh5z_deepcq.so"),
+            "{path:?}"
+        );
+        assert!(path.exists());
+    }
 }
 
 #[test]
@@ -149,4 +159,22 @@ fn compress_then_decompress_respects_the_bound() {
         assert!(stderr.contains("error"), "{args:?}: {stderr}");
     }
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn cdvalues_prints_the_packed_words() {
+    let out = Command::new(env!("CARGO_BIN_EXE_deepcq"))
+        .args(["cdvalues", "--psnr", "62.5"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("UD=357,0,3,625,0,1"), "{text}");
+    assert!(text.contains("{625, 0, 1}"), "{text}");
+    let bad = Command::new(env!("CARGO_BIN_EXE_deepcq"))
+        .args(["cdvalues", "--ssim", "1.5"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("SSIM must be in (0, 1]"));
 }

@@ -2,6 +2,7 @@
 //!
 //! Every failure prints one clear line on stderr and exits non-zero; no panic traces.
 
+mod cdvalues;
 mod codecs;
 mod raw;
 
@@ -30,6 +31,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the cd_values for a target: the h5repack argument, a C array, h5py options.
+    Cdvalues(cdvalues::CdArgs),
     /// Compress a raw little-endian array into a self-describing .dcq chunk.
     Compress {
         /// Element type of the raw file: f32 or f64.
@@ -94,6 +97,7 @@ fn main() -> ExitCode {
             input,
             output,
         } => codecs::compress(dtype, &dims.0, codec, bound, &input, &output),
+        Command::Cdvalues(args) => cdvalues::run(&args),
         Command::Decompress { input, output } => codecs::decompress(&input, &output),
         Command::Demo => codecs::demo(),
         Command::BenchCodecs {

@@ -1,0 +1,95 @@
+//! `deepcq cdvalues`: turns a target into the cd_values words, so nobody packs them by hand.
+
+use anyhow::Result;
+use clap::{Args, ValueEnum};
+use h5z_deepcq::settings::{Settings, Target};
+use h5z_deepcq::wire::{self, flags, CompressorChoice, Mode, TargetKind};
+
+/// The target (exactly one) and options.
+#[derive(Args)]
+#[group(skip)]
+pub struct CdArgs {
+    /// PSNR ≥ this many dB on every chunk (value-range convention).
+    #[arg(long, group = "target")]
+    psnr: Option<f64>,
+    /// SSIM ≥ this on every chunk.
+    #[arg(long, group = "target")]
+    ssim: Option<f64>,
+    /// Compression ratio ≥ this on every chunk.
+    #[arg(long, group = "target")]
+    ratio: Option<f64>,
+    /// Fixed absolute error bound.
+    #[arg(long, group = "target")]
+    abs: Option<f64>,
+    /// Restrict the compressor.
+    #[arg(long, value_enum, default_value = "auto")]
+    compressor: Compressor,
+    /// guarantee (measure and correct) or predict (one compression).
+    #[arg(long, value_enum, default_value = "guarantee")]
+    mode: ModeArg,
+    /// Use the analytic chooser when onnxruntime or the model cannot load.
+    #[arg(long)]
+    allow_analytic_fallback: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Compressor {
+    Auto,
+    Sz3,
+    Zfp,
+    Sperr,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ModeArg {
+    Guarantee,
+    Predict,
+}
+
+pub fn run(args: &CdArgs) -> Result<()> {
+    let (kind, value) = match (args.psnr, args.ssim, args.ratio, args.abs) {
+        (Some(v), ..) => (TargetKind::Psnr, v),
+        (_, Some(v), ..) => (TargetKind::Ssim, v),
+        (_, _, Some(v), _) => (TargetKind::Ratio, v),
+        (.., Some(v)) => (TargetKind::AbsBound, v),
+        _ => anyhow::bail!("name a target: --psnr, --ssim, --ratio or --abs"),
+    };
+    let settings = Settings {
+        target: Target::from_value(kind, value)?,
+        compressor: match args.compressor {
+            Compressor::Auto => CompressorChoice::Auto,
+            Compressor::Sz3 => CompressorChoice::Sz3,
+            Compressor::Zfp => CompressorChoice::Zfp,
+            Compressor::Sperr => CompressorChoice::Sperr,
+        },
+        mode: match args.mode {
+            ModeArg::Guarantee => Mode::Guarantee,
+            ModeArg::Predict => Mode::Predict,
+        },
+        flags: if args.allow_analytic_fallback {
+            flags::ALLOW_ANALYTIC_FALLBACK
+        } else {
+            0
+        },
+    };
+    let cd = settings.to_user_cd();
+    let words: Vec<String> = cd.iter().map(|w| w.to_string()).collect();
+    let id = wire::FILTER_ID;
+    println!(
+        "h5repack: h5repack -f UD={id},0,{},{} in.h5 out.h5",
+        cd.len(),
+        words.join(",")
+    );
+    println!(
+        "C:        const unsigned int cd_values[{}] = {{{}}};  /* H5Pset_filter(dcpl, {id}, H5Z_FLAG_MANDATORY, {}, cd_values) */",
+        cd.len(),
+        words.join(", "),
+        cd.len()
+    );
+    println!(
+        "h5py:     compression={id}, compression_opts=({}{})",
+        words.join(", "),
+        if cd.len() == 1 { "," } else { "" }
+    );
+    Ok(())
+}

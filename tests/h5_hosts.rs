@@ -1,0 +1,183 @@
+//! The plugin inside real HDF5 hosts: h5repack/h5dump/h5diff (Debian's HDF5 1.10), a C
+//! program linked to Debian's libhdf5, and h5py from PyPI (which bundles HDF5 2.0). Exit
+//! codes prove nothing here (h5repack exits 0 and writes raw data when a plugin fails to
+//! load), so every test checks the pipeline, the stored bytes and each chunk's PSNR.
+//!
+//! Needs what `scripts/setup.sh` installs (HDF5 tools, gcc, the h5py venv in third_party/).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The folder users point HDF5_PLUGIN_PATH at; its library is what this build produced.
+fn plugin_dir() -> PathBuf {
+    let dir = repo().join("plugin");
+    let lib = dir.join("libh5z_deepcq.so");
+    let built = repo().join("target/release/deps/libh5z_deepcq.so");
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    assert!(
+        lib.exists(),
+        "{} is missing: run `cargo build --release --lib`",
+        lib.display()
+    );
+    // `cargo test` rebuilds the cdylib under deps/ without copying it to the plugin's
+    // place; testing the old copy would test stale code.
+    assert!(
+        modified(&built) <= modified(&lib),
+        "the plugin is older than this build: run `cargo build --release --lib` first"
+    );
+    dir
+}
+
+fn python() -> PathBuf {
+    let py = repo().join("third_party/venv/bin/python");
+    assert!(
+        py.exists(),
+        "{} is missing: run scripts/setup.sh",
+        py.display()
+    );
+    py
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.env("HDF5_PLUGIN_PATH", plugin_dir());
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e} (run scripts/setup.sh)"));
+    eprintln!(
+        "$ {cmd:?}\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn make_input(dir: &Path) -> PathBuf {
+    let input = dir.join("in.h5");
+    let out = run(Command::new(python())
+        .arg(repo().join("tests/hosts/make_input.py"))
+        .arg(&input));
+    assert!(out.status.success(), "make_input.py failed");
+    input
+}
+
+fn check(original: &Path, filtered: &Path, target: &str) {
+    let out = run(Command::new(python())
+        .arg(repo().join("tests/hosts/check.py"))
+        .args([original, filtered])
+        .arg(target));
+    assert!(
+        out.status.success() && stdout(&out).contains("ALL OK"),
+        "chunk check failed for {}",
+        filtered.display()
+    );
+}
+
+#[test]
+fn h5repack_applies_the_filter_to_every_dataset_and_meets_the_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = make_input(dir.path());
+    for (spec, target) in [
+        ("UD=357,0,1,60", "60"),
+        ("UD=357,0,3,625,0,1", "62.5"),
+        ("UD=357,0,4,45,0,0,3", "45"),
+        ("UD=357,0,5,80,0,0,2,1", "80"),
+    ] {
+        let output = dir.path().join("out.h5");
+        let out = run(Command::new("h5repack")
+            .args(["-f", spec])
+            .arg(&input)
+            .arg(&output));
+        assert!(out.status.success(), "h5repack -f {spec} failed");
+        let dump = run(Command::new("h5dump").arg("-pH").arg(&output));
+        let text = stdout(&dump);
+        assert_eq!(
+            text.matches("COMMENT deepcq: quality-targeted lossy compression")
+                .count(),
+            7,
+            "h5dump -pH does not show the filter on all 7 datasets"
+        );
+        check(&input, &output, target);
+
+        // A file written with the filter repacks again with its stored cd_values.
+        let again = dir.path().join("again.h5");
+        let out = run(Command::new("h5repack").arg(&output).arg(&again));
+        assert!(out.status.success());
+        check(&input, &again, target);
+    }
+}
+
+#[test]
+fn h5diff_sees_lossless_types_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = make_input(dir.path());
+    let output = dir.path().join("out.h5");
+    assert!(run(Command::new("h5repack")
+        .args(["-f", "UD=357,0,1,60"])
+        .arg(&input)
+        .arg(&output))
+    .status
+    .success());
+    for name in ["ints", "compound", "constant", "tiny"] {
+        let out = run(Command::new("h5diff").arg(&input).arg(&output).arg(name));
+        assert!(
+            out.status.success(),
+            "h5diff reports a difference in {name}"
+        );
+    }
+    // The lossy field does differ: h5diff must see it (the filter did something).
+    let out = run(Command::new("h5diff").arg(&input).arg(&output).arg("field"));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "h5diff sees no change in the lossy field"
+    );
+}
+
+#[test]
+fn c_program_writes_reads_and_gets_errors_on_the_stack() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dir.path().join("write_read");
+    let flags = Command::new("pkg-config")
+        .args(["--cflags", "--libs", "hdf5"])
+        .output()
+        .expect("pkg-config missing: run scripts/setup.sh");
+    let flags = String::from_utf8(flags.stdout).unwrap();
+    let out = run(Command::new("gcc")
+        .arg("-O1")
+        .arg("-o")
+        .arg(&exe)
+        .arg(repo().join("tests/hosts/write_read.c"))
+        .args(flags.split_whitespace())
+        .arg("-lm"));
+    assert!(out.status.success(), "gcc failed");
+    let out = run(Command::new(&exe).arg(dir.path().join("c.h5")));
+    assert!(out.status.success() && stdout(&out).contains("ALL OK"));
+    let errors = String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        "slot 1 (kind) = 9",
+        "slot 0 (target) = 4294967291",
+        "expects 1 to 6 cd_values",
+    ] {
+        assert!(errors.contains(needle), "error stack lacks {needle:?}");
+    }
+}
+
+#[test]
+fn h5py_with_bundled_hdf5_writes_and_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = make_input(dir.path());
+    let out = run(Command::new(python())
+        .arg(repo().join("tests/hosts/h5py_write.py"))
+        .arg(&input)
+        .arg(dir.path().join("py.h5"))
+        .current_dir(repo().join("tests/hosts")));
+    assert!(out.status.success() && stdout(&out).contains("ALL OK"));
+}

@@ -1,0 +1,84 @@
+"""Checks a file written through the deepcq filter against its original, chunk by chunk.
+
+usage: check.py ORIGINAL FILTERED TARGET_DB [DATASET ...]
+
+For every dataset: the filter (id 357) is in the pipeline; every stored chunk starts with
+the deepcq magic; float data meets PSNR >= TARGET_DB on every chunk, measured on the part of
+the chunk inside the dataset (edge chunks) with the chunk's own value range, and NaNs come
+back as NaNs; everything else comes back bit-identical; compressible floats are stored
+smaller than raw. Prints one line per dataset and exits 1 on any failure."""
+import itertools
+import sys
+
+import h5py
+import numpy as np
+
+FILTER_ID = 357
+
+
+def chunk_psnr(a, b):
+    a = a.astype(np.float64)
+    b = b.astype(np.float64)
+    finite = np.isfinite(a)
+    if not np.array_equal(np.isnan(a), np.isnan(b)):
+        return -np.inf
+    a, b = a[finite], b[finite]
+    if a.size == 0:
+        return np.inf
+    mse = np.mean((a - b) ** 2)
+    rng = a.max() - a.min()
+    if mse == 0:
+        return np.inf
+    if rng == 0:
+        return -np.inf
+    return 20 * np.log10(rng) - 10 * np.log10(mse)
+
+
+def chunk_slices(shape, chunks):
+    ranges = [range(0, n, c) for n, c in zip(shape, chunks)]
+    for start in itertools.product(*ranges):
+        yield tuple(slice(s, min(s + c, n)) for s, c, n in zip(start, chunks, shape))
+
+
+def check(original, filtered, target, names):
+    failures = []
+    for name in names:
+        src, dst = original[name], filtered[name]
+        if str(FILTER_ID) not in dst._filters:
+            failures.append(f"{name}: filter {FILTER_ID} not in pipeline {dst._filters}")
+            continue
+        first = dst.id.read_direct_chunk((0,) * dst.ndim)[1]
+        if first[:4] != b"DCQK":
+            failures.append(f"{name}: stored chunk does not start with DCQK")
+        a, b = src[...], dst[...]
+        stored, raw = dst.id.get_storage_size(), a.nbytes
+        if a.dtype.kind == "f":
+            worst = min(chunk_psnr(a[s], b[s]) for s in chunk_slices(a.shape, dst.chunks))
+            ok = worst >= target
+            compressible = np.isfinite(a).all() and a.max() > a.min() and a.size >= 1000
+            if compressible and stored >= raw:
+                failures.append(f"{name}: stored {stored} B >= raw {raw} B")
+            print(f"{name}: worst chunk PSNR {worst:.2f} dB (target {target}), stored {stored} of {raw} B")
+            if not ok:
+                failures.append(f"{name}: chunk PSNR {worst:.2f} < {target}")
+        else:
+            same = a.tobytes() == b.tobytes()
+            print(f"{name}: lossless {'identical' if same else 'DIFFERENT'}, stored {stored} of {raw} B")
+            if not same:
+                failures.append(f"{name}: non-float data changed")
+    return failures
+
+
+def main():
+    original, filtered, target = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    with h5py.File(original) as o, h5py.File(filtered) as f:
+        names = sys.argv[4:] or list(o.keys())
+        failures = check(o, f, target, names)
+    for msg in failures:
+        print("FAIL", msg)
+    print("ALL OK" if not failures else f"{len(failures)} FAILURES")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""h5py (whose wheel bundles HDF5 2.0) writes through the deepcq filter via
+HDF5_PLUGIN_PATH, reads back, and checks every chunk; then bad cd_values must fail
+dataset creation with deepcq's message.
+
+usage: h5py_write.py INPUT OUTPUT"""
+import sys
+
+import h5py
+import numpy as np
+
+import check
+
+src_path, out_path = sys.argv[1], sys.argv[2]
+with h5py.File(src_path) as src, h5py.File(out_path, "w") as out:
+    # 62.5 dB is typed as mantissa 625 with 1 decimal.
+    for name in src:
+        ds = src[name]
+        out.create_dataset(name, data=ds[...], chunks=ds.chunks, compression=357, compression_opts=(625, 0, 1))
+with h5py.File(src_path) as o, h5py.File(out_path) as f:
+    failures = check.check(o, f, 62.5, list(o.keys()))
+
+try:
+    with h5py.File(out_path, "a") as out:
+        out.create_dataset("bad", data=np.zeros((8, 8), "f4"), chunks=(4, 4), compression=357,
+                           compression_opts=(60, 9))
+    failures.append("bad cd_values (kind 9) were accepted")
+except Exception as e:  # h5py raises ValueError with HDF5's message
+    print("bad cd_values rejected:", e)
+    if "slot 1 (kind)" not in str(e):
+        failures.append(f"error lacks deepcq's message: {e}")
+
+for msg in failures:
+    print("FAIL", msg)
+print("ALL OK" if not failures else f"{len(failures)} FAILURES")
+sys.exit(1 if failures else 0)
