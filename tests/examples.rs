@@ -13,23 +13,31 @@ fn root() -> PathBuf {
 }
 
 /// The directory holding libh5z_deepcq.so: the profile dir of this test binary
-/// (target/release/deps/.. ).
+/// (target/release/deps/..), which is also where plugin/ points.
+///
+/// `cargo test` rebuilds the cdylib under deps/ without copying it up; linking or loading
+/// the old copy would test stale code, so a stale copy fails the test.
 fn lib_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>")
-        .to_path_buf();
+    let deps = exe.parent().expect("target/<profile>/deps");
+    let dir = deps.parent().expect("target/<profile>").to_path_buf();
+    let lib = dir.join("libh5z_deepcq.so");
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     assert!(
-        dir.join("libh5z_deepcq.so").exists(),
-        "{} has no libh5z_deepcq.so: run `cargo build --release` first",
-        dir.display()
+        lib.exists(),
+        "{} is missing: run `cargo build --release --lib` first",
+        lib.display()
+    );
+    assert!(
+        modified(&deps.join("libh5z_deepcq.so")) <= modified(&lib),
+        "{} is older than this build: run `cargo build --release --lib` first",
+        lib.display()
     );
     dir
 }
 
 fn plugin_dir() -> PathBuf {
+    lib_dir();
     let dir = root().join("plugin");
     assert!(
         dir.join("libh5z_deepcq.so").exists(),
