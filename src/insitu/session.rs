@@ -19,7 +19,8 @@
 //! target on average) `c` is clamped at 0: the session then only ever loosens, and never
 //! pays ratio for a proposer that was already right. When `mean(x) < 0` (the proposer
 //! keeps missing) the session tightens ahead of time, so guarantee mode stops paying for
-//! retries. A field that changes fast widens `dev` and with it the margin. Ratio and
+//! retries. A field that changes fast widens `dev` and with it the margin. In predict mode,
+//! where nothing catches a miss, the margin is [`PREDICT_MARGIN_SCALE`] times wider. Ratio and
 //! absolute-bound targets are not corrected (their bound is searched or fixed).
 //!
 //! # Threads
@@ -36,7 +37,7 @@ use crate::metrics;
 use crate::samples::Samples;
 use crate::select::{Proposal, Proposer, SelectError};
 use crate::settings::Settings;
-use crate::wire::{CodecId, TargetKind};
+use crate::wire::{CodecId, Mode, TargetKind};
 
 /// Weight of the newest observation in the running means.
 pub const ALPHA: f64 = 0.5;
@@ -44,6 +45,8 @@ pub const ALPHA: f64 = 0.5;
 pub const MIN_MARGIN_DB: f64 = 0.25;
 /// Margin per unit of mean deviation of the observations.
 pub const SPREAD: f64 = 2.0;
+/// Predict mode never corrects a miss, so its margin is this many times wider.
+pub const PREDICT_MARGIN_SCALE: f64 = 3.0;
 /// Largest |ln factor| one observation may contribute (a factor of 1000).
 const MAX_STEP: f64 = 6.9;
 
@@ -84,9 +87,10 @@ impl Learned {
         }
     }
 
-    /// The ln factor to apply to the next raw proposal.
-    fn correction(&self) -> f64 {
-        let c = self.mean - (db_to_ln(MIN_MARGIN_DB) + SPREAD * self.dev);
+    /// The ln factor to apply to the next raw proposal. `scale` widens the margin (predict
+    /// mode, where a miss is never corrected).
+    fn correction(&self, scale: f64) -> f64 {
+        let c = self.mean - scale * (db_to_ln(MIN_MARGIN_DB) + SPREAD * self.dev);
         if self.mean >= 0.0 {
             c.max(0.0)
         } else {
@@ -132,7 +136,11 @@ impl Proposer for Corrected<'_> {
         let Some(learned) = self.learned[raw.codec as usize] else {
             return Ok(raw);
         };
-        let factor = learned.correction();
+        let scale = match settings.mode {
+            Mode::Predict => PREDICT_MARGIN_SCALE,
+            Mode::Guarantee => 1.0,
+        };
+        let factor = learned.correction(scale);
         self.applied.set(factor);
         Ok(Proposal {
             bound: raw.bound * factor.exp(),
@@ -329,12 +337,62 @@ mod tests {
         for _ in 0..4 {
             learned = learned.update(-0.5);
         }
-        assert!(learned.correction() < -0.5, "{learned:?}");
+        assert!(learned.correction(1.0) < -0.5, "{learned:?}");
         let overshooting = Learned::first(0.01).update(0.01);
         assert_eq!(
-            overshooting.correction(),
+            overshooting.correction(1.0),
             0.0,
             "never tighter than a proposer that meets"
         );
+    }
+
+    #[test]
+    fn predict_mode_adaptation_keeps_meeting_targets_on_drifting_fields() {
+        // A field that morphs from one spectral field into another over 12 steps, for
+        // each compressor: predict mode has no safety net, so the learned loosening must
+        // not make steps miss. Also reports the ratio it bought (printed with --nocapture).
+        let shape = [40, 48];
+        let a = generate(Kind::Spectral { slope: 2.5 }, &shape, 21);
+        let b = generate(Kind::Spectral { slope: 3.5 }, &shape, 22);
+        for compressor in [
+            crate::wire::CompressorChoice::Auto,
+            crate::wire::CompressorChoice::Zfp,
+            crate::wire::CompressorChoice::Sperr,
+        ] {
+            for target in [40.0, 60.0, 80.0] {
+                let settings = Settings {
+                    compressor,
+                    mode: Mode::Predict,
+                    ..Settings::psnr(target).unwrap()
+                };
+                let adaptive = Session::new(settings, true);
+                let fixed = Session::new(settings, false);
+                let (mut cr_a, mut cr_f) = (0.0, 0.0);
+                for t in 0..12 {
+                    let w = t as f64 / 11.0;
+                    let v: Vec<f32> = a
+                        .iter()
+                        .zip(&b)
+                        .map(|(x, y)| ((1.0 - w) * x + w * y) as f32)
+                        .collect();
+                    let (_, ra) = adaptive.compress(Samples::F32(&v), &shape).unwrap();
+                    let (_, rf) = fixed.compress(Samples::F32(&v), &shape).unwrap();
+                    cr_a += ra.ratio.ln();
+                    cr_f += rf.ratio.ln();
+                }
+                let (sa, sf) = (adaptive.stats(), fixed.stats());
+                println!(
+                    "{compressor:?} {target} dB: misses {} / {}, gmean CR {:.2} / {:.2}",
+                    sa.misses,
+                    sf.misses,
+                    (cr_a / 12.0).exp(),
+                    (cr_f / 12.0).exp()
+                );
+                assert!(
+                    sa.misses <= sf.misses,
+                    "{compressor:?} {target}: {sa:?} vs {sf:?}"
+                );
+            }
+        }
     }
 }
