@@ -749,3 +749,101 @@ pub unsafe extern "C" fn h5z_deepcq_free(ptr: *mut c_void) {
     // SAFETY: the pointer came from malloc in deliver_alloc (or is NULL).
     unsafe { libc::free(ptr) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message() -> String {
+        let mut buf = [0 as c_char; 128];
+        // SAFETY: buf holds 128 bytes.
+        let n = unsafe { h5z_deepcq_last_error(buf.as_mut_ptr(), buf.len()) };
+        let bytes: Vec<u8> = buf[..n.min(127)].iter().map(|&c| c as u8).collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    #[test]
+    fn a_panic_becomes_a_code_and_a_message() {
+        let status = guard(|| panic!("boom in a codec"));
+        assert_eq!(status, H5Z_DEEPCQ_ERR_INTERNAL);
+        assert!(message().contains("boom in a codec"), "{}", message());
+        assert_eq!(guard(|| Ok(())), H5Z_DEEPCQ_OK);
+        assert_eq!(message(), "");
+    }
+
+    #[test]
+    fn every_error_class_has_its_own_negative_code() {
+        let errors = [
+            InsituError::InvalidArgument(String::new()),
+            InsituError::Settings(SettingsError::WrongCount(0)),
+            InsituError::BufferTooSmall {
+                needed: 1,
+                capacity: 0,
+            },
+            InsituError::Chunk(crate::chunk::ChunkError::BadMagic),
+            InsituError::Select(crate::select::SelectError::Proposer(String::new())),
+            InsituError::Hdf5(String::new()),
+            InsituError::OutOfMemory(1),
+        ];
+        let mut codes: Vec<c_int> = errors.iter().map(status_of).collect();
+        assert!(codes.iter().all(|&c| c < 0 && c != H5Z_DEEPCQ_ERR_INTERNAL));
+        codes.sort();
+        codes.dedup();
+        assert_eq!(codes.len(), errors.len());
+    }
+
+    #[test]
+    fn too_small_buffers_report_the_size_needed() {
+        let values: Vec<f64> = (0..600).map(|i| (i as f64 * 0.05).sin()).collect();
+        let dims = [20usize, 30];
+        let cd = [60 as c_uint];
+        let (mut out, mut len) = (std::ptr::null_mut(), 0usize);
+        // SAFETY: values holds 600 f64; outputs are writable.
+        let status = unsafe {
+            h5z_deepcq_compress(
+                values.as_ptr() as *const c_void,
+                H5Z_DEEPCQ_FLOAT64,
+                dims.as_ptr(),
+                2,
+                cd.as_ptr(),
+                1,
+                &mut out,
+                &mut len,
+                std::ptr::null_mut(),
+            )
+        };
+        assert_eq!(status, H5Z_DEEPCQ_OK);
+        let mut small = [0u8; 16];
+        let mut needed = 0usize;
+        // SAFETY: `out` holds `len` bytes from the library; `small` holds 16.
+        let status = unsafe {
+            h5z_deepcq_decompress(
+                out,
+                len,
+                small.as_mut_ptr() as *mut c_void,
+                small.len(),
+                &mut needed,
+            )
+        };
+        assert_eq!((status, needed), (H5Z_DEEPCQ_ERR_BUFFER_TOO_SMALL, 600 * 8));
+        let (mut dtype, mut shape, mut rank, mut nbytes) = (0, [0usize; 4], 4usize, 0usize);
+        // SAFETY: as above; shape holds 4 entries.
+        let status = unsafe {
+            h5z_deepcq_chunk_info(
+                out,
+                len,
+                &mut dtype,
+                shape.as_mut_ptr(),
+                &mut rank,
+                &mut nbytes,
+            )
+        };
+        assert_eq!(status, H5Z_DEEPCQ_OK);
+        assert_eq!(
+            (dtype, &shape[..rank], nbytes),
+            (H5Z_DEEPCQ_FLOAT64, &dims[..], 4800)
+        );
+        // SAFETY: `out` came from the library and is freed once.
+        unsafe { h5z_deepcq_free(out) };
+    }
+}
