@@ -227,6 +227,15 @@ fn invalid(message: impl Into<String>) -> InsituError {
     InsituError::InvalidArgument(message.into())
 }
 
+/// Fails before any work is done when an output pointer is NULL, so a bad call neither
+/// costs a compression nor advances a session.
+fn require_out(out_len: *mut usize, out: Option<*mut *mut c_void>) -> Result<(), InsituError> {
+    if out_len.is_null() || out.is_some_and(|p| p.is_null()) {
+        return Err(invalid("out or out_len is NULL"));
+    }
+    Ok(())
+}
+
 /// Borrows `*ptr` for writing, or fails naming the argument.
 unsafe fn out_ref<'a, T>(ptr: *mut T, name: &str) -> Result<&'a mut T, InsituError> {
     // SAFETY: a non-NULL pointer from C is taken to point to a writable T.
@@ -523,6 +532,7 @@ pub unsafe extern "C" fn h5z_deepcq_compress(
     report: *mut H5zDeepcqReport,
 ) -> c_int {
     guard(|| {
+        require_out(out_len, Some(out))?;
         let settings = settings_from(cd_values, n_cd)?;
         let (samples, shape) = samples_from(data, dtype, dims, rank)?;
         let (bytes, r) = insitu::compress(samples, &shape, &settings, !report.is_null())?;
@@ -550,6 +560,7 @@ pub unsafe extern "C" fn h5z_deepcq_compress_into(
     report: *mut H5zDeepcqReport,
 ) -> c_int {
     guard(|| {
+        require_out(out_len, None)?;
         let settings = settings_from(cd_values, n_cd)?;
         let (samples, shape) = samples_from(data, dtype, dims, rank)?;
         let (bytes, r) = insitu::compress(samples, &shape, &settings, !report.is_null())?;
@@ -673,6 +684,7 @@ pub unsafe extern "C" fn h5z_deepcq_session_compress(
     report: *mut H5zDeepcqReport,
 ) -> c_int {
     guard(|| {
+        require_out(out_len, Some(out))?;
         let session = session_ref(session)?;
         let (samples, shape) = samples_from(data, dtype, dims, rank)?;
         let (bytes, r) = session.compress(samples, &shape)?;
@@ -700,6 +712,7 @@ pub unsafe extern "C" fn h5z_deepcq_session_compress_into(
     report: *mut H5zDeepcqReport,
 ) -> c_int {
     guard(|| {
+        require_out(out_len, None)?;
         let session = session_ref(session)?;
         let (samples, shape) = samples_from(data, dtype, dims, rank)?;
         let (bytes, r) = session.compress(samples, &shape)?;
