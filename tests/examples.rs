@@ -373,3 +373,33 @@ fn h5py_example_writes_through_the_plugin() {
     );
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// The header compiles as strict C99 and as C++ (cbindgen's `extern "C"` guard), and the
+/// constants agree with the library at run time.
+#[test]
+fn header_compiles_as_c99_and_cpp() {
+    let dir = scratch("header");
+    let src = "#include \"h5z_deepcq.h\"\n#include <string.h>\n\
+               int main(void) { return h5z_deepcq_filter_id() == H5Z_DEEPCQ_FILTER_ID\n\
+               && strlen(h5z_deepcq_version()) > 0 ? 0 : 1; }\n";
+    let lib = lib_dir();
+    for (compiler, std, file) in [("gcc", "-std=c99", "h.c"), ("g++", "-std=c++11", "h.cpp")] {
+        require(compiler);
+        let path = dir.join(file);
+        std::fs::write(&path, src).expect("write source");
+        let exe = dir.join(format!("{file}.out"));
+        let mut cc = Command::new(compiler);
+        cc.args([std, "-pedantic", "-Wall", "-Wextra", "-Werror"])
+            .arg("-I")
+            .arg(root().join("include"))
+            .arg(&path)
+            .arg(format!("-L{}", lib.display()))
+            .arg("-lh5z_deepcq")
+            .arg(format!("-Wl,-rpath,{}", lib.display()))
+            .arg("-o")
+            .arg(&exe);
+        run_ok(cc, &format!("{compiler} {std} header"));
+        run_ok(Command::new(&exe), &format!("{file} program"));
+    }
+    std::fs::remove_dir_all(dir).ok();
+}
