@@ -13,14 +13,18 @@
 //! - [`settings`]: the user's target and options, read from HDF5 cd_values;
 //! - [`padding`]: edge chunks, whose fill values must not count;
 //! - [`select`]: target → codec and bound, predict and guarantee modes;
-//! - [`h5`]: the HDF5 plugin (entry points, callbacks, run-time HDF5 API).
+//! - [`h5`]: the HDF5 plugin (entry points, callbacks, run-time HDF5 API);
+//! - [`insitu`]: compress / advise / sessions on a caller's buffer;
+//! - [`capi`]: the in-situ C API (`include/h5z_deepcq.h`).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod capi;
 pub mod chunk;
 pub mod codec;
 pub mod corpus;
 pub mod h5;
+pub mod insitu;
 pub mod metrics;
 pub mod padding;
 pub mod samples;

@@ -32,6 +32,7 @@ type ModifyFilter = unsafe extern "C" fn(Hid, c_int, c_uint, usize, *const c_uin
 type GetChunk = unsafe extern "C" fn(Hid, c_int, *mut u64) -> c_int;
 type TypeInt = unsafe extern "C" fn(Hid) -> c_int;
 type TypeSize = unsafe extern "C" fn(Hid) -> usize;
+type Zregister = unsafe extern "C" fn(*const c_void) -> Herr;
 type Push2 = unsafe extern "C" fn(
     Hid,
     *const c_char,
@@ -68,6 +69,7 @@ pub struct Hdf5Api {
     get_size: TypeSize,
     push2: Option<Push2>,
     errors: Option<ErrorIds>,
+    zregister: Option<Zregister>,
 }
 
 // SAFETY: the raw pointers address HDF5's process-wide globals, which HDF5 itself reads from
@@ -164,6 +166,7 @@ impl Hdf5Api {
                 get_order: get(&library, "H5Tget_order")?,
                 get_size: get(&library, "H5Tget_size")?,
                 push2: get(&library, "H5Epush2").ok(),
+                zregister: get(&library, "H5Zregister").ok(),
                 errors,
                 _library: library,
             })
@@ -240,6 +243,21 @@ impl Hdf5Api {
                 (self.get_size)(type_id),
                 (self.get_order)(type_id),
             )
+        }
+    }
+
+    /// Registers a filter class with this HDF5 (`H5Zregister`), for programs that link the
+    /// filter instead of loading it from `HDF5_PLUGIN_PATH`.
+    ///
+    /// # Safety
+    /// `class` must point to a valid `H5Z_class2_t` that lives as long as the process.
+    pub unsafe fn register_filter(&self, class: *const c_void) -> Result<(), String> {
+        let zregister = self.zregister.ok_or("H5Zregister not found")?;
+        // SAFETY: the caller vouches for `class`.
+        if unsafe { zregister(class) } < 0 {
+            Err("H5Zregister failed".into())
+        } else {
+            Ok(())
         }
     }
 

@@ -1,0 +1,862 @@
+//! The in-situ C API: every `extern "C"` function a simulation calls directly. The
+//! header `include/h5z_deepcq.h` is generated from this file by cbindgen (build.rs), and
+//! `include/h5z_deepcq.f90` mirrors it for Fortran.
+//!
+//! # Conventions (repeated in the header)
+//! - One prefix: functions `h5z_deepcq_*`, constants `H5Z_DEEPCQ_*`, types `h5z_deepcq_*`.
+//! - Every function returns an `int` status: [`H5Z_DEEPCQ_OK`] (0) or a negative code, one
+//!   per error class. The message of the latest failure on the calling thread is copied
+//!   out by [`h5z_deepcq_last_error`]. Nothing panics or aborts across this boundary:
+//!   every body runs under `catch_unwind`, and a caught panic is [`H5Z_DEEPCQ_ERR_INTERNAL`].
+//! - Arrays are C order: `dims[0]` is the slowest dimension. A Fortran array `a(nx,ny,nz)`
+//!   has C dims `{nz, ny, nx}`.
+//! - Settings are cd_values, the same words `H5Pset_filter` takes; build them with
+//!   [`h5z_deepcq_cd_values`] so nobody packs words by hand.
+//! - Output is either written into a caller buffer (`*_into`: capacity in, size out; too
+//!   small gives [`H5Z_DEEPCQ_ERR_BUFFER_TOO_SMALL`] with the needed size in `*out_len`)
+//!   or allocated by the library (release it with [`h5z_deepcq_free`]).
+//!
+//! This module is the ONE place where [`InsituError`] becomes a status code.
+#![allow(unsafe_code)]
+
+use std::cell::RefCell;
+use std::ffi::{c_char, c_int, c_uint, c_void, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Mutex;
+
+use crate::insitu::session::Session;
+use crate::insitu::{self, Advice, InsituError, Report};
+use crate::samples::{SampleBuf, Samples};
+use crate::settings::{Settings, SettingsError, Target};
+use crate::wire::{self, user_cd, CodecId, CompressorChoice, DType, Mode, TargetKind};
+
+// ---- status codes ---------------------------------------------------------------------
+
+/// Success.
+pub const H5Z_DEEPCQ_OK: c_int = 0;
+/// A NULL pointer, an unknown dtype, bad dims, or a buffer of the wrong size.
+pub const H5Z_DEEPCQ_ERR_INVALID_ARGUMENT: c_int = -1;
+/// The cd_values (or the arguments of `h5z_deepcq_cd_values`) were rejected.
+pub const H5Z_DEEPCQ_ERR_SETTINGS: c_int = -2;
+/// The caller's output buffer is too small; `*out_len` holds the size needed.
+pub const H5Z_DEEPCQ_ERR_BUFFER_TOO_SMALL: c_int = -3;
+/// The bytes are not a readable deepcq chunk (truncated, corrupt, newer format).
+pub const H5Z_DEEPCQ_ERR_CORRUPT: c_int = -4;
+/// Compression failed (a codec error no fallback covers, or the proposer could not run).
+pub const H5Z_DEEPCQ_ERR_COMPRESS: c_int = -5;
+/// No HDF5 library is loaded in the process, or it refused to register the filter.
+pub const H5Z_DEEPCQ_ERR_HDF5: c_int = -6;
+/// The library could not allocate the output.
+pub const H5Z_DEEPCQ_ERR_OUT_OF_MEMORY: c_int = -7;
+/// A bug inside the library (a caught panic). Please report the message.
+pub const H5Z_DEEPCQ_ERR_INTERNAL: c_int = -99;
+
+// ---- numbers shared with cd_values and chunk headers (see wire.rs) -------------------
+
+/// The HDF5 filter id to pass to `H5Pset_filter`.
+pub const H5Z_DEEPCQ_FILTER_ID: c_uint = 357;
+/// Most cd_values words `h5z_deepcq_cd_values` writes.
+pub const H5Z_DEEPCQ_CD_MAX: usize = 6;
+/// Element type: IEEE binary32.
+pub const H5Z_DEEPCQ_FLOAT32: c_uint = 1;
+/// Element type: IEEE binary64.
+pub const H5Z_DEEPCQ_FLOAT64: c_uint = 2;
+/// Target kind: PSNR in dB (20·log10(value range) − 10·log10(MSE), the SZ convention).
+pub const H5Z_DEEPCQ_PSNR: c_uint = 0;
+/// Target kind: SSIM.
+pub const H5Z_DEEPCQ_SSIM: c_uint = 1;
+/// Target kind: compression ratio.
+pub const H5Z_DEEPCQ_RATIO: c_uint = 2;
+/// Target kind: absolute point-wise error bound.
+pub const H5Z_DEEPCQ_ABS: c_uint = 3;
+/// Compressor: chosen per chunk.
+pub const H5Z_DEEPCQ_AUTO: c_uint = 0;
+/// Compressor / codec id: SZ3.
+pub const H5Z_DEEPCQ_SZ3: c_uint = 1;
+/// Compressor / codec id: ZFP.
+pub const H5Z_DEEPCQ_ZFP: c_uint = 2;
+/// Compressor / codec id: SPERR.
+pub const H5Z_DEEPCQ_SPERR: c_uint = 3;
+/// Codec id in reports: stored losslessly (constant, non-finite, or unreachable target).
+pub const H5Z_DEEPCQ_LOSSLESS: c_uint = 0;
+/// Mode: decode, measure, and correct a miss; the target is always met.
+pub const H5Z_DEEPCQ_GUARANTEE: c_uint = 0;
+/// Mode: one compression, trusting the proposal.
+pub const H5Z_DEEPCQ_PREDICT: c_uint = 1;
+/// Flag: fall back to the analytic chooser when the surrogate cannot load.
+pub const H5Z_DEEPCQ_FLAG_ANALYTIC_FALLBACK: c_uint = 1;
+/// Session option: do not learn across steps (every step as `h5z_deepcq_compress`).
+pub const H5Z_DEEPCQ_SESSION_NO_ADAPT: c_uint = 1;
+/// Advice source: the proposal was compressed once and measured.
+pub const H5Z_DEEPCQ_SOURCE_MEASURED: c_uint = 1;
+/// Advice source: predicted by the learned surrogate without compressing.
+pub const H5Z_DEEPCQ_SOURCE_MODEL: c_uint = 2;
+
+const _: () = {
+    assert!(H5Z_DEEPCQ_FILTER_ID == wire::FILTER_ID);
+    assert!(H5Z_DEEPCQ_CD_MAX == user_cd::MAX_LEN);
+    assert!(H5Z_DEEPCQ_FLOAT32 == DType::F32 as c_uint);
+    assert!(H5Z_DEEPCQ_FLOAT64 == DType::F64 as c_uint);
+    assert!(H5Z_DEEPCQ_PSNR == TargetKind::Psnr as c_uint);
+    assert!(H5Z_DEEPCQ_SSIM == TargetKind::Ssim as c_uint);
+    assert!(H5Z_DEEPCQ_RATIO == TargetKind::Ratio as c_uint);
+    assert!(H5Z_DEEPCQ_ABS == TargetKind::AbsBound as c_uint);
+    assert!(H5Z_DEEPCQ_AUTO == CompressorChoice::Auto as c_uint);
+    assert!(H5Z_DEEPCQ_SZ3 == CompressorChoice::Sz3 as c_uint);
+    assert!(H5Z_DEEPCQ_SZ3 == CodecId::Sz3 as c_uint);
+    assert!(H5Z_DEEPCQ_ZFP == CompressorChoice::Zfp as c_uint);
+    assert!(H5Z_DEEPCQ_ZFP == CodecId::Zfp as c_uint);
+    assert!(H5Z_DEEPCQ_SPERR == CompressorChoice::Sperr as c_uint);
+    assert!(H5Z_DEEPCQ_SPERR == CodecId::Sperr as c_uint);
+    assert!(H5Z_DEEPCQ_LOSSLESS == CodecId::Lossless as c_uint);
+    assert!(H5Z_DEEPCQ_GUARANTEE == Mode::Guarantee as c_uint);
+    assert!(H5Z_DEEPCQ_PREDICT == Mode::Predict as c_uint);
+    assert!(H5Z_DEEPCQ_FLAG_ANALYTIC_FALLBACK == wire::flags::ALLOW_ANALYTIC_FALLBACK);
+    assert!(H5Z_DEEPCQ_SOURCE_MEASURED == insitu::AdviceSource::Measured as c_uint);
+    assert!(H5Z_DEEPCQ_SOURCE_MODEL == insitu::AdviceSource::Model as c_uint);
+};
+
+// ---- types ----------------------------------------------------------------------------
+
+/// What one compression did (`h5z_deepcq_report` in C).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct H5zDeepcqReport {
+    /// Codec of the payload (`H5Z_DEEPCQ_SZ3`, ..., `H5Z_DEEPCQ_LOSSLESS`).
+    pub codec: c_uint,
+    /// Compressions spent, guarantee-mode retries included.
+    pub compressions: c_uint,
+    /// 1 when the decoded chunk meets the target over the whole buffer, else 0.
+    pub target_met: c_int,
+    /// Absolute error bound given to the codec (0 for lossless).
+    pub bound: f64,
+    /// The target's metric measured on the decoded chunk (dB for PSNR targets).
+    pub metric: f64,
+    /// PSNR of the decoded chunk in dB (SZ convention); +inf when exact.
+    pub psnr: f64,
+    /// Compression ratio: input bytes / chunk bytes (header included).
+    pub ratio: f64,
+    /// Natural log of the factor a session applied to the proposer's bound (0 = none).
+    pub correction: f64,
+}
+
+/// Predict-only advice (`h5z_deepcq_advice` in C).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct H5zDeepcqAdvice {
+    /// Codec the chooser proposes.
+    pub codec: c_uint,
+    /// `H5Z_DEEPCQ_SOURCE_MEASURED` (compressed once and measured) or `_MODEL`.
+    pub source: c_uint,
+    /// Compressions spent producing the advice.
+    pub compressions: c_uint,
+    /// Absolute error bound the chooser proposes.
+    pub bound: f64,
+    /// PSNR in dB of that choice.
+    pub psnr: f64,
+    /// SSIM of that choice.
+    pub ssim: f64,
+    /// Compression ratio of that choice.
+    pub ratio: f64,
+}
+
+/// Counters of a session (`h5z_deepcq_session_stats` in C).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct H5zDeepcqSessionStats {
+    /// Steps compressed.
+    pub steps: u64,
+    /// Compressions spent over all steps.
+    pub compressions: u64,
+    /// Steps whose decoded chunk missed the target.
+    pub misses: u64,
+}
+
+/// A per-variable in-situ session (opaque `h5z_deepcq_session` in C). Thread-safe.
+pub struct H5zDeepcqSession {
+    inner: Session,
+}
+
+// ---- the boundary ---------------------------------------------------------------------
+
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+fn set_last_error(message: String) {
+    let message = CString::new(message.replace('\0', " ")).unwrap_or_default();
+    LAST_ERROR.with(|e| *e.borrow_mut() = message);
+}
+
+/// The status code of each error class.
+fn status_of(error: &InsituError) -> c_int {
+    match error {
+        InsituError::InvalidArgument(_) => H5Z_DEEPCQ_ERR_INVALID_ARGUMENT,
+        InsituError::Settings(_) => H5Z_DEEPCQ_ERR_SETTINGS,
+        InsituError::BufferTooSmall { .. } => H5Z_DEEPCQ_ERR_BUFFER_TOO_SMALL,
+        InsituError::Chunk(_) => H5Z_DEEPCQ_ERR_CORRUPT,
+        InsituError::Select(_) => H5Z_DEEPCQ_ERR_COMPRESS,
+        InsituError::Hdf5(_) => H5Z_DEEPCQ_ERR_HDF5,
+        InsituError::OutOfMemory(_) => H5Z_DEEPCQ_ERR_OUT_OF_MEMORY,
+    }
+}
+
+/// Runs `body` with the last error cleared; maps its error or panic to a status code and
+/// the thread's message.
+fn guard(body: impl FnOnce() -> Result<(), InsituError>) -> c_int {
+    set_last_error(String::new());
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => H5Z_DEEPCQ_OK,
+        Ok(Err(error)) => {
+            set_last_error(error.to_string());
+            status_of(&error)
+        }
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            set_last_error(format!("internal error (please report): {what}"));
+            H5Z_DEEPCQ_ERR_INTERNAL
+        }
+    }
+}
+
+fn invalid(message: impl Into<String>) -> InsituError {
+    InsituError::InvalidArgument(message.into())
+}
+
+/// Fails before any work is done when an output pointer is NULL, so a bad call neither
+/// costs a compression nor advances a session.
+fn require_out(out_len: *mut usize, out: Option<*mut *mut c_void>) -> Result<(), InsituError> {
+    if out_len.is_null() || out.is_some_and(|p| p.is_null()) {
+        return Err(invalid("out or out_len is NULL"));
+    }
+    Ok(())
+}
+
+/// Borrows `*ptr` for writing, or fails naming the argument.
+unsafe fn out_ref<'a, T>(ptr: *mut T, name: &str) -> Result<&'a mut T, InsituError> {
+    // SAFETY: a non-NULL pointer from C is taken to point to a writable T.
+    unsafe { ptr.as_mut() }.ok_or_else(|| invalid(format!("{name} is NULL")))
+}
+
+/// Reads the caller's settings words.
+unsafe fn settings_from(cd: *const c_uint, n: usize) -> Result<Settings, InsituError> {
+    if cd.is_null() {
+        return Err(invalid("cd_values is NULL"));
+    }
+    // SAFETY: the caller passes `n` readable words.
+    let words = unsafe { std::slice::from_raw_parts(cd, n) };
+    Ok(Settings::parse(words)?)
+}
+
+/// Views the caller's values as typed samples of C-order `dims`.
+unsafe fn samples_from<'a>(
+    data: *const c_void,
+    dtype: c_uint,
+    dims: *const usize,
+    rank: usize,
+) -> Result<(Samples<'a>, Vec<usize>), InsituError> {
+    if data.is_null() || dims.is_null() {
+        return Err(invalid("data or dims is NULL"));
+    }
+    if rank == 0 || rank > wire::MAX_RANK {
+        return Err(invalid(format!(
+            "rank {rank} is not in 1..={}",
+            wire::MAX_RANK
+        )));
+    }
+    // SAFETY: the caller passes `rank` readable dims.
+    let shape = unsafe { std::slice::from_raw_parts(dims, rank) }.to_vec();
+    let count = crate::samples::element_count(&shape)
+        .filter(|&n| n > 0 && n <= wire::MAX_ORIGINAL_LEN as usize)
+        .ok_or_else(|| invalid(format!("dims {shape:?} give no or too many elements")))?;
+    let (size, align) = match dtype {
+        H5Z_DEEPCQ_FLOAT32 => (4, std::mem::align_of::<f32>()),
+        H5Z_DEEPCQ_FLOAT64 => (8, std::mem::align_of::<f64>()),
+        other => {
+            return Err(invalid(format!(
+                "dtype {other}: use H5Z_DEEPCQ_FLOAT32 (1) or H5Z_DEEPCQ_FLOAT64 (2)"
+            )))
+        }
+    };
+    let too_big = match count.checked_mul(size) {
+        Some(bytes) => bytes > wire::MAX_ORIGINAL_LEN as usize,
+        None => true,
+    };
+    if too_big {
+        return Err(invalid(format!("dims {shape:?} exceed 4 GiB")));
+    }
+    if (data as usize) % align != 0 {
+        return Err(invalid(format!("data is not aligned to {align} bytes")));
+    }
+    // SAFETY: the caller passes `count` readable, aligned elements of `dtype`.
+    let samples = unsafe {
+        if dtype == H5Z_DEEPCQ_FLOAT32 {
+            Samples::F32(std::slice::from_raw_parts(data as *const f32, count))
+        } else {
+            Samples::F64(std::slice::from_raw_parts(data as *const f64, count))
+        }
+    };
+    Ok((samples, shape))
+}
+
+/// Copies `bytes` into memory the caller releases with [`h5z_deepcq_free`].
+unsafe fn deliver_alloc(
+    bytes: &[u8],
+    out: *mut *mut c_void,
+    out_len: *mut usize,
+) -> Result<(), InsituError> {
+    let out = out_ref(out, "out")?;
+    let out_len = out_ref(out_len, "out_len")?;
+    // SAFETY: plain allocation; freed by h5z_deepcq_free (free).
+    let fresh = unsafe { libc::malloc(bytes.len().max(1)) };
+    if fresh.is_null() {
+        return Err(InsituError::OutOfMemory(bytes.len()));
+    }
+    // SAFETY: `fresh` holds at least `bytes.len()` bytes and does not overlap `bytes`.
+    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), fresh as *mut u8, bytes.len()) };
+    *out = fresh;
+    *out_len = bytes.len();
+    Ok(())
+}
+
+/// Copies `bytes` into the caller's buffer of `capacity` bytes; `*out_len` always receives
+/// the size, so a too-small buffer tells the caller what to allocate.
+unsafe fn deliver_into(
+    bytes: &[u8],
+    out: *mut c_void,
+    capacity: usize,
+    out_len: *mut usize,
+) -> Result<(), InsituError> {
+    let out_len = out_ref(out_len, "out_len")?;
+    *out_len = bytes.len();
+    if out.is_null() || capacity < bytes.len() {
+        return Err(InsituError::BufferTooSmall {
+            needed: bytes.len(),
+            capacity: if out.is_null() { 0 } else { capacity },
+        });
+    }
+    // SAFETY: the caller's buffer holds `capacity` ≥ `bytes.len()` writable bytes.
+    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), out as *mut u8, bytes.len()) };
+    Ok(())
+}
+
+unsafe fn write_report(report: Option<&Report>, out: *mut H5zDeepcqReport) {
+    let (Some(r), Some(out)) = (report, unsafe { out.as_mut() }) else {
+        return;
+    };
+    *out = H5zDeepcqReport {
+        codec: r.codec as c_uint,
+        compressions: r.compressions,
+        target_met: c_int::from(r.target_met),
+        bound: r.bound,
+        metric: r.metric,
+        psnr: r.psnr,
+        ratio: r.ratio,
+        correction: r.correction,
+    };
+}
+
+unsafe fn session_ref<'a>(session: *const H5zDeepcqSession) -> Result<&'a Session, InsituError> {
+    // SAFETY: a non-NULL session comes from h5z_deepcq_session_new and is not yet freed.
+    unsafe { session.as_ref() }
+        .map(|s| &s.inner)
+        .ok_or_else(|| invalid("session is NULL"))
+}
+
+// ---- functions ------------------------------------------------------------------------
+
+/// The library version, e.g. "0.1.0" (a static string; do not free).
+#[no_mangle]
+pub extern "C" fn h5z_deepcq_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr() as *const c_char
+}
+
+/// The HDF5 filter id (`H5Z_DEEPCQ_FILTER_ID`).
+#[no_mangle]
+pub extern "C" fn h5z_deepcq_filter_id() -> c_uint {
+    wire::FILTER_ID
+}
+
+/// Copies the message of the calling thread's latest failed call into `buf` (at most
+/// `len` bytes, NUL included) and returns the message's full length. Empty after a call
+/// that succeeded. `buf` may be NULL to ask for the length.
+///
+/// # Safety
+/// `buf` is NULL or points to `len` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn h5z_deepcq_last_error(buf: *mut c_char, len: usize) -> usize {
+    catch_unwind(|| {
+        LAST_ERROR.with(|e| {
+            let message = e.borrow();
+            let bytes = message.as_bytes();
+            if !buf.is_null() && len > 0 {
+                let n = bytes.len().min(len - 1);
+                // SAFETY: the caller's buffer holds `len` > n bytes.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf as *mut u8, n);
+                    *buf.add(n) = 0;
+                }
+            }
+            bytes.len()
+        })
+    })
+    .unwrap_or(0)
+}
+
+/// Registers the filter with the HDF5 library the program is linked to, so it works
+/// without `HDF5_PLUGIN_PATH` (like `H5Z_zfp_initialize`). Safe to call more than once:
+/// only the first successful call registers. A program that links HDF5 statically must
+/// export its symbols (`-Wl,--export-dynamic`, or `h5cc -shlib`).
+#[no_mangle]
+pub extern "C" fn h5z_deepcq_register() -> c_int {
+    static REGISTERED: Mutex<bool> = Mutex::new(false);
+    guard(|| {
+        let mut done = REGISTERED.lock().unwrap_or_else(|e| e.into_inner());
+        if *done {
+            return Ok(());
+        }
+        let api = crate::h5::api::api().map_err(InsituError::Hdf5)?;
+        let class = &crate::h5::plugin::FILTER_CLASS as *const _ as *const c_void;
+        // SAFETY: FILTER_CLASS is a static H5Z_class2_t.
+        unsafe { api.register_filter(class) }.map_err(InsituError::Hdf5)?;
+        *done = true;
+        Ok(())
+    })
+}
+
+/// Builds the cd_values for `H5Pset_filter` (and for every settings argument here):
+/// target `target` of `kind` (`H5Z_DEEPCQ_PSNR`, ...), `compressor` (`H5Z_DEEPCQ_AUTO`,
+/// ...), `mode` (`H5Z_DEEPCQ_GUARANTEE` or `_PREDICT`) and `flags`. `*n` holds the
+/// capacity of `cd_values` on entry (`H5Z_DEEPCQ_CD_MAX` always suffices) and the number
+/// of words written on return.
+///
+/// # Safety
+/// `n` points to a `size_t`; `cd_values` is NULL or holds `*n` words.
+#[no_mangle]
+pub unsafe extern "C" fn h5z_deepcq_cd_values(
+    kind: c_uint,
+    target: f64,
+    compressor: c_uint,
+    mode: c_uint,
+    flags: c_uint,
+    cd_values: *mut c_uint,
+    n: *mut usize,
+) -> c_int {
+    guard(|| {
+        let n = out_ref(n, "n")?;
+        let kind = TargetKind::from_u32(kind).ok_or(SettingsError::BadSlot {
+            slot: user_cd::KIND,
+            what: "kind",
+            value: kind,
+            hint: "0 = PSNR dB, 1 = SSIM, 2 = compression ratio, 3 = absolute bound",
+        })?;
+        let t = Target::from_value(kind, target)?;
+        let mut words = [0; user_cd::MAX_LEN];
+        words[user_cd::TARGET] = t.mantissa;
+        words[user_cd::KIND] = kind as u32;
+        words[user_cd::DECIMALS] = t.decimals;
+        words[user_cd::COMPRESSOR] = compressor;
+        words[user_cd::MODE] = mode;
+        words[user_cd::FLAGS] = flags;
+        let cd = Settings::parse(&words)?.to_user_cd();
+        let capacity = *n;
+        *n = cd.len();
+        if cd_values.is_null() || capacity < cd.len() {
+            return Err(InsituError::BufferTooSmall {
+                needed: cd.len(),
+                capacity,
+            });
+        }
+        // SAFETY: the caller's array holds `capacity` ≥ cd.len() words.
+        unsafe { std::ptr::copy_nonoverlapping(cd.as_ptr(), cd_values, cd.len()) };
+        Ok(())
+    })
+}
+
+/// Predict-only advice for `data` (`dtype` values of C-order `dims[rank]`) under the
+/// settings `cd_values[n_cd]`: the codec and bound the chooser proposes and the PSNR,
+/// SSIM and ratio they give. Until the learned surrogate lands, the proposal is
+/// compressed once and measured (`source = H5Z_DEEPCQ_SOURCE_MEASURED`); nothing is
+/// written anywhere.
+///
+/// # Safety
+/// `data` holds the product of `dims[rank]` aligned elements of `dtype`; `cd_values` holds `n_cd` words; `advice` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn h5z_deepcq_advise(
+    data: *const c_void,
+    dtype: c_uint,
+    dims: *const usize,
+    rank: usize,
+    cd_values: *const c_uint,
+    n_cd: usize,
+    advice: *mut H5zDeepcqAdvice,
+) -> c_int {
+    guard(|| {
+        let out = out_ref(advice, "advice")?;
+        let settings = settings_from(cd_values, n_cd)?;
+        let (samples, shape) = samples_from(data, dtype, dims, rank)?;
+        let a: Advice = insitu::advise(samples, &shape, &settings)?;
+        *out = H5zDeepcqAdvice {
+            codec: a.codec as c_uint,
+            source: a.source as c_uint,
+            compressions: a.compressions,
+            bound: a.bound,
+            psnr: a.psnr,
+            ssim: a.ssim,
+            ratio: a.ratio,
+        };
+        Ok(())
+    })
+}
+
+/// Compresses `data` to the target into a self-describing chunk the library allocates:
+/// `*out` (release with `h5z_deepcq_free`) of `*out_len` bytes. `report` may be NULL;
+/// when given, the chunk is decoded and verified to fill it.
+///
+/// # Safety
+/// as `h5z_deepcq_advise` for the inputs; `out`, `out_len` and (unless NULL) `report` are writable.
+#[no_mangle]
+pub unsafe extern "C" fn h5z_deepcq_compress(
+    data: *const c_void,
+    dtype: c_uint,
+    dims: *const usize,
+    rank: usize,
+    cd_values: *const c_uint,
+    n_cd: usize,
+    out: *mut *mut c_void,
+    out_len: *mut usize,
+    report: *mut H5zDeepcqReport,
+) -> c_int {
+    guard(|| {
+        require_out(out_len, Some(out))?;
+        let settings = settings_from(cd_values, n_cd)?;
+        let (samples, shape) = samples_from(data, dtype, dims, rank)?;
+        let (bytes, r) = insitu::compress(samples, &shape, &settings, !report.is_null())?;
+        deliver_alloc(&bytes, out, out_len)?;
+        write_report(r.as_ref(), report);
+        Ok(())
+    })
+}
+
+/// As `h5z_deepcq_compress`, into the caller's buffer `out` of `capacity` bytes.
+///
+/// # Safety
+/// as `h5z_deepcq_advise` for the inputs; `out` is NULL or holds `capacity` writable bytes; `out_len` and (unless NULL) `report` are writable.
+#[no_mangle]
+pub unsafe extern "C" fn h5z_deepcq_compress_into(
+    data: *const c_void,
+    dtype: c_uint,
+    dims: *const usize,
+    rank: usize,
+    cd_values: *const c_uint,
+    n_cd: usize,
+    out: *mut c_void,
+    capacity: usize,
+    out_len: *mut usize,
+    report: *mut H5zDeepcqReport,
+) -> c_int {
+    guard(|| {
+        require_out(out_len, None)?;
+        let settings = settings_from(cd_values, n_cd)?;
+        let (samples, shape) = samples_from(data, dtype, dims, rank)?;
+        let (bytes, r) = insitu::compress(samples, &shape, &settings, !report.is_null())?;
+        deliver_into(&bytes, out, capacity, out_len)?;
+        write_report(r.as_ref(), report);
+        Ok(())
+    })
+}
+
+/// Reads a chunk's header (checksum verified, nothing decoded): its `*dtype`, its rank in
+/// `*rank` (capacity of `dims` on entry), its C-order `dims`, and the decoded size in
+/// `*nbytes`.
+///
+/// # Safety
+/// `chunk` holds `len` readable bytes; `rank` points to the capacity of `dims`; `dtype`, `nbytes` are writable.
+#[no_mangle]
+pub unsafe extern "C" fn h5z_deepcq_chunk_info(
+    chunk: *const c_void,
+    len: usize,
+    dtype: *mut c_uint,
+    dims: *mut usize,
+    rank: *mut usize,
+    nbytes: *mut usize,
+) -> c_int {
+    guard(|| {
+        if chunk.is_null() {
+            return Err(invalid("chunk is NULL"));
+        }
+        // SAFETY: the caller passes `len` readable bytes.
+        let bytes = unsafe { std::slice::from_raw_parts(chunk as *const u8, len) };
+        let (header, _) = crate::chunk::parse(bytes)?;
+        let rank = out_ref(rank, "rank")?;
+        let capacity = *rank;
+        let shape = &header.layout.shape;
+        *rank = shape.len();
+        *out_ref(dtype, "dtype")? = header.layout.dtype as c_uint;
+        *out_ref(nbytes, "nbytes")? = header.original_len as usize;
+        if dims.is_null() || capacity < shape.len() {
+            return Err(invalid(format!(
+                "dims holds {capacity} entries, the chunk has rank {}",
+                shape.len()
+            )));
+        }
+        // SAFETY: the caller's dims array holds `capacity` ≥ rank entries.
+        unsafe { std::ptr::copy_nonoverlapping(shape.as_ptr(), dims, shape.len()) };
+        Ok(())
+    })
+}
+
+/// Decodes chunk bytes `chunk[len]` into the caller's buffer `out` of `capacity` bytes;
+/// `*out_len` receives the decoded size (see `h5z_deepcq_chunk_info` to size `out`).
+///
+/// # Safety
+/// `chunk` holds `len` readable bytes; `out` is NULL or holds `capacity` writable bytes; `out_len` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn h5z_deepcq_decompress(
+    chunk: *const c_void,
+    len: usize,
+    out: *mut c_void,
+    capacity: usize,
+    out_len: *mut usize,
+) -> c_int {
+    guard(|| {
+        if chunk.is_null() {
+            return Err(invalid("chunk is NULL"));
+        }
+        // SAFETY: the caller passes `len` readable bytes.
+        let bytes = unsafe { std::slice::from_raw_parts(chunk as *const u8, len) };
+        let (values, _) = insitu::decompress(bytes)?;
+        let raw: &[u8] = match &values {
+            SampleBuf::F32(v) => bytemuck::cast_slice(v),
+            SampleBuf::F64(v) => bytemuck::cast_slice(v),
+            SampleBuf::Opaque(b) => b,
+        };
+        deliver_into(raw, out, capacity, out_len)
+    })
+}
+
+/// Creates a session for one variable under the settings `cd_values[n_cd]`. `options`:
+/// 0, or `H5Z_DEEPCQ_SESSION_NO_ADAPT`. The session learns from each step's measured
+/// error and corrects the next proposal; it may be used from several threads at once.
+/// Release it with `h5z_deepcq_session_free`.
+///
+/// # Safety
+/// `cd_values` holds `n_cd` words; `session` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn h5z_deepcq_session_new(
+    cd_values: *const c_uint,
+    n_cd: usize,
+    options: c_uint,
+    session: *mut *mut H5zDeepcqSession,
+) -> c_int {
+    guard(|| {
+        let out = out_ref(session, "session")?;
+        let settings = settings_from(cd_values, n_cd)?;
+        if options & !H5Z_DEEPCQ_SESSION_NO_ADAPT != 0 {
+            return Err(invalid(format!("unknown session options {options:#x}")));
+        }
+        let adapt = options & H5Z_DEEPCQ_SESSION_NO_ADAPT == 0;
+        *out = Box::into_raw(Box::new(H5zDeepcqSession {
+            inner: Session::new(settings, adapt),
+        }));
+        Ok(())
+    })
+}
+
+/// Compresses one timestep through a session into a library-allocated chunk (release
+/// with `h5z_deepcq_free`). Every step is decoded and verified; `report` may be NULL.
+///
+/// # Safety
+/// `session` comes from `h5z_deepcq_session_new` and is not freed; inputs and outputs as for `h5z_deepcq_compress`.
+#[no_mangle]
+pub unsafe extern "C" fn h5z_deepcq_session_compress(
+    session: *const H5zDeepcqSession,
+    data: *const c_void,
+    dtype: c_uint,
+    dims: *const usize,
+    rank: usize,
+    out: *mut *mut c_void,
+    out_len: *mut usize,
+    report: *mut H5zDeepcqReport,
+) -> c_int {
+    guard(|| {
+        require_out(out_len, Some(out))?;
+        let session = session_ref(session)?;
+        let (samples, shape) = samples_from(data, dtype, dims, rank)?;
+        let (bytes, r) = session.compress(samples, &shape)?;
+        deliver_alloc(&bytes, out, out_len)?;
+        write_report(Some(&r), report);
+        Ok(())
+    })
+}
+
+/// As `h5z_deepcq_session_compress`, into the caller's buffer `out` of `capacity` bytes.
+/// A too-small buffer still counts as a step (the session has learned from it).
+///
+/// # Safety
+/// `session` comes from `h5z_deepcq_session_new` and is not freed; inputs and outputs as for `h5z_deepcq_compress_into`.
+#[no_mangle]
+pub unsafe extern "C" fn h5z_deepcq_session_compress_into(
+    session: *const H5zDeepcqSession,
+    data: *const c_void,
+    dtype: c_uint,
+    dims: *const usize,
+    rank: usize,
+    out: *mut c_void,
+    capacity: usize,
+    out_len: *mut usize,
+    report: *mut H5zDeepcqReport,
+) -> c_int {
+    guard(|| {
+        require_out(out_len, None)?;
+        let session = session_ref(session)?;
+        let (samples, shape) = samples_from(data, dtype, dims, rank)?;
+        let (bytes, r) = session.compress(samples, &shape)?;
+        write_report(Some(&r), report);
+        deliver_into(&bytes, out, capacity, out_len)
+    })
+}
+
+/// The session's counters so far.
+///
+/// # Safety
+/// `session` comes from `h5z_deepcq_session_new` and is not freed; `stats` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn h5z_deepcq_session_stats(
+    session: *const H5zDeepcqSession,
+    stats: *mut H5zDeepcqSessionStats,
+) -> c_int {
+    guard(|| {
+        let s = session_ref(session)?.stats();
+        *out_ref(stats, "stats")? = H5zDeepcqSessionStats {
+            steps: s.steps,
+            compressions: s.compressions,
+            misses: s.misses,
+        };
+        Ok(())
+    })
+}
+
+/// Releases a session. NULL is ignored. No other thread may still be using it.
+///
+/// # Safety
+/// `session` is NULL or comes from `h5z_deepcq_session_new`, is freed once, and no thread uses it any more.
+#[no_mangle]
+pub unsafe extern "C" fn h5z_deepcq_session_free(session: *mut H5zDeepcqSession) {
+    if !session.is_null() {
+        // SAFETY: the pointer came from Box::into_raw in h5z_deepcq_session_new.
+        let _ = catch_unwind(AssertUnwindSafe(|| drop(unsafe { Box::from_raw(session) })));
+    }
+}
+
+/// Releases memory the library allocated (`h5z_deepcq_compress` output). NULL is ignored.
+///
+/// # Safety
+/// `ptr` is NULL or was returned by this library and is freed once.
+#[no_mangle]
+pub unsafe extern "C" fn h5z_deepcq_free(ptr: *mut c_void) {
+    // SAFETY: the pointer came from malloc in deliver_alloc (or is NULL).
+    unsafe { libc::free(ptr) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message() -> String {
+        let mut buf = [0 as c_char; 128];
+        // SAFETY: buf holds 128 bytes.
+        let n = unsafe { h5z_deepcq_last_error(buf.as_mut_ptr(), buf.len()) };
+        let bytes: Vec<u8> = buf[..n.min(127)].iter().map(|&c| c as u8).collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    #[test]
+    fn a_panic_becomes_a_code_and_a_message() {
+        let status = guard(|| panic!("boom in a codec"));
+        assert_eq!(status, H5Z_DEEPCQ_ERR_INTERNAL);
+        assert!(message().contains("boom in a codec"), "{}", message());
+        assert_eq!(guard(|| Ok(())), H5Z_DEEPCQ_OK);
+        assert_eq!(message(), "");
+    }
+
+    #[test]
+    fn every_error_class_has_its_own_negative_code() {
+        let errors = [
+            InsituError::InvalidArgument(String::new()),
+            InsituError::Settings(SettingsError::WrongCount(0)),
+            InsituError::BufferTooSmall {
+                needed: 1,
+                capacity: 0,
+            },
+            InsituError::Chunk(crate::chunk::ChunkError::BadMagic),
+            InsituError::Select(crate::select::SelectError::Proposer(String::new())),
+            InsituError::Hdf5(String::new()),
+            InsituError::OutOfMemory(1),
+        ];
+        let mut codes: Vec<c_int> = errors.iter().map(status_of).collect();
+        assert!(codes.iter().all(|&c| c < 0 && c != H5Z_DEEPCQ_ERR_INTERNAL));
+        codes.sort();
+        codes.dedup();
+        assert_eq!(codes.len(), errors.len());
+    }
+
+    #[test]
+    fn too_small_buffers_report_the_size_needed() {
+        let values: Vec<f64> = (0..600).map(|i| (i as f64 * 0.05).sin()).collect();
+        let dims = [20usize, 30];
+        let cd = [60 as c_uint];
+        let (mut out, mut len) = (std::ptr::null_mut(), 0usize);
+        // SAFETY: values holds 600 f64; outputs are writable.
+        let status = unsafe {
+            h5z_deepcq_compress(
+                values.as_ptr() as *const c_void,
+                H5Z_DEEPCQ_FLOAT64,
+                dims.as_ptr(),
+                2,
+                cd.as_ptr(),
+                1,
+                &mut out,
+                &mut len,
+                std::ptr::null_mut(),
+            )
+        };
+        assert_eq!(status, H5Z_DEEPCQ_OK);
+        let mut small = [0u8; 16];
+        let mut needed = 0usize;
+        // SAFETY: `out` holds `len` bytes from the library; `small` holds 16.
+        let status = unsafe {
+            h5z_deepcq_decompress(
+                out,
+                len,
+                small.as_mut_ptr() as *mut c_void,
+                small.len(),
+                &mut needed,
+            )
+        };
+        assert_eq!((status, needed), (H5Z_DEEPCQ_ERR_BUFFER_TOO_SMALL, 600 * 8));
+        let (mut dtype, mut shape, mut rank, mut nbytes) = (0, [0usize; 4], 4usize, 0usize);
+        // SAFETY: as above; shape holds 4 entries.
+        let status = unsafe {
+            h5z_deepcq_chunk_info(
+                out,
+                len,
+                &mut dtype,
+                shape.as_mut_ptr(),
+                &mut rank,
+                &mut nbytes,
+            )
+        };
+        assert_eq!(status, H5Z_DEEPCQ_OK);
+        assert_eq!(
+            (dtype, &shape[..rank], nbytes),
+            (H5Z_DEEPCQ_FLOAT64, &dims[..], 4800)
+        );
+        // SAFETY: `out` came from the library and is freed once.
+        unsafe { h5z_deepcq_free(out) };
+    }
+}

@@ -1,0 +1,334 @@
+//! The in-situ layer behind the C API ([`crate::capi`]): compress, decompress and advise
+//! on a caller's buffer, and per-variable [`session::Session`]s that learn across
+//! timesteps. Everything here is safe Rust with typed errors; the C boundary only converts
+//! pointers and maps [`InsituError`] to status codes.
+//!
+//! Buffers go through the same path as HDF5 chunks: trailing constant slabs are trimmed
+//! ([`crate::padding`]) and the result is the self-describing chunk of [`crate::chunk`], so
+//! a buffer compressed here can also be written with `H5Dwrite_chunk` and read back through
+//! the filter.
+
+pub mod session;
+
+use crate::chunk::{self, ChunkError};
+use crate::metrics;
+use crate::padding;
+use crate::samples::{Element, Layout, SampleBuf, Samples};
+use crate::select::{self, Analytic, Outcome, Proposer, SelectError};
+use crate::settings::{Settings, SettingsError};
+use crate::wire::{CodecId, Mode, TargetKind};
+
+/// Why an in-situ call failed. Each variant is one C status code (see [`crate::capi`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InsituError {
+    /// A pointer, dtype, rank or length the caller passed makes no sense.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// The cd_values (settings) were rejected.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    /// The caller's output buffer is too small; `needed` bytes are required.
+    #[error("output buffer holds {capacity} bytes, {needed} are needed")]
+    BufferTooSmall {
+        /// Bytes required.
+        needed: usize,
+        /// Bytes the caller offered.
+        capacity: usize,
+    },
+    /// Chunk bytes could not be decoded.
+    #[error(transparent)]
+    Chunk(#[from] ChunkError),
+    /// No payload could be produced.
+    #[error(transparent)]
+    Select(#[from] SelectError),
+    /// The host's HDF5 could not be found or refused the registration.
+    #[error("HDF5: {0}")]
+    Hdf5(String),
+    /// An output buffer of this many bytes could not be allocated.
+    #[error("out of memory allocating {0} bytes")]
+    OutOfMemory(usize),
+}
+
+/// The proposer the in-situ API uses for first guesses.
+///
+/// TODO(surrogate, issue 4): return the learned surrogate here once it implements
+/// [`Proposer`]; sessions, advice and compression pick it up without other changes.
+pub fn proposer() -> &'static dyn Proposer {
+    &Analytic
+}
+
+/// What one compression did, as reported to C.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Report {
+    /// Codec of the payload.
+    pub codec: CodecId,
+    /// Absolute bound given to the codec (0 for lossless).
+    pub bound: f64,
+    /// Compressions spent (guarantee-mode retries included).
+    pub compressions: u32,
+    /// The target's metric measured on the decoded chunk, over the whole buffer.
+    pub metric: f64,
+    /// PSNR of the decoded chunk over the whole buffer (value-range convention); +∞ when
+    /// exact.
+    pub psnr: f64,
+    /// Original bytes / chunk bytes (header included).
+    pub ratio: f64,
+    /// True when `metric` meets the target.
+    pub target_met: bool,
+    /// Natural log of the factor the session applied to the proposer's bound (0 = none).
+    pub correction: f64,
+}
+
+/// Checks that `data` holds exactly the elements `shape` describes.
+pub fn check_shape(len: usize, shape: &[usize]) -> Result<(), InsituError> {
+    if shape.is_empty() || shape.len() > crate::wire::MAX_RANK || shape.contains(&0) {
+        return Err(InsituError::InvalidArgument(format!(
+            "dims {shape:?}: rank must be 1..={} and every dim > 0",
+            crate::wire::MAX_RANK
+        )));
+    }
+    match crate::samples::element_count(shape) {
+        Some(n) if n == len => Ok(()),
+        _ => Err(InsituError::InvalidArgument(format!(
+            "dims {shape:?} do not describe {len} values"
+        ))),
+    }
+}
+
+/// Compresses `data` to the settings' target with `proposer`, trimming trailing constant
+/// slabs like the filter does. Returns the chunk bytes and what the chooser did.
+pub fn encode_with(
+    data: Samples<'_>,
+    shape: &[usize],
+    settings: &Settings,
+    proposer: &dyn Proposer,
+) -> Result<(Vec<u8>, Outcome), InsituError> {
+    check_shape(data.len(), shape)?;
+    match data {
+        Samples::F32(v) => encode_typed(v, shape, settings, proposer),
+        Samples::F64(v) => encode_typed(v, shape, settings, proposer),
+        Samples::Opaque { .. } => Err(InsituError::InvalidArgument(
+            "the in-situ API takes f32 or f64 values".into(),
+        )),
+    }
+}
+
+fn encode_typed<T: bytemuck::Pod + Element>(
+    values: &[T],
+    shape: &[usize],
+    settings: &Settings,
+    proposer: &dyn Proposer,
+) -> Result<(Vec<u8>, Outcome), InsituError> {
+    match padding::find(values, shape) {
+        Some(pad) => {
+            let inner = padding::extract(values, shape, &pad.inner);
+            let data = T::samples(&inner);
+            let outcome = select::compress_to_target(data, &pad.inner, settings, proposer)?;
+            let bytes = chunk::wrap(
+                outcome.codec,
+                &data,
+                shape,
+                outcome.bound,
+                Some(pad),
+                &outcome.payload,
+            );
+            Ok((bytes, outcome))
+        }
+        None => {
+            let data = T::samples(values);
+            let outcome = select::compress_to_target(data, shape, settings, proposer)?;
+            let bytes = chunk::wrap(
+                outcome.codec,
+                &data,
+                shape,
+                outcome.bound,
+                None,
+                &outcome.payload,
+            );
+            Ok((bytes, outcome))
+        }
+    }
+}
+
+/// Decodes `bytes` and measures it against `data`: the end-to-end check the reports give.
+pub fn verify(
+    data: Samples<'_>,
+    shape: &[usize],
+    settings: &Settings,
+    bytes: &[u8],
+) -> Result<(f64, f64), InsituError> {
+    let (_, back) = chunk::decode(bytes)?;
+    let psnr = metrics::error_stats_of(data, back.view())
+        .map(|s| s.psnr)
+        .ok_or_else(|| InsituError::InvalidArgument("decoded type differs".into()))?;
+    let metric = match settings.target.kind {
+        TargetKind::Psnr => psnr,
+        TargetKind::Ssim => metrics::ssim_of(data, back.view(), shape).unwrap_or(f64::NAN),
+        TargetKind::Ratio => metrics::compression_ratio(data.byte_len(), bytes.len()),
+        TargetKind::AbsBound => metrics::error_stats_of(data, back.view())
+            .map(|s| s.max_abs_error)
+            .unwrap_or(f64::NAN),
+    };
+    Ok((psnr, metric))
+}
+
+/// True when `metric` meets the target (AbsBound: with the codecs' documented 1e-6 slack).
+pub fn meets(settings: &Settings, metric: f64) -> bool {
+    let t = settings.target.value();
+    match settings.target.kind {
+        TargetKind::AbsBound => metric <= t * (1.0 + 1e-6),
+        _ => metric >= t,
+    }
+}
+
+/// Compresses once, without a session: the chunk and, when asked for, a verified report.
+pub fn compress(
+    data: Samples<'_>,
+    shape: &[usize],
+    settings: &Settings,
+    want_report: bool,
+) -> Result<(Vec<u8>, Option<Report>), InsituError> {
+    let (bytes, outcome) = encode_with(data, shape, settings, proposer())?;
+    if !want_report {
+        return Ok((bytes, None));
+    }
+    let (psnr, metric) = verify(data, shape, settings, &bytes)?;
+    let report = Report {
+        codec: outcome.codec,
+        bound: outcome.bound,
+        compressions: outcome.compressions,
+        metric,
+        psnr,
+        ratio: metrics::compression_ratio(data.byte_len(), bytes.len()),
+        target_met: meets(settings, metric),
+        correction: 0.0,
+    };
+    Ok((bytes, Some(report)))
+}
+
+/// What [`advise`] found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Advice {
+    /// Codec the chooser would use.
+    pub codec: CodecId,
+    /// Absolute bound it would give the codec.
+    pub bound: f64,
+    /// PSNR (dB, value-range convention) of that choice.
+    pub psnr: f64,
+    /// SSIM of that choice.
+    pub ssim: f64,
+    /// Compression ratio of that choice (chunk header included).
+    pub ratio: f64,
+    /// Where the numbers come from: [`AdviceSource`].
+    pub source: AdviceSource,
+    /// Compressions spent to produce the advice.
+    pub compressions: u32,
+}
+
+/// How [`Advice`] numbers were obtained.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdviceSource {
+    /// Compressed once at the proposed bound and measured: exact, costs one compression.
+    Measured = 1,
+    /// Predicted by the learned surrogate without compressing (not available yet).
+    Model = 2,
+}
+
+/// Predict-only advice: the codec and bound the chooser proposes for `data`, and the
+/// PSNR, SSIM and ratio that choice gives.
+///
+/// The analytic proposer predicts no metrics, so for now the proposal is compressed once
+/// (predict mode: no guarantee retries) and measured; [`Advice::source`] says so. When the
+/// surrogate lands, its predictions can fill these fields without compressing.
+pub fn advise(
+    data: Samples<'_>,
+    shape: &[usize],
+    settings: &Settings,
+) -> Result<Advice, InsituError> {
+    let predict = Settings {
+        mode: Mode::Predict,
+        ..*settings
+    };
+    let (bytes, outcome) = encode_with(data, shape, &predict, proposer())?;
+    let (_, back) = chunk::decode(&bytes)?;
+    let psnr = metrics::error_stats_of(data, back.view())
+        .map(|s| s.psnr)
+        .unwrap_or(f64::NAN);
+    let ssim = metrics::ssim_of(data, back.view(), shape).unwrap_or(f64::NAN);
+    Ok(Advice {
+        codec: outcome.codec,
+        bound: outcome.bound,
+        psnr,
+        ssim,
+        ratio: metrics::compression_ratio(data.byte_len(), bytes.len()),
+        source: AdviceSource::Measured,
+        compressions: outcome.compressions,
+    })
+}
+
+/// Decodes chunk bytes into values (f32 or f64, per the header) and their C-order dims.
+pub fn decompress(bytes: &[u8]) -> Result<(SampleBuf, Layout), InsituError> {
+    let (header, values) = chunk::decode(bytes)?;
+    if matches!(values, SampleBuf::Opaque(_)) {
+        return Err(InsituError::InvalidArgument(
+            "chunk holds non-float data; the in-situ API returns f32 or f64".into(),
+        ));
+    }
+    Ok((values, header.layout))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::{generate, Kind};
+
+    #[test]
+    fn compress_reports_a_met_target_and_decompress_restores_the_shape() {
+        let shape = [40, 48];
+        let v: Vec<f32> = generate(Kind::Spectral { slope: 3.0 }, &shape, 3)
+            .into_iter()
+            .map(|x| x as f32)
+            .collect();
+        let settings = Settings::psnr(60.0).unwrap();
+        let (bytes, report) = compress(Samples::F32(&v), &shape, &settings, true).unwrap();
+        let report = report.unwrap();
+        assert!(report.target_met && report.psnr >= 60.0, "{report:?}");
+        assert!(report.ratio > 1.0);
+        let (back, layout) = decompress(&bytes).unwrap();
+        assert_eq!(layout.shape, shape);
+        assert_eq!(back.view().len(), v.len());
+    }
+
+    #[test]
+    fn advice_is_measured_and_honest() {
+        let shape = [32, 32];
+        let v = generate(Kind::Spectral { slope: 2.5 }, &shape, 5);
+        let settings = Settings::psnr(50.0).unwrap();
+        let a = advise(Samples::F64(&v), &shape, &settings).unwrap();
+        assert_eq!(a.source, AdviceSource::Measured);
+        assert_eq!(a.compressions, 1);
+        let (bytes, _) = encode_with(
+            Samples::F64(&v),
+            &shape,
+            &Settings {
+                mode: Mode::Predict,
+                ..settings
+            },
+            proposer(),
+        )
+        .unwrap();
+        let (psnr, _) = verify(Samples::F64(&v), &shape, &settings, &bytes).unwrap();
+        assert_eq!(a.psnr, psnr);
+    }
+
+    #[test]
+    fn bad_shapes_are_invalid_arguments() {
+        let v = vec![1.0f32; 10];
+        let s = Settings::psnr(60.0).unwrap();
+        for shape in [&[][..], &[0, 10], &[3, 3], &[11]] {
+            let err = compress(Samples::F32(&v), shape, &s, false).unwrap_err();
+            assert!(matches!(err, InsituError::InvalidArgument(_)), "{shape:?}");
+        }
+    }
+}

@@ -1,0 +1,398 @@
+//! A per-variable session for time-evolving data: it remembers how far the proposer's
+//! bounds were from the bound that just meets the target, and corrects the next proposal.
+//!
+//! # The correction
+//!
+//! After each compression the session decodes the chunk and measures the target metric.
+//! From the bound the chooser kept (`b_kept`), the proposer's raw bound (`b_raw`) and, for
+//! PSNR targets, the measured excess (`m − T` dB), it estimates the log factor that would
+//! have hit the target exactly: `x = ln(b_kept / b_raw) + (m − T)·ln10/20` (MSE scales with
+//! the bound squared, so 1 dB of excess is a factor 10^(1/20) of bound); for SSIM targets
+//! the second term is `½·ln((1 − T)/(1 − m))`. When the corrected first proposal missed,
+//! `x` is capped at the factor that was applied. Per codec it keeps exponentially weighted means (weight [`ALPHA`]
+//! on the newest step) of `x` and of how far each `x` fell from the running mean, and
+//! scales the next raw proposal by `exp(c)` with
+//!
+//! `c = mean(x) − margin`, `margin = MIN_MARGIN_DB·ln10/20 + SPREAD·dev`,
+//!
+//! where `dev` is the mean deviation. When `mean(x) ≥ 0` (the proposer alone meets the
+//! target on average) `c` is clamped at 0: the session then only ever loosens, and never
+//! pays ratio for a proposer that was already right. When `mean(x) < 0` (the proposer
+//! keeps missing) the session tightens ahead of time, so guarantee mode stops paying for
+//! retries. A field that changes fast widens `dev` and with it the margin. In predict mode,
+//! where nothing catches a miss, the margin is [`PREDICT_MARGIN_SCALE`] times wider. Ratio and
+//! absolute-bound targets are not corrected (their bound is searched or fixed).
+//!
+//! # Threads
+//!
+//! The state sits behind a `Mutex` that is held only to read the correction and to fold
+//! in the observation, not during compression; threads sharing one session therefore
+//! compress in parallel, and the state evolves in the order their observations land.
+
+use std::cell::Cell;
+use std::sync::Mutex;
+
+use super::{encode_with, meets, proposer, verify, InsituError, Report};
+use crate::metrics;
+use crate::samples::Samples;
+use crate::select::{Proposal, Proposer, SelectError};
+use crate::settings::Settings;
+use crate::wire::{CodecId, Mode, TargetKind};
+
+/// Weight of the newest observation in the running means.
+pub const ALPHA: f64 = 0.5;
+/// Smallest safety margin, in dB of PSNR, subtracted from the learned correction.
+pub const MIN_MARGIN_DB: f64 = 0.25;
+/// Margin per unit of mean deviation of the observations.
+pub const SPREAD: f64 = 2.0;
+/// Predict mode never corrects a miss, so its margin is this many times wider.
+pub const PREDICT_MARGIN_SCALE: f64 = 3.0;
+/// Largest |ln factor| one observation may contribute (a factor of 1000).
+const MAX_STEP: f64 = 6.9;
+
+/// Counters a session keeps.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Stats {
+    /// Calls to [`Session::compress`].
+    pub steps: u64,
+    /// Compressions spent over all steps.
+    pub compressions: u64,
+    /// Steps whose verified metric missed the target.
+    pub misses: u64,
+}
+
+/// What a session has learned about one codec's proposals.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Learned {
+    /// Running mean of the ideal ln bound factor `x`.
+    mean: f64,
+    /// Running mean of |x − mean| (before each update).
+    dev: f64,
+}
+
+impl Learned {
+    fn first(x: f64) -> Self {
+        // One observation says nothing about the spread: assume it is as large as half
+        // the value, so the first correction is cautious.
+        Learned {
+            mean: x,
+            dev: 0.5 * x.abs(),
+        }
+    }
+
+    fn update(self, x: f64) -> Self {
+        Learned {
+            mean: ALPHA * x + (1.0 - ALPHA) * self.mean,
+            dev: ALPHA * (x - self.mean).abs() + (1.0 - ALPHA) * self.dev,
+        }
+    }
+
+    /// The ln factor to apply to the next raw proposal. `scale` widens the margin (predict
+    /// mode, where a miss is never corrected).
+    fn correction(&self, scale: f64) -> f64 {
+        let c = self.mean - scale * (db_to_ln(MIN_MARGIN_DB) + SPREAD * self.dev);
+        if self.mean >= 0.0 {
+            c.max(0.0)
+        } else {
+            c
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// What was learned per codec id; `None` before any data.
+    learned: [Option<Learned>; 4],
+    stats: Stats,
+}
+
+/// One variable's in-situ compressor. Share it between threads freely.
+#[derive(Debug)]
+pub struct Session {
+    settings: Settings,
+    adapt: bool,
+    state: Mutex<State>,
+}
+
+/// Wraps the proposer, scales its bound by the session's correction, and remembers the raw
+/// proposal so the observation can be computed against it.
+struct Corrected<'a> {
+    inner: &'a dyn Proposer,
+    learned: [Option<Learned>; 4],
+    raw: Cell<Option<Proposal>>,
+    applied: Cell<f64>,
+}
+
+impl Proposer for Corrected<'_> {
+    fn propose(
+        &self,
+        data: Samples<'_>,
+        shape: &[usize],
+        range: f64,
+        settings: &Settings,
+    ) -> Result<Proposal, SelectError> {
+        let raw = self.inner.propose(data, shape, range, settings)?;
+        self.raw.set(Some(raw));
+        let Some(learned) = self.learned[raw.codec as usize] else {
+            return Ok(raw);
+        };
+        let scale = match settings.mode {
+            Mode::Predict => PREDICT_MARGIN_SCALE,
+            Mode::Guarantee => 1.0,
+        };
+        let factor = learned.correction(scale);
+        self.applied.set(factor);
+        Ok(Proposal {
+            bound: raw.bound * factor.exp(),
+            ..raw
+        })
+    }
+}
+
+/// A PSNR difference in dB as a ln bound factor (MSE ∝ bound²).
+fn db_to_ln(db: f64) -> f64 {
+    db * std::f64::consts::LN_10 / 20.0
+}
+
+impl Session {
+    /// A session for one variable. `adapt = false` makes every step independent (the same
+    /// bytes as [`super::compress`]), which is what the comparison runs and tests use.
+    pub fn new(settings: Settings, adapt: bool) -> Self {
+        let adapt = adapt && matches!(settings.target.kind, TargetKind::Psnr | TargetKind::Ssim);
+        Session {
+            settings,
+            adapt,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// The settings the session was made with.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> Stats {
+        self.lock().stats
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while the lock was held leaves plain numbers behind: keep using them.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Compresses one timestep of the variable, verifies it by decoding, and learns from
+    /// the result.
+    pub fn compress(
+        &self,
+        data: Samples<'_>,
+        shape: &[usize],
+    ) -> Result<(Vec<u8>, Report), InsituError> {
+        let learned = if self.adapt {
+            self.lock().learned
+        } else {
+            [None; 4]
+        };
+        let corrected = Corrected {
+            inner: proposer(),
+            learned,
+            raw: Cell::new(None),
+            applied: Cell::new(0.0),
+        };
+        let (bytes, outcome) = encode_with(data, shape, &self.settings, &corrected)?;
+        let (psnr, metric) = verify(data, shape, &self.settings, &bytes)?;
+        let report = Report {
+            codec: outcome.codec,
+            bound: outcome.bound,
+            compressions: outcome.compressions,
+            metric,
+            psnr,
+            ratio: metrics::compression_ratio(data.byte_len(), bytes.len()),
+            target_met: meets(&self.settings, metric),
+            correction: corrected.applied.get(),
+        };
+        // A first proposal that missed (a retry was needed, or predict mode missed) proves
+        // the ideal factor lies below the one applied, whatever the kept bound suggests:
+        // codecs such as ZFP change error in steps, so the measured excess of a corrected
+        // bound can point far above the factor that just failed.
+        let first_missed = outcome.compressions > 1 || !report.target_met;
+        let observation = match corrected.raw.get() {
+            Some(raw) if self.adapt => self.observe(&raw, &report).map(|(codec, x)| {
+                let applied = corrected.applied.get();
+                (codec, if first_missed { x.min(applied) } else { x })
+            }),
+            _ => None,
+        };
+        let mut state = self.lock();
+        state.stats.steps += 1;
+        state.stats.compressions += u64::from(report.compressions);
+        state.stats.misses += u64::from(!report.target_met);
+        if let Some((codec, x)) = observation {
+            let slot = &mut state.learned[codec as usize];
+            *slot = Some(match *slot {
+                Some(old) => old.update(x),
+                None => Learned::first(x),
+            });
+        }
+        Ok((bytes, report))
+    }
+
+    /// The ln factor that would have met the target exactly, or `None` when this step says
+    /// nothing about the proposer (lossless fallback, another codec, exact data).
+    fn observe(&self, raw: &Proposal, report: &Report) -> Option<(CodecId, f64)> {
+        if report.codec != raw.codec || report.codec == CodecId::Lossless || raw.bound <= 0.0 {
+            return None;
+        }
+        let mut x = (report.bound / raw.bound).ln();
+        let target = self.settings.target.value();
+        match self.settings.target.kind {
+            TargetKind::Psnr if report.metric.is_finite() => x += db_to_ln(report.metric - target),
+            // 1 − SSIM grows roughly like the MSE, i.e. like the bound squared.
+            TargetKind::Ssim if report.metric < 1.0 => {
+                x += 0.5 * ((1.0 - target) / (1.0 - report.metric)).ln()
+            }
+            _ => return None,
+        }
+        x.is_finite()
+            .then_some((report.codec, x.clamp(-MAX_STEP, MAX_STEP)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::{generate, Kind};
+
+    fn steps() -> Vec<Vec<f32>> {
+        (0..6)
+            .map(|t| {
+                generate(Kind::Spectral { slope: 3.0 }, &[48, 48], 11)
+                    .into_iter()
+                    .map(|x| (x * (1.0 + 0.05 * t as f64)) as f32)
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_step_meets_the_target_with_and_without_adaptation() {
+        let settings = Settings::psnr(60.0).unwrap();
+        for adapt in [false, true] {
+            let session = Session::new(settings, adapt);
+            for v in steps() {
+                let (_, r) = session.compress(Samples::F32(&v), &[48, 48]).unwrap();
+                assert!(r.target_met && r.psnr >= 60.0, "adapt {adapt}: {r:?}");
+                if !adapt {
+                    assert_eq!(r.correction, 0.0);
+                }
+            }
+            assert_eq!(session.stats().steps, 6);
+            assert_eq!(session.stats().misses, 0);
+        }
+    }
+
+    #[test]
+    fn without_adaptation_a_session_equals_plain_compress() {
+        let settings = Settings::psnr(55.0).unwrap();
+        let session = Session::new(settings, false);
+        for v in steps() {
+            let (a, _) = session.compress(Samples::F32(&v), &[48, 48]).unwrap();
+            let (b, _) =
+                super::super::compress(Samples::F32(&v), &[48, 48], &settings, false).unwrap();
+            assert_eq!(a, b);
+        }
+    }
+
+    #[test]
+    fn the_correction_moves_toward_the_target() {
+        // For ZFP the formula bound overshoots (ZFP's errors stay well inside its bound).
+        // Fed the same field again and again, the session loosens the bound step by step:
+        // the measured PSNR comes closer to the target (and the ratio grows) while every
+        // step still meets it.
+        let settings = Settings {
+            compressor: crate::wire::CompressorChoice::Zfp,
+            ..Settings::psnr(60.0).unwrap()
+        };
+        let session = Session::new(settings, true);
+        let field = &steps()[0];
+        let reports: Vec<Report> = (0..5)
+            .map(|_| session.compress(Samples::F32(field), &[48, 48]).unwrap().1)
+            .collect();
+        let (first, last) = (&reports[0], &reports[4]);
+        assert!(
+            first.psnr > 60.5,
+            "the formula no longer overshoots: {first:?}"
+        );
+        assert!(last.correction > 0.0, "{reports:?}");
+        assert!(reports.iter().all(|r| r.target_met), "{reports:?}");
+        assert!(
+            last.psnr < first.psnr && last.ratio > first.ratio,
+            "{reports:?}"
+        );
+    }
+
+    #[test]
+    fn a_proposer_that_keeps_missing_is_tightened_ahead_of_time() {
+        let mut learned = Learned::first(-0.5);
+        for _ in 0..4 {
+            learned = learned.update(-0.5);
+        }
+        assert!(learned.correction(1.0) < -0.5, "{learned:?}");
+        let overshooting = Learned::first(0.01).update(0.01);
+        assert_eq!(
+            overshooting.correction(1.0),
+            0.0,
+            "never tighter than a proposer that meets"
+        );
+    }
+
+    #[test]
+    fn predict_mode_adaptation_keeps_meeting_targets_on_drifting_fields() {
+        // A field that morphs from one spectral field into another over 12 steps, for
+        // each compressor: predict mode has no safety net, so the learned loosening must
+        // not make steps miss. Also reports the ratio it bought (printed with --nocapture).
+        let shape = [40, 48];
+        let a = generate(Kind::Spectral { slope: 2.5 }, &shape, 21);
+        let b = generate(Kind::Spectral { slope: 3.5 }, &shape, 22);
+        for compressor in [
+            crate::wire::CompressorChoice::Auto,
+            crate::wire::CompressorChoice::Zfp,
+            crate::wire::CompressorChoice::Sperr,
+        ] {
+            for target in [40.0, 60.0, 80.0] {
+                let settings = Settings {
+                    compressor,
+                    mode: Mode::Predict,
+                    ..Settings::psnr(target).unwrap()
+                };
+                let adaptive = Session::new(settings, true);
+                let fixed = Session::new(settings, false);
+                let (mut cr_a, mut cr_f) = (0.0, 0.0);
+                for t in 0..12 {
+                    let w = t as f64 / 11.0;
+                    let v: Vec<f32> = a
+                        .iter()
+                        .zip(&b)
+                        .map(|(x, y)| ((1.0 - w) * x + w * y) as f32)
+                        .collect();
+                    let (_, ra) = adaptive.compress(Samples::F32(&v), &shape).unwrap();
+                    let (_, rf) = fixed.compress(Samples::F32(&v), &shape).unwrap();
+                    cr_a += ra.ratio.ln();
+                    cr_f += rf.ratio.ln();
+                }
+                let (sa, sf) = (adaptive.stats(), fixed.stats());
+                println!(
+                    "{compressor:?} {target} dB: misses {} / {}, gmean CR {:.2} / {:.2}",
+                    sa.misses,
+                    sf.misses,
+                    (cr_a / 12.0).exp(),
+                    (cr_f / 12.0).exp()
+                );
+                assert!(
+                    sa.misses <= sf.misses,
+                    "{compressor:?} {target}: {sa:?} vs {sf:?}"
+                );
+            }
+        }
+    }
+}
