@@ -9,14 +9,20 @@
 //! - [`chunk`]: the versioned, self-describing, checksummed chunk format;
 //! - [`metrics`]: PSNR (value-range convention), SSIM, CR, max error;
 //! - [`corpus`]: raw-array corpora described by `stats.json` manifests;
-//! - [`synth`]: generated fields for demos, tests and training.
+//! - [`synth`]: generated fields for demos, tests and training;
+//! - [`features`]: stage 1 of the surrogate, a cheap scale-free description of a chunk;
+//! - [`surrogate`]: stage 2, the ONNX model run through onnxruntime;
+//! - [`train`]: training-table collection, the mixture-of-experts trainer and ONNX export.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod chunk;
 pub mod codec;
 pub mod corpus;
+pub mod features;
 pub mod metrics;
 pub mod samples;
+pub mod surrogate;
 pub mod synth;
+pub mod train;
 pub mod wire;
