@@ -27,8 +27,14 @@ fn ort_library() -> Option<PathBuf> {
     }
 }
 
-/// A tiny model trained on a few generated chunks, and its training rows.
+/// A tiny model trained on a few generated chunks, and its training inputs; built once
+/// and shared by the tests of this file.
 fn tiny_model() -> (moe::MoeWeights, Vec<f32>) {
+    static MODEL: std::sync::OnceLock<(moe::MoeWeights, Vec<f32>)> = std::sync::OnceLock::new();
+    MODEL.get_or_init(build_tiny_model).clone()
+}
+
+fn build_tiny_model() -> (moe::MoeWeights, Vec<f32>) {
     let dir = std::env::temp_dir().join(format!("deepcq-onnx-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let output = dir.join("t.csv");

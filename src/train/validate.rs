@@ -106,12 +106,15 @@ pub fn is_generated(dataset: &str) -> bool {
     dataset.starts_with("synth-")
 }
 
-/// Runs leave-one-dataset-out over every real dataset in `rows`. `log` gets progress.
+/// Runs leave-one-dataset-out over every real dataset in `rows`, `threads` folds at a
+/// time (each fold trains single-threaded; see `deepcq train`). `log` gets progress.
 pub fn leave_one_dataset_out(
     rows: &[Row],
     config: &MoeConfig,
-    mut log: impl FnMut(&str),
+    threads: usize,
+    log: &(dyn Fn(&str) + Sync),
 ) -> Result<Vec<(String, Vec<Outcome>)>, TrainError> {
+    use rayon::prelude::*;
     let mut datasets: Vec<String> = rows
         .iter()
         .filter(|r| !is_generated(&r.dataset))
@@ -119,30 +122,37 @@ pub fn leave_one_dataset_out(
         .collect();
     datasets.sort();
     datasets.dedup();
-    let mut results = Vec::new();
-    for (i, d) in datasets.iter().enumerate() {
-        let train = moe::prepare(rows, |r| &r.dataset != d);
-        let test = moe::prepare(rows, |r| &r.dataset == d);
-        if test.is_empty() {
-            continue;
-        }
-        let start = std::time::Instant::now();
-        let weights = moe::train(&train, config, |_| {})?;
-        let out = outcomes(&weights, &test, rows)?;
-        let s = score(&out);
-        log(&format!(
-            "[{}/{}] {d}: {} rows, median |dPSNR| {:.2} dB, p95 {:.2} dB, CR MAPE {:.1}% ({:.0}s)",
-            i + 1,
-            datasets.len(),
-            s.rows,
-            s.psnr_median,
-            s.psnr_p95,
-            s.cr_mape,
-            start.elapsed().as_secs_f64()
-        ));
-        results.push((d.clone(), out));
-    }
-    Ok(results)
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()
+        .map_err(|e| TrainError::Shape(format!("thread pool: {e}")))?;
+    let total = datasets.len();
+    let results: Vec<Option<(String, Vec<Outcome>)>> = pool.install(|| {
+        datasets
+            .par_iter()
+            .map(|d| {
+                let train = moe::prepare(rows, |r| &r.dataset != d);
+                let test = moe::prepare(rows, |r| &r.dataset == d);
+                if test.is_empty() {
+                    return Ok(None);
+                }
+                let start = std::time::Instant::now();
+                let weights = moe::train(&train, config, |_| {})?;
+                let out = outcomes(&weights, &test, rows)?;
+                let s = score(&out);
+                log(&format!(
+                    "{d} (of {total}): {} rows, median |dPSNR| {:.2} dB, p95 {:.2} dB, CR MAPE {:.1}% ({:.0}s)",
+                    s.rows,
+                    s.psnr_median,
+                    s.psnr_p95,
+                    s.cr_mape,
+                    start.elapsed().as_secs_f64()
+                ));
+                Ok(Some((d.clone(), out)))
+            })
+            .collect::<Result<Vec<_>, TrainError>>()
+    })?;
+    Ok(results.into_iter().flatten().collect())
 }
 
 /// The Markdown table of per-dataset and pooled scores.
