@@ -131,9 +131,7 @@ fn extract_typed<T: Element>(data: &[T], shape: &[usize], elem_size: usize) -> F
         elem_size,
     };
     if !(range > 0.0 && range.is_finite()) {
-        for i in 13..=17 {
-            f[i] = LOG_FLOOR;
-        }
+        f[13..=17].fill(LOG_FLOOR);
         f[11] = 1.0;
         f[12] = 1.0;
         f[10] = if finite > 0 && lo == 0.0 { 1.0 } else { 0.0 };

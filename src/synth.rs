@@ -128,7 +128,7 @@ fn normalised(v: Vec<f64>) -> Vec<f64> {
             (l.min(x), h.max(x))
         });
     let r = hi - lo;
-    if !(r > 0.0) {
+    if r.is_nan() || r <= 0.0 {
         return vec![0.0; v.len()];
     }
     v.into_iter().map(|x| (x - lo) / r).collect()

@@ -124,21 +124,29 @@ fn predict_scores_every_candidate_in_one_batch() {
     let p64 = surrogate.predict(&f64s, &candidates).unwrap();
     let p32 = surrogate.predict(&f32s, &candidates).unwrap();
     assert_eq!(p64.len(), candidates.len());
-    for (a, b) in p64.iter().zip(&p32) {
-        assert!(a.psnr.is_finite() && a.ssim.is_finite() && a.cr > 0.0);
-        // Same field, double the bytes per value: about double the ratio.
-        let ratio = a.cr / b.cr;
-        assert!((1.8..2.2).contains(&ratio), "{ratio}");
+    for p in p64.iter().chain(&p32) {
+        assert!(
+            p.psnr.is_finite() && p.ssim.is_finite() && p.cr > 0.0,
+            "{p:?}"
+        );
     }
-    // Predictions agree with the raw model outputs for the same rows.
-    let x: Vec<f32> = candidates
-        .iter()
-        .flat_map(|c| moe::input_row(&f32s.values, c.codec.name(), c.rel_bound).unwrap())
-        .collect();
-    let raw = surrogate.run_raw(&x, candidates.len()).unwrap();
-    for (p, r) in p32.iter().zip(&raw) {
-        assert!((p.psnr - r[0] as f64).abs() < 1e-9);
-        assert!((p.cr - 10f64.powf(r[2] as f64)).abs() < 1e-6 * p.cr);
+    // Predictions are the raw model outputs for the same rows; the ratio is scaled from
+    // 32-bit values to the chunk's element size (×2 for f64).
+    for (feats, preds, elem) in [(&f32s, &p32, 4usize), (&f64s, &p64, 8)] {
+        let x: Vec<f32> = candidates
+            .iter()
+            .flat_map(|c| moe::input_row(&feats.values, c.codec.name(), c.rel_bound, elem).unwrap())
+            .collect();
+        let raw = surrogate.run_raw(&x, candidates.len()).unwrap();
+        for (p, r) in preds.iter().zip(&raw) {
+            assert!((p.psnr - r[0] as f64).abs() < 1e-9);
+            assert!((p.ssim - r[1] as f64).abs() < 1e-9);
+            let cr32 = 10f64.powf(r[2] as f64);
+            assert!(
+                (p.cr - cr32 * elem as f64 / 4.0).abs() < 1e-6 * p.cr,
+                "{p:?} {r:?}"
+            );
+        }
     }
     // Bad candidates are errors, not panics.
     let bad = [Candidate {
@@ -196,9 +204,11 @@ fn the_committed_default_model_loads_and_predicts_sanely() {
         .map(|&x| x as f32)
         .collect();
     let f = features::extract(Samples::F32(&v), &shape);
+    // (Not tighter: at ~1e-6 of the range SZ3 stores f32 data losslessly, and the model
+    // rightly predicts an exact reconstruction there.)
     let tight = Candidate {
         codec: CodecId::Sz3,
-        rel_bound: 1e-6,
+        rel_bound: 1e-4,
     };
     let loose = Candidate {
         codec: CodecId::Sz3,
@@ -206,8 +216,8 @@ fn the_committed_default_model_loads_and_predicts_sanely() {
     };
     let p = surrogate.predict(&f, &[tight, loose]).unwrap();
     // Tighter bound: higher PSNR, lower ratio; both in plausible ranges.
-    assert!(p[0].psnr > p[1].psnr + 40.0, "{p:?}");
+    assert!(p[0].psnr > p[1].psnr + 25.0, "{p:?}");
     assert!(p[0].cr < p[1].cr, "{p:?}");
-    assert!((100.0..160.0).contains(&p[0].psnr), "{p:?}");
+    assert!((75.0..110.0).contains(&p[0].psnr), "{p:?}");
     assert!(p[1].cr > 5.0, "{p:?}");
 }

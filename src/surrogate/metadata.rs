@@ -18,6 +18,8 @@ pub struct ModelMetadata {
     pub compressors: Vec<CodecId>,
     /// Relative bounds the filter should consider.
     pub bound_grid: Vec<f64>,
+    /// Number of input columns.
+    pub n_inputs: usize,
     /// Output column names.
     pub outputs: Vec<String>,
     /// Training corpus summary.
@@ -66,6 +68,12 @@ impl ModelMetadata {
             feature_names: list(get(meta::FEATURE_NAMES)?),
             compressors,
             bound_grid,
+            n_inputs: {
+                let n = get(meta::N_INPUTS)?;
+                n.trim()
+                    .parse()
+                    .map_err(|_| SurrogateError::Metadata(format!("n_inputs '{n}'")))?
+            },
             outputs: list(get(meta::OUTPUTS)?),
             corpus: md.custom(meta::CORPUS).unwrap_or_default(),
             validation: md.custom(meta::VALIDATION).unwrap_or_default(),
@@ -100,6 +108,13 @@ impl ModelMetadata {
         if names != expected {
             return Err(SurrogateError::Metadata(format!(
                 "compressor order {names:?}, this build expects {expected:?}"
+            )));
+        }
+        if self.n_inputs != crate::train::moe::n_inputs() {
+            return Err(SurrogateError::Metadata(format!(
+                "model takes {} inputs, this build builds {}",
+                self.n_inputs,
+                crate::train::moe::n_inputs()
             )));
         }
         if self.bound_grid.is_empty() {

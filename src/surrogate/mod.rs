@@ -168,10 +168,15 @@ impl Surrogate {
                     c.rel_bound
                 )));
             }
-            let row =
-                input_row(&features.values, c.codec.name(), c.rel_bound).ok_or_else(|| {
-                    SurrogateError::Input(format!("the model has no compressor {}", c.codec.name()))
-                })?;
+            let row = input_row(
+                &features.values,
+                c.codec.name(),
+                c.rel_bound,
+                features.elem_size,
+            )
+            .ok_or_else(|| {
+                SurrogateError::Input(format!("the model has no compressor {}", c.codec.name()))
+            })?;
             x.extend(row);
         }
         Ok(x)

@@ -1,8 +1,13 @@
 //! The mixture-of-experts surrogate and its trainer (candle, CPU, seeded).
 //!
 //! **Inputs** (one row per candidate, [`n_inputs`] columns): the chunk's features in
-//! [`FEATURE_NAMES`] order, a one-hot of the compressor in [`COMPRESSORS`] order, and
-//! log10 of the relative bound.
+//! [`FEATURE_NAMES`] order, a one-hot of the compressor in [`COMPRESSORS`] order, the
+//! bound's headroom over the dtype's precision ([`precision_headroom`]), and log10 of the
+//! relative bound (always the last column).
+//!
+//! The headroom input is why one dtype-independent feature vector still serves f32 and
+//! f64: below about 6e-8 × max|x| an f32 chunk is stored almost exactly, which an f64
+//! chunk is not, and the first model (without it) missed SZ3's PSNR by 26 dB there.
 //!
 //! **Outputs** ([`OUTPUT_NAMES`]): PSNR in dB (value-range convention), SSIM, and log10 of
 //! the compression ratio *for 32-bit values* (`32 / bits-per-value`; multiply the ratio by
@@ -40,9 +45,30 @@ pub const PSNR_CAP: f64 = 200.0;
 /// PSNR range where the PSNR target matters; rows outside it get a small PSNR weight.
 pub const PSNR_RANGE: (f64, f64) = (20.0, 140.0);
 
-/// Number of model inputs: features, compressor one-hot, log10 relative bound.
+/// Number of model inputs: features, compressor one-hot, precision headroom, log10
+/// relative bound.
 pub fn n_inputs() -> usize {
-    FEATURE_NAMES.len() + COMPRESSORS.len() + 1
+    FEATURE_NAMES.len() + COMPRESSORS.len() + 2
+}
+
+/// Names of the inputs after the features and the one-hot.
+pub const CANDIDATE_INPUTS: [&str; 2] = ["log10_bound_over_precision", "log10_rel_bound"];
+
+/// log10 of the absolute bound over the dtype's rounding step near the chunk's largest
+/// magnitude (unit roundoff 2^-24 for 4-byte, 2^-53 for 8-byte values), clamped to
+/// [−3, 12]: near or below 0 the codec sees values it cannot perturb.
+pub fn precision_headroom(features: &[f32], rel_bound: f64, elem_size: usize) -> f64 {
+    let eps: f64 = if elem_size <= 4 {
+        2f64.powi(-24)
+    } else {
+        2f64.powi(-53)
+    };
+    let absmax_over_range = FEATURE_NAMES
+        .iter()
+        .position(|n| *n == "log10_absmax_over_range")
+        .and_then(|i| features.get(i))
+        .map_or(0.0, |&v| v as f64);
+    (rel_bound.log10() - absmax_over_range - eps.log10()).clamp(-3.0, 12.0)
 }
 
 /// Why training failed.
@@ -121,14 +147,20 @@ impl TrainSet {
     }
 }
 
-/// One model input row.
-pub fn input_row(features: &[f32], codec: &str, rel_bound: f64) -> Option<Vec<f32>> {
+/// One model input row (`elem_size` in bytes: 4 for f32, 8 for f64).
+pub fn input_row(
+    features: &[f32],
+    codec: &str,
+    rel_bound: f64,
+    elem_size: usize,
+) -> Option<Vec<f32>> {
     let slot = COMPRESSORS.iter().position(|c| *c == codec)?;
     let mut x = Vec::with_capacity(n_inputs());
     x.extend_from_slice(features);
     for i in 0..COMPRESSORS.len() {
         x.push(if i == slot { 1.0 } else { 0.0 });
     }
+    x.push(precision_headroom(features, rel_bound, elem_size) as f32);
     x.push(rel_bound.log10() as f32);
     Some(x)
 }
@@ -141,14 +173,15 @@ pub fn prepare(rows: &[Row], keep: impl Fn(&Row) -> bool) -> TrainSet {
         if !row.is_ok()
             || !keep(row)
             || row.features.len() != FEATURE_NAMES.len()
-            || !(row.rel_bound > 0.0)
-            || !(m.bits_per_value > 0.0)
+            || row.rel_bound.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)
+            || m.bits_per_value.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)
             || !m.ssim.is_finite()
             || m.psnr.is_nan()
         {
             continue;
         }
-        let Some(x) = input_row(&row.features, &row.codec, row.rel_bound) else {
+        let elem_size = if row.dtype == "f64" { 8 } else { 4 };
+        let Some(x) = input_row(&row.features, &row.codec, row.rel_bound, elem_size) else {
             continue;
         };
         let psnr = m.psnr.min(PSNR_CAP);
@@ -439,7 +472,7 @@ pub fn train(
             ..Default::default()
         },
     )?;
-    let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0xba7c_4e5);
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x0ba7_c4e5);
     let mut order: Vec<u32> = (0..n as u32).collect();
     let batch = config.batch.clamp(1, n);
     let steps_per_epoch = n.div_ceil(batch);
@@ -517,7 +550,7 @@ mod tests {
             feats[0] = rng.random_range(-1.0..1.0);
             let codec = COMPRESSORS[i % 3];
             let lb = rng.random_range(-7.0..-1.0f64);
-            s.x.extend(input_row(&feats, codec, 10f64.powf(lb)).unwrap());
+            s.x.extend(input_row(&feats, codec, 10f64.powf(lb), 4).unwrap());
             let c = (i % 3) as f32;
             s.y.extend([5.0 + 2.0 * feats[0] + c, 0.9, -0.3 * lb as f32 + feats[0]]);
             s.w.extend([1.0, 1.0, 1.0]);

@@ -6,7 +6,7 @@
 //! inputs and reads final quantities:
 //!
 //! - input `x`: float32 `[batch, n_inputs]` = features ‖ one-hot(sz3, zfp, sperr) ‖
-//!   log10(relative bound);
+//!   precision headroom ([`crate::train::moe::precision_headroom`]) ‖ log10(relative bound);
 //! - output `y`: float32 `[batch, 3]` = PSNR dB (value-range convention), SSIM,
 //!   log10 of the compression ratio for 32-bit values.
 //!
@@ -47,6 +47,8 @@ pub mod meta {
     pub const BOUND_GRID: &str = "deepcq.bound_grid";
     /// Human-readable input layout.
     pub const INPUTS: &str = "deepcq.inputs";
+    /// Number of input columns (features + one-hot + 2).
+    pub const N_INPUTS: &str = "deepcq.n_inputs";
     /// Comma-separated output column names.
     pub const OUTPUTS: &str = "deepcq.outputs";
     /// Human-readable output meaning.
@@ -193,15 +195,16 @@ fn build(w: &MoeWeights, info: &ExportInfo) -> ModelProto {
         tensor_i64("bound_col", &[(n_in - 1) as i64]),
         tensor_i64("expert_shape", &[0, k as i64, h as i64]),
     ];
-    let mut nodes = Vec::new();
-    nodes.push(node("Sub", &[INPUT_NAME, "in_mean"], "xc", vec![]));
-    nodes.push(node("Div", &["xc", "in_std"], "z", vec![]));
-    nodes.push(node(
-        "Slice",
-        &["z", "feat_start", "feat_end", "axis1"],
-        "zf",
-        vec![],
-    ));
+    let mut nodes = vec![
+        node("Sub", &[INPUT_NAME, "in_mean"], "xc", vec![]),
+        node("Div", &["xc", "in_std"], "z", vec![]),
+        node(
+            "Slice",
+            &["z", "feat_start", "feat_end", "axis1"],
+            "zf",
+            vec![],
+        ),
+    ];
     // Gating net.
     nodes.push(node("MatMul", &["zf", "gate_w1"], "g1", vec![]));
     nodes.push(node("Add", &["g1", "gate_b1"], "g1b", vec![]));
@@ -288,11 +291,14 @@ fn build(w: &MoeWeights, info: &ExportInfo) -> ModelProto {
             meta::INPUTS,
             format!(
                 "x: float32 [batch, {n_in}] = {} features (deepcq.feature_names order), \
-                 one-hot compressor ({}), log10(relative bound = abs bound / chunk value range)",
+                 one-hot compressor ({}), log10_bound_over_precision = clamp(log10(rel bound) \
+                 - log10_absmax_over_range - log10(unit roundoff: 2^-24 f32, 2^-53 f64), -3, 12), \
+                 log10(relative bound = abs bound / chunk value range)",
                 f,
                 join(COMPRESSORS.iter())
             ),
         ),
+        (meta::N_INPUTS, n_in.to_string()),
         (meta::OUTPUTS, join(OUTPUT_NAMES.iter())),
         (
             meta::OUTPUTS_DOC,
