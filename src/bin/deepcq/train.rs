@@ -68,6 +68,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
     for t in &args.tables {
         rows.extend(table::read(t).with_context(|| format!("reading {}", t.display()))?);
     }
+    // Collection appends chunks in completion order, which varies between runs: sort so
+    // that one table content and one seed always give one model.
+    rows.sort_by(|a, b| {
+        (&a.dataset, &a.source, a.chunk, &a.codec)
+            .cmp(&(&b.dataset, &b.source, b.chunk, &b.codec))
+            .then(a.rel_bound.total_cmp(&b.rel_bound))
+    });
     let config = MoeConfig {
         experts: args.experts,
         hidden: args.hidden,
