@@ -15,7 +15,10 @@
 //! - [`select`]: target → codec and bound, predict and guarantee modes;
 //! - [`h5`]: the HDF5 plugin (entry points, callbacks, run-time HDF5 API);
 //! - [`insitu`]: compress / advise / sessions on a caller's buffer;
-//! - [`capi`]: the in-situ C API (`include/h5z_deepcq.h`).
+//! - [`capi`]: the in-situ C API (`include/h5z_deepcq.h`);
+//! - [`features`]: stage 1 of the surrogate, a cheap scale-free description of a chunk;
+//! - [`surrogate`]: stage 2, the ONNX model run through onnxruntime;
+//! - [`train`]: training-table collection, the mixture-of-experts trainer and ONNX export.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -23,6 +26,7 @@ pub mod capi;
 pub mod chunk;
 pub mod codec;
 pub mod corpus;
+pub mod features;
 pub mod h5;
 pub mod insitu;
 pub mod metrics;
@@ -30,5 +34,7 @@ pub mod padding;
 pub mod samples;
 pub mod select;
 pub mod settings;
+pub mod surrogate;
 pub mod synth;
+pub mod train;
 pub mod wire;

@@ -21,6 +21,39 @@ pub enum Kind {
         /// Fraction of the volume the blobs roughly cover.
         fill: f64,
     },
+    /// Turbulence-like intermittent field: the exponential of a Kolmogorov-spectrum
+    /// (slope 11/3) field, so a few sharp peaks ride on a smooth background.
+    Turbulence {
+        /// Intermittency: how strongly the exponential sharpens the peaks (0.5 … 3).
+        intermittency: f64,
+    },
+    /// Gray-Scott reaction-diffusion on the two fastest axes; slower axes are snapshots
+    /// in time, like a simulation writing one slice per step. Spots and stripes with
+    /// sharp fronts.
+    ReactionDiffusion {
+        /// Feed rate (0.02 … 0.06) selects spots, stripes or mazes.
+        feed: f64,
+    },
+    /// A smooth spectral field plus white noise, as instruments record: smooth at coarse
+    /// bounds, incompressible below the noise level.
+    NoisySmooth {
+        /// Power-spectrum slope of the smooth part.
+        slope: f64,
+        /// Noise standard deviation relative to the field's range.
+        noise: f64,
+    },
+    /// High dynamic range: 10^(decades · spectral field), spanning many orders of
+    /// magnitude, like densities or emission maps.
+    HighDynamicRange {
+        /// Orders of magnitude spanned.
+        decades: f64,
+    },
+    /// A spectral field rounded to a few levels, like integer-valued sources or
+    /// categorical masks stored as floats.
+    Quantized {
+        /// Number of distinct levels across the range.
+        levels: f64,
+    },
 }
 
 impl Kind {
@@ -30,6 +63,25 @@ impl Kind {
             Kind::Spectral { slope } => format!("spectral-{slope}"),
             Kind::Noise => "noise".into(),
             Kind::Sparse { fill } => format!("sparse-{fill}"),
+            Kind::Turbulence { intermittency } => format!("turbulence-{intermittency}"),
+            Kind::ReactionDiffusion { feed } => format!("reaction-diffusion-{feed}"),
+            Kind::NoisySmooth { slope, noise } => format!("noisy-smooth-{slope}-{noise}"),
+            Kind::HighDynamicRange { decades } => format!("hdr-{decades}"),
+            Kind::Quantized { levels } => format!("quantized-{levels}"),
+        }
+    }
+
+    /// The family name without parameters (the "dataset" of generated rows).
+    pub fn family(&self) -> &'static str {
+        match self {
+            Kind::Spectral { .. } => "spectral",
+            Kind::Noise => "noise",
+            Kind::Sparse { .. } => "sparse",
+            Kind::Turbulence { .. } => "turbulence",
+            Kind::ReactionDiffusion { .. } => "reaction-diffusion",
+            Kind::NoisySmooth { .. } => "noisy-smooth",
+            Kind::HighDynamicRange { .. } => "hdr",
+            Kind::Quantized { .. } => "quantized",
         }
     }
 }
@@ -39,6 +91,109 @@ const WAVES: usize = 48;
 
 /// Generates a field of `kind` with C-order `shape` from `seed`.
 pub fn generate(kind: Kind, shape: &[usize], seed: u64) -> Vec<f64> {
+    match kind {
+        Kind::Turbulence { intermittency } => {
+            let base = normalised(generate(Kind::Spectral { slope: 11.0 / 3.0 }, shape, seed));
+            base.iter()
+                .map(|v| (intermittency * 3.0 * v).exp())
+                .collect()
+        }
+        Kind::NoisySmooth { slope, noise } => {
+            let base = normalised(generate(Kind::Spectral { slope }, shape, seed));
+            let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x9e37_79b9);
+            // Sum of two uniforms: cheap, bell-shaped noise with the requested std.
+            let scale = noise * 6f64.sqrt();
+            base.iter()
+                .map(|v| v + scale * (rng.random_range(-0.5..0.5) + rng.random_range(-0.5..0.5)))
+                .collect()
+        }
+        Kind::HighDynamicRange { decades } => {
+            let base = normalised(generate(Kind::Spectral { slope: 3.0 }, shape, seed));
+            base.iter().map(|v| 10f64.powf(decades * v)).collect()
+        }
+        Kind::Quantized { levels } => {
+            let base = normalised(generate(Kind::Spectral { slope: 3.0 }, shape, seed));
+            base.iter().map(|v| (v * levels).round()).collect()
+        }
+        Kind::ReactionDiffusion { feed } => gray_scott(shape, feed, seed),
+        _ => generate_basic(kind, shape, seed),
+    }
+}
+
+/// Rescales to [0, 1] (a constant field becomes all zeros).
+fn normalised(v: Vec<f64>) -> Vec<f64> {
+    let (lo, hi) = v
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &x| {
+            (l.min(x), h.max(x))
+        });
+    let r = hi - lo;
+    if r.is_nan() || r <= 0.0 {
+        return vec![0.0; v.len()];
+    }
+    v.into_iter().map(|x| (x - lo) / r).collect()
+}
+
+/// Gray-Scott model (Pearson 1993) on a periodic grid of the two fastest axes (a 1-D
+/// shape runs on a 1-row grid). Returns the `v` species; slower axes are snapshots taken
+/// every few steps after a spin-up.
+fn gray_scott(shape: &[usize], feed: f64, seed: u64) -> Vec<f64> {
+    let rank = shape.len();
+    let nx = shape.last().copied().unwrap_or(1).max(1);
+    let ny = if rank >= 2 { shape[rank - 2].max(1) } else { 1 };
+    let frames: usize = shape[..rank.saturating_sub(2)]
+        .iter()
+        .product::<usize>()
+        .max(1);
+    let frames = if rank >= 2 { frames } else { 1 };
+    let (du, dv, kill) = (0.16, 0.08, 0.062);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut u = vec![1.0f64; nx * ny];
+    let mut v = vec![0.0f64; nx * ny];
+    for _ in 0..(nx * ny / 200).max(3) {
+        let (cx, cy) = (rng.random_range(0..nx), rng.random_range(0..ny));
+        for dy in 0..4.min(ny) {
+            for dx in 0..4.min(nx) {
+                let i = ((cy + dy) % ny) * nx + (cx + dx) % nx;
+                u[i] = 0.5;
+                v[i] = 0.25 + rng.random_range(0.0..0.05);
+            }
+        }
+    }
+    let step = |u: &mut Vec<f64>, v: &mut Vec<f64>| {
+        let (u0, v0) = (u.clone(), v.clone());
+        for y in 0..ny {
+            for x in 0..nx {
+                let i = y * nx + x;
+                let lap = |f: &[f64]| {
+                    let (xl, xr) = ((x + nx - 1) % nx, (x + 1) % nx);
+                    let (yu, yd) = ((y + ny - 1) % ny, (y + 1) % ny);
+                    let mut s = f[y * nx + xl] + f[y * nx + xr] - 2.0 * f[i];
+                    if ny > 1 {
+                        s += f[yu * nx + x] + f[yd * nx + x] - 2.0 * f[i];
+                    }
+                    s
+                };
+                let uvv = u0[i] * v0[i] * v0[i];
+                u[i] = u0[i] + du * lap(&u0) - uvv + feed * (1.0 - u0[i]);
+                v[i] = v0[i] + dv * lap(&v0) + uvv - (feed + kill) * v0[i];
+            }
+        }
+    };
+    for _ in 0..800 {
+        step(&mut u, &mut v);
+    }
+    let mut out = Vec::with_capacity(frames * nx * ny);
+    for _ in 0..frames {
+        out.extend_from_slice(&v);
+        for _ in 0..8 {
+            step(&mut u, &mut v);
+        }
+    }
+    out
+}
+
+fn generate_basic(kind: Kind, shape: &[usize], seed: u64) -> Vec<f64> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let n: usize = shape.iter().product();
     let coords = |index: usize| -> Vec<f64> {
@@ -105,6 +260,7 @@ pub fn generate(kind: Kind, shape: &[usize], seed: u64) -> Vec<f64> {
                 })
                 .collect()
         }
+        _ => unreachable!("derived kinds are handled by generate"),
     }
 }
 
@@ -117,6 +273,37 @@ mod tests {
         let kind = Kind::Spectral { slope: 3.0 };
         assert_eq!(generate(kind, &[8, 9], 1), generate(kind, &[8, 9], 1));
         assert_ne!(generate(kind, &[8, 9], 1), generate(kind, &[8, 9], 2));
+    }
+
+    #[test]
+    fn derived_kinds_have_their_character() {
+        let shape = [8, 32, 32];
+        let hdr = generate(Kind::HighDynamicRange { decades: 4.0 }, &shape, 1);
+        let (lo, hi) = hdr
+            .iter()
+            .fold((f64::INFINITY, 0f64), |(l, h), &x| (l.min(x), h.max(x)));
+        assert!(hi / lo > 1e3, "{lo} {hi}");
+        let q = generate(Kind::Quantized { levels: 5.0 }, &shape, 1);
+        assert!(q
+            .iter()
+            .all(|v| v.fract() == 0.0 && (0.0..=5.0).contains(v)));
+        let rd = generate(Kind::ReactionDiffusion { feed: 0.035 }, &shape, 1);
+        assert_eq!(rd.len(), 8 * 32 * 32);
+        assert!(rd.iter().all(|v| v.is_finite()));
+        let spread =
+            rd.iter().cloned().fold(0f64, f64::max) - rd.iter().cloned().fold(1f64, f64::min);
+        assert!(spread > 0.05, "{spread}");
+        let t = generate(Kind::Turbulence { intermittency: 1.0 }, &shape, 1);
+        assert!(t.iter().all(|v| *v > 0.0));
+        let n = generate(
+            Kind::NoisySmooth {
+                slope: 4.0,
+                noise: 0.01,
+            },
+            &shape,
+            1,
+        );
+        assert_eq!(n.len(), t.len());
     }
 
     #[test]

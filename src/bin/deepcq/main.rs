@@ -4,7 +4,9 @@
 
 mod cdvalues;
 mod codecs;
+mod collect;
 mod raw;
+mod train;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -78,6 +80,16 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         repeat: usize,
     },
+    /// Build a training table: features + measured PSNR/SSIM/CR per chunk, codec and bound.
+    Collect(collect::CollectArgs),
+    /// Train the mixture-of-experts surrogate on collected tables and export it to ONNX.
+    Train(train::TrainArgs),
+    /// Time feature extraction against one SZ3 compression of the same chunk.
+    FeaturesBench {
+        /// Timed repetitions (the best is kept).
+        #[arg(long, default_value_t = 5)]
+        repeat: usize,
+    },
 }
 
 fn parse_codec(name: &str) -> Result<CodecId, String> {
@@ -113,6 +125,9 @@ fn main() -> ExitCode {
             &rel,
             repeat,
         ),
+        Command::Collect(args) => collect::run(args),
+        Command::FeaturesBench { repeat } => collect::bench(repeat),
+        Command::Train(args) => train::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

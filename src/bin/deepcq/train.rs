@@ -1,0 +1,187 @@
+//! `deepcq train`: fit the mixture of experts on a collected table, validate it by
+//! leaving one dataset out, and export it to ONNX.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use h5z_deepcq::train::moe::{self, MoeConfig};
+use h5z_deepcq::train::onnx::{self, ExportInfo};
+use h5z_deepcq::train::{log_grid, plot, table, validate};
+
+/// Arguments of `deepcq train`.
+#[derive(clap::Args)]
+pub struct TrainArgs {
+    /// Training table(s) written by `deepcq collect`.
+    #[arg(long = "table", required = true)]
+    tables: Vec<PathBuf>,
+    /// Output ONNX model.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Number of experts K.
+    #[arg(long, default_value_t = 4)]
+    experts: usize,
+    /// Hidden width of each expert.
+    #[arg(long, default_value_t = 64)]
+    hidden: usize,
+    /// Hidden width of the gating net.
+    #[arg(long, default_value_t = 32)]
+    gate_hidden: usize,
+    /// Training epochs.
+    #[arg(long, default_value_t = 60)]
+    epochs: usize,
+    /// Minibatch size.
+    #[arg(long, default_value_t = 512)]
+    batch: usize,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 3e-3)]
+    lr: f64,
+    /// Seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Run leave-one-dataset-out validation first and print its table.
+    #[arg(long)]
+    lodo: bool,
+    /// Write the validation tables (Markdown) here.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Write the predicted-vs-actual PNG here (needs --lodo).
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// Validation folds trained at once.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Points of the candidate bound grid stored in the model (log-spaced 1e-7..1e-1).
+    #[arg(long, default_value_t = 31)]
+    grid_points: usize,
+}
+
+/// Runs `deepcq train`.
+pub fn run(args: TrainArgs) -> Result<()> {
+    // candle's CPU pool spin-waits between the many tiny ops of this model: on 2 cores it
+    // made training 30× slower than one thread. Parallelism comes from --threads folds.
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
+    }
+    let mut rows = Vec::new();
+    for t in &args.tables {
+        rows.extend(table::read(t).with_context(|| format!("reading {}", t.display()))?);
+    }
+    // Collection appends chunks in completion order, which varies between runs: sort so
+    // that one table content and one seed always give one model.
+    rows.sort_by(|a, b| {
+        (&a.dataset, &a.source, a.chunk, &a.codec)
+            .cmp(&(&b.dataset, &b.source, b.chunk, &b.codec))
+            .then(a.rel_bound.total_cmp(&b.rel_bound))
+    });
+    let config = MoeConfig {
+        experts: args.experts,
+        hidden: args.hidden,
+        gate_hidden: args.gate_hidden,
+        epochs: args.epochs,
+        batch: args.batch,
+        lr: args.lr,
+        seed: args.seed,
+        ..Default::default()
+    };
+    let mut per_dataset: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    for r in &rows {
+        let e = per_dataset.entry(r.dataset.as_str()).or_default();
+        e.0 += 1;
+        e.1 += usize::from(r.is_ok());
+    }
+    let real = per_dataset
+        .keys()
+        .filter(|d| !validate::is_generated(d))
+        .count();
+    let chunks: std::collections::HashSet<String> = rows.iter().map(|r| r.chunk_key()).collect();
+    let corpus = format!(
+        "{} rows ({} ok) from {} chunks; {} real datasets + {} generated families: {}",
+        rows.len(),
+        rows.iter().filter(|r| r.is_ok()).count(),
+        chunks.len(),
+        real,
+        per_dataset.len() - real,
+        per_dataset
+            .iter()
+            .map(|(d, (n, _))| format!("{d}={n}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    eprintln!("train: {corpus}");
+
+    let mut validation = String::from("not run");
+    if args.lodo {
+        let start = Instant::now();
+        let results = validate::leave_one_dataset_out(&rows, &config, args.threads, &|l| {
+            eprintln!("lodo {l}")
+        })?;
+        let all: Vec<&validate::Outcome> = results.iter().flat_map(|(_, o)| o.iter()).collect();
+        let s = validate::score(all);
+        validation = format!(
+            "leave-one-dataset-out over {} datasets: median |dPSNR| {:.2} dB, p95 {:.2} dB (PSNR in 20..140 dB), CR MAPE {:.1}%, SSIM MAE {:.4}",
+            results.len(),
+            s.psnr_median,
+            s.psnr_p95,
+            s.cr_mape,
+            s.ssim_mae
+        );
+        let text = format!(
+            "{}\n\nBy compressor and bound (pooled held-out rows):\n\n{}",
+            validate::markdown_table(&results),
+            validate::breakdown_table(&results, &rows)
+        );
+        println!("{text}");
+        eprintln!("lodo: {:.0}s", start.elapsed().as_secs_f64());
+        if let Some(path) = &args.report {
+            std::fs::write(path, format!("{text}\n{validation}\n"))
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        if let Some(path) = &args.plot {
+            let outs: Vec<validate::Outcome> = results
+                .iter()
+                .flat_map(|(_, o)| o.iter().copied())
+                .collect();
+            plot::pred_vs_actual(path, &outs, &rows).map_err(anyhow::Error::msg)?;
+        }
+    } else if args.plot.is_some() {
+        anyhow::bail!("--plot needs --lodo (it plots held-out predictions)");
+    }
+
+    let start = Instant::now();
+    let data = moe::prepare(&rows, |_| true);
+    let weights = moe::train(&data, &config, |l| eprintln!("train {l}"))?;
+    let train_secs = start.elapsed().as_secs_f64();
+    let training = format!(
+        "experts={} hidden={} gate_hidden={} epochs={} batch={} lr={} seed={} params={} rows={} time={:.0}s",
+        config.experts,
+        config.hidden,
+        config.gate_hidden,
+        config.epochs,
+        config.batch,
+        config.lr,
+        config.seed,
+        moe::parameter_count(&weights),
+        data.len(),
+        train_secs
+    );
+    let bytes = onnx::export(
+        &weights,
+        &ExportInfo {
+            bound_grid: log_grid(-7.0, -1.0, args.grid_points),
+            corpus,
+            training: training.clone(),
+            validation: validation.clone(),
+        },
+    )
+    .map_err(anyhow::Error::msg)?;
+    std::fs::write(&args.output, &bytes)
+        .with_context(|| format!("writing {}", args.output.display()))?;
+    eprintln!(
+        "train: {training}; wrote {} ({} bytes); {validation}",
+        args.output.display(),
+        bytes.len()
+    );
+    Ok(())
+}

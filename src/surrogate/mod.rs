@@ -1,0 +1,216 @@
+//! Stage 2 of the surrogate: the exported ONNX model, run through onnxruntime.
+//!
+//! [`Surrogate::load`] opens a model once per process (onnxruntime is loaded at run time
+//! from a path the caller chooses, so neither the plugin nor the read path ever links it),
+//! checks its metadata against this build's feature schema, and then
+//! [`Surrogate::predict`] scores every candidate (compressor × relative bound) of a chunk
+//! in one batched inference.
+//!
+//! The model layout (inputs, outputs, metadata keys) is documented in
+//! [`crate::train::onnx`] and docs/surrogate.md.
+
+mod metadata;
+mod session;
+
+pub use metadata::ModelMetadata;
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use crate::features::Features;
+use crate::train::moe::{input_row, n_inputs};
+use crate::wire::CodecId;
+
+/// Why the surrogate could not load or predict.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SurrogateError {
+    /// onnxruntime could not be loaded (the text includes the dlopen cause).
+    #[error("cannot load onnxruntime from {path}: {message}")]
+    Runtime {
+        /// The library path tried.
+        path: String,
+        /// The loader's error, `{:?}`-formatted because its display hides the cause.
+        message: String,
+    },
+    /// onnxruntime rejected the model or failed to run it.
+    #[error("onnxruntime: {0}")]
+    Session(String),
+    /// The model's metadata is missing, malformed, or made for another feature schema.
+    #[error("model metadata: {0}")]
+    Metadata(String),
+    /// The features or candidates do not fit the model.
+    #[error("bad input: {0}")]
+    Input(String),
+}
+
+/// One option the filter considers: a compressor at a bound relative to the chunk's
+/// value range (`abs_bound = rel_bound × (max − min)`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Candidate {
+    /// The lossy compressor.
+    pub codec: CodecId,
+    /// Bound relative to the chunk's value range.
+    pub rel_bound: f64,
+}
+
+/// What the model expects a candidate to achieve.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Prediction {
+    /// PSNR in dB, value-range convention (see [`crate::metrics`]).
+    pub psnr: f64,
+    /// Mean SSIM.
+    pub ssim: f64,
+    /// Compression ratio for the chunk's dtype (the model predicts it for 32-bit values;
+    /// it is scaled by `elem_size / 4`).
+    pub cr: f64,
+}
+
+/// A loaded surrogate model. Send + Sync: one instance serves every thread (runs are
+/// serialised by a mutex, since an ort session runs through `&mut`; one run is a few µs).
+pub struct Surrogate {
+    session: Mutex<ort::session::Session>,
+    metadata: ModelMetadata,
+}
+
+impl std::fmt::Debug for Surrogate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Surrogate")
+            .field("metadata", &self.metadata)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Surrogate {
+    /// Loads onnxruntime from `ort_library` (an absolute path to `libonnxruntime.so`; the
+    /// first successful load in a process wins, later paths are ignored) and the model from
+    /// `model_bytes`. Fails when the model's feature schema or names differ from this
+    /// build's.
+    pub fn load(ort_library: &Path, model_bytes: &[u8]) -> Result<Surrogate, SurrogateError> {
+        let session = session::open(ort_library, model_bytes)?;
+        let metadata = ModelMetadata::read(&session)?;
+        metadata.check_compatible()?;
+        Ok(Surrogate {
+            session: Mutex::new(session),
+            metadata,
+        })
+    }
+
+    /// What the model's metadata says.
+    pub fn metadata(&self) -> &ModelMetadata {
+        &self.metadata
+    }
+
+    /// The relative bounds the model recommends as candidates.
+    pub fn bound_grid(&self) -> &[f64] {
+        &self.metadata.bound_grid
+    }
+
+    /// The compressors the model knows, in its one-hot order.
+    pub fn compressors(&self) -> &[CodecId] {
+        &self.metadata.compressors
+    }
+
+    /// Every (compressor, bound-grid) pair, compressors outermost.
+    pub fn all_candidates(&self) -> Vec<Candidate> {
+        self.metadata
+            .compressors
+            .iter()
+            .flat_map(|&codec| {
+                self.metadata
+                    .bound_grid
+                    .iter()
+                    .map(move |&rel_bound| Candidate { codec, rel_bound })
+            })
+            .collect()
+    }
+
+    /// Predicts every candidate for a chunk with `features`, in one inference.
+    pub fn predict(
+        &self,
+        features: &Features,
+        candidates: &[Candidate],
+    ) -> Result<Vec<Prediction>, SurrogateError> {
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let x = self.inputs(features, candidates)?;
+        let rows = self.run_raw(&x, candidates.len())?;
+        let scale = features.elem_size.max(1) as f64 / 4.0;
+        Ok(rows
+            .into_iter()
+            .map(|r| Prediction {
+                psnr: r[0] as f64,
+                ssim: r[1] as f64,
+                cr: 10f64.powf(r[2] as f64) * scale,
+            })
+            .collect())
+    }
+
+    /// Builds the model's input rows.
+    fn inputs(
+        &self,
+        features: &Features,
+        candidates: &[Candidate],
+    ) -> Result<Vec<f32>, SurrogateError> {
+        if features.values.len() != self.metadata.feature_names.len() {
+            return Err(SurrogateError::Input(format!(
+                "{} features, model expects {}",
+                features.values.len(),
+                self.metadata.feature_names.len()
+            )));
+        }
+        let mut x = Vec::with_capacity(candidates.len() * n_inputs());
+        for c in candidates {
+            if !(c.rel_bound > 0.0 && c.rel_bound.is_finite()) {
+                return Err(SurrogateError::Input(format!(
+                    "relative bound must be positive and finite, got {}",
+                    c.rel_bound
+                )));
+            }
+            let row = input_row(
+                &features.values,
+                c.codec.name(),
+                c.rel_bound,
+                features.elem_size,
+            )
+            .ok_or_else(|| {
+                SurrogateError::Input(format!("the model has no compressor {}", c.codec.name()))
+            })?;
+            x.extend(row);
+        }
+        Ok(x)
+    }
+
+    /// Runs raw model inputs (`n` rows of [`n_inputs`]) and returns the raw outputs
+    /// (PSNR dB, SSIM, log10 CR32). Exposed for parity tests and tools.
+    pub fn run_raw(&self, x: &[f32], n: usize) -> Result<Vec<[f32; 3]>, SurrogateError> {
+        let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        session::run(&mut session, x, n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn surrogate_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Surrogate>();
+    }
+
+    #[test]
+    fn a_missing_runtime_is_an_error_not_a_panic() {
+        let err = Surrogate::load(Path::new("/nonexistent/libonnxruntime.so"), b"")
+            .expect_err("no runtime there");
+        // If another test already loaded onnxruntime, the empty model fails instead.
+        assert!(
+            matches!(
+                err,
+                SurrogateError::Runtime { .. } | SurrogateError::Session(_)
+            ),
+            "{err:?}"
+        );
+    }
+}

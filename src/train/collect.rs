@@ -1,0 +1,511 @@
+//! `deepcq collect`: turns a corpus into a training table.
+//!
+//! The corpus is any mix of manifest folders (`../shared/data/*/stats.json`, see
+//! [`crate::corpus`]) and generated fields ([`crate::synth`]). Arrays are cut into chunks
+//! of the shapes HDF5 users pick (cubes, slabs, single slices, long 1-D runs, all at most
+//! [`MAX_CHUNK_VALUES`] values); each chunk is compressed with every lossy codec at every
+//! relative bound of the grid, decompressed, and measured. Codec refusals (SPERR on 1e35
+//! fill values, non-finite chunks) become `skip:` rows, never a crash.
+//!
+//! Chunks run in parallel (rayon, `threads` workers). Each finished chunk's rows are
+//! appended and flushed at once, so an interrupted run resumes where it stopped: chunks
+//! whose key is already in the table are skipped.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+
+use crate::codec::codec_for;
+use crate::corpus::{self, CorpusError};
+use crate::features;
+use crate::metrics;
+use crate::samples::{SampleBuf, Samples};
+use crate::synth::{self, Kind};
+use crate::train::table::{self, Measured, Row, TableError};
+use crate::wire::CodecId;
+
+/// Largest chunk the collector cuts (2^16 values, 256 KiB of f32). Larger chunks behave
+/// alike per value but cost 4× more to measure (SSIM and SPERR dominate).
+pub const MAX_CHUNK_VALUES: usize = 1 << 16;
+
+/// Why collection failed (codec failures are rows, not errors).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CollectError {
+    /// The corpus could not be read.
+    #[error(transparent)]
+    Corpus(#[from] CorpusError),
+    /// The table could not be read or written.
+    #[error(transparent)]
+    Table(#[from] TableError),
+    /// The worker pool could not start.
+    #[error("thread pool: {0}")]
+    Pool(String),
+    /// Nothing to do.
+    #[error("empty corpus: give --data with manifest folders and/or --synth > 0")]
+    Empty,
+}
+
+/// What to collect.
+#[derive(Clone, Debug)]
+pub struct CollectConfig {
+    /// Folders holding dataset folders with `stats.json` manifests.
+    pub data_dirs: Vec<PathBuf>,
+    /// Only these datasets (all when empty).
+    pub only_datasets: Vec<String>,
+    /// Number of generated fields.
+    pub synth_fields: usize,
+    /// Most chunks kept per real array (chosen at random, seeded).
+    pub max_chunks_per_array: usize,
+    /// Relative bounds to measure.
+    pub bounds: Vec<f64>,
+    /// Worker threads.
+    pub threads: usize,
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// Output table (appended to; resumable).
+    pub output: PathBuf,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+/// One chunk to measure.
+struct Job {
+    dataset: String,
+    source: String,
+    chunk: usize,
+    shape: Vec<usize>,
+    values: SampleBuf,
+}
+
+/// Totals of one run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CollectSummary {
+    /// Chunks measured in this run.
+    pub chunks: usize,
+    /// Chunks already in the table and skipped.
+    pub resumed: usize,
+    /// Rows written.
+    pub rows: usize,
+    /// Of which skipped by a codec.
+    pub skipped_rows: usize,
+}
+
+/// Runs a collection.
+pub fn collect(config: &CollectConfig) -> Result<CollectSummary, CollectError> {
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let mut jobs = Vec::new();
+    for dir in &config.data_dirs {
+        for entry in corpus::scan(dir)? {
+            if !config.only_datasets.is_empty() && !config.only_datasets.contains(&entry.dataset) {
+                continue;
+            }
+            let values = entry.load()?;
+            let file = entry
+                .path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            let mut cuts = cut_chunks(&entry.dims, &mut rng);
+            cuts.shuffle(&mut rng);
+            cuts.truncate(config.max_chunks_per_array);
+            for (i, (origin, shape)) in cuts.into_iter().enumerate() {
+                jobs.push(Job {
+                    dataset: entry.dataset.clone(),
+                    source: file.clone(),
+                    chunk: i,
+                    values: extract_chunk(&values, &entry.dims, &origin, &shape),
+                    shape,
+                });
+            }
+        }
+    }
+    jobs.extend(synth_jobs(config.synth_fields, config.seed));
+    if jobs.is_empty() {
+        return Err(CollectError::Empty);
+    }
+
+    let done = existing_keys(&config.output)?;
+    let before = jobs.len();
+    jobs.retain(|j| !done.contains(&table::chunk_key(&j.dataset, &j.source, j.chunk)));
+    let resumed = before - jobs.len();
+    // Big chunks first, so the pool does not end on one long job.
+    jobs.sort_by_key(|j| std::cmp::Reverse(j.shape.iter().product::<usize>()));
+
+    let writer = Mutex::new(table::open_append(&config.output)?);
+    let bar = if config.progress {
+        indicatif::ProgressBar::new(jobs.len() as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:40}] {pos}/{len} chunks, eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(config.threads.max(1))
+        .build()
+        .map_err(|e| CollectError::Pool(e.to_string()))?;
+    let totals = Mutex::new(CollectSummary {
+        resumed,
+        ..Default::default()
+    });
+    let result: Result<(), CollectError> = pool.install(|| {
+        jobs.par_iter().try_for_each(|job| {
+            let rows = measure_chunk(job, &config.bounds);
+            let mut text = String::new();
+            for row in &rows {
+                text.push_str(&table::format_row(row));
+                text.push('\n');
+            }
+            {
+                let mut w = writer.lock().unwrap_or_else(|p| p.into_inner());
+                let io = |source| TableError::Io {
+                    path: config.output.clone(),
+                    source,
+                };
+                w.write_all(text.as_bytes()).map_err(io)?;
+                w.flush().map_err(io)?;
+            }
+            let mut t = totals.lock().unwrap_or_else(|p| p.into_inner());
+            t.chunks += 1;
+            t.rows += rows.len();
+            t.skipped_rows += rows.iter().filter(|r| !r.is_ok()).count();
+            bar.inc(1);
+            Ok(())
+        })
+    });
+    bar.finish();
+    result?;
+    Ok(totals.into_inner().unwrap_or_else(|p| p.into_inner()))
+}
+
+fn existing_keys(path: &Path) -> Result<HashSet<String>, CollectError> {
+    if !path.is_file() || std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) == 0 {
+        return Ok(HashSet::new());
+    }
+    Ok(table::read(path)?.iter().map(|r| r.chunk_key()).collect())
+}
+
+/// Compresses one chunk with every codec and bound and measures the result.
+fn measure_chunk(job: &Job, bounds: &[f64]) -> Vec<Row> {
+    let data = job.values.view();
+    let feats = features::extract(data, &job.shape);
+    let dtype = match data {
+        Samples::F64(_) => "f64",
+        _ => "f32",
+    };
+    let range = feats.value_range;
+    let mut rows = Vec::with_capacity(bounds.len() * CodecId::LOSSY.len());
+    for codec in CodecId::LOSSY {
+        for &rel in bounds {
+            let abs = rel * range;
+            let (status, measured) = match measure_one(codec, data, &job.shape, abs) {
+                Ok(m) => ("ok".to_string(), Some(m)),
+                Err(reason) => (format!("skip:{reason}"), None),
+            };
+            rows.push(Row {
+                dataset: job.dataset.clone(),
+                source: job.source.clone(),
+                chunk: job.chunk,
+                shape: job.shape.clone(),
+                dtype: dtype.into(),
+                codec: codec.name().into(),
+                rel_bound: rel,
+                abs_bound: abs,
+                status,
+                measured,
+                features: feats.values.clone(),
+            });
+        }
+    }
+    rows
+}
+
+fn measure_one(
+    codec: CodecId,
+    data: Samples<'_>,
+    shape: &[usize],
+    abs: f64,
+) -> Result<Measured, String> {
+    if !(abs > 0.0 && abs.is_finite()) {
+        return Err("constant or non-finite range".into());
+    }
+    let c = codec_for(codec);
+    let start = Instant::now();
+    let payload = c.encode(data, shape, abs).map_err(|e| e.to_string())?;
+    let encode_ms = start.elapsed().as_secs_f64() * 1e3;
+    let layout = crate::samples::Layout::of(&data, shape);
+    let back = c
+        .decode(&payload, &layout, abs)
+        .map_err(|e| e.to_string())?;
+    let stats = metrics::error_stats_of(data, back.view()).ok_or("dtype changed in decode")?;
+    let ssim = metrics::ssim_of(data, back.view(), shape).ok_or("dtype changed in decode")?;
+    Ok(Measured {
+        psnr: stats.psnr,
+        ssim,
+        cr: metrics::compression_ratio(data.byte_len(), payload.len()),
+        bits_per_value: 8.0 * payload.len() as f64 / data.len().max(1) as f64,
+        max_err_over_bound: stats.max_abs_error / abs,
+        encode_ms,
+    })
+}
+
+/// Chunk shapes HDF5 users choose, for an array of `rank` dims (right-aligned: the
+/// template's last entry is the fastest axis).
+fn shape_templates(rank: usize) -> Vec<Vec<usize>> {
+    match rank {
+        0 | 1 => vec![vec![65536], vec![16384], vec![4096], vec![32768]],
+        2 => vec![
+            vec![256, 256],
+            vec![64, 64],
+            vec![64, 512],
+            vec![1, 4096],
+            vec![128, 128],
+        ],
+        _ => vec![
+            vec![32, 32, 32],
+            vec![16, 64, 64],
+            vec![1, 128, 128],
+            vec![8, 32, 256],
+            vec![4, 128, 128],
+            vec![16, 16, 16],
+        ],
+    }
+}
+
+/// Cuts an array into chunks: for two random templates (and the whole array when small
+/// enough), a regular grid of full chunks. Returns (origin, shape) pairs.
+fn cut_chunks(dims: &[usize], rng: &mut ChaCha8Rng) -> Vec<(Vec<usize>, Vec<usize>)> {
+    let rank = dims.len();
+    let mut templates = shape_templates(rank.min(3));
+    templates.shuffle(rng);
+    templates.truncate(2);
+    let mut shapes: Vec<Vec<usize>> = templates
+        .into_iter()
+        .map(|t| {
+            // Right-align the template; leading extra axes get chunk size 1.
+            let mut shape = vec![1usize; rank];
+            for (k, &t) in t.iter().rev().enumerate() {
+                if k < rank {
+                    shape[rank - 1 - k] = t.min(dims[rank - 1 - k]);
+                }
+            }
+            shape
+        })
+        .collect();
+    if dims.iter().product::<usize>() <= MAX_CHUNK_VALUES {
+        shapes.push(dims.to_vec());
+    }
+    shapes.sort();
+    shapes.dedup();
+    let mut cuts = Vec::new();
+    for shape in shapes {
+        if shape.iter().product::<usize>() > MAX_CHUNK_VALUES || shape.contains(&0) {
+            continue;
+        }
+        let counts: Vec<usize> = dims.iter().zip(&shape).map(|(d, s)| d / s).collect();
+        let total: usize = counts.iter().product();
+        for index in 0..total {
+            let mut rest = index;
+            let mut origin = vec![0usize; rank];
+            for a in (0..rank).rev() {
+                origin[a] = (rest % counts[a]) * shape[a];
+                rest /= counts[a];
+            }
+            cuts.push((origin, shape.clone()));
+        }
+    }
+    cuts
+}
+
+/// Copies the chunk at `origin` of `shape` out of an array of `dims`.
+fn extract_chunk(
+    values: &SampleBuf,
+    dims: &[usize],
+    origin: &[usize],
+    shape: &[usize],
+) -> SampleBuf {
+    fn copy<T: Copy>(src: &[T], dims: &[usize], origin: &[usize], shape: &[usize]) -> Vec<T> {
+        let rank = dims.len();
+        let strides: Vec<usize> = (0..rank).map(|a| dims[a + 1..].iter().product()).collect();
+        let fast = shape[rank - 1];
+        let rows: usize = shape[..rank - 1].iter().product();
+        let mut out = Vec::with_capacity(rows * fast);
+        let mut idx = vec![0usize; rank.saturating_sub(1)];
+        for _ in 0..rows {
+            let start: usize = (0..rank - 1)
+                .map(|a| (origin[a] + idx[a]) * strides[a])
+                .sum::<usize>()
+                + origin[rank - 1];
+            out.extend_from_slice(&src[start..start + fast]);
+            for a in (0..rank - 1).rev() {
+                idx[a] += 1;
+                if idx[a] < shape[a] {
+                    break;
+                }
+                idx[a] = 0;
+            }
+        }
+        out
+    }
+    match values {
+        SampleBuf::F32(v) => SampleBuf::F32(copy(v, dims, origin, shape)),
+        SampleBuf::F64(v) => SampleBuf::F64(copy(v, dims, origin, shape)),
+        SampleBuf::Opaque(v) => SampleBuf::Opaque(v.clone()),
+    }
+}
+
+/// The generated part of the corpus: `count` fields cycling through every family with
+/// varied parameters, shapes and dtypes. Each field is one chunk.
+fn synth_jobs(count: usize, seed: u64) -> Vec<Job> {
+    use rand::Rng;
+    let shapes: [&[usize]; 7] = [
+        &[32, 32, 32],
+        &[16, 32, 64],
+        &[16, 64, 64],
+        &[256, 256],
+        &[64, 512],
+        &[65536],
+        &[8, 32, 256],
+    ];
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
+    (0..count)
+        .map(|i| {
+            let kind = match i % 10 {
+                0 | 1 => Kind::Spectral {
+                    slope: rng.random_range(1.5..5.5),
+                },
+                2 => Kind::Noise,
+                3 => Kind::Sparse {
+                    fill: rng.random_range(0.01..0.5),
+                },
+                4 => Kind::Turbulence {
+                    intermittency: rng.random_range(0.3..2.5),
+                },
+                5 => Kind::ReactionDiffusion {
+                    feed: rng.random_range(0.025..0.055),
+                },
+                6 | 7 => Kind::NoisySmooth {
+                    slope: rng.random_range(2.5..5.5),
+                    noise: 10f64.powf(rng.random_range(-6.0..-1.5)),
+                },
+                8 => Kind::HighDynamicRange {
+                    decades: rng.random_range(1.0..8.0),
+                },
+                _ => Kind::Quantized {
+                    levels: 10f64.powf(rng.random_range(0.5..4.0)).round(),
+                },
+            };
+            let mut shape = shapes[rng.random_range(0..shapes.len())].to_vec();
+            if matches!(kind, Kind::ReactionDiffusion { .. }) {
+                // Keep the simulation cheap: at most 64×128 cells per frame.
+                shape = match shape.len() {
+                    1 => vec![4096],
+                    2 => vec![64, 128],
+                    _ => vec![16, 64, 64],
+                };
+            }
+            let field_seed = rng.random::<u64>();
+            let values = synth::generate(kind, &shape, field_seed);
+            let values = if rng.random_bool(0.7) {
+                SampleBuf::F32(values.iter().map(|&v| v as f32).collect())
+            } else {
+                SampleBuf::F64(values)
+            };
+            Job {
+                dataset: format!("synth-{}", kind.family()),
+                source: format!("{}-s{}", kind.label(), field_seed % 100_000),
+                chunk: i,
+                shape,
+                values,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_tile_inside_the_array_and_respect_the_cap() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        for dims in [
+            vec![100, 64, 128],
+            vec![638, 640],
+            vec![163842],
+            vec![4, 110, 64, 128],
+        ] {
+            let cuts = cut_chunks(&dims, &mut rng);
+            assert!(!cuts.is_empty(), "{dims:?}");
+            for (origin, shape) in &cuts {
+                assert!(shape.iter().product::<usize>() <= MAX_CHUNK_VALUES);
+                for a in 0..dims.len() {
+                    assert!(
+                        origin[a] + shape[a] <= dims[a],
+                        "{dims:?} {origin:?} {shape:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn extracted_chunk_holds_the_right_values() {
+        let dims = [3, 4, 5];
+        let v: Vec<f32> = (0..60).map(|i| i as f32).collect();
+        let c = extract_chunk(&SampleBuf::F32(v), &dims, &[1, 2, 1], &[2, 2, 3]);
+        let expected: Vec<f32> = [31, 32, 33, 36, 37, 38, 51, 52, 53, 56, 57, 58]
+            .iter()
+            .map(|&i| i as f32)
+            .collect();
+        assert_eq!(c, SampleBuf::F32(expected));
+    }
+
+    #[test]
+    fn collect_writes_rows_and_resumes() {
+        let dir = std::env::temp_dir().join(format!("deepcq-collect-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let output = dir.join("t.csv");
+        let _ = std::fs::remove_file(&output);
+        let config = CollectConfig {
+            data_dirs: vec![],
+            only_datasets: vec![],
+            synth_fields: 3,
+            max_chunks_per_array: 1,
+            bounds: vec![1e-4, 1e-2],
+            threads: 2,
+            seed: 9,
+            output: output.clone(),
+            progress: false,
+        };
+        let s = collect(&config).unwrap();
+        assert_eq!(s.chunks, 3);
+        assert_eq!(s.rows, 3 * 3 * 2);
+        let rows = table::read(&output).unwrap();
+        assert_eq!(rows.len(), 18);
+        let ok: Vec<_> = rows.iter().filter(|r| r.is_ok()).collect();
+        assert!(ok.len() >= 12, "{}", ok.len());
+        for r in &ok {
+            let m = r.measured.unwrap();
+            assert!(m.max_err_over_bound <= 1.0 + 1e-5, "{r:?}");
+            assert!(m.cr > 1.0);
+        }
+        // A second run finds every chunk done.
+        let again = collect(&config).unwrap();
+        assert_eq!((again.chunks, again.resumed), (0, 3));
+        assert_eq!(table::read(&output).unwrap().len(), 18);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

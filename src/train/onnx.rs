@@ -1,0 +1,376 @@
+//! Writes a trained [`MoeWeights`] as an ONNX model that onnxruntime ≥ 1.17 runs.
+//!
+//! The graph (opset 17, IR version 8: onnxruntime 1.31 rejects IR 14, which Python's onnx
+//! 1.23 writes by default) reproduces [`crate::train::moe`]'s forward pass node for node,
+//! input standardisation and output de-standardisation included, so the filter feeds raw
+//! inputs and reads final quantities:
+//!
+//! - input `x`: float32 `[batch, n_inputs]` = features ‖ one-hot(sz3, zfp, sperr) ‖
+//!   precision headroom ([`crate::train::moe::precision_headroom`]) ‖ log10(relative bound);
+//! - output `y`: float32 `[batch, 3]` = PSNR dB (value-range convention), SSIM,
+//!   log10 of the compression ratio for 32-bit values.
+//!
+//! Metadata (`metadata_props`, keys in [`meta`]) carries everything a loader must check or
+//! needs: feature schema version and names, compressor order, candidate bound grid, input
+//! and output layout, and a summary of the training corpus and validation.
+
+use onnx_protobuf::{
+    attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto,
+    AttributeProto, GraphProto, Message, ModelProto, NodeProto, OperatorSetIdProto,
+    StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+};
+
+use crate::features::{FEATURE_NAMES, FEATURE_SCHEMA_VERSION};
+use crate::train::moe::{n_inputs, MoeWeights, COMPRESSORS, OUTPUT_NAMES};
+
+/// ONNX IR version written (onnxruntime 1.31 accepts up to 13).
+pub const IR_VERSION: i64 = 8;
+
+/// Default-domain opset the graph uses.
+pub const OPSET: i64 = 17;
+
+/// Name of the input tensor.
+pub const INPUT_NAME: &str = "x";
+
+/// Name of the output tensor.
+pub const OUTPUT_NAME: &str = "y";
+
+/// Metadata keys.
+pub mod meta {
+    /// [`crate::features::FEATURE_SCHEMA_VERSION`] the model was trained on.
+    pub const SCHEMA_VERSION: &str = "deepcq.feature_schema_version";
+    /// Comma-separated feature names, in input order.
+    pub const FEATURE_NAMES: &str = "deepcq.feature_names";
+    /// Comma-separated compressor names, in one-hot order.
+    pub const COMPRESSORS: &str = "deepcq.compressors";
+    /// Comma-separated relative bounds the filter should consider.
+    pub const BOUND_GRID: &str = "deepcq.bound_grid";
+    /// Human-readable input layout.
+    pub const INPUTS: &str = "deepcq.inputs";
+    /// Number of input columns (features + one-hot + 2).
+    pub const N_INPUTS: &str = "deepcq.n_inputs";
+    /// Comma-separated output column names.
+    pub const OUTPUTS: &str = "deepcq.outputs";
+    /// Human-readable output meaning.
+    pub const OUTPUTS_DOC: &str = "deepcq.outputs_doc";
+    /// Training corpus summary.
+    pub const CORPUS: &str = "deepcq.corpus";
+    /// Trainer settings.
+    pub const TRAINING: &str = "deepcq.training";
+    /// Validation summary.
+    pub const VALIDATION: &str = "deepcq.validation";
+}
+
+/// What goes into the metadata beside the fixed layout.
+#[derive(Clone, Debug, Default)]
+pub struct ExportInfo {
+    /// Relative bounds the filter should consider.
+    pub bound_grid: Vec<f64>,
+    /// Training corpus summary.
+    pub corpus: String,
+    /// Trainer settings.
+    pub training: String,
+    /// Validation summary.
+    pub validation: String,
+}
+
+/// Serialises `weights` as ONNX model bytes.
+pub fn export(weights: &MoeWeights, info: &ExportInfo) -> Result<Vec<u8>, String> {
+    let model = build(weights, info);
+    model.write_to_bytes().map_err(|e| e.to_string())
+}
+
+fn tensor_f32(name: &str, dims: &[usize], values: &[f32]) -> TensorProto {
+    let mut t = TensorProto::new();
+    t.name = name.into();
+    t.dims = dims.iter().map(|&d| d as i64).collect();
+    t.data_type = DataType::FLOAT as i32;
+    t.float_data = values.to_vec();
+    t
+}
+
+fn tensor_i64(name: &str, values: &[i64]) -> TensorProto {
+    let mut t = TensorProto::new();
+    t.name = name.into();
+    t.dims = vec![values.len() as i64];
+    t.data_type = DataType::INT64 as i32;
+    t.int64_data = values.to_vec();
+    t
+}
+
+fn node(op: &str, inputs: &[&str], output: &str, attributes: Vec<AttributeProto>) -> NodeProto {
+    let mut n = NodeProto::new();
+    n.op_type = op.into();
+    n.name = format!("{op}_{output}");
+    n.input = inputs.iter().map(|s| s.to_string()).collect();
+    n.output = vec![output.into()];
+    n.attribute = attributes;
+    n
+}
+
+fn attr_int(name: &str, value: i64) -> AttributeProto {
+    let mut a = AttributeProto::new();
+    a.name = name.into();
+    a.type_ = AttributeType::INT.into();
+    a.i = value;
+    a
+}
+
+fn attr_ints(name: &str, values: &[i64]) -> AttributeProto {
+    let mut a = AttributeProto::new();
+    a.name = name.into();
+    a.type_ = AttributeType::INTS.into();
+    a.ints = values.to_vec();
+    a
+}
+
+fn value_info(name: &str, dims: &[Result<i64, &str>]) -> ValueInfoProto {
+    let mut shape = TensorShapeProto::new();
+    shape.dim = dims
+        .iter()
+        .map(|d| {
+            let mut dim = tensor_shape_proto::Dimension::new();
+            dim.value = Some(match d {
+                Ok(v) => tensor_shape_proto::dimension::Value::DimValue(*v),
+                Err(p) => tensor_shape_proto::dimension::Value::DimParam(p.to_string()),
+            });
+            dim
+        })
+        .collect();
+    let mut tensor = type_proto::Tensor::new();
+    tensor.elem_type = DataType::FLOAT as i32;
+    tensor.shape = Some(shape).into();
+    let mut ty = TypeProto::new();
+    ty.value = Some(type_proto::Value::TensorType(tensor));
+    let mut v = ValueInfoProto::new();
+    v.name = name.into();
+    v.type_ = Some(ty).into();
+    v
+}
+
+fn join<T: ToString>(values: impl IntoIterator<Item = T>) -> String {
+    values
+        .into_iter()
+        .map(|v| v.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Appends SiLU (`x · sigmoid(x)`) of `input` as `output`.
+fn silu(nodes: &mut Vec<NodeProto>, input: &str, output: &str) {
+    let sig = format!("{output}_sigmoid");
+    nodes.push(node("Sigmoid", &[input], &sig, vec![]));
+    nodes.push(node("Mul", &[input, &sig], output, vec![]));
+}
+
+fn build(w: &MoeWeights, info: &ExportInfo) -> ModelProto {
+    let (n_in, f, k, h, g) = (
+        n_inputs(),
+        FEATURE_NAMES.len(),
+        w.experts,
+        w.hidden,
+        w.gate_hidden,
+    );
+    let inits = vec![
+        tensor_f32("in_mean", &[n_in], &w.in_mean),
+        tensor_f32("in_std", &[n_in], &w.in_std),
+        tensor_f32("gate_w1", &[f, g], &w.gate_w1),
+        tensor_f32("gate_b1", &[g], &w.gate_b1),
+        tensor_f32("gate_w2", &[g, k], &w.gate_w2),
+        tensor_f32("gate_b2", &[k], &w.gate_b2),
+        tensor_f32("w1", &[n_in, k * h], &w.w1),
+        tensor_f32("b1", &[k * h], &w.b1),
+        tensor_f32("w2", &[k, h, h], &w.w2),
+        tensor_f32("b2", &[k, 1, h], &w.b2),
+        tensor_f32("w3", &[k, h, 3], &w.w3),
+        tensor_f32("b3", &[k, 1, 3], &w.b3),
+        tensor_f32("out_std", &[3], &w.out_std),
+        tensor_f32("out_mean", &[3], &w.out_mean),
+        tensor_f32("psnr_offset", &[1, 3], &[-20.0, 0.0, 0.0]),
+        tensor_i64("feat_start", &[0]),
+        tensor_i64("feat_end", &[f as i64]),
+        tensor_i64("axis1", &[1]),
+        tensor_i64("axis0", &[0]),
+        tensor_i64("axis2", &[2]),
+        tensor_i64("bound_col", &[(n_in - 1) as i64]),
+        tensor_i64("expert_shape", &[0, k as i64, h as i64]),
+    ];
+    let mut nodes = vec![
+        node("Sub", &[INPUT_NAME, "in_mean"], "xc", vec![]),
+        node("Div", &["xc", "in_std"], "z", vec![]),
+        node(
+            "Slice",
+            &["z", "feat_start", "feat_end", "axis1"],
+            "zf",
+            vec![],
+        ),
+    ];
+    // Gating net.
+    nodes.push(node("MatMul", &["zf", "gate_w1"], "g1", vec![]));
+    nodes.push(node("Add", &["g1", "gate_b1"], "g1b", vec![]));
+    silu(&mut nodes, "g1b", "g1a");
+    nodes.push(node("MatMul", &["g1a", "gate_w2"], "g2", vec![]));
+    nodes.push(node("Add", &["g2", "gate_b2"], "g2b", vec![]));
+    nodes.push(node(
+        "Softmax",
+        &["g2b"],
+        "gate",
+        vec![attr_int("axis", -1)],
+    ));
+    // Experts, all at once: [N, K·H] → [K, N, H] → batched MatMuls.
+    nodes.push(node("MatMul", &["z", "w1"], "h1", vec![]));
+    nodes.push(node("Add", &["h1", "b1"], "h1b", vec![]));
+    silu(&mut nodes, "h1b", "h1a");
+    nodes.push(node("Reshape", &["h1a", "expert_shape"], "h1r", vec![]));
+    nodes.push(node(
+        "Transpose",
+        &["h1r"],
+        "h1t",
+        vec![attr_ints("perm", &[1, 0, 2])],
+    ));
+    nodes.push(node("MatMul", &["h1t", "w2"], "h2", vec![]));
+    nodes.push(node("Add", &["h2", "b2"], "h2b", vec![]));
+    silu(&mut nodes, "h2b", "h2a");
+    nodes.push(node("MatMul", &["h2a", "w3"], "o", vec![]));
+    nodes.push(node("Add", &["o", "b3"], "ob", vec![]));
+    // Mixture: Σ_k gate[n, k] · expert_k[n, :].
+    nodes.push(node(
+        "Transpose",
+        &["gate"],
+        "gt",
+        vec![attr_ints("perm", &[1, 0])],
+    ));
+    nodes.push(node("Unsqueeze", &["gt", "axis2"], "gu", vec![]));
+    nodes.push(node("Mul", &["ob", "gu"], "weighted", vec![]));
+    nodes.push(node(
+        "ReduceSum",
+        &["weighted", "axis0"],
+        "ystd",
+        vec![attr_int("keepdims", 0)],
+    ));
+    // Undo target standardisation and the PSNR offset.
+    nodes.push(node("Mul", &["ystd", "out_std"], "ys", vec![]));
+    nodes.push(node("Add", &["ys", "out_mean"], "yraw", vec![]));
+    nodes.push(node(
+        "Gather",
+        &[INPUT_NAME, "bound_col"],
+        "log_bound",
+        vec![attr_int("axis", 1)],
+    ));
+    nodes.push(node("Mul", &["log_bound", "psnr_offset"], "offset", vec![]));
+    nodes.push(node("Add", &["yraw", "offset"], OUTPUT_NAME, vec![]));
+
+    let mut graph = GraphProto::new();
+    graph.name = "deepcq_moe".into();
+    graph.node = nodes;
+    graph.initializer = inits;
+    graph.input = vec![value_info(INPUT_NAME, &[Err("batch"), Ok(n_in as i64)])];
+    graph.output = vec![value_info(OUTPUT_NAME, &[Err("batch"), Ok(3)])];
+
+    let mut opset = OperatorSetIdProto::new();
+    opset.domain = String::new();
+    opset.version = OPSET;
+    let mut model = ModelProto::new();
+    model.ir_version = IR_VERSION;
+    model.opset_import = vec![opset];
+    model.producer_name = "h5z-deepcq".into();
+    model.producer_version = env!("CARGO_PKG_VERSION").into();
+    model.doc_string = "h5z-deepcq surrogate: mixture of experts predicting PSNR, SSIM and \
+                        log10 CR of a chunk per compressor and relative bound"
+        .into();
+    model.graph = Some(graph).into();
+    let props = [
+        (meta::SCHEMA_VERSION, FEATURE_SCHEMA_VERSION.to_string()),
+        (meta::FEATURE_NAMES, join(FEATURE_NAMES.iter())),
+        (meta::COMPRESSORS, join(COMPRESSORS.iter())),
+        (
+            meta::BOUND_GRID,
+            join(info.bound_grid.iter().map(|b| format!("{b:e}"))),
+        ),
+        (
+            meta::INPUTS,
+            format!(
+                "x: float32 [batch, {n_in}] = {} features (deepcq.feature_names order), \
+                 one-hot compressor ({}), log10_bound_over_precision = clamp(log10(rel bound) \
+                 - log10_absmax_over_range - log10(unit roundoff: 2^-24 f32, 2^-53 f64), -3, 12), \
+                 log10(relative bound = abs bound / chunk value range)",
+                f,
+                join(COMPRESSORS.iter())
+            ),
+        ),
+        (meta::N_INPUTS, n_in.to_string()),
+        (meta::OUTPUTS, join(OUTPUT_NAMES.iter())),
+        (
+            meta::OUTPUTS_DOC,
+            "y: float32 [batch, 3] = PSNR in dB (20·log10(range) − 10·log10(MSE), chunk's own \
+             range), mean SSIM (7-wide windows), log10 of the compression ratio for 32-bit \
+             values (multiply the ratio by elem_size/4 for other dtypes)"
+                .into(),
+        ),
+        (meta::CORPUS, info.corpus.clone()),
+        (meta::TRAINING, info.training.clone()),
+        (meta::VALIDATION, info.validation.clone()),
+    ];
+    model.metadata_props = props
+        .into_iter()
+        .map(|(key, value)| {
+            let mut e = StringStringEntryProto::new();
+            e.key = key.into();
+            e.value = value;
+            e
+        })
+        .collect();
+    model
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn export_declares_ir_opset_and_metadata() {
+        let w = MoeWeights {
+            experts: 1,
+            hidden: 1,
+            gate_hidden: 1,
+            in_mean: vec![0.0; n_inputs()],
+            in_std: vec![1.0; n_inputs()],
+            out_mean: [0.0; 3],
+            out_std: [1.0; 3],
+            gate_w1: vec![0.0; FEATURE_NAMES.len()],
+            gate_b1: vec![0.0],
+            gate_w2: vec![0.0],
+            gate_b2: vec![0.0],
+            w1: vec![0.0; n_inputs()],
+            b1: vec![0.0],
+            w2: vec![0.0],
+            b2: vec![0.0],
+            w3: vec![0.0; 3],
+            b3: vec![0.0; 3],
+        };
+        let bytes = export(
+            &w,
+            &ExportInfo {
+                bound_grid: vec![1e-3, 1e-2],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let model = ModelProto::parse_from_bytes(&bytes).unwrap();
+        assert!(model.ir_version <= 13);
+        assert!(model.opset_import[0].version >= 17);
+        let get = |k: &str| {
+            model
+                .metadata_props
+                .iter()
+                .find(|e| e.key == k)
+                .map(|e| e.value.clone())
+        };
+        assert_eq!(
+            get(meta::SCHEMA_VERSION),
+            Some(FEATURE_SCHEMA_VERSION.to_string())
+        );
+        assert_eq!(get(meta::BOUND_GRID), Some("1e-3,1e-2".into()));
+        assert_eq!(get(meta::COMPRESSORS), Some("sz3,zfp,sperr".into()));
+    }
+}

@@ -1,0 +1,385 @@
+//! The training table: one CSV row per (chunk, codec, relative bound).
+//!
+//! CSV because it is greppable, diffable and appendable (collection resumes by appending),
+//! and every tool reads it. The columns, in order (documented in docs/surrogate.md):
+//!
+//! | column | meaning |
+//! |---|---|
+//! | `dataset` | dataset folder, or `synth-<family>` for generated fields |
+//! | `source` | array file or generated-field label |
+//! | `chunk` | chunk index within the source |
+//! | `shape` | chunk dims, slowest first, `x`-separated |
+//! | `dtype` | `f32` or `f64` |
+//! | `codec` | `sz3`, `zfp` or `sperr` |
+//! | `rel_bound` | absolute bound ÷ chunk value range |
+//! | `abs_bound` | absolute bound given to the codec |
+//! | `status` | `ok`, or `skip:<reason>` when the codec refused the chunk |
+//! | `psnr` | dB, value-range convention (`inf` when exact) |
+//! | `ssim` | mean SSIM (see [`crate::metrics::ssim`]) |
+//! | `cr` | original bytes ÷ payload bytes, for the chunk's own dtype |
+//! | `bits_per_value` | 8 × payload bytes ÷ values (dtype-independent) |
+//! | `max_err_over_bound` | max abs error ÷ abs bound (≤ 1 when the codec kept its bound) |
+//! | `encode_ms` | wall time of the encode call |
+//! | features | one column per [`crate::features::FEATURE_NAMES`] entry |
+//!
+//! Skipped rows leave the measured columns empty.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use crate::features::FEATURE_NAMES;
+
+/// Why a table could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TableError {
+    /// The file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The table file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The header names other features than this build computes.
+    #[error("{path}: header does not match this build's feature schema (re-collect the table): {detail}")]
+    Schema {
+        /// The table file.
+        path: PathBuf,
+        /// What differs.
+        detail: String,
+    },
+    /// A row could not be parsed.
+    #[error("{path}:{line}: {detail}")]
+    Row {
+        /// The table file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What was wrong.
+        detail: String,
+    },
+}
+
+/// Columns before the features.
+pub const FIXED_COLUMNS: &[&str] = &[
+    "dataset",
+    "source",
+    "chunk",
+    "shape",
+    "dtype",
+    "codec",
+    "rel_bound",
+    "abs_bound",
+    "status",
+    "psnr",
+    "ssim",
+    "cr",
+    "bits_per_value",
+    "max_err_over_bound",
+    "encode_ms",
+];
+
+/// One measured (chunk, codec, bound).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    /// Dataset name (the unit left out in validation).
+    pub dataset: String,
+    /// Array or generated-field label.
+    pub source: String,
+    /// Chunk index within the source.
+    pub chunk: usize,
+    /// Chunk dims, slowest first.
+    pub shape: Vec<usize>,
+    /// `f32` or `f64`.
+    pub dtype: String,
+    /// Codec name.
+    pub codec: String,
+    /// Bound relative to the chunk's value range.
+    pub rel_bound: f64,
+    /// Absolute bound.
+    pub abs_bound: f64,
+    /// `ok` or `skip:<reason>`.
+    pub status: String,
+    /// Measured quality and ratio; `None` for skipped rows.
+    pub measured: Option<Measured>,
+    /// Features in [`FEATURE_NAMES`] order.
+    pub features: Vec<f32>,
+}
+
+/// What a successful compression measured.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Measured {
+    /// PSNR in dB (value-range convention); +∞ when exact.
+    pub psnr: f64,
+    /// Mean SSIM.
+    pub ssim: f64,
+    /// Compression ratio for the chunk's dtype.
+    pub cr: f64,
+    /// Payload bits per value.
+    pub bits_per_value: f64,
+    /// Max abs error ÷ abs bound.
+    pub max_err_over_bound: f64,
+    /// Encode time in ms.
+    pub encode_ms: f64,
+}
+
+impl Row {
+    /// `dataset/source/chunk`: the unit collection resumes by.
+    pub fn chunk_key(&self) -> String {
+        chunk_key(&self.dataset, &self.source, self.chunk)
+    }
+
+    /// True for a usable training row.
+    pub fn is_ok(&self) -> bool {
+        self.status == "ok" && self.measured.is_some()
+    }
+}
+
+/// The resume key of one chunk.
+pub fn chunk_key(dataset: &str, source: &str, chunk: usize) -> String {
+    format!("{dataset}/{source}/{chunk}")
+}
+
+/// The header line (no newline).
+pub fn header() -> String {
+    FIXED_COLUMNS
+        .iter()
+        .chain(FEATURE_NAMES.iter())
+        .copied()
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Keeps free text out of the CSV structure.
+fn clean(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c == ',' || c == '\n' || c == '\r' {
+                ';'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// Formats one row (no newline).
+pub fn format_row(row: &Row) -> String {
+    let shape = row
+        .shape
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join("x");
+    let mut cols = vec![
+        clean(&row.dataset),
+        clean(&row.source),
+        row.chunk.to_string(),
+        shape,
+        clean(&row.dtype),
+        clean(&row.codec),
+        format!("{:e}", row.rel_bound),
+        format!("{:e}", row.abs_bound),
+        clean(&row.status),
+    ];
+    match &row.measured {
+        Some(m) => cols.extend([
+            format!("{}", m.psnr),
+            format!("{}", m.ssim),
+            format!("{}", m.cr),
+            format!("{}", m.bits_per_value),
+            format!("{}", m.max_err_over_bound),
+            format!("{:.3}", m.encode_ms),
+        ]),
+        None => cols.extend(std::iter::repeat(String::new()).take(6)),
+    }
+    cols.extend(row.features.iter().map(|f| format!("{f}")));
+    cols.join(",")
+}
+
+/// Writes the header when `path` is new or empty; returns an appending writer.
+pub fn open_append(path: &Path) -> Result<std::io::BufWriter<std::fs::File>, TableError> {
+    let io = |source| TableError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let fresh = std::fs::metadata(path)
+        .map(|m| m.len() == 0)
+        .unwrap_or(true);
+    if !fresh {
+        check_header(path)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(io)?;
+    let mut w = std::io::BufWriter::new(file);
+    if fresh {
+        writeln!(w, "{}", header()).map_err(io)?;
+        w.flush().map_err(io)?;
+    }
+    Ok(w)
+}
+
+fn check_header(path: &Path) -> Result<(), TableError> {
+    let file = std::fs::File::open(path).map_err(|source| TableError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut first = String::new();
+    std::io::BufReader::new(file)
+        .read_line(&mut first)
+        .map_err(|source| TableError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    if first.trim_end() != header() {
+        return Err(TableError::Schema {
+            path: path.to_path_buf(),
+            detail: format!("found '{}'", first.trim_end()),
+        });
+    }
+    Ok(())
+}
+
+/// Reads every row of a table.
+pub fn read(path: &Path) -> Result<Vec<Row>, TableError> {
+    let text = std::fs::read_to_string(path).map_err(|source| TableError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(&text, path)
+}
+
+/// Parses table text; `path` only labels errors.
+pub fn parse(text: &str, path: &Path) -> Result<Vec<Row>, TableError> {
+    let last_line = text.lines().count();
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or_default();
+    if first != header() {
+        return Err(TableError::Schema {
+            path: path.to_path_buf(),
+            detail: format!("found '{first}'"),
+        });
+    }
+    let width = FIXED_COLUMNS.len() + FEATURE_NAMES.len();
+    let mut rows = Vec::new();
+    for (i, line) in lines.enumerate() {
+        let line_no = i + 2;
+        if line.is_empty() {
+            continue;
+        }
+        let err = |detail: String| TableError::Row {
+            path: path.to_path_buf(),
+            line: line_no,
+            detail,
+        };
+        let cols: Vec<&str> = line.split(',').collect();
+        if cols.len() != width {
+            // A torn last line from an interrupted run: ignore it, collection redoes it.
+            if line_no == last_line {
+                continue;
+            }
+            return Err(err(format!("{} columns, expected {width}", cols.len())));
+        }
+        let num = |k: usize| -> Result<f64, TableError> {
+            cols[k]
+                .parse::<f64>()
+                .map_err(|_| err(format!("column {} = '{}'", FIXED_COLUMNS[k], cols[k])))
+        };
+        let shape = cols[3]
+            .split('x')
+            .map(|d| d.parse::<usize>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| err(format!("shape '{}'", cols[3])))?;
+        let measured = if cols[9].is_empty() {
+            None
+        } else {
+            Some(Measured {
+                psnr: num(9)?,
+                ssim: num(10)?,
+                cr: num(11)?,
+                bits_per_value: num(12)?,
+                max_err_over_bound: num(13)?,
+                encode_ms: num(14)?,
+            })
+        };
+        let features = cols[FIXED_COLUMNS.len()..]
+            .iter()
+            .map(|c| c.parse::<f32>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| err("bad feature value".into()))?;
+        rows.push(Row {
+            dataset: cols[0].to_string(),
+            source: cols[1].to_string(),
+            chunk: cols[2]
+                .parse()
+                .map_err(|_| err(format!("chunk '{}'", cols[2])))?,
+            shape,
+            dtype: cols[4].to_string(),
+            codec: cols[5].to_string(),
+            rel_bound: num(6)?,
+            abs_bound: num(7)?,
+            status: cols[8].to_string(),
+            measured,
+            features,
+        });
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(measured: bool) -> Row {
+        Row {
+            dataset: "d".into(),
+            source: "a,b.f32".into(),
+            chunk: 3,
+            shape: vec![4, 5],
+            dtype: "f32".into(),
+            codec: "sz3".into(),
+            rel_bound: 1e-3,
+            abs_bound: 2e-3,
+            status: if measured {
+                "ok".into()
+            } else {
+                "skip:x".into()
+            },
+            measured: measured.then_some(Measured {
+                psnr: f64::INFINITY,
+                ssim: 0.99,
+                cr: 12.5,
+                bits_per_value: 2.56,
+                max_err_over_bound: 0.9,
+                encode_ms: 1.0,
+            }),
+            features: vec![0.5; FEATURE_NAMES.len()],
+        }
+    }
+
+    #[test]
+    fn rows_round_trip_through_text() {
+        let text = format!(
+            "{}\n{}\n{}\n",
+            header(),
+            format_row(&row(true)),
+            format_row(&row(false))
+        );
+        let rows = parse(&text, Path::new("t.csv")).unwrap();
+        assert_eq!(rows.len(), 2);
+        let mut expected = row(true);
+        expected.source = "a;b.f32".into();
+        assert_eq!(rows[0], expected);
+        assert!(rows[0].is_ok() && !rows[1].is_ok());
+    }
+
+    #[test]
+    fn a_foreign_header_is_a_schema_error() {
+        let err = parse("dataset,foo\n", Path::new("t.csv")).unwrap_err();
+        assert!(matches!(err, TableError::Schema { .. }), "{err}");
+    }
+}

@@ -1,0 +1,241 @@
+//! Leave-one-dataset-out validation: for each real dataset, train on every other row
+//! (other datasets and all generated fields) and score the held-out rows.
+//!
+//! Scores, per held-out dataset and pooled:
+//! - median and 95th percentile of |ΔPSNR| in dB, over rows whose measured PSNR lies in
+//!   [`PSNR_RANGE`] (outside it a PSNR target is not a use case, and +∞ rows have no error);
+//! - CR MAPE: mean of |CR̂ − CR| / CR, in percent, over all rows;
+//! - mean |ΔSSIM|.
+
+use crate::train::moe::{self, MoeConfig, MoeWeights, TrainError, TrainSet, PSNR_RANGE};
+use crate::train::table::Row;
+
+/// One held-out row: what was measured and what the model said.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Outcome {
+    /// Index of the row in the table.
+    pub row: usize,
+    /// Measured PSNR, SSIM, CR32.
+    pub actual: [f64; 3],
+    /// Predicted PSNR, SSIM, CR32.
+    pub predicted: [f64; 3],
+}
+
+/// Scores of a set of outcomes.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Scores {
+    /// Rows scored.
+    pub rows: usize,
+    /// Rows in the PSNR range.
+    pub psnr_rows: usize,
+    /// Median |ΔPSNR| dB.
+    pub psnr_median: f64,
+    /// 95th percentile |ΔPSNR| dB.
+    pub psnr_p95: f64,
+    /// CR mean absolute percentage error.
+    pub cr_mape: f64,
+    /// Median CR absolute percentage error.
+    pub cr_median_ape: f64,
+    /// Mean |ΔSSIM|.
+    pub ssim_mae: f64,
+}
+
+/// Percentile (0–100) of unsorted values, by nearest rank; 0 when empty.
+pub fn percentile(values: &[f64], p: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * (v.len() - 1) as f64).round() as usize;
+    v[rank.min(v.len() - 1)]
+}
+
+/// Scores outcomes.
+pub fn score<'a>(outcomes: impl IntoIterator<Item = &'a Outcome>) -> Scores {
+    let (mut dpsnr, mut ape, mut dssim) = (Vec::new(), Vec::new(), Vec::new());
+    for o in outcomes {
+        if (PSNR_RANGE.0..=PSNR_RANGE.1).contains(&o.actual[0]) {
+            dpsnr.push((o.predicted[0] - o.actual[0]).abs());
+        }
+        ape.push(100.0 * (o.predicted[2] - o.actual[2]).abs() / o.actual[2]);
+        dssim.push((o.predicted[1] - o.actual[1]).abs());
+    }
+    let mean = |v: &[f64]| {
+        if v.is_empty() {
+            0.0
+        } else {
+            v.iter().sum::<f64>() / v.len() as f64
+        }
+    };
+    Scores {
+        rows: ape.len(),
+        psnr_rows: dpsnr.len(),
+        psnr_median: percentile(&dpsnr, 50.0),
+        psnr_p95: percentile(&dpsnr, 95.0),
+        cr_mape: mean(&ape),
+        cr_median_ape: percentile(&ape, 50.0),
+        ssim_mae: mean(&dssim),
+    }
+}
+
+/// Predicts every row of `set` with `weights` and pairs it with the measurement.
+pub fn outcomes(
+    weights: &MoeWeights,
+    set: &TrainSet,
+    rows: &[Row],
+) -> Result<Vec<Outcome>, TrainError> {
+    let pred = moe::predict(weights, &set.x)?;
+    Ok(set
+        .source
+        .iter()
+        .zip(pred)
+        .filter_map(|(&i, p)| {
+            let m = rows[i].measured?;
+            Some(Outcome {
+                row: i,
+                actual: [m.psnr, m.ssim, 32.0 / m.bits_per_value],
+                predicted: [p[0] as f64, p[1] as f64, 10f64.powf(p[2] as f64)],
+            })
+        })
+        .collect())
+}
+
+/// True for generated-field rows, which are never held out.
+pub fn is_generated(dataset: &str) -> bool {
+    dataset.starts_with("synth-")
+}
+
+/// Runs leave-one-dataset-out over every real dataset in `rows`, `threads` folds at a
+/// time (each fold trains single-threaded; see `deepcq train`). `log` gets progress.
+pub fn leave_one_dataset_out(
+    rows: &[Row],
+    config: &MoeConfig,
+    threads: usize,
+    log: &(dyn Fn(&str) + Sync),
+) -> Result<Vec<(String, Vec<Outcome>)>, TrainError> {
+    use rayon::prelude::*;
+    let mut datasets: Vec<String> = rows
+        .iter()
+        .filter(|r| !is_generated(&r.dataset))
+        .map(|r| r.dataset.clone())
+        .collect();
+    datasets.sort();
+    datasets.dedup();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()
+        .map_err(|e| TrainError::Shape(format!("thread pool: {e}")))?;
+    let total = datasets.len();
+    let results: Vec<Option<(String, Vec<Outcome>)>> = pool.install(|| {
+        datasets
+            .par_iter()
+            .map(|d| {
+                let train = moe::prepare(rows, |r| &r.dataset != d);
+                let test = moe::prepare(rows, |r| &r.dataset == d);
+                if test.is_empty() {
+                    return Ok(None);
+                }
+                let start = std::time::Instant::now();
+                let weights = moe::train(&train, config, |_| {})?;
+                let out = outcomes(&weights, &test, rows)?;
+                let s = score(&out);
+                log(&format!(
+                    "{d} (of {total}): {} rows, median |dPSNR| {:.2} dB, p95 {:.2} dB, CR MAPE {:.1}% ({:.0}s)",
+                    s.rows,
+                    s.psnr_median,
+                    s.psnr_p95,
+                    s.cr_mape,
+                    start.elapsed().as_secs_f64()
+                ));
+                Ok(Some((d.clone(), out)))
+            })
+            .collect::<Result<Vec<_>, TrainError>>()
+    })?;
+    Ok(results.into_iter().flatten().collect())
+}
+
+/// The Markdown table of per-dataset and pooled scores.
+pub fn markdown_table(results: &[(String, Vec<Outcome>)]) -> String {
+    let mut s = String::from(
+        "| held-out dataset | rows | PSNR rows | median abs dPSNR (dB) | p95 abs dPSNR (dB) | CR MAPE (%) | median CR APE (%) | SSIM MAE |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    let line = |name: &str, sc: &Scores| {
+        format!(
+            "| {name} | {} | {} | {:.2} | {:.2} | {:.1} | {:.1} | {:.4} |\n",
+            sc.rows,
+            sc.psnr_rows,
+            sc.psnr_median,
+            sc.psnr_p95,
+            sc.cr_mape,
+            sc.cr_median_ape,
+            sc.ssim_mae
+        )
+    };
+    for (name, out) in results {
+        s.push_str(&line(name, &score(out)));
+    }
+    let all: Vec<&Outcome> = results.iter().flat_map(|(_, o)| o.iter()).collect();
+    s.push_str(&line("**all (pooled)**", &score(all)));
+    s
+}
+
+/// Pooled scores broken down by compressor and bound decade: where the model misses.
+pub fn breakdown_table(results: &[(String, Vec<Outcome>)], rows: &[Row]) -> String {
+    let mut s = String::from(
+        "| compressor | rel. bound | rows | median abs dPSNR (dB) | p95 abs dPSNR (dB) | CR MAPE (%) |\n|---|---|---|---|---|---|\n",
+    );
+    let all: Vec<&Outcome> = results.iter().flat_map(|(_, o)| o.iter()).collect();
+    for codec in moe::COMPRESSORS {
+        for decade in -7..-1 {
+            let lo = 10f64.powi(decade);
+            let hi = lo * 10.0 * 1.0001;
+            let sel: Vec<&Outcome> = all
+                .iter()
+                .copied()
+                .filter(|o| {
+                    let r = &rows[o.row];
+                    r.codec == codec && r.rel_bound >= lo * 0.9999 && r.rel_bound < hi
+                })
+                .collect();
+            if sel.is_empty() {
+                continue;
+            }
+            let sc = score(sel);
+            s.push_str(&format!(
+                "| {codec} | 1e{decade}..1e{} | {} | {:.2} | {:.2} | {:.1} |\n",
+                decade + 1,
+                sc.rows,
+                sc.psnr_median,
+                sc.psnr_p95,
+                sc.cr_mape
+            ));
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scores_follow_their_definitions() {
+        let o = |psnr: f64, dp: f64, cr: f64, dcr: f64| Outcome {
+            row: 0,
+            actual: [psnr, 0.9, cr],
+            predicted: [psnr + dp, 0.95, cr + dcr],
+        };
+        let out = vec![
+            o(60.0, 1.0, 10.0, 1.0),
+            o(80.0, -3.0, 20.0, -4.0),
+            o(300.0, 50.0, 5.0, 0.0),
+        ];
+        let s = score(&out);
+        assert_eq!((s.rows, s.psnr_rows), (3, 2));
+        assert!((s.cr_mape - 10.0).abs() < 1e-9, "{}", s.cr_mape);
+        assert!((s.ssim_mae - 0.05).abs() < 1e-9);
+        assert_eq!(s.psnr_p95, 3.0);
+        assert_eq!(percentile(&[3.0, 1.0, 2.0], 50.0), 2.0);
+    }
+}

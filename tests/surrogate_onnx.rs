@@ -1,0 +1,223 @@
+//! The exported ONNX model must compute what the trainer computes.
+//!
+//! Trains a tiny mixture of experts on generated fields (no ../shared/data needed),
+//! exports it, loads it with onnxruntime through [`Surrogate`], and compares the outputs
+//! with the candle forward pass. Needs `ORT_DYLIB_PATH` (scripts/test.sh sets it); skips
+//! with a message when it is unset.
+
+use std::path::PathBuf;
+
+use h5z_deepcq::features::{self, FEATURE_NAMES, FEATURE_SCHEMA_VERSION};
+use h5z_deepcq::samples::Samples;
+use h5z_deepcq::surrogate::{Candidate, Surrogate, SurrogateError};
+use h5z_deepcq::synth::{generate, Kind};
+use h5z_deepcq::train::collect::{collect, CollectConfig};
+use h5z_deepcq::train::moe::{self, MoeConfig};
+use h5z_deepcq::train::onnx::{self, ExportInfo};
+use h5z_deepcq::train::{log_grid, table};
+use h5z_deepcq::wire::CodecId;
+
+fn ort_library() -> Option<PathBuf> {
+    match std::env::var_os("ORT_DYLIB_PATH") {
+        Some(p) => Some(PathBuf::from(p)),
+        None => {
+            eprintln!("SKIPPED: ORT_DYLIB_PATH is not set (run scripts/test.sh)");
+            None
+        }
+    }
+}
+
+/// A tiny model trained on a few generated chunks, and its training inputs; built once
+/// and shared by the tests of this file.
+fn tiny_model() -> (moe::MoeWeights, Vec<f32>) {
+    static MODEL: std::sync::OnceLock<(moe::MoeWeights, Vec<f32>)> = std::sync::OnceLock::new();
+    MODEL.get_or_init(build_tiny_model).clone()
+}
+
+fn build_tiny_model() -> (moe::MoeWeights, Vec<f32>) {
+    let dir = std::env::temp_dir().join(format!("deepcq-onnx-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let output = dir.join("t.csv");
+    let _ = std::fs::remove_file(&output);
+    collect(&CollectConfig {
+        data_dirs: vec![],
+        only_datasets: vec![],
+        synth_fields: 4,
+        max_chunks_per_array: 1,
+        bounds: log_grid(-6.0, -1.0, 6),
+        threads: 2,
+        seed: 3,
+        output: output.clone(),
+        progress: false,
+    })
+    .unwrap();
+    let rows = table::read(&output).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let data = moe::prepare(&rows, |_| true);
+    assert!(data.len() > 20, "{} rows", data.len());
+    let config = MoeConfig {
+        experts: 3,
+        hidden: 8,
+        gate_hidden: 4,
+        epochs: 5,
+        batch: 32,
+        ..Default::default()
+    };
+    (moe::train(&data, &config, |_| {}).unwrap(), data.x)
+}
+
+fn export(weights: &moe::MoeWeights) -> Vec<u8> {
+    onnx::export(
+        weights,
+        &ExportInfo {
+            bound_grid: log_grid(-7.0, -1.0, 13),
+            corpus: "test".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn onnxruntime_matches_the_trainer_forward_pass() {
+    let Some(lib) = ort_library() else { return };
+    let (weights, x) = tiny_model();
+    let surrogate = Surrogate::load(&lib, &export(&weights)).expect("load");
+    let n = x.len() / moe::n_inputs();
+    let reference = moe::predict(&weights, &x).unwrap();
+    let got = surrogate.run_raw(&x, n).unwrap();
+    assert_eq!(got.len(), n);
+    let mut worst = 0f32;
+    for (a, b) in got.iter().zip(&reference) {
+        for c in 0..3 {
+            // 1e-4 relative to the magnitude (PSNR is ~100 dB, SSIM ~1).
+            let tol = 1e-4 * b[c].abs().max(1.0);
+            worst = worst.max((a[c] - b[c]).abs() / b[c].abs().max(1.0));
+            assert!((a[c] - b[c]).abs() <= tol, "{a:?} vs {b:?}");
+        }
+    }
+    eprintln!("worst relative difference {worst:e}");
+}
+
+#[test]
+fn predict_scores_every_candidate_in_one_batch() {
+    let Some(lib) = ort_library() else { return };
+    let (weights, _) = tiny_model();
+    let surrogate = Surrogate::load(&lib, &export(&weights)).expect("load");
+    assert_eq!(surrogate.bound_grid().len(), 13);
+    assert_eq!(
+        surrogate.compressors(),
+        &[CodecId::Sz3, CodecId::Zfp, CodecId::Sperr]
+    );
+    assert_eq!(surrogate.metadata().schema_version, FEATURE_SCHEMA_VERSION);
+    assert_eq!(
+        surrogate.metadata().feature_names.len(),
+        FEATURE_NAMES.len()
+    );
+    let shape = [16, 32, 32];
+    let v = generate(Kind::Spectral { slope: 3.0 }, &shape, 5);
+    let f64s = features::extract(Samples::F64(&v), &shape);
+    let v32: Vec<f32> = v.iter().map(|&x| x as f32).collect();
+    let f32s = features::extract(Samples::F32(&v32), &shape);
+    let candidates = surrogate.all_candidates();
+    assert_eq!(candidates.len(), 3 * 13);
+    let p64 = surrogate.predict(&f64s, &candidates).unwrap();
+    let p32 = surrogate.predict(&f32s, &candidates).unwrap();
+    assert_eq!(p64.len(), candidates.len());
+    for p in p64.iter().chain(&p32) {
+        assert!(
+            p.psnr.is_finite() && p.ssim.is_finite() && p.cr > 0.0,
+            "{p:?}"
+        );
+    }
+    // Predictions are the raw model outputs for the same rows; the ratio is scaled from
+    // 32-bit values to the chunk's element size (×2 for f64).
+    for (feats, preds, elem) in [(&f32s, &p32, 4usize), (&f64s, &p64, 8)] {
+        let x: Vec<f32> = candidates
+            .iter()
+            .flat_map(|c| moe::input_row(&feats.values, c.codec.name(), c.rel_bound, elem).unwrap())
+            .collect();
+        let raw = surrogate.run_raw(&x, candidates.len()).unwrap();
+        for (p, r) in preds.iter().zip(&raw) {
+            assert!((p.psnr - r[0] as f64).abs() < 1e-9);
+            assert!((p.ssim - r[1] as f64).abs() < 1e-9);
+            let cr32 = 10f64.powf(r[2] as f64);
+            assert!(
+                (p.cr - cr32 * elem as f64 / 4.0).abs() < 1e-6 * p.cr,
+                "{p:?} {r:?}"
+            );
+        }
+    }
+    // Bad candidates are errors, not panics.
+    let bad = [Candidate {
+        codec: CodecId::Lossless,
+        rel_bound: 1e-3,
+    }];
+    assert!(matches!(
+        surrogate.predict(&f32s, &bad),
+        Err(SurrogateError::Input(_))
+    ));
+    let bad = [Candidate {
+        codec: CodecId::Sz3,
+        rel_bound: -1.0,
+    }];
+    assert!(matches!(
+        surrogate.predict(&f32s, &bad),
+        Err(SurrogateError::Input(_))
+    ));
+}
+
+#[test]
+fn a_model_for_another_schema_is_refused() {
+    let Some(lib) = ort_library() else { return };
+    let (weights, _) = tiny_model();
+    let bytes = export(&weights);
+    // Rewrite the schema version in the metadata and re-serialise.
+    use onnx_protobuf::Message;
+    let mut model = onnx_protobuf::ModelProto::parse_from_bytes(&bytes).unwrap();
+    for e in model.metadata_props.iter_mut() {
+        if e.key == onnx::meta::SCHEMA_VERSION {
+            e.value = (FEATURE_SCHEMA_VERSION + 1).to_string();
+        }
+    }
+    let err = Surrogate::load(&lib, &model.write_to_bytes().unwrap()).unwrap_err();
+    assert!(matches!(err, SurrogateError::Metadata(_)), "{err}");
+    assert!(err.to_string().contains("schema"), "{err}");
+    // Garbage bytes are a session error.
+    let err = Surrogate::load(&lib, b"not a model").unwrap_err();
+    assert!(matches!(err, SurrogateError::Session(_)), "{err}");
+}
+
+#[test]
+fn the_committed_default_model_loads_and_predicts_sanely() {
+    let Some(lib) = ort_library() else { return };
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/default.onnx");
+    let Ok(bytes) = std::fs::read(&path) else {
+        eprintln!("SKIPPED: {} not present", path.display());
+        return;
+    };
+    assert!(bytes.len() <= 2 << 20, "model is {} bytes", bytes.len());
+    let surrogate = Surrogate::load(&lib, &bytes).expect("default model loads");
+    let shape = [32, 32, 32];
+    let v: Vec<f32> = generate(Kind::Spectral { slope: 3.5 }, &shape, 11)
+        .iter()
+        .map(|&x| x as f32)
+        .collect();
+    let f = features::extract(Samples::F32(&v), &shape);
+    // (Not tighter: at ~1e-6 of the range SZ3 stores f32 data losslessly, and the model
+    // rightly predicts an exact reconstruction there.)
+    let tight = Candidate {
+        codec: CodecId::Sz3,
+        rel_bound: 1e-4,
+    };
+    let loose = Candidate {
+        codec: CodecId::Sz3,
+        rel_bound: 1e-2,
+    };
+    let p = surrogate.predict(&f, &[tight, loose]).unwrap();
+    // Tighter bound: higher PSNR, lower ratio; both in plausible ranges.
+    assert!(p[0].psnr > p[1].psnr + 25.0, "{p:?}");
+    assert!(p[0].cr < p[1].cr, "{p:?}");
+    assert!((75.0..110.0).contains(&p[0].psnr), "{p:?}");
+    assert!(p[1].cr > 5.0, "{p:?}");
+}
