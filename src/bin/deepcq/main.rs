@@ -5,6 +5,7 @@
 mod cdvalues;
 mod codecs;
 mod collect;
+mod demo;
 mod raw;
 mod train;
 
