@@ -6,7 +6,8 @@
 use crate::codec::{codec_for, CodecError};
 use crate::padding::{self, Padding};
 use crate::samples::{Element, Layout, SampleBuf, Samples};
-use crate::wire::{self, CodecId, DType};
+use crate::settings::Settings;
+use crate::wire::{self, ext_flags, quality_record, CodecId, DType, Mode, TargetKind};
 
 /// Why a chunk could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +54,83 @@ pub struct Header {
     /// For edge chunks: the prefix block the payload holds and the value of the rest
     /// ([`crate::padding`]). Stored in the header's extension bytes.
     pub padding: Option<Padding>,
+    /// What the chunk was written for, when the writer said so. Stored in the extension
+    /// bytes; decoding never needs it.
+    pub quality: Option<Quality>,
+}
+
+/// The quality record: the target a chunk was written for and what the writer predicted
+/// and measured. It lets `deepcq inspect` audit a file without the original data.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Quality {
+    /// What the target means.
+    pub kind: TargetKind,
+    /// The target value, in the kind's unit.
+    pub target: f64,
+    /// Predict or guarantee.
+    pub mode: Mode,
+    /// The metric the chooser predicted for its first proposal (none from the analytic
+    /// proposer).
+    pub predicted: Option<f64>,
+    /// The metric measured on the kept payload (none in predict mode or for lossless).
+    pub measured: Option<f64>,
+}
+
+impl Quality {
+    /// The record for a chunk written under `settings`. NaN metrics count as absent,
+    /// because NaN is how the record stores "absent".
+    pub fn new(settings: &Settings, predicted: Option<f64>, measured: Option<f64>) -> Self {
+        Quality {
+            kind: settings.target.kind,
+            target: settings.target.value(),
+            mode: settings.mode,
+            predicted: predicted.filter(|v| !v.is_nan()),
+            measured: measured.filter(|v| !v.is_nan()),
+        }
+    }
+
+    fn to_bytes(self) -> [u8; quality_record::LEN] {
+        use quality_record as q;
+        let mut out = [0u8; q::LEN];
+        out[q::KIND] = self.kind as u8;
+        out[q::MODE] = self.mode as u8;
+        let nan_if_none = |v: Option<f64>| v.unwrap_or(f64::NAN).to_le_bytes();
+        out[q::TARGET..q::TARGET + 8].copy_from_slice(&self.target.to_le_bytes());
+        out[q::PREDICTED..q::PREDICTED + 8].copy_from_slice(&nan_if_none(self.predicted));
+        out[q::MEASURED..q::MEASURED + 8].copy_from_slice(&nan_if_none(self.measured));
+        out
+    }
+
+    fn from_bytes(record: &[u8]) -> Result<Self, ChunkError> {
+        use quality_record as q;
+        if record.len() != q::LEN {
+            return Err(ChunkError::BadHeader(format!(
+                "quality record of {} bytes",
+                record.len()
+            )));
+        }
+        let f64_at = |at: usize| f64::from_le_bytes(record[at..at + 8].try_into().unwrap());
+        let kind = TargetKind::from_u32(record[q::KIND].into()).ok_or_else(|| {
+            ChunkError::BadHeader(format!("quality record target kind {}", record[q::KIND]))
+        })?;
+        let mode = Mode::from_u32(record[q::MODE].into()).ok_or_else(|| {
+            ChunkError::BadHeader(format!("quality record mode {}", record[q::MODE]))
+        })?;
+        let target = f64_at(q::TARGET);
+        if !target.is_finite() {
+            return Err(ChunkError::BadHeader(format!(
+                "quality record target {target}"
+            )));
+        }
+        let present = |v: f64| (!v.is_nan()).then_some(v);
+        Ok(Quality {
+            kind,
+            target,
+            mode,
+            predicted: present(f64_at(q::PREDICTED)),
+            measured: present(f64_at(q::MEASURED)),
+        })
+    }
 }
 
 /// Compresses `data` with `codec` and wraps the payload in a header.
@@ -61,9 +139,10 @@ pub fn encode(
     data: Samples<'_>,
     shape: &[usize],
     bound: f64,
+    quality: Option<Quality>,
 ) -> Result<Vec<u8>, ChunkError> {
     let payload = codec_for(codec).encode(data, shape, bound)?;
-    Ok(wrap(codec, &data, shape, bound, None, &payload))
+    Ok(wrap(codec, &data, shape, bound, None, quality, &payload))
 }
 
 /// Compresses the prefix block `inner` (dims `padding.inner`) of a chunk of `shape` whose
@@ -74,6 +153,7 @@ pub fn encode_padded(
     shape: &[usize],
     padding: &Padding,
     bound: f64,
+    quality: Option<Quality>,
 ) -> Result<Vec<u8>, ChunkError> {
     let payload = codec_for(codec).encode(inner, &padding.inner, bound)?;
     Ok(wrap(
@@ -82,6 +162,7 @@ pub fn encode_padded(
         shape,
         bound,
         Some(padding.clone()),
+        quality,
         &payload,
     ))
 }
@@ -93,6 +174,7 @@ pub fn wrap(
     shape: &[usize],
     bound: f64,
     padding: Option<Padding>,
+    quality: Option<Quality>,
     payload: &[u8],
 ) -> Vec<u8> {
     let layout = Layout::of(data, shape);
@@ -107,25 +189,32 @@ pub fn wrap(
         original_len: layout.byte_len().unwrap_or(0) as u64,
         layout,
         padding,
+        quality,
     };
     assemble(&header, payload)
 }
 
-fn extension_bytes(padding: &Option<Padding>) -> Vec<u8> {
-    let mut out = Vec::new();
-    if let Some(p) = padding {
+/// The extension flags byte and the records it announces, in flag-bit order.
+fn extension_bytes(header: &Header) -> (u8, Vec<u8>) {
+    let (mut flags, mut out) = (0, Vec::new());
+    if let Some(p) = &header.padding {
+        flags |= ext_flags::PADDING;
         for &d in &p.inner {
             out.extend_from_slice(&(d as u64).to_le_bytes());
         }
         out.extend_from_slice(&p.fill);
     }
-    out
+    if let Some(q) = header.quality {
+        flags |= ext_flags::QUALITY;
+        out.extend_from_slice(&q.to_bytes());
+    }
+    (flags, out)
 }
 
 /// Writes header, checksum and payload into one buffer.
 fn assemble(header: &Header, payload: &[u8]) -> Vec<u8> {
     let rank = header.layout.shape.len();
-    let extension = extension_bytes(&header.padding);
+    let (flags, extension) = extension_bytes(header);
     let mut out = Vec::with_capacity(wire::FIXED_HEADER_LEN + 8 * rank + 4 + payload.len());
     out.extend_from_slice(&wire::MAGIC);
     out.push(header.version);
@@ -133,7 +222,8 @@ fn assemble(header: &Header, payload: &[u8]) -> Vec<u8> {
     out.push(header.layout.dtype as u8);
     out.push(header.layout.elem_size as u8);
     out.push(rank as u8);
-    out.push(0);
+    debug_assert_eq!(out.len(), wire::EXT_FLAGS_OFFSET);
+    out.push(flags);
     out.extend_from_slice(&(extension.len() as u16).to_le_bytes());
     out.extend_from_slice(&header.original_len.to_le_bytes());
     out.extend_from_slice(&header.bound.to_le_bytes());
@@ -195,7 +285,7 @@ pub fn parse(bytes: &[u8]) -> Result<(Header, &[u8]), ChunkError> {
     let dtype_byte = r.u8("dtype")?;
     let elem_size = r.u8("element size")? as usize;
     let rank = r.u8("rank")? as usize;
-    let _reserved = r.u8("reserved")?;
+    let flags = r.u8("extension flags")?;
     let ext_len = r.u16("extension length")? as usize;
     let original_len = r.u64("original length")?;
     let bound = f64::from_le_bytes(r.take(8, "bound")?.try_into().unwrap());
@@ -256,7 +346,7 @@ pub fn parse(bytes: &[u8]) -> Result<(Header, &[u8]), ChunkError> {
             )))
         }
     }
-    let padding = parse_padding(&extension, &layout)?;
+    let (padding, quality) = parse_extension(flags, &extension, &layout)?;
     if dtype == DType::Opaque && (codec != CodecId::Lossless || padding.is_some()) {
         return Err(ChunkError::BadHeader(
             "opaque data with a lossy codec".into(),
@@ -269,15 +359,60 @@ pub fn parse(bytes: &[u8]) -> Result<(Header, &[u8]), ChunkError> {
         bound,
         original_len,
         padding,
+        quality,
     };
     Ok((header, payload))
 }
 
-/// Reads the padding record: inner dims (u64 each) then one fill element.
-fn parse_padding(extension: &[u8], layout: &Layout) -> Result<Option<Padding>, ChunkError> {
-    if extension.is_empty() {
-        return Ok(None);
+/// Splits the extension into the records `flags` announces. Flags 0 with extension bytes
+/// is how format version 1 wrote a padding record.
+fn parse_extension(
+    flags: u8,
+    extension: &[u8],
+    layout: &Layout,
+) -> Result<(Option<Padding>, Option<Quality>), ChunkError> {
+    if flags & !ext_flags::KNOWN != 0 {
+        return Err(ChunkError::BadHeader(format!(
+            "unknown extension flags {flags:#04x}"
+        )));
     }
+    let flags = match flags {
+        0 if !extension.is_empty() => ext_flags::PADDING,
+        f => f,
+    };
+    let padding_len = 8 * layout.shape.len() + layout.elem_size;
+    let (padding_bytes, rest) = match flags & ext_flags::PADDING {
+        0 => (None, extension),
+        _ => {
+            if extension.len() < padding_len {
+                return Err(ChunkError::BadHeader(format!(
+                    "extension of {} bytes cannot hold a padding record",
+                    extension.len()
+                )));
+            }
+            let (p, rest) = extension.split_at(padding_len);
+            (Some(p), rest)
+        }
+    };
+    let quality = match flags & ext_flags::QUALITY {
+        0 if rest.is_empty() => None,
+        0 => {
+            return Err(ChunkError::BadHeader(format!(
+                "{} extension bytes no flag announces",
+                rest.len()
+            )))
+        }
+        _ => Some(Quality::from_bytes(rest)?),
+    };
+    let padding = match padding_bytes {
+        Some(p) => Some(parse_padding(p, layout)?),
+        None => None,
+    };
+    Ok((padding, quality))
+}
+
+/// Reads the padding record: inner dims (u64 each) then one fill element.
+fn parse_padding(extension: &[u8], layout: &Layout) -> Result<Padding, ChunkError> {
     let rank = layout.shape.len();
     if extension.len() != 8 * rank + layout.elem_size {
         return Err(ChunkError::BadHeader(format!(
@@ -299,10 +434,10 @@ fn parse_padding(extension: &[u8], layout: &Layout) -> Result<Option<Padding>, C
             layout.shape
         )));
     }
-    Ok(Some(Padding {
+    Ok(Padding {
         inner,
         fill: extension[8 * rank..].to_vec(),
-    }))
+    })
 }
 
 /// Decodes a chunk into its values.
@@ -353,34 +488,235 @@ mod tests {
 
     fn sample_chunk() -> Vec<u8> {
         let values: Vec<f32> = (0..64).map(|i| (i as f32 * 0.1).sin()).collect();
-        encode(CodecId::Lossless, Samples::F32(&values), &[4, 16], 0.0).unwrap()
+        encode(
+            CodecId::Lossless,
+            Samples::F32(&values),
+            &[4, 16],
+            0.0,
+            None,
+        )
+        .unwrap()
+    }
+
+    fn quality() -> Quality {
+        Quality {
+            kind: TargetKind::Psnr,
+            target: 62.5,
+            mode: Mode::Guarantee,
+            predicted: None,
+            measured: Some(64.25),
+        }
+    }
+
+    /// A 6×10 f64 chunk whose last two rows and columns hold the fill value 0, written
+    /// with the padding record and optionally the quality record.
+    fn padded_chunk(quality: Option<Quality>) -> (Vec<u8>, Padding) {
+        let inner: Vec<f64> = (0..32).map(|i| (i as f64 * 0.3).cos()).collect();
+        let pad = Padding {
+            inner: vec![4, 8],
+            fill: 0f64.to_le_bytes().to_vec(),
+        };
+        let bytes = encode_padded(
+            CodecId::Lossless,
+            Samples::F64(&inner),
+            &[6, 10],
+            &pad,
+            0.0,
+            quality,
+        )
+        .unwrap();
+        (bytes, pad)
+    }
+
+    /// Recomputes the checksum after a test edited header bytes, so the edit reaches the
+    /// field checks instead of stopping at the CRC.
+    fn reseal(bytes: &mut [u8]) {
+        let rank = bytes[8] as usize;
+        let ext = u16::from_le_bytes([bytes[10], bytes[11]]) as usize;
+        let header_end = wire::FIXED_HEADER_LEN + 8 * rank + ext;
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&bytes[..header_end]);
+        crc.update(&bytes[header_end + 4..]);
+        bytes[header_end..header_end + 4].copy_from_slice(&crc.finalize().to_le_bytes());
+    }
+
+    /// Removes `n` bytes of extension ending at the checksum and fixes the length field.
+    fn shorten_extension(bytes: &mut Vec<u8>, n: usize) {
+        let rank = bytes[8] as usize;
+        let ext = u16::from_le_bytes([bytes[10], bytes[11]]) as usize;
+        let header_end = wire::FIXED_HEADER_LEN + 8 * rank + ext;
+        bytes.drain(header_end - n..header_end);
+        bytes[10..12].copy_from_slice(&((ext - n) as u16).to_le_bytes());
+        reseal(bytes);
     }
 
     #[test]
     fn header_round_trips() {
         let bytes = sample_chunk();
         let (header, values) = decode(&bytes).unwrap();
+        assert_eq!(header.version, wire::FORMAT_VERSION);
         assert_eq!(header.codec, CodecId::Lossless);
         assert_eq!(header.layout.shape, vec![4, 16]);
         assert_eq!(header.original_len, 256);
+        assert_eq!(header.padding, None);
+        assert_eq!(header.quality, None);
+        assert_eq!(bytes[wire::EXT_FLAGS_OFFSET], 0);
         assert_eq!(values.view().len(), 64);
     }
 
     #[test]
+    fn quality_and_padding_round_trip_in_every_combination() {
+        let values: Vec<f32> = (0..64).map(|i| (i as f32 * 0.1).sin()).collect();
+        let plain = encode(
+            CodecId::Sz3,
+            Samples::F32(&values),
+            &[4, 16],
+            1e-3,
+            Some(quality()),
+        )
+        .unwrap();
+        let (header, _) = decode(&plain).unwrap();
+        assert_eq!(header.quality, Some(quality()));
+        assert_eq!(header.padding, None);
+        assert_eq!(plain[wire::EXT_FLAGS_OFFSET], ext_flags::QUALITY);
+
+        for q in [None, Some(quality())] {
+            let (bytes, pad) = padded_chunk(q);
+            let (header, back) = decode(&bytes).unwrap();
+            assert_eq!(header.quality, q);
+            assert_eq!(header.padding.as_ref(), Some(&pad));
+            let flags = ext_flags::PADDING | if q.is_some() { ext_flags::QUALITY } else { 0 };
+            assert_eq!(bytes[wire::EXT_FLAGS_OFFSET], flags);
+            let SampleBuf::F64(back) = back else {
+                panic!("not f64")
+            };
+            assert_eq!(back.len(), 60);
+            assert_eq!(back[59], 0.0);
+        }
+    }
+
+    #[test]
+    fn absent_and_infinite_metrics_survive_the_record() {
+        let settings = Settings::psnr(60.0).unwrap();
+        let q = Quality::new(&settings, Some(f64::NAN), Some(f64::INFINITY));
+        assert_eq!(q.predicted, None);
+        assert_eq!(q.target, 60.0);
+        assert_eq!(q.kind, TargetKind::Psnr);
+        let (bytes, _) = padded_chunk(Some(q));
+        let (header, _) = parse(&bytes).unwrap();
+        assert_eq!(header.quality.unwrap().measured, Some(f64::INFINITY));
+        assert_eq!(header.quality.unwrap().predicted, None);
+    }
+
+    #[test]
     fn every_truncation_is_an_error() {
-        let bytes = sample_chunk();
-        for len in 0..bytes.len() {
-            assert!(decode(&bytes[..len]).is_err(), "truncated to {len} decoded");
+        for bytes in [sample_chunk(), padded_chunk(Some(quality())).0] {
+            for len in 0..bytes.len() {
+                assert!(decode(&bytes[..len]).is_err(), "truncated to {len} decoded");
+            }
         }
     }
 
     #[test]
     fn every_single_byte_flip_is_an_error() {
-        let bytes = sample_chunk();
-        for i in 0..bytes.len() {
-            let mut corrupt = bytes.clone();
-            corrupt[i] ^= 0x5a;
-            assert!(decode(&corrupt).is_err(), "flip at {i} decoded");
+        for bytes in [sample_chunk(), padded_chunk(Some(quality())).0] {
+            for i in 0..bytes.len() {
+                let mut corrupt = bytes.clone();
+                corrupt[i] ^= 0x5a;
+                assert!(decode(&corrupt).is_err(), "flip at {i} decoded");
+            }
         }
+    }
+
+    #[test]
+    fn bad_records_with_a_valid_checksum_are_header_errors() {
+        let bad_header = |bytes: &[u8], what: &str| match parse(bytes) {
+            Err(ChunkError::BadHeader(msg)) => msg,
+            other => panic!("{what}: expected a header error, got {other:?}"),
+        };
+        let (good, _) = padded_chunk(Some(quality()));
+        // The record ends the extension, which follows the two dims.
+        let ext = u16::from_le_bytes([good[10], good[11]]) as usize;
+        let record_at = wire::FIXED_HEADER_LEN + 8 * 2 + ext - quality_record::LEN;
+        for n in [1, quality_record::LEN - 1, quality_record::LEN] {
+            let mut cut = good.clone();
+            shorten_extension(&mut cut, n);
+            bad_header(&cut, &format!("record cut by {n}"));
+        }
+        let edits: [(&str, usize, u8); 4] = [
+            ("kind", record_at + quality_record::KIND, 9),
+            ("mode", record_at + quality_record::MODE, 7),
+            (
+                "unknown flag",
+                wire::EXT_FLAGS_OFFSET,
+                0x80 | ext_flags::KNOWN,
+            ),
+            (
+                "quality flag off",
+                wire::EXT_FLAGS_OFFSET,
+                ext_flags::PADDING,
+            ),
+        ];
+        for (what, at, value) in edits {
+            let mut bytes = good.clone();
+            bytes[at] = value;
+            reseal(&mut bytes);
+            bad_header(&bytes, what);
+        }
+        let mut nan_target = good.clone();
+        let at = record_at + quality_record::TARGET;
+        nan_target[at..at + 8].copy_from_slice(&f64::NAN.to_le_bytes());
+        reseal(&mut nan_target);
+        bad_header(&nan_target, "NaN target");
+        // Quality flag on a chunk without extension bytes.
+        let mut empty = sample_chunk();
+        empty[wire::EXT_FLAGS_OFFSET] = ext_flags::QUALITY;
+        reseal(&mut empty);
+        bad_header(&empty, "flag without record");
+    }
+
+    #[test]
+    fn version_1_chunks_with_a_padding_record_still_decode() {
+        // Laid out by hand as format version 1 wrote it: reserved byte 0, the extension
+        // holding only the padding record.
+        let inner: Vec<f32> = vec![1.5, -2.0, 3.25, 8.0, 0.5];
+        let payload = codec_for(CodecId::Lossless)
+            .encode(Samples::F32(&inner), &[5], 0.0)
+            .unwrap();
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(b"DCQK");
+        bytes.extend_from_slice(&[1, CodecId::Lossless as u8, DType::F32 as u8, 4, 1, 0]);
+        bytes.extend_from_slice(&12u16.to_le_bytes());
+        bytes.extend_from_slice(&32u64.to_le_bytes());
+        bytes.extend_from_slice(&0f64.to_le_bytes());
+        bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&8u64.to_le_bytes());
+        bytes.extend_from_slice(&5u64.to_le_bytes());
+        bytes.extend_from_slice(&7.0f32.to_le_bytes());
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&bytes);
+        crc.update(&payload);
+        bytes.extend_from_slice(&crc.finalize().to_le_bytes());
+        bytes.extend_from_slice(&payload);
+
+        let (header, values) = decode(&bytes).unwrap();
+        assert_eq!(header.version, 1);
+        assert_eq!(header.quality, None);
+        assert_eq!(header.padding.unwrap().inner, vec![5]);
+        let SampleBuf::F32(values) = values else {
+            panic!("not f32")
+        };
+        assert_eq!(values, vec![1.5, -2.0, 3.25, 8.0, 0.5, 7.0, 7.0, 7.0]);
+    }
+
+    #[test]
+    fn newer_versions_are_refused_by_name() {
+        let mut bytes = sample_chunk();
+        bytes[4] = wire::FORMAT_VERSION + 1;
+        reseal(&mut bytes);
+        assert!(matches!(
+            parse(&bytes),
+            Err(ChunkError::UnsupportedVersion(v)) if v == wire::FORMAT_VERSION + 1
+        ));
     }
 }

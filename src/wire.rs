@@ -1,27 +1,38 @@
 //! Every constant that ends up on disk or crosses the C boundary lives here, and only here:
-//! the HDF5 filter id, the chunk magic and version, the codec and dtype numbers.
+//! the HDF5 filter id, the chunk magic and version, the codec and dtype numbers, the
+//! extension flags and the quality record layout. docs/format.md is the prose spec.
 //!
-//! # Chunk layout, format version 1
+//! # Chunk layout, format version 2
 //!
 //! All integers are little-endian. Offsets are in bytes.
 //!
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 4 | magic `DCQK` |
-//! | 4 | 1 | format version (1) |
+//! | 4 | 1 | format version (2; readers accept 1 and 2) |
 //! | 5 | 1 | codec id ([`CodecId`]) |
 //! | 6 | 1 | dtype ([`DType`]) |
 //! | 7 | 1 | element size in bytes |
 //! | 8 | 1 | rank `r` (at most [`MAX_RANK`]) |
-//! | 9 | 1 | reserved, 0 |
+//! | 9 | 1 | extension flags ([`ext_flags`]); "reserved, 0" in version 1 |
 //! | 10 | 2 | extension length `e` |
 //! | 12 | 8 | original byte length (what the decoder must hand back) |
 //! | 20 | 8 | absolute error bound the codec was given (f64; 0 for lossless) |
 //! | 28 | 8 | payload length `p` |
 //! | 36 | 8·r | dims, slowest first (C order) |
-//! | 36+8r | e | padding record, `e` = 0 or 8·r + element size: the dims of the prefix block the payload holds, then the fill value of the rest ([`crate::padding`]) |
+//! | 36+8r | e | extension records, in flag-bit order (below) |
 //! | 36+8r+e | 4 | CRC-32 (IEEE) of every byte above and of the payload |
 //! | 40+8r+e | p | codec payload |
+//!
+//! The extension holds, in this order, each record whose flag bit is set:
+//! - [`ext_flags::PADDING`]: `8·r + element size` bytes, the dims of the prefix block the
+//!   payload holds, then the fill value of the rest ([`crate::padding`]);
+//! - [`ext_flags::QUALITY`]: [`quality_record::LEN`] bytes, what the chunk was written for
+//!   and what the writer predicted and measured ([`quality_record`]).
+//!
+//! `e` must equal the sum of the set records' lengths. Flags 0 with `e` > 0 is how version
+//! 1 wrote a padding record, and still reads that way. An unknown flag bit is an error: a
+//! reader cannot know how long that record is or whether decoding needs it.
 //!
 //! The checksum is verified before any codec sees the payload, so a corrupted chunk is an
 //! error and never reaches C or C++ code that trusts its input.
@@ -37,13 +48,48 @@ pub const FILTER_NAME: &str = "deepcq: quality-targeted lossy compression";
 pub const MAGIC: [u8; 4] = *b"DCQK";
 
 /// Chunk format version written by this build. Readers accept any version up to this one.
-pub const FORMAT_VERSION: u8 = 1;
+///
+/// Version 2 turned the reserved byte into [`ext_flags`] and added the quality record. It
+/// was bumped so that a version-1 reader, which would take a quality record for a corrupt
+/// padding record, says "newer format" instead.
+pub const FORMAT_VERSION: u8 = 2;
 
 /// Largest rank a chunk header may declare (HDF5's own limit is 32).
 pub const MAX_RANK: usize = 32;
 
 /// Byte length of the fixed part of the header, before the dims.
 pub const FIXED_HEADER_LEN: usize = 36;
+
+/// Offset of the extension flags byte in the fixed header.
+pub const EXT_FLAGS_OFFSET: usize = 9;
+
+/// Bits of the extension flags byte: which records the extension holds.
+pub mod ext_flags {
+    /// A padding record (edge chunk) is present.
+    pub const PADDING: u8 = 1;
+    /// A quality record is present.
+    pub const QUALITY: u8 = 2;
+    /// Every bit this build understands.
+    pub const KNOWN: u8 = PADDING | QUALITY;
+}
+
+/// Layout of the quality record: offsets inside the record. It says what a chunk was
+/// written for, so `deepcq inspect` can report it from the file alone. Decoding never
+/// reads it.
+pub mod quality_record {
+    /// [`super::TargetKind`] (u8).
+    pub const KIND: usize = 0;
+    /// [`super::Mode`] (u8).
+    pub const MODE: usize = 1;
+    /// Target value (f64) in the kind's unit: dB, SSIM, ratio or absolute bound.
+    pub const TARGET: usize = 2;
+    /// Metric the chooser predicted for its first proposal (f64; NaN when none).
+    pub const PREDICTED: usize = 10;
+    /// Metric measured on the decoded payload that was kept (f64; NaN when not measured).
+    pub const MEASURED: usize = 18;
+    /// Byte length of the record.
+    pub const LEN: usize = 26;
+}
 
 /// Largest original length a chunk may declare: HDF5 chunks are limited to 4 GiB.
 pub const MAX_ORIGINAL_LEN: u64 = u32::MAX as u64;
@@ -241,3 +287,25 @@ macro_rules! from_u32 {
 from_u32!(TargetKind: Psnr, Ssim, Ratio, AbsBound);
 from_u32!(CompressorChoice: Auto, Sz3, Zfp, Sperr);
 from_u32!(Mode: Guarantee, Predict);
+
+impl TargetKind {
+    /// Lower-case short name used by `deepcq inspect` and traces.
+    pub fn name(self) -> &'static str {
+        match self {
+            TargetKind::Psnr => "psnr",
+            TargetKind::Ssim => "ssim",
+            TargetKind::Ratio => "ratio",
+            TargetKind::AbsBound => "abs",
+        }
+    }
+}
+
+impl Mode {
+    /// Lower-case name, as `deepcq cdvalues --mode` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Guarantee => "guarantee",
+            Mode::Predict => "predict",
+        }
+    }
+}

@@ -16,7 +16,7 @@ const SLACK: f64 = 1.0 + 1e-6;
 
 /// Encodes, decodes, and asserts the bound, the shape and the length.
 fn assert_round_trip(codec: CodecId, data: Samples<'_>, shape: &[usize], bound: f64, what: &str) {
-    let bytes = chunk::encode(codec, data, shape, bound)
+    let bytes = chunk::encode(codec, data, shape, bound, None)
         .unwrap_or_else(|e| panic!("{what}: {} encode failed: {e}", codec.name()));
     let (header, values) = chunk::decode(&bytes)
         .unwrap_or_else(|e| panic!("{what}: {} decode failed: {e}", codec.name()));
@@ -123,26 +123,26 @@ fn lossy_codecs_refuse_nan_and_bad_bounds_with_clear_errors() {
     let mut values = vec![1.0f32; 64];
     values[10] = f32::NAN;
     for codec in CodecId::LOSSY {
-        let err = chunk::encode(codec, Samples::F32(&values), &[64], 1e-3).unwrap_err();
+        let err = chunk::encode(codec, Samples::F32(&values), &[64], 1e-3, None).unwrap_err();
         assert!(
             matches!(err, ChunkError::Codec(CodecError::NonFinite { .. })),
             "{err}"
         );
         for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
-            let err = chunk::encode(codec, Samples::F32(&[1.0; 8]), &[8], bad).unwrap_err();
+            let err = chunk::encode(codec, Samples::F32(&[1.0; 8]), &[8], bad, None).unwrap_err();
             assert!(
                 matches!(err, ChunkError::Codec(CodecError::InvalidBound { .. })),
                 "{err}"
             );
         }
-        let err = chunk::encode(codec, Samples::F32(&[1.0; 8]), &[3, 3], 1e-3).unwrap_err();
+        let err = chunk::encode(codec, Samples::F32(&[1.0; 8]), &[3, 3], 1e-3, None).unwrap_err();
         assert!(
             matches!(err, ChunkError::Codec(CodecError::ShapeMismatch { .. })),
             "{err}"
         );
     }
     // Lossless keeps NaN bit for bit.
-    let bytes = chunk::encode(CodecId::Lossless, Samples::F32(&values), &[64], 0.0).unwrap();
+    let bytes = chunk::encode(CodecId::Lossless, Samples::F32(&values), &[64], 0.0, None).unwrap();
     let (_, back) = chunk::decode(&bytes).unwrap();
     assert_eq!(back.view().as_bytes(), Samples::F32(&values).as_bytes());
 }
@@ -154,14 +154,14 @@ fn opaque_bytes_round_trip_losslessly() {
         bytes: &ints,
         elem_size: 4,
     };
-    let bytes = chunk::encode(CodecId::Lossless, data, &[1000], 0.0).unwrap();
+    let bytes = chunk::encode(CodecId::Lossless, data, &[1000], 0.0, None).unwrap();
     assert!(
         bytes.len() < ints.len(),
         "shuffle+zstd should shrink a ramp"
     );
     let (header, back) = chunk::decode(&bytes).unwrap();
     assert_eq!(header.layout.elem_size, 4);
-    assert!(chunk::encode(CodecId::Sz3, data, &[1000], 1e-3).is_err());
+    assert!(chunk::encode(CodecId::Sz3, data, &[1000], 1e-3, None).is_err());
     assert_eq!(back, SampleBuf::Opaque(ints));
 }
 
@@ -186,7 +186,7 @@ fn lossy_codecs_honour_bounds_on_real_fields() {
                 let refused_by_sperr = codec == CodecId::Sperr && common::max_abs(&values) > 1e30;
                 if codec != CodecId::Lossless && (!values.view().all_finite() || refused_by_sperr) {
                     assert!(
-                        chunk::encode(codec, values.view(), &dims, bound).is_err(),
+                        chunk::encode(codec, values.view(), &dims, bound, None).is_err(),
                         "{what}"
                     );
                     continue;

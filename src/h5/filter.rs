@@ -1,7 +1,7 @@
 //! What the filter does to one chunk's bytes, free of any HDF5 or C types so it can be
 //! tested directly. [`super::plugin`] is the only caller from C.
 
-use crate::chunk::{self, ChunkError};
+use crate::chunk::{self, ChunkError, Quality};
 use crate::learned;
 use crate::padding;
 use crate::samples::{Element, SampleBuf, Samples};
@@ -55,7 +55,16 @@ pub fn encode_chunk(
         let data = Samples::Opaque { bytes, elem_size };
         let shape = [bytes.len() / elem_size];
         let outcome = select::compress_to_target(data, &shape, &stored.settings, &Analytic)?;
-        let out = chunk::wrap(outcome.codec, &data, &shape, 0.0, None, &outcome.payload);
+        let quality = Quality::new(&stored.settings, outcome.predicted, outcome.measured);
+        let out = chunk::wrap(
+            outcome.codec,
+            &data,
+            &shape,
+            0.0,
+            None,
+            Some(quality),
+            &outcome.payload,
+        );
         return Ok((out, outcome));
     };
     let shape = &stored.chunk;
@@ -87,6 +96,7 @@ fn encode_typed<T: bytemuck::Pod + Element>(
                 shape,
                 outcome.bound,
                 Some(pad),
+                Some(Quality::new(settings, outcome.predicted, outcome.measured)),
                 &outcome.payload,
             );
             Ok((out, outcome))
@@ -105,6 +115,7 @@ fn encode_typed<T: bytemuck::Pod + Element>(
                 shape,
                 outcome.bound,
                 None,
+                Some(Quality::new(settings, outcome.predicted, outcome.measured)),
                 &outcome.payload,
             );
             Ok((out, outcome))

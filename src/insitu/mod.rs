@@ -10,7 +10,7 @@
 
 pub mod session;
 
-use crate::chunk::{self, ChunkError};
+use crate::chunk::{self, ChunkError, Quality};
 use crate::learned;
 use crate::metrics;
 use crate::padding;
@@ -130,6 +130,7 @@ fn encode_typed<T: bytemuck::Pod + Element>(
                 shape,
                 outcome.bound,
                 Some(pad),
+                Some(Quality::new(settings, outcome.predicted, outcome.measured)),
                 &outcome.payload,
             );
             Ok((bytes, outcome))
@@ -143,6 +144,7 @@ fn encode_typed<T: bytemuck::Pod + Element>(
                 shape,
                 outcome.bound,
                 None,
+                Some(Quality::new(settings, outcome.predicted, outcome.measured)),
                 &outcome.payload,
             );
             Ok((bytes, outcome))
@@ -259,8 +261,12 @@ pub fn advise(
     if modelled {
         if let Ok(model) = learned::learned() {
             let (proposal, p) = model.advise(data, shape, range, &predict)?;
-            // The chunk header around the payload: fixed part, dims, checksum.
-            let header = crate::wire::FIXED_HEADER_LEN + 8 * shape.len() + 4;
+            // The chunk header around the payload: fixed part, dims, quality record,
+            // checksum.
+            let header = crate::wire::FIXED_HEADER_LEN
+                + 8 * shape.len()
+                + crate::wire::quality_record::LEN
+                + 4;
             let payload = data.byte_len() as f64 / p.cr;
             return Ok(Advice {
                 codec: proposal.codec,
@@ -357,6 +363,21 @@ mod tests {
             encode_with(data, &shape, &settings, proposer(&settings).unwrap()).unwrap();
         let (psnr, _) = verify(data, &shape, &settings, &bytes).unwrap();
         assert_eq!(a.psnr, psnr);
+    }
+
+    #[test]
+    fn chunks_record_what_they_were_written_for() {
+        let shape = [32, 40];
+        let v = generate(Kind::Spectral { slope: 3.0 }, &shape, 9);
+        let settings = Settings::psnr(55.0).unwrap();
+        let (bytes, _) = compress(Samples::F64(&v), &shape, &settings, false).unwrap();
+        let (header, _) = chunk::parse(&bytes).unwrap();
+        let q = header.quality.expect("quality record");
+        assert_eq!(
+            (q.kind, q.target, q.mode),
+            (TargetKind::Psnr, 55.0, Mode::Guarantee)
+        );
+        assert!(q.measured.is_some_and(|m| m >= 55.0), "{q:?}");
     }
 
     #[test]

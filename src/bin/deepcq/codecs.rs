@@ -111,7 +111,7 @@ pub fn compress(
         );
     }
     let start = Instant::now();
-    let bytes = chunk::encode(codec, values.view(), dims, bound)?;
+    let bytes = chunk::encode(codec, values.view(), dims, bound, None)?;
     let seconds = start.elapsed().as_secs_f64();
     std::fs::write(output, &bytes).with_context(|| format!("cannot write {}", output.display()))?;
     let original = values.view().byte_len();
@@ -172,7 +172,7 @@ fn trial(
     let mut last = None;
     for _ in 0..repeat.max(1) {
         let start = Instant::now();
-        let bytes = chunk::encode(codec, data, shape, bound)?;
+        let bytes = chunk::encode(codec, data, shape, bound, None)?;
         let encode_s = start.elapsed().as_secs_f64();
         let start = Instant::now();
         let (_, values) = chunk::decode(&bytes)?;
