@@ -6,6 +6,8 @@ mod cdvalues;
 mod codecs;
 mod collect;
 mod demo;
+mod hdf5;
+mod inspect;
 mod raw;
 mod train;
 
@@ -36,6 +38,10 @@ enum Command {
     },
     /// Print the cd_values for a target: the h5repack argument, a C array, h5py options.
     Cdvalues(cdvalues::CdArgs),
+    /// List, per chunk of each deepcq dataset, the codec, bound, ratio and quality record.
+    ///
+    /// Loads libhdf5 at run time: set DEEPCQ_HDF5_LIB to choose which one.
+    Inspect(inspect::InspectArgs),
     /// Compress a raw little-endian array into a self-describing .dcq chunk.
     Compress {
         /// Element type of the raw file: f32 or f64.
@@ -111,6 +117,7 @@ fn main() -> ExitCode {
             output,
         } => codecs::compress(dtype, &dims.0, codec, bound, &input, &output),
         Command::Cdvalues(args) => cdvalues::run(&args),
+        Command::Inspect(args) => inspect::run(&args),
         Command::Decompress { input, output } => codecs::decompress(&input, &output),
         Command::Demo => codecs::demo(),
         Command::BenchCodecs {

@@ -1,0 +1,446 @@
+//! `deepcq inspect file.h5[/dataset]`: what the filter chose for every chunk, read from
+//! the chunk headers alone (codec, bound, ratio, and the quality record: target, mode,
+//! predicted and measured metric). Needs neither the model nor the original data, so a
+//! data manager can audit an archive after `h5repack`.
+//!
+//! Chunks are read raw (`H5Dread_chunk`), so the filter plugin is never loaded. A chunk
+//! whose header does not parse is reported as corrupt and the run goes on; the exit code is
+//! non-zero at the end if any chunk was corrupt.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use h5z_deepcq::chunk::{self, Header};
+use h5z_deepcq::settings::{kind_name, Settings, StoredSettings};
+use h5z_deepcq::wire::{self, TargetKind};
+use serde::Serialize;
+
+use crate::hdf5::{ChunkInfo, Dataset, Filter, Hdf5};
+
+/// What to inspect and how to print it.
+#[derive(Args)]
+pub struct InspectArgs {
+    /// An HDF5 file, optionally followed by a dataset path: `out.h5` or `out.h5/group/field`.
+    target: String,
+    /// Print one JSON object per dataset, one per line, instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One dataset's report; also the `--json` schema.
+#[derive(Serialize)]
+struct DatasetReport {
+    file: String,
+    dataset: String,
+    dtype: String,
+    dims: Vec<u64>,
+    chunk_dims: Option<Vec<u64>>,
+    /// True when deepcq (filter 357) is in the pipeline.
+    deepcq: bool,
+    /// Why the dataset has no chunk table (not chunked, or another pipeline).
+    note: Option<String>,
+    /// The settings the stored cd_values describe, e.g. "PSNR ≥ 60, guarantee, auto".
+    settings: Option<String>,
+    cd_values: Vec<u32>,
+    /// Bytes of the dataset's values (every element × element size).
+    raw_bytes: u64,
+    /// Bytes the dataset takes in the file (for deepcq datasets, the sum over its chunks).
+    stored_bytes: u64,
+    /// raw_bytes / stored_bytes.
+    ratio: Option<f64>,
+    chunk_count: usize,
+    corrupt_chunks: usize,
+    chunks: Vec<ChunkReport>,
+}
+
+/// How one chunk's bytes could be read.
+#[derive(Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum Status {
+    /// The header parsed and the checksum matched.
+    Ok,
+    /// The header or checksum is bad; `error` says how.
+    Corrupt,
+    /// HDF5 skipped the filter for this chunk and stored it raw.
+    FilterSkipped,
+    /// A later filter in the pipeline changed the bytes, so the header cannot be read raw.
+    NotParsed,
+}
+
+/// The target in a quality record.
+#[derive(Serialize)]
+struct TargetReport {
+    kind: &'static str,
+    value: f64,
+}
+
+/// One chunk's line.
+#[derive(Serialize)]
+struct ChunkReport {
+    offset: Vec<u64>,
+    stored_bytes: u64,
+    status: Status,
+    error: Option<String>,
+    format_version: Option<u8>,
+    codec: Option<&'static str>,
+    bound: Option<f64>,
+    /// Uncompressed chunk bytes / stored bytes.
+    ratio: Option<f64>,
+    /// True when the chunk has a padding record: trailing slabs of one repeated value (the
+    /// fill of an edge chunk) were trimmed before compressing and restored exactly.
+    padding: Option<bool>,
+    /// The dims of the block the payload holds (edge chunks).
+    valid_dims: Option<Vec<usize>>,
+    target: Option<TargetReport>,
+    mode: Option<&'static str>,
+    predicted: Option<f64>,
+    measured: Option<f64>,
+}
+
+impl ChunkReport {
+    fn empty(info: &ChunkInfo, status: Status, error: Option<String>) -> Self {
+        ChunkReport {
+            offset: info.offset.clone(),
+            stored_bytes: info.size,
+            status,
+            error,
+            format_version: None,
+            codec: None,
+            bound: None,
+            ratio: None,
+            padding: None,
+            valid_dims: None,
+            target: None,
+            mode: None,
+            predicted: None,
+            measured: None,
+        }
+    }
+
+    fn from_header(info: &ChunkInfo, header: &Header) -> Self {
+        let quality = header.quality.as_ref();
+        ChunkReport {
+            format_version: Some(header.version),
+            codec: Some(header.codec.name()),
+            bound: Some(header.bound),
+            ratio: ratio(header.original_len, info.size),
+            padding: Some(header.padding.is_some()),
+            valid_dims: header.padding.as_ref().map(|p| p.inner.clone()),
+            target: quality.map(|q| TargetReport {
+                kind: q.kind.name(),
+                value: q.target,
+            }),
+            mode: quality.map(|q| q.mode.name()),
+            predicted: quality.and_then(|q| q.predicted),
+            measured: quality.and_then(|q| q.measured),
+            ..ChunkReport::empty(info, Status::Ok, None)
+        }
+    }
+}
+
+fn ratio(raw: u64, stored: u64) -> Option<f64> {
+    (stored > 0).then(|| raw as f64 / stored as f64)
+}
+
+/// Runs the command; fails after printing everything if any chunk was corrupt.
+pub fn run(args: &InspectArgs) -> Result<()> {
+    let (file, dataset) = split_target(&args.target)?;
+    let h5 = Hdf5::load()?;
+    let handle = h5
+        .open(&file)
+        .with_context(|| format!("cannot open {}", file.display()))?;
+    let paths = match dataset {
+        Some(path) => vec![path],
+        None => handle.dataset_paths()?,
+    };
+    if paths.is_empty() && !args.json {
+        println!("{}: no datasets", file.display());
+    }
+    let mut corrupt = 0;
+    for path in &paths {
+        let ds = handle
+            .dataset(path)
+            .with_context(|| format!("{} has no dataset {path}", file.display()))?;
+        let report = inspect_dataset(&file, path, &ds)?;
+        corrupt += report.corrupt_chunks;
+        if args.json {
+            println!("{}", serde_json::to_string(&report)?);
+        } else {
+            print_table(&report);
+        }
+    }
+    if corrupt > 0 {
+        bail!("{corrupt} corrupt chunk(s) in {}", file.display());
+    }
+    Ok(())
+}
+
+/// Splits `file.h5/group/dataset` at the file: the one prefix that is a regular file.
+fn split_target(target: &str) -> Result<(PathBuf, Option<String>)> {
+    let whole = Path::new(target);
+    if whole.is_file() {
+        return Ok((whole.to_path_buf(), None));
+    }
+    for (at, _) in target.match_indices('/').filter(|&(at, _)| at > 0) {
+        let file = Path::new(&target[..at]);
+        if file.is_file() {
+            return Ok((file.to_path_buf(), Some(target[at..].to_string())));
+        }
+    }
+    if whole.is_dir() {
+        bail!("{target} is a directory, not an HDF5 file");
+    }
+    bail!("no such file: {target} (expected file.h5 or file.h5/path/to/dataset)")
+}
+
+fn inspect_dataset(file: &Path, path: &str, ds: &Dataset<'_>) -> Result<DatasetReport> {
+    let dims = ds.dims()?;
+    let dtype = ds.dtype()?;
+    let chunk_dims = ds.chunk_dims()?;
+    let filters = if chunk_dims.is_some() {
+        ds.filters()?
+    } else {
+        Vec::new()
+    };
+    let count: u64 = dims.iter().product();
+    let mut report = DatasetReport {
+        file: file.display().to_string(),
+        dataset: path.to_string(),
+        dtype: dtype.to_string(),
+        dims,
+        chunk_dims: chunk_dims.clone(),
+        deepcq: false,
+        note: None,
+        settings: None,
+        cd_values: Vec::new(),
+        raw_bytes: count * dtype.size as u64,
+        stored_bytes: ds.storage_size(),
+        ratio: None,
+        chunk_count: 0,
+        corrupt_chunks: 0,
+        chunks: Vec::new(),
+    };
+    report.ratio = ratio(report.raw_bytes, report.stored_bytes);
+    let Some(chunk_dims) = chunk_dims else {
+        report.note = Some("not chunked, so not filtered".into());
+        return Ok(report);
+    };
+    let Some(index) = filters.iter().position(|f| f.id as u32 == wire::FILTER_ID) else {
+        report.note = Some(match filters.is_empty() {
+            true => "chunked, no filters".into(),
+            false => format!("filters {}", describe(&filters)),
+        });
+        return Ok(report);
+    };
+    report.deepcq = true;
+    report.cd_values = filters[index].cd_values.clone();
+    report.settings = Some(describe_settings(&report.cd_values));
+    let chunk_raw = chunk_dims.iter().product::<u64>() * dtype.size as u64;
+    report.stored_bytes = 0;
+    for info in ds.chunks()? {
+        let chunk = inspect_chunk(ds, &info, &filters, index, chunk_raw);
+        report.stored_bytes += info.size;
+        report.corrupt_chunks += usize::from(chunk.status == Status::Corrupt);
+        report.chunks.push(chunk);
+    }
+    report.chunk_count = report.chunks.len();
+    report.ratio = ratio(report.raw_bytes, report.stored_bytes);
+    Ok(report)
+}
+
+fn inspect_chunk(
+    ds: &Dataset<'_>,
+    info: &ChunkInfo,
+    filters: &[Filter],
+    index: usize,
+    chunk_raw: u64,
+) -> ChunkReport {
+    let skipped = |i: usize| i < 32 && info.filter_mask & (1 << i) != 0;
+    if skipped(index) {
+        let mut report = ChunkReport::empty(info, Status::FilterSkipped, None);
+        report.ratio = ratio(chunk_raw, info.size);
+        return report;
+    }
+    let later: Vec<&Filter> = (index + 1..filters.len())
+        .filter(|&i| !skipped(i))
+        .map(|i| &filters[i])
+        .collect();
+    if !later.is_empty() {
+        let why = format!(
+            "filters after deepcq changed the bytes: {}",
+            describe_refs(&later)
+        );
+        return ChunkReport::empty(info, Status::NotParsed, Some(why));
+    }
+    let bytes = match ds.read_chunk(info) {
+        Ok(bytes) => bytes,
+        Err(e) => return ChunkReport::empty(info, Status::Corrupt, Some(e.to_string())),
+    };
+    match chunk::parse(&bytes) {
+        Ok((header, _)) => ChunkReport::from_header(info, &header),
+        Err(e) => ChunkReport::empty(info, Status::Corrupt, Some(e.to_string())),
+    }
+}
+
+fn describe(filters: &[Filter]) -> String {
+    describe_refs(&filters.iter().collect::<Vec<_>>())
+}
+
+fn describe_refs(filters: &[&Filter]) -> String {
+    let names: Vec<String> = filters
+        .iter()
+        .map(|f| match f.name.is_empty() {
+            true => f.id.to_string(),
+            false => format!("{} ({})", f.id, f.name),
+        })
+        .collect();
+    names.join(", ")
+}
+
+/// "PSNR ≥ 60, guarantee, compressor auto", from the stored (or user) cd_values.
+fn describe_settings(cd: &[u32]) -> String {
+    let settings = StoredSettings::parse(cd)
+        .map(|s| s.settings)
+        .or_else(|_| Settings::parse(cd));
+    match settings {
+        Ok(s) => {
+            let relation = match s.target.kind {
+                TargetKind::Ratio | TargetKind::Psnr | TargetKind::Ssim => "≥",
+                TargetKind::AbsBound => "≤",
+            };
+            format!(
+                "{} {relation} {}, {}, compressor {:?}",
+                kind_name(s.target.kind),
+                s.target.value(),
+                s.mode.name(),
+                s.compressor
+            )
+            .to_lowercase()
+        }
+        Err(e) => format!("unreadable cd_values: {e}"),
+    }
+}
+
+fn join_dims(dims: &[u64]) -> String {
+    let parts: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
+    parts.join("×")
+}
+
+fn opt(value: Option<f64>, precision: usize) -> String {
+    match value {
+        Some(v) if v.is_finite() => format!("{v:.precision$}"),
+        Some(v) => v.to_string(),
+        None => "-".into(),
+    }
+}
+
+fn print_table(r: &DatasetReport) {
+    let chunks = r.chunk_dims.as_deref().map_or("-".into(), join_dims);
+    println!(
+        "{}: {}, dims {}, chunks {}",
+        r.dataset,
+        r.dtype,
+        join_dims(&r.dims),
+        chunks
+    );
+    if !r.deepcq {
+        println!(
+            "  not compressed with deepcq ({}); stored {} B of {} B raw",
+            r.note.as_deref().unwrap_or(""),
+            r.stored_bytes,
+            r.raw_bytes
+        );
+        return;
+    }
+    println!(
+        "  deepcq: {}; {} chunks, stored {} B of {} B raw, CR {}",
+        r.settings.as_deref().unwrap_or("-"),
+        r.chunk_count,
+        r.stored_bytes,
+        r.raw_bytes,
+        opt(r.ratio, 2)
+    );
+    println!(
+        "  {:<16} {:>10} {:<8} {:>10} {:>8}  {:<12} {:<9} {:>9} {:>9}  padded",
+        "offset", "stored", "codec", "bound", "CR", "target", "mode", "predicted", "measured"
+    );
+    for c in &r.chunks {
+        let offset = c
+            .offset
+            .iter()
+            .map(|o| o.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let lead = format!("  {offset:<16} {:>10}", c.stored_bytes);
+        match c.status {
+            Status::Ok => {
+                let target = c
+                    .target
+                    .as_ref()
+                    .map_or("-".into(), |t| format!("{} {}", t.kind, t.value));
+                println!(
+                    "{lead} {:<8} {:>10} {:>8}  {:<12} {:<9} {:>9} {:>9}  {}",
+                    c.codec.unwrap_or("-"),
+                    match (c.codec, c.bound) {
+                        (Some("lossless"), _) | (_, None) => "-".into(),
+                        (_, Some(b)) => format!("{b:.3e}"),
+                    },
+                    opt(c.ratio, 2),
+                    target,
+                    c.mode.unwrap_or("-"),
+                    opt(c.predicted, 2),
+                    opt(c.measured, 2),
+                    if c.padding == Some(true) { "yes" } else { "no" }
+                );
+            }
+            Status::Corrupt => println!(
+                "{lead} CORRUPT: {}",
+                c.error.as_deref().unwrap_or("unknown error")
+            ),
+            Status::FilterSkipped => println!(
+                "{lead} filter skipped by HDF5: stored raw (CR {})",
+                opt(c.ratio, 2)
+            ),
+            Status::NotParsed => {
+                println!("{lead} not parsed: {}", c.error.as_deref().unwrap_or(""))
+            }
+        }
+    }
+    if r.corrupt_chunks > 0 {
+        println!("  {} corrupt chunk(s)", r.corrupt_chunks);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_split_at_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.h5");
+        std::fs::write(&file, b"").unwrap();
+        let arg = format!("{}/group/field", file.display());
+        let (f, d) = split_target(&arg).unwrap();
+        assert_eq!((f, d.as_deref()), (file.clone(), Some("/group/field")));
+        let (f, d) = split_target(&file.display().to_string()).unwrap();
+        assert_eq!((f, d), (file, None));
+        let missing = dir.path().join("nope.h5").display().to_string();
+        let err = split_target(&missing).unwrap_err().to_string();
+        assert!(err.contains("no such file"), "{err}");
+    }
+
+    #[test]
+    fn settings_read_from_stored_and_user_cd_values() {
+        assert_eq!(
+            describe_settings(&[60]),
+            "psnr ≥ 60, guarantee, compressor auto"
+        );
+        assert_eq!(
+            describe_settings(&[625, 0, 1, 3, 1]),
+            "psnr ≥ 62.5, predict, compressor sperr"
+        );
+        assert!(describe_settings(&[]).starts_with("unreadable"));
+    }
+}

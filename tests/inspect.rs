@@ -1,0 +1,351 @@
+//! `deepcq inspect` on real files: written by h5repack through the plugin, cross-checked
+//! against h5py's view of the same file (chunk counts, stored bytes), then damaged chunk by
+//! chunk with h5py's `write_direct_chunk` to prove a corrupt chunk is reported, not fatal.
+//!
+//! Needs what `scripts/setup.sh` installs (HDF5 tools, the h5py venv in third_party/).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn deepcq() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_deepcq"))
+}
+
+/// A plugin folder holding the cdylib this test build produced. `cargo test` leaves the
+/// fresh copy under deps/, beside the test binaries' dependencies.
+fn plugin_dir(dir: &Path) -> PathBuf {
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_deepcq"));
+    let built = exe.parent().unwrap().join("deps/libh5z_deepcq.so");
+    assert!(built.exists(), "{} is missing", built.display());
+    let plugin = dir.join("plugin");
+    std::fs::create_dir_all(&plugin).unwrap();
+    std::os::unix::fs::symlink(&built, plugin.join("libh5z_deepcq.so")).unwrap();
+    plugin
+}
+
+fn python() -> PathBuf {
+    let py = repo().join("third_party/venv/bin/python");
+    assert!(
+        py.exists(),
+        "{} is missing: run scripts/setup.sh",
+        py.display()
+    );
+    py
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e} (run scripts/setup.sh)"));
+    eprintln!(
+        "$ {cmd:?} → {}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The host-test input (edge chunks, f64, constant, NaN, tiny, ints, compound) plus a
+/// dataset in a nested group, repacked through the filter at PSNR ≥ 60 dB, plus two soft
+/// links.
+fn repacked(dir: &Path) -> PathBuf {
+    let input = dir.join("in.h5");
+    let out = run(Command::new(python())
+        .arg(repo().join("tests/hosts/make_input.py"))
+        .arg(&input));
+    assert!(out.status.success(), "make_input.py failed");
+    // A dataset inside groups, to be found by path.
+    let group = "import h5py, numpy as np, sys\n\
+        f = h5py.File(sys.argv[1], 'a')\n\
+        f.create_dataset('g/sub/wave', data=np.sin(np.linspace(0, 30, 5000)).reshape(50, 100), chunks=(25, 50))\n\
+        f.close()";
+    let out = run(Command::new(python()).args(["-c", group]).arg(&input));
+    assert!(out.status.success());
+    let output = dir.join("out.h5");
+    let out = run(Command::new("h5repack")
+        .env("HDF5_PLUGIN_PATH", plugin_dir(dir))
+        .args(["-f", "UD=357,0,1,60"])
+        .arg(&input)
+        .arg(&output));
+    assert!(out.status.success(), "h5repack failed");
+    // Links inspect must not follow: an alias (the dataset would be listed twice) and a
+    // dangling link.
+    let links = "import h5py, sys\n\
+        f = h5py.File(sys.argv[1], 'a')\n\
+        f['alias'] = h5py.SoftLink('/field')\n\
+        f['broken'] = h5py.SoftLink('/nowhere')\n\
+        f.close()";
+    let out = run(Command::new(python()).args(["-c", links]).arg(&output));
+    assert!(out.status.success());
+    output
+}
+
+/// h5py's count of allocated chunks and stored bytes, per dataset.
+fn h5py_view(file: &Path) -> BTreeMap<String, (u64, u64)> {
+    let script = "import h5py, json, sys\n\
+        f = h5py.File(sys.argv[1], 'r')\n\
+        out = {}\n\
+        f.visititems(lambda n, o: out.__setitem__('/' + n, [o.id.get_num_chunks(), o.id.get_storage_size()]) if isinstance(o, h5py.Dataset) else None)\n\
+        print(json.dumps(out))";
+    let out = run(Command::new(python()).args(["-c", script]).arg(file));
+    assert!(out.status.success());
+    let map: BTreeMap<String, (u64, u64)> = serde_json::from_slice(&out.stdout).unwrap();
+    map
+}
+
+/// Runs `deepcq inspect --json` and parses its lines, keyed by dataset path.
+fn inspect_json(target: &str) -> (Output, BTreeMap<String, Value>) {
+    let out = run(deepcq().args(["inspect", "--json", target]));
+    let reports = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| {
+            let v: Value = serde_json::from_str(line).expect("each line is one JSON object");
+            (v["dataset"].as_str().unwrap().to_string(), v)
+        })
+        .collect();
+    (out, reports)
+}
+
+/// Overwrites chunks of `dataset` through h5py: `edits` maps a chunk offset to a Python
+/// expression of the new bytes given the old ones (`old`), and a filter mask.
+fn damage(file: &Path, dataset: &str, edits: &[(&str, &str, u32)]) {
+    let mut script = String::from("import h5py, sys\nf = h5py.File(sys.argv[1], 'r+')\n");
+    script += &format!("d = f['{dataset}']\n");
+    for (offset, expr, mask) in edits {
+        script += &format!(
+            "old = d.id.read_direct_chunk({offset})[1]\n\
+             d.id.write_direct_chunk({offset}, {expr}, filter_mask={mask})\n"
+        );
+    }
+    script += "f.close()\nprint('damaged')\n";
+    let out = run(Command::new(python()).args(["-c", &script]).arg(file));
+    assert!(
+        out.status.success(),
+        "h5py could not write the damaged chunks"
+    );
+}
+
+#[test]
+fn inspect_reports_every_chunk_with_its_quality_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = repacked(dir.path());
+    let reference = h5py_view(&file);
+    let (out, reports) = inspect_json(file.to_str().unwrap());
+    assert!(out.status.success(), "inspect failed on a healthy file");
+    assert_eq!(
+        reports.keys().collect::<Vec<_>>(),
+        reference.keys().collect::<Vec<_>>(),
+        "inspect and h5py list different datasets"
+    );
+    let mut lossy = 0;
+    for (name, r) in &reports {
+        let (chunks, stored) = reference[name];
+        assert_eq!(r["deepcq"], true, "{name} not seen as filtered");
+        assert_eq!(r["chunk_count"], chunks, "{name}: chunk count");
+        assert_eq!(r["chunks"].as_array().unwrap().len() as u64, chunks);
+        assert_eq!(r["stored_bytes"], stored, "{name}: stored bytes");
+        let sum: u64 = r["chunks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["stored_bytes"].as_u64().unwrap())
+            .sum();
+        assert_eq!(sum, stored, "{name}: chunk sizes do not add up");
+        assert_eq!(r["corrupt_chunks"], 0);
+        for c in r["chunks"].as_array().unwrap() {
+            assert_eq!(c["status"], "ok", "{name} {c}");
+            assert_eq!(c["target"]["kind"], "psnr", "{name} {c}");
+            assert_eq!(c["target"]["value"], 60.0, "{name} {c}");
+            assert_eq!(c["mode"], "guarantee", "{name} {c}");
+            if c["codec"] != "lossless" {
+                lossy += 1;
+                let measured = c["measured"].as_f64().expect("lossy chunks are measured");
+                assert!(measured >= 60.0, "{name}: measured {measured} < 60: {c}");
+            }
+        }
+    }
+    assert!(
+        lossy > 10,
+        "only {lossy} lossy chunks: the filter did little"
+    );
+    // The 50×70×90 field with 16×32×32 chunks has edge chunks on every axis: each one
+    // carries the padding record.
+    let dims = [50u64, 70, 90];
+    let chunk = [16u64, 32, 32];
+    let mut edges = 0;
+    for c in reports["/field"]["chunks"].as_array().unwrap() {
+        let offset: Vec<u64> = serde_json::from_value(c["offset"].clone()).unwrap();
+        if (0..3).any(|i| offset[i] + chunk[i] > dims[i]) {
+            edges += 1;
+            assert_eq!(c["padding"], true, "edge chunk without padding record: {c}");
+        }
+    }
+    assert_eq!(edges, 36 - 3 * 2 * 2, "edge chunks of /field");
+    assert!(reports["/field"]["ratio"].as_f64().unwrap() > 1.0);
+
+    // A dataset in a group, by path.
+    let (out, one) = inspect_json(&format!("{}/g/sub/wave", file.display()));
+    assert!(out.status.success());
+    assert_eq!(one.keys().collect::<Vec<_>>(), ["/g/sub/wave"]);
+    assert_eq!(one["/g/sub/wave"]["chunk_count"], 4);
+
+    // One dataset, as a table.
+    let out = run(deepcq().args(["inspect", &format!("{}/field", file.display())]));
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("/field: f32, dims 50×70×90, chunks 16×32×32"),
+        "{text}"
+    );
+    assert!(text.contains("psnr ≥ 60, guarantee"), "{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.contains("psnr 60")).count() as u64,
+        reference["/field"].0
+    );
+}
+
+/// The libhdf5 h5py's wheel bundles (HDF5 2.0, where `H5Dread_chunk` and `H5Lvisit` were
+/// renamed), if the venv has one.
+fn h5py_libhdf5() -> Option<PathBuf> {
+    let lib = repo().join("third_party/venv/lib");
+    for python in std::fs::read_dir(lib).ok()?.flatten() {
+        let libs = python.path().join("site-packages/h5py.libs");
+        for entry in std::fs::read_dir(libs).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("libhdf5-") {
+                return Some(entry.path());
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn hdf5_1_10_and_2_0_give_the_same_report() {
+    let Some(lib) = h5py_libhdf5() else {
+        eprintln!("h5py's bundled libhdf5 is absent; this test did not run");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = repacked(dir.path());
+    let debian = run(deepcq().args(["inspect", "--json"]).arg(&file));
+    let bundled = run(deepcq()
+        .env("DEEPCQ_HDF5_LIB", &lib)
+        .args(["inspect", "--json"])
+        .arg(&file));
+    assert!(debian.status.success() && bundled.status.success());
+    assert!(!debian.stdout.is_empty());
+    assert_eq!(
+        String::from_utf8_lossy(&debian.stdout),
+        String::from_utf8_lossy(&bundled.stdout)
+    );
+}
+
+#[test]
+fn corrupt_and_skipped_chunks_are_reported_and_the_exit_code_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = repacked(dir.path());
+    damage(
+        &file,
+        "field",
+        &[
+            ("(0, 0, 0)", "b'not a deepcq chunk at all'", 0),
+            // One payload byte flipped: only the checksum can tell.
+            ("(0, 0, 32)", "old[:-1] + bytes([old[-1] ^ 1])", 0),
+            // A chunk HDF5 stored without running the filter (filter mask bit 0).
+            ("(0, 32, 0)", "bytes(16 * 32 * 32 * 4)", 1),
+        ],
+    );
+    let (out, reports) = inspect_json(file.to_str().unwrap());
+    assert!(!out.status.success(), "corrupt chunks must fail the run");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2 corrupt chunk(s)"));
+    assert_eq!(reports.len(), 8, "inspect stopped before the last dataset");
+    let field = &reports["/field"];
+    assert_eq!(field["corrupt_chunks"], 2);
+    let by_offset = |o: [u64; 3]| {
+        field["chunks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["offset"] == serde_json::json!(o))
+            .unwrap_or_else(|| panic!("no chunk at {o:?}"))
+            .clone()
+    };
+    let magic = by_offset([0, 0, 0]);
+    assert_eq!(magic["status"], "corrupt");
+    assert!(
+        magic["error"].as_str().unwrap().contains("magic"),
+        "{magic}"
+    );
+    let flipped = by_offset([0, 0, 32]);
+    assert_eq!(flipped["status"], "corrupt");
+    assert!(
+        flipped["error"].as_str().unwrap().contains("checksum"),
+        "{flipped}"
+    );
+    let skipped = by_offset([0, 32, 0]);
+    assert_eq!(skipped["status"], "filter_skipped", "{skipped}");
+    assert_eq!(by_offset([0, 32, 32])["status"], "ok");
+    assert_eq!(reports["/field64"]["corrupt_chunks"], 0);
+
+    let out = run(deepcq().args(["inspect", &format!("{}/field", file.display())]));
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.matches("CORRUPT").count(), 2, "{text}");
+    assert!(text.contains("filter skipped"), "{text}");
+}
+
+#[test]
+fn missing_files_datasets_and_libraries_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.h5");
+    let out = run(deepcq().args(["inspect", missing.to_str().unwrap()]));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no such file") && err.contains("nope.h5"),
+        "{err}"
+    );
+
+    let not_hdf5 = dir.path().join("text.h5");
+    std::fs::write(&not_hdf5, "hello").unwrap();
+    let out = run(deepcq().args(["inspect", not_hdf5.to_str().unwrap()]));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot open") && err.contains("not an HDF5 file"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("HDF5-DIAG"),
+        "HDF5's own error stack leaked: {err}"
+    );
+
+    let out = run(deepcq()
+        .env("DEEPCQ_HDF5_LIB", dir.path().join("libhdf5.so"))
+        .args(["inspect", not_hdf5.to_str().unwrap()]));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("DEEPCQ_HDF5_LIB") && err.contains("apt install libhdf5-103-1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_missing_dataset_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = repacked(dir.path());
+    let out = run(deepcq().args(["inspect", &format!("{}/no/such", file.display())]));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("has no dataset /no/such"), "{err}");
+}
