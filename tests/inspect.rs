@@ -27,6 +27,11 @@ fn plugin_dir(dir: &Path) -> PathBuf {
     let plugin = dir.join("plugin");
     std::fs::create_dir_all(&plugin).unwrap();
     std::os::unix::fs::symlink(&built, plugin.join("libh5z_deepcq.so")).unwrap();
+    // The surrogate's runtime, found beside the plugin as in the repo's plugin/ folder.
+    let ort = repo().join("plugin/libonnxruntime.so");
+    if let Ok(ort) = ort.canonicalize() {
+        std::os::unix::fs::symlink(ort, plugin.join("libonnxruntime.so")).unwrap();
+    }
     plugin
 }
 
@@ -167,7 +172,11 @@ fn inspect_reports_every_chunk_with_its_quality_record() {
             assert_eq!(c["mode"], "guarantee", "{name} {c}");
             if c["codec"] != "lossless" {
                 lossy += 1;
-                let measured = c["measured"].as_f64().expect("lossy chunks are measured");
+                let measured = match &c["measured"] {
+                    // An exact reconstruction (tiny chunks).
+                    Value::String(s) if s == "inf" => f64::INFINITY,
+                    v => v.as_f64().expect("lossy chunks are measured"),
+                };
                 assert!(measured >= 60.0, "{name}: measured {measured} < 60: {c}");
             }
         }

@@ -94,8 +94,21 @@ struct ChunkReport {
     valid_dims: Option<Vec<usize>>,
     target: Option<TargetReport>,
     mode: Option<&'static str>,
+    #[serde(serialize_with = "metric")]
     predicted: Option<f64>,
+    /// `"inf"` when the decoded chunk was exact (PSNR of an exact reconstruction).
+    #[serde(serialize_with = "metric")]
     measured: Option<f64>,
+}
+
+/// A metric for JSON: a number, `"inf"`/`"-inf"` (JSON has no infinity, and serde_json
+/// would silently write null, which means "absent" here), or null when absent.
+fn metric<S: serde::Serializer>(value: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(v) if v.is_infinite() => s.serialize_str(if *v > 0.0 { "inf" } else { "-inf" }),
+        Some(v) => s.serialize_f64(*v),
+        None => s.serialize_none(),
+    }
 }
 
 impl ChunkReport {
@@ -150,6 +163,7 @@ pub fn run(args: &InspectArgs) -> Result<()> {
     let handle = h5
         .open(&file)
         .with_context(|| format!("cannot open {}", file.display()))?;
+    let single = dataset.is_some();
     let paths = match dataset {
         Some(path) => vec![path],
         None => handle.dataset_paths()?,
@@ -157,12 +171,22 @@ pub fn run(args: &InspectArgs) -> Result<()> {
     if paths.is_empty() && !args.json {
         println!("{}: no datasets", file.display());
     }
-    let mut corrupt = 0;
+    let (mut corrupt, mut unreadable) = (0, 0);
     for path in &paths {
-        let ds = handle
+        let report = handle
             .dataset(path)
-            .with_context(|| format!("{} has no dataset {path}", file.display()))?;
-        let report = inspect_dataset(&file, path, &ds)?;
+            .with_context(|| format!("{} has no dataset {path}", file.display()))
+            .and_then(|ds| inspect_dataset(&file, path, &ds));
+        let report = match report {
+            Ok(report) => report,
+            Err(e) if single => return Err(e),
+            // One unreadable dataset must not hide the others.
+            Err(e) => {
+                eprintln!("deepcq: {path}: {e:#}");
+                unreadable += 1;
+                continue;
+            }
+        };
         corrupt += report.corrupt_chunks;
         if args.json {
             println!("{}", serde_json::to_string(&report)?);
@@ -170,10 +194,14 @@ pub fn run(args: &InspectArgs) -> Result<()> {
             print_table(&report);
         }
     }
-    if corrupt > 0 {
-        bail!("{corrupt} corrupt chunk(s) in {}", file.display());
+    match (corrupt, unreadable) {
+        (0, 0) => Ok(()),
+        (c, 0) => bail!("{c} corrupt chunk(s) in {}", file.display()),
+        (c, u) => bail!(
+            "{c} corrupt chunk(s) and {u} unreadable dataset(s) in {}",
+            file.display()
+        ),
     }
-    Ok(())
 }
 
 /// Splits `file.h5/group/dataset` at the file: the one prefix that is a regular file.
@@ -429,6 +457,16 @@ mod tests {
         let missing = dir.path().join("nope.h5").display().to_string();
         let err = split_target(&missing).unwrap_err().to_string();
         assert!(err.contains("no such file"), "{err}");
+    }
+
+    #[test]
+    fn metrics_in_json_keep_infinity_apart_from_absence() {
+        #[derive(Serialize)]
+        struct M(#[serde(serialize_with = "metric")] Option<f64>);
+        let json = |v| serde_json::to_string(&M(v)).unwrap();
+        assert_eq!(json(Some(f64::INFINITY)), "\"inf\"");
+        assert_eq!(json(Some(60.5)), "60.5");
+        assert_eq!(json(None), "null");
     }
 
     #[test]
