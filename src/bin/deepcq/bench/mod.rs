@@ -130,7 +130,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     );
     let mut arrays = Vec::new();
     let mut skipped = Vec::new();
-    for entry in &entries {
+    for (i, entry) in entries.iter().enumerate() {
         bar.set_message(entry.name());
         let values = entry.load()?;
         let chunk = chunk_of(&entry.dims)?;
@@ -183,6 +183,17 @@ pub fn run(args: BenchArgs) -> Result<()> {
             range: value_range(values.view()),
             tallies,
         });
+        if bar.is_hidden() {
+            // No terminal (a log file, CI): one line per array instead of a bar.
+            eprintln!(
+                "bench: [{}/{}] {} ({} chunks) done at {:.0} s",
+                i + 1,
+                entries.len(),
+                entry.name(),
+                blocks.len(),
+                start.elapsed().as_secs_f64()
+            );
+        }
     }
     bar.finish_and_clear();
     if let Some(path) = &args.plot {
