@@ -329,6 +329,31 @@ mod tests {
     }
 
     #[test]
+    fn stored_sizes_are_the_bytes_a_writer_stores() {
+        let (v, shape) = field();
+        let data = Samples::F32(&v);
+        let job = Job {
+            data,
+            shape: &shape,
+            target: 60.0,
+        };
+        let rows = run_all(job, 6, &Analytic).unwrap();
+        let get = |m: Method| rows.iter().find(|r| r.0 == m).unwrap().1;
+        let range = value_range(data);
+        let payload = codec_for(CodecId::Sz3)
+            .encode(data, &shape, sz3_formula_bound(range, 60.0))
+            .unwrap();
+        assert_eq!(get(Method::Formula).stored, payload.len());
+        // deepcq rows: the whole chunk as the filter writes it, header included.
+        let mut settings = Settings::psnr(60.0).unwrap();
+        settings.mode = Mode::Predict;
+        let o = compress_to_target(data, &shape, &settings, &Analytic).unwrap();
+        let chunk = chunk::wrap(o.codec, &data, &shape, o.bound, None, &o.payload);
+        assert_eq!(get(Method::Predict).stored, chunk.len());
+        assert!(chunk.len() > o.payload.len());
+    }
+
+    #[test]
     fn constant_chunks_are_exact_everywhere() {
         let v = vec![2.5f64; 64];
         let job = Job {
