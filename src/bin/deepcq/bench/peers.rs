@@ -72,6 +72,14 @@ pub fn summary(
     Some((geomean(pairs.iter().map(|p| p.0)), hit, pairs.len()))
 }
 
+/// The peer's CR for each file, for one method at one target.
+pub fn crs(rows: &[PeerRow], target: f64, method: &str) -> HashMap<String, f64> {
+    rows.iter()
+        .filter(|r| r.method == method && (r.target - target).abs() < 1e-9)
+        .map(|r| (r.file.clone(), r.cr))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,5 +106,8 @@ mod tests {
         assert!((ratio - 0.25).abs() < 1e-12);
         assert_eq!((hit, n), (0.75, 2));
         assert!(summary(&rows, &files, 60.0, "sz3-oracle").is_none());
+        let crs = crs(&rows, 40.0, "sz3-oracle");
+        assert_eq!(crs.len(), 3);
+        assert_eq!(crs["a/y.f32"], 5.0);
     }
 }

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use super::methods::Method;
 use super::peers::{self, PeerRow};
 use super::plot;
-use super::stats::{totals, ArrayResult, Figures};
+use super::stats::{geomean, totals, ArrayResult, Figures};
 
 /// Everything the report states about a run.
 pub struct Run<'a> {
@@ -95,10 +95,10 @@ pub fn markdown(run: &Run) -> String {
         "Columns: **CR** total raw / total stored bytes; **/best** geometric mean over arrays of \
          CR / best-oracle CR; **hit** mean over arrays of the fraction of chunks with PSNR ≥ T; \
          **worst** lowest chunk PSNR; **PSNR** mean over arrays of the dataset PSNR (global \
-         range); **over** mean chunk PSNR − T (dB, exact chunks left out); **time×** CPU time / \
-         CPU time of one SZ3 compression per chunk at the formula bound; **compr.** mean \
-         compressions per chunk; **CPU s** total; \
-         **CAQ** geometric mean over arrays of CR / (CPU s + 1); **bits** stored bits per value; \
+         range; arrays stored exactly left out); **over** mean chunk PSNR − T (dB, exact chunks \
+         left out); **time×** CPU time / CPU time of one SZ3 compression per chunk at the \
+         formula bound; **compr.** mean compressions per chunk; **CPU s** total; **CAQ** \
+         geometric mean over arrays of CR / (CPU s + 1); **bits** stored bits per value; \
          **codecs** chunks stored by SZ3/ZFP/SPERR/lossless.\n"
     );
     totals_section(&mut s, run);
@@ -175,6 +175,44 @@ fn peers_section(s: &mut String, run: &Run) {
                 .map(|(r, h, n)| format!("{} (hit {}, {n} arrays)", num(r, 3), num(h, 2)))
                 .unwrap_or_else(|| "–".into());
             let _ = write!(line, " {ours} | {theirs} |");
+        }
+        let _ = writeln!(s, "{line}");
+    }
+    let _ = writeln!(
+        s,
+        "\nSame method, same chunks, our codec build against the peer's: geometric mean over \
+         arrays of our CR / the peer's CR (number of arrays in brackets). Near 1 where both \
+         harnesses agree; the peer's sizes include its filter's own small header.\n"
+    );
+    let mut head = "| method |".to_string();
+    let mut rule = "|---|".to_string();
+    for t in run.targets {
+        let _ = write!(head, " {} dB |", num(*t, 0));
+        rule.push_str("---|");
+    }
+    let _ = writeln!(s, "{head}\n{rule}");
+    for m in Method::ALL {
+        let Some(name) = m.peer_name() else {
+            continue;
+        };
+        let mut line = format!("| {} |", m.name());
+        for (ti, t) in run.targets.iter().enumerate() {
+            let theirs = peers::crs(rows, *t, name);
+            let ratios: Vec<f64> = run
+                .arrays
+                .iter()
+                .filter_map(|a| theirs.get(&a.name).map(|p| a.figures(ti, m).cr / p))
+                .collect();
+            let cell = if ratios.is_empty() {
+                "–".to_string()
+            } else {
+                format!(
+                    "{} ({})",
+                    num(geomean(ratios.iter().copied()), 3),
+                    ratios.len()
+                )
+            };
+            let _ = write!(line, " {cell} |");
         }
         let _ = writeln!(s, "{line}");
     }

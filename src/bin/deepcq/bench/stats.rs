@@ -215,8 +215,19 @@ pub fn geomean(values: impl IntoIterator<Item = f64>) -> f64 {
     (sum / n as f64).exp()
 }
 
+/// Mean of the finite values (NaN when none): an array stored exactly has an infinite PSNR,
+/// which would hide every other array's.
+pub fn mean_finite(values: impl IntoIterator<Item = f64>) -> f64 {
+    let (sum, n) = values
+        .into_iter()
+        .filter(|v| v.is_finite())
+        .fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    sum / n as f64
+}
+
 /// Totals over arrays for one target and method. CR is total raw / total stored, `vs_best`
-/// and CAQ are geometric means over arrays, hit rate and PSNR plain means over arrays,
+/// and CAQ are geometric means over arrays, hit rate and PSNR plain means over arrays (PSNR
+/// over arrays not stored exactly),
 /// overshoot a mean over all chunks, write time total CPU / total SZ3-formula CPU.
 pub fn totals(arrays: &[ArrayResult], target: usize, method: Method) -> Figures {
     let mut sum = Tally::default();
@@ -231,7 +242,7 @@ pub fn totals(arrays: &[ArrayResult], target: usize, method: Method) -> Figures 
         cr: sum.cr(),
         vs_best: geomean(per.iter().map(|f| f.vs_best)),
         hit: mean(|f| f.hit),
-        psnr: mean(|f| f.psnr),
+        psnr: mean_finite(per.iter().map(|f| f.psnr)),
         worst: sum.worst.unwrap_or(f64::NAN),
         overshoot: sum.mean_overshoot(),
         time_ratio: sum.cpu / formula.cpu,
@@ -310,5 +321,6 @@ mod tests {
         assert_eq!(f.time_ratio, 1.0);
         assert_eq!(totals(&arrays, 0, Method::BestOracle).time_ratio, 2.0);
         assert_eq!(f.cr, 8000.0 / 1000.0);
+        assert_eq!(mean_finite([1.0, f64::INFINITY, 3.0]), 2.0);
     }
 }
