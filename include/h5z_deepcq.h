@@ -309,9 +309,11 @@ int h5z_deepcq_cd_values(unsigned int kind,
 /**
  * Predict-only advice for `data` (`dtype` values of C-order `dims[rank]`) under the
  * settings `cd_values[n_cd]`: the codec and bound the chooser proposes and the PSNR,
- * SSIM and ratio they give. Until the learned surrogate lands, the proposal is
- * compressed once and measured (`source = H5Z_DEEPCQ_SOURCE_MEASURED`); nothing is
- * written anywhere.
+ * SSIM and ratio they are expected to give. With the surrogate loaded these are its
+ * predictions and nothing is compressed (`source = H5Z_DEEPCQ_SOURCE_MODEL`); for
+ * absolute bounds, NaN/Inf or constant buffers, or under the opted-in analytic fallback,
+ * the proposal is compressed once and measured (`source = H5Z_DEEPCQ_SOURCE_MEASURED`).
+ * Nothing is written anywhere.
  *
  * # Safety
  * `data` holds the product of `dims[rank]` aligned elements of `dtype`; `cd_values` holds `n_cd` words; `advice` is writable.

@@ -13,6 +13,8 @@
 //! - [`settings`]: the user's target and options, read from HDF5 cd_values;
 //! - [`padding`]: edge chunks, whose fill values must not count;
 //! - [`select`]: target → codec and bound, predict and guarantee modes;
+//! - [`learned`]: the surrogate as the chooser's first proposal, and the fallback policy;
+//! - [`observe`]: per-chunk logs and the JSON-lines trace;
 //! - [`h5`]: the HDF5 plugin (entry points, callbacks, run-time HDF5 API);
 //! - [`insitu`]: compress / advise / sessions on a caller's buffer;
 //! - [`capi`]: the in-situ C API (`include/h5z_deepcq.h`);
@@ -29,7 +31,9 @@ pub mod corpus;
 pub mod features;
 pub mod h5;
 pub mod insitu;
+pub mod learned;
 pub mod metrics;
+pub mod observe;
 pub mod padding;
 pub mod samples;
 pub mod select;

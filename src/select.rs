@@ -1,9 +1,11 @@
 //! Target → codec and bound, for one chunk; then the predict or guarantee loop.
 //!
-//! The first proposal comes from a [`Proposer`]. Until the learned surrogate lands, the
-//! proposer is [`Analytic`]: SZ3's PSNR formula, `eb = R·10^(−(T + 10·log10(1 − 2/3·0.99))/20)`,
+//! The first proposal comes from a [`Proposer`]: the learned surrogate
+//! ([`crate::learned`]) or, for absolute bounds and as an opt-in fallback, [`Analytic`]:
+//! SZ3's PSNR formula, `eb = R·10^(−(T + 10·log10(1 − 2/3·0.99))/20)`,
 //! about 1.715× the safe point-wise bound. In guarantee mode the chunk is decoded and the
-//! real metric measured; a miss tightens the bound by the measured shortfall, then falls
+//! real metric measured; a large overshoot earns one try at a looser bound; a miss tightens
+//! the bound by the measured shortfall, then falls
 //! back to the safe bound `R·10^(−T/20)` (MSE ≤ eb², so PSNR ≥ T for any codec that keeps
 //! its bound), then to lossless. The target is therefore always met.
 
@@ -15,6 +17,12 @@ use crate::wire::{CodecId, CompressorChoice, Mode, TargetKind};
 
 /// How many corrected bounds guarantee mode tries before the safe bound.
 const MAX_CORRECTIONS: usize = 2;
+
+/// A first attempt this far above a PSNR target earns one try at a looser bound.
+const OVERSHOOT_DB: f64 = 3.0;
+
+/// How far above the target the looser try aims, so it rarely misses.
+const LOOSEN_HEADROOM_DB: f64 = 0.5;
 
 /// What the chooser did for one chunk.
 #[derive(Clone, Debug)]
@@ -33,6 +41,14 @@ pub struct Outcome {
     pub compressions: u32,
     /// Why the chooser ended where it did ("proposal", "corrected", "safe bound", ...).
     pub reason: &'static str,
+}
+
+impl Outcome {
+    /// True when the kept payload is the first proposal or a loosening of it, i.e. the
+    /// proposal itself was not found to miss (a session learns from that difference).
+    pub fn proposal_held(&self) -> bool {
+        matches!(self.reason, "proposal" | "loosened")
+    }
 }
 
 /// A first guess for a chunk: codec, absolute bound and, when known, the predicted metric.
@@ -284,6 +300,9 @@ impl Search<'_> {
         for round in 0..=MAX_CORRECTIONS {
             let psnr = self.psnr(&attempt)?;
             if psnr >= target {
+                if round == 0 && psnr >= target + OVERSHOOT_DB {
+                    return self.loosen_once(attempt, psnr);
+                }
                 let reason = if round == 0 { "proposal" } else { "corrected" };
                 return Ok(attempt.into_outcome(reason, Some(psnr)));
             }
@@ -304,6 +323,23 @@ impl Search<'_> {
             }
         }
         self.lossless("target unreachable with a lossy codec: lossless")
+    }
+
+    /// After a large overshoot, tries one bound looser by the measured excess (less a
+    /// little headroom) and keeps it if it still meets the target and is smaller.
+    fn loosen_once(&mut self, kept: Attempt, psnr: f64) -> Result<Outcome, SelectError> {
+        let target = self.settings.target.value();
+        let excess = (psnr - target - LOOSEN_HEADROOM_DB).min(60.0);
+        let looser = self.try_bound(kept.codec, kept.bound * 10f64.powf(excess / 20.0))?;
+        if looser.payload.len() < kept.payload.len() {
+            let looser_psnr = self.psnr(&looser)?;
+            if looser_psnr >= target {
+                return Ok(looser.into_outcome("loosened", Some(looser_psnr)));
+            }
+        }
+        let mut outcome = kept.into_outcome("proposal", Some(psnr));
+        outcome.compressions = self.compressions;
+        Ok(outcome)
     }
 
     /// Tightens by 4× until SSIM meets the target, then lossless.

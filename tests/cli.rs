@@ -44,6 +44,43 @@ fn info_json_has_the_documented_keys() {
 }
 
 #[test]
+fn info_reports_the_loaded_model_or_why_not() {
+    let ok = Command::new(env!("CARGO_BIN_EXE_deepcq"))
+        .args(["info", "--json"])
+        .env(
+            "ORT_DYLIB_PATH",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/third_party/onnxruntime/libonnxruntime.so"
+            ),
+        )
+        .env_remove("H5Z_DEEPCQ_MODEL")
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(v["model"]["loaded"], true, "{v}");
+    assert_eq!(v["model"]["source"], "embedded default model");
+    assert_eq!(
+        v["model"]["feature_schema"],
+        h5z_deepcq::features::FEATURE_SCHEMA_VERSION
+    );
+    let missing = Command::new(env!("CARGO_BIN_EXE_deepcq"))
+        .args(["info", "--json"])
+        .env("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&missing.stdout).unwrap();
+    assert_eq!(v["model"]["loaded"], false);
+    assert!(
+        v["model"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("ORT_DYLIB_PATH"),
+        "{v}"
+    );
+}
+
+#[test]
 fn compress_then_decompress_respects_the_bound() {
     let dir = std::env::temp_dir().join(format!("deepcq-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -161,7 +161,7 @@ fn check_write_c_output(out: &str) {
         "{out}"
     );
     assert_eq!(out.matches("met yes").count(), 12, "{out}");
-    assert!(out.contains("(measured)"), "advice line missing:\n{out}");
+    assert!(out.contains("(model)"), "advice line missing:\n{out}");
 }
 
 #[test]

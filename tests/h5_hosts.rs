@@ -88,7 +88,8 @@ fn h5repack_applies_the_filter_to_every_dataset_and_meets_the_target() {
         ("UD=357,0,1,60", "60"),
         ("UD=357,0,3,625,0,1", "62.5"),
         ("UD=357,0,4,45,0,0,3", "45"),
-        ("UD=357,0,5,80,0,0,2,1", "80"),
+        // ZFP only; predict mode (no guarantee) is tested through its trace elsewhere.
+        ("UD=357,0,4,80,0,0,2", "80"),
     ] {
         let output = dir.path().join("out.h5");
         let out = run(Command::new("h5repack")

@@ -2,6 +2,7 @@
 //! tested directly. [`super::plugin`] is the only caller from C.
 
 use crate::chunk::{self, ChunkError};
+use crate::learned;
 use crate::padding;
 use crate::samples::{Element, SampleBuf, Samples};
 use crate::select::{self, Analytic, Outcome, SelectError};
@@ -74,8 +75,12 @@ fn encode_typed<T: bytemuck::Pod + Element>(
     match padding::find(values, shape) {
         Some(pad) => {
             let inner = padding::extract(values, shape, &pad.inner);
-            let outcome =
-                select::compress_to_target(T::samples(&inner), &pad.inner, settings, &Analytic)?;
+            let outcome = select::compress_to_target(
+                T::samples(&inner),
+                &pad.inner,
+                settings,
+                learned::proposer_for(settings)?,
+            )?;
             let out = chunk::wrap(
                 outcome.codec,
                 &T::samples(&inner),
@@ -88,7 +93,12 @@ fn encode_typed<T: bytemuck::Pod + Element>(
         }
         None => {
             let data = T::samples(values);
-            let outcome = select::compress_to_target(data, shape, settings, &Analytic)?;
+            let outcome = select::compress_to_target(
+                data,
+                shape,
+                settings,
+                learned::proposer_for(settings)?,
+            )?;
             let out = chunk::wrap(
                 outcome.codec,
                 &data,

@@ -9,7 +9,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::api::{self, Hid, H5T_FLOAT, H5T_ORDER_LE};
 use super::filter;
+use crate::observe;
 use crate::settings::{Settings, StoredSettings};
+use crate::wire::TargetKind;
 use crate::wire::{self, DType};
 
 /// `H5Z_FLAG_REVERSE`: the callback is asked to decode.
@@ -67,6 +69,7 @@ pub extern "C" fn H5PLget_plugin_info() -> *const c_void {
 /// Runs `body`, turning an error or a panic into `failure` plus a message on the HDF5 error
 /// stack (or the log, when the error API is not available).
 fn guarded<T>(function: &str, failure: T, body: impl FnOnce() -> Result<T, String>) -> T {
+    observe::init();
     let message = match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(value)) => return value,
         Ok(Err(message)) => message,
@@ -112,6 +115,11 @@ extern "C" fn set_local(dcpl: Hid, type_id: Hid, _space_id: Hid) -> c_int {
             (H5T_FLOAT, 8, H5T_ORDER_LE) => DType::F64,
             _ => DType::Opaque,
         };
+        if dtype != DType::Opaque && settings.target.kind != TargetKind::AbsBound {
+            // Load the surrogate now, so a missing onnxruntime or model fails H5Dcreate
+            // with the fix, not the first H5Dwrite.
+            crate::learned::proposer_for(&settings).map_err(|e| e.to_string())?;
+        }
         let stored = StoredSettings {
             settings,
             dtype,
@@ -155,18 +163,17 @@ extern "C" fn filter_callback(
                 unsafe { std::slice::from_raw_parts(cd_values, cd_nelmts) }
             };
             let stored = StoredSettings::parse(cd).map_err(|e| e.to_string())?;
+            let started = std::time::Instant::now();
             let (bytes, outcome) =
                 filter::encode_chunk(&stored, input).map_err(|e| e.to_string())?;
-            log::debug!(
-                "chunk: {} bound {:.3e} measured {:?} ({} compressions, {}), {} -> {} bytes",
-                outcome.codec.name(),
-                outcome.bound,
-                outcome.measured,
-                outcome.compressions,
-                outcome.reason,
-                nbytes,
-                bytes.len()
-            );
+            observe::chunk(&observe::ChunkRecord::new(
+                "hdf5",
+                &stored.chunk,
+                &stored.settings,
+                &outcome,
+                (nbytes, bytes.len()),
+                started.elapsed().as_secs_f64() * 1e3,
+            ));
             bytes
         };
         // SAFETY: malloc'd memory is what HDF5 frees the chunk buffer with.

@@ -11,10 +11,11 @@
 pub mod session;
 
 use crate::chunk::{self, ChunkError};
+use crate::learned;
 use crate::metrics;
 use crate::padding;
 use crate::samples::{Element, Layout, SampleBuf, Samples};
-use crate::select::{self, Analytic, Outcome, Proposer, SelectError};
+use crate::select::{self, Outcome, Proposer, SelectError};
 use crate::settings::{Settings, SettingsError};
 use crate::wire::{CodecId, Mode, TargetKind};
 
@@ -50,12 +51,10 @@ pub enum InsituError {
     OutOfMemory(usize),
 }
 
-/// The proposer the in-situ API uses for first guesses.
-///
-/// TODO(surrogate, issue 4): return the learned surrogate here once it implements
-/// [`Proposer`]; sessions, advice and compression pick it up without other changes.
-pub fn proposer() -> &'static dyn Proposer {
-    &Analytic
+/// The chooser the in-situ API uses for first guesses: the same as the filter's
+/// ([`learned::proposer_for`]), so a buffer compressed here gets the choice HDF5 would make.
+pub fn proposer(settings: &Settings) -> Result<&'static dyn Proposer, InsituError> {
+    Ok(learned::proposer_for(settings)?)
 }
 
 /// What one compression did, as reported to C.
@@ -189,7 +188,7 @@ pub fn compress(
     settings: &Settings,
     want_report: bool,
 ) -> Result<(Vec<u8>, Option<Report>), InsituError> {
-    let (bytes, outcome) = encode_with(data, shape, settings, proposer())?;
+    let (bytes, outcome) = encode_with(data, shape, settings, proposer(settings)?)?;
     if !want_report {
         return Ok((bytes, None));
     }
@@ -231,26 +230,50 @@ pub struct Advice {
 pub enum AdviceSource {
     /// Compressed once at the proposed bound and measured: exact, costs one compression.
     Measured = 1,
-    /// Predicted by the learned surrogate without compressing (not available yet).
+    /// Predicted by the learned surrogate without compressing.
     Model = 2,
 }
 
 /// Predict-only advice: the codec and bound the chooser proposes for `data`, and the
-/// PSNR, SSIM and ratio that choice gives.
+/// PSNR, SSIM and ratio that choice is expected to give.
 ///
-/// The analytic proposer predicts no metrics, so for now the proposal is compressed once
-/// (predict mode: no guarantee retries) and measured; [`Advice::source`] says so. When the
-/// surrogate lands, its predictions can fill these fields without compressing.
+/// With the surrogate loaded the numbers are its predictions and nothing is compressed
+/// ([`AdviceSource::Model`]). Without it (absolute bounds, NaN/Inf or constant buffers,
+/// or the opted-in analytic fallback) the proposal is compressed once and measured
+/// ([`AdviceSource::Measured`]).
 pub fn advise(
     data: Samples<'_>,
     shape: &[usize],
     settings: &Settings,
 ) -> Result<Advice, InsituError> {
+    check_shape(data.len(), shape)?;
     let predict = Settings {
         mode: Mode::Predict,
         ..*settings
     };
-    let (bytes, outcome) = encode_with(data, shape, &predict, proposer())?;
+    let range = select::value_range(data);
+    let modelled = settings.target.kind != TargetKind::AbsBound
+        && data.all_finite()
+        && range > 0.0
+        && !matches!(data, Samples::Opaque { .. });
+    if modelled {
+        if let Ok(model) = learned::learned() {
+            let (proposal, p) = model.advise(data, shape, range, &predict)?;
+            // The chunk header around the payload: fixed part, dims, checksum.
+            let header = crate::wire::FIXED_HEADER_LEN + 8 * shape.len() + 4;
+            let payload = data.byte_len() as f64 / p.cr;
+            return Ok(Advice {
+                codec: proposal.codec,
+                bound: proposal.bound,
+                psnr: p.psnr,
+                ssim: p.ssim,
+                ratio: data.byte_len() as f64 / (payload + header as f64),
+                source: AdviceSource::Model,
+                compressions: 0,
+            });
+        }
+    }
+    let (bytes, outcome) = encode_with(data, shape, &predict, proposer(&predict)?)?;
     let (_, back) = chunk::decode(&bytes)?;
     let psnr = metrics::error_stats_of(data, back.view())
         .map(|s| s.psnr)
@@ -301,24 +324,38 @@ mod tests {
     }
 
     #[test]
-    fn advice_is_measured_and_honest() {
+    fn advice_is_predicted_by_the_model_and_matches_the_write() {
         let shape = [32, 32];
         let v = generate(Kind::Spectral { slope: 2.5 }, &shape, 5);
+        let data = Samples::F64(&v);
         let settings = Settings::psnr(50.0).unwrap();
-        let a = advise(Samples::F64(&v), &shape, &settings).unwrap();
+        let a = advise(data, &shape, &settings).unwrap();
+        assert_eq!(a.source, AdviceSource::Model);
+        assert_eq!(a.compressions, 0, "model advice compresses nothing");
+        assert!(a.psnr >= 50.0 && a.ratio > 1.0, "{a:?}");
+        // A predict-mode write makes the choice the advice announced.
+        let predict = Settings {
+            mode: Mode::Predict,
+            ..settings
+        };
+        let (_, outcome) =
+            encode_with(data, &shape, &predict, proposer(&predict).unwrap()).unwrap();
+        assert_eq!((outcome.codec, outcome.bound), (a.codec, a.bound));
+    }
+
+    #[test]
+    fn advice_without_a_model_is_measured_and_honest() {
+        let shape = [32, 32];
+        let v = generate(Kind::Spectral { slope: 2.5 }, &shape, 5);
+        let data = Samples::F64(&v);
+        // Absolute bounds never consult the model: compressed once and measured.
+        let settings = Settings::parse(&[1, 3, 3]).unwrap();
+        let a = advise(data, &shape, &settings).unwrap();
         assert_eq!(a.source, AdviceSource::Measured);
         assert_eq!(a.compressions, 1);
-        let (bytes, _) = encode_with(
-            Samples::F64(&v),
-            &shape,
-            &Settings {
-                mode: Mode::Predict,
-                ..settings
-            },
-            proposer(),
-        )
-        .unwrap();
-        let (psnr, _) = verify(Samples::F64(&v), &shape, &settings, &bytes).unwrap();
+        let (bytes, _) =
+            encode_with(data, &shape, &settings, proposer(&settings).unwrap()).unwrap();
+        let (psnr, _) = verify(data, &shape, &settings, &bytes).unwrap();
         assert_eq!(a.psnr, psnr);
     }
 

@@ -9,10 +9,13 @@
 //! The model layout (inputs, outputs, metadata keys) is documented in
 //! [`crate::train::onnx`] and docs/surrogate.md.
 
+pub mod locate;
 mod metadata;
 mod session;
 
 pub use metadata::ModelMetadata;
+
+use once_cell::sync::OnceCell;
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -141,7 +144,8 @@ impl Surrogate {
             .into_iter()
             .map(|r| Prediction {
                 psnr: r[0] as f64,
-                ssim: r[1] as f64,
+                // SSIM cannot exceed 1; the regression head can.
+                ssim: (r[1] as f64).min(1.0),
                 cr: 10f64.powf(r[2] as f64) * scale,
             })
             .collect())
@@ -188,6 +192,29 @@ impl Surrogate {
         let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
         session::run(&mut session, x, n)
     }
+}
+
+/// The process-wide surrogate: onnxruntime and the model found as [`locate`] documents,
+/// loaded on first use and shared by every thread. A failure is remembered too, so a
+/// missing runtime costs one search per process, not one per chunk.
+pub fn shared() -> Result<&'static Surrogate, String> {
+    static SHARED: OnceCell<Result<Surrogate, String>> = OnceCell::new();
+    SHARED
+        .get_or_init(|| {
+            let started = std::time::Instant::now();
+            let library = locate::onnxruntime_library()?;
+            let (bytes, source) = locate::model()?;
+            let surrogate = Surrogate::load(&library, &bytes)
+                .map_err(|e| format!("cannot use the surrogate ({source}): {e}"))?;
+            log::info!(
+                "surrogate: {source} with {} loaded in {:.0} ms",
+                library.display(),
+                started.elapsed().as_secs_f64() * 1e3
+            );
+            Ok(surrogate)
+        })
+        .as_ref()
+        .map_err(Clone::clone)
 }
 
 #[cfg(test)]

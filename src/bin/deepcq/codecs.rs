@@ -22,9 +22,35 @@ fn plugin_path() -> Option<PathBuf> {
     candidate.canonicalize().ok()
 }
 
+/// What the filter would load at write time: onnxruntime, the model and its metadata, or
+/// why not.
+fn model_info() -> serde_json::Value {
+    use h5z_deepcq::surrogate::{self, locate};
+    let runtime = locate::onnxruntime_library();
+    let source = locate::model().map(|(_, source)| source);
+    match surrogate::shared() {
+        Ok(s) => {
+            let m = s.metadata();
+            serde_json::json!({
+                "loaded": true,
+                "source": source.ok(),
+                "onnxruntime": runtime.ok().map(|p| p.display().to_string()),
+                "feature_schema": m.schema_version,
+                "features": m.feature_names.len(),
+                "compressors": m.compressors.iter().map(|c| c.name()).collect::<Vec<_>>(),
+                "bound_grid": [m.bound_grid.first(), m.bound_grid.last()],
+                "corpus": m.corpus,
+                "validation": m.validation,
+            })
+        }
+        Err(error) => serde_json::json!({ "loaded": false, "error": error }),
+    }
+}
+
 pub fn info(json: bool) -> Result<()> {
     let compressors: Vec<&str> = CodecId::ALL.iter().map(|c| c.name()).collect();
     let plugin = plugin_path().map(|p| p.display().to_string());
+    let model = model_info();
     if json {
         let value = serde_json::json!({
             "version": env!("CARGO_PKG_VERSION"),
@@ -33,7 +59,7 @@ pub fn info(json: bool) -> Result<()> {
             "chunk_format_version": wire::FORMAT_VERSION,
             "compressors": compressors,
             "plugin_path": plugin,
-            "model": serde_json::Value::Null,
+            "model": model,
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
@@ -45,7 +71,18 @@ pub fn info(json: bool) -> Result<()> {
             "plugin:        {}",
             plugin.unwrap_or_else(|| "(not built beside this executable)".into())
         );
-        println!("model:         (none yet)");
+        match model["loaded"].as_bool() {
+            Some(true) => println!(
+                "model:         {} (feature schema {}), onnxruntime {}",
+                model["source"].as_str().unwrap_or("?"),
+                model["feature_schema"],
+                model["onnxruntime"].as_str().unwrap_or("?")
+            ),
+            _ => println!(
+                "model:         not loaded: {}",
+                model["error"].as_str().unwrap_or("?")
+            ),
+        }
     }
     Ok(())
 }
@@ -251,7 +288,7 @@ pub fn demo() -> Result<()> {
         1,
     )?;
     println!("\nAll lossy results are within their bounds.");
-    Ok(())
+    crate::demo::targets()
 }
 
 pub fn bench(

@@ -6,6 +6,7 @@ mod bench;
 mod cdvalues;
 mod codecs;
 mod collect;
+mod demo;
 mod raw;
 mod train;
 

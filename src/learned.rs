@@ -1,0 +1,398 @@
+//! The learned chooser: the surrogate as a [`Proposer`].
+//!
+//! For each chunk it extracts the features (stage 1), scores every candidate
+//! (compressor × a fine grid of relative bounds) in one batched inference (stage 2), and
+//! proposes the candidate with the highest predicted ratio whose predicted metric clears
+//! the target by a margin. For PSNR the grid starts at the safe bound, whose PSNR is
+//! certain, so the proposal is never worse than the safe choice by the model's own ratio
+//! estimate, and the model only has to rank the looser bounds where it earns its keep.
+//!
+//! [`proposer_for`] decides which chooser a write uses: the surrogate when it loads, the
+//! analytic SZ3 formula only for absolute bounds or when the user opted in to the fallback.
+
+use crate::features;
+use crate::samples::Samples;
+use crate::select::{safe_bound, Analytic, Proposal, Proposer, SelectError};
+use crate::settings::Settings;
+use crate::surrogate::{self, Candidate, Prediction, Surrogate};
+use crate::wire::{flags, CodecId, CompressorChoice, Mode, TargetKind};
+
+/// Environment switch that allows the analytic fallback for every write in the process.
+pub const FALLBACK_ENV: &str = "H5Z_DEEPCQ_ALLOW_FALLBACK";
+
+/// Relative bounds per compressor scored for one chunk: finer than the training grid, so
+/// the choice is not limited to the grid's 31 points (the model is smooth in the bound).
+const GRID_POINTS: usize = 64;
+
+/// Loosest relative bound considered (the training grid's upper end).
+const LOOSEST: f64 = 1e-1;
+
+/// Tightest relative bound considered for SSIM and ratio targets.
+const TIGHTEST: f64 = 1e-7;
+
+/// How far a prediction must clear the target before it is trusted.
+///
+/// Calibrated on the leave-one-dataset-out validation (docs/surrogate_validation.md): the
+/// median |ΔPSNR| there is 1.7 dB and the p95 about 6–10 dB in the bounds that matter.
+/// Guarantee mode measures and corrects, so its margin only trades a rare extra
+/// compression against ratio; predict mode gets no second look, so it asks for more.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Margins {
+    /// dB added to a PSNR target.
+    pub psnr_db: f64,
+    /// Fraction of the SSIM target's gap `1 − T` that a prediction must keep in reserve.
+    pub ssim_gap: f64,
+    /// Factor on a ratio target the predicted ratio must reach.
+    pub ratio: f64,
+}
+
+impl Margins {
+    /// The margins a mode uses.
+    pub fn for_mode(mode: Mode) -> Margins {
+        match mode {
+            Mode::Guarantee => Margins {
+                psnr_db: 1.0,
+                ssim_gap: 0.3,
+                ratio: 1.05,
+            },
+            Mode::Predict => Margins {
+                psnr_db: 4.0,
+                ssim_gap: 0.6,
+                ratio: 1.3,
+            },
+        }
+    }
+}
+
+/// The surrogate-backed proposer.
+#[derive(Debug)]
+pub struct Learned {
+    surrogate: &'static Surrogate,
+}
+
+impl Learned {
+    /// Wraps a loaded surrogate.
+    pub fn new(surrogate: &'static Surrogate) -> Learned {
+        Learned { surrogate }
+    }
+
+    /// The candidates for one chunk: the allowed compressors × a log grid of relative
+    /// bounds from `tightest` to [`LOOSEST`].
+    fn candidates(&self, compressor: CompressorChoice, tightest: f64) -> Vec<Candidate> {
+        let codecs: Vec<CodecId> = self
+            .surrogate
+            .compressors()
+            .iter()
+            .copied()
+            .filter(|&c| allowed(compressor, c))
+            .collect();
+        let tightest = tightest.min(LOOSEST);
+        let steps = if tightest < LOOSEST { GRID_POINTS } else { 1 };
+        let step = (LOOSEST / tightest).ln() / (steps.max(2) - 1) as f64;
+        codecs
+            .iter()
+            .flat_map(|&codec| {
+                (0..steps).map(move |i| Candidate {
+                    codec,
+                    rel_bound: tightest * (step * i as f64).exp(),
+                })
+            })
+            .collect()
+    }
+}
+
+fn allowed(choice: CompressorChoice, codec: CodecId) -> bool {
+    match choice {
+        CompressorChoice::Auto => true,
+        CompressorChoice::Sz3 => codec == CodecId::Sz3,
+        CompressorChoice::Zfp => codec == CodecId::Zfp,
+        CompressorChoice::Sperr => codec == CodecId::Sperr,
+    }
+}
+
+impl Proposer for Learned {
+    fn propose(
+        &self,
+        data: Samples<'_>,
+        shape: &[usize],
+        range: f64,
+        settings: &Settings,
+    ) -> Result<Proposal, SelectError> {
+        let kind = settings.target.kind;
+        if kind == TargetKind::AbsBound {
+            return Analytic.propose(data, shape, range, settings);
+        }
+        let target = settings.target.value();
+        let safe_rel = safe_bound(1.0, target);
+        let tightest = match kind {
+            TargetKind::Psnr => safe_rel,
+            _ => TIGHTEST,
+        };
+        let candidates = self.candidates(settings.compressor, tightest);
+        if candidates.is_empty() {
+            return Err(SelectError::Proposer(
+                "the model knows none of the allowed compressors".into(),
+            ));
+        }
+        let features = features::extract(data, shape);
+        let predictions = self
+            .surrogate
+            .predict(&features, &candidates)
+            .map_err(|e| SelectError::Proposer(e.to_string()))?;
+        let margins = Margins::for_mode(settings.mode);
+        let (best, predicted) = choose(kind, target, safe_rel, &margins, &candidates, &predictions);
+        Ok(Proposal {
+            codec: best.codec,
+            bound: best.rel_bound * range,
+            predicted: Some(predicted),
+        })
+    }
+}
+
+impl Learned {
+    /// The proposal for finite, non-constant `data` and every metric the model predicts
+    /// for it, without compressing: the in-situ API's advice.
+    pub fn advise(
+        &self,
+        data: Samples<'_>,
+        shape: &[usize],
+        range: f64,
+        settings: &Settings,
+    ) -> Result<(Proposal, Prediction), SelectError> {
+        let proposal = self.propose(data, shape, range, settings)?;
+        let candidate = Candidate {
+            codec: proposal.codec,
+            rel_bound: proposal.bound / range,
+        };
+        let features = features::extract(data, shape);
+        let mut prediction = self
+            .surrogate
+            .predict(&features, &[candidate])
+            .map_err(|e| SelectError::Proposer(e.to_string()))?
+            .pop()
+            .ok_or_else(|| SelectError::Proposer("the model returned no prediction".into()))?;
+        if settings.target.kind == TargetKind::Psnr {
+            // At or below the safe bound the PSNR is certain, whatever the model says.
+            if let Some(p) = proposal.predicted {
+                prediction.psnr = p;
+            }
+        }
+        Ok((proposal, prediction))
+    }
+}
+
+/// Picks a candidate and the metric it is predicted to reach.
+fn choose(
+    kind: TargetKind,
+    target: f64,
+    safe_rel: f64,
+    margins: &Margins,
+    candidates: &[Candidate],
+    predictions: &[Prediction],
+) -> (Candidate, f64) {
+    let scored = candidates.iter().zip(predictions);
+    let pick = |ok: &dyn Fn(&Candidate, &Prediction) -> bool,
+                score: &dyn Fn(&Prediction) -> f64| {
+        scored
+            .clone()
+            .filter(|(c, p)| ok(c, p))
+            .max_by(|a, b| score(a.1).total_cmp(&score(b.1)))
+            .map(|(c, p)| (*c, *p))
+    };
+    match kind {
+        TargetKind::Psnr => {
+            // The safe bound meets the target whatever the model says.
+            let certain = |c: &Candidate| c.rel_bound <= safe_rel * (1.0 + 1e-9);
+            let (c, p) = pick(
+                &|c, p| certain(c) || p.psnr >= target + margins.psnr_db,
+                &|p| p.cr,
+            )
+            .expect("the safe candidates are always admissible");
+            let predicted = if certain(&c) {
+                p.psnr.max(target)
+            } else {
+                p.psnr
+            };
+            (c, predicted)
+        }
+        TargetKind::Ssim => {
+            let need = 1.0 - (1.0 - target) * (1.0 - margins.ssim_gap);
+            match pick(&|_, p| p.ssim >= need, &|p| p.cr) {
+                Some((c, p)) => (c, p.ssim),
+                // Nothing is predicted to reach it: the most faithful candidate.
+                None => {
+                    let (c, p) = pick(&|_, _| true, &|p| p.ssim).expect("candidates");
+                    (c, p.ssim)
+                }
+            }
+        }
+        TargetKind::Ratio => {
+            let need = target * margins.ratio;
+            match pick(&|_, p| p.cr >= need, &|p| p.psnr) {
+                Some((c, p)) => (c, p.cr),
+                None => {
+                    let (c, p) = pick(&|_, _| true, &|p| p.cr).expect("candidates");
+                    (c, p.cr)
+                }
+            }
+        }
+        TargetKind::AbsBound => unreachable!("absolute bounds never reach the model"),
+    }
+}
+
+/// The chooser for a write under `settings`.
+///
+/// Absolute bounds need no model. Otherwise the surrogate is loaded (once per process); if
+/// it cannot be, the write fails with the reason and the fix, unless the user allowed the
+/// analytic fallback in cd_values (flags = 1) or with [`FALLBACK_ENV`]`=1`, in which case
+/// a warning is logged and SZ3's formula is used: quality is still measured and met in
+/// guarantee mode, only the ratio may be lower.
+pub fn proposer_for(settings: &Settings) -> Result<&'static dyn Proposer, SelectError> {
+    static ANALYTIC: Analytic = Analytic;
+    if settings.target.kind == TargetKind::AbsBound {
+        return Ok(&ANALYTIC);
+    }
+    match learned() {
+        Ok(learned) => Ok(learned),
+        Err(reason) if fallback_allowed(settings) => {
+            log::warn!("using the analytic fallback chooser: {reason}");
+            Ok(&ANALYTIC)
+        }
+        Err(reason) => Err(SelectError::Proposer(format!(
+            "{reason}. To write with SZ3's PSNR formula instead, set cd_values flags = 1 \
+             (deepcq cdvalues --allow-analytic-fallback) or {FALLBACK_ENV}=1"
+        ))),
+    }
+}
+
+/// The process-wide learned proposer.
+pub fn learned() -> Result<&'static Learned, String> {
+    static LEARNED: once_cell::sync::OnceCell<Learned> = once_cell::sync::OnceCell::new();
+    let surrogate = surrogate::shared()?;
+    Ok(LEARNED.get_or_init(|| Learned::new(surrogate)))
+}
+
+fn fallback_allowed(settings: &Settings) -> bool {
+    settings.flags & flags::ALLOW_ANALYTIC_FALLBACK != 0
+        || std::env::var(FALLBACK_ENV).is_ok_and(|v| v == "1")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn psnr_case(preds: &[(f64, f64, f64)]) -> Vec<(Candidate, Prediction)> {
+        preds
+            .iter()
+            .map(|&(rel, psnr, cr)| {
+                (
+                    Candidate {
+                        codec: CodecId::Sz3,
+                        rel_bound: rel,
+                    },
+                    Prediction {
+                        psnr,
+                        ssim: 0.99,
+                        cr,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    fn run(kind: TargetKind, target: f64, rows: &[(Candidate, Prediction)]) -> (Candidate, f64) {
+        let (c, p): (Vec<_>, Vec<_>) = rows.iter().copied().unzip();
+        let margins = Margins::for_mode(Mode::Guarantee);
+        choose(kind, target, safe_bound(1.0, target), &margins, &c, &p)
+    }
+
+    #[test]
+    fn psnr_picks_the_best_ratio_that_clears_the_margin() {
+        let rows = psnr_case(&[(1e-3, 61.5, 10.0), (2e-3, 60.5, 14.0), (4e-3, 59.0, 20.0)]);
+        let (c, predicted) = run(TargetKind::Psnr, 60.0, &rows);
+        assert_eq!(c.rel_bound, 1e-3, "60.5 dB is inside the 1 dB margin");
+        assert_eq!(predicted, 61.5);
+    }
+
+    #[test]
+    fn psnr_falls_back_to_the_safe_bound_when_nothing_clears() {
+        let safe = safe_bound(1.0, 60.0);
+        let rows = psnr_case(&[(safe, 55.0, 5.0), (1e-2, 40.0, 50.0)]);
+        let (c, predicted) = run(TargetKind::Psnr, 60.0, &rows);
+        assert_eq!(c.rel_bound, safe);
+        assert_eq!(predicted, 60.0, "the safe bound's PSNR is certain");
+    }
+
+    #[test]
+    fn ratio_prefers_quality_among_candidates_that_reach_it() {
+        let rows = psnr_case(&[(1e-4, 80.0, 8.0), (1e-3, 70.0, 12.0), (1e-2, 50.0, 40.0)]);
+        let (c, _) = run(TargetKind::Ratio, 10.0, &rows);
+        assert_eq!(c.rel_bound, 1e-3);
+        let (c, _) = run(TargetKind::Ratio, 100.0, &rows);
+        assert_eq!(
+            c.rel_bound, 1e-2,
+            "unreachable: the highest predicted ratio"
+        );
+    }
+
+    /// The shared surrogate, or None (with a note) when this run has no onnxruntime.
+    /// scripts/test.sh always provides one, so there a load failure fails the test.
+    fn loaded() -> Option<&'static Learned> {
+        match learned() {
+            Ok(l) => Some(l),
+            Err(e) if std::env::var_os("ORT_DYLIB_PATH").is_some() => panic!("{e}"),
+            Err(e) => {
+                eprintln!("skipped: no surrogate here ({e}); scripts/test.sh provides one");
+                None
+            }
+        }
+    }
+
+    #[test]
+    fn surrogate_choices_meet_every_target_in_guarantee_mode() {
+        use crate::codec::codec_for;
+        use crate::metrics;
+        use crate::samples::Layout;
+        use crate::select::compress_to_target;
+        use crate::synth::{generate, Kind};
+        let Some(model) = loaded() else { return };
+        let shape = [32, 48, 40];
+        for (i, kind) in [Kind::Spectral { slope: 3.0 }, Kind::Spectral { slope: 1.0 }]
+            .into_iter()
+            .enumerate()
+        {
+            let v: Vec<f32> = generate(kind, &shape, 11 + i as u64)
+                .into_iter()
+                .map(|x| x as f32)
+                .collect();
+            let data = Samples::F32(&v);
+            for t in [40.0, 60.0, 80.0] {
+                let settings = Settings::psnr(t).unwrap();
+                let out = compress_to_target(data, &shape, &settings, model).unwrap();
+                let back = codec_for(out.codec)
+                    .decode(&out.payload, &Layout::of(&data, &shape), out.bound)
+                    .unwrap();
+                let psnr = metrics::error_stats_of(data, back.view()).unwrap().psnr;
+                assert!(
+                    psnr >= t,
+                    "{t} dB: {psnr} via {} ({})",
+                    out.reason,
+                    out.codec.name()
+                );
+                let predicted = out.predicted.expect("the surrogate predicts");
+                assert!(predicted >= t, "proposals clear the target: {predicted}");
+            }
+        }
+    }
+
+    #[test]
+    fn candidate_grid_spans_safe_to_loosest_per_allowed_codec() {
+        let Some(learned) = loaded() else { return };
+        let all = learned.candidates(CompressorChoice::Auto, 1e-3);
+        assert_eq!(all.len(), 3 * GRID_POINTS);
+        let zfp = learned.candidates(CompressorChoice::Zfp, 1e-3);
+        assert!(zfp.iter().all(|c| c.codec == CodecId::Zfp));
+        assert!((zfp[0].rel_bound - 1e-3).abs() < 1e-15);
+        assert!((zfp.last().unwrap().rel_bound - LOOSEST).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,166 @@
+//! What the filter tells the user about its choices: `log` records behind
+//! `H5Z_DEEPCQ_LOG`, and a JSON-lines trace in the file `H5Z_DEEPCQ_TRACE` names.
+//!
+//! A plugin lives in someone else's process, so it never writes to stdout, installs its
+//! logger only when asked (and only if the host has none), and treats a trace file it
+//! cannot write as a warning, never as a failed write.
+
+use std::fs::File;
+use std::io::Write;
+use std::sync::Mutex;
+
+use once_cell::sync::OnceCell;
+use serde::Serialize;
+
+use crate::select::Outcome;
+use crate::settings::Settings;
+use crate::wire::{Mode, TargetKind};
+
+/// Log filter for the plugin's own logger (`error`, `warn`, `info`, `debug`, `trace`, or
+/// env_logger directives such as `h5z_deepcq=debug`).
+pub const LOG_ENV: &str = "H5Z_DEEPCQ_LOG";
+/// File that receives one JSON object per written chunk.
+pub const TRACE_ENV: &str = "H5Z_DEEPCQ_TRACE";
+
+/// Installs the stderr logger if `H5Z_DEEPCQ_LOG` is set. Cheap after the first call.
+pub fn init() {
+    static INIT: OnceCell<()> = OnceCell::new();
+    INIT.get_or_init(|| {
+        if let Ok(filter) = std::env::var(LOG_ENV) {
+            let _ = env_logger::Builder::new()
+                .parse_filters(&filter)
+                .target(env_logger::Target::Stderr)
+                .try_init();
+        }
+    });
+}
+
+/// One chunk's record in the trace.
+#[derive(Debug, Serialize)]
+pub struct ChunkRecord<'a> {
+    /// Which path wrote it: "hdf5" (the filter) or "insitu".
+    pub source: &'a str,
+    /// Chunk dims.
+    pub shape: &'a [usize],
+    /// Target kind name.
+    pub target_kind: &'a str,
+    /// Target value.
+    pub target: f64,
+    /// "guarantee" or "predict".
+    pub mode: &'a str,
+    /// Codec kept.
+    pub codec: &'a str,
+    /// Absolute bound kept.
+    pub bound: f64,
+    /// Predicted metric of the first proposal.
+    pub predicted: Option<f64>,
+    /// Measured metric of the kept payload (null when not measured or infinite).
+    pub measured: Option<f64>,
+    /// True when the kept payload decodes exactly (PSNR +∞, which JSON cannot hold).
+    pub exact: bool,
+    /// Compressions spent.
+    pub compressions: u32,
+    /// Why the chooser ended where it did.
+    pub reason: &'a str,
+    /// Bytes in.
+    pub bytes_in: usize,
+    /// Bytes out (header included).
+    pub bytes_out: usize,
+    /// Wall time for the chunk, ms.
+    pub millis: f64,
+}
+
+impl<'a> ChunkRecord<'a> {
+    /// The record of one chunk written under `settings`.
+    pub fn new(
+        source: &'a str,
+        shape: &'a [usize],
+        settings: &Settings,
+        outcome: &'a Outcome,
+        bytes: (usize, usize),
+        millis: f64,
+    ) -> Self {
+        ChunkRecord {
+            source,
+            shape,
+            target_kind: kind_name(settings.target.kind),
+            target: settings.target.value(),
+            mode: match settings.mode {
+                Mode::Guarantee => "guarantee",
+                Mode::Predict => "predict",
+            },
+            codec: outcome.codec.name(),
+            bound: outcome.bound,
+            predicted: outcome.predicted,
+            measured: outcome.measured.filter(|m| m.is_finite()),
+            exact: outcome.measured == Some(f64::INFINITY),
+            compressions: outcome.compressions,
+            reason: outcome.reason,
+            bytes_in: bytes.0,
+            bytes_out: bytes.1,
+            millis,
+        }
+    }
+}
+
+/// Logs the chunk and, when tracing, appends it to the trace file.
+pub fn chunk(record: &ChunkRecord<'_>) {
+    log::info!(
+        "{} chunk {:?}: {} bound {:.3e}, {} {} predicted {} measured {} ({} compressions, {}), \
+         {} -> {} bytes in {:.2} ms",
+        record.source,
+        record.shape,
+        record.codec,
+        record.bound,
+        record.target_kind,
+        record.target,
+        fmt_opt(record.predicted),
+        fmt_opt(record.measured),
+        record.compressions,
+        record.reason,
+        record.bytes_in,
+        record.bytes_out,
+        record.millis
+    );
+    if let Some(trace) = trace() {
+        let mut file = trace.lock().unwrap_or_else(|p| p.into_inner());
+        let line = serde_json::to_string(record).unwrap_or_default();
+        if let Err(e) = writeln!(file, "{line}") {
+            log::warn!("{TRACE_ENV}: cannot append: {e}");
+        }
+    }
+}
+
+fn kind_name(kind: TargetKind) -> &'static str {
+    match kind {
+        TargetKind::Psnr => "psnr",
+        TargetKind::Ssim => "ssim",
+        TargetKind::Ratio => "ratio",
+        TargetKind::AbsBound => "abs",
+    }
+}
+
+fn fmt_opt(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".into(), |v| format!("{v:.4}"))
+}
+
+/// The trace file, opened for appending on first use (None when unset or unwritable).
+fn trace() -> Option<&'static Mutex<File>> {
+    static TRACE: OnceCell<Option<Mutex<File>>> = OnceCell::new();
+    TRACE
+        .get_or_init(|| {
+            let path = std::env::var_os(TRACE_ENV).filter(|p| !p.is_empty())?;
+            match std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+            {
+                Ok(file) => Some(Mutex::new(file)),
+                Err(e) => {
+                    log::warn!("{TRACE_ENV}={}: {e}", path.to_string_lossy());
+                    None
+                }
+            }
+        })
+        .as_ref()
+}

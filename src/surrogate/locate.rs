@@ -1,0 +1,178 @@
+//! Where the filter finds onnxruntime and the model, in the documented order.
+//!
+//! onnxruntime: `ORT_DYLIB_PATH`, then beside the plugin (the folder users point
+//! `HDF5_PLUGIN_PATH` at), then the system library folders. The model: the file
+//! `H5Z_DEEPCQ_MODEL` names, else the default model compiled into the plugin, so a plugin
+//! file alone (plus onnxruntime) is a complete install.
+#![allow(unsafe_code)]
+
+use std::borrow::Cow;
+use std::ffi::CStr;
+use std::path::{Path, PathBuf};
+
+/// Environment variable naming libonnxruntime (the same one ort's own loader reads).
+pub const ORT_ENV: &str = "ORT_DYLIB_PATH";
+/// Environment variable naming a model file to use instead of the embedded default.
+pub const MODEL_ENV: &str = "H5Z_DEEPCQ_MODEL";
+
+/// The default surrogate, trained by `deepcq train` (reproduction in docs/surrogate.md).
+pub const DEFAULT_MODEL: &[u8] = include_bytes!("../../models/default.onnx");
+
+/// File names onnxruntime is published under, most specific last.
+const ORT_NAMES: [&str; 2] = ["libonnxruntime.so", "libonnxruntime.so.1"];
+
+/// Folders searched after the plugin's own, like the dynamic loader's defaults.
+const SYSTEM_DIRS: [&str; 5] = [
+    "/usr/local/lib",
+    "/usr/lib/x86_64-linux-gnu",
+    "/usr/lib/aarch64-linux-gnu",
+    "/usr/lib64",
+    "/usr/lib",
+];
+
+/// Finds libonnxruntime, or says every place it looked and how to fix it.
+pub fn onnxruntime_library() -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os(ORT_ENV).filter(|p| !p.is_empty()) {
+        let path = PathBuf::from(path);
+        return if path.is_file() {
+            Ok(std::path::absolute(&path).unwrap_or(path))
+        } else {
+            Err(format!(
+                "{ORT_ENV}={} is not a file; point it at libonnxruntime.so",
+                path.display()
+            ))
+        };
+    }
+    let mut dirs: Vec<PathBuf> = own_folders();
+    if let Some(paths) = std::env::var_os("LD_LIBRARY_PATH") {
+        dirs.extend(std::env::split_paths(&paths).filter(|p| p.is_absolute()));
+    }
+    dirs.extend(SYSTEM_DIRS.iter().map(PathBuf::from));
+    for dir in &dirs {
+        if let Some(found) = find_in(dir) {
+            return Ok(found);
+        }
+    }
+    Err(format!(
+        "onnxruntime not found: {ORT_ENV} is unset and no libonnxruntime.so is in {}. Install \
+         it (the onnxruntime wheel from PyPI ships onnxruntime/capi/libonnxruntime.so.*; \
+         scripts/setup.sh fetches it), then set {ORT_ENV} to the file or copy it beside the \
+         plugin",
+        dirs.iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
+
+/// The first onnxruntime library file in `dir`: the plain names, then any versioned one.
+fn find_in(dir: &Path) -> Option<PathBuf> {
+    for name in ORT_NAMES {
+        let path = dir.join(name);
+        if path.is_file() {
+            return Some(path);
+        }
+    }
+    let mut versioned: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("libonnxruntime.so."))
+                && p.is_file()
+        })
+        .collect();
+    versioned.sort();
+    versioned.pop()
+}
+
+/// The folder of the shared object holding this code (the plugin, or the executable when
+/// the crate is linked statically), both as loaded and with symlinks resolved, so a plugin
+/// folder of symlinks finds an onnxruntime placed next to either.
+fn own_folders() -> Vec<PathBuf> {
+    let mut info = libc::Dl_info {
+        dli_fname: std::ptr::null(),
+        dli_fbase: std::ptr::null_mut(),
+        dli_sname: std::ptr::null(),
+        dli_saddr: std::ptr::null_mut(),
+    };
+    let here = own_folders as *const libc::c_void;
+    // SAFETY: dladdr only reads the loader's tables and fills `info`.
+    let found = unsafe { libc::dladdr(here, &mut info) } != 0 && !info.dli_fname.is_null();
+    if !found {
+        return Vec::new();
+    }
+    // SAFETY: dli_fname is a NUL-terminated string owned by the loader.
+    let name = unsafe { CStr::from_ptr(info.dli_fname) };
+    let path = PathBuf::from(name.to_string_lossy().into_owned());
+    let mut dirs = Vec::new();
+    if let Some(dir) = path.parent().filter(|d| d.is_absolute()) {
+        dirs.push(dir.to_path_buf());
+    }
+    if let Some(dir) = std::fs::canonicalize(&path)
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+    {
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
+    dirs
+}
+
+/// The model bytes and where they came from.
+pub fn model() -> Result<(Cow<'static, [u8]>, String), String> {
+    match std::env::var_os(MODEL_ENV).filter(|p| !p.is_empty()) {
+        Some(path) => std::fs::read(&path)
+            .map(|bytes| {
+                (
+                    Cow::Owned(bytes),
+                    PathBuf::from(&path).display().to_string(),
+                )
+            })
+            .map_err(|e| format!("{MODEL_ENV}={}: {e}", PathBuf::from(&path).display())),
+        None => Ok((
+            Cow::Borrowed(DEFAULT_MODEL),
+            "embedded default model".into(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_model_is_an_onnx_file() {
+        // ONNX is a protobuf whose first field (ir_version, tag 0x08) comes first.
+        assert_eq!(DEFAULT_MODEL.first(), Some(&0x08));
+        assert!(DEFAULT_MODEL.len() > 10_000 && DEFAULT_MODEL.len() <= 2 << 20);
+    }
+
+    #[test]
+    fn own_folder_is_found_and_absolute() {
+        let dirs = own_folders();
+        assert!(!dirs.is_empty());
+        assert!(
+            dirs.iter().all(|d| d.is_absolute() && d.is_dir()),
+            "{dirs:?}"
+        );
+    }
+
+    #[test]
+    fn versioned_names_are_found() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(find_in(dir.path()), None);
+        std::fs::write(dir.path().join("libonnxruntime.so.1.31.1"), b"x").unwrap();
+        assert_eq!(
+            find_in(dir.path()),
+            Some(dir.path().join("libonnxruntime.so.1.31.1"))
+        );
+        std::fs::write(dir.path().join("libonnxruntime.so"), b"x").unwrap();
+        assert_eq!(
+            find_in(dir.path()),
+            Some(dir.path().join("libonnxruntime.so"))
+        );
+    }
+}

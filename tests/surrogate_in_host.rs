@@ -1,0 +1,234 @@
+//! The surrogate inside a real host (Debian's h5repack): found beside the plugin without
+//! any environment, a refused dataset with a clear message when onnxruntime or the model
+//! is missing, the opt-in analytic fallback, and the JSON-lines trace with predicted vs
+//! measured metrics.
+//!
+//! Needs what `scripts/setup.sh` installs (HDF5 tools, the h5py venv, onnxruntime in
+//! third_party/, linked beside the plugin as plugin/libonnxruntime.so).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn python() -> PathBuf {
+    repo().join("third_party/venv/bin/python")
+}
+
+/// h5repack with a clean environment: only what each case sets.
+fn repack(input: &Path, output: &Path, spec: &str, env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new("h5repack");
+    cmd.env_remove("ORT_DYLIB_PATH")
+        .env_remove("H5Z_DEEPCQ_MODEL")
+        .env_remove("H5Z_DEEPCQ_ALLOW_FALLBACK")
+        .env("HDF5_PLUGIN_PATH", repo().join("plugin"))
+        // -E prints the HDF5 error stack, where the filter explains a refusal.
+        .args(["-E", "-f", spec])
+        .args([input, output]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("h5repack runs (scripts/setup.sh)");
+    eprintln!(
+        "$ {cmd:?}\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn make_input(dir: &Path) -> PathBuf {
+    let input = dir.join("in.h5");
+    let out = Command::new(python())
+        .arg(repo().join("tests/hosts/make_input.py"))
+        .arg(&input)
+        .output()
+        .expect("python runs (scripts/setup.sh)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    input
+}
+
+fn check(original: &Path, filtered: &Path, target: &str) {
+    let out = Command::new(python())
+        .env("HDF5_PLUGIN_PATH", repo().join("plugin"))
+        .arg(repo().join("tests/hosts/check.py"))
+        .args([original, filtered])
+        .arg(target)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{text}");
+    assert!(
+        out.status.success() && text.contains("ALL OK"),
+        "chunk check failed"
+    );
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn surrogate_is_found_beside_the_plugin_and_traced() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = make_input(dir.path());
+    let output = dir.path().join("out.h5");
+    let trace = dir.path().join("trace.jsonl");
+    let out = repack(
+        &input,
+        &output,
+        "UD=357,0,1,60",
+        &[("H5Z_DEEPCQ_TRACE", trace.to_str().unwrap())],
+    );
+    assert!(out.status.success());
+    assert!(has_filter(&output, "/field"));
+    check(&input, &output, "60");
+    let text = std::fs::read_to_string(&trace).expect("the trace file was written");
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each trace line is JSON"))
+        .collect();
+    let lossy: Vec<_> = records
+        .iter()
+        .filter(|r| r["codec"] != "lossless")
+        .collect();
+    assert!(!lossy.is_empty(), "no lossy chunk in {text}");
+    let bytes = |key: &str| lossy.iter().map(|r| r[key].as_u64().unwrap()).sum::<u64>();
+    assert!(bytes("bytes_out") * 3 < bytes("bytes_in"), "{text}");
+    for r in &lossy {
+        let predicted = r["predicted"].as_f64().expect("the surrogate predicted");
+        let met = match r["measured"].as_f64() {
+            Some(measured) => measured >= 60.0,
+            None => r["exact"] == true,
+        };
+        assert!(predicted.is_finite() && met, "guarantee mode measured: {r}");
+        assert_eq!(r["target_kind"], "psnr");
+    }
+}
+
+/// Whether dataset `name` of `file` has the deepcq filter in its pipeline.
+fn has_filter(file: &Path, name: &str) -> bool {
+    let out = Command::new("h5dump")
+        .args(["-pH", "-d", name])
+        .arg(file)
+        .output()
+        .expect("h5dump runs");
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout).contains("FILTER_ID 357")
+}
+
+/// h5repack answers a refused H5Dcreate by copying the dataset with its original settings
+/// (exit 0, "Applying original settings"): nothing is lost and no quality changes, and
+/// the filter's reason is on the error stack.
+#[test]
+fn missing_onnxruntime_refuses_the_dataset_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = make_input(dir.path());
+    let output = dir.path().join("out.h5");
+    let out = repack(
+        &input,
+        &output,
+        "UD=357,0,1,60",
+        &[("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")],
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("ORT_DYLIB_PATH=/nonexistent/libonnxruntime.so is not a file"),
+        "{err}"
+    );
+    assert!(
+        err.contains("H5Z_DEEPCQ_ALLOW_FALLBACK"),
+        "names the opt-in: {err}"
+    );
+    assert!(
+        !has_filter(&output, "/field"),
+        "no lossy write without the surrogate"
+    );
+    assert!(
+        has_filter(&output, "/ints"),
+        "non-float data needs no model"
+    );
+}
+
+#[test]
+fn analytic_fallback_is_opt_in_and_still_meets_the_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = make_input(dir.path());
+    for (name, spec, env) in [
+        (
+            "env.h5",
+            "UD=357,0,1,60",
+            vec![("H5Z_DEEPCQ_ALLOW_FALLBACK", "1")],
+        ),
+        // Six user words: target, kind, decimals, compressor, mode, flags (1 = fallback).
+        ("flag.h5", "UD=357,0,6,60,0,0,0,0,1", vec![]),
+    ] {
+        let output = dir.path().join(name);
+        let mut env = env;
+        env.push(("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so"));
+        let out = repack(&input, &output, spec, &env);
+        assert!(out.status.success(), "{name}");
+        assert!(
+            has_filter(&output, "/field"),
+            "{name}: the fallback wrote lossy"
+        );
+        check(&input, &output, "60");
+    }
+}
+
+#[test]
+fn a_model_that_is_not_onnx_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = make_input(dir.path());
+    let bogus = dir.path().join("model.onnx");
+    std::fs::write(&bogus, b"not a model").unwrap();
+    let output = dir.path().join("out.h5");
+    let out = repack(
+        &input,
+        &output,
+        "UD=357,0,1,60",
+        &[("H5Z_DEEPCQ_MODEL", bogus.to_str().unwrap())],
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("cannot use the surrogate") && err.contains("model.onnx"),
+        "{err}"
+    );
+    assert!(!has_filter(&output, "/field"));
+}
+
+#[test]
+fn predict_mode_compresses_each_chunk_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = make_input(dir.path());
+    let output = dir.path().join("out.h5");
+    let trace = dir.path().join("trace.jsonl");
+    // target 60, kind PSNR, decimals 0, any compressor, mode 1 = predict.
+    let out = repack(
+        &input,
+        &output,
+        "UD=357,0,5,60,0,0,0,1",
+        &[("H5Z_DEEPCQ_TRACE", trace.to_str().unwrap())],
+    );
+    assert!(out.status.success());
+    assert!(has_filter(&output, "/field"));
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let mut lossy = 0;
+    for line in text.lines() {
+        let r: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(r["mode"], "predict");
+        if r["codec"] != "lossless" {
+            lossy += 1;
+            assert_eq!(r["compressions"], 1, "{r}");
+            assert!(r["measured"].is_null(), "predict mode does not decode: {r}");
+            assert!(r["predicted"].as_f64().unwrap() >= 60.0, "{r}");
+        }
+    }
+    assert!(lossy > 10, "{text}");
+}
