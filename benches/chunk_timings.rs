@@ -6,29 +6,28 @@
 //! Times are CPU seconds of the running thread, so a build running beside it on the same
 //! cores does not inflate them.
 //! It asserts nothing about speed: timings belong in reports, not in tests that fail on a
-//! busy machine. The surrogate row needs `ORT_DYLIB_PATH` (an absolute path to
-//! libonnxruntime.so); without it, the row says why it was skipped.
-
-use std::path::Path;
+//! busy machine. The surrogate is found as the filter finds it (`ORT_DYLIB_PATH`, beside the
+//! plugin, the system path); when it cannot load, its row says why and the writes
+//! are skipped too, unless `H5Z_DEEPCQ_ALLOW_FALLBACK=1` allows SZ3's formula.
 
 use h5z_deepcq::codec::codec_for;
 use h5z_deepcq::features;
+use h5z_deepcq::learned;
 use h5z_deepcq::samples::Samples;
-use h5z_deepcq::select::{compress_to_target, sz3_formula_bound, value_range, Analytic, Proposer};
+use h5z_deepcq::select::{compress_to_target, sz3_formula_bound, value_range, Proposer};
 use h5z_deepcq::settings::Settings;
-use h5z_deepcq::surrogate::Surrogate;
+use h5z_deepcq::surrogate;
 use h5z_deepcq::synth::{generate, Kind};
 use h5z_deepcq::wire::{CodecId, Mode};
 
 /// Runs of each step; the median is printed.
-const RUNS: usize = 9;
+const RUNS: usize = 15;
 /// The PSNR target of the write rows.
 const TARGET_DB: f64 = 60.0;
 
-/// deepcq's chooser, as `deepcq bench` uses it (swapped for the learned one when merged).
-fn proposer() -> &'static dyn Proposer {
-    static ANALYTIC: Analytic = Analytic;
-    &ANALYTIC
+/// deepcq's chooser, as the filter and `deepcq bench` use it.
+fn proposer(settings: &Settings) -> Result<&'static dyn Proposer, String> {
+    learned::proposer_for(settings).map_err(|e| e.to_string())
 }
 
 /// CPU seconds the calling thread has used.
@@ -77,39 +76,52 @@ fn main() {
         median(|| drop(features::extract(data, &shape))),
         one,
     );
-    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default.onnx");
-    match (std::env::var_os("ORT_DYLIB_PATH"), std::fs::read(&model)) {
-        (Some(ort), Ok(bytes)) => match Surrogate::load(Path::new(&ort), &bytes) {
-            Ok(s) => {
-                let f = features::extract(data, &shape);
-                let candidates = s.all_candidates();
-                let name = format!("surrogate ({} candidates)", candidates.len());
-                row(
-                    &name,
-                    median(|| drop(s.predict(&f, &candidates).unwrap())),
-                    one,
-                );
-            }
-            Err(e) => println!("surrogate: skipped, cannot load: {e}"),
-        },
-        (None, _) => println!("surrogate: skipped, ORT_DYLIB_PATH is not set"),
-        (_, Err(e)) => println!("surrogate: skipped, {}: {e}", model.display()),
+    match surrogate::shared() {
+        Ok(s) => {
+            let f = features::extract(data, &shape);
+            let candidates = s.all_candidates();
+            let name = format!("surrogate ({} candidates)", candidates.len());
+            row(
+                &name,
+                median(|| drop(s.predict(&f, &candidates).unwrap())),
+                one,
+            );
+        }
+        Err(e) => println!("surrogate: skipped, {e}"),
     }
-    for codec in CodecId::LOSSY {
+    let settings = Settings::psnr(TARGET_DB).unwrap();
+    let chooser = proposer(&settings);
+    let range = value_range(data);
+    match chooser {
+        Ok(chooser) => row(
+            "proposal (features + inference)",
+            median(|| {
+                let _ = chooser.propose(data, &shape, range, &settings).unwrap();
+            }),
+            one,
+        ),
+        Err(ref e) => println!("proposal: skipped, {e}"),
+    }
+    row("sz3 compression (formula bound)", one, one);
+    for codec in [CodecId::Zfp, CodecId::Sperr] {
         let name = format!("{} compression (formula bound)", codec.name());
         let secs = median(|| {
             codec_for(codec).encode(data, &shape, bound).unwrap();
         });
         row(&name, secs, one);
     }
+    let Ok(chooser) = chooser else {
+        println!("predict- and guarantee-mode writes: skipped, no chooser");
+        return;
+    };
     for (mode, name) in [
         (Mode::Predict, "predict-mode write"),
         (Mode::Guarantee, "guarantee-mode write"),
     ] {
-        let mut settings = Settings::psnr(TARGET_DB).unwrap();
+        let mut settings = settings;
         settings.mode = mode;
         let secs = median(|| {
-            compress_to_target(data, &shape, &settings, proposer()).unwrap();
+            compress_to_target(data, &shape, &settings, chooser).unwrap();
         });
         row(name, secs, one);
     }

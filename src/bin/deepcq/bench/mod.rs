@@ -21,8 +21,10 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use h5z_deepcq::select::{value_range, Analytic, Proposer};
+use h5z_deepcq::learned;
+use h5z_deepcq::select::{value_range, Proposer};
 use h5z_deepcq::settings::Settings;
+use h5z_deepcq::surrogate;
 use rayon::prelude::*;
 
 use crate::raw::{self, RawType};
@@ -72,14 +74,22 @@ pub struct BenchArgs {
     dims: Option<raw::Dims>,
 }
 
-/// What the deepcq rows use to choose a codec and bound, and its name for the report.
-/// The learned surrogate replaces SZ3's formula here when it is merged: a one-line swap.
-fn proposer(_settings: &Settings) -> Result<(&'static dyn Proposer, &'static str)> {
-    static ANALYTIC: Analytic = Analytic;
-    Ok((
-        &ANALYTIC,
-        "analytic (SZ3's PSNR formula; the learned surrogate is not merged yet)",
-    ))
+/// What the deepcq rows use to choose a codec and bound: exactly what the filter uses
+/// (the learned surrogate; the analytic formula only when the user allowed the fallback).
+fn proposer(settings: &Settings) -> Result<&'static dyn Proposer> {
+    Ok(learned::proposer_for(settings)?)
+}
+
+/// The chooser in words, for the report: which model, or why the fallback ran.
+fn chooser_name() -> String {
+    match (learned::learned(), surrogate::locate::model()) {
+        (Ok(_), Ok((_, source))) => format!("learned surrogate ({source})"),
+        (Ok(_), Err(_)) => "learned surrogate".into(),
+        (Err(reason), _) => format!(
+            "analytic SZ3 formula, because {} is set and the surrogate is unavailable: {reason}",
+            learned::FALLBACK_ENV
+        ),
+    }
 }
 
 /// Runs `deepcq bench`.
@@ -111,7 +121,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
     };
     // Fails early (before any work) when the chooser cannot load. Workers fetch it again:
     // a proposer is not Sync, and fetching is a lookup of a process-wide instance.
-    let (_, chooser_name) = proposer(&Settings::psnr(args.targets[0])?)?;
+    proposer(&Settings::psnr(args.targets[0])?)?;
+    let chooser_name = chooser_name();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(args.threads.max(1))
         .build()
@@ -157,7 +168,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                     let rows = Settings::psnr(job.target)
                         .map_err(anyhow::Error::from)
                         .and_then(|settings| proposer(&settings))
-                        .and_then(|(chooser, _)| methods::run_all(job, args.oracle_steps, chooser))
+                        .and_then(|chooser| methods::run_all(job, args.oracle_steps, chooser))
                         .with_context(|| {
                             format!("{} chunk at {:?}", entry.name(), blocks[b].origin)
                         });
@@ -214,7 +225,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         skipped: &skipped,
         threads: args.threads.max(1),
         steps: args.oracle_steps,
-        proposer: chooser_name,
+        proposer: &chooser_name,
         chunk_rule,
         peers,
         wall_seconds: start.elapsed().as_secs_f64(),
