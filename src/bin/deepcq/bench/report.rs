@@ -94,6 +94,7 @@ pub fn markdown(run: &Run) -> String {
         s,
         "Columns: **CR** total raw / total stored bytes; **/best** geometric mean over arrays of \
          CR / best-oracle CR; **hit** mean over arrays of the fraction of chunks with PSNR ≥ T; \
+         **chunks hit** fraction of all chunks with PSNR ≥ T; \
          **worst** lowest chunk PSNR; **PSNR** mean over arrays of the dataset PSNR (global \
          range; arrays stored exactly left out); **over** mean chunk PSNR − T (dB, exact chunks \
          left out); **time×** CPU time / CPU time of one SZ3 compression per chunk at the \
@@ -114,21 +115,22 @@ fn totals_section(s: &mut String, run: &Run) {
         let _ = writeln!(s, "### {} dB\n", num(*t, 1));
         let _ = writeln!(
             s,
-            "| method | CR | /best | hit | worst | PSNR | over | time× | compr. | CPU s | CAQ | bits | codecs | refused |"
+            "| method | CR | /best | hit | chunks hit | worst | PSNR | over | time× | compr. | CPU s | CAQ | bits | codecs | refused |"
         );
         let _ = writeln!(
             s,
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
         );
         for m in Method::ALL {
             let f = totals(run.arrays, ti, m);
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 m.name(),
                 num(f.cr, 2),
                 num(f.vs_best, 3),
                 num(f.hit, 2),
+                num(f.chunk_hit, 3),
                 num(f.worst, 2),
                 num(f.psnr, 2),
                 num(f.overshoot, 2),
