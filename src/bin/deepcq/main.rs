@@ -2,6 +2,7 @@
 //!
 //! Every failure prints one clear line on stderr and exits non-zero; no panic traces.
 
+mod bench;
 mod cdvalues;
 mod codecs;
 mod collect;
@@ -91,6 +92,9 @@ enum Command {
     Collect(collect::CollectArgs),
     /// Train the mixture-of-experts surrogate on collected tables and export it to ONNX.
     Train(train::TrainArgs),
+    /// Run every method (safe bound, SZ3 formula, SPERR PSNR mode, oracles, deepcq predict
+    /// and guarantee) side by side on real arrays; Markdown report and rate–distortion plot.
+    Bench(bench::BenchArgs),
     /// Time feature extraction against one SZ3 compression of the same chunk.
     FeaturesBench {
         /// Timed repetitions (the best is kept).
@@ -136,6 +140,7 @@ fn main() -> ExitCode {
         Command::Collect(args) => collect::run(args),
         Command::FeaturesBench { repeat } => collect::bench(repeat),
         Command::Train(args) => train::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,128 @@
+//! Per-chunk timings of the write path on a generated 64³ f32 chunk: features, surrogate
+//! inference, one compression per codec, and a whole predict-mode and guarantee-mode write.
+//!
+//! `cargo bench --bench chunk_timings` prints the median of several runs of each step and
+//! its ratio to one SZ3 compression at the formula bound (the design's "one compression").
+//! Times are CPU seconds of the running thread, so a build running beside it on the same
+//! cores does not inflate them.
+//! It asserts nothing about speed: timings belong in reports, not in tests that fail on a
+//! busy machine. The surrogate is found as the filter finds it (`ORT_DYLIB_PATH`, beside the
+//! plugin, the system path); when it cannot load, its row says why and the writes
+//! are skipped too, unless `H5Z_DEEPCQ_ALLOW_FALLBACK=1` allows SZ3's formula.
+
+use h5z_deepcq::codec::codec_for;
+use h5z_deepcq::features;
+use h5z_deepcq::learned;
+use h5z_deepcq::samples::Samples;
+use h5z_deepcq::select::{compress_to_target, sz3_formula_bound, value_range, Proposer};
+use h5z_deepcq::settings::Settings;
+use h5z_deepcq::surrogate;
+use h5z_deepcq::synth::{generate, Kind};
+use h5z_deepcq::wire::{CodecId, Mode};
+
+/// Runs of each step; the median is printed.
+const RUNS: usize = 15;
+/// The PSNR target of the write rows.
+const TARGET_DB: f64 = 60.0;
+
+/// deepcq's chooser, as the filter and `deepcq bench` use it.
+fn proposer(settings: &Settings) -> Result<&'static dyn Proposer, String> {
+    learned::proposer_for(settings).map_err(|e| e.to_string())
+}
+
+/// CPU seconds the calling thread has used.
+fn thread_cpu() -> f64 {
+    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
+        .expect("Linux has a per-thread CPU clock");
+    t.tv_sec() as f64 + t.tv_nsec() as f64 * 1e-9
+}
+
+/// Median CPU seconds of `RUNS` calls of `f`, after one warm-up call.
+fn median(mut f: impl FnMut()) -> f64 {
+    f();
+    let mut times: Vec<f64> = (0..RUNS)
+        .map(|_| {
+            let t = thread_cpu();
+            f();
+            thread_cpu() - t
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[RUNS / 2]
+}
+
+fn row(name: &str, secs: f64, one: f64) {
+    println!(
+        "{name:<34} {:>10.3} ms {:>8.3}× one SZ3 compression",
+        secs * 1e3,
+        secs / one
+    );
+}
+
+fn main() {
+    let shape = [64usize, 64, 64];
+    let values: Vec<f32> = generate(Kind::Spectral { slope: 3.0 }, &shape, 1)
+        .into_iter()
+        .map(|v| v as f32)
+        .collect();
+    let data = Samples::F32(&values);
+    let bound = sz3_formula_bound(value_range(data), TARGET_DB);
+    let one = median(|| {
+        codec_for(CodecId::Sz3).encode(data, &shape, bound).unwrap();
+    });
+    println!("chunk 64x64x64 f32 (spectral slope 3), target {TARGET_DB} dB, median of {RUNS} runs, thread CPU time");
+    row(
+        "features::extract",
+        median(|| drop(features::extract(data, &shape))),
+        one,
+    );
+    match surrogate::shared() {
+        Ok(s) => {
+            let f = features::extract(data, &shape);
+            let candidates = s.all_candidates();
+            let name = format!("surrogate ({} candidates)", candidates.len());
+            row(
+                &name,
+                median(|| drop(s.predict(&f, &candidates).unwrap())),
+                one,
+            );
+        }
+        Err(e) => println!("surrogate: skipped, {e}"),
+    }
+    let settings = Settings::psnr(TARGET_DB).unwrap();
+    let chooser = proposer(&settings);
+    let range = value_range(data);
+    match chooser {
+        Ok(chooser) => row(
+            "proposal (features + inference)",
+            median(|| {
+                let _ = chooser.propose(data, &shape, range, &settings).unwrap();
+            }),
+            one,
+        ),
+        Err(ref e) => println!("proposal: skipped, {e}"),
+    }
+    row("sz3 compression (formula bound)", one, one);
+    for codec in [CodecId::Zfp, CodecId::Sperr] {
+        let name = format!("{} compression (formula bound)", codec.name());
+        let secs = median(|| {
+            codec_for(codec).encode(data, &shape, bound).unwrap();
+        });
+        row(&name, secs, one);
+    }
+    let Ok(chooser) = chooser else {
+        println!("predict- and guarantee-mode writes: skipped, no chooser");
+        return;
+    };
+    for (mode, name) in [
+        (Mode::Predict, "predict-mode write"),
+        (Mode::Guarantee, "guarantee-mode write"),
+    ] {
+        let mut settings = settings;
+        settings.mode = mode;
+        let secs = median(|| {
+            compress_to_target(data, &shape, &settings, chooser).unwrap();
+        });
+        row(name, secs, one);
+    }
+}

@@ -1,0 +1,274 @@
+//! `deepcq bench`: every method side by side on real arrays, per array and in total.
+//!
+//! The modules, one job each: [`inputs`] finds the arrays, [`chunking`] cuts them as the
+//! peer harness does, [`methods`] runs every method on a chunk (with [`oracle`] for the
+//! bisected limits and [`cputime`] for the clock), [`stats`] turns chunk results into
+//! figures, [`peers`] reads the peer harness's recorded figures, [`report`] writes Markdown
+//! and [`plot`] the rate–distortion PNG. docs/bench.md explains the columns.
+
+mod chunking;
+mod cputime;
+mod inputs;
+mod methods;
+mod oracle;
+mod peers;
+mod plot;
+mod report;
+mod stats;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use h5z_deepcq::learned;
+use h5z_deepcq::select::{value_range, Proposer};
+use h5z_deepcq::settings::Settings;
+use h5z_deepcq::surrogate;
+use rayon::prelude::*;
+
+use crate::raw::{self, RawType};
+use methods::{Job, Method};
+use stats::{ArrayResult, Tally};
+
+/// Arguments of `deepcq bench`.
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// A folder of dataset folders with stats.json manifests (e.g. ../shared/data), one
+    /// dataset folder, or one raw array file.
+    input: PathBuf,
+    /// PSNR targets in dB, comma-separated.
+    #[arg(long, default_value = "40,60,80", value_delimiter = ',')]
+    targets: Vec<f64>,
+    /// Chunk dims for every array (default: the peer harness's rule, halve the largest axis
+    /// until a chunk holds at most 2^18 values).
+    #[arg(long, value_parser = raw::parse_dims)]
+    chunk: Option<raw::Dims>,
+    /// Only arrays whose `dataset/file` name contains this text.
+    #[arg(long)]
+    filter: Option<String>,
+    /// At most this many arrays (after --filter, in name order).
+    #[arg(long)]
+    max_arrays: Option<usize>,
+    /// Worker threads (chunks run in parallel).
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Real compressions per oracle, compressor and chunk.
+    #[arg(long, default_value_t = oracle::DEFAULT_STEPS)]
+    oracle_steps: u32,
+    /// Write the Markdown report here instead of stdout.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Write the rate–distortion PNG here.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// Peer-harness figures to print beside ours (default: ../tools/shared_data_peers.jsonl
+    /// beside a corpus folder, when present).
+    #[arg(long)]
+    peers: Option<PathBuf>,
+    /// Element type of a bare raw file (with --dims).
+    #[arg(long, requires = "dims")]
+    dtype: Option<RawType>,
+    /// Dims of a bare raw file, slowest first (with --dtype).
+    #[arg(long, value_parser = raw::parse_dims, requires = "dtype")]
+    dims: Option<raw::Dims>,
+}
+
+/// What the deepcq rows use to choose a codec and bound: exactly what the filter uses
+/// (the learned surrogate; the analytic formula only when the user allowed the fallback).
+fn proposer(settings: &Settings) -> Result<&'static dyn Proposer> {
+    Ok(learned::proposer_for(settings)?)
+}
+
+/// The chooser in words, for the report: which model, or why the fallback ran.
+fn chooser_name() -> String {
+    match (learned::learned(), surrogate::locate::model()) {
+        (Ok(_), Ok((_, source))) => format!("learned surrogate ({source})"),
+        (Ok(_), Err(_)) => "learned surrogate".into(),
+        (Err(reason), _) => format!(
+            "analytic SZ3 formula, because {} is set and the surrogate is unavailable: {reason}",
+            learned::FALLBACK_ENV
+        ),
+    }
+}
+
+/// Runs `deepcq bench`.
+pub fn run(args: BenchArgs) -> Result<()> {
+    let start = Instant::now();
+    if args.targets.is_empty() || args.targets.iter().any(|t| !(*t > 0.0 && *t <= 400.0)) {
+        bail!("--targets must be PSNR values in (0, 400] dB");
+    }
+    let raw = args
+        .dtype
+        .zip(args.dims.clone())
+        .map(|(t, d)| (t.dtype(), d.0));
+    let mut entries = inputs::arrays(&args.input, raw)?;
+    if let Some(f) = &args.filter {
+        entries.retain(|e| e.name().contains(f.as_str()));
+    }
+    entries.truncate(args.max_arrays.unwrap_or(usize::MAX));
+    if entries.is_empty() {
+        bail!("no array of {} matches", args.input.display());
+    }
+    let chunk_of = |dims: &[usize]| -> Result<Vec<usize>> {
+        match &args.chunk {
+            Some(c) if c.0.len() != dims.len() => {
+                bail!("--chunk has rank {}, an array has dims {dims:?}", c.0.len())
+            }
+            Some(c) => Ok(c.0.clone()),
+            None => Ok(chunking::default_chunk(dims, chunking::DEFAULT_BUDGET)),
+        }
+    };
+    // Fails early (before any work) when the chooser cannot load. Workers fetch it again:
+    // a proposer is not Sync, and fetching is a lookup of a process-wide instance.
+    proposer(&Settings::psnr(args.targets[0])?)?;
+    let chooser_name = chooser_name();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads.max(1))
+        .build()
+        .context("starting worker threads")?;
+    let mut total_jobs = 0u64;
+    for e in &entries {
+        total_jobs +=
+            (chunking::blocks(&e.dims, &chunk_of(&e.dims)?).len() * args.targets.len()) as u64;
+    }
+    let bar = indicatif::ProgressBar::new(total_jobs);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:40}] {pos}/{len} chunk×targets, eta {eta} {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut arrays = Vec::new();
+    let mut skipped = Vec::new();
+    for (i, entry) in entries.iter().enumerate() {
+        bar.set_message(entry.name());
+        let values = entry.load()?;
+        let chunk = chunk_of(&entry.dims)?;
+        let blocks = chunking::blocks(&entry.dims, &chunk);
+        if !values.view().all_finite() {
+            // As the peer harness does: lossy codecs cannot bound NaN/Inf, and the filter
+            // stores such chunks losslessly, so they say nothing about the choice of bound.
+            skipped.push((entry.name(), "holds NaN or Inf".to_string()));
+            bar.inc((blocks.len() * args.targets.len()) as u64);
+            continue;
+        }
+        let jobs: Vec<(usize, usize)> = (0..blocks.len())
+            .flat_map(|b| (0..args.targets.len()).map(move |t| (b, t)))
+            .collect();
+        let results = pool.install(|| {
+            jobs.par_iter()
+                .map(|&(b, ti)| {
+                    let sub = chunking::extract(&values, &entry.dims, &blocks[b]);
+                    let job = Job {
+                        data: sub.view(),
+                        shape: &blocks[b].shape,
+                        target: args.targets[ti],
+                    };
+                    let rows = Settings::psnr(job.target)
+                        .map_err(anyhow::Error::from)
+                        .and_then(|settings| proposer(&settings))
+                        .and_then(|chooser| methods::run_all(job, args.oracle_steps, chooser))
+                        .with_context(|| {
+                            format!("{} chunk at {:?}", entry.name(), blocks[b].origin)
+                        });
+                    bar.inc(1);
+                    rows.map(|rows| (ti, sub.view().byte_len(), sub.view().len(), rows))
+                })
+                .collect::<Result<Vec<_>>>()
+        })?;
+        let mut tallies: HashMap<(usize, Method), Tally> = HashMap::new();
+        for (ti, bytes, n, rows) in results {
+            for (m, r) in rows {
+                tallies
+                    .entry((ti, m))
+                    .or_default()
+                    .add(bytes, n, args.targets[ti], &r);
+            }
+        }
+        arrays.push(ArrayResult {
+            name: entry.name(),
+            dims: entry.dims.clone(),
+            chunk,
+            chunks: blocks.len(),
+            range: value_range(values.view()),
+            tallies,
+        });
+        if bar.is_hidden() {
+            // No terminal (a log file, CI): one line per array instead of a bar.
+            eprintln!(
+                "bench: [{}/{}] {} ({} chunks) done at {:.0} s",
+                i + 1,
+                entries.len(),
+                entry.name(),
+                blocks.len(),
+                start.elapsed().as_secs_f64()
+            );
+        }
+    }
+    bar.finish_and_clear();
+    if let Some(path) = &args.plot {
+        plot::write(path, &rd_series(&arrays, args.targets.len()))?;
+    }
+    let peers = peer_rows(&args)?;
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let chunk_rule = match &args.chunk {
+        Some(c) => format!("--chunk {:?} for every array", c.0),
+        None => "halve the largest axis until a chunk holds ≤ 2^18 values \
+                 (../shared/tools/folder_peers.py's rule); edge chunks keep their real extent"
+            .into(),
+    };
+    let text = report::markdown(&report::Run {
+        command,
+        targets: &args.targets,
+        arrays: &arrays,
+        skipped: &skipped,
+        threads: args.threads.max(1),
+        steps: args.oracle_steps,
+        proposer: &chooser_name,
+        chunk_rule,
+        peers,
+        wall_seconds: start.elapsed().as_secs_f64(),
+        plot: args.plot.as_ref().map(|p| p.display().to_string()),
+    });
+    match &args.out {
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("bench: report written to {}", path.display());
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
+}
+
+/// The peer figures: `--peers`, or `../tools/shared_data_peers.jsonl` beside a corpus folder.
+fn peer_rows(args: &BenchArgs) -> Result<Option<(String, Vec<peers::PeerRow>)>> {
+    let path = match &args.peers {
+        Some(p) => p.clone(),
+        None => {
+            let guess = args.input.join("../tools/shared_data_peers.jsonl");
+            if !(args.input.is_dir() && guess.is_file()) {
+                return Ok(None);
+            }
+            guess
+        }
+    };
+    let rows = peers::load(&path)?;
+    Ok(Some((path.display().to_string(), rows)))
+}
+
+/// One rate–distortion series per method over the totals.
+fn rd_series(arrays: &[ArrayResult], targets: usize) -> Vec<plot::Series> {
+    Method::ALL
+        .iter()
+        .map(|&method| plot::Series {
+            method,
+            points: (0..targets)
+                .map(|ti| {
+                    let f = stats::totals(arrays, ti, method);
+                    (f.bits, f.psnr)
+                })
+                .collect(),
+        })
+        .collect()
+}

@@ -1,0 +1,286 @@
+//! The Markdown report: totals per target, the peer harness beside ours, then every array.
+//!
+//! Row labels are [`Method::name`]; column meanings are in the report's own preamble and in
+//! docs/bench.md, so a report read alone still says what it measured.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+
+use super::methods::Method;
+use super::peers::{self, PeerRow};
+use super::plot;
+use super::stats::{geomean, totals, ArrayResult, Figures};
+
+/// Everything the report states about a run.
+pub struct Run<'a> {
+    /// The command line, as typed.
+    pub command: String,
+    /// Targets in dB.
+    pub targets: &'a [f64],
+    /// Measured arrays.
+    pub arrays: &'a [ArrayResult],
+    /// Arrays left out, with why.
+    pub skipped: &'a [(String, String)],
+    /// Worker threads.
+    pub threads: usize,
+    /// Compressions per oracle per chunk.
+    pub steps: u32,
+    /// What deepcq's chooser was.
+    pub proposer: &'a str,
+    /// How chunks were cut.
+    pub chunk_rule: String,
+    /// The peer file and its rows, when present.
+    pub peers: Option<(String, Vec<PeerRow>)>,
+    /// Wall seconds of the whole run.
+    pub wall_seconds: f64,
+    /// Where the plot went.
+    pub plot: Option<String>,
+}
+
+fn num(v: f64, decimals: usize) -> String {
+    if v.is_nan() {
+        "–".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "∞" } else { "−∞" }.into()
+    } else {
+        format!("{v:.decimals$}")
+    }
+}
+
+fn codecs(c: [usize; 4]) -> String {
+    format!("{}/{}/{}/{}", c[1], c[2], c[3], c[0])
+}
+
+/// The Markdown text.
+pub fn markdown(run: &Run) -> String {
+    let mut s = String::new();
+    let chunks: usize = run.arrays.iter().map(|a| a.chunks).sum();
+    let _ = writeln!(s, "# deepcq bench\n");
+    let _ = writeln!(s, "    {}\n", run.command);
+    let _ = writeln!(
+        s,
+        "- {} arrays, {} chunks, targets {} dB (PSNR, value-range convention: \
+         20·log10(max − min) − 10·log10(MSE); per chunk with the chunk's own range).",
+        run.arrays.len(),
+        chunks,
+        run.targets
+            .iter()
+            .map(|t| num(*t, 1))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let _ = writeln!(s, "- Chunks: {}.", run.chunk_rule);
+    let _ = writeln!(
+        s,
+        "- deepcq chooser: {}. Oracles: {} real compressions per compressor and chunk.",
+        run.proposer, run.steps
+    );
+    let _ = writeln!(
+        s,
+        "- {} worker threads; {:.0} s wall in all. Times are per-thread CPU seconds.",
+        run.threads, run.wall_seconds
+    );
+    let _ = writeln!(
+        s,
+        "- Stored sizes: deepcq rows include the self-describing chunk header; peer rows count \
+         the codec payload only. A chunk a peer's codec refuses is stored losslessly \
+         (column *refused*)."
+    );
+    for (name, why) in run.skipped {
+        let _ = writeln!(s, "- Skipped {name}: {why}.");
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "Columns: **CR** total raw / total stored bytes; **/best** geometric mean over arrays of \
+         CR / best-oracle CR; **hit** mean over arrays of the fraction of chunks with PSNR ≥ T; \
+         **chunks hit** fraction of all chunks with PSNR ≥ T; \
+         **worst** lowest chunk PSNR; **PSNR** mean over arrays of the dataset PSNR (global \
+         range; arrays stored exactly left out); **over** mean chunk PSNR − T (dB, exact chunks \
+         left out); **time×** CPU time / CPU time of one SZ3 compression per chunk at the \
+         formula bound; **compr.** mean compressions per chunk; **CPU s** total; **CAQ** \
+         geometric mean over arrays of CR / (CPU s + 1); **bits** stored bits per value; \
+         **codecs** chunks stored by SZ3/ZFP/SPERR/lossless.\n"
+    );
+    totals_section(&mut s, run);
+    peers_section(&mut s, run);
+    plot_section(&mut s, run);
+    arrays_section(&mut s, run);
+    s
+}
+
+fn totals_section(s: &mut String, run: &Run) {
+    let _ = writeln!(s, "## Totals\n");
+    for (ti, t) in run.targets.iter().enumerate() {
+        let _ = writeln!(s, "### {} dB\n", num(*t, 1));
+        let _ = writeln!(
+            s,
+            "| method | CR | /best | hit | chunks hit | worst | PSNR | over | time× | compr. | CPU s | CAQ | bits | codecs | refused |"
+        );
+        let _ = writeln!(
+            s,
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        );
+        for m in Method::ALL {
+            let f = totals(run.arrays, ti, m);
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                m.name(),
+                num(f.cr, 2),
+                num(f.vs_best, 3),
+                num(f.hit, 2),
+                num(f.chunk_hit, 3),
+                num(f.worst, 2),
+                num(f.psnr, 2),
+                num(f.overshoot, 2),
+                num(f.time_ratio, 2),
+                num(f.compressions, 2),
+                num(f.cpu, 1),
+                num(f.caq, 3),
+                num(f.bits, 3),
+                codecs(f.codecs),
+                f.fallbacks
+            );
+        }
+        let _ = writeln!(s);
+    }
+}
+
+fn peers_section(s: &mut String, run: &Run) {
+    let Some((path, rows)) = &run.peers else {
+        return;
+    };
+    let files: HashSet<String> = run.arrays.iter().map(|a| a.name.clone()).collect();
+    let _ = writeln!(s, "## Beside the peer harness\n");
+    let _ = writeln!(
+        s,
+        "Geometric mean over arrays of CR / best-oracle CR, with the mean chunk hit rate. *ours* \
+         is this run; *peers* is `{path}` (hdf5plugin's HDF5 filters, same chunks), over the \
+         arrays of this run it has figures for.\n"
+    );
+    let mut head = "| method |".to_string();
+    let mut rule = "|---|".to_string();
+    for t in run.targets {
+        let _ = write!(head, " {} dB ours | {} dB peers |", num(*t, 0), num(*t, 0));
+        rule.push_str("---|---|");
+    }
+    let _ = writeln!(s, "{head}\n{rule}");
+    for m in Method::ALL {
+        let mut line = format!("| {} |", m.name());
+        for (ti, t) in run.targets.iter().enumerate() {
+            let f: Figures = totals(run.arrays, ti, m);
+            let ours = format!("{} (hit {})", num(f.vs_best, 3), num(f.hit, 2));
+            let theirs = m
+                .peer_name()
+                .and_then(|name| peers::summary(rows, &files, *t, name))
+                .map(|(r, h, n)| format!("{} (hit {}, {n} arrays)", num(r, 3), num(h, 2)))
+                .unwrap_or_else(|| "–".into());
+            let _ = write!(line, " {ours} | {theirs} |");
+        }
+        let _ = writeln!(s, "{line}");
+    }
+    let _ = writeln!(
+        s,
+        "\nSame method, same chunks, our codec build against the peer's: geometric mean over \
+         arrays of our CR / the peer's CR (number of arrays in brackets). Near 1 where both \
+         harnesses agree; the peer's sizes include its filter's own small header.\n"
+    );
+    let mut head = "| method |".to_string();
+    let mut rule = "|---|".to_string();
+    for t in run.targets {
+        let _ = write!(head, " {} dB |", num(*t, 0));
+        rule.push_str("---|");
+    }
+    let _ = writeln!(s, "{head}\n{rule}");
+    for m in Method::ALL {
+        let Some(name) = m.peer_name() else {
+            continue;
+        };
+        let mut line = format!("| {} |", m.name());
+        for (ti, t) in run.targets.iter().enumerate() {
+            let theirs = peers::crs(rows, *t, name);
+            let ratios: Vec<f64> = run
+                .arrays
+                .iter()
+                .filter_map(|a| theirs.get(&a.name).map(|p| a.figures(ti, m).cr / p))
+                .collect();
+            let cell = if ratios.is_empty() {
+                "–".to_string()
+            } else {
+                format!(
+                    "{} ({})",
+                    num(geomean(ratios.iter().copied()), 3),
+                    ratios.len()
+                )
+            };
+            let _ = write!(line, " {cell} |");
+        }
+        let _ = writeln!(s, "{line}");
+    }
+    let _ = writeln!(s);
+}
+
+fn plot_section(s: &mut String, run: &Run) {
+    let Some(path) = &run.plot else {
+        return;
+    };
+    let _ = writeln!(s, "## Rate–distortion plot\n");
+    let _ = writeln!(
+        s,
+        "`{path}`: x = stored bits per value over all arrays (grid every 1), y = mean dataset \
+         PSNR over arrays (grid every 10 dB); one point per target. Colours: {}.\n",
+        Method::ALL
+            .iter()
+            .map(|&m| format!("{} {}", m.name(), plot::colour_name(m)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+}
+
+fn arrays_section(s: &mut String, run: &Run) {
+    let _ = writeln!(s, "## Per array\n");
+    for a in run.arrays {
+        let dims = |d: &[usize]| {
+            d.iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join("x")
+        };
+        let _ = writeln!(
+            s,
+            "### {}\n\ndims {}, chunk {}, {} chunks, value range {:.6e}\n",
+            a.name,
+            dims(&a.dims),
+            dims(&a.chunk),
+            a.chunks,
+            a.range
+        );
+        let _ = writeln!(
+            s,
+            "| T | method | CR | /best | hit | PSNR | worst | over | time× | CAQ | codecs |"
+        );
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|");
+        for (ti, t) in run.targets.iter().enumerate() {
+            for m in Method::ALL {
+                let f = a.figures(ti, m);
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    num(*t, 0),
+                    m.name(),
+                    num(f.cr, 2),
+                    num(f.vs_best, 3),
+                    num(f.hit, 2),
+                    num(f.psnr, 2),
+                    num(f.worst, 2),
+                    num(f.overshoot, 2),
+                    num(f.time_ratio, 2),
+                    num(f.caq, 3),
+                    codecs(f.codecs)
+                );
+            }
+        }
+        let _ = writeln!(s);
+    }
+}

@@ -1,0 +1,130 @@
+//! `deepcq bench` end to end: the real binary on a small generated corpus (raw arrays and
+//! the stats.json manifests `h5z_deepcq::corpus` reads), checked through its Markdown.
+
+use std::path::Path;
+use std::process::Command;
+
+use h5z_deepcq::synth::{generate, Kind};
+
+/// Writes one dataset folder holding one raw array and its manifest.
+fn dataset(root: &Path, name: &str, file: &str, dims: &[usize], f64_values: bool, seed: u64) {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let values = generate(Kind::Spectral { slope: 2.5 }, dims, seed);
+    let bytes: Vec<u8> = if f64_values {
+        values.iter().flat_map(|v| v.to_le_bytes()).collect()
+    } else {
+        values
+            .iter()
+            .flat_map(|v| (*v as f32).to_le_bytes())
+            .collect()
+    };
+    std::fs::write(dir.join(file), bytes).unwrap();
+    let dtype = if f64_values { "float64" } else { "float32" };
+    let manifest = serde_json::json!([{ "file": file, "dims": dims, "dtype": dtype }]);
+    std::fs::write(dir.join("stats.json"), manifest.to_string()).unwrap();
+}
+
+/// The totals rows of one target: method → cells.
+fn totals_rows(report: &str, target: &str) -> Vec<(String, Vec<String>)> {
+    let totals = report.split("## Totals").nth(1).expect("a Totals section");
+    let totals = totals.split("\n## ").next().unwrap();
+    let section = totals
+        .split(&format!("### {target} dB"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no {target} dB section"));
+    let section = section.split("### ").next().unwrap();
+    section
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| method"))
+        .map(|l| {
+            let cells: Vec<String> = l
+                .trim_matches('|')
+                .split('|')
+                .map(|c| c.trim().to_string())
+                .collect();
+            (cells[0].clone(), cells[1..].to_vec())
+        })
+        .collect()
+}
+
+#[test]
+fn bench_reports_every_method_and_the_safe_bound_always_hits() {
+    let dir = tempfile::tempdir().unwrap();
+    dataset(dir.path(), "smooth", "a.f32", &[16, 40, 48], false, 1);
+    dataset(dir.path(), "double", "b.f64", &[12, 30, 40], true, 2);
+    let report = dir.path().join("report.md");
+    let png = dir.path().join("rd.png");
+    let out = Command::new(env!("CARGO_BIN_EXE_deepcq"))
+        .args(["bench", dir.path().to_str().unwrap()])
+        .args(["--targets", "40,60", "--chunk", "8x24x24", "--threads", "2"])
+        .args([
+            "--out",
+            report.to_str().unwrap(),
+            "--plot",
+            png.to_str().unwrap(),
+        ])
+        .output()
+        .expect("run deepcq bench");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&report).unwrap();
+    assert!(text.contains("2 arrays, 16 chunks"), "{text}");
+    assert!(text.contains("### double/b.f64") && text.contains("### smooth/a.f32"));
+    assert_eq!(&std::fs::read(&png).unwrap()[1..4], b"PNG");
+    for target in ["40.0", "60.0"] {
+        let rows = totals_rows(&text, target);
+        let names: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "safe bound (SZ3)",
+                "SZ3 PSNR formula",
+                "SPERR PSNR mode",
+                "SZ3 oracle",
+                "ZFP oracle",
+                "SPERR oracle",
+                "best oracle",
+                "deepcq predict",
+                "deepcq guarantee",
+            ]
+        );
+        let cell = |name: &str, col: usize| -> f64 {
+            let row = rows.iter().find(|r| r.0 == name).unwrap();
+            row.1[col]
+                .parse()
+                .unwrap_or_else(|_| panic!("{name}: {:?}", row.1))
+        };
+        // Columns: CR, /best, hit, ...
+        assert_eq!(rows[0].1[2], "1.00", "safe bound hit rate at {target}");
+        assert_eq!(
+            cell("deepcq guarantee", 2),
+            1.0,
+            "guarantee hit rate at {target}"
+        );
+        assert_eq!(cell("best oracle", 2), 1.0);
+        assert!(
+            cell("SZ3 oracle", 0) >= cell("safe bound (SZ3)", 0),
+            "at {target}"
+        );
+        assert!(
+            cell("best oracle", 0) >= cell("SZ3 oracle", 0),
+            "at {target}"
+        );
+        assert!((cell("best oracle", 1) - 1.0).abs() < 1e-9);
+    }
+}
+
+#[test]
+fn bench_fails_clearly_on_hdf5_input() {
+    let out = Command::new(env!("CARGO_BIN_EXE_deepcq"))
+        .args(["bench", "missing.h5"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not supported"), "{err}");
+}
