@@ -10,4 +10,8 @@ export ORT_DYLIB_PATH="$root/third_party/onnxruntime/libonnxruntime.so"
 # Build every target first with the test feature set, so the plugin HDF5 loads (uplifted to
 # target/release/) is the same build the tests link, and nothing compiles twice.
 cargo build --release --all-targets
+# On a fresh machine sz3-sys's cmake writes SZ3/version.hpp into the crate's source during
+# the first build, so the next cargo command rebuilds it (and relinks the plugin) once.
+# Take that rebuild here, so the tests run against the plugin they were built with.
+cargo build --release --all-targets
 cargo test --release --all-targets -- --test-threads=2
