@@ -8,7 +8,7 @@
 //! losslessly, and the report counts those chunks.
 
 use anyhow::{Context, Result};
-use h5z_deepcq::chunk;
+use h5z_deepcq::chunk::{self, Quality};
 use h5z_deepcq::codec::{codec_for, CodecError, Sperr};
 use h5z_deepcq::metrics;
 use h5z_deepcq::samples::{Layout, Samples};
@@ -266,7 +266,17 @@ fn deepcq(job: Job<'_>, mode: Mode, proposer: &dyn Proposer) -> Result<ChunkResu
     // Timed: what the filter does per chunk, from values to the stored chunk bytes.
     let (bytes, cpu) = timed(|| -> Result<(CodecId, Vec<u8>, u32)> {
         let o = compress_to_target(job.data, job.shape, &settings, proposer)?;
-        let bytes = chunk::wrap(o.codec, &job.data, job.shape, o.bound, None, &o.payload);
+        // As the filter writes it: header with the quality record, then the payload.
+        let quality = Quality::new(&settings, o.predicted, o.measured);
+        let bytes = chunk::wrap(
+            o.codec,
+            &job.data,
+            job.shape,
+            o.bound,
+            None,
+            Some(quality),
+            &o.payload,
+        );
         Ok((o.codec, bytes, o.compressions))
     });
     let (codec, bytes, compressions) = bytes?;
@@ -348,7 +358,16 @@ mod tests {
         let mut settings = Settings::psnr(60.0).unwrap();
         settings.mode = Mode::Predict;
         let o = compress_to_target(data, &shape, &settings, &Analytic).unwrap();
-        let chunk = chunk::wrap(o.codec, &data, &shape, o.bound, None, &o.payload);
+        let quality = Quality::new(&settings, o.predicted, o.measured);
+        let chunk = chunk::wrap(
+            o.codec,
+            &data,
+            &shape,
+            o.bound,
+            None,
+            Some(quality),
+            &o.payload,
+        );
         assert_eq!(get(Method::Predict).stored, chunk.len());
         assert!(chunk.len() > o.payload.len());
     }
