@@ -15,6 +15,8 @@ use crate::samples::Samples;
 use crate::select::{safe_bound, Analytic, Proposal, Proposer, SelectError};
 use crate::settings::Settings;
 use crate::surrogate::{self, Candidate, Prediction, Surrogate};
+use crate::train::calibrate::{PsnrMargins, Table, BANDS};
+use crate::train::moe::COMPRESSORS;
 use crate::wire::{flags, CodecId, CompressorChoice, Mode, TargetKind};
 
 /// Environment switch that allows the analytic fallback for every write in the process.
@@ -32,14 +34,17 @@ const TIGHTEST: f64 = 1e-7;
 
 /// How far a prediction must clear the target before it is trusted.
 ///
-/// Calibrated on the leave-one-dataset-out validation (docs/surrogate_validation.md): the
-/// median |ΔPSNR| there is 1.7 dB and the p95 about 6–10 dB in the bounds that matter.
-/// Guarantee mode measures and corrects, so its margin only trades a rare extra
-/// compression against ratio; predict mode gets no second look, so it asks for more.
+/// PSNR margins come from the model's metadata when it has them: calibrated on its
+/// leave-one-dataset-out predictions (`train::calibrate`). Predict mode's are per compressor
+/// and band of predicted excess over the point-wise-bound line, so that its choices meet the
+/// target in 99% of held-out cases (it gets no second look); guarantee mode's are one flat
+/// margin reaching 70% (it measures and corrects, so its margin only trades an extra
+/// compression against ratio). SSIM and ratio margins are constants.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Margins {
-    /// dB added to a PSNR target.
-    pub psnr_db: f64,
+    /// dB added to a PSNR target, per compressor in the model's one-hot order and band of
+    /// predicted excess ([`crate::train::calibrate::excess_band`]).
+    pub psnr_db: Table,
     /// Fraction of the SSIM target's gap `1 − T` that a prediction must keep in reserve.
     pub ssim_gap: f64,
     /// Factor on a ratio target the predicted ratio must reach.
@@ -47,19 +52,44 @@ pub struct Margins {
 }
 
 impl Margins {
-    /// The margins a mode uses.
+    /// The margins a mode uses with a model that carries no calibrated PSNR margins (the
+    /// constants used before calibration; the median held-out |ΔPSNR| was 1.7 dB).
     pub fn for_mode(mode: Mode) -> Margins {
         match mode {
             Mode::Guarantee => Margins {
-                psnr_db: 1.0,
+                psnr_db: [[1.0; BANDS]; 3],
                 ssim_gap: 0.3,
                 ratio: 1.05,
             },
             Mode::Predict => Margins {
-                psnr_db: 4.0,
+                psnr_db: [[4.0; BANDS]; 3],
                 ssim_gap: 0.6,
                 ratio: 1.3,
             },
+        }
+    }
+
+    /// The margins a mode uses with `calibrated` PSNR margins, when the model has them.
+    pub fn calibrated(mode: Mode, calibrated: Option<&PsnrMargins>) -> Margins {
+        let mut margins = Margins::for_mode(mode);
+        if let Some(c) = calibrated {
+            margins.psnr_db = match mode {
+                Mode::Guarantee => c.guarantee,
+                Mode::Predict => c.predict,
+            };
+        }
+        margins
+    }
+
+    /// The PSNR margin for a candidate predicted to reach `psnr` (the largest margin for a
+    /// compressor the table does not know).
+    fn psnr_for(&self, candidate: &Candidate, psnr: f64) -> f64 {
+        match COMPRESSORS
+            .iter()
+            .position(|&n| n == candidate.codec.name())
+        {
+            Some(i) => PsnrMargins::lookup(&self.psnr_db, i, psnr, candidate.rel_bound),
+            None => self.psnr_db.iter().flatten().copied().fold(0.0, f64::max),
         }
     }
 }
@@ -139,7 +169,10 @@ impl Proposer for Learned {
             .surrogate
             .predict(&features, &candidates)
             .map_err(|e| SelectError::Proposer(e.to_string()))?;
-        let margins = Margins::for_mode(settings.mode);
+        let margins = Margins::calibrated(
+            settings.mode,
+            self.surrogate.metadata().psnr_margins.as_ref(),
+        );
         let (best, predicted) = choose(kind, target, safe_rel, &margins, &candidates, &predictions);
         Ok(Proposal {
             codec: best.codec,
@@ -204,7 +237,7 @@ fn choose(
             // The safe bound meets the target whatever the model says.
             let certain = |c: &Candidate| c.rel_bound <= safe_rel * (1.0 + 1e-9);
             let (c, p) = pick(
-                &|c, p| certain(c) || p.psnr >= target + margins.psnr_db,
+                &|c, p| certain(c) || p.psnr >= target + margins.psnr_for(c, p.psnr),
                 &|p| p.cr,
             )
             .expect("the safe candidates are always admissible");
@@ -312,6 +345,36 @@ mod tests {
         let (c, predicted) = run(TargetKind::Psnr, 60.0, &rows);
         assert_eq!(c.rel_bound, 1e-3, "60.5 dB is inside the 1 dB margin");
         assert_eq!(predicted, 61.5);
+    }
+
+    #[test]
+    fn calibrated_margins_depend_on_compressor_and_predicted_excess() {
+        // At rel. bound 1e-3 the point-wise-bound line is 60 dB: 66 dB is 6 dB above it
+        // (band 0), 80 dB is 20 dB above it (band 2).
+        let mut table = [[1.0; BANDS]; 3];
+        table[0][2] = 15.0; // SZ3 predictions far above the line are not trusted
+        let calibrated = PsnrMargins {
+            predict: table,
+            guarantee: [[0.0; BANDS]; 3],
+        };
+        let margins = Margins::calibrated(Mode::Predict, Some(&calibrated));
+        let at = |codec, psnr| {
+            let c = Candidate {
+                codec,
+                rel_bound: 1e-3,
+            };
+            margins.psnr_for(&c, psnr)
+        };
+        assert_eq!(at(CodecId::Sz3, 66.0), 1.0);
+        assert_eq!(at(CodecId::Sz3, 80.0), 15.0);
+        assert_eq!(at(CodecId::Zfp, 80.0), 1.0);
+        let guarantee = Margins::calibrated(Mode::Guarantee, Some(&calibrated));
+        assert_eq!(guarantee.psnr_db, [[0.0; BANDS]; 3]);
+        assert_eq!(
+            Margins::calibrated(Mode::Predict, None),
+            Margins::for_mode(Mode::Predict),
+            "a model without calibration keeps the constants"
+        );
     }
 
     #[test]

@@ -64,6 +64,33 @@ fn info_reports_the_loaded_model_or_why_not() {
         v["model"]["feature_schema"],
         h5z_deepcq::features::FEATURE_SCHEMA_VERSION
     );
+    // The default model carries margins calibrated on held-out data, predict mode's at
+    // least as strict as guarantee mode's (it has no second look).
+    let margins = &v["model"]["psnr_margins_db"];
+    let table = |mode: &str| -> Vec<f64> {
+        margins[mode]
+            .as_array()
+            .unwrap_or_else(|| panic!("no {mode} margins: {v}"))
+            .iter()
+            .flat_map(|bands| {
+                bands
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|m| m.as_f64().unwrap())
+            })
+            .collect()
+    };
+    let (predict, guarantee) = (table("predict"), table("guarantee"));
+    assert_eq!(predict.len(), 3 * h5z_deepcq::train::calibrate::BANDS);
+    assert!(
+        predict.iter().all(|m| (0.0..=40.0).contains(m)),
+        "{predict:?}"
+    );
+    assert!(
+        predict.iter().sum::<f64>() >= guarantee.iter().sum::<f64>(),
+        "{predict:?} vs {guarantee:?}"
+    );
     let missing = Command::new(env!("CARGO_BIN_EXE_deepcq"))
         .args(["info", "--json"])
         .env("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")

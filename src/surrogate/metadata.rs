@@ -4,6 +4,7 @@ use ort::session::Session;
 
 use super::SurrogateError;
 use crate::features::{FEATURE_NAMES, FEATURE_SCHEMA_VERSION};
+use crate::train::calibrate::PsnrMargins;
 use crate::train::onnx::meta;
 use crate::wire::CodecId;
 
@@ -26,6 +27,9 @@ pub struct ModelMetadata {
     pub corpus: String,
     /// Validation summary.
     pub validation: String,
+    /// PSNR margins calibrated on held-out predictions; `None` for a model exported
+    /// without validation (the chooser then uses its constant margins).
+    pub psnr_margins: Option<PsnrMargins>,
 }
 
 impl ModelMetadata {
@@ -77,6 +81,11 @@ impl ModelMetadata {
             outputs: list(get(meta::OUTPUTS)?),
             corpus: md.custom(meta::CORPUS).unwrap_or_default(),
             validation: md.custom(meta::VALIDATION).unwrap_or_default(),
+            psnr_margins: md
+                .custom(meta::PSNR_MARGINS)
+                .map(|text| PsnrMargins::from_metadata(&text))
+                .transpose()
+                .map_err(|e| SurrogateError::Metadata(format!("{}: {e}", meta::PSNR_MARGINS)))?,
         })
     }
 

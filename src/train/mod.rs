@@ -5,11 +5,13 @@
 //! - [`table`]: the CSV training table both sides agree on;
 //! - [`moe`]: the mixture-of-experts model and its seeded trainer (candle);
 //! - [`validate`]: leave-one-dataset-out validation and its Markdown table;
+//! - [`calibrate`]: the filter's PSNR margins, calibrated on the held-out predictions;
 //! - [`onnx`]: export of a trained model, standardisation included, to ONNX;
 //! - [`plot`]: the predicted-vs-actual PNG.
 //!
 //! None of this runs inside the HDF5 filter; the filter only loads the exported model.
 
+pub mod calibrate;
 pub mod collect;
 pub mod moe;
 pub mod onnx;

@@ -59,6 +59,9 @@ pub mod meta {
     pub const TRAINING: &str = "deepcq.training";
     /// Validation summary.
     pub const VALIDATION: &str = "deepcq.validation";
+    /// PSNR margins per mode and compressor, calibrated on held-out predictions
+    /// ([`crate::train::calibrate::PsnrMargins::to_metadata`]); absent when not validated.
+    pub const PSNR_MARGINS: &str = "deepcq.psnr_margins";
 }
 
 /// What goes into the metadata beside the fixed layout.
@@ -72,6 +75,8 @@ pub struct ExportInfo {
     pub training: String,
     /// Validation summary.
     pub validation: String,
+    /// Calibrated PSNR margins (only with validation).
+    pub psnr_margins: Option<crate::train::calibrate::PsnrMargins>,
 }
 
 /// Serialises `weights` as ONNX model bytes.
@@ -311,8 +316,12 @@ fn build(w: &MoeWeights, info: &ExportInfo) -> ModelProto {
         (meta::TRAINING, info.training.clone()),
         (meta::VALIDATION, info.validation.clone()),
     ];
+    let margins = info
+        .psnr_margins
+        .map(|m| (meta::PSNR_MARGINS, m.to_metadata()));
     model.metadata_props = props
         .into_iter()
+        .chain(margins)
         .map(|(key, value)| {
             let mut e = StringStringEntryProto::new();
             e.key = key.into();

@@ -41,6 +41,10 @@ fn model_info() -> serde_json::Value {
                 "bound_grid": [m.bound_grid.first(), m.bound_grid.last()],
                 "corpus": m.corpus,
                 "validation": m.validation,
+                "psnr_margins_db": m.psnr_margins.map(|p| serde_json::json!({
+                    "predict": p.predict,
+                    "guarantee": p.guarantee,
+                })),
             })
         }
         Err(error) => serde_json::json!({ "loaded": false, "error": error }),
@@ -72,12 +76,24 @@ pub fn info(json: bool) -> Result<()> {
             plugin.unwrap_or_else(|| "(not built beside this executable)".into())
         );
         match model["loaded"].as_bool() {
-            Some(true) => println!(
-                "model:         {} (feature schema {}), onnxruntime {}",
-                model["source"].as_str().unwrap_or("?"),
-                model["feature_schema"],
-                model["onnxruntime"].as_str().unwrap_or("?")
-            ),
+            Some(true) => {
+                println!(
+                    "model:         {} (feature schema {}), onnxruntime {}",
+                    model["source"].as_str().unwrap_or("?"),
+                    model["feature_schema"],
+                    model["onnxruntime"].as_str().unwrap_or("?")
+                );
+                let margins = &model["psnr_margins_db"];
+                if margins.is_null() {
+                    println!("psnr margins:  constant (the model carries no calibration)");
+                } else {
+                    println!(
+                        "psnr margins:  predict {} dB, guarantee {} dB (per sz3, zfp, sperr \
+                         and band of predicted excess; calibrated on held-out data)",
+                        margins["predict"], margins["guarantee"]
+                    );
+                }
+            }
             _ => println!(
                 "model:         not loaded: {}",
                 model["error"].as_str().unwrap_or("?")

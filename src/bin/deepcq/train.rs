@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use h5z_deepcq::train::moe::{self, MoeConfig};
 use h5z_deepcq::train::onnx::{self, ExportInfo};
-use h5z_deepcq::train::{log_grid, plot, table, validate};
+use h5z_deepcq::train::{calibrate, log_grid, plot, table, validate};
 
 /// Arguments of `deepcq train`.
 #[derive(clap::Args)]
@@ -49,6 +49,9 @@ pub struct TrainArgs {
     /// Write the predicted-vs-actual PNG here (needs --lodo).
     #[arg(long)]
     plot: Option<PathBuf>,
+    /// Write every held-out prediction next to its measurement here (CSV, needs --lodo).
+    #[arg(long)]
+    held_out: Option<PathBuf>,
     /// Validation folds trained at once.
     #[arg(long, default_value_t = 2)]
     threads: usize,
@@ -112,6 +115,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     eprintln!("train: {corpus}");
 
     let mut validation = String::from("not run");
+    let mut psnr_margins = None;
     if args.lodo {
         let start = Instant::now();
         let results = validate::leave_one_dataset_out(&rows, &config, args.threads, &|l| {
@@ -127,16 +131,23 @@ pub fn run(args: TrainArgs) -> Result<()> {
             s.cr_mape,
             s.ssim_mae
         );
+        let (margins, calibration) =
+            calibrate::calibrate_modes(&calibrate::held_out_chunks(&results, &rows));
+        psnr_margins = Some(margins);
         let text = format!(
-            "{}\n\nBy compressor and bound (pooled held-out rows):\n\n{}",
+            "{}\n\nBy compressor and bound (pooled held-out rows):\n\n{}\n{}",
             validate::markdown_table(&results),
-            validate::breakdown_table(&results, &rows)
+            validate::breakdown_table(&results, &rows),
+            calibration
         );
         println!("{text}");
         eprintln!("lodo: {:.0}s", start.elapsed().as_secs_f64());
         if let Some(path) = &args.report {
             std::fs::write(path, format!("{text}\n{validation}\n"))
                 .with_context(|| format!("writing {}", path.display()))?;
+        }
+        if let Some(path) = &args.held_out {
+            write_held_out(path, &results, &rows)?;
         }
         if let Some(path) = &args.plot {
             let outs: Vec<validate::Outcome> = results
@@ -145,8 +156,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 .collect();
             plot::pred_vs_actual(path, &outs, &rows).map_err(anyhow::Error::msg)?;
         }
-    } else if args.plot.is_some() {
-        anyhow::bail!("--plot needs --lodo (it plots held-out predictions)");
+    } else if args.plot.is_some() || args.held_out.is_some() {
+        anyhow::bail!("--plot and --held-out need --lodo (they show held-out predictions)");
     }
 
     let start = Instant::now();
@@ -173,6 +184,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             corpus,
             training: training.clone(),
             validation: validation.clone(),
+            psnr_margins,
         },
     )
     .map_err(anyhow::Error::msg)?;
@@ -183,5 +195,41 @@ pub fn run(args: TrainArgs) -> Result<()> {
         args.output.display(),
         bytes.len()
     );
+    Ok(())
+}
+
+/// Writes the held-out predictions as CSV: one line per measured row of a held-out dataset.
+fn write_held_out(
+    path: &std::path::Path,
+    results: &[(String, Vec<validate::Outcome>)],
+    rows: &[table::Row],
+) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+    );
+    writeln!(
+        out,
+        "dataset,source,chunk,codec,rel_bound,psnr,predicted_psnr,ssim,predicted_ssim,cr32,predicted_cr32"
+    )?;
+    for o in results.iter().flat_map(|(_, outs)| outs) {
+        let r = &rows[o.row];
+        writeln!(
+            out,
+            "{},{},{},{},{},{},{},{},{},{},{}",
+            r.dataset,
+            r.source,
+            r.chunk,
+            r.codec,
+            r.rel_bound,
+            o.actual[0],
+            o.predicted[0],
+            o.actual[1],
+            o.predicted[1],
+            o.actual[2],
+            o.predicted[2]
+        )?;
+    }
+    out.flush()?;
     Ok(())
 }

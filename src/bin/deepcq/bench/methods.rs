@@ -102,6 +102,10 @@ pub struct ChunkResult {
     pub fallback: bool,
     /// Compressions the method spent on the chunk.
     pub compressions: u32,
+    /// CPU seconds of one compression with the codec and bound the method stored, timed
+    /// apart (deepcq only, NaN elsewhere): what "at the cost of one compression" compares
+    /// against, whatever codec was chosen.
+    pub own_compression: f64,
 }
 
 /// A chunk and the target it is written to.
@@ -197,6 +201,7 @@ fn measured(
         codec,
         fallback,
         compressions: 1,
+        own_compression: f64::NAN,
     }
 }
 
@@ -264,7 +269,7 @@ fn deepcq(job: Job<'_>, mode: Mode, proposer: &dyn Proposer) -> Result<ChunkResu
     let mut settings = Settings::psnr(job.target)?;
     settings.mode = mode;
     // Timed: what the filter does per chunk, from values to the stored chunk bytes.
-    let (bytes, cpu) = timed(|| -> Result<(CodecId, Vec<u8>, u32)> {
+    let (bytes, cpu) = timed(|| -> Result<(CodecId, f64, Vec<u8>, u32)> {
         let o = compress_to_target(job.data, job.shape, &settings, proposer)?;
         // As the filter writes it: header with the quality record, then the payload.
         let quality = Quality::new(&settings, o.predicted, o.measured);
@@ -277,12 +282,17 @@ fn deepcq(job: Job<'_>, mode: Mode, proposer: &dyn Proposer) -> Result<ChunkResu
             Some(quality),
             &o.payload,
         );
-        Ok((o.codec, bytes, o.compressions))
+        Ok((o.codec, o.bound, bytes, o.compressions))
     });
-    let (codec, bytes, compressions) = bytes?;
+    let (codec, bound, bytes, compressions) = bytes?;
+    let (again, own_compression) = timed(|| codec_for(codec).encode(job.data, job.shape, bound));
+    again.context("compressing the chosen candidate again, for the time reference")?;
     let (_, back) = chunk::decode(&bytes).context("decoding a deepcq chunk")?;
     let r = measured(job, back.view(), bytes.len(), codec, cpu, false);
-    Ok(spent(r, compressions))
+    Ok(ChunkResult {
+        own_compression,
+        ..spent(r, compressions)
+    })
 }
 
 #[cfg(test)]
@@ -325,6 +335,11 @@ mod tests {
                 assert!(best.stored <= get(Method::Oracle(codec)).stored);
             }
             assert!(best.stored <= get(Method::Safe).stored);
+            for m in [Method::Predict, Method::Guarantee] {
+                let own = get(m).own_compression;
+                assert!(own > 0.0 && own.is_finite(), "{m:?}: {own}");
+            }
+            assert!(get(Method::Safe).own_compression.is_nan());
             // The deepcq rows include the chunk header, the peers not.
             let raw_guarantee = get(Method::Guarantee).stored;
             assert!(raw_guarantee > h5z_deepcq::wire::FIXED_HEADER_LEN);

@@ -98,7 +98,9 @@ pub fn markdown(run: &Run) -> String {
          **worst** lowest chunk PSNR; **PSNR** mean over arrays of the dataset PSNR (global \
          range; arrays stored exactly left out); **over** mean chunk PSNR − T (dB, exact chunks \
          left out); **time×** CPU time / CPU time of one SZ3 compression per chunk at the \
-         formula bound; **compr.** mean compressions per chunk; **CPU s** total; **CAQ** \
+         formula bound; **time/own** (deepcq) CPU time / CPU time of one compression with the \
+         codec and bound deepcq stored, i.e. the cost of choosing and checking whatever the \
+         codec; **compr.** mean compressions per chunk; **CPU s** total; **CAQ** \
          geometric mean over arrays of CR / (CPU s + 1); **bits** stored bits per value; \
          **codecs** chunks stored by SZ3/ZFP/SPERR/lossless.\n"
     );
@@ -115,17 +117,17 @@ fn totals_section(s: &mut String, run: &Run) {
         let _ = writeln!(s, "### {} dB\n", num(*t, 1));
         let _ = writeln!(
             s,
-            "| method | CR | /best | hit | chunks hit | worst | PSNR | over | time× | compr. | CPU s | CAQ | bits | codecs | refused |"
+            "| method | CR | /best | hit | chunks hit | worst | PSNR | over | time× | time/own | compr. | CPU s | CAQ | bits | codecs | refused |"
         );
         let _ = writeln!(
             s,
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
         );
         for m in Method::ALL {
             let f = totals(run.arrays, ti, m);
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 m.name(),
                 num(f.cr, 2),
                 num(f.vs_best, 3),
@@ -135,6 +137,7 @@ fn totals_section(s: &mut String, run: &Run) {
                 num(f.psnr, 2),
                 num(f.overshoot, 2),
                 num(f.time_ratio, 2),
+                num(f.time_own, 2),
                 num(f.compressions, 2),
                 num(f.cpu, 1),
                 num(f.caq, 3),

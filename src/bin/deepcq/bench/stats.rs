@@ -8,6 +8,9 @@
 //!   nothing about the bound choice);
 //! - write time × = the method's CPU seconds / the SZ3-formula row's CPU seconds on the same
 //!   chunks (that row is exactly one SZ3 compression per chunk);
+//! - time / own = deepcq's CPU seconds / the CPU seconds of one compression with the codec
+//!   and bound it stored (timed apart): the overhead of choosing and checking, whichever
+//!   codec was chosen;
 //! - CAQ = CR / (CPU seconds + 1).
 //!
 //! Totals follow the peer harness's README: geometric means over arrays of ratios, plain
@@ -47,6 +50,9 @@ pub struct Tally {
     pub codecs: [usize; 4],
     /// Compressions spent.
     pub compressions: u64,
+    /// CPU seconds of one compression with what was stored (NaN for methods that do not
+    /// time it).
+    pub own_compression: f64,
 }
 
 /// Tolerance of a hit, as in the peer harness (PSNR ≥ T − 1e-9).
@@ -71,6 +77,7 @@ impl Tally {
         let slot = CodecId::ALL.iter().position(|&c| c == r.codec).unwrap_or(0);
         self.codecs[slot] += 1;
         self.compressions += u64::from(r.compressions);
+        self.own_compression += r.own_compression;
     }
 
     /// Raw over stored bytes.
@@ -123,6 +130,7 @@ impl Tally {
             *a += b;
         }
         self.compressions += other.compressions;
+        self.own_compression += other.own_compression;
     }
 }
 
@@ -162,6 +170,8 @@ pub struct Figures {
     pub overshoot: f64,
     /// CPU time / SZ3-formula CPU time.
     pub time_ratio: f64,
+    /// CPU time / CPU time of one compression with what was stored (NaN unless timed).
+    pub time_own: f64,
     /// CPU seconds.
     pub cpu: f64,
     /// CR / (CPU s + 1) (geometric mean over arrays in totals).
@@ -199,6 +209,7 @@ impl ArrayResult {
             worst: t.worst.unwrap_or(f64::NAN),
             overshoot: t.mean_overshoot(),
             time_ratio: t.cpu / formula.cpu,
+            time_own: t.cpu / t.own_compression,
             cpu: t.cpu,
             caq: t.caq(),
             bits: t.bits_per_value(),
@@ -250,6 +261,7 @@ pub fn totals(arrays: &[ArrayResult], target: usize, method: Method) -> Figures 
         worst: sum.worst.unwrap_or(f64::NAN),
         overshoot: sum.mean_overshoot(),
         time_ratio: sum.cpu / formula.cpu,
+        time_own: sum.cpu / sum.own_compression,
         cpu: sum.cpu,
         caq: geomean(per.iter().map(|f| f.caq)),
         bits: sum.bits_per_value(),
@@ -272,6 +284,7 @@ mod tests {
             codec: CodecId::Sz3,
             fallback: false,
             compressions: 1,
+            own_compression: f64::NAN,
         }
     }
 

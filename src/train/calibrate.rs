@@ -1,0 +1,494 @@
+//! PSNR margins calibrated on held-out predictions.
+//!
+//! The filter trusts a predicted PSNR only when it clears the target by a margin. How large
+//! the margin must be is a property of the model's error on data it has not seen, so it is
+//! measured, not guessed: on the leave-one-dataset-out outcomes, for every held-out chunk
+//! and every target in [`targets`], the filter's choice is replayed over the chunk's
+//! measured grid rows and the chosen row's measured PSNR is compared with the target.
+//!
+//! The model's error is not uniform: a prediction close to the point-wise-bound line
+//! (PSNR ≈ −20·log10(rel. bound) + 4.8 dB for a uniform error) is rarely far off, while a
+//! prediction of a large excess over that line (smooth data, precision floors) can be off
+//! by tens of dB. So the margin is calibrated per compressor and per band of predicted
+//! excess ([`EXCESS_EDGES_DB`]): band by band, the smallest margin that makes that
+//! compressor's own choices meet the target in `goal` of the cases; then all margins are
+//! raised together until the choice over every compressor does too. Predict mode (one
+//! compression, no second look) asks for [`PREDICT_HIT_GOAL`]; guarantee mode measures and
+//! corrects, so its margin only trades an extra compression against ratio and asks for
+//! [`GUARANTEE_HIT_GOAL`].
+//!
+//! The margins travel in the model's metadata ([`PsnrMargins::to_metadata`]), so a
+//! retrained model brings margins that fit its own error.
+
+use std::collections::BTreeMap;
+
+use crate::train::moe::COMPRESSORS;
+use crate::train::table::Row;
+use crate::train::validate::Outcome;
+
+/// Held-out hit rate predict mode's margins are calibrated to.
+pub const PREDICT_HIT_GOAL: f64 = 0.99;
+
+/// Held-out hit rate guarantee mode's margin is calibrated to. Guarantee mode corrects a
+/// miss with one more compression and decode and lands close to the target, so a miss
+/// costs time but little ratio, while margin costs ratio on every chunk.
+pub const GUARANTEE_HIT_GOAL: f64 = 0.70;
+
+/// Upper edges (dB) of the bands of predicted excess over the point-wise-bound line
+/// (predicted PSNR + 20·log10(rel. bound)); the last band is open.
+pub const EXCESS_EDGES_DB: [f64; 3] = [8.0, 16.0, 24.0];
+
+/// Number of excess bands.
+pub const BANDS: usize = EXCESS_EDGES_DB.len() + 1;
+
+/// The band of a candidate predicted to reach `psnr` dB at relative bound `rel_bound`.
+pub fn excess_band(psnr: f64, rel_bound: f64) -> usize {
+    let excess = psnr + 20.0 * rel_bound.log10();
+    EXCESS_EDGES_DB
+        .iter()
+        .position(|&edge| excess < edge)
+        .unwrap_or(BANDS - 1)
+}
+
+/// Margins (dB) per compressor in [`COMPRESSORS`] order and excess band.
+pub type Table = [[f64; BANDS]; 3];
+
+/// Margin search step and ceiling, dB.
+const STEP_DB: f64 = 0.25;
+const MAX_DB: f64 = 40.0;
+
+/// PSNR targets the replay covers: 30 to 100 dB in 5 dB steps (the range users ask for;
+/// the grid's tightest bound, 1e-7, certainly meets up to 140 dB).
+pub fn targets() -> impl Iterator<Item = f64> {
+    (0..=14).map(|i| 30.0 + 5.0 * i as f64)
+}
+
+/// dB a prediction must clear the target by, per compressor and excess band, for each
+/// mode.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PsnrMargins {
+    /// Predict mode.
+    pub predict: Table,
+    /// Guarantee mode.
+    pub guarantee: Table,
+}
+
+impl PsnrMargins {
+    /// The margin of `mode_table` for a candidate of compressor index `codec` predicted to
+    /// reach `psnr` at `rel_bound`.
+    pub fn lookup(table: &Table, codec: usize, psnr: f64, rel_bound: f64) -> f64 {
+        table[codec][excess_band(psnr, rel_bound)]
+    }
+
+    /// The metadata text, bands separated by `/` in [`EXCESS_EDGES_DB`] order:
+    /// `predict=sz3:1/8.5/17.5/38.75,zfp:…;guarantee=…`.
+    pub fn to_metadata(&self) -> String {
+        let one = |m: &Table| {
+            COMPRESSORS
+                .iter()
+                .zip(m)
+                .map(|(c, bands)| {
+                    let v: Vec<String> = bands.iter().map(f64::to_string).collect();
+                    format!("{c}:{}", v.join("/"))
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        format!(
+            "predict={};guarantee={}",
+            one(&self.predict),
+            one(&self.guarantee)
+        )
+    }
+
+    /// Parses [`PsnrMargins::to_metadata`]'s text; every mode and compressor must be there.
+    pub fn from_metadata(text: &str) -> Result<PsnrMargins, String> {
+        let mut modes: BTreeMap<&str, Table> = BTreeMap::new();
+        for part in text.split(';').filter(|p| !p.trim().is_empty()) {
+            let (mode, list) = part
+                .split_once('=')
+                .ok_or_else(|| format!("'{part}' is not mode=list"))?;
+            let mut margins = [[f64::NAN; BANDS]; 3];
+            for item in list.split(',') {
+                let (codec, value) = item
+                    .split_once(':')
+                    .ok_or_else(|| format!("'{item}' is not codec:dB"))?;
+                let i = COMPRESSORS
+                    .iter()
+                    .position(|c| *c == codec.trim())
+                    .ok_or_else(|| format!("unknown compressor '{codec}'"))?;
+                let bands: Vec<f64> = value
+                    .split('/')
+                    .map(|v| {
+                        v.trim()
+                            .parse::<f64>()
+                            .ok()
+                            .filter(|v| v.is_finite() && *v >= 0.0)
+                            .ok_or_else(|| format!("margin '{v}' is not a finite dB value ≥ 0"))
+                    })
+                    .collect::<Result<_, _>>()?;
+                margins[i] = bands
+                    .try_into()
+                    .map_err(|_| format!("{codec} needs {BANDS} band margins, got '{value}'"))?;
+            }
+            if margins.iter().flatten().any(|m| m.is_nan()) {
+                return Err(format!("mode {mode} lacks a compressor"));
+            }
+            modes.insert(mode.trim(), margins);
+        }
+        let get = |mode: &str| modes.get(mode).copied().ok_or(format!("no {mode} margins"));
+        Ok(PsnrMargins {
+            predict: get("predict")?,
+            guarantee: get("guarantee")?,
+        })
+    }
+}
+
+/// One measured grid row of a held-out chunk, with the model's prediction.
+#[derive(Clone, Copy, Debug)]
+struct Option_ {
+    codec: usize,
+    rel_bound: f64,
+    predicted_psnr: f64,
+    predicted_cr: f64,
+    psnr: f64,
+    cr: f64,
+    band: usize,
+}
+
+/// Every held-out row of one chunk.
+#[derive(Clone, Debug, Default)]
+pub struct HeldOutChunk {
+    options: Vec<Option_>,
+}
+
+/// Groups held-out outcomes by chunk.
+pub fn held_out_chunks(results: &[(String, Vec<Outcome>)], rows: &[Row]) -> Vec<HeldOutChunk> {
+    let mut by_chunk: BTreeMap<String, HeldOutChunk> = BTreeMap::new();
+    for o in results.iter().flat_map(|(_, outs)| outs) {
+        let row = &rows[o.row];
+        let Some(codec) = COMPRESSORS.iter().position(|c| *c == row.codec) else {
+            continue;
+        };
+        by_chunk
+            .entry(row.chunk_key())
+            .or_default()
+            .options
+            .push(Option_ {
+                codec,
+                rel_bound: row.rel_bound,
+                predicted_psnr: o.predicted[0],
+                predicted_cr: o.predicted[2],
+                psnr: o.actual[0],
+                cr: o.actual[2],
+                band: excess_band(o.predicted[0], row.rel_bound),
+            });
+    }
+    by_chunk
+        .into_values()
+        .map(|mut chunk| {
+            chunk.options = densify(chunk.options);
+            chunk
+        })
+        .collect()
+}
+
+/// Points inserted between neighbouring grid rows of one compressor.
+const BETWEEN: usize = 3;
+
+/// Adds [`BETWEEN`] points between neighbouring grid rows of each compressor, interpolated
+/// linearly in log10(bound) (PSNR in dB, ratios geometrically): the filter scores a grid
+/// four times finer than the training grid, so its choice lands closer to the margin's
+/// edge than a choice among the measured rows would, and the replay must see that.
+/// Neighbours with an exact (infinite) PSNR are not bridged.
+fn densify(mut options: Vec<Option_>) -> Vec<Option_> {
+    options.sort_by(|a, b| {
+        (a.codec, a.rel_bound)
+            .partial_cmp(&(b.codec, b.rel_bound))
+            .unwrap()
+    });
+    let mut out = Vec::with_capacity(options.len() * (BETWEEN + 1));
+    for pair in options.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        out.push(a);
+        let finite = [a.psnr, b.psnr, a.predicted_psnr, b.predicted_psnr]
+            .iter()
+            .all(|v| v.is_finite());
+        if a.codec != b.codec || !finite {
+            continue;
+        }
+        for k in 1..=BETWEEN {
+            let t = k as f64 / (BETWEEN + 1) as f64;
+            let lin = |x: f64, y: f64| x + (y - x) * t;
+            let geo = |x: f64, y: f64| (x.ln() + (y.ln() - x.ln()) * t).exp();
+            let rel_bound = geo(a.rel_bound, b.rel_bound);
+            let predicted_psnr = lin(a.predicted_psnr, b.predicted_psnr);
+            out.push(Option_ {
+                codec: a.codec,
+                rel_bound,
+                predicted_psnr,
+                predicted_cr: geo(a.predicted_cr, b.predicted_cr),
+                psnr: lin(a.psnr, b.psnr),
+                cr: geo(a.cr, b.cr),
+                band: excess_band(predicted_psnr, rel_bound),
+            });
+        }
+    }
+    out.extend(options.last().copied());
+    out
+}
+
+/// What replaying the filter's choice on held-out chunks gave.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Replay {
+    /// (chunk, target) cases replayed.
+    pub cases: usize,
+    /// Fraction of cases whose choice met the target.
+    pub hit_rate: f64,
+    /// Geometric mean of chosen CR ÷ the best measured CR that meets the target.
+    pub cr_over_oracle: f64,
+}
+
+/// Replays the choice with `margins` among `codecs` only.
+pub fn replay(chunks: &[HeldOutChunk], margins: &Table, codecs: &[usize]) -> Replay {
+    let (mut cases, mut hits, mut log_ratio) = (0usize, 0usize, 0.0);
+    for chunk in chunks {
+        let allowed: Vec<&Option_> = chunk
+            .options
+            .iter()
+            .filter(|o| codecs.contains(&o.codec))
+            .collect();
+        for target in targets() {
+            // The filter's certain candidate is the safe bound, where the PSNR is at least
+            // the target whatever the data; here the grid rows at or under it stand in.
+            let safe = 10f64.powf(-target / 20.0);
+            let certain = |o: &Option_| o.rel_bound <= safe * (1.0 + 1e-9);
+            let chosen = allowed
+                .iter()
+                .filter(|o| certain(o) || o.predicted_psnr >= target + margins[o.codec][o.band])
+                .max_by(|a, b| a.predicted_cr.total_cmp(&b.predicted_cr));
+            let oracle = allowed
+                .iter()
+                .filter(|o| o.psnr >= target)
+                .map(|o| o.cr)
+                .max_by(f64::total_cmp);
+            let (Some(chosen), Some(oracle)) = (chosen, oracle) else {
+                continue;
+            };
+            if !allowed.iter().any(|o| certain(o)) {
+                continue;
+            }
+            cases += 1;
+            hits += usize::from(chosen.psnr >= target);
+            log_ratio += (chosen.cr / oracle).ln();
+        }
+    }
+    if cases == 0 {
+        return Replay::default();
+    }
+    Replay {
+        cases,
+        hit_rate: hits as f64 / cases as f64,
+        cr_over_oracle: (log_ratio / cases as f64).exp(),
+    }
+}
+
+/// The smallest margins whose replayed hit rate reaches `goal`: per compressor alone, band
+/// by band from the most trusted (later bands closed meanwhile), then raised together
+/// until the choice over all compressors reaches it.
+pub fn calibrate(chunks: &[HeldOutChunk], goal: f64) -> Table {
+    let steps = (MAX_DB / STEP_DB) as usize;
+    let mut margins = [[MAX_DB; BANDS]; 3];
+    for codec in 0..3 {
+        for band in 0..BANDS {
+            for step in 0..=steps {
+                let mut trial = margins;
+                trial[codec][band] = step as f64 * STEP_DB;
+                if replay(chunks, &trial, &[codec]).hit_rate >= goal {
+                    margins = trial;
+                    break;
+                }
+            }
+        }
+    }
+    let all = [0, 1, 2];
+    while replay(chunks, &margins, &all).hit_rate < goal
+        && margins.iter().flatten().any(|&m| m < MAX_DB)
+    {
+        for m in margins.iter_mut().flatten() {
+            *m = (*m + STEP_DB).min(MAX_DB);
+        }
+    }
+    margins
+}
+
+/// The smallest single margin, for every compressor and band, whose replayed hit rate
+/// reaches `goal`: guarantee mode's. Banded margins would distort which compressor the
+/// model ranks first where it is unsure; guarantee mode does not need that protection, it
+/// measures every chunk (on ../shared/data banded guarantee margins cost 18% of the ratio at
+/// 40 dB and more compressions).
+pub fn calibrate_flat(chunks: &[HeldOutChunk], goal: f64) -> Table {
+    let steps = (MAX_DB / STEP_DB) as usize;
+    (0..=steps)
+        .map(|step| [[step as f64 * STEP_DB; BANDS]; 3])
+        .find(|m| replay(chunks, m, &[0, 1, 2]).hit_rate >= goal)
+        .unwrap_or([[MAX_DB; BANDS]; 3])
+}
+
+/// Calibrates both modes and describes the result (with the replay of the constant
+/// margins used before calibration, for comparison) in Markdown.
+pub fn calibrate_modes(chunks: &[HeldOutChunk]) -> (PsnrMargins, String) {
+    let margins = PsnrMargins {
+        predict: calibrate(chunks, PREDICT_HIT_GOAL),
+        guarantee: calibrate_flat(chunks, GUARANTEE_HIT_GOAL),
+    };
+    let all = [0, 1, 2];
+    let mut text = format!(
+        "Margins replayed on {} held-out chunks × targets 30–100 dB (5 dB steps), choosing among \
+         each chunk's measured grid rows and {BETWEEN} points interpolated between neighbours:\n\n\
+         | margins (dB; per compressor sz3 / zfp / sperr, per band of predicted excess over the \
+         point-wise-bound line < 8 / 8–16 / 16–24 / ≥ 24 dB) | hit rate | CR / best grid row |\n\
+         |---|---|---|\n",
+        chunks.len()
+    );
+    for (name, m) in [
+        ("predict, calibrated", margins.predict),
+        ("guarantee, calibrated (flat)", margins.guarantee),
+        ("constant 4 dB (before calibration)", [[4.0; BANDS]; 3]),
+        ("constant 1 dB (before calibration)", [[1.0; BANDS]; 3]),
+        ("none (0 dB)", [[0.0; BANDS]; 3]),
+    ] {
+        let r = replay(chunks, &m, &all);
+        let bands = |b: &[f64; BANDS]| {
+            b.iter()
+                .map(|v| format!("{v:.2}"))
+                .collect::<Vec<_>>()
+                .join("/")
+        };
+        text.push_str(&format!(
+            "| {name}: {} ; {} ; {} | {:.3} | {:.3} |\n",
+            bands(&m[0]),
+            bands(&m[1]),
+            bands(&m[2]),
+            r.hit_rate,
+            r.cr_over_oracle
+        ));
+    }
+    (margins, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn option(codec: usize, rel_bound: f64, predicted_psnr: f64, psnr: f64, cr: f64) -> Option_ {
+        Option_ {
+            codec,
+            rel_bound,
+            predicted_psnr,
+            predicted_cr: cr,
+            psnr,
+            cr,
+            band: excess_band(predicted_psnr, rel_bound),
+        }
+    }
+
+    /// A chunk whose model over-predicts PSNR by `error` dB at every loose bound.
+    fn chunk(error: f64) -> HeldOutChunk {
+        let mut options = Vec::new();
+        for codec in 0..3 {
+            for i in 0..16 {
+                let rel = 10f64.powf(-7.0 + 0.4 * i as f64);
+                let psnr = -20.0 * rel.log10() + 5.0;
+                // Looser bounds store smaller: the ratio grows with the bound.
+                options.push(option(codec, rel, psnr + error, psnr, 1e3 * rel.sqrt()));
+            }
+        }
+        HeldOutChunk { options }
+    }
+
+    #[test]
+    fn margins_round_trip_through_metadata_text() {
+        let m = PsnrMargins {
+            predict: [[1.0, 8.5, 17.5, 38.75], [0.0; 4], [0.0, 4.25, 9.0, 22.25]],
+            guarantee: [[0.5; 4], [1.75; 4], [0.0; 4]],
+        };
+        assert_eq!(PsnrMargins::from_metadata(&m.to_metadata()), Ok(m));
+        let good = "sz3:1/1/1/1,zfp:1/1/1/1,sperr:1/1/1/1";
+        assert!(PsnrMargins::from_metadata(&format!("predict={good}")).is_err());
+        for bad in [
+            "sz3:1/1/1/1,zfp:1/1/1/1",
+            "sz3:1/1/1,zfp:1/1/1/1,sperr:1/1/1/1",
+        ] {
+            let text = format!("predict={bad};guarantee={good}");
+            assert!(PsnrMargins::from_metadata(&text).is_err(), "{text}");
+        }
+        let negative = format!(
+            "predict={};guarantee={good}",
+            good.replace("sz3:1", "sz3:-1")
+        );
+        assert!(PsnrMargins::from_metadata(&negative).is_err());
+    }
+
+    #[test]
+    fn an_unbiased_model_needs_no_margin_and_matches_the_oracle() {
+        let chunks = vec![chunk(0.0); 3];
+        let r = replay(&chunks, &[[0.0; BANDS]; 3], &[0, 1, 2]);
+        assert_eq!(r.hit_rate, 1.0);
+        assert!((r.cr_over_oracle - 1.0).abs() < 1e-12);
+        assert_eq!(calibrate(&chunks, 0.99), [[0.0; BANDS]; 3]);
+    }
+
+    #[test]
+    fn margins_cover_an_over_prediction() {
+        // 3 dB too optimistic on one chunk in four: a 99% goal must absorb it (how much
+        // margin that takes depends on where the 8 dB-spaced grid rows fall), a 70% one
+        // need not.
+        let chunks = vec![chunk(0.0), chunk(0.0), chunk(0.0), chunk(3.0)];
+        assert!(replay(&chunks, &[[0.0; BANDS]; 3], &[0, 1, 2]).hit_rate < 0.99);
+        let strict = calibrate(&chunks, 0.99);
+        // Every row sits 5 dB above the line, 8 with the error: the first two bands.
+        assert!(
+            strict.iter().all(|b| b[..2].iter().any(|&m| m > 0.0)),
+            "{strict:?}"
+        );
+        assert!(replay(&chunks, &strict, &[0, 1, 2]).hit_rate >= 0.99);
+        assert_eq!(calibrate(&chunks, 0.7), [[0.0; BANDS]; 3]);
+        let flat = calibrate_flat(&chunks, 0.99);
+        assert!(flat[0][0] > 0.0 && flat.iter().flatten().all(|&m| m == flat[0][0]));
+        assert!(replay(&chunks, &flat, &[0, 1, 2]).hit_rate >= 0.99);
+    }
+
+    #[test]
+    fn densifying_bridges_rows_of_one_compressor_only() {
+        let rows = vec![
+            option(1, 1e-3, 70.0, 65.0, 4.0),
+            option(0, 1e-2, 50.0, f64::INFINITY, 40.0),
+            option(0, 1e-4, 90.0, 84.0, 2.0),
+            option(0, 1e-3, 70.0, 64.0, 8.0),
+        ];
+        let dense = densify(rows);
+        // sz3 1e-4 → 1e-3 bridged (3 points), 1e-3 → 1e-2 not (exact), zfp alone.
+        assert_eq!(dense.len(), 4 + BETWEEN);
+        let mid = dense[2];
+        assert_eq!(mid.codec, 0);
+        assert!(
+            (mid.rel_bound.log10() + 3.5).abs() < 1e-12,
+            "{}",
+            mid.rel_bound
+        );
+        assert!((mid.psnr - 74.0).abs() < 1e-9 && (mid.predicted_psnr - 80.0).abs() < 1e-9);
+        assert!((mid.cr - 4.0).abs() < 1e-9, "geometric: {}", mid.cr);
+        assert!(dense
+            .windows(2)
+            .all(|w| (w[0].codec, w[0].rel_bound) < (w[1].codec, w[1].rel_bound)));
+    }
+
+    #[test]
+    fn bands_split_predictions_by_excess_over_the_bound_line() {
+        assert_eq!(excess_band(64.0, 1e-3), 0, "4 dB above the line");
+        assert_eq!(excess_band(70.0, 1e-3), 1);
+        assert_eq!(excess_band(83.0, 1e-3), 2);
+        assert_eq!(excess_band(130.0, 1e-3), 3);
+    }
+}
