@@ -148,10 +148,24 @@ impl Proposer for Learned {
         range: f64,
         settings: &Settings,
     ) -> Result<Proposal, SelectError> {
-        let kind = settings.target.kind;
-        if kind == TargetKind::AbsBound {
+        if settings.target.kind == TargetKind::AbsBound {
             return Analytic.propose(data, shape, range, settings);
         }
+        Ok(self.choose_scored(data, shape, range, settings)?.0)
+    }
+}
+
+impl Learned {
+    /// The learned proposal for a metric target and the model's full prediction for it,
+    /// from one feature extraction and one inference.
+    fn choose_scored(
+        &self,
+        data: Samples<'_>,
+        shape: &[usize],
+        range: f64,
+        settings: &Settings,
+    ) -> Result<(Proposal, Prediction), SelectError> {
+        let kind = settings.target.kind;
         let target = settings.target.value();
         let safe_rel = safe_bound(1.0, target);
         let tightest = match kind {
@@ -173,16 +187,20 @@ impl Proposer for Learned {
             settings.mode,
             self.surrogate.metadata().psnr_margins.as_ref(),
         );
-        let (best, predicted) = choose(kind, target, safe_rel, &margins, &candidates, &predictions);
-        Ok(Proposal {
+        let (best, mut prediction, predicted) =
+            choose(kind, target, safe_rel, &margins, &candidates, &predictions);
+        if kind == TargetKind::Psnr {
+            // At or below the safe bound the PSNR is certain, whatever the model says.
+            prediction.psnr = predicted;
+        }
+        let proposal = Proposal {
             codec: best.codec,
             bound: best.rel_bound * range,
             predicted: Some(predicted),
-        })
+        };
+        Ok((proposal, prediction))
     }
-}
 
-impl Learned {
     /// The proposal for finite, non-constant `data` and every metric the model predicts
     /// for it, without compressing: the in-situ API's advice.
     pub fn advise(
@@ -192,29 +210,28 @@ impl Learned {
         range: f64,
         settings: &Settings,
     ) -> Result<(Proposal, Prediction), SelectError> {
+        if settings.target.kind != TargetKind::AbsBound {
+            return self.choose_scored(data, shape, range, settings);
+        }
+        // An absolute bound is SZ3's formula; the model only predicts what it will reach.
         let proposal = self.propose(data, shape, range, settings)?;
         let candidate = Candidate {
             codec: proposal.codec,
             rel_bound: proposal.bound / range,
         };
         let features = features::extract(data, shape);
-        let mut prediction = self
+        let prediction = self
             .surrogate
             .predict(&features, &[candidate])
             .map_err(|e| SelectError::Proposer(e.to_string()))?
             .pop()
             .ok_or_else(|| SelectError::Proposer("the model returned no prediction".into()))?;
-        if settings.target.kind == TargetKind::Psnr {
-            // At or below the safe bound the PSNR is certain, whatever the model says.
-            if let Some(p) = proposal.predicted {
-                prediction.psnr = p;
-            }
-        }
         Ok((proposal, prediction))
     }
 }
 
-/// Picks a candidate and the metric it is predicted to reach.
+/// Picks a candidate, the model's prediction for it, and the target metric it is expected
+/// to reach (for PSNR at the safe bound: at least the target, whatever the model says).
 fn choose(
     kind: TargetKind,
     target: f64,
@@ -222,7 +239,7 @@ fn choose(
     margins: &Margins,
     candidates: &[Candidate],
     predictions: &[Prediction],
-) -> (Candidate, f64) {
+) -> (Candidate, Prediction, f64) {
     let scored = candidates.iter().zip(predictions);
     let pick = |ok: &dyn Fn(&Candidate, &Prediction) -> bool,
                 score: &dyn Fn(&Prediction) -> f64| {
@@ -246,26 +263,26 @@ fn choose(
             } else {
                 p.psnr
             };
-            (c, predicted)
+            (c, p, predicted)
         }
         TargetKind::Ssim => {
             let need = 1.0 - (1.0 - target) * (1.0 - margins.ssim_gap);
             match pick(&|_, p| p.ssim >= need, &|p| p.cr) {
-                Some((c, p)) => (c, p.ssim),
+                Some((c, p)) => (c, p, p.ssim),
                 // Nothing is predicted to reach it: the most faithful candidate.
                 None => {
                     let (c, p) = pick(&|_, _| true, &|p| p.ssim).expect("candidates");
-                    (c, p.ssim)
+                    (c, p, p.ssim)
                 }
             }
         }
         TargetKind::Ratio => {
             let need = target * margins.ratio;
             match pick(&|_, p| p.cr >= need, &|p| p.psnr) {
-                Some((c, p)) => (c, p.cr),
+                Some((c, p)) => (c, p, p.cr),
                 None => {
                     let (c, p) = pick(&|_, _| true, &|p| p.cr).expect("candidates");
-                    (c, p.cr)
+                    (c, p, p.cr)
                 }
             }
         }
@@ -336,7 +353,11 @@ mod tests {
     fn run(kind: TargetKind, target: f64, rows: &[(Candidate, Prediction)]) -> (Candidate, f64) {
         let (c, p): (Vec<_>, Vec<_>) = rows.iter().copied().unzip();
         let margins = Margins::for_mode(Mode::Guarantee);
-        choose(kind, target, safe_bound(1.0, target), &margins, &c, &p)
+        let (chosen, prediction, reached) =
+            choose(kind, target, safe_bound(1.0, target), &margins, &c, &p);
+        let row = rows.iter().find(|r| r.0 == chosen).expect("a candidate");
+        assert_eq!(prediction, row.1, "the chosen row's own prediction");
+        (chosen, reached)
     }
 
     #[test]

@@ -219,11 +219,11 @@ pub struct MoeWeights {
     pub out_mean: [f32; 3],
     /// Target standard deviations.
     pub out_std: [f32; 3],
-    /// Gate layer 1, [F, G] row-major, and bias [G].
+    /// Gate layer 1, [F, G] row-major, and bias `[G]`.
     pub gate_w1: Vec<f32>,
     /// Gate bias 1.
     pub gate_b1: Vec<f32>,
-    /// Gate layer 2, [G, K], and bias [K].
+    /// Gate layer 2, [G, K], and bias `[K]`.
     pub gate_w2: Vec<f32>,
     /// Gate bias 2.
     pub gate_b2: Vec<f32>,
