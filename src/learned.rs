@@ -12,7 +12,7 @@
 
 use crate::features;
 use crate::samples::Samples;
-use crate::select::{safe_bound, Analytic, Proposal, Proposer, SelectError};
+use crate::select::{safe_bound, Alternative, Analytic, Proposal, Proposer, SelectError};
 use crate::settings::Settings;
 use crate::surrogate::{self, Candidate, Prediction, Surrogate};
 use crate::train::calibrate::{PsnrMargins, Table, BANDS};
@@ -193,10 +193,28 @@ impl Learned {
             // At or below the safe bound the PSNR is certain, whatever the model says.
             prediction.psnr = predicted;
         }
+        let runner_up = (kind == TargetKind::Psnr && settings.mode == Mode::Guarantee)
+            .then(|| {
+                runner_up(
+                    target,
+                    safe_rel,
+                    &margins,
+                    best.codec,
+                    &candidates,
+                    &predictions,
+                )
+            })
+            .flatten()
+            .map(|(c, p)| Alternative {
+                codec: c.codec,
+                bound: c.rel_bound * range,
+                predicted_cr: p.cr,
+            });
         let proposal = Proposal {
             codec: best.codec,
             bound: best.rel_bound * range,
             predicted: Some(predicted),
+            runner_up,
         };
         Ok((proposal, prediction))
     }
@@ -288,6 +306,35 @@ fn choose(
         }
         TargetKind::AbsBound => unreachable!("absolute bounds never reach the model"),
     }
+}
+
+/// For a PSNR target, the best candidate of any compressor but `chosen`, by the same rule:
+/// what guarantee mode tries when its first choice compresses worse than predicted.
+fn runner_up(
+    target: f64,
+    safe_rel: f64,
+    margins: &Margins,
+    chosen: CodecId,
+    candidates: &[Candidate],
+    predictions: &[Prediction],
+) -> Option<(Candidate, Prediction)> {
+    let (others, predicted): (Vec<Candidate>, Vec<Prediction>) = candidates
+        .iter()
+        .zip(predictions)
+        .filter(|(c, _)| c.codec != chosen)
+        .unzip();
+    if others.is_empty() {
+        return None;
+    }
+    let (c, p, _) = choose(
+        TargetKind::Psnr,
+        target,
+        safe_rel,
+        margins,
+        &others,
+        &predicted,
+    );
+    Some((c, p))
 }
 
 /// The chooser for a write under `settings`.

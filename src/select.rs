@@ -4,10 +4,13 @@
 //! ([`crate::learned`]) or, for absolute bounds and as an opt-in fallback, [`Analytic`]:
 //! SZ3's PSNR formula, `eb = R·10^(−(T + 10·log10(1 − 2/3·0.99))/20)`,
 //! about 1.715× the safe point-wise bound. In guarantee mode the chunk is decoded and the
-//! real metric measured; a large overshoot earns one try at a looser bound; a miss tightens
-//! the bound by the measured shortfall, then falls
-//! back to the safe bound `R·10^(−T/20)` (MSE ≤ eb², so PSNR ≥ T for any codec that keeps
-//! its bound), then to lossless. The target is therefore always met.
+//! real metric measured, and the bound is moved towards the target by secant steps until a
+//! kept attempt lands just above it: a ratio within a few percent of an exhaustive search
+//! needs that precision, since at 40 dB one dB of overshoot costs 20–40% of the ratio. The
+//! model's runner-up compressor gets the same search when the first one compresses worse
+//! than the runner-up is predicted to. When nothing met the target, the safe bound
+//! `R·10^(−T/20)` (MSE ≤ eb², so PSNR ≥ T for any codec that keeps its bound), then
+//! lossless. The target is therefore always met.
 
 use crate::codec::{codec_for, CodecError};
 use crate::metrics;
@@ -15,14 +18,85 @@ use crate::samples::{Layout, Samples};
 use crate::settings::Settings;
 use crate::wire::{CodecId, CompressorChoice, Mode, TargetKind};
 
-/// How many corrected bounds guarantee mode tries before the safe bound.
-const MAX_CORRECTIONS: usize = 2;
+/// Compressions guarantee mode spends searching a PSNR target with one compressor.
+const MAX_COMPRESSIONS_PER_CODEC: usize = 3;
 
-/// A first attempt this far above a PSNR target earns one try at a looser bound.
-const OVERSHOOT_DB: f64 = 3.0;
+/// The runner-up compressor is tried when it is predicted to beat the ratio the first one
+/// achieved by this factor.
+const RUNNER_UP_GAIN: f64 = 1.0;
 
-/// How far above the target the looser try aims, so it rarely misses.
-const LOOSEN_HEADROOM_DB: f64 = 0.5;
+/// A kept attempt this close above a PSNR target ends the search: closer would gain little
+/// ratio for another compression.
+const CLOSE_DB: f64 = 0.4;
+
+/// Where above the target the search aims, so a step lands on the right side of it.
+const AIM_DB: f64 = 0.15;
+
+/// Slope assumed in (ln bound, PSNR) from one point: MSE ∝ bound², i.e. −20 dB a decade.
+const DEFAULT_SLOPE: f64 = -20.0 / std::f64::consts::LN_10;
+
+/// The bounds seen to meet and to miss a PSNR target, and the points measured.
+#[derive(Debug, Default)]
+struct Bracket {
+    /// (ln bound, PSNR) of every attempt.
+    points: Vec<(f64, f64)>,
+    /// Loosest bound that met the target.
+    met: Option<f64>,
+    /// Tightest bound that missed it.
+    missed: Option<f64>,
+}
+
+impl Bracket {
+    fn record(&mut self, bound: f64, psnr: f64, met: bool) {
+        // A decode that is not even comparable (NaN) counts as the worst PSNR.
+        let psnr = if psnr.is_nan() {
+            f64::NEG_INFINITY
+        } else {
+            psnr
+        };
+        self.points.push((bound.ln(), psnr));
+        if met {
+            self.met = Some(self.met.map_or(bound, |b| b.max(bound)));
+        } else {
+            self.missed = Some(self.missed.map_or(bound, |b| b.min(bound)));
+        }
+    }
+
+    /// The bound expected to give `aim` dB: a secant through the two points nearest the
+    /// aim (one point: the −20 dB/decade slope), kept strictly inside the bracket. `None`
+    /// when the bracket is too narrow to be worth another compression.
+    fn next_bound(&self, aim: f64) -> Option<f64> {
+        let mut near = self.points.clone();
+        near.sort_by(|a, b| (a.1 - aim).abs().total_cmp(&(b.1 - aim).abs()));
+        let (x0, y0) = *near.first()?;
+        let slope = near
+            .iter()
+            .skip(1)
+            .find(|(x, _)| (x - x0).abs() > 1e-9)
+            .map(|&(x1, y1)| (y1 - y0) / (x1 - x0))
+            .filter(|s| s.is_finite() && *s < DEFAULT_SLOPE * 0.25)
+            .unwrap_or(DEFAULT_SLOPE)
+            .max(DEFAULT_SLOPE * 3.0);
+        let guess = (x0 + (aim - y0) / slope).min(x0 + 60.0f64.ln()).exp();
+        let (lo, hi) = (
+            self.met.unwrap_or(0.0),
+            self.missed.unwrap_or(f64::INFINITY),
+        );
+        if hi.is_finite() && lo > 0.0 && hi / lo < 1.02 {
+            return None;
+        }
+        let inside = |b: f64| b.is_finite() && b > lo * 1.005 && b < hi / 1.005;
+        Some(if inside(guess) {
+            guess
+        } else if lo > 0.0 && hi.is_finite() {
+            (lo * hi).sqrt()
+        } else if lo > 0.0 {
+            lo * 1.5
+        } else {
+            hi / 1.5
+        })
+    }
+}
 
 /// What the chooser did for one chunk.
 #[derive(Clone, Debug)]
@@ -60,6 +134,20 @@ pub struct Proposal {
     pub bound: f64,
     /// Predicted value of the target metric.
     pub predicted: Option<f64>,
+    /// Guarantee mode's second choice: another compressor, tried when the first one
+    /// compresses worse than this one is predicted to.
+    pub runner_up: Option<Alternative>,
+}
+
+/// Another compressor's best proposal and the ratio the proposer expects of it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Alternative {
+    /// Codec to try.
+    pub codec: CodecId,
+    /// Absolute error bound to start from.
+    pub bound: f64,
+    /// Predicted compression ratio at that bound.
+    pub predicted_cr: f64,
 }
 
 /// Makes the first proposal for a chunk. The surrogate implements this too.
@@ -131,6 +219,7 @@ impl Proposer for Analytic {
             codec,
             bound,
             predicted: None,
+            runner_up: None,
         })
     }
 }
@@ -205,7 +294,7 @@ pub fn compress_to_target(
         return finish(first.into_outcome("proposal", None));
     }
     match settings.target.kind {
-        TargetKind::Psnr => finish(search.guarantee_psnr(first, range)?),
+        TargetKind::Psnr => finish(search.guarantee_psnr(first, proposal.runner_up, range)?),
         TargetKind::Ssim => finish(search.guarantee_ssim(first)?),
         TargetKind::Ratio => finish(search.reach_ratio(first)?),
         TargetKind::AbsBound => unreachable!("returned above"),
@@ -228,6 +317,13 @@ fn lossless(
         compressions: compressions + 1,
         reason,
     })
+}
+
+/// The attempt a PSNR search keeps, its measured PSNR and how it was reached.
+struct Landed {
+    attempt: Attempt,
+    psnr: f64,
+    reason: &'static str,
 }
 
 /// One compression attempt and its payload.
@@ -293,30 +389,48 @@ impl Search<'_> {
         lossless(self.data, self.shape, self.compressions, reason)
     }
 
-    /// Measures, tightens by the shortfall, then the safe bound, then lossless.
-    fn guarantee_psnr(&mut self, first: Attempt, range: f64) -> Result<Outcome, SelectError> {
+    /// Measures, then searches the bound that lands just above the target (see
+    /// [`Search::land_psnr`]). When the result compresses worse than the proposer expects of
+    /// another compressor, searches that one too and keeps the smaller payload. When no
+    /// attempt meets the target, the safe bound, then lossless.
+    fn guarantee_psnr(
+        &mut self,
+        first: Attempt,
+        runner_up: Option<Alternative>,
+        range: f64,
+    ) -> Result<Outcome, SelectError> {
         let target = self.settings.target.value();
-        let mut attempt = first;
-        for round in 0..=MAX_CORRECTIONS {
-            let psnr = self.psnr(&attempt)?;
-            if psnr >= target {
-                if round == 0 && psnr >= target + OVERSHOOT_DB {
-                    return self.loosen_once(attempt, psnr);
+        let codec = first.codec;
+        let mut kept = self.land_psnr(first, target)?;
+        let raw = self.data.byte_len() as f64;
+        if let Some(alt) = runner_up {
+            let achieved = kept
+                .as_ref()
+                .map_or(0.0, |k| raw / k.attempt.payload.len() as f64);
+            if alt.predicted_cr > achieved * RUNNER_UP_GAIN {
+                let start = self.try_bound(alt.codec, alt.bound)?;
+                if let Some(other) = self.land_psnr(start, target)? {
+                    let better = match &kept {
+                        Some(k) => other.attempt.payload.len() < k.attempt.payload.len(),
+                        None => true,
+                    };
+                    if better {
+                        kept = Some(Landed {
+                            reason: "runner-up",
+                            ..other
+                        });
+                    }
                 }
-                let reason = if round == 0 { "proposal" } else { "corrected" };
-                return Ok(attempt.into_outcome(reason, Some(psnr)));
             }
-            if round == MAX_CORRECTIONS {
-                break;
-            }
-            // MSE scales with eb², so the shortfall in dB says how far to tighten.
-            let shortfall = (target - psnr).min(60.0);
-            let bound = attempt.bound * 10f64.powf(-shortfall / 20.0) * 0.97;
-            attempt = self.try_bound(attempt.codec, bound)?;
+        }
+        if let Some(k) = kept {
+            let mut outcome = k.attempt.into_outcome(k.reason, Some(k.psnr));
+            outcome.compressions = self.compressions;
+            return Ok(outcome);
         }
         let safe = safe_bound(range, target);
         if safe > 0.0 && safe.is_finite() {
-            let attempt = self.try_bound(attempt.codec, safe)?;
+            let attempt = self.try_bound(codec, safe)?;
             let psnr = self.psnr(&attempt)?;
             if psnr >= target {
                 return Ok(attempt.into_outcome("safe bound", Some(psnr)));
@@ -325,21 +439,46 @@ impl Search<'_> {
         self.lossless("target unreachable with a lossy codec: lossless")
     }
 
-    /// After a large overshoot, tries one bound looser by the measured excess (less a
-    /// little headroom) and keeps it if it still meets the target and is smaller.
-    fn loosen_once(&mut self, kept: Attempt, psnr: f64) -> Result<Outcome, SelectError> {
-        let target = self.settings.target.value();
-        let excess = (psnr - target - LOOSEN_HEADROOM_DB).min(60.0);
-        let looser = self.try_bound(kept.codec, kept.bound * 10f64.powf(excess / 20.0))?;
-        if looser.payload.len() < kept.payload.len() {
-            let looser_psnr = self.psnr(&looser)?;
-            if looser_psnr >= target {
-                return Ok(looser.into_outcome("loosened", Some(looser_psnr)));
+    /// Secant steps in (log bound, PSNR) from `first`, inside the bracket of bounds seen to
+    /// meet and to miss the target, for at most [`MAX_COMPRESSIONS_PER_CODEC`]; the smallest
+    /// payload that met the target, if any did.
+    fn land_psnr(&mut self, first: Attempt, target: f64) -> Result<Option<Landed>, SelectError> {
+        let codec = first.codec;
+        let mut bracket = Bracket::default();
+        let mut kept: Option<Landed> = None;
+        let mut first_met = false;
+        let mut attempt = first;
+        for tried in 0..MAX_COMPRESSIONS_PER_CODEC {
+            let psnr = self.psnr(&attempt)?;
+            let met = psnr >= target;
+            first_met |= tried == 0 && met;
+            bracket.record(attempt.bound, psnr, met);
+            let smaller = match &kept {
+                Some(k) => attempt.payload.len() < k.attempt.payload.len(),
+                None => true,
+            };
+            if met && smaller {
+                let reason = match (tried, first_met) {
+                    (0, _) => "proposal",
+                    (_, true) => "loosened",
+                    _ => "corrected",
+                };
+                kept = Some(Landed {
+                    attempt,
+                    psnr,
+                    reason,
+                });
             }
+            let close = kept.as_ref().is_some_and(|k| k.psnr - target <= CLOSE_DB);
+            if close || tried + 1 == MAX_COMPRESSIONS_PER_CODEC {
+                break;
+            }
+            let Some(bound) = bracket.next_bound(target + AIM_DB) else {
+                break;
+            };
+            attempt = self.try_bound(codec, bound)?;
         }
-        let mut outcome = kept.into_outcome("proposal", Some(psnr));
-        outcome.compressions = self.compressions;
-        Ok(outcome)
+        Ok(kept)
     }
 
     /// Tightens by 4× until SSIM meets the target, then lossless.
@@ -418,6 +557,37 @@ mod tests {
             assert!(psnr >= t, "target {t}: got {psnr} via {}", out.reason);
             assert_eq!(out.measured, Some(psnr));
         }
+    }
+
+    #[test]
+    fn bracket_steps_by_the_secant_and_stays_inside() {
+        let mut b = Bracket::default();
+        b.record(1e-3, 50.0, true);
+        // One point: −20 dB a decade, so 9.85 dB of excess is a bound 10^(9.85/20) looser.
+        let one = b.next_bound(40.15).unwrap();
+        assert!((one / (1e-3 * 10f64.powf(9.85 / 20.0)) - 1.0).abs() < 1e-9);
+        // Two points: their own slope (here −10 dB a decade).
+        b.record(1e-2, 40.0, true);
+        let two = b.next_bound(39.0).unwrap();
+        assert!((two / (1e-2 * 10f64.powf(0.1)) - 1.0).abs() < 1e-9);
+        // A guess beyond a bound that missed falls back to the bracket's middle.
+        b.record(1.05e-2, 10.0, false);
+        let mid = b.next_bound(35.0).unwrap();
+        assert!(mid > 1e-2 && mid < 1.05e-2);
+        // A bracket narrower than 2% is not worth another compression.
+        b.record(1.04e-2, 39.0, true);
+        assert_eq!(b.next_bound(39.5), None);
+    }
+
+    #[test]
+    fn guarantee_lands_close_above_the_target_on_a_smooth_field() {
+        let (v, shape) = field();
+        let settings = Settings::psnr(40.0).unwrap();
+        let out = compress_to_target(Samples::F32(&v), &shape, &settings, &Analytic).unwrap();
+        let psnr = out.measured.unwrap();
+        assert!(psnr >= 40.0, "{psnr}");
+        assert!(psnr - 40.0 <= CLOSE_DB, "{psnr} via {}", out.reason);
+        assert!(out.compressions as usize <= MAX_COMPRESSIONS_PER_CODEC);
     }
 
     #[test]
