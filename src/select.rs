@@ -113,7 +113,10 @@ pub struct Outcome {
     pub measured: Option<f64>,
     /// Number of compressions spent.
     pub compressions: u32,
-    /// Why the chooser ended where it did ("proposal", "corrected", "safe bound", ...).
+    /// Why the chooser ended where it did: "proposal" (the first attempt kept),
+    /// "loosened" (the first met the target, a looser one was kept), "corrected" (the first
+    /// missed, a tighter one was kept), "runner-up" (another compressor's search was kept),
+    /// "safe bound", or a lossless reason.
     pub reason: &'static str,
 }
 
@@ -588,6 +591,54 @@ mod tests {
         assert!(psnr >= 40.0, "{psnr}");
         assert!(psnr - 40.0 <= CLOSE_DB, "{psnr} via {}", out.reason);
         assert!(out.compressions as usize <= MAX_COMPRESSIONS_PER_CODEC);
+    }
+
+    /// Proposes SZ3 at the formula bound, with SPERR as the runner-up at `runner_up_cr`.
+    struct WithRunnerUp(Option<f64>);
+
+    impl Proposer for WithRunnerUp {
+        fn propose(
+            &self,
+            _data: Samples<'_>,
+            _shape: &[usize],
+            range: f64,
+            settings: &Settings,
+        ) -> Result<Proposal, SelectError> {
+            let bound = sz3_formula_bound(range, settings.target.value());
+            Ok(Proposal {
+                codec: CodecId::Sz3,
+                bound,
+                predicted: None,
+                runner_up: self.0.map(|predicted_cr| Alternative {
+                    codec: CodecId::Sperr,
+                    bound,
+                    predicted_cr,
+                }),
+            })
+        }
+    }
+
+    #[test]
+    fn the_runner_up_is_searched_only_when_predicted_to_do_better() {
+        let (v, shape) = field();
+        let data = Samples::F32(&v);
+        let settings = Settings::psnr(50.0).unwrap();
+        let alone = compress_to_target(data, &shape, &settings, &WithRunnerUp(None)).unwrap();
+        assert_eq!(alone.codec, CodecId::Sz3);
+        let never = compress_to_target(data, &shape, &settings, &WithRunnerUp(Some(0.0))).unwrap();
+        assert_eq!(
+            (never.codec, never.payload.len(), never.compressions),
+            (alone.codec, alone.payload.len(), alone.compressions),
+            "a runner-up predicted to do worse is not tried"
+        );
+        let tried = compress_to_target(data, &shape, &settings, &WithRunnerUp(Some(1e9))).unwrap();
+        assert!(tried.compressions > alone.compressions);
+        assert!(
+            tried.payload.len() <= alone.payload.len(),
+            "the smaller is kept"
+        );
+        assert!(tried.measured.unwrap() >= 50.0);
+        assert_eq!(tried.codec == CodecId::Sperr, tried.reason == "runner-up");
     }
 
     #[test]
