@@ -118,13 +118,115 @@ fn bench_reports_every_method_and_the_safe_bound_always_hits() {
     }
 }
 
+/// The per-array row of `method` at `target` dB in the section of array `name`.
+fn array_row(report: &str, name: &str, target: &str, method: &str) -> Vec<String> {
+    let section = report
+        .split(&format!("### {name}\n"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no section for {name}"));
+    let section = section.split("### ").next().unwrap();
+    let line = section
+        .lines()
+        .find(|l| l.starts_with(&format!("| {target} | {method} |")))
+        .unwrap_or_else(|| panic!("no {method} row at {target} for {name}"));
+    line.trim_matches('|')
+        .split('|')
+        .map(|c| c.trim().to_string())
+        .collect()
+}
+
+/// The h5py of scripts/setup.sh's venv, or None (with a note) when this clone has none.
+fn h5py() -> Option<std::path::PathBuf> {
+    let py = Path::new(env!("CARGO_MANIFEST_DIR")).join("third_party/venv/bin/python");
+    if py.is_file() {
+        Some(py)
+    } else {
+        eprintln!(
+            "skipped: no h5py venv at {} (scripts/setup.sh makes it)",
+            py.display()
+        );
+        None
+    }
+}
+
 #[test]
-fn bench_fails_clearly_on_hdf5_input() {
+fn bench_reads_hdf5_datasets_in_their_stored_chunks() {
+    let Some(python) = h5py() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let dims = [16usize, 40, 48];
+    dataset(dir.path(), "smooth", "a.f32", &dims, false, 1);
+    // The same values in an HDF5 file, big-endian and chunked, beside an integer dataset.
+    let raw = dir.path().join("smooth/a.f32");
+    let h5 = dir.path().join("sim.h5");
+    let script = format!(
+        "import h5py, numpy as np\n\
+         a = np.fromfile({raw:?}, dtype='<f4').reshape({dims:?})\n\
+         with h5py.File({h5:?}, 'w') as f:\n\
+         \x20   f.create_dataset('grid/a', data=a.astype('>f4'), chunks=(8, 24, 24))\n\
+         \x20   f.create_dataset('ids', data=np.arange(10, dtype='i4'))\n",
+        raw = raw.to_str().unwrap(),
+        h5 = h5.to_str().unwrap(),
+        dims = (dims[0], dims[1], dims[2]),
+    );
+    let made = Command::new(&python)
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let bench = |input: &Path, extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_deepcq"))
+            .args([
+                "bench",
+                input.to_str().unwrap(),
+                "--targets",
+                "40",
+                "--threads",
+                "2",
+            ])
+            .args(extra)
+            .output()
+            .expect("run deepcq bench");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+        (String::from_utf8_lossy(&out.stdout).into_owned(), err)
+    };
+    // Alone: every float dataset, in the file's own 8×24×24 chunks (2·2·2 of them).
+    let (text, err) = bench(&h5, &[]);
+    assert!(text.contains("1 arrays, 8 chunks"), "{text}");
+    assert!(err.contains("sim.h5/ids left out: i32"), "{err}");
+    // In a folder beside the raw copy, cut the same way: the same values give the same
+    // deterministic rows.
+    let (text, _) = bench(dir.path(), &["--chunk", "8x24x24"]);
+    assert!(text.contains("2 arrays, 16 chunks"), "{text}");
+    for method in ["safe bound (SZ3)", "best oracle"] {
+        let from_h5 = array_row(&text, "sim.h5/grid/a", "40", method);
+        let from_raw = array_row(&text, "smooth/a.f32", "40", method);
+        assert_eq!(from_h5[2], from_raw[2], "{method} CR");
+        assert_eq!(from_h5[5], from_raw[5], "{method} PSNR");
+    }
+}
+
+#[test]
+fn bench_fails_clearly_on_a_missing_or_foreign_file() {
     let out = Command::new(env!("CARGO_BIN_EXE_deepcq"))
         .args(["bench", "missing.h5"])
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("not supported"), "{err}");
+    assert!(err.contains("no such file"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("fake.h5");
+    std::fs::write(&fake, b"not hdf5").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_deepcq"))
+        .args(["bench", fake.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("H5Fopen"), "{err}");
 }

@@ -1,10 +1,10 @@
-//! The few HDF5 calls `deepcq inspect` makes, resolved at run time from a libhdf5 found
-//! with `dlopen`.
+//! The few HDF5 calls `deepcq inspect` and `deepcq bench` make, resolved at run time from
+//! a libhdf5 found with `dlopen`.
 //!
 //! The CLI does not link libhdf5, for the same reason the plugin does not: it shares the
 //! crate with the plugin, which must not link it (h5py bundles its own HDF5), and every
-//! other command works without HDF5 installed. Only `inspect` needs the library, and it
-//! says which names it tried and how to fix a miss.
+//! other command works without HDF5 installed. Only `inspect` and `bench` on HDF5 input
+//! need the library, and they say which names were tried and how to fix a miss.
 //!
 //! Everything unsafe in the CLI lives here. Each HDF5 id is owned by a [`Handle`] that
 //! closes it on drop.
@@ -14,6 +14,7 @@ use std::ffi::{c_char, c_int, c_uint, c_void, CStr, CString};
 use std::fmt;
 use std::path::Path;
 
+use h5z_deepcq::samples::SampleBuf;
 use libloading::Library;
 
 /// HDF5's `hid_t` (64-bit since 1.10).
@@ -29,6 +30,10 @@ const DEFAULT: Hid = 0;
 const ACC_RDONLY: c_uint = 0;
 /// `H5I_DATASET` in `H5I_type_t` (the same in 1.10 through 2.0).
 const ID_DATASET: c_int = 5;
+/// `H5T_FLOAT` in `H5T_class_t`.
+const CLASS_FLOAT: c_int = 1;
+/// `H5T_ORDER_LE` in `H5T_order_t`.
+const ORDER_LE: c_int = 0;
 /// `H5D_CHUNKED` in `H5D_layout_t`.
 const LAYOUT_CHUNKED: c_int = 2;
 /// `H5L_TYPE_HARD` in `H5L_type_t`.
@@ -61,7 +66,8 @@ const CANDIDATES: &[&str] = &[
 pub enum Hdf5Error {
     /// No usable libhdf5 was found.
     #[error(
-        "cannot load libhdf5 ≥ 1.10.5, which `deepcq inspect` needs at run time; tried: {tried}. \
+        "cannot load libhdf5 ≥ 1.10.5, which `deepcq inspect` and `deepcq bench` on HDF5 input \
+         need at run time; tried: {tried}. \
          Install it (Debian/Ubuntu: `apt install libhdf5-103-1`) or set {LIB_ENV} to the \
          path of a libhdf5.so"
     )]
@@ -124,6 +130,7 @@ api! {
     dget_num_chunks ["H5Dget_num_chunks"]: fn(Hid, Hid, *mut Hsize) -> Herr;
     dget_chunk_info ["H5Dget_chunk_info"]:
         fn(Hid, Hid, Hsize, *mut Hsize, *mut c_uint, *mut Hsize, *mut Hsize) -> Herr;
+    dread ["H5Dread"]: fn(Hid, Hid, Hid, Hid, Hid, *mut c_void) -> Herr;
     dread_chunk ["H5Dread_chunk", "H5Dread_chunk1"]:
         fn(Hid, Hid, *const Hsize, *mut u32, *mut c_void) -> Herr;
     sget_ndims ["H5Sget_simple_extent_ndims"]: fn(Hid) -> c_int;
@@ -140,6 +147,8 @@ api! {
     tget_size ["H5Tget_size"]: fn(Hid) -> usize;
     tget_sign ["H5Tget_sign"]: fn(Hid) -> c_int;
     tclose ["H5Tclose"]: fn(Hid) -> Herr;
+    tcopy ["H5Tcopy"]: fn(Hid) -> Hid;
+    tset_order ["H5Tset_order"]: fn(Hid, c_int) -> Herr;
 }
 
 /// A loaded libhdf5 and its resolved functions.
@@ -549,6 +558,71 @@ impl Dataset<'_> {
             });
         }
         Ok(chunks)
+    }
+
+    /// Every value of a 32- or 64-bit float dataset, converted to little-endian by HDF5
+    /// (through the dataset's filters, so a filtered dataset needs its plugins found).
+    pub fn read_floats(&self) -> Result<SampleBuf, Hdf5Error> {
+        let api = &self.h5.api;
+        let info = self.dtype()?;
+        if info.class != CLASS_FLOAT || !(info.size == 4 || info.size == 8) {
+            return Err(Hdf5Error::Call(format!(
+                "reading {} as f32/f64 (its type is {info})",
+                self.path
+            )));
+        }
+        let count = self.dims()?.iter().try_fold(1usize, |n, &d| {
+            usize::try_from(d).ok().and_then(|d| n.checked_mul(d))
+        });
+        let count = count.ok_or_else(|| self.call_failed("dataset size"))?;
+        // SAFETY: an open dataset id.
+        let file_type = unsafe { (api.dget_type)(self.handle.id) };
+        let file_type = self.h5.handle(file_type, api.tclose, || {
+            format!("H5Dget_type({})", self.path)
+        })?;
+        // SAFETY: an open datatype id; the copy is ours to change.
+        let mem_type = unsafe { (api.tcopy)(file_type.id) };
+        let mem_type = self
+            .h5
+            .handle(mem_type, api.tclose, || format!("H5Tcopy({})", self.path))?;
+        // SAFETY: an open, modifiable datatype id.
+        if unsafe { (api.tset_order)(mem_type.id, ORDER_LE) } < 0 {
+            return Err(self.call_failed("H5Tset_order"));
+        }
+        let mut bytes = vec![0u8; count * info.size];
+        // SAFETY: `bytes` holds every element of the dataset in the memory type's size;
+        // H5S_ALL selects the whole dataset in memory and in the file.
+        let status = unsafe {
+            (api.dread)(
+                self.handle.id,
+                mem_type.id,
+                DEFAULT,
+                DEFAULT,
+                DEFAULT,
+                bytes.as_mut_ptr() as *mut c_void,
+            )
+        };
+        if status < 0 {
+            return Err(Hdf5Error::Call(format!(
+                "H5Dread({}) (a filter it needs may be missing: check HDF5_PLUGIN_PATH)",
+                self.path
+            )));
+        }
+        Ok(if info.size == 4 {
+            SampleBuf::F32(
+                bytes
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect(),
+            )
+        } else {
+            SampleBuf::F64(
+                bytes
+                    .chunks_exact(8)
+                    .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")))
+                    .collect(),
+            )
+        })
     }
 
     /// The stored bytes of one chunk, exactly as the filter pipeline left them.

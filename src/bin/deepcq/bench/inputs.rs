@@ -1,27 +1,84 @@
 //! What `deepcq bench` reads: a corpus folder (dataset folders with `stats.json`, the
-//! layout of ../shared/data), one dataset folder, or one raw array file, described by its
-//! folder's `stats.json` or by `--dtype`/`--dims`.
+//! layout of ../shared/data), one dataset folder, one raw array file described by its
+//! folder's `stats.json` or by `--dtype`/`--dims`, or HDF5 files (every f32/f64 dataset in
+//! them, alone or in a folder).
 //!
 //! Manifests are read by [`h5z_deepcq::corpus`], the same code training uses, so the bench
-//! and the surrogate see arrays the same way. HDF5 input is not supported yet.
+//! and the surrogate see arrays the same way. HDF5 datasets are read whole through the
+//! libhdf5 `deepcq inspect` uses ([`crate::hdf5`]); a chunked dataset is benched in its own
+//! chunks unless `--chunk` says otherwise.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use h5z_deepcq::corpus::{self, ArrayEntry};
+use h5z_deepcq::samples::SampleBuf;
 use h5z_deepcq::wire::DType;
 
+use crate::hdf5::Hdf5;
+
+/// One array to bench.
+#[derive(Clone, Debug)]
+pub struct BenchArray {
+    /// Dims, slowest first.
+    pub dims: Vec<usize>,
+    /// The chunk dims the array is stored with, when its file has them (HDF5).
+    pub stored_chunk: Option<Vec<usize>>,
+    source: Source,
+}
+
+#[derive(Clone, Debug)]
+enum Source {
+    Raw(ArrayEntry),
+    Hdf5 { file: PathBuf, dataset: String },
+}
+
+impl BenchArray {
+    fn raw(entry: ArrayEntry) -> BenchArray {
+        BenchArray {
+            dims: entry.dims.clone(),
+            stored_chunk: None,
+            source: Source::Raw(entry),
+        }
+    }
+
+    /// `dataset/file` for raw arrays, `file.h5/path/in/file` for HDF5 datasets.
+    pub fn name(&self) -> String {
+        match &self.source {
+            Source::Raw(entry) => entry.name(),
+            Source::Hdf5 { file, dataset } => format!(
+                "{}{}",
+                file.file_name().unwrap_or_default().to_string_lossy(),
+                dataset
+            ),
+        }
+    }
+
+    /// Reads every value.
+    pub fn load(&self) -> Result<SampleBuf> {
+        match &self.source {
+            Source::Raw(entry) => Ok(entry.load()?),
+            Source::Hdf5 { file, dataset } => {
+                let h5 = Hdf5::load()?;
+                let f = h5.open(file)?;
+                let values = f.dataset(dataset)?.read_floats()?;
+                Ok(values)
+            }
+        }
+    }
+}
+
+fn is_hdf5(path: &Path) -> bool {
+    path.is_file()
+        && path
+            .extension()
+            .is_some_and(|e| e == "h5" || e == "hdf5" || e == "he5" || e == "nc")
+}
+
 /// The arrays under `input`, sorted by name. `raw` describes a bare raw file.
-pub fn arrays(input: &Path, raw: Option<(DType, Vec<usize>)>) -> Result<Vec<ArrayEntry>> {
-    let is_h5 = input
-        .extension()
-        .is_some_and(|e| e == "h5" || e == "hdf5" || e == "he5");
-    if is_h5 {
-        bail!(
-            "{}: HDF5 input is not supported by `deepcq bench` yet; export the datasets as raw \
-             arrays with a stats.json manifest (see docs/bench.md)",
-            input.display()
-        );
+pub fn arrays(input: &Path, raw: Option<(DType, Vec<usize>)>) -> Result<Vec<BenchArray>> {
+    if is_hdf5(input) && raw.is_none() {
+        return hdf5_arrays(input);
     }
     if input.is_dir() {
         return folder(input);
@@ -36,17 +93,16 @@ pub fn arrays(input: &Path, raw: Option<(DType, Vec<usize>)>) -> Result<Vec<Arra
             .unwrap_or_default()
             .to_string_lossy()
             .into_owned();
-        return Ok(vec![ArrayEntry {
+        return Ok(vec![BenchArray::raw(ArrayEntry {
             dataset,
             path: input.to_path_buf(),
             dims,
             dtype,
-        }]);
+        })]);
     }
-    let entries = folder(dataset_dir)?;
-    let found: Vec<ArrayEntry> = entries
+    let found: Vec<BenchArray> = folder(dataset_dir)?
         .into_iter()
-        .filter(|e| same(&e.path, input))
+        .filter(|a| matches!(&a.source, Source::Raw(e) if same(&e.path, input)))
         .collect();
     if found.is_empty() {
         bail!(
@@ -58,28 +114,97 @@ pub fn arrays(input: &Path, raw: Option<(DType, Vec<usize>)>) -> Result<Vec<Arra
     Ok(found)
 }
 
-/// A corpus folder, or a single dataset folder (its own `stats.json`).
-fn folder(dir: &Path) -> Result<Vec<ArrayEntry>> {
-    if dir.join("stats.json").is_file() {
+/// Every f32/f64 dataset of an HDF5 file; others are named on stderr and left out.
+fn hdf5_arrays(path: &Path) -> Result<Vec<BenchArray>> {
+    let h5 = Hdf5::load()?;
+    let file = h5.open(path)?;
+    let mut out = Vec::new();
+    for name in file.dataset_paths()? {
+        let dataset = file.dataset(&name)?;
+        let dtype = dataset.dtype()?;
+        if !(dtype.class == 1 && (dtype.size == 4 || dtype.size == 8)) {
+            eprintln!(
+                "bench: {}{name} left out: {dtype}, not f32/f64",
+                path.display()
+            );
+            continue;
+        }
+        let to_usize = |v: Vec<u64>| -> Result<Vec<usize>> {
+            v.into_iter()
+                .map(|d| usize::try_from(d).context("dims exceed the address space"))
+                .collect()
+        };
+        let dims = to_usize(dataset.dims()?)?;
+        if dims.iter().product::<usize>() == 0 {
+            eprintln!("bench: {}{name} left out: empty", path.display());
+            continue;
+        }
+        let stored_chunk = dataset.chunk_dims()?.map(to_usize).transpose()?;
+        out.push(BenchArray {
+            dims,
+            stored_chunk,
+            source: Source::Hdf5 {
+                file: path.to_path_buf(),
+                dataset: name,
+            },
+        });
+    }
+    Ok(out)
+}
+
+/// A corpus folder, or a single dataset folder (its own `stats.json`), plus the HDF5 files
+/// in it and in its subfolders.
+fn folder(dir: &Path) -> Result<Vec<BenchArray>> {
+    let mut arrays: Vec<BenchArray> = if dir.join("stats.json").is_file() {
         let parent = dir
             .canonicalize()
             .with_context(|| format!("resolving {}", dir.display()))?;
         let parent = parent.parent().unwrap_or(Path::new("/"));
-        let entries =
-            corpus::scan(parent).with_context(|| format!("scanning {}", parent.display()))?;
-        return Ok(entries
+        corpus::scan(parent)
+            .with_context(|| format!("scanning {}", parent.display()))?
             .into_iter()
             .filter(|e| e.path.parent().is_some_and(|p| same(p, dir)))
-            .collect());
+            .map(BenchArray::raw)
+            .collect()
+    } else {
+        corpus::scan(dir)
+            .with_context(|| format!("scanning {}", dir.display()))?
+            .into_iter()
+            .map(BenchArray::raw)
+            .collect()
+    };
+    for file in hdf5_files(dir)? {
+        arrays.extend(hdf5_arrays(&file)?);
     }
-    let entries = corpus::scan(dir).with_context(|| format!("scanning {}", dir.display()))?;
-    if entries.is_empty() {
+    if arrays.is_empty() {
         bail!(
-            "{}: no dataset folder with a stats.json manifest found",
+            "{}: no dataset folder with a stats.json manifest and no HDF5 file found",
             dir.display()
         );
     }
-    Ok(entries)
+    arrays.sort_by_key(|a| a.name());
+    Ok(arrays)
+}
+
+/// HDF5 files directly in `dir` and in its immediate subfolders, sorted.
+fn hdf5_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let list = |d: &Path| -> Result<Vec<PathBuf>> {
+        let mut paths = Vec::new();
+        for entry in std::fs::read_dir(d).with_context(|| format!("listing {}", d.display()))? {
+            paths.push(entry?.path());
+        }
+        Ok(paths)
+    };
+    let mut files = Vec::new();
+    for path in list(dir)? {
+        if path.is_dir() {
+            files.extend(list(&path)?.into_iter().filter(|p| is_hdf5(p)));
+        } else if is_hdf5(&path) {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
 }
 
 fn same(a: &Path, b: &Path) -> bool {
@@ -123,11 +248,14 @@ mod tests {
         );
         let one = arrays(&dir.path().join("b"), None).unwrap();
         assert_eq!(one.len(), 1);
-        assert_eq!(one[0].dtype, DType::F64);
+        assert_eq!(one[0].name(), "b/y.f64");
         let file = arrays(&dir.path().join("a/x.f32"), None).unwrap();
         assert_eq!(file[0].dims, [4, 8]);
         let bare = arrays(&dir.path().join("a/x.f32"), Some((DType::F32, vec![32]))).unwrap();
         assert_eq!(bare[0].dims, [32]);
-        assert!(arrays(&dir.path().join("c.h5"), None).is_err());
+        assert!(
+            arrays(&dir.path().join("c.h5"), None).is_err(),
+            "no such file"
+        );
     }
 }

@@ -35,7 +35,8 @@ use stats::{ArrayResult, Tally};
 #[derive(clap::Args)]
 pub struct BenchArgs {
     /// A folder of dataset folders with stats.json manifests (e.g. ../shared/data), one
-    /// dataset folder, or one raw array file.
+    /// dataset folder, one raw array file, or an HDF5 file (every f32/f64 dataset, in its
+    /// own chunks); HDF5 files in a folder and its subfolders are benched too.
     input: PathBuf,
     /// PSNR targets in dB, comma-separated.
     #[arg(long, default_value = "40,60,80", value_delimiter = ',')]
@@ -110,13 +111,15 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if entries.is_empty() {
         bail!("no array of {} matches", args.input.display());
     }
-    let chunk_of = |dims: &[usize]| -> Result<Vec<usize>> {
-        match &args.chunk {
-            Some(c) if c.0.len() != dims.len() => {
+    let chunk_of = |array: &inputs::BenchArray| -> Result<Vec<usize>> {
+        let dims = &array.dims;
+        match (&args.chunk, &array.stored_chunk) {
+            (Some(c), _) if c.0.len() != dims.len() => {
                 bail!("--chunk has rank {}, an array has dims {dims:?}", c.0.len())
             }
-            Some(c) => Ok(c.0.clone()),
-            None => Ok(chunking::default_chunk(dims, chunking::DEFAULT_BUDGET)),
+            (Some(c), _) => Ok(c.0.clone()),
+            (None, Some(stored)) if stored.len() == dims.len() => Ok(stored.clone()),
+            (None, _) => Ok(chunking::default_chunk(dims, chunking::DEFAULT_BUDGET)),
         }
     };
     // Fails early (before any work) when the chooser cannot load. Workers fetch it again:
@@ -129,8 +132,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         .context("starting worker threads")?;
     let mut total_jobs = 0u64;
     for e in &entries {
-        total_jobs +=
-            (chunking::blocks(&e.dims, &chunk_of(&e.dims)?).len() * args.targets.len()) as u64;
+        total_jobs += (chunking::blocks(&e.dims, &chunk_of(e)?).len() * args.targets.len()) as u64;
     }
     let bar = indicatif::ProgressBar::new(total_jobs);
     bar.set_style(
@@ -144,7 +146,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     for (i, entry) in entries.iter().enumerate() {
         bar.set_message(entry.name());
         let values = entry.load()?;
-        let chunk = chunk_of(&entry.dims)?;
+        let chunk = chunk_of(entry)?;
         let blocks = chunking::blocks(&entry.dims, &chunk);
         if !values.view().all_finite() {
             // As the peer harness does: lossy codecs cannot bound NaN/Inf, and the filter
@@ -214,8 +216,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let chunk_rule = match &args.chunk {
         Some(c) => format!("--chunk {:?} for every array", c.0),
-        None => "halve the largest axis until a chunk holds ≤ 2^18 values \
-                 (../shared/tools/folder_peers.py's rule); edge chunks keep their real extent"
+        None => "HDF5 datasets in their stored chunks; other arrays: halve the largest axis \
+                 until a chunk holds ≤ 2^18 values (../shared/tools/folder_peers.py's rule); \
+                 edge chunks keep their real extent"
             .into(),
     };
     let text = report::markdown(&report::Run {
