@@ -273,9 +273,25 @@ fn heat_example_meets_the_target_every_step() {
     let exe = compile_c("heat_insitu.c", &dir);
     let file = dir.join("heat.h5");
     let steps = 24;
+    let trace = dir.join("trace.jsonl");
     let mut c = Command::new(&exe);
     c.arg(&file).arg(steps.to_string()).arg("60");
+    c.env("H5Z_DEEPCQ_TRACE", &trace);
     let out = run_ok(c, "heat_insitu");
+    // Every in-situ step is traced like a filter chunk: the adaptive and the fixed run.
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(&trace)
+        .expect("the in-situ steps were traced")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each trace line is JSON"))
+        .filter(|r: &serde_json::Value| r["source"] == "insitu")
+        .collect();
+    assert_eq!(records.len(), 2 * steps, "one record per step and run");
+    for r in &records {
+        let met = r["measured"]
+            .as_f64()
+            .map_or(r["exact"] == true, |m| m >= 60.0);
+        assert!(met && r["compressions"].as_u64() >= Some(1), "{r}");
+    }
     let step_lines: Vec<&str> = out.lines().filter(|l| l.contains(" | met ")).collect();
     assert_eq!(step_lines.len(), steps, "{out}");
     for line in &step_lines {

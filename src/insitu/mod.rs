@@ -13,6 +13,7 @@ pub mod session;
 use crate::chunk::{self, ChunkError, Quality};
 use crate::learned;
 use crate::metrics;
+use crate::observe;
 use crate::padding;
 use crate::samples::{Element, Layout, SampleBuf, Samples};
 use crate::select::{self, Outcome, Proposer, SelectError};
@@ -96,7 +97,9 @@ pub fn check_shape(len: usize, shape: &[usize]) -> Result<(), InsituError> {
 }
 
 /// Compresses `data` to the settings' target with `proposer`, trimming trailing constant
-/// slabs like the filter does. Returns the chunk bytes and what the chooser did.
+/// slabs like the filter does. Returns the chunk bytes and what the chooser did, which is
+/// logged and traced (`H5Z_DEEPCQ_LOG`, `H5Z_DEEPCQ_TRACE`) as the filter's chunks are,
+/// with source "insitu".
 pub fn encode_with(
     data: Samples<'_>,
     shape: &[usize],
@@ -104,13 +107,23 @@ pub fn encode_with(
     proposer: &dyn Proposer,
 ) -> Result<(Vec<u8>, Outcome), InsituError> {
     check_shape(data.len(), shape)?;
-    match data {
+    let started = std::time::Instant::now();
+    let (bytes, outcome) = match data {
         Samples::F32(v) => encode_typed(v, shape, settings, proposer),
         Samples::F64(v) => encode_typed(v, shape, settings, proposer),
         Samples::Opaque { .. } => Err(InsituError::InvalidArgument(
             "the in-situ API takes f32 or f64 values".into(),
         )),
-    }
+    }?;
+    observe::chunk(&observe::ChunkRecord::new(
+        "insitu",
+        shape,
+        settings,
+        &outcome,
+        (data.byte_len(), bytes.len()),
+        started.elapsed().as_secs_f64() * 1e3,
+    ));
+    Ok((bytes, outcome))
 }
 
 fn encode_typed<T: bytemuck::Pod + Element>(
