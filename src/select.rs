@@ -275,7 +275,17 @@ pub fn compress_to_target(
         settings,
         compressions: 0,
     };
-    let first = search.try_bound(proposal.codec, proposal.bound)?;
+    let first = match search.try_bound(proposal.codec, proposal.bound) {
+        // A compressor chosen automatically may refuse a chunk (SPERR and fill values
+        // ≥ 1e30): SZ3 takes any finite values. A compressor the user named keeps its error.
+        Err(SelectError::Codec(e))
+            if settings.compressor == CompressorChoice::Auto && proposal.codec != CodecId::Sz3 =>
+        {
+            log::info!("{e}; SZ3 instead");
+            search.try_bound(CodecId::Sz3, proposal.bound)?
+        }
+        other => other?,
+    };
     let finish = |mut o: Outcome| {
         o.predicted = proposal.predicted;
         // Tiny or noisy chunks can come out larger than they went in; exact storage is
@@ -297,7 +307,7 @@ pub fn compress_to_target(
         return finish(first.into_outcome("proposal", None));
     }
     match settings.target.kind {
-        TargetKind::Psnr => finish(search.guarantee_psnr(first, proposal.runner_up, range)?),
+        TargetKind::Psnr => finish(search.guarantee_psnr(first, &proposal, range)?),
         TargetKind::Ssim => finish(search.guarantee_ssim(first)?),
         TargetKind::Ratio => finish(search.reach_ratio(first)?),
         TargetKind::AbsBound => unreachable!("returned above"),
@@ -399,20 +409,25 @@ impl Search<'_> {
     fn guarantee_psnr(
         &mut self,
         first: Attempt,
-        runner_up: Option<Alternative>,
+        proposal: &Proposal,
         range: f64,
     ) -> Result<Outcome, SelectError> {
         let target = self.settings.target.value();
         let codec = first.codec;
-        let mut kept = self.land_psnr(first, target)?;
         let raw = self.data.byte_len() as f64;
-        if let Some(alt) = runner_up {
+        let mut kept = self.land_psnr(first, target)?;
+        if let Some(alt) = proposal.runner_up {
             let achieved = kept
                 .as_ref()
                 .map_or(0.0, |k| raw / k.attempt.payload.len() as f64);
             if alt.predicted_cr > achieved * RUNNER_UP_GAIN {
-                let start = self.try_bound(alt.codec, alt.bound)?;
-                if let Some(other) = self.land_psnr(start, target)? {
+                // A runner-up that refuses the chunk is simply not an alternative.
+                let start = self.try_bound(alt.codec, alt.bound).ok();
+                let other = match start {
+                    Some(start) => self.land_psnr(start, target)?,
+                    None => None,
+                };
+                if let Some(other) = other {
                     let better = match &kept {
                         Some(k) => other.attempt.payload.len() < k.attempt.payload.len(),
                         None => true,
@@ -639,6 +654,45 @@ mod tests {
         );
         assert!(tried.measured.unwrap() >= 50.0);
         assert_eq!(tried.codec == CodecId::Sperr, tried.reason == "runner-up");
+    }
+
+    /// Always proposes SPERR.
+    struct SperrFirst;
+
+    impl Proposer for SperrFirst {
+        fn propose(
+            &self,
+            _data: Samples<'_>,
+            _shape: &[usize],
+            range: f64,
+            settings: &Settings,
+        ) -> Result<Proposal, SelectError> {
+            Ok(Proposal {
+                codec: CodecId::Sperr,
+                bound: sz3_formula_bound(range, settings.target.value()),
+                predicted: None,
+                runner_up: None,
+            })
+        }
+    }
+
+    #[test]
+    fn fill_values_sperr_refuses_do_not_fail_an_automatic_write() {
+        let (mut v, shape) = field();
+        v[..64].fill(1e35); // a land mask's fill value
+        let data = Samples::F32(&v);
+        let settings = Settings::psnr(50.0).unwrap();
+        let out = compress_to_target(data, &shape, &settings, &SperrFirst).unwrap();
+        assert_eq!(out.codec, CodecId::Sz3);
+        assert!(out.measured.unwrap() >= 50.0);
+        // A refusing runner-up is skipped, not an error.
+        let out = compress_to_target(data, &shape, &settings, &WithRunnerUp(Some(1e9))).unwrap();
+        assert_eq!(out.codec, CodecId::Sz3);
+        // A compressor the user named keeps its clear error.
+        let mut named = settings.clone();
+        named.compressor = CompressorChoice::Sperr;
+        let err = compress_to_target(data, &shape, &named, &SperrFirst).unwrap_err();
+        assert!(err.to_string().contains("SPERR survives"), "{err}");
     }
 
     #[test]
