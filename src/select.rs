@@ -608,10 +608,14 @@ mod tests {
         assert!(out.compressions as usize <= MAX_COMPRESSIONS_PER_CODEC);
     }
 
-    /// Proposes SZ3 at the formula bound, with SPERR as the runner-up at `runner_up_cr`.
-    struct WithRunnerUp(Option<f64>);
+    /// Proposes `codec` at the formula bound, with SPERR as the runner-up predicted to
+    /// reach ratio `runner_up`.
+    struct Fixed {
+        codec: CodecId,
+        runner_up: Option<f64>,
+    }
 
-    impl Proposer for WithRunnerUp {
+    impl Proposer for Fixed {
         fn propose(
             &self,
             _data: Samples<'_>,
@@ -621,10 +625,10 @@ mod tests {
         ) -> Result<Proposal, SelectError> {
             let bound = sz3_formula_bound(range, settings.target.value());
             Ok(Proposal {
-                codec: CodecId::Sz3,
+                codec: self.codec,
                 bound,
                 predicted: None,
-                runner_up: self.0.map(|predicted_cr| Alternative {
+                runner_up: self.runner_up.map(|predicted_cr| Alternative {
                     codec: CodecId::Sperr,
                     bound,
                     predicted_cr,
@@ -633,20 +637,29 @@ mod tests {
         }
     }
 
+    fn sz3_then_sperr(runner_up: Option<f64>) -> Fixed {
+        Fixed {
+            codec: CodecId::Sz3,
+            runner_up,
+        }
+    }
+
     #[test]
     fn the_runner_up_is_searched_only_when_predicted_to_do_better() {
         let (v, shape) = field();
         let data = Samples::F32(&v);
         let settings = Settings::psnr(50.0).unwrap();
-        let alone = compress_to_target(data, &shape, &settings, &WithRunnerUp(None)).unwrap();
+        let alone = compress_to_target(data, &shape, &settings, &sz3_then_sperr(None)).unwrap();
         assert_eq!(alone.codec, CodecId::Sz3);
-        let never = compress_to_target(data, &shape, &settings, &WithRunnerUp(Some(0.0))).unwrap();
+        let never =
+            compress_to_target(data, &shape, &settings, &sz3_then_sperr(Some(0.0))).unwrap();
         assert_eq!(
             (never.codec, never.payload.len(), never.compressions),
             (alone.codec, alone.payload.len(), alone.compressions),
             "a runner-up predicted to do worse is not tried"
         );
-        let tried = compress_to_target(data, &shape, &settings, &WithRunnerUp(Some(1e9))).unwrap();
+        let tried =
+            compress_to_target(data, &shape, &settings, &sz3_then_sperr(Some(1e9))).unwrap();
         assert!(tried.compressions > alone.compressions);
         assert!(
             tried.payload.len() <= alone.payload.len(),
@@ -656,25 +669,10 @@ mod tests {
         assert_eq!(tried.codec == CodecId::Sperr, tried.reason == "runner-up");
     }
 
-    /// Always proposes SPERR.
-    struct SperrFirst;
-
-    impl Proposer for SperrFirst {
-        fn propose(
-            &self,
-            _data: Samples<'_>,
-            _shape: &[usize],
-            range: f64,
-            settings: &Settings,
-        ) -> Result<Proposal, SelectError> {
-            Ok(Proposal {
-                codec: CodecId::Sperr,
-                bound: sz3_formula_bound(range, settings.target.value()),
-                predicted: None,
-                runner_up: None,
-            })
-        }
-    }
+    const SPERR_FIRST: Fixed = Fixed {
+        codec: CodecId::Sperr,
+        runner_up: None,
+    };
 
     #[test]
     fn fill_values_sperr_refuses_do_not_fail_an_automatic_write() {
@@ -682,16 +680,16 @@ mod tests {
         v[..64].fill(1e35); // a land mask's fill value
         let data = Samples::F32(&v);
         let settings = Settings::psnr(50.0).unwrap();
-        let out = compress_to_target(data, &shape, &settings, &SperrFirst).unwrap();
+        let out = compress_to_target(data, &shape, &settings, &SPERR_FIRST).unwrap();
         assert_eq!(out.codec, CodecId::Sz3);
         assert!(out.measured.unwrap() >= 50.0);
         // A refusing runner-up is skipped, not an error.
-        let out = compress_to_target(data, &shape, &settings, &WithRunnerUp(Some(1e9))).unwrap();
+        let out = compress_to_target(data, &shape, &settings, &sz3_then_sperr(Some(1e9))).unwrap();
         assert_eq!(out.codec, CodecId::Sz3);
         // A compressor the user named keeps its clear error.
-        let mut named = settings.clone();
+        let mut named = settings;
         named.compressor = CompressorChoice::Sperr;
-        let err = compress_to_target(data, &shape, &named, &SperrFirst).unwrap_err();
+        let err = compress_to_target(data, &shape, &named, &SPERR_FIRST).unwrap_err();
         assert!(err.to_string().contains("SPERR survives"), "{err}");
     }
 
