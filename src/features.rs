@@ -203,6 +203,18 @@ fn extract_typed<T: Element>(data: &[T], shape: &[usize], elem_size: usize) -> F
     features(f)
 }
 
+/// The value range (`max − min`) of the finite values and how many there are, in one
+/// vectorised pass: what the filter needs before choosing (0 for constant, empty or
+/// all-non-finite data; opaque data counts as all finite, with range 0).
+pub fn finite_extent(data: Samples<'_>) -> (f64, usize) {
+    let (lo, hi, finite) = match data {
+        Samples::F32(v) => finite_range(v),
+        Samples::F64(v) => finite_range(v),
+        Samples::Opaque { .. } => return (0.0, data.len()),
+    };
+    (if finite == 0 { 0.0 } else { hi - lo }, finite)
+}
+
 /// Min, max and count of the finite values, in one pass written so that it vectorises
 /// (per-lane accumulators in the element's own type, no early exits).
 fn finite_range<T: Element>(data: &[T]) -> (f64, f64, usize) {
@@ -571,6 +583,15 @@ mod tests {
             &[3],
         );
         assert_eq!(opaque.values.len(), FEATURE_NAMES.len());
+    }
+
+    #[test]
+    fn finite_extent_is_the_range_and_count_of_finite_values() {
+        let v = [2.0f32, f32::NAN, -1.0, 5.5, f32::INFINITY];
+        assert_eq!(finite_extent(Samples::F32(&v)), (6.5, 3));
+        assert_eq!(finite_extent(Samples::F64(&[3.0; 9])), (0.0, 9));
+        assert_eq!(finite_extent(Samples::F64(&[f64::NAN; 4])), (0.0, 0));
+        assert_eq!(finite_extent(Samples::F32(&[])), (0.0, 0));
     }
 
     #[test]

@@ -134,11 +134,18 @@ impl Samples<'_> {
         }
     }
 
-    /// True when every value is finite (always true for opaque data).
+    /// True when every value is finite (always true for opaque data). Every codec checks
+    /// this before compressing, so it runs branch-free over blocks (which vectorises) and
+    /// stops at the first block holding a non-finite value.
     pub fn all_finite(&self) -> bool {
+        const BLOCK: usize = 1024;
         match self {
-            Samples::F32(v) => v.iter().all(|x| x.is_finite()),
-            Samples::F64(v) => v.iter().all(|x| x.is_finite()),
+            Samples::F32(v) => v
+                .chunks(BLOCK)
+                .all(|c| c.iter().fold(true, |ok, x| ok & x.is_finite())),
+            Samples::F64(v) => v
+                .chunks(BLOCK)
+                .all(|c| c.iter().fold(true, |ok, x| ok & x.is_finite())),
             Samples::Opaque { .. } => true,
         }
     }
@@ -245,6 +252,25 @@ pub fn fit_rank(shape: &[usize], max_rank: usize) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_finite_finds_a_non_finite_value_in_any_block() {
+        let mut v = vec![1.0f32; 2500];
+        assert!(Samples::F32(&v).all_finite());
+        for (i, bad) in [
+            (0, f32::NAN),
+            (1500, f32::INFINITY),
+            (2499, f32::NEG_INFINITY),
+        ] {
+            let keep = v[i];
+            v[i] = bad;
+            assert!(!Samples::F32(&v).all_finite(), "{bad} at {i}");
+            v[i] = keep;
+        }
+        let mut w = vec![0.5f64; 1025];
+        w[1024] = f64::NAN;
+        assert!(!Samples::F64(&w).all_finite());
+    }
 
     #[test]
     fn squeeze_drops_unit_dims_but_keeps_one() {

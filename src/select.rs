@@ -229,26 +229,7 @@ impl Proposer for Analytic {
 
 /// The finite value range of `data`; 0 for constant or empty data.
 pub fn value_range(data: Samples<'_>) -> f64 {
-    fn range<T: crate::samples::Element>(v: &[T]) -> f64 {
-        let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-        for x in v {
-            let x = x.to_f64();
-            if x.is_finite() {
-                lo = lo.min(x);
-                hi = hi.max(x);
-            }
-        }
-        if hi >= lo {
-            hi - lo
-        } else {
-            0.0
-        }
-    }
-    match data {
-        Samples::F32(v) => range(v),
-        Samples::F64(v) => range(v),
-        Samples::Opaque { .. } => 0.0,
-    }
+    crate::features::finite_extent(data).0
 }
 
 /// Compresses one chunk to the target. Opaque, non-finite and constant data go to the
@@ -259,8 +240,8 @@ pub fn compress_to_target(
     settings: &Settings,
     proposer: &dyn Proposer,
 ) -> Result<Outcome, SelectError> {
-    let range = value_range(data);
-    if matches!(data, Samples::Opaque { .. }) || !data.all_finite() || range == 0.0 {
+    let (range, finite) = crate::features::finite_extent(data);
+    if matches!(data, Samples::Opaque { .. }) || finite < data.len() || range == 0.0 {
         let reason = match data {
             Samples::Opaque { .. } => "not f32/f64: lossless",
             _ if range == 0.0 => "constant: lossless",
