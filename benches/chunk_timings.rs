@@ -72,6 +72,13 @@ fn main() {
     });
     println!("chunk 64x64x64 f32 (spectral slope 3), target {TARGET_DB} dB, median of {RUNS} runs, thread CPU time");
     row(
+        "features::finite_extent (range)",
+        median(|| {
+            std::hint::black_box(features::finite_extent(data));
+        }),
+        one,
+    );
+    row(
         "features::extract",
         median(|| drop(features::extract(data, &shape))),
         one,

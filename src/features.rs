@@ -215,46 +215,59 @@ pub fn finite_extent(data: Samples<'_>) -> (f64, usize) {
     (if finite == 0 { 0.0 } else { hi - lo }, finite)
 }
 
-/// Min, max and count of the finite values, in one pass written so that it vectorises
-/// (per-lane accumulators in the element's own type, no early exits).
+/// Min, max and count of the finite values.
+///
+/// The common case, all values finite, takes one pass that vectorises: per-lane minima and
+/// maxima in the element's own type (NaN fails every comparison, so it never becomes an
+/// extreme) and a per-lane sum of `v − v`, which stays 0 for finite values and turns NaN
+/// at the first NaN or ±Inf. Only a chunk that has such values pays a second, exact pass.
 fn finite_range<T: Element>(data: &[T]) -> (f64, f64, usize) {
-    const LANES: usize = 8;
-    let (pos_inf, neg_inf) = (T::from_f64(f64::INFINITY), T::from_f64(f64::NEG_INFINITY));
-    let mut lo = [pos_inf; LANES];
-    let mut hi = [neg_inf; LANES];
-    let mut nonfinite = [0usize; LANES];
+    const LANES: usize = 16;
+    let zero = T::from_f64(0.0);
+    let mut lo = [T::from_f64(f64::INFINITY); LANES];
+    let mut hi = [T::from_f64(f64::NEG_INFINITY); LANES];
+    let mut poison = [zero; LANES];
     let chunks = data.chunks_exact(LANES);
     let tail = chunks.remainder();
     for c in chunks {
         for k in 0..LANES {
             let v = c[k];
-            // Finite ⇔ strictly between −∞ and +∞ (NaN fails both comparisons).
-            let ok = v > neg_inf && v < pos_inf;
-            nonfinite[k] += usize::from(!ok);
-            if ok && v < lo[k] {
-                lo[k] = v;
-            }
-            if ok && v > hi[k] {
-                hi[k] = v;
-            }
+            lo[k] = if v < lo[k] { v } else { lo[k] };
+            hi[k] = if v > hi[k] { v } else { hi[k] };
+            // Deliberately v − v: 0 for finite v, NaN for NaN and ±Inf.
+            #[allow(clippy::eq_op)]
+            let p = v - v;
+            poison[k] = poison[k] + p;
         }
+    }
+    let tail_ok = tail.iter().all(|v| v.to_f64().is_finite());
+    if !tail_ok || poison.iter().any(|&p| p != zero) {
+        return finite_range_exact(data);
     }
     let (mut l, mut h) = (f64::INFINITY, f64::NEG_INFINITY);
     for k in 0..LANES {
         l = l.min(lo[k].to_f64());
         h = h.max(hi[k].to_f64());
     }
-    let mut bad: usize = nonfinite.iter().sum();
     for v in tail {
+        l = l.min(v.to_f64());
+        h = h.max(v.to_f64());
+    }
+    (l, h, data.len())
+}
+
+/// The scalar pass [`finite_range`] falls back to when some value is NaN or ±Inf.
+fn finite_range_exact<T: Element>(data: &[T]) -> (f64, f64, usize) {
+    let (mut l, mut h, mut finite) = (f64::INFINITY, f64::NEG_INFINITY, 0usize);
+    for v in data {
         let v = v.to_f64();
         if v.is_finite() {
             l = l.min(v);
             h = h.max(v);
-        } else {
-            bad += 1;
+            finite += 1;
         }
     }
-    (l, h, data.len() - bad)
+    (l, h, finite)
 }
 
 /// Clamped log10 so that zeros and tiny values stay finite.

@@ -4,7 +4,17 @@
 use crate::wire::DType;
 
 /// A floating-point element type the lossy codecs accept.
-pub trait Element: Copy + Send + Sync + PartialEq + PartialOrd + std::fmt::Debug + 'static {
+pub trait Element:
+    Copy
+    + Send
+    + Sync
+    + PartialEq
+    + PartialOrd
+    + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::fmt::Debug
+    + 'static
+{
     /// The on-disk dtype of this element.
     const DTYPE: DType;
     /// Widens to f64 for metrics.
