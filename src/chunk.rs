@@ -89,34 +89,45 @@ impl Quality {
         }
     }
 
+    /// The record as this version writes it: predicted and measured as f32, which
+    /// keeps ~7 significant digits (a PSNR to 1e-5 dB) in 8 fewer bytes than f64.
     fn to_bytes(self) -> [u8; quality_record::LEN] {
         use quality_record as q;
         let mut out = [0u8; q::LEN];
         out[q::KIND] = self.kind as u8;
         out[q::MODE] = self.mode as u8;
-        let nan_if_none = |v: Option<f64>| v.unwrap_or(f64::NAN).to_le_bytes();
+        let nan_if_none = |v: Option<f64>| (v.unwrap_or(f64::NAN) as f32).to_le_bytes();
         out[q::TARGET..q::TARGET + 8].copy_from_slice(&self.target.to_le_bytes());
-        out[q::PREDICTED..q::PREDICTED + 8].copy_from_slice(&nan_if_none(self.predicted));
-        out[q::MEASURED..q::MEASURED + 8].copy_from_slice(&nan_if_none(self.measured));
+        out[q::PREDICTED..q::PREDICTED + 4].copy_from_slice(&nan_if_none(self.predicted));
+        out[q::MEASURED..q::MEASURED + 4].copy_from_slice(&nan_if_none(self.measured));
         out
     }
 
-    fn from_bytes(record: &[u8]) -> Result<Self, ChunkError> {
+    /// Reads the record of a chunk of format `version` (f64 metrics before version 3).
+    fn from_bytes(record: &[u8], version: u8) -> Result<Self, ChunkError> {
         use quality_record as q;
-        if record.len() != q::LEN {
+        let (len, predicted_at, measured_at, width) = if version >= 3 {
+            (q::LEN, q::PREDICTED, q::MEASURED, 4)
+        } else {
+            (q::V2_LEN, q::V2_PREDICTED, q::V2_MEASURED, 8)
+        };
+        if record.len() != len {
             return Err(ChunkError::BadHeader(format!(
                 "quality record of {} bytes",
                 record.len()
             )));
         }
-        let f64_at = |at: usize| f64::from_le_bytes(record[at..at + 8].try_into().unwrap());
+        let float_at = |at: usize| match width {
+            4 => f32::from_le_bytes(record[at..at + 4].try_into().unwrap()) as f64,
+            _ => f64::from_le_bytes(record[at..at + 8].try_into().unwrap()),
+        };
         let kind = TargetKind::from_u32(record[q::KIND].into()).ok_or_else(|| {
             ChunkError::BadHeader(format!("quality record target kind {}", record[q::KIND]))
         })?;
         let mode = Mode::from_u32(record[q::MODE].into()).ok_or_else(|| {
             ChunkError::BadHeader(format!("quality record mode {}", record[q::MODE]))
         })?;
-        let target = f64_at(q::TARGET);
+        let target = f64::from_le_bytes(record[q::TARGET..q::TARGET + 8].try_into().unwrap());
         if !target.is_finite() {
             return Err(ChunkError::BadHeader(format!(
                 "quality record target {target}"
@@ -127,8 +138,8 @@ impl Quality {
             kind,
             target,
             mode,
-            predicted: present(f64_at(q::PREDICTED)),
-            measured: present(f64_at(q::MEASURED)),
+            predicted: present(float_at(predicted_at)),
+            measured: present(float_at(measured_at)),
         })
     }
 }
@@ -200,7 +211,7 @@ fn extension_bytes(header: &Header) -> (u8, Vec<u8>) {
     if let Some(p) = &header.padding {
         flags |= ext_flags::PADDING;
         for &d in &p.inner {
-            out.extend_from_slice(&(d as u64).to_le_bytes());
+            put_varint(&mut out, d as u64);
         }
         out.extend_from_slice(&p.fill);
     }
@@ -211,25 +222,35 @@ fn extension_bytes(header: &Header) -> (u8, Vec<u8>) {
     (flags, out)
 }
 
-/// Writes header, checksum and payload into one buffer.
+/// Appends `v` as an unsigned LEB128 varint: 7 bits per byte, low first, high bit set on
+/// every byte but the last. A 64³ chunk's dims take one byte each instead of eight.
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Writes header, checksum and payload into one buffer, in the current format version.
 fn assemble(header: &Header, payload: &[u8]) -> Vec<u8> {
     let rank = header.layout.shape.len();
     let (flags, extension) = extension_bytes(header);
-    let mut out = Vec::with_capacity(wire::FIXED_HEADER_LEN + 8 * rank + 4 + payload.len());
+    let mut out = Vec::with_capacity(wire::FIXED_HEADER_LEN + 10 * (rank + 2) + 4 + payload.len());
     out.extend_from_slice(&wire::MAGIC);
-    out.push(header.version);
+    out.push(wire::FORMAT_VERSION);
     out.push(header.codec as u8);
     out.push(header.layout.dtype as u8);
     out.push(header.layout.elem_size as u8);
     out.push(rank as u8);
     debug_assert_eq!(out.len(), wire::EXT_FLAGS_OFFSET);
     out.push(flags);
-    out.extend_from_slice(&(extension.len() as u16).to_le_bytes());
-    out.extend_from_slice(&header.original_len.to_le_bytes());
     out.extend_from_slice(&header.bound.to_le_bytes());
-    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    debug_assert_eq!(out.len(), wire::FIXED_HEADER_LEN);
+    put_varint(&mut out, payload.len() as u64);
+    put_varint(&mut out, extension.len() as u64);
     for &d in &header.layout.shape {
-        out.extend_from_slice(&(d as u64).to_le_bytes());
+        put_varint(&mut out, d as u64);
     }
     out.extend_from_slice(&extension);
     let mut crc = crc32fast::Hasher::new();
@@ -268,6 +289,110 @@ impl<'a> Reader<'a> {
     fn u64(&mut self, what: &'static str) -> Result<u64, ChunkError> {
         Ok(u64::from_le_bytes(self.take(8, what)?.try_into().unwrap()))
     }
+    fn f64(&mut self, what: &'static str) -> Result<f64, ChunkError> {
+        Ok(f64::from_bits(self.u64(what)?))
+    }
+    /// An unsigned LEB128 varint of at most 10 bytes that fits in 64 bits.
+    fn varint(&mut self, what: &'static str) -> Result<u64, ChunkError> {
+        let mut v = 0u64;
+        for i in 0..10 {
+            let b = self.u8(what)?;
+            let bits = u64::from(b & 0x7f);
+            if i == 9 && bits > 1 {
+                break;
+            }
+            v |= bits << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(ChunkError::BadHeader(format!(
+            "{what}: varint longer than 64 bits"
+        )))
+    }
+    /// A varint that must fit in `usize`.
+    fn size(&mut self, what: &'static str) -> Result<usize, ChunkError> {
+        usize::try_from(self.varint(what)?).map_err(|_| ChunkError::BadHeader(what.into()))
+    }
+}
+
+/// The header fields as read, before they are checked against each other.
+struct RawHeader<'a> {
+    version: u8,
+    codec: u8,
+    dtype: u8,
+    elem_size: usize,
+    flags: u8,
+    bound: f64,
+    /// Version 1 and 2 store it; version 3 derives it from the dims.
+    original_len: Option<u64>,
+    shape: Vec<usize>,
+    extension: &'a [u8],
+    payload_len: usize,
+}
+
+/// Reads the header fields of format versions 1 and 2 (fixed-width integers).
+fn read_v2<'a>(r: &mut Reader<'a>, version: u8) -> Result<RawHeader<'a>, ChunkError> {
+    let codec = r.u8("codec")?;
+    let dtype = r.u8("dtype")?;
+    let elem_size = r.u8("element size")? as usize;
+    let rank = r.u8("rank")? as usize;
+    let flags = r.u8("extension flags")?;
+    let ext_len = r.u16("extension length")? as usize;
+    let original_len = r.u64("original length")?;
+    let bound = r.f64("bound")?;
+    let payload_len = r.u64("payload length")?;
+    if rank > wire::MAX_RANK {
+        return Err(ChunkError::BadHeader(format!("rank {rank}")));
+    }
+    let mut shape = Vec::with_capacity(rank);
+    for _ in 0..rank {
+        shape.push(r.u64("dims")? as usize);
+    }
+    Ok(RawHeader {
+        version,
+        codec,
+        dtype,
+        elem_size,
+        flags,
+        bound,
+        original_len: Some(original_len),
+        shape,
+        extension: r.take(ext_len, "extension")?,
+        payload_len: usize::try_from(payload_len)
+            .map_err(|_| ChunkError::BadHeader("payload length".into()))?,
+    })
+}
+
+/// Reads the header fields of format version 3 (varint lengths and dims).
+fn read_v3<'a>(r: &mut Reader<'a>) -> Result<RawHeader<'a>, ChunkError> {
+    let codec = r.u8("codec")?;
+    let dtype = r.u8("dtype")?;
+    let elem_size = r.u8("element size")? as usize;
+    let rank = r.u8("rank")? as usize;
+    let flags = r.u8("extension flags")?;
+    let bound = r.f64("bound")?;
+    let payload_len = r.size("payload length")?;
+    let ext_len = r.size("extension length")?;
+    if rank > wire::MAX_RANK {
+        return Err(ChunkError::BadHeader(format!("rank {rank}")));
+    }
+    let mut shape = Vec::with_capacity(rank);
+    for _ in 0..rank {
+        shape.push(r.size("dims")?);
+    }
+    Ok(RawHeader {
+        version: 3,
+        codec,
+        dtype,
+        elem_size,
+        flags,
+        bound,
+        original_len: None,
+        shape,
+        extension: r.take(ext_len, "extension")?,
+        payload_len,
+    })
 }
 
 /// Parses and validates the header, verifies the checksum, and returns the header and the
@@ -277,32 +402,14 @@ pub fn parse(bytes: &[u8]) -> Result<(Header, &[u8]), ChunkError> {
     if r.take(4, "magic")? != wire::MAGIC {
         return Err(ChunkError::BadMagic);
     }
-    let version = r.u8("version")?;
-    if version == 0 || version > wire::FORMAT_VERSION {
-        return Err(ChunkError::UnsupportedVersion(version));
-    }
-    let codec_byte = r.u8("codec")?;
-    let dtype_byte = r.u8("dtype")?;
-    let elem_size = r.u8("element size")? as usize;
-    let rank = r.u8("rank")? as usize;
-    let flags = r.u8("extension flags")?;
-    let ext_len = r.u16("extension length")? as usize;
-    let original_len = r.u64("original length")?;
-    let bound = f64::from_le_bytes(r.take(8, "bound")?.try_into().unwrap());
-    let payload_len = r.u64("payload length")?;
-    if rank > wire::MAX_RANK {
-        return Err(ChunkError::BadHeader(format!("rank {rank}")));
-    }
-    let mut shape = Vec::with_capacity(rank);
-    for _ in 0..rank {
-        shape.push(r.u64("dims")? as usize);
-    }
-    let extension = r.take(ext_len, "extension")?.to_vec();
+    let raw = match r.u8("version")? {
+        v @ (1 | 2) => read_v2(&mut r, v)?,
+        3 => read_v3(&mut r)?,
+        v => return Err(ChunkError::UnsupportedVersion(v)),
+    };
     let header_end = r.pos;
     let stored = r.u32("checksum")?;
-    let payload_len =
-        usize::try_from(payload_len).map_err(|_| ChunkError::BadHeader("payload length".into()))?;
-    let payload = r.take(payload_len, "payload")?;
+    let payload = r.take(raw.payload_len, "payload")?;
     if r.pos != bytes.len() {
         return Err(ChunkError::BadHeader(format!(
             "{} trailing bytes after the payload",
@@ -316,11 +423,16 @@ pub fn parse(bytes: &[u8]) -> Result<(Header, &[u8]), ChunkError> {
     if computed != stored {
         return Err(ChunkError::Checksum { stored, computed });
     }
+    Ok((validate(raw)?, payload))
+}
 
-    let codec = CodecId::from_u8(codec_byte)
-        .ok_or_else(|| ChunkError::BadHeader(format!("codec id {codec_byte}")))?;
-    let dtype = DType::from_u8(dtype_byte)
-        .ok_or_else(|| ChunkError::BadHeader(format!("dtype {dtype_byte}")))?;
+/// Checks the fields of a header whose checksum passed against each other.
+fn validate(raw: RawHeader<'_>) -> Result<Header, ChunkError> {
+    let codec = CodecId::from_u8(raw.codec)
+        .ok_or_else(|| ChunkError::BadHeader(format!("codec id {}", raw.codec)))?;
+    let dtype = DType::from_u8(raw.dtype)
+        .ok_or_else(|| ChunkError::BadHeader(format!("dtype {}", raw.dtype)))?;
+    let elem_size = raw.elem_size;
     let natural_size = match dtype {
         DType::F32 => Some(4),
         DType::F64 => Some(8),
@@ -335,38 +447,45 @@ pub fn parse(bytes: &[u8]) -> Result<(Header, &[u8]), ChunkError> {
     let layout = Layout {
         dtype,
         elem_size,
-        shape,
+        shape: raw.shape,
     };
-    match layout.byte_len() {
-        Some(n) if n as u64 == original_len && original_len <= wire::MAX_ORIGINAL_LEN => {}
+    let original_len = match (layout.byte_len(), raw.original_len) {
+        (Some(n), stored)
+            if stored.map_or(true, |s| s == n as u64) && n as u64 <= wire::MAX_ORIGINAL_LEN =>
+        {
+            n as u64
+        }
         _ => {
             return Err(ChunkError::BadHeader(format!(
-                "shape {:?} × {elem_size} B does not give {original_len} bytes",
-                layout.shape
+                "shape {:?} × {elem_size} B does not give {} bytes (at most {})",
+                layout.shape,
+                raw.original_len
+                    .map_or("a valid number of".into(), |n| n.to_string()),
+                wire::MAX_ORIGINAL_LEN
             )))
         }
-    }
-    let (padding, quality) = parse_extension(flags, &extension, &layout)?;
+    };
+    let (padding, quality) = parse_extension(raw.version, raw.flags, raw.extension, &layout)?;
     if dtype == DType::Opaque && (codec != CodecId::Lossless || padding.is_some()) {
         return Err(ChunkError::BadHeader(
             "opaque data with a lossy codec".into(),
         ));
     }
-    let header = Header {
-        version,
+    Ok(Header {
+        version: raw.version,
         codec,
         layout,
-        bound,
+        bound: raw.bound,
         original_len,
         padding,
         quality,
-    };
-    Ok((header, payload))
+    })
 }
 
 /// Splits the extension into the records `flags` announces. Flags 0 with extension bytes
-/// is how format version 1 wrote a padding record.
+/// is how format version 1 wrote a padding record (version 2 read it so, too).
 fn parse_extension(
+    version: u8,
     flags: u8,
     extension: &[u8],
     layout: &Layout,
@@ -377,23 +496,18 @@ fn parse_extension(
         )));
     }
     let flags = match flags {
-        0 if !extension.is_empty() => ext_flags::PADDING,
+        0 if version <= 2 && !extension.is_empty() => ext_flags::PADDING,
         f => f,
     };
-    let padding_len = 8 * layout.shape.len() + layout.elem_size;
-    let (padding_bytes, rest) = match flags & ext_flags::PADDING {
-        0 => (None, extension),
-        _ => {
-            if extension.len() < padding_len {
-                return Err(ChunkError::BadHeader(format!(
-                    "extension of {} bytes cannot hold a padding record",
-                    extension.len()
-                )));
-            }
-            let (p, rest) = extension.split_at(padding_len);
-            (Some(p), rest)
-        }
+    let mut r = Reader {
+        bytes: extension,
+        pos: 0,
     };
+    let padding = match flags & ext_flags::PADDING {
+        0 => None,
+        _ => Some(read_padding(&mut r, version, layout)?),
+    };
+    let rest = &extension[r.pos..];
     let quality = match flags & ext_flags::QUALITY {
         0 if rest.is_empty() => None,
         0 => {
@@ -402,28 +516,33 @@ fn parse_extension(
                 rest.len()
             )))
         }
-        _ => Some(Quality::from_bytes(rest)?),
-    };
-    let padding = match padding_bytes {
-        Some(p) => Some(parse_padding(p, layout)?),
-        None => None,
+        _ => Some(Quality::from_bytes(rest, version)?),
     };
     Ok((padding, quality))
 }
 
-/// Reads the padding record: inner dims (u64 each) then one fill element.
-fn parse_padding(extension: &[u8], layout: &Layout) -> Result<Padding, ChunkError> {
-    let rank = layout.shape.len();
-    if extension.len() != 8 * rank + layout.elem_size {
-        return Err(ChunkError::BadHeader(format!(
-            "padding record of {} bytes",
-            extension.len()
-        )));
+/// Reads the padding record: inner dims (u64 each before version 3, varints since) then
+/// one fill element.
+fn read_padding(r: &mut Reader<'_>, version: u8, layout: &Layout) -> Result<Padding, ChunkError> {
+    // Running out of extension is a header error: the length field was checksummed.
+    let short = |e: ChunkError| match e {
+        ChunkError::Truncated(_) => {
+            ChunkError::BadHeader("extension cannot hold a padding record".into())
+        }
+        other => other,
+    };
+    let mut inner = Vec::with_capacity(layout.shape.len());
+    for _ in &layout.shape {
+        let d = match version {
+            1 | 2 => r.u64("padding dims").map_err(short)? as usize,
+            _ => r.size("padding dims").map_err(short)?,
+        };
+        inner.push(d);
     }
-    let inner: Vec<usize> = extension[..8 * rank]
-        .chunks_exact(8)
-        .map(|b| u64::from_le_bytes(b.try_into().unwrap()) as usize)
-        .collect();
+    let fill = r
+        .take(layout.elem_size, "fill value")
+        .map_err(short)?
+        .to_vec();
     if inner
         .iter()
         .zip(&layout.shape)
@@ -434,10 +553,7 @@ fn parse_padding(extension: &[u8], layout: &Layout) -> Result<Padding, ChunkErro
             layout.shape
         )));
     }
-    Ok(Padding {
-        inner,
-        fill: extension[8 * rank..].to_vec(),
-    })
+    Ok(Padding { inner, fill })
 }
 
 /// Decodes a chunk into its values.
@@ -528,25 +644,40 @@ mod tests {
         (bytes, pad)
     }
 
+    /// Where the extension length varint sits and where the header ends (the checksum
+    /// starts), read the way the parser reads them.
+    fn header_positions(bytes: &[u8]) -> (usize, usize) {
+        let mut r = Reader {
+            bytes,
+            pos: wire::FIXED_HEADER_LEN,
+        };
+        r.varint("payload length").unwrap();
+        let ext_len_at = r.pos;
+        let mut r = Reader { bytes, pos: 5 };
+        read_v3(&mut r).unwrap();
+        (ext_len_at, r.pos)
+    }
+
     /// Recomputes the checksum after a test edited header bytes, so the edit reaches the
     /// field checks instead of stopping at the CRC.
     fn reseal(bytes: &mut [u8]) {
-        let rank = bytes[8] as usize;
-        let ext = u16::from_le_bytes([bytes[10], bytes[11]]) as usize;
-        let header_end = wire::FIXED_HEADER_LEN + 8 * rank + ext;
+        let (_, header_end) = header_positions(bytes);
         let mut crc = crc32fast::Hasher::new();
         crc.update(&bytes[..header_end]);
         crc.update(&bytes[header_end + 4..]);
         bytes[header_end..header_end + 4].copy_from_slice(&crc.finalize().to_le_bytes());
     }
 
-    /// Removes `n` bytes of extension ending at the checksum and fixes the length field.
+    /// Removes `n` bytes of extension ending at the checksum and fixes the length field
+    /// (a one-byte varint in these small test chunks).
     fn shorten_extension(bytes: &mut Vec<u8>, n: usize) {
-        let rank = bytes[8] as usize;
-        let ext = u16::from_le_bytes([bytes[10], bytes[11]]) as usize;
-        let header_end = wire::FIXED_HEADER_LEN + 8 * rank + ext;
+        let (ext_len_at, header_end) = header_positions(bytes);
+        assert!(
+            bytes[ext_len_at] < 0x80,
+            "test chunks have short extensions"
+        );
         bytes.drain(header_end - n..header_end);
-        bytes[10..12].copy_from_slice(&((ext - n) as u16).to_le_bytes());
+        bytes[ext_len_at] -= n as u8;
         reseal(bytes);
     }
 
@@ -635,9 +766,8 @@ mod tests {
             other => panic!("{what}: expected a header error, got {other:?}"),
         };
         let (good, _) = padded_chunk(Some(quality()));
-        // The record ends the extension, which follows the two dims.
-        let ext = u16::from_le_bytes([good[10], good[11]]) as usize;
-        let record_at = wire::FIXED_HEADER_LEN + 8 * 2 + ext - quality_record::LEN;
+        // The record ends the extension, right before the checksum.
+        let record_at = header_positions(&good).1 - quality_record::LEN;
         for n in [1, quality_record::LEN - 1, quality_record::LEN] {
             let mut cut = good.clone();
             shorten_extension(&mut cut, n);
@@ -675,38 +805,104 @@ mod tests {
         bad_header(&empty, "flag without record");
     }
 
-    #[test]
-    fn version_1_chunks_with_a_padding_record_still_decode() {
-        // Laid out by hand as format version 1 wrote it: reserved byte 0, the extension
-        // holding only the padding record.
+    /// A chunk laid out by hand as format versions 1 and 2 wrote it (fixed-width fields,
+    /// u64 padding dims): the f32 values 1.5, −2, 3.25, 8, 0.5 in a chunk of 8 whose other
+    /// values are the fill 7, with `quality` (a version-2 record) appended to the extension.
+    fn fixed_width_chunk(version: u8, flags: u8, quality: &[u8]) -> Vec<u8> {
         let inner: Vec<f32> = vec![1.5, -2.0, 3.25, 8.0, 0.5];
         let payload = codec_for(CodecId::Lossless)
             .encode(Samples::F32(&inner), &[5], 0.0)
             .unwrap();
+        let mut ext = Vec::new();
+        ext.extend_from_slice(&5u64.to_le_bytes());
+        ext.extend_from_slice(&7.0f32.to_le_bytes());
+        ext.extend_from_slice(quality);
         let mut bytes = Vec::new();
         bytes.extend_from_slice(b"DCQK");
-        bytes.extend_from_slice(&[1, CodecId::Lossless as u8, DType::F32 as u8, 4, 1, 0]);
-        bytes.extend_from_slice(&12u16.to_le_bytes());
+        bytes.extend_from_slice(&[version, CodecId::Lossless as u8, DType::F32 as u8, 4, 1]);
+        bytes.push(flags);
+        bytes.extend_from_slice(&(ext.len() as u16).to_le_bytes());
         bytes.extend_from_slice(&32u64.to_le_bytes());
         bytes.extend_from_slice(&0f64.to_le_bytes());
         bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
         bytes.extend_from_slice(&8u64.to_le_bytes());
-        bytes.extend_from_slice(&5u64.to_le_bytes());
-        bytes.extend_from_slice(&7.0f32.to_le_bytes());
+        bytes.extend_from_slice(&ext);
         let mut crc = crc32fast::Hasher::new();
         crc.update(&bytes);
         crc.update(&payload);
         bytes.extend_from_slice(&crc.finalize().to_le_bytes());
         bytes.extend_from_slice(&payload);
+        bytes
+    }
 
-        let (header, values) = decode(&bytes).unwrap();
-        assert_eq!(header.version, 1);
-        assert_eq!(header.quality, None);
-        assert_eq!(header.padding.unwrap().inner, vec![5]);
+    /// Decodes a [`fixed_width_chunk`] and checks its values.
+    fn decode_fixed_width(bytes: &[u8]) -> Header {
+        let (header, values) = decode(bytes).unwrap();
+        assert_eq!(header.padding.as_ref().unwrap().inner, vec![5]);
         let SampleBuf::F32(values) = values else {
             panic!("not f32")
         };
         assert_eq!(values, vec![1.5, -2.0, 3.25, 8.0, 0.5, 7.0, 7.0, 7.0]);
+        header
+    }
+
+    #[test]
+    fn version_1_chunks_with_a_padding_record_still_decode() {
+        // Version 1: reserved byte 0, the extension holding only the padding record.
+        let header = decode_fixed_width(&fixed_width_chunk(1, 0, &[]));
+        assert_eq!(header.version, 1);
+        assert_eq!(header.quality, None);
+    }
+
+    #[test]
+    fn version_2_chunks_with_padding_and_quality_still_decode() {
+        // Version 2: flags, and f64 metrics in a 26-byte quality record.
+        let mut record = vec![TargetKind::Psnr as u8, Mode::Guarantee as u8];
+        for v in [62.5f64, f64::NAN, 64.123456789] {
+            record.extend_from_slice(&v.to_le_bytes());
+        }
+        let flags = ext_flags::PADDING | ext_flags::QUALITY;
+        let header = decode_fixed_width(&fixed_width_chunk(2, flags, &record));
+        assert_eq!(header.version, 2);
+        let q = header.quality.unwrap();
+        assert_eq!(
+            (q.target, q.predicted, q.measured),
+            (62.5, None, Some(64.123456789))
+        );
+    }
+
+    #[test]
+    fn a_64_cubed_header_with_quality_record_takes_under_50_bytes() {
+        let values = vec![0f32; 64 * 64 * 64];
+        let q = Some(quality());
+        let bytes = encode(CodecId::Lossless, Samples::F32(&values), &[64; 3], 0.0, q).unwrap();
+        let (header, payload) = parse(&bytes).unwrap();
+        let header_bytes = bytes.len() - payload.len();
+        assert!(header_bytes < 50, "{header_bytes} bytes of header");
+        assert_eq!(header.original_len, 4 << 18);
+        // Metrics are stored as f32: a PSNR keeps about 1e-5 dB.
+        let measured = header.quality.unwrap().measured.unwrap();
+        assert!((measured - 64.25).abs() < 1e-5);
+    }
+
+    #[test]
+    fn varints_round_trip_and_overlong_ones_are_header_errors() {
+        for v in [0u64, 1, 127, 128, 300, 1 << 32, u64::MAX] {
+            let mut out = Vec::new();
+            put_varint(&mut out, v);
+            let mut r = Reader {
+                bytes: &out,
+                pos: 0,
+            };
+            assert_eq!(r.varint("v").unwrap(), v);
+            assert_eq!(r.pos, out.len());
+        }
+        let overlong = [0xffu8; 11];
+        let mut r = Reader {
+            bytes: &overlong,
+            pos: 0,
+        };
+        assert!(matches!(r.varint("v"), Err(ChunkError::BadHeader(_))));
     }
 
     #[test]

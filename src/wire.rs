@@ -2,37 +2,46 @@
 //! the HDF5 filter id, the chunk magic and version, the codec and dtype numbers, the
 //! extension flags and the quality record layout. docs/format.md is the prose spec.
 //!
-//! # Chunk layout, format version 2
+//! # Chunk layout, format version 3
 //!
-//! All integers are little-endian. Offsets are in bytes.
+//! Integers are little-endian; "varint" is unsigned LEB128 (7 bits per byte, low group
+//! first, high bit set on all but the last byte, at most 10 bytes). Offsets are in bytes.
 //!
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 4 | magic `DCQK` |
-//! | 4 | 1 | format version (2; readers accept 1 and 2) |
+//! | 4 | 1 | format version (3; readers accept 1 to 3) |
 //! | 5 | 1 | codec id ([`CodecId`]) |
 //! | 6 | 1 | dtype ([`DType`]) |
 //! | 7 | 1 | element size in bytes |
 //! | 8 | 1 | rank `r` (at most [`MAX_RANK`]) |
-//! | 9 | 1 | extension flags ([`ext_flags`]); "reserved, 0" in version 1 |
-//! | 10 | 2 | extension length `e` |
-//! | 12 | 8 | original byte length (what the decoder must hand back) |
-//! | 20 | 8 | absolute error bound the codec was given (f64; 0 for lossless) |
-//! | 28 | 8 | payload length `p` |
-//! | 36 | 8·r | dims, slowest first (C order) |
-//! | 36+8r | e | extension records, in flag-bit order (below) |
-//! | 36+8r+e | 4 | CRC-32 (IEEE) of every byte above and of the payload |
-//! | 40+8r+e | p | codec payload |
+//! | 9 | 1 | extension flags ([`ext_flags`]) |
+//! | 10 | 8 | absolute error bound the codec was given (f64; 0 for lossless) |
+//! | 18 | varint | payload length `p` |
+//! | | varint | extension length `e` |
+//! | | r varints | dims, slowest first (C order) |
+//! | | e | extension records, in flag-bit order (below) |
+//! | | 4 | CRC-32 (IEEE) of every byte above and of the payload |
+//! | | p | codec payload |
+//!
+//! The decoded length is the product of the dims × the element size. A 64³ f32 chunk's
+//! header with a quality record is 47 bytes (version 2 took 90): at 40 dB a chunk's payload
+//! can be a few hundred bytes, so the header is part of the ratio.
 //!
 //! The extension holds, in this order, each record whose flag bit is set:
-//! - [`ext_flags::PADDING`]: `8·r + element size` bytes, the dims of the prefix block the
-//!   payload holds, then the fill value of the rest ([`crate::padding`]);
+//! - [`ext_flags::PADDING`]: `r` varints, the dims of the prefix block the payload holds,
+//!   then the fill value of the rest (one element; [`crate::padding`]);
 //! - [`ext_flags::QUALITY`]: [`quality_record::LEN`] bytes, what the chunk was written for
 //!   and what the writer predicted and measured ([`quality_record`]).
 //!
-//! `e` must equal the sum of the set records' lengths. Flags 0 with `e` > 0 is how version
-//! 1 wrote a padding record, and still reads that way. An unknown flag bit is an error: a
+//! `e` must equal the sum of the set records' lengths. An unknown flag bit is an error: a
 //! reader cannot know how long that record is or whether decoding needs it.
+//!
+//! Versions 1 and 2 (still read) had fixed-width fields: after the flags byte a u16
+//! extension length, a u64 original length, the f64 bound, a u64 payload length, then u64
+//! dims; u64 padding dims; and f64 predicted/measured metrics in the quality record
+//! ([`quality_record::V2_LEN`] bytes). Version 1 had a reserved 0 where the flags are, and
+//! flags 0 with extension bytes there means a padding record.
 //!
 //! The checksum is verified before any codec sees the payload, so a corrupted chunk is an
 //! error and never reaches C or C++ code that trusts its input.
@@ -51,14 +60,15 @@ pub const MAGIC: [u8; 4] = *b"DCQK";
 ///
 /// Version 2 turned the reserved byte into [`ext_flags`] and added the quality record. It
 /// was bumped so that a version-1 reader, which would take a quality record for a corrupt
-/// padding record, says "newer format" instead.
-pub const FORMAT_VERSION: u8 = 2;
+/// padding record, says "newer format" instead. Version 3 halved the header (varint
+/// lengths and dims, no stored original length, f32 metrics in the quality record).
+pub const FORMAT_VERSION: u8 = 3;
 
 /// Largest rank a chunk header may declare (HDF5's own limit is 32).
 pub const MAX_RANK: usize = 32;
 
-/// Byte length of the fixed part of the header, before the dims.
-pub const FIXED_HEADER_LEN: usize = 36;
+/// Byte length of the fixed part of the header, before the varints.
+pub const FIXED_HEADER_LEN: usize = 18;
 
 /// Offset of the extension flags byte in the fixed header.
 pub const EXT_FLAGS_OFFSET: usize = 9;
@@ -83,12 +93,18 @@ pub mod quality_record {
     pub const MODE: usize = 1;
     /// Target value (f64) in the kind's unit: dB, SSIM, ratio or absolute bound.
     pub const TARGET: usize = 2;
-    /// Metric the chooser predicted for its first proposal (f64; NaN when none).
+    /// Metric the chooser predicted for its first proposal (f32; NaN when none).
     pub const PREDICTED: usize = 10;
-    /// Metric measured on the decoded payload that was kept (f64; NaN when not measured).
-    pub const MEASURED: usize = 18;
+    /// Metric measured on the decoded payload that was kept (f32; NaN when not measured).
+    pub const MEASURED: usize = 14;
     /// Byte length of the record.
-    pub const LEN: usize = 26;
+    pub const LEN: usize = 18;
+    /// Offset of the predicted metric (f64) in format versions 1 and 2.
+    pub const V2_PREDICTED: usize = 10;
+    /// Offset of the measured metric (f64) in format versions 1 and 2.
+    pub const V2_MEASURED: usize = 18;
+    /// Byte length of the record in format versions 1 and 2.
+    pub const V2_LEN: usize = 26;
 }
 
 /// Largest original length a chunk may declare: HDF5 chunks are limited to 4 GiB.

@@ -274,10 +274,10 @@ pub fn advise(
     if modelled {
         if let Ok(model) = learned::learned() {
             let (proposal, p) = model.advise(data, shape, range, &predict)?;
-            // The chunk header around the payload: fixed part, dims, quality record,
-            // checksum.
+            // The chunk header around the payload: fixed part, lengths and dims (varints
+            // of two bytes, typically), quality record, checksum.
             let header = crate::wire::FIXED_HEADER_LEN
-                + 8 * shape.len()
+                + 2 * (shape.len() + 2)
                 + crate::wire::quality_record::LEN
                 + 4;
             let payload = data.byte_len() as f64 / p.cr;
