@@ -72,9 +72,9 @@ fn main() {
     });
     println!("chunk 64x64x64 f32 (spectral slope 3), target {TARGET_DB} dB, median of {RUNS} runs, thread CPU time");
     row(
-        "features::finite_extent (range)",
+        "features::Extent::of (range)",
         median(|| {
-            std::hint::black_box(features::finite_extent(data));
+            std::hint::black_box(features::Extent::of(data));
         }),
         one,
     );
@@ -98,12 +98,12 @@ fn main() {
     }
     let settings = Settings::psnr(TARGET_DB).unwrap();
     let chooser = proposer(&settings);
-    let range = value_range(data);
+    let extent = features::Extent::of(data);
     match chooser {
         Ok(chooser) => row(
             "proposal (features + inference)",
             median(|| {
-                let _ = chooser.propose(data, &shape, range, &settings).unwrap();
+                let _ = chooser.propose(data, &shape, extent, &settings).unwrap();
             }),
             one,
         ),

@@ -96,14 +96,27 @@ impl Features {
 /// an empty chunk: this function never fails, because the filter must be able to describe
 /// any buffer HDF5 hands it.
 pub fn extract(data: Samples<'_>, shape: &[usize]) -> Features {
+    extract_with(data, shape, Extent::of(data))
+}
+
+/// [`extract`] for a caller that already has the chunk's [`Extent`] (the filter takes it
+/// before choosing), so the chunk is not scanned twice.
+pub fn extract_with(data: Samples<'_>, shape: &[usize], extent: Extent) -> Features {
     match data {
-        Samples::F32(v) => extract_typed(v, shape, 4),
-        Samples::F64(v) => extract_typed(v, shape, 8),
-        Samples::Opaque { .. } => extract_typed::<f64>(&[], shape, data.elem_size()),
+        Samples::F32(v) => extract_typed(v, shape, 4, extent),
+        Samples::F64(v) => extract_typed(v, shape, 8, extent),
+        Samples::Opaque { .. } => {
+            extract_typed::<f64>(&[], shape, data.elem_size(), Extent::of(Samples::F64(&[])))
+        }
     }
 }
 
-fn extract_typed<T: Element>(data: &[T], shape: &[usize], elem_size: usize) -> Features {
+fn extract_typed<T: Element>(
+    data: &[T],
+    shape: &[usize],
+    elem_size: usize,
+    extent: Extent,
+) -> Features {
     let n = data.len();
     let dims = match crate::samples::element_count(shape) {
         Some(count) if count == n && n > 0 => fit_rank(shape, 3),
@@ -114,14 +127,17 @@ fn extract_typed<T: Element>(data: &[T], shape: &[usize], elem_size: usize) -> F
     f[1] = dims.len() as f64;
     f[2] = (*dims.iter().min().unwrap_or(&1) as f64).log2();
 
-    // Full pass: exact range and non-finite count.
-    let (lo, hi, finite) = finite_range(data);
+    // The full pass (exact range and non-finite count) is the caller's.
+    let Extent {
+        min: lo,
+        max: hi,
+        finite,
+    } = extent;
     f[3] = if n == 0 {
         0.0
     } else {
         (n - finite) as f64 / n as f64
     };
-    let (lo, hi) = if finite == 0 { (0.0, 0.0) } else { (lo, hi) };
     let range = hi - lo;
     let features = |values: Vec<f64>| Features {
         values: values.into_iter().map(|v| v as f32).collect(),
@@ -203,16 +219,40 @@ fn extract_typed<T: Element>(data: &[T], shape: &[usize], elem_size: usize) -> F
     features(f)
 }
 
-/// The value range (`max − min`) of the finite values and how many there are, in one
-/// vectorised pass: what the filter needs before choosing (0 for constant, empty or
-/// all-non-finite data; opaque data counts as all finite, with range 0).
-pub fn finite_extent(data: Samples<'_>) -> (f64, usize) {
-    let (lo, hi, finite) = match data {
-        Samples::F32(v) => finite_range(v),
-        Samples::F64(v) => finite_range(v),
-        Samples::Opaque { .. } => return (0.0, data.len()),
-    };
-    (if finite == 0 { 0.0 } else { hi - lo }, finite)
+/// The extent of a chunk's finite values, from one vectorised pass: what the filter needs
+/// before choosing, and what the features are normalised by.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Extent {
+    /// Smallest finite value (0 when there is none).
+    pub min: f64,
+    /// Largest finite value (0 when there is none).
+    pub max: f64,
+    /// How many values are finite (opaque data counts as all finite).
+    pub finite: usize,
+}
+
+impl Extent {
+    /// Takes the extent of `data` in one pass.
+    pub fn of(data: Samples<'_>) -> Extent {
+        let (min, max, finite) = match data {
+            Samples::F32(v) => finite_range(v),
+            Samples::F64(v) => finite_range(v),
+            Samples::Opaque { .. } => (0.0, 0.0, data.len()),
+        };
+        match finite {
+            0 => Extent {
+                min: 0.0,
+                max: 0.0,
+                finite,
+            },
+            _ => Extent { min, max, finite },
+        }
+    }
+
+    /// `max − min` (0 for constant, empty or all-non-finite data, and for opaque data).
+    pub fn range(&self) -> f64 {
+        self.max - self.min
+    }
 }
 
 /// Min, max and count of the finite values.
@@ -599,12 +639,27 @@ mod tests {
     }
 
     #[test]
-    fn finite_extent_is_the_range_and_count_of_finite_values() {
+    fn extent_is_the_range_and_count_of_finite_values() {
+        let extent = |d: Samples<'_>| {
+            let e = Extent::of(d);
+            (e.range(), e.finite)
+        };
         let v = [2.0f32, f32::NAN, -1.0, 5.5, f32::INFINITY];
-        assert_eq!(finite_extent(Samples::F32(&v)), (6.5, 3));
-        assert_eq!(finite_extent(Samples::F64(&[3.0; 9])), (0.0, 9));
-        assert_eq!(finite_extent(Samples::F64(&[f64::NAN; 4])), (0.0, 0));
-        assert_eq!(finite_extent(Samples::F32(&[])), (0.0, 0));
+        assert_eq!(extent(Samples::F32(&v)), (6.5, 3));
+        assert_eq!(extent(Samples::F64(&[3.0; 9])), (0.0, 9));
+        assert_eq!(extent(Samples::F64(&[f64::NAN; 4])), (0.0, 0));
+        assert_eq!(extent(Samples::F32(&[])), (0.0, 0));
+        // Long enough for the vectorised pass: a NaN or Inf in its lanes or in the tail
+        // sends it to the exact pass, and neither becomes an extreme.
+        let mut long: Vec<f64> = (0..100).map(|i| i as f64).collect();
+        assert_eq!(extent(Samples::F64(&long)), (99.0, 100));
+        long[17] = f64::NEG_INFINITY;
+        long[40] = f64::NAN;
+        long[99] = f64::INFINITY;
+        assert_eq!(extent(Samples::F64(&long)), (98.0, 97));
+        let mut tail_nan: Vec<f32> = (0..35).map(|i| -(i as f32)).collect();
+        tail_nan[34] = f32::NAN;
+        assert_eq!(extent(Samples::F32(&tail_nan)), (33.0, 34));
     }
 
     #[test]

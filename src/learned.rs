@@ -10,7 +10,7 @@
 //! [`proposer_for`] decides which chooser a write uses: the surrogate when it loads, the
 //! analytic SZ3 formula only for absolute bounds or when the user opted in to the fallback.
 
-use crate::features;
+use crate::features::{self, Extent};
 use crate::samples::Samples;
 use crate::select::{safe_bound, Alternative, Analytic, Proposal, Proposer, SelectError};
 use crate::settings::Settings;
@@ -146,13 +146,13 @@ impl Proposer for Learned {
         &self,
         data: Samples<'_>,
         shape: &[usize],
-        range: f64,
+        extent: Extent,
         settings: &Settings,
     ) -> Result<Proposal, SelectError> {
         if settings.target.kind == TargetKind::AbsBound {
-            return Analytic.propose(data, shape, range, settings);
+            return Analytic.propose(data, shape, extent, settings);
         }
-        Ok(self.choose_scored(data, shape, range, settings)?.0)
+        Ok(self.choose_scored(data, shape, extent, settings)?.0)
     }
 }
 
@@ -163,7 +163,7 @@ impl Learned {
         &self,
         data: Samples<'_>,
         shape: &[usize],
-        range: f64,
+        extent: Extent,
         settings: &Settings,
     ) -> Result<(Proposal, Prediction), SelectError> {
         let kind = settings.target.kind;
@@ -179,7 +179,7 @@ impl Learned {
                 "the model knows none of the allowed compressors".into(),
             ));
         }
-        let features = features::extract(data, shape);
+        let features = features::extract_with(data, shape, extent);
         let predictions = self
             .surrogate
             .predict(&features, &candidates)
@@ -208,12 +208,12 @@ impl Learned {
             .flatten()
             .map(|(c, p)| Alternative {
                 codec: c.codec,
-                bound: c.rel_bound * range,
+                bound: c.rel_bound * extent.range(),
                 predicted_cr: p.cr,
             });
         let proposal = Proposal {
             codec: best.codec,
-            bound: best.rel_bound * range,
+            bound: best.rel_bound * extent.range(),
             predicted: Some(predicted),
             runner_up,
         };
@@ -226,19 +226,19 @@ impl Learned {
         &self,
         data: Samples<'_>,
         shape: &[usize],
-        range: f64,
+        extent: Extent,
         settings: &Settings,
     ) -> Result<(Proposal, Prediction), SelectError> {
         if settings.target.kind != TargetKind::AbsBound {
-            return self.choose_scored(data, shape, range, settings);
+            return self.choose_scored(data, shape, extent, settings);
         }
         // An absolute bound is SZ3's formula; the model only predicts what it will reach.
-        let proposal = self.propose(data, shape, range, settings)?;
+        let proposal = self.propose(data, shape, extent, settings)?;
         let candidate = Candidate {
             codec: proposal.codec,
-            rel_bound: proposal.bound / range,
+            rel_bound: proposal.bound / extent.range(),
         };
-        let features = features::extract(data, shape);
+        let features = features::extract_with(data, shape, extent);
         let prediction = self
             .surrogate
             .predict(&features, &[candidate])

@@ -13,6 +13,7 @@
 //! lossless. The target is therefore always met.
 
 use crate::codec::{codec_for, CodecError};
+use crate::features::Extent;
 use crate::metrics;
 use crate::samples::{Layout, Samples};
 use crate::settings::Settings;
@@ -21,9 +22,10 @@ use crate::wire::{CodecId, CompressorChoice, Mode, TargetKind};
 /// Compressions guarantee mode spends searching a PSNR target with one compressor.
 const MAX_COMPRESSIONS_PER_CODEC: usize = 3;
 
-/// The runner-up compressor is tried when it is predicted to beat the ratio the first one
-/// achieved by this factor.
-const RUNNER_UP_GAIN: f64 = 1.0;
+/// A landing that moved the bound by more than this factor from the proposal (about 6 dB
+/// of PSNR) shows the model misjudged the chunk; its ranking of the compressors is then
+/// not trusted either, and the runner-up is searched too.
+const MISJUDGED_FACTOR: f64 = 2.0;
 
 /// A kept attempt this close above a PSNR target ends the search: closer would gain little
 /// ratio for another compression.
@@ -155,12 +157,13 @@ pub struct Alternative {
 
 /// Makes the first proposal for a chunk. The surrogate implements this too.
 pub trait Proposer {
-    /// Proposes a codec and bound for `data` (finite, range `range` > 0) to meet the target.
+    /// Proposes a codec and bound for `data` (all finite, `extent.range()` > 0) to meet
+    /// the target.
     fn propose(
         &self,
         data: Samples<'_>,
         shape: &[usize],
-        range: f64,
+        extent: Extent,
         settings: &Settings,
     ) -> Result<Proposal, SelectError>;
 }
@@ -207,9 +210,10 @@ impl Proposer for Analytic {
         &self,
         _data: Samples<'_>,
         _shape: &[usize],
-        range: f64,
+        extent: Extent,
         settings: &Settings,
     ) -> Result<Proposal, SelectError> {
+        let range = extent.range();
         let codec = restricted_or(settings.compressor, CodecId::Sz3);
         let t = settings.target.value();
         let bound = match settings.target.kind {
@@ -229,7 +233,7 @@ impl Proposer for Analytic {
 
 /// The finite value range of `data`; 0 for constant or empty data.
 pub fn value_range(data: Samples<'_>) -> f64 {
-    crate::features::finite_extent(data).0
+    Extent::of(data).range()
 }
 
 /// Compresses one chunk to the target. Opaque, non-finite and constant data go to the
@@ -240,8 +244,9 @@ pub fn compress_to_target(
     settings: &Settings,
     proposer: &dyn Proposer,
 ) -> Result<Outcome, SelectError> {
-    let (range, finite) = crate::features::finite_extent(data);
-    if matches!(data, Samples::Opaque { .. }) || finite < data.len() || range == 0.0 {
+    let extent = Extent::of(data);
+    let range = extent.range();
+    if matches!(data, Samples::Opaque { .. }) || extent.finite < data.len() || range == 0.0 {
         let reason = match data {
             Samples::Opaque { .. } => "not f32/f64: lossless",
             _ if range == 0.0 => "constant: lossless",
@@ -249,7 +254,7 @@ pub fn compress_to_target(
         };
         return lossless(data, shape, 0, reason);
     }
-    let proposal = proposer.propose(data, shape, range, settings)?;
+    let proposal = proposer.propose(data, shape, extent, settings)?;
     let mut search = Search {
         data,
         shape,
@@ -329,6 +334,12 @@ struct Attempt {
 }
 
 impl Attempt {
+    /// True when this payload is smaller than the one kept so far (or nothing is kept).
+    fn smaller_than(&self, kept: &Option<Landed>) -> bool {
+        kept.as_ref()
+            .map_or(true, |k| self.payload.len() < k.attempt.payload.len())
+    }
+
     fn into_outcome(self, reason: &'static str, measured: Option<f64>) -> Outcome {
         Outcome {
             codec: self.codec,
@@ -384,8 +395,13 @@ impl Search<'_> {
     }
 
     /// Measures, then searches the bound that lands just above the target (see
-    /// [`Search::land_psnr`]). When the result compresses worse than the proposer expects of
-    /// another compressor, searches that one too and keeps the smaller payload. When no
+    /// [`Search::land_psnr`]). Then searches the proposer's runner-up compressor too, and
+    /// keeps the smaller payload, when either the runner-up is predicted to beat the ratio
+    /// the first achieved, or the landing moved the bound by more than
+    /// [`MISJUDGED_FACTOR`] (the model misjudged this chunk, so its ranking is suspect).
+    /// In the second case the runner-up starts from its proposed bound moved by the same
+    /// factor, since the model's error on one compressor is the best guess of its error on
+    /// the other. When no
     /// attempt meets the target, the safe bound, then lossless.
     fn guarantee_psnr(
         &mut self,
@@ -395,30 +411,34 @@ impl Search<'_> {
     ) -> Result<Outcome, SelectError> {
         let target = self.settings.target.value();
         let codec = first.codec;
+        let first_bound = first.bound;
         let raw = self.data.byte_len() as f64;
         let mut kept = self.land_psnr(first, target)?;
         if let Some(alt) = proposal.runner_up {
-            let achieved = kept
-                .as_ref()
-                .map_or(0.0, |k| raw / k.attempt.payload.len() as f64);
-            if alt.predicted_cr > achieved * RUNNER_UP_GAIN {
+            let (achieved, shift) = kept.as_ref().map_or((0.0, 1.0), |k| {
+                (
+                    raw / k.attempt.payload.len() as f64,
+                    k.attempt.bound / first_bound,
+                )
+            });
+            let misjudged = !(1.0 / MISJUDGED_FACTOR..=MISJUDGED_FACTOR).contains(&shift);
+            let start_bound = if alt.predicted_cr > achieved {
+                Some(alt.bound)
+            } else {
+                misjudged.then_some(alt.bound * shift)
+            };
+            if let Some(bound) = start_bound {
                 // A runner-up that refuses the chunk is simply not an alternative.
-                let start = self.try_bound(alt.codec, alt.bound).ok();
+                let start = self.try_bound(alt.codec, bound).ok();
                 let other = match start {
                     Some(start) => self.land_psnr(start, target)?,
                     None => None,
                 };
-                if let Some(other) = other {
-                    let better = match &kept {
-                        Some(k) => other.attempt.payload.len() < k.attempt.payload.len(),
-                        None => true,
-                    };
-                    if better {
-                        kept = Some(Landed {
-                            reason: "runner-up",
-                            ..other
-                        });
-                    }
+                if let Some(other) = other.filter(|o| o.attempt.smaller_than(&kept)) {
+                    kept = Some(Landed {
+                        reason: "runner-up",
+                        ..other
+                    });
                 }
             }
         }
@@ -452,11 +472,7 @@ impl Search<'_> {
             let met = psnr >= target;
             first_met |= tried == 0 && met;
             bracket.record(attempt.bound, psnr, met);
-            let smaller = match &kept {
-                Some(k) => attempt.payload.len() < k.attempt.payload.len(),
-                None => true,
-            };
-            if met && smaller {
+            if met && attempt.smaller_than(&kept) {
                 let reason = match (tried, first_met) {
                     (0, _) => "proposal",
                     (_, true) => "loosened",
@@ -594,6 +610,8 @@ mod tests {
     struct Fixed {
         codec: CodecId,
         runner_up: Option<f64>,
+        /// Factor on SZ3's formula bound: below 1, a model that underrates the chunk.
+        scale: f64,
     }
 
     impl Proposer for Fixed {
@@ -601,10 +619,10 @@ mod tests {
             &self,
             _data: Samples<'_>,
             _shape: &[usize],
-            range: f64,
+            extent: Extent,
             settings: &Settings,
         ) -> Result<Proposal, SelectError> {
-            let bound = sz3_formula_bound(range, settings.target.value());
+            let bound = self.scale * sz3_formula_bound(extent.range(), settings.target.value());
             Ok(Proposal {
                 codec: self.codec,
                 bound,
@@ -622,6 +640,7 @@ mod tests {
         Fixed {
             codec: CodecId::Sz3,
             runner_up,
+            scale: 1.0,
         }
     }
 
@@ -650,9 +669,31 @@ mod tests {
         assert_eq!(tried.codec == CodecId::Sperr, tried.reason == "runner-up");
     }
 
+    #[test]
+    fn a_misjudged_chunk_searches_the_runner_up_from_the_moved_bound() {
+        let (v, shape) = field();
+        let data = Samples::F32(&v);
+        let settings = Settings::psnr(50.0).unwrap();
+        // The first proposal is 20× too tight: landing loosens it by more than 2×.
+        let underrated = |runner_up| Fixed {
+            scale: 0.05,
+            ..sz3_then_sperr(runner_up)
+        };
+        let alone = compress_to_target(data, &shape, &settings, &underrated(None)).unwrap();
+        assert_eq!(alone.reason, "loosened");
+        let tried = compress_to_target(data, &shape, &settings, &underrated(Some(0.0))).unwrap();
+        assert!(
+            tried.compressions > alone.compressions,
+            "searched although predicted to do worse"
+        );
+        assert!(tried.payload.len() <= alone.payload.len());
+        assert!(tried.measured.unwrap() >= 50.0);
+    }
+
     const SPERR_FIRST: Fixed = Fixed {
         codec: CodecId::Sperr,
         runner_up: None,
+        scale: 1.0,
     };
 
     #[test]

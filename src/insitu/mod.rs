@@ -266,14 +266,15 @@ pub fn advise(
         mode: Mode::Predict,
         ..*settings
     };
-    let range = select::value_range(data);
+    let extent = crate::features::Extent::of(data);
+    let range = extent.range();
     let modelled = settings.target.kind != TargetKind::AbsBound
         && data.all_finite()
         && range > 0.0
         && !matches!(data, Samples::Opaque { .. });
     if modelled {
         if let Ok(model) = learned::learned() {
-            let (proposal, p) = model.advise(data, shape, range, &predict)?;
+            let (proposal, p) = model.advise(data, shape, extent, &predict)?;
             // The chunk header around the payload: fixed part, lengths and dims (varints
             // of two bytes, typically), quality record, checksum.
             let header = crate::wire::FIXED_HEADER_LEN

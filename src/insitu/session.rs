@@ -33,6 +33,7 @@ use std::cell::Cell;
 use std::sync::Mutex;
 
 use super::{encode_with, meets, proposer, verify, InsituError, Report};
+use crate::features::Extent;
 use crate::metrics;
 use crate::samples::Samples;
 use crate::select::{Proposal, Proposer, SelectError};
@@ -131,10 +132,10 @@ impl Proposer for Corrected<'_> {
         &self,
         data: Samples<'_>,
         shape: &[usize],
-        range: f64,
+        extent: Extent,
         settings: &Settings,
     ) -> Result<Proposal, SelectError> {
-        let raw = self.inner.propose(data, shape, range, settings)?;
+        let raw = self.inner.propose(data, shape, extent, settings)?;
         self.raw.set(Some(raw));
         let Some(learned) = self.learned[raw.codec as usize] else {
             return Ok(raw);
