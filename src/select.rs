@@ -401,8 +401,7 @@ impl Search<'_> {
     /// [`MISJUDGED_FACTOR`] (the model misjudged this chunk, so its ranking is suspect).
     /// In the second case the runner-up starts from its proposed bound moved by the same
     /// factor, since the model's error on one compressor is the best guess of its error on
-    /// the other. When no
-    /// attempt meets the target, the safe bound, then lossless.
+    /// the other. When no attempt meets the target, the safe bound, then lossless.
     fn guarantee_psnr(
         &mut self,
         first: Attempt,
