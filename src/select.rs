@@ -22,6 +22,14 @@ use crate::wire::{CodecId, CompressorChoice, Mode, TargetKind};
 /// Compressions guarantee mode spends searching a PSNR target with one compressor.
 const MAX_COMPRESSIONS_PER_CODEC: usize = 3;
 
+/// While the best kept attempt is still more than [`FAR_DB`] above the target (or none
+/// met it), the search may go on to this many compressions.
+const MAX_COMPRESSIONS_FAR: usize = 5;
+
+/// An overshoot above this many dB after [`MAX_COMPRESSIONS_PER_CODEC`] compressions is
+/// worth more: at 40 dB one dB is 5–20% of the ratio.
+const FAR_DB: f64 = 1.0;
+
 /// A landing that moved the bound by more than this factor from the proposal (about 6 dB
 /// of PSNR) shows the model misjudged the chunk; its ranking of the compressors is then
 /// not trusted either, and the runner-up is searched too.
@@ -33,6 +41,9 @@ const CLOSE_DB: f64 = 0.4;
 
 /// Where above the target the search aims, so a step lands on the right side of it.
 const AIM_DB: f64 = 0.15;
+
+/// The PSNR a bracket records for an exact decode (+∞).
+const EXACT_DB: f64 = 400.0;
 
 /// Slope assumed in (ln bound, PSNR) from one point: MSE ∝ bound², i.e. −20 dB a decade.
 const DEFAULT_SLOPE: f64 = -20.0 / std::f64::consts::LN_10;
@@ -50,11 +61,12 @@ struct Bracket {
 
 impl Bracket {
     fn record(&mut self, bound: f64, psnr: f64, met: bool) {
-        // A decode that is not even comparable (NaN) counts as the worst PSNR.
+        // A decode that is not even comparable (NaN) counts as the worst PSNR; an exact
+        // one (+∞) as a finite PSNR far above any target, so that secants stay finite.
         let psnr = if psnr.is_nan() {
             f64::NEG_INFINITY
         } else {
-            psnr
+            psnr.min(EXACT_DB)
         };
         self.points.push((bound.ln(), psnr));
         if met {
@@ -69,7 +81,13 @@ impl Bracket {
     /// when the bracket is too narrow to be worth another compression.
     fn next_bound(&self, aim: f64) -> Option<f64> {
         let mut near = self.points.clone();
-        near.sort_by(|a, b| (a.1 - aim).abs().total_cmp(&(b.1 - aim).abs()));
+        // Nearest the aim first; among equally near (exact) points, the loosest bound.
+        near.sort_by(|a, b| {
+            (a.1 - aim)
+                .abs()
+                .total_cmp(&(b.1 - aim).abs())
+                .then(b.0.total_cmp(&a.0))
+        });
         let (x0, y0) = *near.first()?;
         let slope = near
             .iter()
@@ -466,7 +484,7 @@ impl Search<'_> {
         let mut kept: Option<Landed> = None;
         let mut first_met = false;
         let mut attempt = first;
-        for tried in 0..MAX_COMPRESSIONS_PER_CODEC {
+        for tried in 0..MAX_COMPRESSIONS_FAR {
             let psnr = self.psnr(&attempt)?;
             let met = psnr >= target;
             first_met |= tried == 0 && met;
@@ -483,8 +501,13 @@ impl Search<'_> {
                     reason,
                 });
             }
-            let close = kept.as_ref().is_some_and(|k| k.psnr - target <= CLOSE_DB);
-            if close || tried + 1 == MAX_COMPRESSIONS_PER_CODEC {
+            let overshoot = kept.as_ref().map_or(f64::INFINITY, |k| k.psnr - target);
+            let limit = if overshoot > FAR_DB {
+                MAX_COMPRESSIONS_FAR
+            } else {
+                MAX_COMPRESSIONS_PER_CODEC
+            };
+            if overshoot <= CLOSE_DB || tried + 1 >= limit {
                 break;
             }
             let Some(bound) = bracket.next_bound(target + AIM_DB) else {
@@ -594,6 +617,19 @@ mod tests {
     }
 
     #[test]
+    fn exact_decodes_step_out_from_the_loosest_bound() {
+        // Exact decodes (PSNR +∞) give no slope: each step goes 60× looser, from the
+        // loosest exact bound, not from the first one tried.
+        let mut b = Bracket::default();
+        b.record(1e-6, f64::INFINITY, true);
+        let first = b.next_bound(40.15).unwrap();
+        assert!((first / 6e-5 - 1.0).abs() < 1e-9, "{first}");
+        b.record(first, f64::INFINITY, true);
+        let second = b.next_bound(40.15).unwrap();
+        assert!((second / 3.6e-3 - 1.0).abs() < 1e-9, "{second}");
+    }
+
+    #[test]
     fn guarantee_lands_close_above_the_target_on_a_smooth_field() {
         let (v, shape) = field();
         let settings = Settings::psnr(40.0).unwrap();
@@ -666,6 +702,32 @@ mod tests {
         );
         assert!(tried.measured.unwrap() >= 50.0);
         assert_eq!(tried.codec == CodecId::Sperr, tried.reason == "runner-up");
+    }
+
+    #[test]
+    fn a_far_first_attempt_may_take_more_compressions_to_land() {
+        // Noise at a bound 10⁵× too tight decodes exactly (PSNR +∞): the search must step
+        // out of the exact region and then land, which takes more than three compressions.
+        let shape = vec![24usize, 32, 32];
+        let v: Vec<f32> = generate(Kind::Noise, &shape, 7)
+            .into_iter()
+            .map(|x| x as f32)
+            .collect();
+        let data = Samples::F32(&v);
+        let settings = Settings::psnr(40.0).unwrap();
+        let far = Fixed {
+            scale: 1e-5,
+            ..sz3_then_sperr(None)
+        };
+        let out = compress_to_target(data, &shape, &settings, &far).unwrap();
+        let over = out.measured.unwrap() - 40.0;
+        assert!(
+            (0.0..=FAR_DB).contains(&over),
+            "{over} dB over after {} compressions",
+            out.compressions
+        );
+        assert!(out.compressions as usize > MAX_COMPRESSIONS_PER_CODEC);
+        assert!(out.compressions as usize <= MAX_COMPRESSIONS_FAR);
     }
 
     #[test]
