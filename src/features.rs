@@ -105,9 +105,7 @@ pub fn extract_with(data: Samples<'_>, shape: &[usize], extent: Extent) -> Featu
     match data {
         Samples::F32(v) => extract_typed(v, shape, 4, extent),
         Samples::F64(v) => extract_typed(v, shape, 8, extent),
-        Samples::Opaque { .. } => {
-            extract_typed::<f64>(&[], shape, data.elem_size(), Extent::of(Samples::F64(&[])))
-        }
+        Samples::Opaque { .. } => extract_typed::<f64>(&[], shape, data.elem_size(), Extent::EMPTY),
     }
 }
 
@@ -232,6 +230,13 @@ pub struct Extent {
 }
 
 impl Extent {
+    /// The extent of no values at all.
+    pub const EMPTY: Extent = Extent {
+        min: 0.0,
+        max: 0.0,
+        finite: 0,
+    };
+
     /// Takes the extent of `data` in one pass.
     pub fn of(data: Samples<'_>) -> Extent {
         let (min, max, finite) = match data {
@@ -240,11 +245,7 @@ impl Extent {
             Samples::Opaque { .. } => (0.0, 0.0, data.len()),
         };
         match finite {
-            0 => Extent {
-                min: 0.0,
-                max: 0.0,
-                finite,
-            },
+            0 => Extent::EMPTY,
             _ => Extent { min, max, finite },
         }
     }
