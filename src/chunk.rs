@@ -222,6 +222,18 @@ fn extension_bytes(header: &Header) -> (u8, Vec<u8>) {
     (flags, out)
 }
 
+/// Bytes a chunk of `shape` with a quality record (and no padding) puts around a payload of
+/// `payload_len` bytes: what its stored size adds to the codec's.
+pub fn header_len(shape: &[usize], payload_len: usize) -> usize {
+    let varint_len = |v: usize| (usize::BITS - v.leading_zeros()).max(1).div_ceil(7) as usize;
+    wire::FIXED_HEADER_LEN
+        + varint_len(payload_len)
+        + varint_len(quality_record::LEN)
+        + shape.iter().map(|&d| varint_len(d)).sum::<usize>()
+        + quality_record::LEN
+        + 4
+}
+
 /// Appends `v` as an unsigned LEB128 varint: 7 bits per byte, low first, high bit set on
 /// every byte but the last. A 64³ chunk's dims take one byte each instead of eight.
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -879,6 +891,8 @@ mod tests {
         let (header, payload) = parse(&bytes).unwrap();
         let header_bytes = bytes.len() - payload.len();
         assert!(header_bytes < 50, "{header_bytes} bytes of header");
+        assert_eq!(header_bytes, header_len(&[64; 3], payload.len()));
+        assert_eq!(header_len(&[200, 3], 100_000), 18 + 3 + 1 + 2 + 1 + 18 + 4);
         assert_eq!(header.original_len, 4 << 18);
         // Metrics are stored as f32: a PSNR keeps about 1e-5 dB.
         let measured = header.quality.unwrap().measured.unwrap();

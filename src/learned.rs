@@ -292,9 +292,11 @@ fn choose(
                 |c: &Candidate, p: &Prediction| p.psnr >= target + margins.psnr_for(c, p.psnr);
             let on_grid = pick(&|c, p| certain(c) || admissible(c, p), &|p| p.cr)
                 .expect("the safe candidates are always admissible");
-            let crossings = crossings(target, margins, candidates, predictions);
+            let crossings = to_the_edge
+                .then(|| crossings(target, margins, candidates, predictions))
+                .into_iter()
+                .flatten();
             let (c, p) = crossings
-                .filter(|_| to_the_edge)
                 .chain(std::iter::once(on_grid))
                 .max_by(|a, b| a.1.cr.total_cmp(&b.1.cr))
                 .expect("the grid pick");

@@ -269,19 +269,14 @@ pub fn advise(
     let extent = crate::features::Extent::of(data);
     let range = extent.range();
     let modelled = settings.target.kind != TargetKind::AbsBound
-        && data.all_finite()
+        && extent.finite == data.len()
         && range > 0.0
         && !matches!(data, Samples::Opaque { .. });
     if modelled {
         if let Ok(model) = learned::learned() {
             let (proposal, p) = model.advise(data, shape, extent, &predict)?;
-            // The chunk header around the payload: fixed part, lengths and dims (varints
-            // of two bytes, typically), quality record, checksum.
-            let header = crate::wire::FIXED_HEADER_LEN
-                + 2 * (shape.len() + 2)
-                + crate::wire::quality_record::LEN
-                + 4;
             let payload = data.byte_len() as f64 / p.cr;
+            let header = chunk::header_len(shape, payload as usize);
             return Ok(Advice {
                 codec: proposal.codec,
                 bound: proposal.bound,
