@@ -22,7 +22,7 @@
 use crate::samples::{fit_rank, Element, Samples};
 
 /// Version of the feature definitions below. Stored in every exported model.
-pub const FEATURE_SCHEMA_VERSION: u32 = 1;
+pub const FEATURE_SCHEMA_VERSION: u32 = 2;
 
 /// Names of the features, in the order of [`Features::values`].
 pub const FEATURE_NAMES: &[&str] = &[
@@ -50,10 +50,39 @@ pub const FEATURE_NAMES: &[&str] = &[
     "entropy_1e-4",
     "entropy_1e-5",
     "entropy_1e-6",
+    "quant_gain_db_1e-0.5",
+    "quant_gain_db_1e-1.0",
+    "quant_gain_db_1e-1.5",
+    "quant_gain_db_1e-2.0",
+    "quant_gain_db_1e-2.5",
+    "quant_gain_db_1e-3.0",
+    "quant_gain_db_1e-3.5",
+    "quant_gain_db_1e-4.0",
+    "quant_gain_db_1e-4.5",
+    "quant_gain_db_1e-5.0",
+    "quant_gain_db_1e-5.5",
+    "quant_gain_db_1e-6.0",
+    "quant_gain_db_1e-6.5",
+    "quant_gain_db_1e-7.0",
 ];
 
 /// Relative bounds (× `R`) at which the entropy features quantise Lorenzo residuals.
 pub const ENTROPY_BOUNDS: [f64; 5] = [1e-2, 1e-3, 1e-4, 1e-5, 1e-6];
+
+/// Relative bounds (× `R`) at which the quantisation-gain features estimate how far a
+/// prediction-based quantiser's PSNR lies above the point-wise-bound line: 10^-0.5 … 10^-7
+/// in half decades. [`quant_gain_at`] interpolates between them.
+pub const GAIN_BOUNDS_LOG10: [f64; 14] = [
+    -0.5, -1.0, -1.5, -2.0, -2.5, -3.0, -3.5, -4.0, -4.5, -5.0, -5.5, -6.0, -6.5, -7.0,
+];
+
+/// Range of the quantisation-gain features in dB. A gain of g dB means about 10^(−g/10) of
+/// the residuals exceed the bound; the sample holds a few thousand residuals, so beyond
+/// 30 dB it cannot tell gains apart, and the model extrapolated wildly from larger values.
+const GAIN_CLAMP_DB: (f64, f64) = (-5.0, 30.0);
+
+/// Quarter-octave bins of |Lorenzo residual| / R from 2^-48 up (smaller values share bin 0).
+const RESIDUAL_BINS: usize = 4 * 52;
 
 /// Most blocks sampled per chunk (each 8³, 24² or 512 values: at most 9216 values).
 pub const SAMPLE_BLOCKS: usize = 16;
@@ -214,7 +243,46 @@ fn extract_typed<T: Element>(
     for (i, e) in res.entropy_bits.iter().enumerate() {
         f[19 + i] = *e;
     }
+    for (i, t) in GAIN_BOUNDS_LOG10.iter().enumerate() {
+        f[GAIN_START + i] = res.quant_gain_db(10f64.powf(*t));
+    }
     features(f)
+}
+
+/// Index of the first quantisation-gain feature in [`FEATURE_NAMES`].
+const GAIN_START: usize = 24;
+
+/// How many features (the first ones) enter the model as inputs. The quantisation-gain
+/// features after them enter only through [`quant_gain_at`], one value per candidate:
+/// fourteen raw curve points gave the model more room to overfit than to learn.
+pub const MODEL_FEATURES: usize = GAIN_START;
+
+/// The quantisation gain at `rel_bound`, interpolated (linearly in log10 of the bound,
+/// clamped to the ends) from the `quant_gain_db_*` features of one chunk: how many dB a
+/// quantiser with this bound is expected to land above the point-wise-bound line. The
+/// model gets it as a per-candidate input, so it learns corrections to an estimate
+/// rather than the whole curve.
+pub fn quant_gain_at(features: &[f32], rel_bound: f64) -> f64 {
+    let Some(gains) = features.get(GAIN_START..GAIN_START + GAIN_BOUNDS_LOG10.len()) else {
+        return 0.0;
+    };
+    let x = rel_bound.log10();
+    let (first, last) = (
+        GAIN_BOUNDS_LOG10[0],
+        GAIN_BOUNDS_LOG10[GAIN_BOUNDS_LOG10.len() - 1],
+    );
+    if x.is_nan() || x >= first {
+        return gains[0] as f64;
+    }
+    if x <= last {
+        return gains[gains.len() - 1] as f64;
+    }
+    // The bounds descend in equal steps.
+    let step = GAIN_BOUNDS_LOG10[0] - GAIN_BOUNDS_LOG10[1];
+    let pos = (first - x) / step;
+    let i = (pos as usize).min(gains.len() - 2);
+    let w = pos - i as f64;
+    gains[i] as f64 * (1.0 - w) + gains[i + 1] as f64 * w
 }
 
 /// The extent of a chunk's finite values, from one vectorised pass: what the filter needs
@@ -394,7 +462,11 @@ impl Sample {
     /// Lorenzo and interpolation residuals, lagged differences and quantised entropies,
     /// all in units of the value range.
     fn residuals(&self, inv_r: f64) -> Residuals {
-        let mut r = Residuals::default();
+        let mut r = Residuals {
+            bin_count: vec![0; RESIDUAL_BINS],
+            bin_sq_sum: vec![0.0; RESIDUAL_BINS],
+            ..Residuals::default()
+        };
         let b = &self.block;
         let block_len: usize = b.iter().product();
         let fast = *b.last().unwrap_or(&1);
@@ -451,6 +523,7 @@ impl Sample {
                             continue;
                         }
                         let dn = d * inv_r;
+                        r.bin(dn);
                         r.lorenzo_abs_sum += dn.abs();
                         r.lorenzo_sq_sum += dn * dn;
                         r.lorenzo_n += 1;
@@ -535,6 +608,14 @@ fn copy_block<T: Element>(
     }
 }
 
+/// The quarter-octave bin of |x|: the f64 exponent and the top two mantissa bits, from
+/// 2^-48 up (bin 0 also takes anything smaller, the last bin anything larger).
+#[inline]
+fn bin_of(x: f64) -> usize {
+    const FIRST: u64 = (1023 - 48) << 2;
+    ((x.abs().to_bits() >> 50).saturating_sub(FIRST) as usize).min(RESIDUAL_BINS - 1)
+}
+
 #[derive(Default)]
 struct Residuals {
     lorenzo_abs_sum: f64,
@@ -546,6 +627,42 @@ struct Residuals {
     diff_n: [usize; 2],
     repeat_frac: f64,
     entropy_bits: Vec<f64>,
+    /// Per quarter-octave bin of |Lorenzo residual| / R: count and sum of squares.
+    bin_count: Vec<u32>,
+    bin_sq_sum: Vec<f64>,
+}
+
+impl Residuals {
+    /// Files one normalised Lorenzo residual into its quarter-octave bin ([`bin_of`]), so
+    /// a gain at any bound costs one pass over the bins.
+    #[inline]
+    fn bin(&mut self, dn: f64) {
+        let k = bin_of(dn);
+        self.bin_count[k] += 1;
+        self.bin_sq_sum[k] += dn * dn;
+    }
+
+    /// 10·log10((t²/3) / MSE) for a quantiser with relative bound `t` fed these residuals:
+    /// a residual below `t` is reconstructed as the prediction (its error is itself), any
+    /// larger one gets an error uniform in ±t. The bin holding `t` counts as larger.
+    fn quant_gain_db(&self, t: f64) -> f64 {
+        let n: u32 = self.bin_count.iter().sum();
+        if n == 0 {
+            return 0.0;
+        }
+        // The bins below t's own bin hold only residuals smaller than t.
+        let below = ..bin_of(t).min(self.bin_count.len());
+        let below_n: u32 = self.bin_count[below].iter().sum();
+        let below_sq: f64 = self.bin_sq_sum[below].iter().sum();
+        let uniform = t * t / 3.0;
+        let mse = (below_sq + (n - below_n) as f64 * uniform) / n as f64;
+        let gain = if mse > 0.0 {
+            10.0 * (uniform / mse).log10()
+        } else {
+            GAIN_CLAMP_DB.1
+        };
+        gain.clamp(GAIN_CLAMP_DB.0, GAIN_CLAMP_DB.1)
+    }
 }
 
 #[cfg(test)]
@@ -570,6 +687,45 @@ mod tests {
             ENTROPY_BOUNDS.len()
         );
         assert!(f.values.iter().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn gain_features_follow_their_bounds() {
+        assert_eq!(FEATURE_NAMES[GAIN_START], "quant_gain_db_1e-0.5");
+        assert_eq!(
+            FEATURE_NAMES[GAIN_START..]
+                .iter()
+                .filter(|n| n.starts_with("quant_gain_db_"))
+                .count(),
+            GAIN_BOUNDS_LOG10.len()
+        );
+    }
+
+    #[test]
+    fn quant_gain_separates_sparse_from_noisy_chunks() {
+        let shape = [32, 32, 32];
+        // White noise: every residual is far above a tight bound (uniform error, gain ~0)
+        // and comparable to a loose one.
+        let noise = generate(Kind::Noise, &shape, 3);
+        let f = feats(&noise, &shape);
+        let tight = quant_gain_at(&f.values, 1e-5);
+        assert!(tight.abs() < 0.5, "noise at 1e-5: {tight} dB");
+        // Mostly exact zeros with a few spikes: at a loose bound nearly every residual is
+        // reconstructed exactly, far above the line (each spike spoils up to 8 residuals).
+        let mut sparse = vec![0.0f64; 32 * 32 * 32];
+        for i in (0..sparse.len()).step_by(997) {
+            sparse[i] = 1.0 + (i % 7) as f64;
+        }
+        let g = feats(&sparse, &shape);
+        let loose = quant_gain_at(&g.values, 1e-2);
+        assert!(loose > 15.0, "sparse at 1e-2: {loose} dB");
+        // Interpolation hits the stored points and clamps beyond the ends.
+        let at = |k: usize| g.values[GAIN_START + k] as f64;
+        assert!((quant_gain_at(&g.values, 10f64.powf(-2.0)) - at(3)).abs() < 1e-4);
+        let mid = quant_gain_at(&g.values, 10f64.powf(-2.25));
+        assert!((mid - 0.5 * (at(3) + at(4))).abs() < 1e-3);
+        assert_eq!(quant_gain_at(&g.values, 1e-9), at(13));
+        assert_eq!(quant_gain_at(&g.values, 0.9), at(0));
     }
 
     #[test]

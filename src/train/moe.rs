@@ -2,8 +2,9 @@
 //!
 //! **Inputs** (one row per candidate, [`n_inputs`] columns): the chunk's features in
 //! [`FEATURE_NAMES`] order, a one-hot of the compressor in [`COMPRESSORS`] order, the
-//! bound's headroom over the dtype's precision ([`precision_headroom`]), and log10 of the
-//! relative bound (always the last column).
+//! bound's headroom over the dtype's precision ([`precision_headroom`]), the features'
+//! quantisation-gain estimate at the bound ([`crate::features::quant_gain_at`]), and log10
+//! of the relative bound (always the last column).
 //!
 //! The headroom input is why one dtype-independent feature vector still serves f32 and
 //! f64: below about 6e-8 × max|x| an f32 chunk is stored almost exactly, which an f64
@@ -30,7 +31,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::features::FEATURE_NAMES;
+use crate::features::{FEATURE_NAMES, MODEL_FEATURES};
 use crate::train::table::Row;
 
 /// Compressor order of the one-hot inputs.
@@ -48,11 +49,15 @@ pub const PSNR_RANGE: (f64, f64) = (20.0, 140.0);
 /// Number of model inputs: features, compressor one-hot, precision headroom, log10
 /// relative bound.
 pub fn n_inputs() -> usize {
-    FEATURE_NAMES.len() + COMPRESSORS.len() + 2
+    MODEL_FEATURES + COMPRESSORS.len() + CANDIDATE_INPUTS.len()
 }
 
 /// Names of the inputs after the features and the one-hot.
-pub const CANDIDATE_INPUTS: [&str; 2] = ["log10_bound_over_precision", "log10_rel_bound"];
+pub const CANDIDATE_INPUTS: [&str; 3] = [
+    "log10_bound_over_precision",
+    "quant_gain_db_at_bound",
+    "log10_rel_bound",
+];
 
 /// log10 of the absolute bound over the dtype's rounding step near the chunk's largest
 /// magnitude (unit roundoff 2^-24 for 4-byte, 2^-53 for 8-byte values), clamped to
@@ -156,11 +161,18 @@ pub fn input_row(
 ) -> Option<Vec<f32>> {
     let slot = COMPRESSORS.iter().position(|c| *c == codec)?;
     let mut x = Vec::with_capacity(n_inputs());
-    x.extend_from_slice(features);
+    x.extend_from_slice(features.get(..MODEL_FEATURES)?);
     for i in 0..COMPRESSORS.len() {
         x.push(if i == slot { 1.0 } else { 0.0 });
     }
     x.push(precision_headroom(features, rel_bound, elem_size) as f32);
+    // The estimate models a prediction-based quantiser: SZ3's, not the transform coders'.
+    let gain = if codec == "sz3" {
+        crate::features::quant_gain_at(features, rel_bound)
+    } else {
+        0.0
+    };
+    x.push(gain as f32);
     x.push(rel_bound.log10() as f32);
     Some(x)
 }
@@ -262,7 +274,7 @@ impl Moe {
         out: ([f32; 3], [f32; 3]),
     ) -> Result<Moe, TrainError> {
         let dev = Device::Cpu;
-        let (n_in, f) = (n_inputs(), FEATURE_NAMES.len());
+        let (n_in, f) = (n_inputs(), MODEL_FEATURES);
         let (k, h, g) = (
             config.experts.max(1),
             config.hidden.max(1),
@@ -305,7 +317,7 @@ impl Moe {
         let dev = Device::Cpu;
         let (n_in, f, k, h, g) = (
             n_inputs(),
-            FEATURE_NAMES.len(),
+            MODEL_FEATURES,
             w.experts,
             w.hidden,
             w.gate_hidden,
@@ -378,7 +390,7 @@ impl Moe {
 
     /// Standardised-target predictions [N, 3] for raw inputs [N, n_in].
     fn forward_std(&self, x: &Tensor) -> Result<Tensor, TrainError> {
-        let f = FEATURE_NAMES.len();
+        let f = MODEL_FEATURES;
         let n = x.dim(0)?;
         let z = x
             .broadcast_sub(&self.in_mean)?
@@ -450,7 +462,7 @@ pub fn train(
     }
     let dev = Device::Cpu;
     let n_in = n_inputs();
-    let f = FEATURE_NAMES.len();
+    let f = MODEL_FEATURES;
     let n = data.len();
     let (in_mean, in_std) = column_stats(&data.x, n_in, f..f + COMPRESSORS.len());
     let (om, os) = column_stats(&data.y, N_OUT, 0..0);

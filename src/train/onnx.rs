@@ -5,8 +5,10 @@
 //! input standardisation and output de-standardisation included, so the filter feeds raw
 //! inputs and reads final quantities:
 //!
-//! - input `x`: float32 `[batch, n_inputs]` = features ‖ one-hot(sz3, zfp, sperr) ‖
-//!   precision headroom ([`crate::train::moe::precision_headroom`]) ‖ log10(relative bound);
+//! - input `x`: float32 `[batch, n_inputs]` = the model features
+//!   ([`crate::features::MODEL_FEATURES`]) ‖ one-hot(sz3, zfp, sperr) ‖ precision headroom
+//!   ([`crate::train::moe::precision_headroom`]) ‖ quantisation gain at the bound
+//!   ([`crate::features::quant_gain_at`]) ‖ log10(relative bound);
 //! - output `y`: float32 `[batch, 3]` = PSNR dB (value-range convention), SSIM,
 //!   log10 of the compression ratio for 32-bit values.
 //!
@@ -20,7 +22,7 @@ use onnx_protobuf::{
     StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
 };
 
-use crate::features::{FEATURE_NAMES, FEATURE_SCHEMA_VERSION};
+use crate::features::{FEATURE_NAMES, FEATURE_SCHEMA_VERSION, MODEL_FEATURES};
 use crate::train::moe::{n_inputs, MoeWeights, COMPRESSORS, OUTPUT_NAMES};
 
 /// ONNX IR version written (onnxruntime 1.31 accepts up to 13).
@@ -171,7 +173,7 @@ fn silu(nodes: &mut Vec<NodeProto>, input: &str, output: &str) {
 fn build(w: &MoeWeights, info: &ExportInfo) -> ModelProto {
     let (n_in, f, k, h, g) = (
         n_inputs(),
-        FEATURE_NAMES.len(),
+        MODEL_FEATURES,
         w.experts,
         w.hidden,
         w.gate_hidden,
@@ -295,9 +297,11 @@ fn build(w: &MoeWeights, info: &ExportInfo) -> ModelProto {
         (
             meta::INPUTS,
             format!(
-                "x: float32 [batch, {n_in}] = {} features (deepcq.feature_names order), \
+                "x: float32 [batch, {n_in}] = the first {} of deepcq.feature_names, \
                  one-hot compressor ({}), log10_bound_over_precision = clamp(log10(rel bound) \
                  - log10_absmax_over_range - log10(unit roundoff: 2^-24 f32, 2^-53 f64), -3, 12), \
+                 quant_gain_db_at_bound = the quant_gain_db_* features interpolated at the \
+                 relative bound (sz3 rows; 0 for the others), \
                  log10(relative bound = abs bound / chunk value range)",
                 f,
                 join(COMPRESSORS.iter())
@@ -346,7 +350,7 @@ mod tests {
             in_std: vec![1.0; n_inputs()],
             out_mean: [0.0; 3],
             out_std: [1.0; 3],
-            gate_w1: vec![0.0; FEATURE_NAMES.len()],
+            gate_w1: vec![0.0; MODEL_FEATURES],
             gate_b1: vec![0.0],
             gate_w2: vec![0.0],
             gate_b2: vec![0.0],
