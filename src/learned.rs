@@ -215,10 +215,9 @@ impl Learned {
                 )
             })
             .flatten()
-            .map(|(c, p)| Alternative {
+            .map(|c| Alternative {
                 codec: c.codec,
                 bound: c.rel_bound * extent.range(),
-                predicted_cr: p.cr,
             });
         let proposal = Proposal {
             codec: best.codec,
@@ -375,7 +374,7 @@ fn crossings<'a>(
 }
 
 /// For a PSNR target, the best candidate of any compressor but `chosen`, by the same rule:
-/// what guarantee mode tries when its first choice compresses worse than predicted.
+/// what guarantee mode searches after its first choice.
 fn runner_up(
     target: f64,
     safe_rel: f64,
@@ -383,7 +382,7 @@ fn runner_up(
     chosen: CodecId,
     candidates: &[Candidate],
     predictions: &[Prediction],
-) -> Option<(Candidate, Prediction)> {
+) -> Option<Candidate> {
     let (others, predicted): (Vec<Candidate>, Vec<Prediction>) = candidates
         .iter()
         .zip(predictions)
@@ -392,7 +391,7 @@ fn runner_up(
     if others.is_empty() {
         return None;
     }
-    let (c, p, _) = choose(
+    let (c, _, _) = choose(
         TargetKind::Psnr,
         target,
         safe_rel,
@@ -401,7 +400,7 @@ fn runner_up(
         &others,
         &predicted,
     );
-    Some((c, p))
+    Some(c)
 }
 
 /// The chooser for a write under `settings`.

@@ -30,15 +30,9 @@ const MAX_COMPRESSIONS_FAR: usize = 5;
 /// worth more: at 40 dB one dB is 5–20% of the ratio.
 const FAR_DB: f64 = 1.0;
 
-/// A landing that moved the bound by more than this factor from the proposal (about 6 dB
-/// of PSNR) shows the model misjudged the chunk; its ranking of the compressors is then
-/// not trusted either, and the runner-up is searched too.
-const MISJUDGED_FACTOR: f64 = 2.0;
-
-/// The runner-up compressor is searched too when its predicted ratio times this factor
-/// beats the ratio the first one achieved: the model's ratio error (about 30% held out)
-/// makes closer rankings a coin toss.
-const RANKING_DOUBT: f64 = 1.25;
+/// PSNR a uniform quantiser gains per bit per value at high rate: the most a dB of
+/// overshoot can be worth when judging whether a runner-up is hopeless.
+const DB_PER_BIT: f64 = 6.02;
 
 /// A kept attempt this close above a PSNR target ends the search: closer would gain little
 /// ratio for another compression.
@@ -162,20 +156,18 @@ pub struct Proposal {
     pub bound: f64,
     /// Predicted value of the target metric.
     pub predicted: Option<f64>,
-    /// Guarantee mode's second choice: another compressor, tried when the first one
-    /// compresses worse than this one is predicted to.
+    /// Guarantee mode's second choice: another compressor, also searched (and abandoned as
+    /// soon as it cannot beat the first).
     pub runner_up: Option<Alternative>,
 }
 
-/// Another compressor's best proposal and the ratio the proposer expects of it.
+/// Another compressor's best proposal.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Alternative {
     /// Codec to try.
     pub codec: CodecId,
-    /// Absolute error bound to start from.
+    /// Absolute error bound proposed for it.
     pub bound: f64,
-    /// Predicted compression ratio at that bound.
-    pub predicted_cr: f64,
 }
 
 /// Makes the first proposal for a chunk. The surrogate implements this too.
@@ -413,18 +405,28 @@ impl Search<'_> {
         Ok(metrics::ssim_of(self.data, back.view(), self.shape).unwrap_or(f64::NEG_INFINITY))
     }
 
+    /// True when a payload of `len` bytes, `over_db` above the target (below when
+    /// negative), cannot be brought to the target in fewer than `ceiling` bytes: a tighter
+    /// bound never stores less, and a looser one saves at most 1/6.02 bits per value per
+    /// dB (the slope of a uniform quantiser; real codecs at low rates save less).
+    fn hopeless(&self, len: usize, over_db: f64, ceiling: usize) -> bool {
+        let saving = over_db.max(0.0) / DB_PER_BIT * self.data.len() as f64 / 8.0;
+        len as f64 - saving >= ceiling as f64
+    }
+
     fn lossless(&self, reason: &'static str) -> Result<Outcome, SelectError> {
         lossless(self.data, self.shape, self.compressions, reason)
     }
 
     /// Measures, then searches the bound that lands just above the target (see
-    /// [`Search::land_psnr`]). Then searches the proposer's runner-up compressor too, and
-    /// keeps the smaller payload, when either the runner-up is predicted to beat the ratio
-    /// the first achieved, or the landing moved the bound by more than
-    /// [`MISJUDGED_FACTOR`] (the model misjudged this chunk, so its ranking is suspect).
-    /// In the second case the runner-up starts from its proposed bound moved by the same
-    /// factor, since the model's error on one compressor is the best guess of its error on
-    /// the other. When no attempt meets the target, the safe bound, then lossless.
+    /// [`Search::land_psnr`]). Then searches the proposer's runner-up compressor too and
+    /// keeps the smaller payload: the model's ratio error (about 30% held out) makes its
+    /// ranking of compressors unreliable, and on sparse sky images it underrated SPERR by
+    /// 5×. The runner-up starts from its proposed bound moved by the factor the landing
+    /// moved the first one (the model's error on one compressor is the best guess of its
+    /// error on the other), and is abandoned as soon as it cannot beat the kept payload
+    /// ([`Search::hopeless`]), which usually costs one compression. When no attempt meets
+    /// the target, the safe bound, then lossless.
     fn guarantee_psnr(
         &mut self,
         first: Attempt,
@@ -434,35 +436,21 @@ impl Search<'_> {
         let target = self.settings.target.value();
         let codec = first.codec;
         let first_bound = first.bound;
-        let raw = self.data.byte_len() as f64;
         let mut kept = self.land_psnr(first, target, None)?;
         if let Some(alt) = proposal.runner_up {
-            let (achieved, shift) = kept.as_ref().map_or((0.0, 1.0), |k| {
-                (
-                    raw / k.attempt.payload.len() as f64,
-                    k.attempt.bound / first_bound,
-                )
-            });
-            let misjudged = !(1.0 / MISJUDGED_FACTOR..=MISJUDGED_FACTOR).contains(&shift);
-            let start_bound = if alt.predicted_cr * RANKING_DOUBT > achieved {
-                Some(alt.bound)
-            } else {
-                misjudged.then_some(alt.bound * shift)
+            let shift = kept.as_ref().map_or(1.0, |k| k.attempt.bound / first_bound);
+            // A runner-up that refuses the chunk is simply not an alternative.
+            let start = self.try_bound(alt.codec, alt.bound * shift).ok();
+            let ceiling = kept.as_ref().map(|k| k.attempt.payload.len());
+            let other = match start {
+                Some(start) => self.land_psnr(start, target, ceiling)?,
+                None => None,
             };
-            if let Some(bound) = start_bound {
-                // A runner-up that refuses the chunk is simply not an alternative.
-                let start = self.try_bound(alt.codec, bound).ok();
-                let ceiling = kept.as_ref().map(|k| k.attempt.payload.len());
-                let other = match start {
-                    Some(start) => self.land_psnr(start, target, ceiling)?,
-                    None => None,
-                };
-                if let Some(other) = other.filter(|o| o.attempt.smaller_than(&kept)) {
-                    kept = Some(Landed {
-                        reason: "runner-up",
-                        ..other
-                    });
-                }
+            if let Some(other) = other.filter(|o| o.attempt.smaller_than(&kept)) {
+                kept = Some(Landed {
+                    reason: "runner-up",
+                    ..other
+                });
             }
         }
         if let Some(k) = kept {
@@ -502,7 +490,7 @@ impl Search<'_> {
         for tried in 0..MAX_COMPRESSIONS_FAR {
             let psnr = self.psnr(&attempt)?;
             let met = psnr >= target;
-            if !met && ceiling.is_some_and(|c| attempt.payload.len() >= c) {
+            if ceiling.is_some_and(|c| self.hopeless(attempt.payload.len(), psnr - target, c)) {
                 break;
             }
             first_met |= tried == 0 && met;
@@ -658,11 +646,11 @@ mod tests {
         assert!(out.compressions as usize <= MAX_COMPRESSIONS_PER_CODEC);
     }
 
-    /// Proposes `codec` at the formula bound, with SPERR as the runner-up predicted to
-    /// reach ratio `runner_up`.
+    /// Proposes `codec` at the formula bound, with SPERR as the runner-up when
+    /// `runner_up`.
     struct Fixed {
         codec: CodecId,
-        runner_up: Option<f64>,
+        runner_up: bool,
         /// Factor on SZ3's formula bound: below 1, a model that underrates the chunk.
         scale: f64,
     }
@@ -680,16 +668,15 @@ mod tests {
                 codec: self.codec,
                 bound,
                 predicted: None,
-                runner_up: self.runner_up.map(|predicted_cr| Alternative {
+                runner_up: self.runner_up.then_some(Alternative {
                     codec: CodecId::Sperr,
                     bound,
-                    predicted_cr,
                 }),
             })
         }
     }
 
-    fn sz3_then_sperr(runner_up: Option<f64>) -> Fixed {
+    fn sz3_then_sperr(runner_up: bool) -> Fixed {
         Fixed {
             codec: CodecId::Sz3,
             runner_up,
@@ -698,21 +685,13 @@ mod tests {
     }
 
     #[test]
-    fn the_runner_up_is_searched_only_when_predicted_to_do_better() {
+    fn the_runner_up_is_searched_and_the_smaller_payload_kept() {
         let (v, shape) = field();
         let data = Samples::F32(&v);
         let settings = Settings::psnr(50.0).unwrap();
-        let alone = compress_to_target(data, &shape, &settings, &sz3_then_sperr(None)).unwrap();
+        let alone = compress_to_target(data, &shape, &settings, &sz3_then_sperr(false)).unwrap();
         assert_eq!(alone.codec, CodecId::Sz3);
-        let never =
-            compress_to_target(data, &shape, &settings, &sz3_then_sperr(Some(0.0))).unwrap();
-        assert_eq!(
-            (never.codec, never.payload.len(), never.compressions),
-            (alone.codec, alone.payload.len(), alone.compressions),
-            "a runner-up predicted to do worse is not tried"
-        );
-        let tried =
-            compress_to_target(data, &shape, &settings, &sz3_then_sperr(Some(1e9))).unwrap();
+        let tried = compress_to_target(data, &shape, &settings, &sz3_then_sperr(true)).unwrap();
         assert!(tried.compressions > alone.compressions);
         assert!(
             tried.payload.len() <= alone.payload.len(),
@@ -735,7 +714,7 @@ mod tests {
         let settings = Settings::psnr(40.0).unwrap();
         let far = Fixed {
             scale: 1e-5,
-            ..sz3_then_sperr(None)
+            ..sz3_then_sperr(false)
         };
         let out = compress_to_target(data, &shape, &settings, &far).unwrap();
         let over = out.measured.unwrap() - 40.0;
@@ -749,7 +728,7 @@ mod tests {
     }
 
     #[test]
-    fn a_misjudged_chunk_searches_the_runner_up_from_the_moved_bound() {
+    fn an_underrated_chunk_still_gets_both_compressors_landed() {
         let (v, shape) = field();
         let data = Samples::F32(&v);
         let settings = Settings::psnr(50.0).unwrap();
@@ -758,15 +737,32 @@ mod tests {
             scale: 0.05,
             ..sz3_then_sperr(runner_up)
         };
-        let alone = compress_to_target(data, &shape, &settings, &underrated(None)).unwrap();
+        let alone = compress_to_target(data, &shape, &settings, &underrated(false)).unwrap();
         assert_eq!(alone.reason, "loosened");
-        let tried = compress_to_target(data, &shape, &settings, &underrated(Some(0.0))).unwrap();
-        assert!(
-            tried.compressions > alone.compressions,
-            "searched although predicted to do worse"
-        );
+        let tried = compress_to_target(data, &shape, &settings, &underrated(true)).unwrap();
+        assert!(tried.compressions > alone.compressions);
         assert!(tried.payload.len() <= alone.payload.len());
         assert!(tried.measured.unwrap() >= 50.0);
+    }
+
+    #[test]
+    fn hopeless_counts_at_most_one_bit_per_value_per_six_db() {
+        let (v, shape) = field();
+        let settings = Settings::psnr(50.0).unwrap();
+        let s = Search {
+            data: Samples::F32(&v),
+            shape: &shape,
+            settings: &settings,
+            compressions: 0,
+        };
+        // 24·32·32 values: one bit each is 3072 bytes.
+        assert_eq!(v.len() / 8, 3072);
+        // A miss needs a tighter bound, which never stores less.
+        assert!(s.hopeless(5000, -3.0, 5000));
+        assert!(!s.hopeless(4999, -3.0, 5000));
+        // 6.02 dB over the target is worth at most 3072 bytes.
+        assert!(s.hopeless(8072, 6.02, 5000));
+        assert!(!s.hopeless(8071, 6.02, 5000));
     }
 
     #[test]
@@ -797,7 +793,7 @@ mod tests {
 
     const SPERR_FIRST: Fixed = Fixed {
         codec: CodecId::Sperr,
-        runner_up: None,
+        runner_up: false,
         scale: 1.0,
     };
 
@@ -811,7 +807,7 @@ mod tests {
         assert_eq!(out.codec, CodecId::Sz3);
         assert!(out.measured.unwrap() >= 50.0);
         // A refusing runner-up is skipped, not an error.
-        let out = compress_to_target(data, &shape, &settings, &sz3_then_sperr(Some(1e9))).unwrap();
+        let out = compress_to_target(data, &shape, &settings, &sz3_then_sperr(true)).unwrap();
         assert_eq!(out.codec, CodecId::Sz3);
         // A compressor the user named keeps its clear error.
         let mut named = settings;
