@@ -651,7 +651,7 @@ impl Residuals {
             return 0.0;
         }
         // The bins below t's own bin hold only residuals smaller than t.
-        let below = ..bin_of(t).min(self.bin_count.len());
+        let below = ..bin_of(t);
         let below_n: u32 = self.bin_count[below].iter().sum();
         let below_sq: f64 = self.bin_sq_sum[below].iter().sum();
         let uniform = t * t / 3.0;

@@ -474,8 +474,7 @@ impl Search<'_> {
     /// payload that met the target, if any did.
     ///
     /// With a `ceiling` (the payload size to beat), the search gives up as soon as an
-    /// attempt misses the target at that size or more: meeting the target needs a tighter
-    /// bound, and a tighter bound never stores less.
+    /// attempt shows it cannot beat it ([`Search::hopeless`]).
     fn land_psnr(
         &mut self,
         first: Attempt,

@@ -1,7 +1,7 @@
 //! The mixture-of-experts surrogate and its trainer (candle, CPU, seeded).
 //!
-//! **Inputs** (one row per candidate, [`n_inputs`] columns): the chunk's features in
-//! [`FEATURE_NAMES`] order, a one-hot of the compressor in [`COMPRESSORS`] order, the
+//! **Inputs** (one row per candidate, [`n_inputs`] columns): the chunk's first
+//! [`MODEL_FEATURES`] features in [`FEATURE_NAMES`] order, a one-hot of the compressor in [`COMPRESSORS`] order, the
 //! bound's headroom over the dtype's precision ([`precision_headroom`]), the features'
 //! quantisation-gain estimate at the bound ([`crate::features::quant_gain_at`]), and log10
 //! of the relative bound (always the last column).
@@ -46,8 +46,8 @@ pub const PSNR_CAP: f64 = 200.0;
 /// PSNR range where the PSNR target matters; rows outside it get a small PSNR weight.
 pub const PSNR_RANGE: (f64, f64) = (20.0, 140.0);
 
-/// Number of model inputs: features, compressor one-hot, precision headroom, log10
-/// relative bound.
+/// Number of model inputs: model features, compressor one-hot, and the
+/// [`CANDIDATE_INPUTS`].
 pub fn n_inputs() -> usize {
     MODEL_FEATURES + COMPRESSORS.len() + CANDIDATE_INPUTS.len()
 }
