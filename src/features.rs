@@ -646,13 +646,14 @@ impl Residuals {
     /// a residual below `t` is reconstructed as the prediction (its error is itself), any
     /// larger one gets an error uniform in ±t. The bin holding `t` counts as larger.
     fn quant_gain_db(&self, t: f64) -> f64 {
-        let n: u32 = self.bin_count.iter().sum();
+        // Every residual counted in lorenzo_n was binned.
+        let n = self.lorenzo_n;
         if n == 0 {
             return 0.0;
         }
         // The bins below t's own bin hold only residuals smaller than t.
         let below = ..bin_of(t);
-        let below_n: u32 = self.bin_count[below].iter().sum();
+        let below_n: usize = self.bin_count[below].iter().map(|&c| c as usize).sum();
         let below_sq: f64 = self.bin_sq_sum[below].iter().sum();
         let uniform = t * t / 3.0;
         let mse = (below_sq + (n - below_n) as f64 * uniform) / n as f64;

@@ -470,8 +470,9 @@ impl Search<'_> {
     }
 
     /// Secant steps in (log bound, PSNR) from `first`, inside the bracket of bounds seen to
-    /// meet and to miss the target, for at most [`MAX_COMPRESSIONS_PER_CODEC`]; the smallest
-    /// payload that met the target, if any did.
+    /// meet and to miss the target, for at most [`MAX_COMPRESSIONS_PER_CODEC`] compressions
+    /// ([`MAX_COMPRESSIONS_FAR`] while the kept payload is more than [`FAR_DB`] over); the
+    /// smallest payload that met the target, if any did.
     ///
     /// With a `ceiling` (the payload size to beat), the search gives up as soon as an
     /// attempt shows it cannot beat it ([`Search::hopeless`]).
