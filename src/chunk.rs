@@ -89,27 +89,27 @@ impl Quality {
         }
     }
 
-    /// The record as this version writes it: predicted and measured as f32, which
-    /// keeps ~7 significant digits (a PSNR to 1e-5 dB) in 8 fewer bytes than f64.
+    /// The record as this version writes it: the target and both metrics as f32, which
+    /// keeps ~7 significant digits (a PSNR to 1e-5 dB) in half the bytes of f64.
     fn to_bytes(self) -> [u8; quality_record::LEN] {
         use quality_record as q;
         let mut out = [0u8; q::LEN];
-        out[q::KIND] = self.kind as u8;
-        out[q::MODE] = self.mode as u8;
+        out[q::KIND_MODE] = self.kind as u8 | (self.mode as u8) << 4;
         let nan_if_none = |v: Option<f64>| (v.unwrap_or(f64::NAN) as f32).to_le_bytes();
-        out[q::TARGET..q::TARGET + 8].copy_from_slice(&self.target.to_le_bytes());
+        out[q::TARGET..q::TARGET + 4].copy_from_slice(&(self.target as f32).to_le_bytes());
         out[q::PREDICTED..q::PREDICTED + 4].copy_from_slice(&nan_if_none(self.predicted));
         out[q::MEASURED..q::MEASURED + 4].copy_from_slice(&nan_if_none(self.measured));
         out
     }
 
-    /// Reads the record of a chunk of format `version` (f64 metrics before version 3).
+    /// Reads the record of a chunk of format `version`: kind and mode share a byte and the
+    /// target is f32 since version 4, the metrics are f32 since version 3.
     fn from_bytes(record: &[u8], version: u8) -> Result<Self, ChunkError> {
         use quality_record as q;
-        let (len, predicted_at, measured_at, width) = if version >= 3 {
-            (q::LEN, q::PREDICTED, q::MEASURED, 4)
-        } else {
-            (q::V2_LEN, q::V2_PREDICTED, q::V2_MEASURED, 8)
+        let len = match version {
+            4.. => q::LEN,
+            3 => q::V3_LEN,
+            _ => q::V2_LEN,
         };
         if record.len() != len {
             return Err(ChunkError::BadHeader(format!(
@@ -117,17 +117,35 @@ impl Quality {
                 record.len()
             )));
         }
-        let float_at = |at: usize| match width {
-            4 => f32::from_le_bytes(record[at..at + 4].try_into().unwrap()) as f64,
-            _ => f64::from_le_bytes(record[at..at + 8].try_into().unwrap()),
+        let f32_at = |at: usize| f32::from_le_bytes(record[at..at + 4].try_into().unwrap());
+        let f64_at = |at: usize| f64::from_le_bytes(record[at..at + 8].try_into().unwrap());
+        let (kind, mode, target, predicted, measured) = match version {
+            4.. => (
+                record[q::KIND_MODE] & 0x0f,
+                record[q::KIND_MODE] >> 4,
+                shortest_decimal(f32_at(q::TARGET)),
+                f64::from(f32_at(q::PREDICTED)),
+                f64::from(f32_at(q::MEASURED)),
+            ),
+            3 => (
+                record[q::V3_KIND],
+                record[q::V3_MODE],
+                f64_at(q::V3_TARGET),
+                f64::from(f32_at(q::V3_PREDICTED)),
+                f64::from(f32_at(q::V3_MEASURED)),
+            ),
+            _ => (
+                record[q::V3_KIND],
+                record[q::V3_MODE],
+                f64_at(q::V3_TARGET),
+                f64_at(q::V2_PREDICTED),
+                f64_at(q::V2_MEASURED),
+            ),
         };
-        let kind = TargetKind::from_u32(record[q::KIND].into()).ok_or_else(|| {
-            ChunkError::BadHeader(format!("quality record target kind {}", record[q::KIND]))
-        })?;
-        let mode = Mode::from_u32(record[q::MODE].into()).ok_or_else(|| {
-            ChunkError::BadHeader(format!("quality record mode {}", record[q::MODE]))
-        })?;
-        let target = f64::from_le_bytes(record[q::TARGET..q::TARGET + 8].try_into().unwrap());
+        let kind = TargetKind::from_u32(kind.into())
+            .ok_or_else(|| ChunkError::BadHeader(format!("quality record target kind {kind}")))?;
+        let mode = Mode::from_u32(mode.into())
+            .ok_or_else(|| ChunkError::BadHeader(format!("quality record mode {mode}")))?;
         if !target.is_finite() {
             return Err(ChunkError::BadHeader(format!(
                 "quality record target {target}"
@@ -138,9 +156,25 @@ impl Quality {
             kind,
             target,
             mode,
-            predicted: present(float_at(predicted_at)),
-            measured: present(float_at(measured_at)),
+            predicted: present(predicted),
+            measured: present(measured),
         })
+    }
+}
+
+/// The f64 with the shortest decimal that rounds to `v`: a target typed as 0.999 and
+/// stored as f32 reads back as 0.999, not 0.99900001.
+fn shortest_decimal(v: f32) -> f64 {
+    v.to_string().parse().unwrap_or(f64::NAN)
+}
+
+/// The smallest f32 at or above `v` (≥ 0): a stored bound must still bound the error.
+fn f32_at_least(v: f64) -> f32 {
+    let f = v as f32;
+    if f64::from(f) < v {
+        f32::from_bits(f.to_bits() + 1)
+    } else {
+        f
     }
 }
 
@@ -222,14 +256,13 @@ fn extension_bytes(header: &Header) -> (u8, Vec<u8>) {
     (flags, out)
 }
 
-/// Bytes a chunk of `shape` with a quality record (and no padding) puts around a payload of
-/// `payload_len` bytes: what its stored size adds to the codec's.
-pub fn header_len(shape: &[usize], payload_len: usize) -> usize {
+/// Bytes a lossy f32 or f64 chunk of `shape` with a quality record (and no padding) puts
+/// around its payload: what its stored size adds to the codec's.
+pub fn header_len(shape: &[usize]) -> usize {
     let varint_len = |v: usize| (usize::BITS - v.leading_zeros()).max(1).div_ceil(7) as usize;
     wire::FIXED_HEADER_LEN
-        + varint_len(payload_len)
-        + varint_len(quality_record::LEN)
         + shape.iter().map(|&d| varint_len(d)).sum::<usize>()
+        + 4
         + quality_record::LEN
         + 4
 }
@@ -248,21 +281,24 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 fn assemble(header: &Header, payload: &[u8]) -> Vec<u8> {
     let rank = header.layout.shape.len();
     let (flags, extension) = extension_bytes(header);
-    let mut out = Vec::with_capacity(wire::FIXED_HEADER_LEN + 10 * (rank + 2) + 4 + payload.len());
+    let mut out = Vec::with_capacity(wire::FIXED_HEADER_LEN + 10 * (rank + 1) + 8 + payload.len());
     out.extend_from_slice(&wire::MAGIC);
     out.push(wire::FORMAT_VERSION);
-    out.push(header.codec as u8);
-    out.push(header.layout.dtype as u8);
-    out.push(header.layout.elem_size as u8);
-    out.push(rank as u8);
+    debug_assert_eq!(out.len(), wire::CODEC_DTYPE_OFFSET);
+    out.push(header.codec as u8 | (header.layout.dtype as u8) << 4);
     debug_assert_eq!(out.len(), wire::EXT_FLAGS_OFFSET);
     out.push(flags);
-    out.extend_from_slice(&header.bound.to_le_bytes());
+    debug_assert_eq!(out.len(), wire::RANK_OFFSET);
+    out.push(rank as u8);
     debug_assert_eq!(out.len(), wire::FIXED_HEADER_LEN);
-    put_varint(&mut out, payload.len() as u64);
-    put_varint(&mut out, extension.len() as u64);
     for &d in &header.layout.shape {
         put_varint(&mut out, d as u64);
+    }
+    if header.layout.dtype == DType::Opaque {
+        put_varint(&mut out, header.layout.elem_size as u64);
+    }
+    if header.codec != CodecId::Lossless {
+        out.extend_from_slice(&f32_at_least(header.bound).to_le_bytes());
     }
     out.extend_from_slice(&extension);
     let mut crc = crc32fast::Hasher::new();
@@ -340,7 +376,8 @@ struct RawHeader<'a> {
     original_len: Option<u64>,
     shape: Vec<usize>,
     extension: &'a [u8],
-    payload_len: usize,
+    /// Versions 1 to 3 store it; from version 4 the payload runs to the end of the chunk.
+    payload_len: Option<usize>,
 }
 
 /// Reads the header fields of format versions 1 and 2 (fixed-width integers).
@@ -371,8 +408,10 @@ fn read_v2<'a>(r: &mut Reader<'a>, version: u8) -> Result<RawHeader<'a>, ChunkEr
         original_len: Some(original_len),
         shape,
         extension: r.take(ext_len, "extension")?,
-        payload_len: usize::try_from(payload_len)
-            .map_err(|_| ChunkError::BadHeader("payload length".into()))?,
+        payload_len: Some(
+            usize::try_from(payload_len)
+                .map_err(|_| ChunkError::BadHeader("payload length".into()))?,
+        ),
     })
 }
 
@@ -386,13 +425,7 @@ fn read_v3<'a>(r: &mut Reader<'a>) -> Result<RawHeader<'a>, ChunkError> {
     let bound = r.f64("bound")?;
     let payload_len = r.size("payload length")?;
     let ext_len = r.size("extension length")?;
-    if rank > wire::MAX_RANK {
-        return Err(ChunkError::BadHeader(format!("rank {rank}")));
-    }
-    let mut shape = Vec::with_capacity(rank);
-    for _ in 0..rank {
-        shape.push(r.size("dims")?);
-    }
+    let shape = varint_dims(r, rank)?;
     Ok(RawHeader {
         version: 3,
         codec,
@@ -403,7 +436,61 @@ fn read_v3<'a>(r: &mut Reader<'a>) -> Result<RawHeader<'a>, ChunkError> {
         original_len: None,
         shape,
         extension: r.take(ext_len, "extension")?,
-        payload_len,
+        payload_len: Some(payload_len),
+    })
+}
+
+/// Reads `rank` varint dims (versions 3 and 4), refusing a rank no writer produces.
+fn varint_dims(r: &mut Reader<'_>, rank: usize) -> Result<Vec<usize>, ChunkError> {
+    if rank > wire::MAX_RANK {
+        return Err(ChunkError::BadHeader(format!("rank {rank}")));
+    }
+    (0..rank).map(|_| r.size("dims")).collect()
+}
+
+/// Reads the header fields of format version 4: no stored lengths, so the extension is
+/// measured by walking the records its flags announce.
+fn read_v4<'a>(r: &mut Reader<'a>) -> Result<RawHeader<'a>, ChunkError> {
+    let codec_dtype = r.u8("codec and dtype")?;
+    let (codec, dtype) = (codec_dtype & 0x0f, codec_dtype >> 4);
+    let flags = r.u8("extension flags")?;
+    let rank = r.u8("rank")? as usize;
+    if flags & !ext_flags::KNOWN != 0 {
+        return Err(ChunkError::BadHeader(format!(
+            "unknown extension flags {flags:#04x}"
+        )));
+    }
+    let shape = varint_dims(r, rank)?;
+    let elem_size = match DType::from_u8(dtype) {
+        Some(DType::F32) => 4,
+        Some(DType::F64) => 8,
+        _ => r.size("element size")?,
+    };
+    let bound = match codec {
+        0 => 0.0,
+        _ => f64::from(f32::from_bits(r.u32("bound")?)),
+    };
+    let start = r.pos;
+    if flags & ext_flags::PADDING != 0 {
+        for _ in 0..rank {
+            r.size("padding dims")?;
+        }
+        r.take(elem_size, "fill value")?;
+    }
+    if flags & ext_flags::QUALITY != 0 {
+        r.take(quality_record::LEN, "quality record")?;
+    }
+    Ok(RawHeader {
+        version: 4,
+        codec,
+        dtype,
+        elem_size,
+        flags,
+        bound,
+        original_len: None,
+        shape,
+        extension: &r.bytes[start..r.pos],
+        payload_len: None,
     })
 }
 
@@ -417,11 +504,12 @@ pub fn parse(bytes: &[u8]) -> Result<(Header, &[u8]), ChunkError> {
     let raw = match r.u8("version")? {
         v @ (1 | 2) => read_v2(&mut r, v)?,
         3 => read_v3(&mut r)?,
+        4 => read_v4(&mut r)?,
         v => return Err(ChunkError::UnsupportedVersion(v)),
     };
     let header_end = r.pos;
     let stored = r.u32("checksum")?;
-    let payload = r.take(raw.payload_len, "payload")?;
+    let payload = r.take(raw.payload_len.unwrap_or(bytes.len() - r.pos), "payload")?;
     if r.pos != bytes.len() {
         return Err(ChunkError::BadHeader(format!(
             "{} trailing bytes after the payload",
@@ -656,41 +744,21 @@ mod tests {
         (bytes, pad)
     }
 
-    /// Where the extension length varint sits and where the header ends (the checksum
-    /// starts), read the way the parser reads them.
-    fn header_positions(bytes: &[u8]) -> (usize, usize) {
-        let mut r = Reader {
-            bytes,
-            pos: wire::FIXED_HEADER_LEN,
-        };
-        r.varint("payload length").unwrap();
-        let ext_len_at = r.pos;
+    /// Where the header ends (the checksum starts), read the way the parser reads it.
+    fn header_end(bytes: &[u8]) -> usize {
         let mut r = Reader { bytes, pos: 5 };
-        read_v3(&mut r).unwrap();
-        (ext_len_at, r.pos)
+        read_v4(&mut r).unwrap();
+        r.pos
     }
 
-    /// Recomputes the checksum after a test edited header bytes, so the edit reaches the
-    /// field checks instead of stopping at the CRC.
+    /// Recomputes the checksum after a test edited header bytes in place, so the edit
+    /// reaches the field checks instead of stopping at the CRC.
     fn reseal(bytes: &mut [u8]) {
-        let (_, header_end) = header_positions(bytes);
+        let header_end = header_end(bytes);
         let mut crc = crc32fast::Hasher::new();
         crc.update(&bytes[..header_end]);
         crc.update(&bytes[header_end + 4..]);
         bytes[header_end..header_end + 4].copy_from_slice(&crc.finalize().to_le_bytes());
-    }
-
-    /// Removes `n` bytes of extension ending at the checksum and fixes the length field
-    /// (a one-byte varint in these small test chunks).
-    fn shorten_extension(bytes: &mut Vec<u8>, n: usize) {
-        let (ext_len_at, header_end) = header_positions(bytes);
-        assert!(
-            bytes[ext_len_at] < 0x80,
-            "test chunks have short extensions"
-        );
-        bytes.drain(header_end - n..header_end);
-        bytes[ext_len_at] -= n as u8;
-        reseal(bytes);
     }
 
     #[test]
@@ -778,26 +846,17 @@ mod tests {
             other => panic!("{what}: expected a header error, got {other:?}"),
         };
         let (good, _) = padded_chunk(Some(quality()));
-        // The record ends the extension, right before the checksum.
-        let record_at = header_positions(&good).1 - quality_record::LEN;
-        for n in [1, quality_record::LEN - 1, quality_record::LEN] {
-            let mut cut = good.clone();
-            shorten_extension(&mut cut, n);
-            bad_header(&cut, &format!("record cut by {n}"));
-        }
-        let edits: [(&str, usize, u8); 4] = [
-            ("kind", record_at + quality_record::KIND, 9),
-            ("mode", record_at + quality_record::MODE, 7),
+        // The record ends the header, right before the checksum.
+        let record_at = header_end(&good) - quality_record::LEN;
+        let kind_mode = good[record_at + quality_record::KIND_MODE];
+        let edits: [(&str, usize, u8); 3] = [
+            ("kind", record_at + quality_record::KIND_MODE, kind_mode | 9),
             (
-                "unknown flag",
-                wire::EXT_FLAGS_OFFSET,
-                0x80 | ext_flags::KNOWN,
+                "mode",
+                record_at + quality_record::KIND_MODE,
+                kind_mode | 0x70,
             ),
-            (
-                "quality flag off",
-                wire::EXT_FLAGS_OFFSET,
-                ext_flags::PADDING,
-            ),
+            ("codec", wire::CODEC_DTYPE_OFFSET, good[5] | 7),
         ];
         for (what, at, value) in edits {
             let mut bytes = good.clone();
@@ -807,14 +866,55 @@ mod tests {
         }
         let mut nan_target = good.clone();
         let at = record_at + quality_record::TARGET;
-        nan_target[at..at + 8].copy_from_slice(&f64::NAN.to_le_bytes());
+        nan_target[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
         reseal(&mut nan_target);
         bad_header(&nan_target, "NaN target");
-        // Quality flag on a chunk without extension bytes.
-        let mut empty = sample_chunk();
-        empty[wire::EXT_FLAGS_OFFSET] = ext_flags::QUALITY;
-        reseal(&mut empty);
-        bad_header(&empty, "flag without record");
+        // A flag this reader does not know: it cannot tell how long that record is.
+        let mut unknown = good.clone();
+        unknown[wire::EXT_FLAGS_OFFSET] |= 0x80;
+        bad_header(&unknown, "unknown flag");
+    }
+
+    /// A version-3 chunk laid out by hand (varint lengths, one byte each for codec, dtype,
+    /// element size, rank and flags, an f64 bound): the f32 values 1.5, −2, 3.25, 8
+    /// stored losslessly with an 18-byte quality record.
+    fn version_3_chunk() -> Vec<u8> {
+        let values: Vec<f32> = vec![1.5, -2.0, 3.25, 8.0];
+        let payload = codec_for(CodecId::Lossless)
+            .encode(Samples::F32(&values), &[2, 2], 0.0)
+            .unwrap();
+        let mut record = vec![TargetKind::Ssim as u8, Mode::Predict as u8];
+        record.extend_from_slice(&0.999f64.to_le_bytes());
+        record.extend_from_slice(&0.9995f32.to_le_bytes());
+        record.extend_from_slice(&f32::NAN.to_le_bytes());
+        let mut bytes = b"DCQK".to_vec();
+        bytes.extend_from_slice(&[3, CodecId::Lossless as u8, DType::F32 as u8, 4, 2]);
+        bytes.push(ext_flags::QUALITY);
+        bytes.extend_from_slice(&0f64.to_le_bytes());
+        put_varint(&mut bytes, payload.len() as u64);
+        put_varint(&mut bytes, record.len() as u64);
+        bytes.extend_from_slice(&[2, 2]);
+        bytes.extend_from_slice(&record);
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&bytes);
+        crc.update(&payload);
+        bytes.extend_from_slice(&crc.finalize().to_le_bytes());
+        bytes.extend_from_slice(&payload);
+        bytes
+    }
+
+    #[test]
+    fn version_3_chunks_still_decode() {
+        let (header, values) = decode(&version_3_chunk()).unwrap();
+        assert_eq!(header.version, 3);
+        assert_eq!(header.layout.shape, vec![2, 2]);
+        assert_eq!(values, SampleBuf::F32(vec![1.5, -2.0, 3.25, 8.0]));
+        let q = header.quality.unwrap();
+        assert_eq!(
+            (q.kind, q.mode, q.target),
+            (TargetKind::Ssim, Mode::Predict, 0.999)
+        );
+        assert_eq!((q.predicted, q.measured), (Some(0.9995f32 as f64), None));
     }
 
     /// A chunk laid out by hand as format versions 1 and 2 wrote it (fixed-width fields,
@@ -884,19 +984,46 @@ mod tests {
     }
 
     #[test]
-    fn a_64_cubed_header_with_quality_record_takes_under_50_bytes() {
-        let values = vec![0f32; 64 * 64 * 64];
+    fn a_64_cubed_header_with_quality_record_takes_32_bytes() {
+        let values: Vec<f32> = (0..1 << 18).map(|i| (i as f32 * 1e-3).sin()).collect();
         let q = Some(quality());
-        let bytes = encode(CodecId::Lossless, Samples::F32(&values), &[64; 3], 0.0, q).unwrap();
+        let bytes = encode(CodecId::Sz3, Samples::F32(&values), &[64; 3], 1e-3, q).unwrap();
         let (header, payload) = parse(&bytes).unwrap();
         let header_bytes = bytes.len() - payload.len();
-        assert!(header_bytes < 50, "{header_bytes} bytes of header");
-        assert_eq!(header_bytes, header_len(&[64; 3], payload.len()));
-        assert_eq!(header_len(&[200, 3], 100_000), 18 + 3 + 1 + 2 + 1 + 18 + 4);
+        assert_eq!(header_bytes, 32);
+        assert_eq!(header_bytes, header_len(&[64; 3]));
+        assert_eq!(header_len(&[200, 3]), 8 + 2 + 1 + 4 + 13 + 4);
         assert_eq!(header.original_len, 4 << 18);
         // Metrics are stored as f32: a PSNR keeps about 1e-5 dB.
         let measured = header.quality.unwrap().measured.unwrap();
         assert!((measured - 64.25).abs() < 1e-5);
+        // The bound is rounded up to f32, so it still bounds the error.
+        assert!(header.bound >= 1e-3 && header.bound < 1e-3 * (1.0 + 1e-7));
+    }
+
+    #[test]
+    fn targets_read_back_as_typed() {
+        for target in [0.999, 62.5, 1e-7, 123456.7] {
+            let q = Quality {
+                target,
+                ..quality()
+            };
+            let (bytes, _) = padded_chunk(Some(q));
+            assert_eq!(parse(&bytes).unwrap().0.quality.unwrap().target, target);
+        }
+    }
+
+    #[test]
+    fn opaque_chunks_keep_their_element_size() {
+        let bytes: Vec<u8> = (0..60).collect();
+        let data = Samples::Opaque {
+            bytes: &bytes,
+            elem_size: 6,
+        };
+        let chunk = encode(CodecId::Lossless, data, &[10], 0.0, None).unwrap();
+        let (header, values) = decode(&chunk).unwrap();
+        assert_eq!(header.layout.elem_size, 6);
+        assert_eq!(values, SampleBuf::Opaque(bytes));
     }
 
     #[test]

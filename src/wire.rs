@@ -2,7 +2,7 @@
 //! the HDF5 filter id, the chunk magic and version, the codec and dtype numbers, the
 //! extension flags and the quality record layout. docs/format.md is the prose spec.
 //!
-//! # Chunk layout, format version 3
+//! # Chunk layout, format version 4
 //!
 //! Integers are little-endian; "varint" is unsigned LEB128 (7 bits per byte, low group
 //! first, high bit set on all but the last byte, at most 10 bytes). Offsets are in bytes.
@@ -10,23 +10,22 @@
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 4 | magic `DCQK` |
-//! | 4 | 1 | format version (3; readers accept 1 to 3) |
-//! | 5 | 1 | codec id ([`CodecId`]) |
-//! | 6 | 1 | dtype ([`DType`]) |
-//! | 7 | 1 | element size in bytes |
-//! | 8 | 1 | rank `r` (at most [`MAX_RANK`]) |
-//! | 9 | 1 | extension flags ([`ext_flags`]) |
-//! | 10 | 8 | absolute error bound the codec was given (f64; 0 for lossless) |
-//! | 18 | varint | payload length `p` |
-//! | | varint | extension length `e` |
-//! | | r varints | dims, slowest first (C order) |
-//! | | e | extension records, in flag-bit order (below) |
+//! | 4 | 1 | format version (4; readers accept 1 to 4) |
+//! | 5 | 1 | codec id ([`CodecId`]) in the low nibble, dtype ([`DType`]) in the high one |
+//! | 6 | 1 | extension flags ([`ext_flags`]) |
+//! | 7 | 1 | rank `r` (at most [`MAX_RANK`]) |
+//! | 8 | r varints | dims, slowest first (C order) |
+//! | | varint | element size in bytes: opaque chunks only (f32 and f64 imply theirs) |
+//! | | 4 | absolute error bound the codec was given, rounded up to f32: lossy codecs only |
+//! | | | extension records, in flag-bit order (below) |
 //! | | 4 | CRC-32 (IEEE) of every byte above and of the payload |
-//! | | p | codec payload |
+//! | | rest | codec payload, to the end of the chunk |
 //!
 //! The decoded length is the product of the dims × the element size. A 64³ f32 chunk's
-//! header with a quality record is 47 bytes (version 2 took 90): at 40 dB a chunk's payload
-//! can be a few hundred bytes, so the header is part of the ratio.
+//! header with a quality record is 32 bytes (version 3 took 47, version 2 90): at 40 dB a
+//! chunk's payload can be a few hundred bytes, so the header is part of the ratio. No
+//! decoder reads the bound (every codec's payload carries its own parameters); it is kept
+//! for `deepcq inspect`, rounded up so that it still bounds the error.
 //!
 //! The extension holds, in this order, each record whose flag bit is set:
 //! - [`ext_flags::PADDING`]: `r` varints, the dims of the prefix block the payload holds,
@@ -34,14 +33,18 @@
 //! - [`ext_flags::QUALITY`]: [`quality_record::LEN`] bytes, what the chunk was written for
 //!   and what the writer predicted and measured ([`quality_record`]).
 //!
-//! `e` must equal the sum of the set records' lengths. An unknown flag bit is an error: a
-//! reader cannot know how long that record is or whether decoding needs it.
+//! Records delimit themselves, so an unknown flag bit is an error: a reader cannot know how
+//! long that record is or whether decoding needs it.
 //!
-//! Versions 1 and 2 (still read) had fixed-width fields: after the flags byte a u16
-//! extension length, a u64 original length, the f64 bound, a u64 payload length, then u64
-//! dims; u64 padding dims; and f64 predicted/measured metrics in the quality record
-//! ([`quality_record::V2_LEN`] bytes). Version 1 had a reserved 0 where the flags are, and
-//! flags 0 with extension bytes there means a padding record.
+//! Version 3 (still read) had, after the magic and version, one byte each for codec,
+//! dtype, element size, rank and flags, the bound as f64, varint payload and extension
+//! lengths, then the dims and records; its quality record ([`quality_record::V3_LEN`]
+//! bytes) held kind and mode in a byte each and an f64 target. Versions 1 and 2 had
+//! fixed-width fields: after the flags byte a u16 extension length, a u64 original length,
+//! the f64 bound, a u64 payload length, then u64 dims; u64 padding dims; and f64
+//! predicted/measured metrics in the quality record ([`quality_record::V2_LEN`] bytes).
+//! Version 1 had a reserved 0 where the flags are, and flags 0 with extension bytes there
+//! means a padding record.
 //!
 //! The checksum is verified before any codec sees the payload, so a corrupted chunk is an
 //! error and never reaches C or C++ code that trusts its input.
@@ -62,16 +65,24 @@ pub const MAGIC: [u8; 4] = *b"DCQK";
 /// was bumped so that a version-1 reader, which would take a quality record for a corrupt
 /// padding record, says "newer format" instead. Version 3 halved the header (varint
 /// lengths and dims, no stored original length, f32 metrics in the quality record).
-pub const FORMAT_VERSION: u8 = 3;
+/// Version 4 took another third off: no stored lengths at all, codec and dtype share a
+/// byte, the element size only where the dtype does not imply it, an f32 bound and target.
+pub const FORMAT_VERSION: u8 = 4;
 
 /// Largest rank a chunk header may declare (HDF5's own limit is 32).
 pub const MAX_RANK: usize = 32;
 
-/// Byte length of the fixed part of the header, before the varints.
-pub const FIXED_HEADER_LEN: usize = 18;
+/// Byte length of the fixed part of the header, before the dims.
+pub const FIXED_HEADER_LEN: usize = 8;
+
+/// Offset of the byte holding the codec id (low nibble) and dtype (high nibble).
+pub const CODEC_DTYPE_OFFSET: usize = 5;
 
 /// Offset of the extension flags byte in the fixed header.
-pub const EXT_FLAGS_OFFSET: usize = 9;
+pub const EXT_FLAGS_OFFSET: usize = 6;
+
+/// Offset of the rank byte in the fixed header.
+pub const RANK_OFFSET: usize = 7;
 
 /// Bits of the extension flags byte: which records the extension holds.
 pub mod ext_flags {
@@ -87,18 +98,29 @@ pub mod ext_flags {
 /// written for, so `deepcq inspect` can report it from the file alone. Decoding never
 /// reads it.
 pub mod quality_record {
-    /// [`super::TargetKind`] (u8).
-    pub const KIND: usize = 0;
-    /// [`super::Mode`] (u8).
-    pub const MODE: usize = 1;
-    /// Target value (f64) in the kind's unit: dB, SSIM, ratio or absolute bound.
-    pub const TARGET: usize = 2;
+    /// [`super::TargetKind`] in the low nibble, [`super::Mode`] in the high one.
+    pub const KIND_MODE: usize = 0;
+    /// Target value (f32) in the kind's unit: dB, SSIM, ratio or absolute bound. Read back
+    /// as its shortest decimal, so a target typed as 0.999 reads as 0.999.
+    pub const TARGET: usize = 1;
     /// Metric the chooser predicted for its first proposal (f32; NaN when none).
-    pub const PREDICTED: usize = 10;
+    pub const PREDICTED: usize = 5;
     /// Metric measured on the decoded payload that was kept (f32; NaN when not measured).
-    pub const MEASURED: usize = 14;
+    pub const MEASURED: usize = 9;
     /// Byte length of the record.
-    pub const LEN: usize = 18;
+    pub const LEN: usize = 13;
+    /// Version 3: offset of the target kind (u8).
+    pub const V3_KIND: usize = 0;
+    /// Version 3: offset of the mode (u8).
+    pub const V3_MODE: usize = 1;
+    /// Version 3: offset of the target (f64).
+    pub const V3_TARGET: usize = 2;
+    /// Version 3: offset of the predicted metric (f32).
+    pub const V3_PREDICTED: usize = 10;
+    /// Version 3: offset of the measured metric (f32).
+    pub const V3_MEASURED: usize = 14;
+    /// Version 3: byte length of the record.
+    pub const V3_LEN: usize = 18;
     /// Offset of the predicted metric (f64) in format versions 1 and 2.
     pub const V2_PREDICTED: usize = 10;
     /// Offset of the measured metric (f64) in format versions 1 and 2.

@@ -276,7 +276,7 @@ pub fn advise(
         if let Ok(model) = learned::learned() {
             let (proposal, p) = model.advise(data, shape, extent, &predict)?;
             let payload = data.byte_len() as f64 / p.cr;
-            let header = chunk::header_len(shape, payload as usize);
+            let header = chunk::header_len(shape);
             return Ok(Advice {
                 codec: proposal.codec,
                 bound: proposal.bound,
