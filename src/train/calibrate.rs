@@ -26,8 +26,11 @@ use crate::train::moe::COMPRESSORS;
 use crate::train::table::Row;
 use crate::train::validate::Outcome;
 
-/// Held-out hit rate predict mode's margins are calibrated to.
-pub const PREDICT_HIT_GOAL: f64 = 0.99;
+/// Held-out hit rate predict mode's margins are calibrated to. Predict mode promises 99%
+/// of chunks; calibrating to exactly that on held-out data would leave new data an even
+/// chance of falling short, so the goal keeps half a percent in hand (on the committed
+/// model it cost 0.026 of the best ratio in the held-out replay).
+pub const PREDICT_HIT_GOAL: f64 = 0.995;
 
 /// Held-out hit rate guarantee mode's margin is calibrated to. Guarantee mode corrects a
 /// miss with one more compression and decode and lands close to the target, so a miss
