@@ -242,3 +242,41 @@ fn cdvalues_prints_the_packed_words() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("SSIM must be in (0, 1]"));
 }
+
+/// `deepcq train --exclude` leaves a dataset out of training entirely, so a model can be
+/// benchmarked on data it has never seen; a name the table lacks is an error, not a no-op.
+#[test]
+fn train_excludes_named_datasets_and_refuses_unknown_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("t.csv");
+    let table = table.to_str().unwrap();
+    let collect = deepcq(&["collect", "--synth", "8", "--bounds", "4", "-o", table]);
+    assert!(collect.status.success(), "{collect:?}");
+    let text = std::fs::read_to_string(table).unwrap();
+    let families: std::collections::BTreeSet<&str> = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').next())
+        .collect();
+    assert!(families.len() >= 2, "{families:?}");
+    let dropped = *families.iter().next().unwrap();
+    let model = dir.path().join("m.onnx");
+    let model = model.to_str().unwrap();
+    let base = ["train", "--table", table, "-o", model, "--epochs", "1"];
+    let train = deepcq(&[&base[..], &["--exclude", dropped]].concat());
+    assert!(train.status.success(), "{train:?}");
+    let log = String::from_utf8_lossy(&train.stderr);
+    let summary = log.lines().find(|l| l.starts_with("train: ")).unwrap();
+    assert!(!summary.contains(&format!("{dropped}=")), "{summary}");
+    assert!(
+        summary.contains(&format!("{} generated", families.len() - 1)),
+        "{summary}"
+    );
+    let unknown = deepcq(&[&base[..], &["--exclude", "no_such_dataset"]].concat());
+    assert!(!unknown.status.success());
+    let err = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        err.contains("no_such_dataset") && !err.contains("panicked"),
+        "{err}"
+    );
+}

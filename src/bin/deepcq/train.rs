@@ -58,6 +58,11 @@ pub struct TrainArgs {
     /// Points of the candidate bound grid stored in the model (log-spaced 1e-7..1e-1).
     #[arg(long, default_value_t = 31)]
     grid_points: usize,
+    /// Leave this dataset (a table's `dataset` column) out of training entirely; may be
+    /// repeated. A model trained without some datasets can then be benchmarked on them as
+    /// on data it has never seen (docs/bench.md, "Out of sample").
+    #[arg(long = "exclude", value_name = "DATASET")]
+    exclude: Vec<String>,
 }
 
 /// Runs `deepcq train`.
@@ -70,6 +75,14 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let mut rows = Vec::new();
     for t in &args.tables {
         rows.extend(table::read(t).with_context(|| format!("reading {}", t.display()))?);
+    }
+    for name in &args.exclude {
+        let before = rows.len();
+        rows.retain(|r| &r.dataset != name);
+        anyhow::ensure!(
+            rows.len() < before,
+            "--exclude {name}: no such dataset in the table"
+        );
     }
     // Collection appends chunks in completion order, which varies between runs: sort so
     // that one table content and one seed always give one model.
