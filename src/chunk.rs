@@ -96,7 +96,10 @@ impl Quality {
         let mut out = [0u8; q::LEN];
         out[q::KIND_MODE] = self.kind as u8 | (self.mode as u8) << 4;
         let nan_if_none = |v: Option<f64>| (v.unwrap_or(f64::NAN) as f32).to_le_bytes();
-        out[q::TARGET..q::TARGET + 4].copy_from_slice(&(self.target as f32).to_le_bytes());
+        // Settings keep targets within f32's range; clamping anyway means no record can
+        // come out infinite and make its chunk unreadable.
+        let target = (self.target as f32).clamp(-f32::MAX, f32::MAX);
+        out[q::TARGET..q::TARGET + 4].copy_from_slice(&target.to_le_bytes());
         out[q::PREDICTED..q::PREDICTED + 4].copy_from_slice(&nan_if_none(self.predicted));
         out[q::MEASURED..q::MEASURED + 4].copy_from_slice(&nan_if_none(self.measured));
         out
@@ -1011,6 +1014,14 @@ mod tests {
             let (bytes, _) = padded_chunk(Some(q));
             assert_eq!(parse(&bytes).unwrap().0.quality.unwrap().target, target);
         }
+        // Beyond f32's range the record keeps f32's largest value: still a readable chunk.
+        let q = Quality {
+            target: 1e300,
+            ..quality()
+        };
+        let (bytes, _) = padded_chunk(Some(q));
+        let read = decode(&bytes).unwrap().0.quality.unwrap().target;
+        assert!(read.is_finite() && read > 3e38, "{read}");
     }
 
     #[test]

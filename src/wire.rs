@@ -109,11 +109,11 @@ pub mod quality_record {
     pub const MEASURED: usize = 9;
     /// Byte length of the record.
     pub const LEN: usize = 13;
-    /// Version 3: offset of the target kind (u8).
+    /// Versions 1 to 3: offset of the target kind (u8).
     pub const V3_KIND: usize = 0;
-    /// Version 3: offset of the mode (u8).
+    /// Versions 1 to 3: offset of the mode (u8).
     pub const V3_MODE: usize = 1;
-    /// Version 3: offset of the target (f64).
+    /// Versions 1 to 3: offset of the target (f64).
     pub const V3_TARGET: usize = 2;
     /// Version 3: offset of the predicted metric (f32).
     pub const V3_PREDICTED: usize = 10;
