@@ -297,7 +297,7 @@ fn assemble(header: &Header, payload: &[u8]) -> Vec<u8> {
     for &d in &header.layout.shape {
         put_varint(&mut out, d as u64);
     }
-    if header.layout.dtype == DType::Opaque {
+    if header.layout.dtype.natural_size().is_none() {
         put_varint(&mut out, header.layout.elem_size as u64);
     }
     if header.codec != CodecId::Lossless {
@@ -464,14 +464,14 @@ fn read_v4<'a>(r: &mut Reader<'a>) -> Result<RawHeader<'a>, ChunkError> {
         )));
     }
     let shape = varint_dims(r, rank)?;
-    let elem_size = match DType::from_u8(dtype) {
-        Some(DType::F32) => 4,
-        Some(DType::F64) => 8,
-        _ => r.size("element size")?,
+    let elem_size = match DType::from_u8(dtype).and_then(DType::natural_size) {
+        Some(size) => size,
+        None => r.size("element size")?,
     };
-    let bound = match codec {
-        0 => 0.0,
-        _ => f64::from(f32::from_bits(r.u32("bound")?)),
+    let bound = if codec == CodecId::Lossless as u8 {
+        0.0
+    } else {
+        f64::from(f32::from_bits(r.u32("bound")?))
     };
     let start = r.pos;
     if flags & ext_flags::PADDING != 0 {
@@ -536,12 +536,7 @@ fn validate(raw: RawHeader<'_>) -> Result<Header, ChunkError> {
     let dtype = DType::from_u8(raw.dtype)
         .ok_or_else(|| ChunkError::BadHeader(format!("dtype {}", raw.dtype)))?;
     let elem_size = raw.elem_size;
-    let natural_size = match dtype {
-        DType::F32 => Some(4),
-        DType::F64 => Some(8),
-        DType::Opaque => None,
-    };
-    if elem_size == 0 || natural_size.is_some_and(|s| s != elem_size) {
+    if elem_size == 0 || dtype.natural_size().is_some_and(|s| s != elem_size) {
         return Err(ChunkError::BadHeader(format!(
             "element size {elem_size} for {}",
             dtype.name()

@@ -199,6 +199,16 @@ impl DType {
             .find(|d| *d as u8 == value)
     }
 
+    /// The element size the type implies (4, 8), or `None` for opaque data, whose chunks
+    /// record their own.
+    pub fn natural_size(self) -> Option<usize> {
+        match self {
+            DType::F32 => Some(4),
+            DType::F64 => Some(8),
+            DType::Opaque => None,
+        }
+    }
+
     /// Lower-case name used by the CLI.
     pub fn name(self) -> &'static str {
         match self {
