@@ -28,6 +28,7 @@ pub mod capi;
 pub mod chunk;
 pub mod codec;
 pub mod corpus;
+pub mod encode;
 pub mod features;
 pub mod h5;
 pub mod insitu;

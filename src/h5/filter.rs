@@ -2,9 +2,9 @@
 //! tested directly. [`super::plugin`] is the only caller from C.
 
 use crate::chunk::{self, ChunkError, Quality};
+use crate::encode;
 use crate::learned;
-use crate::padding;
-use crate::samples::{Element, SampleBuf, Samples};
+use crate::samples::{SampleBuf, Samples};
 use crate::select::{self, Analytic, Outcome, SelectError};
 use crate::settings::{SettingsError, StoredSettings};
 use crate::wire::DType;
@@ -67,60 +67,13 @@ pub fn encode_chunk(
         );
         return Ok((out, outcome));
     };
-    let shape = &stored.chunk;
-    match &values {
-        SampleBuf::F32(v) => encode_typed(v, shape, stored),
-        SampleBuf::F64(v) => encode_typed(v, shape, stored),
+    let (shape, settings) = (&stored.chunk, &stored.settings);
+    let proposer = learned::proposer_for(settings)?;
+    Ok(match &values {
+        SampleBuf::F32(v) => encode::float_chunk(v, shape, settings, proposer)?,
+        SampleBuf::F64(v) => encode::float_chunk(v, shape, settings, proposer)?,
         SampleBuf::Opaque(_) => unreachable!("from_bytes of a float dtype"),
-    }
-}
-
-fn encode_typed<T: bytemuck::Pod + Element>(
-    values: &[T],
-    shape: &[usize],
-    stored: &StoredSettings,
-) -> Result<(Vec<u8>, Outcome), FilterError> {
-    let settings = &stored.settings;
-    match padding::find(values, shape) {
-        Some(pad) => {
-            let inner = padding::extract(values, shape, &pad.inner);
-            let outcome = select::compress_to_target(
-                T::samples(&inner),
-                &pad.inner,
-                settings,
-                learned::proposer_for(settings)?,
-            )?;
-            let out = chunk::wrap(
-                outcome.codec,
-                &T::samples(&inner),
-                shape,
-                outcome.bound,
-                Some(pad),
-                Some(Quality::new(settings, outcome.predicted, outcome.measured)),
-                &outcome.payload,
-            );
-            Ok((out, outcome))
-        }
-        None => {
-            let data = T::samples(values);
-            let outcome = select::compress_to_target(
-                data,
-                shape,
-                settings,
-                learned::proposer_for(settings)?,
-            )?;
-            let out = chunk::wrap(
-                outcome.codec,
-                &data,
-                shape,
-                outcome.bound,
-                None,
-                Some(Quality::new(settings, outcome.predicted, outcome.measured)),
-                &outcome.payload,
-            );
-            Ok((out, outcome))
-        }
-    }
+    })
 }
 
 /// Decodes one stored chunk back into the bytes HDF5 wrote. Needs no settings, no model.

@@ -10,13 +10,13 @@
 
 pub mod session;
 
-use crate::chunk::{self, ChunkError, Quality};
+use crate::chunk::{self, ChunkError};
+use crate::encode;
 use crate::learned;
 use crate::metrics;
 use crate::observe;
-use crate::padding;
-use crate::samples::{Element, Layout, SampleBuf, Samples};
-use crate::select::{self, Outcome, Proposer, SelectError};
+use crate::samples::{Layout, SampleBuf, Samples};
+use crate::select::{Outcome, Proposer, SelectError};
 use crate::settings::{Settings, SettingsError};
 use crate::wire::{CodecId, Mode, TargetKind};
 
@@ -109,8 +109,8 @@ pub fn encode_with(
     check_shape(data.len(), shape)?;
     let started = std::time::Instant::now();
     let (bytes, outcome) = match data {
-        Samples::F32(v) => encode_typed(v, shape, settings, proposer),
-        Samples::F64(v) => encode_typed(v, shape, settings, proposer),
+        Samples::F32(v) => Ok(encode::float_chunk(v, shape, settings, proposer)?),
+        Samples::F64(v) => Ok(encode::float_chunk(v, shape, settings, proposer)?),
         Samples::Opaque { .. } => Err(InsituError::InvalidArgument(
             "the in-situ API takes f32 or f64 values".into(),
         )),
@@ -124,45 +124,6 @@ pub fn encode_with(
         started.elapsed().as_secs_f64() * 1e3,
     ));
     Ok((bytes, outcome))
-}
-
-fn encode_typed<T: bytemuck::Pod + Element>(
-    values: &[T],
-    shape: &[usize],
-    settings: &Settings,
-    proposer: &dyn Proposer,
-) -> Result<(Vec<u8>, Outcome), InsituError> {
-    match padding::find(values, shape) {
-        Some(pad) => {
-            let inner = padding::extract(values, shape, &pad.inner);
-            let data = T::samples(&inner);
-            let outcome = select::compress_to_target(data, &pad.inner, settings, proposer)?;
-            let bytes = chunk::wrap(
-                outcome.codec,
-                &data,
-                shape,
-                outcome.bound,
-                Some(pad),
-                Some(Quality::new(settings, outcome.predicted, outcome.measured)),
-                &outcome.payload,
-            );
-            Ok((bytes, outcome))
-        }
-        None => {
-            let data = T::samples(values);
-            let outcome = select::compress_to_target(data, shape, settings, proposer)?;
-            let bytes = chunk::wrap(
-                outcome.codec,
-                &data,
-                shape,
-                outcome.bound,
-                None,
-                Some(Quality::new(settings, outcome.predicted, outcome.measured)),
-                &outcome.payload,
-            );
-            Ok((bytes, outcome))
-        }
-    }
 }
 
 /// Decodes `bytes` and measures it against `data`: the end-to-end check the reports give.

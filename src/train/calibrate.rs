@@ -159,33 +159,37 @@ struct Option_ {
     band: usize,
 }
 
-/// Every held-out row of one chunk.
+/// Every held-out row of one chunk, and the held-out dataset it belongs to.
 #[derive(Clone, Debug, Default)]
 pub struct HeldOutChunk {
+    /// Index of the chunk's dataset among the held-out datasets.
+    dataset: usize,
     options: Vec<Option_>,
 }
 
 /// Groups held-out outcomes by chunk.
 pub fn held_out_chunks(results: &[(String, Vec<Outcome>)], rows: &[Row]) -> Vec<HeldOutChunk> {
     let mut by_chunk: BTreeMap<String, HeldOutChunk> = BTreeMap::new();
-    for o in results.iter().flat_map(|(_, outs)| outs) {
+    for (dataset, o) in results
+        .iter()
+        .enumerate()
+        .flat_map(|(d, (_, outs))| outs.iter().map(move |o| (d, o)))
+    {
         let row = &rows[o.row];
         let Some(codec) = COMPRESSORS.iter().position(|c| *c == row.codec) else {
             continue;
         };
-        by_chunk
-            .entry(row.chunk_key())
-            .or_default()
-            .options
-            .push(Option_ {
-                codec,
-                rel_bound: row.rel_bound,
-                predicted_psnr: o.predicted[0],
-                predicted_cr: o.predicted[2],
-                psnr: o.actual[0],
-                cr: o.actual[2],
-                band: excess_band(o.predicted[0], row.rel_bound),
-            });
+        let chunk = by_chunk.entry(row.chunk_key()).or_default();
+        chunk.dataset = dataset;
+        chunk.options.push(Option_ {
+            codec,
+            rel_bound: row.rel_bound,
+            predicted_psnr: o.predicted[0],
+            predicted_cr: o.predicted[2],
+            psnr: o.actual[0],
+            cr: o.actual[2],
+            band: excess_band(o.predicted[0], row.rel_bound),
+        });
     }
     by_chunk
         .into_values()
@@ -247,19 +251,37 @@ fn densify(mut options: Vec<Option_>) -> Vec<Option_> {
 }
 
 /// What replaying the filter's choice on held-out chunks gave.
+///
+/// Each held-out dataset weighs the same, whatever its number of chunks: the margins
+/// protect data the model has not seen, and new data comes as a new dataset, not as more
+/// chunks of a seen one. Pooled over chunks, the datasets with many chunks (53 against 4 on
+/// ../shared/data) would set the margins, and a small dataset the model reads badly could
+/// miss on a tenth of its chunks while the pooled rate still looked met.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Replay {
     /// (chunk, target) cases replayed.
     pub cases: usize,
-    /// Fraction of cases whose choice met the target.
+    /// Mean over held-out datasets of the fraction of their cases whose choice met the
+    /// target.
     pub hit_rate: f64,
-    /// Geometric mean of chosen CR ÷ the best measured CR that meets the target.
+    /// The lowest of those per-dataset fractions.
+    pub worst_dataset_hit_rate: f64,
+    /// Geometric mean over datasets of the geometric mean over their cases of chosen CR ÷
+    /// the best measured CR that meets the target.
     pub cr_over_oracle: f64,
+}
+
+/// Cases, hits and Σ ln(chosen CR / oracle CR) of one dataset.
+#[derive(Clone, Copy, Default)]
+struct Tally {
+    cases: usize,
+    hits: usize,
+    log_ratio: f64,
 }
 
 /// Replays the choice with `margins` among `codecs` only.
 pub fn replay(chunks: &[HeldOutChunk], margins: &Table, codecs: &[usize]) -> Replay {
-    let (mut cases, mut hits, mut log_ratio) = (0usize, 0usize, 0.0);
+    let mut by_dataset: BTreeMap<usize, Tally> = BTreeMap::new();
     for chunk in chunks {
         let allowed: Vec<&Option_> = chunk
             .options
@@ -286,18 +308,27 @@ pub fn replay(chunks: &[HeldOutChunk], margins: &Table, codecs: &[usize]) -> Rep
             if !allowed.iter().any(|o| certain(o)) {
                 continue;
             }
-            cases += 1;
-            hits += usize::from(chosen.psnr >= target);
-            log_ratio += (chosen.cr / oracle).ln();
+            let tally = by_dataset.entry(chunk.dataset).or_default();
+            tally.cases += 1;
+            tally.hits += usize::from(chosen.psnr >= target);
+            tally.log_ratio += (chosen.cr / oracle).ln();
         }
     }
-    if cases == 0 {
+    if by_dataset.is_empty() {
         return Replay::default();
     }
+    let datasets = by_dataset.len() as f64;
+    let hit = |t: &Tally| t.hits as f64 / t.cases as f64;
     Replay {
-        cases,
-        hit_rate: hits as f64 / cases as f64,
-        cr_over_oracle: (log_ratio / cases as f64).exp(),
+        cases: by_dataset.values().map(|t| t.cases).sum(),
+        hit_rate: by_dataset.values().map(hit).sum::<f64>() / datasets,
+        worst_dataset_hit_rate: by_dataset.values().map(hit).fold(1.0, f64::min),
+        cr_over_oracle: (by_dataset
+            .values()
+            .map(|t| t.log_ratio / t.cases as f64)
+            .sum::<f64>()
+            / datasets)
+            .exp(),
     }
 }
 
@@ -355,8 +386,9 @@ pub fn calibrate_modes(chunks: &[HeldOutChunk]) -> (PsnrMargins, String) {
         "Margins replayed on {} held-out chunks × targets 30–100 dB (5 dB steps), choosing among \
          each chunk's measured grid rows and {BETWEEN} points interpolated between neighbours:\n\n\
          | margins (dB; per compressor sz3 / zfp / sperr, per band of predicted excess over the \
-         point-wise-bound line < 8 / 8–16 / 16–24 / ≥ 24 dB) | hit rate | CR / best grid row |\n\
-         |---|---|---|\n",
+         point-wise-bound line < 8 / 8–16 / 16–24 / ≥ 24 dB) | hit rate (mean over datasets) \
+         | worst dataset | CR / best grid row |\n\
+         |---|---|---|---|\n",
         chunks.len()
     );
     for (name, m) in [
@@ -374,11 +406,12 @@ pub fn calibrate_modes(chunks: &[HeldOutChunk]) -> (PsnrMargins, String) {
                 .join("/")
         };
         text.push_str(&format!(
-            "| {name}: {} ; {} ; {} | {:.3} | {:.3} |\n",
+            "| {name}: {} ; {} ; {} | {:.3} | {:.3} | {:.3} |\n",
             bands(&m[0]),
             bands(&m[1]),
             bands(&m[2]),
             r.hit_rate,
+            r.worst_dataset_hit_rate,
             r.cr_over_oracle
         ));
     }
@@ -412,7 +445,10 @@ mod tests {
                 options.push(option(codec, rel, psnr + error, psnr, 1e3 * rel.sqrt()));
             }
         }
-        HeldOutChunk { options }
+        HeldOutChunk {
+            dataset: 0,
+            options,
+        }
     }
 
     #[test]
@@ -465,6 +501,24 @@ mod tests {
         let flat = calibrate_flat(&chunks, 0.99);
         assert!(flat[0][0] > 0.0 && flat.iter().flatten().all(|&m| m == flat[0][0]));
         assert!(replay(&chunks, &flat, &[0, 1, 2]).hit_rate >= 0.99);
+    }
+
+    #[test]
+    fn every_held_out_dataset_weighs_the_same() {
+        // Nine well-read chunks of one dataset and one badly read chunk of another: the
+        // bad dataset counts for half, not a tenth.
+        let mut chunks = vec![chunk(0.0); 9];
+        chunks.push(HeldOutChunk {
+            dataset: 1,
+            ..chunk(3.0)
+        });
+        let none = [[0.0; BANDS]; 3];
+        let bad = replay(&chunks[9..], &none, &[0, 1, 2]).hit_rate;
+        assert!(bad < 1.0);
+        let r = replay(&chunks, &none, &[0, 1, 2]);
+        assert!((r.hit_rate - (1.0 + bad) / 2.0).abs() < 1e-12, "{r:?}");
+        assert_eq!(r.worst_dataset_hit_rate, bad);
+        assert_eq!(r.cases, 10 * targets().count());
     }
 
     #[test]
