@@ -5,6 +5,7 @@
 //! measured, not guessed: on the leave-one-dataset-out outcomes, for every held-out chunk
 //! and every target in [`targets`], the filter's choice is replayed over the chunk's
 //! measured grid rows and the chosen row's measured PSNR is compared with the target.
+//! Rates are means over held-out datasets, each weighing the same ([`Replay`]).
 //!
 //! The model's error is not uniform: a prediction close to the point-wise-bound line
 //! (PSNR ≈ −20·log10(rel. bound) + 4.8 dB for a uniform error) is rarely far off, while a
