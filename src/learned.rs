@@ -39,7 +39,8 @@ const TIGHTEST: f64 = 1e-7;
 /// PSNR margins come from the model's metadata when it has them: calibrated on its
 /// leave-one-dataset-out predictions (`train::calibrate`). Predict mode's are per compressor
 /// and band of predicted excess over the point-wise-bound line, so that its choices meet the
-/// target in 99.5% of held-out cases (it gets no second look); guarantee mode's are one flat
+/// target in 99.5% of held-out cases, each held-out dataset weighing the same (it gets no
+/// second look); guarantee mode's are one flat
 /// margin reaching 70% (it measures and corrects, so its margin only trades an extra
 /// compression against ratio). SSIM and ratio margins are constants.
 #[derive(Clone, Copy, Debug, PartialEq)]

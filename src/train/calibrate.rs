@@ -180,8 +180,12 @@ pub fn held_out_chunks(results: &[(String, Vec<Outcome>)], rows: &[Row]) -> Vec<
         let Some(codec) = COMPRESSORS.iter().position(|c| *c == row.codec) else {
             continue;
         };
-        let chunk = by_chunk.entry(row.chunk_key()).or_default();
-        chunk.dataset = dataset;
+        let chunk = by_chunk
+            .entry(row.chunk_key())
+            .or_insert_with(|| HeldOutChunk {
+                dataset,
+                options: Vec::new(),
+            });
         chunk.options.push(Option_ {
             codec,
             rel_bound: row.rel_bound,
