@@ -471,8 +471,9 @@ impl Search<'_> {
 
     /// Secant steps in (log bound, PSNR) from `first`, inside the bracket of bounds seen to
     /// meet and to miss the target, for at most [`MAX_COMPRESSIONS_PER_CODEC`] compressions
-    /// ([`MAX_COMPRESSIONS_FAR`] while the kept payload is more than [`FAR_DB`] over); the
-    /// smallest payload that met the target, if any did.
+    /// ([`MAX_COMPRESSIONS_FAR`] while the kept payload is more than [`FAR_DB`] over, and
+    /// no more once a step repeats the last result); the smallest payload that met the
+    /// target, if any did.
     ///
     /// With a `ceiling` (the payload size to beat), the search gives up as soon as an
     /// attempt shows it cannot beat it ([`Search::hopeless`]).
@@ -486,10 +487,18 @@ impl Search<'_> {
         let mut bracket = Bracket::default();
         let mut kept: Option<Landed> = None;
         let mut first_met = false;
+        let mut previous = None;
         let mut attempt = first;
         for tried in 0..MAX_COMPRESSIONS_FAR {
             let psnr = self.psnr(&attempt)?;
             let met = psnr >= target;
+            // The same size and lossy PSNR from another bound: the codec is on a floor or
+            // plateau (SPERR's smallest stream, a chunk collapsed to one bin) where steps
+            // only repeat the result. Exact decodes repeat too, but only until a looser
+            // bound leaves the precision floor.
+            let plateau =
+                psnr.is_finite() && previous == Some((attempt.payload.len(), psnr.to_bits()));
+            previous = Some((attempt.payload.len(), psnr.to_bits()));
             if ceiling.is_some_and(|c| self.hopeless(attempt.payload.len(), psnr - target, c)) {
                 break;
             }
@@ -513,7 +522,7 @@ impl Search<'_> {
             } else {
                 MAX_COMPRESSIONS_PER_CODEC
             };
-            if overshoot <= CLOSE_DB || tried + 1 >= limit {
+            if overshoot <= CLOSE_DB || tried + 1 >= limit || plateau {
                 break;
             }
             let Some(bound) = bracket.next_bound(target + AIM_DB) else {
@@ -620,6 +629,26 @@ mod tests {
         // A bracket narrower than 2% is not worth another compression.
         b.record(1.04e-2, 39.0, true);
         assert_eq!(b.next_bound(39.5), None);
+    }
+
+    #[test]
+    fn a_search_on_a_plateau_stops_when_a_step_repeats_the_result() {
+        // One spike in zeros, at a bound as large as the range: SPERR is already at its
+        // smallest stream (45 dB here), so one looser step repeats it and the search ends.
+        let mut v = vec![0f32; 32768];
+        v[12345] = 1.0;
+        let shape = [32, 32, 32];
+        let settings = Settings::psnr(40.0).unwrap();
+        let mut s = Search {
+            data: Samples::F32(&v),
+            shape: &shape,
+            settings: &settings,
+            compressions: 0,
+        };
+        let first = s.try_bound(CodecId::Sperr, 1.0).unwrap();
+        let landed = s.land_psnr(first, 40.0, None).unwrap().unwrap();
+        assert!(landed.psnr >= 40.0 + FAR_DB, "{}", landed.psnr);
+        assert_eq!(s.compressions, 2);
     }
 
     #[test]
