@@ -15,7 +15,7 @@ use crate::samples::Samples;
 use crate::select::{safe_bound, Alternative, Analytic, Proposal, Proposer, SelectError};
 use crate::settings::Settings;
 use crate::surrogate::{self, Candidate, Prediction, Surrogate};
-use crate::train::calibrate::{PsnrMargins, Table, BANDS};
+use crate::train::calibrate::{MetricMargins, PsnrMargins, Table, BANDS};
 use crate::train::moe::COMPRESSORS;
 use crate::wire::{flags, CodecId, CompressorChoice, Mode, TargetKind};
 
@@ -42,7 +42,9 @@ const TIGHTEST: f64 = 1e-7;
 /// target in 99.5% of held-out cases, each held-out dataset weighing the same (it gets no
 /// second look); guarantee mode's are one flat
 /// margin reaching 70% (it measures and corrects, so its margin only trades an extra
-/// compression against ratio). SSIM and ratio margins are constants.
+/// compression against ratio). Predict mode's SSIM and ratio margins are calibrated the same
+/// way, to the same 99.5%, where the model carries them; guarantee mode's are constants (it
+/// measures SSIM and ratio too, and corrects a miss).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Margins {
     /// dB added to a PSNR target, per compressor in the model's one-hot order and band of
@@ -72,14 +74,23 @@ impl Margins {
         }
     }
 
-    /// The margins a mode uses with `calibrated` PSNR margins, when the model has them.
-    pub fn calibrated(mode: Mode, calibrated: Option<&PsnrMargins>) -> Margins {
+    /// The margins a mode uses with the calibrated PSNR margins and predict mode's SSIM and
+    /// ratio margins, where the model has them.
+    pub fn calibrated(
+        mode: Mode,
+        psnr: Option<&PsnrMargins>,
+        metrics: Option<&MetricMargins>,
+    ) -> Margins {
         let mut margins = Margins::for_mode(mode);
-        if let Some(c) = calibrated {
+        if let Some(c) = psnr {
             margins.psnr_db = match mode {
                 Mode::Guarantee => c.guarantee,
                 Mode::Predict => c.predict,
             };
+        }
+        if let (Mode::Predict, Some(m)) = (mode, metrics) {
+            margins.ssim_gap = m.ssim_gap;
+            margins.ratio = m.ratio;
         }
         margins
     }
@@ -186,9 +197,11 @@ impl Learned {
             .surrogate
             .predict(&features, &candidates)
             .map_err(|e| SelectError::Proposer(e.to_string()))?;
+        let metadata = self.surrogate.metadata();
         let margins = Margins::calibrated(
             settings.mode,
-            self.surrogate.metadata().psnr_margins.as_ref(),
+            metadata.psnr_margins.as_ref(),
+            metadata.metric_margins.as_ref(),
         );
         let to_the_edge = settings.mode == Mode::Guarantee;
         let (best, mut prediction, predicted) = choose(
@@ -523,7 +536,12 @@ mod tests {
             predict: table,
             guarantee: [[0.0; BANDS]; 3],
         };
-        let margins = Margins::calibrated(Mode::Predict, Some(&calibrated));
+        let metrics = MetricMargins {
+            ssim_gap: 0.45,
+            ratio: 1.7,
+        };
+        let margins = Margins::calibrated(Mode::Predict, Some(&calibrated), Some(&metrics));
+        assert_eq!((margins.ssim_gap, margins.ratio), (0.45, 1.7));
         let at = |codec, psnr| {
             let c = Candidate {
                 codec,
@@ -534,10 +552,16 @@ mod tests {
         assert_eq!(at(CodecId::Sz3, 66.0), 1.0);
         assert_eq!(at(CodecId::Sz3, 80.0), 15.0);
         assert_eq!(at(CodecId::Zfp, 80.0), 1.0);
-        let guarantee = Margins::calibrated(Mode::Guarantee, Some(&calibrated));
+        let guarantee = Margins::calibrated(Mode::Guarantee, Some(&calibrated), Some(&metrics));
         assert_eq!(guarantee.psnr_db, [[0.0; BANDS]; 3]);
+        let constants = Margins::for_mode(Mode::Guarantee);
         assert_eq!(
-            Margins::calibrated(Mode::Predict, None),
+            (guarantee.ssim_gap, guarantee.ratio),
+            (constants.ssim_gap, constants.ratio),
+            "guarantee mode keeps constant SSIM and ratio margins"
+        );
+        assert_eq!(
+            Margins::calibrated(Mode::Predict, None, None),
             Margins::for_mode(Mode::Predict),
             "a model without calibration keeps the constants"
         );

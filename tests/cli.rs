@@ -91,6 +91,12 @@ fn info_reports_the_loaded_model_or_why_not() {
         predict.iter().sum::<f64>() >= guarantee.iter().sum::<f64>(),
         "{predict:?} vs {guarantee:?}"
     );
+    // And predict mode's SSIM and ratio margins, calibrated the same way: a fraction of
+    // 1 − T in [0, 1) and a factor of at least 1.
+    let metric = &v["model"]["predict_metric_margins"];
+    let gap = metric["ssim_gap"].as_f64().unwrap_or_else(|| panic!("{v}"));
+    let ratio = metric["ratio"].as_f64().unwrap_or_else(|| panic!("{v}"));
+    assert!((0.0..1.0).contains(&gap) && ratio >= 1.0, "{metric}");
     let missing = Command::new(env!("CARGO_BIN_EXE_deepcq"))
         .args(["info", "--json"])
         .env("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")

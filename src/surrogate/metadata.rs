@@ -4,7 +4,7 @@ use ort::session::Session;
 
 use super::SurrogateError;
 use crate::features::{FEATURE_NAMES, FEATURE_SCHEMA_VERSION};
-use crate::train::calibrate::PsnrMargins;
+use crate::train::calibrate::{MetricMargins, PsnrMargins};
 use crate::train::onnx::meta;
 use crate::wire::CodecId;
 
@@ -30,6 +30,9 @@ pub struct ModelMetadata {
     /// PSNR margins calibrated on held-out predictions; `None` for a model exported
     /// without validation (the chooser then uses its constant margins).
     pub psnr_margins: Option<PsnrMargins>,
+    /// Predict mode's SSIM and ratio margins calibrated the same way; `None` for models
+    /// exported without validation or before they were calibrated (constants then).
+    pub metric_margins: Option<MetricMargins>,
 }
 
 impl ModelMetadata {
@@ -86,6 +89,11 @@ impl ModelMetadata {
                 .map(|text| PsnrMargins::from_metadata(&text))
                 .transpose()
                 .map_err(|e| SurrogateError::Metadata(format!("{}: {e}", meta::PSNR_MARGINS)))?,
+            metric_margins: md
+                .custom(meta::METRIC_MARGINS)
+                .map(|text| MetricMargins::from_metadata(&text))
+                .transpose()
+                .map_err(|e| SurrogateError::Metadata(format!("{}: {e}", meta::METRIC_MARGINS)))?,
         })
     }
 

@@ -148,14 +148,72 @@ impl PsnrMargins {
     }
 }
 
+/// SSIM targets the replay covers.
+const SSIM_TARGETS: [f64; 8] = [0.9, 0.95, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9999];
+
+/// Compression-ratio targets the replay covers (for 32-bit values, as the model predicts).
+const RATIO_TARGETS: [f64; 7] = [2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0];
+
+/// Search steps and ceilings of the SSIM gap fraction and the ratio factor.
+const SSIM_GAP_STEP: f64 = 0.05;
+const SSIM_GAP_MAX: f64 = 0.95;
+const RATIO_STEP: f64 = 0.05;
+const RATIO_MAX: f64 = 8.0;
+
+/// Predict mode's SSIM and ratio margins, calibrated on the same held-out replay as its
+/// PSNR margins (guarantee mode measures these targets and keeps constant margins).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MetricMargins {
+    /// Fraction of an SSIM target's gap `1 − T` a prediction must keep in reserve.
+    pub ssim_gap: f64,
+    /// Factor on a ratio target the predicted ratio must reach.
+    pub ratio: f64,
+}
+
+impl MetricMargins {
+    /// The metadata text: `ssim_gap=0.55;ratio=1.25`.
+    pub fn to_metadata(&self) -> String {
+        format!("ssim_gap={};ratio={}", self.ssim_gap, self.ratio)
+    }
+
+    /// Parses [`MetricMargins::to_metadata`]'s text; both values must be there and in range
+    /// (gap in [0, 1), ratio factor ≥ 1).
+    pub fn from_metadata(text: &str) -> Result<MetricMargins, String> {
+        let mut values: BTreeMap<&str, f64> = BTreeMap::new();
+        for part in text.split(';').filter(|p| !p.trim().is_empty()) {
+            let (name, value) = part
+                .split_once('=')
+                .ok_or_else(|| format!("'{part}' is not name=value"))?;
+            let value = value
+                .trim()
+                .parse::<f64>()
+                .map_err(|_| format!("'{value}' is not a number"))?;
+            values.insert(name.trim(), value);
+        }
+        let get = |name: &str, ok: &dyn Fn(f64) -> bool| {
+            values
+                .get(name)
+                .copied()
+                .filter(|&v| ok(v))
+                .ok_or_else(|| format!("no valid {name} in '{text}'"))
+        };
+        Ok(MetricMargins {
+            ssim_gap: get("ssim_gap", &|v| (0.0..1.0).contains(&v))?,
+            ratio: get("ratio", &|v| v.is_finite() && v >= 1.0)?,
+        })
+    }
+}
+
 /// One measured grid row of a held-out chunk, with the model's prediction.
 #[derive(Clone, Copy, Debug)]
 struct Option_ {
     codec: usize,
     rel_bound: f64,
     predicted_psnr: f64,
+    predicted_ssim: f64,
     predicted_cr: f64,
     psnr: f64,
+    ssim: f64,
     cr: f64,
     band: usize,
 }
@@ -190,8 +248,10 @@ pub fn held_out_chunks(results: &[(String, Vec<Outcome>)], rows: &[Row]) -> Vec<
             codec,
             rel_bound: row.rel_bound,
             predicted_psnr: o.predicted[0],
+            predicted_ssim: o.predicted[1],
             predicted_cr: o.predicted[2],
             psnr: o.actual[0],
+            ssim: o.actual[1],
             cr: o.actual[2],
             band: excess_band(o.predicted[0], row.rel_bound),
         });
@@ -209,7 +269,8 @@ pub fn held_out_chunks(results: &[(String, Vec<Outcome>)], rows: &[Row]) -> Vec<
 const BETWEEN: usize = 3;
 
 /// Adds [`BETWEEN`] points between neighbouring grid rows of each compressor, interpolated
-/// linearly in log10(bound) (PSNR in dB, ratios geometrically): the filter's choice lands
+/// linearly in log10(bound) (PSNR in dB and SSIM linearly, ratios geometrically): the
+/// filter's choice lands
 /// between the measured rows, closer to the margin's edge than a choice among the rows
 /// would, and the replay must see that.
 ///
@@ -244,8 +305,10 @@ fn densify(mut options: Vec<Option_>) -> Vec<Option_> {
                 codec: a.codec,
                 rel_bound,
                 predicted_psnr,
+                predicted_ssim: lin(a.predicted_ssim, b.predicted_ssim),
                 predicted_cr: geo(a.predicted_cr, b.predicted_cr),
                 psnr: lin(a.psnr, b.psnr),
+                ssim: lin(a.ssim, b.ssim),
                 cr: geo(a.cr, b.cr),
                 band: excess_band(predicted_psnr, rel_bound),
             });
@@ -272,7 +335,8 @@ pub struct Replay {
     /// The lowest of those per-dataset fractions.
     pub worst_dataset_hit_rate: f64,
     /// Geometric mean over datasets of the geometric mean over their cases of chosen CR ÷
-    /// the best measured CR that meets the target.
+    /// the best measured CR that meets the target (for ratio targets: ÷ the target, so
+    /// above 1 is quality given away).
     pub cr_over_oracle: f64,
 }
 
@@ -284,39 +348,24 @@ struct Tally {
     log_ratio: f64,
 }
 
-/// Replays the choice with `margins` among `codecs` only.
-pub fn replay(chunks: &[HeldOutChunk], margins: &Table, codecs: &[usize]) -> Replay {
+/// Replays one choice rule over every held-out chunk and target. `case` gets a chunk's
+/// rows and a target and returns whether the choice met it and its ratio to the oracle, or
+/// `None` when the case does not count (no row meets the target).
+fn tally(
+    chunks: &[HeldOutChunk],
+    targets: &[f64],
+    case: impl Fn(&[Option_], f64) -> Option<(bool, f64)>,
+) -> Replay {
     let mut by_dataset: BTreeMap<usize, Tally> = BTreeMap::new();
     for chunk in chunks {
-        let allowed: Vec<&Option_> = chunk
-            .options
-            .iter()
-            .filter(|o| codecs.contains(&o.codec))
-            .collect();
-        for target in targets() {
-            // The filter's certain candidate is the safe bound, where the PSNR is at least
-            // the target whatever the data; here the grid rows at or under it stand in.
-            let safe = 10f64.powf(-target / 20.0);
-            let certain = |o: &Option_| o.rel_bound <= safe * (1.0 + 1e-9);
-            let chosen = allowed
-                .iter()
-                .filter(|o| certain(o) || o.predicted_psnr >= target + margins[o.codec][o.band])
-                .max_by(|a, b| a.predicted_cr.total_cmp(&b.predicted_cr));
-            let oracle = allowed
-                .iter()
-                .filter(|o| o.psnr >= target)
-                .map(|o| o.cr)
-                .max_by(f64::total_cmp);
-            let (Some(chosen), Some(oracle)) = (chosen, oracle) else {
+        for &target in targets {
+            let Some((met, ratio)) = case(&chunk.options, target) else {
                 continue;
             };
-            if !allowed.iter().any(|o| certain(o)) {
-                continue;
-            }
             let tally = by_dataset.entry(chunk.dataset).or_default();
             tally.cases += 1;
-            tally.hits += usize::from(chosen.psnr >= target);
-            tally.log_ratio += (chosen.cr / oracle).ln();
+            tally.hits += usize::from(met);
+            tally.log_ratio += ratio.ln();
         }
     }
     if by_dataset.is_empty() {
@@ -334,6 +383,101 @@ pub fn replay(chunks: &[HeldOutChunk], margins: &Table, codecs: &[usize]) -> Rep
             .sum::<f64>()
             / datasets)
             .exp(),
+    }
+}
+
+/// Replays the PSNR choice with `margins` among `codecs` only.
+pub fn replay(chunks: &[HeldOutChunk], margins: &Table, codecs: &[usize]) -> Replay {
+    let targets: Vec<f64> = targets().collect();
+    tally(chunks, &targets, |options, target| {
+        let allowed = || options.iter().filter(|o| codecs.contains(&o.codec));
+        // The filter's certain candidate is the safe bound, where the PSNR is at least the
+        // target whatever the data; here the grid rows at or under it stand in.
+        let safe = 10f64.powf(-target / 20.0);
+        let certain = |o: &Option_| o.rel_bound <= safe * (1.0 + 1e-9);
+        if !allowed().any(certain) {
+            return None;
+        }
+        let chosen = allowed()
+            .filter(|o| certain(o) || o.predicted_psnr >= target + margins[o.codec][o.band])
+            .max_by(|a, b| a.predicted_cr.total_cmp(&b.predicted_cr))?;
+        let oracle = allowed()
+            .filter(|o| o.psnr >= target)
+            .map(|o| o.cr)
+            .max_by(f64::total_cmp)?;
+        Some((chosen.psnr >= target, chosen.cr / oracle))
+    })
+}
+
+/// Replays the filter's SSIM choice (`learned::choose`) with gap fraction `gap`: the best
+/// predicted ratio among rows predicted to keep `gap` of `1 − T` in reserve, else the most
+/// faithful row.
+pub fn replay_ssim(chunks: &[HeldOutChunk], gap: f64) -> Replay {
+    tally(chunks, &SSIM_TARGETS, |options, target| {
+        let need = 1.0 - (1.0 - target) * (1.0 - gap);
+        let chosen = options
+            .iter()
+            .filter(|o| o.predicted_ssim >= need)
+            .max_by(|a, b| a.predicted_cr.total_cmp(&b.predicted_cr))
+            .or_else(|| {
+                options
+                    .iter()
+                    .max_by(|a, b| a.predicted_ssim.total_cmp(&b.predicted_ssim))
+            })?;
+        let oracle = options
+            .iter()
+            .filter(|o| o.ssim >= target)
+            .map(|o| o.cr)
+            .max_by(f64::total_cmp)?;
+        Some((chosen.ssim >= target, chosen.cr / oracle))
+    })
+}
+
+/// Replays the filter's ratio choice with factor `factor`: the best predicted PSNR among
+/// rows predicted to reach `factor × T`, else the highest predicted ratio.
+pub fn replay_ratio(chunks: &[HeldOutChunk], factor: f64) -> Replay {
+    tally(chunks, &RATIO_TARGETS, |options, target| {
+        if !options.iter().any(|o| o.cr >= target) {
+            return None;
+        }
+        let chosen = options
+            .iter()
+            .filter(|o| o.predicted_cr >= target * factor)
+            .max_by(|a, b| a.predicted_psnr.total_cmp(&b.predicted_psnr))
+            .or_else(|| {
+                options
+                    .iter()
+                    .max_by(|a, b| a.predicted_cr.total_cmp(&b.predicted_cr))
+            })?;
+        Some((chosen.cr >= target, chosen.cr / target))
+    })
+}
+
+/// Hit rate within this of the best any margin reaches counts as reaching it.
+const HIT_TOLERANCE: f64 = 0.002;
+
+/// The smallest SSIM gap fraction and ratio factor whose replayed hit rates reach `goal`,
+/// or, where no margin does, come within 0.002 of the best any margin reaches:
+/// a larger margin would then give away quality for nothing.
+pub fn calibrate_metrics(chunks: &[HeldOutChunk], goal: f64) -> MetricMargins {
+    let smallest = |step: f64, from: f64, max: f64, hit: &dyn Fn(f64) -> f64| {
+        let trials: Vec<(f64, f64)> = (0..)
+            // Rounded so that 1 + 56 × 0.05 is stored and shown as 3.8.
+            .map(|i| ((from + i as f64 * step) * 1e6).round() / 1e6)
+            .take_while(|&v| v <= max)
+            .map(|v| (v, hit(v)))
+            .collect();
+        let best = trials.iter().map(|t| t.1).fold(0.0, f64::max);
+        let enough = goal.min(best - HIT_TOLERANCE);
+        trials.iter().find(|t| t.1 >= enough).map_or(max, |t| t.0)
+    };
+    MetricMargins {
+        ssim_gap: smallest(SSIM_GAP_STEP, 0.0, SSIM_GAP_MAX, &|g| {
+            replay_ssim(chunks, g).hit_rate
+        }),
+        ratio: smallest(RATIO_STEP, 1.0, RATIO_MAX, &|f| {
+            replay_ratio(chunks, f).hit_rate
+        }),
     }
 }
 
@@ -381,11 +525,12 @@ pub fn calibrate_flat(chunks: &[HeldOutChunk], goal: f64) -> Table {
 
 /// Calibrates both modes and describes the result (with the replay of the constant
 /// margins used before calibration, for comparison) in Markdown.
-pub fn calibrate_modes(chunks: &[HeldOutChunk]) -> (PsnrMargins, String) {
+pub fn calibrate_modes(chunks: &[HeldOutChunk]) -> (PsnrMargins, MetricMargins, String) {
     let margins = PsnrMargins {
         predict: calibrate(chunks, PREDICT_HIT_GOAL),
         guarantee: calibrate_flat(chunks, GUARANTEE_HIT_GOAL),
     };
+    let metrics = calibrate_metrics(chunks, PREDICT_HIT_GOAL);
     let all = [0, 1, 2];
     let mut text = format!(
         "Margins replayed on {} held-out chunks × targets 30–100 dB (5 dB steps), choosing among \
@@ -420,7 +565,38 @@ pub fn calibrate_modes(chunks: &[HeldOutChunk]) -> (PsnrMargins, String) {
             r.cr_over_oracle
         ));
     }
-    (margins, text)
+    text.push_str(&format!(
+        "\nPredict mode's SSIM and ratio margins, replayed the same way on SSIM targets \
+         {SSIM_TARGETS:?} and ratio targets {RATIO_TARGETS:?} (for 32-bit values; *CR / best* \
+         is chosen CR ÷ target there):\n\n\
+         | margin | hit rate (mean over datasets) | worst dataset | CR / best |\n\
+         |---|---|---|---|\n"
+    ));
+    let rows: [(String, Replay); 4] = [
+        (
+            format!("SSIM, calibrated: keep {:.2} of 1 − T", metrics.ssim_gap),
+            replay_ssim(chunks, metrics.ssim_gap),
+        ),
+        (
+            "SSIM, constant 0.6 (before calibration)".into(),
+            replay_ssim(chunks, 0.6),
+        ),
+        (
+            format!("ratio, calibrated: predicted ≥ {:.2} × T", metrics.ratio),
+            replay_ratio(chunks, metrics.ratio),
+        ),
+        (
+            "ratio, constant 1.3 (before calibration)".into(),
+            replay_ratio(chunks, 1.3),
+        ),
+    ];
+    for (name, r) in rows {
+        text.push_str(&format!(
+            "| {name} | {:.3} | {:.3} | {:.3} |\n",
+            r.hit_rate, r.worst_dataset_hit_rate, r.cr_over_oracle
+        ));
+    }
+    (margins, metrics, text)
 }
 
 #[cfg(test)]
@@ -432,8 +608,10 @@ mod tests {
             codec,
             rel_bound,
             predicted_psnr,
+            predicted_ssim: 0.99,
             predicted_cr: cr,
             psnr,
+            ssim: 0.99,
             cr,
             band: excess_band(predicted_psnr, rel_bound),
         }
@@ -524,6 +702,89 @@ mod tests {
         assert!((r.hit_rate - (1.0 + bad) / 2.0).abs() < 1e-12, "{r:?}");
         assert_eq!(r.worst_dataset_hit_rate, bad);
         assert_eq!(r.cases, 10 * targets().count());
+    }
+
+    #[test]
+    fn metric_margins_round_trip_and_reject_out_of_range_values() {
+        let m = MetricMargins {
+            ssim_gap: 0.55,
+            ratio: 1.25,
+        };
+        assert_eq!(MetricMargins::from_metadata(&m.to_metadata()), Ok(m));
+        for bad in [
+            "ssim_gap=0.5",
+            "ssim_gap=1;ratio=1.2",
+            "ssim_gap=0.5;ratio=0.9",
+            "x",
+        ] {
+            assert!(MetricMargins::from_metadata(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// A chunk whose model over-predicts SSIM's `1 − SSIM` shortfall by `factor` (0.5: it
+    /// thinks the loss is half what it is) and the ratio by `cr_factor`.
+    fn metric_chunk(dataset: usize, factor: f64, cr_factor: f64) -> HeldOutChunk {
+        let options = (0..16)
+            .map(|i| {
+                let rel = 10f64.powf(-7.0 + 0.4 * i as f64);
+                let loss = (rel * 10.0).min(1.0);
+                let cr = 1e3 * rel.sqrt();
+                Option_ {
+                    predicted_ssim: 1.0 - loss * factor,
+                    ssim: 1.0 - loss,
+                    predicted_cr: cr * cr_factor,
+                    ..option(0, rel, -20.0 * rel.log10(), -20.0 * rel.log10(), cr)
+                }
+            })
+            .collect();
+        HeldOutChunk { dataset, options }
+    }
+
+    #[test]
+    fn ssim_and_ratio_margins_absorb_an_optimistic_model() {
+        let fair = vec![metric_chunk(0, 1.0, 1.0)];
+        assert_eq!(replay_ssim(&fair, 0.0).hit_rate, 1.0);
+        assert_eq!(replay_ratio(&fair, 1.0).hit_rate, 1.0);
+        assert_eq!(
+            calibrate_metrics(&fair, 0.99),
+            MetricMargins {
+                ssim_gap: 0.0,
+                ratio: 1.0
+            }
+        );
+        // Half the true SSIM loss and 1.5× the true ratio, on a second dataset.
+        let chunks = vec![fair[0].clone(), metric_chunk(1, 0.5, 1.5)];
+        assert!(replay_ssim(&chunks, 0.0).hit_rate < 0.99);
+        assert!(replay_ratio(&chunks, 1.0).hit_rate < 0.99);
+        let m = calibrate_metrics(&chunks, 0.99);
+        assert!(m.ssim_gap > 0.0 && m.ssim_gap < SSIM_GAP_MAX, "{m:?}");
+        assert!(m.ratio > 1.0 && m.ratio < RATIO_MAX, "{m:?}");
+        assert!(replay_ssim(&chunks, m.ssim_gap).hit_rate >= 0.99);
+        assert!(replay_ratio(&chunks, m.ratio).hit_rate >= 0.99);
+    }
+
+    #[test]
+    fn a_margin_that_buys_no_hits_is_not_taken() {
+        // The model calls every row lossless and 10⁶× compressed: no margin helps, so the
+        // calibration keeps the smallest rather than the ceiling.
+        let mut blind = metric_chunk(0, 0.0, 1.0);
+        for o in &mut blind.options {
+            o.predicted_cr = 1e6;
+        }
+        let chunks = vec![blind];
+        let gaps = [0.0, 0.5, SSIM_GAP_MAX];
+        let hits: Vec<f64> = gaps
+            .iter()
+            .map(|&g| replay_ssim(&chunks, g).hit_rate)
+            .collect();
+        assert!(hits.iter().all(|&h| h == hits[0] && h < 0.99), "{hits:?}");
+        assert_eq!(
+            calibrate_metrics(&chunks, 0.99),
+            MetricMargins {
+                ssim_gap: 0.0,
+                ratio: 1.0
+            }
+        );
     }
 
     #[test]

@@ -64,6 +64,9 @@ pub mod meta {
     /// PSNR margins per mode and compressor, calibrated on held-out predictions
     /// ([`crate::train::calibrate::PsnrMargins::to_metadata`]); absent when not validated.
     pub const PSNR_MARGINS: &str = "deepcq.psnr_margins";
+    /// Predict mode's SSIM and ratio margins, calibrated on held-out predictions
+    /// ([`crate::train::calibrate::MetricMargins::to_metadata`]); absent when not validated.
+    pub const METRIC_MARGINS: &str = "deepcq.metric_margins";
 }
 
 /// What goes into the metadata beside the fixed layout.
@@ -79,6 +82,8 @@ pub struct ExportInfo {
     pub validation: String,
     /// Calibrated PSNR margins (only with validation).
     pub psnr_margins: Option<crate::train::calibrate::PsnrMargins>,
+    /// Calibrated SSIM and ratio margins (only with validation).
+    pub metric_margins: Option<crate::train::calibrate::MetricMargins>,
 }
 
 /// Serialises `weights` as ONNX model bytes.
@@ -322,7 +327,12 @@ fn build(w: &MoeWeights, info: &ExportInfo) -> ModelProto {
     ];
     let margins = info
         .psnr_margins
-        .map(|m| (meta::PSNR_MARGINS, m.to_metadata()));
+        .map(|m| (meta::PSNR_MARGINS, m.to_metadata()))
+        .into_iter()
+        .chain(
+            info.metric_margins
+                .map(|m| (meta::METRIC_MARGINS, m.to_metadata())),
+        );
     model.metadata_props = props
         .into_iter()
         .chain(margins)

@@ -45,6 +45,10 @@ fn model_info() -> serde_json::Value {
                     "predict": p.predict,
                     "guarantee": p.guarantee,
                 })),
+                "predict_metric_margins": m.metric_margins.map(|p| serde_json::json!({
+                    "ssim_gap": p.ssim_gap,
+                    "ratio": p.ratio,
+                })),
             })
         }
         Err(error) => serde_json::json!({ "loaded": false, "error": error }),
@@ -91,6 +95,14 @@ pub fn info(json: bool) -> Result<()> {
                         "psnr margins:  predict {} dB, guarantee {} dB (per sz3, zfp, sperr \
                          and band of predicted excess; calibrated on held-out data)",
                         margins["predict"], margins["guarantee"]
+                    );
+                }
+                let metric = &model["predict_metric_margins"];
+                if !metric.is_null() {
+                    println!(
+                        "predict mode:  SSIM keeps {} of 1 - T in reserve, ratio needs {} x T \
+                         predicted (calibrated on held-out data)",
+                        metric["ssim_gap"], metric["ratio"]
                     );
                 }
             }

@@ -129,6 +129,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
 
     let mut validation = String::from("not run");
     let mut psnr_margins = None;
+    let mut metric_margins = None;
     if args.lodo {
         let start = Instant::now();
         let results = validate::leave_one_dataset_out(&rows, &config, args.threads, &|l| {
@@ -144,9 +145,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
             s.cr_mape,
             s.ssim_mae
         );
-        let (margins, calibration) =
+        let (margins, metrics, calibration) =
             calibrate::calibrate_modes(&calibrate::held_out_chunks(&results, &rows));
         psnr_margins = Some(margins);
+        metric_margins = Some(metrics);
         let text = format!(
             "{}\n\nBy compressor and bound (pooled held-out rows):\n\n{}\n{}",
             validate::markdown_table(&results),
@@ -198,6 +200,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             training: training.clone(),
             validation: validation.clone(),
             psnr_margins,
+            metric_margins,
         },
     )
     .map_err(anyhow::Error::msg)?;
