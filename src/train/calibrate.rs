@@ -270,9 +270,8 @@ const BETWEEN: usize = 3;
 
 /// Adds [`BETWEEN`] points between neighbouring grid rows of each compressor, interpolated
 /// linearly in log10(bound) (PSNR in dB and SSIM linearly, ratios geometrically): the
-/// filter's choice lands
-/// between the measured rows, closer to the margin's edge than a choice among the rows
-/// would, and the replay must see that.
+/// filter's choice lands between the measured rows, closer to the margin's edge than a
+/// choice among the rows would, and the replay must see that.
 ///
 /// The filter now interpolates to the edge itself (`learned::crossings`), which 15 points
 /// would mimic more closely. Calibrated that way, the margins rose by up to 3.5 dB, and on
