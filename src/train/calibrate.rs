@@ -397,15 +397,34 @@ pub fn replay(chunks: &[HeldOutChunk], margins: &Table, codecs: &[usize]) -> Rep
         if !allowed().any(certain) {
             return None;
         }
-        let chosen = allowed()
-            .filter(|o| certain(o) || o.predicted_psnr >= target + margins[o.codec][o.band])
-            .max_by(|a, b| a.predicted_cr.total_cmp(&b.predicted_cr))?;
-        let oracle = allowed()
-            .filter(|o| o.psnr >= target)
-            .map(|o| o.cr)
-            .max_by(f64::total_cmp)?;
-        Some((chosen.psnr >= target, chosen.cr / oracle))
+        best_ratio_case(
+            allowed(),
+            |o| certain(o) || o.predicted_psnr >= target + margins[o.codec][o.band],
+            || None,
+            |o| o.psnr >= target,
+        )
     })
+}
+
+/// One case of a rule that picks the best predicted ratio among the `admissible` rows (else
+/// `fallback`'s row): whether the pick `meets` the target, and its ratio to the best
+/// measured ratio among the rows that do; `None` when nothing is picked or meets it.
+fn best_ratio_case<'a>(
+    rows: impl Iterator<Item = &'a Option_> + Clone,
+    admissible: impl Fn(&Option_) -> bool,
+    fallback: impl FnOnce() -> Option<&'a Option_>,
+    meets: impl Fn(&Option_) -> bool,
+) -> Option<(bool, f64)> {
+    let chosen = rows
+        .clone()
+        .filter(|o| admissible(o))
+        .max_by(|a, b| a.predicted_cr.total_cmp(&b.predicted_cr))
+        .or_else(fallback)?;
+    let oracle = rows
+        .filter(|o| meets(o))
+        .map(|o| o.cr)
+        .max_by(f64::total_cmp)?;
+    Some((meets(chosen), chosen.cr / oracle))
 }
 
 /// Replays the filter's SSIM choice (`learned::choose`) with gap fraction `gap`: the best
@@ -414,21 +433,16 @@ pub fn replay(chunks: &[HeldOutChunk], margins: &Table, codecs: &[usize]) -> Rep
 pub fn replay_ssim(chunks: &[HeldOutChunk], gap: f64) -> Replay {
     tally(chunks, &SSIM_TARGETS, |options, target| {
         let need = 1.0 - (1.0 - target) * (1.0 - gap);
-        let chosen = options
-            .iter()
-            .filter(|o| o.predicted_ssim >= need)
-            .max_by(|a, b| a.predicted_cr.total_cmp(&b.predicted_cr))
-            .or_else(|| {
+        best_ratio_case(
+            options.iter(),
+            |o| o.predicted_ssim >= need,
+            || {
                 options
                     .iter()
                     .max_by(|a, b| a.predicted_ssim.total_cmp(&b.predicted_ssim))
-            })?;
-        let oracle = options
-            .iter()
-            .filter(|o| o.ssim >= target)
-            .map(|o| o.cr)
-            .max_by(f64::total_cmp)?;
-        Some((chosen.ssim >= target, chosen.cr / oracle))
+            },
+            |o| o.ssim >= target,
+        )
     })
 }
 
