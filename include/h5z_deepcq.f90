@@ -43,6 +43,7 @@ module h5z_deepcq
   integer(c_int), parameter :: H5Z_DEEPCQ_LOSSLESS = 0
   integer(c_int), parameter :: H5Z_DEEPCQ_GUARANTEE = 0
   integer(c_int), parameter :: H5Z_DEEPCQ_PREDICT = 1
+  integer(c_int), parameter :: H5Z_DEEPCQ_FAST = 2
   integer(c_int), parameter :: H5Z_DEEPCQ_FLAG_ANALYTIC_FALLBACK = 1
   integer(c_int), parameter :: H5Z_DEEPCQ_SESSION_NO_ADAPT = 1
   integer(c_int), parameter :: H5Z_DEEPCQ_SOURCE_MEASURED = 1

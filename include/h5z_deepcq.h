@@ -142,6 +142,12 @@
 #define H5Z_DEEPCQ_PREDICT 1
 
 /**
+ * Mode: decode and measure like guarantee, but at most one more compression before the
+ * safe bound; the target is always met, in about twice one compression's time.
+ */
+#define H5Z_DEEPCQ_FAST 2
+
+/**
  * Flag: fall back to the analytic chooser when the surrogate cannot load.
  */
 #define H5Z_DEEPCQ_FLAG_ANALYTIC_FALLBACK 1
@@ -291,7 +297,7 @@ int h5z_deepcq_register(void);
 /**
  * Builds the cd_values for `H5Pset_filter` (and for every settings argument here):
  * target `target` of `kind` (`H5Z_DEEPCQ_PSNR`, ...), `compressor` (`H5Z_DEEPCQ_AUTO`,
- * ...), `mode` (`H5Z_DEEPCQ_GUARANTEE` or `_PREDICT`) and `flags`. `*n` holds the
+ * ...), `mode` (`H5Z_DEEPCQ_GUARANTEE`, `_PREDICT` or `_FAST`) and `flags`. `*n` holds the
  * capacity of `cd_values` on entry (`H5Z_DEEPCQ_CD_MAX` always suffices) and the number
  * of words written on return.
  *

@@ -83,6 +83,9 @@ pub const H5Z_DEEPCQ_LOSSLESS: c_uint = 0;
 pub const H5Z_DEEPCQ_GUARANTEE: c_uint = 0;
 /// Mode: one compression, trusting the proposal.
 pub const H5Z_DEEPCQ_PREDICT: c_uint = 1;
+/// Mode: decode and measure like guarantee, but at most one more compression before the
+/// safe bound; the target is always met, in about twice one compression's time.
+pub const H5Z_DEEPCQ_FAST: c_uint = 2;
 /// Flag: fall back to the analytic chooser when the surrogate cannot load.
 pub const H5Z_DEEPCQ_FLAG_ANALYTIC_FALLBACK: c_uint = 1;
 /// Session option: do not learn across steps (every step as `h5z_deepcq_compress`).
@@ -111,6 +114,7 @@ const _: () = {
     assert!(H5Z_DEEPCQ_LOSSLESS == CodecId::Lossless as c_uint);
     assert!(H5Z_DEEPCQ_GUARANTEE == Mode::Guarantee as c_uint);
     assert!(H5Z_DEEPCQ_PREDICT == Mode::Predict as c_uint);
+    assert!(H5Z_DEEPCQ_FAST == Mode::Fast as c_uint);
     assert!(H5Z_DEEPCQ_FLAG_ANALYTIC_FALLBACK == wire::flags::ALLOW_ANALYTIC_FALLBACK);
     assert!(H5Z_DEEPCQ_SOURCE_MEASURED == insitu::AdviceSource::Measured as c_uint);
     assert!(H5Z_DEEPCQ_SOURCE_MODEL == insitu::AdviceSource::Model as c_uint);
@@ -431,7 +435,7 @@ pub extern "C" fn h5z_deepcq_register() -> c_int {
 
 /// Builds the cd_values for `H5Pset_filter` (and for every settings argument here):
 /// target `target` of `kind` (`H5Z_DEEPCQ_PSNR`, ...), `compressor` (`H5Z_DEEPCQ_AUTO`,
-/// ...), `mode` (`H5Z_DEEPCQ_GUARANTEE` or `_PREDICT`) and `flags`. `*n` holds the
+/// ...), `mode` (`H5Z_DEEPCQ_GUARANTEE`, `_PREDICT` or `_FAST`) and `flags`. `*n` holds the
 /// capacity of `cd_values` on entry (`H5Z_DEEPCQ_CD_MAX` always suffices) and the number
 /// of words written on return.
 ///

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::select::Outcome;
 use crate::settings::Settings;
-use crate::wire::{Mode, TargetKind};
+use crate::wire::TargetKind;
 
 /// Log filter for the plugin's own logger (`error`, `warn`, `info`, `debug`, `trace`, or
 /// env_logger directives such as `h5z_deepcq=debug`).
@@ -85,10 +85,7 @@ impl<'a> ChunkRecord<'a> {
             shape,
             target_kind: kind_name(settings.target.kind),
             target: settings.target.value(),
-            mode: match settings.mode {
-                Mode::Guarantee => "guarantee",
-                Mode::Predict => "predict",
-            },
+            mode: settings.mode.name(),
             codec: outcome.codec.name(),
             bound: outcome.bound,
             predicted: outcome.predicted,

@@ -213,8 +213,8 @@ impl Settings {
         }
         let compressor = CompressorChoice::from_u32(compressor)
             .ok_or_else(|| bad(3, "compressor", "0 = auto, 1 = sz3, 2 = zfp, 3 = sperr"))?;
-        let mode =
-            Mode::from_u32(mode).ok_or_else(|| bad(4, "mode", "0 = guarantee, 1 = predict"))?;
+        let mode = Mode::from_u32(mode)
+            .ok_or_else(|| bad(4, "mode", "0 = guarantee, 1 = predict, 2 = fast"))?;
         if flag_bits & !flags::KNOWN != 0 {
             return Err(bad(
                 5,
@@ -362,7 +362,7 @@ mod tests {
             &[60, 9],
             &[60, 0, 13],
             &[60, 0, 0, 4],
-            &[60, 0, 0, 0, 2],
+            &[60, 0, 0, 0, 3],
             &[60, 0, 0, 0, 0, 2],
             &[u32::MAX],
             &[2, 1],
@@ -370,6 +370,11 @@ mod tests {
         ] {
             let err = Settings::parse(cd).unwrap_err();
             assert!(!err.to_string().is_empty(), "{cd:?}");
+        }
+        let modes = [Mode::Guarantee, Mode::Predict, Mode::Fast];
+        for (word, mode) in modes.into_iter().enumerate() {
+            let settings = Settings::parse(&[60, 0, 0, 0, word as u32]).unwrap();
+            assert_eq!(settings.mode, mode);
         }
     }
 

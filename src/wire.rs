@@ -311,6 +311,10 @@ pub enum Mode {
     Guarantee = 0,
     /// Trust the prediction: one compression per chunk.
     Predict = 1,
+    /// Guarantee on a small budget: the model's choice is compressed, decoded and
+    /// measured; a miss is corrected and a large overshoot loosened, at most twice, then
+    /// the safe bound. The target is always met, in about twice the time of one compression.
+    Fast = 2,
 }
 
 /// Option bits in the flags word.
@@ -334,7 +338,7 @@ macro_rules! from_u32 {
 }
 from_u32!(TargetKind: Psnr, Ssim, Ratio, AbsBound);
 from_u32!(CompressorChoice: Auto, Sz3, Zfp, Sperr);
-from_u32!(Mode: Guarantee, Predict);
+from_u32!(Mode: Guarantee, Predict, Fast);
 
 impl TargetKind {
     /// Lower-case short name used by `deepcq inspect` and traces.
@@ -354,6 +358,7 @@ impl Mode {
         match self {
             Mode::Guarantee => "guarantee",
             Mode::Predict => "predict",
+            Mode::Fast => "fast",
         }
     }
 }

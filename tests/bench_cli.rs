@@ -89,6 +89,7 @@ fn bench_reports_every_method_and_the_safe_bound_always_hits() {
                 "SPERR oracle",
                 "best oracle",
                 "deepcq predict",
+                "deepcq fast",
                 "deepcq guarantee",
             ]
         );
@@ -100,11 +101,13 @@ fn bench_reports_every_method_and_the_safe_bound_always_hits() {
         };
         // Columns: CR, /best, hit, ...
         assert_eq!(rows[0].1[2], "1.00", "safe bound hit rate at {target}");
-        assert_eq!(
-            cell("deepcq guarantee", 2),
-            1.0,
-            "guarantee hit rate at {target}"
-        );
+        for guaranteed in ["deepcq fast", "deepcq guarantee"] {
+            assert_eq!(
+                cell(guaranteed, 2),
+                1.0,
+                "{guaranteed} hit rate at {target}"
+            );
+        }
         assert_eq!(cell("best oracle", 2), 1.0);
         assert!(
             cell("SZ3 oracle", 0) >= cell("safe bound (SZ3)", 0),

@@ -74,33 +74,40 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-#[test]
-fn surrogate_is_found_beside_the_plugin_and_traced() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = make_input(dir.path());
-    let output = dir.path().join("out.h5");
-    let trace = dir.path().join("trace.jsonl");
+/// Repacks a fresh input with `spec` and the JSON-lines trace on; checks that the write
+/// succeeded through the filter and returns the input, the output and the trace records.
+fn repack_traced(dir: &Path, spec: &str) -> (PathBuf, PathBuf, Vec<serde_json::Value>) {
+    let input = make_input(dir);
+    let output = dir.join("out.h5");
+    let trace = dir.join("trace.jsonl");
     let out = repack(
         &input,
         &output,
-        "UD=357,0,1,60",
+        spec,
         &[("H5Z_DEEPCQ_TRACE", trace.to_str().unwrap())],
     );
-    assert!(out.status.success());
+    assert!(out.status.success(), "{}", stderr(&out));
     assert!(has_filter(&output, "/field"));
-    check(&input, &output, "60");
     let text = std::fs::read_to_string(&trace).expect("the trace file was written");
-    let records: Vec<serde_json::Value> = text
+    let records = text
         .lines()
         .map(|l| serde_json::from_str(l).expect("each trace line is JSON"))
         .collect();
+    (input, output, records)
+}
+
+#[test]
+fn surrogate_is_found_beside_the_plugin_and_traced() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output, records) = repack_traced(dir.path(), "UD=357,0,1,60");
+    check(&input, &output, "60");
     let lossy: Vec<_> = records
         .iter()
         .filter(|r| r["codec"] != "lossless")
         .collect();
-    assert!(!lossy.is_empty(), "no lossy chunk in {text}");
+    assert!(!lossy.is_empty(), "no lossy chunk in {records:?}");
     let bytes = |key: &str| lossy.iter().map(|r| r[key].as_u64().unwrap()).sum::<u64>();
-    assert!(bytes("bytes_out") * 3 < bytes("bytes_in"), "{text}");
+    assert!(bytes("bytes_out") * 3 < bytes("bytes_in"), "{records:?}");
     for r in &lossy {
         let predicted = r["predicted"].as_f64().expect("the surrogate predicted");
         let met = match r["measured"].as_f64() {
@@ -206,22 +213,10 @@ fn a_model_that_is_not_onnx_is_refused_clearly() {
 #[test]
 fn predict_mode_compresses_each_chunk_once() {
     let dir = tempfile::tempdir().unwrap();
-    let input = make_input(dir.path());
-    let output = dir.path().join("out.h5");
-    let trace = dir.path().join("trace.jsonl");
     // target 60, kind PSNR, decimals 0, any compressor, mode 1 = predict.
-    let out = repack(
-        &input,
-        &output,
-        "UD=357,0,5,60,0,0,0,1",
-        &[("H5Z_DEEPCQ_TRACE", trace.to_str().unwrap())],
-    );
-    assert!(out.status.success());
-    assert!(has_filter(&output, "/field"));
-    let text = std::fs::read_to_string(&trace).unwrap();
+    let (_, _, records) = repack_traced(dir.path(), "UD=357,0,5,60,0,0,0,1");
     let mut lossy = 0;
-    for line in text.lines() {
-        let r: serde_json::Value = serde_json::from_str(line).unwrap();
+    for r in &records {
         assert_eq!(r["mode"], "predict");
         if r["codec"] != "lossless" {
             lossy += 1;
@@ -230,5 +225,24 @@ fn predict_mode_compresses_each_chunk_once() {
             assert!(r["predicted"].as_f64().unwrap() >= 60.0, "{r}");
         }
     }
-    assert!(lossy > 10, "{text}");
+    assert!(lossy > 10, "{records:?}");
+}
+
+#[test]
+fn fast_mode_measures_every_chunk_and_meets_the_target_in_at_most_three_compressions() {
+    let dir = tempfile::tempdir().unwrap();
+    // target 60, kind PSNR, decimals 0, any compressor, mode 2 = fast.
+    let (input, output, records) = repack_traced(dir.path(), "UD=357,0,5,60,0,0,0,2");
+    check(&input, &output, "60");
+    let mut lossy = 0;
+    for r in &records {
+        assert_eq!(r["mode"], "fast");
+        if r["codec"] != "lossless" {
+            lossy += 1;
+            let compressions = r["compressions"].as_u64().unwrap();
+            assert!((1..=3).contains(&compressions), "{r}");
+            assert!(r["measured"].as_f64().unwrap() >= 60.0, "{r}");
+        }
+    }
+    assert!(lossy > 10, "{records:?}");
 }

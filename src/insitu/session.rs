@@ -142,7 +142,7 @@ impl Proposer for Corrected<'_> {
         };
         let scale = match settings.mode {
             Mode::Predict => PREDICT_MARGIN_SCALE,
-            Mode::Guarantee => 1.0,
+            Mode::Guarantee | Mode::Fast => 1.0,
         };
         let factor = learned.correction(scale);
         self.applied.set(factor);

@@ -24,7 +24,8 @@ pub struct CdArgs {
     /// Restrict the compressor.
     #[arg(long, value_enum, default_value = "auto")]
     compressor: Compressor,
-    /// guarantee (measure and correct) or predict (one compression).
+    /// guarantee (measure and correct), predict (one compression) or fast (measure, at most
+    /// one correction).
     #[arg(long, value_enum, default_value = "guarantee")]
     mode: ModeArg,
     /// Use the analytic chooser when onnxruntime or the model cannot load.
@@ -44,6 +45,7 @@ enum Compressor {
 enum ModeArg {
     Guarantee,
     Predict,
+    Fast,
 }
 
 pub fn run(args: &CdArgs) -> Result<()> {
@@ -65,6 +67,7 @@ pub fn run(args: &CdArgs) -> Result<()> {
         mode: match args.mode {
             ModeArg::Guarantee => Mode::Guarantee,
             ModeArg::Predict => Mode::Predict,
+            ModeArg::Fast => Mode::Fast,
         },
         flags: if args.allow_analytic_fallback {
             flags::ALLOW_ANALYTIC_FALLBACK

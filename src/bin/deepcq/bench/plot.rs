@@ -23,7 +23,8 @@ pub struct Series {
 /// Colour of a method, as RGB and as the word the report prints.
 fn colour(method: Method) -> (RGBColor, &'static str) {
     let i = Method::ALL.iter().position(|&m| m == method).unwrap_or(0);
-    [
+    // One per method, in `Method::ALL`'s order (the length is checked at compile time).
+    const COLOURS: [(RGBColor, &str); Method::ALL.len()] = [
         (RGBColor(127, 127, 127), "grey"),
         (RGBColor(31, 119, 180), "blue"),
         (RGBColor(140, 86, 75), "brown"),
@@ -32,8 +33,10 @@ fn colour(method: Method) -> (RGBColor, &'static str) {
         (RGBColor(44, 160, 44), "green"),
         (RGBColor(0, 0, 0), "black"),
         (RGBColor(227, 119, 194), "pink"),
+        (RGBColor(148, 103, 189), "purple"),
         (RGBColor(214, 39, 40), "red"),
-    ][i]
+    ];
+    COLOURS[i]
 }
 
 /// The colour word of a method in the plot.
