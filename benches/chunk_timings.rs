@@ -118,11 +118,12 @@ fn main() {
         row(&name, secs, one);
     }
     let Ok(chooser) = chooser else {
-        println!("predict- and guarantee-mode writes: skipped, no chooser");
+        println!("predict-, fast- and guarantee-mode writes: skipped, no chooser");
         return;
     };
     for (mode, name) in [
         (Mode::Predict, "predict-mode write"),
+        (Mode::Fast, "fast-mode write"),
         (Mode::Guarantee, "guarantee-mode write"),
     ] {
         let mut settings = settings;
