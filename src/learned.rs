@@ -230,7 +230,7 @@ impl Learned {
             // At or below the safe bound the PSNR is certain, whatever the model says.
             prediction.psnr = predicted;
         }
-        let runner_up = (kind == TargetKind::Psnr && settings.mode == Mode::Guarantee)
+        let runner_up = (kind == TargetKind::Psnr && settings.mode != Mode::Predict)
             .then(|| {
                 runner_up(
                     target,

@@ -188,8 +188,8 @@ pub struct Proposal {
     pub bound: f64,
     /// Predicted value of the target metric.
     pub predicted: Option<f64>,
-    /// Guarantee mode's second choice: another compressor, also searched (and abandoned as
-    /// soon as it cannot beat the first).
+    /// The second choice for a measured mode: another compressor, searched when the mode's
+    /// budget allows (guarantee mode) and abandoned as soon as it cannot beat the first.
     pub runner_up: Option<Alternative>,
 }
 
