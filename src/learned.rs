@@ -39,7 +39,7 @@ const TIGHTEST: f64 = 1e-7;
 /// mode (whose calibrated margin lets half the first tries miss in-sample). On ../shared/data
 /// (docs/bench.md) margins of 0.25, 1.5 and 3 dB kept the same ratio within 0.03 of the best
 /// oracle's, while the compressions per chunk fell from 1.7–1.8 to 1.3–1.65.
-const FAST_PSNR_MARGIN_DB: f64 = 3.0;
+pub const FAST_PSNR_MARGIN_DB: f64 = 3.0;
 
 /// How far a prediction must clear the target before it is trusted.
 ///

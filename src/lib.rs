@@ -33,6 +33,7 @@ pub mod features;
 pub mod h5;
 pub mod insitu;
 pub mod learned;
+pub mod memory;
 pub mod metrics;
 pub mod observe;
 pub mod padding;

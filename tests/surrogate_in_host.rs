@@ -77,15 +77,22 @@ fn stderr(out: &Output) -> String {
 /// Repacks a fresh input with `spec` and the JSON-lines trace on; checks that the write
 /// succeeded through the filter and returns the input, the output and the trace records.
 fn repack_traced(dir: &Path, spec: &str) -> (PathBuf, PathBuf, Vec<serde_json::Value>) {
+    repack_traced_with(dir, spec, &[])
+}
+
+/// [`repack_traced`] with more environment variables for the filter.
+fn repack_traced_with(
+    dir: &Path,
+    spec: &str,
+    env: &[(&str, &str)],
+) -> (PathBuf, PathBuf, Vec<serde_json::Value>) {
     let input = make_input(dir);
     let output = dir.join("out.h5");
     let trace = dir.join("trace.jsonl");
-    let out = repack(
-        &input,
-        &output,
-        spec,
-        &[("H5Z_DEEPCQ_TRACE", trace.to_str().unwrap())],
-    );
+    let _ = std::fs::remove_file(&trace);
+    let mut vars = vec![("H5Z_DEEPCQ_TRACE", trace.to_str().unwrap())];
+    vars.extend_from_slice(env);
+    let out = repack(&input, &output, spec, &vars);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(has_filter(&output, "/field"));
     let text = std::fs::read_to_string(&trace).expect("the trace file was written");
@@ -245,4 +252,37 @@ fn fast_mode_measures_every_chunk_and_meets_the_target_in_at_most_three_compress
         }
     }
     assert!(lossy > 10, "{records:?}");
+}
+
+/// Guarantee mode over one dataset: with memory (the default) later chunks start where
+/// earlier ones landed, so the dataset takes fewer compressions than with every chunk
+/// searched alone (`H5Z_DEEPCQ_MEMORY=0`), for about the same stored size. Both meet the
+/// target on every chunk.
+#[test]
+fn memory_across_a_datasets_chunks_saves_compressions_in_guarantee_mode() {
+    let totals = |memory: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let (input, output, records) = repack_traced_with(
+            dir.path(),
+            "UD=357,0,1,60",
+            &[("H5Z_DEEPCQ_MEMORY", memory)],
+        );
+        check(&input, &output, "60");
+        let lossy: Vec<_> = records
+            .iter()
+            .filter(|r| r["codec"] != "lossless")
+            .collect();
+        assert!(lossy.len() > 10, "{records:?}");
+        let sum = |key: &str| lossy.iter().map(|r| r[key].as_u64().unwrap()).sum::<u64>();
+        (sum("compressions"), sum("bytes_out"))
+    };
+    let (with, without) = (totals("1"), totals("0"));
+    assert!(
+        with.0 < without.0,
+        "compressions, bytes: {with:?} vs {without:?}"
+    );
+    assert!(
+        (with.1 as f64) < 1.03 * without.1 as f64,
+        "compressions, bytes: {with:?} vs {without:?}"
+    );
 }

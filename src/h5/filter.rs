@@ -69,11 +69,21 @@ pub fn encode_chunk(
     };
     let (shape, settings) = (&stored.chunk, &stored.settings);
     let proposer = learned::proposer_for(settings)?;
-    Ok(match &values {
-        SampleBuf::F32(v) => encode::float_chunk(v, shape, settings, proposer)?,
-        SampleBuf::F64(v) => encode::float_chunk(v, shape, settings, proposer)?,
+    let encode = |proposer: &dyn select::Proposer| match &values {
+        SampleBuf::F32(v) => encode::float_chunk(v, shape, settings, proposer),
+        SampleBuf::F64(v) => encode::float_chunk(v, shape, settings, proposer),
         SampleBuf::Opaque(_) => unreachable!("from_bytes of a float dtype"),
-    })
+    };
+    if !crate::memory::enabled() {
+        return Ok(encode(proposer)?);
+    }
+    // The chunks of one dataset (the same stored cd_values) share what the measured modes
+    // learn from each other ([`crate::memory`]).
+    let memory = crate::memory::for_dataset(&stored.to_cd());
+    let remembering = memory.proposer(proposer);
+    let (bytes, outcome) = encode(&remembering)?;
+    remembering.learn(&outcome, settings);
+    Ok((bytes, outcome))
 }
 
 /// Decodes one stored chunk back into the bytes HDF5 wrote. Needs no settings, no model.

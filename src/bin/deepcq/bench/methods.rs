@@ -10,6 +10,7 @@
 use anyhow::{Context, Result};
 use h5z_deepcq::chunk::{self, Quality};
 use h5z_deepcq::codec::{codec_for, CodecError, Sperr};
+use h5z_deepcq::memory::Memory;
 use h5z_deepcq::metrics;
 use h5z_deepcq::samples::{Layout, Samples};
 use h5z_deepcq::select::{
@@ -128,6 +129,7 @@ pub fn run_all(
     job: Job<'_>,
     steps: u32,
     proposer: &dyn Proposer,
+    memories: &Memories,
 ) -> Result<Vec<(Method, ChunkResult)>> {
     let range = value_range(job.data);
     let mut out = Vec::with_capacity(Method::ALL.len());
@@ -161,9 +163,15 @@ pub fn run_all(
             ..best
         },
     ));
-    out.push((Method::Predict, deepcq(job, Mode::Predict, proposer)?));
-    out.push((Method::Fast, deepcq(job, Mode::Fast, proposer)?));
-    out.push((Method::Guarantee, deepcq(job, Mode::Guarantee, proposer)?));
+    out.push((Method::Predict, deepcq(job, Mode::Predict, proposer, None)?));
+    out.push((
+        Method::Fast,
+        deepcq(job, Mode::Fast, proposer, Some(&memories.fast))?,
+    ));
+    out.push((
+        Method::Guarantee,
+        deepcq(job, Mode::Guarantee, proposer, Some(&memories.guarantee))?,
+    ));
     Ok(out)
 }
 
@@ -270,12 +278,33 @@ fn oracle_of(job: Job<'_>, codec: CodecId, range: f64, steps: u32) -> Result<Chu
     }
 }
 
-fn deepcq(job: Job<'_>, mode: Mode, proposer: &dyn Proposer) -> Result<ChunkResult> {
+/// What deepcq's measured modes learn across the chunks of one array at one target, as the
+/// filter learns across the chunks of one dataset ([`Memory`]).
+#[derive(Debug, Default)]
+pub struct Memories {
+    /// Fast mode's.
+    pub fast: Memory,
+    /// Guarantee mode's.
+    pub guarantee: Memory,
+}
+
+fn deepcq(
+    job: Job<'_>,
+    mode: Mode,
+    proposer: &dyn Proposer,
+    memory: Option<&Memory>,
+) -> Result<ChunkResult> {
     let mut settings = Settings::psnr(job.target)?;
     settings.mode = mode;
     // Timed: what the filter does per chunk, from values to the stored chunk bytes.
     let (bytes, cpu) = timed(|| -> Result<(CodecId, f64, Vec<u8>, u32)> {
-        let o = compress_to_target(job.data, job.shape, &settings, proposer)?;
+        let o = match memory {
+            // As the filter does, unless H5Z_DEEPCQ_MEMORY turns it off.
+            Some(m) if h5z_deepcq::memory::enabled() => {
+                m.compress(job.data, job.shape, &settings, proposer)?
+            }
+            _ => compress_to_target(job.data, job.shape, &settings, proposer)?,
+        };
         // As the filter writes it: header with the quality record, then the payload.
         let quality = Quality::new(&settings, o.predicted, o.measured);
         let bytes = chunk::wrap(
@@ -321,7 +350,7 @@ mod tests {
                 shape: &shape,
                 target,
             };
-            let rows = run_all(job, 8, &Analytic).unwrap();
+            let rows = run_all(job, 8, &Analytic, &Memories::default()).unwrap();
             let methods: Vec<Method> = rows.iter().map(|r| r.0).collect();
             assert_eq!(methods, Method::ALL);
             let get = |m: Method| rows.iter().find(|r| r.0 == m).unwrap().1;
@@ -368,7 +397,7 @@ mod tests {
             shape: &shape,
             target: 60.0,
         };
-        let rows = run_all(job, 6, &Analytic).unwrap();
+        let rows = run_all(job, 6, &Analytic, &Memories::default()).unwrap();
         let get = |m: Method| rows.iter().find(|r| r.0 == m).unwrap().1;
         let range = value_range(data);
         let payload = codec_for(CodecId::Sz3)
@@ -401,7 +430,7 @@ mod tests {
             shape: &[64],
             target: 60.0,
         };
-        for (m, r) in run_all(job, 4, &Analytic).unwrap() {
+        for (m, r) in run_all(job, 4, &Analytic, &Memories::default()).unwrap() {
             assert_eq!(r.sse, 0.0, "{m:?}");
             assert!(!r.fallback, "{m:?}");
         }

@@ -158,6 +158,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let jobs: Vec<(usize, usize)> = (0..blocks.len())
             .flat_map(|b| (0..args.targets.len()).map(move |t| (b, t)))
             .collect();
+        let memories: Vec<methods::Memories> =
+            args.targets.iter().map(|_| Default::default()).collect();
         let results = pool.install(|| {
             jobs.par_iter()
                 .map(|&(b, ti)| {
@@ -170,7 +172,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
                     let rows = Settings::psnr(job.target)
                         .map_err(anyhow::Error::from)
                         .and_then(|settings| proposer(&settings))
-                        .and_then(|chooser| methods::run_all(job, args.oracle_steps, chooser))
+                        .and_then(|chooser| {
+                            methods::run_all(job, args.oracle_steps, chooser, &memories[ti])
+                        })
                         .with_context(|| {
                             format!("{} chunk at {:?}", entry.name(), blocks[b].origin)
                         });

@@ -77,6 +77,17 @@ pub fn markdown(run: &Run) -> String {
     );
     let _ = writeln!(
         s,
+        "- deepcq fast and guarantee: {}.",
+        if h5z_deepcq::memory::enabled() {
+            "each chunk starts from what the array's earlier chunks taught at that target, as \
+             the filter's do within a dataset (H5Z_DEEPCQ_MEMORY=0 turns it off); chunks run in \
+             parallel, so which chunks a chunk learned from can differ between runs"
+        } else {
+            "every chunk searched alone (H5Z_DEEPCQ_MEMORY=0)"
+        }
+    );
+    let _ = writeln!(
+        s,
         "- {} worker threads; {:.0} s wall in all. Times are per-thread CPU seconds.",
         run.threads, run.wall_seconds
     );
