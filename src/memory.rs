@@ -173,24 +173,13 @@ impl Proposer for Remembering<'_> {
         };
         // The compressor that won the last chunk goes first, so that its remembered bound is
         // the one measured first and the loser is the one abandoned.
+        let primary = Alternative {
+            codec: raw.codec,
+            bound: raw.bound,
+        };
         let (first, second) = match raw.runner_up {
-            Some(alt) if state.last_winner == Some(alt.codec) => (
-                Alternative {
-                    codec: alt.codec,
-                    bound: alt.bound,
-                },
-                Some(Alternative {
-                    codec: raw.codec,
-                    bound: raw.bound,
-                }),
-            ),
-            other => (
-                Alternative {
-                    codec: raw.codec,
-                    bound: raw.bound,
-                },
-                other,
-            ),
+            Some(alt) if state.last_winner == Some(alt.codec) => (alt, Some(primary)),
+            other => (primary, other),
         };
         let runner_up = second.map(|alt| Alternative {
             codec: alt.codec,
@@ -208,7 +197,7 @@ impl Proposer for Remembering<'_> {
 impl Remembering<'_> {
     /// Folds one chunk's outcome into the memory: the ln factor between the raw bound the
     /// surrogate proposed for the stored codec and the bound that would have met the target
-    /// exactly (−20 dB a decade from the measured PSNR), and whether the runner-up won.
+    /// exactly (−20 dB a decade from the measured PSNR), and which compressor was kept.
     pub fn learn(&self, outcome: &Outcome, settings: &Settings) {
         let Some(raw) = self.raw.get() else { return };
         if !applies(settings) {
@@ -253,8 +242,7 @@ static DATASETS: Lazy<Mutex<HashMap<Vec<u32>, Arc<Memory>>>> =
 
 /// The memory of the dataset whose stored cd_values are `key` (settings, dtype and chunk
 /// dims: datasets written with identical ones share it, which costs them nothing but a
-/// different starting point). At most 256 are kept; then the registry starts
-/// over.
+/// different starting point). At most 256 are kept; then the registry starts over.
 pub fn for_dataset(key: &[u32]) -> Arc<Memory> {
     let mut map = DATASETS.lock().unwrap_or_else(|e| e.into_inner());
     if !map.contains_key(key) && map.len() >= MAX_DATASETS {

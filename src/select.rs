@@ -42,7 +42,7 @@ struct Budget {
 
 impl Budget {
     /// Guarantee mode lands within a few tenths of a dB: at 40 dB one dB of overshoot
-    /// costs 5–20% of the ratio, and a ratio within a few percent of an exhaustive search
+    /// costs 20–40% of the ratio, and a ratio within a few percent of an exhaustive search
     /// needs that precision. Three compressions, five while more than a dB over.
     const THOROUGH: Budget = Budget {
         near: 3,
