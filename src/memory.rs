@@ -97,11 +97,6 @@ fn db_to_ln(db: f64) -> f64 {
 }
 
 impl Memory {
-    /// A memory that knows nothing yet.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic while the lock was held leaves plain numbers behind: keep using them.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -242,62 +237,40 @@ static DATASETS: Lazy<Mutex<HashMap<Vec<u32>, Arc<Memory>>>> =
 
 /// The memory of the dataset whose stored cd_values are `key` (settings, dtype and chunk
 /// dims: datasets written with identical ones share it, which costs them nothing but a
-/// different starting point). At most 256 are kept; then the registry starts over.
-pub fn for_dataset(key: &[u32]) -> Arc<Memory> {
+/// different starting point), or `None` when memory is off ([`ENV_MEMORY`]) or would not
+/// apply to `settings` (predict mode, targets other than PSNR). At most 256 are kept; then
+/// the registry starts over.
+pub fn for_dataset(key: &[u32], settings: &Settings) -> Option<Arc<Memory>> {
+    if !enabled() || !applies(settings) {
+        return None;
+    }
     let mut map = DATASETS.lock().unwrap_or_else(|e| e.into_inner());
     if !map.contains_key(key) && map.len() >= MAX_DATASETS {
         map.clear();
     }
-    map.entry(key.to_vec()).or_default().clone()
+    Some(map.entry(key.to_vec()).or_default().clone())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::select::{compress_to_target, Analytic};
+    use crate::select::compress_to_target;
+    use crate::select::fixed::Fixed;
     use crate::synth::{generate, Kind};
 
-    /// SZ3 at a fixed relative bound, with SPERR as the runner-up.
-    struct Fixed;
-
-    impl Proposer for Fixed {
-        fn propose(
-            &self,
-            _data: Samples<'_>,
-            _shape: &[usize],
-            extent: Extent,
-            _settings: &Settings,
-        ) -> Result<Proposal, SelectError> {
-            Ok(Proposal {
-                codec: CodecId::Sz3,
-                bound: 1e-3 * extent.range(),
-                predicted: None,
-                runner_up: Some(Alternative {
-                    codec: CodecId::Sperr,
-                    bound: 2e-3 * extent.range(),
-                }),
-            })
-        }
-    }
+    /// SZ3 at the formula bound, with SPERR as the runner-up at the same bound.
+    const SZ3_THEN_SPERR: Fixed = Fixed {
+        codec: CodecId::Sz3,
+        runner_up: true,
+        scale: 1.0,
+    };
 
     /// SZ3's formula bound, six times too loose: a surrogate with a consistent bias.
-    struct Biased;
-
-    impl Proposer for Biased {
-        fn propose(
-            &self,
-            data: Samples<'_>,
-            shape: &[usize],
-            extent: Extent,
-            settings: &Settings,
-        ) -> Result<Proposal, SelectError> {
-            let p = Analytic.propose(data, shape, extent, settings)?;
-            Ok(Proposal {
-                bound: 6.0 * p.bound,
-                ..p
-            })
-        }
-    }
+    const BIASED: Fixed = Fixed {
+        codec: CodecId::Sz3,
+        runner_up: false,
+        scale: 6.0,
+    };
 
     fn field(seed: u64, scale: f64) -> Vec<f32> {
         generate(Kind::Spectral { slope: 3.0 }, &[40, 40, 40], seed)
@@ -328,8 +301,8 @@ mod tests {
     fn a_remembered_offset_moves_the_next_proposal_to_just_above_the_target() {
         let v = field(1, 1.0);
         let settings = Settings::psnr(60.0).unwrap();
-        let memory = Memory::new();
-        let first = memory.proposer(&Fixed);
+        let memory = Memory::default();
+        let first = memory.proposer(&SZ3_THEN_SPERR);
         let raw = propose(&first, &v, &settings);
         // Kept at twice the raw bound, 1 dB above the target: the exact bound is
         // 2 · 10^(1/20) × raw, and the next proposal aims AIM_DB above the target.
@@ -337,7 +310,7 @@ mod tests {
             &outcome(CodecId::Sz3, 2.0 * raw.bound, 61.0, "loosened"),
             &settings,
         );
-        let next = propose(&memory.proposer(&Fixed), &v, &settings);
+        let next = propose(&memory.proposer(&SZ3_THEN_SPERR), &v, &settings);
         let expected = raw.bound * 2.0 * 10f64.powf((1.0 - AIM_DB) / 20.0);
         assert_eq!(next.codec, CodecId::Sz3);
         assert!((next.bound / expected - 1.0).abs() < 1e-9, "{next:?}");
@@ -348,30 +321,28 @@ mod tests {
             mode: Mode::Predict,
             ..settings
         };
-        assert_eq!(propose(&memory.proposer(&Fixed), &v, &predict), raw);
+        assert_eq!(
+            propose(&memory.proposer(&SZ3_THEN_SPERR), &v, &predict),
+            raw
+        );
     }
 
     #[test]
     fn the_compressor_kept_last_is_measured_first() {
         let v = field(2, 1.0);
         let settings = Settings::psnr(60.0).unwrap();
-        let memory = Memory::new();
-        let r = memory.proposer(&Fixed);
+        let memory = Memory::default();
+        let r = memory.proposer(&SZ3_THEN_SPERR);
         let raw = propose(&r, &v, &settings);
         // SPERR (the runner-up) was kept at its raw bound, exactly on the target.
+        let sperr_raw = raw.runner_up.unwrap().bound;
         r.learn(
-            &outcome(
-                CodecId::Sperr,
-                2e-3 * Extent::of(Samples::F32(&v)).range(),
-                60.0,
-                "runner-up",
-            ),
+            &outcome(CodecId::Sperr, sperr_raw, 60.0, "runner-up"),
             &settings,
         );
-        let r = memory.proposer(&Fixed);
+        let r = memory.proposer(&SZ3_THEN_SPERR);
         let p = propose(&r, &v, &settings);
         assert_eq!(p.codec, CodecId::Sperr);
-        let sperr_raw = raw.runner_up.unwrap().bound;
         assert!((p.bound / (sperr_raw * 10f64.powf(-AIM_DB / 20.0)) - 1.0).abs() < 1e-9);
         // SZ3 becomes the runner-up, at its raw bound (nothing learned about it).
         assert_eq!(
@@ -387,7 +358,7 @@ mod tests {
             &settings,
         );
         assert_eq!(
-            propose(&memory.proposer(&Fixed), &v, &settings).codec,
+            propose(&memory.proposer(&SZ3_THEN_SPERR), &v, &settings).codec,
             CodecId::Sz3
         );
     }
@@ -398,13 +369,13 @@ mod tests {
         // proposer whose first guess misses every chunk by about as much.
         let chunks: Vec<Vec<f32>> = (0..8).map(|i| field(3 + i, 1.0 + 0.1 * i as f64)).collect();
         let settings = Settings::psnr(60.0).unwrap();
-        let memory = Memory::new();
+        let memory = Memory::default();
         let (mut with, mut without) = ((0u32, 0.0f64), (0u32, 0.0f64));
         for v in &chunks {
             let data = Samples::F32(v);
             let shape = [40, 40, 40];
-            let a = memory.compress(data, &shape, &settings, &Biased).unwrap();
-            let b = compress_to_target(data, &shape, &settings, &Biased).unwrap();
+            let a = memory.compress(data, &shape, &settings, &BIASED).unwrap();
+            let b = compress_to_target(data, &shape, &settings, &BIASED).unwrap();
             for o in [&a, &b] {
                 assert!(o.measured.unwrap() >= 60.0, "{o:?}");
             }

@@ -620,8 +620,45 @@ impl Search<'_> {
     }
 }
 
+/// Proposers with a known bias, for the tests of the choosers built on [`compress_to_target`].
+#[cfg(test)]
+pub(crate) mod fixed {
+    use super::*;
+
+    /// Proposes `codec` at the formula bound, with SPERR as the runner-up when
+    /// `runner_up`.
+    pub(crate) struct Fixed {
+        pub(crate) codec: CodecId,
+        pub(crate) runner_up: bool,
+        /// Factor on SZ3's formula bound: below 1, a model that underrates the chunk.
+        pub(crate) scale: f64,
+    }
+
+    impl Proposer for Fixed {
+        fn propose(
+            &self,
+            _data: Samples<'_>,
+            _shape: &[usize],
+            extent: Extent,
+            settings: &Settings,
+        ) -> Result<Proposal, SelectError> {
+            let bound = self.scale * sz3_formula_bound(extent.range(), settings.target.value());
+            Ok(Proposal {
+                codec: self.codec,
+                bound,
+                predicted: None,
+                runner_up: self.runner_up.then_some(Alternative {
+                    codec: CodecId::Sperr,
+                    bound,
+                }),
+            })
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::fixed::Fixed;
     use super::*;
     use crate::synth::{generate, Kind};
 
@@ -749,36 +786,6 @@ mod tests {
                 }
                 _ => assert!(out.compressions <= 2, "{}", out.compressions),
             }
-        }
-    }
-
-    /// Proposes `codec` at the formula bound, with SPERR as the runner-up when
-    /// `runner_up`.
-    struct Fixed {
-        codec: CodecId,
-        runner_up: bool,
-        /// Factor on SZ3's formula bound: below 1, a model that underrates the chunk.
-        scale: f64,
-    }
-
-    impl Proposer for Fixed {
-        fn propose(
-            &self,
-            _data: Samples<'_>,
-            _shape: &[usize],
-            extent: Extent,
-            settings: &Settings,
-        ) -> Result<Proposal, SelectError> {
-            let bound = self.scale * sz3_formula_bound(extent.range(), settings.target.value());
-            Ok(Proposal {
-                codec: self.codec,
-                bound,
-                predicted: None,
-                runner_up: self.runner_up.then_some(Alternative {
-                    codec: CodecId::Sperr,
-                    bound,
-                }),
-            })
         }
     }
 

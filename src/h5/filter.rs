@@ -74,12 +74,11 @@ pub fn encode_chunk(
         SampleBuf::F64(v) => encode::float_chunk(v, shape, settings, proposer),
         SampleBuf::Opaque(_) => unreachable!("from_bytes of a float dtype"),
     };
-    if !crate::memory::enabled() {
-        return Ok(encode(proposer)?);
-    }
     // The chunks of one dataset (the same stored cd_values) share what the measured modes
     // learn from each other ([`crate::memory`]).
-    let memory = crate::memory::for_dataset(&stored.to_cd());
+    let Some(memory) = crate::memory::for_dataset(&stored.to_cd(), settings) else {
+        return Ok(encode(proposer)?);
+    };
     let remembering = memory.proposer(proposer);
     let (bytes, outcome) = encode(&remembering)?;
     remembering.learn(&outcome, settings);
