@@ -61,9 +61,9 @@ def main():
         mask, raw = dset.id.read_direct_chunk((0, 0, 0))
         stored = dset.id.get_storage_size()
     p = psnr(data, back)
-    print(f"first chunk: {len(raw)} bytes, magic {raw[:4]!r}, filter mask {mask}")
+    print(f"first chunk: {len(raw)} bytes, magic {raw[:2]!r}, filter mask {mask}")
     print(f"RESULT psnr={p:.2f} stored={stored} raw={data.nbytes} "
-          f"met={'yes' if p >= 60 and raw[:4] == b'DCQK' and stored < data.nbytes else 'no'}")
+          f"met={'yes' if p >= 60 and raw[:2] == b'DQ' and stored < data.nbytes else 'no'}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 //! [`encode`] and [`decode`] are the only functions that read or write chunk bytes.
 //! Decoding needs nothing but the chunk: no model, no onnxruntime, no HDF5 metadata.
 
+use half::f16;
+
 use crate::codec::{codec_for, CodecError};
 use crate::padding::{self, Padding};
 use crate::samples::{Element, Layout, SampleBuf, Samples};
@@ -89,28 +91,42 @@ impl Quality {
         }
     }
 
-    /// The record as this version writes it: the target and both metrics as f32, which
-    /// keeps ~7 significant digits (a PSNR to 1e-5 dB) in half the bytes of f64.
+    /// The record as this version writes it: the target as f32 (~7 significant digits)
+    /// and both metrics as f16 offsets from it. A metric sits close to its target, so the
+    /// offset's 11 significant bits keep a PSNR 2 dB over to 0.001 dB in 2 bytes, where
+    /// an f32 metric took 4. Offsets beyond f16's range (65504) are stored as its largest
+    /// finite value; +∞ (an exact decode) stays +∞.
     fn to_bytes(self) -> [u8; quality_record::LEN] {
         use quality_record as q;
         let mut out = [0u8; q::LEN];
         out[q::KIND_MODE] = self.kind as u8 | (self.mode as u8) << 4;
-        let nan_if_none = |v: Option<f64>| (v.unwrap_or(f64::NAN) as f32).to_le_bytes();
         // Settings keep targets within f32's range; clamping anyway means no record can
         // come out infinite and make its chunk unreadable.
         let target = (self.target as f32).clamp(-f32::MAX, f32::MAX);
+        let stored_target = shortest_decimal(target);
+        let offset = |v: Option<f64>| {
+            let d = v.map_or(f64::NAN, |v| v - stored_target);
+            let d = if d.is_finite() {
+                d.clamp(-f64::from(f16::MAX), f64::from(f16::MAX))
+            } else {
+                d
+            };
+            f16::from_f64(d).to_le_bytes()
+        };
         out[q::TARGET..q::TARGET + 4].copy_from_slice(&target.to_le_bytes());
-        out[q::PREDICTED..q::PREDICTED + 4].copy_from_slice(&nan_if_none(self.predicted));
-        out[q::MEASURED..q::MEASURED + 4].copy_from_slice(&nan_if_none(self.measured));
+        out[q::PREDICTED..q::PREDICTED + 2].copy_from_slice(&offset(self.predicted));
+        out[q::MEASURED..q::MEASURED + 2].copy_from_slice(&offset(self.measured));
         out
     }
 
-    /// Reads the record of a chunk of format `version`: kind and mode share a byte and the
-    /// target is f32 since version 4, the metrics are f32 since version 3.
+    /// Reads the record of a chunk of format `version`: the metrics are f16 offsets from
+    /// the target since version 5, kind and mode share a byte and the target is f32 since
+    /// version 4, the metrics are f32 in versions 3 and 4.
     fn from_bytes(record: &[u8], version: u8) -> Result<Self, ChunkError> {
         use quality_record as q;
         let len = match version {
-            4.. => q::LEN,
+            5.. => q::LEN,
+            4 => q::V4_LEN,
             3 => q::V3_LEN,
             _ => q::V2_LEN,
         };
@@ -120,15 +136,26 @@ impl Quality {
                 record.len()
             )));
         }
+        let f16_at = |at: usize| f16::from_le_bytes(record[at..at + 2].try_into().unwrap());
         let f32_at = |at: usize| f32::from_le_bytes(record[at..at + 4].try_into().unwrap());
         let f64_at = |at: usize| f64::from_le_bytes(record[at..at + 8].try_into().unwrap());
         let (kind, mode, target, predicted, measured) = match version {
-            4.. => (
+            5.. => {
+                let target = shortest_decimal(f32_at(q::TARGET));
+                (
+                    record[q::KIND_MODE] & 0x0f,
+                    record[q::KIND_MODE] >> 4,
+                    target,
+                    target + f64::from(f16_at(q::PREDICTED)),
+                    target + f64::from(f16_at(q::MEASURED)),
+                )
+            }
+            4 => (
                 record[q::KIND_MODE] & 0x0f,
                 record[q::KIND_MODE] >> 4,
                 shortest_decimal(f32_at(q::TARGET)),
-                f64::from(f32_at(q::PREDICTED)),
-                f64::from(f32_at(q::MEASURED)),
+                f64::from(f32_at(q::V4_PREDICTED)),
+                f64::from(f32_at(q::V4_MEASURED)),
             ),
             3 => (
                 record[q::V3_KIND],
@@ -286,6 +313,7 @@ fn assemble(header: &Header, payload: &[u8]) -> Vec<u8> {
     let (flags, extension) = extension_bytes(header);
     let mut out = Vec::with_capacity(wire::FIXED_HEADER_LEN + 10 * (rank + 1) + 8 + payload.len());
     out.extend_from_slice(&wire::MAGIC);
+    debug_assert_eq!(out.len(), wire::VERSION_OFFSET);
     out.push(wire::FORMAT_VERSION);
     debug_assert_eq!(out.len(), wire::CODEC_DTYPE_OFFSET);
     out.push(header.codec as u8 | (header.layout.dtype as u8) << 4);
@@ -451,9 +479,10 @@ fn varint_dims(r: &mut Reader<'_>, rank: usize) -> Result<Vec<usize>, ChunkError
     (0..rank).map(|_| r.size("dims")).collect()
 }
 
-/// Reads the header fields of format version 4: no stored lengths, so the extension is
+/// Reads the header fields of format versions 4 and 5 (they differ only in the magic
+/// before them and the quality record's length): no stored lengths, so the extension is
 /// measured by walking the records its flags announce.
-fn read_v4<'a>(r: &mut Reader<'a>) -> Result<RawHeader<'a>, ChunkError> {
+fn read_v4<'a>(r: &mut Reader<'a>, version: u8) -> Result<RawHeader<'a>, ChunkError> {
     let codec_dtype = r.u8("codec and dtype")?;
     let (codec, dtype) = (codec_dtype & 0x0f, codec_dtype >> 4);
     let flags = r.u8("extension flags")?;
@@ -481,10 +510,14 @@ fn read_v4<'a>(r: &mut Reader<'a>) -> Result<RawHeader<'a>, ChunkError> {
         r.take(elem_size, "fill value")?;
     }
     if flags & ext_flags::QUALITY != 0 {
-        r.take(quality_record::LEN, "quality record")?;
+        let len = match version {
+            4 => quality_record::V4_LEN,
+            _ => quality_record::LEN,
+        };
+        r.take(len, "quality record")?;
     }
     Ok(RawHeader {
-        version: 4,
+        version,
         codec,
         dtype,
         elem_size,
@@ -501,14 +534,30 @@ fn read_v4<'a>(r: &mut Reader<'a>) -> Result<RawHeader<'a>, ChunkError> {
 /// payload. Nothing is allocated from untrusted sizes before the checksum has passed.
 pub fn parse(bytes: &[u8]) -> Result<(Header, &[u8]), ChunkError> {
     let mut r = Reader { bytes, pos: 0 };
-    if r.take(4, "magic")? != wire::MAGIC {
+    let raw = if bytes.starts_with(&wire::LEGACY_MAGIC) {
+        r.take(wire::LEGACY_MAGIC.len(), "magic")?;
+        match r.u8("version")? {
+            v @ (1 | 2) => read_v2(&mut r, v)?,
+            3 => read_v3(&mut r)?,
+            4 => read_v4(&mut r, 4)?,
+            v => {
+                return Err(ChunkError::BadHeader(format!(
+                    "version {v} after a version-4 magic"
+                )))
+            }
+        }
+    } else if r.take(wire::MAGIC.len(), "magic")? == wire::MAGIC {
+        match r.u8("version")? {
+            wire::FORMAT_VERSION => read_v4(&mut r, wire::FORMAT_VERSION)?,
+            v if v > wire::FORMAT_VERSION => return Err(ChunkError::UnsupportedVersion(v)),
+            v => {
+                return Err(ChunkError::BadHeader(format!(
+                    "version {v} after a version-5 magic"
+                )))
+            }
+        }
+    } else {
         return Err(ChunkError::BadMagic);
-    }
-    let raw = match r.u8("version")? {
-        v @ (1 | 2) => read_v2(&mut r, v)?,
-        3 => read_v3(&mut r)?,
-        4 => read_v4(&mut r)?,
-        v => return Err(ChunkError::UnsupportedVersion(v)),
     };
     let header_end = r.pos;
     let stored = r.u32("checksum")?;
@@ -744,8 +793,11 @@ mod tests {
 
     /// Where the header ends (the checksum starts), read the way the parser reads it.
     fn header_end(bytes: &[u8]) -> usize {
-        let mut r = Reader { bytes, pos: 5 };
-        read_v4(&mut r).unwrap();
+        let mut r = Reader {
+            bytes,
+            pos: wire::CODEC_DTYPE_OFFSET,
+        };
+        read_v4(&mut r, wire::FORMAT_VERSION).unwrap();
         r.pos
     }
 
@@ -854,7 +906,11 @@ mod tests {
                 record_at + quality_record::KIND_MODE,
                 kind_mode | 0x70,
             ),
-            ("codec", wire::CODEC_DTYPE_OFFSET, good[5] | 7),
+            (
+                "codec",
+                wire::CODEC_DTYPE_OFFSET,
+                good[wire::CODEC_DTYPE_OFFSET] | 7,
+            ),
         ];
         for (what, at, value) in edits {
             let mut bytes = good.clone();
@@ -873,14 +929,31 @@ mod tests {
         bad_header(&unknown, "unknown flag");
     }
 
+    /// The 2×2 chunk of f32 values 1.5, −2, 3.25, 8 the hand-made old-version chunks hold,
+    /// and its lossless payload.
+    const OLD_VALUES: [f32; 4] = [1.5, -2.0, 3.25, 8.0];
+
+    fn old_values_payload() -> Vec<u8> {
+        codec_for(CodecId::Lossless)
+            .encode(Samples::F32(&OLD_VALUES), &[2, 2], 0.0)
+            .unwrap()
+    }
+
+    /// A hand-made header followed by its checksum (of header and payload) and the payload.
+    fn sealed(mut header: Vec<u8>, payload: &[u8]) -> Vec<u8> {
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&header);
+        crc.update(payload);
+        header.extend_from_slice(&crc.finalize().to_le_bytes());
+        header.extend_from_slice(payload);
+        header
+    }
+
     /// A version-3 chunk laid out by hand (varint lengths, one byte each for codec, dtype,
     /// element size, rank and flags, an f64 bound): the f32 values 1.5, −2, 3.25, 8
     /// stored losslessly with an 18-byte quality record.
     fn version_3_chunk() -> Vec<u8> {
-        let values: Vec<f32> = vec![1.5, -2.0, 3.25, 8.0];
-        let payload = codec_for(CodecId::Lossless)
-            .encode(Samples::F32(&values), &[2, 2], 0.0)
-            .unwrap();
+        let payload = old_values_payload();
         let mut record = vec![TargetKind::Ssim as u8, Mode::Predict as u8];
         record.extend_from_slice(&0.999f64.to_le_bytes());
         record.extend_from_slice(&0.9995f32.to_le_bytes());
@@ -893,12 +966,7 @@ mod tests {
         put_varint(&mut bytes, record.len() as u64);
         bytes.extend_from_slice(&[2, 2]);
         bytes.extend_from_slice(&record);
-        let mut crc = crc32fast::Hasher::new();
-        crc.update(&bytes);
-        crc.update(&payload);
-        bytes.extend_from_slice(&crc.finalize().to_le_bytes());
-        bytes.extend_from_slice(&payload);
-        bytes
+        sealed(bytes, &payload)
     }
 
     #[test]
@@ -906,13 +974,81 @@ mod tests {
         let (header, values) = decode(&version_3_chunk()).unwrap();
         assert_eq!(header.version, 3);
         assert_eq!(header.layout.shape, vec![2, 2]);
-        assert_eq!(values, SampleBuf::F32(vec![1.5, -2.0, 3.25, 8.0]));
+        assert_eq!(values, SampleBuf::F32(OLD_VALUES.to_vec()));
         let q = header.quality.unwrap();
         assert_eq!(
             (q.kind, q.mode, q.target),
             (TargetKind::Ssim, Mode::Predict, 0.999)
         );
         assert_eq!((q.predicted, q.measured), (Some(0.9995f32 as f64), None));
+    }
+
+    /// A version-4 chunk laid out by hand (magic `DCQK`, f32 metrics in a 13-byte quality
+    /// record): the f32 values 1.5, −2, 3.25, 8 stored losslessly as a 2×2 chunk.
+    fn version_4_chunk() -> Vec<u8> {
+        let mut bytes = b"DCQK".to_vec();
+        bytes.push(4);
+        bytes.push(CodecId::Lossless as u8 | (DType::F32 as u8) << 4);
+        bytes.extend_from_slice(&[ext_flags::QUALITY, 2, 2, 2]);
+        bytes.push(TargetKind::Psnr as u8 | (Mode::Guarantee as u8) << 4);
+        for v in [62.5f32, 70.125, 64.0625] {
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+        sealed(bytes, &old_values_payload())
+    }
+
+    #[test]
+    fn version_4_chunks_still_decode() {
+        let (header, values) = decode(&version_4_chunk()).unwrap();
+        assert_eq!(header.version, 4);
+        assert_eq!(header.layout.shape, vec![2, 2]);
+        assert_eq!(values, SampleBuf::F32(OLD_VALUES.to_vec()));
+        let q = header.quality.unwrap();
+        assert_eq!(
+            (q.kind, q.mode, q.target),
+            (TargetKind::Psnr, Mode::Guarantee, 62.5)
+        );
+        assert_eq!((q.predicted, q.measured), (Some(70.125), Some(64.0625)));
+    }
+
+    #[test]
+    fn a_magic_and_version_that_do_not_belong_together_are_header_errors() {
+        let mut legacy = version_4_chunk();
+        legacy[4] = wire::FORMAT_VERSION;
+        assert!(matches!(parse(&legacy), Err(ChunkError::BadHeader(_))));
+        let mut current = sample_chunk();
+        current[wire::VERSION_OFFSET] = 4;
+        assert!(matches!(parse(&current), Err(ChunkError::BadHeader(_))));
+        assert!(matches!(parse(b"DCQX\x05"), Err(ChunkError::BadMagic)));
+    }
+
+    #[test]
+    fn metrics_keep_their_offset_from_the_target_to_half_precision() {
+        let record = |target: f64, predicted: Option<f64>, measured: Option<f64>| {
+            let q = Quality {
+                target,
+                predicted,
+                measured,
+                ..quality()
+            };
+            let (bytes, _) = padded_chunk(Some(q));
+            parse(&bytes).unwrap().0.quality.unwrap()
+        };
+        // A PSNR a few dB from its target keeps about a thousandth of a dB.
+        let q = record(40.0, Some(43.217), Some(40.123456));
+        assert!((q.predicted.unwrap() - 43.217).abs() < 2e-3, "{q:?}");
+        assert!((q.measured.unwrap() - 40.123456).abs() < 1e-4, "{q:?}");
+        // A met target reads back as met, however small the excess.
+        let q = record(60.0, None, Some(60.0 + 1e-9));
+        assert!(q.measured.unwrap() >= 60.0, "{q:?}");
+        // An SSIM near 1 keeps its distance from the target to a few parts in 10^4.
+        let q = record(0.999, Some(0.99953), Some(0.99931));
+        assert!((q.predicted.unwrap() - 0.99953).abs() < 1e-6, "{q:?}");
+        assert!((q.measured.unwrap() - 0.99931).abs() < 1e-6, "{q:?}");
+        // Offsets beyond f16's range keep its largest value; infinities stay infinite.
+        let q = record(10.0, Some(1e6), Some(f64::INFINITY));
+        assert_eq!(q.predicted, Some(10.0 + 65504.0));
+        assert_eq!(q.measured, Some(f64::INFINITY));
     }
 
     /// A chunk laid out by hand as format versions 1 and 2 wrote it (fixed-width fields,
@@ -937,12 +1073,7 @@ mod tests {
         bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
         bytes.extend_from_slice(&8u64.to_le_bytes());
         bytes.extend_from_slice(&ext);
-        let mut crc = crc32fast::Hasher::new();
-        crc.update(&bytes);
-        crc.update(&payload);
-        bytes.extend_from_slice(&crc.finalize().to_le_bytes());
-        bytes.extend_from_slice(&payload);
-        bytes
+        sealed(bytes, &payload)
     }
 
     /// Decodes a [`fixed_width_chunk`] and checks its values.
@@ -982,19 +1113,19 @@ mod tests {
     }
 
     #[test]
-    fn a_64_cubed_header_with_quality_record_takes_32_bytes() {
+    fn a_64_cubed_header_with_quality_record_takes_26_bytes() {
         let values: Vec<f32> = (0..1 << 18).map(|i| (i as f32 * 1e-3).sin()).collect();
         let q = Some(quality());
         let bytes = encode(CodecId::Sz3, Samples::F32(&values), &[64; 3], 1e-3, q).unwrap();
         let (header, payload) = parse(&bytes).unwrap();
         let header_bytes = bytes.len() - payload.len();
-        assert_eq!(header_bytes, 32);
+        assert_eq!(header_bytes, 26);
         assert_eq!(header_bytes, header_len(&[64; 3]));
-        assert_eq!(header_len(&[200, 3]), 8 + 2 + 1 + 4 + 13 + 4);
+        assert_eq!(header_len(&[200, 3]), 6 + 2 + 1 + 4 + 9 + 4);
         assert_eq!(header.original_len, 4 << 18);
-        // Metrics are stored as f32: a PSNR keeps about 1e-5 dB.
+        // Metrics are stored as f16 offsets from the target: 1.75 dB over is exact.
         let measured = header.quality.unwrap().measured.unwrap();
-        assert!((measured - 64.25).abs() < 1e-5);
+        assert_eq!(measured, 64.25);
         // The bound is rounded up to f32, so it still bounds the error.
         assert!(header.bound >= 1e-3 && header.bound < 1e-3 * (1.0 + 1e-7));
     }
@@ -1055,7 +1186,7 @@ mod tests {
     #[test]
     fn newer_versions_are_refused_by_name() {
         let mut bytes = sample_chunk();
-        bytes[4] = wire::FORMAT_VERSION + 1;
+        bytes[wire::VERSION_OFFSET] = wire::FORMAT_VERSION + 1;
         reseal(&mut bytes);
         assert!(matches!(
             parse(&bytes),
