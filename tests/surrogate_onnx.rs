@@ -189,6 +189,36 @@ fn a_model_for_another_schema_is_refused() {
 }
 
 #[test]
+fn a_model_with_other_inputs_is_refused_by_name() {
+    let Some(lib) = ort_library() else { return };
+    let (weights, _) = tiny_model();
+    // Rename the per-chunk input everywhere, as a model of another layout would name it:
+    // the graph stays valid, so only the input check can refuse it.
+    use onnx_protobuf::Message;
+    let mut model = onnx_protobuf::ModelProto::parse_from_bytes(&export(&weights)).unwrap();
+    let graph = model.graph.as_mut().unwrap();
+    for input in graph.input.iter_mut() {
+        if input.name == onnx::FEATURES_INPUT {
+            input.name = "x".into();
+        }
+    }
+    for node in graph.node.iter_mut() {
+        for input in node.input.iter_mut() {
+            if input == onnx::FEATURES_INPUT {
+                *input = "x".into();
+            }
+        }
+    }
+    let err = Surrogate::load(&lib, &model.write_to_bytes().unwrap()).unwrap_err();
+    assert!(matches!(err, SurrogateError::Metadata(_)), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("\"x\"") && text.contains("export it again"),
+        "{err}"
+    );
+}
+
+#[test]
 fn the_committed_default_model_loads_and_predicts_sanely() {
     let Some(lib) = ort_library() else { return };
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/default.onnx");

@@ -20,7 +20,7 @@ use once_cell::sync::OnceCell;
 use std::path::Path;
 use std::sync::Mutex;
 
-use crate::features::Features;
+use crate::features::{Features, MODEL_FEATURES};
 use crate::train::moe::{input_row, n_inputs};
 use crate::wire::CodecId;
 
@@ -93,6 +93,7 @@ impl Surrogate {
         let session = session::open(ort_library, model_bytes)?;
         let metadata = ModelMetadata::read(&session)?;
         metadata.check_compatible()?;
+        session::check_inputs(&session)?;
         Ok(Surrogate {
             session: Mutex::new(session),
             metadata,
@@ -138,7 +139,7 @@ impl Surrogate {
             return Ok(Vec::new());
         }
         let x = self.inputs(features, candidates)?;
-        let rows = self.run_raw(&x, candidates.len())?;
+        let rows = self.run_chunk(&features.values[..MODEL_FEATURES], &x, candidates.len())?;
         let scale = features.elem_size.max(1) as f64 / 4.0;
         Ok(rows
             .into_iter()
@@ -151,7 +152,7 @@ impl Surrogate {
             .collect())
     }
 
-    /// Builds the model's input rows.
+    /// Builds the candidates' input rows (everything after the model features).
     fn inputs(
         &self,
         features: &Features,
@@ -164,7 +165,7 @@ impl Surrogate {
                 self.metadata.feature_names.len()
             )));
         }
-        let mut x = Vec::with_capacity(candidates.len() * n_inputs());
+        let mut x = Vec::with_capacity(candidates.len() * (n_inputs() - MODEL_FEATURES));
         for c in candidates {
             if !(c.rel_bound > 0.0 && c.rel_bound.is_finite()) {
                 return Err(SurrogateError::Input(format!(
@@ -181,16 +182,44 @@ impl Surrogate {
             .ok_or_else(|| {
                 SurrogateError::Input(format!("the model has no compressor {}", c.codec.name()))
             })?;
-            x.extend(row);
+            x.extend_from_slice(&row[MODEL_FEATURES..]);
         }
         Ok(x)
     }
 
-    /// Runs raw model inputs (`n` rows of [`n_inputs`]) and returns the raw outputs
-    /// (PSNR dB, SSIM, log10 CR32). Exposed for parity tests and tools.
-    pub fn run_raw(&self, x: &[f32], n: usize) -> Result<Vec<[f32; 3]>, SurrogateError> {
+    /// Runs one chunk: its model features and `n` candidate rows.
+    fn run_chunk(
+        &self,
+        features: &[f32],
+        candidates: &[f32],
+        n: usize,
+    ) -> Result<Vec<[f32; 3]>, SurrogateError> {
         let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
-        session::run(&mut session, x, n)
+        session::run(&mut session, features, candidates, n)
+    }
+
+    /// Runs raw trainer rows (`n` rows of [`n_inputs`]: features, then a candidate's
+    /// columns) and returns the raw outputs (PSNR dB, SSIM, log10 CR32). Consecutive rows
+    /// with the same features go in one run, as the filter's candidates do. Exposed for
+    /// parity tests and tools.
+    pub fn run_raw(&self, x: &[f32], n: usize) -> Result<Vec<[f32; 3]>, SurrogateError> {
+        let cols = n_inputs();
+        if x.len() != n * cols {
+            return Err(SurrogateError::Input(format!(
+                "{} input values for {n} rows of {cols}",
+                x.len()
+            )));
+        }
+        let rows: Vec<&[f32]> = x.chunks_exact(cols).collect();
+        let mut out = Vec::with_capacity(n);
+        for group in rows.chunk_by(|a, b| a[..MODEL_FEATURES] == b[..MODEL_FEATURES]) {
+            let candidates: Vec<f32> = group
+                .iter()
+                .flat_map(|r| r[MODEL_FEATURES..].iter().copied())
+                .collect();
+            out.extend(self.run_chunk(&group[0][..MODEL_FEATURES], &candidates, group.len())?);
+        }
+        Ok(out)
     }
 }
 

@@ -11,6 +11,7 @@ use ort::session::Session;
 use ort::value::Tensor;
 
 use super::SurrogateError;
+use crate::features::MODEL_FEATURES;
 use crate::train::moe::n_inputs;
 
 static ENVIRONMENT: Mutex<Option<Environment>> = Mutex::new(None);
@@ -55,23 +56,47 @@ pub(super) fn open(library: &Path, model: &[u8]) -> Result<Session, SurrogateErr
         .map_err(session_error)
 }
 
-/// Runs `n` input rows through the session.
+/// Fails unless the model takes this build's inputs: the chunk's features once and one
+/// row per candidate. Models exported before that split took one input `x` of whole rows.
+pub(super) fn check_inputs(session: &Session) -> Result<(), SurrogateError> {
+    let names: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
+    let expected = [
+        crate::train::onnx::FEATURES_INPUT,
+        crate::train::onnx::CANDIDATES_INPUT,
+    ];
+    if names != expected {
+        return Err(SurrogateError::Metadata(format!(
+            "model inputs {names:?}, this build feeds {expected:?}: the model was exported by \
+             an older deepcq; export it again with this build's `deepcq train`"
+        )));
+    }
+    Ok(())
+}
+
+/// Runs one chunk's model `features` and `n` candidate rows through the session.
 pub(super) fn run(
     session: &mut Session,
-    x: &[f32],
+    features: &[f32],
+    candidates: &[f32],
     n: usize,
 ) -> Result<Vec<[f32; 3]>, SurrogateError> {
-    let cols = n_inputs();
-    if x.len() != n * cols {
+    let cols = n_inputs() - MODEL_FEATURES;
+    if features.len() != MODEL_FEATURES || candidates.len() != n * cols {
         return Err(SurrogateError::Input(format!(
-            "{} input values for {n} rows of {cols}",
-            x.len()
+            "{} features and {} candidate values for {n} rows, the model takes \
+             {MODEL_FEATURES} and {cols} per row",
+            features.len(),
+            candidates.len()
         )));
     }
     let err = |e: ort::Error| SurrogateError::Session(format!("{e:?}"));
-    let input = Tensor::from_array(([n, cols], x.to_vec())).map_err(err)?;
+    let features = Tensor::from_array(([1, MODEL_FEATURES], features.to_vec())).map_err(err)?;
+    let candidates = Tensor::from_array(([n, cols], candidates.to_vec())).map_err(err)?;
     let outputs = session
-        .run(ort::inputs![crate::train::onnx::INPUT_NAME => input])
+        .run(ort::inputs![
+            crate::train::onnx::FEATURES_INPUT => features,
+            crate::train::onnx::CANDIDATES_INPUT => candidates,
+        ])
         .map_err(err)?;
     let (shape, data) = outputs[crate::train::onnx::OUTPUT_NAME]
         .try_extract_tensor::<f32>()
