@@ -17,10 +17,11 @@
 //! The trainer's input row is the features followed by a candidate's columns; the graph
 //! takes them apart because everything that depends on the features alone (their
 //! standardisation, the gate, and the features' share of every expert's first layer,
-//! about half of the multiply-adds) is the same for all of a chunk's candidates. Computed
-//! once per chunk instead of once per candidate, that cut inference over the filter's 72
-//! candidates by about a fifth (0.205 → 0.166 ms of thread CPU time; docs/surrogate.md). This is the two-stage design in the small: what
-//! describes the chunk is paid once, only the light per-candidate part per candidate.
+//! about a quarter of a row's multiply-adds) is the same for all of a chunk's candidates.
+//! Computed once per chunk instead of once per candidate, that cut inference over the
+//! filter's 72 candidates by about a fifth (0.205 → 0.166 ms of thread CPU time;
+//! docs/surrogate.md). This is the two-stage design in the small: what describes the
+//! chunk is paid once, only the per-candidate part per candidate.
 //!
 //! Metadata (`metadata_props`, keys in [`meta`]) carries everything a loader must check or
 //! needs: feature schema version and names, compressor order, candidate bound grid, input
