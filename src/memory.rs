@@ -91,11 +91,6 @@ pub struct Memory {
     state: Mutex<State>,
 }
 
-/// A PSNR difference in dB as a ln bound factor (MSE ∝ bound²).
-fn db_to_ln(db: f64) -> f64 {
-    db * std::f64::consts::LN_10 / 20.0
-}
-
 impl Memory {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic while the lock was held leaves plain numbers behind: keep using them.
@@ -162,7 +157,7 @@ impl Proposer for Remembering<'_> {
                         .clamp(FAST_AIM_DB.0, FAST_AIM_DB.1),
                     _ => AIM_DB,
                 };
-                bound * (o.mean - db_to_ln(aim)).exp()
+                bound * (o.mean - crate::metrics::db_to_ln(aim)).exp()
             }
             None => bound,
         };
@@ -206,9 +201,9 @@ impl Remembering<'_> {
                 .map(|a| a.bound)
         };
         let x = match (raw_bound, outcome.measured) {
-            (Some(b), Some(m)) if b > 0.0 && outcome.bound > 0.0 && m.is_finite() => {
-                Some((outcome.bound / b).ln() + db_to_ln(m - settings.target.value()))
-            }
+            (Some(b), Some(m)) if b > 0.0 && outcome.bound > 0.0 && m.is_finite() => Some(
+                (outcome.bound / b).ln() + crate::metrics::db_to_ln(m - settings.target.value()),
+            ),
             _ => None,
         };
         let mut state = self.memory.lock();

@@ -180,6 +180,12 @@ fn window_means(mut field: Vec<f64>, dims: &[usize]) -> (Vec<f64>, usize) {
     (field, count)
 }
 
+/// A PSNR difference in dB as a ln factor of the error bound: MSE ∝ bound², so 20 dB is
+/// a factor 10. Sessions and memory use it to turn a measured excess into a bound move.
+pub(crate) fn db_to_ln(db: f64) -> f64 {
+    db * std::f64::consts::LN_10 / 20.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -94,7 +94,7 @@ impl Learned {
     /// The ln factor to apply to the next raw proposal. `scale` widens the margin (predict
     /// mode, where a miss is never corrected).
     fn correction(&self, scale: f64) -> f64 {
-        let c = self.mean - scale * (db_to_ln(MIN_MARGIN_DB) + SPREAD * self.dev);
+        let c = self.mean - scale * (metrics::db_to_ln(MIN_MARGIN_DB) + SPREAD * self.dev);
         if self.mean >= 0.0 {
             c.max(0.0)
         } else {
@@ -151,11 +151,6 @@ impl Proposer for Corrected<'_> {
             ..raw
         })
     }
-}
-
-/// A PSNR difference in dB as a ln bound factor (MSE ∝ bound²).
-fn db_to_ln(db: f64) -> f64 {
-    db * std::f64::consts::LN_10 / 20.0
 }
 
 impl Session {
@@ -257,7 +252,9 @@ impl Session {
         let mut x = (report.bound / raw.bound).ln();
         let target = self.settings.target.value();
         match self.settings.target.kind {
-            TargetKind::Psnr if report.metric.is_finite() => x += db_to_ln(report.metric - target),
+            TargetKind::Psnr if report.metric.is_finite() => {
+                x += metrics::db_to_ln(report.metric - target)
+            }
             // 1 − SSIM grows roughly like the MSE, i.e. like the bound squared.
             TargetKind::Ssim if report.metric < 1.0 => {
                 x += 0.5 * ((1.0 - target) / (1.0 - report.metric)).ln()
