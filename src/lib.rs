@@ -40,6 +40,7 @@ pub mod padding;
 pub mod samples;
 pub mod select;
 pub mod settings;
+pub mod ssim_psnr;
 pub mod surrogate;
 pub mod synth;
 pub mod train;

@@ -180,6 +180,17 @@ fn window_means(mut field: Vec<f64>, dims: &[usize]) -> (Vec<f64>, usize) {
     (field, count)
 }
 
+/// SSIM's loss in dB, `−10·log10(1 − SSIM)`: +∞ for an exact copy. The loss is close to
+/// proportional to the error's mean square, so on this scale SSIM moves with the bound
+/// as PSNR does, and the PSNR search serves SSIM targets too.
+pub fn ssim_loss_db(ssim: f64) -> f64 {
+    if ssim >= 1.0 {
+        f64::INFINITY
+    } else {
+        -10.0 * (1.0 - ssim).log10()
+    }
+}
+
 /// A PSNR difference in dB as a ln factor of the error bound: MSE ∝ bound², so 20 dB is
 /// a factor 10. Sessions and memory use it to turn a measured excess into a bound move.
 pub(crate) fn db_to_ln(db: f64) -> f64 {
@@ -189,6 +200,14 @@ pub(crate) fn db_to_ln(db: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ssim_loss_db_is_ten_log_of_the_gap() {
+        assert!((ssim_loss_db(0.99) - 20.0).abs() < 1e-9);
+        assert!((ssim_loss_db(0.9999) - 40.0).abs() < 1e-6);
+        assert_eq!(ssim_loss_db(1.0), f64::INFINITY);
+        assert_eq!(ssim_loss_db(f64::NEG_INFINITY), f64::NEG_INFINITY);
+    }
 
     #[test]
     fn psnr_matches_hand_computation() {

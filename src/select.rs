@@ -340,8 +340,7 @@ pub fn compress_to_target(
         return finish(first.into_outcome("proposal", None));
     }
     match settings.target.kind {
-        TargetKind::Psnr => finish(search.guarantee_psnr(first, &proposal, range)?),
-        TargetKind::Ssim => finish(search.guarantee_ssim(first)?),
+        TargetKind::Psnr | TargetKind::Ssim => finish(search.guarantee(first, &proposal, range)?),
         TargetKind::Ratio => finish(search.reach_ratio(first)?),
         TargetKind::AbsBound => unreachable!("returned above"),
     }
@@ -365,11 +364,21 @@ fn lossless(
     })
 }
 
-/// The attempt a PSNR search keeps, its measured PSNR and how it was reached.
+/// The attempt a landing search keeps, its measured quality in dB ([`Search::quality`])
+/// and in the target's unit, and how it was reached.
 struct Landed {
     attempt: Attempt,
-    psnr: f64,
+    db: f64,
+    measured: f64,
     reason: &'static str,
+}
+
+impl Landed {
+    fn into_outcome(self, compressions: u32) -> Outcome {
+        let mut outcome = self.attempt.into_outcome(self.reason, Some(self.measured));
+        outcome.compressions = compressions;
+        outcome
+    }
 }
 
 /// One compression attempt and its payload.
@@ -437,6 +446,19 @@ impl Search<'_> {
         Ok(metrics::ssim_of(self.data, back.view(), self.shape).unwrap_or(f64::NEG_INFINITY))
     }
 
+    /// The measured quality in dB, the scale the landing search steps on, and in the
+    /// target's unit: PSNR, or for an SSIM target SSIM's loss in dB
+    /// ([`metrics::ssim_loss_db`]), which like PSNR moves about 20 dB a decade of bound.
+    fn quality(&self, attempt: &Attempt) -> Result<(f64, f64), SelectError> {
+        match self.settings.target.kind {
+            TargetKind::Ssim => {
+                let ssim = self.ssim(attempt)?;
+                Ok((metrics::ssim_loss_db(ssim), ssim))
+            }
+            _ => self.psnr(attempt).map(|psnr| (psnr, psnr)),
+        }
+    }
+
     /// True when a payload of `len` bytes, `over_db` above the target (below when
     /// negative), cannot be brought to the target in fewer than `ceiling` bytes: a tighter
     /// bound never stores less, and a looser one saves at most 1/6.02 bits per value per
@@ -457,32 +479,37 @@ impl Search<'_> {
         }
     }
 
-    /// Measures, then searches the bound that lands just above the target (see
-    /// [`Search::land_psnr`]). Then searches the proposer's runner-up compressor too and
+    /// For a PSNR or SSIM target: measures, then searches the bound that lands just above
+    /// the target (see [`Search::land`]). Then searches the proposer's runner-up compressor too and
     /// keeps the smaller payload: the model's ratio error (about 30% held out) makes its
     /// ranking of compressors unreliable, and on sparse sky images it underrated SPERR by
     /// 5×. The runner-up starts from its proposed bound moved by the factor the landing
     /// moved the first one (the model's error on one compressor is the best guess of its
     /// error on the other), and is abandoned as soon as it cannot beat the kept payload
     /// ([`Search::hopeless`]), which usually costs one compression. When no attempt meets
-    /// the target, the safe bound, then lossless.
-    fn guarantee_psnr(
+    /// a PSNR target, the safe bound, then lossless ([`Search::tighten_ssim`] for SSIM).
+    fn guarantee(
         &mut self,
         first: Attempt,
         proposal: &Proposal,
         range: f64,
     ) -> Result<Outcome, SelectError> {
-        let target = self.settings.target.value();
+        let kind = self.settings.target.kind;
+        let value = self.settings.target.value();
+        let target = match kind {
+            TargetKind::Ssim => metrics::ssim_loss_db(value),
+            _ => value,
+        };
         let codec = first.codec;
         let first_bound = first.bound;
-        let mut kept = self.land_psnr(first, target, None)?;
+        let mut kept = self.land(first, target, None)?;
         if let Some(alt) = proposal.runner_up.filter(|_| self.budget().runner_up) {
             let shift = kept.as_ref().map_or(1.0, |k| k.attempt.bound / first_bound);
             // A runner-up that refuses the chunk is simply not an alternative.
             let start = self.try_bound(alt.codec, alt.bound * shift).ok();
             let ceiling = kept.as_ref().map(|k| k.attempt.payload.len());
             let other = match start {
-                Some(start) => self.land_psnr(start, target, ceiling)?,
+                Some(start) => self.land(start, target, ceiling)?,
                 None => None,
             };
             if let Some(other) = other.filter(|o| o.attempt.smaller_than(&kept)) {
@@ -493,9 +520,10 @@ impl Search<'_> {
             }
         }
         if let Some(k) = kept {
-            let mut outcome = k.attempt.into_outcome(k.reason, Some(k.psnr));
-            outcome.compressions = self.compressions;
-            return Ok(outcome);
+            return Ok(k.into_outcome(self.compressions));
+        }
+        if kind == TargetKind::Ssim {
+            return self.tighten_ssim(codec, first_bound, value);
         }
         let safe = safe_bound(range, target);
         if safe > 0.0 && safe.is_finite() {
@@ -508,13 +536,14 @@ impl Search<'_> {
         self.lossless("target unreachable with a lossy codec: lossless")
     }
 
-    /// Secant steps in (log bound, PSNR) from `first`, inside the bracket of bounds seen to
-    /// meet and to miss the target, within the mode's [`Budget`] (and no more once a step
-    /// repeats the last result); the smallest payload that met the target, if any did.
+    /// Secant steps in (log bound, quality dB) from `first`, inside the bracket of bounds
+    /// seen to meet and to miss `target` dB ([`Search::quality`]), within the mode's
+    /// [`Budget`] (and no more once a step repeats the last result); the smallest payload
+    /// that met the target, if any did.
     ///
     /// With a `ceiling` (the payload size to beat), the search gives up as soon as an
     /// attempt shows it cannot beat it ([`Search::hopeless`]).
-    fn land_psnr(
+    fn land(
         &mut self,
         first: Attempt,
         target: f64,
@@ -528,7 +557,7 @@ impl Search<'_> {
         let mut attempt = first;
         let budget = self.budget();
         for tried in 0..budget.far.max(budget.near) {
-            let psnr = self.psnr(&attempt)?;
+            let (psnr, measured) = self.quality(&attempt)?;
             let met = psnr >= target;
             // The same size and lossy PSNR from another bound: the codec is on a floor or
             // plateau (SPERR's smallest stream, a chunk collapsed to one bin) where steps
@@ -550,11 +579,12 @@ impl Search<'_> {
                 };
                 kept = Some(Landed {
                     attempt,
-                    psnr,
+                    db: psnr,
+                    measured,
                     reason,
                 });
             }
-            let overshoot = kept.as_ref().map_or(f64::INFINITY, |k| k.psnr - target);
+            let overshoot = kept.as_ref().map_or(f64::INFINITY, |k| k.db - target);
             let limit = if overshoot > budget.far_db {
                 budget.far
             } else {
@@ -571,17 +601,21 @@ impl Search<'_> {
         Ok(kept)
     }
 
-    /// Tightens by 4× until SSIM meets the target, then lossless.
-    fn guarantee_ssim(&mut self, first: Attempt) -> Result<Outcome, SelectError> {
-        let target = self.settings.target.value();
-        let mut attempt = first;
-        for round in 0..8 {
+    /// SSIM has no safe bound: when no search met the target, tightens `bound` by 4× at a
+    /// time until SSIM meets it, then lossless.
+    fn tighten_ssim(
+        &mut self,
+        codec: CodecId,
+        mut bound: f64,
+        target: f64,
+    ) -> Result<Outcome, SelectError> {
+        for _ in 0..8 {
+            bound /= 4.0;
+            let attempt = self.try_bound(codec, bound)?;
             let ssim = self.ssim(&attempt)?;
             if ssim >= target {
-                let reason = if round == 0 { "proposal" } else { "corrected" };
-                return Ok(attempt.into_outcome(reason, Some(ssim)));
+                return Ok(attempt.into_outcome("corrected", Some(ssim)));
             }
-            attempt = self.try_bound(attempt.codec, attempt.bound / 4.0)?;
         }
         self.lossless("SSIM target unreachable with a lossy codec: lossless")
     }
@@ -721,12 +755,8 @@ mod tests {
             compressions: 0,
         };
         let first = s.try_bound(CodecId::Sperr, 1.0).unwrap();
-        let landed = s.land_psnr(first, 40.0, None).unwrap().unwrap();
-        assert!(
-            landed.psnr >= 40.0 + Budget::THOROUGH.far_db,
-            "{}",
-            landed.psnr
-        );
+        let landed = s.land(first, 40.0, None).unwrap().unwrap();
+        assert!(landed.db >= 40.0 + Budget::THOROUGH.far_db, "{}", landed.db);
         assert_eq!(s.compressions, 2);
     }
 
@@ -895,8 +925,8 @@ mod tests {
             let first = s
                 .try_bound(CodecId::Sz3, 30.0 * sz3_formula_bound(range, 50.0))
                 .unwrap();
-            let landed = s.land_psnr(first, 50.0, ceiling).unwrap();
-            (landed.map(|l| l.psnr), s.compressions)
+            let landed = s.land(first, 50.0, ceiling).unwrap();
+            (landed.map(|l| l.db), s.compressions)
         };
         // Any payload is at least one byte: the miss cannot be tightened into a win.
         assert_eq!(search(Some(1)), (None, 1));
@@ -964,7 +994,11 @@ mod tests {
         let data = Samples::F32(&v);
         let settings = Settings::parse(&[995, 1, 3]).unwrap();
         let out = compress_to_target(data, &shape, &settings, &Analytic).unwrap();
-        assert!(out.measured.unwrap() >= 0.995);
+        let ssim = out.measured.unwrap();
+        assert!(ssim >= 0.995);
+        // The PSNR search lands on SSIM's loss in dB too, not just anywhere above it.
+        let over = metrics::ssim_loss_db(ssim) - metrics::ssim_loss_db(0.995);
+        assert!(over <= Budget::THOROUGH.far_db, "{ssim} via {}", out.reason);
         let settings = Settings::parse(&[20, 2]).unwrap();
         let out = compress_to_target(data, &shape, &settings, &Analytic).unwrap();
         let cr = metrics::compression_ratio(data.byte_len(), out.payload.len());
