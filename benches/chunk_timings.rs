@@ -13,12 +13,13 @@
 use h5z_deepcq::codec::codec_for;
 use h5z_deepcq::features;
 use h5z_deepcq::learned;
-use h5z_deepcq::samples::Samples;
+use h5z_deepcq::metrics;
+use h5z_deepcq::samples::{Layout, Samples};
 use h5z_deepcq::select::{compress_to_target, sz3_formula_bound, value_range, Proposer};
-use h5z_deepcq::settings::Settings;
+use h5z_deepcq::settings::{Settings, Target};
 use h5z_deepcq::surrogate;
 use h5z_deepcq::synth::{generate, Kind};
-use h5z_deepcq::wire::{CodecId, Mode};
+use h5z_deepcq::wire::{CodecId, Mode, TargetKind};
 
 /// Runs of each step; the median is printed.
 const RUNS: usize = 15;
@@ -110,6 +111,20 @@ fn main() {
         Err(ref e) => println!("proposal: skipped, {e}"),
     }
     row("sz3 compression (formula bound)", one, one);
+    let back = codec_for(CodecId::Sz3)
+        .decode(
+            &codec_for(CodecId::Sz3).encode(data, &shape, bound).unwrap(),
+            &Layout::of(&data, &shape),
+            bound,
+        )
+        .unwrap();
+    row(
+        "metrics::ssim (one SSIM target check)",
+        median(|| {
+            std::hint::black_box(metrics::ssim_of(data, back.view(), &shape));
+        }),
+        one,
+    );
     for codec in [CodecId::Zfp, CodecId::Sperr] {
         let name = format!("{} compression (formula bound)", codec.name());
         let secs = median(|| {
@@ -128,6 +143,20 @@ fn main() {
     ] {
         let mut settings = settings;
         settings.mode = mode;
+        let secs = median(|| {
+            compress_to_target(data, &shape, &settings, chooser).unwrap();
+        });
+        row(name, secs, one);
+    }
+    for (mode, name) in [
+        (Mode::Predict, "predict-mode write, SSIM 0.999"),
+        (Mode::Guarantee, "guarantee-mode write, SSIM 0.999"),
+    ] {
+        let settings = Settings {
+            target: Target::from_value(TargetKind::Ssim, 0.999).unwrap(),
+            mode,
+            ..settings
+        };
         let secs = median(|| {
             compress_to_target(data, &shape, &settings, chooser).unwrap();
         });

@@ -110,50 +110,68 @@ pub fn ssim<T: Element>(original: &[T], reconstructed: &[T], shape: &[usize]) ->
     if original.is_empty() {
         return 1.0;
     }
-    let x: Vec<f64> = original.iter().map(|v| v.to_f64()).collect();
-    let y: Vec<f64> = reconstructed.iter().map(|v| v.to_f64()).collect();
-    let (lo, hi) = x
+    let (lo, hi) = original
         .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| {
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
+            let v = v.to_f64();
             (l.min(v), h.max(v))
         });
     let range = hi - lo;
     if range == 0.0 {
-        return if x == y { 1.0 } else { 0.0 };
+        let same = original
+            .iter()
+            .zip(reconstructed)
+            .all(|(a, b)| a.to_f64() == b.to_f64());
+        return if same { 1.0 } else { 0.0 };
     }
     // Shifting by the original's mean keeps E[x²] − E[x]² from cancelling catastrophically;
     // the luminance term uses the unshifted means.
-    let c = x.iter().sum::<f64>() / x.len() as f64;
-    let xs: Vec<f64> = x.iter().map(|v| v - c).collect();
-    let ys: Vec<f64> = y.iter().map(|v| v - c).collect();
-    let fields = [
-        xs.clone(),
-        ys.clone(),
-        xs.iter().map(|v| v * v).collect(),
-        ys.iter().map(|v| v * v).collect(),
-        xs.iter().zip(&ys).map(|(a, b)| a * b).collect(),
-    ];
+    let c = original.iter().map(|v| v.to_f64()).sum::<f64>() / original.len() as f64;
     let dims = fit_rank(shape, 3);
-    let windows: Vec<(Vec<f64>, usize)> =
-        fields.into_iter().map(|f| window_means(f, &dims)).collect();
-    let count = windows[0].1;
+    // The five window means (x, y, x², y², xy), one field at a time through two reused
+    // buffers: a 64³ chunk's fields are 2 MB each, and fresh buffers for every field and
+    // axis cost more in page faults than the sums themselves.
+    let mut buffers = (Vec::new(), Vec::new());
+    let means: Vec<Vec<f64>> = (0..5)
+        .map(|field| {
+            let (values, spare) = &mut buffers;
+            values.clear();
+            values.extend(original.iter().zip(reconstructed).map(|(x, y)| {
+                let (a, b) = (x.to_f64() - c, y.to_f64() - c);
+                match field {
+                    0 => a,
+                    1 => b,
+                    2 => a * a,
+                    3 => b * b,
+                    _ => a * b,
+                }
+            }));
+            window_means(values, spare, &dims);
+            values.clone()
+        })
+        .collect();
+    let [mean_x, mean_y, mean_xx, mean_yy, mean_xy] =
+        <[Vec<f64>; 5]>::try_from(means).expect("five fields");
+    let count = mean_x.len();
     let (c1, c2) = ((0.01 * range).powi(2), (0.03 * range).powi(2));
-    let mut total = 0.0;
-    for i in 0..windows[0].0.len() {
-        let (mx, my) = (windows[0].0[i], windows[1].0[i]);
-        let vx = (windows[2].0[i] - mx * mx).max(0.0);
-        let vy = (windows[3].0[i] - my * my).max(0.0);
-        let cov = windows[4].0[i] - mx * my;
-        let (ux, uy) = (mx + c, my + c);
-        total +=
-            ((2.0 * ux * uy + c1) * (2.0 * cov + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2));
-    }
+    let total: f64 = mean_x
+        .iter()
+        .zip(&mean_y)
+        .zip(mean_xx.iter().zip(&mean_yy).zip(&mean_xy))
+        .map(|((&mx, &my), ((&xx, &yy), &xy))| {
+            let vx = (xx - mx * mx).max(0.0);
+            let vy = (yy - my * my).max(0.0);
+            let cov = xy - mx * my;
+            let (ux, uy) = (mx + c, my + c);
+            ((2.0 * ux * uy + c1) * (2.0 * cov + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
+        })
+        .sum();
     total / count as f64
 }
 
-/// Means over every window position ("valid" box filter, separable along each axis).
-/// Returns the means and the number of windows.
-fn window_means(mut field: Vec<f64>, dims: &[usize]) -> (Vec<f64>, usize) {
+/// Replaces `field` by its means over every window position ("valid" box filter,
+/// separable along each axis), using `spare` as the other buffer of each pass.
+fn window_means(field: &mut Vec<f64>, spare: &mut Vec<f64>, dims: &[usize]) {
     let mut dims = dims.to_vec();
     let mut volume = 1usize;
     for axis in 0..dims.len() {
@@ -161,23 +179,31 @@ fn window_means(mut field: Vec<f64>, dims: &[usize]) -> (Vec<f64>, usize) {
         let outer: usize = dims[..axis].iter().product();
         let inner: usize = dims[axis + 1..].iter().product();
         let (n, m) = (dims[axis], dims[axis] - w + 1);
-        let mut out = vec![0.0; outer * m * inner];
+        spare.clear();
+        spare.resize(outer * m * inner, 0.0);
         for o in 0..outer {
+            if inner == 1 {
+                // The contiguous axis: one sum per window (slices of one value per step
+                // would cost more than the additions), in the same order as below.
+                let row = &field[o * n..(o + 1) * n];
+                for (j, dst) in spare[o * m..(o + 1) * m].iter_mut().enumerate() {
+                    *dst = row[j..j + w].iter().sum();
+                }
+                continue;
+            }
             for j in 0..m {
-                let dst = &mut out[(o * m + j) * inner..(o * m + j + 1) * inner];
+                let dst = &mut spare[(o * m + j) * inner..(o * m + j + 1) * inner];
                 for k in 0..w {
                     let src = &field[(o * n + j + k) * inner..(o * n + j + k + 1) * inner];
                     dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
                 }
             }
         }
-        field = out;
+        std::mem::swap(field, spare);
         dims[axis] = m;
         volume *= w;
     }
-    let count = field.len();
     field.iter_mut().for_each(|v| *v /= volume as f64);
-    (field, count)
 }
 
 /// SSIM's loss in dB, `−10·log10(1 − SSIM)`: +∞ for an exact copy. The loss is close to
@@ -273,9 +299,63 @@ mod tests {
     }
 
     #[test]
+    fn ssim_matches_a_window_by_window_computation_in_3d() {
+        let dims = [9usize, 10, 11];
+        let x: Vec<f64> = (0..990)
+            .map(|i| ((i * 37 % 101) as f64).sin() * 3.0 + 5.0)
+            .collect();
+        let y: Vec<f64> = x
+            .iter()
+            .enumerate()
+            .map(|(i, v)| v + 0.05 * ((i % 7) as f64 - 3.0))
+            .collect();
+        let (lo, hi) = x
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(l, h), &v| (l.min(v), h.max(v)));
+        let range = hi - lo;
+        let (c1, c2) = ((0.01 * range).powi(2), (0.03 * range).powi(2));
+        let mut total = 0.0;
+        let mut windows = 0;
+        for i in 0..3 {
+            for j in 0..4 {
+                for k in 0..5 {
+                    let at = |v: &[f64], a: usize, b: usize, c: usize| {
+                        v[((i + a) * 10 + j + b) * 11 + k + c]
+                    };
+                    let (mut sx, mut sy, mut sxx, mut syy, mut sxy) = (0.0, 0.0, 0.0, 0.0, 0.0);
+                    for a in 0..7 {
+                        for b in 0..7 {
+                            for c in 0..7 {
+                                let (p, q) = (at(&x, a, b, c), at(&y, a, b, c));
+                                (sx, sy, sxx, syy, sxy) =
+                                    (sx + p, sy + q, sxx + p * p, syy + q * q, sxy + p * q);
+                            }
+                        }
+                    }
+                    let n = 343.0;
+                    let (mx, my) = (sx / n, sy / n);
+                    let (vx, vy, cov) = (sxx / n - mx * mx, syy / n - my * my, sxy / n - mx * my);
+                    total += ((2.0 * mx * my + c1) * (2.0 * cov + c2))
+                        / ((mx * mx + my * my + c1) * (vx + vy + c2));
+                    windows += 1;
+                }
+            }
+        }
+        let direct = total / windows as f64;
+        let got = ssim(&x, &y, &dims);
+        assert!((got - direct).abs() < 1e-9, "{got} vs {direct}");
+        assert!(got < 1.0 && got > 0.5);
+    }
+
+    #[test]
     fn window_means_counts_valid_positions() {
-        let (means, count) = window_means(vec![1.0; 10 * 9 * 8], &[10, 9, 8]);
-        assert_eq!(count, 4 * 3 * 2);
+        let (mut means, mut spare) = (vec![1.0; 10 * 9 * 8], Vec::new());
+        window_means(&mut means, &mut spare, &[10, 9, 8]);
+        assert_eq!(means.len(), 4 * 3 * 2);
         assert!(means.iter().all(|m| (m - 1.0).abs() < 1e-12));
+        // A ramp along the contiguous axis: each window's mean is its middle value.
+        let mut ramp: Vec<f64> = (0..9).map(f64::from).collect();
+        window_means(&mut ramp, &mut spare, &[1, 9]);
+        assert_eq!(ramp, vec![3.0, 4.0, 5.0]);
     }
 }
