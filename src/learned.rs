@@ -326,8 +326,8 @@ fn choose(
             .max_by(|a, b| score(a.1).total_cmp(&score(b.1)))
             .map(|(c, p)| (*c, *p))
     };
-    match kind {
-        TargetKind::Psnr => {
+    match (kind, ssim_as_psnr) {
+        (TargetKind::Psnr, _) => {
             // The safe bound meets the target whatever the model says.
             let certain = |c: &Candidate| c.rel_bound <= safe_rel * (1.0 + 1e-9);
             let admissible =
@@ -349,8 +349,7 @@ fn choose(
             };
             (c, p, predicted)
         }
-        TargetKind::Ssim if ssim_as_psnr.is_some() => {
-            let windows = ssim_as_psnr.expect("checked by the guard");
+        (TargetKind::Ssim, Some(windows)) => {
             let needs: Vec<(CodecId, f64)> = [CodecId::Sz3, CodecId::Zfp, CodecId::Sperr]
                 .iter()
                 .map(|&codec| (codec, windows.psnr_for(target, codec)))
@@ -377,7 +376,7 @@ fn choose(
             let expected = 1.0 - windows.expected_loss(10f64.powf(-p.psnr / 10.0));
             (c, p, expected)
         }
-        TargetKind::Ssim => {
+        (TargetKind::Ssim, None) => {
             let need = 1.0 - (1.0 - target) * (1.0 - margins.ssim_gap);
             match pick(&|_, p| p.ssim >= need, &|p| p.cr) {
                 Some((c, p)) => (c, p, p.ssim),
@@ -388,7 +387,7 @@ fn choose(
                 }
             }
         }
-        TargetKind::Ratio => {
+        (TargetKind::Ratio, _) => {
             let need = target * margins.ratio;
             match pick(&|_, p| p.cr >= need, &|p| p.psnr) {
                 Some((c, p)) => (c, p, p.cr),
@@ -398,7 +397,7 @@ fn choose(
                 }
             }
         }
-        TargetKind::AbsBound => unreachable!("absolute bounds never reach the model"),
+        (TargetKind::AbsBound, _) => unreachable!("absolute bounds never reach the model"),
     }
 }
 
@@ -444,8 +443,8 @@ fn crossings<'a>(
     })
 }
 
-/// For a PSNR target, the best candidate of any compressor but `chosen`, by the same rule:
-/// what guarantee mode searches after its first choice.
+/// For a PSNR or SSIM target, the best candidate of any compressor but `chosen`, by the
+/// same rule: what guarantee mode searches after its first choice.
 fn runner_up(
     rule: &Rule<'_>,
     chosen: CodecId,

@@ -600,20 +600,19 @@ impl Search<'_> {
         let mut attempt = first;
         let budget = self.budget();
         for tried in 0..budget.far.max(budget.near) {
-            let (psnr, measured) = self.quality(&attempt)?;
-            let met = psnr >= target;
+            let (db, measured) = self.quality(&attempt)?;
+            let met = db >= target;
             // The same size and lossy PSNR from another bound: the codec is on a floor or
             // plateau (SPERR's smallest stream, a chunk collapsed to one bin) where steps
             // only repeat the result. Exact decodes repeat too, but only until a looser
             // bound leaves the precision floor.
-            let plateau =
-                psnr.is_finite() && previous == Some((attempt.payload.len(), psnr.to_bits()));
-            previous = Some((attempt.payload.len(), psnr.to_bits()));
-            if ceiling.is_some_and(|c| self.hopeless(attempt.payload.len(), psnr - target, c)) {
+            let plateau = db.is_finite() && previous == Some((attempt.payload.len(), db.to_bits()));
+            previous = Some((attempt.payload.len(), db.to_bits()));
+            if ceiling.is_some_and(|c| self.hopeless(attempt.payload.len(), db - target, c)) {
                 break;
             }
             first_met |= tried == 0 && met;
-            bracket.record(attempt.bound, psnr, met);
+            bracket.record(attempt.bound, db, met);
             if met && attempt.smaller_than(&kept) {
                 let reason = match (tried, first_met) {
                     (0, _) => "proposal",
@@ -622,7 +621,7 @@ impl Search<'_> {
                 };
                 kept = Some(Landed {
                     attempt,
-                    db: psnr,
+                    db,
                     measured,
                     reason,
                 });
