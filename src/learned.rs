@@ -14,7 +14,7 @@ use crate::features::{self, Extent};
 use crate::samples::Samples;
 use crate::select::{safe_bound, Alternative, Analytic, Proposal, Proposer, SelectError};
 use crate::settings::Settings;
-use crate::ssim_psnr::WindowVariances;
+use crate::ssim_psnr::{SsimAsPsnr, WindowVariances};
 use crate::surrogate::{self, Candidate, Prediction, Surrogate};
 use crate::train::calibrate::{MetricMargins, PsnrMargins, Table, BANDS};
 use crate::train::moe::COMPRESSORS;
@@ -222,7 +222,8 @@ impl Learned {
         // predicts far better than SSIM near 1 (crate::ssim_psnr).
         let ssim_as_psnr = (kind == TargetKind::Ssim)
             .then(|| WindowVariances::sample(data, shape, extent.range()))
-            .flatten();
+            .flatten()
+            .map(|windows| SsimAsPsnr::new(windows, target));
         let rule = Rule {
             kind,
             target,
@@ -283,7 +284,7 @@ impl Learned {
 }
 
 /// What a choice is judged by: the target, the margins it must clear and, for SSIM, the
-/// chunk's windows that turn it into a PSNR ([`crate::ssim_psnr`]).
+/// PSNR each compressor needs on this chunk ([`crate::ssim_psnr`]).
 #[derive(Clone, Copy)]
 struct Rule<'a> {
     kind: TargetKind,
@@ -293,7 +294,7 @@ struct Rule<'a> {
     margins: &'a Margins,
     /// Whether a PSNR pick may lie between grid rows ([`crossings`]).
     to_the_edge: bool,
-    ssim_as_psnr: Option<&'a WindowVariances>,
+    ssim_as_psnr: Option<&'a SsimAsPsnr>,
 }
 
 /// Picks a candidate, the model's prediction for it, and the target metric it is expected
@@ -349,19 +350,10 @@ fn choose(
             };
             (c, p, predicted)
         }
-        (TargetKind::Ssim, Some(windows)) => {
-            let needs: Vec<(CodecId, f64)> = [CodecId::Sz3, CodecId::Zfp, CodecId::Sperr]
-                .iter()
-                .map(|&codec| (codec, windows.psnr_for(target, codec)))
-                .collect();
-            let need = |c: &Candidate| {
-                needs
-                    .iter()
-                    .find(|(codec, _)| *codec == c.codec)
-                    .map_or(f64::INFINITY, |(_, db)| *db)
+        (TargetKind::Ssim, Some(needs)) => {
+            let clearance = |c: &Candidate, p: &Prediction| {
+                p.psnr - needs.need(c.codec) - margins.psnr_for(c, p.psnr)
             };
-            let clearance =
-                |c: &Candidate, p: &Prediction| p.psnr - need(c) - margins.psnr_for(c, p.psnr);
             let (c, p) = pick(&|c, p| clearance(c, p) >= 0.0, &|p| p.cr)
                 // Nothing is predicted to reach it: the candidate that comes closest.
                 .or_else(|| {
@@ -373,8 +365,7 @@ fn choose(
                 .expect("candidates");
             // What the choice relied on: the SSIM expected at the model's PSNR (the model's
             // own SSIM output exceeds 1 on many chunks).
-            let expected = 1.0 - windows.expected_loss(10f64.powf(-p.psnr / 10.0));
-            (c, p, expected)
+            (c, p, needs.expected_ssim(p.psnr))
         }
         (TargetKind::Ssim, None) => {
             let need = 1.0 - (1.0 - target) * (1.0 - margins.ssim_gap);
@@ -576,8 +567,9 @@ mod tests {
             .collect();
         let (c, p): (Vec<_>, Vec<_>) = rows.iter().copied().unzip();
         let margins = Margins::for_mode(Mode::Predict);
+        let needs = SsimAsPsnr::new(windows, target);
         let rule = Rule {
-            ssim_as_psnr: Some(&windows),
+            ssim_as_psnr: Some(&needs),
             ..rule(TargetKind::Ssim, target, 1e-3, &margins, false)
         };
         let (chosen, prediction, predicted) = choose(&rule, &c, &p);

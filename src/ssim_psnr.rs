@@ -122,6 +122,35 @@ impl WindowVariances {
     }
 }
 
+/// An SSIM target turned into the PSNR each lossy compressor needs on one chunk, found once
+/// per chunk (the chooser judges every candidate, and the runner-up's, against it).
+#[derive(Clone, Debug)]
+pub struct SsimAsPsnr {
+    windows: WindowVariances,
+    needs: [(CodecId, f64); 3],
+}
+
+impl SsimAsPsnr {
+    /// The PSNR each compressor needs for SSIM `target` over these windows.
+    pub fn new(windows: WindowVariances, target: f64) -> Self {
+        let needs = CodecId::LOSSY.map(|codec| (codec, windows.psnr_for(target, codec)));
+        SsimAsPsnr { windows, needs }
+    }
+
+    /// The PSNR (dB) `codec` needs; +∞ for a codec with no lossy bound.
+    pub fn need(&self, codec: CodecId) -> f64 {
+        self.needs
+            .iter()
+            .find(|(c, _)| *c == codec)
+            .map_or(f64::INFINITY, |(_, db)| *db)
+    }
+
+    /// The SSIM expected at `psnr` dB, before any codec's spread factor.
+    pub fn expected_ssim(&self, psnr: f64) -> f64 {
+        1.0 - self.windows.expected_loss(10f64.powf(-psnr / 10.0))
+    }
+}
+
 /// Variance and squared mean of windows of [`SSIM_WINDOW`] samples per axis, placed on an
 /// even grid of the window positions so that at most [`MAX_WINDOWS`] are taken.
 fn window_variances<T: Element>(values: &[T], shape: &[usize]) -> Vec<(f64, f64)> {
