@@ -59,6 +59,9 @@ pub struct Header {
     /// What the chunk was written for, when the writer said so. Stored in the extension
     /// bytes; decoding never needs it.
     pub quality: Option<Quality>,
+    /// The payload lacks the codec's container header, which decoding rebuilds
+    /// ([`Codec::frame`](crate::codec::Codec::frame)).
+    pub frame_elided: bool,
 }
 
 /// The quality record: the target a chunk was written for and what the writer predicted
@@ -253,6 +256,8 @@ pub fn wrap(
     payload: &[u8],
 ) -> Vec<u8> {
     let layout = Layout::of(data, shape);
+    let payload_layout = payload_layout(&layout, padding.as_ref());
+    let frame = redundant_frame(codec, &payload_layout, payload);
     let header = Header {
         version: wire::FORMAT_VERSION,
         codec,
@@ -265,8 +270,49 @@ pub fn wrap(
         layout,
         padding,
         quality,
+        frame_elided: frame > 0,
     };
-    assemble(&header, payload)
+    assemble(&header, &payload[frame..])
+}
+
+/// The layout of the values a payload holds: the chunk's, or its padding block's.
+fn payload_layout(layout: &Layout, padding: Option<&Padding>) -> Layout {
+    match padding {
+        Some(p) => Layout {
+            shape: p.inner.clone(),
+            ..layout.clone()
+        },
+        None => layout.clone(),
+    }
+}
+
+/// How many leading bytes of `payload` the chunk header makes redundant: the length of
+/// the codec's container header when the payload starts with exactly the one decoding
+/// would rebuild ([`Codec::frame`](crate::codec::Codec::frame)), else 0. Checking the bytes
+/// rather than assuming them keeps a codec build that frames differently readable: its
+/// payloads are simply stored whole.
+pub(crate) fn redundant_frame(codec: CodecId, layout: &Layout, payload: &[u8]) -> usize {
+    let codec = codec_for(codec);
+    let Some(len) = codec.frame(layout, 0).map(|f| f.len()) else {
+        return 0;
+    };
+    match payload.len().checked_sub(len) {
+        Some(body) if codec.frame(layout, body).as_deref() == Some(&payload[..len]) => len,
+        _ => 0,
+    }
+}
+
+/// Bytes a lossy f32 or f64 chunk of `shape` with a quality record (and no padding) stores
+/// for a `payload_len`-byte payload of `codec`: header and checksum added, the codec's
+/// container header left out ([`Codec::frame`](crate::codec::Codec::frame)).
+pub fn stored_len(codec: CodecId, shape: &[usize], dtype: DType, payload_len: usize) -> usize {
+    let layout = Layout {
+        dtype,
+        elem_size: dtype.natural_size().unwrap_or(1),
+        shape: shape.to_vec(),
+    };
+    let frame = codec_for(codec).frame(&layout, 0).map_or(0, |f| f.len());
+    header_len(shape) + payload_len.saturating_sub(frame)
 }
 
 /// The extension flags byte and the records it announces, in flag-bit order.
@@ -283,12 +329,15 @@ fn extension_bytes(header: &Header) -> (u8, Vec<u8>) {
         flags |= ext_flags::QUALITY;
         out.extend_from_slice(&q.to_bytes());
     }
+    if header.frame_elided {
+        flags |= ext_flags::FRAME_ELIDED;
+    }
     (flags, out)
 }
 
 /// Bytes a lossy f32 or f64 chunk of `shape` with a quality record (and no padding) puts
-/// around its payload: what its stored size adds to the codec's.
-pub fn header_len(shape: &[usize]) -> usize {
+/// around its payload.
+fn header_len(shape: &[usize]) -> usize {
     let varint_len = |v: usize| (usize::BITS - v.leading_zeros()).max(1).div_ceil(7) as usize;
     wire::FIXED_HEADER_LEN
         + shape.iter().map(|&d| varint_len(d)).sum::<usize>()
@@ -487,7 +536,7 @@ fn read_v4<'a>(r: &mut Reader<'a>, version: u8) -> Result<RawHeader<'a>, ChunkEr
     let (codec, dtype) = (codec_dtype & 0x0f, codec_dtype >> 4);
     let flags = r.u8("extension flags")?;
     let rank = r.u8("rank")? as usize;
-    if flags & !ext_flags::KNOWN != 0 {
+    if flags & !ext_flags::known_in(version) != 0 {
         return Err(ChunkError::BadHeader(format!(
             "unknown extension flags {flags:#04x}"
         )));
@@ -548,7 +597,7 @@ pub fn parse(bytes: &[u8]) -> Result<(Header, &[u8]), ChunkError> {
         }
     } else if r.take(wire::MAGIC.len(), "magic")? == wire::MAGIC {
         match r.u8("version")? {
-            wire::FORMAT_VERSION => read_v4(&mut r, wire::FORMAT_VERSION)?,
+            v @ (5 | wire::FORMAT_VERSION) => read_v4(&mut r, v)?,
             v if v > wire::FORMAT_VERSION => return Err(ChunkError::UnsupportedVersion(v)),
             v => {
                 return Err(ChunkError::BadHeader(format!(
@@ -618,6 +667,13 @@ fn validate(raw: RawHeader<'_>) -> Result<Header, ChunkError> {
             "opaque data with a lossy codec".into(),
         ));
     }
+    let frame_elided = raw.flags & ext_flags::FRAME_ELIDED != 0;
+    if frame_elided && codec_for(codec).frame(&layout, 0).is_none() {
+        return Err(ChunkError::BadHeader(format!(
+            "{} payloads have no container header to rebuild",
+            codec.name()
+        )));
+    }
     Ok(Header {
         version: raw.version,
         codec,
@@ -626,6 +682,7 @@ fn validate(raw: RawHeader<'_>) -> Result<Header, ChunkError> {
         original_len,
         padding,
         quality,
+        frame_elided,
     })
 }
 
@@ -637,7 +694,7 @@ fn parse_extension(
     extension: &[u8],
     layout: &Layout,
 ) -> Result<(Option<Padding>, Option<Quality>), ChunkError> {
-    if flags & !ext_flags::KNOWN != 0 {
+    if flags & !ext_flags::known_in(version) != 0 {
         return Err(ChunkError::BadHeader(format!(
             "unknown extension flags {flags:#04x}"
         )));
@@ -707,14 +764,26 @@ fn read_padding(r: &mut Reader<'_>, version: u8, layout: &Layout) -> Result<Padd
 pub fn decode(bytes: &[u8]) -> Result<(Header, SampleBuf), ChunkError> {
     let (header, payload) = parse(bytes)?;
     let codec = codec_for(header.codec);
+    let layout = payload_layout(&header.layout, header.padding.as_ref());
+    let framed;
+    let payload = match header.frame_elided {
+        false => payload,
+        true => {
+            framed = codec
+                .frame(&layout, payload.len())
+                .ok_or_else(|| {
+                    ChunkError::BadHeader("payload too long for its container header".into())
+                })?
+                .into_iter()
+                .chain(payload.iter().copied())
+                .collect::<Vec<u8>>();
+            &framed
+        }
+    };
     let values = match &header.padding {
-        None => codec.decode(payload, &header.layout, header.bound)?,
+        None => codec.decode(payload, &layout, header.bound)?,
         Some(p) => {
-            let inner_layout = Layout {
-                shape: p.inner.clone(),
-                ..header.layout.clone()
-            };
-            let inner = codec.decode(payload, &inner_layout, header.bound)?;
+            let inner = codec.decode(payload, &layout, header.bound)?;
             let shape = &header.layout.shape;
             match inner {
                 SampleBuf::F32(v) => SampleBuf::F32(padding::expand(
@@ -839,7 +908,10 @@ mod tests {
         let (header, _) = decode(&plain).unwrap();
         assert_eq!(header.quality, Some(quality()));
         assert_eq!(header.padding, None);
-        assert_eq!(plain[wire::EXT_FLAGS_OFFSET], ext_flags::QUALITY);
+        assert_eq!(
+            plain[wire::EXT_FLAGS_OFFSET],
+            ext_flags::QUALITY | ext_flags::FRAME_ELIDED
+        );
 
         for q in [None, Some(quality())] {
             let (bytes, pad) = padded_chunk(q);
@@ -1192,5 +1264,121 @@ mod tests {
             parse(&bytes),
             Err(ChunkError::UnsupportedVersion(v)) if v == wire::FORMAT_VERSION + 1
         ));
+    }
+
+    fn wave<T: crate::samples::Element>(n: usize, f: impl Fn(f64) -> T) -> Vec<T> {
+        (0..n)
+            .map(|i| f((i as f64 * 0.37).sin() + (i as f64 * 0.011).cos()))
+            .collect()
+    }
+
+    #[test]
+    fn sperr_and_sz3_chunks_leave_out_the_container_header_and_decode_the_same() {
+        let q = Some(quality());
+        for (codec, shape, frame) in [
+            (CodecId::Sperr, vec![6, 20, 36], 18),
+            (CodecId::Sperr, vec![40, 56], 10),
+            (CodecId::Sperr, vec![1000], 10),
+            (CodecId::Sz3, vec![6, 20, 36], 8),
+            (CodecId::Sz3, vec![1000], 8),
+        ] {
+            let n: usize = shape.iter().product();
+            let f32s = wave(n, |x| x as f32);
+            let f64s = wave(n, |x| x);
+            for data in [Samples::F32(&f32s), Samples::F64(&f64s)] {
+                let full = codec_for(codec).encode(data, &shape, 1e-3).unwrap();
+                let bytes = encode(codec, data, &shape, 1e-3, q).unwrap();
+                assert_eq!(
+                    bytes.len(),
+                    header_len(&shape) + full.len() - frame,
+                    "{shape:?}"
+                );
+                assert_eq!(
+                    bytes.len(),
+                    stored_len(codec, &shape, data.dtype(), full.len())
+                );
+                assert_eq!(bytes[wire::VERSION_OFFSET], 6);
+                assert_eq!(
+                    bytes[wire::EXT_FLAGS_OFFSET],
+                    ext_flags::QUALITY | ext_flags::FRAME_ELIDED
+                );
+                let (header, back) = decode(&bytes).unwrap();
+                assert!(header.frame_elided);
+                let layout = Layout::of(&data, &shape);
+                let direct = codec_for(codec).decode(&full, &layout, 1e-3).unwrap();
+                assert_eq!(back.view().as_bytes(), direct.view().as_bytes());
+            }
+        }
+    }
+
+    #[test]
+    fn padded_sperr_chunks_rebuild_the_frame_of_their_block() {
+        let inner = wave(4 * 24, |x| x as f32);
+        let pad = Padding {
+            inner: vec![4, 24],
+            fill: 0f32.to_le_bytes().to_vec(),
+        };
+        let data = Samples::F32(&inner);
+        let bytes = encode_padded(CodecId::Sperr, data, &[6, 32], &pad, 1e-4, None).unwrap();
+        let full = codec_for(CodecId::Sperr)
+            .encode(data, &pad.inner, 1e-4)
+            .unwrap();
+        assert_eq!(
+            bytes.len(),
+            header_len(&[6, 32]) - quality_record::LEN + 6 + full.len() - 10
+        );
+        let (header, back) = decode(&bytes).unwrap();
+        assert!(header.frame_elided);
+        let back = match back {
+            SampleBuf::F32(v) => v,
+            other => panic!("{other:?}"),
+        };
+        for (row, chunk_row) in back.chunks(32).enumerate() {
+            for (col, &v) in chunk_row.iter().enumerate() {
+                let expected = if row < 4 && col < 24 {
+                    inner[row * 24 + col]
+                } else {
+                    0.0
+                };
+                assert!(
+                    (v - expected).abs() <= 1e-4,
+                    "({row}, {col}): {v} vs {expected}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_payload_that_does_not_start_with_the_rebuilt_frame_is_stored_whole() {
+        let layout = Layout {
+            dtype: DType::F32,
+            elem_size: 4,
+            shape: vec![6, 20, 36],
+        };
+        let mut payload = codec_for(CodecId::Sperr).frame(&layout, 100).unwrap();
+        payload.extend_from_slice(&[7; 100]);
+        assert_eq!(redundant_frame(CodecId::Sperr, &layout, &payload), 18);
+        payload[0] = 1; // another SPERR major version
+        assert_eq!(redundant_frame(CodecId::Sperr, &layout, &payload), 0);
+        assert_eq!(redundant_frame(CodecId::Sperr, &layout, &payload[..10]), 0);
+        assert_eq!(redundant_frame(CodecId::Zfp, &layout, &payload), 0);
+    }
+
+    #[test]
+    fn the_frame_flag_is_an_error_without_a_frame_or_before_version_6() {
+        let values = wave(64, |x| x as f32);
+        let mut zfp = encode(CodecId::Zfp, Samples::F32(&values), &[64], 1e-3, None).unwrap();
+        zfp[wire::EXT_FLAGS_OFFSET] |= ext_flags::FRAME_ELIDED;
+        reseal(&mut zfp);
+        assert!(matches!(parse(&zfp), Err(ChunkError::BadHeader(m)) if m.contains("container")));
+        let mut sperr = encode(CodecId::Sperr, Samples::F32(&values), &[64], 1e-3, None).unwrap();
+        sperr[wire::VERSION_OFFSET] = 5;
+        reseal(&mut sperr);
+        assert!(matches!(parse(&sperr), Err(ChunkError::BadHeader(m)) if m.contains("flags")));
+        // A version-5 chunk (no frame flag) still decodes.
+        let mut plain = encode(CodecId::Zfp, Samples::F32(&values), &[64], 1e-3, None).unwrap();
+        plain[wire::VERSION_OFFSET] = 5;
+        reseal(&mut plain);
+        assert_eq!(decode(&plain).unwrap().0.version, 5);
     }
 }

@@ -16,6 +16,7 @@
 //! spends one more compression only on a miss or a large overshoot, and never searches the
 //! runner-up, for about twice the time of one compression instead of four to five.
 
+use crate::chunk;
 use crate::codec::{codec_for, CodecError};
 use crate::features::Extent;
 use crate::metrics;
@@ -429,14 +430,17 @@ struct Attempt {
     codec: CodecId,
     bound: f64,
     payload: Vec<u8>,
+    /// Payload bytes the chunk stores: without a container header the chunk format
+    /// leaves out ([`chunk::redundant_frame`]), so compressors compare as stored.
+    stored: usize,
     compressions: u32,
 }
 
 impl Attempt {
-    /// True when this payload is smaller than the one kept so far (or nothing is kept).
+    /// True when this payload stores smaller than the one kept so far (or nothing is kept).
     fn smaller_than(&self, kept: &Option<Landed>) -> bool {
         kept.as_ref()
-            .map_or(true, |k| self.payload.len() < k.attempt.payload.len())
+            .map_or(true, |k| self.stored < k.attempt.stored)
     }
 
     fn into_outcome(self, reason: &'static str, measured: Option<f64>) -> Outcome {
@@ -464,10 +468,13 @@ impl Search<'_> {
     fn try_bound(&mut self, codec: CodecId, bound: f64) -> Result<Attempt, SelectError> {
         let payload = codec_for(codec).encode(self.data, self.shape, bound)?;
         self.compressions += 1;
+        let layout = Layout::of(&self.data, self.shape);
+        let stored = payload.len() - chunk::redundant_frame(codec, &layout, &payload);
         Ok(Attempt {
             codec,
             bound,
             payload,
+            stored,
             compressions: self.compressions,
         })
     }
@@ -550,7 +557,7 @@ impl Search<'_> {
             let shift = kept.as_ref().map_or(1.0, |k| k.attempt.bound / first_bound);
             // A runner-up that refuses the chunk is simply not an alternative.
             let start = self.try_bound(alt.codec, alt.bound * shift).ok();
-            let ceiling = kept.as_ref().map(|k| k.attempt.payload.len());
+            let ceiling = kept.as_ref().map(|k| k.attempt.stored);
             let other = match start {
                 Some(start) => self.land(start, target, ceiling)?,
                 None => None,
@@ -608,7 +615,7 @@ impl Search<'_> {
             // bound leaves the precision floor.
             let plateau = db.is_finite() && previous == Some((attempt.payload.len(), db.to_bits()));
             previous = Some((attempt.payload.len(), db.to_bits()));
-            if ceiling.is_some_and(|c| self.hopeless(attempt.payload.len(), db - target, c)) {
+            if ceiling.is_some_and(|c| self.hopeless(attempt.stored, db - target, c)) {
                 break;
             }
             first_met |= tried == 0 && met;

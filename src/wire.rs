@@ -2,7 +2,7 @@
 //! the HDF5 filter id, the chunk magic and version, the codec and dtype numbers, the
 //! extension flags and the quality record layout. docs/format.md is the prose spec.
 //!
-//! # Chunk layout, format version 5
+//! # Chunk layout, format version 6
 //!
 //! Integers are little-endian; "varint" is unsigned LEB128 (7 bits per byte, low group
 //! first, high bit set on all but the last byte, at most 10 bytes). Offsets are in bytes.
@@ -10,7 +10,7 @@
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 2 | magic `DQ` ([`MAGIC`]) |
-//! | 2 | 1 | format version (5; readers accept 1 to 5) |
+//! | 2 | 1 | format version (6; readers accept 1 to 6) |
 //! | 3 | 1 | codec id ([`CodecId`]) in the low nibble, dtype ([`DType`]) in the high one |
 //! | 4 | 1 | extension flags ([`ext_flags`]) |
 //! | 5 | 1 | rank `r` (at most [`MAX_RANK`]) |
@@ -34,8 +34,15 @@
 //! - [`ext_flags::QUALITY`]: [`quality_record::LEN`] bytes, what the chunk was written for
 //!   and what the writer predicted and measured ([`quality_record`]).
 //!
+//! - [`ext_flags::FRAME_ELIDED`] (no record, version 6 on): the payload lacks the codec's
+//!   container header, which repeats the dims, dtype and payload length; the decoder
+//!   rebuilds it ([`crate::codec::Codec::frame`]). Written only when the codec's payload
+//!   starts with exactly the frame that would be rebuilt.
+//!
 //! Records delimit themselves, so an unknown flag bit is an error: a reader cannot know how
 //! long that record is or whether decoding needs it.
+//!
+//! Version 5 is version 6 without the frame flag.
 //!
 //! Version 4 (still read) began with the 4-byte magic `DCQK` ([`LEGACY_MAGIC`]) and
 //! stored the predicted and measured metrics as f32 values
@@ -74,8 +81,11 @@ pub const LEGACY_MAGIC: [u8; 4] = *b"DCQK";
 /// Version 4 took another third off: no stored lengths at all, codec and dtype share a
 /// byte, the element size only where the dtype does not imply it, an f32 bound and target.
 /// Version 5 shortened the magic to two bytes and stores the metrics as f16 offsets from
-/// the target: 6 bytes less per chunk, 0.9 of a percent of the ratio at 40 dB.
-pub const FORMAT_VERSION: u8 = 5;
+/// the target: 6 bytes less per chunk, 0.9 of a percent of the ratio at 40 dB. Version 6
+/// leaves out the container header of SPERR and SZ3 payloads ([`ext_flags::FRAME_ELIDED`]),
+/// which repeats what the chunk header says: 18 bytes less per 3-D SPERR chunk, 8 per SZ3
+/// chunk.
+pub const FORMAT_VERSION: u8 = 6;
 
 /// Largest rank a chunk header may declare (HDF5's own limit is 32).
 pub const MAX_RANK: usize = 32;
@@ -101,8 +111,19 @@ pub mod ext_flags {
     pub const PADDING: u8 = 1;
     /// A quality record is present.
     pub const QUALITY: u8 = 2;
+    /// The payload starts after the codec's container header, which the decoder rebuilds
+    /// from the chunk header ([`crate::codec::Codec::frame`]). No record. Version 6 on.
+    pub const FRAME_ELIDED: u8 = 4;
     /// Every bit this build understands.
-    pub const KNOWN: u8 = PADDING | QUALITY;
+    pub const KNOWN: u8 = PADDING | QUALITY | FRAME_ELIDED;
+    /// The bits format version `version` may set.
+    pub const fn known_in(version: u8) -> u8 {
+        if version >= 6 {
+            KNOWN
+        } else {
+            PADDING | QUALITY
+        }
+    }
 }
 
 /// Layout of the quality record: offsets inside the record. It says what a chunk was

@@ -75,6 +75,15 @@ pub trait Codec: Send + Sync {
 
     /// Reverses [`Codec::encode`]; the layout and bound come from the chunk header.
     fn decode(&self, payload: &[u8], layout: &Layout, bound: f64) -> Result<SampleBuf, CodecError>;
+
+    /// The container header this codec's payload for `layout` starts with when `body_len`
+    /// bytes follow it, if the chunk header already says everything in it (dims, dtype,
+    /// length). The chunk format leaves such a frame out and rebuilds it to decode
+    /// ([`crate::chunk`]): SPERR's is 18 bytes of a 3-D payload, 10 of a 2-D one, SZ3's 8,
+    /// and at 40 dB a whole chunk can be a few hundred bytes. None for codecs without one.
+    fn frame(&self, _layout: &Layout, _body_len: usize) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 /// The codec for an id. Every id has one.

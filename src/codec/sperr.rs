@@ -15,6 +15,9 @@ const NAME: &str = "sperr";
 /// ../shared/data foam V.f32), so larger magnitudes are refused before reaching it.
 const MAX_MAGNITUDE: f64 = 1e30;
 
+/// Major version SPERR writes first in its container header (0.8 writes 0).
+const SPERR_MAJOR_VERSION: u8 = 0;
+
 /// SPERR with a point-wise (absolute) error bound.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Sperr;
@@ -63,6 +66,30 @@ impl Codec for Sperr {
                 dtype: DType::Opaque,
             }),
         }
+    }
+
+    /// SPERR 0.8's container header for one chunk holding the whole array: the major
+    /// version, eight flags (bit 7 − i for flag i: part of a larger stream, 3-D, f32, more
+    /// than one chunk), the dims as u32 from the fastest axis, and in 3-D the chunk's
+    /// stream length as u32.
+    fn frame(&self, layout: &Layout, body_len: usize) -> Option<Vec<u8>> {
+        let is_f32 = match layout.dtype {
+            DType::F32 => 1,
+            DType::F64 => 0,
+            DType::Opaque => return None,
+        };
+        let u32_le = |n: usize| u32::try_from(n).ok().map(u32::to_le_bytes);
+        let dims = sperr_dims(&layout.shape);
+        let (three_d, body) = match dims.len() {
+            3 => (1, Some(u32_le(body_len)?)),
+            _ => (0, None),
+        };
+        let mut frame = vec![SPERR_MAJOR_VERSION, three_d << 6 | is_f32 << 5];
+        for &d in dims.iter().rev() {
+            frame.extend_from_slice(&u32_le(d)?);
+        }
+        frame.extend(body.into_iter().flatten());
+        Some(frame)
     }
 }
 

@@ -12,6 +12,10 @@ const NAME: &str = "sz3";
 /// Highest rank SZ3's C API dispatches on.
 const MAX_RANK: usize = 4;
 
+/// The bytes every SZ3 3.3.2 payload starts with: magic 0xF342F310 and data version
+/// 3.3.2.0, little-endian.
+const SZ3_FRAME: [u8; 8] = [0x10, 0xf3, 0x42, 0xf3, 0x00, 0x02, 0x03, 0x03];
+
 /// SZ3 with an absolute error bound.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Sz3;
@@ -51,6 +55,13 @@ impl Codec for Sz3 {
                 dtype: DType::Opaque,
             }),
         }
+    }
+
+    /// SZ3 3.3's magic number and data version, 4 bytes each: the chunk's codec id already
+    /// says both. (The compressed-data length after them depends on the length of the
+    /// configuration SZ3 appends, so it stays.)
+    fn frame(&self, layout: &Layout, _body_len: usize) -> Option<Vec<u8>> {
+        (layout.dtype != DType::Opaque).then(|| SZ3_FRAME.to_vec())
     }
 }
 

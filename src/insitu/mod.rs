@@ -236,14 +236,14 @@ pub fn advise(
     if modelled {
         if let Ok(model) = learned::learned() {
             let (proposal, p) = model.advise(data, shape, extent, &predict)?;
-            let payload = data.byte_len() as f64 / p.cr;
-            let header = chunk::header_len(shape);
+            let payload = (data.byte_len() as f64 / p.cr).round() as usize;
+            let stored = chunk::stored_len(proposal.codec, shape, data.dtype(), payload);
             return Ok(Advice {
                 codec: proposal.codec,
                 bound: proposal.bound,
                 psnr: p.psnr,
                 ssim: p.ssim,
-                ratio: data.byte_len() as f64 / (payload + header as f64),
+                ratio: data.byte_len() as f64 / stored as f64,
                 source: AdviceSource::Model,
                 compressions: 0,
             });
