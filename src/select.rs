@@ -44,13 +44,17 @@ struct Budget {
 impl Budget {
     /// Guarantee mode lands within a few tenths of a dB: at 40 dB one dB of overshoot
     /// costs 20–40% of the ratio, and a ratio within a few percent of an exhaustive search
-    /// needs that precision. Three compressions, five while more than a dB over.
+    /// needs that precision. Three compressions, five while more than a dB over. Stopping
+    /// within 0.2 dB (aiming 0.08 above, plus [`AIM_PER_DB`]) instead of 0.4 (0.15) raised
+    /// the ratio by 0.006–0.007 of the best oracle's on ../shared/data without its
+    /// non-monotone nmc_storm arrays and by 0.003–0.011 on datasets the model never saw,
+    /// for 0.16–0.40 more compressions per chunk (docs/bench.md, "Landing closer").
     const THOROUGH: Budget = Budget {
         near: 3,
         far: 5,
         far_db: 1.0,
-        close_db: 0.4,
-        aim_db: 0.15,
+        close_db: 0.2,
+        aim_db: 0.08,
         runner_up: true,
     };
 
@@ -73,6 +77,10 @@ impl Budget {
 /// PSNR a uniform quantiser gains per bit per value at high rate: the most a dB of
 /// overshoot can be worth when judging whether a runner-up is hopeless.
 const DB_PER_BIT: f64 = 6.02;
+
+/// How much further above the target a step aims per dB it extrapolates, up to 1 dB: a
+/// step from 20 dB over (a far first guess) aims 0.6 dB higher, one from 1 dB over 0.03.
+const AIM_PER_DB: f64 = 0.03;
 
 /// The PSNR a bracket records for an exact decode (+∞).
 const EXACT_DB: f64 = 400.0;
@@ -108,8 +116,9 @@ impl Bracket {
         }
     }
 
-    /// The bound expected to give `aim` dB: a secant through the two points nearest the
-    /// aim (one point: the −20 dB/decade slope), kept inside the bracket by
+    /// The bound expected to give `aim` dB, plus [`AIM_PER_DB`] of the distance from the
+    /// nearest point (a long extrapolation errs by more): a secant through the two points
+    /// nearest the aim (one point: the −20 dB/decade slope), kept inside the bracket by
     /// [`inside_bracket`].
     fn next_bound(&self, aim: f64) -> Option<f64> {
         let mut near = self.points.clone();
@@ -121,6 +130,7 @@ impl Bracket {
                 .then(b.0.total_cmp(&a.0))
         });
         let (x0, y0) = *near.first()?;
+        let aim = aim + (AIM_PER_DB * (y0 - aim).abs()).min(1.0);
         let slope = near
             .iter()
             .skip(1)
@@ -608,6 +618,10 @@ impl Search<'_> {
         let budget = self.budget();
         for tried in 0..budget.far.max(budget.near) {
             let (db, measured) = self.quality(&attempt)?;
+            eprintln!(
+                "TRACE {:?} {:.5e} {:.3} {}",
+                attempt.codec, attempt.bound, db, attempt.stored
+            );
             let met = db >= target;
             // The same size and lossy PSNR from another bound: the codec is on a floor or
             // plateau (SPERR's smallest stream, a chunk collapsed to one bin) where steps
@@ -801,13 +815,14 @@ mod tests {
     fn bracket_steps_by_the_secant_and_stays_inside() {
         let mut b = Bracket::default();
         b.record(1e-3, 50.0, true);
-        // One point: −20 dB a decade, so 9.85 dB of excess is a bound 10^(9.85/20) looser.
+        // One point: −20 dB a decade, so 9.85 dB of excess, less the 3% of it the step
+        // keeps as extra aim, is a bound 10^(0.97·9.85/20) looser.
         let one = b.next_bound(40.15).unwrap();
-        assert!((one / (1e-3 * 10f64.powf(9.85 / 20.0)) - 1.0).abs() < 1e-9);
+        assert!((one / (1e-3 * 10f64.powf(0.97 * 9.85 / 20.0)) - 1.0).abs() < 1e-9);
         // Two points: their own slope (here −10 dB a decade).
         b.record(1e-2, 40.0, true);
         let two = b.next_bound(39.0).unwrap();
-        assert!((two / (1e-2 * 10f64.powf(0.1)) - 1.0).abs() < 1e-9);
+        assert!((two / (1e-2 * 10f64.powf(0.097)) - 1.0).abs() < 1e-9);
         // A guess beyond a bound that missed falls back to the bracket's middle.
         b.record(1.05e-2, 10.0, false);
         let mid = b.next_bound(35.0).unwrap();
