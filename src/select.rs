@@ -618,10 +618,6 @@ impl Search<'_> {
         let budget = self.budget();
         for tried in 0..budget.far.max(budget.near) {
             let (db, measured) = self.quality(&attempt)?;
-            eprintln!(
-                "TRACE {:?} {:.5e} {:.3} {}",
-                attempt.codec, attempt.bound, db, attempt.stored
-            );
             let met = db >= target;
             // The same size and lossy PSNR from another bound: the codec is on a floor or
             // plateau (SPERR's smallest stream, a chunk collapsed to one bin) where steps
