@@ -106,72 +106,169 @@ pub const SSIM_WINDOW: usize = 7;
 /// The result is the mean over windows. A constant original gives 1 when the
 /// reconstruction equals it and 0 otherwise. Non-finite values are not supported here.
 pub fn ssim<T: Element>(original: &[T], reconstructed: &[T], shape: &[usize]) -> f64 {
-    assert_eq!(original.len(), reconstructed.len(), "length mismatch");
-    if original.is_empty() {
-        return 1.0;
-    }
-    let (lo, hi) = original
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
-            let v = v.to_f64();
-            (l.min(v), h.max(v))
-        });
-    let range = hi - lo;
-    if range == 0.0 {
-        let same = original
+    SsimReference::of(original, shape).ssim(original, reconstructed)
+}
+
+/// The original's share of [`ssim`]: its range, its mean and its window means of x and
+/// x², computed once per chunk, so that checking several reconstructions of one chunk
+/// (guarantee mode's landing search) costs three window passes each instead of five.
+pub struct SsimReference {
+    /// The folded dims the windows run over.
+    dims: Vec<usize>,
+    /// The original's value range `R` (0 for a constant or empty original).
+    range: f64,
+    /// The original's mean, subtracted from every value: it keeps E[x²] − E[x]² from
+    /// cancelling catastrophically (the luminance term adds it back).
+    shift: f64,
+    /// Window means of the shifted original and of its square.
+    mean_x: Vec<f64>,
+    mean_xx: Vec<f64>,
+    /// Buffers reused by every check: a 64³ chunk's fields are 2 MB each, and fresh ones
+    /// per check cost more in page faults than the sums themselves.
+    scratch: std::sync::Mutex<Scratch>,
+}
+
+/// [`SsimReference`]'s working buffers: the field being summed, the other buffer of each
+/// pass, and the reconstruction's window means of y, y² and xy.
+#[derive(Default)]
+struct Scratch {
+    values: Vec<f64>,
+    spare: Vec<f64>,
+    means: [Vec<f64>; 3],
+}
+
+impl SsimReference {
+    /// The reference of `original`, a chunk of `shape`.
+    pub fn of<T: Element>(original: &[T], shape: &[usize]) -> SsimReference {
+        let dims = fit_rank(shape, 3);
+        let (lo, hi) = original
             .iter()
-            .zip(reconstructed)
-            .all(|(a, b)| a.to_f64() == b.to_f64());
-        return if same { 1.0 } else { 0.0 };
-    }
-    // Shifting by the original's mean keeps E[x²] − E[x]² from cancelling catastrophically;
-    // the luminance term uses the unshifted means.
-    let c = original.iter().map(|v| v.to_f64()).sum::<f64>() / original.len() as f64;
-    let dims = fit_rank(shape, 3);
-    // The five window means (x, y, x², y², xy), one field at a time through two reused
-    // buffers: a 64³ chunk's fields are 2 MB each, and fresh buffers for every field and
-    // axis cost more in page faults than the sums themselves.
-    let mut buffers = (Vec::new(), Vec::new());
-    let means: Vec<Vec<f64>> = (0..5)
-        .map(|field| {
-            let (values, spare) = &mut buffers;
-            values.clear();
-            values.extend(original.iter().zip(reconstructed).map(|(x, y)| {
-                let (a, b) = (x.to_f64() - c, y.to_f64() - c);
-                match field {
-                    0 => a,
-                    1 => b,
-                    2 => a * a,
-                    3 => b * b,
-                    _ => a * b,
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
+                let v = v.to_f64();
+                (l.min(v), h.max(v))
+            });
+        let range = if original.is_empty() { 0.0 } else { hi - lo };
+        let mut reference = SsimReference {
+            dims,
+            range,
+            shift: 0.0,
+            mean_x: Vec::new(),
+            mean_xx: Vec::new(),
+            scratch: Default::default(),
+        };
+        if range == 0.0 {
+            return reference;
+        }
+        let shift = original.iter().map(|v| v.to_f64()).sum::<f64>() / original.len() as f64;
+        let spare = &mut reference.scratch.get_mut().unwrap().spare;
+        let shifted = |square: bool| {
+            original.iter().map(move |v| {
+                let a = v.to_f64() - shift;
+                if square {
+                    a * a
+                } else {
+                    a
                 }
-            }));
-            window_means(values, spare, &dims);
-            values.clone()
-        })
-        .collect();
-    let [mean_x, mean_y, mean_xx, mean_yy, mean_xy] =
-        <[Vec<f64>; 5]>::try_from(means).expect("five fields");
-    let count = mean_x.len();
-    let (c1, c2) = ((0.01 * range).powi(2), (0.03 * range).powi(2));
-    let total: f64 = mean_x
-        .iter()
-        .zip(&mean_y)
-        .zip(mean_xx.iter().zip(&mean_yy).zip(&mean_xy))
-        .map(|((&mx, &my), ((&xx, &yy), &xy))| {
-            let vx = (xx - mx * mx).max(0.0);
-            let vy = (yy - my * my).max(0.0);
-            let cov = xy - mx * my;
-            let (ux, uy) = (mx + c, my + c);
-            ((2.0 * ux * uy + c1) * (2.0 * cov + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
-        })
-        .sum();
-    total / count as f64
+            })
+        };
+        reference.shift = shift;
+        reference.mean_x = window_means(shifted(false).collect(), spare, &reference.dims);
+        reference.mean_xx = window_means(shifted(true).collect(), spare, &reference.dims);
+        reference
+    }
+
+    /// [`SsimReference::of`] for type-erased values; `None` for opaque ones.
+    pub fn of_samples(original: Samples<'_>, shape: &[usize]) -> Option<SsimReference> {
+        match original {
+            Samples::F32(a) => Some(SsimReference::of(a, shape)),
+            Samples::F64(a) => Some(SsimReference::of(a, shape)),
+            _ => None,
+        }
+    }
+
+    /// The mean SSIM of `reconstructed` against `original`, the values this reference was
+    /// made of. Panics if the lengths differ (a programming error).
+    pub fn ssim<T: Element>(&self, original: &[T], reconstructed: &[T]) -> f64 {
+        assert_eq!(original.len(), reconstructed.len(), "length mismatch");
+        if original.is_empty() {
+            return 1.0;
+        }
+        if self.range == 0.0 {
+            let same = original
+                .iter()
+                .zip(reconstructed)
+                .all(|(a, b)| a.to_f64() == b.to_f64());
+            return if same { 1.0 } else { 0.0 };
+        }
+        // The reconstruction's three window means (y, y², xy), one field at a time.
+        let mut scratch = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
+        let Scratch {
+            values,
+            spare,
+            means,
+        } = &mut *scratch;
+        let [mean_y, mean_yy, mean_xy] = means;
+        let mut buffers = (values, spare);
+        self.field(original, reconstructed, &mut buffers, mean_y, |_, b| b);
+        self.field(original, reconstructed, &mut buffers, mean_yy, |_, b| b * b);
+        self.field(original, reconstructed, &mut buffers, mean_xy, |a, b| a * b);
+        let c = self.shift;
+        let count = mean_y.len();
+        let (c1, c2) = ((0.01 * self.range).powi(2), (0.03 * self.range).powi(2));
+        let total: f64 = self
+            .mean_x
+            .iter()
+            .zip(mean_y.iter())
+            .zip(self.mean_xx.iter().zip(mean_yy.iter()).zip(mean_xy.iter()))
+            .map(|((&mx, &my), ((&xx, &yy), &xy))| {
+                let vx = (xx - mx * mx).max(0.0);
+                let vy = (yy - my * my).max(0.0);
+                let cov = xy - mx * my;
+                let (ux, uy) = (mx + c, my + c);
+                ((2.0 * ux * uy + c1) * (2.0 * cov + c2))
+                    / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
+            })
+            .sum();
+        total / count as f64
+    }
+
+    /// Fills `means` with the window means of `f(x − shift, y − shift)`, summed in
+    /// `buffers`.
+    fn field<T: Element>(
+        &self,
+        original: &[T],
+        reconstructed: &[T],
+        (values, spare): &mut (&mut Vec<f64>, &mut Vec<f64>),
+        means: &mut Vec<f64>,
+        f: impl Fn(f64, f64) -> f64,
+    ) {
+        let c = self.shift;
+        values.clear();
+        values.extend(
+            original
+                .iter()
+                .zip(reconstructed)
+                .map(|(x, y)| f(x.to_f64() - c, y.to_f64() - c)),
+        );
+        **values = window_means(std::mem::take(*values), spare, &self.dims);
+        means.clear();
+        means.extend_from_slice(values);
+    }
+
+    /// [`SsimReference::ssim`] for type-erased values; `None` when the types differ from
+    /// each other or are opaque.
+    pub fn ssim_of(&self, original: Samples<'_>, reconstructed: Samples<'_>) -> Option<f64> {
+        match (original, reconstructed) {
+            (Samples::F32(a), Samples::F32(b)) if a.len() == b.len() => Some(self.ssim(a, b)),
+            (Samples::F64(a), Samples::F64(b)) if a.len() == b.len() => Some(self.ssim(a, b)),
+            _ => None,
+        }
+    }
 }
 
 /// Replaces `field` by its means over every window position ("valid" box filter,
 /// separable along each axis), using `spare` as the other buffer of each pass.
-fn window_means(field: &mut Vec<f64>, spare: &mut Vec<f64>, dims: &[usize]) {
+fn window_means(mut field: Vec<f64>, spare: &mut Vec<f64>, dims: &[usize]) -> Vec<f64> {
     let mut dims = dims.to_vec();
     let mut volume = 1usize;
     for axis in 0..dims.len() {
@@ -179,31 +276,47 @@ fn window_means(field: &mut Vec<f64>, spare: &mut Vec<f64>, dims: &[usize]) {
         let outer: usize = dims[..axis].iter().product();
         let inner: usize = dims[axis + 1..].iter().product();
         let (n, m) = (dims[axis], dims[axis] - w + 1);
-        spare.clear();
+        // Every value is written below, so only a longer buffer's new tail is zeroed.
         spare.resize(outer * m * inner, 0.0);
         for o in 0..outer {
             if inner == 1 {
-                // The contiguous axis: one sum per window (slices of one value per step
-                // would cost more than the additions), in the same order as below.
+                // The contiguous axis: one sum per window (a sliding sum along it would
+                // chain every addition on the one before).
                 let row = &field[o * n..(o + 1) * n];
                 for (j, dst) in spare[o * m..(o + 1) * m].iter_mut().enumerate() {
                     *dst = row[j..j + w].iter().sum();
                 }
                 continue;
             }
-            for j in 0..m {
-                let dst = &mut spare[(o * m + j) * inner..(o * m + j + 1) * inner];
-                for k in 0..w {
-                    let src = &field[(o * n + j + k) * inner..(o * n + j + k + 1) * inner];
-                    dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
+            // Other axes slide: each window's sums are the previous window's, plus the
+            // row entering and minus the row leaving (two additions per value, not w).
+            let src = |r: usize| &field[(o * n + r) * inner..(o * n + r + 1) * inner];
+            let out = &mut spare[o * m * inner..(o + 1) * m * inner];
+            let (first, _) = out.split_at_mut(inner);
+            first.fill(0.0);
+            for k in 0..w {
+                first.iter_mut().zip(src(k)).for_each(|(d, s)| *d += s);
+            }
+            for j in 1..m {
+                let (done, rest) = out.split_at_mut(j * inner);
+                let previous = &done[(j - 1) * inner..];
+                let (entering, leaving) = (src(j + w - 1), src(j - 1));
+                for (((d, &p), &e), &l) in rest[..inner]
+                    .iter_mut()
+                    .zip(previous)
+                    .zip(entering)
+                    .zip(leaving)
+                {
+                    *d = p + e - l;
                 }
             }
         }
-        std::mem::swap(field, spare);
+        std::mem::swap(&mut field, spare);
         dims[axis] = m;
         volume *= w;
     }
     field.iter_mut().for_each(|v| *v /= volume as f64);
+    field
 }
 
 /// SSIM's loss in dB, `−10·log10(1 − SSIM)`: +∞ for an exact copy. The loss is close to
@@ -345,17 +458,28 @@ mod tests {
         let got = ssim(&x, &y, &dims);
         assert!((got - direct).abs() < 1e-9, "{got} vs {direct}");
         assert!(got < 1.0 && got > 0.5);
+        // One reference serves every reconstruction of the chunk.
+        let reference = SsimReference::of(&x, &dims);
+        assert!((reference.ssim(&x, &x) - 1.0).abs() < 1e-12);
+        assert_eq!(reference.ssim(&x, &y), got);
+        let f32s = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
+        let reference = SsimReference::of_samples(Samples::F32(&f32s(&x)), &dims).unwrap();
+        let narrow = reference.ssim_of(Samples::F32(&f32s(&x)), Samples::F32(&f32s(&y)));
+        assert!((narrow.unwrap() - direct).abs() < 1e-6);
+        assert_eq!(
+            reference.ssim_of(Samples::F32(&f32s(&x)), Samples::F64(&y)),
+            None
+        );
     }
 
     #[test]
     fn window_means_counts_valid_positions() {
-        let (mut means, mut spare) = (vec![1.0; 10 * 9 * 8], Vec::new());
-        window_means(&mut means, &mut spare, &[10, 9, 8]);
+        let mut spare = Vec::new();
+        let means = window_means(vec![1.0; 10 * 9 * 8], &mut spare, &[10, 9, 8]);
         assert_eq!(means.len(), 4 * 3 * 2);
         assert!(means.iter().all(|m| (m - 1.0).abs() < 1e-12));
         // A ramp along the contiguous axis: each window's mean is its middle value.
-        let mut ramp: Vec<f64> = (0..9).map(f64::from).collect();
-        window_means(&mut ramp, &mut spare, &[1, 9]);
+        let ramp = window_means((0..9).map(f64::from).collect(), &mut spare, &[1, 9]);
         assert_eq!(ramp, vec![3.0, 4.0, 5.0]);
     }
 }

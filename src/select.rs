@@ -23,6 +23,7 @@ use crate::metrics;
 use crate::samples::{Layout, Samples};
 use crate::settings::Settings;
 use crate::wire::{CodecId, CompressorChoice, Mode, TargetKind};
+use once_cell::unsync::OnceCell;
 
 /// How many compressions a PSNR search may spend on one compressor, and where it stops.
 #[derive(Clone, Copy, Debug)]
@@ -361,6 +362,7 @@ pub fn compress_to_target(
         shape,
         settings,
         compressions: 0,
+        ssim_reference: OnceCell::new(),
     };
     let first = match search.try_bound(proposal.codec, proposal.bound) {
         // A compressor chosen automatically may refuse a chunk (SPERR and fill values
@@ -472,6 +474,8 @@ struct Search<'a> {
     shape: &'a [usize],
     settings: &'a Settings,
     compressions: u32,
+    /// The original's share of every SSIM check, made at the first one.
+    ssim_reference: OnceCell<Option<metrics::SsimReference>>,
 }
 
 impl Search<'_> {
@@ -503,7 +507,13 @@ impl Search<'_> {
 
     fn ssim(&self, attempt: &Attempt) -> Result<f64, SelectError> {
         let back = self.decoded(attempt)?;
-        Ok(metrics::ssim_of(self.data, back.view(), self.shape).unwrap_or(f64::NEG_INFINITY))
+        let reference = self
+            .ssim_reference
+            .get_or_init(|| metrics::SsimReference::of_samples(self.data, self.shape));
+        Ok(reference
+            .as_ref()
+            .and_then(|r| r.ssim_of(self.data, back.view()))
+            .unwrap_or(f64::NEG_INFINITY))
     }
 
     /// The measured quality in dB, the scale the landing search steps on, and in the
@@ -841,6 +851,7 @@ mod tests {
             shape: &shape,
             settings: &settings,
             compressions: 0,
+            ssim_reference: OnceCell::new(),
         };
         let first = s.try_bound(CodecId::Sperr, 1.0).unwrap();
         let landed = s.land(first, 40.0, None).unwrap().unwrap();
@@ -985,6 +996,7 @@ mod tests {
             shape: &shape,
             settings: &settings,
             compressions: 0,
+            ssim_reference: OnceCell::new(),
         };
         // 24·32·32 values: one bit each is 3072 bytes.
         assert_eq!(v.len() / 8, 3072);
@@ -1008,6 +1020,7 @@ mod tests {
                 shape: &shape,
                 settings: &settings,
                 compressions: 0,
+                ssim_reference: OnceCell::new(),
             };
             // 30× looser than the formula: far below 50 dB.
             let first = s
