@@ -9,7 +9,9 @@ use crate::codec::{codec_for, CodecError};
 use crate::padding::{self, Padding};
 use crate::samples::{Element, Layout, SampleBuf, Samples};
 use crate::settings::Settings;
-use crate::wire::{self, ext_flags, quality_record, CodecId, DType, Mode, TargetKind};
+use crate::wire::{
+    self, ext_flags, put_varint, quality_record, CodecId, DType, Mode, TargetKind, VarintError,
+};
 
 /// Why a chunk could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -59,9 +61,11 @@ pub struct Header {
     /// What the chunk was written for, when the writer said so. Stored in the extension
     /// bytes; decoding never needs it.
     pub quality: Option<Quality>,
-    /// The payload lacks the codec's container header, which decoding rebuilds
-    /// ([`Codec::frame`](crate::codec::Codec::frame)).
-    pub frame_elided: bool,
+    /// The payload is stored compact: without the codec's container header (version 6,
+    /// [`Codec::frame`](crate::codec::Codec::frame)), or as
+    /// [`Codec::compact`](crate::codec::Codec::compact) makes it (version 7); decoding
+    /// rebuilds the codec's payload.
+    pub compact: bool,
 }
 
 /// The quality record: the target a chunk was written for and what the writer predicted
@@ -211,6 +215,24 @@ fn f32_at_least(v: f64) -> f32 {
     }
 }
 
+/// The bound to give a lossy codec for a wanted `bound`: the largest f32 at or below it,
+/// so the header's f32 holds exactly the bound the codec was given and what a codec derives
+/// from it need not be stored ([`Codec::compact`](crate::codec::Codec::compact)). It moves
+/// the bound by less than one part in 16 million, and never above what was asked.
+pub fn codec_bound(bound: f64) -> f64 {
+    let f = bound as f32;
+    let f = if f64::from(f) > bound {
+        f32::from_bits(f.to_bits() - 1)
+    } else {
+        f
+    };
+    if f.is_normal() && f > 0.0 {
+        f64::from(f)
+    } else {
+        bound
+    }
+}
+
 /// Compresses `data` with `codec` and wraps the payload in a header.
 pub fn encode(
     codec: CodecId,
@@ -219,6 +241,7 @@ pub fn encode(
     bound: f64,
     quality: Option<Quality>,
 ) -> Result<Vec<u8>, ChunkError> {
+    let bound = codec_bound(bound);
     let payload = codec_for(codec).encode(data, shape, bound)?;
     Ok(wrap(codec, &data, shape, bound, None, quality, &payload))
 }
@@ -233,6 +256,7 @@ pub fn encode_padded(
     bound: f64,
     quality: Option<Quality>,
 ) -> Result<Vec<u8>, ChunkError> {
+    let bound = codec_bound(bound);
     let payload = codec_for(codec).encode(inner, &padding.inner, bound)?;
     Ok(wrap(
         codec,
@@ -256,23 +280,28 @@ pub fn wrap(
     payload: &[u8],
 ) -> Vec<u8> {
     let layout = Layout::of(data, shape);
-    let payload_layout = payload_layout(&layout, padding.as_ref());
-    let frame = redundant_frame(codec, &payload_layout, payload);
+    let bound = if codec == CodecId::Lossless {
+        0.0
+    } else {
+        f64::from(f32_at_least(bound))
+    };
+    let compact = compact_payload(
+        codec,
+        &payload_layout(&layout, padding.as_ref()),
+        bound,
+        payload,
+    );
     let header = Header {
         version: wire::FORMAT_VERSION,
         codec,
-        bound: if codec == CodecId::Lossless {
-            0.0
-        } else {
-            bound
-        },
+        bound,
         original_len: layout.byte_len().unwrap_or(0) as u64,
         layout,
         padding,
         quality,
-        frame_elided: frame > 0,
+        compact: compact.is_some(),
     };
-    assemble(&header, &payload[frame..])
+    assemble(&header, compact.as_deref().unwrap_or(payload))
 }
 
 /// The layout of the values a payload holds: the chunk's, or its padding block's.
@@ -286,25 +315,39 @@ fn payload_layout(layout: &Layout, padding: Option<&Padding>) -> Layout {
     }
 }
 
-/// How many leading bytes of `payload` the chunk header makes redundant: the length of
-/// the codec's container header when the payload starts with exactly the one decoding
-/// would rebuild ([`Codec::frame`](crate::codec::Codec::frame)), else 0. Checking the bytes
-/// rather than assuming them keeps a codec build that frames differently readable: its
+/// `payload` as a chunk stores it when its header holds `bound`
+/// ([`Codec::compact`](crate::codec::Codec::compact)), if the codec can leave anything out
+/// and rebuilding gives back exactly `payload`. Checking the round trip rather than
+/// trusting the layout keeps a codec build that lays payloads out otherwise readable: its
 /// payloads are simply stored whole.
-pub(crate) fn redundant_frame(codec: CodecId, layout: &Layout, payload: &[u8]) -> usize {
+pub(crate) fn compact_payload(
+    codec: CodecId,
+    layout: &Layout,
+    bound: f64,
+    payload: &[u8],
+) -> Option<Vec<u8>> {
     let codec = codec_for(codec);
-    let Some(len) = codec.frame(layout, 0).map(|f| f.len()) else {
-        return 0;
-    };
-    match payload.len().checked_sub(len) {
-        Some(body) if codec.frame(layout, body).as_deref() == Some(&payload[..len]) => len,
-        _ => 0,
-    }
+    codec
+        .compact(layout, bound, payload)
+        .filter(|c| codec.expand(layout, bound, c).as_deref() == Some(payload))
 }
 
-/// Bytes a lossy f32 or f64 chunk of `shape` with a quality record (and no padding) stores
-/// for a `payload_len`-byte payload of `codec`: header and checksum added, the codec's
-/// container header left out ([`Codec::frame`](crate::codec::Codec::frame)).
+/// Bytes of `payload` a chunk whose header holds `bound` stores
+/// ([`compact_payload`]).
+pub fn stored_payload_len(codec: CodecId, layout: &Layout, bound: f64, payload: &[u8]) -> usize {
+    let bound = if codec == CodecId::Lossless {
+        0.0
+    } else {
+        f64::from(f32_at_least(bound))
+    };
+    compact_payload(codec, layout, bound, payload).map_or(payload.len(), |c| c.len())
+}
+
+/// About the bytes a lossy f32 or f64 chunk of `shape` with a quality record (and no
+/// padding) stores for a `payload_len`-byte payload of `codec`, for estimates made before
+/// there is a payload: header and checksum added, the codec's container header left out
+/// ([`Codec::frame`](crate::codec::Codec::frame)). A compact SPERR payload saves 13–19
+/// bytes more ([`stored_payload_len`] counts them).
 pub fn stored_len(codec: CodecId, shape: &[usize], dtype: DType, payload_len: usize) -> usize {
     let layout = Layout {
         dtype,
@@ -329,8 +372,8 @@ fn extension_bytes(header: &Header) -> (u8, Vec<u8>) {
         flags |= ext_flags::QUALITY;
         out.extend_from_slice(&q.to_bytes());
     }
-    if header.frame_elided {
-        flags |= ext_flags::FRAME_ELIDED;
+    if header.compact {
+        flags |= ext_flags::COMPACT;
     }
     (flags, out)
 }
@@ -344,16 +387,6 @@ fn header_len(shape: &[usize]) -> usize {
         + 4
         + quality_record::LEN
         + 4
-}
-
-/// Appends `v` as an unsigned LEB128 varint: 7 bits per byte, low first, high bit set on
-/// every byte but the last. A 64³ chunk's dims take one byte each instead of eight.
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
 }
 
 /// Writes header, checksum and payload into one buffer, in the current format version.
@@ -422,21 +455,17 @@ impl<'a> Reader<'a> {
     }
     /// An unsigned LEB128 varint of at most 10 bytes that fits in 64 bits.
     fn varint(&mut self, what: &'static str) -> Result<u64, ChunkError> {
-        let mut v = 0u64;
-        for i in 0..10 {
-            let b = self.u8(what)?;
-            let bits = u64::from(b & 0x7f);
-            if i == 9 && bits > 1 {
-                break;
+        let rest = self.bytes.get(self.pos..).unwrap_or_default();
+        match wire::read_varint(rest) {
+            Ok((v, len)) => {
+                self.pos += len;
+                Ok(v)
             }
-            v |= bits << (7 * i);
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
+            Err(VarintError::Truncated) => Err(ChunkError::Truncated(what)),
+            Err(VarintError::TooLong) => Err(ChunkError::BadHeader(format!(
+                "{what}: varint longer than 64 bits"
+            ))),
         }
-        Err(ChunkError::BadHeader(format!(
-            "{what}: varint longer than 64 bits"
-        )))
     }
     /// A varint that must fit in `usize`.
     fn size(&mut self, what: &'static str) -> Result<usize, ChunkError> {
@@ -597,7 +626,7 @@ pub fn parse(bytes: &[u8]) -> Result<(Header, &[u8]), ChunkError> {
         }
     } else if r.take(wire::MAGIC.len(), "magic")? == wire::MAGIC {
         match r.u8("version")? {
-            v @ (5 | wire::FORMAT_VERSION) => read_v4(&mut r, v)?,
+            v @ (5..=wire::FORMAT_VERSION) => read_v4(&mut r, v)?,
             v if v > wire::FORMAT_VERSION => return Err(ChunkError::UnsupportedVersion(v)),
             v => {
                 return Err(ChunkError::BadHeader(format!(
@@ -667,8 +696,8 @@ fn validate(raw: RawHeader<'_>) -> Result<Header, ChunkError> {
             "opaque data with a lossy codec".into(),
         ));
     }
-    let frame_elided = raw.flags & ext_flags::FRAME_ELIDED != 0;
-    if frame_elided && codec_for(codec).frame(&layout, 0).is_none() {
+    let compact = raw.flags & ext_flags::COMPACT != 0;
+    if compact && codec_for(codec).frame(&layout, 0).is_none() {
         return Err(ChunkError::BadHeader(format!(
             "{} payloads have no container header to rebuild",
             codec.name()
@@ -682,7 +711,7 @@ fn validate(raw: RawHeader<'_>) -> Result<Header, ChunkError> {
         original_len,
         padding,
         quality,
-        frame_elided,
+        compact,
     })
 }
 
@@ -765,19 +794,25 @@ pub fn decode(bytes: &[u8]) -> Result<(Header, SampleBuf), ChunkError> {
     let (header, payload) = parse(bytes)?;
     let codec = codec_for(header.codec);
     let layout = payload_layout(&header.layout, header.padding.as_ref());
-    let framed;
-    let payload = match header.frame_elided {
+    let expanded;
+    let payload = match header.compact {
         false => payload,
         true => {
-            framed = codec
-                .frame(&layout, payload.len())
-                .ok_or_else(|| {
-                    ChunkError::BadHeader("payload too long for its container header".into())
-                })?
-                .into_iter()
-                .chain(payload.iter().copied())
-                .collect::<Vec<u8>>();
-            &framed
+            // Version 6 left out the container header only.
+            let rebuilt = match header.version {
+                6 => codec.frame(&layout, payload.len()).map(|mut frame| {
+                    frame.extend_from_slice(payload);
+                    frame
+                }),
+                _ => codec.expand(&layout, header.bound, payload),
+            };
+            expanded = rebuilt.ok_or_else(|| {
+                ChunkError::BadHeader(format!(
+                    "the compact {} payload does not expand",
+                    codec.id().name()
+                ))
+            })?;
+            &expanded
         }
     };
     let values = match &header.padding {
@@ -910,7 +945,7 @@ mod tests {
         assert_eq!(header.padding, None);
         assert_eq!(
             plain[wire::EXT_FLAGS_OFFSET],
-            ext_flags::QUALITY | ext_flags::FRAME_ELIDED
+            ext_flags::QUALITY | ext_flags::COMPACT
         );
 
         for q in [None, Some(quality())] {
@@ -1198,8 +1233,12 @@ mod tests {
         // Metrics are stored as f16 offsets from the target: 1.75 dB over is exact.
         let measured = header.quality.unwrap().measured.unwrap();
         assert_eq!(measured, 64.25);
-        // The bound is rounded up to f32, so it still bounds the error.
-        assert!(header.bound >= 1e-3 && header.bound < 1e-3 * (1.0 + 1e-7));
+        // The codec is given the largest f32 at or below the bound, which the header holds.
+        assert_eq!(
+            header.bound,
+            f64::from(f32::from_bits(1e-3f32.to_bits() - 1))
+        );
+        assert!(header.bound <= 1e-3 && header.bound > 1e-3 * (1.0 - 1e-7));
     }
 
     #[test]
@@ -1273,12 +1312,15 @@ mod tests {
     }
 
     #[test]
-    fn sperr_and_sz3_chunks_leave_out_the_container_header_and_decode_the_same() {
+    fn sperr_and_sz3_chunks_are_stored_compact_and_decode_the_same() {
         let q = Some(quality());
-        for (codec, shape, frame) in [
-            (CodecId::Sperr, vec![6, 20, 36], 18),
-            (CodecId::Sperr, vec![40, 56], 10),
-            (CodecId::Sperr, vec![1000], 10),
+        // Bytes a compact payload saves at least: the container header, and for SPERR
+        // also most of the quantisation step (8 bytes, now 1–3) and of the SPECK stream's
+        // u64 bit count.
+        for (codec, shape, saved) in [
+            (CodecId::Sperr, vec![6, 20, 36], 18 + 11),
+            (CodecId::Sperr, vec![40, 56], 10 + 11),
+            (CodecId::Sperr, vec![1000], 10 + 11),
             (CodecId::Sz3, vec![6, 20, 36], 8),
             (CodecId::Sz3, vec![1000], 8),
         ] {
@@ -1286,29 +1328,71 @@ mod tests {
             let f32s = wave(n, |x| x as f32);
             let f64s = wave(n, |x| x);
             for data in [Samples::F32(&f32s), Samples::F64(&f64s)] {
-                let full = codec_for(codec).encode(data, &shape, 1e-3).unwrap();
+                let bound = codec_bound(1e-3);
+                assert!(bound <= 1e-3 && bound > 1e-3 * (1.0 - 1e-7));
+                let full = codec_for(codec).encode(data, &shape, bound).unwrap();
                 let bytes = encode(codec, data, &shape, 1e-3, q).unwrap();
+                assert!(
+                    bytes.len() <= header_len(&shape) + full.len() - saved,
+                    "{codec:?} {shape:?}: {} bytes for a {}-byte payload",
+                    bytes.len(),
+                    full.len()
+                );
+                if codec == CodecId::Sz3 {
+                    assert_eq!(bytes.len(), header_len(&shape) + full.len() - saved);
+                }
+                let layout = Layout::of(&data, &shape);
                 assert_eq!(
                     bytes.len(),
-                    header_len(&shape) + full.len() - frame,
-                    "{shape:?}"
+                    header_len(&shape) + stored_payload_len(codec, &layout, bound, &full)
                 );
-                assert_eq!(
-                    bytes.len(),
-                    stored_len(codec, &shape, data.dtype(), full.len())
-                );
-                assert_eq!(bytes[wire::VERSION_OFFSET], 6);
+                assert_eq!(bytes[wire::VERSION_OFFSET], 7);
                 assert_eq!(
                     bytes[wire::EXT_FLAGS_OFFSET],
-                    ext_flags::QUALITY | ext_flags::FRAME_ELIDED
+                    ext_flags::QUALITY | ext_flags::COMPACT
                 );
                 let (header, back) = decode(&bytes).unwrap();
-                assert!(header.frame_elided);
-                let layout = Layout::of(&data, &shape);
-                let direct = codec_for(codec).decode(&full, &layout, 1e-3).unwrap();
+                assert!(header.compact);
+                assert_eq!(header.bound, bound);
+                let direct = codec_for(codec).decode(&full, &layout, bound).unwrap();
                 assert_eq!(back.view().as_bytes(), direct.view().as_bytes());
             }
         }
+    }
+
+    #[test]
+    fn version_6_chunks_rebuild_only_the_container_header() {
+        let values = wave(6 * 20 * 36, |x| x as f32);
+        let data = Samples::F32(&values);
+        let shape = [6, 20, 36];
+        let bound = codec_bound(1e-3);
+        let full = codec_for(CodecId::Sperr)
+            .encode(data, &shape, bound)
+            .unwrap();
+        // What a version-6 writer stored: the payload after SPERR's 18-byte frame.
+        let header = Header {
+            version: 6,
+            codec: CodecId::Sperr,
+            layout: Layout::of(&data, &shape),
+            bound,
+            original_len: data.byte_len() as u64,
+            padding: None,
+            quality: None,
+            compact: true,
+        };
+        let mut bytes = assemble(&header, &full[18..]);
+        bytes[wire::VERSION_OFFSET] = 6;
+        reseal(&mut bytes);
+        let (read, back) = decode(&bytes).unwrap();
+        assert_eq!(read.version, 6);
+        let direct = codec_for(CodecId::Sperr)
+            .decode(&full, &header.layout, bound)
+            .unwrap();
+        assert_eq!(back.view().as_bytes(), direct.view().as_bytes());
+        // Read as version 7, the same bytes are not a compact stream.
+        bytes[wire::VERSION_OFFSET] = 7;
+        reseal(&mut bytes);
+        assert!(matches!(decode(&bytes), Err(ChunkError::BadHeader(m)) if m.contains("expand")));
     }
 
     #[test]
@@ -1321,14 +1405,17 @@ mod tests {
         let data = Samples::F32(&inner);
         let bytes = encode_padded(CodecId::Sperr, data, &[6, 32], &pad, 1e-4, None).unwrap();
         let full = codec_for(CodecId::Sperr)
-            .encode(data, &pad.inner, 1e-4)
+            .encode(data, &pad.inner, codec_bound(1e-4))
             .unwrap();
+        let layout = Layout::of(&data, &pad.inner);
+        let stored = stored_payload_len(CodecId::Sperr, &layout, codec_bound(1e-4), &full);
+        assert!(stored <= full.len() - 10 - 11, "{stored} of {}", full.len());
         assert_eq!(
             bytes.len(),
-            header_len(&[6, 32]) - quality_record::LEN + 6 + full.len() - 10
+            header_len(&[6, 32]) - quality_record::LEN + 6 + stored
         );
         let (header, back) = decode(&bytes).unwrap();
-        assert!(header.frame_elided);
+        assert!(header.compact);
         let back = match back {
             SampleBuf::F32(v) => v,
             other => panic!("{other:?}"),
@@ -1349,26 +1436,43 @@ mod tests {
     }
 
     #[test]
-    fn a_payload_that_does_not_start_with_the_rebuilt_frame_is_stored_whole() {
+    fn a_payload_that_does_not_rebuild_exactly_is_stored_whole() {
         let layout = Layout {
             dtype: DType::F32,
             elem_size: 4,
             shape: vec![6, 20, 36],
         };
-        let mut payload = codec_for(CodecId::Sperr).frame(&layout, 100).unwrap();
-        payload.extend_from_slice(&[7; 100]);
-        assert_eq!(redundant_frame(CodecId::Sperr, &layout, &payload), 18);
-        payload[0] = 1; // another SPERR major version
-        assert_eq!(redundant_frame(CodecId::Sperr, &layout, &payload), 0);
-        assert_eq!(redundant_frame(CodecId::Sperr, &layout, &payload[..10]), 0);
-        assert_eq!(redundant_frame(CodecId::Zfp, &layout, &payload), 0);
+        let values = wave(6 * 20 * 36, |x| x as f32);
+        let bound = codec_bound(1e-3);
+        let payload = codec_for(CodecId::Sperr)
+            .encode(Samples::F32(&values), &layout.shape, bound)
+            .unwrap();
+        let compact = |p: &[u8], b| compact_payload(CodecId::Sperr, &layout, b, p);
+        assert!(compact(&payload, bound).is_some());
+        // Another quantisation step than the bound gives (a bound the header cannot hold).
+        assert_eq!(compact(&payload, bound * (1.0 + 1e-12)), None);
+        let mut other = payload.clone();
+        other[0] = 1; // another SPERR major version
+        assert_eq!(compact(&other, bound), None);
+        assert_eq!(compact(&payload[..payload.len() - 1], bound), None);
+        let mut longer = payload.clone();
+        longer.push(0);
+        assert_eq!(compact(&longer, bound), None);
+        assert_eq!(
+            compact_payload(CodecId::Zfp, &layout, bound, &payload),
+            None
+        );
+        assert_eq!(
+            stored_payload_len(CodecId::Zfp, &layout, bound, &payload),
+            payload.len()
+        );
     }
 
     #[test]
     fn the_frame_flag_is_an_error_without_a_frame_or_before_version_6() {
         let values = wave(64, |x| x as f32);
         let mut zfp = encode(CodecId::Zfp, Samples::F32(&values), &[64], 1e-3, None).unwrap();
-        zfp[wire::EXT_FLAGS_OFFSET] |= ext_flags::FRAME_ELIDED;
+        zfp[wire::EXT_FLAGS_OFFSET] |= ext_flags::COMPACT;
         reseal(&mut zfp);
         assert!(matches!(parse(&zfp), Err(ChunkError::BadHeader(m)) if m.contains("container")));
         let mut sperr = encode(CodecId::Sperr, Samples::F32(&values), &[64], 1e-3, None).unwrap();

@@ -443,7 +443,7 @@ struct Attempt {
     bound: f64,
     payload: Vec<u8>,
     /// Payload bytes the chunk stores: without a container header the chunk format
-    /// leaves out ([`chunk::redundant_frame`]), so compressors compare as stored.
+    /// leaves out ([`chunk::stored_payload_len`]), so compressors compare as stored.
     stored: usize,
     compressions: u32,
 }
@@ -480,10 +480,11 @@ struct Search<'a> {
 
 impl Search<'_> {
     fn try_bound(&mut self, codec: CodecId, bound: f64) -> Result<Attempt, SelectError> {
+        let bound = chunk::codec_bound(bound);
         let payload = codec_for(codec).encode(self.data, self.shape, bound)?;
         self.compressions += 1;
         let layout = Layout::of(&self.data, self.shape);
-        let stored = payload.len() - chunk::redundant_frame(codec, &layout, &payload);
+        let stored = chunk::stored_payload_len(codec, &layout, bound, &payload);
         Ok(Attempt {
             codec,
             bound,

@@ -84,6 +84,24 @@ pub trait Codec: Send + Sync {
     fn frame(&self, _layout: &Layout, _body_len: usize) -> Option<Vec<u8>> {
         None
     }
+
+    /// The payload as a chunk stores it (format version 7): without what the chunk header
+    /// already says. By default that is the container header ([`Codec::frame`]) when the
+    /// payload starts with exactly the one [`Codec::expand`] rebuilds. None when there is
+    /// nothing to leave out or the payload is not laid out as this build expects; the
+    /// chunk then stores it whole. `bound` is the one the chunk header holds.
+    fn compact(&self, layout: &Layout, _bound: f64, payload: &[u8]) -> Option<Vec<u8>> {
+        let len = self.frame(layout, 0)?.len();
+        let body = payload.len().checked_sub(len)?;
+        (self.frame(layout, body)?[..] == payload[..len]).then(|| payload[len..].to_vec())
+    }
+
+    /// Reverses [`Codec::compact`]; None when `stored` cannot have come from it.
+    fn expand(&self, layout: &Layout, _bound: f64, stored: &[u8]) -> Option<Vec<u8>> {
+        let mut payload = self.frame(layout, stored.len())?;
+        payload.extend_from_slice(stored);
+        Some(payload)
+    }
 }
 
 /// The codec for an id. Every id has one.

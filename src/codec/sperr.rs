@@ -91,6 +91,116 @@ impl Codec for Sperr {
         frame.extend(body.into_iter().flatten());
         Some(frame)
     }
+
+    /// The container header left out, then the chunk's stream ([`compact_stream`]).
+    fn compact(&self, layout: &Layout, bound: f64, payload: &[u8]) -> Option<Vec<u8>> {
+        let len = self.frame(layout, 0)?.len();
+        let stream = payload.get(len..)?;
+        (self.frame(layout, stream.len())?[..] == payload[..len])
+            .then(|| compact_stream(stream, bound))
+            .flatten()
+    }
+
+    fn expand(&self, layout: &Layout, bound: f64, stored: &[u8]) -> Option<Vec<u8>> {
+        let stream = expand_stream(stored, bound)?;
+        let mut payload = self.frame(layout, stream.len())?;
+        payload.extend_from_slice(&stream);
+        Some(payload)
+    }
+}
+
+/// SPERR's conditioner flags for a chunk whose mean was subtracted (and that is not
+/// constant, which SPERR lays out otherwise).
+const MEAN_SUBTRACTED: u8 = 0x80;
+
+/// Bytes of SPERR's conditioner header: the flags, the mean as f64 and the quantisation
+/// step as f64.
+const CONDITIONER_LEN: usize = 17;
+
+/// Bytes of a SPECK stream's header: the number of bit planes (u8), then the number of
+/// bits that follow (u64).
+const SPECK_HEADER_LEN: usize = 9;
+
+/// The headroom below the bound given to SPERR comes in steps of 2⁻²⁰ of the bound, so
+/// that a compact payload can store the step count (one byte, typically) instead of
+/// SPERR's f64 quantisation step.
+const HEADROOM_STEP: f64 = 1.0 / (1u64 << 20) as f64;
+
+/// At most half the bound is left as headroom.
+const MAX_HEADROOM_STEPS: u64 = 1 << 19;
+
+/// The tolerance SPERR is given for `bound` with `steps` of headroom.
+fn tolerance(bound: f64, steps: u64) -> f64 {
+    bound * (1.0 - steps as f64 * HEADROOM_STEP)
+}
+
+/// SPERR's quantisation step in point-wise-error mode for tolerance `pwe`: 1.5 × `pwe`
+/// (SPECK_FLT's `m_estimate_q`), computed as SPERR computes it.
+fn quantisation_step(pwe: f64) -> f64 {
+    pwe * 1.5
+}
+
+/// The headroom steps whose tolerance gives exactly the quantisation step `q`.
+fn headroom_steps(bound: f64, q: f64) -> Option<u64> {
+    let steps = ((1.0 - q / 1.5 / bound) / HEADROOM_STEP).round();
+    let steps = (0.0..=MAX_HEADROOM_STEPS as f64)
+        .contains(&steps)
+        .then_some(steps as u64)?;
+    (quantisation_step(tolerance(bound, steps)).to_bits() == q.to_bits()).then_some(steps)
+}
+
+/// One SPERR 0.8 chunk stream (after the container header) without its redundancy: the
+/// conditioner header with the headroom steps (a varint) instead of the quantisation step
+/// (which follows from them and the bound the chunk header holds), then the SPECK stream
+/// and, if any value missed the bound, the outlier coder's SPECK stream, each with its bit
+/// count as a varint instead of a u64. None when the stream is not laid out so (a constant
+/// field, a quantisation step no headroom gives, a length that does not add up).
+fn compact_stream(stream: &[u8], bound: f64) -> Option<Vec<u8>> {
+    let (conditioner, mut rest) = stream.split_at_checked(CONDITIONER_LEN)?;
+    if conditioner[0] != MEAN_SUBTRACTED {
+        return None;
+    }
+    let steps = headroom_steps(bound, f64::from_le_bytes(conditioner[9..].try_into().ok()?))?;
+    let mut out = conditioner[..9].to_vec();
+    crate::wire::put_varint(&mut out, steps);
+    // The SPECK stream, then the outlier stream if there is one.
+    for required in [true, false] {
+        if rest.is_empty() && !required {
+            break;
+        }
+        let (header, body) = rest.split_at_checked(SPECK_HEADER_LEN)?;
+        let bits = u64::from_le_bytes(header[1..].try_into().ok()?);
+        let (bytes, after) = body.split_at_checked(usize::try_from(bits.div_ceil(8)).ok()?)?;
+        out.push(header[0]);
+        crate::wire::put_varint(&mut out, bits);
+        out.extend_from_slice(bytes);
+        rest = after;
+    }
+    rest.is_empty().then_some(out)
+}
+
+/// Reverses [`compact_stream`].
+fn expand_stream(stored: &[u8], bound: f64) -> Option<Vec<u8>> {
+    let (conditioner, rest) = stored.split_at_checked(CONDITIONER_LEN - 8)?;
+    let (steps, len) = crate::wire::read_varint(rest).ok()?;
+    let mut rest = &rest[len..];
+    let mut out = conditioner.to_vec();
+    let steps = (steps <= MAX_HEADROOM_STEPS).then_some(steps)?;
+    out.extend_from_slice(&quantisation_step(tolerance(bound, steps)).to_le_bytes());
+    for required in [true, false] {
+        if rest.is_empty() && !required {
+            break;
+        }
+        let (&planes, after) = rest.split_first()?;
+        let (bits, len) = crate::wire::read_varint(after).ok()?;
+        let (bytes, after) =
+            after[len..].split_at_checked(usize::try_from(bits.div_ceil(8)).ok()?)?;
+        out.push(planes);
+        out.extend_from_slice(&bits.to_le_bytes());
+        out.extend_from_slice(bytes);
+        rest = after;
+    }
+    rest.is_empty().then_some(out)
 }
 
 impl Sperr {
@@ -139,19 +249,17 @@ fn encode_typed<T: Element + sperr::Element>(
     bound: f64,
 ) -> Result<Vec<u8>, CodecError> {
     // SPERR bounds the error in double precision and then rounds to T, which can add half
-    // an ulp of the largest value: measured 1.0005·eb on f32 fields. Leave room for it.
+    // an ulp of the largest value: measured 1.0005·eb on f32 fields. Leave room for it, in
+    // whole steps of 2⁻²⁰ of the bound (at most half of it), so a compact payload can
+    // store the step count instead of SPERR's quantisation step.
     let max_abs = checked_max_abs(values)?;
     let ulp = if T::DTYPE == DType::F32 {
         f32::EPSILON as f64
     } else {
         f64::EPSILON
     };
-    let headroom = max_abs * ulp;
-    let pwe = if bound > 2.0 * headroom {
-        bound - headroom
-    } else {
-        bound * 0.5
-    };
+    let steps = (max_abs * ulp / bound / HEADROOM_STEP).ceil();
+    let pwe = tolerance(bound, steps.min(MAX_HEADROOM_STEPS as f64) as u64);
     compress_typed(values, dims, sperr::CompressionMode::PointwiseError { pwe })
 }
 
@@ -202,6 +310,56 @@ fn decode_typed<T: Element + sperr::Element + Default>(
 mod tests {
     use super::*;
     use crate::synth::{generate, Kind};
+
+    #[test]
+    fn compact_payloads_expand_to_the_payload_with_and_without_outliers() {
+        let mut with_outliers = 0;
+        for (shape, kind) in [
+            (vec![12, 20, 24], Kind::Spectral { slope: 3.0 }),
+            (vec![12, 20, 24], Kind::Noise),
+            (vec![48, 40], Kind::Spectral { slope: 2.0 }),
+            (vec![2000], Kind::Noise),
+        ] {
+            let v = generate(kind, &shape, 7);
+            let f32s: Vec<f32> = v.iter().map(|&x| x as f32).collect();
+            let layout = |dtype| Layout {
+                dtype,
+                elem_size: if dtype == DType::F32 { 4 } else { 8 },
+                shape: shape.clone(),
+            };
+            for (data, layout) in [
+                (Samples::F32(&f32s), layout(DType::F32)),
+                (Samples::F64(&v), layout(DType::F64)),
+            ] {
+                for rel in [1e-1, 1e-3, 1e-6] {
+                    let bound = crate::chunk::codec_bound(rel);
+                    let payload = Sperr.encode(data, &shape, bound).unwrap();
+                    let frame = Sperr.frame(&layout, 0).unwrap().len();
+                    let compact = Sperr.compact(&layout, bound, &payload).unwrap();
+                    assert!(
+                        compact.len() + frame + 10 <= payload.len(),
+                        "{shape:?} {rel}: {} of {}",
+                        compact.len(),
+                        payload.len()
+                    );
+                    assert_eq!(Sperr.expand(&layout, bound, &compact).unwrap(), payload);
+                    // An outlier stream follows the SPECK stream when any value missed.
+                    let stream = &payload[frame..];
+                    let bits = u64::from_le_bytes(stream[18..26].try_into().unwrap());
+                    with_outliers += usize::from(26 + (bits.div_ceil(8) as usize) < stream.len());
+                    // Another bound in the header gives another quantisation step.
+                    assert_eq!(
+                        Sperr.compact(&layout, f64::from((bound as f32) * 2.0), &payload),
+                        None
+                    );
+                    assert!(Sperr
+                        .expand(&layout, bound, &compact[..compact.len() - 1])
+                        .is_none());
+                }
+            }
+        }
+        assert!(with_outliers > 0, "no case had an outlier stream");
+    }
 
     #[test]
     fn target_psnr_mode_lands_near_its_target_and_decodes() {

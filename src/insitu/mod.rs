@@ -240,7 +240,7 @@ pub fn advise(
             let stored = chunk::stored_len(proposal.codec, shape, data.dtype(), payload);
             return Ok(Advice {
                 codec: proposal.codec,
-                bound: proposal.bound,
+                bound: chunk::codec_bound(proposal.bound),
                 psnr: p.psnr,
                 ssim: p.ssim,
                 ratio: data.byte_len() as f64 / stored as f64,

@@ -48,7 +48,7 @@ def check(original, filtered, target, names):
             failures.append(f"{name}: filter {FILTER_ID} not in pipeline {dst._filters}")
             continue
         first = dst.id.read_direct_chunk((0,) * dst.ndim)[1]
-        if first[:3] != b"DQ\x06":
+        if first[:3] != b"DQ\x07":
             failures.append(f"{name}: stored chunk does not start with the magic DQ, version 6")
         a, b = src[...], dst[...]
         stored, raw = dst.id.get_storage_size(), a.nbytes
