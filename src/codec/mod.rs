@@ -155,3 +155,23 @@ pub(crate) fn library_error(codec: &'static str, message: impl ToString) -> Code
         message: message.to_string(),
     }
 }
+
+/// Runs `check` on generated chunks of each shape (the field `kind` makes) as f32 and as
+/// f64, at relative bounds 1e-1, 1e-3 and 1e-6 as the filter gives them to codecs:
+/// the shape, the values, their layout and the bound.
+#[cfg(test)]
+pub(crate) fn for_each_case(
+    cases: &[(Vec<usize>, crate::synth::Kind)],
+    mut check: impl FnMut(&[usize], Samples<'_>, &Layout, f64),
+) {
+    for (shape, kind) in cases {
+        let f64s = crate::synth::generate(*kind, shape, 7);
+        let f32s: Vec<f32> = f64s.iter().map(|&x| x as f32).collect();
+        for data in [Samples::F32(&f32s), Samples::F64(&f64s)] {
+            let layout = Layout::of(&data, shape);
+            for rel in [1e-1, 1e-3, 1e-6] {
+                check(shape, data, &layout, crate::chunk::codec_bound(rel));
+            }
+        }
+    }
+}

@@ -314,50 +314,34 @@ mod tests {
     #[test]
     fn compact_payloads_expand_to_the_payload_with_and_without_outliers() {
         let mut with_outliers = 0;
-        for (shape, kind) in [
+        let cases = [
             (vec![12, 20, 24], Kind::Spectral { slope: 3.0 }),
             (vec![12, 20, 24], Kind::Noise),
             (vec![48, 40], Kind::Spectral { slope: 2.0 }),
             (vec![2000], Kind::Noise),
-        ] {
-            let v = generate(kind, &shape, 7);
-            let f32s: Vec<f32> = v.iter().map(|&x| x as f32).collect();
-            let layout = |dtype| Layout {
-                dtype,
-                elem_size: if dtype == DType::F32 { 4 } else { 8 },
-                shape: shape.clone(),
-            };
-            for (data, layout) in [
-                (Samples::F32(&f32s), layout(DType::F32)),
-                (Samples::F64(&v), layout(DType::F64)),
-            ] {
-                for rel in [1e-1, 1e-3, 1e-6] {
-                    let bound = crate::chunk::codec_bound(rel);
-                    let payload = Sperr.encode(data, &shape, bound).unwrap();
-                    let frame = Sperr.frame(&layout, 0).unwrap().len();
-                    let compact = Sperr.compact(&layout, bound, &payload).unwrap();
-                    assert!(
-                        compact.len() + frame + 10 <= payload.len(),
-                        "{shape:?} {rel}: {} of {}",
-                        compact.len(),
-                        payload.len()
-                    );
-                    assert_eq!(Sperr.expand(&layout, bound, &compact).unwrap(), payload);
-                    // An outlier stream follows the SPECK stream when any value missed.
-                    let stream = &payload[frame..];
-                    let bits = u64::from_le_bytes(stream[18..26].try_into().unwrap());
-                    with_outliers += usize::from(26 + (bits.div_ceil(8) as usize) < stream.len());
-                    // Another bound in the header gives another quantisation step.
-                    assert_eq!(
-                        Sperr.compact(&layout, f64::from((bound as f32) * 2.0), &payload),
-                        None
-                    );
-                    assert!(Sperr
-                        .expand(&layout, bound, &compact[..compact.len() - 1])
-                        .is_none());
-                }
-            }
-        }
+        ];
+        crate::codec::for_each_case(&cases, |shape, data, layout, bound| {
+            let payload = Sperr.encode(data, shape, bound).unwrap();
+            let frame = Sperr.frame(layout, 0).unwrap().len();
+            let compact = Sperr.compact(layout, bound, &payload).unwrap();
+            assert!(
+                compact.len() + frame + 10 <= payload.len(),
+                "{shape:?} {bound}: {} of {}",
+                compact.len(),
+                payload.len()
+            );
+            assert_eq!(Sperr.expand(layout, bound, &compact).unwrap(), payload);
+            // An outlier stream follows the SPECK stream when any value missed.
+            let stream = &payload[frame..];
+            let bits = u64::from_le_bytes(stream[18..26].try_into().unwrap());
+            with_outliers += usize::from(26 + (bits.div_ceil(8) as usize) < stream.len());
+            // Another bound in the header gives another quantisation step.
+            let other = f64::from((bound as f32) * 2.0);
+            assert_eq!(Sperr.compact(layout, other, &payload), None);
+            assert!(Sperr
+                .expand(layout, bound, &compact[..compact.len() - 1])
+                .is_none());
+        });
         assert!(with_outliers > 0, "no case had an outlier stream");
     }
 

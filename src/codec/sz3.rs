@@ -63,6 +63,162 @@ impl Codec for Sz3 {
     fn frame(&self, layout: &Layout, _body_len: usize) -> Option<Vec<u8>> {
         (layout.dtype != DType::Opaque).then(|| SZ3_FRAME.to_vec())
     }
+
+    /// SZ3 3.3.2's payload after its frame is the compressed-data length `S` (u64), the
+    /// compressed data, then the configuration ([`Config`]). Compact, it is a byte saying
+    /// which of the fields below were left out, the configuration without its value count
+    /// (the chunk's) and absolute bound (the header's), then the compressed data with its
+    /// lossless stage's input length as a varint instead of a u64. `S` follows from the
+    /// chunk's length. About 28 bytes less per chunk.
+    fn compact(&self, layout: &Layout, bound: f64, payload: &[u8]) -> Option<Vec<u8>> {
+        let rest = payload.strip_prefix(&self.frame(layout, 0)?[..])?;
+        let (size, rest) = rest.split_at_checked(8)?;
+        let size = usize::try_from(u64::from_le_bytes(size.try_into().ok()?)).ok()?;
+        let (data, config) = rest.split_at_checked(size)?;
+        let config = Config::parse(config)?;
+        let mut mask = 0;
+        if config.count()? == element_count(layout) {
+            mask |= LEFT_OUT_COUNT;
+        }
+        if config.abs_bound() == Some(bound.to_bits()) {
+            mask |= LEFT_OUT_BOUND;
+        }
+        let lossless_len = data
+            .get(..8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap()));
+        if data.get(8..12) == Some(&ZSTD_MAGIC[..]) {
+            mask |= VARINT_LOSSLESS_LEN;
+        }
+        let mut out = vec![mask];
+        out.extend(config.without(mask));
+        match lossless_len {
+            Some(len) if mask & VARINT_LOSSLESS_LEN != 0 => {
+                crate::wire::put_varint(&mut out, len);
+                out.extend_from_slice(&data[8..]);
+            }
+            _ => out.extend_from_slice(data),
+        }
+        Some(out)
+    }
+
+    fn expand(&self, layout: &Layout, bound: f64, stored: &[u8]) -> Option<Vec<u8>> {
+        let (&mask, rest) = stored.split_first()?;
+        if mask & !(LEFT_OUT_COUNT | LEFT_OUT_BOUND | VARINT_LOSSLESS_LEN) != 0 {
+            return None;
+        }
+        let (config, data) = Config::rebuild(rest, mask, element_count(layout), bound)?;
+        let data = match mask & VARINT_LOSSLESS_LEN {
+            0 => data.to_vec(),
+            _ => {
+                let (len, used) = crate::wire::read_varint(data).ok()?;
+                let mut out = len.to_le_bytes().to_vec();
+                out.extend_from_slice(&data[used..]);
+                out
+            }
+        };
+        let mut payload = self.frame(layout, 0)?;
+        payload.extend_from_slice(&(data.len() as u64).to_le_bytes());
+        payload.extend_from_slice(&data);
+        payload.extend_from_slice(&config);
+        Some(payload)
+    }
+}
+
+/// Compact SZ3 payloads: the configuration's value count was left out.
+const LEFT_OUT_COUNT: u8 = 1;
+/// The configuration's absolute bound was left out.
+const LEFT_OUT_BOUND: u8 = 2;
+/// The lossless stage's input length is a varint.
+const VARINT_LOSSLESS_LEN: u8 = 4;
+
+/// zstd's frame magic, which follows the lossless stage's u64 input length.
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// Values in a chunk of `layout`.
+fn element_count(layout: &Layout) -> u64 {
+    layout.shape.iter().product::<usize>() as u64
+}
+
+/// SZ3 3.3.2's serialised configuration (`Config::save`): its length (u8), the rank (u8),
+/// the dims' bit width (u8), the dims packed at that width, the value count (u64), the
+/// algorithm (u8), the error-bound mode (u8), for absolute mode (0) the bound (f64), then
+/// flags and parameters this build keeps as they are.
+struct Config<'a> {
+    bytes: &'a [u8],
+    /// Offset of the value count.
+    count_at: usize,
+}
+
+/// The error-bound mode of an absolute bound.
+const EB_ABS: u8 = 0;
+
+impl<'a> Config<'a> {
+    /// The configuration `bytes` must be exactly.
+    fn parse(bytes: &'a [u8]) -> Option<Config<'a>> {
+        let count_at = Config::count_offset(bytes)?;
+        (bytes.len() == usize::from(bytes[0]) && bytes.len() >= count_at + 10)
+            .then_some(Config { bytes, count_at })
+    }
+
+    /// Offset of the value count: after the length, rank, bit width and packed dims.
+    fn count_offset(bytes: &[u8]) -> Option<usize> {
+        let (rank, width) = (*bytes.get(1)? as usize, *bytes.get(2)? as usize);
+        Some(3 + (rank * width).div_ceil(8))
+    }
+
+    fn count(&self) -> Option<u64> {
+        let at = self.count_at;
+        Some(u64::from_le_bytes(self.bytes[at..at + 8].try_into().ok()?))
+    }
+
+    /// The bound's bits, in absolute-error mode.
+    fn abs_bound(&self) -> Option<u64> {
+        let at = self.count_at + 10;
+        (self.bytes[self.count_at + 9] == EB_ABS)
+            .then(|| self.bytes.get(at..at + 8))
+            .flatten()
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
+    }
+
+    /// The bytes without the fields `mask` leaves out.
+    fn without(&self, mask: u8) -> Vec<u8> {
+        let at = self.count_at;
+        let mut out = self.bytes[..at].to_vec();
+        if mask & LEFT_OUT_COUNT == 0 {
+            out.extend_from_slice(&self.bytes[at..at + 8]);
+        }
+        out.extend_from_slice(&self.bytes[at + 8..at + 10]);
+        let rest = &self.bytes[at + 10..];
+        out.extend_from_slice(match mask & LEFT_OUT_BOUND {
+            0 => rest,
+            _ => &rest[8..],
+        });
+        out
+    }
+
+    /// Reverses [`Config::without`] at the front of `stored`: the whole configuration,
+    /// and what follows it.
+    fn rebuild(stored: &[u8], mask: u8, count: u64, bound: f64) -> Option<(Vec<u8>, &[u8])> {
+        let at = Config::count_offset(stored)?;
+        let left_out =
+            8 * (usize::from(mask & LEFT_OUT_COUNT != 0) + usize::from(mask & LEFT_OUT_BOUND != 0));
+        let (kept, after) =
+            stored.split_at_checked(usize::from(stored[0]).checked_sub(left_out)?)?;
+        let mut config = kept.get(..at)?.to_vec();
+        let mut rest = &kept[at..];
+        if mask & LEFT_OUT_COUNT != 0 {
+            config.extend_from_slice(&count.to_le_bytes());
+        } else {
+            config.extend_from_slice(rest.get(..8)?);
+            rest = &rest[8..];
+        }
+        config.extend_from_slice(rest.get(..2)?);
+        if mask & LEFT_OUT_BOUND != 0 {
+            config.extend_from_slice(&bound.to_le_bytes());
+        }
+        config.extend_from_slice(&rest[2..]);
+        Some((config, after))
+    }
 }
 
 fn encode_typed<T: Element + sz3::SZ3Compressible>(
@@ -94,4 +250,43 @@ fn decode_typed<T: Element + sz3::SZ3Compressible + Default>(
     };
     sz3::decompress_into_dimensioned(payload, &mut view).map_err(|e| library_error(NAME, e))?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::for_each_case;
+    use crate::synth::Kind;
+
+    #[test]
+    fn compact_payloads_expand_to_the_payload() {
+        let cases = [
+            (vec![12, 20, 24], Kind::Spectral { slope: 3.0 }),
+            (vec![2, 6, 20, 24], Kind::Noise),
+            (vec![48, 40], Kind::Spectral { slope: 2.0 }),
+            (vec![2000], Kind::Noise),
+        ];
+        for_each_case(&cases, |shape, data, layout, bound| {
+            let payload = Sz3.encode(data, shape, bound).unwrap();
+            let compact = Sz3.compact(layout, bound, &payload).unwrap();
+            // The frame, S, the count and the bound go, the lossless length shrinks by at
+            // least 4, and the mask byte comes in.
+            assert!(
+                compact.len() + 8 + 8 + 8 + 8 + 4 - 1 <= payload.len(),
+                "{shape:?} {bound}: {} of {}",
+                compact.len(),
+                payload.len()
+            );
+            assert_eq!(compact[0], 7, "{shape:?} {bound}");
+            assert_eq!(Sz3.expand(layout, bound, &compact).unwrap(), payload);
+            // Another bound in the header keeps the configuration's own.
+            let other = f64::from((bound as f32) * 2.0);
+            let kept = Sz3.compact(layout, other, &payload).unwrap();
+            assert_eq!(kept[0], 5);
+            assert_eq!(Sz3.expand(layout, other, &kept).unwrap(), payload);
+            assert_ne!(Sz3.expand(layout, other, &compact).unwrap(), payload);
+            assert!(Sz3.expand(layout, bound, &compact[..2]).is_none());
+            assert!(Sz3.compact(layout, bound, &payload[..30]).is_none());
+        });
+    }
 }

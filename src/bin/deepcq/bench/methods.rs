@@ -419,7 +419,15 @@ mod tests {
             &o.payload,
         );
         assert_eq!(get(Method::Predict).stored, chunk.len());
-        assert!(chunk.len() > o.payload.len());
+        // The header is counted, and the payload as the chunk stores it (compact).
+        let (header, stored) = chunk::parse(&chunk).unwrap();
+        assert!(header.quality.is_some());
+        let layout = Layout::of(&data, &shape);
+        assert_eq!(
+            stored.len(),
+            chunk::stored_payload_len(o.codec, &layout, o.bound, &o.payload)
+        );
+        assert!(chunk.len() > stored.len());
     }
 
     #[test]
