@@ -332,8 +332,8 @@ pub(crate) fn compact_payload(
         .filter(|c| codec.expand(layout, bound, c).as_deref() == Some(payload))
 }
 
-/// Bytes of `payload` a chunk whose header holds `bound` stores
-/// ([`compact_payload`]).
+/// Bytes of `payload` a chunk whose header holds `bound` stores: the compact payload when
+/// the codec has one that rebuilds exactly, else the whole payload.
 pub fn stored_payload_len(codec: CodecId, layout: &Layout, bound: f64, payload: &[u8]) -> usize {
     let bound = if codec == CodecId::Lossless {
         0.0

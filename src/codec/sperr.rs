@@ -92,7 +92,9 @@ impl Codec for Sperr {
         Some(frame)
     }
 
-    /// The container header left out, then the chunk's stream ([`compact_stream`]).
+    /// The container header left out, then the chunk's stream without the quantisation
+    /// step (a headroom count from which it follows with the bound) and with its bit
+    /// counts as varints.
     fn compact(&self, layout: &Layout, bound: f64, payload: &[u8]) -> Option<Vec<u8>> {
         let len = self.frame(layout, 0)?.len();
         let stream = payload.get(len..)?;

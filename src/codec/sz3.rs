@@ -65,7 +65,7 @@ impl Codec for Sz3 {
     }
 
     /// SZ3 3.3.2's payload after its frame is the compressed-data length `S` (u64), the
-    /// compressed data, then the configuration ([`Config`]). Compact, it is a byte saying
+    /// compressed data, then the configuration (`Config`). Compact, it is a byte saying
     /// which of the fields below were left out, the configuration without its value count
     /// (the chunk's) and absolute bound (the header's), then the compressed data with its
     /// lossless stage's input length as a varint instead of a u64. `S` follows from the
