@@ -280,11 +280,7 @@ pub fn wrap(
     payload: &[u8],
 ) -> Vec<u8> {
     let layout = Layout::of(data, shape);
-    let bound = if codec == CodecId::Lossless {
-        0.0
-    } else {
-        f64::from(f32_at_least(bound))
-    };
+    let bound = header_bound(codec, bound);
     let compact = compact_payload(
         codec,
         &payload_layout(&layout, padding.as_ref()),
@@ -335,19 +331,25 @@ pub(crate) fn compact_payload(
 /// Bytes of `payload` a chunk whose header holds `bound` stores: the compact payload when
 /// the codec has one that rebuilds exactly, else the whole payload.
 pub fn stored_payload_len(codec: CodecId, layout: &Layout, bound: f64, payload: &[u8]) -> usize {
-    let bound = if codec == CodecId::Lossless {
-        0.0
-    } else {
-        f64::from(f32_at_least(bound))
-    };
-    compact_payload(codec, layout, bound, payload).map_or(payload.len(), |c| c.len())
+    compact_payload(codec, layout, header_bound(codec, bound), payload)
+        .map_or(payload.len(), |c| c.len())
+}
+
+/// The bound a chunk header holds for a payload made with `bound`: 0 for the lossless
+/// codec, else the smallest f32 at or above it (the bound itself when the codec was given
+/// [`codec_bound`]).
+fn header_bound(codec: CodecId, bound: f64) -> f64 {
+    match codec {
+        CodecId::Lossless => 0.0,
+        _ => f64::from(f32_at_least(bound)),
+    }
 }
 
 /// About the bytes a lossy f32 or f64 chunk of `shape` with a quality record (and no
 /// padding) stores for a `payload_len`-byte payload of `codec`, for estimates made before
 /// there is a payload: header and checksum added, the codec's container header left out
-/// ([`Codec::frame`](crate::codec::Codec::frame)). A compact SPERR payload saves 13–19
-/// bytes more ([`stored_payload_len`] counts them).
+/// ([`Codec::frame`](crate::codec::Codec::frame)). Compact SPERR and SZ3 payloads save
+/// 10–28 bytes more ([`stored_payload_len`] counts them).
 pub fn stored_len(codec: CodecId, shape: &[usize], dtype: DType, payload_len: usize) -> usize {
     let layout = Layout {
         dtype,

@@ -442,8 +442,8 @@ struct Attempt {
     codec: CodecId,
     bound: f64,
     payload: Vec<u8>,
-    /// Payload bytes the chunk stores: without a container header the chunk format
-    /// leaves out ([`chunk::stored_payload_len`]), so compressors compare as stored.
+    /// Payload bytes the chunk stores: the compact payload ([`chunk::stored_payload_len`]),
+    /// so compressors compare as stored.
     stored: usize,
     compressions: u32,
 }

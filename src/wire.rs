@@ -25,9 +25,9 @@
 //! header with a quality record is 26 bytes (version 4 took 32, version 3 47, version 2
 //! 90): at 40 dB a chunk's payload can be under a hundred bytes, so the header is part of
 //! the ratio. Since version 7 the bound is exactly the one the codec was given (the writer
-//! gives codecs the largest f32 at or below the bound it wants), and the SPERR decoder
-//! reads it to rebuild SPERR's quantisation step; earlier versions rounded it up, for
-//! `deepcq inspect` only.
+//! gives codecs the largest f32 at or below the bound it wants), and compact SPERR and SZ3
+//! payloads are expanded with it (SPERR's quantisation step, SZ3's configured bound);
+//! earlier versions rounded it up, for `deepcq inspect` only.
 //!
 //! The extension holds, in this order, each record whose flag bit is set:
 //! - [`ext_flags::PADDING`]: `r` varints, the dims of the prefix block the payload holds,

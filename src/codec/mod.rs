@@ -175,3 +175,52 @@ pub(crate) fn for_each_case(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A compact payload of `codec` for a small generated chunk, and its layout and bound.
+    fn compact_example(codec: CodecId) -> (Vec<u8>, Layout, f64) {
+        let shape = [6, 10, 12];
+        let values = crate::synth::generate(crate::synth::Kind::Spectral { slope: 2.5 }, &shape, 3);
+        let data = Samples::F64(&values);
+        let layout = Layout::of(&data, &shape);
+        let bound = crate::chunk::codec_bound(1e-3);
+        let payload = codec_for(codec).encode(data, &shape, bound).unwrap();
+        let compact = codec_for(codec).compact(&layout, bound, &payload).unwrap();
+        (compact, layout, bound)
+    }
+
+    proptest! {
+        /// A checksum guards stored payloads, but expanding must not panic on any bytes.
+        #[test]
+        fn expanding_arbitrary_bytes_never_panics(
+            bytes in proptest::collection::vec(any::<u8>(), 0..80),
+            rank in 1usize..5,
+            bound in 1e-12f64..1e6,
+        ) {
+            let layout = Layout { dtype: DType::F32, elem_size: 4, shape: vec![7; rank] };
+            for codec in [CodecId::Sperr, CodecId::Sz3, CodecId::Zfp, CodecId::Lossless] {
+                let _ = codec_for(codec).expand(&layout, bound, &bytes);
+            }
+        }
+
+        /// One changed byte of a compact payload expands to another payload or to nothing.
+        #[test]
+        fn a_changed_compact_byte_never_expands_to_the_original(
+            at in any::<prop::sample::Index>(),
+            xor in 1u8..=255,
+        ) {
+            for codec in [CodecId::Sperr, CodecId::Sz3] {
+                let (compact, layout, bound) = compact_example(codec);
+                let original = codec_for(codec).expand(&layout, bound, &compact).unwrap();
+                let mut changed = compact.clone();
+                changed[at.index(compact.len())] ^= xor;
+                let expanded = codec_for(codec).expand(&layout, bound, &changed);
+                prop_assert_ne!(expanded, Some(original));
+            }
+        }
+    }
+}
