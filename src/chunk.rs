@@ -802,10 +802,7 @@ pub fn decode(bytes: &[u8]) -> Result<(Header, SampleBuf), ChunkError> {
         true => {
             // Version 6 left out the container header only.
             let rebuilt = match header.version {
-                6 => codec.frame(&layout, payload.len()).map(|mut frame| {
-                    frame.extend_from_slice(payload);
-                    frame
-                }),
+                6 => crate::codec::with_frame(codec, &layout, payload),
                 _ => codec.expand(&layout, header.bound, payload),
             };
             expanded = rebuilt.ok_or_else(|| {

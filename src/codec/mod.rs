@@ -91,17 +91,37 @@ pub trait Codec: Send + Sync {
     /// nothing to leave out or the payload is not laid out as this build expects; the
     /// chunk then stores it whole. `bound` is the one the chunk header holds.
     fn compact(&self, layout: &Layout, _bound: f64, payload: &[u8]) -> Option<Vec<u8>> {
-        let len = self.frame(layout, 0)?.len();
-        let body = payload.len().checked_sub(len)?;
-        (self.frame(layout, body)?[..] == payload[..len]).then(|| payload[len..].to_vec())
+        strip_frame(self, layout, payload).map(<[u8]>::to_vec)
     }
 
     /// Reverses [`Codec::compact`]; None when `stored` cannot have come from it.
     fn expand(&self, layout: &Layout, _bound: f64, stored: &[u8]) -> Option<Vec<u8>> {
-        let mut payload = self.frame(layout, stored.len())?;
-        payload.extend_from_slice(stored);
-        Some(payload)
+        with_frame(self, layout, stored)
     }
+}
+
+/// What follows `codec`'s container header ([`Codec::frame`]) in `payload`, when the payload
+/// starts with exactly the frame the body after it would be given.
+pub(crate) fn strip_frame<'a, C: Codec + ?Sized>(
+    codec: &C,
+    layout: &Layout,
+    payload: &'a [u8],
+) -> Option<&'a [u8]> {
+    let len = codec.frame(layout, 0)?.len();
+    let body = payload.get(len..)?;
+    (codec.frame(layout, body.len())?[..] == payload[..len]).then_some(body)
+}
+
+/// `body` behind `codec`'s container header ([`Codec::frame`]): the reverse of
+/// [`strip_frame`], and all that version-6 chunks left out.
+pub(crate) fn with_frame<C: Codec + ?Sized>(
+    codec: &C,
+    layout: &Layout,
+    body: &[u8],
+) -> Option<Vec<u8>> {
+    let mut payload = codec.frame(layout, body.len())?;
+    payload.extend_from_slice(body);
+    Some(payload)
 }
 
 /// The codec for an id. Every id has one.

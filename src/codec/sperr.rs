@@ -6,7 +6,7 @@
 
 use ndarray::{ArrayView2, ArrayView3, ArrayViewMut2, ArrayViewMut3};
 
-use super::{check_lossy_input, library_error, Codec, CodecError};
+use super::{check_lossy_input, library_error, strip_frame, with_frame, Codec, CodecError};
 use crate::samples::{fit_rank, Element, Layout, SampleBuf, Samples};
 use crate::wire::{CodecId, DType};
 
@@ -96,18 +96,11 @@ impl Codec for Sperr {
     /// step (a headroom count from which it follows with the bound) and with its bit
     /// counts as varints.
     fn compact(&self, layout: &Layout, bound: f64, payload: &[u8]) -> Option<Vec<u8>> {
-        let len = self.frame(layout, 0)?.len();
-        let stream = payload.get(len..)?;
-        (self.frame(layout, stream.len())?[..] == payload[..len])
-            .then(|| compact_stream(stream, bound))
-            .flatten()
+        compact_stream(strip_frame(self, layout, payload)?, bound)
     }
 
     fn expand(&self, layout: &Layout, bound: f64, stored: &[u8]) -> Option<Vec<u8>> {
-        let stream = expand_stream(stored, bound)?;
-        let mut payload = self.frame(layout, stream.len())?;
-        payload.extend_from_slice(&stream);
-        Some(payload)
+        with_frame(self, layout, &expand_stream(stored, bound)?)
     }
 }
 

@@ -4,7 +4,7 @@
 //! squeezed and folded to at most 4 dims. Its errors land right at the bound
 //! (about 0.9999976·eb), never above it.
 
-use super::{check_lossy_input, library_error, Codec, CodecError};
+use super::{check_lossy_input, library_error, strip_frame, with_frame, Codec, CodecError};
 use crate::samples::{fit_rank, Element, Layout, SampleBuf, Samples};
 use crate::wire::{CodecId, DType};
 
@@ -71,7 +71,7 @@ impl Codec for Sz3 {
     /// lossless stage's input length as a varint instead of a u64. `S` follows from the
     /// chunk's length. About 28 bytes less per chunk.
     fn compact(&self, layout: &Layout, bound: f64, payload: &[u8]) -> Option<Vec<u8>> {
-        let rest = payload.strip_prefix(&self.frame(layout, 0)?[..])?;
+        let rest = strip_frame(self, layout, payload)?;
         let (size, rest) = rest.split_at_checked(8)?;
         let size = usize::try_from(u64::from_le_bytes(size.try_into().ok()?)).ok()?;
         let (data, config) = rest.split_at_checked(size)?;
@@ -116,11 +116,10 @@ impl Codec for Sz3 {
                 out
             }
         };
-        let mut payload = self.frame(layout, 0)?;
-        payload.extend_from_slice(&(data.len() as u64).to_le_bytes());
-        payload.extend_from_slice(&data);
-        payload.extend_from_slice(&config);
-        Some(payload)
+        let mut body = (data.len() as u64).to_le_bytes().to_vec();
+        body.extend_from_slice(&data);
+        body.extend_from_slice(&config);
+        with_frame(self, layout, &body)
     }
 }
 
