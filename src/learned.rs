@@ -32,6 +32,13 @@ const GRID_POINTS: usize = 24;
 /// Loosest relative bound considered (the training grid's upper end).
 const LOOSEST: f64 = 1e-1;
 
+/// Loosest relative bound a ratio target may be given when the grid cannot reach it
+/// ([`beyond_the_grid`]): the whole value range, where every value may become any other.
+const LOOSEST_EXTRAPOLATED: f64 = 1.0;
+
+/// Exponent of the ratio's growth with the bound assumed beyond [`LOOSEST`].
+const LOW_RATE_EXPONENT: f64 = 0.5;
+
 /// Tightest relative bound considered for SSIM and ratio targets.
 const TIGHTEST: f64 = 1e-7;
 
@@ -384,12 +391,37 @@ fn choose(
                 Some((c, p)) => (c, p, p.cr),
                 None => {
                     let (c, p) = pick(&|_, _| true, &|p| p.cr).expect("candidates");
-                    (c, p, p.cr)
+                    let (c, cr) = beyond_the_grid(c, p.cr, need);
+                    (c, p, cr)
                 }
             }
         }
         (TargetKind::AbsBound, _) => unreachable!("absolute bounds never reach the model"),
     }
+}
+
+/// For a ratio `need` no candidate is predicted to reach: `candidate` (the one predicted
+/// to compress most, `cr`) with its bound loosened from the grid's end, [`LOOSEST`], as far
+/// as the ratio is expected to need, and the ratio expected there. Beyond the grid the model has not been
+/// trained, so the growth is a measured rule: at under a bit per value the codecs' ratios
+/// grew 1.35–4× per doubling of the bound on ../shared/data (1.5× at the median), and
+/// √2 per doubling, `ratio ∝ bound^0.5`, rarely overshoots what is needed. Capped at
+/// [`LOOSEST_EXTRAPOLATED`].
+fn beyond_the_grid(candidate: Candidate, cr: f64, need: f64) -> (Candidate, f64) {
+    if !(cr > 0.0 && cr < need) {
+        return (candidate, cr);
+    }
+    let start = candidate.rel_bound.max(LOOSEST);
+    let wanted = start * (need / cr).powf(1.0 / LOW_RATE_EXPONENT);
+    let rel_bound = wanted.clamp(start, LOOSEST_EXTRAPOLATED.max(start));
+    let expected = cr * (rel_bound / start).powf(LOW_RATE_EXPONENT);
+    (
+        Candidate {
+            rel_bound,
+            ..candidate
+        },
+        expected,
+    )
 }
 
 /// For a PSNR target, the points between grid neighbours of one compressor where the
@@ -686,11 +718,28 @@ mod tests {
         let rows = psnr_case(&[(1e-4, 80.0, 8.0), (1e-3, 70.0, 12.0), (1e-2, 50.0, 40.0)]);
         let (c, _) = run(TargetKind::Ratio, 10.0, &rows);
         assert_eq!(c.rel_bound, 1e-3);
-        let (c, _) = run(TargetKind::Ratio, 100.0, &rows);
-        assert_eq!(
-            c.rel_bound, 1e-2,
-            "unreachable: the highest predicted ratio"
+    }
+
+    #[test]
+    fn an_unreachable_ratio_loosens_the_best_candidate_beyond_the_grid() {
+        let rows = psnr_case(&[(1e-2, 60.0, 20.0), (LOOSEST, 40.0, 40.0)]);
+        let need = 100.0 * Margins::for_mode(Mode::Guarantee).ratio;
+        let (c, expected) = run(TargetKind::Ratio, 100.0, &rows);
+        // 2.6× short: the bound grows by that squared, and the ratio is expected to reach it.
+        let factor = (need / 40.0f64).powi(2);
+        assert!(
+            (c.rel_bound / (LOOSEST * factor) - 1.0).abs() < 1e-12,
+            "{c:?}"
         );
+        assert!((expected / need - 1.0).abs() < 1e-9, "{expected}");
+        // Far short: capped at the whole range, and the expected ratio says it falls short.
+        let (c, expected) = run(TargetKind::Ratio, 1000.0, &rows);
+        assert_eq!(c.rel_bound, LOOSEST_EXTRAPOLATED);
+        assert!(expected < 1000.0 && expected > 40.0, "{expected}");
+        // A model whose ratio peaks inside the grid: extrapolated from the grid's end.
+        let peaked = psnr_case(&[(1e-2, 50.0, 40.0), (LOOSEST, 40.0, 30.0)]);
+        let (c, _) = run(TargetKind::Ratio, 100.0, &peaked);
+        assert!(c.rel_bound > LOOSEST && c.rel_bound <= LOOSEST_EXTRAPOLATED);
     }
 
     /// The shared surrogate, or None (with a note) when this run has no onnxruntime.
