@@ -382,7 +382,7 @@ fn extension_bytes(header: &Header) -> (u8, Vec<u8>) {
 
 /// Bytes a lossy f32 or f64 chunk of `shape` with a quality record (and no padding) puts
 /// around its payload.
-fn header_len(shape: &[usize]) -> usize {
+pub(crate) fn header_len(shape: &[usize]) -> usize {
     let varint_len = |v: usize| (usize::BITS - v.leading_zeros()).max(1).div_ceil(7) as usize;
     wire::FIXED_HEADER_LEN
         + shape.iter().map(|&d| varint_len(d)).sum::<usize>()

@@ -12,6 +12,9 @@
 //! `R·10^(−T/20)` (MSE ≤ eb², so PSNR ≥ T for any codec that keeps its bound), then
 //! lossless. The target is therefore always met.
 //!
+//! Predict mode meets a ratio target on 2-D and 3-D chunks without the model: SPERR's
+//! fixed-rate mode, at the bits per value the ratio leaves ([`fixed_rate`]).
+//!
 //! Fast mode is guarantee mode on a small budget: it measures the model's choice and
 //! spends one more compression only on a miss or a large overshoot, and never searches the
 //! runner-up, for about twice the time of one compression instead of four to five.
@@ -356,6 +359,9 @@ pub fn compress_to_target(
         };
         return lossless(data, shape, 0, reason);
     }
+    if let Some(outcome) = fixed_rate(data, shape, settings) {
+        return Ok(outcome);
+    }
     let proposal = proposer.propose(data, shape, extent, settings)?;
     let mut search = Search {
         data,
@@ -400,6 +406,63 @@ pub fn compress_to_target(
         TargetKind::Ratio => finish(search.reach_ratio(first)?),
         TargetKind::AbsBound => unreachable!("returned above"),
     }
+}
+
+/// Bytes SPERR's fixed-rate stream adds to its bit budget (36–44 measured), with room.
+const SPERR_RATE_HEADERS: f64 = 48.0;
+
+/// Bytes kept free in a fixed-rate chunk for a padding record the chunk may carry.
+const FIXED_RATE_SLACK: usize = 24;
+
+/// Predict mode's answer to a ratio target for 2-D and 3-D chunks when SPERR may be used:
+/// SPERR's fixed-rate mode at the bits per value that the ratio leaves after the chunk's
+/// headers, so the stored chunk (header included) meets the ratio in one compression,
+/// without the model, and with the best quality SPERR gets in that size: the model's ratio
+/// predictions are too uncertain (its calibrated margin asks for 3.8× the target) to pick
+/// a bound that just reaches it. The chunk records no point-wise bound (0 in its header).
+/// `None` when SPERR cannot take the chunk (1-D, fill values) or the ratio leaves no room
+/// for its headers: the model's choice then.
+fn fixed_rate(data: Samples<'_>, shape: &[usize], settings: &Settings) -> Option<Outcome> {
+    let wanted = settings.mode == Mode::Predict
+        && settings.target.kind == TargetKind::Ratio
+        && matches!(
+            settings.compressor,
+            CompressorChoice::Auto | CompressorChoice::Sperr
+        );
+    if !wanted || crate::samples::fit_rank(shape, 3).len() < 2 {
+        return None;
+    }
+    let chunk_len = |payload: &[u8]| chunk::header_len(shape) + FIXED_RATE_SLACK + payload.len();
+    let allowed = data.byte_len() as f64 / settings.target.value();
+    let values = data.len() as f64;
+    let mut bits = 8.0 * (allowed - chunk_len(&[]) as f64 - SPERR_RATE_HEADERS) / values;
+    for compressions in 1..=2 {
+        if bits <= 0.0 {
+            return None;
+        }
+        let payload = match crate::codec::Sperr.encode_rate(data, shape, bits) {
+            Ok(payload) => payload,
+            Err(e) => {
+                log::info!("{e}; the model's choice instead of SPERR's fixed rate");
+                return None;
+            }
+        };
+        let excess = chunk_len(&payload) as f64 - allowed;
+        if excess <= 0.0 {
+            let ratio = metrics::compression_ratio(data.byte_len(), chunk_len(&payload));
+            return Some(Outcome {
+                codec: CodecId::Sperr,
+                bound: 0.0,
+                payload,
+                predicted: None,
+                measured: Some(ratio),
+                compressions,
+                reason: "fixed rate",
+            });
+        }
+        bits -= 8.0 * (excess + SPERR_RATE_HEADERS) / values;
+    }
+    None
 }
 
 fn lossless(
@@ -1114,6 +1177,81 @@ mod tests {
         assert_eq!(out.reason, "ratio unreachable: loosest bound tried");
         assert_eq!(out.compressions as usize, RATIO_STEPS);
         assert!(out.measured.unwrap() < 1e6);
+    }
+
+    fn ratio_settings(ratio: f64, mode: Mode, compressor: CompressorChoice) -> Settings {
+        Settings {
+            target: crate::settings::Target::from_value(TargetKind::Ratio, ratio).unwrap(),
+            compressor,
+            mode,
+            flags: 0,
+        }
+    }
+
+    #[test]
+    fn predict_mode_meets_a_ratio_target_with_sperr_fixed_rate() {
+        let (v, shape) = field();
+        let wide: Vec<f64> = generate(Kind::Spectral { slope: 3.0 }, &[96, 160], 3);
+        let cases = [
+            (Samples::F32(&v), &shape[..]),
+            (Samples::F64(&wide), &[96, 160][..]),
+        ];
+        for (data, shape) in cases {
+            let mut last_psnr = f64::INFINITY;
+            for ratio in [4.0, 16.0, 64.0] {
+                let settings = ratio_settings(ratio, Mode::Predict, CompressorChoice::Auto);
+                let (bytes, out) = match data {
+                    Samples::F32(v) => crate::encode::float_chunk(v, shape, &settings, &Analytic),
+                    Samples::F64(v) => crate::encode::float_chunk(v, shape, &settings, &Analytic),
+                    Samples::Opaque { .. } => unreachable!(),
+                }
+                .unwrap();
+                assert_eq!(
+                    (out.codec, out.reason, out.bound),
+                    (CodecId::Sperr, "fixed rate", 0.0)
+                );
+                assert!(out.compressions <= 2);
+                // The whole stored chunk, header included, meets the ratio, and not by
+                // much: the rest of the budget went into quality.
+                let stored = metrics::compression_ratio(data.byte_len(), bytes.len());
+                assert!((ratio..ratio * 1.2).contains(&stored), "{ratio}: {stored}");
+                let (header, back) = chunk::decode(&bytes).unwrap();
+                assert_eq!((header.codec, header.bound), (CodecId::Sperr, 0.0));
+                let psnr = metrics::error_stats_of(data, back.view()).unwrap().psnr;
+                assert!(psnr < last_psnr && psnr > 20.0, "{ratio}: {psnr} dB");
+                last_psnr = psnr;
+            }
+        }
+    }
+
+    #[test]
+    fn fixed_rate_is_left_to_the_search_elsewhere() {
+        let (v, shape) = field();
+        let data = Samples::F32(&v);
+        let row: Vec<f32> = v.iter().copied().take(20_000).collect();
+        let cases = [
+            (Mode::Guarantee, CompressorChoice::Auto, data, &shape[..]),
+            (Mode::Predict, CompressorChoice::Sz3, data, &shape[..]),
+            (
+                Mode::Predict,
+                CompressorChoice::Auto,
+                Samples::F32(&row),
+                &[1, 20_000][..],
+            ),
+        ];
+        for (mode, compressor, data, shape) in cases {
+            let settings = ratio_settings(16.0, mode, compressor);
+            let out = compress_to_target(data, shape, &settings, &Analytic).unwrap();
+            assert_ne!(
+                out.reason, "fixed rate",
+                "{mode:?} {compressor:?} {shape:?}"
+            );
+            assert!(out.bound > 0.0);
+        }
+        // A ratio that leaves no room for SPERR's headers: the model's (here SZ3's) choice.
+        let settings = ratio_settings(2000.0, Mode::Predict, CompressorChoice::Auto);
+        let out = compress_to_target(data, &shape, &settings, &Analytic).unwrap();
+        assert_ne!(out.reason, "fixed rate");
     }
 
     #[test]

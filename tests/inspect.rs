@@ -358,3 +358,60 @@ fn a_missing_dataset_is_named() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("has no dataset /no/such"), "{err}");
 }
+
+#[test]
+fn predict_mode_meets_a_ratio_target_through_h5repack_with_sperr_fixed_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.h5");
+    let out = run(Command::new(python())
+        .arg(repo().join("tests/hosts/make_input.py"))
+        .arg(&input));
+    assert!(out.status.success(), "make_input.py failed");
+    let output = dir.path().join("out.h5");
+    let plugins = plugin_dir(dir.path());
+    // Ratio 8 (kind 2), automatic compressor, predict mode.
+    let out = run(Command::new("h5repack")
+        .env("HDF5_PLUGIN_PATH", &plugins)
+        .args(["-f", "UD=357,0,5,8,2,0,0,1"])
+        .arg(&input)
+        .arg(&output));
+    assert!(out.status.success(), "h5repack failed");
+    let (out, reports) = inspect_json(output.to_str().unwrap());
+    assert!(out.status.success());
+    // Raw bytes of a whole chunk of the 3-D f32 field and of the 2-D f64 field.
+    for (name, raw_chunk) in [("/field", 16 * 32 * 32 * 4), ("/field64", 16 * 16 * 8)] {
+        for c in reports[name]["chunks"].as_array().unwrap() {
+            assert_eq!(c["mode"], "predict", "{name} {c}");
+            assert_eq!(c["target"]["kind"], "ratio", "{name} {c}");
+            let stored = c["stored_bytes"].as_u64().unwrap();
+            assert!(8 * stored <= raw_chunk, "{name}: {stored} B stored: {c}");
+            // Whole chunks go to SPERR's fixed rate, which records no bound and the ratio
+            // it measured; edge blocks too small for SPERR's headers at this ratio (16 × 6
+            // values of field64) are left to the model.
+            if c["padding"] == false {
+                assert_eq!(c["codec"], "sperr", "{name} {c}");
+                assert_eq!(
+                    c["bound"], 0.0,
+                    "{name}: a fixed-rate chunk has no bound: {c}"
+                );
+                assert!(c["measured"].as_f64().unwrap() >= 8.0, "{name} {c}");
+            }
+        }
+    }
+    // Read back through HDF5: the field keeps the quality 4 bits per value buy.
+    let script = "import h5py, numpy as np, sys\n\
+        a = h5py.File(sys.argv[1])['field'][...].astype('f8')\n\
+        b = h5py.File(sys.argv[2])['field'][...].astype('f8')\n\
+        mse = np.mean((a - b) ** 2)\n\
+        print(20 * np.log10(a.max() - a.min()) - 10 * np.log10(mse))";
+    let out = run(Command::new(python())
+        .env("HDF5_PLUGIN_PATH", &plugins)
+        .args(["-c", script])
+        .arg(&input)
+        .arg(&output));
+    let psnr: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    assert!(psnr > 40.0, "PSNR {psnr} dB at ratio 8");
+    // The table says the chunk has no bound.
+    let out = run(deepcq().args(["inspect", &format!("{}/field", output.display())]));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(" rate "));
+}

@@ -100,20 +100,23 @@ pub fn run(args: &CdArgs) -> Result<()> {
     Ok(())
 }
 
-/// What predict mode cannot promise for this target, said where the user picks it: it
-/// measures nothing, and the model's ratio predictions are far less reliable than its PSNR
-/// predictions (docs/surrogate.md: held out, predict mode met ratio targets in about 99% of
-/// cases, 85% on the worst dataset). SSIM targets go through the PSNR they need
-/// (`ssim_psnr`), and were met on every chunk of ../shared/data and of 7 datasets a model
-/// never saw (docs/surrogate.md).
+/// What predict mode cannot promise for this target, said where the user picks it. A
+/// ratio is met by SPERR's fixed-rate mode on 2-D and 3-D chunks when SPERR may be used;
+/// otherwise (1-D chunks, SZ3 or ZFP named, values SPERR refuses) by the model, whose
+/// ratio predictions are far less reliable than its PSNR predictions (docs/surrogate.md:
+/// held out, about 99% of cases, 85% on the worst dataset). SSIM targets go through the
+/// PSNR they need (`ssim_psnr`), and were met on every chunk of ../shared/data and of 7
+/// datasets a model never saw (docs/surrogate.md).
 fn predict_mode_advice(settings: &Settings) -> Option<&'static str> {
     if settings.mode != Mode::Predict {
         return None;
     }
     match settings.target.kind {
         TargetKind::Ratio => Some(
-            "predict mode does not measure the ratio; on some data it falls short of ratio \
-             targets; guarantee mode (the default) measures every chunk",
+            "predict mode meets a ratio by SPERR's fixed-rate mode on 2-D and 3-D chunks; on \
+             1-D chunks, with SZ3 or ZFP named, or with values SPERR refuses it relies on the \
+             model and falls short on some data; guarantee mode (the default) measures every \
+             chunk",
         ),
         TargetKind::Psnr | TargetKind::Ssim | TargetKind::AbsBound => None,
     }

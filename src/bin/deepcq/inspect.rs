@@ -412,6 +412,8 @@ fn print_table(r: &DatasetReport) {
                     c.codec.unwrap_or("-"),
                     match (c.codec, c.bound) {
                         (Some("lossless"), _) | (_, None) => "-".into(),
+                        // No point-wise bound: a fixed-rate payload (ratio targets).
+                        (_, Some(0.0)) => "rate".into(),
                         (_, Some(b)) => format!("{b:.3e}"),
                     },
                     opt(c.ratio, 2),
