@@ -402,11 +402,11 @@ fn choose(
 
 /// For a ratio `need` no candidate is predicted to reach: `candidate` (the one predicted
 /// to compress most, `cr`) with its bound loosened from the grid's end, [`LOOSEST`], as far
-/// as the ratio is expected to need, and the ratio expected there. Beyond the grid the model has not been
-/// trained, so the growth is a measured rule: at under a bit per value the codecs' ratios
-/// grew 1.35–4× per doubling of the bound on ../shared/data (1.5× at the median), and
-/// √2 per doubling, `ratio ∝ bound^0.5`, rarely overshoots what is needed. Capped at
-/// [`LOOSEST_EXTRAPOLATED`].
+/// as the ratio is expected to need, and the ratio expected there. Beyond the grid the
+/// model has not been trained, so the growth is a measured rule: at under a bit per value
+/// the codecs' ratios grew 1.35–4× per doubling of the bound on ../shared/data (1.5× at
+/// the median), and √2 per doubling, `ratio ∝ bound^0.5`, rarely falls short of what is
+/// needed. Capped at [`LOOSEST_EXTRAPOLATED`].
 fn beyond_the_grid(candidate: Candidate, cr: f64, need: f64) -> (Candidate, f64) {
     if !(cr > 0.0 && cr < need) {
         return (candidate, cr);

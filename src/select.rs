@@ -13,7 +13,7 @@
 //! lossless. The target is therefore always met.
 //!
 //! Predict and fast mode meet a ratio target on 2-D and 3-D chunks without the model:
-//! SPERR's fixed-rate mode, at the bits per value the ratio leaves ([`fixed_rate`]).
+//! SPERR's fixed-rate mode, at the bits per value the ratio leaves (`fixed_rate`).
 //!
 //! Fast mode is guarantee mode on a small budget: it measures the model's choice and
 //! spends one more compression only on a miss or a large overshoot, and never searches the
@@ -415,15 +415,15 @@ const SPERR_RATE_HEADERS: f64 = 48.0;
 const FIXED_RATE_SLACK: usize = 24;
 
 /// Predict and fast mode's answer to a ratio target for 2-D and 3-D chunks when SPERR may
-/// be used (guarantee mode's search reaches 1–4 dB more PSNR at the same size, for 3–4
-/// compressions):
-/// SPERR's fixed-rate mode at the bits per value that the ratio leaves after the chunk's
-/// headers, so the stored chunk (header included) meets the ratio in one compression,
-/// without the model, and with the best quality SPERR gets in that size: the model's ratio
-/// predictions are too uncertain (its calibrated margin asks for 3.8× the target) to pick
-/// a bound that just reaches it. The chunk records no point-wise bound (0 in its header).
-/// `None` when SPERR cannot take the chunk (1-D, fill values) or the ratio leaves no room
-/// for its headers: the model's choice then.
+/// be used: SPERR's fixed-rate mode at the bits per value that the ratio leaves after the
+/// chunk's headers, so the stored chunk (header included) meets the ratio in one
+/// compression, without the model, and with the best quality SPERR gets in that size. The
+/// model's ratio predictions are too uncertain (its calibrated margin asks for 3.8× the
+/// target) to pick a bound that just reaches it; guarantee mode's search reaches 1–4 dB
+/// more PSNR at the same size, for 3–4 compressions. The chunk records no point-wise bound
+/// (0 in its header), and as measured ratio the one its size gives with the padding slack
+/// counted (at most the stored chunk's). `None` when SPERR cannot take the chunk (1-D,
+/// fill values) or the ratio leaves no room for its headers: the model's choice then.
 fn fixed_rate(data: Samples<'_>, shape: &[usize], settings: &Settings) -> Option<Outcome> {
     let wanted = matches!(settings.mode, Mode::Predict | Mode::Fast)
         && settings.target.kind == TargetKind::Ratio
