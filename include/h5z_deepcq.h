@@ -317,8 +317,10 @@ int h5z_deepcq_cd_values(unsigned int kind,
  * settings `cd_values[n_cd]`: the codec and bound the chooser proposes and the PSNR,
  * SSIM and ratio they are expected to give. With the surrogate loaded these are its
  * predictions and nothing is compressed (`source = H5Z_DEEPCQ_SOURCE_MODEL`); for
- * absolute bounds, NaN/Inf or constant buffers, or under the opted-in analytic fallback,
- * the proposal is compressed once and measured (`source = H5Z_DEEPCQ_SOURCE_MEASURED`).
+ * absolute bounds, NaN/Inf or constant buffers, under the opted-in analytic fallback, and
+ * for ratio targets on 2-D and 3-D buffers (met by SPERR's fixed-rate mode, not by the
+ * model), the proposal is compressed once and measured
+ * (`source = H5Z_DEEPCQ_SOURCE_MEASURED`).
  * Nothing is written anywhere.
  *
  * # Safety

@@ -414,6 +414,19 @@ const SPERR_RATE_HEADERS: f64 = 48.0;
 /// Bytes kept free in a fixed-rate chunk for a padding record the chunk may carry.
 const FIXED_RATE_SLACK: usize = 24;
 
+/// True when a chunk of `shape` under `settings` goes to SPERR's fixed-rate mode (a ratio
+/// target in predict or fast mode, a 2-D or 3-D chunk, SPERR allowed) rather than to the
+/// model, unless SPERR refuses it or the ratio leaves no room for the headers.
+pub fn fixed_rate_applies(shape: &[usize], settings: &Settings) -> bool {
+    matches!(settings.mode, Mode::Predict | Mode::Fast)
+        && settings.target.kind == TargetKind::Ratio
+        && matches!(
+            settings.compressor,
+            CompressorChoice::Auto | CompressorChoice::Sperr
+        )
+        && crate::samples::fit_rank(shape, 3).len() >= 2
+}
+
 /// Predict and fast mode's answer to a ratio target for 2-D and 3-D chunks when SPERR may
 /// be used: SPERR's fixed-rate mode at the bits per value that the ratio leaves after the
 /// chunk's headers, so the stored chunk (header included) meets the ratio in one
@@ -425,13 +438,7 @@ const FIXED_RATE_SLACK: usize = 24;
 /// counted (at most the stored chunk's). `None` when SPERR cannot take the chunk (1-D,
 /// fill values) or the ratio leaves no room for its headers: the model's choice then.
 fn fixed_rate(data: Samples<'_>, shape: &[usize], settings: &Settings) -> Option<Outcome> {
-    let wanted = matches!(settings.mode, Mode::Predict | Mode::Fast)
-        && settings.target.kind == TargetKind::Ratio
-        && matches!(
-            settings.compressor,
-            CompressorChoice::Auto | CompressorChoice::Sperr
-        );
-    if !wanted || crate::samples::fit_rank(shape, 3).len() < 2 {
+    if !fixed_rate_applies(shape, settings) {
         return None;
     }
     let chunk_len = |payload: &[u8]| chunk::header_len(shape) + FIXED_RATE_SLACK + payload.len();

@@ -215,8 +215,9 @@ pub enum AdviceSource {
 ///
 /// With the surrogate loaded the numbers are its predictions and nothing is compressed
 /// ([`AdviceSource::Model`]). Without it (absolute bounds, NaN/Inf or constant buffers,
-/// or the opted-in analytic fallback) the proposal is compressed once and measured
-/// ([`AdviceSource::Measured`]).
+/// or the opted-in analytic fallback), and for ratio targets that predict mode meets with
+/// SPERR's fixed rate ([`crate::select::fixed_rate_applies`]: the model plays no part),
+/// the proposal is compressed once and measured ([`AdviceSource::Measured`]).
 pub fn advise(
     data: Samples<'_>,
     shape: &[usize],
@@ -230,6 +231,7 @@ pub fn advise(
     let extent = crate::features::Extent::of(data);
     let range = extent.range();
     let modelled = settings.target.kind != TargetKind::AbsBound
+        && !crate::select::fixed_rate_applies(shape, &predict)
         && extent.finite == data.len()
         && range > 0.0
         && !matches!(data, Samples::Opaque { .. });
@@ -333,6 +335,19 @@ mod tests {
             encode_with(data, &shape, &settings, proposer(&settings).unwrap()).unwrap();
         let (psnr, _) = verify(data, &shape, &settings, &bytes).unwrap();
         assert_eq!(a.psnr, psnr);
+        // A ratio target on a 2-D buffer is met by SPERR's fixed rate, not the model: the
+        // advice is that write, measured (ratio 8, predict mode).
+        let settings = Settings::parse(&[8, 2, 0, 0, 1]).unwrap();
+        let a = advise(data, &shape, &settings).unwrap();
+        assert_eq!(a.source, AdviceSource::Measured);
+        assert_eq!((a.codec, a.bound), (CodecId::Sperr, 0.0));
+        let (bytes, _) =
+            encode_with(data, &shape, &settings, proposer(&settings).unwrap()).unwrap();
+        assert_eq!(
+            a.ratio,
+            metrics::compression_ratio(data.byte_len(), bytes.len())
+        );
+        assert!(a.ratio >= 8.0 && a.psnr.is_finite(), "{a:?}");
     }
 
     #[test]
