@@ -248,14 +248,17 @@ impl Learned {
         let runner_up = (searched && settings.mode != Mode::Predict)
             .then(|| runner_up(&rule, best.codec, &candidates, &predictions))
             .flatten()
-            .map(|c| Alternative {
+            .map(|(c, p)| Alternative {
                 codec: c.codec,
                 bound: c.rel_bound * extent.range(),
+                predicted_ratio: Some(p.cr),
             });
         let proposal = Proposal {
             codec: best.codec,
             bound: best.rel_bound * extent.range(),
             predicted: Some(predicted),
+            predicted_ratio: Some(prediction.cr),
+            skip_runner_up_within: None,
             runner_up,
         };
         Ok((proposal, prediction))
@@ -467,13 +470,13 @@ fn crossings<'a>(
 }
 
 /// For a PSNR or SSIM target, the best candidate of any compressor but `chosen`, by the
-/// same rule: what guarantee mode searches after its first choice.
+/// same rule, and its prediction: what guarantee mode searches after its first choice.
 fn runner_up(
     rule: &Rule<'_>,
     chosen: CodecId,
     candidates: &[Candidate],
     predictions: &[Prediction],
-) -> Option<Candidate> {
+) -> Option<(Candidate, Prediction)> {
     let (others, predicted): (Vec<Candidate>, Vec<Prediction>) = candidates
         .iter()
         .zip(predictions)
@@ -482,8 +485,8 @@ fn runner_up(
     if others.is_empty() {
         return None;
     }
-    let (c, _, _) = choose(rule, &others, &predicted);
-    Some(c)
+    let (c, p, _) = choose(rule, &others, &predicted);
+    Some((c, p))
 }
 
 /// The chooser for a write under `settings`.

@@ -227,6 +227,12 @@ pub struct Outcome {
     /// missed, a tighter one was kept), "runner-up" (another compressor's search was kept),
     /// "safe bound", or a lossless reason.
     pub reason: &'static str,
+    /// How far the runner-up compressor's first attempt was from beating the kept payload,
+    /// when one was searched: the least it could store at the target (its size less the
+    /// most a looser bound can save, a bit per value per 6 dB of overshoot) over the kept
+    /// payload's size. Above 1 it could not win; a dataset's [`crate::memory::Memory`]
+    /// learns from it when the runner-up is worth searching.
+    pub runner_up_gap: Option<f64>,
 }
 
 impl Outcome {
@@ -246,9 +252,15 @@ pub struct Proposal {
     pub bound: f64,
     /// Predicted value of the target metric.
     pub predicted: Option<f64>,
+    /// Predicted compression ratio at this bound, if the proposer predicts one.
+    pub predicted_ratio: Option<f64>,
     /// The second choice for a measured mode: another compressor, searched when the mode's
     /// budget allows (guarantee mode) and abandoned as soon as it cannot beat the first.
     pub runner_up: Option<Alternative>,
+    /// Leave the runner-up unsearched when the first compressor's kept payload stores at
+    /// most this many bytes: set by [`crate::memory`] when the runner-up is expected to lose
+    /// by far and the first compressor's size shows the chunk is like the ones it lost on.
+    pub skip_runner_up_within: Option<usize>,
 }
 
 /// Another compressor's best proposal.
@@ -258,6 +270,8 @@ pub struct Alternative {
     pub codec: CodecId,
     /// Absolute error bound proposed for it.
     pub bound: f64,
+    /// Predicted compression ratio at this bound, if the proposer predicts one.
+    pub predicted_ratio: Option<f64>,
 }
 
 /// Makes the first proposal for a chunk. The surrogate implements this too.
@@ -331,7 +345,9 @@ impl Proposer for Analytic {
             codec,
             bound,
             predicted: None,
+            predicted_ratio: None,
             runner_up: None,
+            skip_runner_up_within: None,
         })
     }
 }
@@ -363,13 +379,7 @@ pub fn compress_to_target(
         return Ok(outcome);
     }
     let proposal = proposer.propose(data, shape, extent, settings)?;
-    let mut search = Search {
-        data,
-        shape,
-        settings,
-        compressions: 0,
-        ssim_reference: OnceCell::new(),
-    };
+    let mut search = Search::new(data, shape, settings);
     let first = match search.try_bound(proposal.codec, proposal.bound) {
         // A compressor chosen automatically may refuse a chunk (SPERR and fill values
         // ≥ 1e30): SZ3 takes any finite values. A compressor the user named keeps its error.
@@ -467,6 +477,7 @@ fn fixed_rate(data: Samples<'_>, shape: &[usize], settings: &Settings) -> Option
                 measured: Some(ratio),
                 compressions,
                 reason: "fixed rate",
+                runner_up_gap: None,
             });
         }
         bits -= 8.0 * (excess + SPERR_RATE_HEADERS) / values;
@@ -489,6 +500,7 @@ fn lossless(
         measured: None,
         compressions: compressions + 1,
         reason,
+        runner_up_gap: None,
     })
 }
 
@@ -536,6 +548,7 @@ impl Attempt {
             measured,
             compressions: self.compressions,
             reason,
+            runner_up_gap: None,
         }
     }
 }
@@ -548,9 +561,22 @@ struct Search<'a> {
     compressions: u32,
     /// The original's share of every SSIM check, made at the first one.
     ssim_reference: OnceCell<Option<metrics::SsimReference>>,
+    /// [`Outcome::runner_up_gap`], set by the first attempt of a search with a ceiling.
+    runner_up_gap: Option<f64>,
 }
 
-impl Search<'_> {
+impl<'a> Search<'a> {
+    fn new(data: Samples<'a>, shape: &'a [usize], settings: &'a Settings) -> Self {
+        Search {
+            data,
+            shape,
+            settings,
+            compressions: 0,
+            ssim_reference: OnceCell::new(),
+            runner_up_gap: None,
+        }
+    }
+
     fn try_bound(&mut self, codec: CodecId, bound: f64) -> Result<Attempt, SelectError> {
         let bound = chunk::codec_bound(bound);
         let payload = codec_for(codec).encode(self.data, self.shape, bound)?;
@@ -607,8 +633,14 @@ impl Search<'_> {
     /// bound never stores less, and a looser one saves at most 1/6.02 bits per value per
     /// dB (the slope of a uniform quantiser; real codecs at low rates save less).
     fn hopeless(&self, len: usize, over_db: f64, ceiling: usize) -> bool {
+        self.least_size(len, over_db) >= ceiling as f64
+    }
+
+    /// The fewest bytes a payload of `len` bytes, `over_db` above the target, could shrink
+    /// to at the target ([`Search::hopeless`]).
+    fn least_size(&self, len: usize, over_db: f64) -> f64 {
         let saving = over_db.max(0.0) / DB_PER_BIT * self.data.len() as f64 / 8.0;
-        len as f64 - saving >= ceiling as f64
+        len as f64 - saving
     }
 
     fn lossless(&self, reason: &'static str) -> Result<Outcome, SelectError> {
@@ -629,8 +661,10 @@ impl Search<'_> {
     /// 5×. The runner-up starts from its proposed bound moved by the factor the landing
     /// moved the first one (the model's error on one compressor is the best guess of its
     /// error on the other), and is abandoned as soon as it cannot beat the kept payload
-    /// ([`Search::hopeless`]), which usually costs one compression. When no attempt meets
-    /// a PSNR target, the safe bound, then lossless ([`Search::tighten_ssim`] for SSIM).
+    /// ([`Search::hopeless`]), which usually costs one compression, or skipped when the
+    /// first compressor met the target within [`Proposal::skip_runner_up_within`]. When no
+    /// attempt meets a PSNR target, the safe bound, then lossless ([`Search::tighten_ssim`]
+    /// for SSIM).
     fn guarantee(
         &mut self,
         first: Attempt,
@@ -646,7 +680,11 @@ impl Search<'_> {
         let codec = first.codec;
         let first_bound = first.bound;
         let mut kept = self.land(first, target, None)?;
-        if let Some(alt) = proposal.runner_up.filter(|_| self.budget().runner_up) {
+        let as_expected = proposal
+            .skip_runner_up_within
+            .is_some_and(|limit| kept.as_ref().is_some_and(|k| k.attempt.stored <= limit));
+        let searched = |_: &Alternative| self.budget().runner_up && !as_expected;
+        if let Some(alt) = proposal.runner_up.filter(searched) {
             let shift = kept.as_ref().map_or(1.0, |k| k.attempt.bound / first_bound);
             // A runner-up that refuses the chunk is simply not an alternative.
             let start = self.try_bound(alt.codec, alt.bound * shift).ok();
@@ -663,7 +701,9 @@ impl Search<'_> {
             }
         }
         if let Some(k) = kept {
-            return Ok(k.into_outcome(self.compressions));
+            let mut outcome = k.into_outcome(self.compressions);
+            outcome.runner_up_gap = self.runner_up_gap;
+            return Ok(outcome);
         }
         if kind == TargetKind::Ssim {
             return self.tighten_ssim(codec, first_bound, value);
@@ -708,6 +748,9 @@ impl Search<'_> {
             // bound leaves the precision floor.
             let plateau = db.is_finite() && previous == Some((attempt.payload.len(), db.to_bits()));
             previous = Some((attempt.payload.len(), db.to_bits()));
+            if let (0, Some(c)) = (tried, ceiling) {
+                self.runner_up_gap = Some(self.least_size(attempt.stored, db - target) / c as f64);
+            }
             if ceiling.is_some_and(|c| self.hopeless(attempt.stored, db - target, c)) {
                 break;
             }
@@ -851,10 +894,13 @@ pub(crate) mod fixed {
                 codec: self.codec,
                 bound,
                 predicted: None,
+                predicted_ratio: None,
                 runner_up: self.runner_up.then_some(Alternative {
                     codec: CodecId::Sperr,
                     bound,
+                    predicted_ratio: None,
                 }),
+                skip_runner_up_within: None,
             })
         }
     }
@@ -919,13 +965,7 @@ mod tests {
         v[12345] = 1.0;
         let shape = [32, 32, 32];
         let settings = Settings::psnr(40.0).unwrap();
-        let mut s = Search {
-            data: Samples::F32(&v),
-            shape: &shape,
-            settings: &settings,
-            compressions: 0,
-            ssim_reference: OnceCell::new(),
-        };
+        let mut s = Search::new(Samples::F32(&v), &shape, &settings);
         let first = s.try_bound(CodecId::Sperr, 1.0).unwrap();
         let landed = s.land(first, 40.0, None).unwrap().unwrap();
         assert!(landed.db >= 40.0 + Budget::THOROUGH.far_db, "{}", landed.db);
@@ -1064,13 +1104,7 @@ mod tests {
     fn hopeless_counts_at_most_one_bit_per_value_per_six_db() {
         let (v, shape) = field();
         let settings = Settings::psnr(50.0).unwrap();
-        let s = Search {
-            data: Samples::F32(&v),
-            shape: &shape,
-            settings: &settings,
-            compressions: 0,
-            ssim_reference: OnceCell::new(),
-        };
+        let s = Search::new(Samples::F32(&v), &shape, &settings);
         // 24·32·32 values: one bit each is 3072 bytes.
         assert_eq!(v.len() / 8, 3072);
         // A miss needs a tighter bound, which never stores less.
@@ -1088,13 +1122,7 @@ mod tests {
         let settings = Settings::psnr(50.0).unwrap();
         let range = value_range(data);
         let search = |ceiling| {
-            let mut s = Search {
-                data,
-                shape: &shape,
-                settings: &settings,
-                compressions: 0,
-                ssim_reference: OnceCell::new(),
-            };
+            let mut s = Search::new(data, &shape, &settings);
             // 30× looser than the formula: far below 50 dB.
             let first = s
                 .try_bound(CodecId::Sz3, 30.0 * sz3_formula_bound(range, 50.0))
