@@ -144,7 +144,7 @@ impl Memory {
             memory: self,
             raw: Cell::new(None),
             predicted_gap: Cell::new(None),
-            skipped_runner_up: Cell::new(false),
+            may_skip_runner_up: Cell::new(false),
             byte_len: Cell::new(0),
         }
     }
@@ -157,8 +157,10 @@ pub struct Remembering<'a> {
     raw: Cell<Option<Proposal>>,
     /// This chunk's first and runner-up codec and the predicted ln size gap between them.
     predicted_gap: Cell<Option<(CodecId, CodecId, f64)>>,
-    /// Whether this chunk's runner-up may be skipped ([`Proposal::skip_runner_up_within`]).
-    skipped_runner_up: Cell<bool>,
+    /// Whether this chunk's proposal lets the runner-up be skipped
+    /// ([`Proposal::skip_runner_up_within`]); a chunk that did so counts as skipped unless
+    /// the runner-up's search measured a gap.
+    may_skip_runner_up: Cell<bool>,
     /// The chunk's size in bytes.
     byte_len: Cell<usize>,
 }
@@ -227,7 +229,7 @@ impl Proposer for Remembering<'_> {
                 Some((WIDE_LOSS * data.byte_len() as f64 / ratio) as usize)
             })
             .flatten();
-        self.skipped_runner_up.set(within.is_some());
+        self.may_skip_runner_up.set(within.is_some());
         self.byte_len.set(data.byte_len());
         let runner_up = second.map(|alt| Alternative {
             bound: moved(alt.codec, alt.bound),
@@ -281,7 +283,7 @@ impl Remembering<'_> {
                 });
                 state.skipped_in_a_row = 0;
             }
-            _ if self.skipped_runner_up.get() => state.skipped_in_a_row += 1,
+            _ if self.may_skip_runner_up.get() => state.skipped_in_a_row += 1,
             _ => {}
         }
         let stored = crate::metrics::compression_ratio(self.byte_len.get(), outcome.payload.len());
@@ -512,7 +514,7 @@ mod tests {
             let summary = (o.codec, o.reason, o.measured, o.runner_up_gap);
             assert!(o.measured.unwrap() >= 80.0, "chunk {i}: {summary:?}");
             let searched = o.runner_up_gap.is_some();
-            if i > 0 && searched && !r.skipped_runner_up.get() {
+            if i > 0 && searched && !r.may_skip_runner_up.get() {
                 assert!(
                     o.runner_up_gap.unwrap() >= WIDE_LOSS,
                     "chunk {i}: {summary:?}"
