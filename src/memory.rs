@@ -222,13 +222,13 @@ impl Proposer for Remembering<'_> {
                 && state.gap_bias[a as usize][b as usize]
                     .is_some_and(|o| gap + o.mean - o.dev >= WIDE_LOSS.ln())
         });
-        let within = skip
-            .then(|| {
-                let ratio =
-                    first.predicted_ratio? * state.ratio_bias[first.codec as usize]?.mean.exp();
-                Some((WIDE_LOSS * data.byte_len() as f64 / ratio) as usize)
-            })
-            .flatten();
+        let expected_ratio = first
+            .predicted_ratio
+            .zip(state.ratio_bias[first.codec as usize])
+            .map(|(ratio, bias)| ratio * bias.mean.exp());
+        let within = expected_ratio
+            .filter(|_| skip)
+            .map(|ratio| (WIDE_LOSS * data.byte_len() as f64 / ratio) as usize);
         self.may_skip_runner_up.set(within.is_some());
         self.byte_len.set(data.byte_len());
         let runner_up = second.map(|alt| Alternative {
@@ -286,9 +286,10 @@ impl Remembering<'_> {
             _ if self.may_skip_runner_up.get() => state.skipped_in_a_row += 1,
             _ => {}
         }
-        let stored = crate::metrics::compression_ratio(self.byte_len.get(), outcome.payload.len());
+        let stored_ratio =
+            crate::metrics::compression_ratio(self.byte_len.get(), outcome.payload.len());
         if let Some(x) = raw_ratio
-            .map(|r| (stored / r).ln())
+            .map(|r| (stored_ratio / r).ln())
             .filter(|x| x.is_finite())
         {
             let slot = &mut state.ratio_bias[outcome.codec as usize];

@@ -683,8 +683,8 @@ impl<'a> Search<'a> {
         let as_expected = proposal
             .skip_runner_up_within
             .is_some_and(|limit| kept.as_ref().is_some_and(|k| k.attempt.stored <= limit));
-        let searched = |_: &Alternative| self.budget().runner_up && !as_expected;
-        if let Some(alt) = proposal.runner_up.filter(searched) {
+        let searched = self.budget().runner_up && !as_expected;
+        if let Some(alt) = proposal.runner_up.filter(|_| searched) {
             let shift = kept.as_ref().map_or(1.0, |k| k.attempt.bound / first_bound);
             // A runner-up that refuses the chunk is simply not an alternative.
             let start = self.try_bound(alt.codec, alt.bound * shift).ok();
