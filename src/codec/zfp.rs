@@ -202,3 +202,29 @@ impl Drop for BitStream {
         unsafe { ffi::stream_close(self.0.as_ptr()) }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::{generate, Kind};
+
+    #[test]
+    fn every_bound_up_to_the_next_power_of_two_gives_the_same_stream() {
+        // Fixed-accuracy mode keeps only the power of two at or below the tolerance (zfp's
+        // minexp), so its error moves in stairs of about 6 dB; crate::memory relies on it.
+        let v: Vec<f32> = generate(Kind::Spectral { slope: 3.0 }, &[24, 24, 24], 5)
+            .into_iter()
+            .map(|x| x as f32)
+            .collect();
+        let shape = [24, 24, 24];
+        let encode = |bound: f64| Zfp.encode(Samples::F32(&v), &shape, bound).unwrap();
+        for k in [-10, -4, 1] {
+            let low = 2f64.powi(k);
+            let high = f64::from_bits(2f64.powi(k + 1).to_bits() - 1);
+            let stair = encode(low);
+            assert_eq!(encode(1.3 * low), stair, "2^{k}");
+            assert_eq!(encode(high), stair, "2^{k}");
+            assert!(encode(2.0 * low).len() < stair.len(), "2^{k}");
+        }
+    }
+}

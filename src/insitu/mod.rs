@@ -168,18 +168,33 @@ pub fn compress(
     if !want_report {
         return Ok((bytes, None));
     }
-    let (psnr, metric) = verify(data, shape, settings, &bytes)?;
-    let report = Report {
-        codec: outcome.codec,
-        bound: outcome.bound,
-        compressions: outcome.compressions,
-        metric,
-        psnr,
-        ratio: metrics::compression_ratio(data.byte_len(), bytes.len()),
-        target_met: meets(settings, metric),
-        correction: 0.0,
-    };
+    let report = Report::verified(data, shape, settings, &bytes, &outcome, 0.0)?;
     Ok((bytes, Some(report)))
+}
+
+impl Report {
+    /// Decodes `bytes` (the chunk `outcome` produced from `data`) and reports what it
+    /// stored and measured; `correction` is what a session applied.
+    fn verified(
+        data: Samples<'_>,
+        shape: &[usize],
+        settings: &Settings,
+        bytes: &[u8],
+        outcome: &Outcome,
+        correction: f64,
+    ) -> Result<Report, InsituError> {
+        let (psnr, metric) = verify(data, shape, settings, bytes)?;
+        Ok(Report {
+            codec: outcome.codec,
+            bound: outcome.bound,
+            compressions: outcome.compressions,
+            metric,
+            psnr,
+            ratio: metrics::compression_ratio(data.byte_len(), bytes.len()),
+            target_met: meets(settings, metric),
+            correction,
+        })
+    }
 }
 
 /// What [`advise`] found.

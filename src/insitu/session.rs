@@ -23,6 +23,16 @@
 //! where nothing catches a miss, the margin is [`PREDICT_MARGIN_SCALE`] times wider. Ratio and
 //! absolute-bound targets are not corrected (their bound is searched or fixed).
 //!
+//! # Guarantee mode with a PSNR target
+//!
+//! Guarantee mode corrects every step anyway, so a margin below the ideal factor only buys
+//! a landing search back up to the target. With a PSNR target the session therefore learns
+//! as the filter does across the chunks of a dataset ([`crate::memory`]): the next step aims
+//! just above the target, the compressor kept last is tried first, and a runner-up
+//! predicted to lose by far is skipped. On timesteps of five ../shared/data fields (100
+//! to 17 steps) this spent 0.2–1.5 fewer compressions per step than the margin above, at
+//! the same ratio within 1.5% (docs/insitu.md).
+//!
 //! # Threads
 //!
 //! The state sits behind a `Mutex` that is held only to read the correction and to fold
@@ -32,8 +42,9 @@
 use std::cell::Cell;
 use std::sync::Mutex;
 
-use super::{encode_with, meets, proposer, verify, InsituError, Report};
+use super::{encode_with, proposer, InsituError, Report};
 use crate::features::Extent;
+use crate::memory::Memory;
 use crate::metrics;
 use crate::samples::Samples;
 use crate::select::{Proposal, Proposer, SelectError};
@@ -63,6 +74,14 @@ pub struct Stats {
     pub compressions: u64,
     /// Steps whose verified metric missed the target.
     pub misses: u64,
+}
+
+impl Stats {
+    fn count(&mut self, report: &Report) {
+        self.steps += 1;
+        self.compressions += u64::from(report.compressions);
+        self.misses += u64::from(!report.target_met);
+    }
 }
 
 /// What a session has learned about one codec's proposals.
@@ -116,6 +135,8 @@ pub struct Session {
     settings: Settings,
     adapt: bool,
     state: Mutex<State>,
+    /// Guarantee mode's PSNR learning ([`Session::remembers`]).
+    memory: Memory,
 }
 
 /// Wraps the proposer, scales its bound by the session's correction, and remembers the raw
@@ -162,6 +183,7 @@ impl Session {
             settings,
             adapt,
             state: Mutex::new(State::default()),
+            memory: Memory::default(),
         }
     }
 
@@ -187,34 +209,35 @@ impl Session {
         data: Samples<'_>,
         shape: &[usize],
     ) -> Result<(Vec<u8>, Report), InsituError> {
+        let inner = proposer(&self.settings)?;
         let learned = if self.adapt {
             self.lock().learned
         } else {
             [None; 4]
         };
         let corrected = Corrected {
-            inner: proposer(&self.settings)?,
+            inner,
             learned,
             raw: Cell::new(None),
             applied: Cell::new(0.0),
         };
-        let (bytes, outcome) = encode_with(data, shape, &self.settings, &corrected)?;
-        let (psnr, metric) = verify(data, shape, &self.settings, &bytes)?;
-        let report = Report {
-            codec: outcome.codec,
-            bound: outcome.bound,
-            compressions: outcome.compressions,
-            metric,
-            psnr,
-            ratio: metrics::compression_ratio(data.byte_len(), bytes.len()),
-            target_met: meets(&self.settings, metric),
-            correction: corrected.applied.get(),
+        let remembering = self.memory.proposer(inner);
+        let remembers = self.remembers();
+        let chooser: &dyn Proposer = if remembers { &remembering } else { &corrected };
+        let (bytes, outcome) = encode_with(data, shape, &self.settings, chooser)?;
+        let correction = if remembers {
+            remembering.learn(&outcome, &self.settings);
+            remembering.applied()
+        } else {
+            corrected.applied.get()
         };
+        let report = Report::verified(data, shape, &self.settings, &bytes, &outcome, correction)?;
         // A first proposal that missed (a retry was needed, or predict mode missed) proves
         // the ideal factor lies below the one applied, whatever the kept bound suggests:
         // codecs such as ZFP change error in steps, so the measured excess of a corrected
         // bound can point far above the factor that just failed.
         let first_missed = !outcome.proposal_held() || !report.target_met;
+        // No raw proposal when memory chose: then the session's own correction learns nothing.
         let observation = match corrected.raw.get() {
             Some(raw) if self.adapt => self.observe(&raw, &report).map(|(codec, x)| {
                 let applied = corrected.applied.get();
@@ -230,9 +253,7 @@ impl Session {
             _ => None,
         };
         let mut state = self.lock();
-        state.stats.steps += 1;
-        state.stats.compressions += u64::from(report.compressions);
-        state.stats.misses += u64::from(!report.target_met);
+        state.stats.count(&report);
         if let Some((codec, x)) = observation {
             let slot = &mut state.learned[codec as usize];
             *slot = Some(match *slot {
@@ -241,6 +262,15 @@ impl Session {
             });
         }
         Ok((bytes, report))
+    }
+
+    /// Whether this session learns as the filter does per dataset ([`Memory`]): guarantee
+    /// mode with a PSNR target, which measures and corrects every step, so its proposals
+    /// aim just above the target and the runner-up compressor may be skipped.
+    fn remembers(&self) -> bool {
+        self.adapt
+            && self.settings.mode == Mode::Guarantee
+            && self.settings.target.kind == TargetKind::Psnr
     }
 
     /// The ln factor that would have met the target exactly, or `None` when this step says
@@ -312,14 +342,13 @@ mod tests {
     }
 
     #[test]
-    fn adaptation_costs_at_most_one_compression_and_little_ratio() {
+    fn adaptation_costs_at_most_one_compression_in_three_steps_and_little_ratio() {
         // Over a drifting field, for every compressor, a learning session spends at most
-        // one compression more than a fixed one over the six steps (guarantee mode's
-        // landing search may take one more step from the session's different start) and
-        // keeps at least 95% of its ratio, while every step meets the target. With the surrogate proposing, the session's safety margin
-        // costs SZ3 3.3% of ratio here (3.66 vs 3.79) and buys nothing; with ZFP, whose
-        // error moves in steps of bit planes, the learned factor can oscillate. This bounds
-        // what either may cost.
+        // two compressions more than a fixed one over the six steps and keeps at least 95%
+        // of its ratio, while every step meets the target. Guarantee mode learns as the
+        // filter's memory does: SZ3 spends 16 compressions instead of 18 here; ZFP, whose
+        // error moves in 6 dB stairs, lands on the same stairs as the fixed session but may
+        // spend a step finding that the next stair down misses (18 instead of 16).
         for compressor in [
             crate::wire::CompressorChoice::Sz3,
             crate::wire::CompressorChoice::Zfp,
@@ -342,9 +371,12 @@ mod tests {
             };
             let (adaptive, fixed) = (run(true), run(false));
             assert!(
-                adaptive.0 <= fixed.0 + 1,
+                adaptive.0 <= fixed.0 + 2,
                 "{compressor:?}: {adaptive:?} vs {fixed:?}"
             );
+            if compressor == crate::wire::CompressorChoice::Sz3 {
+                assert!(adaptive.0 < fixed.0, "{adaptive:?} vs {fixed:?}");
+            }
             assert!(
                 adaptive.1 >= 0.95 * fixed.1,
                 "{compressor:?}: {adaptive:?} vs {fixed:?}"
