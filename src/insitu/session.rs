@@ -30,8 +30,8 @@
 //! as the filter does across the chunks of a dataset ([`crate::memory`]): the next step aims
 //! just above the target, the compressor kept last is tried first, and a runner-up
 //! predicted to lose by far is skipped. On timesteps of five ../shared/data fields (100
-//! to 17 steps) this spent 0.2–1.5 fewer compressions per step than the margin above, at
-//! the same ratio within 1.5% (docs/insitu.md).
+//! to 17 steps) this spent 0.2–1.5 fewer compressions per step than the margin above, for
+//! a ratio between 1.5% lower and 7% higher (docs/insitu.md).
 //!
 //! # Threads
 //!

@@ -51,7 +51,7 @@ pub struct BenchArgs {
     /// At most this many arrays (after --filter, in name order).
     #[arg(long)]
     max_arrays: Option<usize>,
-    /// Worker threads (chunks run in parallel).
+    /// Worker threads (the targets of an array run in parallel, its chunks in order).
     #[arg(long, default_value_t = 2)]
     threads: usize,
     /// Real compressions per oracle, compressor and chunk.
@@ -155,34 +155,37 @@ pub fn run(args: BenchArgs) -> Result<()> {
             bar.inc((blocks.len() * args.targets.len()) as u64);
             continue;
         }
-        let jobs: Vec<(usize, usize)> = (0..blocks.len())
-            .flat_map(|b| (0..args.targets.len()).map(move |t| (b, t)))
-            .collect();
-        let memories: Vec<methods::Memories> =
-            args.targets.iter().map(|_| Default::default()).collect();
-        let results = pool.install(|| {
-            jobs.par_iter()
-                .map(|&(b, ti)| {
-                    let sub = chunking::extract(&values, &entry.dims, &blocks[b]);
-                    let job = Job {
-                        data: sub.view(),
-                        shape: &blocks[b].shape,
-                        target: args.targets[ti],
-                    };
-                    let rows = Settings::psnr(job.target)
+        // Each target's chunks run in order through one memory, as the filter receives a
+        // dataset's chunks, so that runs repeat exactly; the targets run in parallel.
+        let per_target = pool.install(|| {
+            (0..args.targets.len())
+                .into_par_iter()
+                .map(|ti| {
+                    let memories = methods::Memories::default();
+                    let chooser = Settings::psnr(args.targets[ti])
                         .map_err(anyhow::Error::from)
-                        .and_then(|settings| proposer(&settings))
-                        .and_then(|chooser| {
-                            methods::run_all(job, args.oracle_steps, chooser, &memories[ti])
+                        .and_then(|settings| proposer(&settings))?;
+                    blocks
+                        .iter()
+                        .map(|block| {
+                            let sub = chunking::extract(&values, &entry.dims, block);
+                            let job = Job {
+                                data: sub.view(),
+                                shape: &block.shape,
+                                target: args.targets[ti],
+                            };
+                            let rows = methods::run_all(job, args.oracle_steps, chooser, &memories)
+                                .with_context(|| {
+                                    format!("{} chunk at {:?}", entry.name(), block.origin)
+                                });
+                            bar.inc(1);
+                            rows.map(|rows| (ti, sub.view().byte_len(), sub.view().len(), rows))
                         })
-                        .with_context(|| {
-                            format!("{} chunk at {:?}", entry.name(), blocks[b].origin)
-                        });
-                    bar.inc(1);
-                    rows.map(|rows| (ti, sub.view().byte_len(), sub.view().len(), rows))
+                        .collect::<Result<Vec<_>>>()
                 })
                 .collect::<Result<Vec<_>>>()
         })?;
+        let results = per_target.into_iter().flatten();
         let mut tallies: HashMap<(usize, Method), Tally> = HashMap::new();
         for (ti, bytes, n, rows) in results {
             for (m, r) in rows {
