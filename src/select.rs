@@ -152,6 +152,35 @@ impl Bracket {
     }
 }
 
+/// `bound`, or, for a codec whose bounds come in stairs ([`Codec::alike_bounds`]) when
+/// `bound` lies on a stair already tried, the nearest bound on the next stair in the
+/// step's direction from `from`; None when that stair was tried too or lies outside the
+/// bracket (the search has learned all it can). ZFP's landing after a loosening that
+/// missed used to spend a third compression on a stair it knew.
+fn untried_stair(
+    codec: CodecId,
+    bound: f64,
+    from: f64,
+    tried: &[f64],
+    bracket: &Bracket,
+) -> Option<f64> {
+    let codec = codec_for(codec);
+    let stair = |b: f64| codec.alike_bounds(b);
+    let known = |b: f64| stair(b).is_some() && tried.iter().any(|&t| stair(t) == stair(b));
+    if !known(bound) {
+        return Some(bound);
+    }
+    let (low, high) = stair(bound)?;
+    let next = if bound > from {
+        high
+    } else {
+        f64::from_bits(low.to_bits() - 1)
+    };
+    let inside =
+        bracket.met.map_or(true, |m| next > m) && bracket.missed.map_or(true, |m| next < m);
+    (inside && !known(next)).then_some(next)
+}
+
 /// `guess` when it lies strictly inside the bracket `(lo, hi)` of bounds (0 and ∞ for an
 /// open side), else the bracket's geometric middle, or a step of 1.5× beyond its one known
 /// side. `None` when the bracket is narrower than 2%: not worth another compression.
@@ -737,9 +766,11 @@ impl<'a> Search<'a> {
         let mut kept: Option<Landed> = None;
         let mut first_met = false;
         let mut previous = None;
+        let mut tried_bounds = vec![first.bound];
         let mut attempt = first;
         let budget = self.budget();
         for tried in 0..budget.far.max(budget.near) {
+            let from = attempt.bound;
             let (db, measured) = self.quality(&attempt)?;
             let met = db >= target;
             // The same size and lossy PSNR from another bound: the codec is on a floor or
@@ -778,10 +809,14 @@ impl<'a> Search<'a> {
             if overshoot <= budget.close_db || tried + 1 >= limit || plateau {
                 break;
             }
-            let Some(bound) = bracket.next_bound(target + budget.aim_db) else {
+            let Some(bound) = bracket
+                .next_bound(target + budget.aim_db)
+                .and_then(|b| untried_stair(codec, b, from, &tried_bounds, &bracket))
+            else {
                 break;
             };
             attempt = self.try_bound(codec, bound)?;
+            tried_bounds.push(bound);
         }
         Ok(kept)
     }
@@ -934,6 +969,40 @@ mod tests {
             assert!(psnr >= t, "target {t}: got {psnr} via {}", out.reason);
             assert_eq!(out.measured, Some(psnr));
         }
+    }
+
+    #[test]
+    fn a_search_takes_no_step_onto_a_zfp_stair_it_knows() {
+        // ZFP compresses every bound in [2^k, 2^(k+1)) alike.
+        let mut bracket = Bracket::default();
+        bracket.record(0.3, 63.0, true);
+        // A loosening step that stays on the kept stair moves to the next stair up.
+        assert_eq!(
+            untried_stair(CodecId::Zfp, 0.4, 0.3, &[0.3], &bracket),
+            Some(0.5)
+        );
+        // An untried stair, and any bound of a codec without stairs, are left as they are.
+        assert_eq!(
+            untried_stair(CodecId::Zfp, 0.6, 0.3, &[0.3], &bracket),
+            Some(0.6)
+        );
+        assert_eq!(
+            untried_stair(CodecId::Sz3, 0.4, 0.3, &[0.3], &bracket),
+            Some(0.4)
+        );
+        // Once the next stair up missed, every bound between is known: nothing to try.
+        bracket.record(0.6, 57.0, false);
+        for b in [0.35, 0.45, 0.55] {
+            assert_eq!(
+                untried_stair(CodecId::Zfp, b, 0.6, &[0.3, 0.6], &bracket),
+                None
+            );
+        }
+        // A tightening step from a miss may go to the stair below, not past a bound that met.
+        let mut missed = Bracket::default();
+        missed.record(0.6, 57.0, false);
+        let below = untried_stair(CodecId::Zfp, 0.55, 0.6, &[0.6], &missed).unwrap();
+        assert!(below < 0.5 && below > 0.49, "{below}");
     }
 
     #[test]

@@ -98,6 +98,14 @@ pub trait Codec: Send + Sync {
     fn expand(&self, layout: &Layout, _bound: f64, stored: &[u8]) -> Option<Vec<u8>> {
         with_frame(self, layout, stored)
     }
+
+    /// The bounds `[low, high)` that give the same stream as `bound`, for a codec that uses
+    /// only part of its bound (ZFP keeps only the power of two at or below its tolerance),
+    /// so that a search does not spend a compression to learn what it already knows. None
+    /// when any change of bound may change the stream.
+    fn alike_bounds(&self, _bound: f64) -> Option<(f64, f64)> {
+        None
+    }
 }
 
 /// What follows `codec`'s container header ([`Codec::frame`]) in `payload`, when the payload

@@ -29,6 +29,21 @@ impl Codec for Zfp {
         CodecId::Zfp
     }
 
+    /// zfp's fixed-accuracy mode uses `minexp = floor(log2(tolerance))`, so its error moves
+    /// in stairs of about 6 dB.
+    fn alike_bounds(&self, bound: f64) -> Option<(f64, f64)> {
+        if !(bound.is_normal() && bound > 0.0 && bound < f64::MAX / 2.0) {
+            return None;
+        }
+        // A positive normal float's exponent field is floor(log2) + 1023; zero mantissa
+        // bits make that power of two.
+        let exponent = bound.to_bits() >> 52;
+        Some((
+            f64::from_bits(exponent << 52),
+            f64::from_bits((exponent + 1) << 52),
+        ))
+    }
+
     fn encode(
         &self,
         data: Samples<'_>,
@@ -209,9 +224,10 @@ mod tests {
     use crate::synth::{generate, Kind};
 
     #[test]
-    fn every_bound_up_to_the_next_power_of_two_gives_the_same_stream() {
+    fn alike_bounds_are_the_stair_between_two_powers_of_two() {
         // Fixed-accuracy mode keeps only the power of two at or below the tolerance (zfp's
-        // minexp), so its error moves in stairs of about 6 dB; crate::memory relies on it.
+        // minexp), so its error moves in stairs of about 6 dB; crate::memory and
+        // crate::select rely on it.
         let v: Vec<f32> = generate(Kind::Spectral { slope: 3.0 }, &[24, 24, 24], 5)
             .into_iter()
             .map(|x| x as f32)
@@ -220,11 +236,14 @@ mod tests {
         let encode = |bound: f64| Zfp.encode(Samples::F32(&v), &shape, bound).unwrap();
         for k in [-10, -4, 1] {
             let low = 2f64.powi(k);
-            let high = f64::from_bits(2f64.powi(k + 1).to_bits() - 1);
+            let high = 2.0 * low;
+            let below_high = f64::from_bits(high.to_bits() - 1);
             let stair = encode(low);
-            assert_eq!(encode(1.3 * low), stair, "2^{k}");
-            assert_eq!(encode(high), stair, "2^{k}");
-            assert!(encode(2.0 * low).len() < stair.len(), "2^{k}");
+            for b in [low, 1.3 * low, below_high] {
+                assert_eq!(Zfp.alike_bounds(b), Some((low, high)), "{b}");
+                assert_eq!(encode(b), stair, "{b}");
+            }
+            assert!(encode(high).len() < stair.len(), "2^{k}");
         }
     }
 }

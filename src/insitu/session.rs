@@ -30,8 +30,8 @@
 //! as the filter does across the chunks of a dataset ([`crate::memory`]): the next step aims
 //! just above the target, the compressor kept last is tried first, and a runner-up
 //! predicted to lose by far is skipped. On timesteps of five ../shared/data fields (100
-//! to 17 steps) this spent 0.2–1.5 fewer compressions per step than the margin above, for
-//! a ratio between 1.5% lower and 7% higher (docs/insitu.md).
+//! to 17 steps) this spent 0.2–2.2 fewer compressions per step than the margin above, for
+//! a ratio between 1.4% lower and 7% higher (docs/insitu.md).
 //!
 //! # Threads
 //!
@@ -342,13 +342,12 @@ mod tests {
     }
 
     #[test]
-    fn adaptation_costs_at_most_one_compression_in_three_steps_and_little_ratio() {
+    fn adaptation_costs_at_most_one_compression_and_little_ratio() {
         // Over a drifting field, for every compressor, a learning session spends at most
-        // two compressions more than a fixed one over the six steps and keeps at least 95%
+        // one compression more than a fixed one over the six steps and keeps at least 95%
         // of its ratio, while every step meets the target. Guarantee mode learns as the
-        // filter's memory does: SZ3 spends 16 compressions instead of 18 here; ZFP, whose
-        // error moves in 6 dB stairs, lands on the same stairs as the fixed session but may
-        // spend a step finding that the next stair down misses (18 instead of 16).
+        // filter's memory does: SZ3 spends 16 compressions instead of 18 here, SPERR 12
+        // instead of 18; ZFP, whose error moves in 6 dB stairs, 12 either way.
         for compressor in [
             crate::wire::CompressorChoice::Sz3,
             crate::wire::CompressorChoice::Zfp,
@@ -371,7 +370,7 @@ mod tests {
             };
             let (adaptive, fixed) = (run(true), run(false));
             assert!(
-                adaptive.0 <= fixed.0 + 2,
+                adaptive.0 <= fixed.0 + 1,
                 "{compressor:?}: {adaptive:?} vs {fixed:?}"
             );
             if compressor == crate::wire::CompressorChoice::Sz3 {
