@@ -4,7 +4,8 @@
 //! best guess of its error on the next, and the compressor that won on one usually wins
 //! on the next. Guarantee and fast mode measure every chunk they write, so after each
 //! chunk a [`Memory`] records, per codec, the factor between the surrogate's raw bound and
-//! the bound that would have met the target exactly, and which compressor was kept. The
+//! the bound that would have met the target exactly (for ZFP, whose error moves in 6 dB
+//! stairs, the bound it kept), and which compressor was kept. The
 //! next chunk's proposal is moved by that factor, aimed a little above the target
 //! ([`AIM_DB`]), so its first compression usually lands where guarantee mode's search would
 //! have stopped; and the compressor kept last is measured first, so that the runner-up
@@ -281,9 +282,9 @@ impl Remembering<'_> {
                 // ZFP's fixed-accuracy error moves in 6 dB stairs (a power of two of bound): a
                 // looser bound worth the excess measured above the target is usually the
                 // next stair down, which misses. Its kept bound is where the next chunk
-                // starts: extrapolating from it cost 40-50% of the ratio at 40 and 60 dB on
-                // datasets ZFP wins, and starting from the loosest bound on the kept stair
-                // missed more often (docs/bench.md).
+                // starts: extrapolating from it cost about half the ratio at 40 and 60 dB
+                // on datasets ZFP wins, and starting from the loosest bound on the kept
+                // stair missed more often (docs/bench.md).
                 let excess = match outcome.codec {
                     CodecId::Zfp => 0.0,
                     _ => crate::metrics::db_to_ln(m - settings.target.value()),
