@@ -8,8 +8,10 @@
 //! stairs, the bound it kept), and which compressor was kept. The
 //! next chunk's proposal is moved by that factor, aimed a little above the target
 //! ([`AIM_DB`]), so its first compression usually lands where guarantee mode's search would
-//! have stopped; and the compressor kept last is measured first, so that the runner-up
-//! search is the one abandoned early ([`crate::select`]'s hopeless test).
+//! have stopped; and in guarantee mode the compressor kept last is measured first, so that
+//! the runner-up search is the one abandoned early ([`crate::select`]'s hopeless test).
+//! Fast mode searches no runner-up: it tries the compressor expected to store least, the
+//! surrogate's ratio corrected by what the dataset stored of it.
 //!
 //! The runner-up is skipped only when the surrogate, corrected by what the last searches
 //! of the runner-up measured ([`Outcome::runner_up_gap`]), predicts that it loses by far,
