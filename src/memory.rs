@@ -38,6 +38,7 @@ use std::sync::{Arc, Mutex};
 
 use once_cell::sync::Lazy;
 
+use crate::codec::codec_for;
 use crate::features::Extent;
 use crate::samples::Samples;
 use crate::select::{Alternative, Outcome, Proposal, Proposer, SelectError};
@@ -171,6 +172,13 @@ pub struct Remembering<'a> {
     applied: Cell<f64>,
 }
 
+/// Whether `codec` compresses bounds in stairs around `bound`
+/// ([`crate::codec::Codec::alike_bounds`]): its error does not follow the bound smoothly,
+/// so memory extrapolates nothing from it.
+fn stepped(codec: CodecId, bound: f64) -> bool {
+    codec_for(codec).alike_bounds(bound).is_some()
+}
+
 /// Whether memory applies: a measured mode and a PSNR target (the correction is in dB).
 fn applies(settings: &Settings) -> bool {
     settings.mode != Mode::Predict && settings.target.kind == TargetKind::Psnr
@@ -194,8 +202,9 @@ impl Proposer for Remembering<'_> {
         let moved = |codec: CodecId, bound: f64| match offsets[codec as usize] {
             Some(o) => {
                 let aim = match settings.mode {
-                    // ZFP's remembered bound is one it kept, not an extrapolation.
-                    Mode::Fast if codec == CodecId::Zfp => 0.0,
+                    // A stepped codec's remembered bound is one it kept, not an
+                    // extrapolation.
+                    Mode::Fast if stepped(codec, bound) => 0.0,
                     Mode::Fast => (FAST_SPREAD * o.dev * 20.0 / std::f64::consts::LN_10)
                         .clamp(FAST_AIM_DB.0, FAST_AIM_DB.1),
                     _ => AIM_DB,
@@ -297,15 +306,16 @@ impl Remembering<'_> {
         };
         let x = match (raw_bound, outcome.measured) {
             (Some(b), Some(m)) if b > 0.0 && outcome.bound > 0.0 && m.is_finite() => {
-                // ZFP's fixed-accuracy error moves in 6 dB stairs (a power of two of bound): a
-                // looser bound worth the excess measured above the target is usually the
-                // next stair down, which misses. Its kept bound is where the next chunk
-                // starts: extrapolating from it cost about half the ratio at 40 and 60 dB
-                // on datasets ZFP wins, and starting from the loosest bound on the kept
-                // stair missed more often (docs/bench.md).
-                let excess = match outcome.codec {
-                    CodecId::Zfp => 0.0,
-                    _ => crate::metrics::db_to_ln(m - settings.target.value()),
+                // A codec whose error moves in stairs (ZFP: 6 dB a power of two of bound)
+                // mostly misses at a looser bound worth the excess measured above the
+                // target: that is the next stair down. Its kept bound is where the next
+                // chunk starts: extrapolating from it cost ZFP about half the ratio at 40
+                // and 60 dB on datasets it wins, and starting from the loosest bound on the
+                // kept stair missed more often (docs/bench.md).
+                let excess = if stepped(outcome.codec, outcome.bound) {
+                    0.0
+                } else {
+                    crate::metrics::db_to_ln(m - settings.target.value())
                 };
                 Some((outcome.bound / b).ln() + excess)
             }
