@@ -89,14 +89,15 @@ const AIM_PER_DB: f64 = 0.03;
 /// The PSNR a bracket records for an exact decode (+∞).
 const EXACT_DB: f64 = 400.0;
 
-/// Slope assumed in (ln bound, PSNR) from one point: MSE ∝ bound², i.e. −20 dB a decade.
-const DEFAULT_SLOPE: f64 = -20.0 / std::f64::consts::LN_10;
+/// Slope in (ln bound, PSNR) of a uniform quantiser at high rate, −20 dB a decade: the
+/// scale of the limits a measured secant must keep.
+const DEFAULT_SLOPE: f64 = crate::codec::HIGH_RATE_PSNR_SLOPE;
 
 /// The bounds seen to meet and to miss a PSNR target, and the points measured.
 #[derive(Debug, Default)]
 struct Bracket {
-    /// (ln bound, PSNR) of every attempt.
-    points: Vec<(f64, f64)>,
+    /// (ln bound, PSNR, the codec's slope at that point's rate) of every attempt.
+    points: Vec<(f64, f64, f64)>,
     /// Loosest bound that met the target.
     met: Option<f64>,
     /// Tightest bound that missed it.
@@ -104,7 +105,10 @@ struct Bracket {
 }
 
 impl Bracket {
-    fn record(&mut self, bound: f64, psnr: f64, met: bool) {
+    /// Records an attempt; `slope` is what the codec's PSNR is expected to do per unit of
+    /// ln bound near it ([`crate::codec::Codec::psnr_slope`]), the step's slope while no second bound
+    /// has been measured.
+    fn record(&mut self, bound: f64, psnr: f64, met: bool, slope: f64) {
         // A decode that is not even comparable (NaN) counts as the worst PSNR; an exact
         // one (+∞) as a finite PSNR far above any target, so that secants stay finite.
         let psnr = if psnr.is_nan() {
@@ -112,7 +116,7 @@ impl Bracket {
         } else {
             psnr.min(EXACT_DB)
         };
-        self.points.push((bound.ln(), psnr));
+        self.points.push((bound.ln(), psnr, slope));
         if met {
             self.met = Some(self.met.map_or(bound, |b| b.max(bound)));
         } else {
@@ -122,8 +126,8 @@ impl Bracket {
 
     /// The bound expected to give `aim` dB, plus [`AIM_PER_DB`] of the distance from the
     /// nearest point (a long extrapolation errs by more): a secant through the two points
-    /// nearest the aim (one point: the −20 dB/decade slope), kept inside the bracket by
-    /// [`inside_bracket`].
+    /// nearest the aim (one point: the codec's slope at its rate), kept inside the bracket
+    /// by [`inside_bracket`].
     fn next_bound(&self, aim: f64) -> Option<f64> {
         let mut near = self.points.clone();
         // Nearest the aim first; among equally near (exact) points, the loosest bound.
@@ -133,15 +137,15 @@ impl Bracket {
                 .total_cmp(&(b.1 - aim).abs())
                 .then(b.0.total_cmp(&a.0))
         });
-        let (x0, y0) = *near.first()?;
+        let (x0, y0, own) = *near.first()?;
         let aim = aim + (AIM_PER_DB * (y0 - aim).abs()).min(1.0);
         let slope = near
             .iter()
             .skip(1)
-            .find(|(x, _)| (x - x0).abs() > 1e-9)
-            .map(|&(x1, y1)| (y1 - y0) / (x1 - x0))
+            .find(|(x, _, _)| (x - x0).abs() > 1e-9)
+            .map(|&(x1, y1, _)| (y1 - y0) / (x1 - x0))
             .filter(|s| s.is_finite() && *s < DEFAULT_SLOPE * 0.25)
-            .unwrap_or(DEFAULT_SLOPE)
+            .unwrap_or(own)
             .max(DEFAULT_SLOPE * 3.0);
         let guess = (x0 + (aim - y0) / slope).min(x0 + 60.0f64.ln()).exp();
         let (lo, hi) = (
@@ -786,7 +790,8 @@ impl<'a> Search<'a> {
                 break;
             }
             first_met |= tried == 0 && met;
-            bracket.record(attempt.bound, db, met);
+            let bits = 8.0 * attempt.stored as f64 / self.data.len().max(1) as f64;
+            bracket.record(attempt.bound, db, met, codec_for(codec).psnr_slope(bits));
             if met && attempt.smaller_than(&kept) {
                 let reason = match (tried, first_met) {
                     (0, _) => "proposal",
@@ -975,7 +980,7 @@ mod tests {
     fn a_search_takes_no_step_onto_a_zfp_stair_it_knows() {
         // ZFP compresses every bound in [2^k, 2^(k+1)) alike.
         let mut bracket = Bracket::default();
-        bracket.record(0.3, 63.0, true);
+        bracket.record(0.3, 63.0, true, DEFAULT_SLOPE);
         // A loosening step that stays on the kept stair moves to the next stair up.
         assert_eq!(
             untried_stair(CodecId::Zfp, 0.4, 0.3, &[0.3], &bracket),
@@ -991,7 +996,7 @@ mod tests {
             Some(0.4)
         );
         // Once the next stair up missed, every bound between is known: nothing to try.
-        bracket.record(0.6, 57.0, false);
+        bracket.record(0.6, 57.0, false, DEFAULT_SLOPE);
         for b in [0.35, 0.45, 0.55] {
             assert_eq!(
                 untried_stair(CodecId::Zfp, b, 0.6, &[0.3, 0.6], &bracket),
@@ -1000,7 +1005,7 @@ mod tests {
         }
         // A tightening step from a miss may go to the stair below, not past a bound that met.
         let mut missed = Bracket::default();
-        missed.record(0.6, 57.0, false);
+        missed.record(0.6, 57.0, false, DEFAULT_SLOPE);
         let below = untried_stair(CodecId::Zfp, 0.55, 0.6, &[0.6], &missed).unwrap();
         assert!(below < 0.5 && below > 0.49, "{below}");
     }
@@ -1008,21 +1013,32 @@ mod tests {
     #[test]
     fn bracket_steps_by_the_secant_and_stays_inside() {
         let mut b = Bracket::default();
-        b.record(1e-3, 50.0, true);
+        b.record(1e-3, 50.0, true, DEFAULT_SLOPE);
         // One point: −20 dB a decade, so 9.85 dB of excess, less the 3% of it the step
         // keeps as extra aim, is a bound 10^(0.97·9.85/20) looser.
         let one = b.next_bound(40.15).unwrap();
         assert!((one / (1e-3 * 10f64.powf(0.97 * 9.85 / 20.0)) - 1.0).abs() < 1e-9);
+        // A point recorded with the codec's slope at its rate (SPERR at a tenth of a bit
+        // per value, ~13 dB a decade) steps by that slope.
+        let sperr = codec_for(CodecId::Sperr).psnr_slope(0.1);
+        let mut low_rate = Bracket::default();
+        low_rate.record(1e-3, 50.0, true, sperr);
+        let step = low_rate.next_bound(40.15).unwrap();
+        let expected = 1e-3 * (0.97 * -9.85 / sperr).exp();
+        assert!(
+            (step / expected - 1.0).abs() < 1e-9 && step > one * 1.3,
+            "{step}"
+        );
         // Two points: their own slope (here −10 dB a decade).
-        b.record(1e-2, 40.0, true);
+        b.record(1e-2, 40.0, true, DEFAULT_SLOPE);
         let two = b.next_bound(39.0).unwrap();
         assert!((two / (1e-2 * 10f64.powf(0.097)) - 1.0).abs() < 1e-9);
         // A guess beyond a bound that missed falls back to the bracket's middle.
-        b.record(1.05e-2, 10.0, false);
+        b.record(1.05e-2, 10.0, false, DEFAULT_SLOPE);
         let mid = b.next_bound(35.0).unwrap();
         assert!(mid > 1e-2 && mid < 1.05e-2);
         // A bracket narrower than 2% is not worth another compression.
-        b.record(1.04e-2, 39.0, true);
+        b.record(1.04e-2, 39.0, true, DEFAULT_SLOPE);
         assert_eq!(b.next_bound(39.5), None);
     }
 
@@ -1046,10 +1062,10 @@ mod tests {
         // Exact decodes (PSNR +∞) give no slope: each step goes 60× looser, from the
         // loosest exact bound, not from the first one tried.
         let mut b = Bracket::default();
-        b.record(1e-6, f64::INFINITY, true);
+        b.record(1e-6, f64::INFINITY, true, DEFAULT_SLOPE);
         let first = b.next_bound(40.15).unwrap();
         assert!((first / 6e-5 - 1.0).abs() < 1e-9, "{first}");
-        b.record(first, f64::INFINITY, true);
+        b.record(first, f64::INFINITY, true, DEFAULT_SLOPE);
         let second = b.next_bound(40.15).unwrap();
         assert!((second / 3.6e-3 - 1.0).abs() < 1e-9, "{second}");
     }

@@ -106,7 +106,17 @@ pub trait Codec: Send + Sync {
     fn alike_bounds(&self, _bound: f64) -> Option<(f64, f64)> {
         None
     }
+
+    /// How PSNR moves with ln bound (dB per unit, negative) near a stream of
+    /// `bits_per_value`: the step a search takes from a single measured point. By default
+    /// MSE ∝ bound², the high-rate behaviour of a uniform quantiser.
+    fn psnr_slope(&self, _bits_per_value: f64) -> f64 {
+        HIGH_RATE_PSNR_SLOPE
+    }
 }
+
+/// −20 dB a decade of bound, in dB per unit of ln bound: MSE ∝ bound².
+pub const HIGH_RATE_PSNR_SLOPE: f64 = -20.0 / std::f64::consts::LN_10;
 
 /// What follows `codec`'s container header ([`Codec::frame`]) in `payload`, when the payload
 /// starts with exactly the frame the body after it would be given.
