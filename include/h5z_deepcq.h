@@ -337,7 +337,8 @@ int h5z_deepcq_advise(const void *data,
 /**
  * Compresses `data` to the target into a self-describing chunk the library allocates:
  * `*out` (release with `h5z_deepcq_free`) of `*out_len` bytes. `report` may be NULL;
- * when given, the chunk is decoded and verified to fill it.
+ * when given, it is measured on the decoded chunk (for a PSNR target in guarantee or
+ * fast mode, the chooser's own decode of the payload the chunk holds).
  *
  * # Safety
  * as `h5z_deepcq_advise` for the inputs; `out`, `out_len` and (unless NULL) `report` are writable.
@@ -413,7 +414,8 @@ int h5z_deepcq_session_new(const unsigned int *cd_values,
 
 /**
  * Compresses one timestep through a session into a library-allocated chunk (release
- * with `h5z_deepcq_free`). Every step is decoded and verified; `report` may be NULL.
+ * with `h5z_deepcq_free`). Every step is measured on its decoded values, as
+ * `h5z_deepcq_compress` measures its report; `report` may be NULL.
  *
  * # Safety
  * `session` comes from `h5z_deepcq_session_new` and is not freed; inputs and outputs as for `h5z_deepcq_compress`.

@@ -524,7 +524,8 @@ pub unsafe extern "C" fn h5z_deepcq_advise(
 
 /// Compresses `data` to the target into a self-describing chunk the library allocates:
 /// `*out` (release with `h5z_deepcq_free`) of `*out_len` bytes. `report` may be NULL;
-/// when given, the chunk is decoded and verified to fill it.
+/// when given, it is measured on the decoded chunk (for a PSNR target in guarantee or
+/// fast mode, the chooser's own decode of the payload the chunk holds).
 ///
 /// # Safety
 /// as `h5z_deepcq_advise` for the inputs; `out`, `out_len` and (unless NULL) `report` are writable.
@@ -677,7 +678,8 @@ pub unsafe extern "C" fn h5z_deepcq_session_new(
 }
 
 /// Compresses one timestep through a session into a library-allocated chunk (release
-/// with `h5z_deepcq_free`). Every step is decoded and verified; `report` may be NULL.
+/// with `h5z_deepcq_free`). Every step is measured on its decoded values, as
+/// `h5z_deepcq_compress` measures its report; `report` may be NULL.
 ///
 /// # Safety
 /// `session` comes from `h5z_deepcq_session_new` and is not freed; inputs and outputs as for `h5z_deepcq_compress`.

@@ -202,7 +202,7 @@ impl Session {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Compresses one timestep of the variable, verifies it by decoding, and learns from
+    /// Compresses one timestep of the variable, measures it decoded, and learns from
     /// the result.
     pub fn compress(
         &self,
