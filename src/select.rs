@@ -20,7 +20,7 @@
 //! runner-up, for about twice the time of one compression instead of four to five.
 
 use crate::chunk;
-use crate::codec::{codec_for, CodecError};
+use crate::codec::{codec_for, CodecError, HIGH_RATE_PSNR_SLOPE};
 use crate::features::Extent;
 use crate::metrics;
 use crate::samples::{Layout, Samples};
@@ -89,10 +89,6 @@ const AIM_PER_DB: f64 = 0.03;
 /// The PSNR a bracket records for an exact decode (+∞).
 const EXACT_DB: f64 = 400.0;
 
-/// Slope in (ln bound, PSNR) of a uniform quantiser at high rate, −20 dB a decade: the
-/// scale of the limits a measured secant must keep.
-const DEFAULT_SLOPE: f64 = crate::codec::HIGH_RATE_PSNR_SLOPE;
-
 /// The bounds seen to meet and to miss a PSNR target, and the points measured.
 #[derive(Debug, Default)]
 struct Bracket {
@@ -139,14 +135,16 @@ impl Bracket {
         });
         let (x0, y0, own) = *near.first()?;
         let aim = aim + (AIM_PER_DB * (y0 - aim).abs()).min(1.0);
+        // A measured secant counts while it lies between a quarter and three times the
+        // high-rate slope; flatter or steeper ones are noise or a cliff.
         let slope = near
             .iter()
             .skip(1)
             .find(|(x, _, _)| (x - x0).abs() > 1e-9)
             .map(|&(x1, y1, _)| (y1 - y0) / (x1 - x0))
-            .filter(|s| s.is_finite() && *s < DEFAULT_SLOPE * 0.25)
+            .filter(|s| s.is_finite() && *s < HIGH_RATE_PSNR_SLOPE * 0.25)
             .unwrap_or(own)
-            .max(DEFAULT_SLOPE * 3.0);
+            .max(HIGH_RATE_PSNR_SLOPE * 3.0);
         let guess = (x0 + (aim - y0) / slope).min(x0 + 60.0f64.ln()).exp();
         let (lo, hi) = (
             self.met.unwrap_or(0.0),
@@ -980,7 +978,7 @@ mod tests {
     fn a_search_takes_no_step_onto_a_zfp_stair_it_knows() {
         // ZFP compresses every bound in [2^k, 2^(k+1)) alike.
         let mut bracket = Bracket::default();
-        bracket.record(0.3, 63.0, true, DEFAULT_SLOPE);
+        bracket.record(0.3, 63.0, true, HIGH_RATE_PSNR_SLOPE);
         // A loosening step that stays on the kept stair moves to the next stair up.
         assert_eq!(
             untried_stair(CodecId::Zfp, 0.4, 0.3, &[0.3], &bracket),
@@ -996,7 +994,7 @@ mod tests {
             Some(0.4)
         );
         // Once the next stair up missed, every bound between is known: nothing to try.
-        bracket.record(0.6, 57.0, false, DEFAULT_SLOPE);
+        bracket.record(0.6, 57.0, false, HIGH_RATE_PSNR_SLOPE);
         for b in [0.35, 0.45, 0.55] {
             assert_eq!(
                 untried_stair(CodecId::Zfp, b, 0.6, &[0.3, 0.6], &bracket),
@@ -1005,7 +1003,7 @@ mod tests {
         }
         // A tightening step from a miss may go to the stair below, not past a bound that met.
         let mut missed = Bracket::default();
-        missed.record(0.6, 57.0, false, DEFAULT_SLOPE);
+        missed.record(0.6, 57.0, false, HIGH_RATE_PSNR_SLOPE);
         let below = untried_stair(CodecId::Zfp, 0.55, 0.6, &[0.6], &missed).unwrap();
         assert!(below < 0.5 && below > 0.49, "{below}");
     }
@@ -1013,7 +1011,7 @@ mod tests {
     #[test]
     fn bracket_steps_by_the_secant_and_stays_inside() {
         let mut b = Bracket::default();
-        b.record(1e-3, 50.0, true, DEFAULT_SLOPE);
+        b.record(1e-3, 50.0, true, HIGH_RATE_PSNR_SLOPE);
         // One point: −20 dB a decade, so 9.85 dB of excess, less the 3% of it the step
         // keeps as extra aim, is a bound 10^(0.97·9.85/20) looser.
         let one = b.next_bound(40.15).unwrap();
@@ -1030,15 +1028,15 @@ mod tests {
             "{step}"
         );
         // Two points: their own slope (here −10 dB a decade).
-        b.record(1e-2, 40.0, true, DEFAULT_SLOPE);
+        b.record(1e-2, 40.0, true, HIGH_RATE_PSNR_SLOPE);
         let two = b.next_bound(39.0).unwrap();
         assert!((two / (1e-2 * 10f64.powf(0.097)) - 1.0).abs() < 1e-9);
         // A guess beyond a bound that missed falls back to the bracket's middle.
-        b.record(1.05e-2, 10.0, false, DEFAULT_SLOPE);
+        b.record(1.05e-2, 10.0, false, HIGH_RATE_PSNR_SLOPE);
         let mid = b.next_bound(35.0).unwrap();
         assert!(mid > 1e-2 && mid < 1.05e-2);
         // A bracket narrower than 2% is not worth another compression.
-        b.record(1.04e-2, 39.0, true, DEFAULT_SLOPE);
+        b.record(1.04e-2, 39.0, true, HIGH_RATE_PSNR_SLOPE);
         assert_eq!(b.next_bound(39.5), None);
     }
 
@@ -1062,10 +1060,10 @@ mod tests {
         // Exact decodes (PSNR +∞) give no slope: each step goes 60× looser, from the
         // loosest exact bound, not from the first one tried.
         let mut b = Bracket::default();
-        b.record(1e-6, f64::INFINITY, true, DEFAULT_SLOPE);
+        b.record(1e-6, f64::INFINITY, true, HIGH_RATE_PSNR_SLOPE);
         let first = b.next_bound(40.15).unwrap();
         assert!((first / 6e-5 - 1.0).abs() < 1e-9, "{first}");
-        b.record(first, f64::INFINITY, true, DEFAULT_SLOPE);
+        b.record(first, f64::INFINITY, true, HIGH_RATE_PSNR_SLOPE);
         let second = b.next_bound(40.15).unwrap();
         assert!((second / 3.6e-3 - 1.0).abs() < 1e-9, "{second}");
     }
