@@ -218,9 +218,15 @@ fn f32_at_least(v: f64) -> f32 {
 /// The bound to give a lossy codec for a wanted `bound`: the largest f32 at or below it,
 /// so the header's f32 holds exactly the bound the codec was given and what a codec derives
 /// from it need not be stored ([`Codec::compact`](crate::codec::Codec::compact)). It moves
-/// the bound by less than one part in 16 million, and never above what was asked.
+/// the bound by less than one part in 16 million, and never above what was asked. A bound
+/// outside f32's normal range (f64 data of magnitude below 1e−30 or above 1e38) goes to the
+/// codec as it is, the header holding the f32 just above it (+∞ beyond f32's range): f32's
+/// largest value as the bound would store data near 1e160 almost exactly.
 pub fn codec_bound(bound: f64) -> f64 {
     let f = bound as f32;
+    if !f.is_normal() {
+        return bound;
+    }
     let f = if f64::from(f) > bound {
         f32::from_bits(f.to_bits() - 1)
     } else {

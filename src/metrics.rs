@@ -24,30 +24,88 @@ pub struct ErrorStats {
     pub psnr: f64,
 }
 
-/// Computes [`ErrorStats`] in one pass. Panics if the lengths differ (a programming error).
+/// Computes [`ErrorStats`]. Panics if the lengths differ (a programming error).
+///
+/// One pass in plain f64 serves largest errors between 1e−135 and 1e135. f64 data far
+/// outside that (values near 1e−170 or 1e160) would square its errors into 0 or ∞, and a
+/// PSNR of +∞ from errors that underflowed would pass any target: such data gets a second
+/// pass with the errors scaled by a power of two (exact), and its PSNR from the scaled
+/// sums. `mse` and `value_range` stay in the data's units, where they may round to 0 or ∞.
 pub fn error_stats<T: Element>(original: &[T], reconstructed: &[T]) -> ErrorStats {
     assert_eq!(original.len(), reconstructed.len(), "length mismatch");
-    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-    let (mut max_err, mut sum_sq, mut n) = (0.0f64, 0.0f64, 0usize);
-    for (&a, &b) in original.iter().zip(reconstructed) {
-        let (a, b) = (a.to_f64(), b.to_f64());
-        if !a.is_finite() {
-            continue;
+    let plain = ErrorSums::of(original, reconstructed, 1.0);
+    let (lo, hi) = UNSCALED_ERRORS;
+    let unscaled = (lo..=hi).contains(&plain.max_err) && (plain.hi - plain.lo).is_finite();
+    let sums = if plain.max_err > 0.0 && plain.max_err.is_finite() && !unscaled {
+        let exponent = (plain.max_err.log2().floor() as i32).clamp(-1000, 1000);
+        ErrorSums::of(original, reconstructed, 2f64.powi(-exponent))
+    } else {
+        plain
+    };
+    sums.stats()
+}
+
+/// The largest absolute errors whose squares f64 sums without loss: squared, they lie well
+/// inside f64's normal range, and so does their sum over up to 2^40 values (smaller errors,
+/// squared, are too small to matter next to the largest).
+const UNSCALED_ERRORS: (f64, f64) = (1e-135, 1e135);
+
+/// One pass of [`error_stats`], with the errors multiplied by `scale` (a power of two).
+struct ErrorSums {
+    lo: f64,
+    hi: f64,
+    /// Largest |x − x'| in the data's units.
+    max_err: f64,
+    /// Sum of (scale·|x − x'|)².
+    sum_sq: f64,
+    n: usize,
+    scale: f64,
+}
+
+impl ErrorSums {
+    fn of<T: Element>(original: &[T], reconstructed: &[T], scale: f64) -> ErrorSums {
+        let mut s = ErrorSums {
+            lo: f64::INFINITY,
+            hi: f64::NEG_INFINITY,
+            max_err: 0.0,
+            sum_sq: 0.0,
+            n: 0,
+            scale,
+        };
+        for (&a, &b) in original.iter().zip(reconstructed) {
+            let (a, b) = (a.to_f64(), b.to_f64());
+            if !a.is_finite() {
+                continue;
+            }
+            s.lo = s.lo.min(a);
+            s.hi = s.hi.max(a);
+            let e = (a - b).abs();
+            s.max_err = s.max_err.max(if e.is_nan() { f64::INFINITY } else { e });
+            let scaled = e * scale;
+            s.sum_sq += scaled * scaled;
+            s.n += 1;
         }
-        lo = lo.min(a);
-        hi = hi.max(a);
-        let e = (a - b).abs();
-        max_err = max_err.max(if e.is_nan() { f64::INFINITY } else { e });
-        sum_sq += e * e;
-        n += 1;
+        s
     }
-    let value_range = if n == 0 { 0.0 } else { hi - lo };
-    let mse = if n == 0 { 0.0 } else { sum_sq / n as f64 };
-    ErrorStats {
-        max_abs_error: max_err,
-        mse,
-        value_range,
-        psnr: psnr_from(value_range, mse),
+
+    fn stats(&self) -> ErrorStats {
+        if self.n == 0 {
+            return ErrorStats {
+                max_abs_error: self.max_err,
+                mse: 0.0,
+                value_range: 0.0,
+                psnr: psnr_from(0.0, 0.0),
+            };
+        }
+        let scaled_mse = self.sum_sq / self.n as f64;
+        // The range in the scaled units too (each end scaled first: hi − lo may overflow).
+        let scaled_range = self.hi * self.scale - self.lo * self.scale;
+        ErrorStats {
+            max_abs_error: self.max_err,
+            mse: scaled_mse / (self.scale * self.scale),
+            value_range: self.hi - self.lo,
+            psnr: psnr_from(scaled_range, scaled_mse),
+        }
     }
 }
 
@@ -115,7 +173,11 @@ pub fn ssim<T: Element>(original: &[T], reconstructed: &[T], shape: &[usize]) ->
 pub struct SsimReference {
     /// The folded dims the windows run over.
     dims: Vec<usize>,
-    /// The original's value range `R` (0 for a constant or empty original).
+    /// The power of two every value is multiplied by first, so that `R` lies in [1, 2):
+    /// SSIM does not change with the data's scale, but f64 data near 1e−170 or 1e160 would
+    /// square into 0 or ∞ unscaled (and scaling by a power of two changes no other digit).
+    scale: f64,
+    /// The original's value range `R`, scaled (0 for a constant or empty original).
     range: f64,
     /// The original's mean, subtracted from every value: it keeps E[x²] − E[x]² from
     /// cancelling catastrophically (the luminance term adds it back).
@@ -147,9 +209,21 @@ impl SsimReference {
                 let v = v.to_f64();
                 (l.min(v), h.max(v))
             });
-        let range = if original.is_empty() { 0.0 } else { hi - lo };
+        // Half the range, which cannot overflow where the range can.
+        let half = hi * 0.5 - lo * 0.5;
+        let scale = if half > 0.0 && half.is_finite() {
+            2f64.powi(-(half.log2().floor() as i32 + 1).clamp(-1000, 1000))
+        } else {
+            1.0
+        };
+        let range = if original.is_empty() {
+            0.0
+        } else {
+            hi * scale - lo * scale
+        };
         let mut reference = SsimReference {
             dims,
+            scale,
             range,
             shift: 0.0,
             mean_x: Vec::new(),
@@ -159,11 +233,12 @@ impl SsimReference {
         if range == 0.0 {
             return reference;
         }
-        let shift = original.iter().map(|v| v.to_f64()).sum::<f64>() / original.len() as f64;
+        let shift =
+            original.iter().map(|v| v.to_f64() * scale).sum::<f64>() / original.len() as f64;
         let spare = &mut reference.scratch.get_mut().unwrap().spare;
         let shifted = |square: bool| {
             original.iter().map(move |v| {
-                let a = v.to_f64() - shift;
+                let a = v.to_f64() * scale - shift;
                 if square {
                     a * a
                 } else {
@@ -232,8 +307,8 @@ impl SsimReference {
         total / count as f64
     }
 
-    /// Fills `means` with the window means of `f(x − shift, y − shift)`, summed in
-    /// `buffers`.
+    /// Fills `means` with the window means of `f(x − shift, y − shift)` (x and y scaled),
+    /// summed in `buffers`.
     fn field<T: Element>(
         &self,
         original: &[T],
@@ -242,13 +317,13 @@ impl SsimReference {
         means: &mut Vec<f64>,
         f: impl Fn(f64, f64) -> f64,
     ) {
-        let c = self.shift;
+        let (c, scale) = (self.shift, self.scale);
         values.clear();
         values.extend(
             original
                 .iter()
                 .zip(reconstructed)
-                .map(|(x, y)| f(x.to_f64() - c, y.to_f64() - c)),
+                .map(|(x, y)| f(x.to_f64() * scale - c, y.to_f64() * scale - c)),
         );
         **values = window_means(std::mem::take(*values), spare, &self.dims);
         means.clear();
@@ -388,6 +463,51 @@ mod tests {
             .collect();
         let s = ssim(&a, &b, &shape);
         assert!(s < 0.9 && s > -1.0, "{s}");
+    }
+
+    #[test]
+    fn psnr_and_ssim_do_not_change_with_the_data_s_magnitude() {
+        // f64 data near 1e−170 squares its errors below f64's range and data near 1e160
+        // above it: unscaled, the first measured +∞ dB (any bound passed) and the second
+        // −∞ (every bound failed).
+        let shape = [12, 16, 16];
+        let a: Vec<f64> = (0..12 * 16 * 16)
+            .map(|i| (i as f64 * 0.037).sin() + (i / 16) as f64 * 0.01)
+            .collect();
+        let b: Vec<f64> = a
+            .iter()
+            .enumerate()
+            .map(|(i, v)| v + 1e-3 * ((i * 7919) % 13) as f64 / 13.0)
+            .collect();
+        let plain = error_stats(&a, &b);
+        let plain_ssim = ssim(&a, &b, &shape);
+        assert!(plain.psnr > 50.0 && plain.psnr < 80.0, "{}", plain.psnr);
+        for scale in [1e-170, 1e-300, 1e160, 1e300] {
+            let (sa, sb): (Vec<f64>, Vec<f64>) = a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| (x * scale, y * scale))
+                .unzip();
+            let scaled = error_stats(&sa, &sb);
+            assert!(
+                (scaled.psnr - plain.psnr).abs() < 1e-6,
+                "{scale:e}: {}",
+                scaled.psnr
+            );
+            let max = scaled.max_abs_error / scale;
+            assert!(
+                (max / plain.max_abs_error - 1.0).abs() < 1e-9,
+                "{scale:e}: {max}"
+            );
+            let s = ssim(&sa, &sb, &shape);
+            assert!(
+                (s - plain_ssim).abs() < 1e-9,
+                "{scale:e}: {s} against {plain_ssim}"
+            );
+        }
+        // Data of ordinary magnitude takes the one unscaled pass, as before.
+        let sum_sq: f64 = a.iter().zip(&b).map(|(x, y)| (x - y) * (x - y)).sum();
+        assert_eq!(plain.mse, sum_sq / a.len() as f64);
     }
 
     #[test]

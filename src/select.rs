@@ -194,7 +194,7 @@ fn inside_bracket(guess: f64, lo: f64, hi: f64) -> Option<f64> {
     Some(if inside(guess) {
         guess
     } else if lo > 0.0 && hi.is_finite() {
-        (lo * hi).sqrt()
+        lo.sqrt() * hi.sqrt()
     } else if lo > 0.0 {
         lo * 1.5
     } else {
@@ -411,16 +411,27 @@ pub fn compress_to_target(
     }
     let proposal = proposer.propose(data, shape, extent, settings)?;
     let mut search = Search::new(data, shape, settings);
-    let first = match search.try_bound(proposal.codec, proposal.bound) {
-        // A compressor chosen automatically may refuse a chunk (SPERR and fill values
-        // ≥ 1e30): SZ3 takes any finite values. A compressor the user named keeps its error.
+    let (proposal, first) = match search.try_bound(proposal.codec, proposal.bound) {
+        // A compressor chosen automatically may refuse a chunk (SPERR and values ≥ 1e30):
+        // SZ3 takes any finite values, at the bound proposed for SZ3 (SPERR's bound gives
+        // SZ3 3 dB less PSNR, and predict mode would keep it). A compressor the user named
+        // keeps its error.
         Err(SelectError::Codec(e))
             if settings.compressor == CompressorChoice::Auto && proposal.codec != CodecId::Sz3 =>
         {
             log::info!("{e}; SZ3 instead");
-            search.try_bound(CodecId::Sz3, proposal.bound)?
+            let sz3_only = Settings {
+                compressor: CompressorChoice::Sz3,
+                ..*settings
+            };
+            let proposal = Proposal {
+                codec: CodecId::Sz3,
+                ..proposer.propose(data, shape, extent, &sz3_only)?
+            };
+            let first = search.try_bound(CodecId::Sz3, proposal.bound)?;
+            (proposal, first)
         }
-        other => other?,
+        other => (proposal, other?),
     };
     let finish = |mut o: Outcome| {
         o.predicted = proposal.predicted;
@@ -1242,6 +1253,62 @@ mod tests {
         named.compressor = CompressorChoice::Sperr;
         let err = compress_to_target(data, &shape, &named, &SPERR_FIRST).unwrap_err();
         assert!(err.to_string().contains("SPERR survives"), "{err}");
+        // SZ3 takes the bound proposed for SZ3, not SPERR's: predict mode keeps it.
+        struct ByRestriction;
+        impl Proposer for ByRestriction {
+            fn propose(
+                &self,
+                data: Samples<'_>,
+                shape: &[usize],
+                extent: Extent,
+                settings: &Settings,
+            ) -> Result<Proposal, SelectError> {
+                let sz3 = Fixed {
+                    codec: CodecId::Sz3,
+                    runner_up: false,
+                    scale: 0.5,
+                };
+                match settings.compressor {
+                    CompressorChoice::Sz3 => sz3.propose(data, shape, extent, settings),
+                    _ => SPERR_FIRST.propose(data, shape, extent, settings),
+                }
+            }
+        }
+        let mut predict = settings;
+        predict.mode = Mode::Predict;
+        let out = compress_to_target(data, &shape, &predict, &ByRestriction).unwrap();
+        assert_eq!(out.codec, CodecId::Sz3);
+        let sz3_bound = 0.5 * sz3_formula_bound(value_range(data), 50.0);
+        assert_eq!(out.bound, chunk::codec_bound(sz3_bound));
+    }
+
+    #[test]
+    fn f64_data_of_any_magnitude_meets_the_target_at_the_same_ratio() {
+        let shape = vec![24, 32, 32];
+        let v = generate(Kind::Spectral { slope: 3.0 }, &shape, 7);
+        let settings = Settings::psnr(60.0).unwrap();
+        let plain = compress_to_target(Samples::F64(&v), &shape, &settings, &Analytic).unwrap();
+        for scale in [1e-170, 1e160] {
+            let scaled: Vec<f64> = v.iter().map(|x| x * scale).collect();
+            let data = Samples::F64(&scaled);
+            let out = compress_to_target(data, &shape, &settings, &Analytic).unwrap();
+            let back = codec_for(out.codec)
+                .decode(&out.payload, &Layout::of(&data, &shape), out.bound)
+                .unwrap();
+            let crate::samples::SampleBuf::F64(back) = back else {
+                panic!("f64 in, f64 out")
+            };
+            // Measured in the field's own units, where squares stay in f64's range.
+            let unscale = |x: &Vec<f64>| x.iter().map(|y| y / scale).collect::<Vec<f64>>();
+            let psnr = metrics::psnr(&unscale(&scaled), &unscale(&back));
+            assert!(psnr >= 60.0, "{scale:e}: {psnr} dB via {}", out.reason);
+            // A bound held to f32's largest value stored data near 1e160 almost exactly.
+            let (size, plain_size) = (out.payload.len() as f64, plain.payload.len() as f64);
+            assert!(
+                size < 1.1 * plain_size,
+                "{scale:e}: {size} against {plain_size} bytes"
+            );
+        }
     }
 
     #[test]

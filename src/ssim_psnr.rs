@@ -63,19 +63,17 @@ impl WindowVariances {
     /// folded as [`crate::metrics::ssim`] folds it). Windows holding a non-finite value
     /// are skipped; `None` when no window is left or the range is not positive.
     pub fn sample(data: Samples<'_>, shape: &[usize], range: f64) -> Option<Self> {
-        if !(range.is_finite() && range > 0.0) {
+        // Values are divided by the range before they are squared: f64 data near 1e−170
+        // or 1e160 would square into 0 or ∞.
+        let per_range = 1.0 / range;
+        if !(range > 0.0 && per_range.is_finite() && per_range > 0.0) {
             return None;
         }
         let normalized = match data {
-            Samples::F32(v) => window_variances(v, shape),
-            Samples::F64(v) => window_variances(v, shape),
+            Samples::F32(v) => window_variances(v, shape, per_range),
+            Samples::F64(v) => window_variances(v, shape, per_range),
             Samples::Opaque { .. } => return None,
         };
-        let scale = range * range;
-        let normalized: Vec<(f64, f64)> = normalized
-            .into_iter()
-            .map(|(v, m2)| (v / scale, m2 / scale))
-            .collect();
         (!normalized.is_empty()).then_some(WindowVariances { normalized })
     }
 
@@ -152,8 +150,9 @@ impl SsimAsPsnr {
 }
 
 /// Variance and squared mean of windows of [`SSIM_WINDOW`] samples per axis, placed on an
-/// even grid of the window positions so that at most [`MAX_WINDOWS`] are taken.
-fn window_variances<T: Element>(values: &[T], shape: &[usize]) -> Vec<(f64, f64)> {
+/// even grid of the window positions so that at most [`MAX_WINDOWS`] are taken, of the
+/// values multiplied by `scale`.
+fn window_variances<T: Element>(values: &[T], shape: &[usize], scale: f64) -> Vec<(f64, f64)> {
     let mut dims = fit_rank(shape, 3);
     while dims.len() < 3 {
         dims.insert(0, 1);
@@ -177,7 +176,11 @@ fn window_variances<T: Element>(values: &[T], shape: &[usize]) -> Vec<(f64, f64)
                 for a in i..i + side[0] {
                     for b in j..j + side[1] {
                         let start = (a * dims[1] + b) * dims[2] + k;
-                        window.extend(values[start..start + side[2]].iter().map(|v| v.to_f64()));
+                        window.extend(
+                            values[start..start + side[2]]
+                                .iter()
+                                .map(|v| v.to_f64() * scale),
+                        );
                     }
                 }
                 if window.iter().all(|v| v.is_finite()) {
@@ -261,6 +264,22 @@ mod tests {
         let mse = 10f64.powf(-loose / 10.0);
         let loss = windows.expected_loss(mse) * spread_factor(CodecId::Sperr);
         assert!((loss - 0.01).abs() < 1e-4, "loss {loss}");
+    }
+
+    #[test]
+    fn the_psnr_an_ssim_needs_does_not_change_with_the_data_s_magnitude() {
+        let (v, shape) = field(24);
+        let psnr_for = |scale: f64| {
+            let v: Vec<f64> = v.iter().map(|x| x * scale).collect();
+            WindowVariances::sample(Samples::F64(&v), &shape, select_range(&v))
+                .unwrap()
+                .psnr_for(0.995, CodecId::Sperr)
+        };
+        let plain = psnr_for(1.0);
+        // Squared unscaled, windows near 1e−170 would have no variance and need +∞ dB.
+        for scale in [1e-170, 1e160] {
+            assert!((psnr_for(scale) - plain).abs() < 0.02, "{scale:e}: {plain}");
+        }
     }
 
     #[test]

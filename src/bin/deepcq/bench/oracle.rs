@@ -83,7 +83,7 @@ pub fn search(
         return Ok(None);
     };
     while compressions < steps.max(1) {
-        let mid = (lo * hi).sqrt();
+        let mid = lo.sqrt() * hi.sqrt();
         let (payload, psnr) = attempt(mid)?;
         compressions += 1;
         if psnr >= target_db {
