@@ -44,6 +44,26 @@ fn info_json_has_the_documented_keys() {
 }
 
 #[test]
+fn output_into_a_closed_pipe_ends_without_a_panic() {
+    // The reading end is closed before the first line is written, as `deepcq … | head`
+    // closes it after the lines it wants.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_deepcq"))
+        .args(["cdvalues", "--psnr", "60"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        !out.status.success(),
+        "a write into a closed pipe cannot succeed"
+    );
+}
+
+#[test]
 fn info_reports_the_loaded_model_or_why_not() {
     let ok = Command::new(env!("CARGO_BIN_EXE_deepcq"))
         .args(["info", "--json"])

@@ -25,13 +25,14 @@ def chunk_psnr(a, b):
     a, b = a[finite], b[finite]
     if a.size == 0:
         return np.inf
-    mse = np.mean((a - b) ** 2)
-    rng = a.max() - a.min()
-    if mse == 0:
+    if np.array_equal(a, b):
         return np.inf
+    rng = a.max() - a.min()
     if rng == 0:
         return -np.inf
-    return 20 * np.log10(rng) - 10 * np.log10(mse)
+    # Errors as fractions of the range, so that squaring stays in f64's range whatever the
+    # data's magnitude (the errors of values near 1e-170 would square to 0).
+    return -10 * np.log10(np.mean(((a - b) / rng) ** 2))
 
 
 def chunk_slices(shape, chunks):

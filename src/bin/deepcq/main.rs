@@ -109,6 +109,10 @@ fn parse_codec(name: &str) -> Result<CodecId, String> {
 }
 
 fn main() -> ExitCode {
+    // Output piped into `head` ends quietly, as other command-line tools do, instead of
+    // panicking on the closed pipe (Rust programs ignore SIGPIPE unless told otherwise).
+    // SAFETY: no other thread runs yet, and SIG_DFL is a valid disposition for SIGPIPE.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info { json } => codecs::info(json),
