@@ -53,6 +53,19 @@ pub enum CodecError {
         /// The number of values.
         len: usize,
     },
+    /// The bound is finer than the codec resolves for these values (SPERR crashes on it):
+    /// no lossy payload of this codec can keep it.
+    #[error("{codec}: error bound {bound:e} is finer than it resolves for values up to {max_abs:e} (finest {finest:e})")]
+    BoundTooFine {
+        /// Codec name.
+        codec: &'static str,
+        /// The rejected bound.
+        bound: f64,
+        /// The largest magnitude in the chunk.
+        max_abs: f64,
+        /// The finest bound the codec takes for these values.
+        finest: f64,
+    },
     /// The underlying library reported a failure.
     #[error("{codec}: {message}")]
     Library {
@@ -175,6 +188,31 @@ pub(crate) fn check_lossy_input(
     Ok(())
 }
 
+/// The largest magnitude among `values` (finite, checked before).
+pub(crate) fn max_abs<T: crate::samples::Element>(values: &[T]) -> f64 {
+    values.iter().fold(0.0f64, |m, v| m.max(v.to_f64().abs()))
+}
+
+/// Refuses a `bound` finer than `relative` × `max_abs`, the finest `codec` keeps
+/// ([`CodecError::BoundTooFine`]).
+pub(crate) fn check_resolvable(
+    codec: &'static str,
+    bound: f64,
+    max_abs: f64,
+    relative: f64,
+) -> Result<(), CodecError> {
+    let finest = max_abs * relative;
+    if bound < finest {
+        return Err(CodecError::BoundTooFine {
+            codec,
+            bound,
+            max_abs,
+            finest,
+        });
+    }
+    Ok(())
+}
+
 /// Fails unless `shape` holds exactly `len` values.
 pub(crate) fn check_shape(len: usize, shape: &[usize]) -> Result<(), CodecError> {
     match crate::samples::element_count(shape) {
@@ -229,6 +267,49 @@ mod tests {
         let payload = codec_for(codec).encode(data, &shape, bound).unwrap();
         let compact = codec_for(codec).compact(&layout, bound, &payload).unwrap();
         (compact, layout, bound)
+    }
+
+    #[test]
+    fn bounds_finer_than_a_codec_keeps_are_refused_and_the_finest_taken_is_kept() {
+        // SPERR 0.8.5 segfaulted at 2^-60 of the largest magnitude; zfp's f32 output missed
+        // a tolerance of 2^-26 of it 3.8×. SZ3 stores what it cannot predict exactly.
+        let shape = [16, 24, 24];
+        let f64s = crate::synth::generate(crate::synth::Kind::Spectral { slope: 3.0 }, &shape, 9);
+        let f32s: Vec<f32> = f64s.iter().map(|&x| x as f32).collect();
+        for data in [Samples::F32(&f32s), Samples::F64(&f64s)] {
+            let layout = Layout::of(&data, &shape);
+            let largest = match data {
+                Samples::F32(v) => max_abs(v),
+                Samples::F64(v) => max_abs(v),
+                Samples::Opaque { .. } => unreachable!(),
+            };
+            let kept_within = |codec: CodecId, bound: f64| {
+                let payload = codec_for(codec).encode(data, &shape, bound).unwrap();
+                let back = codec_for(codec).decode(&payload, &layout, bound).unwrap();
+                let error = crate::metrics::error_stats_of(data, back.view()).unwrap();
+                error.max_abs_error / bound
+            };
+            let too_fine = largest * 2f64.powi(-60);
+            for codec in [CodecId::Sperr, CodecId::Zfp] {
+                let refused = codec_for(codec).encode(data, &shape, too_fine).unwrap_err();
+                assert!(
+                    matches!(refused, CodecError::BoundTooFine { .. }),
+                    "{codec:?}: {refused}"
+                );
+                let finest = match refused {
+                    CodecError::BoundTooFine { finest, .. } => finest,
+                    _ => unreachable!(),
+                };
+                let within = kept_within(codec, finest);
+                assert!(
+                    within <= 1.0,
+                    "{codec:?} {:?}: {within}× the bound",
+                    layout.dtype
+                );
+            }
+            let within = kept_within(CodecId::Sz3, too_fine);
+            assert!(within <= 1.0, "sz3 {:?}: {within}× the bound", layout.dtype);
+        }
     }
 
     proptest! {

@@ -6,7 +6,10 @@
 
 use ndarray::{ArrayView2, ArrayView3, ArrayViewMut2, ArrayViewMut3};
 
-use super::{check_lossy_input, library_error, strip_frame, with_frame, Codec, CodecError};
+use super::{
+    check_lossy_input, check_resolvable, library_error, max_abs, strip_frame, with_frame, Codec,
+    CodecError,
+};
 use crate::samples::{fit_rank, Element, Layout, SampleBuf, Samples};
 use crate::wire::{CodecId, DType};
 
@@ -14,6 +17,14 @@ const NAME: &str = "sperr";
 /// SPERR 0.8 segfaults on fields holding fill values such as 1e35 (measured on
 /// ../shared/data foam V.f32), so larger magnitudes are refused before reaching it.
 const MAX_MAGNITUDE: f64 = 1e30;
+
+/// The finest bound SPERR takes, as a fraction of the chunk's largest magnitude. SPERR
+/// 0.8.5 crashes (a null coefficient coder) when its quantised wavelet coefficients need
+/// more than 64 bits: on a generated 3-D field, f32 or f64, a bound of 2^−60 of the largest
+/// magnitude did, 2^−58 did not. 2^−48 keeps 2^10 in hand for coefficients larger than
+/// the values, and is within 16 ulps of f64's precision at the largest value (f32's
+/// precision is 2^−24): only targets near 290 dB ask for finer.
+const FINEST_RELATIVE_BOUND: f64 = 1.0 / (1u64 << 48) as f64;
 
 /// Major version SPERR writes first in its container header (0.8 writes 0).
 const SPERR_MAJOR_VERSION: u8 = 0;
@@ -290,7 +301,7 @@ fn compress_in_mode(
 
 /// The largest magnitude in `values`, refused above [`MAX_MAGNITUDE`].
 fn checked_max_abs<T: Element>(values: &[T]) -> Result<f64, CodecError> {
-    let max_abs = values.iter().fold(0.0f64, |m, v| m.max(v.to_f64().abs()));
+    let max_abs = max_abs(values);
     if max_abs > MAX_MAGNITUDE {
         return Err(library_error(
             NAME,
@@ -310,6 +321,7 @@ fn encode_typed<T: Element + sperr::Element>(
     // whole steps of 2⁻²⁰ of the bound (at most half of it), so a compact payload can
     // store the step count instead of SPERR's quantisation step.
     let max_abs = checked_max_abs(values)?;
+    check_resolvable(NAME, bound, max_abs, FINEST_RELATIVE_BOUND)?;
     let ulp = if T::DTYPE == DType::F32 {
         f32::EPSILON as f64
     } else {

@@ -12,13 +12,21 @@ use std::ptr::NonNull;
 
 use zfp_sys as ffi;
 
-use super::{check_lossy_input, library_error, Codec, CodecError};
+use super::{check_lossy_input, check_resolvable, library_error, max_abs, Codec, CodecError};
 use crate::samples::{element_count, fit_rank, Layout, SampleBuf, Samples};
 use crate::wire::{CodecId, DType};
 
 const NAME: &str = "zfp";
 /// Highest rank zfp 1.0 supports.
 const MAX_RANK: usize = 4;
+
+/// The finest tolerance zfp keeps, as a fraction of the chunk's largest magnitude, for f32
+/// and f64. zfp has no exact path: below half an ulp of the largest value its output,
+/// rounded to the type, misses the tolerance (on a generated 3-D f32 field the largest
+/// error was 0.24× a tolerance of 2^−22 of the largest magnitude, 0.96× at 2^−24, 3.8× at
+/// 2^−26), where SZ3 stores such values exactly. Two bits above f32's precision (2^−24
+/// for half an ulp) and f64's (2^−53).
+const FINEST_RELATIVE_BOUND: (f64, f64) = (1.0 / (1u64 << 22) as f64, 1.0 / (1u64 << 51) as f64);
 
 /// ZFP in fixed-accuracy mode; the tolerance is the absolute error bound.
 #[derive(Clone, Copy, Debug, Default)]
@@ -51,6 +59,11 @@ impl Codec for Zfp {
         bound: f64,
     ) -> Result<Vec<u8>, CodecError> {
         check_lossy_input(NAME, &data, shape, bound)?;
+        match data {
+            Samples::F32(v) => check_resolvable(NAME, bound, max_abs(v), FINEST_RELATIVE_BOUND.0)?,
+            Samples::F64(v) => check_resolvable(NAME, bound, max_abs(v), FINEST_RELATIVE_BOUND.1)?,
+            Samples::Opaque { .. } => unreachable!("rejected by check_lossy_input"),
+        }
         let dims = fit_rank(shape, MAX_RANK);
         // zfp only reads through the pointer when compressing.
         let (ptr, kind) = match data {

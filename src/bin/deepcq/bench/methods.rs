@@ -233,7 +233,10 @@ fn lossless(job: Job<'_>, cpu: f64, fallback: bool, prior: u32) -> Result<ChunkR
 
 /// A codec refusal the bench turns into lossless storage; other errors are bugs to report.
 fn refused(e: &CodecError) -> bool {
-    matches!(e, CodecError::Library { .. })
+    matches!(
+        e,
+        CodecError::Library { .. } | CodecError::BoundTooFine { .. }
+    )
 }
 
 fn fixed_bound(job: Job<'_>, codec: CodecId, bound: f64, range: f64) -> Result<ChunkResult> {
