@@ -413,6 +413,10 @@ pub fn compress_to_target(
         };
         return lossless(data, shape, 0, reason);
     }
+    // Only an exact copy has SSIM 1; predict mode would otherwise keep the model's pick.
+    if settings.target.kind == TargetKind::Ssim && settings.target.value() >= 1.0 {
+        return lossless(data, shape, 0, "SSIM 1: lossless");
+    }
     if let Some(outcome) = fixed_rate(data, shape, settings) {
         return Ok(outcome);
     }
@@ -1306,6 +1310,19 @@ mod tests {
         assert_eq!(out.codec, CodecId::Sz3);
         let sz3_bound = 0.5 * sz3_formula_bound(value_range(data), 50.0);
         assert_eq!(out.bound, chunk::codec_bound(sz3_bound));
+    }
+
+    #[test]
+    fn an_ssim_target_of_one_is_stored_exactly_in_every_mode() {
+        // Predict mode kept a lossy pick of the model (SSIM 0.85–0.93 measured).
+        let (v, shape) = field();
+        for mode in [Mode::Guarantee, Mode::Predict, Mode::Fast] {
+            let mut settings = Settings::parse(&[1, 1, 0]).unwrap();
+            settings.mode = mode;
+            let out = compress_to_target(Samples::F32(&v), &shape, &settings, &Analytic).unwrap();
+            assert_eq!(out.codec, CodecId::Lossless, "{mode:?}: {}", out.reason);
+            assert_eq!(out.compressions, 1, "{mode:?}");
+        }
     }
 
     #[test]
