@@ -66,6 +66,9 @@ pub struct Header {
     /// [`Codec::compact`](crate::codec::Codec::compact) makes it (version 7); decoding
     /// rebuilds the codec's payload.
     pub compact: bool,
+    /// The dataset holds these values big-endian; the chunk holds them little-endian
+    /// ([`ext_flags::BIG_ENDIAN`]).
+    pub big_endian: bool,
 }
 
 /// The quality record: the target a chunk was written for and what the writer predicted
@@ -302,6 +305,7 @@ pub fn wrap(
         padding,
         quality,
         compact: compact.is_some(),
+        big_endian: false,
     };
     assemble(&header, compact.as_deref().unwrap_or(payload))
 }
@@ -382,6 +386,9 @@ fn extension_bytes(header: &Header) -> (u8, Vec<u8>) {
     }
     if header.compact {
         flags |= ext_flags::COMPACT;
+    }
+    if header.big_endian {
+        flags |= ext_flags::BIG_ENDIAN;
     }
     (flags, out)
 }
@@ -720,7 +727,19 @@ fn validate(raw: RawHeader<'_>) -> Result<Header, ChunkError> {
         padding,
         quality,
         compact,
+        big_endian: raw.flags & ext_flags::BIG_ENDIAN != 0,
     })
+}
+
+/// `bytes`, a chunk this build wrote, marked as holding the values of a big-endian dataset
+/// ([`Header::big_endian`]).
+pub fn marked_big_endian(bytes: &[u8]) -> Result<Vec<u8>, ChunkError> {
+    let (header, payload) = parse(bytes)?;
+    let header = Header {
+        big_endian: true,
+        ..header
+    };
+    Ok(assemble(&header, payload))
 }
 
 /// Splits the extension into the records `flags` announces. Flags 0 with extension bytes
@@ -1381,6 +1400,7 @@ mod tests {
             padding: None,
             quality: None,
             compact: true,
+            big_endian: false,
         };
         let mut bytes = assemble(&header, &full[18..]);
         bytes[wire::VERSION_OFFSET] = 6;

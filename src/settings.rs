@@ -138,6 +138,10 @@ pub struct StoredSettings {
     pub settings: Settings,
     /// Element type ([`DType::Opaque`] for anything but f32/f64).
     pub dtype: DType,
+    /// The f32/f64 values are big-endian in the file: the filter swaps them to
+    /// little-endian before compressing and back after decoding
+    /// ([`wire::BIG_ENDIAN_DTYPE`]).
+    pub big_endian: bool,
     /// Element size in bytes.
     pub elem_size: usize,
     /// Chunk dims, slowest first.
@@ -283,10 +287,13 @@ impl StoredSettings {
             stored_cd::FLAGS,
         ];
         let settings = Settings::from_words(slots.map(|s| cd[s]), slots)?;
-        let dtype = u8::try_from(cd[stored_cd::DTYPE])
+        let word = cd[stored_cd::DTYPE];
+        let big_endian = word & wire::BIG_ENDIAN_DTYPE != 0;
+        let dtype = u8::try_from(word & !wire::BIG_ENDIAN_DTYPE)
             .ok()
             .and_then(DType::from_u8)
-            .ok_or_else(|| SettingsError::BadStored(format!("dtype {}", cd[stored_cd::DTYPE])))?;
+            .filter(|&d| !big_endian || d != DType::Opaque)
+            .ok_or_else(|| SettingsError::BadStored(format!("dtype {word:#x}")))?;
         let elem_size = cd[stored_cd::ELEM_SIZE] as usize;
         let rank = cd[stored_cd::RANK] as usize;
         if elem_size == 0
@@ -306,6 +313,7 @@ impl StoredSettings {
         Ok(StoredSettings {
             settings,
             dtype,
+            big_endian,
             elem_size,
             chunk,
         })
@@ -322,7 +330,12 @@ impl StoredSettings {
         cd[stored_cd::COMPRESSOR] = s.compressor as u32;
         cd[stored_cd::MODE] = s.mode as u32;
         cd[stored_cd::FLAGS] = s.flags;
-        cd[stored_cd::DTYPE] = self.dtype as u32;
+        cd[stored_cd::DTYPE] = self.dtype as u32
+            | if self.big_endian {
+                wire::BIG_ENDIAN_DTYPE
+            } else {
+                0
+            };
         cd[stored_cd::ELEM_SIZE] = self.elem_size as u32;
         cd[stored_cd::RANK] = self.chunk.len() as u32;
         cd.extend(self.chunk.iter().map(|&d| d as u32));
@@ -383,12 +396,30 @@ mod tests {
         let stored = StoredSettings {
             settings: Settings::parse(&[995, 1, 3, 3, 1, 1]).unwrap(),
             dtype: DType::F32,
+            big_endian: false,
             elem_size: 4,
             chunk: vec![16, 32, 64],
         };
         let cd = stored.to_cd();
         assert!(is_stored(&cd));
         assert_eq!(StoredSettings::parse(&cd).unwrap(), stored);
+        assert_eq!(cd[stored_cd::DTYPE], DType::F32 as u32);
+        // Big-endian floats set one bit of the dtype slot; opaque data cannot be swapped.
+        let big = StoredSettings {
+            big_endian: true,
+            ..stored.clone()
+        };
+        let big_cd = big.to_cd();
+        assert_eq!(
+            big_cd[stored_cd::DTYPE],
+            DType::F32 as u32 | wire::BIG_ENDIAN_DTYPE
+        );
+        assert_eq!(StoredSettings::parse(&big_cd).unwrap(), big);
+        let opaque = StoredSettings {
+            dtype: DType::Opaque,
+            ..big
+        };
+        assert!(StoredSettings::parse(&opaque.to_cd()).is_err());
         assert_eq!(Settings::parse(&cd).unwrap(), stored.settings);
         let mut newer = cd.clone();
         newer[0] = wire::STORED_MARKER | 9;

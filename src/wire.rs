@@ -122,14 +122,18 @@ pub mod ext_flags {
     /// from version 7 as [`crate::codec::Codec::compact`] makes it (SPERR leaves out more).
     /// No record. Version 6 on.
     pub const COMPACT: u8 = 4;
+    /// The dataset holds these values big-endian: the chunk stores them little-endian, and
+    /// the filter swaps each value's bytes back after decoding. No record. Version 7 on;
+    /// builds from before it refuse such chunks as unknown rather than misread them.
+    pub const BIG_ENDIAN: u8 = 8;
     /// Every bit this build understands.
-    pub const KNOWN: u8 = PADDING | QUALITY | COMPACT;
+    pub const KNOWN: u8 = PADDING | QUALITY | COMPACT | BIG_ENDIAN;
     /// The bits format version `version` may set.
     pub const fn known_in(version: u8) -> u8 {
-        if version >= 6 {
-            KNOWN
-        } else {
-            PADDING | QUALITY
+        match version {
+            7.. => KNOWN,
+            6 => PADDING | QUALITY | COMPACT,
+            _ => PADDING | QUALITY,
         }
     }
 }
@@ -320,6 +324,11 @@ pub const STORED_MARKER: u32 = 0x4443_5100;
 
 /// Version of the stored cd_values layout.
 pub const CD_VERSION: u32 = 1;
+
+/// Bit of stored slot 7 ([`stored_cd::DTYPE`]) saying the dataset's floats are big-endian
+/// in the file, so the filter swaps them before compressing (each chunk says so itself,
+/// [`ext_flags::BIG_ENDIAN`]). Only such datasets set it.
+pub const BIG_ENDIAN_DTYPE: u32 = 0x100;
 
 /// Largest number of decimal places a target may have.
 pub const MAX_DECIMALS: u32 = 12;

@@ -102,8 +102,8 @@ fn h5repack_applies_the_filter_to_every_dataset_and_meets_the_target() {
         assert_eq!(
             text.matches("COMMENT deepcq: quality-targeted lossy compression")
                 .count(),
-            8,
-            "h5dump -pH does not show the filter on all 8 datasets"
+            9,
+            "h5dump -pH does not show the filter on all 9 datasets"
         );
         check(&input, &output, target);
 

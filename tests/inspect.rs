@@ -276,7 +276,7 @@ fn corrupt_and_skipped_chunks_are_reported_and_the_exit_code_says_so() {
     let (out, reports) = inspect_json(file.to_str().unwrap());
     assert!(!out.status.success(), "corrupt chunks must fail the run");
     assert!(String::from_utf8_lossy(&out.stderr).contains("2 corrupt chunk(s)"));
-    assert_eq!(reports.len(), 9, "inspect stopped before the last dataset");
+    assert_eq!(reports.len(), 10, "inspect stopped before the last dataset");
     let field = &reports["/field"];
     assert_eq!(field["corrupt_chunks"], 2);
     let by_offset = |o: [u64; 3]| {

@@ -49,6 +49,8 @@ type Push2 = unsafe extern "C" fn(
 pub const H5T_FLOAT: c_int = 1;
 /// `H5T_ORDER_LE` in `H5T_order_t`.
 pub const H5T_ORDER_LE: c_int = 0;
+/// `H5T_ORDER_BE` in `H5T_order_t`.
+pub const H5T_ORDER_BE: c_int = 1;
 
 /// Addresses of HDF5's error-class globals (`H5E_ERR_CLS_g`, ...). They are read at push
 /// time, because HDF5 sets them when the library initialises.

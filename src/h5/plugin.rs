@@ -7,7 +7,7 @@
 use std::ffi::{c_char, c_int, c_uint, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use super::api::{self, Hid, H5T_FLOAT, H5T_ORDER_LE};
+use super::api::{self, Hid, H5T_FLOAT, H5T_ORDER_BE, H5T_ORDER_LE};
 use super::filter;
 use crate::observe;
 use crate::settings::{Settings, StoredSettings};
@@ -111,8 +111,8 @@ extern "C" fn set_local(dcpl: Hid, type_id: Hid, _space_id: Hid) -> c_int {
         let chunk = api.chunk_dims(dcpl)?;
         let (class, size, order) = api.type_info(type_id);
         let dtype = match (class, size, order) {
-            (H5T_FLOAT, 4, H5T_ORDER_LE) => DType::F32,
-            (H5T_FLOAT, 8, H5T_ORDER_LE) => DType::F64,
+            (H5T_FLOAT, 4, H5T_ORDER_LE | H5T_ORDER_BE) => DType::F32,
+            (H5T_FLOAT, 8, H5T_ORDER_LE | H5T_ORDER_BE) => DType::F64,
             _ => DType::Opaque,
         };
         if dtype != DType::Opaque && settings.target.kind != TargetKind::AbsBound {
@@ -123,6 +123,7 @@ extern "C" fn set_local(dcpl: Hid, type_id: Hid, _space_id: Hid) -> c_int {
         let stored = StoredSettings {
             settings,
             dtype,
+            big_endian: dtype != DType::Opaque && order == H5T_ORDER_BE,
             elem_size: size.max(1),
             chunk,
         };

@@ -6,7 +6,8 @@ For every dataset: the filter (id 357) is in the pipeline; every stored chunk st
 the deepcq magic; float data meets PSNR >= TARGET_DB on every chunk, measured on the part of
 the chunk inside the dataset (edge chunks) with the chunk's own value range, and NaNs come
 back as NaNs; everything else comes back bit-identical; compressible floats are stored
-smaller than raw. Prints one line per dataset and exits 1 on any failure."""
+smaller than raw, and a dataset named NAME_be (big-endian in the file) at most 2% larger than
+NAME. Prints one line per dataset and exits 1 on any failure."""
 import itertools
 import sys
 
@@ -67,6 +68,12 @@ def check(original, filtered, target, names):
             print(f"{name}: lossless {'identical' if same else 'DIFFERENT'}, stored {stored} of {raw} B")
             if not same:
                 failures.append(f"{name}: non-float data changed")
+    for name in names:
+        twin = name[: -len("_be")]
+        if name.endswith("_be") and twin in names:
+            big, little = (filtered[n].id.get_storage_size() for n in (name, twin))
+            if big > 1.02 * little:
+                failures.append(f"{name}: stored {big} B against {little} B little-endian")
     return failures
 
 

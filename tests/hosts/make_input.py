@@ -1,7 +1,7 @@
 """Writes the input file of the host tests: float fields whose dims are not multiples of
-the chunk dims (edge chunks), an f64 field, the same near 1e-170, a constant field, a field
-with NaNs, a tiny one, and integer and compound datasets that the filter must store
-losslessly."""
+the chunk dims (edge chunks), the same big-endian, an f64 field, the same near 1e-170, a
+constant field, a field with NaNs, a tiny one, and integer and compound datasets that the
+filter must store losslessly."""
 import sys
 
 import h5py
@@ -12,6 +12,8 @@ z, y, x = np.meshgrid(np.linspace(0, 3, 50), np.linspace(0, 4, 70), np.linspace(
 smooth = np.sin(x) * np.cos(y) + 0.3 * np.sin(2 * z + x) + 0.01 * rng.standard_normal(x.shape)
 with h5py.File(sys.argv[1], "w") as h:
     h.create_dataset("field", data=smooth.astype("f4"), chunks=(16, 32, 32))
+    # The same values big-endian in the file: check.py wants them stored as small.
+    h.create_dataset("field_be", data=smooth.astype(">f4"), chunks=(16, 32, 32))
     h.create_dataset("field64", data=(1e5 * smooth[:, :, 7]), chunks=(16, 16))
     # Errors of f64 data this small square below f64's range: the PSNR must still be met.
     h.create_dataset("field64_tiny", data=(1e-170 * smooth[:, :, 7]), chunks=(16, 16))
