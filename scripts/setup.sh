@@ -3,7 +3,8 @@
 # does nothing. Needs root or sudo for apt; everything else lands inside the repo.
 #   - apt: HDF5 1.10 (library, tools, Fortran), compilers, cmake, zstd, libclang (bindgen)
 #   - third_party/onnxruntime/libonnxruntime.so, unpacked from the PyPI wheel
-#   - third_party/venv: h5py (whose wheel bundles HDF5 2.0) and numpy, for tests and examples
+#   - third_party/venv: h5py (whose wheel bundles HDF5 2.0), netCDF4 (netCDF-C 4.9 with
+#     HDF5 1.14) and numpy, for tests and examples
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
@@ -55,9 +56,9 @@ os.replace(os.path.join(dest, "libonnxruntime.so.tmp"), os.path.join(dest, "libo
 PY
 fi
 venv="$root/third_party/venv"
-if ! "$venv/bin/python" -c "import h5py, numpy" >/dev/null 2>&1; then
-  echo "setup: creating $venv with h5py and numpy"
+if ! "$venv/bin/python" -c "import h5py, netCDF4, numpy" >/dev/null 2>&1; then
+  echo "setup: creating $venv with h5py, netCDF4 and numpy"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "h5py==3.16.0" numpy
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "h5py==3.16.0" "netCDF4==1.7.4" numpy
 fi
 echo "setup: ok (onnxruntime at $ort_dir/libonnxruntime.so, h5py in $venv)"

@@ -1,5 +1,6 @@
 //! The plugin inside real HDF5 hosts: h5repack/h5dump/h5diff (Debian's HDF5 1.10), a C
-//! program linked to Debian's libhdf5, and h5py from PyPI (which bundles HDF5 2.0). Exit
+//! program linked to Debian's libhdf5, h5py from PyPI (which bundles HDF5 2.0) and
+//! netCDF4-python reading what h5repack filtered (netCDF-C 4.9 with HDF5 1.14). Exit
 //! codes prove nothing here (h5repack exits 0 and writes raw data when a plugin fails to
 //! load), so every test checks the pipeline, the stored bytes and each chunk's PSNR.
 //!
@@ -179,6 +180,17 @@ fn h5py_with_bundled_hdf5_writes_and_reads() {
         .arg(repo().join("tests/hosts/h5py_write.py"))
         .arg(&input)
         .arg(dir.path().join("py.h5"))
+        .current_dir(repo().join("tests/hosts")));
+    assert!(out.status.success() && stdout(&out).contains("ALL OK"));
+}
+
+#[test]
+fn netcdf4_reads_a_variable_h5repack_filtered() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(Command::new(python())
+        .arg(repo().join("tests/hosts/netcdf_read.py"))
+        .arg(dir.path())
+        .arg("60")
         .current_dir(repo().join("tests/hosts")));
     assert!(out.status.success() && stdout(&out).contains("ALL OK"));
 }
