@@ -435,8 +435,13 @@ pub fn compress_to_target(
                 compressor: CompressorChoice::Sz3,
                 ..*settings
             };
+            // The first proposal's runner-up, unless it was SZ3 or the codec that refused.
+            let runner_up = proposal
+                .runner_up
+                .filter(|a| a.codec != CodecId::Sz3 && a.codec != proposal.codec);
             let proposal = Proposal {
                 codec: CodecId::Sz3,
+                runner_up,
                 ..proposer.propose(data, shape, extent, &sz3_only)?
             };
             let first = search.try_bound(CodecId::Sz3, proposal.bound)?;
@@ -768,14 +773,19 @@ impl<'a> Search<'a> {
         }
         let safe = safe_bound(range, target);
         if safe > 0.0 && safe.is_finite() {
-            match self.try_bound(codec, safe) {
-                Err(e) if too_fine(&e) => {}
-                attempt => {
-                    let attempt = attempt?;
-                    let psnr = self.psnr(&attempt)?;
-                    if psnr >= target {
-                        return Ok(attempt.into_outcome("safe bound", Some(psnr)));
-                    }
+            // SZ3 keeps any bound: it takes over from a codec too coarse for the safe bound
+            // when the choice is automatic.
+            let attempt = match self.try_bound(codec, safe) {
+                Err(e) if too_fine(&e) && self.settings.compressor == CompressorChoice::Auto => {
+                    Some(self.try_bound(CodecId::Sz3, safe)?)
+                }
+                Err(e) if too_fine(&e) => None,
+                attempt => Some(attempt?),
+            };
+            if let Some(attempt) = attempt {
+                let psnr = self.psnr(&attempt)?;
+                if psnr >= target {
+                    return Ok(attempt.into_outcome("safe bound", Some(psnr)));
                 }
             }
         }
@@ -1348,6 +1358,16 @@ mod tests {
                 );
             }
         }
+        // Chosen automatically, zfp hands a bound it cannot keep to SZ3, which keeps it.
+        let zfp_first = Fixed {
+            codec: CodecId::Zfp,
+            runner_up: false,
+            scale: 1.0,
+        };
+        let settings = Settings::psnr(150.0).unwrap();
+        let out = compress_to_target(data, &shape, &settings, &zfp_first).unwrap();
+        assert_eq!(out.codec, CodecId::Sz3, "{}", out.reason);
+        assert!(out.measured.unwrap() >= 150.0);
     }
 
     #[test]

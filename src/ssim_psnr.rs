@@ -61,7 +61,8 @@ pub struct WindowVariances {
 impl WindowVariances {
     /// Samples up to 1024 windows on an even grid of `data` (C-order `shape`,
     /// folded as [`crate::metrics::ssim`] folds it). Windows holding a non-finite value
-    /// are skipped; `None` when no window is left or the range is not positive.
+    /// are skipped; `None` when no window is left or the range is not positive (or so
+    /// small, below about 5e−309, that its inverse overflows).
     pub fn sample(data: Samples<'_>, shape: &[usize], range: f64) -> Option<Self> {
         // Values are divided by the range before they are squared: f64 data near 1e−170
         // or 1e160 would square into 0 or ∞.

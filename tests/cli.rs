@@ -45,16 +45,22 @@ fn info_json_has_the_documented_keys() {
 
 #[test]
 fn output_into_a_closed_pipe_ends_without_a_panic() {
-    // The reading end is closed before the first line is written, as `deepcq … | head`
-    // closes it after the lines it wants.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_deepcq"))
+    use std::os::fd::FromRawFd;
+    // The reading end is closed before deepcq starts, so its first line cannot be
+    // written, as when `deepcq … | head` has read the lines it wanted.
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe() writes.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: both descriptors were just opened and are owned here alone.
+    let write_end = unsafe {
+        libc::close(fds[0]);
+        std::os::fd::OwnedFd::from_raw_fd(fds[1])
+    };
+    let out = Command::new(env!("CARGO_BIN_EXE_deepcq"))
         .args(["cdvalues", "--psnr", "60"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
+        .stdout(std::process::Stdio::from(write_end))
+        .output()
         .unwrap();
-    drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(

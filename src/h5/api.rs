@@ -28,6 +28,16 @@ type GetFilterById2 = unsafe extern "C" fn(
     *mut c_char,
     *mut c_uint,
 ) -> Herr;
+type GetFilter2 = unsafe extern "C" fn(
+    Hid,
+    c_uint,
+    *mut c_uint,
+    *mut usize,
+    *mut c_uint,
+    usize,
+    *mut c_char,
+    *mut c_uint,
+) -> c_int;
 type ModifyFilter = unsafe extern "C" fn(Hid, c_int, c_uint, usize, *const c_uint) -> Herr;
 type GetChunk = unsafe extern "C" fn(Hid, c_int, *mut u64) -> c_int;
 type TypeInt = unsafe extern "C" fn(Hid) -> c_int;
@@ -64,6 +74,8 @@ struct ErrorIds {
 pub struct Hdf5Api {
     _library: Library,
     get_filter_by_id2: GetFilterById2,
+    get_nfilters: TypeInt,
+    get_filter2: GetFilter2,
     modify_filter: ModifyFilter,
     get_chunk: GetChunk,
     get_class: TypeInt,
@@ -162,6 +174,8 @@ impl Hdf5Api {
             })();
             Ok(Hdf5Api {
                 get_filter_by_id2: get(&library, "H5Pget_filter_by_id2")?,
+                get_nfilters: get(&library, "H5Pget_nfilters")?,
+                get_filter2: get(&library, "H5Pget_filter2")?,
                 modify_filter: get(&library, "H5Pmodify_filter")?,
                 get_chunk: get(&library, "H5Pget_chunk")?,
                 get_class: get(&library, "H5Tget_class")?,
@@ -204,6 +218,33 @@ impl Hdf5Api {
         }
         values.truncate(count);
         Ok((flags, values))
+    }
+
+    /// The ids of the filters in a dataset creation property list, in pipeline order
+    /// (the order they run when writing).
+    pub fn filter_ids(&self, dcpl: Hid) -> Result<Vec<u32>, String> {
+        // SAFETY: a plain query of a property list id.
+        let count = unsafe { (self.get_nfilters)(dcpl) };
+        let count = u32::try_from(count).map_err(|_| "H5Pget_nfilters failed".to_string())?;
+        (0..count)
+            .map(|index| {
+                let (mut flags, mut config, mut nelmts) = (0, 0, 0usize);
+                // SAFETY: no cd_values or name are asked for (0 elements, 0 bytes).
+                let id = unsafe {
+                    (self.get_filter2)(
+                        dcpl,
+                        index,
+                        &mut flags,
+                        &mut nelmts,
+                        std::ptr::null_mut(),
+                        0,
+                        std::ptr::null_mut(),
+                        &mut config,
+                    )
+                };
+                u32::try_from(id).map_err(|_| format!("H5Pget_filter2({index}) failed"))
+            })
+            .collect()
     }
 
     /// Replaces the cd_values of filter `id`.

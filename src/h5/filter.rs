@@ -35,12 +35,15 @@ pub enum FilterError {
 
 /// Compresses one chunk buffer under the stored settings; returns the chunk bytes and what
 /// the chooser did (for logs and traces). A big-endian dataset's values are swapped to
-/// little-endian first, and the chunk says so ([`chunk::Header::big_endian`]).
+/// little-endian first, and the chunk says so ([`chunk::Header::big_endian`]); a buffer
+/// that does not hold the chunk's values (another filter ran first) is kept byte for byte
+/// as it came.
 pub fn encode_chunk(
     stored: &StoredSettings,
     bytes: &[u8],
 ) -> Result<(Vec<u8>, Outcome), FilterError> {
-    if !stored.big_endian {
+    let values = stored.chunk.iter().product::<usize>() * stored.elem_size;
+    if !stored.big_endian || bytes.len() != values {
         return encode_little_endian(stored, bytes);
     }
     let (out, outcome) =
@@ -244,5 +247,9 @@ mod tests {
         with_nan[..4].copy_from_slice(&f32::NAN.to_be_bytes());
         let (exact, _) = encode_chunk(&big_settings, &with_nan).unwrap();
         assert_eq!(decode_chunk(&exact).unwrap(), with_nan);
+        // So does a buffer of another size (another filter ran first).
+        let odd = big[..1001].to_vec();
+        let (exact, _) = encode_chunk(&big_settings, &odd).unwrap();
+        assert_eq!(decode_chunk(&exact).unwrap(), odd);
     }
 }

@@ -89,6 +89,31 @@ fn guarded<T>(function: &str, failure: T, body: impl FnOnce() -> Result<T, Strin
     failure
 }
 
+/// Why deepcq cannot run where `pipeline` (filter ids in the order they run when writing)
+/// puts it: any filter before it hands it that filter's bytes instead of the dataset's
+/// values (shuffle's byte planes, read as floats, would be compressed lossily into
+/// garbage). `None` when deepcq runs first.
+fn filters_before_deepcq(pipeline: &[u32]) -> Option<String> {
+    let position = pipeline.iter().position(|&id| id == wire::FILTER_ID)?;
+    let name = |id: u32| match id {
+        1 => "deflate (1)".to_string(),
+        2 => "shuffle (2)".to_string(),
+        3 => "fletcher32 (3)".to_string(),
+        4 => "szip (4)".to_string(),
+        5 => "nbit (5)".to_string(),
+        6 => "scaleoffset (6)".to_string(),
+        other => format!("filter {other}"),
+    };
+    (position > 0).then(|| {
+        let before: Vec<String> = pipeline[..position].iter().map(|&id| name(id)).collect();
+        format!(
+            "{} runs before deepcq, which would get its bytes instead of the dataset's values: \
+             add deepcq first (other filters may follow it)",
+            before.join(", ")
+        )
+    })
+}
+
 /// Checks the user's cd_values before the dataset exists, so bad values fail
 /// `H5Dcreate` with a message instead of failing the first write. Every datatype is
 /// accepted: non-float data is stored losslessly.
@@ -109,6 +134,10 @@ extern "C" fn set_local(dcpl: Hid, type_id: Hid, _space_id: Hid) -> c_int {
         let (flags, cd) = api.filter_values(dcpl, wire::FILTER_ID)?;
         let settings = Settings::parse(&cd).map_err(|e| e.to_string())?;
         let chunk = api.chunk_dims(dcpl)?;
+        let pipeline = api.filter_ids(dcpl)?;
+        if let Some(before) = filters_before_deepcq(&pipeline) {
+            return Err(before);
+        }
         let (class, size, order) = api.type_info(type_id);
         let dtype = match (class, size, order) {
             (H5T_FLOAT, 4, H5T_ORDER_LE | H5T_ORDER_BE) => DType::F32,
@@ -190,4 +219,22 @@ extern "C" fn filter_callback(
         }
         Ok(output.len())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deepcq_must_run_first_in_the_pipeline() {
+        assert_eq!(filters_before_deepcq(&[wire::FILTER_ID]), None);
+        assert_eq!(filters_before_deepcq(&[wire::FILTER_ID, 1, 3]), None);
+        let shuffled = filters_before_deepcq(&[2, wire::FILTER_ID]).unwrap();
+        assert!(
+            shuffled.starts_with("shuffle (2) runs before deepcq"),
+            "{shuffled}"
+        );
+        let two = filters_before_deepcq(&[2, 32001, wire::FILTER_ID]).unwrap();
+        assert!(two.starts_with("shuffle (2), filter 32001 runs"), "{two}");
+    }
 }

@@ -1,6 +1,6 @@
 """h5py (whose wheel bundles HDF5 2.0) writes through the deepcq filter via
-HDF5_PLUGIN_PATH, reads back, and checks every chunk; then bad cd_values must fail
-dataset creation with deepcq's message.
+HDF5_PLUGIN_PATH, reads back, and checks every chunk; then bad cd_values, and shuffle
+before deepcq, must fail dataset creation with deepcq's message.
 
 usage: h5py_write.py INPUT OUTPUT"""
 import sys
@@ -27,6 +27,17 @@ try:
 except Exception as e:  # h5py raises ValueError with HDF5's message
     print("bad cd_values rejected:", e)
     if "slot 1 (kind)" not in str(e):
+        failures.append(f"error lacks deepcq's message: {e}")
+
+# Shuffle first would hand deepcq byte planes, not floats: dataset creation must fail.
+try:
+    with h5py.File(out_path, "a") as out:
+        out.create_dataset("shuffled", data=np.zeros((8, 8), "f4"), chunks=(4, 4), shuffle=True,
+                           compression=357, compression_opts=(60,))
+    failures.append("shuffle before deepcq was accepted")
+except Exception as e:
+    print("shuffle before deepcq rejected:", e)
+    if "runs before deepcq" not in str(e):
         failures.append(f"error lacks deepcq's message: {e}")
 
 for msg in failures:
