@@ -331,8 +331,9 @@ pub enum SelectError {
 }
 
 /// True for a codec's refusal of a bound finer than it resolves
-/// ([`CodecError::BoundTooFine`], SPERR near 290 dB): a search stops there, and when
-/// nothing coarser met the target, only exact storage does.
+/// ([`CodecError::BoundTooFine`]: SPERR below 2^−48 of the chunk's largest magnitude, zfp
+/// below 2^−22 of it on f32): a search stops there, and when nothing coarser met the
+/// target, SZ3 (for an automatic choice) or exact storage does.
 fn too_fine(e: &SelectError) -> bool {
     matches!(e, SelectError::Codec(CodecError::BoundTooFine { .. }))
 }
@@ -424,9 +425,9 @@ pub fn compress_to_target(
     let mut search = Search::new(data, shape, settings);
     let (proposal, first) = match search.try_bound(proposal.codec, proposal.bound) {
         // A compressor chosen automatically may refuse a chunk (SPERR and values ≥ 1e30):
-        // SZ3 takes any finite values, at the bound proposed for SZ3 (SPERR's bound gives
-        // SZ3 3 dB less PSNR, and predict mode would keep it). A compressor the user named
-        // keeps its error.
+        // SZ3 takes any finite values, at the bound proposed for SZ3 (on a generated field
+        // SPERR's bound gave SZ3 3 dB less PSNR, and predict mode would keep it). A
+        // compressor the user named keeps its error.
         Err(SelectError::Codec(e))
             if settings.compressor == CompressorChoice::Auto && proposal.codec != CodecId::Sz3 =>
         {
