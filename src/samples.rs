@@ -144,19 +144,30 @@ impl Samples<'_> {
         }
     }
 
-    /// True when every value is finite (always true for opaque data). Every codec checks
-    /// this before compressing, so it runs branch-free over blocks (which vectorises) and
-    /// stops at the first block holding a non-finite value.
+    /// True when every value is finite (always true for opaque data).
     pub fn all_finite(&self) -> bool {
-        const BLOCK: usize = 1024;
+        self.finite_max_abs().is_some()
+    }
+
+    /// The largest magnitude, or `None` when a value is not finite (0 for opaque data).
+    /// Every lossy codec asks before compressing (SPERR and zfp refuse bounds too fine for
+    /// the magnitude), so it runs branch-free over blocks (which vectorises) and stops at
+    /// the first block holding a non-finite value.
+    pub fn finite_max_abs(&self) -> Option<f64> {
+        fn blocks<T: Element>(v: &[T]) -> Option<f64> {
+            const BLOCK: usize = 1024;
+            v.chunks(BLOCK).try_fold(0.0f64, |largest, c| {
+                let (finite, block_max) = c.iter().fold((true, 0.0f64), |(ok, m), x| {
+                    let a = x.to_f64().abs();
+                    (ok & x.to_f64().is_finite(), if a > m { a } else { m })
+                });
+                finite.then_some(largest.max(block_max))
+            })
+        }
         match self {
-            Samples::F32(v) => v
-                .chunks(BLOCK)
-                .all(|c| c.iter().fold(true, |ok, x| ok & x.is_finite())),
-            Samples::F64(v) => v
-                .chunks(BLOCK)
-                .all(|c| c.iter().fold(true, |ok, x| ok & x.is_finite())),
-            Samples::Opaque { .. } => true,
+            Samples::F32(v) => blocks(v),
+            Samples::F64(v) => blocks(v),
+            Samples::Opaque { .. } => Some(0.0),
         }
     }
 }

@@ -165,13 +165,14 @@ pub fn codec_for(id: CodecId) -> &'static dyn Codec {
     }
 }
 
-/// Checks what every lossy codec requires of its input, so each one need not.
+/// Checks what every lossy codec requires of its input, so each one need not; returns the
+/// largest magnitude, found in the same pass.
 pub(crate) fn check_lossy_input(
     codec: &'static str,
     data: &Samples<'_>,
     shape: &[usize],
     bound: f64,
-) -> Result<(), CodecError> {
+) -> Result<f64, CodecError> {
     if !(bound.is_finite() && bound > 0.0) {
         return Err(CodecError::InvalidBound { codec, bound });
     }
@@ -182,15 +183,7 @@ pub(crate) fn check_lossy_input(
         });
     }
     check_shape(data.len(), shape)?;
-    if !data.all_finite() {
-        return Err(CodecError::NonFinite { codec });
-    }
-    Ok(())
-}
-
-/// The largest magnitude among `values` (finite, checked before).
-pub(crate) fn max_abs<T: crate::samples::Element>(values: &[T]) -> f64 {
-    values.iter().fold(0.0f64, |m, v| m.max(v.to_f64().abs()))
+    data.finite_max_abs().ok_or(CodecError::NonFinite { codec })
 }
 
 /// Refuses a `bound` finer than `relative` × `max_abs`, the finest `codec` keeps
@@ -278,11 +271,7 @@ mod tests {
         let f32s: Vec<f32> = f64s.iter().map(|&x| x as f32).collect();
         for data in [Samples::F32(&f32s), Samples::F64(&f64s)] {
             let layout = Layout::of(&data, &shape);
-            let largest = match data {
-                Samples::F32(v) => max_abs(v),
-                Samples::F64(v) => max_abs(v),
-                Samples::Opaque { .. } => unreachable!(),
-            };
+            let largest = data.finite_max_abs().unwrap();
             let kept_within = |codec: CodecId, bound: f64| {
                 let payload = codec_for(codec).encode(data, &shape, bound).unwrap();
                 let back = codec_for(codec).decode(&payload, &layout, bound).unwrap();

@@ -7,8 +7,7 @@
 use ndarray::{ArrayView2, ArrayView3, ArrayViewMut2, ArrayViewMut3};
 
 use super::{
-    check_lossy_input, check_resolvable, library_error, max_abs, strip_frame, with_frame, Codec,
-    CodecError,
+    check_lossy_input, check_resolvable, library_error, strip_frame, with_frame, Codec, CodecError,
 };
 use crate::samples::{fit_rank, Element, Layout, SampleBuf, Samples};
 use crate::wire::{CodecId, DType};
@@ -82,11 +81,12 @@ impl Codec for Sperr {
         shape: &[usize],
         bound: f64,
     ) -> Result<Vec<u8>, CodecError> {
-        check_lossy_input(NAME, &data, shape, bound)?;
+        let max_abs = check_magnitude(check_lossy_input(NAME, &data, shape, bound)?)?;
+        check_resolvable(NAME, bound, max_abs, FINEST_RELATIVE_BOUND)?;
         let dims = sperr_dims(shape);
         match data {
-            Samples::F32(values) => encode_typed(values, &dims, bound),
-            Samples::F64(values) => encode_typed(values, &dims, bound),
+            Samples::F32(values) => encode_typed(values, &dims, bound, max_abs),
+            Samples::F64(values) => encode_typed(values, &dims, bound, max_abs),
             Samples::Opaque { .. } => unreachable!("rejected by check_lossy_input"),
         }
     }
@@ -252,7 +252,7 @@ impl Sperr {
         shape: &[usize],
         bits_per_value: f64,
     ) -> Result<Vec<u8>, CodecError> {
-        check_lossy_input(NAME, &data, shape, bits_per_value)?;
+        check_magnitude(check_lossy_input(NAME, &data, shape, bits_per_value)?)?;
         if fit_rank(shape, 3).len() < 2 {
             return Err(library_error(NAME, "fixed rate needs a 2-D or 3-D chunk"));
         }
@@ -274,14 +274,14 @@ impl Sperr {
         shape: &[usize],
         psnr_db: f64,
     ) -> Result<Vec<u8>, CodecError> {
-        check_lossy_input(NAME, &data, shape, psnr_db)?;
+        check_magnitude(check_lossy_input(NAME, &data, shape, psnr_db)?)?;
         let mode = sperr::CompressionMode::PeakSignalToNoiseRatio { psnr: psnr_db };
         compress_in_mode(data, shape, mode)
     }
 }
 
-/// Compresses checked input in one of SPERR's own modes, refusing fill values as
-/// [`encode_typed`] does.
+/// Compresses checked input (fill values refused, [`check_magnitude`]) in one of SPERR's
+/// own modes.
 fn compress_in_mode(
     data: Samples<'_>,
     shape: &[usize],
@@ -289,19 +289,14 @@ fn compress_in_mode(
 ) -> Result<Vec<u8>, CodecError> {
     let dims = sperr_dims(shape);
     match data {
-        Samples::F32(values) => {
-            checked_max_abs(values).and_then(|_| compress_typed(values, &dims, mode))
-        }
-        Samples::F64(values) => {
-            checked_max_abs(values).and_then(|_| compress_typed(values, &dims, mode))
-        }
+        Samples::F32(values) => compress_typed(values, &dims, mode),
+        Samples::F64(values) => compress_typed(values, &dims, mode),
         Samples::Opaque { .. } => unreachable!("rejected by check_lossy_input"),
     }
 }
 
-/// The largest magnitude in `values`, refused above [`MAX_MAGNITUDE`].
-fn checked_max_abs<T: Element>(values: &[T]) -> Result<f64, CodecError> {
-    let max_abs = max_abs(values);
+/// `max_abs`, the chunk's largest magnitude, refused above [`MAX_MAGNITUDE`].
+fn check_magnitude(max_abs: f64) -> Result<f64, CodecError> {
     if max_abs > MAX_MAGNITUDE {
         return Err(library_error(
             NAME,
@@ -311,17 +306,17 @@ fn checked_max_abs<T: Element>(values: &[T]) -> Result<f64, CodecError> {
     Ok(max_abs)
 }
 
+/// Compresses `values` (checked; largest magnitude `max_abs`) to the point-wise `bound`.
 fn encode_typed<T: Element + sperr::Element>(
     values: &[T],
     dims: &[usize],
     bound: f64,
+    max_abs: f64,
 ) -> Result<Vec<u8>, CodecError> {
     // SPERR bounds the error in double precision and then rounds to T, which can add half
     // an ulp of the largest value: measured 1.0005·eb on f32 fields. Leave room for it, in
     // whole steps of 2⁻²⁰ of the bound (at most half of it), so a compact payload can
     // store the step count instead of SPERR's quantisation step.
-    let max_abs = checked_max_abs(values)?;
-    check_resolvable(NAME, bound, max_abs, FINEST_RELATIVE_BOUND)?;
     let ulp = if T::DTYPE == DType::F32 {
         f32::EPSILON as f64
     } else {

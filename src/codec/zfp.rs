@@ -12,7 +12,7 @@ use std::ptr::NonNull;
 
 use zfp_sys as ffi;
 
-use super::{check_lossy_input, check_resolvable, library_error, max_abs, Codec, CodecError};
+use super::{check_lossy_input, check_resolvable, library_error, Codec, CodecError};
 use crate::samples::{element_count, fit_rank, Layout, SampleBuf, Samples};
 use crate::wire::{CodecId, DType};
 
@@ -58,12 +58,12 @@ impl Codec for Zfp {
         shape: &[usize],
         bound: f64,
     ) -> Result<Vec<u8>, CodecError> {
-        check_lossy_input(NAME, &data, shape, bound)?;
-        match data {
-            Samples::F32(v) => check_resolvable(NAME, bound, max_abs(v), FINEST_RELATIVE_BOUND.0)?,
-            Samples::F64(v) => check_resolvable(NAME, bound, max_abs(v), FINEST_RELATIVE_BOUND.1)?,
-            Samples::Opaque { .. } => unreachable!("rejected by check_lossy_input"),
-        }
+        let max_abs = check_lossy_input(NAME, &data, shape, bound)?;
+        let finest = match data {
+            Samples::F32(_) => FINEST_RELATIVE_BOUND.0,
+            _ => FINEST_RELATIVE_BOUND.1,
+        };
+        check_resolvable(NAME, bound, max_abs, finest)?;
         let dims = fit_rank(shape, MAX_RANK);
         // zfp only reads through the pointer when compressing.
         let (ptr, kind) = match data {
