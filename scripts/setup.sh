@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what h5z-deepcq needs on a Debian (bookworm) machine. Idempotent: a second run
 # does nothing. Needs root or sudo for apt; everything else lands inside the repo.
-#   - apt: HDF5 1.10 (library, tools, Fortran), compilers, cmake, zstd, libclang (bindgen)
+#   - apt: HDF5 1.10 (library, tools, Fortran; serial and Open MPI builds), netCDF-C,
+#     compilers, cmake, zstd, libclang (bindgen)
 #   - third_party/onnxruntime/libonnxruntime.so, unpacked from the PyPI wheel
 #   - third_party/venv: h5py (whose wheel bundles HDF5 2.0), netCDF4 (netCDF-C 4.9 with
 #     HDF5 1.14) and numpy, for tests and examples
@@ -9,7 +10,8 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 apt_packages=(build-essential g++ gfortran cmake pkg-config libhdf5-dev hdf5-tools
-  libzstd-dev libclang-dev valgrind ca-certificates)
+  libzstd-dev libclang-dev valgrind ca-certificates
+  libhdf5-openmpi-dev openmpi-bin libnetcdf-dev)
 if ! command -v python3 >/dev/null 2>&1; then
   apt_packages+=(python3 python3-pip python3-venv)
 elif ! python3 -c "import ensurepip, venv" >/dev/null 2>&1; then

@@ -88,10 +88,12 @@ fn hdf5_flags() -> Vec<String> {
     let out = run_ok(
         {
             let mut c = Command::new("pkg-config");
-            c.args(["--cflags", "--libs", "hdf5"]);
+            // Serial HDF5 by name: with libhdf5-openmpi-dev installed too, plain `hdf5`
+            // is the MPI build.
+            c.args(["--cflags", "--libs", "hdf5-serial"]);
             c
         },
-        "pkg-config hdf5 (libhdf5-dev)",
+        "pkg-config hdf5-serial (libhdf5-dev)",
     );
     out.split_whitespace().map(String::from).collect()
 }

@@ -1,10 +1,13 @@
 //! The plugin inside real HDF5 hosts: h5repack/h5dump/h5diff (Debian's HDF5 1.10), a C
-//! program linked to Debian's libhdf5, h5py from PyPI (which bundles HDF5 2.0) and
-//! netCDF4-python reading what h5repack filtered (netCDF-C 4.9 with HDF5 1.14). Exit
+//! program linked to Debian's libhdf5, an MPI program writing collectively through
+//! Debian's parallel HDF5 (Open MPI), h5py from PyPI (which bundles HDF5 2.0), a C
+//! program writing netCDF-4 through netCDF-C's `nc_def_var_filter` (Debian's netCDF-C 4.9)
+//! and netCDF4-python reading what h5repack filtered (netCDF-C 4.9 with HDF5 1.14). Exit
 //! codes prove nothing here (h5repack exits 0 and writes raw data when a plugin fails to
 //! load), so every test checks the pipeline, the stored bytes and each chunk's PSNR.
 //!
-//! Needs what `scripts/setup.sh` installs (HDF5 tools, gcc, the h5py venv in third_party/).
+//! Needs what `scripts/setup.sh` installs (HDF5 tools, gcc, Open MPI, netCDF-C, the h5py
+//! venv in third_party/).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -67,6 +70,28 @@ fn make_input(dir: &Path) -> PathBuf {
         .arg(&input));
     assert!(out.status.success(), "make_input.py failed");
     input
+}
+
+/// Compiles `tests/hosts/{source}` into `exe` with `cc` and the flags `flags_cmd` prints
+/// (pkg-config, nc-config).
+fn compile(cc: &str, source: &str, exe: &Path, flags_cmd: &[&str]) {
+    let flags = Command::new(flags_cmd[0])
+        .args(&flags_cmd[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{flags_cmd:?}: {e} (run scripts/setup.sh)"));
+    assert!(
+        flags.status.success(),
+        "{flags_cmd:?} failed: run scripts/setup.sh"
+    );
+    let flags = String::from_utf8(flags.stdout).unwrap();
+    let out = run(Command::new(cc)
+        .arg("-O1")
+        .arg("-o")
+        .arg(exe)
+        .arg(repo().join("tests/hosts").join(source))
+        .args(flags.split_whitespace())
+        .arg("-lm"));
+    assert!(out.status.success(), "{cc} failed on {source}");
 }
 
 fn check(original: &Path, filtered: &Path, target: &str) {
@@ -147,19 +172,12 @@ fn h5diff_sees_lossless_types_unchanged() {
 fn c_program_writes_reads_and_gets_errors_on_the_stack() {
     let dir = tempfile::tempdir().unwrap();
     let exe = dir.path().join("write_read");
-    let flags = Command::new("pkg-config")
-        .args(["--cflags", "--libs", "hdf5"])
-        .output()
-        .expect("pkg-config missing: run scripts/setup.sh");
-    let flags = String::from_utf8(flags.stdout).unwrap();
-    let out = run(Command::new("gcc")
-        .arg("-O1")
-        .arg("-o")
-        .arg(&exe)
-        .arg(repo().join("tests/hosts/write_read.c"))
-        .args(flags.split_whitespace())
-        .arg("-lm"));
-    assert!(out.status.success(), "gcc failed");
+    compile(
+        "gcc",
+        "write_read.c",
+        &exe,
+        &["pkg-config", "--cflags", "--libs", "hdf5-serial"],
+    );
     let out = run(Command::new(&exe).arg(dir.path().join("c.h5")));
     assert!(out.status.success() && stdout(&out).contains("ALL OK"));
     let errors = String::from_utf8_lossy(&out.stderr);
@@ -192,5 +210,43 @@ fn netcdf4_reads_a_variable_h5repack_filtered() {
         .arg(dir.path())
         .arg("60")
         .current_dir(repo().join("tests/hosts")));
+    assert!(out.status.success() && stdout(&out).contains("ALL OK"));
+}
+
+#[test]
+fn parallel_hdf5_ranks_write_one_dataset_collectively() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dir.path().join("parallel_write");
+    let flags = ["pkg-config", "--cflags", "--libs", "hdf5-openmpi"];
+    compile("mpicc", "parallel_write.c", &exe, &flags);
+    // Two ranks whose z slabs split chunks between them; three on two cores also passes
+    // (oversubscribed). Open MPI refuses root without the two variables, and looks for ssh
+    // even for local ranks unless told not to.
+    let out = run(Command::new("mpirun")
+        .args(["--oversubscribe", "-np", "2"])
+        .arg(&exe)
+        .arg(dir.path().join("parallel.h5"))
+        .arg("60")
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .env("OMPI_MCA_plm_rsh_agent", "/bin/false"));
+    let text = stdout(&out);
+    assert!(out.status.success() && text.contains("ALL OK"));
+    for rank in ["rank 0 of 2", "rank 1 of 2"] {
+        assert!(text.contains(rank), "{rank} did not check its chunks");
+    }
+}
+
+#[test]
+fn netcdf_c_writes_a_variable_through_nc_def_var_filter() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dir.path().join("netcdf_write");
+    compile(
+        "gcc",
+        "netcdf_write.c",
+        &exe,
+        &["nc-config", "--cflags", "--libs"],
+    );
+    let out = run(Command::new(&exe).arg(dir.path().join("ts.nc")).arg("60"));
     assert!(out.status.success() && stdout(&out).contains("ALL OK"));
 }

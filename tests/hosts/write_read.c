@@ -9,29 +9,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chunk_psnr.h"
+
 #define FILTER_DEEPCQ 357
 #define NZ 40
 #define NY 50
 #define NX 60
 static const hsize_t dims[3] = {NZ, NY, NX};
 static const hsize_t chunk[3] = {16, 16, 32};
-
-static double chunk_psnr(const float *a, const float *b, hsize_t z0, hsize_t y0, hsize_t x0) {
-    double lo = INFINITY, hi = -INFINITY, se = 0;
-    size_t n = 0;
-    for (hsize_t z = z0; z < z0 + chunk[0] && z < NZ; z++)
-        for (hsize_t y = y0; y < y0 + chunk[1] && y < NY; y++)
-            for (hsize_t x = x0; x < x0 + chunk[2] && x < NX; x++) {
-                size_t i = (z * NY + y) * NX + x;
-                double d = (double)a[i] - (double)b[i];
-                if (a[i] < lo) lo = a[i];
-                if (a[i] > hi) hi = a[i];
-                se += d * d;
-                n++;
-            }
-    if (se == 0) return INFINITY;
-    return 20 * log10(hi - lo) - 10 * log10(se / n);
-}
+static const size_t sizes[3] = {NZ, NY, NX}, chunk_sizes[3] = {16, 16, 32};
 
 static int count_error(unsigned n, const H5E_error2_t *e, void *found) {
     (void)n;
@@ -109,7 +95,7 @@ int main(int argc, char **argv) {
     for (hsize_t z = 0; z < NZ; z += chunk[0])
         for (hsize_t y = 0; y < NY; y += chunk[1])
             for (hsize_t x = 0; x < NX; x += chunk[2]) {
-                double p = chunk_psnr(data, back, z, y, x);
+                double p = chunk_psnr(data, back, sizes, chunk_sizes, z, y, x);
                 if (p < worst) worst = p;
             }
     printf("worst chunk PSNR %.2f dB (target %.1f), stored %llu of %zu bytes\n", worst, target,

@@ -1,0 +1,27 @@
+/* PSNR of one chunk of a C-order 3-D float array, shared by the C host programs: the
+ * chunk at (z0, y0, x0) of size `chunk`, cut to the array's `dims` (edge chunks are
+ * measured on their valid part), with the original chunk's value range as peak. +inf
+ * when the chunk came back exact. */
+#ifndef DEEPCQ_TEST_CHUNK_PSNR_H
+#define DEEPCQ_TEST_CHUNK_PSNR_H
+#include <math.h>
+#include <stddef.h>
+
+static double chunk_psnr(const float *original, const float *back, const size_t dims[3],
+                         const size_t chunk[3], size_t z0, size_t y0, size_t x0) {
+    double lo = INFINITY, hi = -INFINITY, se = 0;
+    size_t n = 0;
+    for (size_t z = z0; z < z0 + chunk[0] && z < dims[0]; z++)
+        for (size_t y = y0; y < y0 + chunk[1] && y < dims[1]; y++)
+            for (size_t x = x0; x < x0 + chunk[2] && x < dims[2]; x++) {
+                size_t i = (z * dims[1] + y) * dims[2] + x;
+                double d = (double)original[i] - (double)back[i];
+                if (original[i] < lo) lo = original[i];
+                if (original[i] > hi) hi = original[i];
+                se += d * d;
+                n++;
+            }
+    if (se == 0) return INFINITY;
+    return 20 * log10(hi - lo) - 10 * log10(se / n);
+}
+#endif
