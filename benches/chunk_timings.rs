@@ -1,5 +1,6 @@
-//! Per-chunk timings of the write path on a generated 64³ f32 chunk: features, surrogate
-//! inference, one compression per codec, and a whole predict-mode and guarantee-mode write.
+//! Per-chunk timings of the write path on generated f32 chunks of 64³ and 16×32×32 values:
+//! features, surrogate inference, one compression per codec, and whole predict-, fast- and
+//! guarantee-mode writes.
 //!
 //! `cargo bench --bench chunk_timings` prints the median of several runs of each step and
 //! its ratio to one SZ3 compression at the formula bound (the design's "one compression").
@@ -60,18 +61,45 @@ fn row(name: &str, secs: f64, one: f64) {
     );
 }
 
+/// The chunks timed: 64³ (1 MiB of f32, the size HDF5's guidance and the bench's chunking
+/// aim at) and 16×32×32 (64 KiB, what h5py's automatic chunking picks for a mid-size
+/// array), where the proposal's fixed cost weighs far more. `DEEPCQ_BENCH_SHAPE=a,b,c`
+/// times that shape alone.
+fn shapes() -> Vec<Vec<usize>> {
+    match std::env::var("DEEPCQ_BENCH_SHAPE") {
+        Ok(s) => vec![s
+            .split(',')
+            .map(|d| {
+                d.trim()
+                    .parse()
+                    .expect("DEEPCQ_BENCH_SHAPE: comma-separated dims")
+            })
+            .collect()],
+        Err(_) => vec![vec![64, 64, 64], vec![16, 32, 32]],
+    }
+}
+
 fn main() {
-    let shape = [64usize, 64, 64];
-    let values: Vec<f32> = generate(Kind::Spectral { slope: 3.0 }, &shape, 1)
+    for (i, shape) in shapes().iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        report(shape);
+    }
+}
+
+/// Times every step of the write path on a generated chunk of `shape`.
+fn report(shape: &[usize]) {
+    let values: Vec<f32> = generate(Kind::Spectral { slope: 3.0 }, shape, 1)
         .into_iter()
         .map(|v| v as f32)
         .collect();
     let data = Samples::F32(&values);
     let bound = sz3_formula_bound(value_range(data), TARGET_DB);
     let one = median(|| {
-        codec_for(CodecId::Sz3).encode(data, &shape, bound).unwrap();
+        codec_for(CodecId::Sz3).encode(data, shape, bound).unwrap();
     });
-    println!("chunk 64x64x64 f32 (spectral slope 3), target {TARGET_DB} dB, median of {RUNS} runs, thread CPU time");
+    println!("chunk {shape:?} f32 (spectral slope 3), target {TARGET_DB} dB, median of {RUNS} runs, thread CPU time");
     row(
         "features::Extent::of (range)",
         median(|| {
@@ -81,12 +109,12 @@ fn main() {
     );
     row(
         "features::extract",
-        median(|| drop(features::extract(data, &shape))),
+        median(|| drop(features::extract(data, shape))),
         one,
     );
     match surrogate::shared() {
         Ok(s) => {
-            let f = features::extract(data, &shape);
+            let f = features::extract(data, shape);
             let candidates = s.all_candidates();
             let name = format!("surrogate ({} candidates)", candidates.len());
             row(
@@ -104,7 +132,7 @@ fn main() {
         Ok(chooser) => row(
             "proposal (features + inference)",
             median(|| {
-                let _ = chooser.propose(data, &shape, extent, &settings).unwrap();
+                let _ = chooser.propose(data, shape, extent, &settings).unwrap();
             }),
             one,
         ),
@@ -113,19 +141,19 @@ fn main() {
     row("sz3 compression (formula bound)", one, one);
     let back = codec_for(CodecId::Sz3)
         .decode(
-            &codec_for(CodecId::Sz3).encode(data, &shape, bound).unwrap(),
-            &Layout::of(&data, &shape),
+            &codec_for(CodecId::Sz3).encode(data, shape, bound).unwrap(),
+            &Layout::of(&data, shape),
             bound,
         )
         .unwrap();
     row(
         "metrics::ssim (whole)",
         median(|| {
-            std::hint::black_box(metrics::ssim_of(data, back.view(), &shape));
+            std::hint::black_box(metrics::ssim_of(data, back.view(), shape));
         }),
         one,
     );
-    let reference = metrics::SsimReference::of(&values, &shape);
+    let reference = metrics::SsimReference::of(&values, shape);
     row(
         "SSIM target check (per attempt)",
         median(|| {
@@ -136,7 +164,7 @@ fn main() {
     for codec in [CodecId::Zfp, CodecId::Sperr] {
         let name = format!("{} compression (formula bound)", codec.name());
         let secs = median(|| {
-            codec_for(codec).encode(data, &shape, bound).unwrap();
+            codec_for(codec).encode(data, shape, bound).unwrap();
         });
         row(&name, secs, one);
     }
@@ -152,7 +180,7 @@ fn main() {
         let mut settings = settings;
         settings.mode = mode;
         let secs = median(|| {
-            compress_to_target(data, &shape, &settings, chooser).unwrap();
+            compress_to_target(data, shape, &settings, chooser).unwrap();
         });
         row(name, secs, one);
     }
@@ -190,7 +218,7 @@ fn main() {
             ..settings
         };
         let secs = median(|| {
-            compress_to_target(data, &shape, &settings, chooser).unwrap();
+            compress_to_target(data, shape, &settings, chooser).unwrap();
         });
         row(name, secs, one);
     }
