@@ -250,3 +250,14 @@ fn netcdf_c_writes_a_variable_through_nc_def_var_filter() {
     let out = run(Command::new(&exe).arg(dir.path().join("ts.nc")).arg("60"));
     assert!(out.status.success() && stdout(&out).contains("ALL OK"));
 }
+
+#[test]
+fn time_steps_written_one_at_a_time_through_a_small_chunk_cache_meet_the_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(Command::new(python())
+        .arg(repo().join("tests/hosts/partial_writes.py"))
+        .arg(dir.path().join("steps.h5"))
+        .arg("40")
+        .current_dir(repo().join("tests/hosts")));
+    assert!(out.status.success() && stdout(&out).contains("ALL OK"));
+}

@@ -1,0 +1,347 @@
+//! Chunks that HDF5 compresses more than once because they were written in parts.
+//!
+//! HDF5 runs the filter whenever a chunk leaves its chunk cache. A chunk written in parts
+//! (a time step at a time into chunks that span several, when the cache cannot hold every
+//! chunk one write touches) leaves it half written; the next write reads it back, decoded
+//! with the codec's error, adds its part and has it compressed again. Each round adds a
+//! new error to the values written before, and the file ends below the target although
+//! every compression met it: 16 time steps into 16×64×64 chunks through h5py's default
+//! 1 MiB cache held 48.7 dB worst chunk at a 60 dB target, 25.5 dB at 40 dB.
+//!
+//! So the filter keeps, for a while, the original bytes of each lossy chunk that was
+//! still being filled: one whose trailing slabs all hold one value ([`crate::padding`];
+//! HDF5 fills what was not written yet with the fill value), with the chunk as stored.
+//! When HDF5 decodes such a chunk, a few of the values the codec changed are noted; when
+//! a buffer that holds them comes to be compressed again, the stored chunk is decoded
+//! once more and every value the writer left as it was decoded is put back to its
+//! original first (decoding again costs time only in this case; keeping every decode
+//! would double the memory). Each value then goes through the codec once, and the target is met
+//! against what was written. Values the writer changed are compressed as written.
+//!
+//! A buffer is taken for a decoded chunk's successor only when at least half the values
+//! the codec changed (decoded ≠ original) are still as decoded, and some value is not
+//! (the writer's new part): a coincidence among unrelated lossy values is out of the
+//! question. Before anything is put back, the
+//! originals are checked against the decode: within the chunk's point-wise bound, else
+//! they are dropped. What is kept is bounded ([`ENV_KEEP_MB`], 64 MiB by default, oldest
+//! first out), and kept per process: a chunk evicted from this memory, or written in
+//! parts that leave its first values to be written last (no trailing fill), still adds
+//! up errors (the README says how to size HDF5's chunk cache instead). Edge chunks
+//! look like chunks being filled, so their originals are kept too until newer ones push
+//! them out; that costs memory, never bytes or quality.
+
+use std::collections::VecDeque;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+
+use once_cell::sync::Lazy;
+
+use crate::chunk::Header;
+use crate::wire::{CodecId, DType};
+
+/// Environment variable: MiB of originals (and the chunks stored from them) kept per
+/// process; 0 keeps none.
+pub const ENV_KEEP_MB: &str = "H5Z_DEEPCQ_KEEP_MB";
+
+/// [`ENV_KEEP_MB`]'s default.
+const DEFAULT_KEEP_MB: usize = 64;
+
+/// How many values the codec changed are compared first, before a whole comparison.
+const PROBES: usize = 64;
+
+/// Identifies a stored chunk: its length and a 64-bit hash of its bytes.
+type Key = (usize, u64);
+
+fn key_of(stored: &[u8]) -> Key {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    stored.hash(&mut h);
+    (stored.len(), h.finish())
+}
+
+/// A lossy chunk still being filled: as stored, and the bytes it was written from.
+struct Kept {
+    key: Key,
+    stored: Arc<Vec<u8>>,
+    original: Arc<Vec<u8>>,
+    elem_size: usize,
+    /// Set once HDF5 decoded the chunk: up to [`PROBES`] values where the decode differs
+    /// from the original, as (index, decoded bytes), to recognise its successor by.
+    probes: Vec<(usize, Vec<u8>)>,
+}
+
+impl Kept {
+    fn bytes(&self) -> usize {
+        self.stored.len() + self.original.len()
+    }
+}
+
+/// What one process keeps of chunks being filled, oldest first.
+pub struct Rewrites {
+    kept: Mutex<VecDeque<Kept>>,
+    limit: usize,
+}
+
+/// The process's [`Rewrites`], sized by [`ENV_KEEP_MB`].
+pub static REWRITES: Lazy<Rewrites> = Lazy::new(|| {
+    let mb = std::env::var(ENV_KEEP_MB)
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(DEFAULT_KEEP_MB);
+    Rewrites::new(mb.saturating_mul(1 << 20))
+});
+
+impl Rewrites {
+    /// Keeps at most `limit` bytes (originals and the chunks stored from them).
+    pub fn new(limit: usize) -> Self {
+        Rewrites {
+            kept: Mutex::new(VecDeque::new()),
+            limit,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Kept>> {
+        self.kept.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// After `stored` was written for `original` (the bytes HDF5 handed the filter, after
+    /// anything [`Rewrites::restore`] put back): keeps both when the chunk is lossy, was
+    /// still being filled (trailing slabs trimmed) and has a point-wise bound to check
+    /// the originals by later. The oldest go when the limit is reached.
+    pub fn written(&self, stored: &[u8], header: &Header, original: &[u8]) {
+        let filling = header.padding.is_some();
+        let lossy = header.codec != CodecId::Lossless && header.bound > 0.0;
+        if !filling || !lossy || stored.len() + original.len() > self.limit {
+            return;
+        }
+        let entry = Kept {
+            key: key_of(stored),
+            stored: Arc::new(stored.to_vec()),
+            original: Arc::new(original.to_vec()),
+            elem_size: header.layout.elem_size,
+            probes: Vec::new(),
+        };
+        let mut kept = self.lock();
+        kept.push_back(entry);
+        let mut total: usize = kept.iter().map(Kept::bytes).sum();
+        while total > self.limit {
+            total -= kept.pop_front().map_or(0, |k| k.bytes());
+        }
+    }
+
+    /// After `stored` was decoded into `decoded` (the bytes HDF5 gets): when it is a kept
+    /// chunk and its original lies within the chunk's bound of the decode, notes where
+    /// the two differ, for [`Rewrites::restore`] to recognise the chunk's successor by.
+    /// Originals that do not match their decode are dropped.
+    pub fn decoded(&self, stored: &[u8], header: &Header, decoded: &[u8]) {
+        let mut kept = self.lock();
+        if kept.is_empty() {
+            return;
+        }
+        let key = key_of(stored);
+        let Some(at) = kept.iter().position(|k| k.key == key) else {
+            return;
+        };
+        match changed_within_bound(&kept[at].original, decoded, header) {
+            Some(changed) => {
+                let size = header.layout.elem_size;
+                kept[at].probes = changed
+                    .into_iter()
+                    .map(|i| (i, decoded[i * size..(i + 1) * size].to_vec()))
+                    .collect();
+            }
+            None => {
+                log::warn!("a kept original does not match its chunk's decode; dropped");
+                kept.remove(at);
+            }
+        }
+    }
+
+    /// Before `input` (a chunk buffer of `elem_size`-byte values) is compressed: when it
+    /// is a kept chunk's decode ([`Rewrites::decoded`]; `decode` decodes a stored chunk
+    /// again) with some values changed (the writer's new part), the buffer with every
+    /// value still as decoded put back to its original. `None` otherwise, also for a
+    /// buffer that is the decode unchanged (a copy of what was read is what the writer
+    /// wants stored).
+    pub fn restore(
+        &self,
+        input: &[u8],
+        elem_size: usize,
+        decode: impl FnOnce(&[u8]) -> Option<Vec<u8>>,
+    ) -> Option<Vec<u8>> {
+        if self.limit == 0 || elem_size == 0 {
+            return None;
+        }
+        let same =
+            |a: &[u8], b: &[u8], i: usize| element(a, i, elem_size) == element(b, i, elem_size);
+        let (key, stored, original) = {
+            let kept = self.lock();
+            let k = kept.iter().rev().find(|k| {
+                let matching = k
+                    .probes
+                    .iter()
+                    .filter(|(i, v)| element(input, *i, elem_size) == v);
+                k.elem_size == elem_size
+                    && k.original.len() == input.len()
+                    && !k.probes.is_empty()
+                    && 2 * matching.count() >= k.probes.len()
+            })?;
+            (k.key, k.stored.clone(), k.original.clone())
+        };
+        // Decoded again rather than kept: the originals are what memory must hold.
+        let decoded = decode(&stored).filter(|d| d.len() == input.len())?;
+        let n = input.len() / elem_size;
+        let unchanged = |i: usize| same(input, &decoded, i);
+        let altered = (0..n).filter(|&i| !same(&decoded, &original, i));
+        let (altered, kept_as_decoded) =
+            altered.fold((0, 0), |(a, u), i| (a + 1, u + unchanged(i) as usize));
+        // Nothing new written: a copy of the decode is the writer's own data.
+        if 2 * kept_as_decoded < altered || (0..n).all(unchanged) {
+            return None;
+        }
+        let mut restored = input.to_vec();
+        for i in (0..n).filter(|&i| unchanged(i)) {
+            restored[i * elem_size..(i + 1) * elem_size]
+                .copy_from_slice(element(&original, i, elem_size));
+        }
+        // The stored chunk these came from is being replaced.
+        self.lock().retain(|k| k.key != key);
+        Some(restored)
+    }
+}
+
+/// The `i`-th value of `size` bytes in `bytes`.
+fn element(bytes: &[u8], i: usize, size: usize) -> &[u8] {
+    &bytes[i * size..(i + 1) * size]
+}
+
+/// Indices of up to [`PROBES`] values where `original` and `decoded` differ (spread over
+/// the chunk), or `None` when some value differs by more than the chunk's bound (or the
+/// two do not hold the same values of a float type).
+fn changed_within_bound(original: &[u8], decoded: &[u8], header: &Header) -> Option<Vec<usize>> {
+    let elem_size = header.layout.elem_size;
+    if original.len() != decoded.len() || elem_size == 0 {
+        return None;
+    }
+    let value = |bytes: &[u8], i: usize| -> f64 {
+        let b = &bytes[i * elem_size..(i + 1) * elem_size];
+        match (header.layout.dtype, header.big_endian) {
+            (DType::F32, false) => f32::from_le_bytes(b.try_into().unwrap()) as f64,
+            (DType::F32, true) => f32::from_be_bytes(b.try_into().unwrap()) as f64,
+            (DType::F64, false) => f64::from_le_bytes(b.try_into().unwrap()),
+            (DType::F64, true) => f64::from_be_bytes(b.try_into().unwrap()),
+            _ => f64::NAN,
+        }
+    };
+    if !matches!(header.layout.dtype, DType::F32 | DType::F64) {
+        return None;
+    }
+    // The header's f32 bound is at or above the codec's; the decode may also round to
+    // the nearest value of its type.
+    let epsilon = match header.layout.dtype {
+        DType::F32 => f32::EPSILON as f64,
+        _ => f64::EPSILON,
+    };
+    let n = original.len() / elem_size;
+    let mut changed = Vec::new();
+    for i in 0..n {
+        let (o, d) = (value(original, i), value(decoded, i));
+        if o.to_bits() == d.to_bits() {
+            continue;
+        }
+        // NaN (never in a lossy chunk) fails this too.
+        let within = (o - d).abs() <= header.bound * (1.0 + 1e-6) + o.abs() * epsilon;
+        if !within {
+            return None;
+        }
+        changed.push(i);
+    }
+    let step = changed.len().div_ceil(PROBES).max(1);
+    Some(changed.into_iter().step_by(step).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chunk;
+    use crate::encode;
+    use crate::select::Analytic;
+    use crate::settings::Settings;
+
+    fn decode(stored: &[u8]) -> Option<Vec<u8>> {
+        Some(chunk::decode(stored).ok()?.1.into_bytes())
+    }
+
+    /// A lossy chunk of `shape` whose last `fill_planes` planes still hold 0 (a chunk
+    /// being filled): its bytes, stored bytes and header.
+    fn filling_chunk(shape: &[usize], fill_planes: usize, seed: u64) -> (Vec<u8>, Vec<u8>) {
+        let mut values: Vec<f32> =
+            crate::synth::generate(crate::synth::Kind::Spectral { slope: 3.0 }, shape, seed)
+                .into_iter()
+                .map(|x| x as f32 + 10.0)
+                .collect();
+        let plane = values.len() / shape[0];
+        let len = values.len();
+        values[len - fill_planes * plane..].fill(0.0);
+        let settings = Settings::psnr(50.0).unwrap();
+        let (stored, _) = encode::float_chunk(&values, shape, &settings, &Analytic).unwrap();
+        (bytemuck::cast_slice(&values).to_vec(), stored)
+    }
+
+    #[test]
+    fn only_a_decode_with_the_writers_new_part_gets_its_originals_back() {
+        let rewrites = Rewrites::new(1 << 24);
+        let shape = [4, 16, 16];
+        let (original, stored) = filling_chunk(&shape, 2, 3);
+        let header = chunk::parse(&stored).unwrap().0;
+        rewrites.written(&stored, &header, &original);
+        let decoded = chunk::decode(&stored).unwrap().1.into_bytes();
+        assert_ne!(decoded, original, "the chunk is lossy");
+        rewrites.decoded(&stored, &header, &decoded);
+        // The decode handed back as it is: nothing to put back.
+        assert!(rewrites.restore(&decoded, 4, decode).is_none());
+        // Unrelated values of the same size: not a successor.
+        let (other, _) = filling_chunk(&shape, 2, 4);
+        assert!(rewrites.restore(&other, 4, decode).is_none());
+        // The next plane written: the planes before are the originals again, the new one
+        // as written, the rest still the fill.
+        let mut next = decoded.clone();
+        let plane = 16 * 16 * 4;
+        next[2 * plane..3 * plane].copy_from_slice(&[0x41; 16 * 16 * 4]);
+        let restored = rewrites.restore(&next, 4, decode).expect("a successor");
+        assert_eq!(restored[..2 * plane], original[..2 * plane]);
+        assert_eq!(restored[2 * plane..3 * plane], next[2 * plane..3 * plane]);
+        assert_eq!(restored[3 * plane..], original[3 * plane..]);
+        // Used once: the stored chunk it came from is replaced.
+        assert!(rewrites.restore(&next, 4, decode).is_none());
+    }
+
+    #[test]
+    fn originals_that_do_not_match_the_decode_are_dropped_and_memory_is_bounded() {
+        let shape = [4, 16, 16];
+        let (original, stored) = filling_chunk(&shape, 1, 5);
+        let header = chunk::parse(&stored).unwrap().0;
+        let decoded = chunk::decode(&stored).unwrap().1.into_bytes();
+        let mut next = decoded.clone();
+        let last = next.len() - 4;
+        next[last..].copy_from_slice(&1.0f32.to_le_bytes());
+        // Originals far from what the chunk decodes to (not what it was written from).
+        let rewrites = Rewrites::new(1 << 24);
+        let mut wrong = original.clone();
+        wrong[..4].copy_from_slice(&1e6f32.to_le_bytes());
+        rewrites.written(&stored, &header, &wrong);
+        rewrites.decoded(&stored, &header, &decoded);
+        assert!(rewrites.restore(&next, 4, decode).is_none());
+        // A limit below one chunk keeps nothing.
+        let small = Rewrites::new(original.len() - 1);
+        small.written(&stored, &header, &original);
+        small.decoded(&stored, &header, &decoded);
+        assert!(small.restore(&next, 4, decode).is_none());
+        // Exact and complete chunks are not kept: nothing to put back.
+        let complete = Rewrites::new(1 << 24);
+        let (full, full_stored) = filling_chunk(&shape, 0, 6);
+        let full_header = chunk::parse(&full_stored).unwrap().0;
+        assert!(full_header.padding.is_none());
+        complete.written(&full_stored, &full_header, &full);
+        assert!(complete.lock().is_empty());
+    }
+}
