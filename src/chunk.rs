@@ -69,6 +69,39 @@ pub struct Header {
     /// The dataset holds these values big-endian; the chunk holds them little-endian
     /// ([`ext_flags::BIG_ENDIAN`]).
     pub big_endian: bool,
+    /// Values of the payload's block that hold the dataset's fill value (missing data),
+    /// stored exactly beside the payload ([`ext_flags::MISSING`]).
+    pub missing: Option<Missing>,
+}
+
+/// Which values of a chunk's payload block are missing data: they hold the dataset's fill
+/// value, which the codec never saw (it got neighbouring values there, so that the fill
+/// value neither widened the range the target is measured against nor cost bits), and the
+/// decoder writes it back exactly.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Missing {
+    /// Native (little-endian) bytes of the fill value.
+    pub fill: Vec<u8>,
+    /// One bit per value of the payload block, C order, lowest bit first: set where the
+    /// value is missing.
+    pub bits: Vec<u8>,
+}
+
+impl Missing {
+    /// True when value `i` of the block is missing.
+    pub fn is_missing(&self, i: usize) -> bool {
+        self.bits.get(i / 8).is_some_and(|b| b >> (i % 8) & 1 == 1)
+    }
+
+    /// Writes the fill value into every missing value of `values` (the decoded block).
+    fn restore<T: Element>(&self, values: &mut [T]) {
+        let fill = T::from_le_slice(&self.fill);
+        for (i, v) in values.iter_mut().enumerate() {
+            if self.is_missing(i) {
+                *v = fill;
+            }
+        }
+    }
 }
 
 /// The quality record: the target a chunk was written for and what the writer predicted
@@ -306,6 +339,7 @@ pub fn wrap(
         quality,
         compact: compact.is_some(),
         big_endian: false,
+        missing: None,
     };
     assemble(&header, compact.as_deref().unwrap_or(payload))
 }
@@ -383,6 +417,16 @@ fn extension_bytes(header: &Header) -> (u8, Vec<u8>) {
     if let Some(q) = header.quality {
         flags |= ext_flags::QUALITY;
         out.extend_from_slice(&q.to_bytes());
+    }
+    if let Some(m) = &header.missing {
+        flags |= ext_flags::MISSING;
+        out.extend_from_slice(&m.fill);
+        // The bitmap is mostly long runs (land, gaps): zstd takes it to a few bytes. It
+        // cannot fail on a buffer in memory; an empty frame would fail the decode loudly.
+        let packed = zstd::bulk::compress(&m.bits, 3).unwrap_or_default();
+        put_varint(&mut out, m.bits.len() as u64);
+        put_varint(&mut out, packed.len() as u64);
+        out.extend_from_slice(&packed);
     }
     if header.compact {
         flags |= ext_flags::COMPACT;
@@ -609,6 +653,12 @@ fn read_v4<'a>(r: &mut Reader<'a>, version: u8) -> Result<RawHeader<'a>, ChunkEr
         };
         r.take(len, "quality record")?;
     }
+    if flags & ext_flags::MISSING != 0 {
+        r.take(elem_size, "missing-value fill")?;
+        r.size("missing-value bitmap length")?;
+        let packed = r.size("missing-value bitmap frame length")?;
+        r.take(packed, "missing-value bitmap")?;
+    }
     Ok(RawHeader {
         version,
         codec,
@@ -705,8 +755,11 @@ fn validate(raw: RawHeader<'_>) -> Result<Header, ChunkError> {
             )))
         }
     };
-    let (padding, quality) = parse_extension(raw.version, raw.flags, raw.extension, &layout)?;
-    if dtype == DType::Opaque && (codec != CodecId::Lossless || padding.is_some()) {
+    let (padding, missing, quality) =
+        parse_extension(raw.version, raw.flags, raw.extension, &layout)?;
+    if dtype == DType::Opaque
+        && (codec != CodecId::Lossless || padding.is_some() || missing.is_some())
+    {
         return Err(ChunkError::BadHeader(
             "opaque data with a lossy codec".into(),
         ));
@@ -728,6 +781,7 @@ fn validate(raw: RawHeader<'_>) -> Result<Header, ChunkError> {
         quality,
         compact,
         big_endian: raw.flags & ext_flags::BIG_ENDIAN != 0,
+        missing,
     })
 }
 
@@ -742,6 +796,20 @@ pub fn marked_big_endian(bytes: &[u8]) -> Result<Vec<u8>, ChunkError> {
     Ok(assemble(&header, payload))
 }
 
+/// `bytes`, a chunk this build wrote for the values of its payload block with the missing
+/// ones replaced, with the record of which were missing ([`Header::missing`]).
+pub fn marked_missing(bytes: &[u8], missing: Missing) -> Result<Vec<u8>, ChunkError> {
+    let (header, payload) = parse(bytes)?;
+    let header = Header {
+        missing: Some(missing),
+        ..header
+    };
+    Ok(assemble(&header, payload))
+}
+
+/// The extension's records: padding, missing values, quality.
+type Records = (Option<Padding>, Option<Missing>, Option<Quality>);
+
 /// Splits the extension into the records `flags` announces. Flags 0 with extension bytes
 /// is how format version 1 wrote a padding record (version 2 read it so, too).
 fn parse_extension(
@@ -749,7 +817,7 @@ fn parse_extension(
     flags: u8,
     extension: &[u8],
     layout: &Layout,
-) -> Result<(Option<Padding>, Option<Quality>), ChunkError> {
+) -> Result<Records, ChunkError> {
     if flags & !ext_flags::known_in(version) != 0 {
         return Err(ChunkError::BadHeader(format!(
             "unknown extension flags {flags:#04x}"
@@ -767,7 +835,34 @@ fn parse_extension(
         0 => None,
         _ => Some(read_padding(&mut r, version, layout)?),
     };
+    // The missing-value record comes last (version 7, whose quality record has one
+    // length).
     let rest = &extension[r.pos..];
+    let (rest, missing) = match flags & ext_flags::MISSING {
+        0 => (rest, None),
+        _ => {
+            let quality_len = match flags & ext_flags::QUALITY {
+                0 => 0,
+                _ => quality_record::LEN,
+            };
+            if rest.len() < quality_len {
+                return Err(ChunkError::BadHeader("extension too short".into()));
+            }
+            let (quality, record) = rest.split_at(quality_len);
+            let mut m = Reader {
+                bytes: record,
+                pos: 0,
+            };
+            let missing = read_missing(&mut m, layout, padding.as_ref())?;
+            if m.pos != record.len() {
+                return Err(ChunkError::BadHeader(format!(
+                    "{} extension bytes no flag announces",
+                    record.len() - m.pos
+                )));
+            }
+            (quality, Some(missing))
+        }
+    };
     let quality = match flags & ext_flags::QUALITY {
         0 if rest.is_empty() => None,
         0 => {
@@ -778,7 +873,38 @@ fn parse_extension(
         }
         _ => Some(Quality::from_bytes(rest, version)?),
     };
-    Ok((padding, quality))
+    Ok((padding, missing, quality))
+}
+
+/// Reads the missing-value record: the fill value, then the bitmap's length and its zstd
+/// frame's length as varints, then the frame. The bitmap covers the payload block.
+fn read_missing(
+    r: &mut Reader<'_>,
+    layout: &Layout,
+    padding: Option<&Padding>,
+) -> Result<Missing, ChunkError> {
+    let bad = |what: &str| ChunkError::BadHeader(format!("missing-value record: {what}"));
+    let short = |e: ChunkError| match e {
+        ChunkError::Truncated(what) => bad(what),
+        other => other,
+    };
+    let fill = r
+        .take(layout.elem_size, "fill value")
+        .map_err(short)?
+        .to_vec();
+    let len = r.size("bitmap length").map_err(short)?;
+    let packed_len = r.size("bitmap frame length").map_err(short)?;
+    let packed = r.take(packed_len, "bitmap").map_err(short)?;
+    let values: usize = payload_layout(layout, padding).shape.iter().product();
+    if len != values.div_ceil(8) {
+        return Err(bad("bitmap of the wrong length"));
+    }
+    let bits =
+        zstd::bulk::decompress(packed, len).map_err(|_| bad("bitmap does not decompress"))?;
+    if bits.len() != len {
+        return Err(bad("bitmap of the wrong length"));
+    }
+    Ok(Missing { fill, bits })
 }
 
 /// Reads the padding record: inner dims (u64 each before version 3, varints since) then
@@ -839,10 +965,22 @@ pub fn decode(bytes: &[u8]) -> Result<(Header, SampleBuf), ChunkError> {
             &expanded
         }
     };
+    let mut block = codec.decode(payload, &layout, header.bound)?;
+    if let Some(m) = &header.missing {
+        match &mut block {
+            SampleBuf::F32(v) => m.restore(v),
+            SampleBuf::F64(v) => m.restore(v),
+            SampleBuf::Opaque(_) => {
+                return Err(ChunkError::BadHeader(
+                    "missing values in opaque data".into(),
+                ))
+            }
+        }
+    }
     let values = match &header.padding {
-        None => codec.decode(payload, &layout, header.bound)?,
+        None => block,
         Some(p) => {
-            let inner = codec.decode(payload, &layout, header.bound)?;
+            let inner = block;
             let shape = &header.layout.shape;
             match inner {
                 SampleBuf::F32(v) => SampleBuf::F32(padding::expand(
@@ -1401,6 +1539,7 @@ mod tests {
             quality: None,
             compact: true,
             big_endian: false,
+            missing: None,
         };
         let mut bytes = assemble(&header, &full[18..]);
         bytes[wire::VERSION_OFFSET] = 6;

@@ -8,7 +8,8 @@ use crate::chunk::{self, Quality};
 use crate::padding;
 use crate::samples::Element;
 use crate::select::{self, Outcome, Proposer, SelectError};
-use crate::settings::Settings;
+use crate::settings::{Settings, Target};
+use crate::wire::TargetKind;
 
 /// Compresses `values` (a chunk of `shape`) to the settings' target with `proposer`.
 /// Trailing constant slabs are trimmed first ([`padding`]): only the prefix block is
@@ -20,22 +21,246 @@ pub fn float_chunk<T: bytemuck::Pod + Element>(
     settings: &Settings,
     proposer: &dyn Proposer,
 ) -> Result<(Vec<u8>, Outcome), SelectError> {
+    float_chunk_with_fill(values, shape, settings, proposer, None)
+}
+
+/// [`float_chunk`] for a dataset whose fill value is `fill`: values equal to it bit for bit
+/// are missing data (netCDF's `_FillValue`: land in an ocean field, gaps in a satellite
+/// swath). Left in, a fill value such as 1e35 sets the value range a PSNR target is
+/// measured against, and a 40 dB target then allows errors of 1e33 on the real values:
+/// they are lost. Instead the codec gets each missing value replaced by the last real
+/// value before it (the first real one for leading ones), which keeps the range the real
+/// values' own and costs few bits, and the chunk records which values were missing and
+/// writes the fill value back exactly when decoded ([`chunk::Missing`]).
+///
+/// A PSNR target is then measured over the real values: the search is given
+/// `T + 10·log10(n / r)` for `n` values of which `r` are real, since the replaced values'
+/// errors can only lower the mean square of the whole, so the real values' PSNR is at
+/// least the whole block's less that much (`measured` reports that lower bound). SSIM,
+/// ratio and absolute-bound targets are measured on the block as compressed.
+pub fn float_chunk_with_fill<T: bytemuck::Pod + Element>(
+    values: &[T],
+    shape: &[usize],
+    settings: &Settings,
+    proposer: &dyn Proposer,
+    fill: Option<T>,
+) -> Result<(Vec<u8>, Outcome), SelectError> {
     let pad = padding::find(values, shape);
     let inner: Cow<[T]> = match &pad {
         Some(p) => Cow::Owned(padding::extract(values, shape, &p.inner)),
         None => Cow::Borrowed(values),
     };
     let kept_shape = pad.as_ref().map_or(shape, |p| &p.inner[..]);
-    let data = T::samples(&inner);
-    let outcome = select::compress_to_target(data, kept_shape, settings, proposer)?;
+    let Some((replaced, missing)) = fill.and_then(|f| replace_missing(&inner, f)) else {
+        let data = T::samples(&inner);
+        let outcome = select::compress_to_target(data, kept_shape, settings, proposer)?;
+        let quality = Quality::new(settings, outcome.predicted, outcome.measured);
+        let bytes = chunk::wrap(
+            outcome.codec,
+            &data,
+            shape,
+            outcome.bound,
+            pad,
+            Some(quality),
+            &outcome.payload,
+        );
+        return Ok((bytes, outcome));
+    };
+    let real = (0..inner.len()).filter(|&i| !missing.is_missing(i)).count();
+    let shift = 10.0 * (inner.len() as f64 / real as f64).log10();
+    let raised = raised_psnr(settings, shift);
+    let lowered =
+        |db: Option<f64>| db.map(|v| v - (raised.target.value() - settings.target.value()));
+    let data = T::samples(&replaced);
+    let mut outcome = select::compress_to_target(data, kept_shape, &raised, proposer)?;
+    if settings.target.kind == TargetKind::Psnr {
+        outcome.predicted = lowered(outcome.predicted);
+        outcome.measured = lowered(outcome.measured);
+    }
+    let quality = Quality::new(settings, outcome.predicted, outcome.measured);
     let bytes = chunk::wrap(
         outcome.codec,
         &data,
         shape,
         outcome.bound,
         pad,
-        Some(Quality::new(settings, outcome.predicted, outcome.measured)),
+        Some(quality),
         &outcome.payload,
     );
-    Ok((bytes, outcome))
+    Ok((chunk::marked_missing(&bytes, missing)?, outcome))
+}
+
+/// `values` with every value equal to `fill` (bit for bit) replaced by the last other
+/// value before it (the first other one for leading ones), and which were; `None` when
+/// none or all are.
+fn replace_missing<T: bytemuck::Pod + Element>(
+    values: &[T],
+    fill: T,
+) -> Option<(Vec<T>, chunk::Missing)> {
+    let fill_bytes = bytemuck::bytes_of(&fill);
+    let is_fill = |v: &T| bytemuck::bytes_of(v) == fill_bytes;
+    let first_real = *values.iter().find(|v| !is_fill(v))?;
+    let mut bits = vec![0u8; values.len().div_ceil(8)];
+    let mut last = first_real;
+    let mut replaced = Vec::with_capacity(values.len());
+    for (i, v) in values.iter().enumerate() {
+        if is_fill(v) {
+            bits[i / 8] |= 1 << (i % 8);
+            replaced.push(last);
+        } else {
+            last = *v;
+            replaced.push(*v);
+        }
+    }
+    bits.iter().any(|&b| b != 0).then(|| {
+        (
+            replaced,
+            chunk::Missing {
+                fill: fill_bytes.to_vec(),
+                bits,
+            },
+        )
+    })
+}
+
+/// `settings` with a PSNR target raised by `shift` dB (rounded up to a thousandth, at most
+/// 400 dB); other targets as they are.
+fn raised_psnr(settings: &Settings, shift: f64) -> Settings {
+    if settings.target.kind != TargetKind::Psnr {
+        return *settings;
+    }
+    let db = ((settings.target.value() + shift) * 1000.0).ceil() / 1000.0;
+    match Target::from_value(TargetKind::Psnr, db.min(400.0)) {
+        Ok(target) => Settings {
+            target,
+            ..*settings
+        },
+        Err(_) => *settings,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics;
+    use crate::select::Analytic;
+    use crate::synth::{generate, Kind};
+    use crate::wire::CodecId;
+
+    /// A field of `shape` in [-1, 1] with a block of "land" (every value from `land`
+    /// on in each plane's rows 0..8) set to `fill`.
+    fn ocean(shape: &[usize], fill: f32) -> Vec<f32> {
+        let mut v: Vec<f32> = generate(Kind::Spectral { slope: 3.0 }, shape, 9)
+            .into_iter()
+            .map(|x| x as f32)
+            .collect();
+        let (rows, cols) = (shape[1], shape[2]);
+        for (i, x) in v.iter_mut().enumerate() {
+            let (r, c) = ((i / cols) % rows, i % cols);
+            if r < 8 && c >= cols / 3 {
+                *x = fill;
+            }
+        }
+        v
+    }
+
+    /// PSNR over the values that are not `fill`, with their own range.
+    fn real_psnr(original: &[f32], back: &[f32], fill: f32) -> f64 {
+        let missing = |x: &f32| x.to_bits() == fill.to_bits();
+        let keep: Vec<usize> = (0..original.len())
+            .filter(|&i| !missing(&original[i]))
+            .collect();
+        let a: Vec<f32> = keep.iter().map(|&i| original[i]).collect();
+        let b: Vec<f32> = keep.iter().map(|&i| back[i]).collect();
+        metrics::psnr(&a, &b)
+    }
+
+    #[test]
+    fn missing_values_are_kept_exactly_and_left_out_of_the_target() {
+        let shape = [8, 24, 40];
+        for fill in [1e35f32, f32::NAN, -999.0] {
+            let values = ocean(&shape, fill);
+            for target in [40.0, 70.0] {
+                let settings = Settings::psnr(target).unwrap();
+                let (bytes, outcome) =
+                    float_chunk_with_fill(&values, &shape, &settings, &Analytic, Some(fill))
+                        .unwrap();
+                let (header, back) = chunk::decode(&bytes).unwrap();
+                let back = match back {
+                    crate::samples::SampleBuf::F32(v) => v,
+                    other => panic!("{other:?}"),
+                };
+                assert!(header.missing.is_some());
+                for (a, b) in values.iter().zip(&back) {
+                    if a.to_bits() == fill.to_bits() {
+                        assert_eq!(b.to_bits(), fill.to_bits(), "a missing value changed");
+                    }
+                }
+                let psnr = real_psnr(&values, &back, fill);
+                assert!(psnr >= target, "{psnr} at {target} with fill {fill}");
+                // The record reports a lower bound of that PSNR.
+                let measured = outcome.measured.unwrap();
+                assert!(
+                    measured >= target && measured <= psnr + 1e-9,
+                    "{measured} vs {psnr}"
+                );
+                assert!(
+                    outcome.codec != CodecId::Lossless,
+                    "{fill}: {}",
+                    outcome.reason
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_edge_chunk_with_missing_values_keeps_both_records() {
+        // Land inside, and the last two planes outside the dataset (HDF5's edge fill, here
+        // the same fill value, as in a netCDF file): trimmed and recorded as padding.
+        let shape = [8, 24, 40];
+        let mut values = ocean(&shape, 1e35);
+        let plane = 24 * 40;
+        values[6 * plane..].fill(1e35);
+        let settings = Settings::psnr(50.0).unwrap();
+        let (bytes, _) =
+            float_chunk_with_fill(&values, &shape, &settings, &Analytic, Some(1e35)).unwrap();
+        let (header, back) = chunk::decode(&bytes).unwrap();
+        assert_eq!(header.padding.as_ref().unwrap().inner, [6, 24, 40]);
+        let missing = header.missing.as_ref().unwrap();
+        assert_eq!(missing.bits.len(), (6 * plane).div_ceil(8));
+        assert!(header.quality.is_some());
+        let back: Vec<f32> = bytemuck::cast_slice(&back.into_bytes()).to_vec();
+        assert!(values[6 * plane..] == back[6 * plane..]);
+        assert!(real_psnr(&values, &back, 1e35) >= 50.0);
+        // The checksum covers the record: a flipped bit in it is an error, not a misread.
+        let payload_at = bytes.len() - chunk::parse(&bytes).unwrap().1.len();
+        let mut corrupt = bytes.clone();
+        corrupt[payload_at - 6] ^= 0x10; // in the records, before the 4-byte checksum
+
+        assert!(chunk::decode(&corrupt).is_err());
+    }
+
+    #[test]
+    fn without_the_fill_value_a_huge_one_swamps_the_target() {
+        // What the test above guards against: 1e35 sets the range, and 40 dB of it allows
+        // errors far beyond the real values.
+        let shape = [8, 24, 40];
+        let values = ocean(&shape, 1e35);
+        let settings = Settings::psnr(40.0).unwrap();
+        let (bytes, _) = float_chunk(&values, &shape, &settings, &Analytic).unwrap();
+        let back = chunk::decode(&bytes).unwrap().1.into_bytes();
+        let psnr = real_psnr(&values, bytemuck::cast_slice(&back), 1e35);
+        assert!(psnr < 0.0, "{psnr}");
+        // A chunk with no missing value, or only missing values, is stored as before.
+        let clean = ocean(&shape, 0.5);
+        let (with, _) =
+            float_chunk_with_fill(&clean, &shape, &settings, &Analytic, Some(1e35)).unwrap();
+        let (without, _) = float_chunk(&clean, &shape, &settings, &Analytic).unwrap();
+        assert_eq!(with, without);
+        let all = vec![1e35f32; values.len()];
+        let (bytes, _) =
+            float_chunk_with_fill(&all, &shape, &settings, &Analytic, Some(1e35)).unwrap();
+        let back = chunk::decode(&bytes).unwrap().1.into_bytes();
+        assert_eq!(back, bytemuck::cast_slice::<f32, u8>(&all));
+    }
 }

@@ -328,6 +328,9 @@ pub enum SelectError {
     /// The proposer could not run (model or onnxruntime missing, ...).
     #[error("{0}")]
     Proposer(String),
+    /// The chunk could not be assembled.
+    #[error(transparent)]
+    Chunk(#[from] crate::chunk::ChunkError),
 }
 
 /// True for a codec's refusal of a bound finer than it resolves

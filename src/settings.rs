@@ -146,6 +146,9 @@ pub struct StoredSettings {
     pub elem_size: usize,
     /// Chunk dims, slowest first.
     pub chunk: Vec<usize>,
+    /// The dataset's user-defined fill value, little-endian bytes of one f32/f64
+    /// ([`wire::FILL_DTYPE`]): values equal to it are missing data.
+    pub fill: Option<Vec<u8>>,
 }
 
 impl Settings {
@@ -289,24 +292,33 @@ impl StoredSettings {
         let settings = Settings::from_words(slots.map(|s| cd[s]), slots)?;
         let word = cd[stored_cd::DTYPE];
         let big_endian = word & wire::BIG_ENDIAN_DTYPE != 0;
-        let dtype = u8::try_from(word & !wire::BIG_ENDIAN_DTYPE)
+        let has_fill = word & wire::FILL_DTYPE != 0;
+        let dtype = u8::try_from(word & !(wire::BIG_ENDIAN_DTYPE | wire::FILL_DTYPE))
             .ok()
             .and_then(DType::from_u8)
-            .filter(|&d| !big_endian || d != DType::Opaque)
+            .filter(|&d| !(big_endian || has_fill) || d != DType::Opaque)
             .ok_or_else(|| SettingsError::BadStored(format!("dtype {word:#x}")))?;
         let elem_size = cd[stored_cd::ELEM_SIZE] as usize;
         let rank = cd[stored_cd::RANK] as usize;
+        let fill_words = if has_fill { elem_size.div_ceil(4) } else { 0 };
         if elem_size == 0
             || rank == 0
             || rank > wire::MAX_RANK
-            || cd.len() != stored_cd::DIMS + rank
+            || cd.len() != stored_cd::DIMS + rank + fill_words
         {
             return Err(SettingsError::BadStored(format!(
                 "element size {elem_size}, rank {rank}, {} words",
                 cd.len()
             )));
         }
-        let chunk: Vec<usize> = cd[stored_cd::DIMS..].iter().map(|&d| d as usize).collect();
+        let dims = &cd[stored_cd::DIMS..stored_cd::DIMS + rank];
+        let chunk: Vec<usize> = dims.iter().map(|&d| d as usize).collect();
+        let fill = has_fill.then(|| {
+            let bytes = cd[stored_cd::DIMS + rank..]
+                .iter()
+                .flat_map(|w| w.to_le_bytes());
+            bytes.take(elem_size).collect::<Vec<u8>>()
+        });
         if chunk.contains(&0) {
             return Err(SettingsError::BadStored("a chunk dim is 0".into()));
         }
@@ -316,6 +328,7 @@ impl StoredSettings {
             big_endian,
             elem_size,
             chunk,
+            fill,
         })
     }
 
@@ -330,15 +343,22 @@ impl StoredSettings {
         cd[stored_cd::COMPRESSOR] = s.compressor as u32;
         cd[stored_cd::MODE] = s.mode as u32;
         cd[stored_cd::FLAGS] = s.flags;
+        let flag = |set: bool, bit: u32| if set { bit } else { 0 };
         cd[stored_cd::DTYPE] = self.dtype as u32
-            | if self.big_endian {
-                wire::BIG_ENDIAN_DTYPE
-            } else {
-                0
-            };
+            | flag(self.big_endian, wire::BIG_ENDIAN_DTYPE)
+            | flag(self.fill.is_some(), wire::FILL_DTYPE);
         cd[stored_cd::ELEM_SIZE] = self.elem_size as u32;
         cd[stored_cd::RANK] = self.chunk.len() as u32;
         cd.extend(self.chunk.iter().map(|&d| d as u32));
+        if let Some(fill) = &self.fill {
+            let mut bytes = fill.clone();
+            bytes.resize(self.elem_size.div_ceil(4) * 4, 0);
+            cd.extend(
+                bytes
+                    .chunks_exact(4)
+                    .map(|w| u32::from_le_bytes(w.try_into().unwrap())),
+            );
+        }
         cd
     }
 }
@@ -399,6 +419,7 @@ mod tests {
             big_endian: false,
             elem_size: 4,
             chunk: vec![16, 32, 64],
+            fill: None,
         };
         let cd = stored.to_cd();
         assert!(is_stored(&cd));
@@ -425,5 +446,27 @@ mod tests {
         newer[0] = wire::STORED_MARKER | 9;
         assert!(StoredSettings::parse(&newer).is_err());
         assert!(StoredSettings::parse(&cd[..cd.len() - 1]).is_err());
+        // A fill value follows the dims: one word for f32, two for f64.
+        let filled = StoredSettings {
+            fill: Some(1e35f32.to_le_bytes().to_vec()),
+            ..stored.clone()
+        };
+        let filled_cd = filled.to_cd();
+        assert_eq!(filled_cd.len(), cd.len() + 1);
+        assert_eq!(
+            filled_cd[stored_cd::DTYPE],
+            DType::F32 as u32 | wire::FILL_DTYPE
+        );
+        assert_eq!(StoredSettings::parse(&filled_cd).unwrap(), filled);
+        assert!(StoredSettings::parse(&filled_cd[..filled_cd.len() - 1]).is_err());
+        let wide = StoredSettings {
+            dtype: DType::F64,
+            elem_size: 8,
+            fill: Some(f64::NAN.to_le_bytes().to_vec()),
+            ..stored.clone()
+        };
+        let wide_cd = wide.to_cd();
+        assert_eq!(wide_cd.len(), cd.len() + 2);
+        assert_eq!(StoredSettings::parse(&wide_cd).unwrap(), wide);
     }
 }

@@ -126,8 +126,13 @@ pub mod ext_flags {
     /// the filter swaps each value's bytes back after decoding. No record. Version 7 on;
     /// builds from before it refuse such chunks as unknown rather than misread them.
     pub const BIG_ENDIAN: u8 = 8;
+    /// A missing-value record is present: the dataset's fill value and which values of
+    /// the payload's block hold it ([`crate::chunk::Missing`]); the codec saw other values
+    /// there, and the decoder puts the fill value back. Version 7 on; builds from before
+    /// it refuse such chunks as unknown rather than misread them.
+    pub const MISSING: u8 = 16;
     /// Every bit this build understands.
-    pub const KNOWN: u8 = PADDING | QUALITY | COMPACT | BIG_ENDIAN;
+    pub const KNOWN: u8 = PADDING | QUALITY | COMPACT | BIG_ENDIAN | MISSING;
     /// The bits format version `version` may set.
     pub const fn known_in(version: u8) -> u8 {
         match version {
@@ -329,6 +334,14 @@ pub const CD_VERSION: u32 = 1;
 /// in the file, so the filter swaps them before compressing (each chunk says so itself,
 /// [`ext_flags::BIG_ENDIAN`]). Only such datasets set it.
 pub const BIG_ENDIAN_DTYPE: u32 = 0x100;
+
+/// Bit of stored slot 7 ([`stored_cd::DTYPE`]) saying the dataset has a user-defined fill
+/// value, held in the words after the chunk dims: its little-endian bytes, 4 to a word
+/// (one word for f32, two for f64). Values equal to it are missing data
+/// ([`ext_flags::MISSING`]). Only f32/f64 datasets with such a fill value set it; builds
+/// from before it refuse the stored form (its length) when repacking, and read its chunks
+/// only if they hold no missing values.
+pub const FILL_DTYPE: u32 = 0x200;
 
 /// Largest number of decimal places a target may have.
 pub const MAX_DECIMALS: u32 = 12;

@@ -1,8 +1,9 @@
 //! The plugin inside real HDF5 hosts: h5repack/h5dump/h5diff (Debian's HDF5 1.10), a C
 //! program linked to Debian's libhdf5, an MPI program writing collectively through
-//! Debian's parallel HDF5 (Open MPI), h5py from PyPI (which bundles HDF5 2.0), a C
-//! program writing netCDF-4 through netCDF-C's `nc_def_var_filter` (Debian's netCDF-C 4.9)
-//! and netCDF4-python reading what h5repack filtered (netCDF-C 4.9 with HDF5 1.14). Exit
+//! Debian's parallel HDF5 (Open MPI), h5py from PyPI (which bundles HDF5 2.0: missing
+//! values, time steps written through a small chunk cache), a C program writing netCDF-4
+//! with a `_FillValue` through netCDF-C's `nc_def_var_filter` (Debian's netCDF-C 4.9) and
+//! netCDF4-python reading what h5repack filtered (netCDF-C 4.9 with HDF5 1.14). Exit
 //! codes prove nothing here (h5repack exits 0 and writes raw data when a plugin fails to
 //! load), so every test checks the pipeline, the stored bytes and each chunk's PSNR.
 //!
@@ -258,6 +259,17 @@ fn time_steps_written_one_at_a_time_through_a_small_chunk_cache_meet_the_target(
         .arg(repo().join("tests/hosts/partial_writes.py"))
         .arg(dir.path().join("steps.h5"))
         .arg("40")
+        .current_dir(repo().join("tests/hosts")));
+    assert!(out.status.success() && stdout(&out).contains("ALL OK"));
+}
+
+#[test]
+fn nan_missing_values_are_kept_and_the_rest_compressed_to_the_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(Command::new(python())
+        .arg(repo().join("tests/hosts/missing_values.py"))
+        .arg(dir.path().join("nan.h5"))
+        .arg("60")
         .current_dir(repo().join("tests/hosts")));
     assert!(out.status.success() && stdout(&out).contains("ALL OK"));
 }

@@ -43,6 +43,8 @@ type GetChunk = unsafe extern "C" fn(Hid, c_int, *mut u64) -> c_int;
 type TypeInt = unsafe extern "C" fn(Hid) -> c_int;
 type TypeSize = unsafe extern "C" fn(Hid) -> usize;
 type Zregister = unsafe extern "C" fn(*const c_void) -> Herr;
+type FillValueDefined = unsafe extern "C" fn(Hid, *mut c_int) -> Herr;
+type GetFillValue = unsafe extern "C" fn(Hid, Hid, *mut c_void) -> Herr;
 type Push2 = unsafe extern "C" fn(
     Hid,
     *const c_char,
@@ -84,6 +86,8 @@ pub struct Hdf5Api {
     push2: Option<Push2>,
     errors: Option<ErrorIds>,
     zregister: Option<Zregister>,
+    fill_value_defined: Option<FillValueDefined>,
+    get_fill_value: Option<GetFillValue>,
 }
 
 // SAFETY: the raw pointers address HDF5's process-wide globals, which HDF5 itself reads from
@@ -183,6 +187,8 @@ impl Hdf5Api {
                 get_size: get(&library, "H5Tget_size")?,
                 push2: get(&library, "H5Epush2").ok(),
                 zregister: get(&library, "H5Zregister").ok(),
+                fill_value_defined: get(&library, "H5Pfill_value_defined").ok(),
+                get_fill_value: get(&library, "H5Pget_fill_value").ok(),
                 errors,
                 _library: library,
             })
@@ -275,6 +281,23 @@ impl Hdf5Api {
             return Err("the dataset is not chunked (H5Pget_chunk failed)".into());
         }
         Ok(dims[..rank as usize].iter().map(|&d| d as usize).collect())
+    }
+
+    /// The dataset's fill value as `size` bytes of `type_id` (the dataset's own type, so in
+    /// its byte order), when the user defined one (`H5D_FILL_VALUE_USER_DEFINED`: h5py's
+    /// `fillvalue=`, netCDF-4's `_FillValue` or default fill); `None` for HDF5's default 0.
+    pub fn user_fill_value(&self, dcpl: Hid, type_id: Hid, size: usize) -> Option<Vec<u8>> {
+        const USER_DEFINED: c_int = 2;
+        let (defined, get) = (self.fill_value_defined?, self.get_fill_value?);
+        let mut status: c_int = -1;
+        // SAFETY: `status` is a live int; plain query of a property list id.
+        if unsafe { defined(dcpl, &mut status) } < 0 || status != USER_DEFINED {
+            return None;
+        }
+        let mut value = vec![0u8; size];
+        // SAFETY: `value` holds `size` bytes, the size of `type_id`.
+        let ok = unsafe { get(dcpl, type_id, value.as_mut_ptr() as *mut c_void) } >= 0;
+        ok.then_some(value)
     }
 
     /// (class, size, byte order) of a datatype.

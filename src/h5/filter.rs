@@ -105,9 +105,17 @@ fn encode_little_endian(
     };
     let (shape, settings) = (&stored.chunk, &stored.settings);
     let proposer = learned::proposer_for(settings)?;
+    // The dataset's fill value marks missing data ([`encode::float_chunk_with_fill`]).
+    let fill = stored.fill.as_deref();
     let encode = |proposer: &dyn select::Proposer| match &values {
-        SampleBuf::F32(v) => encode::float_chunk(v, shape, settings, proposer),
-        SampleBuf::F64(v) => encode::float_chunk(v, shape, settings, proposer),
+        SampleBuf::F32(v) => {
+            let fill = fill.and_then(|b| Some(f32::from_le_bytes(b.try_into().ok()?)));
+            encode::float_chunk_with_fill(v, shape, settings, proposer, fill)
+        }
+        SampleBuf::F64(v) => {
+            let fill = fill.and_then(|b| Some(f64::from_le_bytes(b.try_into().ok()?)));
+            encode::float_chunk_with_fill(v, shape, settings, proposer, fill)
+        }
         SampleBuf::Opaque(_) => unreachable!("from_bytes of a float dtype"),
     };
     // The chunks of one dataset (the same stored cd_values) share what the measured modes
@@ -170,6 +178,7 @@ mod tests {
             big_endian: false,
             elem_size,
             chunk: chunk.to_vec(),
+            fill: None,
         }
     }
 

@@ -149,12 +149,25 @@ extern "C" fn set_local(dcpl: Hid, type_id: Hid, _space_id: Hid) -> c_int {
             // with the fix, not the first H5Dwrite.
             crate::learned::proposer_for(&settings).map_err(|e| e.to_string())?;
         }
+        let big_endian = dtype != DType::Opaque && order == H5T_ORDER_BE;
+        // Values equal to a user-defined fill value are missing data: stored exactly and
+        // left out of the target (`encode::float_chunk_with_fill`).
+        let fill = match dtype {
+            DType::Opaque => None,
+            _ => api.user_fill_value(dcpl, type_id, size).map(|mut bytes| {
+                if big_endian {
+                    bytes.reverse();
+                }
+                bytes
+            }),
+        };
         let stored = StoredSettings {
             settings,
             dtype,
-            big_endian: dtype != DType::Opaque && order == H5T_ORDER_BE,
+            big_endian,
             elem_size: size.max(1),
             chunk,
+            fill,
         };
         api.set_filter_values(dcpl, wire::FILTER_ID, flags, &stored.to_cd())?;
         Ok(0)

@@ -6,15 +6,23 @@
 #define DEEPCQ_TEST_CHUNK_PSNR_H
 #include <math.h>
 #include <stddef.h>
+#include <string.h>
 
-static double chunk_psnr(const float *original, const float *back, const size_t dims[3],
-                         const size_t chunk[3], size_t z0, size_t y0, size_t x0) {
+/* chunk_psnr, leaving out the values that equal `fill` in the original (missing data)
+ * when `has_fill`: those must come back as exactly `fill`, else the result is -inf. */
+static inline double chunk_psnr_missing(const float *original, const float *back,
+                                        const size_t dims[3], const size_t chunk[3], size_t z0,
+                                        size_t y0, size_t x0, int has_fill, float fill) {
     double lo = INFINITY, hi = -INFINITY, se = 0;
     size_t n = 0;
     for (size_t z = z0; z < z0 + chunk[0] && z < dims[0]; z++)
         for (size_t y = y0; y < y0 + chunk[1] && y < dims[1]; y++)
             for (size_t x = x0; x < x0 + chunk[2] && x < dims[2]; x++) {
                 size_t i = (z * dims[1] + y) * dims[2] + x;
+                if (has_fill && memcmp(&original[i], &fill, sizeof fill) == 0) {
+                    if (memcmp(&back[i], &fill, sizeof fill) != 0) return -INFINITY;
+                    continue;
+                }
                 double d = (double)original[i] - (double)back[i];
                 if (original[i] < lo) lo = original[i];
                 if (original[i] > hi) hi = original[i];
@@ -23,5 +31,11 @@ static double chunk_psnr(const float *original, const float *back, const size_t 
             }
     if (se == 0) return INFINITY;
     return 20 * log10(hi - lo) - 10 * log10(se / n);
+}
+
+static inline double chunk_psnr(const float *original, const float *back,
+                                const size_t dims[3], const size_t chunk[3], size_t z0, size_t y0,
+                                size_t x0) {
+    return chunk_psnr_missing(original, back, dims, chunk, z0, y0, x0, 0, 0.0f);
 }
 #endif

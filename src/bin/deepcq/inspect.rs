@@ -92,6 +92,9 @@ struct ChunkReport {
     padding: Option<bool>,
     /// The dims of the block the payload holds (edge chunks).
     valid_dims: Option<Vec<usize>>,
+    /// Values of that block that hold the dataset's fill value (missing data), stored
+    /// exactly and left out of the target.
+    missing: Option<usize>,
     target: Option<TargetReport>,
     mode: Option<&'static str>,
     #[serde(serialize_with = "metric")]
@@ -124,6 +127,7 @@ impl ChunkReport {
             ratio: None,
             padding: None,
             valid_dims: None,
+            missing: None,
             target: None,
             mode: None,
             predicted: None,
@@ -140,6 +144,10 @@ impl ChunkReport {
             ratio: ratio(header.original_len, info.size),
             padding: Some(header.padding.is_some()),
             valid_dims: header.padding.as_ref().map(|p| p.inner.clone()),
+            missing: header
+                .missing
+                .as_ref()
+                .map(|m| m.bits.iter().map(|b| b.count_ones() as usize).sum()),
             target: quality.map(|q| TargetReport {
                 kind: q.kind.name(),
                 value: q.target,
@@ -328,9 +336,17 @@ fn describe_refs(filters: &[&Filter]) -> String {
 
 /// "PSNR ≥ 60, guarantee, compressor auto", from the stored (or user) cd_values.
 fn describe_settings(cd: &[u32]) -> String {
-    let settings = StoredSettings::parse(cd)
+    let stored = StoredSettings::parse(cd).ok();
+    // The dataset's fill value, which marks missing data.
+    let fill = stored.as_ref().and_then(|s| match s.fill.as_deref()? {
+        &[a, b, c, d] => Some(f32::from_le_bytes([a, b, c, d]).to_string()),
+        bytes => Some(f64::from_le_bytes(bytes.try_into().ok()?).to_string()),
+    });
+    let settings = stored
         .map(|s| s.settings)
+        .ok_or(())
         .or_else(|_| Settings::parse(cd));
+    let missing = fill.map_or(String::new(), |f| format!(", missing where = {f}"));
     match settings {
         Ok(s) => {
             let relation = match s.target.kind {
@@ -345,6 +361,7 @@ fn describe_settings(cd: &[u32]) -> String {
                 s.compressor
             )
             .to_lowercase()
+                + &missing
         }
         Err(e) => format!("unreadable cd_values: {e}"),
     }
@@ -390,7 +407,7 @@ fn print_table(r: &DatasetReport) {
         opt(r.ratio, 2)
     );
     println!(
-        "  {:<16} {:>10} {:<8} {:>10} {:>8}  {:<12} {:<9} {:>9} {:>9}  padded",
+        "  {:<16} {:>10} {:<8} {:>10} {:>8}  {:<12} {:<9} {:>9} {:>9}  padded  missing",
         "offset", "stored", "codec", "bound", "CR", "target", "mode", "predicted", "measured"
     );
     for c in &r.chunks {
@@ -408,7 +425,7 @@ fn print_table(r: &DatasetReport) {
                     .as_ref()
                     .map_or("-".into(), |t| format!("{} {}", t.kind, t.value));
                 println!(
-                    "{lead} {:<8} {:>10} {:>8}  {:<12} {:<9} {:>9} {:>9}  {}",
+                    "{lead} {:<8} {:>10} {:>8}  {:<12} {:<9} {:>9} {:>9}  {:<6}  {}",
                     c.codec.unwrap_or("-"),
                     match (c.codec, c.bound) {
                         (Some("lossless"), _) | (_, None) => "-".into(),
@@ -421,7 +438,8 @@ fn print_table(r: &DatasetReport) {
                     c.mode.unwrap_or("-"),
                     opt(c.predicted, 2),
                     opt(c.measured, 2),
-                    if c.padding == Some(true) { "yes" } else { "no" }
+                    if c.padding == Some(true) { "yes" } else { "no" },
+                    c.missing.map_or("-".into(), |n| n.to_string())
                 );
             }
             Status::Corrupt => println!(
