@@ -51,31 +51,24 @@ pub fn float_chunk_with_fill<T: bytemuck::Pod + Element>(
         None => Cow::Borrowed(values),
     };
     let kept_shape = pad.as_ref().map_or(shape, |p| &p.inner[..]);
-    let Some((replaced, missing)) = fill.and_then(|f| replace_missing(&inner, f)) else {
-        let data = T::samples(&inner);
-        let outcome = select::compress_to_target(data, kept_shape, settings, proposer)?;
-        let quality = Quality::new(settings, outcome.predicted, outcome.measured);
-        let bytes = chunk::wrap(
-            outcome.codec,
-            &data,
-            shape,
-            outcome.bound,
-            pad,
-            Some(quality),
-            &outcome.payload,
-        );
-        return Ok((bytes, outcome));
+    let (block, missing) = match fill.and_then(|f| replace_missing(&inner, f)) {
+        Some((replaced, missing)) => (Cow::Owned(replaced), Some(missing)),
+        None => (inner, None),
     };
-    let real = (0..inner.len()).filter(|&i| !missing.is_missing(i)).count();
-    let shift = 10.0 * (inner.len() as f64 / real as f64).log10();
-    let raised = raised_psnr(settings, shift);
-    let lowered =
-        |db: Option<f64>| db.map(|v| v - (raised.target.value() - settings.target.value()));
-    let data = T::samples(&replaced);
+    let raised = match &missing {
+        Some(m) => {
+            let real = (0..block.len()).filter(|&i| !m.is_missing(i)).count();
+            raised_psnr(settings, 10.0 * (block.len() as f64 / real as f64).log10())
+        }
+        None => *settings,
+    };
+    let data = T::samples(&block);
     let mut outcome = select::compress_to_target(data, kept_shape, &raised, proposer)?;
-    if settings.target.kind == TargetKind::Psnr {
-        outcome.predicted = lowered(outcome.predicted);
-        outcome.measured = lowered(outcome.measured);
+    // The record reports the real values' PSNR bound, against the user's target.
+    let shift = raised.target.value() - settings.target.value();
+    if shift != 0.0 {
+        outcome.predicted = outcome.predicted.map(|db| db - shift);
+        outcome.measured = outcome.measured.map(|db| db - shift);
     }
     let quality = Quality::new(settings, outcome.predicted, outcome.measured);
     let bytes = chunk::wrap(
@@ -87,7 +80,11 @@ pub fn float_chunk_with_fill<T: bytemuck::Pod + Element>(
         Some(quality),
         &outcome.payload,
     );
-    Ok((chunk::marked_missing(&bytes, missing)?, outcome))
+    let bytes = match missing {
+        Some(m) => chunk::marked_missing(&bytes, m)?,
+        None => bytes,
+    };
+    Ok((bytes, outcome))
 }
 
 /// `values` with every value equal to `fill` (bit for bit) replaced by the last other
