@@ -9,7 +9,7 @@ use crate::padding;
 use crate::samples::Element;
 use crate::select::{self, Outcome, Proposer, SelectError};
 use crate::settings::{Settings, Target};
-use crate::wire::TargetKind;
+use crate::wire::{Mode, TargetKind};
 
 /// Compresses `values` (a chunk of `shape`) to the settings' target with `proposer`.
 /// Trailing constant slabs are trimmed first ([`padding`]): only the prefix block is
@@ -33,10 +33,11 @@ pub fn float_chunk<T: bytemuck::Pod + Element>(
 /// values' own and costs few bits, and the chunk records which values were missing and
 /// writes the fill value back exactly when decoded ([`chunk::Missing`]).
 ///
-/// A PSNR target is then measured over the real values: the search is given
-/// `T + 10·log10(n / r)` for `n` values of which `r` are real, since the replaced values'
-/// errors can only lower the mean square of the whole, so the real values' PSNR is at
-/// least the whole block's less that much (`measured` reports that lower bound). SSIM,
+/// A PSNR target is then met over the real values: guarantee and fast mode measure it
+/// there ([`select::compress_to_target_where`]); predict mode, which measures nothing,
+/// aims at `T + 10·log10(n / r)` for `n` values of which `r` are real, since the replaced
+/// values' errors can only lower the mean square of the whole, so the real values' PSNR is
+/// at least the whole block's less that much (the record reports that lower bound). SSIM,
 /// ratio and absolute-bound targets are measured on the block as compressed.
 pub fn float_chunk_with_fill<T: bytemuck::Pod + Element>(
     values: &[T],
@@ -55,15 +56,20 @@ pub fn float_chunk_with_fill<T: bytemuck::Pod + Element>(
         Some((replaced, missing)) => (Cow::Owned(replaced), Some(missing)),
         None => (inner, None),
     };
+    // Measured modes measure the real values' PSNR; predict mode measures nothing, so it
+    // aims at the bound that holds whatever the replaced values' errors.
+    let measured = settings.mode != Mode::Predict;
     let raised = match &missing {
-        Some(m) => {
+        Some(m) if !measured => {
             let real = (0..block.len()).filter(|&i| !m.is_missing(i)).count();
             raised_psnr(settings, 10.0 * (block.len() as f64 / real as f64).log10())
         }
-        None => *settings,
+        _ => *settings,
     };
     let data = T::samples(&block);
-    let mut outcome = select::compress_to_target(data, kept_shape, &raised, proposer)?;
+    let only_real = missing.as_ref().filter(|_| measured);
+    let mut outcome =
+        select::compress_to_target_where(data, kept_shape, &raised, proposer, only_real)?;
     // The record reports the real values' PSNR bound, against the user's target.
     let shift = raised.target.value() - settings.target.value();
     if shift != 0.0 {

@@ -144,6 +144,23 @@ impl Samples<'_> {
         }
     }
 
+    /// The values at the indices `keep` accepts, in order (opaque data as bytes of
+    /// one-byte elements).
+    pub fn filtered(&self, keep: impl Fn(usize) -> bool) -> SampleBuf {
+        fn pick<T: Copy>(v: &[T], keep: impl Fn(usize) -> bool) -> Vec<T> {
+            v.iter()
+                .enumerate()
+                .filter(|&(i, _)| keep(i))
+                .map(|(_, x)| *x)
+                .collect()
+        }
+        match self {
+            Samples::F32(v) => SampleBuf::F32(pick(v, keep)),
+            Samples::F64(v) => SampleBuf::F64(pick(v, keep)),
+            Samples::Opaque { bytes, .. } => SampleBuf::Opaque(pick(bytes, keep)),
+        }
+    }
+
     /// True when every value is finite (always true for opaque data).
     pub fn all_finite(&self) -> bool {
         self.finite_max_abs().is_some()

@@ -407,6 +407,19 @@ pub fn compress_to_target(
     settings: &Settings,
     proposer: &dyn Proposer,
 ) -> Result<Outcome, SelectError> {
+    compress_to_target_where(data, shape, settings, proposer, None)
+}
+
+/// [`compress_to_target`] for a block whose `missing` values (the dataset's fill value,
+/// replaced by neighbouring real values in `data`, [`crate::encode::float_chunk_with_fill`])
+/// the decoder restores exactly: a measured PSNR is measured over the real values only.
+pub fn compress_to_target_where(
+    data: Samples<'_>,
+    shape: &[usize],
+    settings: &Settings,
+    proposer: &dyn Proposer,
+    missing: Option<&chunk::Missing>,
+) -> Result<Outcome, SelectError> {
     let extent = Extent::of(data);
     let range = extent.range();
     if matches!(data, Samples::Opaque { .. }) || extent.finite < data.len() || range == 0.0 {
@@ -426,6 +439,7 @@ pub fn compress_to_target(
     }
     let proposal = proposer.propose(data, shape, extent, settings)?;
     let mut search = Search::new(data, shape, settings);
+    search.missing = missing;
     let (proposal, first) = match search.try_bound(proposal.codec, proposal.bound) {
         // A compressor chosen automatically may refuse a chunk (SPERR and values ≥ 1e30):
         // SZ3 takes any finite values, at the bound proposed for SZ3 (on a generated field
@@ -630,6 +644,8 @@ struct Search<'a> {
     ssim_reference: OnceCell<Option<metrics::SsimReference>>,
     /// [`Outcome::runner_up_gap`], set by the first attempt of a search with a ceiling.
     runner_up_gap: Option<f64>,
+    /// Values the decoder restores exactly, left out of the PSNR.
+    missing: Option<&'a chunk::Missing>,
 }
 
 impl<'a> Search<'a> {
@@ -641,6 +657,7 @@ impl<'a> Search<'a> {
             compressions: 0,
             ssim_reference: OnceCell::new(),
             runner_up_gap: None,
+            missing: None,
         }
     }
 
@@ -666,9 +683,14 @@ impl<'a> Search<'a> {
 
     fn psnr(&self, attempt: &Attempt) -> Result<f64, SelectError> {
         let back = self.decoded(attempt)?;
-        Ok(metrics::error_stats_of(self.data, back.view())
-            .map(|s| s.psnr)
-            .unwrap_or(f64::NEG_INFINITY))
+        let stats = match self.missing {
+            None => metrics::error_stats_of(self.data, back.view()),
+            Some(m) => {
+                let real = |v: Samples<'_>| v.filtered(|i| !m.is_missing(i));
+                metrics::error_stats_of(real(self.data).view(), real(back.view()).view())
+            }
+        };
+        Ok(stats.map(|s| s.psnr).unwrap_or(f64::NEG_INFINITY))
     }
 
     fn ssim(&self, attempt: &Attempt) -> Result<f64, SelectError> {
