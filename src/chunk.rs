@@ -804,7 +804,10 @@ pub fn marked_missing(bytes: &[u8], missing: Missing) -> Result<Vec<u8>, ChunkEr
         missing: Some(missing),
         ..header
     };
-    Ok(assemble(&header, payload))
+    let out = assemble(&header, payload);
+    // The bitmap went through zstd: read the record back now rather than at decode time.
+    parse(&out)?;
+    Ok(out)
 }
 
 /// The extension's records: padding, missing values, quality.

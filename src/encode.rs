@@ -37,8 +37,10 @@ pub fn float_chunk<T: bytemuck::Pod + Element>(
 /// there ([`select::compress_to_target_where`]); predict mode, which measures nothing,
 /// aims at `T + 10·log10(n / r)` for `n` values of which `r` are real, since the replaced
 /// values' errors can only lower the mean square of the whole, so the real values' PSNR is
-/// at least the whole block's less that much (the record reports that lower bound). SSIM,
-/// ratio and absolute-bound targets are measured on the block as compressed.
+/// at least the whole block's less that much (the record reports that lower bound; in the
+/// measured modes "predicted" is the model's prediction for the whole block). SSIM and
+/// absolute-bound targets are measured on the block as compressed. A ratio target counts
+/// every stored byte, so its chunks are compressed as they come, fill values and all.
 pub fn float_chunk_with_fill<T: bytemuck::Pod + Element>(
     values: &[T],
     shape: &[usize],
@@ -52,20 +54,28 @@ pub fn float_chunk_with_fill<T: bytemuck::Pod + Element>(
         None => Cow::Borrowed(values),
     };
     let kept_shape = pad.as_ref().map_or(shape, |p| &p.inner[..]);
+    // A ratio target counts every stored byte, the record of missing values included,
+    // which the search does not see: such chunks are compressed as they come.
+    let fill = fill.filter(|_| settings.target.kind != TargetKind::Ratio);
     let (block, missing) = match fill.and_then(|f| replace_missing(&inner, f)) {
         Some((replaced, missing)) => (Cow::Owned(replaced), Some(missing)),
         None => (inner, None),
     };
     // Measured modes measure the real values' PSNR; predict mode measures nothing, so it
-    // aims at the bound that holds whatever the replaced values' errors.
-    let measured = settings.mode != Mode::Predict;
+    // aims at the bound that holds whatever the replaced values' errors, unless that lies
+    // beyond the 400 dB a target may ask: then the chunk is measured after all.
     let raised = match &missing {
-        Some(m) if !measured => {
+        Some(m) if settings.mode == Mode::Predict => {
             let real = (0..block.len()).filter(|&i| !m.is_missing(i)).count();
             raised_psnr(settings, 10.0 * (block.len() as f64 / real as f64).log10())
         }
-        _ => *settings,
+        _ => Some(*settings),
     };
+    let measured = raised.is_none() || settings.mode != Mode::Predict;
+    let raised = raised.unwrap_or(Settings {
+        mode: Mode::Guarantee,
+        ..*settings
+    });
     let data = T::samples(&block);
     let only_real = missing.as_ref().filter(|_| measured);
     let mut outcome =
@@ -126,20 +136,19 @@ fn replace_missing<T: bytemuck::Pod + Element>(
     })
 }
 
-/// `settings` with a PSNR target raised by `shift` dB (rounded up to a thousandth, at most
-/// 400 dB); other targets as they are.
-fn raised_psnr(settings: &Settings, shift: f64) -> Settings {
+/// `settings` with a PSNR target raised by `shift` dB (rounded up to a thousandth);
+/// other targets as they are. `None` when the raised target is not a valid one (above
+/// 400 dB).
+fn raised_psnr(settings: &Settings, shift: f64) -> Option<Settings> {
     if settings.target.kind != TargetKind::Psnr {
-        return *settings;
+        return Some(*settings);
     }
     let db = ((settings.target.value() + shift) * 1000.0).ceil() / 1000.0;
-    match Target::from_value(TargetKind::Psnr, db.min(400.0)) {
-        Ok(target) => Settings {
-            target,
-            ..*settings
-        },
-        Err(_) => *settings,
-    }
+    let target = Target::from_value(TargetKind::Psnr, db).ok()?;
+    Some(Settings {
+        target,
+        ..*settings
+    })
 }
 
 #[cfg(test)]
@@ -241,6 +250,41 @@ mod tests {
         corrupt[payload_at - 6] ^= 0x10; // in the records, before the 4-byte checksum
 
         assert!(chunk::decode(&corrupt).is_err());
+    }
+
+    #[test]
+    fn ratio_targets_keep_fill_values_and_predict_mode_aims_higher() {
+        let shape = [8, 24, 40];
+        let values = ocean(&shape, 1e35);
+        // A ratio counts every stored byte, the bitmap too: no missing-value record.
+        let ratio = Settings {
+            target: Target::from_value(TargetKind::Ratio, 8.0).unwrap(),
+            ..Settings::psnr(40.0).unwrap()
+        };
+        let (bytes, _) =
+            float_chunk_with_fill(&values, &shape, &ratio, &Analytic, Some(1e35)).unwrap();
+        assert!(chunk::parse(&bytes).unwrap().0.missing.is_none());
+        // Predict mode measures nothing: it aims at the raised target and meets it.
+        let predict = Settings {
+            mode: Mode::Predict,
+            ..Settings::psnr(60.0).unwrap()
+        };
+        let (bytes, outcome) =
+            float_chunk_with_fill(&values, &shape, &predict, &Analytic, Some(1e35)).unwrap();
+        assert!(outcome.measured.is_none());
+        let back = chunk::decode(&bytes).unwrap().1.into_bytes();
+        let psnr = real_psnr(&values, bytemuck::cast_slice(&back), 1e35);
+        assert!(psnr >= 60.0, "{psnr}");
+        // A raise beyond 400 dB: measured instead.
+        let mut sparse = vec![1e35f32; values.len()];
+        sparse[..5].copy_from_slice(&[1.0, 2.0, 3.0, 2.5, 1.5]);
+        let high = Settings {
+            mode: Mode::Predict,
+            ..Settings::psnr(395.0).unwrap()
+        };
+        let (_, outcome) =
+            float_chunk_with_fill(&sparse, &shape, &high, &Analytic, Some(1e35)).unwrap();
+        assert!(outcome.measured.is_some() || outcome.codec == CodecId::Lossless);
     }
 
     #[test]

@@ -301,6 +301,12 @@ impl StoredSettings {
         let elem_size = cd[stored_cd::ELEM_SIZE] as usize;
         let rank = cd[stored_cd::RANK] as usize;
         let fill_words = if has_fill { elem_size.div_ceil(4) } else { 0 };
+        if has_fill && dtype.natural_size() != Some(elem_size) {
+            return Err(SettingsError::BadStored(format!(
+                "a fill value for {} values of {elem_size} bytes",
+                dtype.name()
+            )));
+        }
         if elem_size == 0
             || rank == 0
             || rank > wire::MAX_RANK

@@ -33,7 +33,10 @@
 //! - [`ext_flags::PADDING`]: `r` varints, the dims of the prefix block the payload holds,
 //!   then the fill value of the rest (one element; [`crate::padding`]);
 //! - [`ext_flags::QUALITY`]: [`quality_record::LEN`] bytes, what the chunk was written for
-//!   and what the writer predicted and measured ([`quality_record`]).
+//!   and what the writer predicted and measured ([`quality_record`]);
+//! - [`ext_flags::MISSING`] (version 7 on): the dataset's fill value (one element), the
+//!   length of a bitmap of the payload block's missing values and of its zstd frame
+//!   (varints), then the frame ([`crate::chunk::Missing`]).
 //!
 //! - [`ext_flags::COMPACT`] (no record, version 6 on): the payload lacks the codec's
 //!   container header, which repeats the dims, dtype and payload length, and from version
@@ -339,8 +342,8 @@ pub const BIG_ENDIAN_DTYPE: u32 = 0x100;
 /// value, held in the words after the chunk dims: its little-endian bytes, 4 to a word
 /// (one word for f32, two for f64). Values equal to it are missing data
 /// ([`ext_flags::MISSING`]). Only f32/f64 datasets with such a fill value set it; builds
-/// from before it refuse the stored form (its length) when repacking, and read its chunks
-/// only if they hold no missing values.
+/// from before it refuse the stored form (an unknown dtype word) when repacking, and read
+/// its chunks only if they hold no missing values.
 pub const FILL_DTYPE: u32 = 0x200;
 
 /// Largest number of decimal places a target may have.

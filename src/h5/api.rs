@@ -285,7 +285,7 @@ impl Hdf5Api {
 
     /// The dataset's fill value as `size` bytes of `type_id` (the dataset's own type, so in
     /// its byte order), when the user defined one (`H5D_FILL_VALUE_USER_DEFINED`: h5py's
-    /// `fillvalue=`, netCDF-4's `_FillValue` or default fill); `None` for HDF5's default 0.
+    /// `fillvalue=`, netCDF-4's `_FillValue` or default fill in fill mode); `None` for HDF5's default 0.
     pub fn user_fill_value(&self, dcpl: Hid, type_id: Hid, size: usize) -> Option<Vec<u8>> {
         const USER_DEFINED: c_int = 2;
         let (defined, get) = (self.fill_value_defined?, self.get_fill_value?);

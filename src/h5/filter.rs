@@ -47,11 +47,14 @@ pub fn encode_chunk(
     bytes: &[u8],
 ) -> Result<(Vec<u8>, Outcome), FilterError> {
     let rewrites = &super::rewrites::REWRITES;
-    let restored = rewrites.restore(bytes, stored.elem_size, |c| decode_quietly(c).ok());
+    let dataset = stored.to_cd();
+    let restored = rewrites.restore(&dataset, bytes, stored.elem_size, |c| {
+        decode_quietly(c).ok()
+    });
     let bytes = restored.as_deref().unwrap_or(bytes);
     let (out, outcome) = encode_in_order(stored, bytes)?;
     if let Ok((header, _)) = chunk::parse(&out) {
-        rewrites.written(&out, &header, bytes);
+        rewrites.written(&dataset, &out, &header, bytes);
     }
     Ok((out, outcome))
 }

@@ -61,18 +61,36 @@ fn key_of(stored: &[u8]) -> Key {
 /// A lossy chunk still being filled: as stored, and the bytes it was written from.
 struct Kept {
     key: Key,
+    /// The dataset's stored cd_values: a successor is written to the same dataset.
+    dataset: Vec<u32>,
     stored: Arc<Vec<u8>>,
     original: Arc<Vec<u8>>,
     elem_size: usize,
+    /// The chunk's dims and the block of them that held data; the rest held the fill.
+    shape: Vec<usize>,
+    filled: Vec<usize>,
     /// Set once HDF5 decoded the chunk: up to [`PROBES`] values where the decode differs
     /// from the original, as (index, decoded bytes), to recognise its successor by.
     probes: Vec<(usize, Vec<u8>)>,
 }
 
 impl Kept {
+    /// Bytes held, counted against the limit.
     fn bytes(&self) -> usize {
-        self.stored.len() + self.original.len()
+        let probes = self.probes.len() * (self.elem_size + 32);
+        self.stored.len() + self.original.len() + probes + 256
     }
+}
+
+/// True when value `i` (C order) of a chunk of `shape` lies outside its prefix block
+/// `block`: where a writer filling the chunk adds its next part.
+fn beyond_block(shape: &[usize], block: &[usize], i: usize) -> bool {
+    let mut rest = i;
+    shape.iter().zip(block).rev().any(|(&dim, &filled)| {
+        let at = rest % dim.max(1);
+        rest /= dim.max(1);
+        at >= filled
+    })
 }
 
 /// What one process keeps of chunks being filled, oldest first.
@@ -107,17 +125,22 @@ impl Rewrites {
     /// anything [`Rewrites::restore`] put back): keeps both when the chunk is lossy, was
     /// still being filled (trailing slabs trimmed) and has a point-wise bound to check
     /// the originals by later. The oldest go when the limit is reached.
-    pub fn written(&self, stored: &[u8], header: &Header, original: &[u8]) {
-        let filling = header.padding.is_some();
+    pub fn written(&self, dataset: &[u32], stored: &[u8], header: &Header, original: &[u8]) {
+        let Some(padding) = &header.padding else {
+            return;
+        };
         let lossy = header.codec != CodecId::Lossless && header.bound > 0.0;
-        if !filling || !lossy || stored.len() + original.len() > self.limit {
+        if !lossy || stored.len() + original.len() > self.limit {
             return;
         }
         let entry = Kept {
             key: key_of(stored),
+            dataset: dataset.to_vec(),
             stored: Arc::new(stored.to_vec()),
             original: Arc::new(original.to_vec()),
             elem_size: header.layout.elem_size,
+            shape: header.layout.shape.clone(),
+            filled: padding.inner.clone(),
             probes: Vec::new(),
         };
         let mut kept = self.lock();
@@ -164,6 +187,7 @@ impl Rewrites {
     /// wants stored).
     pub fn restore(
         &self,
+        dataset: &[u32],
         input: &[u8],
         elem_size: usize,
         decode: impl FnOnce(&[u8]) -> Option<Vec<u8>>,
@@ -173,7 +197,7 @@ impl Rewrites {
         }
         let same =
             |a: &[u8], b: &[u8], i: usize| element(a, i, elem_size) == element(b, i, elem_size);
-        let (key, stored, original) = {
+        let (key, stored, original, shape, filled) = {
             let kept = self.lock();
             let k = kept.iter().rev().find(|k| {
                 let matching = k
@@ -181,11 +205,18 @@ impl Rewrites {
                     .iter()
                     .filter(|(i, v)| element(input, *i, elem_size) == v);
                 k.elem_size == elem_size
+                    && k.dataset == dataset
                     && k.original.len() == input.len()
                     && !k.probes.is_empty()
                     && 2 * matching.count() >= k.probes.len()
             })?;
-            (k.key, k.stored.clone(), k.original.clone())
+            (
+                k.key,
+                k.stored.clone(),
+                k.original.clone(),
+                k.shape.clone(),
+                k.filled.clone(),
+            )
         };
         // Decoded again rather than kept: the originals are what memory must hold.
         let decoded = decode(&stored).filter(|d| d.len() == input.len())?;
@@ -194,8 +225,12 @@ impl Rewrites {
         let altered = (0..n).filter(|&i| !same(&decoded, &original, i));
         let (altered, kept_as_decoded) =
             altered.fold((0, 0), |(a, u), i| (a + 1, u + unchanged(i) as usize));
-        // Nothing new written: a copy of the decode is the writer's own data.
-        if 2 * kept_as_decoded < altered || (0..n).all(unchanged) {
+        // Nothing new written: a copy of the decode is the writer's own data. A value
+        // changed inside the block that held data is not a chunk being filled (a writer
+        // that read a chunk, changed some values and wrote it, maybe to another dataset
+        // of this shape): it gets nothing put back.
+        let changed_inside = (0..n).any(|i| !unchanged(i) && !beyond_block(&shape, &filled, i));
+        if 2 * kept_as_decoded < altered || (0..n).all(unchanged) || changed_inside {
             return None;
         }
         let mut restored = input.to_vec();
@@ -267,6 +302,9 @@ mod tests {
     use crate::select::Analytic;
     use crate::settings::Settings;
 
+    /// The stored cd_values the tests' chunks belong to.
+    const DATASET: &[u32] = &[1, 2, 3];
+
     fn decode(stored: &[u8]) -> Option<Vec<u8>> {
         Some(chunk::decode(stored).ok()?.1.into_bytes())
     }
@@ -293,26 +331,50 @@ mod tests {
         let shape = [4, 16, 16];
         let (original, stored) = filling_chunk(&shape, 2, 3);
         let header = chunk::parse(&stored).unwrap().0;
-        rewrites.written(&stored, &header, &original);
+        rewrites.written(DATASET, &stored, &header, &original);
         let decoded = chunk::decode(&stored).unwrap().1.into_bytes();
         assert_ne!(decoded, original, "the chunk is lossy");
         rewrites.decoded(&stored, &header, &decoded);
         // The decode handed back as it is: nothing to put back.
-        assert!(rewrites.restore(&decoded, 4, decode).is_none());
+        assert!(rewrites.restore(DATASET, &decoded, 4, decode).is_none());
         // Unrelated values of the same size: not a successor.
         let (other, _) = filling_chunk(&shape, 2, 4);
-        assert!(rewrites.restore(&other, 4, decode).is_none());
+        assert!(rewrites.restore(DATASET, &other, 4, decode).is_none());
         // The next plane written: the planes before are the originals again, the new one
         // as written, the rest still the fill.
         let mut next = decoded.clone();
         let plane = 16 * 16 * 4;
         next[2 * plane..3 * plane].copy_from_slice(&[0x41; 16 * 16 * 4]);
-        let restored = rewrites.restore(&next, 4, decode).expect("a successor");
+        let restored = rewrites
+            .restore(DATASET, &next, 4, decode)
+            .expect("a successor");
         assert_eq!(restored[..2 * plane], original[..2 * plane]);
         assert_eq!(restored[2 * plane..3 * plane], next[2 * plane..3 * plane]);
         assert_eq!(restored[3 * plane..], original[3 * plane..]);
         // Used once: the stored chunk it came from is replaced.
-        assert!(rewrites.restore(&next, 4, decode).is_none());
+        assert!(rewrites.restore(DATASET, &next, 4, decode).is_none());
+    }
+
+    #[test]
+    fn a_decode_changed_inside_its_data_or_written_elsewhere_gets_nothing_back() {
+        let rewrites = Rewrites::new(1 << 24);
+        let shape = [4, 16, 16];
+        let (original, stored) = filling_chunk(&shape, 2, 7);
+        let header = chunk::parse(&stored).unwrap().0;
+        rewrites.written(DATASET, &stored, &header, &original);
+        let decoded = chunk::decode(&stored).unwrap().1.into_bytes();
+        rewrites.decoded(&stored, &header, &decoded);
+        let plane = 16 * 16 * 4;
+        let mut next = decoded.clone();
+        next[2 * plane..3 * plane].copy_from_slice(&[0x41; 16 * 16 * 4]);
+        // The same buffer for another dataset: not this chunk's successor.
+        assert!(rewrites.restore(&[9, 9], &next, 4, decode).is_none());
+        // A value changed where the chunk already held data: a rewrite, not a fill.
+        let mut edited = next.clone();
+        edited[..4].copy_from_slice(&3.5f32.to_le_bytes());
+        assert!(rewrites.restore(DATASET, &edited, 4, decode).is_none());
+        // Still there for the real successor.
+        assert!(rewrites.restore(DATASET, &next, 4, decode).is_some());
     }
 
     #[test]
@@ -328,20 +390,20 @@ mod tests {
         let rewrites = Rewrites::new(1 << 24);
         let mut wrong = original.clone();
         wrong[..4].copy_from_slice(&1e6f32.to_le_bytes());
-        rewrites.written(&stored, &header, &wrong);
+        rewrites.written(DATASET, &stored, &header, &wrong);
         rewrites.decoded(&stored, &header, &decoded);
-        assert!(rewrites.restore(&next, 4, decode).is_none());
+        assert!(rewrites.restore(DATASET, &next, 4, decode).is_none());
         // A limit below one chunk keeps nothing.
         let small = Rewrites::new(original.len() - 1);
-        small.written(&stored, &header, &original);
+        small.written(DATASET, &stored, &header, &original);
         small.decoded(&stored, &header, &decoded);
-        assert!(small.restore(&next, 4, decode).is_none());
+        assert!(small.restore(DATASET, &next, 4, decode).is_none());
         // Exact and complete chunks are not kept: nothing to put back.
         let complete = Rewrites::new(1 << 24);
         let (full, full_stored) = filling_chunk(&shape, 0, 6);
         let full_header = chunk::parse(&full_stored).unwrap().0;
         assert!(full_header.padding.is_none());
-        complete.written(&full_stored, &full_header, &full);
+        complete.written(DATASET, &full_stored, &full_header, &full);
         assert!(complete.lock().is_empty());
     }
 }

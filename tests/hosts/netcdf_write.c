@@ -1,7 +1,7 @@
 /* netCDF-C (Debian's libnetcdf 4.9 on HDF5 1.10) writes a netCDF-4 variable through the
  * deepcq plugin with nc_def_var_filter, as a climate model's output layer would: the
  * filter id and the same cd_values words h5repack takes. The variable has a _FillValue
- * (1e20, as CF files use) that marks land: a fifth of the grid. Reads it back through
+ * (1e20, as CF files use) that marks land: an eighth of the grid. Reads it back through
  * netCDF-C and checks, on every chunk, PSNR >= target over the values that are not the
  * fill value and that the fill values came back exactly; that netCDF reports the filter
  * on the variable, that the coordinate variable is exact and the file is smaller than a
@@ -51,7 +51,7 @@ int main(int argc, char **argv) {
         for (size_t y = 0; y < NLAT; y++)
             for (size_t x = 0; x < NLON; x++)
                 original[(t * NLAT + y) * NLON + x] =
-                    /* land: a continent of a fifth of the grid, missing in the ocean field */
+                    /* land: a continent of an eighth of the grid, missing in the ocean field */
                     (x > 20 && x < 70 && y > 25 && y < 60)
                         ? fill
                         : (float)(288.0 - 30.0 * sin(lat[y] * M_PI / 180.0) * sin(lat[y] * M_PI / 180.0) +

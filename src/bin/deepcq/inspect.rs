@@ -339,8 +339,8 @@ fn describe_settings(cd: &[u32]) -> String {
     let stored = StoredSettings::parse(cd).ok();
     // The dataset's fill value, which marks missing data.
     let fill = stored.as_ref().and_then(|s| match s.fill.as_deref()? {
-        &[a, b, c, d] => Some(f32::from_le_bytes([a, b, c, d]).to_string()),
-        bytes => Some(f64::from_le_bytes(bytes.try_into().ok()?).to_string()),
+        &[a, b, c, d] => Some(format!("{:e}", f32::from_le_bytes([a, b, c, d]))),
+        bytes => Some(format!("{:e}", f64::from_le_bytes(bytes.try_into().ok()?))),
     });
     let settings = stored
         .map(|s| s.settings)
