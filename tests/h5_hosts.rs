@@ -257,7 +257,7 @@ fn time_steps_written_one_at_a_time_through_a_small_chunk_cache_meet_the_target(
     let dir = tempfile::tempdir().unwrap();
     let out = run(Command::new(python())
         .arg(repo().join("tests/hosts/partial_writes.py"))
-        .arg(dir.path().join("steps.h5"))
+        .arg(dir.path())
         .arg("40")
         .current_dir(repo().join("tests/hosts")));
     assert!(out.status.success() && stdout(&out).contains("ALL OK"));
