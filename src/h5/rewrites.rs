@@ -13,22 +13,23 @@
 //! HDF5 fills what was not written yet with the fill value), with the chunk as stored.
 //! When HDF5 decodes such a chunk, a few of the values the codec changed are noted; when
 //! a buffer that holds them comes to be compressed again, the stored chunk is decoded
-//! once more and every value the writer left as it was decoded is put back to its
-//! original first (decoding again costs time only in this case; keeping every decode
-//! would double the memory). Each value then goes through the codec once, and the target is met
-//! against what was written. Values the writer changed are compressed as written.
+//! once more (keeping every decode would double the memory) and every value the writer
+//! left as it was decoded is put back to its original first. Each value then goes through
+//! the codec once, and the target is met against what was written.
 //!
-//! A buffer is taken for a decoded chunk's successor only when at least half the values
-//! the codec changed (decoded ≠ original) are still as decoded, and some value is not
-//! (the writer's new part): a coincidence among unrelated lossy values is out of the
-//! question. Before anything is put back, the
+//! A buffer is taken for a kept chunk's successor only when it is compressed for the same
+//! dataset (its stored cd_values), at least half the values the codec changed (decoded ≠
+//! original) are still as decoded, some value is not, and every value that is not lies
+//! beyond the block that held data (the writer's next part). A writer that read a chunk,
+//! edited some of its values and wrote it back, here or to another dataset, gets nothing
+//! put back: its buffer is what it wants stored. Before anything is put back, the
 //! originals are checked against the decode: within the chunk's point-wise bound, else
 //! they are dropped. What is kept is bounded ([`ENV_KEEP_MB`], 64 MiB by default, oldest
-//! first out), and kept per process: a chunk evicted from this memory, or written in
-//! parts that leave its first values to be written last (no trailing fill), still adds
-//! up errors (the README says how to size HDF5's chunk cache instead). Edge chunks
-//! look like chunks being filled, so their originals are kept too until newer ones push
-//! them out; that costs memory, never bytes or quality.
+//! first out), and kept per process: a chunk evicted from this memory, filled in another
+//! order (its first values written last, so no trailing fill), or re-filtered on another
+//! MPI rank still adds up errors (the README says how to size HDF5's chunk cache
+//! instead). Edge chunks look like chunks being filled, so their originals are kept too
+//! until newer ones push them out; that costs memory, never bytes or quality.
 
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
