@@ -93,6 +93,23 @@ impl Missing {
         self.bits.get(i / 8).is_some_and(|b| b >> (i % 8) & 1 == 1)
     }
 
+    /// Bytes the record takes in a chunk header: the fill value, two varints and the
+    /// bitmap's zstd frame.
+    pub fn record_len(&self) -> usize {
+        let mut varints = Vec::new();
+        let packed = self.packed();
+        put_varint(&mut varints, self.bits.len() as u64);
+        put_varint(&mut varints, packed.len() as u64);
+        self.fill.len() + varints.len() + packed.len()
+    }
+
+    /// The bitmap's zstd frame. The bitmap is mostly long runs (land, gaps): zstd takes it
+    /// to a few bytes. It cannot fail on a buffer in memory; an empty frame would fail
+    /// [`marked_missing`]'s read-back.
+    fn packed(&self) -> Vec<u8> {
+        zstd::bulk::compress(&self.bits, 3).unwrap_or_default()
+    }
+
     /// Writes the fill value into every missing value of `values` (the decoded block).
     fn restore<T: Element>(&self, values: &mut [T]) {
         let fill = T::from_le_slice(&self.fill);
@@ -421,9 +438,7 @@ fn extension_bytes(header: &Header) -> (u8, Vec<u8>) {
     if let Some(m) = &header.missing {
         flags |= ext_flags::MISSING;
         out.extend_from_slice(&m.fill);
-        // The bitmap is mostly long runs (land, gaps): zstd takes it to a few bytes. It
-        // cannot fail on a buffer in memory; an empty frame would fail the decode loudly.
-        let packed = zstd::bulk::compress(&m.bits, 3).unwrap_or_default();
+        let packed = m.packed();
         put_varint(&mut out, m.bits.len() as u64);
         put_varint(&mut out, packed.len() as u64);
         out.extend_from_slice(&packed);

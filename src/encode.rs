@@ -40,7 +40,9 @@ pub fn float_chunk<T: bytemuck::Pod + Element>(
 /// at least the whole block's less that much (the record reports that lower bound; in the
 /// measured modes "predicted" is the model's prediction for the whole block). SSIM and
 /// absolute-bound targets are measured on the block as compressed. A ratio target counts
-/// every stored byte, so its chunks are compressed as they come, fill values and all.
+/// the record too: the search aims so high that the payload leaves room for it. Predict
+/// mode whose raised PSNR target would pass 400 dB measures the chunk after all (its
+/// record still says predict mode).
 pub fn float_chunk_with_fill<T: bytemuck::Pod + Element>(
     values: &[T],
     shape: &[usize],
@@ -54,22 +56,37 @@ pub fn float_chunk_with_fill<T: bytemuck::Pod + Element>(
         None => Cow::Borrowed(values),
     };
     let kept_shape = pad.as_ref().map_or(shape, |p| &p.inner[..]);
-    // A ratio target counts every stored byte, the record of missing values included,
-    // which the search does not see: such chunks are compressed as they come.
-    let fill = fill.filter(|_| settings.target.kind != TargetKind::Ratio);
-    let (block, missing) = match fill.and_then(|f| replace_missing(&inner, f)) {
-        Some((replaced, missing)) => (Cow::Owned(replaced), Some(missing)),
-        None => (inner, None),
+    let elem_bytes = std::mem::size_of::<T>() as f64;
+    let block_bytes = inner.len() as f64 * elem_bytes;
+    // A ratio target counts every stored byte, the missing-value record too, which the
+    // search does not see: it aims so high that the payload leaves room for the record.
+    // When the record alone takes the budget, the chunk is compressed as it came.
+    let ratio_budget = |m: &chunk::Missing| {
+        let budget = block_bytes / settings.target.value() - m.record_len() as f64;
+        (budget > 0.0).then(|| block_bytes / budget)
     };
-    // Measured modes measure the real values' PSNR; predict mode measures nothing, so it
-    // aims at the bound that holds whatever the replaced values' errors, unless that lies
-    // beyond the 400 dB a target may ask: then the chunk is measured after all.
-    let raised = match &missing {
-        Some(m) if settings.mode == Mode::Predict => {
-            let real = (0..block.len()).filter(|&i| !m.is_missing(i)).count();
-            raised_psnr(settings, 10.0 * (block.len() as f64 / real as f64).log10())
+    let (block, missing, raised) = match fill.and_then(|f| replace_missing(&inner, f)) {
+        Some((replaced, m)) => {
+            // Predict mode measures nothing, so for a PSNR target it aims at the bound
+            // that holds whatever the replaced values' errors; `None` beyond the 400 dB a
+            // target may ask: the chunk is then measured after all.
+            let raised = match settings.target.kind {
+                TargetKind::Psnr if settings.mode == Mode::Predict => {
+                    let real = (0..replaced.len()).filter(|&i| !m.is_missing(i)).count();
+                    raised_to(
+                        settings,
+                        settings.target.value() + psnr_shift(&replaced, real),
+                    )
+                }
+                TargetKind::Ratio => match ratio_budget(&m) {
+                    Some(ratio) => raised_to(settings, ratio),
+                    None => return float_chunk_with_fill(values, shape, settings, proposer, None),
+                },
+                _ => Some(*settings),
+            };
+            (Cow::Owned(replaced), Some(m), raised)
         }
-        _ => Some(*settings),
+        None => (inner, None, Some(*settings)),
     };
     let measured = raised.is_none() || settings.mode != Mode::Predict;
     let raised = raised.unwrap_or(Settings {
@@ -77,14 +94,24 @@ pub fn float_chunk_with_fill<T: bytemuck::Pod + Element>(
         ..*settings
     });
     let data = T::samples(&block);
-    let only_real = missing.as_ref().filter(|_| measured);
+    let psnr_over_real = settings.target.kind == TargetKind::Psnr && measured;
+    let only_real = missing.as_ref().filter(|_| psnr_over_real);
     let mut outcome =
         select::compress_to_target_where(data, kept_shape, &raised, proposer, only_real)?;
-    // The record reports the real values' PSNR bound, against the user's target.
-    let shift = raised.target.value() - settings.target.value();
-    if shift != 0.0 {
-        outcome.predicted = outcome.predicted.map(|db| db - shift);
-        outcome.measured = outcome.measured.map(|db| db - shift);
+    // The record reports what the user's target measures: the real values' PSNR bound,
+    // the ratio with the missing-value record counted.
+    match (settings.target.kind, &missing) {
+        (TargetKind::Psnr, _) => {
+            let shift = raised.target.value() - settings.target.value();
+            outcome.predicted = outcome.predicted.map(|db| db - shift);
+            outcome.measured = outcome.measured.map(|db| db - shift);
+        }
+        (TargetKind::Ratio, Some(m)) => {
+            let with_record = |r: f64| block_bytes / (block_bytes / r + m.record_len() as f64);
+            outcome.predicted = outcome.predicted.map(with_record);
+            outcome.measured = outcome.measured.map(with_record);
+        }
+        _ => {}
     }
     let quality = Quality::new(settings, outcome.predicted, outcome.measured);
     let bytes = chunk::wrap(
@@ -136,15 +163,17 @@ fn replace_missing<T: bytemuck::Pod + Element>(
     })
 }
 
-/// `settings` with a PSNR target raised by `shift` dB (rounded up to a thousandth);
-/// other targets as they are. `None` when the raised target is not a valid one (above
-/// 400 dB).
-fn raised_psnr(settings: &Settings, shift: f64) -> Option<Settings> {
-    if settings.target.kind != TargetKind::Psnr {
-        return Some(*settings);
-    }
-    let db = ((settings.target.value() + shift) * 1000.0).ceil() / 1000.0;
-    let target = Target::from_value(TargetKind::Psnr, db).ok()?;
+/// `10·log10(n / real)`: how far the whole block's PSNR may lie above the real values'
+/// when only `real` of its `n` values count.
+fn psnr_shift<T>(block: &[T], real: usize) -> f64 {
+    10.0 * (block.len() as f64 / real.max(1) as f64).log10()
+}
+
+/// `settings` with its target (PSNR or ratio) raised to `value`, rounded up to a
+/// thousandth; `None` when that is not a valid target (a PSNR above 400 dB).
+fn raised_to(settings: &Settings, value: f64) -> Option<Settings> {
+    let value = (value * 1000.0).ceil() / 1000.0;
+    let target = Target::from_value(settings.target.kind, value).ok()?;
     Some(Settings {
         target,
         ..*settings
@@ -253,17 +282,28 @@ mod tests {
     }
 
     #[test]
-    fn ratio_targets_keep_fill_values_and_predict_mode_aims_higher() {
+    fn ratio_targets_count_the_record_and_predict_mode_aims_higher() {
         let shape = [8, 24, 40];
         let values = ocean(&shape, 1e35);
-        // A ratio counts every stored byte, the bitmap too: no missing-value record.
+        // A ratio counts every stored byte, the missing-value record too.
         let ratio = Settings {
             target: Target::from_value(TargetKind::Ratio, 8.0).unwrap(),
             ..Settings::psnr(40.0).unwrap()
         };
-        let (bytes, _) =
+        let (bytes, outcome) =
             float_chunk_with_fill(&values, &shape, &ratio, &Analytic, Some(1e35)).unwrap();
-        assert!(chunk::parse(&bytes).unwrap().0.missing.is_none());
+        let (header, back) = chunk::decode(&bytes).unwrap();
+        assert!(header.missing.is_some());
+        let stored = metrics::compression_ratio(values.len() * 4, bytes.len());
+        assert!(stored >= 8.0, "{stored}: {}", outcome.reason);
+        let back: Vec<f32> = bytemuck::cast_slice(&back.into_bytes()).to_vec();
+        let missing: Vec<(&f32, &f32)> = values
+            .iter()
+            .zip(&back)
+            .filter(|(a, _)| a.to_bits() == 1e35f32.to_bits())
+            .collect();
+        assert!(!missing.is_empty());
+        assert!(missing.iter().all(|(a, b)| a.to_bits() == b.to_bits()));
         // Predict mode measures nothing: it aims at the raised target and meets it.
         let predict = Settings {
             mode: Mode::Predict,
@@ -275,16 +315,19 @@ mod tests {
         let back = chunk::decode(&bytes).unwrap().1.into_bytes();
         let psnr = real_psnr(&values, bytemuck::cast_slice(&back), 1e35);
         assert!(psnr >= 60.0, "{psnr}");
-        // A raise beyond 400 dB: measured instead.
+        // A raise beyond 400 dB (5 real values of 7680: 32 dB) is measured instead, and
+        // the real values still meet the target.
         let mut sparse = vec![1e35f32; values.len()];
-        sparse[..5].copy_from_slice(&[1.0, 2.0, 3.0, 2.5, 1.5]);
+        let n = sparse.len();
+        sparse[n - 5..].copy_from_slice(&[1.0, 2.0, 3.0, 2.5, 1.5]);
         let high = Settings {
             mode: Mode::Predict,
-            ..Settings::psnr(395.0).unwrap()
+            ..Settings::psnr(380.0).unwrap()
         };
-        let (_, outcome) =
+        let (bytes, _) =
             float_chunk_with_fill(&sparse, &shape, &high, &Analytic, Some(1e35)).unwrap();
-        assert!(outcome.measured.is_some() || outcome.codec == CodecId::Lossless);
+        let back = chunk::decode(&bytes).unwrap().1.into_bytes();
+        assert!(real_psnr(&sparse, bytemuck::cast_slice(&back), 1e35) >= 380.0);
     }
 
     #[test]

@@ -17,8 +17,8 @@
 //! left as it was decoded is put back to its original first. Each value then goes through
 //! the codec once, and the target is met against what was written.
 //!
-//! A buffer is taken for a kept chunk's successor only when it is compressed for the same
-//! dataset (its stored cd_values), at least half the values the codec changed (decoded ≠
+//! A buffer is taken for a kept chunk's successor only when it is compressed with the same
+//! stored cd_values (the same dataset, or one set up alike), at least half the values the codec changed (decoded ≠
 //! original) are still as decoded, some value is not, and every value that is not lies
 //! beyond the block that held data (the writer's next part). A writer that read a chunk,
 //! edited some of its values and wrote it back, here or to another dataset, gets nothing
@@ -83,6 +83,14 @@ impl Kept {
     }
 }
 
+/// Drops the oldest entries until those left hold at most `limit` bytes.
+fn shrink(kept: &mut VecDeque<Kept>, limit: usize) {
+    let mut total: usize = kept.iter().map(Kept::bytes).sum();
+    while total > limit {
+        total -= kept.pop_front().map_or(total, |k| k.bytes());
+    }
+}
+
 /// True when value `i` (C order) of a chunk of `shape` lies outside its prefix block
 /// `block`: where a writer filling the chunk adds its next part.
 fn beyond_block(shape: &[usize], block: &[usize], i: usize) -> bool {
@@ -130,8 +138,7 @@ impl Rewrites {
         let Some(padding) = &header.padding else {
             return;
         };
-        let lossy = header.codec != CodecId::Lossless && header.bound > 0.0;
-        if !lossy || stored.len() + original.len() > self.limit {
+        if header.codec == CodecId::Lossless || header.bound <= 0.0 {
             return;
         }
         let entry = Kept {
@@ -144,12 +151,12 @@ impl Rewrites {
             filled: padding.inner.clone(),
             probes: Vec::new(),
         };
+        if entry.bytes() > self.limit {
+            return;
+        }
         let mut kept = self.lock();
         kept.push_back(entry);
-        let mut total: usize = kept.iter().map(Kept::bytes).sum();
-        while total > self.limit {
-            total -= kept.pop_front().map_or(0, |k| k.bytes());
-        }
+        shrink(&mut kept, self.limit);
     }
 
     /// After `stored` was decoded into `decoded` (the bytes HDF5 gets): when it is a kept
@@ -172,6 +179,7 @@ impl Rewrites {
                     .into_iter()
                     .map(|i| (i, decoded[i * size..(i + 1) * size].to_vec()))
                     .collect();
+                shrink(&mut kept, self.limit);
             }
             None => {
                 log::warn!("a kept original does not match its chunk's decode; dropped");
