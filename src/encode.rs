@@ -61,10 +61,12 @@ pub fn float_chunk_with_fill<T: bytemuck::Pod + Element>(
     // A ratio target counts every stored byte, the missing-value record too, which the
     // search does not see: it aims so high that the payload leaves room for the record.
     // When the record alone takes the budget, the chunk is compressed as it came.
-    let ratio_budget = |m: &chunk::Missing| {
-        let budget = block_bytes / settings.target.value() - m.record_len() as f64;
+    let ratio_budget = |record: usize| {
+        let budget = block_bytes / settings.target.value() - record as f64;
         (budget > 0.0).then(|| block_bytes / budget)
     };
+    // Bytes of the missing-value record, which a ratio target counts (0 for others).
+    let mut record = 0;
     let (block, missing, raised) = match fill.and_then(|f| replace_missing(&inner, f)) {
         Some((replaced, m)) => {
             // Predict mode measures nothing, so for a PSNR target it aims at the bound
@@ -78,10 +80,15 @@ pub fn float_chunk_with_fill<T: bytemuck::Pod + Element>(
                         settings.target.value() + psnr_shift(&replaced, real),
                     )
                 }
-                TargetKind::Ratio => match ratio_budget(&m) {
-                    Some(ratio) => raised_to(settings, ratio),
-                    None => return float_chunk_with_fill(values, shape, settings, proposer, None),
-                },
+                TargetKind::Ratio => {
+                    record = m.record_len();
+                    match ratio_budget(record) {
+                        Some(ratio) => raised_to(settings, ratio),
+                        None => {
+                            return float_chunk_with_fill(values, shape, settings, proposer, None)
+                        }
+                    }
+                }
                 _ => Some(*settings),
             };
             (Cow::Owned(replaced), Some(m), raised)
@@ -106,8 +113,8 @@ pub fn float_chunk_with_fill<T: bytemuck::Pod + Element>(
             outcome.predicted = outcome.predicted.map(|db| db - shift);
             outcome.measured = outcome.measured.map(|db| db - shift);
         }
-        (TargetKind::Ratio, Some(m)) => {
-            let with_record = |r: f64| block_bytes / (block_bytes / r + m.record_len() as f64);
+        (TargetKind::Ratio, Some(_)) => {
+            let with_record = |r: f64| block_bytes / (block_bytes / r + record as f64);
             outcome.predicted = outcome.predicted.map(with_record);
             outcome.measured = outcome.measured.map(with_record);
         }

@@ -646,6 +646,8 @@ struct Search<'a> {
     runner_up_gap: Option<f64>,
     /// Values the decoder restores exactly, left out of the PSNR.
     missing: Option<&'a chunk::Missing>,
+    /// The original's other (real) values, gathered at the first PSNR check.
+    real_original: OnceCell<crate::samples::SampleBuf>,
 }
 
 impl<'a> Search<'a> {
@@ -658,6 +660,7 @@ impl<'a> Search<'a> {
             ssim_reference: OnceCell::new(),
             runner_up_gap: None,
             missing: None,
+            real_original: OnceCell::new(),
         }
     }
 
@@ -687,7 +690,8 @@ impl<'a> Search<'a> {
             None => metrics::error_stats_of(self.data, back.view()),
             Some(m) => {
                 let real = |v: Samples<'_>| v.filtered(|i| !m.is_missing(i));
-                metrics::error_stats_of(real(self.data).view(), real(back.view()).view())
+                let original = self.real_original.get_or_init(|| real(self.data));
+                metrics::error_stats_of(original.view(), real(back.view()).view())
             }
         };
         Ok(stats.map(|s| s.psnr).unwrap_or(f64::NEG_INFINITY))

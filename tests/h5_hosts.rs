@@ -95,6 +95,20 @@ fn compile(cc: &str, source: &str, exe: &Path, flags_cmd: &[&str]) {
     assert!(out.status.success(), "{cc} failed on {source}");
 }
 
+/// Runs `tests/hosts/{script}` with `args` in the venv's Python (from that folder, so it
+/// imports check.py) and asserts it exits 0 saying "ALL OK".
+fn host_script(script: &str, args: &[&Path]) {
+    let hosts = repo().join("tests/hosts");
+    let out = run(Command::new(python())
+        .arg(hosts.join(script))
+        .args(args)
+        .current_dir(&hosts));
+    assert!(
+        out.status.success() && stdout(&out).contains("ALL OK"),
+        "{script} failed"
+    );
+}
+
 fn check(original: &Path, filtered: &Path, target: &str) {
     let out = run(Command::new(python())
         .arg(repo().join("tests/hosts/check.py"))
@@ -195,23 +209,13 @@ fn c_program_writes_reads_and_gets_errors_on_the_stack() {
 fn h5py_with_bundled_hdf5_writes_and_reads() {
     let dir = tempfile::tempdir().unwrap();
     let input = make_input(dir.path());
-    let out = run(Command::new(python())
-        .arg(repo().join("tests/hosts/h5py_write.py"))
-        .arg(&input)
-        .arg(dir.path().join("py.h5"))
-        .current_dir(repo().join("tests/hosts")));
-    assert!(out.status.success() && stdout(&out).contains("ALL OK"));
+    host_script("h5py_write.py", &[&input, &dir.path().join("py.h5")]);
 }
 
 #[test]
 fn netcdf4_reads_a_variable_h5repack_filtered() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run(Command::new(python())
-        .arg(repo().join("tests/hosts/netcdf_read.py"))
-        .arg(dir.path())
-        .arg("60")
-        .current_dir(repo().join("tests/hosts")));
-    assert!(out.status.success() && stdout(&out).contains("ALL OK"));
+    host_script("netcdf_read.py", &[dir.path(), Path::new("60")]);
 }
 
 #[test]
@@ -255,21 +259,14 @@ fn netcdf_c_writes_a_variable_through_nc_def_var_filter() {
 #[test]
 fn time_steps_written_one_at_a_time_through_a_small_chunk_cache_meet_the_target() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run(Command::new(python())
-        .arg(repo().join("tests/hosts/partial_writes.py"))
-        .arg(dir.path())
-        .arg("40")
-        .current_dir(repo().join("tests/hosts")));
-    assert!(out.status.success() && stdout(&out).contains("ALL OK"));
+    host_script("partial_writes.py", &[dir.path(), Path::new("40")]);
 }
 
 #[test]
 fn nan_missing_values_are_kept_and_the_rest_compressed_to_the_target() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run(Command::new(python())
-        .arg(repo().join("tests/hosts/missing_values.py"))
-        .arg(dir.path().join("nan.h5"))
-        .arg("60")
-        .current_dir(repo().join("tests/hosts")));
-    assert!(out.status.success() && stdout(&out).contains("ALL OK"));
+    host_script(
+        "missing_values.py",
+        &[&dir.path().join("nan.h5"), Path::new("60")],
+    );
 }

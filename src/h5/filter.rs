@@ -7,7 +7,7 @@ use crate::learned;
 use crate::samples::{SampleBuf, Samples};
 use crate::select::{self, Analytic, Outcome, SelectError};
 use crate::settings::{SettingsError, StoredSettings};
-use crate::wire::DType;
+use crate::wire::{self, ext_flags, DType};
 
 /// Why a chunk could not be filtered. Mapped to a failed callback (0 bytes) plus a message
 /// on the HDF5 error stack at the C boundary.
@@ -49,33 +49,42 @@ pub fn encode_chunk(
     let rewrites = &super::rewrites::REWRITES;
     let dataset = stored.to_cd();
     let restored = rewrites.restore(&dataset, bytes, stored.elem_size, |c| {
-        decode_quietly(c).ok()
+        decode_quietly(c).ok().map(|(_, values)| values)
     });
     let bytes = restored.as_deref().unwrap_or(bytes);
-    let (out, outcome) = encode_in_order(stored, bytes)?;
-    if let Ok((header, _)) = chunk::parse(&out) {
+    let (out, outcome) = encode_in_order(stored, &dataset, bytes)?;
+    // Only chunks still being filled (a padding record) are kept: the flag byte says so
+    // without parsing every chunk.
+    let padded = out
+        .get(wire::EXT_FLAGS_OFFSET)
+        .is_some_and(|f| f & ext_flags::PADDING != 0);
+    if let (true, Ok((header, _))) = (padded, chunk::parse(&out)) {
         rewrites.written(&dataset, &out, &header, bytes);
     }
     Ok((out, outcome))
 }
 
 /// [`encode_chunk`] for values in the dataset's byte order.
+/// `dataset` is the stored cd_values, which key what the dataset's chunks teach
+/// ([`crate::memory`]).
 fn encode_in_order(
     stored: &StoredSettings,
+    dataset: &[u32],
     bytes: &[u8],
 ) -> Result<(Vec<u8>, Outcome), FilterError> {
     let values = stored.chunk.iter().product::<usize>() * stored.elem_size;
     if !stored.big_endian || bytes.len() != values {
-        return encode_little_endian(stored, bytes);
+        return encode_little_endian(stored, dataset, bytes);
     }
-    let (out, outcome) =
-        encode_little_endian(stored, &swap_bytes(bytes.to_vec(), stored.elem_size))?;
+    let swapped = swap_bytes(bytes.to_vec(), stored.elem_size);
+    let (out, outcome) = encode_little_endian(stored, dataset, &swapped)?;
     Ok((chunk::marked_big_endian(&out)?, outcome))
 }
 
 /// [`encode_chunk`] for values in little-endian order.
 fn encode_little_endian(
     stored: &StoredSettings,
+    dataset: &[u32],
     bytes: &[u8],
 ) -> Result<(Vec<u8>, Outcome), FilterError> {
     let count: usize = stored.chunk.iter().product();
@@ -123,7 +132,7 @@ fn encode_little_endian(
     };
     // The chunks of one dataset (the same stored cd_values) share what the measured modes
     // learn from each other ([`crate::memory`]).
-    let Some(memory) = crate::memory::for_dataset(&stored.to_cd(), settings) else {
+    let Some(memory) = crate::memory::for_dataset(dataset, settings) else {
         return Ok(encode(proposer)?);
     };
     let remembering = memory.proposer(proposer);
@@ -135,15 +144,13 @@ fn encode_little_endian(
 /// Decodes one stored chunk back into the bytes HDF5 wrote, swapped back to big-endian
 /// when the chunk says the dataset's values are. Needs no settings, no model.
 pub fn decode_chunk(bytes: &[u8]) -> Result<Vec<u8>, FilterError> {
-    let out = decode_quietly(bytes)?;
-    if let Ok((header, _)) = chunk::parse(bytes) {
-        super::rewrites::REWRITES.decoded(bytes, &header, &out);
-    }
+    let (header, out) = decode_quietly(bytes)?;
+    super::rewrites::REWRITES.decoded(bytes, &header, &out);
     Ok(out)
 }
 
-/// [`decode_chunk`] without telling [`super::rewrites`].
-fn decode_quietly(bytes: &[u8]) -> Result<Vec<u8>, FilterError> {
+/// [`decode_chunk`] without telling [`super::rewrites`], with the chunk's header.
+fn decode_quietly(bytes: &[u8]) -> Result<(chunk::Header, Vec<u8>), FilterError> {
     let (header, values) = chunk::decode(bytes)?;
     let out = values.into_bytes();
     if out.len() as u64 != header.original_len {
@@ -152,10 +159,11 @@ fn decode_quietly(bytes: &[u8]) -> Result<Vec<u8>, FilterError> {
             expected: header.original_len as usize,
         });
     }
-    Ok(match header.big_endian {
+    let out = match header.big_endian {
         true => swap_bytes(out, header.layout.elem_size),
         false => out,
-    })
+    };
+    Ok((header, out))
 }
 
 /// Reverses the bytes of each `elem_size`-byte value (a trailing partial value stays):
@@ -308,7 +316,10 @@ mod tests {
             buffer[k * plane * 4..(k + 1) * plane * 4].copy_from_slice(new);
             buffer = match remembered {
                 true => decode_chunk(&encode_chunk(&settings, &buffer).unwrap().0).unwrap(),
-                false => decode_quietly(&encode_in_order(&settings, &buffer).unwrap().0).unwrap(),
+                false => {
+                    let (out, _) = encode_in_order(&settings, &settings.to_cd(), &buffer).unwrap();
+                    decode_quietly(&out).unwrap().1
+                }
             };
         }
         metrics::psnr(field, bytemuck::cast_slice(&buffer))
