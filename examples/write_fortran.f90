@@ -1,6 +1,6 @@
 ! write_fortran.f90: write a 3-D real field through the deepcq HDF5 filter from Fortran
 ! (h5pset_filter_f), and use the in-situ API directly (cd_values, advice, compress into a
-! buffer and decompress).
+! buffer and decompress, a field whose land holds a missing value).
 !
 ! Build (from the repository root, after `cargo build --release`):
 !   gfortran -Iinclude -I/usr/include/hdf5/serial -Jbuild include/h5z_deepcq.f90 \
@@ -34,7 +34,10 @@ program write_fortran
   integer(size_t) :: nelmts
   integer :: hdferr, i, j, k
   character(len=256) :: path
-  real(c_double) :: psnr_file, psnr_buf
+  real(c_double) :: psnr_file, psnr_buf, psnr_ocean
+  real(c_float), parameter :: land_value = 1.0e20
+  logical, dimension(nx, ny, nz) :: land
+  logical :: land_exact
   integer(hsize_t) :: stored
 
   if (command_argument_count() >= 1) then
@@ -101,6 +104,31 @@ program write_fortran
   print '(a,i0,a,i0,a,i0)', 'session: steps ', stats%steps, ' compressions ', &
         stats%compressions, ' met ', session_met
 
+  ! A field with land: values equal to the missing value named in the cd_values are kept
+  ! exactly, and the target holds over the ocean with the ocean's own range.
+  land = .false.
+  land(1:nx / 3, 1:ny / 2, :) = .true.
+  decoded = merge(land_value, a, land)
+  ncd = H5Z_DEEPCQ_CD_MAX
+  status = h5z_deepcq_cd_values_missing(H5Z_DEEPCQ_PSNR, target_db, H5Z_DEEPCQ_AUTO, &
+                                        H5Z_DEEPCQ_GUARANTEE, 0_c_int, 1.0d20, cd, ncd)
+  call check(status, 'h5z_deepcq_cd_values_missing')
+  status = h5z_deepcq_compress(c_loc(decoded), H5Z_DEEPCQ_FLOAT32, cdims, 3_c_size_t, cd, &
+                               ncd, chunk_ptr, out_len, report)
+  call check(status, 'h5z_deepcq_compress (missing value)')
+  status = h5z_deepcq_decompress(chunk_ptr, out_len, c_loc(back), &
+                                 int(4 * nx * ny * nz, c_size_t), dec_len)
+  call check(status, 'h5z_deepcq_decompress (missing value)')
+  call h5z_deepcq_free(chunk_ptr)
+  land_exact = all(merge(back == land_value, back /= land_value, land))
+  psnr_ocean = psnr_where(decoded, back, .not. land)
+  print '(a,i0,a,f7.2,a,f7.2,a,l1)', 'land: ', out_len, ' bytes, ocean psnr ', psnr_ocean, &
+        ' reported ', report%psnr, ' land exact ', land_exact
+  ncd = H5Z_DEEPCQ_CD_MAX
+  status = h5z_deepcq_cd_values(H5Z_DEEPCQ_PSNR, target_db, H5Z_DEEPCQ_AUTO, &
+                                H5Z_DEEPCQ_GUARANTEE, 0_c_int, cd, ncd)
+  call check(status, 'h5z_deepcq_cd_values')
+
   ! HDF5 through the filter. Fortran HDF5 1.10 has no H5Z_FLAG_MANDATORY_F: flags 0.
   call h5open_f(hdferr)
   dims = [integer(hsize_t) :: nx, ny, nz]
@@ -131,8 +159,9 @@ program write_fortran
   call h5close_f(hdferr)
 
   psnr_file = psnr(a, back)
-  print '(a,f0.2,a,i0,a,i0,a,f0.2,a,i0,a,a)', 'RESULT psnr=', psnr_file, ' stored=', stored, &
+  print '(a,f0.2,a,i0,a,i0,a,f0.2,a,i0,a,f0.2,a,a,a,a)', 'RESULT psnr=', psnr_file, ' stored=', stored, &
         ' raw=', 4 * nx * ny * nz, ' buffer_psnr=', psnr_buf, ' session_met=', session_met, &
+        ' ocean_psnr=', psnr_ocean, ' land_exact=', trim(merge('yes', 'no ', land_exact)), &
         ' met=', &
         trim(merge('yes', 'no ', psnr_file >= target_db .and. psnr_buf >= target_db))
 
@@ -155,5 +184,14 @@ contains
     mse = sum((real(x, c_double) - real(y, c_double))**2) / size(x)
     p = 20.0d0 * log10(real(maxval(x) - minval(x), c_double)) - 10.0d0 * log10(mse)
   end function psnr
+
+  ! The same over the values where mask holds, with their own range.
+  function psnr_where(x, y, mask) result(p)
+    real(c_float), dimension(:, :, :), intent(in) :: x, y
+    logical, dimension(:, :, :), intent(in) :: mask
+    real(c_double) :: p, mse
+    mse = sum((real(x, c_double) - real(y, c_double))**2, mask) / count(mask)
+    p = 20.0d0 * log10(real(maxval(x, mask) - minval(x, mask), c_double)) - 10.0d0 * log10(mse)
+  end function psnr_where
 
 end program write_fortran

@@ -29,7 +29,7 @@ module h5z_deepcq
 
   ! Numbers shared with cd_values and chunk headers
   integer(c_int), parameter :: H5Z_DEEPCQ_FILTER_ID = 357
-  integer(c_int), parameter :: H5Z_DEEPCQ_CD_MAX = 6
+  integer(c_int), parameter :: H5Z_DEEPCQ_CD_MAX = 8
   integer(c_int), parameter :: H5Z_DEEPCQ_FLOAT32 = 1
   integer(c_int), parameter :: H5Z_DEEPCQ_FLOAT64 = 2
   integer(c_int), parameter :: H5Z_DEEPCQ_PSNR = 0
@@ -117,6 +117,20 @@ module h5z_deepcq
       integer(c_int), dimension(*), intent(out) :: cd_values
       integer(c_size_t), intent(inout) :: n
       integer(c_int) :: h5z_deepcq_cd_values
+    end function
+
+    ! int h5z_deepcq_cd_values_missing(unsigned kind, double target, unsigned compressor,
+    !                                  unsigned mode, unsigned flags, double missing,
+    !                                  unsigned *cd_values, size_t *n)
+    ! Values equal to missing (land, gaps) are stored exactly and left out of the target.
+    function h5z_deepcq_cd_values_missing(kind, target, compressor, mode, flags, missing, &
+        cd_values, n) bind(C, name="h5z_deepcq_cd_values_missing")
+      import :: c_int, c_double, c_size_t
+      integer(c_int), value :: kind, compressor, mode, flags
+      real(c_double), value :: target, missing
+      integer(c_int), dimension(*), intent(out) :: cd_values
+      integer(c_size_t), intent(inout) :: n
+      integer(c_int) :: h5z_deepcq_cd_values_missing
     end function
 
     ! int h5z_deepcq_advise(const void *data, unsigned dtype, const size_t *dims,

@@ -74,7 +74,7 @@
 /**
  * Most cd_values words `h5z_deepcq_cd_values` writes.
  */
-#define H5Z_DEEPCQ_CD_MAX 6
+#define H5Z_DEEPCQ_CD_MAX 8
 
 /**
  * Element type: IEEE binary32.
@@ -313,12 +313,32 @@ int h5z_deepcq_cd_values(unsigned int kind,
                          size_t *n);
 
 /**
+ * [`h5z_deepcq_cd_values`] with `missing` marking missing data: values equal to it (every
+ * NaN for a NaN) are stored exactly and left out of a PSNR target, as a dataset's fill
+ * value is in the filter (land in an ocean field, gaps in a swath: the README's "Missing
+ * values"). For f32 buffers it is rounded to the nearest f32. Writes
+ * `H5Z_DEEPCQ_CD_MAX` (8) words: flags bit 1 and the value's bits.
+ *
+ * # Safety
+ * As [`h5z_deepcq_cd_values`].
+ */
+int h5z_deepcq_cd_values_missing(unsigned int kind,
+                                 double target,
+                                 unsigned int compressor,
+                                 unsigned int mode,
+                                 unsigned int flags,
+                                 double missing,
+                                 unsigned int *cd_values,
+                                 size_t *n);
+
+/**
  * Predict-only advice for `data` (`dtype` values of C-order `dims[rank]`) under the
  * settings `cd_values[n_cd]`: the codec and bound the chooser proposes and the PSNR,
  * SSIM and ratio they are expected to give. With the surrogate loaded these are its
  * predictions and nothing is compressed (`source = H5Z_DEEPCQ_SOURCE_MODEL`); for
- * absolute bounds, NaN/Inf or constant buffers, under the opted-in analytic fallback, and
- * for ratio targets on 2-D and 3-D buffers (met by SPERR's fixed-rate mode, not by the
+ * absolute bounds, NaN/Inf or constant buffers, a missing value in the settings, under
+ * the opted-in analytic fallback, and for ratio targets on 2-D and 3-D buffers (met by
+ * SPERR's fixed-rate mode, not by the
  * model), the proposal is compressed once and measured
  * (`source = H5Z_DEEPCQ_SOURCE_MEASURED`).
  * Nothing is written anywhere.

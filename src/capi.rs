@@ -56,7 +56,7 @@ pub const H5Z_DEEPCQ_ERR_INTERNAL: c_int = -99;
 /// The HDF5 filter id to pass to `H5Pset_filter`.
 pub const H5Z_DEEPCQ_FILTER_ID: c_uint = 357;
 /// Most cd_values words `h5z_deepcq_cd_values` writes.
-pub const H5Z_DEEPCQ_CD_MAX: usize = 6;
+pub const H5Z_DEEPCQ_CD_MAX: usize = 8;
 /// Element type: IEEE binary32.
 pub const H5Z_DEEPCQ_FLOAT32: c_uint = 1;
 /// Element type: IEEE binary64.
@@ -452,42 +452,92 @@ pub unsafe extern "C" fn h5z_deepcq_cd_values(
     n: *mut usize,
 ) -> c_int {
     guard(|| {
-        let n = out_ref(n, "n")?;
-        let kind = TargetKind::from_u32(kind).ok_or(SettingsError::BadSlot {
-            slot: user_cd::KIND,
-            what: "kind",
-            value: kind,
-            hint: "0 = PSNR dB, 1 = SSIM, 2 = compression ratio, 3 = absolute bound",
-        })?;
-        let t = Target::from_value(kind, target)?;
-        let mut words = [0; user_cd::MAX_LEN];
-        words[user_cd::TARGET] = t.mantissa;
-        words[user_cd::KIND] = kind as u32;
-        words[user_cd::DECIMALS] = t.decimals;
-        words[user_cd::COMPRESSOR] = compressor;
-        words[user_cd::MODE] = mode;
-        words[user_cd::FLAGS] = flags;
-        let cd = Settings::parse(&words)?.to_user_cd();
-        let capacity = *n;
-        *n = cd.len();
-        if cd_values.is_null() || capacity < cd.len() {
-            return Err(InsituError::BufferTooSmall {
-                needed: cd.len(),
-                capacity,
-            });
-        }
-        // SAFETY: the caller's array holds `capacity` ≥ cd.len() words.
-        unsafe { std::ptr::copy_nonoverlapping(cd.as_ptr(), cd_values, cd.len()) };
-        Ok(())
+        let settings = typed_settings(kind, target, compressor, mode, flags)?;
+        write_cd(&settings, cd_values, n)
     })
+}
+
+/// [`h5z_deepcq_cd_values`] with `missing` marking missing data: values equal to it (every
+/// NaN for a NaN) are stored exactly and left out of a PSNR target, as a dataset's fill
+/// value is in the filter (land in an ocean field, gaps in a swath: the README's "Missing
+/// values"). For f32 buffers it is rounded to the nearest f32. Writes
+/// `H5Z_DEEPCQ_CD_MAX` (8) words: flags bit 1 and the value's bits.
+///
+/// # Safety
+/// As [`h5z_deepcq_cd_values`].
+#[no_mangle]
+pub unsafe extern "C" fn h5z_deepcq_cd_values_missing(
+    kind: c_uint,
+    target: f64,
+    compressor: c_uint,
+    mode: c_uint,
+    flags: c_uint,
+    missing: f64,
+    cd_values: *mut c_uint,
+    n: *mut usize,
+) -> c_int {
+    guard(|| {
+        let settings = typed_settings(kind, target, compressor, mode, flags)?;
+        write_cd(&settings.with_missing(missing), cd_values, n)
+    })
+}
+
+/// The settings the arguments of [`h5z_deepcq_cd_values`] name, validated.
+fn typed_settings(
+    kind: c_uint,
+    target: f64,
+    compressor: c_uint,
+    mode: c_uint,
+    flags: c_uint,
+) -> Result<Settings, InsituError> {
+    let kind = TargetKind::from_u32(kind).ok_or(SettingsError::BadSlot {
+        slot: user_cd::KIND,
+        what: "kind",
+        value: kind,
+        hint: "0 = PSNR dB, 1 = SSIM, 2 = compression ratio, 3 = absolute bound",
+    })?;
+    let t = Target::from_value(kind, target)?;
+    let mut words = [0; user_cd::PLAIN_LEN];
+    words[user_cd::TARGET] = t.mantissa;
+    words[user_cd::KIND] = kind as u32;
+    words[user_cd::DECIMALS] = t.decimals;
+    words[user_cd::COMPRESSOR] = compressor;
+    words[user_cd::MODE] = mode;
+    words[user_cd::FLAGS] = flags;
+    Ok(Settings::parse(&words)?)
+}
+
+/// Writes the user form of `settings` to the caller's `cd_values` of capacity `*n`.
+///
+/// # Safety
+/// `n` points to a `size_t`; `cd_values` is NULL or holds `*n` words.
+unsafe fn write_cd(
+    settings: &Settings,
+    cd_values: *mut c_uint,
+    n: *mut usize,
+) -> Result<(), InsituError> {
+    let n = out_ref(n, "n")?;
+    let cd = settings.to_user_cd();
+    let capacity = *n;
+    *n = cd.len();
+    if cd_values.is_null() || capacity < cd.len() {
+        return Err(InsituError::BufferTooSmall {
+            needed: cd.len(),
+            capacity,
+        });
+    }
+    // SAFETY: the caller's array holds `capacity` ≥ cd.len() words.
+    unsafe { std::ptr::copy_nonoverlapping(cd.as_ptr(), cd_values, cd.len()) };
+    Ok(())
 }
 
 /// Predict-only advice for `data` (`dtype` values of C-order `dims[rank]`) under the
 /// settings `cd_values[n_cd]`: the codec and bound the chooser proposes and the PSNR,
 /// SSIM and ratio they are expected to give. With the surrogate loaded these are its
 /// predictions and nothing is compressed (`source = H5Z_DEEPCQ_SOURCE_MODEL`); for
-/// absolute bounds, NaN/Inf or constant buffers, under the opted-in analytic fallback, and
-/// for ratio targets on 2-D and 3-D buffers (met by SPERR's fixed-rate mode, not by the
+/// absolute bounds, NaN/Inf or constant buffers, a missing value in the settings, under
+/// the opted-in analytic fallback, and for ratio targets on 2-D and 3-D buffers (met by
+/// SPERR's fixed-rate mode, not by the
 /// model), the proposal is compressed once and measured
 /// (`source = H5Z_DEEPCQ_SOURCE_MEASURED`).
 /// Nothing is written anywhere.

@@ -145,7 +145,10 @@ fn replace_missing<T: bytemuck::Pod + Element>(
     fill: T,
 ) -> Option<(Vec<T>, chunk::Missing)> {
     let fill_bytes = bytemuck::bytes_of(&fill);
-    let is_fill = |v: &T| bytemuck::bytes_of(v) == fill_bytes;
+    // A NaN fill marks every NaN (their payload bits differ between producers: 0/0 on x86
+    // gives a negative NaN); each comes back as the fill's NaN.
+    let nan_fill = fill.to_f64().is_nan();
+    let is_fill = |v: &T| bytemuck::bytes_of(v) == fill_bytes || nan_fill && v.to_f64().is_nan();
     let first_real = *values.iter().find(|v| !is_fill(v))?;
     let mut bits = vec![0u8; values.len().div_ceil(8)];
     let mut last = first_real;
@@ -259,6 +262,44 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_nan_fill_marks_every_nan_whatever_its_bits() {
+        // 0/0 on x86 gives a negative NaN; other producers set payload bits.
+        let shape = [8, 24, 40];
+        let mut values = ocean(&shape, f32::NAN);
+        let odd_nans = [
+            -f32::NAN,
+            f32::from_bits(0x7fc0_1234),
+            f32::from_bits(0xffa0_0001),
+        ];
+        let land: Vec<usize> = (0..values.len()).filter(|&i| values[i].is_nan()).collect();
+        for (k, &i) in land.iter().enumerate() {
+            values[i] = odd_nans[k % odd_nans.len()];
+        }
+        let settings = Settings::psnr(60.0).unwrap();
+        let (bytes, outcome) =
+            float_chunk_with_fill(&values, &shape, &settings, &Analytic, Some(f32::NAN)).unwrap();
+        assert_ne!(outcome.codec, CodecId::Lossless, "{}", outcome.reason);
+        let (header, back) = chunk::decode(&bytes).unwrap();
+        let back = match back {
+            crate::samples::SampleBuf::F32(v) => v,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            header.missing.map(|m| m.fill),
+            Some(f32::NAN.to_le_bytes().to_vec())
+        );
+        for (a, b) in values.iter().zip(&back) {
+            assert_eq!(a.is_nan(), b.is_nan(), "NaNs moved");
+        }
+        let psnr = real_psnr(&values, &back, f32::NAN);
+        // real_psnr leaves out only the fill's own bits: measure over the non-NaN values.
+        let real: Vec<usize> = (0..values.len()).filter(|&i| !values[i].is_nan()).collect();
+        let (a, b): (Vec<f32>, Vec<f32>) = real.iter().map(|&i| (values[i], back[i])).unzip();
+        let over_real = metrics::psnr(&a, &b);
+        assert!(over_real >= 60.0, "{over_real} (whole-chunk {psnr})");
     }
 
     #[test]

@@ -1490,6 +1490,7 @@ mod tests {
             compressor,
             mode,
             flags: 0,
+            missing: None,
         }
     }
 

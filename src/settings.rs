@@ -16,7 +16,7 @@ use crate::wire::{
 #[non_exhaustive]
 pub enum SettingsError {
     /// No words, or more than the user form has.
-    #[error("deepcq expects 1 to {max} cd_values (target, kind, decimals, compressor, mode, flags), got {0}; e.g. UD=357,0,1,60 for PSNR >= 60 dB", max = user_cd::MAX_LEN)]
+    #[error("deepcq expects 1 to {plain} cd_values (target, kind, decimals, compressor, mode, flags), or {max} with a missing value (flags bit 1), got {0}; e.g. UD=357,0,1,60 for PSNR >= 60 dB", plain = user_cd::PLAIN_LEN, max = user_cd::MAX_LEN)]
     WrongCount(usize),
     /// A slot holds a number that names nothing.
     #[error("deepcq cd_values slot {slot} ({what}) = {value} is not valid: {hint}")]
@@ -39,6 +39,14 @@ pub enum SettingsError {
         value: f64,
         /// The allowed range.
         hint: &'static str,
+    },
+    /// A missing value the dataset's type cannot hold.
+    #[error("deepcq missing value {value:e} does not fit {dtype} values (f32 holds magnitudes up to 3.4e38)")]
+    MissingOutOfRange {
+        /// The missing value given.
+        value: f64,
+        /// The dataset's element type.
+        dtype: &'static str,
     },
     /// A stored form that does not hold together (corrupt file or newer writer).
     #[error("deepcq stored cd_values are malformed: {0}")]
@@ -129,6 +137,10 @@ pub struct Settings {
     pub mode: Mode,
     /// [`crate::wire::flags`] bits.
     pub flags: u32,
+    /// A missing value named in the user form ([`flags::MISSING_VALUE`]), as an f64's
+    /// bits (so that a NaN compares equal to itself): values equal to it are missing data,
+    /// like a dataset's fill value. `None` in the stored form, which keeps it as the fill.
+    pub missing: Option<u64>,
 }
 
 /// [`Settings`] plus what `set_local` learned about the dataset.
@@ -159,7 +171,39 @@ impl Settings {
             compressor: CompressorChoice::Auto,
             mode: Mode::Guarantee,
             flags: 0,
+            missing: None,
         })
+    }
+
+    /// These settings with `value` marking missing data ([`flags::MISSING_VALUE`]).
+    pub fn with_missing(self, value: f64) -> Self {
+        Settings {
+            flags: self.flags | flags::MISSING_VALUE,
+            missing: Some(value.to_bits()),
+            ..self
+        }
+    }
+
+    /// The missing value named in the user form, if any.
+    pub fn missing_value(&self) -> Option<f64> {
+        self.missing.map(f64::from_bits)
+    }
+
+    /// The missing value as one `T`, the dataset's element type: rounded to the nearest
+    /// f32 for f32 data (1e20 typed as a double marks the f32 1e20 a program wrote), an
+    /// error when it does not fit.
+    pub fn missing_as<T: crate::samples::Element>(&self) -> Result<Option<T>, SettingsError> {
+        let Some(value) = self.missing_value() else {
+            return Ok(None);
+        };
+        let narrowed = T::from_f64(value);
+        if value.is_finite() && !narrowed.to_f64().is_finite() {
+            return Err(SettingsError::MissingOutOfRange {
+                value,
+                dtype: T::DTYPE.name(),
+            });
+        }
+        Ok(Some(narrowed))
     }
 
     /// Reads either form.
@@ -171,7 +215,7 @@ impl Settings {
             return Err(SettingsError::WrongCount(cd.len()));
         }
         let word = |slot: usize, default: u32| cd.get(slot).copied().unwrap_or(default);
-        Self::from_words(
+        let settings = Self::from_words(
             [
                 word(user_cd::KIND, TargetKind::Psnr as u32),
                 word(user_cd::TARGET, 0),
@@ -188,7 +232,24 @@ impl Settings {
                 user_cd::MODE,
                 user_cd::FLAGS,
             ],
-        )
+        )?;
+        let wants_missing = settings.flags & flags::MISSING_VALUE != 0;
+        match (wants_missing, cd.len()) {
+            (true, user_cd::MAX_LEN) => Ok(Settings {
+                missing: Some(
+                    u64::from(cd[user_cd::MISSING_LO]) | u64::from(cd[user_cd::MISSING_HI]) << 32,
+                ),
+                ..settings
+            }),
+            (false, n) if n <= user_cd::PLAIN_LEN => Ok(settings),
+            (true, _) => Err(SettingsError::BadSlot {
+                slot: user_cd::FLAGS,
+                what: "flags",
+                value: settings.flags,
+                hint: "bit 1 (a missing value) needs the value's f64 bits in words 6 and 7, 8 words in all (deepcq cdvalues --missing prints them)",
+            }),
+            (false, n) => Err(SettingsError::WrongCount(n)),
+        }
     }
 
     /// Validates words given as `[kind, mantissa, decimals, compressor, mode, flags]`,
@@ -226,7 +287,7 @@ impl Settings {
             return Err(bad(
                 5,
                 "flags",
-                "bit 0 = allow the analytic fallback; no other bits",
+                "bit 0 = allow the analytic fallback, bit 1 = a missing value in words 6 and 7; no other bits",
             ));
         }
         let target = Target {
@@ -240,23 +301,51 @@ impl Settings {
             compressor,
             mode,
             flags: flag_bits,
+            missing: None,
         })
     }
 
     /// The shortest user form that means these settings (what `deepcq cdvalues` prints).
     pub fn to_user_cd(&self) -> Vec<u32> {
-        let mut cd = vec![0; user_cd::MAX_LEN];
+        let mut cd = vec![0; user_cd::PLAIN_LEN];
         cd[user_cd::TARGET] = self.target.mantissa;
         cd[user_cd::KIND] = self.target.kind as u32;
         cd[user_cd::DECIMALS] = self.target.decimals;
         cd[user_cd::COMPRESSOR] = self.compressor as u32;
         cd[user_cd::MODE] = self.mode as u32;
-        cd[user_cd::FLAGS] = self.flags;
+        cd[user_cd::FLAGS] = self.flags & !flags::MISSING_VALUE;
+        if let Some(bits) = self.missing {
+            cd[user_cd::FLAGS] |= flags::MISSING_VALUE;
+            cd.extend([bits as u32, (bits >> 32) as u32]);
+            return cd;
+        }
         while cd.len() > 1 && cd.last() == Some(&0) {
             cd.pop();
         }
         cd
     }
+}
+
+/// The missing value `cd` names for a dataset of `dtype`, as its little-endian bytes: the
+/// user form's words 6–7 narrowed to the dtype ([`Settings::missing_as`]), or the fill
+/// value a stored form passed back in carries (a repack keeps what the first writer named,
+/// where the dtype is the same). `None` when the cd_values name none: the dataset's own
+/// user-defined fill value, if any, then marks missing data.
+pub fn named_missing(cd: &[u32], dtype: DType) -> Result<Option<Vec<u8>>, SettingsError> {
+    if is_stored(cd) {
+        let fill = StoredSettings::parse(cd)?.fill;
+        return Ok(fill.filter(|f| dtype.natural_size() == Some(f.len())));
+    }
+    let settings = Settings::parse(cd)?;
+    Ok(match dtype {
+        DType::F32 => settings
+            .missing_as::<f32>()?
+            .map(|v| v.to_le_bytes().to_vec()),
+        DType::F64 => settings
+            .missing_as::<f64>()?
+            .map(|v| v.to_le_bytes().to_vec()),
+        DType::Opaque => None,
+    })
 }
 
 /// True when slot 0 carries the stored-form marker.
@@ -290,6 +379,11 @@ impl StoredSettings {
             stored_cd::FLAGS,
         ];
         let settings = Settings::from_words(slots.map(|s| cd[s]), slots)?;
+        if settings.flags & flags::MISSING_VALUE != 0 {
+            return Err(SettingsError::BadStored(
+                "flags bit 1 (a missing value) belongs to the user form".into(),
+            ));
+        }
         let word = cd[stored_cd::DTYPE];
         let big_endian = word & wire::BIG_ENDIAN_DTYPE != 0;
         let has_fill = word & wire::FILL_DTYPE != 0;
@@ -348,7 +442,7 @@ impl StoredSettings {
         cd[stored_cd::DECIMALS] = s.target.decimals;
         cd[stored_cd::COMPRESSOR] = s.compressor as u32;
         cd[stored_cd::MODE] = s.mode as u32;
-        cd[stored_cd::FLAGS] = s.flags;
+        cd[stored_cd::FLAGS] = s.flags & !flags::MISSING_VALUE;
         let flag = |set: bool, bit: u32| if set { bit } else { 0 };
         cd[stored_cd::DTYPE] = self.dtype as u32
             | flag(self.big_endian, wire::BIG_ENDIAN_DTYPE)
@@ -415,6 +509,74 @@ mod tests {
             let settings = Settings::parse(&[60, 0, 0, 0, word as u32]).unwrap();
             assert_eq!(settings.mode, mode);
         }
+    }
+
+    #[test]
+    fn a_missing_value_takes_two_words_and_becomes_the_stored_fill() {
+        for value in [1e20, -9999.0, 0.0, f64::NAN, 9.969_209_968_386_869e36] {
+            let settings = Settings::psnr(60.0).unwrap().with_missing(value);
+            let cd = settings.to_user_cd();
+            assert_eq!(cd.len(), user_cd::MAX_LEN, "{value}: zeros are not trimmed");
+            assert_eq!(cd[user_cd::FLAGS], flags::MISSING_VALUE);
+            let back = Settings::parse(&cd).unwrap();
+            assert_eq!(back, settings);
+            assert_eq!(back.missing_value().unwrap().to_bits(), value.to_bits());
+            // f32 datasets get the nearest f32, which is what a program writing 1e20 wrote.
+            let narrow = named_missing(&cd, DType::F32).unwrap().unwrap();
+            assert_eq!(narrow, (value as f32).to_le_bytes());
+            let wide = named_missing(&cd, DType::F64).unwrap().unwrap();
+            assert_eq!(wide, value.to_le_bytes());
+            assert_eq!(named_missing(&cd, DType::Opaque).unwrap(), None);
+        }
+        let too_big = Settings::psnr(60.0)
+            .unwrap()
+            .with_missing(1e300)
+            .to_user_cd();
+        let err = named_missing(&too_big, DType::F32).unwrap_err();
+        assert!(err.to_string().contains("does not fit f32"), "{err}");
+        assert!(named_missing(&too_big, DType::F64).unwrap().is_some());
+        assert_eq!(named_missing(&[60], DType::F32).unwrap(), None);
+        // The flag needs both words; the words need the flag.
+        let cd = Settings::psnr(60.0)
+            .unwrap()
+            .with_missing(1e20)
+            .to_user_cd();
+        for short in [user_cd::PLAIN_LEN, 7] {
+            assert!(matches!(
+                Settings::parse(&cd[..short]),
+                Err(SettingsError::BadSlot {
+                    slot: user_cd::FLAGS,
+                    ..
+                })
+            ));
+        }
+        let mut unflagged = cd.clone();
+        unflagged[user_cd::FLAGS] = 0;
+        assert_eq!(
+            Settings::parse(&unflagged),
+            Err(SettingsError::WrongCount(8))
+        );
+        // The stored form holds it as the fill value and never the flag; a stored form
+        // passed back in (a second repack) carries its fill where the dtype agrees.
+        let stored = StoredSettings {
+            settings: Settings::parse(&cd).unwrap(),
+            dtype: DType::F32,
+            big_endian: false,
+            elem_size: 4,
+            chunk: vec![8, 8],
+            fill: named_missing(&cd, DType::F32).unwrap(),
+        };
+        let stored_cd = stored.to_cd();
+        assert_eq!(stored_cd[stored_cd::FLAGS], 0);
+        assert_eq!(Settings::parse(&stored_cd).unwrap().missing, None);
+        assert_eq!(
+            named_missing(&stored_cd, DType::F32).unwrap(),
+            Some(1e20f32.to_le_bytes().to_vec())
+        );
+        assert_eq!(named_missing(&stored_cd, DType::F64).unwrap(), None);
+        let mut flagged = stored_cd.clone();
+        flagged[stored_cd::FLAGS] = flags::MISSING_VALUE;
+        assert!(StoredSettings::parse(&flagged).is_err());
     }
 
     #[test]

@@ -295,8 +295,14 @@ pub mod user_cd {
     pub const MODE: usize = 4;
     /// Bit set of [`super::flags`]; default 0.
     pub const FLAGS: usize = 5;
-    /// Number of words a user may pass.
-    pub const MAX_LEN: usize = 6;
+    /// Low word of the missing value's f64 bits, with [`super::flags::MISSING_VALUE`].
+    pub const MISSING_LO: usize = 6;
+    /// High word of the missing value's f64 bits.
+    pub const MISSING_HI: usize = 7;
+    /// Number of words without a missing value.
+    pub const PLAIN_LEN: usize = 6;
+    /// Number of words a user may pass (with a missing value).
+    pub const MAX_LEN: usize = 8;
 }
 
 /// The cd_values HDF5 stores in the file, written by `set_local`. Slot 0 carries
@@ -396,8 +402,13 @@ pub mod flags {
     /// When onnxruntime or the model cannot load, fall back to the analytic chooser instead
     /// of failing the write.
     pub const ALLOW_ANALYTIC_FALLBACK: u32 = 1;
+    /// User form only: words 6 and 7 hold a missing value (an f64's bits, low word
+    /// first) that marks missing data like a dataset's fill value does, for data whose
+    /// missing value is not its HDF5 fill value and for the in-situ API. The stored form
+    /// keeps it as the fill value ([`super::FILL_DTYPE`]) and never sets this bit.
+    pub const MISSING_VALUE: u32 = 2;
     /// Every bit this build understands.
-    pub const KNOWN: u32 = ALLOW_ANALYTIC_FALLBACK;
+    pub const KNOWN: u32 = ALLOW_ANALYTIC_FALLBACK | MISSING_VALUE;
 }
 
 macro_rules! from_u32 {

@@ -273,6 +273,15 @@ fn cdvalues_prints_the_packed_words() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("SSIM must be in (0, 1]"));
+    // A missing value follows in words 6-7 (-9999 as f64 bits, low word first).
+    let out = Command::new(env!("CARGO_BIN_EXE_deepcq"))
+        .args(["cdvalues", "--psnr", "60", "--missing", "-9999"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let bits = (-9999f64).to_bits();
+    let words = format!("UD=357,0,8,60,0,0,0,0,2,{},{}", bits as u32, bits >> 32);
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&words));
     // Predict mode with a target it cannot promise says so, and still prints the words;
     // PSNR and SSIM targets (the latter through the PSNR it needs) need no note.
     for (target, value, noted) in [

@@ -268,6 +268,9 @@ fn fortran_example_writes_through_h5pset_filter_f() {
     assert!(num(&out, "RESULT", "psnr") >= 60.0, "{out}");
     assert!(num(&out, "RESULT", "buffer_psnr") >= 60.0, "{out}");
     assert_eq!(num(&out, "RESULT", "session_met"), 3.0, "{out}");
+    // The in-situ buffer with land at a missing value of 1e20.
+    assert!(num(&out, "RESULT", "ocean_psnr") >= 60.0, "{out}");
+    assert_eq!(field(&out, "RESULT", "land_exact"), "yes", "{out}");
     assert!(
         num(&out, "RESULT", "stored") < num(&out, "RESULT", "raw"),
         "{out}"

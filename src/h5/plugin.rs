@@ -10,7 +10,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use super::api::{self, Hid, H5T_FLOAT, H5T_ORDER_BE, H5T_ORDER_LE};
 use super::filter;
 use crate::observe;
-use crate::settings::{Settings, StoredSettings};
+use crate::settings::{self, Settings, StoredSettings};
 use crate::wire::TargetKind;
 use crate::wire::{self, DType};
 
@@ -150,19 +150,27 @@ extern "C" fn set_local(dcpl: Hid, type_id: Hid, _space_id: Hid) -> c_int {
             crate::learned::proposer_for(&settings).map_err(|e| e.to_string())?;
         }
         let big_endian = dtype != DType::Opaque && order == H5T_ORDER_BE;
-        // Values equal to a user-defined fill value are missing data: stored exactly and
-        // left out of the target (`encode::float_chunk_with_fill`).
+        // Values equal to the missing value the cd_values name, else to a user-defined
+        // fill value, are missing data: stored exactly and left out of the target
+        // (`encode::float_chunk_with_fill`).
+        let named = settings::named_missing(&cd, dtype).map_err(|e| e.to_string())?;
         let fill = match dtype {
             DType::Opaque => None,
-            _ => api.user_fill_value(dcpl, type_id, size).map(|mut bytes| {
-                if big_endian {
-                    bytes.reverse();
-                }
-                bytes
+            _ => named.or_else(|| {
+                api.user_fill_value(dcpl, type_id, size).map(|mut bytes| {
+                    if big_endian {
+                        bytes.reverse();
+                    }
+                    bytes
+                })
             }),
         };
         let stored = StoredSettings {
-            settings,
+            // The stored form keeps the missing value as the fill value.
+            settings: Settings {
+                missing: None,
+                ..settings
+            },
             dtype,
             big_endian,
             elem_size: size.max(1),

@@ -108,9 +108,23 @@ pub fn encode_with(
 ) -> Result<(Vec<u8>, Outcome), InsituError> {
     check_shape(data.len(), shape)?;
     let started = std::time::Instant::now();
+    // A missing value named in the settings marks missing data as a dataset's fill value
+    // does in the filter.
     let (bytes, outcome) = match data {
-        Samples::F32(v) => Ok(encode::float_chunk(v, shape, settings, proposer)?),
-        Samples::F64(v) => Ok(encode::float_chunk(v, shape, settings, proposer)?),
+        Samples::F32(v) => Ok(encode::float_chunk_with_fill(
+            v,
+            shape,
+            settings,
+            proposer,
+            settings.missing_as()?,
+        )?),
+        Samples::F64(v) => Ok(encode::float_chunk_with_fill(
+            v,
+            shape,
+            settings,
+            proposer,
+            settings.missing_as()?,
+        )?),
         Samples::Opaque { .. } => Err(InsituError::InvalidArgument(
             "the in-situ API takes f32 or f64 values".into(),
         )),
@@ -134,9 +148,7 @@ pub fn verify(
     bytes: &[u8],
 ) -> Result<(f64, f64), InsituError> {
     let (_, back) = chunk::decode(bytes)?;
-    let psnr = metrics::error_stats_of(data, back.view())
-        .map(|s| s.psnr)
-        .ok_or_else(|| InsituError::InvalidArgument("decoded type differs".into()))?;
+    let psnr = real_psnr(data, back.view(), settings)?;
     let metric = match settings.target.kind {
         TargetKind::Psnr => psnr,
         TargetKind::Ssim => metrics::ssim_of(data, back.view(), shape).unwrap_or(f64::NAN),
@@ -146,6 +158,40 @@ pub fn verify(
             .unwrap_or(f64::NAN),
     };
     Ok((psnr, metric))
+}
+
+/// The PSNR of `back` against `data` over the values the settings' missing value does not
+/// mark (all of them without one), as the chooser measured it
+/// ([`encode::float_chunk_with_fill`]).
+fn real_psnr(
+    data: Samples<'_>,
+    back: Samples<'_>,
+    settings: &Settings,
+) -> Result<f64, InsituError> {
+    let stats = match missing_mask(data, settings)? {
+        Some(mask) => {
+            let real = |v: Samples<'_>| v.filtered(|i| !mask[i]);
+            metrics::error_stats_of(real(data).view(), real(back).view())
+        }
+        None => metrics::error_stats_of(data, back),
+    };
+    stats
+        .map(|s| s.psnr)
+        .ok_or_else(|| InsituError::InvalidArgument("decoded type differs".into()))
+}
+
+/// Which values of `data` the settings' missing value marks (`None` without one).
+fn missing_mask(data: Samples<'_>, settings: &Settings) -> Result<Option<Vec<bool>>, InsituError> {
+    fn mask<T: crate::samples::Element>(v: &[T], missing: Option<T>) -> Option<Vec<bool>> {
+        let m = missing?.to_f64();
+        let marks = |x: f64| x == m || m.is_nan() && x.is_nan();
+        Some(v.iter().map(|x| marks(x.to_f64())).collect())
+    }
+    Ok(match data {
+        Samples::F32(v) => mask(v, settings.missing_as()?),
+        Samples::F64(v) => mask(v, settings.missing_as()?),
+        Samples::Opaque { .. } => None,
+    })
 }
 
 /// True when `metric` meets the target (AbsBound: with the codecs' documented 1e-6 slack).
@@ -253,8 +299,9 @@ pub enum AdviceSource {
 /// PSNR, SSIM and ratio that choice is expected to give.
 ///
 /// With the surrogate loaded the numbers are its predictions and nothing is compressed
-/// ([`AdviceSource::Model`]). Without it (absolute bounds, NaN/Inf or constant buffers,
-/// or the opted-in analytic fallback), and for ratio targets that predict mode meets with
+/// ([`AdviceSource::Model`]). Without it (absolute bounds, NaN/Inf or constant buffers, a
+/// missing value, or the opted-in analytic fallback), and for ratio targets that predict
+/// mode meets with
 /// SPERR's fixed rate ([`crate::select::fixed_rate_applies`]: the model plays no part),
 /// the proposal is compressed once and measured ([`AdviceSource::Measured`]).
 pub fn advise(
@@ -269,7 +316,9 @@ pub fn advise(
     };
     let extent = crate::features::Extent::of(data);
     let range = extent.range();
+    // A missing value needs the chunk's real values first: measured like a compression.
     let modelled = settings.target.kind != TargetKind::AbsBound
+        && settings.missing.is_none()
         && !crate::select::fixed_rate_applies(shape, &predict)
         && extent.finite == data.len()
         && range > 0.0
@@ -292,9 +341,7 @@ pub fn advise(
     }
     let (bytes, outcome) = encode_with(data, shape, &predict, proposer(&predict)?)?;
     let (_, back) = chunk::decode(&bytes)?;
-    let psnr = metrics::error_stats_of(data, back.view())
-        .map(|s| s.psnr)
-        .unwrap_or(f64::NAN);
+    let psnr = real_psnr(data, back.view(), settings).unwrap_or(f64::NAN);
     let ssim = metrics::ssim_of(data, back.view(), shape).unwrap_or(f64::NAN);
     Ok(Advice {
         codec: outcome.codec,
@@ -338,6 +385,68 @@ mod tests {
         let (back, layout) = decompress(&bytes).unwrap();
         assert_eq!(layout.shape, shape);
         assert_eq!(back.view().len(), v.len());
+    }
+
+    #[test]
+    fn a_missing_value_in_the_settings_is_kept_and_left_out_of_the_target() {
+        let shape = [40, 48];
+        let mut v: Vec<f32> = generate(Kind::Spectral { slope: 3.0 }, &shape, 5)
+            .into_iter()
+            .map(|x| x as f32)
+            .collect();
+        let land = |i: usize| i % 48 < 12 && i / 48 < 30;
+        for (i, x) in v.iter_mut().enumerate() {
+            if land(i) {
+                *x = 1e20;
+            }
+        }
+        let ocean: Vec<usize> = (0..v.len()).filter(|&i| !land(i)).collect();
+        for mode in [Mode::Guarantee, Mode::Fast, Mode::Predict] {
+            let settings = Settings {
+                mode,
+                ..Settings::psnr(60.0).unwrap()
+            }
+            .with_missing(1e20);
+            let (bytes, report) = compress(Samples::F32(&v), &shape, &settings, true).unwrap();
+            let report = report.unwrap();
+            let back = match decompress(&bytes).unwrap().0 {
+                SampleBuf::F32(b) => b,
+                other => panic!("{other:?}"),
+            };
+            let (a, b): (Vec<f32>, Vec<f32>) = ocean.iter().map(|&i| (v[i], back[i])).unzip();
+            let psnr = metrics::psnr(&a, &b);
+            assert!(
+                psnr >= 60.0 && report.target_met,
+                "{mode:?}: {psnr} {report:?}"
+            );
+            // The report measures the ocean too (a lower bound of it in predict mode).
+            assert!(
+                report.psnr >= 60.0 && report.psnr <= psnr + 1e-9,
+                "{report:?} {psnr}"
+            );
+            assert!((0..v.len()).filter(|&i| land(i)).all(|i| back[i] == 1e20));
+            assert!(report.ratio > 4.0, "{mode:?}: {report:?}");
+            let advice = advise(Samples::F32(&v), &shape, &settings).unwrap();
+            assert!(advice.psnr >= 60.0 && advice.psnr < 200.0, "{advice:?}");
+        }
+        // Without it the land's 1e20 is the range a PSNR is measured against.
+        let (bytes, _) = compress(
+            Samples::F32(&v),
+            &shape,
+            &Settings::psnr(60.0).unwrap(),
+            false,
+        )
+        .unwrap();
+        let back = match decompress(&bytes).unwrap().0 {
+            SampleBuf::F32(b) => b,
+            other => panic!("{other:?}"),
+        };
+        let (a, b): (Vec<f32>, Vec<f32>) = ocean.iter().map(|&i| (v[i], back[i])).unzip();
+        assert!(metrics::psnr(&a, &b) < 0.0);
+        // f32 data cannot hold every missing value.
+        let too_big = Settings::psnr(60.0).unwrap().with_missing(1e300);
+        let err = compress(Samples::F32(&v), &shape, &too_big, false).unwrap_err();
+        assert!(matches!(err, InsituError::Settings(_)), "{err}");
     }
 
     #[test]

@@ -31,6 +31,11 @@ pub struct CdArgs {
     /// Use the analytic chooser when onnxruntime or the model cannot load.
     #[arg(long)]
     allow_analytic_fallback: bool,
+    /// Values equal to this (e.g. 1e20, -9999, nan) are missing data: stored exactly and
+    /// left out of the target, for data whose missing value is not the dataset's HDF5 fill
+    /// value (which marks missing data by itself).
+    #[arg(long, allow_hyphen_values = true)]
+    missing: Option<f64>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -74,6 +79,11 @@ pub fn run(args: &CdArgs) -> Result<()> {
         } else {
             0
         },
+        missing: None,
+    };
+    let settings = match args.missing {
+        Some(value) => settings.with_missing(value),
+        None => settings,
     };
     if let Some(advice) = predict_mode_advice(&settings) {
         eprintln!("note: {advice}");
