@@ -47,8 +47,12 @@ fn python() -> PathBuf {
     py
 }
 
+/// Runs `cmd` (with the repository's plugin folder unless `cmd` names another) and echoes
+/// its output.
 fn run(cmd: &mut Command) -> Output {
-    cmd.env("HDF5_PLUGIN_PATH", plugin_dir());
+    if !cmd.get_envs().any(|(k, _)| k == "HDF5_PLUGIN_PATH") {
+        cmd.env("HDF5_PLUGIN_PATH", plugin_dir());
+    }
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e} (run scripts/setup.sh)"));
@@ -269,4 +273,79 @@ fn nan_missing_values_are_kept_and_the_rest_compressed_to_the_target() {
         "missing_values.py",
         &[&dir.path().join("nan.h5"), Path::new("60")],
     );
+}
+
+/// `scripts/install.sh` lays out a prefix that needs no environment but HDF5_PLUGIN_PATH:
+/// h5repack writes through the installed plugin, and a C program built against the
+/// installed header and library writes through the in-situ API, both finding the
+/// installed onnxruntime beside the library; the installed files carry no debug info.
+#[test]
+fn an_installed_prefix_works_with_only_hdf5_plugin_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = dir.path().join("prefix");
+    let ort = repo().join("third_party/onnxruntime/libonnxruntime.so");
+    let out = run(Command::new("bash")
+        .arg(repo().join("scripts/install.sh"))
+        .arg(&prefix)
+        .arg(&ort));
+    assert!(out.status.success(), "install.sh failed");
+    let size = |p: &str| std::fs::metadata(prefix.join(p)).unwrap().len();
+    assert!(
+        size("lib/libh5z_deepcq.so") < 20 << 20,
+        "debug info left in"
+    );
+    assert!(size("lib/libonnxruntime.so") > 0 && size("include/h5z_deepcq.h") > 0);
+    let installed = |cmd: &mut Command| {
+        cmd.env("HDF5_PLUGIN_PATH", prefix.join("lib/hdf5/plugin"))
+            .env_remove("ORT_DYLIB_PATH")
+            .env_remove("LD_LIBRARY_PATH");
+        run(cmd)
+    };
+    let info = installed(Command::new(prefix.join("bin/deepcq")).args(["info", "--json"]));
+    let found = prefix.join("lib/libonnxruntime.so");
+    assert!(stdout(&info).contains(&format!("\"onnxruntime\": \"{}\"", found.display())));
+
+    let input = make_input(dir.path());
+    let output = dir.path().join("out.h5");
+    let out = installed(
+        Command::new("h5repack")
+            .args(["-f", "UD=357,0,1,60"])
+            .arg(&input)
+            .arg(&output),
+    );
+    assert!(
+        out.status.success(),
+        "h5repack through the installed plugin failed"
+    );
+    check(&input, &output, "60");
+
+    let exe = dir.path().join("write_c");
+    let flags = Command::new("pkg-config")
+        .args(["--cflags", "--libs", "hdf5-serial"])
+        .output()
+        .unwrap();
+    let flags = String::from_utf8(flags.stdout).unwrap();
+    let lib = prefix.join("lib");
+    let out = run(Command::new("gcc")
+        .arg(repo().join("examples/write_c.c"))
+        .arg(format!("-I{}", prefix.join("include").display()))
+        .args(flags.split_whitespace())
+        .arg(format!("-L{}", lib.display()))
+        .arg("-lh5z_deepcq")
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .args(["-lm", "-o"])
+        .arg(&exe));
+    assert!(
+        out.status.success(),
+        "gcc against the installed prefix failed"
+    );
+    let out = installed(Command::new(&exe).arg(dir.path().join("c.h5")));
+    let text = stdout(&out);
+    let word = |key: &str| {
+        text.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    assert!(out.status.success(), "write_c failed");
+    assert!(word("chunks=").is_some_and(|n| n > 0.0) && word("chunks=") == word("met="));
 }

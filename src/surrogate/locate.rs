@@ -89,7 +89,9 @@ fn find_in(dir: &Path) -> Option<PathBuf> {
 
 /// The folder of the shared object holding this code (the plugin, or the executable when
 /// the crate is linked statically), both as loaded and with symlinks resolved, so a plugin
-/// folder of symlinks finds an onnxruntime placed next to either.
+/// folder of symlinks finds an onnxruntime placed next to either; for an executable in a
+/// `bin` folder also its sibling `lib` (`PREFIX/bin/deepcq` finds `PREFIX/lib`, where
+/// scripts/install.sh puts onnxruntime).
 fn own_folders() -> Vec<PathBuf> {
     let mut info = libc::Dl_info {
         dli_fname: std::ptr::null(),
@@ -118,6 +120,12 @@ fn own_folders() -> Vec<PathBuf> {
             dirs.push(dir);
         }
     }
+    let siblings: Vec<PathBuf> = dirs
+        .iter()
+        .filter(|d| d.file_name().is_some_and(|n| n == "bin"))
+        .filter_map(|d| Some(d.parent()?.join("lib")))
+        .collect();
+    dirs.extend(siblings);
     dirs
 }
 

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs a built deepcq under PREFIX (after `cargo build --release`):
+#   PREFIX/lib/libh5z_deepcq.so          the filter and the in-situ API (debug info stripped)
+#   PREFIX/lib/libonnxruntime.so         found there by the filter and the CLI, no env needed
+#   PREFIX/lib/hdf5/plugin/              the folder to give HDF5_PLUGIN_PATH (a link to the library)
+#   PREFIX/include/h5z_deepcq.h, .f90    C header and Fortran module source
+#   PREFIX/bin/deepcq                    the command line
+# Usage: bash scripts/install.sh PREFIX [ONNXRUNTIME]
+# ONNXRUNTIME defaults to $ORT_DYLIB_PATH, then third_party/onnxruntime/libonnxruntime.so
+# (scripts/setup.sh fetches it); with none, the library is installed without it and says so.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+prefix=${1:?usage: scripts/install.sh PREFIX [path/to/libonnxruntime.so]}
+ort=${2:-${ORT_DYLIB_PATH:-$root/third_party/onnxruntime/libonnxruntime.so}}
+lib=$root/target/release/libh5z_deepcq.so
+cli=$root/target/release/deepcq
+for built in "$lib" "$cli"; do
+  [[ -f $built ]] || { echo "install: $built is missing: run cargo build --release first" >&2; exit 1; }
+done
+
+mkdir -p "$prefix/lib/hdf5/plugin" "$prefix/include" "$prefix/bin"
+# The release build keeps line tables (and the C++ codecs full debug info): 180 MB that
+# every MPI rank would map. Installed copies carry none of it (about 5 MB).
+install -m 0755 "$lib" "$prefix/lib/libh5z_deepcq.so"
+strip --strip-debug "$prefix/lib/libh5z_deepcq.so"
+install -m 0755 "$cli" "$prefix/bin/deepcq"
+strip --strip-debug "$prefix/bin/deepcq"
+ln -sfn ../../libh5z_deepcq.so "$prefix/lib/hdf5/plugin/libh5z_deepcq.so"
+install -m 0644 "$root/include/h5z_deepcq.h" "$root/include/h5z_deepcq.f90" "$prefix/include/"
+if [[ -f $ort ]]; then
+  install -m 0755 "$ort" "$prefix/lib/libonnxruntime.so"
+else
+  echo "install: no onnxruntime at $ort: writes will need ORT_DYLIB_PATH (reads never do)" >&2
+fi
+cat <<EOF
+installed deepcq in $prefix
+  export HDF5_PLUGIN_PATH=$prefix/lib/hdf5/plugin
+  C:       -I$prefix/include -L$prefix/lib -lh5z_deepcq -Wl,-rpath,$prefix/lib
+  Fortran: compile $prefix/include/h5z_deepcq.f90 with your program, link as C
+  CLI:     $prefix/bin/deepcq info
+EOF
