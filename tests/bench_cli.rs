@@ -118,6 +118,10 @@ fn bench_reports_every_method_and_the_safe_bound_always_hits() {
             "at {target}"
         );
         assert!((cell("best oracle", 1) - 1.0).abs() < 1e-9);
+        // Column 12: read MB/s, measured for every method.
+        for name in &names {
+            assert!(cell(name, 12) > 0.0, "{name} read MB/s at {target}");
+        }
     }
 }
 

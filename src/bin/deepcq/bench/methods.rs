@@ -111,6 +111,9 @@ pub struct ChunkResult {
     /// apart (deepcq only, NaN elsewhere): what "at the cost of one compression" compares
     /// against, whatever codec was chosen.
     pub own_compression: f64,
+    /// CPU seconds to decode what was stored (for deepcq the whole chunk: header, checksum,
+    /// payload): what reading it back costs.
+    pub read: f64,
 }
 
 /// A chunk and the target it is written to.
@@ -184,17 +187,13 @@ fn evaluate(
     cpu: f64,
     fallback: bool,
 ) -> Result<ChunkResult> {
-    let back = codec_for(codec)
-        .decode(payload, &Layout::of(&job.data, job.shape), bound)
-        .with_context(|| format!("decoding a {} payload", codec.name()))?;
-    Ok(measured(
-        job,
-        back.view(),
-        payload.len(),
-        codec,
-        cpu,
-        fallback,
-    ))
+    let (back, read) =
+        timed(|| codec_for(codec).decode(payload, &Layout::of(&job.data, job.shape), bound));
+    let back = back.with_context(|| format!("decoding a {} payload", codec.name()))?;
+    Ok(ChunkResult {
+        read,
+        ..measured(job, back.view(), payload.len(), codec, cpu, fallback)
+    })
 }
 
 fn measured(
@@ -215,6 +214,7 @@ fn measured(
         fallback,
         compressions: 1,
         own_compression: f64::NAN,
+        read: f64::NAN,
     }
 }
 
@@ -324,10 +324,12 @@ fn deepcq(
     let (codec, bound, bytes, compressions) = bytes?;
     let (again, own_compression) = timed(|| codec_for(codec).encode(job.data, job.shape, bound));
     again.context("compressing the chosen candidate again, for the time reference")?;
-    let (_, back) = chunk::decode(&bytes).context("decoding a deepcq chunk")?;
+    let (decoded, read) = timed(|| chunk::decode(&bytes));
+    let (_, back) = decoded.context("decoding a deepcq chunk")?;
     let r = measured(job, back.view(), bytes.len(), codec, cpu, false);
     Ok(ChunkResult {
         own_compression,
+        read,
         ..spent(r, compressions)
     })
 }

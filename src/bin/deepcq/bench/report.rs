@@ -112,7 +112,9 @@ pub fn markdown(run: &Run) -> String {
          formula bound; **time/own** (deepcq) CPU time / CPU time of one compression with the \
          codec and bound deepcq stored, i.e. the cost of choosing and checking whatever the \
          codec; **compr.** mean compressions per chunk; **CPU s** total; **CAQ** \
-         geometric mean over arrays of CR / (CPU s + 1); **bits** stored bits per value; \
+         geometric mean over arrays of CR / (CPU s + 1); **read MB/s** raw MB per CPU \
+         second of decoding what was stored (deepcq: the whole chunk, header and checksum \
+         included); **bits** stored bits per value; \
          **codecs** chunks stored by SZ3/ZFP/SPERR/lossless.\n"
     );
     totals_section(&mut s, run);
@@ -128,17 +130,17 @@ fn totals_section(s: &mut String, run: &Run) {
         let _ = writeln!(s, "### {} dB\n", num(*t, 1));
         let _ = writeln!(
             s,
-            "| method | CR | /best | hit | chunks hit | worst | PSNR | over | time× | time/own | compr. | CPU s | CAQ | bits | codecs | refused |"
+            "| method | CR | /best | hit | chunks hit | worst | PSNR | over | time× | time/own | compr. | CPU s | CAQ | read MB/s | bits | codecs | refused |"
         );
         let _ = writeln!(
             s,
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
         );
         for m in Method::ALL {
             let f = totals(run.arrays, ti, m);
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 m.name(),
                 num(f.cr, 2),
                 num(f.vs_best, 3),
@@ -152,6 +154,7 @@ fn totals_section(s: &mut String, run: &Run) {
                 num(f.compressions, 2),
                 num(f.cpu, 1),
                 num(f.caq, 3),
+                num(f.read_mbps, 0),
                 num(f.bits, 3),
                 codecs(f.codecs),
                 f.fallbacks

@@ -11,7 +11,8 @@
 //! - time / own = deepcq's CPU seconds / the CPU seconds of one compression with the codec
 //!   and bound it stored (timed apart): the overhead of choosing and checking, whichever
 //!   codec was chosen;
-//! - CAQ = CR / (CPU seconds + 1).
+//! - CAQ = CR / (CPU seconds + 1);
+//! - read MB/s = raw MB / CPU seconds to decode what was stored.
 //!
 //! Totals follow the peer harness's README: geometric means over arrays of ratios, plain
 //! means over arrays of hit rates.
@@ -53,6 +54,8 @@ pub struct Tally {
     /// CPU seconds of one compression with what was stored (NaN for methods that do not
     /// time it).
     pub own_compression: f64,
+    /// CPU seconds to decode what was stored.
+    pub read: f64,
 }
 
 /// Tolerance of a hit, as in the peer harness (PSNR ≥ T − 1e-9).
@@ -78,6 +81,7 @@ impl Tally {
         self.codecs[slot] += 1;
         self.compressions += u64::from(r.compressions);
         self.own_compression += r.own_compression;
+        self.read += r.read;
     }
 
     /// Raw over stored bytes.
@@ -110,6 +114,11 @@ impl Tally {
         self.cr() / (self.cpu + 1.0)
     }
 
+    /// Raw MB decoded per CPU second of reading back what was stored.
+    pub fn read_mbps(&self) -> f64 {
+        self.raw_bytes as f64 / 1e6 / self.read
+    }
+
     /// Adds another tally (for totals over arrays).
     pub fn merge(&mut self, other: &Tally) {
         self.raw_bytes += other.raw_bytes;
@@ -131,6 +140,7 @@ impl Tally {
         }
         self.compressions += other.compressions;
         self.own_compression += other.own_compression;
+        self.read += other.read;
     }
 }
 
@@ -184,6 +194,8 @@ pub struct Figures {
     pub codecs: [usize; 4],
     /// Mean compressions per chunk.
     pub compressions: f64,
+    /// Raw MB decoded per CPU second.
+    pub read_mbps: f64,
 }
 
 impl ArrayResult {
@@ -216,6 +228,7 @@ impl ArrayResult {
             fallbacks: t.fallbacks,
             codecs: t.codecs,
             compressions: t.compressions as f64 / t.chunks.max(1) as f64,
+            read_mbps: t.read_mbps(),
         }
     }
 }
@@ -268,6 +281,7 @@ pub fn totals(arrays: &[ArrayResult], target: usize, method: Method) -> Figures 
         fallbacks: sum.fallbacks,
         codecs: sum.codecs,
         compressions: sum.compressions as f64 / sum.chunks.max(1) as f64,
+        read_mbps: sum.read_mbps(),
     }
 }
 
@@ -285,6 +299,7 @@ mod tests {
             fallback: false,
             compressions: 1,
             own_compression: f64::NAN,
+            read: cpu / 2.0,
         }
     }
 
@@ -299,6 +314,7 @@ mod tests {
         assert_eq!(t.worst, Some(59.0));
         assert!((t.caq() - 20.0 / 1.4).abs() < 1e-12);
         assert_eq!(t.bits_per_value(), 8.0 * 400.0 / 2000.0);
+        assert!((t.read_mbps() - 8000.0 / 1e6 / 0.2).abs() < 1e-9);
     }
 
     #[test]
