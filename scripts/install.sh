@@ -4,6 +4,7 @@
 #   PREFIX/lib/libonnxruntime.so         found there by the filter and the CLI, no env needed
 #   PREFIX/lib/hdf5/plugin/              the folder to give HDF5_PLUGIN_PATH (a link to the library)
 #   PREFIX/include/h5z_deepcq.h, .f90    C header and Fortran module source
+#   PREFIX/lib/python/h5z_deepcq.py      h5py helper: registers the filter, DeepCQ(psnr=60)
 #   PREFIX/bin/deepcq                    the command line
 # Usage: bash scripts/install.sh PREFIX [ONNXRUNTIME]
 # ONNXRUNTIME defaults to $ORT_DYLIB_PATH, then third_party/onnxruntime/libonnxruntime.so
@@ -18,7 +19,7 @@ for built in "$lib" "$cli"; do
   [[ -f $built ]] || { echo "install: $built is missing: run cargo build --release first" >&2; exit 1; }
 done
 
-mkdir -p "$prefix/lib/hdf5/plugin" "$prefix/include" "$prefix/bin"
+mkdir -p "$prefix/lib/hdf5/plugin" "$prefix/lib/python" "$prefix/include" "$prefix/bin"
 # The release build keeps line tables (and the C++ codecs full debug info): 180 MB that
 # every MPI rank would map. Installed copies carry none of it (about 5 MB).
 install -m 0755 "$lib" "$prefix/lib/libh5z_deepcq.so"
@@ -27,6 +28,7 @@ install -m 0755 "$cli" "$prefix/bin/deepcq"
 strip --strip-debug "$prefix/bin/deepcq"
 ln -sfn ../../libh5z_deepcq.so "$prefix/lib/hdf5/plugin/libh5z_deepcq.so"
 install -m 0644 "$root/include/h5z_deepcq.h" "$root/include/h5z_deepcq.f90" "$prefix/include/"
+install -m 0644 "$root/python/h5z_deepcq.py" "$prefix/lib/python/"
 if [[ -f $ort ]]; then
   install -m 0755 "$ort" "$prefix/lib/libonnxruntime.so"
 else
@@ -37,5 +39,6 @@ installed deepcq in $prefix
   export HDF5_PLUGIN_PATH=$prefix/lib/hdf5/plugin
   C:       -I$prefix/include -L$prefix/lib -lh5z_deepcq -Wl,-rpath,$prefix/lib
   Fortran: compile $prefix/include/h5z_deepcq.f90 with your program, link as C
+  h5py:    PYTHONPATH=$prefix/lib/python, then import h5z_deepcq (no plugin path needed)
   CLI:     $prefix/bin/deepcq info
 EOF

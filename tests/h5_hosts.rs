@@ -348,4 +348,28 @@ fn an_installed_prefix_works_with_only_hdf5_plugin_path() {
     };
     assert!(out.status.success(), "write_c failed");
     assert!(word("chunks=").is_some_and(|n| n > 0.0) && word("chunks=") == word("met="));
+
+    // The h5py helper from the prefix, with no plugin path at all.
+    let out = run(Command::new(python())
+        .arg(repo().join("tests/hosts/python_module.py"))
+        .arg(dir.path().join("py.h5"))
+        .arg(prefix.join("lib/python"))
+        .current_dir(repo().join("tests/hosts"))
+        .env_remove("HDF5_PLUGIN_PATH")
+        .env_remove("ORT_DYLIB_PATH")
+        .env_remove("LD_LIBRARY_PATH"));
+    assert!(out.status.success() && stdout(&out).contains("ALL OK"));
+}
+
+/// python/h5z_deepcq.py registers the filter with h5py's HDF5 and packs its options, with
+/// no HDF5_PLUGIN_PATH (tests/hosts/python_module.py).
+#[test]
+fn the_h5py_helper_registers_the_filter_without_a_plugin_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(Command::new(python())
+        .arg(repo().join("tests/hosts/python_module.py"))
+        .arg(dir.path().join("py.h5"))
+        .current_dir(repo().join("tests/hosts"))
+        .env_remove("HDF5_PLUGIN_PATH"));
+    assert!(out.status.success() && stdout(&out).contains("ALL OK"));
 }
