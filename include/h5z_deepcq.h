@@ -72,7 +72,8 @@
 #define H5Z_DEEPCQ_FILTER_ID 357
 
 /**
- * Most cd_values words `h5z_deepcq_cd_values` writes.
+ * Most cd_values words a settings array holds (`h5z_deepcq_cd_values_missing` writes
+ * that many; `h5z_deepcq_cd_values` at most 6).
  */
 #define H5Z_DEEPCQ_CD_MAX 8
 
@@ -219,7 +220,9 @@ typedef struct h5z_deepcq_report {
    */
   unsigned int compressions;
   /**
-   * 1 when the decoded chunk meets the target over the whole buffer, else 0.
+   * 1 when the decoded chunk meets the target over the whole buffer, else 0. With a
+   * missing value in the settings, PSNR is measured over the values it does not mark and
+   * SSIM on the buffer with each replaced by the last real value before it.
    */
   int target_met;
   /**
@@ -231,7 +234,8 @@ typedef struct h5z_deepcq_report {
    */
   double metric;
   /**
-   * PSNR of the decoded chunk in dB (SZ convention); +inf when exact.
+   * PSNR of the decoded chunk in dB (SZ convention; over the real values with a missing
+   * value); +inf when exact.
    */
   double psnr;
   /**

@@ -74,12 +74,15 @@ def _last_error(lib):
 
 
 def register():
-    """Registers the filter with h5py's HDF5; True when this call registered it."""
+    """Registers the filter with h5py's HDF5; True when this call registered it, False
+    when HDF5 already had it (from an earlier call, or from a plugin it found through
+    HDF5_PLUGIN_PATH or its default plugin folder: that copy then does the filtering)."""
     import h5py
 
     if h5py.h5z.filter_avail(FILTER_ID):
         return False
-    h5py.h5z.register_filter(_lib().H5PLget_plugin_info())
+    if not h5py.h5z.register_filter(_lib().H5PLget_plugin_info()):
+        raise OSError(f"HDF5 refused to register the deepcq filter from {library_path()}")
     return True
 
 

@@ -12,7 +12,12 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 prefix=${1:?usage: scripts/install.sh PREFIX [path/to/libonnxruntime.so]}
+if [[ $# -ge 2 && ! -f $2 ]]; then
+  echo "install: $2 is not a file (name libonnxruntime.so)" >&2
+  exit 1
+fi
 ort=${2:-${ORT_DYLIB_PATH:-$root/third_party/onnxruntime/libonnxruntime.so}}
+command -v strip > /dev/null || { echo "install: strip (binutils) is missing" >&2; exit 1; }
 lib=$root/target/release/libh5z_deepcq.so
 cli=$root/target/release/deepcq
 for built in "$lib" "$cli"; do
@@ -20,8 +25,10 @@ for built in "$lib" "$cli"; do
 done
 
 mkdir -p "$prefix/lib/hdf5/plugin" "$prefix/lib/python" "$prefix/include" "$prefix/bin"
-# The release build keeps line tables (and the C++ codecs full debug info): 180 MB that
-# every MPI rank would map. Installed copies carry none of it (about 5 MB).
+# Absolute, for the paths printed below (an rpath relative to the working directory breaks).
+prefix=$(cd "$prefix" && pwd)
+# The release build keeps line tables (and the C++ codecs full debug info): a 180 MB file
+# to copy to every node. Installed copies carry none of it (about 5 MB).
 install -m 0755 "$lib" "$prefix/lib/libh5z_deepcq.so"
 strip --strip-debug "$prefix/lib/libh5z_deepcq.so"
 install -m 0755 "$cli" "$prefix/bin/deepcq"

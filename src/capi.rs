@@ -55,7 +55,8 @@ pub const H5Z_DEEPCQ_ERR_INTERNAL: c_int = -99;
 
 /// The HDF5 filter id to pass to `H5Pset_filter`.
 pub const H5Z_DEEPCQ_FILTER_ID: c_uint = 357;
-/// Most cd_values words `h5z_deepcq_cd_values` writes.
+/// Most cd_values words a settings array holds (`h5z_deepcq_cd_values_missing` writes
+/// that many; `h5z_deepcq_cd_values` at most 6).
 pub const H5Z_DEEPCQ_CD_MAX: usize = 8;
 /// Element type: IEEE binary32.
 pub const H5Z_DEEPCQ_FLOAT32: c_uint = 1;
@@ -130,13 +131,16 @@ pub struct H5zDeepcqReport {
     pub codec: c_uint,
     /// Compressions spent, guarantee-mode retries included.
     pub compressions: c_uint,
-    /// 1 when the decoded chunk meets the target over the whole buffer, else 0.
+    /// 1 when the decoded chunk meets the target over the whole buffer, else 0. With a
+    /// missing value in the settings, PSNR is measured over the values it does not mark and
+    /// SSIM on the buffer with each replaced by the last real value before it.
     pub target_met: c_int,
     /// Absolute error bound given to the codec (0 for lossless).
     pub bound: f64,
     /// The target's metric measured on the decoded chunk (dB for PSNR targets).
     pub metric: f64,
-    /// PSNR of the decoded chunk in dB (SZ convention); +inf when exact.
+    /// PSNR of the decoded chunk in dB (SZ convention; over the real values with a missing
+    /// value); +inf when exact.
     pub psnr: f64,
     /// Compression ratio: input bytes / chunk bytes (header included).
     pub ratio: f64,
@@ -254,7 +258,7 @@ unsafe fn settings_from(cd: *const c_uint, n: usize) -> Result<Settings, InsituE
     }
     // SAFETY: the caller passes `n` readable words.
     let words = unsafe { std::slice::from_raw_parts(cd, n) };
-    Ok(Settings::parse(words)?)
+    Ok(crate::settings::parse_for_buffers(words)?)
 }
 
 /// Views the caller's values as typed samples of C-order `dims`.
@@ -477,6 +481,7 @@ pub unsafe extern "C" fn h5z_deepcq_cd_values_missing(
     n: *mut usize,
 ) -> c_int {
     guard(|| {
+        let flags = flags & !wire::flags::MISSING_VALUE;
         let settings = typed_settings(kind, target, compressor, mode, flags)?;
         write_cd(&settings.with_missing(missing), cd_values, n)
     })
@@ -503,6 +508,11 @@ fn typed_settings(
     words[user_cd::DECIMALS] = t.decimals;
     words[user_cd::COMPRESSOR] = compressor;
     words[user_cd::MODE] = mode;
+    if flags & wire::flags::MISSING_VALUE != 0 {
+        return Err(invalid(
+            "flags bit 1 (a missing value) is set by h5z_deepcq_cd_values_missing, which takes the value",
+        ));
+    }
     words[user_cd::FLAGS] = flags;
     Ok(Settings::parse(&words)?)
 }

@@ -41,7 +41,7 @@ pub enum SettingsError {
         hint: &'static str,
     },
     /// A missing value the dataset's type cannot hold.
-    #[error("deepcq missing value {value:e} does not fit {dtype} values (f32 holds magnitudes up to 3.4e38)")]
+    #[error("deepcq missing value {value:e} does not fit {dtype} values (f32 holds magnitudes from 1.2e-38 to 3.4e38)")]
     MissingOutOfRange {
         /// The missing value given.
         value: f64,
@@ -161,6 +161,8 @@ pub struct StoredSettings {
     /// The dataset's user-defined fill value, little-endian bytes of one f32/f64
     /// ([`wire::FILL_DTYPE`]): values equal to it are missing data.
     pub fill: Option<Vec<u8>>,
+    /// The fill value is a missing value the user form named ([`wire::NAMED_FILL_DTYPE`]).
+    pub fill_named: bool,
 }
 
 impl Settings {
@@ -191,13 +193,17 @@ impl Settings {
 
     /// The missing value as one `T`, the dataset's element type: rounded to the nearest
     /// f32 for f32 data (1e20 typed as a double marks the f32 1e20 a program wrote), an
-    /// error when it does not fit.
+    /// error when it does not fit (beyond f32's range, or so small that rounding moves it
+    /// by more than a millionth, e.g. to 0, which would mark every zero).
     pub fn missing_as<T: crate::samples::Element>(&self) -> Result<Option<T>, SettingsError> {
         let Some(value) = self.missing_value() else {
             return Ok(None);
         };
         let narrowed = T::from_f64(value);
-        if value.is_finite() && !narrowed.to_f64().is_finite() {
+        let back = narrowed.to_f64();
+        let fits =
+            !value.is_finite() || back.is_finite() && (back - value).abs() <= 1e-6 * value.abs();
+        if !fits {
             return Err(SettingsError::MissingOutOfRange {
                 value,
                 dtype: T::DTYPE.name(),
@@ -327,13 +333,16 @@ impl Settings {
 }
 
 /// The missing value `cd` names for a dataset of `dtype`, as its little-endian bytes: the
-/// user form's words 6–7 narrowed to the dtype ([`Settings::missing_as`]), or the fill
-/// value a stored form passed back in carries (a repack keeps what the first writer named,
-/// where the dtype is the same). `None` when the cd_values name none: the dataset's own
-/// user-defined fill value, if any, then marks missing data.
+/// user form's words 6–7 narrowed to the dtype ([`Settings::missing_as`]), or the named
+/// missing value a stored form passed back in carries ([`wire::NAMED_FILL_DTYPE`]: a
+/// repack keeps what the first writer named, where the dtype is the same; a stored
+/// dataset fill value is not carried, the new dataset's own is read). `None` when the
+/// cd_values name none: the dataset's own user-defined fill value, if any, then marks
+/// missing data.
 pub fn named_missing(cd: &[u32], dtype: DType) -> Result<Option<Vec<u8>>, SettingsError> {
     if is_stored(cd) {
-        let fill = StoredSettings::parse(cd)?.fill;
+        let stored = StoredSettings::parse(cd)?;
+        let fill = stored.fill.filter(|_| stored.fill_named);
         return Ok(fill.filter(|f| dtype.natural_size() == Some(f.len())));
     }
     let settings = Settings::parse(cd)?;
@@ -345,6 +354,26 @@ pub fn named_missing(cd: &[u32], dtype: DType) -> Result<Option<Vec<u8>>, Settin
             .missing_as::<f64>()?
             .map(|v| v.to_le_bytes().to_vec()),
         DType::Opaque => None,
+    })
+}
+
+/// [`Settings::parse`] for the in-situ API, where no dataset supplies a fill value: a
+/// stored form's fill value (cd_values read from a file, to compress buffers for
+/// `H5Dwrite_chunk`) becomes the missing value, so buffers are treated as the filter
+/// treats that dataset's chunks.
+pub fn parse_for_buffers(cd: &[u32]) -> Result<Settings, SettingsError> {
+    if !is_stored(cd) {
+        return Settings::parse(cd);
+    }
+    let stored = StoredSettings::parse(cd)?;
+    let fill = stored.fill.as_deref().and_then(|b| match b.len() {
+        4 => Some(f32::from_le_bytes(b.try_into().ok()?) as f64),
+        8 => Some(f64::from_le_bytes(b.try_into().ok()?)),
+        _ => None,
+    });
+    Ok(match fill {
+        Some(value) => stored.settings.with_missing(value),
+        None => stored.settings,
     })
 }
 
@@ -387,10 +416,13 @@ impl StoredSettings {
         let word = cd[stored_cd::DTYPE];
         let big_endian = word & wire::BIG_ENDIAN_DTYPE != 0;
         let has_fill = word & wire::FILL_DTYPE != 0;
-        let dtype = u8::try_from(word & !(wire::BIG_ENDIAN_DTYPE | wire::FILL_DTYPE))
+        let fill_named = word & wire::NAMED_FILL_DTYPE != 0;
+        let flag_bits = wire::BIG_ENDIAN_DTYPE | wire::FILL_DTYPE | wire::NAMED_FILL_DTYPE;
+        let dtype = u8::try_from(word & !flag_bits)
             .ok()
             .and_then(DType::from_u8)
             .filter(|&d| !(big_endian || has_fill) || d != DType::Opaque)
+            .filter(|_| has_fill || !fill_named)
             .ok_or_else(|| SettingsError::BadStored(format!("dtype {word:#x}")))?;
         let elem_size = cd[stored_cd::ELEM_SIZE] as usize;
         let rank = cd[stored_cd::RANK] as usize;
@@ -429,6 +461,7 @@ impl StoredSettings {
             elem_size,
             chunk,
             fill,
+            fill_named,
         })
     }
 
@@ -446,7 +479,11 @@ impl StoredSettings {
         let flag = |set: bool, bit: u32| if set { bit } else { 0 };
         cd[stored_cd::DTYPE] = self.dtype as u32
             | flag(self.big_endian, wire::BIG_ENDIAN_DTYPE)
-            | flag(self.fill.is_some(), wire::FILL_DTYPE);
+            | flag(self.fill.is_some(), wire::FILL_DTYPE)
+            | flag(
+                self.fill.is_some() && self.fill_named,
+                wire::NAMED_FILL_DTYPE,
+            );
         cd[stored_cd::ELEM_SIZE] = self.elem_size as u32;
         cd[stored_cd::RANK] = self.chunk.len() as u32;
         cd.extend(self.chunk.iter().map(|&d| d as u32));
@@ -528,13 +565,15 @@ mod tests {
             assert_eq!(wide, value.to_le_bytes());
             assert_eq!(named_missing(&cd, DType::Opaque).unwrap(), None);
         }
-        let too_big = Settings::psnr(60.0)
-            .unwrap()
-            .with_missing(1e300)
-            .to_user_cd();
-        let err = named_missing(&too_big, DType::F32).unwrap_err();
-        assert!(err.to_string().contains("does not fit f32"), "{err}");
-        assert!(named_missing(&too_big, DType::F64).unwrap().is_some());
+        for unfit in [1e300, 1e-50, -1e-45] {
+            let cd = Settings::psnr(60.0)
+                .unwrap()
+                .with_missing(unfit)
+                .to_user_cd();
+            let err = named_missing(&cd, DType::F32).unwrap_err();
+            assert!(err.to_string().contains("does not fit f32"), "{err}");
+            assert!(named_missing(&cd, DType::F64).unwrap().is_some());
+        }
         assert_eq!(named_missing(&[60], DType::F32).unwrap(), None);
         // The flag needs both words; the words need the flag.
         let cd = Settings::psnr(60.0)
@@ -556,8 +595,9 @@ mod tests {
             Settings::parse(&unflagged),
             Err(SettingsError::WrongCount(8))
         );
-        // The stored form holds it as the fill value and never the flag; a stored form
-        // passed back in (a second repack) carries its fill where the dtype agrees.
+        // The stored form holds it as a named fill value and never the flag; a stored form
+        // passed back in (a second repack) carries a named fill where the dtype agrees,
+        // never the dataset's own fill value (the new dataset's own is read).
         let stored = StoredSettings {
             settings: Settings::parse(&cd).unwrap(),
             dtype: DType::F32,
@@ -565,18 +605,49 @@ mod tests {
             elem_size: 4,
             chunk: vec![8, 8],
             fill: named_missing(&cd, DType::F32).unwrap(),
+            fill_named: true,
         };
         let stored_cd = stored.to_cd();
         assert_eq!(stored_cd[stored_cd::FLAGS], 0);
+        assert_eq!(
+            stored_cd[stored_cd::DTYPE],
+            DType::F32 as u32 | wire::FILL_DTYPE | wire::NAMED_FILL_DTYPE
+        );
+        let own_fill = StoredSettings {
+            fill_named: false,
+            ..stored.clone()
+        };
+        assert_eq!(named_missing(&own_fill.to_cd(), DType::F32).unwrap(), None);
+        let mut named_without_fill = StoredSettings {
+            fill: None,
+            ..stored.clone()
+        }
+        .to_cd();
+        named_without_fill[stored_cd::DTYPE] |= wire::NAMED_FILL_DTYPE;
+        assert!(StoredSettings::parse(&named_without_fill).is_err());
         assert_eq!(Settings::parse(&stored_cd).unwrap().missing, None);
         assert_eq!(
             named_missing(&stored_cd, DType::F32).unwrap(),
             Some(1e20f32.to_le_bytes().to_vec())
         );
         assert_eq!(named_missing(&stored_cd, DType::F64).unwrap(), None);
+        let plain = Settings::psnr(60.0).unwrap();
+        let expected = StoredSettings {
+            settings: plain,
+            ..stored.clone()
+        };
+        assert_eq!(StoredSettings::parse(&stored_cd).unwrap(), expected);
         let mut flagged = stored_cd.clone();
         flagged[stored_cd::FLAGS] = flags::MISSING_VALUE;
         assert!(StoredSettings::parse(&flagged).is_err());
+        // Buffers compressed with a file's stored cd_values treat its fill value as the
+        // filter does.
+        let for_buffers = parse_for_buffers(&own_fill.to_cd()).unwrap();
+        assert_eq!(for_buffers.missing_as::<f32>().unwrap(), Some(1e20f32));
+        assert_eq!(
+            parse_for_buffers(&[60]).unwrap(),
+            Settings::psnr(60.0).unwrap()
+        );
     }
 
     #[test]
@@ -588,6 +659,7 @@ mod tests {
             elem_size: 4,
             chunk: vec![16, 32, 64],
             fill: None,
+            fill_named: false,
         };
         let cd = stored.to_cd();
         assert!(is_stored(&cd));

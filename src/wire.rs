@@ -352,6 +352,12 @@ pub const BIG_ENDIAN_DTYPE: u32 = 0x100;
 /// its chunks only if they hold no missing values.
 pub const FILL_DTYPE: u32 = 0x200;
 
+/// Bit of stored slot 7, with [`FILL_DTYPE`] only: the fill value is a missing value the
+/// user form named ([`flags::MISSING_VALUE`]), not the dataset's own fill value. A stored
+/// form passed back in (a second repack) keeps such a value; the dataset's own fill value
+/// is read again from the dataset.
+pub const NAMED_FILL_DTYPE: u32 = 0x400;
+
 /// Largest number of decimal places a target may have.
 pub const MAX_DECIMALS: u32 = 12;
 

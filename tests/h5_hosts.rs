@@ -301,7 +301,14 @@ fn an_installed_prefix_works_with_only_hdf5_plugin_path() {
             .env_remove("LD_LIBRARY_PATH");
         run(cmd)
     };
-    let info = installed(Command::new(prefix.join("bin/deepcq")).args(["info", "--json"]));
+    // Run as users do, through PATH from elsewhere (the loader then names it "deepcq").
+    let path = std::env::var("PATH").unwrap_or_default();
+    let info = installed(
+        Command::new("deepcq")
+            .args(["info", "--json"])
+            .env("PATH", format!("{}:{path}", prefix.join("bin").display()))
+            .current_dir(dir.path()),
+    );
     let found = prefix.join("lib/libonnxruntime.so");
     assert!(stdout(&info).contains(&format!("\"onnxruntime\": \"{}\"", found.display())));
 

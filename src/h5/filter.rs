@@ -190,6 +190,7 @@ mod tests {
             elem_size,
             chunk: chunk.to_vec(),
             fill: None,
+            fill_named: false,
         }
     }
 

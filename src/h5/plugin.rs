@@ -154,6 +154,7 @@ extern "C" fn set_local(dcpl: Hid, type_id: Hid, _space_id: Hid) -> c_int {
         // fill value, are missing data: stored exactly and left out of the target
         // (`encode::float_chunk_with_fill`).
         let named = settings::named_missing(&cd, dtype).map_err(|e| e.to_string())?;
+        let fill_named = named.is_some();
         let fill = match dtype {
             DType::Opaque => None,
             _ => named.or_else(|| {
@@ -176,6 +177,7 @@ extern "C" fn set_local(dcpl: Hid, type_id: Hid, _space_id: Hid) -> c_int {
             elem_size: size.max(1),
             chunk,
             fill,
+            fill_named,
         };
         api.set_filter_values(dcpl, wire::FILTER_ID, flags, &stored.to_cd())?;
         Ok(0)

@@ -67,10 +67,11 @@ pub struct Report {
     pub bound: f64,
     /// Compressions spent (guarantee-mode retries included).
     pub compressions: u32,
-    /// The target's metric measured on the decoded chunk, over the whole buffer.
+    /// The target's metric measured on the decoded chunk, over the whole buffer (with a
+    /// missing value in the settings, as the chooser measures it: [`verify`]).
     pub metric: f64,
-    /// PSNR of the decoded chunk over the whole buffer (value-range convention); +∞ when
-    /// exact.
+    /// PSNR of the decoded chunk over the whole buffer, or over the values a missing value
+    /// does not mark (value-range convention); +∞ when exact.
     pub psnr: f64,
     /// Original bytes / chunk bytes (header included).
     pub ratio: f64,
@@ -148,10 +149,11 @@ pub fn verify(
     bytes: &[u8],
 ) -> Result<(f64, f64), InsituError> {
     let (_, back) = chunk::decode(bytes)?;
-    let psnr = real_psnr(data, back.view(), settings)?;
+    let want_ssim = settings.target.kind == TargetKind::Ssim;
+    let (psnr, ssim) = measure(data, back.view(), shape, settings, want_ssim)?;
     let metric = match settings.target.kind {
         TargetKind::Psnr => psnr,
-        TargetKind::Ssim => metrics::ssim_of(data, back.view(), shape).unwrap_or(f64::NAN),
+        TargetKind::Ssim => ssim,
         TargetKind::Ratio => metrics::compression_ratio(data.byte_len(), bytes.len()),
         TargetKind::AbsBound => metrics::error_stats_of(data, back.view())
             .map(|s| s.max_abs_error)
@@ -160,38 +162,64 @@ pub fn verify(
     Ok((psnr, metric))
 }
 
-/// The PSNR of `back` against `data` over the values the settings' missing value does not
-/// mark (all of them without one), as the chooser measured it
-/// ([`encode::float_chunk_with_fill`]).
-fn real_psnr(
+/// PSNR and (when `want_ssim`, else NaN) SSIM of `back` against `data`, measured like the
+/// chooser measures them ([`encode::float_chunk_with_fill`]): with a missing value in the
+/// settings, the PSNR over the values it does not mark, and SSIM on the block the codec got
+/// (each missing value replaced by the last real one before it, in both; the chooser
+/// compares with the codec's reconstruction of those, this with the same values).
+fn measure(
     data: Samples<'_>,
     back: Samples<'_>,
+    shape: &[usize],
     settings: &Settings,
-) -> Result<f64, InsituError> {
-    let stats = match missing_mask(data, settings)? {
-        Some(mask) => {
-            let real = |v: Samples<'_>| v.filtered(|i| !mask[i]);
-            metrics::error_stats_of(real(data).view(), real(back).view())
+    want_ssim: bool,
+) -> Result<(f64, f64), InsituError> {
+    fn typed<T: bytemuck::Pod + crate::samples::Element>(
+        data: &[T],
+        back: &[T],
+        shape: &[usize],
+        missing: Option<T>,
+        want_ssim: bool,
+    ) -> (f64, f64) {
+        let ssim = |a: &[T], b: &[T]| {
+            if want_ssim {
+                metrics::ssim(a, b, shape)
+            } else {
+                f64::NAN
+            }
+        };
+        match missing.and_then(|m| encode::replace_missing(data, m)) {
+            None => (metrics::error_stats(data, back).psnr, ssim(data, back)),
+            Some((replaced, mask)) => {
+                let back: Vec<T> = (0..back.len())
+                    .map(|i| {
+                        if mask.is_missing(i) {
+                            replaced[i]
+                        } else {
+                            back[i]
+                        }
+                    })
+                    .collect();
+                let real = |v: &[T]| -> Vec<T> {
+                    (0..v.len())
+                        .filter(|&i| !mask.is_missing(i))
+                        .map(|i| v[i])
+                        .collect()
+                };
+                let psnr = metrics::error_stats(&real(data), &real(&back)).psnr;
+                (psnr, ssim(&replaced, &back))
+            }
         }
-        None => metrics::error_stats_of(data, back),
-    };
-    stats
-        .map(|s| s.psnr)
-        .ok_or_else(|| InsituError::InvalidArgument("decoded type differs".into()))
-}
-
-/// Which values of `data` the settings' missing value marks (`None` without one).
-fn missing_mask(data: Samples<'_>, settings: &Settings) -> Result<Option<Vec<bool>>, InsituError> {
-    fn mask<T: crate::samples::Element>(v: &[T], missing: Option<T>) -> Option<Vec<bool>> {
-        let m = missing?.to_f64();
-        let marks = |x: f64| x == m || m.is_nan() && x.is_nan();
-        Some(v.iter().map(|x| marks(x.to_f64())).collect())
     }
-    Ok(match data {
-        Samples::F32(v) => mask(v, settings.missing_as()?),
-        Samples::F64(v) => mask(v, settings.missing_as()?),
-        Samples::Opaque { .. } => None,
-    })
+    match (data, back) {
+        (Samples::F32(d), Samples::F32(b)) => {
+            Ok(typed(d, b, shape, settings.missing_as()?, want_ssim))
+        }
+        (Samples::F64(d), Samples::F64(b)) => {
+            Ok(typed(d, b, shape, settings.missing_as()?, want_ssim))
+        }
+        _ => Err(InsituError::InvalidArgument("decoded type differs".into())),
+    }
 }
 
 /// True when `metric` meets the target (AbsBound: with the codecs' documented 1e-6 slack).
@@ -341,8 +369,7 @@ pub fn advise(
     }
     let (bytes, outcome) = encode_with(data, shape, &predict, proposer(&predict)?)?;
     let (_, back) = chunk::decode(&bytes)?;
-    let psnr = real_psnr(data, back.view(), settings).unwrap_or(f64::NAN);
-    let ssim = metrics::ssim_of(data, back.view(), shape).unwrap_or(f64::NAN);
+    let (psnr, ssim) = measure(data, back.view(), shape, settings, true)?;
     Ok(Advice {
         codec: outcome.codec,
         bound: outcome.bound,
@@ -447,6 +474,42 @@ mod tests {
         let too_big = Settings::psnr(60.0).unwrap().with_missing(1e300);
         let err = compress(Samples::F32(&v), &shape, &too_big, false).unwrap_err();
         assert!(matches!(err, InsituError::Settings(_)), "{err}");
+    }
+
+    #[test]
+    fn with_a_missing_value_ssim_is_reported_on_the_block_the_codec_got() {
+        let shape = [40, 48];
+        let mut v: Vec<f32> = generate(Kind::Spectral { slope: 2.0 }, &shape, 6)
+            .into_iter()
+            .map(|x| x as f32)
+            .collect();
+        for (i, x) in v.iter_mut().enumerate() {
+            if i % 48 < 12 && i / 48 < 30 {
+                *x = if i % 2 == 0 { f32::NAN } else { -f32::NAN };
+            }
+        }
+        for mode in [Mode::Guarantee, Mode::Predict] {
+            let target = crate::settings::Target::from_value(TargetKind::Ssim, 0.99).unwrap();
+            let settings = Settings {
+                mode,
+                target,
+                ..Settings::psnr(60.0).unwrap()
+            }
+            .with_missing(f64::NAN);
+            let (bytes, report) = compress(Samples::F32(&v), &shape, &settings, true).unwrap();
+            let report = report.unwrap();
+            // Left in, the NaNs made SSIM NaN (and a 1e20 fill made it 1): a real figure.
+            assert!(
+                report.metric >= 0.99 && report.metric < 0.99999 && report.target_met,
+                "{mode:?}: {report:?}"
+            );
+            assert!(report.psnr.is_finite(), "{report:?}");
+            let back = match decompress(&bytes).unwrap().0 {
+                SampleBuf::F32(b) => b,
+                other => panic!("{other:?}"),
+            };
+            assert!(v.iter().zip(&back).all(|(a, b)| a.is_nan() == b.is_nan()));
+        }
     }
 
     #[test]

@@ -107,7 +107,14 @@ fn own_folders() -> Vec<PathBuf> {
     }
     // SAFETY: dli_fname is a NUL-terminated string owned by the loader.
     let name = unsafe { CStr::from_ptr(info.dli_fname) };
-    let path = PathBuf::from(name.to_string_lossy().into_owned());
+    let mut path = PathBuf::from(name.to_string_lossy().into_owned());
+    // For code in the executable the loader gives argv[0] ("deepcq" when run through
+    // PATH), which names no folder: the executable's own path does.
+    if !path.is_absolute() {
+        if let Ok(exe) = std::env::current_exe() {
+            path = exe;
+        }
+    }
     let mut dirs = Vec::new();
     if let Some(dir) = path.parent().filter(|d| d.is_absolute()) {
         dirs.push(dir.to_path_buf());

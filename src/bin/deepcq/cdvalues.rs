@@ -88,6 +88,9 @@ pub fn run(args: &CdArgs) -> Result<()> {
     if let Some(advice) = predict_mode_advice(&settings) {
         eprintln!("note: {advice}");
     }
+    if let Err(unfit) = settings.missing_as::<f32>() {
+        eprintln!("note: {unfit}: these words fail H5Dcreate on f32 datasets (f64 only)");
+    }
     let cd = settings.to_user_cd();
     let words: Vec<String> = cd.iter().map(|w| w.to_string()).collect();
     let id = wire::FILTER_ID;
