@@ -72,8 +72,9 @@
 #define H5Z_DEEPCQ_FILTER_ID 357
 
 /**
- * Most cd_values words a settings array holds (`h5z_deepcq_cd_values_missing` writes
- * that many; `h5z_deepcq_cd_values` at most 6).
+ * Most words of a user's settings array (`h5z_deepcq_cd_values_missing` writes that
+ * many; `h5z_deepcq_cd_values` at most 6). Stored cd_values read from a file, which the
+ * calls here take too, hold 10 + rank + up to 2.
  */
 #define H5Z_DEEPCQ_CD_MAX 8
 
@@ -194,11 +195,13 @@ typedef struct h5z_deepcq_advice {
    */
   double bound;
   /**
-   * PSNR in dB of that choice.
+   * PSNR in dB of that choice (with a missing value in the settings, measured over the
+   * values it does not mark).
    */
   double psnr;
   /**
-   * SSIM of that choice.
+   * SSIM of that choice (with a missing value, on the buffer with each replaced by the
+   * last real value before it).
    */
   double ssim;
   /**
@@ -301,9 +304,10 @@ int h5z_deepcq_register(void);
 /**
  * Builds the cd_values for `H5Pset_filter` (and for every settings argument here):
  * target `target` of `kind` (`H5Z_DEEPCQ_PSNR`, ...), `compressor` (`H5Z_DEEPCQ_AUTO`,
- * ...), `mode` (`H5Z_DEEPCQ_GUARANTEE`, `_PREDICT` or `_FAST`) and `flags`. `*n` holds the
- * capacity of `cd_values` on entry (`H5Z_DEEPCQ_CD_MAX` always suffices) and the number
- * of words written on return.
+ * ...), `mode` (`H5Z_DEEPCQ_GUARANTEE`, `_PREDICT` or `_FAST`) and `flags` (bit 0, the
+ * analytic fallback; bit 1 is refused: `h5z_deepcq_cd_values_missing` sets it with its
+ * value). `*n` holds the capacity of `cd_values` on entry (`H5Z_DEEPCQ_CD_MAX` always
+ * suffices) and the number of words written on return.
  *
  * # Safety
  * `n` points to a `size_t`; `cd_values` is NULL or holds `*n` words.
@@ -320,8 +324,10 @@ int h5z_deepcq_cd_values(unsigned int kind,
  * [`h5z_deepcq_cd_values`] with `missing` marking missing data: values equal to it (every
  * NaN for a NaN) are stored exactly and left out of a PSNR target, as a dataset's fill
  * value is in the filter (land in an ocean field, gaps in a swath: the README's "Missing
- * values"). For f32 buffers it is rounded to the nearest f32. Writes
- * `H5Z_DEEPCQ_CD_MAX` (8) words: flags bit 1 and the value's bits.
+ * values"). For f32 buffers it is rounded to the nearest f32, and a value that rounding
+ * moves by more than a millionth (beyond ±3.4e38, or below about 1e-39) is refused when
+ * such a buffer is compressed. Writes `H5Z_DEEPCQ_CD_MAX` (8) words: flags bit 1 and the
+ * value's bits.
  *
  * # Safety
  * As [`h5z_deepcq_cd_values`].

@@ -81,8 +81,7 @@ def register():
 
     if h5py.h5z.filter_avail(FILTER_ID):
         return False
-    if not h5py.h5z.register_filter(_lib().H5PLget_plugin_info()):
-        raise OSError(f"HDF5 refused to register the deepcq filter from {library_path()}")
+    h5py.h5z.register_filter(_lib().H5PLget_plugin_info())  # raises if HDF5 refuses
     return True
 
 

@@ -12,6 +12,10 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 prefix=${1:?usage: scripts/install.sh PREFIX [path/to/libonnxruntime.so]}
+if [[ $# -gt 2 ]]; then
+  echo "usage: scripts/install.sh PREFIX [path/to/libonnxruntime.so]" >&2
+  exit 1
+fi
 if [[ $# -ge 2 && ! -f $2 ]]; then
   echo "install: $2 is not a file (name libonnxruntime.so)" >&2
   exit 1
@@ -26,7 +30,7 @@ done
 
 mkdir -p "$prefix/lib/hdf5/plugin" "$prefix/lib/python" "$prefix/include" "$prefix/bin"
 # Absolute, for the paths printed below (an rpath relative to the working directory breaks).
-prefix=$(cd "$prefix" && pwd)
+prefix=$(CDPATH='' cd -- "$prefix" > /dev/null && pwd)
 # The release build keeps line tables (and the C++ codecs full debug info): a 180 MB file
 # to copy to every node. Installed copies carry none of it (about 5 MB).
 install -m 0755 "$lib" "$prefix/lib/libh5z_deepcq.so"

@@ -55,8 +55,9 @@ pub const H5Z_DEEPCQ_ERR_INTERNAL: c_int = -99;
 
 /// The HDF5 filter id to pass to `H5Pset_filter`.
 pub const H5Z_DEEPCQ_FILTER_ID: c_uint = 357;
-/// Most cd_values words a settings array holds (`h5z_deepcq_cd_values_missing` writes
-/// that many; `h5z_deepcq_cd_values` at most 6).
+/// Most words of a user's settings array (`h5z_deepcq_cd_values_missing` writes that
+/// many; `h5z_deepcq_cd_values` at most 6). Stored cd_values read from a file, which the
+/// calls here take too, hold 10 + rank + up to 2.
 pub const H5Z_DEEPCQ_CD_MAX: usize = 8;
 /// Element type: IEEE binary32.
 pub const H5Z_DEEPCQ_FLOAT32: c_uint = 1;
@@ -160,9 +161,11 @@ pub struct H5zDeepcqAdvice {
     pub compressions: c_uint,
     /// Absolute error bound the chooser proposes.
     pub bound: f64,
-    /// PSNR in dB of that choice.
+    /// PSNR in dB of that choice (with a missing value in the settings, measured over the
+    /// values it does not mark).
     pub psnr: f64,
-    /// SSIM of that choice.
+    /// SSIM of that choice (with a missing value, on the buffer with each replaced by the
+    /// last real value before it).
     pub ssim: f64,
     /// Compression ratio of that choice.
     pub ratio: f64,
@@ -439,9 +442,10 @@ pub extern "C" fn h5z_deepcq_register() -> c_int {
 
 /// Builds the cd_values for `H5Pset_filter` (and for every settings argument here):
 /// target `target` of `kind` (`H5Z_DEEPCQ_PSNR`, ...), `compressor` (`H5Z_DEEPCQ_AUTO`,
-/// ...), `mode` (`H5Z_DEEPCQ_GUARANTEE`, `_PREDICT` or `_FAST`) and `flags`. `*n` holds the
-/// capacity of `cd_values` on entry (`H5Z_DEEPCQ_CD_MAX` always suffices) and the number
-/// of words written on return.
+/// ...), `mode` (`H5Z_DEEPCQ_GUARANTEE`, `_PREDICT` or `_FAST`) and `flags` (bit 0, the
+/// analytic fallback; bit 1 is refused: `h5z_deepcq_cd_values_missing` sets it with its
+/// value). `*n` holds the capacity of `cd_values` on entry (`H5Z_DEEPCQ_CD_MAX` always
+/// suffices) and the number of words written on return.
 ///
 /// # Safety
 /// `n` points to a `size_t`; `cd_values` is NULL or holds `*n` words.
@@ -464,8 +468,10 @@ pub unsafe extern "C" fn h5z_deepcq_cd_values(
 /// [`h5z_deepcq_cd_values`] with `missing` marking missing data: values equal to it (every
 /// NaN for a NaN) are stored exactly and left out of a PSNR target, as a dataset's fill
 /// value is in the filter (land in an ocean field, gaps in a swath: the README's "Missing
-/// values"). For f32 buffers it is rounded to the nearest f32. Writes
-/// `H5Z_DEEPCQ_CD_MAX` (8) words: flags bit 1 and the value's bits.
+/// values"). For f32 buffers it is rounded to the nearest f32, and a value that rounding
+/// moves by more than a millionth (beyond ±3.4e38, or below about 1e-39) is refused when
+/// such a buffer is compressed. Writes `H5Z_DEEPCQ_CD_MAX` (8) words: flags bit 1 and the
+/// value's bits.
 ///
 /// # Safety
 /// As [`h5z_deepcq_cd_values`].
@@ -509,9 +515,13 @@ fn typed_settings(
     words[user_cd::COMPRESSOR] = compressor;
     words[user_cd::MODE] = mode;
     if flags & wire::flags::MISSING_VALUE != 0 {
-        return Err(invalid(
-            "flags bit 1 (a missing value) is set by h5z_deepcq_cd_values_missing, which takes the value",
-        ));
+        return Err(SettingsError::BadSlot {
+            slot: user_cd::FLAGS,
+            what: "flags",
+            value: flags,
+            hint: "bit 1 (a missing value) is set by h5z_deepcq_cd_values_missing, which takes the value",
+        }
+        .into());
     }
     words[user_cd::FLAGS] = flags;
     Ok(Settings::parse(&words)?)

@@ -41,7 +41,7 @@ pub enum SettingsError {
         hint: &'static str,
     },
     /// A missing value the dataset's type cannot hold.
-    #[error("deepcq missing value {value:e} does not fit {dtype} values (f32 holds magnitudes from 1.2e-38 to 3.4e38)")]
+    #[error("deepcq missing value {value:e} does not fit {dtype} values (the nearest f32 is more than a millionth away: beyond ±3.4e38 or below about 1e-39)")]
     MissingOutOfRange {
         /// The missing value given.
         value: f64,
@@ -469,7 +469,13 @@ impl StoredSettings {
     pub fn to_cd(&self) -> Vec<u32> {
         let s = &self.settings;
         let mut cd = vec![0; stored_cd::DIMS];
-        cd[stored_cd::MARKER] = wire::STORED_MARKER | wire::CD_VERSION;
+        let named = self.fill.is_some() && self.fill_named;
+        let version = if named {
+            wire::CD_VERSION
+        } else {
+            wire::CD_VERSION_PLAIN
+        };
+        cd[stored_cd::MARKER] = wire::STORED_MARKER | version;
         cd[stored_cd::KIND] = s.target.kind as u32;
         cd[stored_cd::TARGET] = s.target.mantissa;
         cd[stored_cd::DECIMALS] = s.target.decimals;
@@ -480,10 +486,7 @@ impl StoredSettings {
         cd[stored_cd::DTYPE] = self.dtype as u32
             | flag(self.big_endian, wire::BIG_ENDIAN_DTYPE)
             | flag(self.fill.is_some(), wire::FILL_DTYPE)
-            | flag(
-                self.fill.is_some() && self.fill_named,
-                wire::NAMED_FILL_DTYPE,
-            );
+            | flag(named, wire::NAMED_FILL_DTYPE);
         cd[stored_cd::ELEM_SIZE] = self.elem_size as u32;
         cd[stored_cd::RANK] = self.chunk.len() as u32;
         cd.extend(self.chunk.iter().map(|&d| d as u32));
@@ -613,11 +616,26 @@ mod tests {
             stored_cd[stored_cd::DTYPE],
             DType::F32 as u32 | wire::FILL_DTYPE | wire::NAMED_FILL_DTYPE
         );
+        // Version 2 only with a named missing value: other cd_values stay as they were.
+        assert_eq!(stored_cd[0], wire::STORED_MARKER | 2);
+        let wide = StoredSettings {
+            dtype: DType::F64,
+            elem_size: 8,
+            fill: named_missing(&cd, DType::F64).unwrap(),
+            ..stored.clone()
+        };
+        let wide_cd = wide.to_cd();
+        assert_eq!(wide_cd.len(), stored_cd.len() + 1);
+        assert_eq!(
+            named_missing(&wide_cd, DType::F64).unwrap(),
+            Some(1e20f64.to_le_bytes().to_vec())
+        );
         let own_fill = StoredSettings {
             fill_named: false,
             ..stored.clone()
         };
         assert_eq!(named_missing(&own_fill.to_cd(), DType::F32).unwrap(), None);
+        assert_eq!(own_fill.to_cd()[0], wire::STORED_MARKER | 1);
         let mut named_without_fill = StoredSettings {
             fill: None,
             ..stored.clone()

@@ -337,7 +337,12 @@ pub mod stored_cd {
 pub const STORED_MARKER: u32 = 0x4443_5100;
 
 /// Version of the stored cd_values layout.
-pub const CD_VERSION: u32 = 1;
+pub const CD_VERSION: u32 = 2;
+
+/// The version stored cd_values carry unless they hold a named missing value
+/// ([`NAMED_FILL_DTYPE`], version 2): every other dataset's cd_values are those builds
+/// before version 2 wrote, and those builds refuse version 2 as newer, not as malformed.
+pub const CD_VERSION_PLAIN: u32 = 1;
 
 /// Bit of stored slot 7 ([`stored_cd::DTYPE`]) saying the dataset's floats are big-endian
 /// in the file, so the filter swaps them before compressing (each chunk says so itself,

@@ -325,6 +325,18 @@ fn an_installed_prefix_works_with_only_hdf5_plugin_path() {
         "h5repack through the installed plugin failed"
     );
     check(&input, &output, "60");
+    // A plugin path relative to the working directory: onnxruntime beside the library.
+    let relative = dir.path().join("relative.h5");
+    let out = run(Command::new("h5repack")
+        .args(["-f", "UD=357,0,1,60"])
+        .arg(&input)
+        .arg(&relative)
+        .current_dir(dir.path())
+        .env("HDF5_PLUGIN_PATH", "prefix/lib/hdf5/plugin")
+        .env_remove("ORT_DYLIB_PATH")
+        .env_remove("LD_LIBRARY_PATH"));
+    assert!(out.status.success());
+    check(&input, &relative, "60");
 
     let exe = dir.path().join("write_c");
     let flags = Command::new("pkg-config")

@@ -164,9 +164,10 @@ pub fn verify(
 
 /// PSNR and (when `want_ssim`, else NaN) SSIM of `back` against `data`, measured like the
 /// chooser measures them ([`encode::float_chunk_with_fill`]): with a missing value in the
-/// settings, the PSNR over the values it does not mark, and SSIM on the block the codec got
-/// (each missing value replaced by the last real one before it, in both; the chooser
-/// compares with the codec's reconstruction of those, this with the same values).
+/// settings, the PSNR over the values it does not mark, and SSIM on the buffer with each
+/// missing value replaced, in both, by the last real value before it in the buffer (the
+/// chooser replaces them so in the block it compresses, and compares with the codec's
+/// reconstruction of those).
 fn measure(
     data: Samples<'_>,
     back: Samples<'_>,
@@ -477,7 +478,7 @@ mod tests {
     }
 
     #[test]
-    fn with_a_missing_value_ssim_is_reported_on_the_block_the_codec_got() {
+    fn with_a_missing_value_ssim_is_reported_with_the_missing_values_replaced() {
         let shape = [40, 48];
         let mut v: Vec<f32> = generate(Kind::Spectral { slope: 2.0 }, &shape, 6)
             .into_iter()

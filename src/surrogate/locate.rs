@@ -108,11 +108,19 @@ fn own_folders() -> Vec<PathBuf> {
     // SAFETY: dli_fname is a NUL-terminated string owned by the loader.
     let name = unsafe { CStr::from_ptr(info.dli_fname) };
     let mut path = PathBuf::from(name.to_string_lossy().into_owned());
-    // For code in the executable the loader gives argv[0] ("deepcq" when run through
-    // PATH), which names no folder: the executable's own path does.
+    // For code in the executable the loader gives argv[0], a bare "deepcq" when run
+    // through PATH, which names no folder: the executable's own path does. A library
+    // opened by a relative path (HDF5_PLUGIN_PATH=plugin/) keeps its slash and is taken
+    // from the working directory.
     if !path.is_absolute() {
-        if let Ok(exe) = std::env::current_exe() {
-            path = exe;
+        let bare = !name.to_bytes().contains(&b'/');
+        let resolved = if bare {
+            std::env::current_exe().ok()
+        } else {
+            std::path::absolute(&path).ok()
+        };
+        if let Some(resolved) = resolved {
+            path = resolved;
         }
     }
     let mut dirs = Vec::new();
