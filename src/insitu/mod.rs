@@ -398,13 +398,26 @@ mod tests {
     use super::*;
     use crate::synth::{generate, Kind};
 
+    /// A generated spectral field as f32.
+    fn field_f32(shape: &[usize], slope: f64, seed: u64) -> Vec<f32> {
+        generate(Kind::Spectral { slope }, shape, seed)
+            .into_iter()
+            .map(|x| x as f32)
+            .collect()
+    }
+
+    /// The f32 values a chunk decodes to.
+    fn decoded_f32(bytes: &[u8]) -> Vec<f32> {
+        match decompress(bytes).unwrap().0 {
+            SampleBuf::F32(b) => b,
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn compress_reports_a_met_target_and_decompress_restores_the_shape() {
         let shape = [40, 48];
-        let v: Vec<f32> = generate(Kind::Spectral { slope: 3.0 }, &shape, 3)
-            .into_iter()
-            .map(|x| x as f32)
-            .collect();
+        let v: Vec<f32> = field_f32(&shape, 3.0, 3);
         let settings = Settings::psnr(60.0).unwrap();
         let (bytes, report) = compress(Samples::F32(&v), &shape, &settings, true).unwrap();
         let report = report.unwrap();
@@ -418,10 +431,7 @@ mod tests {
     #[test]
     fn a_missing_value_in_the_settings_is_kept_and_left_out_of_the_target() {
         let shape = [40, 48];
-        let mut v: Vec<f32> = generate(Kind::Spectral { slope: 3.0 }, &shape, 5)
-            .into_iter()
-            .map(|x| x as f32)
-            .collect();
+        let mut v: Vec<f32> = field_f32(&shape, 3.0, 5);
         let land = |i: usize| i % 48 < 12 && i / 48 < 30;
         for (i, x) in v.iter_mut().enumerate() {
             if land(i) {
@@ -437,10 +447,7 @@ mod tests {
             .with_missing(1e20);
             let (bytes, report) = compress(Samples::F32(&v), &shape, &settings, true).unwrap();
             let report = report.unwrap();
-            let back = match decompress(&bytes).unwrap().0 {
-                SampleBuf::F32(b) => b,
-                other => panic!("{other:?}"),
-            };
+            let back = decoded_f32(&bytes);
             let (a, b): (Vec<f32>, Vec<f32>) = ocean.iter().map(|&i| (v[i], back[i])).unzip();
             let psnr = metrics::psnr(&a, &b);
             assert!(
@@ -465,10 +472,7 @@ mod tests {
             false,
         )
         .unwrap();
-        let back = match decompress(&bytes).unwrap().0 {
-            SampleBuf::F32(b) => b,
-            other => panic!("{other:?}"),
-        };
+        let back = decoded_f32(&bytes);
         let (a, b): (Vec<f32>, Vec<f32>) = ocean.iter().map(|&i| (v[i], back[i])).unzip();
         assert!(metrics::psnr(&a, &b) < 0.0);
         // f32 data cannot hold every missing value.
@@ -480,10 +484,7 @@ mod tests {
     #[test]
     fn with_a_missing_value_ssim_is_reported_with_the_missing_values_replaced() {
         let shape = [40, 48];
-        let mut v: Vec<f32> = generate(Kind::Spectral { slope: 2.0 }, &shape, 6)
-            .into_iter()
-            .map(|x| x as f32)
-            .collect();
+        let mut v: Vec<f32> = field_f32(&shape, 2.0, 6);
         for (i, x) in v.iter_mut().enumerate() {
             if i % 48 < 12 && i / 48 < 30 {
                 *x = if i % 2 == 0 { f32::NAN } else { -f32::NAN };
@@ -505,10 +506,7 @@ mod tests {
                 "{mode:?}: {report:?}"
             );
             assert!(report.psnr.is_finite(), "{report:?}");
-            let back = match decompress(&bytes).unwrap().0 {
-                SampleBuf::F32(b) => b,
-                other => panic!("{other:?}"),
-            };
+            let back = decoded_f32(&bytes);
             assert!(v.iter().zip(&back).all(|(a, b)| a.is_nan() == b.is_nan()));
         }
     }
@@ -516,10 +514,7 @@ mod tests {
     #[test]
     fn a_report_measures_the_whole_buffer_with_or_without_a_decode() {
         let shape = [40, 48];
-        let mut v: Vec<f32> = generate(Kind::Spectral { slope: 3.0 }, &shape, 4)
-            .into_iter()
-            .map(|x| x as f32)
-            .collect();
+        let mut v: Vec<f32> = field_f32(&shape, 3.0, 4);
         let settings = Settings::psnr(50.0).unwrap();
         let report = |v: &[f32]| {
             let data = Samples::F32(v);
