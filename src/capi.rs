@@ -27,7 +27,7 @@ use std::sync::Mutex;
 use crate::insitu::session::Session;
 use crate::insitu::{self, Advice, InsituError, Report};
 use crate::samples::{SampleBuf, Samples};
-use crate::settings::{Settings, SettingsError, Target};
+use crate::settings::{BufferSettings, DatasetType, Settings, SettingsError, Target};
 use crate::wire::{self, user_cd, CodecId, CompressorChoice, DType, Mode, TargetKind};
 
 // ---- status codes ---------------------------------------------------------------------
@@ -186,6 +186,8 @@ pub struct H5zDeepcqSessionStats {
 /// A per-variable in-situ session (opaque `h5z_deepcq_session` in C). Thread-safe.
 pub struct H5zDeepcqSession {
     inner: Session,
+    /// The dataset a stored form names, whose type every step must match.
+    dataset: Option<DatasetType>,
 }
 
 // ---- the boundary ---------------------------------------------------------------------
@@ -255,13 +257,38 @@ unsafe fn out_ref<'a, T>(ptr: *mut T, name: &str) -> Result<&'a mut T, InsituErr
 }
 
 /// Reads the caller's settings words.
-unsafe fn settings_from(cd: *const c_uint, n: usize) -> Result<Settings, InsituError> {
+unsafe fn settings_from(cd: *const c_uint, n: usize) -> Result<BufferSettings, InsituError> {
     if cd.is_null() {
         return Err(invalid("cd_values is NULL"));
     }
     // SAFETY: the caller passes `n` readable words.
     let words = unsafe { std::slice::from_raw_parts(cd, n) };
     Ok(crate::settings::parse_for_buffers(words)?)
+}
+
+/// Refuses a buffer whose element type is not that of the dataset a stored form names:
+/// its chunk, written with `H5Dwrite_chunk`, would decode to values of the wrong size.
+fn check_dataset_type(dataset: Option<DatasetType>, samples: &Samples) -> Result<(), InsituError> {
+    match dataset {
+        Some(d) if d.dtype != samples.dtype() => Err(invalid(format!(
+            "cd_values are the stored form of a dataset of {:?} values and the buffer holds \
+             {:?}: its chunks would not read back through that dataset (pass buffers of the \
+             dataset's type, or build user cd_values with h5z_deepcq_cd_values)",
+            d.dtype,
+            samples.dtype()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// A chunk for the dataset a stored form names: a big-endian dataset's chunks say so,
+/// as the filter's own do, so that reading swaps the (native, little-endian) values
+/// into the file's order.
+fn chunk_for_dataset(dataset: Option<DatasetType>, chunk: Vec<u8>) -> Result<Vec<u8>, InsituError> {
+    match dataset {
+        Some(d) if d.big_endian => Ok(crate::chunk::marked_big_endian(&chunk)?),
+        _ => Ok(chunk),
+    }
 }
 
 /// Views the caller's values as typed samples of C-order `dims`.
@@ -372,11 +399,11 @@ unsafe fn write_report(report: Option<&Report>, out: *mut H5zDeepcqReport) {
     };
 }
 
-unsafe fn session_ref<'a>(session: *const H5zDeepcqSession) -> Result<&'a Session, InsituError> {
+unsafe fn session_ref<'a>(
+    session: *const H5zDeepcqSession,
+) -> Result<&'a H5zDeepcqSession, InsituError> {
     // SAFETY: a non-NULL session comes from h5z_deepcq_session_new and is not yet freed.
-    unsafe { session.as_ref() }
-        .map(|s| &s.inner)
-        .ok_or_else(|| invalid("session is NULL"))
+    unsafe { session.as_ref() }.ok_or_else(|| invalid("session is NULL"))
 }
 
 // ---- functions ------------------------------------------------------------------------
@@ -576,8 +603,9 @@ pub unsafe extern "C" fn h5z_deepcq_advise(
 ) -> c_int {
     guard(|| {
         let out = out_ref(advice, "advice")?;
-        let settings = settings_from(cd_values, n_cd)?;
+        let BufferSettings { settings, dataset } = settings_from(cd_values, n_cd)?;
         let (samples, shape) = samples_from(data, dtype, dims, rank)?;
+        check_dataset_type(dataset, &samples)?;
         let a: Advice = insitu::advise(samples, &shape, &settings)?;
         *out = H5zDeepcqAdvice {
             codec: a.codec as c_uint,
@@ -595,7 +623,9 @@ pub unsafe extern "C" fn h5z_deepcq_advise(
 /// Compresses `data` to the target into a self-describing chunk the library allocates:
 /// `*out` (release with `h5z_deepcq_free`) of `*out_len` bytes. `report` may be NULL;
 /// when given, it is measured on the decoded chunk (for a PSNR target in guarantee or
-/// fast mode, the chooser's own decode of the payload the chunk holds).
+/// fast mode, the chooser's own decode of the payload the chunk holds). With a dataset's
+/// stored cd_values (for `H5Dwrite_chunk`), `dtype` must be the dataset's and a
+/// big-endian dataset's chunk is marked so that HDF5 reads it back in the file's order.
 ///
 /// # Safety
 /// as `h5z_deepcq_advise` for the inputs; `out`, `out_len` and (unless NULL) `report` are writable.
@@ -613,9 +643,11 @@ pub unsafe extern "C" fn h5z_deepcq_compress(
 ) -> c_int {
     guard(|| {
         require_out(out_len, Some(out))?;
-        let settings = settings_from(cd_values, n_cd)?;
+        let BufferSettings { settings, dataset } = settings_from(cd_values, n_cd)?;
         let (samples, shape) = samples_from(data, dtype, dims, rank)?;
+        check_dataset_type(dataset, &samples)?;
         let (bytes, r) = insitu::compress(samples, &shape, &settings, !report.is_null())?;
+        let bytes = chunk_for_dataset(dataset, bytes)?;
         deliver_alloc(&bytes, out, out_len)?;
         write_report(r.as_ref(), report);
         Ok(())
@@ -641,9 +673,11 @@ pub unsafe extern "C" fn h5z_deepcq_compress_into(
 ) -> c_int {
     guard(|| {
         require_out(out_len, None)?;
-        let settings = settings_from(cd_values, n_cd)?;
+        let BufferSettings { settings, dataset } = settings_from(cd_values, n_cd)?;
         let (samples, shape) = samples_from(data, dtype, dims, rank)?;
+        check_dataset_type(dataset, &samples)?;
         let (bytes, r) = insitu::compress(samples, &shape, &settings, !report.is_null())?;
+        let bytes = chunk_for_dataset(dataset, bytes)?;
         deliver_into(&bytes, out, capacity, out_len)?;
         write_report(r.as_ref(), report);
         Ok(())
@@ -735,13 +769,14 @@ pub unsafe extern "C" fn h5z_deepcq_session_new(
 ) -> c_int {
     guard(|| {
         let out = out_ref(session, "session")?;
-        let settings = settings_from(cd_values, n_cd)?;
+        let BufferSettings { settings, dataset } = settings_from(cd_values, n_cd)?;
         if options & !H5Z_DEEPCQ_SESSION_NO_ADAPT != 0 {
             return Err(invalid(format!("unknown session options {options:#x}")));
         }
         let adapt = options & H5Z_DEEPCQ_SESSION_NO_ADAPT == 0;
         *out = Box::into_raw(Box::new(H5zDeepcqSession {
             inner: Session::new(settings, adapt),
+            dataset,
         }));
         Ok(())
     })
@@ -768,7 +803,9 @@ pub unsafe extern "C" fn h5z_deepcq_session_compress(
         require_out(out_len, Some(out))?;
         let session = session_ref(session)?;
         let (samples, shape) = samples_from(data, dtype, dims, rank)?;
-        let (bytes, r) = session.compress(samples, &shape)?;
+        check_dataset_type(session.dataset, &samples)?;
+        let (bytes, r) = session.inner.compress(samples, &shape)?;
+        let bytes = chunk_for_dataset(session.dataset, bytes)?;
         deliver_alloc(&bytes, out, out_len)?;
         write_report(Some(&r), report);
         Ok(())
@@ -796,7 +833,9 @@ pub unsafe extern "C" fn h5z_deepcq_session_compress_into(
         require_out(out_len, None)?;
         let session = session_ref(session)?;
         let (samples, shape) = samples_from(data, dtype, dims, rank)?;
-        let (bytes, r) = session.compress(samples, &shape)?;
+        check_dataset_type(session.dataset, &samples)?;
+        let (bytes, r) = session.inner.compress(samples, &shape)?;
+        let bytes = chunk_for_dataset(session.dataset, bytes)?;
         write_report(Some(&r), report);
         deliver_into(&bytes, out, capacity, out_len)
     })
@@ -812,7 +851,7 @@ pub unsafe extern "C" fn h5z_deepcq_session_stats(
     stats: *mut H5zDeepcqSessionStats,
 ) -> c_int {
     guard(|| {
-        let s = session_ref(session)?.stats();
+        let s = session_ref(session)?.inner.stats();
         *out_ref(stats, "stats")? = H5zDeepcqSessionStats {
             steps: s.steps,
             compressions: s.compressions,
@@ -939,5 +978,101 @@ mod tests {
         );
         // SAFETY: `out` came from the library and is freed once.
         unsafe { h5z_deepcq_free(out) };
+    }
+
+    /// A big-endian f64 dataset's stored cd_values: f64 buffers give chunks marked
+    /// big-endian (the filter swaps them into the file's order when HDF5 reads), which
+    /// the in-situ decoder still returns in native order; f32 buffers are refused.
+    #[test]
+    fn stored_cd_values_fit_chunks_to_their_dataset() {
+        let values: Vec<f64> = (0..600).map(|i| (i as f64 * 0.05).sin()).collect();
+        let dims = [20usize, 30];
+        let stored = crate::settings::StoredSettings {
+            settings: Settings::psnr(60.0).unwrap(),
+            dtype: DType::F64,
+            big_endian: true,
+            elem_size: 8,
+            chunk: dims.to_vec(),
+            fill: None,
+            fill_named: false,
+        }
+        .to_cd();
+        let compress = |data: *const c_void, dtype: c_uint, out: &mut *mut c_void| {
+            let mut len = 0usize;
+            // SAFETY: `data` holds 600 elements of `dtype`; outputs are writable.
+            let status = unsafe {
+                h5z_deepcq_compress(
+                    data,
+                    dtype,
+                    dims.as_ptr(),
+                    2,
+                    stored.as_ptr(),
+                    stored.len(),
+                    out,
+                    &mut len,
+                    std::ptr::null_mut(),
+                )
+            };
+            (status, len)
+        };
+        let narrow: Vec<f32> = values.iter().map(|&v| v as f32).collect();
+        let mut out = std::ptr::null_mut();
+        let (status, _) = compress(
+            narrow.as_ptr() as *const c_void,
+            H5Z_DEEPCQ_FLOAT32,
+            &mut out,
+        );
+        assert_eq!(status, H5Z_DEEPCQ_ERR_INVALID_ARGUMENT);
+        assert!(message().contains("stored form"), "{}", message());
+
+        let (status, len) = compress(
+            values.as_ptr() as *const c_void,
+            H5Z_DEEPCQ_FLOAT64,
+            &mut out,
+        );
+        assert_eq!(status, H5Z_DEEPCQ_OK, "{}", message());
+        // SAFETY: `out` holds `len` bytes from the library.
+        let chunk = unsafe { std::slice::from_raw_parts(out as *const u8, len) }.to_vec();
+        // SAFETY: `out` came from the library and is freed once.
+        unsafe { h5z_deepcq_free(out) };
+        assert!(crate::chunk::parse(&chunk).unwrap().0.big_endian);
+        let mut back = vec![0f64; values.len()];
+        let mut written = 0usize;
+        // SAFETY: `chunk` holds `len` bytes; `back` holds 600 f64.
+        let status = unsafe {
+            h5z_deepcq_decompress(
+                chunk.as_ptr() as *const c_void,
+                chunk.len(),
+                back.as_mut_ptr() as *mut c_void,
+                back.len() * 8,
+                &mut written,
+            )
+        };
+        assert_eq!((status, written), (H5Z_DEEPCQ_OK, 4800));
+        let psnr = crate::metrics::psnr(&values, &back);
+        assert!(psnr >= 60.0, "{psnr} dB");
+
+        let mut session = std::ptr::null_mut();
+        // SAFETY: `stored` holds its words; `session` is writable.
+        let status =
+            unsafe { h5z_deepcq_session_new(stored.as_ptr(), stored.len(), 0, &mut session) };
+        assert_eq!(status, H5Z_DEEPCQ_OK);
+        let mut len = 0usize;
+        // SAFETY: the session is live; `narrow` holds 600 f32; outputs are writable.
+        let status = unsafe {
+            h5z_deepcq_session_compress(
+                session,
+                narrow.as_ptr() as *const c_void,
+                H5Z_DEEPCQ_FLOAT32,
+                dims.as_ptr(),
+                2,
+                &mut out,
+                &mut len,
+                std::ptr::null_mut(),
+            )
+        };
+        assert_eq!(status, H5Z_DEEPCQ_ERR_INVALID_ARGUMENT);
+        // SAFETY: the session came from h5z_deepcq_session_new and is freed once.
+        unsafe { h5z_deepcq_session_free(session) };
     }
 }

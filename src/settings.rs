@@ -357,13 +357,37 @@ pub fn named_missing(cd: &[u32], dtype: DType) -> Result<Option<Vec<u8>>, Settin
     })
 }
 
+/// Settings for buffers compressed outside HDF5 (the in-situ API).
+#[derive(Clone, Debug, PartialEq)]
+pub struct BufferSettings {
+    /// The user's choices.
+    pub settings: Settings,
+    /// The dataset the chunks are for, when the words are its stored cd_values (read
+    /// from a file, to write the chunks with `H5Dwrite_chunk`): buffers must hold its
+    /// element type, and a big-endian dataset's chunks must say so, or the dataset would
+    /// not read them back.
+    pub dataset: Option<DatasetType>,
+}
+
+/// A dataset's element type and byte order, as its stored cd_values record them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DatasetType {
+    /// Element type ([`DType::Opaque`] for anything but f32/f64).
+    pub dtype: DType,
+    /// The values are big-endian in the file ([`wire::BIG_ENDIAN_DTYPE`]).
+    pub big_endian: bool,
+}
+
 /// [`Settings::parse`] for the in-situ API, where no dataset supplies a fill value: a
 /// stored form's fill value (cd_values read from a file, to compress buffers for
 /// `H5Dwrite_chunk`) becomes the missing value, so buffers are treated as the filter
-/// treats that dataset's chunks.
-pub fn parse_for_buffers(cd: &[u32]) -> Result<Settings, SettingsError> {
+/// treats that dataset's chunks, and the stored form's dataset type comes along.
+pub fn parse_for_buffers(cd: &[u32]) -> Result<BufferSettings, SettingsError> {
     if !is_stored(cd) {
-        return Settings::parse(cd);
+        return Ok(BufferSettings {
+            settings: Settings::parse(cd)?,
+            dataset: None,
+        });
     }
     let stored = StoredSettings::parse(cd)?;
     let fill = stored.fill.as_deref().and_then(|b| match b.len() {
@@ -371,9 +395,16 @@ pub fn parse_for_buffers(cd: &[u32]) -> Result<Settings, SettingsError> {
         8 => Some(f64::from_le_bytes(b.try_into().ok()?)),
         _ => None,
     });
-    Ok(match fill {
-        Some(value) => stored.settings.with_missing(value),
-        None => stored.settings,
+    let dataset = Some(DatasetType {
+        dtype: stored.dtype,
+        big_endian: stored.big_endian,
+    });
+    Ok(BufferSettings {
+        settings: match fill {
+            Some(value) => stored.settings.with_missing(value),
+            None => stored.settings,
+        },
+        dataset,
     })
 }
 
@@ -661,11 +692,18 @@ mod tests {
         // Buffers compressed with a file's stored cd_values treat its fill value as the
         // filter does.
         let for_buffers = parse_for_buffers(&own_fill.to_cd()).unwrap();
-        assert_eq!(for_buffers.missing_as::<f32>().unwrap(), Some(1e20f32));
         assert_eq!(
-            parse_for_buffers(&[60]).unwrap(),
-            Settings::psnr(60.0).unwrap()
+            for_buffers.settings.missing_as::<f32>().unwrap(),
+            Some(1e20f32)
         );
+        let f32_little = DatasetType {
+            dtype: DType::F32,
+            big_endian: false,
+        };
+        assert_eq!(for_buffers.dataset, Some(f32_little));
+        let user_form = parse_for_buffers(&[60]).unwrap();
+        assert_eq!(user_form.settings, Settings::psnr(60.0).unwrap());
+        assert_eq!(user_form.dataset, None);
     }
 
     #[test]
