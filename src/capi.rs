@@ -271,11 +271,11 @@ unsafe fn settings_from(cd: *const c_uint, n: usize) -> Result<BufferSettings, I
 fn check_dataset_type(dataset: Option<DatasetType>, samples: &Samples) -> Result<(), InsituError> {
     match dataset {
         Some(d) if d.dtype != samples.dtype() => Err(invalid(format!(
-            "cd_values are the stored form of a dataset of {:?} values and the buffer holds \
-             {:?}: its chunks would not read back through that dataset (pass buffers of the \
+            "cd_values are the stored form of a dataset of {} values and the buffer holds \
+             {}: its chunks would not read back through that dataset (pass buffers of the \
              dataset's type, or build user cd_values with h5z_deepcq_cd_values)",
-            d.dtype,
-            samples.dtype()
+            d.dtype.name(),
+            samples.dtype().name()
         ))),
         _ => Ok(()),
     }

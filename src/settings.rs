@@ -70,16 +70,20 @@ impl Target {
         self.mantissa as f64 / 10f64.powi(self.decimals as i32)
     }
 
-    /// Encodes `value` with the fewest decimals that represent it exactly enough
-    /// (relative error below 1e-9), so `62.5` becomes mantissa 625, decimals 1.
+    /// Encodes `value` with the fewest decimals that represent it exactly (up to the
+    /// scaling's own rounding, 1e-12 relative), so `62.5` becomes mantissa 625, decimals 1;
+    /// a value outside its kind's range is refused as such.
     pub fn from_value(kind: TargetKind, value: f64) -> Result<Self, SettingsError> {
+        check_range(kind, value)?;
         for decimals in 0..=MAX_DECIMALS {
             let scaled = value * 10f64.powi(decimals as i32);
             if scaled > i32::MAX as f64 {
                 break;
             }
             let rounded = scaled.round();
-            if rounded >= 1.0 && (scaled - rounded).abs() <= 1e-9 * scaled.max(1.0) {
+            // Only the rounding error of the scaling itself (a few ulps): a looser
+            // tolerance packed SSIM 0.999999999 as 1, which means lossless.
+            if rounded >= 1.0 && (scaled - rounded).abs() <= 1e-12 * scaled.max(1.0) {
                 let target = Target {
                     kind,
                     mantissa: rounded as u32,
@@ -97,22 +101,26 @@ impl Target {
     }
 
     fn validate(&self) -> Result<(), SettingsError> {
-        let value = self.value();
-        let (ok, hint) = match self.kind {
-            TargetKind::Psnr => (value > 0.0 && value <= 400.0, "PSNR must be in (0, 400] dB"),
-            TargetKind::Ssim => (value > 0.0 && value <= 1.0, "SSIM must be in (0, 1]"),
-            TargetKind::Ratio => (value >= 1.0, "a compression ratio must be >= 1"),
-            TargetKind::AbsBound => (value > 0.0, "an absolute bound must be > 0"),
-        };
-        if ok {
-            Ok(())
-        } else {
-            Err(SettingsError::BadTarget {
-                kind: kind_name(self.kind),
-                value,
-                hint,
-            })
-        }
+        check_range(self.kind, self.value())
+    }
+}
+
+/// Refuses a target value outside its kind's range, saying what the range is.
+fn check_range(kind: TargetKind, value: f64) -> Result<(), SettingsError> {
+    let (ok, hint) = match kind {
+        TargetKind::Psnr => (value > 0.0 && value <= 400.0, "PSNR must be in (0, 400] dB"),
+        TargetKind::Ssim => (value > 0.0 && value <= 1.0, "SSIM must be in (0, 1]"),
+        TargetKind::Ratio => (value >= 1.0, "a compression ratio must be >= 1"),
+        TargetKind::AbsBound => (value > 0.0, "an absolute bound must be > 0"),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(SettingsError::BadTarget {
+            kind: kind_name(kind),
+            value,
+            hint,
+        })
     }
 }
 
@@ -555,6 +563,21 @@ mod tests {
         let t = Target::from_value(TargetKind::AbsBound, 1e-9).unwrap();
         assert_eq!((t.mantissa, t.decimals), (1, 9));
         assert_eq!(Settings::parse(&[625, 0, 1]).unwrap().target.value(), 62.5);
+        // Nines are kept: SSIM 1 would mean lossless.
+        let t = Target::from_value(TargetKind::Ssim, 0.999999999).unwrap();
+        assert_eq!((t.mantissa, t.decimals), (999_999_999, 9));
+        let t = Target::from_value(TargetKind::Psnr, 0.1 + 0.2).unwrap();
+        assert_eq!((t.mantissa, t.decimals), (3, 1));
+        // Out of range is said as such, not as unrepresentable.
+        for (kind, value) in [
+            (TargetKind::Psnr, 0.0),
+            (TargetKind::Psnr, f64::INFINITY),
+            (TargetKind::AbsBound, -1.0),
+            (TargetKind::Ssim, f64::NAN),
+        ] {
+            let message = Target::from_value(kind, value).unwrap_err().to_string();
+            assert!(message.contains("must be"), "{kind:?} {value}: {message}");
+        }
     }
 
     #[test]

@@ -380,6 +380,18 @@ fn opt(value: Option<f64>, precision: usize) -> String {
     }
 }
 
+/// A predicted or measured metric in its target's precision: SSIM targets live in the
+/// last decimals (0.9999), absolute bounds span decades, PSNR and ratios need two.
+fn metric_text(value: Option<f64>, kind: Option<&str>) -> String {
+    match (value, kind) {
+        (Some(v), Some(k)) if v.is_finite() && k == TargetKind::AbsBound.name() => {
+            format!("{v:.3e}")
+        }
+        (_, Some(k)) if k == TargetKind::Ssim.name() => opt(value, 6),
+        _ => opt(value, 2),
+    }
+}
+
 fn print_table(r: &DatasetReport) {
     let chunks = r.chunk_dims.as_deref().map_or("-".into(), join_dims);
     println!(
@@ -424,6 +436,7 @@ fn print_table(r: &DatasetReport) {
                     .target
                     .as_ref()
                     .map_or("-".into(), |t| format!("{} {}", t.kind, t.value));
+                let kind = c.target.as_ref().map(|t| t.kind);
                 println!(
                     "{lead} {:<8} {:>10} {:>8}  {:<12} {:<9} {:>9} {:>9}  {:<6}  {}",
                     c.codec.unwrap_or("-"),
@@ -436,8 +449,8 @@ fn print_table(r: &DatasetReport) {
                     opt(c.ratio, 2),
                     target,
                     c.mode.unwrap_or("-"),
-                    opt(c.predicted, 2),
-                    opt(c.measured, 2),
+                    metric_text(c.predicted, kind),
+                    metric_text(c.measured, kind),
                     if c.padding == Some(true) { "yes" } else { "no" },
                     c.missing.map_or("-".into(), |n| n.to_string())
                 );

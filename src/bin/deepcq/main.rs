@@ -55,7 +55,7 @@ enum Command {
         #[arg(long, value_parser = parse_codec)]
         codec: CodecId,
         /// Absolute error bound (required for lossy codecs).
-        #[arg(long = "abs")]
+        #[arg(long = "abs", allow_hyphen_values = true)]
         bound: Option<f64>,
         /// Raw input file.
         input: PathBuf,
@@ -92,8 +92,9 @@ enum Command {
     Collect(collect::CollectArgs),
     /// Train the mixture-of-experts surrogate on collected tables and export it to ONNX.
     Train(train::TrainArgs),
-    /// Run every method (safe bound, SZ3 formula, SPERR PSNR mode, oracles, deepcq predict
-    /// and guarantee) side by side on real arrays; Markdown report and rate–distortion plot.
+    /// Run every method (safe bound, SZ3 formula, SPERR PSNR mode, oracles, deepcq predict,
+    /// fast and guarantee) side by side on real arrays; Markdown report and rate–distortion
+    /// plot.
     Bench(bench::BenchArgs),
     /// Time feature extraction against one SZ3 compression of the same chunk.
     FeaturesBench {
