@@ -16,8 +16,9 @@
 //! SPERR's fixed-rate mode, at the bits per value the ratio leaves (`fixed_rate`).
 //!
 //! Fast mode is guarantee mode on a small budget: it measures the model's choice and
-//! spends one more compression only on a miss or a large overshoot, and never searches the
-//! runner-up, for about twice the time of one compression instead of four to five.
+//! spends one more compression only on a miss or a large overshoot, and searches the
+//! runner-up only when the first compressor's payload was far larger than predicted, for
+//! about twice the time of one compression instead of four to five.
 //!
 //! Predict mode keeps its one compression unless the payload's size shows the model
 //! misread the chunk ([`SURPRISE_FACTOR`]): then it measures, and corrects a PSNR miss as fast
@@ -840,11 +841,17 @@ impl<'a> Search<'a> {
         };
         let codec = first.codec;
         let first_bound = first.bound;
+        // A payload far larger than predicted: the model overrated this compressor, so its
+        // ranking is worth a check even where the budget does not search the runner-up.
+        let overrated = proposal.predicted_ratio.is_some_and(|predicted| {
+            metrics::compression_ratio(self.data.byte_len(), first.payload.len()) * SURPRISE_FACTOR
+                < predicted
+        });
         let mut kept = self.land(first, target, None)?;
         let as_expected = proposal
             .skip_runner_up_within
             .is_some_and(|limit| kept.as_ref().is_some_and(|k| k.attempt.stored <= limit));
-        let searched = self.budget().runner_up && !as_expected;
+        let searched = (self.budget().runner_up || overrated) && !as_expected;
         if let Some(alt) = proposal.runner_up.filter(|_| searched) {
             let shift = kept.as_ref().map_or(1.0, |k| k.attempt.bound / first_bound);
             // A runner-up that refuses the chunk is simply not an alternative.
@@ -1245,7 +1252,8 @@ mod tests {
         settings.mode = Mode::Fast;
         let formula = sz3_formula_bound(value_range(data), 45.0);
         // Far too loose (a miss), about right, and far too tight (an overshoot worth one
-        // looser try); the runner-up is never searched in fast mode.
+        // looser try); the runner-up is not searched in fast mode (Fixed predicts no ratio,
+        // so no compressor looks overrated).
         for scale in [40.0, 1.0, 0.01] {
             let proposer = Fixed {
                 codec: CodecId::Sz3,
@@ -1518,34 +1526,45 @@ mod tests {
         }
     }
 
+    /// Proposes `codec` at `scale` × SZ3's formula bound, predicting 10 dB over the target
+    /// and `predicted_ratio`, with `runner_up` at the same bound.
+    struct Predicting {
+        codec: CodecId,
+        scale: f64,
+        predicted_ratio: f64,
+        runner_up: Option<CodecId>,
+    }
+
+    impl Proposer for Predicting {
+        fn propose(
+            &self,
+            _data: Samples<'_>,
+            _shape: &[usize],
+            extent: Extent,
+            settings: &Settings,
+        ) -> Result<Proposal, SelectError> {
+            let target = settings.target.value();
+            let bound = self.scale * sz3_formula_bound(extent.range(), target);
+            Ok(Proposal {
+                codec: self.codec,
+                bound,
+                predicted: Some(target + 10.0),
+                predicted_ratio: Some(self.predicted_ratio),
+                runner_up: self.runner_up.map(|codec| Alternative {
+                    codec,
+                    bound,
+                    predicted_ratio: None,
+                }),
+                skip_runner_up_within: None,
+            })
+        }
+    }
+
     /// Predict mode measures a chunk whose payload stores far from the predicted ratio,
     /// keeps it when it meets the target and corrects it when not; a payload as large as
     /// predicted is kept unmeasured, even when it misses.
     #[test]
     fn predict_mode_checks_a_chunk_the_model_misread() {
-        struct Misread {
-            scale: f64,
-            predicted_ratio: f64,
-        }
-        impl Proposer for Misread {
-            fn propose(
-                &self,
-                _data: Samples<'_>,
-                _shape: &[usize],
-                extent: Extent,
-                settings: &Settings,
-            ) -> Result<Proposal, SelectError> {
-                let target = settings.target.value();
-                Ok(Proposal {
-                    codec: CodecId::Sz3,
-                    bound: self.scale * sz3_formula_bound(extent.range(), target),
-                    predicted: Some(target + 10.0),
-                    predicted_ratio: Some(self.predicted_ratio),
-                    runner_up: None,
-                    skip_runner_up_within: None,
-                })
-            }
-        }
         let (v, shape) = field();
         let data = Samples::F32(&v);
         let mut settings = Settings::psnr(60.0).unwrap();
@@ -1567,16 +1586,13 @@ mod tests {
         let (loose_ratio, loose_psnr) = stored_at(30.0);
         assert!(loose_psnr < 50.0, "{loose_psnr}");
         let propose = |scale, predicted_ratio| {
-            compress_to_target(
-                data,
-                &shape,
-                &settings,
-                &Misread {
-                    scale,
-                    predicted_ratio,
-                },
-            )
-            .unwrap()
+            let proposer = Predicting {
+                codec: CodecId::Sz3,
+                scale,
+                predicted_ratio,
+                runner_up: None,
+            };
+            compress_to_target(data, &shape, &settings, &proposer).unwrap()
         };
         let trusted = propose(30.0, loose_ratio * 2.0);
         assert_eq!(
@@ -1592,6 +1608,37 @@ mod tests {
         let checked = propose(1.0, ratio * 4.0);
         assert_eq!((checked.reason, checked.compressions), ("checked", 1));
         assert_eq!(checked.measured, Some(psnr));
+    }
+
+    /// Fast mode searches the runner-up compressor only when the first one's payload was
+    /// far larger than predicted (the model overrated it), and keeps the smaller.
+    #[test]
+    fn fast_mode_tries_the_runner_up_when_the_first_compressor_was_overrated() {
+        let (v, shape) = field();
+        let data = Samples::F32(&v);
+        let mut settings = Settings::psnr(60.0).unwrap();
+        settings.mode = Mode::Fast;
+        let run = |predicted_ratio| {
+            let proposer = Predicting {
+                codec: CodecId::Zfp,
+                scale: 1.0,
+                predicted_ratio,
+                runner_up: Some(CodecId::Sperr),
+            };
+            compress_to_target(data, &shape, &settings, &proposer).unwrap()
+        };
+        let as_predicted = run(1.0);
+        assert_eq!(as_predicted.codec, CodecId::Zfp);
+        let zfp_ratio = metrics::compression_ratio(data.byte_len(), as_predicted.payload.len());
+        let overrated = run(zfp_ratio * 10.0);
+        assert_eq!(
+            (overrated.codec, overrated.reason),
+            (CodecId::Sperr, "runner-up"),
+            "{overrated:?}"
+        );
+        assert!(overrated.payload.len() < as_predicted.payload.len());
+        assert!(overrated.measured.unwrap() >= 60.0);
+        assert!(overrated.compressions > as_predicted.compressions);
     }
 
     #[test]
