@@ -139,13 +139,15 @@
 #define H5Z_DEEPCQ_GUARANTEE 0
 
 /**
- * Mode: one compression, trusting the proposal.
+ * Mode: one compression, trusting the proposal unless the payload stores more than 3×
+ * from the predicted ratio (then measured and, on a PSNR miss, corrected).
  */
 #define H5Z_DEEPCQ_PREDICT 1
 
 /**
- * Mode: decode and measure like guarantee, but at most one more compression before the
- * safe bound; the target is always met, in about twice one compression's time.
+ * Mode: decode and measure like guarantee, but one more compression per compressor at
+ * most before the safe bound; the target is always met, in about twice one compression's
+ * time.
  */
 #define H5Z_DEEPCQ_FAST 2
 

@@ -83,10 +83,12 @@ pub const H5Z_DEEPCQ_SPERR: c_uint = 3;
 pub const H5Z_DEEPCQ_LOSSLESS: c_uint = 0;
 /// Mode: decode, measure, and correct a miss; the target is always met.
 pub const H5Z_DEEPCQ_GUARANTEE: c_uint = 0;
-/// Mode: one compression, trusting the proposal.
+/// Mode: one compression, trusting the proposal unless the payload stores more than 3×
+/// from the predicted ratio (then measured and, on a PSNR miss, corrected).
 pub const H5Z_DEEPCQ_PREDICT: c_uint = 1;
-/// Mode: decode and measure like guarantee, but at most one more compression before the
-/// safe bound; the target is always met, in about twice one compression's time.
+/// Mode: decode and measure like guarantee, but one more compression per compressor at
+/// most before the safe bound; the target is always met, in about twice one compression's
+/// time.
 pub const H5Z_DEEPCQ_FAST: c_uint = 2;
 /// Flag: fall back to the analytic chooser when the surrogate cannot load.
 pub const H5Z_DEEPCQ_FLAG_ANALYTIC_FALLBACK: c_uint = 1;
@@ -269,11 +271,16 @@ unsafe fn settings_from(cd: *const c_uint, n: usize) -> Result<BufferSettings, I
 /// Refuses a buffer whose element type is not that of the dataset a stored form names:
 /// its chunk, written with `H5Dwrite_chunk`, would decode to values of the wrong size.
 fn check_dataset_type(dataset: Option<DatasetType>, samples: &Samples) -> Result<(), InsituError> {
+    let fix = "build user cd_values with h5z_deepcq_cd_values";
     match dataset {
+        Some(d) if d.dtype == DType::Opaque => Err(invalid(format!(
+            "cd_values are the stored form of a dataset of non-float values, which the \
+             filter stores losslessly: the in-situ API compresses f32 or f64 buffers ({fix})"
+        ))),
         Some(d) if d.dtype != samples.dtype() => Err(invalid(format!(
             "cd_values are the stored form of a dataset of {} values and the buffer holds \
              {}: its chunks would not read back through that dataset (pass buffers of the \
-             dataset's type, or build user cd_values with h5z_deepcq_cd_values)",
+             dataset's type, or {fix})",
             d.dtype.name(),
             samples.dtype().name()
         ))),
@@ -281,13 +288,20 @@ fn check_dataset_type(dataset: Option<DatasetType>, samples: &Samples) -> Result
     }
 }
 
-/// A chunk for the dataset a stored form names: a big-endian dataset's chunks say so,
-/// as the filter's own do, so that reading swaps the (native, little-endian) values
-/// into the file's order.
-fn chunk_for_dataset(dataset: Option<DatasetType>, chunk: Vec<u8>) -> Result<Vec<u8>, InsituError> {
+/// Compresses `samples` with `compress` into a chunk for the dataset a stored form names
+/// (none for user cd_values): a buffer of another type is refused before any work, and a
+/// big-endian dataset's chunk says so, as the filter's own do, so that reading swaps the
+/// (native, little-endian) values into the file's order.
+fn compress_for<'a, R>(
+    dataset: Option<DatasetType>,
+    samples: Samples<'a>,
+    compress: impl FnOnce(Samples<'a>) -> Result<(Vec<u8>, R), InsituError>,
+) -> Result<(Vec<u8>, R), InsituError> {
+    check_dataset_type(dataset, &samples)?;
+    let (chunk, r) = compress(samples)?;
     match dataset {
-        Some(d) if d.big_endian => Ok(crate::chunk::marked_big_endian(&chunk)?),
-        _ => Ok(chunk),
+        Some(d) if d.big_endian => Ok((crate::chunk::marked_big_endian(&chunk)?, r)),
+        _ => Ok((chunk, r)),
     }
 }
 
@@ -645,9 +659,9 @@ pub unsafe extern "C" fn h5z_deepcq_compress(
         require_out(out_len, Some(out))?;
         let BufferSettings { settings, dataset } = settings_from(cd_values, n_cd)?;
         let (samples, shape) = samples_from(data, dtype, dims, rank)?;
-        check_dataset_type(dataset, &samples)?;
-        let (bytes, r) = insitu::compress(samples, &shape, &settings, !report.is_null())?;
-        let bytes = chunk_for_dataset(dataset, bytes)?;
+        let (bytes, r) = compress_for(dataset, samples, |s| {
+            insitu::compress(s, &shape, &settings, !report.is_null())
+        })?;
         deliver_alloc(&bytes, out, out_len)?;
         write_report(r.as_ref(), report);
         Ok(())
@@ -675,9 +689,9 @@ pub unsafe extern "C" fn h5z_deepcq_compress_into(
         require_out(out_len, None)?;
         let BufferSettings { settings, dataset } = settings_from(cd_values, n_cd)?;
         let (samples, shape) = samples_from(data, dtype, dims, rank)?;
-        check_dataset_type(dataset, &samples)?;
-        let (bytes, r) = insitu::compress(samples, &shape, &settings, !report.is_null())?;
-        let bytes = chunk_for_dataset(dataset, bytes)?;
+        let (bytes, r) = compress_for(dataset, samples, |s| {
+            insitu::compress(s, &shape, &settings, !report.is_null())
+        })?;
         deliver_into(&bytes, out, capacity, out_len)?;
         write_report(r.as_ref(), report);
         Ok(())
@@ -803,9 +817,9 @@ pub unsafe extern "C" fn h5z_deepcq_session_compress(
         require_out(out_len, Some(out))?;
         let session = session_ref(session)?;
         let (samples, shape) = samples_from(data, dtype, dims, rank)?;
-        check_dataset_type(session.dataset, &samples)?;
-        let (bytes, r) = session.inner.compress(samples, &shape)?;
-        let bytes = chunk_for_dataset(session.dataset, bytes)?;
+        let (bytes, r) = compress_for(session.dataset, samples, |s| {
+            session.inner.compress(s, &shape)
+        })?;
         deliver_alloc(&bytes, out, out_len)?;
         write_report(Some(&r), report);
         Ok(())
@@ -833,9 +847,9 @@ pub unsafe extern "C" fn h5z_deepcq_session_compress_into(
         require_out(out_len, None)?;
         let session = session_ref(session)?;
         let (samples, shape) = samples_from(data, dtype, dims, rank)?;
-        check_dataset_type(session.dataset, &samples)?;
-        let (bytes, r) = session.inner.compress(samples, &shape)?;
-        let bytes = chunk_for_dataset(session.dataset, bytes)?;
+        let (bytes, r) = compress_for(session.dataset, samples, |s| {
+            session.inner.compress(s, &shape)
+        })?;
         write_report(Some(&r), report);
         deliver_into(&bytes, out, capacity, out_len)
     })

@@ -34,8 +34,8 @@ pub fn float_chunk<T: bytemuck::Pod + Element>(
 /// writes the fill value back exactly when decoded ([`chunk::Missing`]).
 ///
 /// A PSNR target is then met over the real values: guarantee and fast mode measure it
-/// there ([`select::compress_to_target_where`]); predict mode, which measures nothing,
-/// aims at `T + 10·log10(n / r)` for `n` values of which `r` are real, since the replaced
+/// there ([`select::compress_to_target_where`]); predict mode, which measures only the
+/// chunks it takes a second look at, and those on the whole block, aims at `T + 10·log10(n / r)` for `n` values of which `r` are real, since the replaced
 /// values' errors can only lower the mean square of the whole, so the real values' PSNR is
 /// at least the whole block's less that much (the record reports that lower bound; in the
 /// measured modes "predicted" is the model's prediction for the whole block). SSIM and
@@ -69,7 +69,8 @@ pub fn float_chunk_with_fill<T: bytemuck::Pod + Element>(
     let mut record = 0;
     let (block, missing, raised) = match fill.and_then(|f| replace_missing(&inner, f)) {
         Some((replaced, m)) => {
-            // Predict mode measures nothing, so for a PSNR target it aims at the bound
+            // Predict mode does not measure the real values, so for a PSNR target it aims
+            // at the bound
             // that holds whatever the replaced values' errors; `None` beyond the 400 dB a
             // target may ask: the chunk is then measured after all.
             let raised = match settings.target.kind {
@@ -357,7 +358,7 @@ mod tests {
             .collect();
         assert!(!missing.is_empty());
         assert!(missing.iter().all(|(a, b)| a.to_bits() == b.to_bits()));
-        // Predict mode measures nothing: it aims at the raised target and meets it.
+        // Predict mode does not measure the real values: it aims at the raised target and meets it.
         let predict = Settings {
             mode: Mode::Predict,
             ..Settings::psnr(60.0).unwrap()

@@ -10,8 +10,9 @@
 //! ([`AIM_DB`]), so its first compression usually lands where guarantee mode's search would
 //! have stopped; and in guarantee mode the compressor kept last is measured first, so that
 //! the runner-up search is the one abandoned early ([`crate::select`]'s hopeless test).
-//! Fast mode searches no runner-up: it tries the compressor expected to store least, the
-//! surrogate's ratio corrected by what the dataset stored of it.
+//! Fast mode searches the runner-up only when the first compressor stored far more than
+//! expected ([`crate::select::SURPRISE_FACTOR`]): it tries the compressor expected to
+//! store least, the surrogate's ratio corrected by what the dataset stored of it.
 //!
 //! The runner-up is skipped only when the surrogate, corrected by what the last searches
 //! of the runner-up measured ([`Outcome::runner_up_gap`]), predicts that it loses by far,
@@ -25,7 +26,7 @@
 //!
 //! Nothing here can make a chunk miss its target: every chunk is still decoded, measured
 //! and corrected by [`crate::select`]. What memory changes is where the search starts,
-//! and so the compressions it spends. Predict mode measures nothing and is left alone.
+//! and so the compressions it spends. Predict mode measures only the chunks the model misread and is left alone.
 //!
 //! The chunk bytes therefore depend on the chunks written before them in the same process
 //! (as with an in-situ [`crate::insitu::session::Session`]): the same data written in the
@@ -215,7 +216,7 @@ impl Proposer for Remembering<'_> {
         };
         // Guarantee mode: the compressor that won the last chunk goes first, so that its
         // remembered bound is the one measured first and the loser is the one abandoned.
-        // Fast mode never searches the runner-up, so there the last winner is merely the
+        // Fast mode rarely searches the runner-up, so there the last winner is merely the
         // last choice: it tries the compressor expected to store least, the surrogate's
         // ratio corrected by what this dataset stored of it. Following the last winner
         // there made the first choice stick (s3d chi at 60 dB cut into 20 chunks kept ZFP
@@ -273,7 +274,9 @@ impl Proposer for Remembering<'_> {
         Ok(Proposal {
             codec: first.codec,
             bound,
-            predicted_ratio: first.predicted_ratio,
+            // What the moved bound is expected to store: the surrogate's ratio corrected
+            // by what this dataset stored of it (select's size checks compare with it).
+            predicted_ratio: expected_ratio.or(first.predicted_ratio),
             runner_up,
             skip_runner_up_within: within,
             ..raw
@@ -450,7 +453,7 @@ mod tests {
         assert!((next.bound / expected - 1.0).abs() < 1e-9, "{next:?}");
         // The runner-up has learned nothing yet: its raw bound.
         assert_eq!(next.runner_up.unwrap().bound, raw.runner_up.unwrap().bound);
-        // Predict mode measures nothing, so memory leaves it alone.
+        // Predict mode measures too little to learn from, so memory leaves it alone.
         let predict = Settings {
             mode: Mode::Predict,
             ..settings

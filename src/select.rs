@@ -67,8 +67,10 @@ impl Budget {
         runner_up: true,
     };
 
-    /// Fast mode spends at most one more compression per chunk (then the safe bound):
-    /// on a miss, or on an overshoot large enough to be worth the time. Its step aims
+    /// Fast mode spends at most one more compression per compressor (then the safe bound):
+    /// on a miss, or on an overshoot large enough to be worth the time. It searches the
+    /// runner-up compressor only when the first payload was far larger than predicted
+    /// ([`SURPRISE_FACTOR`]). Its step aims
     /// higher above the target, since a second miss costs the safe bound's ratio. On
     /// ../shared/data, loosening only above 6 dB instead of 4.5 saved 0.1–0.4 of one
     /// compression's time and cost 0.02–0.03 of the best oracle's ratio; above 3 dB it
@@ -95,14 +97,17 @@ impl Budget {
 /// them were this far off (docs/bench.md, "Predict mode's second look").
 pub const SURPRISE_FACTOR: f64 = 3.0;
 
-/// True when `payload`, the codec's bytes for `data`, stores a ratio more than
-/// [`SURPRISE_FACTOR`] from the one the proposal predicted.
+/// The ratio `payload`, the codec's bytes for `data`, stores over the one the proposal
+/// predicted (the model's ratios are the codec payload's, as here), if it predicted one.
+fn ratio_vs_predicted(proposal: &Proposal, data: Samples<'_>, payload: &[u8]) -> Option<f64> {
+    let predicted = proposal.predicted_ratio.filter(|r| *r > 0.0)?;
+    Some(metrics::compression_ratio(data.byte_len(), payload.len()) / predicted)
+}
+
+/// True when `payload` stores a ratio more than [`SURPRISE_FACTOR`] from the predicted
+/// one, either way: the model misread the chunk.
 fn surprised(proposal: &Proposal, data: Samples<'_>, payload: &[u8]) -> bool {
-    let Some(predicted) = proposal.predicted_ratio.filter(|r| *r > 0.0) else {
-        return false;
-    };
-    let actual = metrics::compression_ratio(data.byte_len(), payload.len());
-    (actual / predicted).ln().abs() > SURPRISE_FACTOR.ln()
+    ratio_vs_predicted(proposal, data, payload).is_some_and(|r| r.ln().abs() > SURPRISE_FACTOR.ln())
 }
 
 /// PSNR a uniform quantiser gains per bit per value at high rate: the most a dB of
@@ -314,7 +319,8 @@ pub struct Proposal {
     /// Predicted compression ratio at this bound, if the proposer predicts one.
     pub predicted_ratio: Option<f64>,
     /// The second choice for a measured mode: another compressor, searched when the mode's
-    /// budget allows (guarantee mode) and abandoned as soon as it cannot beat the first.
+    /// budget allows (guarantee mode; fast mode when the first compressor's payload was far
+    /// larger than predicted) and abandoned as soon as it cannot beat the first.
     pub runner_up: Option<Alternative>,
     /// Leave the runner-up unsearched when the first compressor's kept payload stores at
     /// most this many bytes: set by [`crate::memory`] when the runner-up is expected to lose
@@ -641,6 +647,9 @@ impl Landed {
     }
 }
 
+/// What identifies an attempt's payload: codec, bound bits and payload length.
+type AttemptKey = (CodecId, u64, usize);
+
 /// One compression attempt and its payload.
 struct Attempt {
     codec: CodecId,
@@ -689,6 +698,9 @@ struct Search<'a> {
     real_original: OnceCell<crate::samples::SampleBuf>,
     /// A budget other than the mode's ([`Search::check_surprise`]).
     budget_override: Option<Budget>,
+    /// The last attempt measured and its quality, so that an attempt measured before its
+    /// search starts is not decoded twice.
+    last_quality: std::cell::Cell<Option<(AttemptKey, (f64, f64))>>,
 }
 
 impl<'a> Search<'a> {
@@ -703,6 +715,7 @@ impl<'a> Search<'a> {
             missing: None,
             real_original: OnceCell::new(),
             budget_override: None,
+            last_quality: std::cell::Cell::new(None),
         }
     }
 
@@ -778,13 +791,25 @@ impl<'a> Search<'a> {
     /// target's unit: PSNR, or for an SSIM target SSIM's loss in dB
     /// ([`metrics::ssim_loss_db`]), which like PSNR moves about 20 dB a decade of bound.
     fn quality(&self, attempt: &Attempt) -> Result<(f64, f64), SelectError> {
-        match self.settings.target.kind {
+        let key = (
+            attempt.codec,
+            attempt.bound.to_bits(),
+            attempt.payload.len(),
+        );
+        if let Some((k, q)) = self.last_quality.get() {
+            if k == key {
+                return Ok(q);
+            }
+        }
+        let quality = match self.settings.target.kind {
             TargetKind::Ssim => {
                 let ssim = self.ssim(attempt)?;
-                Ok((metrics::ssim_loss_db(ssim), ssim))
+                (metrics::ssim_loss_db(ssim), ssim)
             }
-            _ => self.psnr(attempt).map(|psnr| (psnr, psnr)),
-        }
+            _ => self.psnr(attempt).map(|psnr| (psnr, psnr))?,
+        };
+        self.last_quality.set(Some((key, quality)));
+        Ok(quality)
     }
 
     /// True when a payload of `len` bytes, `over_db` above the target (below when
@@ -843,10 +868,8 @@ impl<'a> Search<'a> {
         let first_bound = first.bound;
         // A payload far larger than predicted: the model overrated this compressor, so its
         // ranking is worth a check even where the budget does not search the runner-up.
-        let overrated = proposal.predicted_ratio.is_some_and(|predicted| {
-            metrics::compression_ratio(self.data.byte_len(), first.payload.len()) * SURPRISE_FACTOR
-                < predicted
-        });
+        let overrated = ratio_vs_predicted(proposal, self.data, &first.payload)
+            .is_some_and(|r| r * SURPRISE_FACTOR < 1.0);
         let mut kept = self.land(first, target, None)?;
         let as_expected = proposal
             .skip_runner_up_within

@@ -72,13 +72,32 @@ impl Target {
 
     /// Encodes `value` with the fewest decimals that represent it exactly (up to the
     /// scaling's own rounding, 1e-12 relative), so `62.5` becomes mantissa 625, decimals 1;
-    /// a value outside its kind's range is refused as such.
+    /// a value outside its kind's range is refused as such. A value that is exactly a
+    /// single-precision float (C's `62.3f`, Fortran's default real, 62.2999992…) is read as
+    /// the shortest decimal that float prints as (62.3), the value its writer meant.
     pub fn from_value(kind: TargetKind, value: f64) -> Result<Self, SettingsError> {
         check_range(kind, value)?;
+        let single = value as f32;
+        let shortest = (f64::from(single) == value)
+            .then(|| single.to_string().parse::<f64>().ok())
+            .flatten();
+        Target::packed(kind, value)
+            .or_else(|| shortest.and_then(|v| Target::packed(kind, v)))
+            .ok_or(SettingsError::BadTarget {
+                kind: kind_name(kind),
+                value,
+                hint: "not representable as an integer below 2^31 times 10^-d with d <= 12 \
+                       (round it to fewer significant digits)",
+            })
+    }
+
+    /// `value` as mantissa × 10^−decimals with the fewest decimals, if any packs it
+    /// exactly and stays in its kind's range.
+    fn packed(kind: TargetKind, value: f64) -> Option<Self> {
         for decimals in 0..=MAX_DECIMALS {
             let scaled = value * 10f64.powi(decimals as i32);
             if scaled > i32::MAX as f64 {
-                break;
+                return None;
             }
             let rounded = scaled.round();
             // Only the rounding error of the scaling itself (a few ulps): a looser
@@ -89,15 +108,10 @@ impl Target {
                     mantissa: rounded as u32,
                     decimals,
                 };
-                target.validate()?;
-                return Ok(target);
+                return target.validate().is_ok().then_some(target);
             }
         }
-        Err(SettingsError::BadTarget {
-            kind: kind_name(kind),
-            value,
-            hint: "not representable as an integer below 2^31 times 10^-d with d <= 12",
-        })
+        None
     }
 
     fn validate(&self) -> Result<(), SettingsError> {
@@ -568,6 +582,13 @@ mod tests {
         assert_eq!((t.mantissa, t.decimals), (999_999_999, 9));
         let t = Target::from_value(TargetKind::Psnr, 0.1 + 0.2).unwrap();
         assert_eq!((t.mantissa, t.decimals), (3, 1));
+        // A single-precision caller's value means its shortest decimal.
+        let t = Target::from_value(TargetKind::Psnr, f64::from(62.3f32)).unwrap();
+        assert_eq!((t.mantissa, t.decimals), (623, 1));
+        let t = Target::from_value(TargetKind::Ssim, f64::from(0.9999f32)).unwrap();
+        assert_eq!((t.mantissa, t.decimals), (9999, 4));
+        // A double that no 12 decimals hold is refused, not rounded.
+        assert!(Target::from_value(TargetKind::Psnr, 62.345_678_901_23).is_err());
         // Out of range is said as such, not as unrepresentable.
         for (kind, value) in [
             (TargetKind::Psnr, 0.0),

@@ -400,11 +400,15 @@ pub enum CompressorChoice {
 pub enum Mode {
     /// Decode, measure the real metric, and correct a miss: the target is always met.
     Guarantee = 0,
-    /// Trust the prediction: one compression per chunk.
+    /// Trust the prediction: one compression per chunk, unless the payload stores more than
+    /// 3× from the predicted ratio (the model misread the chunk): then it is decoded,
+    /// measured and, on a PSNR miss, corrected as in fast mode.
     Predict = 1,
     /// Guarantee on a small budget: the model's choice is compressed, decoded and
-    /// measured; a miss is corrected and a large overshoot loosened, at most twice, then
-    /// the safe bound. The target is always met, in about twice the time of one compression.
+    /// measured; a miss is corrected and a large overshoot loosened, one more compression
+    /// per compressor (the runner-up's only when the first payload was over 3× larger than
+    /// predicted), then the safe bound. The target is always met, in about twice the time
+    /// of one compression.
     Fast = 2,
 }
 

@@ -235,7 +235,13 @@ fn predict_mode_compresses_each_chunk_once() {
         assert_eq!(r["mode"], "predict");
         if r["codec"] != "lossless" {
             lossy += 1;
-            assert_eq!(r["compressions"], 1, "{r}");
+            // These fields are like the training data: no payload is far from its
+            // predicted size, so no chunk gets predict mode's second look.
+            assert_eq!(
+                (&r["compressions"], &r["reason"]),
+                (&1.into(), &"proposal".into()),
+                "{r}"
+            );
             assert!(r["measured"].is_null(), "predict mode does not decode: {r}");
             assert!(r["predicted"].as_f64().unwrap() >= 60.0, "{r}");
         }
@@ -268,9 +274,18 @@ fn predict_mode_measures_the_chunks_the_model_misread() {
         let reason = |r: &serde_json::Value| r["reason"].as_str().unwrap_or("").to_string();
         let corrected = records.iter().filter(|r| reason(r) == "corrected").count();
         assert!(corrected > 0, "no proposal corrected: {records:?}");
-        for r in records.iter().filter(|r| reason(r) != "proposal") {
-            let measured = r["measured"].as_f64().expect("a checked chunk is measured");
-            assert!(measured >= target.parse::<f64>().unwrap(), "{r}");
+        let looked_at = records
+            .iter()
+            .filter(|r| r["codec"] != "lossless" && reason(r) != "proposal");
+        for r in looked_at {
+            let met = match r["measured"].as_f64() {
+                Some(measured) => measured >= target.parse::<f64>().unwrap(),
+                None => r["exact"] == true,
+            };
+            assert!(
+                met,
+                "a chunk predict mode looked at is measured and met: {r}"
+            );
         }
     }
 }
@@ -286,6 +301,9 @@ fn fast_mode_measures_every_chunk_and_meets_the_target_in_at_most_three_compress
         assert_eq!(r["mode"], "fast");
         if r["codec"] != "lossless" {
             lossy += 1;
+            // One more on a miss or a large overshoot, then the safe bound. (A first
+            // payload over 3x larger than predicted would have the runner-up searched
+            // too, two more at most; none of these fields is misread that far.)
             let compressions = r["compressions"].as_u64().unwrap();
             assert!((1..=3).contains(&compressions), "{r}");
             assert!(r["measured"].as_f64().unwrap() >= 60.0, "{r}");

@@ -24,6 +24,7 @@ int main(int argc, char **argv) {
     const char *path = argc > 1 ? argv[1] : "insitu_stored.h5";
     const size_t n = (size_t)STEPS * NY * NX, step = (size_t)NY * NX;
     float *data = malloc(n * sizeof(float)), *back = malloc(n * sizeof(float));
+    if (!data || !back) return 2;
     for (size_t t = 0; t < STEPS; t++)
         for (size_t y = 0; y < NY; y++)
             for (size_t x = 0; x < NX; x++)
@@ -54,13 +55,15 @@ int main(int argc, char **argv) {
     unsigned stored[32], flags;
     size_t nstored = 32;
     if (H5Pget_filter_by_id2(created, h5z_deepcq_filter_id(), &flags, &nstored, stored, 0, NULL,
-                             NULL) < 0)
+                             NULL) < 0 ||
+        nstored > 32)
         return 5;
     H5Pclose(created);
 
     int failures = 0;
     /* A double buffer for a float dataset: refused, nothing written. */
     double *wrong = calloc(step, sizeof(double));
+    if (!wrong) return 2;
     void *out = NULL;
     size_t len = 0;
     int status = h5z_deepcq_compress(wrong, H5Z_DEEPCQ_FLOAT64, chunk, 3, stored, nstored, &out,

@@ -10,16 +10,16 @@ use h5z_deepcq::wire::{self, flags, CompressorChoice, Mode, TargetKind};
 #[group(skip)]
 pub struct CdArgs {
     /// PSNR ≥ this many dB on every chunk (value-range convention).
-    #[arg(long, group = "target", allow_hyphen_values = true)]
+    #[arg(long, group = "target", allow_negative_numbers = true)]
     psnr: Option<f64>,
     /// SSIM ≥ this on every chunk.
-    #[arg(long, group = "target", allow_hyphen_values = true)]
+    #[arg(long, group = "target", allow_negative_numbers = true)]
     ssim: Option<f64>,
     /// Compression ratio ≥ this on every chunk.
-    #[arg(long, group = "target", allow_hyphen_values = true)]
+    #[arg(long, group = "target", allow_negative_numbers = true)]
     ratio: Option<f64>,
     /// Fixed absolute error bound.
-    #[arg(long, group = "target", allow_hyphen_values = true)]
+    #[arg(long, group = "target", allow_negative_numbers = true)]
     abs: Option<f64>,
     /// Restrict the compressor.
     #[arg(long, value_enum, default_value = "auto")]

@@ -55,7 +55,7 @@ enum Command {
         #[arg(long, value_parser = parse_codec)]
         codec: CodecId,
         /// Absolute error bound (required for lossy codecs).
-        #[arg(long = "abs", allow_hyphen_values = true)]
+        #[arg(long = "abs", allow_negative_numbers = true)]
         bound: Option<f64>,
         /// Raw input file.
         input: PathBuf,

@@ -35,9 +35,10 @@ pub enum Method {
     Oracle(CodecId),
     /// Per chunk, the smallest of the three oracles.
     BestOracle,
-    /// deepcq, one compression per chunk.
+    /// deepcq, one compression per chunk (measured only where the model misread it).
     Predict,
-    /// deepcq, measured, with at most one more compression before the safe bound.
+    /// deepcq, measured, with at most one more compression per compressor before the safe
+    /// bound.
     Fast,
     /// deepcq, measured and corrected until the target is met.
     Guarantee,
