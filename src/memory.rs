@@ -26,7 +26,8 @@
 //!
 //! Nothing here can make a chunk miss its target: every chunk is still decoded, measured
 //! and corrected by [`crate::select`]. What memory changes is where the search starts,
-//! and so the compressions it spends. Predict mode measures only the chunks the model misread and is left alone.
+//! and so the compressions it spends. Predict mode measures only the chunks the model
+//! misread and is left alone.
 //!
 //! The chunk bytes therefore depend on the chunks written before them in the same process
 //! (as with an in-situ [`crate::insitu::session::Session`]): the same data written in the
