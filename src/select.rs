@@ -525,11 +525,10 @@ pub fn compress_to_target_where(
     };
     let psnr_target = settings.target.kind == TargetKind::Psnr;
     if settings.mode == Mode::Predict && psnr_target && surprised(&proposal, data, &first.payload) {
-        let kept = proposal.predicted_ratio;
         let outcome = search.check_surprise(first, &proposal, range)?;
         log::info!(
             "predicted ratio {:.3} off by more than {SURPRISE_FACTOR}x: measured ({})",
-            kept.unwrap_or(f64::NAN),
+            proposal.predicted_ratio.unwrap_or(f64::NAN),
             outcome.reason
         );
         return finish(outcome);
@@ -647,9 +646,6 @@ impl Landed {
     }
 }
 
-/// What identifies an attempt's payload: codec, bound bits and payload length.
-type AttemptKey = (CodecId, u64, usize);
-
 /// One compression attempt and its payload.
 struct Attempt {
     codec: CodecId,
@@ -696,11 +692,9 @@ struct Search<'a> {
     missing: Option<&'a chunk::Missing>,
     /// The original's other (real) values, gathered at the first PSNR check.
     real_original: OnceCell<crate::samples::SampleBuf>,
-    /// A budget other than the mode's ([`Search::check_surprise`]).
-    budget_override: Option<Budget>,
-    /// The last attempt measured and its quality, so that an attempt measured before its
-    /// search starts is not decoded twice.
-    last_quality: std::cell::Cell<Option<(AttemptKey, (f64, f64))>>,
+    /// What the search may spend: the mode's ([`Budget::THOROUGH`] for guarantee mode,
+    /// [`Budget::FAST`] for fast mode and predict mode's [`Search::check_surprise`]).
+    budget: Budget,
 }
 
 impl<'a> Search<'a> {
@@ -714,15 +708,18 @@ impl<'a> Search<'a> {
             runner_up_gap: None,
             missing: None,
             real_original: OnceCell::new(),
-            budget_override: None,
-            last_quality: std::cell::Cell::new(None),
+            budget: match settings.mode {
+                Mode::Fast => Budget::FAST,
+                Mode::Guarantee | Mode::Predict => Budget::THOROUGH,
+            },
         }
     }
 
     /// Predict mode's look at a chunk the model misread ([`surprised`]): measures the
     /// PSNR of `first`, keeps it when it meets the target ("checked"), else corrects as
     /// fast mode does (one more compression aimed above the target, then the safe bound,
-    /// then lossless), never searching the runner-up.
+    /// then lossless), never searching the runner-up. A miss is decoded once more by that
+    /// search's first step: rare (a misread chunk that also misses), so not worth state.
     fn check_surprise(
         &mut self,
         first: Attempt,
@@ -735,7 +732,7 @@ impl<'a> Search<'a> {
             outcome.compressions = self.compressions;
             return Ok(outcome);
         }
-        self.budget_override = Some(Budget::FAST);
+        self.budget = Budget::FAST;
         let alone = Proposal {
             runner_up: None,
             ..*proposal
@@ -791,25 +788,13 @@ impl<'a> Search<'a> {
     /// target's unit: PSNR, or for an SSIM target SSIM's loss in dB
     /// ([`metrics::ssim_loss_db`]), which like PSNR moves about 20 dB a decade of bound.
     fn quality(&self, attempt: &Attempt) -> Result<(f64, f64), SelectError> {
-        let key = (
-            attempt.codec,
-            attempt.bound.to_bits(),
-            attempt.payload.len(),
-        );
-        if let Some((k, q)) = self.last_quality.get() {
-            if k == key {
-                return Ok(q);
-            }
-        }
-        let quality = match self.settings.target.kind {
+        match self.settings.target.kind {
             TargetKind::Ssim => {
                 let ssim = self.ssim(attempt)?;
-                (metrics::ssim_loss_db(ssim), ssim)
+                Ok((metrics::ssim_loss_db(ssim), ssim))
             }
-            _ => self.psnr(attempt).map(|psnr| (psnr, psnr))?,
-        };
-        self.last_quality.set(Some((key, quality)));
-        Ok(quality)
+            _ => self.psnr(attempt).map(|psnr| (psnr, psnr)),
+        }
     }
 
     /// True when a payload of `len` bytes, `over_db` above the target (below when
@@ -829,16 +814,6 @@ impl<'a> Search<'a> {
 
     fn lossless(&self, reason: &'static str) -> Result<Outcome, SelectError> {
         lossless(self.data, self.shape, self.compressions, reason)
-    }
-
-    fn budget(&self) -> Budget {
-        if let Some(budget) = self.budget_override {
-            return budget;
-        }
-        match self.settings.mode {
-            Mode::Fast => Budget::FAST,
-            Mode::Guarantee | Mode::Predict => Budget::THOROUGH,
-        }
     }
 
     /// For a PSNR or SSIM target: measures, then searches the bound that lands just above
@@ -874,7 +849,7 @@ impl<'a> Search<'a> {
         let as_expected = proposal
             .skip_runner_up_within
             .is_some_and(|limit| kept.as_ref().is_some_and(|k| k.attempt.stored <= limit));
-        let searched = (self.budget().runner_up || overrated) && !as_expected;
+        let searched = (self.budget.runner_up || overrated) && !as_expected;
         if let Some(alt) = proposal.runner_up.filter(|_| searched) {
             let shift = kept.as_ref().map_or(1.0, |k| k.attempt.bound / first_bound);
             // A runner-up that refuses the chunk is simply not an alternative.
@@ -940,7 +915,7 @@ impl<'a> Search<'a> {
         let mut previous = None;
         let mut tried_bounds = vec![first.bound];
         let mut attempt = first;
-        let budget = self.budget();
+        let budget = self.budget;
         for tried in 0..budget.far.max(budget.near) {
             let from = attempt.bound;
             let (db, measured) = self.quality(&attempt)?;
@@ -1549,36 +1524,24 @@ mod tests {
         }
     }
 
-    /// Proposes `codec` at `scale` × SZ3's formula bound, predicting 10 dB over the target
-    /// and `predicted_ratio`, with `runner_up` at the same bound.
+    /// [`Fixed`]'s proposal, predicting 10 dB over the target and `predicted_ratio`.
     struct Predicting {
-        codec: CodecId,
-        scale: f64,
+        fixed: Fixed,
         predicted_ratio: f64,
-        runner_up: Option<CodecId>,
     }
 
     impl Proposer for Predicting {
         fn propose(
             &self,
-            _data: Samples<'_>,
-            _shape: &[usize],
+            data: Samples<'_>,
+            shape: &[usize],
             extent: Extent,
             settings: &Settings,
         ) -> Result<Proposal, SelectError> {
-            let target = settings.target.value();
-            let bound = self.scale * sz3_formula_bound(extent.range(), target);
             Ok(Proposal {
-                codec: self.codec,
-                bound,
-                predicted: Some(target + 10.0),
+                predicted: Some(settings.target.value() + 10.0),
                 predicted_ratio: Some(self.predicted_ratio),
-                runner_up: self.runner_up.map(|codec| Alternative {
-                    codec,
-                    bound,
-                    predicted_ratio: None,
-                }),
-                skip_runner_up_within: None,
+                ..self.fixed.propose(data, shape, extent, settings)?
             })
         }
     }
@@ -1610,10 +1573,12 @@ mod tests {
         assert!(loose_psnr < 50.0, "{loose_psnr}");
         let propose = |scale, predicted_ratio| {
             let proposer = Predicting {
-                codec: CodecId::Sz3,
-                scale,
+                fixed: Fixed {
+                    codec: CodecId::Sz3,
+                    runner_up: false,
+                    scale,
+                },
                 predicted_ratio,
-                runner_up: None,
             };
             compress_to_target(data, &shape, &settings, &proposer).unwrap()
         };
@@ -1643,10 +1608,12 @@ mod tests {
         settings.mode = Mode::Fast;
         let run = |predicted_ratio| {
             let proposer = Predicting {
-                codec: CodecId::Zfp,
-                scale: 1.0,
+                fixed: Fixed {
+                    codec: CodecId::Zfp,
+                    runner_up: true,
+                    scale: 1.0,
+                },
                 predicted_ratio,
-                runner_up: Some(CodecId::Sperr),
             };
             compress_to_target(data, &shape, &settings, &proposer).unwrap()
         };
