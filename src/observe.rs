@@ -3,7 +3,7 @@
 //!
 //! A plugin lives in someone else's process, so it never writes to stdout, installs its
 //! logger only when asked (and only if the host has none), and treats a trace file it
-//! cannot write as a warning, never as a failed write.
+//! cannot write as a warning (once on stderr: it was asked for), never as a failed write.
 
 use std::fs::File;
 use std::io::Write;
@@ -154,7 +154,11 @@ fn trace() -> Option<&'static Mutex<File>> {
             {
                 Ok(file) => Some(Mutex::new(file)),
                 Err(e) => {
-                    log::warn!("{TRACE_ENV}={}: {e}", path.to_string_lossy());
+                    // Asked for and not written: said once on stderr, whatever the log
+                    // level, since nothing else would tell.
+                    let why = format!("{TRACE_ENV}={}: {e}", path.to_string_lossy());
+                    log::warn!("{why}");
+                    eprintln!("h5z-deepcq: {why}; no trace is written");
                     None
                 }
             }

@@ -7,7 +7,7 @@ use crate::learned;
 use crate::samples::{SampleBuf, Samples};
 use crate::select::{self, Analytic, Outcome, SelectError};
 use crate::settings::{SettingsError, StoredSettings};
-use crate::wire::{self, ext_flags, DType};
+use crate::wire::DType;
 
 /// Why a chunk could not be filtered. Mapped to a failed callback (0 bytes) plus a message
 /// on the HDF5 error stack at the C boundary.
@@ -39,9 +39,9 @@ pub enum FilterError {
 /// that does not hold the chunk's values (another filter ran first) is kept byte for byte
 /// as it came.
 ///
-/// A buffer that is a chunk this process decoded, with the writer's new part added (HDF5
-/// re-reads a chunk written in parts), gets its unchanged values back as they were first
-/// written before it is compressed again ([`super::rewrites`]).
+/// A buffer that holds a chunk this process decoded, maybe with the writer's new part
+/// added (HDF5 re-reads a chunk written in parts), gets its unchanged values back as they
+/// were first written before it is compressed again ([`super::rewrites`]).
 pub fn encode_chunk(
     stored: &StoredSettings,
     bytes: &[u8],
@@ -53,12 +53,7 @@ pub fn encode_chunk(
     });
     let bytes = restored.as_deref().unwrap_or(bytes);
     let (out, outcome) = encode_in_order(stored, &dataset, bytes)?;
-    // Only chunks still being filled (a padding record) are kept: the flag byte says so
-    // without parsing every chunk.
-    let padded = out
-        .get(wire::EXT_FLAGS_OFFSET)
-        .is_some_and(|f| f & ext_flags::PADDING != 0);
-    if let (true, Ok((header, _))) = (padded, chunk::parse(&out)) {
+    if let Ok((header, _)) = chunk::parse(&out) {
         rewrites.written(&dataset, &out, &header, bytes);
     }
     Ok((out, outcome))

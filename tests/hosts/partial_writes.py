@@ -2,9 +2,14 @@
 compress each chunk after every step and read it back before the next: (1) a fixed-size
 dataset through h5py's default chunk cache (1 MiB), which cannot hold the 16 chunks (4 MiB)
 each step touches; (2) an extendible dataset grown by one step at a time (resize) with no
-chunk cache. Every chunk must still meet the target against the values written (deepcq
-puts back the originals of what it decoded, src/h5/rewrites.rs); before it did, the
-errors of the 16 compressions added up to 25.5 dB (1) and 25.1 dB (2) at a 40 dB target.
+chunk cache; (3) each step written as 2×2 subdomains that do not line up with the chunks,
+so that a chunk holds holes of fill values inside its data between writes; (4) the last
+8 steps written again with other values, as a restart from a checkpoint does. Every chunk
+must still meet the target against the values written last (deepcq puts back the
+originals of what it decoded, src/h5/rewrites.rs); before it did, the errors of the
+repeated compressions added up to 25.5 dB (1) and 25.1 dB (2) at a 40 dB target, and
+before it put back originals around holes and rewritten values, (3) ended at -14 dB and
+(4) below the target too.
 
 usage: partial_writes.py DIR TARGET_DB"""
 import os
@@ -42,8 +47,31 @@ def extendible(path, a, chunks):
             d[step] = a[step]
 
 
+def tiles(path, a, chunks):
+    half = a.shape[1] // 2
+    with h5py.File(path, "w", rdcc_nbytes=0) as f:
+        d = f.create_dataset("t", shape=a.shape, dtype="f4", chunks=chunks, compression=357,
+                             compression_opts=(int(target),))
+        for step in range(steps):
+            for ys in (slice(0, half), slice(half, None)):
+                for xs in (slice(0, half), slice(half, None)):
+                    d[step, ys, xs] = a[step, ys, xs]
+
+
+def restarted(path, a, chunks):
+    first = a[::-1] + 0.5  # other values, written first for the steps a restart repeats
+    with h5py.File(path, "w", rdcc_nbytes=0) as f:
+        d = f.create_dataset("t", shape=a.shape, dtype="f4", chunks=chunks, compression=357,
+                             compression_opts=(int(target),))
+        for step in range(steps):
+            d[step] = a[step] if step < steps // 2 else first[step]
+        for step in range(steps // 2, steps):
+            d[step] = a[step]
+
+
 failures = []
-for name, write, n in (("fixed, 1 MiB cache", fixed, 256), ("extendible, no cache", extendible, 64)):
+for name, write, n in (("fixed, 1 MiB cache", fixed, 256), ("extendible, no cache", extendible, 64),
+                       ("tiles, no cache", tiles, 96), ("restarted, no cache", restarted, 64)):
     a, chunks = field(n), (16, 64, 64)
     path = os.path.join(folder, name.split(",")[0] + ".h5")
     write(path, a, chunks)
