@@ -249,11 +249,13 @@ fn predict_mode_compresses_each_chunk_once() {
     assert!(lossy > 10, "{records:?}");
 }
 
-/// Fields the model misreads (f64 values on a large offset, a checkerboard, isolated
-/// spikes in zeros): their payloads store more than 3× from the predicted ratio, so
-/// predict mode measures them and corrects the proposals that miss (the offset field's
-/// SZ3 proposals, predicted 40 dB above the target, fell short), and every chunk meets
-/// the target.
+/// Fields unlike the training data (f64 values on a large offset, a checkerboard,
+/// isolated spikes in zeros): where a payload stores more than 3× from the predicted
+/// ratio, predict mode measures it, keeps it when it met the target and corrects it when
+/// not (with the model before generated offsets, the offset field's SZ3 proposals,
+/// predicted 40 dB above the target, fell short and were corrected; the correction
+/// itself is `select::tests::predict_mode_checks_a_chunk_the_model_misread`), and every
+/// chunk meets the target.
 #[test]
 fn predict_mode_measures_the_chunks_the_model_misread() {
     let dir = tempfile::tempdir().unwrap();
@@ -272,11 +274,11 @@ fn predict_mode_measures_the_chunks_the_model_misread() {
         check(&input, &output, target);
         let records = read_trace(&trace);
         let reason = |r: &serde_json::Value| r["reason"].as_str().unwrap_or("").to_string();
-        let corrected = records.iter().filter(|r| reason(r) == "corrected").count();
-        assert!(corrected > 0, "no proposal corrected: {records:?}");
-        let looked_at = records
+        let looked_at: Vec<_> = records
             .iter()
-            .filter(|r| r["codec"] != "lossless" && reason(r) != "proposal");
+            .filter(|r| r["codec"] != "lossless" && reason(r) != "proposal")
+            .collect();
+        assert!(!looked_at.is_empty(), "no proposal measured: {records:?}");
         for r in looked_at {
             let met = match r["measured"].as_f64() {
                 Some(measured) => measured >= target.parse::<f64>().unwrap(),
@@ -285,6 +287,52 @@ fn predict_mode_measures_the_chunks_the_model_misread() {
             assert!(
                 met,
                 "a chunk predict mode looked at is measured and met: {r}"
+            );
+        }
+    }
+}
+
+/// Fields far from zero against their range (1000 + O(1), f32 and f64): predict mode,
+/// which trusts the model's PSNR with a calibrated margin, lands at the target on them.
+/// The model trained before generated fields sat on offsets missed 40 and 60 dB on every
+/// chunk of such fields, by up to 5 dB (SPERR predicted 61.7 dB where it reached 47.7),
+/// and their payloads stored within 3× of the predicted ratio, so the second look did not
+/// catch it. Predict mode promises 99% of chunks, not each one: a chunk may fall a tenth
+/// of a dB short where the calibrated margin is 0 (SPERR near the point-wise line), so
+/// the worst chunk of each field must be within 0.25 dB of the target.
+#[test]
+fn predict_mode_lands_at_the_target_on_fields_far_from_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = generate(dir.path(), "make_offset.py");
+    for target in [40.0, 60.0] {
+        let output = dir.path().join(format!("predict{target}.h5"));
+        let spec = format!("UD=357,0,5,{target},0,0,0,1");
+        let out = repack(&input, &output, &spec, &[]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let out = Command::new(python())
+            .env("HDF5_PLUGIN_PATH", repo().join("plugin"))
+            .arg(repo().join("tests/hosts/check.py"))
+            .args([&input, &output])
+            .arg(target.to_string())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let worst: Vec<f64> = text
+            .lines()
+            .filter_map(|l| {
+                l.split("worst chunk PSNR ")
+                    .nth(1)?
+                    .split(' ')
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        assert_eq!(worst.len(), 3, "{text}");
+        for db in worst {
+            assert!(
+                db >= target - 0.25,
+                "a chunk at {db} dB for {target} dB:\n{text}"
             );
         }
     }
