@@ -154,11 +154,14 @@ fn trace() -> Option<&'static Mutex<File>> {
             {
                 Ok(file) => Some(Mutex::new(file)),
                 Err(e) => {
-                    // Asked for and not written: said once on stderr, whatever the log
-                    // level, since nothing else would tell.
+                    // Asked for and not written: said once, on stderr when no logger
+                    // would tell.
                     let why = format!("{TRACE_ENV}={}: {e}", path.to_string_lossy());
-                    log::warn!("{why}");
-                    eprintln!("h5z-deepcq: {why}; no trace is written");
+                    if log::log_enabled!(log::Level::Warn) {
+                        log::warn!("{why}");
+                    } else {
+                        eprintln!("h5z-deepcq: {why}; no trace is written");
+                    }
                     None
                 }
             }

@@ -1,4 +1,5 @@
-//! Chunks that HDF5 compresses more than once because they were written in parts.
+//! Chunks that HDF5 compresses more than once because they were written in parts, or
+//! written again.
 //!
 //! HDF5 runs the filter whenever a chunk leaves its chunk cache. A chunk written in parts
 //! (a time step at a time into chunks that span several, when the cache cannot hold every
@@ -23,16 +24,22 @@
 //! and the target is met against what was written.
 //!
 //! A buffer is taken for a kept chunk's successor when it is compressed with the same
-//! stored cd_values (the same dataset, or one set up alike) and holds, bit for bit, an
-//! eighth (and at least 4) of the noted decoded values: a lossy decode's values do not
-//! recur by chance. Wherever the buffer came from (HDF5 re-reading a chunk for a partial
-//! write, or a program that read the chunk, edited some values and wrote it back), a value
-//! still as decoded is an approximation of its original, and the original is both what
-//! was written and closer to it. Before anything is put back, the originals are checked
-//! against the decode: within the chunk's point-wise bound, else they are dropped. What is
-//! kept is bounded ([`ENV_KEEP_MB`], 64 MiB by default, oldest first out), and kept per
-//! process: a chunk evicted from this memory, or re-filtered by another process or MPI
-//! rank, still adds up errors (the README says how to size HDF5's chunk cache instead).
+//! stored cd_values (the same dataset, or one set up alike), holds, bit for bit, an eighth
+//! (and at least 4) of the noted decoded values, and differs from the decode somewhere.
+//! Wherever it came from (HDF5 re-reading a chunk for a partial write, or a program that
+//! read the chunk, edited some values and wrote it back), a value still as decoded is an
+//! approximation of its original, and the original is both what was written and closer
+//! to it. A buffer that is the decode unchanged gets nothing put back: a program that
+//! copies a dataset into another set up alike writes what it read. A decode's values
+//! identify it only where the codec made them up: values it reproduces exactly in other
+//! chunks too (zeros, levels of quantised data, a constant a coarse bound collapses a
+//! region to) could make another chunk of the dataset pass for a kept one, which would
+//! then get that chunk's originals (see the README's "Chunks written in parts"). Before
+//! anything is put back, the originals are checked against the decode: within the
+//! chunk's point-wise bound, else they are dropped. What is kept is bounded
+//! ([`ENV_KEEP_MB`], 64 MiB by default, oldest first out), and kept per process: a chunk
+//! evicted from this memory, or re-filtered by another process or MPI rank, still adds
+//! up errors (the README says how to size HDF5's chunk cache instead).
 
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
@@ -50,7 +57,7 @@ pub const ENV_KEEP_MB: &str = "H5Z_DEEPCQ_KEEP_MB";
 /// [`ENV_KEEP_MB`]'s default.
 const DEFAULT_KEEP_MB: usize = 64;
 
-/// How many values the codec changed are compared first, before a whole comparison.
+/// How many of the values the codec changed identify a kept chunk's decode.
 const PROBES: usize = 64;
 
 /// Identifies a stored chunk: its length and a 64-bit hash of its bytes.
@@ -91,7 +98,7 @@ fn shrink(kept: &mut VecDeque<Kept>, limit: usize) {
     }
 }
 
-/// What one process keeps of chunks being filled, oldest first.
+/// What one process keeps of the lossy chunks it wrote, oldest first.
 pub struct Rewrites {
     kept: Mutex<VecDeque<Kept>>,
     limit: usize,
@@ -124,7 +131,8 @@ impl Rewrites {
     /// a point-wise bound to check the originals by later. The oldest go when the limit
     /// is reached.
     pub fn written(&self, dataset: &[u32], stored: &[u8], header: &Header, original: &[u8]) {
-        if header.codec == CodecId::Lossless || header.bound <= 0.0 {
+        let bytes = stored.len() + original.len() + 256;
+        if header.codec == CodecId::Lossless || header.bound <= 0.0 || bytes > self.limit {
             return;
         }
         let entry = Kept {
@@ -135,9 +143,6 @@ impl Rewrites {
             elem_size: header.layout.elem_size,
             probes: Vec::new(),
         };
-        if entry.bytes() > self.limit {
-            return;
-        }
         let mut kept = self.lock();
         kept.push_back(entry);
         shrink(&mut kept, self.limit);
@@ -174,8 +179,9 @@ impl Rewrites {
 
     /// Before `input` (a chunk buffer of `elem_size`-byte values) is compressed: when it
     /// holds a kept chunk's decode ([`Rewrites::decoded`]; `decode` decodes a stored chunk
-    /// again), maybe with values the writer changed, the buffer with every value still as
-    /// decoded put back to its original. `None` otherwise.
+    /// again) with values the writer changed, the buffer with every value still as
+    /// decoded put back to its original. `None` otherwise, also for a buffer that is the
+    /// decode unchanged (a copy of what was read is what the writer wants stored).
     pub fn restore(
         &self,
         dataset: &[u32],
@@ -209,6 +215,11 @@ impl Rewrites {
         let decoded = decode(&stored).filter(|d| d.len() == input.len())?;
         let n = input.len() / elem_size;
         let unchanged = |i: usize| same(input, &decoded, i);
+        // A copy of the decode, unchanged, is what the writer read and wants stored (a
+        // program copying a dataset into another set up alike).
+        if (0..n).all(unchanged) {
+            return None;
+        }
         let mut restored = input.to_vec();
         for i in (0..n).filter(|&i| unchanged(i)) {
             restored[i * elem_size..(i + 1) * elem_size]
@@ -285,8 +296,8 @@ mod tests {
         Some(chunk::decode(stored).ok()?.1.into_bytes())
     }
 
-    /// A lossy chunk of `shape` whose last `fill_planes` planes still hold 0 (a chunk
-    /// being filled): its bytes, stored bytes and header.
+    /// A chunk of `shape` whose last `fill_planes` planes hold 0 (a chunk being filled;
+    /// all of them: an exact chunk), lossy otherwise: its bytes and its stored bytes.
     fn filling_chunk(shape: &[usize], fill_planes: usize, seed: u64) -> (Vec<u8>, Vec<u8>) {
         let mut values: Vec<f32> =
             crate::synth::generate(crate::synth::Kind::Spectral { slope: 3.0 }, shape, seed)
@@ -330,7 +341,7 @@ mod tests {
     }
 
     #[test]
-    fn a_full_chunk_edited_inside_or_copied_gets_its_originals_back_in_its_dataset_only() {
+    fn a_full_chunk_edited_inside_gets_its_originals_back_in_its_dataset_only() {
         let rewrites = Rewrites::new(1 << 24);
         let shape = [4, 16, 16];
         let (original, stored) = filling_chunk(&shape, 0, 7);
@@ -353,13 +364,10 @@ mod tests {
         assert_eq!(restored[4..4 * 200], original[4..4 * 200]);
         assert_eq!(restored[4 * 200..4 * 256], edited[4 * 200..4 * 256]);
         assert_eq!(restored[4 * 256..], original[4 * 256..]);
-        // The decode written back unchanged is the original again.
+        // The decode written back unchanged (a copy of what was read) gets nothing back.
         rewrites.written(DATASET, &stored, &header, &original);
         rewrites.decoded(&stored, &header, &decoded);
-        assert_eq!(
-            rewrites.restore(DATASET, &decoded, 4, decode),
-            Some(original)
-        );
+        assert!(rewrites.restore(DATASET, &decoded, 4, decode).is_none());
     }
 
     #[test]
