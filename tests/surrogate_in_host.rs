@@ -60,6 +60,13 @@ fn generate(dir: &Path, script: &str) -> PathBuf {
 }
 
 fn check(original: &Path, filtered: &Path, target: &str) {
+    let (passed, _) = check_report(original, filtered, target);
+    assert!(passed, "chunk check failed");
+}
+
+/// Runs `tests/hosts/check.py` on a filtered copy of `original`: whether every check
+/// passed, and its report (one line per dataset, then `FAIL` lines).
+fn check_report(original: &Path, filtered: &Path, target: &str) -> (bool, String) {
     let out = Command::new(python())
         .env("HDF5_PLUGIN_PATH", repo().join("plugin"))
         .arg(repo().join("tests/hosts/check.py"))
@@ -67,12 +74,9 @@ fn check(original: &Path, filtered: &Path, target: &str) {
         .arg(target)
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
     eprintln!("{text}");
-    assert!(
-        out.status.success() && text.contains("ALL OK"),
-        "chunk check failed"
-    );
+    (out.status.success() && text.contains("ALL OK"), text)
 }
 
 fn stderr(out: &Output) -> String {
@@ -310,14 +314,7 @@ fn predict_mode_lands_at_the_target_on_fields_far_from_zero() {
         let spec = format!("UD=357,0,5,{target},0,0,0,1");
         let out = repack(&input, &output, &spec, &[]);
         assert!(out.status.success(), "{}", stderr(&out));
-        let out = Command::new(python())
-            .env("HDF5_PLUGIN_PATH", repo().join("plugin"))
-            .arg(repo().join("tests/hosts/check.py"))
-            .args([&input, &output])
-            .arg(target.to_string())
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
+        let (_, text) = check_report(&input, &output, &target.to_string());
         let worst: Vec<f64> = text
             .lines()
             .filter_map(|l| {
