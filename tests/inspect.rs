@@ -205,6 +205,10 @@ fn inspect_reports_every_chunk_with_its_quality_record() {
     assert!(out.status.success());
     assert_eq!(one.keys().collect::<Vec<_>>(), ["/g/sub/wave"]);
     assert_eq!(one["/g/sub/wave"]["chunk_count"], 4);
+    // A group: the datasets under it, and only those.
+    let (out, under) = inspect_json(&format!("{}/g", file.display()));
+    assert!(out.status.success());
+    assert_eq!(under.keys().collect::<Vec<_>>(), ["/g/sub/wave"]);
 
     // One dataset, as a table.
     let out = run(deepcq().args(["inspect", &format!("{}/field", file.display())]));
@@ -356,7 +360,7 @@ fn a_missing_dataset_is_named() {
     let out = run(deepcq().args(["inspect", &format!("{}/no/such", file.display())]));
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("has no dataset /no/such"), "{err}");
+    assert!(err.contains("has no dataset or group /no/such"), "{err}");
 }
 
 #[test]

@@ -171,9 +171,27 @@ pub fn run(args: &InspectArgs) -> Result<()> {
     let handle = h5
         .open(&file)
         .with_context(|| format!("cannot open {}", file.display()))?;
-    let single = dataset.is_some();
-    let paths = match dataset {
-        Some(path) => vec![path],
+    let single = dataset
+        .as_deref()
+        .is_some_and(|path| handle.dataset(path).is_ok());
+    let paths = match &dataset {
+        Some(path) if single => vec![path.clone()],
+        // A group: the datasets under it.
+        Some(path) => {
+            let under = format!("/{}/", path.trim_matches('/'));
+            let paths: Vec<String> = handle
+                .dataset_paths()?
+                .into_iter()
+                .filter(|p| p.starts_with(&under))
+                .collect();
+            if paths.is_empty() {
+                bail!(
+                    "{} has no dataset or group {path} holding datasets",
+                    file.display()
+                );
+            }
+            paths
+        }
         None => handle.dataset_paths()?,
     };
     if paths.is_empty() && !args.json {
@@ -368,6 +386,9 @@ fn describe_settings(cd: &[u32]) -> String {
 }
 
 fn join_dims(dims: &[u64]) -> String {
+    if dims.is_empty() {
+        return "scalar".into();
+    }
     let parts: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
     parts.join("×")
 }
