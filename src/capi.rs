@@ -268,8 +268,9 @@ unsafe fn settings_from(cd: *const c_uint, n: usize) -> Result<BufferSettings, I
     Ok(crate::settings::parse_for_buffers(words)?)
 }
 
-/// Refuses a buffer whose element type is not that of the dataset a stored form names:
-/// its chunk, written with `H5Dwrite_chunk`, would decode to values of the wrong size.
+/// Refuses a buffer whose element type or count is not that of the dataset's chunks a
+/// stored form names: its chunk, written with `H5Dwrite_chunk`, would decode to the wrong
+/// number of bytes (which the filter refuses on read).
 fn check_dataset_type(dataset: Option<DatasetType>, samples: &Samples) -> Result<(), InsituError> {
     let fix = "build user cd_values with h5z_deepcq_cd_values";
     match dataset {
@@ -283,6 +284,14 @@ fn check_dataset_type(dataset: Option<DatasetType>, samples: &Samples) -> Result
              dataset's type, or {fix})",
             d.dtype.name(),
             samples.dtype().name()
+        ))),
+        Some(d) if d.chunk_len != samples.len() => Err(invalid(format!(
+            "cd_values are the stored form of a dataset whose chunks hold {} values and the \
+             buffer holds {}: its chunk would not read back through that dataset (pass whole \
+             chunks, edge chunks padded to the chunk dims as H5Dwrite_chunk takes them, or \
+             {fix})",
+            d.chunk_len,
+            samples.len()
         ))),
         _ => Ok(()),
     }
@@ -1038,6 +1047,29 @@ mod tests {
         );
         assert_eq!(status, H5Z_DEEPCQ_ERR_INVALID_ARGUMENT);
         assert!(message().contains("stored form"), "{}", message());
+        // Nor does a buffer of the right type and another count: its chunk would decode
+        // to fewer bytes than the dataset's chunks hold.
+        let half = [10usize, 30];
+        // SAFETY: `values` holds 600 ≥ 300 f64; outputs are writable.
+        let status = unsafe {
+            h5z_deepcq_compress(
+                values.as_ptr() as *const c_void,
+                H5Z_DEEPCQ_FLOAT64,
+                half.as_ptr(),
+                2,
+                stored.as_ptr(),
+                stored.len(),
+                &mut out,
+                &mut 0usize,
+                std::ptr::null_mut(),
+            )
+        };
+        assert_eq!(status, H5Z_DEEPCQ_ERR_INVALID_ARGUMENT);
+        assert!(
+            message().contains("chunks hold 600 values"),
+            "{}",
+            message()
+        );
 
         let (status, len) = compress(
             values.as_ptr() as *const c_void,

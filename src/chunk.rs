@@ -455,12 +455,25 @@ fn extension_bytes(header: &Header) -> (u8, Vec<u8>) {
 /// Bytes a lossy f32 or f64 chunk of `shape` with a quality record (and no padding) puts
 /// around its payload.
 pub(crate) fn header_len(shape: &[usize]) -> usize {
-    let varint_len = |v: usize| (usize::BITS - v.leading_zeros()).max(1).div_ceil(7) as usize;
     wire::FIXED_HEADER_LEN
         + shape.iter().map(|&d| varint_len(d)).sum::<usize>()
         + 4
         + quality_record::LEN
         + 4
+}
+
+/// [`header_len`] for a chunk of `shape` that stores only the block `padding` keeps: its
+/// padding record (the block's dims and the fill value) counts too.
+pub(crate) fn padded_header_len(shape: &[usize], padding: Option<&Padding>) -> usize {
+    header_len(shape)
+        + padding.map_or(0, |p| {
+            p.inner.iter().map(|&d| varint_len(d)).sum::<usize>() + p.fill.len()
+        })
+}
+
+/// Bytes of `v` as a LEB128 varint ([`put_varint`]).
+fn varint_len(v: usize) -> usize {
+    (usize::BITS - v.leading_zeros()).max(1).div_ceil(7) as usize
 }
 
 /// Writes header, checksum and payload into one buffer, in the current format version.

@@ -58,11 +58,16 @@ pub fn float_chunk_with_fill<T: bytemuck::Pod + Element>(
     let kept_shape = pad.as_ref().map_or(shape, |p| &p.inner[..]);
     let elem_bytes = std::mem::size_of::<T>() as f64;
     let block_bytes = inner.len() as f64 * elem_bytes;
-    // A ratio target counts every stored byte, the missing-value record too, which the
-    // search does not see: it aims so high that the payload leaves room for the record.
-    // When the record alone takes the budget, the chunk is compressed as it came.
+    // A ratio target counts every byte the chunk stores against the raw bytes of the block
+    // it keeps (for an edge chunk, the data inside the dataset: a dataset's ratio then
+    // meets the target too). The search sees only the block's payload and header, so it
+    // aims so high that the payload leaves room for the rest: the padding record, the
+    // whole chunk's dims and the missing-value record (`record`). Without that, trimmed
+    // chunks (1 × 4096 rows ending in a repeated value) stored 7 bytes more than their
+    // target allowed.
+    let unseen = chunk::padded_header_len(shape, pad.as_ref()) - chunk::header_len(kept_shape);
     let ratio_budget = |record: usize| {
-        let budget = block_bytes / settings.target.value() - record as f64;
+        let budget = block_bytes / settings.target.value() - (unseen + record) as f64;
         (budget > 0.0).then(|| block_bytes / budget)
     };
     // Bytes of the missing-value record, which a ratio target counts (0 for others).
@@ -94,6 +99,12 @@ pub fn float_chunk_with_fill<T: bytemuck::Pod + Element>(
             };
             (Cow::Owned(replaced), Some(m), raised)
         }
+        // When the headers alone take the budget (a tiny chunk), no ratio reaches the
+        // target: the search gets it as it came and keeps the closest it finds.
+        None if settings.target.kind == TargetKind::Ratio => {
+            let raised = ratio_budget(0).and_then(|ratio| raised_to(settings, ratio));
+            (inner, None, Some(raised.unwrap_or(*settings)))
+        }
         None => (inner, None, Some(*settings)),
     };
     let measured = raised.is_none() || settings.mode != Mode::Predict;
@@ -107,17 +118,17 @@ pub fn float_chunk_with_fill<T: bytemuck::Pod + Element>(
     let mut outcome =
         select::compress_to_target_where(data, kept_shape, &raised, proposer, only_real)?;
     // The record reports what the user's target measures: the real values' PSNR bound,
-    // the ratio with the missing-value record counted.
+    // the ratio with every stored byte counted.
     match (settings.target.kind, &missing) {
         (TargetKind::Psnr, _) => {
             let shift = raised.target.value() - settings.target.value();
             outcome.predicted = outcome.predicted.map(|db| db - shift);
             outcome.measured = outcome.measured.map(|db| db - shift);
         }
-        (TargetKind::Ratio, Some(_)) => {
-            let with_record = |r: f64| block_bytes / (block_bytes / r + record as f64);
-            outcome.predicted = outcome.predicted.map(with_record);
-            outcome.measured = outcome.measured.map(with_record);
+        (TargetKind::Ratio, _) => {
+            let whole = |r: f64| block_bytes / (block_bytes / r + (unseen + record) as f64);
+            outcome.predicted = outcome.predicted.map(whole);
+            outcome.measured = outcome.measured.map(whole);
         }
         _ => {}
     }
@@ -333,6 +344,46 @@ mod tests {
         corrupt[payload_at - 6] ^= 0x10; // in the records, before the 4-byte checksum
 
         assert!(chunk::decode(&corrupt).is_err());
+    }
+
+    #[test]
+    fn ratio_targets_count_the_padding_record_of_trimmed_chunks() {
+        // A row whose last values repeat is trimmed to the block before them: the padding
+        // record and the chunk's own dims are stored bytes the ratio counts too.
+        let shape = [1, 4096];
+        let mut values: Vec<f32> = generate(Kind::Spectral { slope: 2.0 }, &shape, 9)
+            .into_iter()
+            .map(|x| x as f32)
+            .collect();
+        let last = values[4000];
+        values[4000..].fill(last);
+        // The modes that measure (predict mode's one try is the model's, not measured).
+        for mode in [Mode::Guarantee, Mode::Fast] {
+            for target in [4.0, 16.0, 64.0] {
+                let settings = Settings {
+                    target: Target::from_value(TargetKind::Ratio, target).unwrap(),
+                    mode,
+                    ..Settings::psnr(40.0).unwrap()
+                };
+                let (bytes, outcome) = float_chunk(&values, &shape, &settings, &Analytic).unwrap();
+                let (header, _) = chunk::decode(&bytes).unwrap();
+                assert_eq!(header.padding.as_ref().unwrap().inner, [1, 4000]);
+                let ratio = metrics::compression_ratio(4000 * 4, bytes.len());
+                assert!(
+                    ratio >= target,
+                    "{mode:?} {target}: {ratio} ({})",
+                    outcome.reason
+                );
+                // The record keeps the measured ratio as an f16 offset from the target.
+                if let Some(measured) = header.quality.and_then(|q| q.measured) {
+                    let precision = 1e-3 * (ratio - target) + 1e-6;
+                    assert!(
+                        (measured - ratio).abs() <= precision,
+                        "{measured} vs {ratio}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

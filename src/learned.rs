@@ -10,6 +10,7 @@
 //! [`proposer_for`] decides which chooser a write uses: the surrogate when it loads, the
 //! analytic SZ3 formula only for absolute bounds or when the user opted in to the fallback.
 
+use crate::codec::Sperr;
 use crate::features::{self, Extent};
 use crate::samples::Samples;
 use crate::select::{safe_bound, Alternative, Analytic, Proposal, Proposer, SelectError};
@@ -207,7 +208,12 @@ impl Learned {
             TargetKind::Psnr => safe_rel,
             _ => TIGHTEST,
         };
-        let candidates = self.candidates(settings.compressor, tightest);
+        let mut candidates = self.candidates(settings.compressor, tightest);
+        if settings.compressor == CompressorChoice::Auto {
+            candidates.retain(|c| {
+                c.codec != CodecId::Sperr || c.rel_bound * extent.range() <= Sperr::COARSEST_BOUND
+            });
+        }
         if candidates.is_empty() {
             return Err(SelectError::Proposer(
                 "the model knows none of the allowed compressors".into(),

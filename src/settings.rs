@@ -398,6 +398,8 @@ pub struct DatasetType {
     pub dtype: DType,
     /// The values are big-endian in the file ([`wire::BIG_ENDIAN_DTYPE`]).
     pub big_endian: bool,
+    /// Values in one of its chunks (the product of its chunk dims).
+    pub chunk_len: usize,
 }
 
 /// [`Settings::parse`] for the in-situ API, where no dataset supplies a fill value: a
@@ -420,6 +422,11 @@ pub fn parse_for_buffers(cd: &[u32]) -> Result<BufferSettings, SettingsError> {
     let dataset = Some(DatasetType {
         dtype: stored.dtype,
         big_endian: stored.big_endian,
+        chunk_len: stored
+            .chunk
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .unwrap_or(usize::MAX),
     });
     Ok(BufferSettings {
         settings: match fill {
@@ -743,6 +750,7 @@ mod tests {
         let f32_little = DatasetType {
             dtype: DType::F32,
             big_endian: false,
+            chunk_len: 64,
         };
         assert_eq!(for_buffers.dataset, Some(f32_little));
         let user_form = parse_for_buffers(&[60]).unwrap();

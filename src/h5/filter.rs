@@ -139,7 +139,33 @@ fn encode_little_endian(
 /// Decodes one stored chunk back into the bytes HDF5 wrote, swapped back to big-endian
 /// when the chunk says the dataset's values are. Needs no settings, no model.
 pub fn decode_chunk(bytes: &[u8]) -> Result<Vec<u8>, FilterError> {
+    decode_chunk_for(None, bytes)
+}
+
+/// [`decode_chunk`] for the dataset whose stored cd_values are `stored`: a chunk of float
+/// values that does not decode to exactly the dataset's chunk dims × element size is an
+/// error. HDF5 copies a whole chunk out of what the filter returns, so a chunk made for
+/// another shape or type (written with `H5Dwrite_chunk` from an in-situ buffer of the
+/// wrong size) would be read past its end and return garbage. Chunks kept byte for byte
+/// (non-float data, or another filter's bytes in a pipeline of an older file) are not
+/// checked: their size is whatever the bytes were.
+pub fn decode_chunk_for(
+    stored: Option<&StoredSettings>,
+    bytes: &[u8],
+) -> Result<Vec<u8>, FilterError> {
     let (header, out) = decode_quietly(bytes)?;
+    let floats = matches!(header.layout.dtype, DType::F32 | DType::F64);
+    let expected = stored.filter(|_| floats).and_then(|s| {
+        s.chunk
+            .iter()
+            .try_fold(s.elem_size, |n, &d| n.checked_mul(d))
+    });
+    if let Some(expected) = expected.filter(|&n| n != out.len()) {
+        return Err(FilterError::SizeMismatch {
+            got: out.len(),
+            expected,
+        });
+    }
     super::rewrites::REWRITES.decoded(bytes, &header, &out);
     Ok(out)
 }
@@ -225,6 +251,31 @@ mod tests {
         }
         let psnr = metrics::psnr(&inside.0, &inside.1);
         assert!(psnr >= 70.0, "{psnr} via {}", outcome.reason);
+    }
+
+    #[test]
+    fn float_chunks_of_another_shape_or_type_are_refused_on_read() {
+        let values: Vec<u8> = (0..256)
+            .flat_map(|i| (i as f32 * 0.1).sin().to_le_bytes())
+            .collect();
+        let (out, _) = encode_chunk(&stored(DType::F32, 4, &[16, 16], 60.0), &values).unwrap();
+        let own = stored(DType::F32, 4, &[16, 16], 60.0);
+        assert_eq!(decode_chunk_for(Some(&own), &out).unwrap().len(), 1024);
+        for other in [
+            stored(DType::F32, 4, &[32, 32], 60.0),
+            stored(DType::F64, 8, &[16, 16], 60.0),
+        ] {
+            let err = decode_chunk_for(Some(&other), &out).unwrap_err();
+            assert!(
+                matches!(err, FilterError::SizeMismatch { got: 1024, .. }),
+                "{err}"
+            );
+        }
+        // Bytes kept as they came (non-float data) decode to what they were.
+        let ints = vec![3u8; 1000];
+        let (out, _) = encode_chunk(&stored(DType::Opaque, 4, &[250], 60.0), &ints).unwrap();
+        let other = stored(DType::Opaque, 4, &[500], 60.0);
+        assert_eq!(decode_chunk_for(Some(&other), &out).unwrap(), ints);
     }
 
     #[test]
