@@ -213,9 +213,38 @@ fn a_model_with_other_inputs_is_refused_by_name() {
     assert!(matches!(err, SurrogateError::Metadata(_)), "{err}");
     let text = err.to_string();
     assert!(
-        text.contains("\"x\"") && text.contains("export it again"),
+        text.contains("\"x\"") && text.contains("export the model"),
         "{err}"
     );
+}
+
+#[test]
+fn a_model_with_another_output_or_damaged_weights_is_refused_on_load() {
+    let Some(lib) = ort_library() else { return };
+    let (weights, _) = tiny_model();
+    // The output renamed: the graph stays valid, and every chunk would fail in the run.
+    use onnx_protobuf::Message;
+    let mut model = onnx_protobuf::ModelProto::parse_from_bytes(&export(&weights)).unwrap();
+    let graph = model.graph.as_mut().unwrap();
+    for output in graph.output.iter_mut() {
+        output.name = "z".into();
+    }
+    for node in graph.node.iter_mut() {
+        for output in node.output.iter_mut() {
+            if output == onnx::OUTPUT_NAME {
+                *output = "z".into();
+            }
+        }
+    }
+    let err = Surrogate::load(&lib, &model.write_to_bytes().unwrap()).unwrap_err();
+    assert!(matches!(err, SurrogateError::Metadata(_)), "{err}");
+    assert!(err.to_string().contains("\"z\""), "{err}");
+    // A weight turned NaN: the model loads in onnxruntime and predicts NaN everywhere.
+    let mut damaged = weights.clone();
+    damaged.out_std[0] = f32::NAN;
+    let err = Surrogate::load(&lib, &export(&damaged)).unwrap_err();
+    assert!(err.to_string().contains("NaN or infinity"), "{err}");
+    assert!(Surrogate::load(&lib, &export(&weights)).is_ok());
 }
 
 #[test]

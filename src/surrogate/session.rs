@@ -56,18 +56,22 @@ pub(super) fn open(library: &Path, model: &[u8]) -> Result<Session, SurrogateErr
         .map_err(session_error)
 }
 
-/// Fails unless the model takes this build's inputs: the chunk's features once and one
-/// row per candidate. Models exported before that split took one input `x` of whole rows.
-pub(super) fn check_inputs(session: &Session) -> Result<(), SurrogateError> {
-    let names: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
+/// Fails unless the model takes this build's inputs (the chunk's features once and one row
+/// per candidate; models exported before that split took one input `x` of whole rows) and
+/// gives its output: a model whose output had another name loaded, and then every chunk
+/// failed inside the run.
+pub(super) fn check_interface(session: &Session) -> Result<(), SurrogateError> {
+    let inputs: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
+    let outputs: Vec<&str> = session.outputs().iter().map(|o| o.name()).collect();
     let expected = [
         crate::train::onnx::FEATURES_INPUT,
         crate::train::onnx::CANDIDATES_INPUT,
     ];
-    if names != expected {
+    let output = crate::train::onnx::OUTPUT_NAME;
+    if inputs != expected || !outputs.contains(&output) {
         return Err(SurrogateError::Metadata(format!(
-            "model inputs {names:?}, this build feeds {expected:?}: the model was exported by \
-             an older deepcq; export it again with this build's `deepcq train`"
+            "model inputs {inputs:?} and outputs {outputs:?}, this build feeds {expected:?} \
+             and reads {output:?}: export the model with this build's `deepcq train`"
         )));
     }
     Ok(())
@@ -98,7 +102,10 @@ pub(super) fn run(
             crate::train::onnx::CANDIDATES_INPUT => candidates,
         ])
         .map_err(err)?;
-    let (shape, data) = outputs[crate::train::onnx::OUTPUT_NAME]
+    let output = crate::train::onnx::OUTPUT_NAME;
+    let (shape, data) = outputs
+        .get(output)
+        .ok_or_else(|| SurrogateError::Session(format!("the model gave no output {output:?}")))?
         .try_extract_tensor::<f32>()
         .map_err(err)?;
     if shape.len() != 2 || shape[0] as usize != n || shape[1] != 3 {
