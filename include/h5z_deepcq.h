@@ -2,7 +2,8 @@
  * h5z_deepcq.h: in-situ C API of h5z-deepcq, the quality-targeted HDF5 filter (id 357).
  *
  * - Every function returns H5Z_DEEPCQ_OK (0) or a negative H5Z_DEEPCQ_ERR_* code;
- *   h5z_deepcq_last_error() copies the calling thread's message. Nothing aborts.
+ *   h5z_deepcq_last_error() copies the calling thread's message. Nothing aborts on
+ *   bad input; as with free(), releasing a session or buffer twice is undefined.
  * - Arrays are C order: dims[0] is the slowest dimension. Fortran a(nx,ny,nz) is {nz,ny,nx}.
  * - Settings are cd_values (the words H5Pset_filter takes): build them with
  *   h5z_deepcq_cd_values().

@@ -399,6 +399,7 @@ unsafe fn deliver_into(
         return Err(InsituError::BufferTooSmall {
             needed: bytes.len(),
             capacity: if out.is_null() { 0 } else { capacity },
+            unit: "bytes",
         });
     }
     // SAFETY: the caller's buffer holds `capacity` ≥ `bytes.len()` writable bytes.
@@ -593,7 +594,8 @@ unsafe fn write_cd(
     if cd_values.is_null() || capacity < cd.len() {
         return Err(InsituError::BufferTooSmall {
             needed: cd.len(),
-            capacity,
+            capacity: if cd_values.is_null() { 0 } else { capacity },
+            unit: "words",
         });
     }
     // SAFETY: the caller's array holds `capacity` ≥ cd.len() words.
@@ -935,6 +937,7 @@ mod tests {
             InsituError::BufferTooSmall {
                 needed: 1,
                 capacity: 0,
+                unit: "bytes",
             },
             InsituError::Chunk(crate::chunk::ChunkError::BadMagic),
             InsituError::Select(crate::select::SelectError::Proposer(String::new())),

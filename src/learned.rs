@@ -500,7 +500,7 @@ fn runner_up(
 /// Absolute bounds need no model. Otherwise the surrogate is loaded (once per process); if
 /// it cannot be, the write fails with the reason and the fix, unless the user allowed the
 /// analytic fallback in cd_values (flags = 1) or with [`FALLBACK_ENV`]`=1`, in which case
-/// a warning is logged and SZ3's formula is used: quality is still measured and met in
+/// that is said once (log or stderr) and SZ3's formula is used: quality is still measured and met in
 /// guarantee mode, only the ratio may be lower.
 pub fn proposer_for(settings: &Settings) -> Result<&'static dyn Proposer, SelectError> {
     static ANALYTIC: Analytic = Analytic;
@@ -510,7 +510,13 @@ pub fn proposer_for(settings: &Settings) -> Result<&'static dyn Proposer, Select
     match learned() {
         Ok(learned) => Ok(learned),
         Err(reason) if fallback_allowed(settings) => {
-            log::warn!("using the analytic fallback chooser: {reason}");
+            // Allowed, not silent: said once per process, on stderr when no logger would.
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                crate::observe::warn(&format!(
+                    "using the analytic fallback chooser (SZ3's PSNR formula): {reason}"
+                ))
+            });
             Ok(&ANALYTIC)
         }
         Err(reason) => Err(SelectError::Proposer(format!(

@@ -142,6 +142,16 @@ fn fmt_opt(v: Option<f64>) -> String {
 }
 
 /// The trace file, opened for appending on first use (None when unset or unwritable).
+/// Says `why` through the logger when one would show a warning, else on stderr: for what
+/// the user asked for and did not get, which must not pass unsaid.
+pub fn warn(why: &str) {
+    if log::log_enabled!(log::Level::Warn) {
+        log::warn!("{why}");
+    } else {
+        eprintln!("h5z-deepcq: {why}");
+    }
+}
+
 fn trace() -> Option<&'static Mutex<File>> {
     static TRACE: OnceCell<Option<Mutex<File>>> = OnceCell::new();
     TRACE
@@ -156,12 +166,10 @@ fn trace() -> Option<&'static Mutex<File>> {
                 Err(e) => {
                     // Asked for and not written: said once, on stderr when no logger
                     // would tell.
-                    let why = format!("{TRACE_ENV}={}: {e}", path.to_string_lossy());
-                    if log::log_enabled!(log::Level::Warn) {
-                        log::warn!("{why}");
-                    } else {
-                        eprintln!("h5z-deepcq: {why}; no trace is written");
-                    }
+                    warn(&format!(
+                        "{TRACE_ENV}={}: {e}; no trace is written",
+                        path.to_string_lossy()
+                    ));
                     None
                 }
             }

@@ -375,6 +375,14 @@ fn too_fine(e: &SelectError) -> bool {
     matches!(e, SelectError::Codec(CodecError::BoundTooFine { .. }))
 }
 
+/// True for any codec's refusal of an attempt after the first ([`too_fine`] or a library
+/// error): the search stops there and keeps what it found, as for a bound too fine, rather
+/// than failing a write that a bound tried before, the safe bound, SZ3 or exact storage
+/// still serves.
+fn refused(e: &SelectError) -> bool {
+    matches!(e, SelectError::Codec(_))
+}
+
 /// SZ3's PSNR formula, for every compressor. No model, no state.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Analytic;
@@ -879,10 +887,10 @@ impl<'a> Search<'a> {
             // SZ3 keeps any bound: it takes over from a codec too coarse for the safe bound
             // when the choice is automatic.
             let attempt = match self.try_bound(codec, safe) {
-                Err(e) if too_fine(&e) && self.settings.compressor == CompressorChoice::Auto => {
+                Err(e) if refused(&e) && self.settings.compressor == CompressorChoice::Auto => {
                     Some(self.try_bound(CodecId::Sz3, safe)?)
                 }
-                Err(e) if too_fine(&e) => None,
+                Err(e) if refused(&e) => None,
                 attempt => Some(attempt?),
             };
             if let Some(attempt) = attempt {
@@ -964,7 +972,7 @@ impl<'a> Search<'a> {
                 break;
             };
             attempt = match self.try_bound(codec, bound) {
-                Err(e) if too_fine(&e) => break,
+                Err(e) if refused(&e) => break,
                 attempt => attempt?,
             };
             tried_bounds.push(bound);
@@ -983,7 +991,7 @@ impl<'a> Search<'a> {
         for _ in 0..8 {
             bound /= 4.0;
             let attempt = match self.try_bound(codec, bound) {
-                Err(e) if too_fine(&e) => break,
+                Err(e) if refused(&e) => break,
                 attempt => attempt?,
             };
             let ssim = self.ssim(&attempt)?;
@@ -1046,7 +1054,7 @@ impl<'a> Search<'a> {
                 break;
             };
             attempt = match self.try_bound(codec, bound) {
-                Err(e) if too_fine(&e) => break,
+                Err(e) if refused(&e) => break,
                 attempt => attempt?,
             };
         }

@@ -30,13 +30,15 @@ pub enum InsituError {
     /// The cd_values (settings) were rejected.
     #[error(transparent)]
     Settings(#[from] SettingsError),
-    /// The caller's output buffer is too small; `needed` bytes are required.
-    #[error("output buffer holds {capacity} bytes, {needed} are needed")]
+    /// The caller's output buffer is too small; `needed` units are required.
+    #[error("output buffer holds {capacity} {unit}, {needed} are needed")]
     BufferTooSmall {
-        /// Bytes required.
+        /// Units required.
         needed: usize,
-        /// Bytes the caller offered.
+        /// Units the caller offered (0 for a NULL buffer).
         capacity: usize,
+        /// What is counted: "bytes", or "words" for cd_values.
+        unit: &'static str,
     },
     /// Chunk bytes could not be decoded.
     #[error(transparent)]

@@ -55,7 +55,8 @@ pub struct TrainArgs {
     /// Validation folds trained at once.
     #[arg(long, default_value_t = 2)]
     threads: usize,
-    /// Points of the candidate bound grid stored in the model (log-spaced 1e-7..1e-1).
+    /// Points of the bound grid stored in the model (log-spaced 1e-7..1e-1), for tools
+    /// that list the model's candidates; the filter scores its own finer grid.
     #[arg(long, default_value_t = 31)]
     grid_points: usize,
     /// Leave this dataset (a table's `dataset` column) out of training entirely; may be
