@@ -14,7 +14,9 @@ use crate::wire::DType;
 #[non_exhaustive]
 pub enum CorpusError {
     /// A file could not be read.
-    #[error("{path}: {source}")]
+    // The cause is the error's source: anyhow's `{:#}` prints it after the path, and
+    // naming it here too printed it twice.
+    #[error("{}", path.display())]
     Io {
         /// The file.
         path: PathBuf,

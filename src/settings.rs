@@ -86,8 +86,10 @@ impl Target {
             .ok_or(SettingsError::BadTarget {
                 kind: kind_name(kind),
                 value,
-                hint: "not representable as an integer below 2^31 times 10^-d with d <= 12 \
-                       (round it to fewer significant digits)",
+                hint: "cd_values hold a target as an integer below 2^31 times 10^-d with \
+                       d <= 12: at most 9 significant digits, from 1e-12 to 2147483647 \
+                       (round it; an absolute bound outside that span cannot be given: use \
+                       a PSNR target)",
             })
     }
 

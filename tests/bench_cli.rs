@@ -236,4 +236,21 @@ fn bench_fails_clearly_on_a_missing_or_foreign_file() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("H5Fopen"), "{err}");
+    // A raw file without a manifest beside it, by bare name and by full path, beside an
+    // HDF5 file that must not be benchmarked instead.
+    std::fs::write(dir.path().join("field.f32"), [0u8; 64]).unwrap();
+    for name in ["field.f32".into(), dir.path().join("field.f32")] {
+        let out = Command::new(env!("CARGO_BIN_EXE_deepcq"))
+            .current_dir(dir.path())
+            .arg("bench")
+            .arg(&name)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("not listed") && err.contains("--dtype and --dims"),
+            "{name:?}: {err}"
+        );
+    }
 }

@@ -34,7 +34,9 @@ use crate::features::FEATURE_NAMES;
 #[non_exhaustive]
 pub enum TableError {
     /// The file could not be read or written.
-    #[error("{path}: {source}")]
+    // The cause is the error's source: anyhow's `{:#}` prints it after the path, and
+    // naming it here too printed it twice.
+    #[error("{}", path.display())]
     Io {
         /// The table file.
         path: PathBuf,

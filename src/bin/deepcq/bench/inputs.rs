@@ -86,7 +86,18 @@ pub fn arrays(input: &Path, raw: Option<(DType, Vec<usize>)>) -> Result<Vec<Benc
     if !input.is_file() {
         bail!("{}: no such file or folder", input.display());
     }
-    let dataset_dir = input.parent().unwrap_or(Path::new("."));
+    // A bare relative name has the empty path as its parent.
+    let dataset_dir = match input.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let not_listed = || {
+        anyhow::anyhow!(
+            "{}: not listed in {}; pass --dtype and --dims for a bare raw file",
+            input.display(),
+            dataset_dir.join("stats.json").display()
+        )
+    };
     if let Some((dtype, dims)) = raw {
         let dataset = dataset_dir
             .file_name()
@@ -100,16 +111,17 @@ pub fn arrays(input: &Path, raw: Option<(DType, Vec<usize>)>) -> Result<Vec<Benc
             dtype,
         })]);
     }
+    // Without a manifest beside it the file is not listed: say so before reading the
+    // folder's HDF5 files, which are not what was asked for.
+    if !dataset_dir.join("stats.json").is_file() {
+        return Err(not_listed());
+    }
     let found: Vec<BenchArray> = folder(dataset_dir)?
         .into_iter()
         .filter(|a| matches!(&a.source, Source::Raw(e) if same(&e.path, input)))
         .collect();
     if found.is_empty() {
-        bail!(
-            "{}: not listed in {}; pass --dtype and --dims for a bare raw file",
-            input.display(),
-            dataset_dir.join("stats.json").display()
-        );
+        return Err(not_listed());
     }
     Ok(found)
 }
