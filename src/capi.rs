@@ -268,9 +268,9 @@ unsafe fn settings_from(cd: *const c_uint, n: usize) -> Result<BufferSettings, I
     Ok(crate::settings::parse_for_buffers(words)?)
 }
 
-/// Refuses a buffer whose element type or count is not that of the dataset's chunks a
-/// stored form names: its chunk, written with `H5Dwrite_chunk`, would decode to the wrong
-/// number of bytes (which the filter refuses on read).
+/// Refuses a buffer whose element type is not that of the dataset a stored form names:
+/// its chunk, written with `H5Dwrite_chunk`, would decode to values of the wrong size
+/// (which the filter refuses on read).
 fn check_dataset_type(dataset: Option<DatasetType>, samples: &Samples) -> Result<(), InsituError> {
     let fix = "build user cd_values with h5z_deepcq_cd_values";
     match dataset {
@@ -284,14 +284,6 @@ fn check_dataset_type(dataset: Option<DatasetType>, samples: &Samples) -> Result
              dataset's type, or {fix})",
             d.dtype.name(),
             samples.dtype().name()
-        ))),
-        Some(d) if d.chunk_len != samples.len() => Err(invalid(format!(
-            "cd_values are the stored form of a dataset whose chunks hold {} values and the \
-             buffer holds {}: its chunk would not read back through that dataset (pass whole \
-             chunks, edge chunks padded to the chunk dims as H5Dwrite_chunk takes them, or \
-             {fix})",
-            d.chunk_len,
-            samples.len()
         ))),
         _ => Ok(()),
     }
@@ -307,6 +299,16 @@ fn compress_for<'a, R>(
     compress: impl FnOnce(Samples<'a>) -> Result<(Vec<u8>, R), InsituError>,
 ) -> Result<(Vec<u8>, R), InsituError> {
     check_dataset_type(dataset, &samples)?;
+    if let Some(d) = dataset.filter(|d| d.chunk_len != samples.len()) {
+        return Err(invalid(format!(
+            "cd_values are the stored form of a dataset whose chunks hold {} values and the \
+             buffer holds {}: its chunk would not read back through that dataset (pass whole \
+             chunks, edge chunks padded to the chunk dims as H5Dwrite_chunk takes them, or \
+             build user cd_values with h5z_deepcq_cd_values)",
+            d.chunk_len,
+            samples.len()
+        )));
+    }
     let (chunk, r) = compress(samples)?;
     match dataset {
         Some(d) if d.big_endian => Ok((crate::chunk::marked_big_endian(&chunk)?, r)),
@@ -649,8 +651,9 @@ pub unsafe extern "C" fn h5z_deepcq_advise(
 /// `*out` (release with `h5z_deepcq_free`) of `*out_len` bytes. `report` may be NULL;
 /// when given, it is measured on the decoded chunk (for a PSNR target in guarantee or
 /// fast mode, the chooser's own decode of the payload the chunk holds). With a dataset's
-/// stored cd_values (for `H5Dwrite_chunk`), `dtype` must be the dataset's and a
-/// big-endian dataset's chunk is marked so that HDF5 reads it back in the file's order.
+/// stored cd_values (for `H5Dwrite_chunk`), `dtype` must be the dataset's, the buffer must
+/// hold a whole chunk of it (edge chunks padded to the chunk dims), and a big-endian
+/// dataset's chunk is marked so that HDF5 reads it back in the file's order.
 ///
 /// # Safety
 /// as `h5z_deepcq_advise` for the inputs; `out`, `out_len` and (unless NULL) `report` are writable.

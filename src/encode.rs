@@ -101,7 +101,7 @@ pub fn float_chunk_with_fill<T: bytemuck::Pod + Element>(
         }
         // When the headers alone take the budget (a tiny chunk), no ratio reaches the
         // target: the search gets it as it came and keeps the closest it finds.
-        None if settings.target.kind == TargetKind::Ratio => {
+        None if settings.target.kind == TargetKind::Ratio && unseen > 0 => {
             let raised = ratio_budget(0).and_then(|ratio| raised_to(settings, ratio));
             (inner, None, Some(raised.unwrap_or(*settings)))
         }
@@ -344,6 +344,21 @@ mod tests {
         corrupt[payload_at - 6] ^= 0x10; // in the records, before the 4-byte checksum
 
         assert!(chunk::decode(&corrupt).is_err());
+    }
+
+    #[test]
+    fn a_1d_edge_chunk_with_one_fill_value_meets_the_target_on_its_data() {
+        // 511 values near 1000, then HDF5's default fill 0 beyond the dataset's end: left
+        // in, the 0 would set the range and allow errors 500 times the target's.
+        let mut values: Vec<f32> = (0..512).map(|i| 1000.0 + (i as f32 * 0.05).sin()).collect();
+        values[511] = 0.0;
+        let (bytes, _) =
+            float_chunk(&values, &[512], &Settings::psnr(60.0).unwrap(), &Analytic).unwrap();
+        let back = chunk::decode(&bytes).unwrap().1.into_bytes();
+        let back: &[f32] = bytemuck::cast_slice(&back);
+        assert_eq!(back[511], 0.0);
+        let psnr = metrics::psnr(&values[..511], &back[..511]);
+        assert!(psnr >= 60.0, "{psnr}");
     }
 
     #[test]

@@ -141,7 +141,6 @@ fn fmt_opt(v: Option<f64>) -> String {
     v.map_or_else(|| "-".into(), |v| format!("{v:.4}"))
 }
 
-/// The trace file, opened for appending on first use (None when unset or unwritable).
 /// Says `why` through the logger when one would show a warning, else on stderr: for what
 /// the user asked for and did not get, which must not pass unsaid.
 pub fn warn(why: &str) {
@@ -152,6 +151,7 @@ pub fn warn(why: &str) {
     }
 }
 
+/// The trace file, opened for appending on first use (None when unset or unwritable).
 fn trace() -> Option<&'static Mutex<File>> {
     static TRACE: OnceCell<Option<Mutex<File>>> = OnceCell::new();
     TRACE

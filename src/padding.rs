@@ -23,12 +23,14 @@ pub struct Padding {
 
 /// Finds the smallest prefix block outside of which every value equals the last one,
 /// bit for bit. `None` when nothing can be trimmed, when the whole chunk is that one value
-/// (a constant chunk needs no block), or when only the last value itself would go: in a
-/// 1-D chunk (or N × 1 × 1) that is always so, and trimming it saved nothing, cost a
-/// padding record, and moved SSIM, which is measured on the block the codec gets, away
-/// from the whole chunk's (a 512-value column met SSIM 0.9999 on its first 511 values and
-/// stored 0.999898).
-pub fn find<T: Pod>(data: &[T], shape: &[usize]) -> Option<Padding> {
+/// (a constant chunk needs no block), or when only the last value itself would go and it
+/// lies within the kept values' range. In a 1-D chunk (or N × 1 × 1) the last value alone
+/// always qualifies; trimming an ordinary one saved nothing, cost a padding record, and
+/// moved SSIM, which is measured on the block the codec gets, away from the whole chunk's
+/// (a 512-value column met SSIM 0.9999 on its first 511 values and stored 0.999898). A
+/// last value outside that range (an edge chunk's one fill value, 0 after data near 1000)
+/// is still trimmed: left in, it would set the range the target is measured against.
+pub fn find<T: Pod + PartialOrd>(data: &[T], shape: &[usize]) -> Option<Padding> {
     let fill = *data.last()?;
     let same = |x: &T| bytemuck::bytes_of(x) == bytemuck::bytes_of(&fill);
     let mut inner = shape.to_vec();
@@ -41,10 +43,16 @@ pub fn find<T: Pod>(data: &[T], shape: &[usize]) -> Option<Padding> {
         }
     }
     let kept: usize = inner.iter().product();
-    (kept + 1 < data.len()).then(|| Padding {
+    let harmless = kept + 1 == data.len() && within_range(&data[..kept], &fill);
+    (kept < data.len() && !harmless).then(|| Padding {
         inner,
         fill: bytemuck::bytes_of(&fill).to_vec(),
     })
+}
+
+/// True when `value` lies within the min..max of `values` (never for NaN).
+fn within_range<T: PartialOrd>(values: &[T], value: &T) -> bool {
+    values.iter().any(|v| v <= value) && values.iter().any(|v| v >= value)
 }
 
 /// True when every value of the block `block` with `axis` fixed at `index` passes `test`.
@@ -156,9 +164,18 @@ mod tests {
         assert_eq!(find(&[1.0f32, 2.0, 3.0, 4.0], &[2, 2]), None);
         assert_eq!(find(&[7.0f32; 8], &[2, 4]), None);
         assert_eq!(find::<f32>(&[], &[0]), None);
-        // The last value alone is not padding; two equal ones are.
-        assert_eq!(find(&[1.0f32, 2.0, 3.0, 4.0], &[4]), None);
-        assert_eq!(find(&[1.0f32, 2.0, 3.0, 4.0], &[4, 1, 1]), None);
+        // The last value alone is not padding when it lies within the others' range;
+        // outside it (an edge chunk's one fill value) it is, and so are two equal ones.
+        assert_eq!(find(&[1.0f32, 4.0, 3.0, 2.0], &[4]), None);
+        assert_eq!(find(&[1.0f32, 4.0, 3.0, 2.0], &[4, 1, 1]), None);
+        assert_eq!(
+            find(&[1000.0f32, 1001.0, 999.0, 0.0], &[4]).unwrap().inner,
+            [3]
+        );
+        assert_eq!(
+            find(&[1.0f32, 2.0, 3.0, f32::NAN], &[4]).unwrap().inner,
+            [3]
+        );
         assert_eq!(find(&[1.0f32, 2.0, 3.0, 3.0], &[4]).unwrap().inner, [2]);
     }
 

@@ -155,6 +155,15 @@ pub fn decode_chunk_for(
 ) -> Result<Vec<u8>, FilterError> {
     let (header, out) = decode_quietly(bytes)?;
     let floats = matches!(header.layout.dtype, DType::F32 | DType::F64);
+    if let Some(s) = stored.filter(|s| floats && s.dtype != header.layout.dtype) {
+        if matches!(s.dtype, DType::F32 | DType::F64) {
+            return Err(FilterError::Chunk(chunk::ChunkError::BadHeader(format!(
+                "a chunk of {} values in a dataset of {} values",
+                header.layout.dtype.name(),
+                s.dtype.name()
+            ))));
+        }
+    }
     let expected = stored.filter(|_| floats).and_then(|s| {
         s.chunk
             .iter()
@@ -261,16 +270,15 @@ mod tests {
         let (out, _) = encode_chunk(&stored(DType::F32, 4, &[16, 16], 60.0), &values).unwrap();
         let own = stored(DType::F32, 4, &[16, 16], 60.0);
         assert_eq!(decode_chunk_for(Some(&own), &out).unwrap().len(), 1024);
-        for other in [
-            stored(DType::F32, 4, &[32, 32], 60.0),
-            stored(DType::F64, 8, &[16, 16], 60.0),
-        ] {
-            let err = decode_chunk_for(Some(&other), &out).unwrap_err();
-            assert!(
-                matches!(err, FilterError::SizeMismatch { got: 1024, .. }),
-                "{err}"
-            );
-        }
+        let err = decode_chunk_for(Some(&stored(DType::F32, 4, &[32, 32], 60.0)), &out);
+        assert!(matches!(
+            err,
+            Err(FilterError::SizeMismatch { got: 1024, .. })
+        ));
+        // An f64 dataset whose chunks hold as many bytes: the type says it is not its chunk.
+        let wide = stored(DType::F64, 8, &[8, 16], 60.0);
+        let err = decode_chunk_for(Some(&wide), &out).unwrap_err().to_string();
+        assert!(err.contains("f32 values in a dataset of f64"), "{err}");
         // Bytes kept as they came (non-float data) decode to what they were.
         let ints = vec![3u8; 1000];
         let (out, _) = encode_chunk(&stored(DType::Opaque, 4, &[250], 60.0), &ints).unwrap();

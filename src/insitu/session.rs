@@ -20,7 +20,9 @@
 //! pays ratio for a proposer that was already right. When `mean(x) < 0` (the proposer
 //! keeps missing) the session tightens ahead of time, so guarantee mode stops paying for
 //! retries. A field that changes fast widens `dev` and with it the margin. In predict mode,
-//! where nothing catches a miss, the margin is [`PREDICT_MARGIN_SCALE`] times wider. Ratio and
+//! which corrects no miss but one its own loosening caused (a step loosened that then
+//! misses is compressed again unloosened), the margin is [`PREDICT_MARGIN_SCALE`] times
+//! wider. Ratio and
 //! absolute-bound targets are not corrected (their bound is searched or fixed).
 //!
 //! # Guarantee mode with a PSNR target
@@ -57,7 +59,8 @@ pub const ALPHA: f64 = 0.5;
 pub const MIN_MARGIN_DB: f64 = 0.25;
 /// Margin per unit of mean deviation of the observations.
 pub const SPREAD: f64 = 2.0;
-/// Predict mode never corrects a miss, so its margin is this many times wider.
+/// Predict mode corrects only the misses its loosening caused, so its margin is this many
+/// times wider.
 pub const PREDICT_MARGIN_SCALE: f64 = 3.0;
 /// A factor that missed proves the ideal lies below it; by at least this much (1 dB), so
 /// a session whose proposals miss keeps tightening until they meet.
