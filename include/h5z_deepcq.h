@@ -372,8 +372,9 @@ int h5z_deepcq_advise(const void *data,
  * `*out` (release with `h5z_deepcq_free`) of `*out_len` bytes. `report` may be NULL;
  * when given, it is measured on the decoded chunk (for a PSNR target in guarantee or
  * fast mode, the chooser's own decode of the payload the chunk holds). With a dataset's
- * stored cd_values (for `H5Dwrite_chunk`), `dtype` must be the dataset's and a
- * big-endian dataset's chunk is marked so that HDF5 reads it back in the file's order.
+ * stored cd_values (for `H5Dwrite_chunk`), `dtype` must be the dataset's, the buffer must
+ * hold a whole chunk of it (edge chunks padded to the chunk dims), and a big-endian
+ * dataset's chunk is marked so that HDF5 reads it back in the file's order.
  *
  * # Safety
  * as `h5z_deepcq_advise` for the inputs; `out`, `out_len` and (unless NULL) `report` are writable.
