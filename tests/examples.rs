@@ -307,6 +307,23 @@ fn heat_example_meets_the_target_every_step() {
             .map_or(r["exact"] == true, |m| m >= 60.0);
         assert!(met && r["compressions"].as_u64() >= Some(1), "{r}");
     }
+    // Predict mode measures nothing while choosing, but each session step is verified:
+    // the trace carries that measurement, so a missed step shows there too.
+    let predict_trace = dir.join("predict.jsonl");
+    let mut c = Command::new(&exe);
+    c.arg(dir.join("predict.h5")).args(["6", "60", "predict"]);
+    c.env("H5Z_DEEPCQ_TRACE", &predict_trace);
+    run_ok(c, "heat_insitu predict");
+    let predicted: Vec<serde_json::Value> = std::fs::read_to_string(&predict_trace)
+        .expect("the predict-mode steps were traced")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each trace line is JSON"))
+        .filter(|r: &serde_json::Value| r["source"] == "insitu" && r["mode"] == "predict")
+        .collect();
+    assert!(!predicted.is_empty());
+    for r in &predicted {
+        assert!(r["measured"].is_f64() || r["exact"] == true, "{r}");
+    }
     let step_lines: Vec<&str> = out.lines().filter(|l| l.contains(" | met ")).collect();
     assert_eq!(step_lines.len(), steps, "{out}");
     for line in &step_lines {

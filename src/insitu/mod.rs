@@ -109,8 +109,58 @@ pub fn encode_with(
     settings: &Settings,
     proposer: &dyn Proposer,
 ) -> Result<(Vec<u8>, Outcome), InsituError> {
-    check_shape(data.len(), shape)?;
     let started = std::time::Instant::now();
+    let (bytes, outcome) = encode_untraced(data, shape, settings, proposer)?;
+    let millis = started.elapsed().as_secs_f64() * 1e3;
+    trace(data, shape, settings, (&outcome, &bytes), millis, None);
+    Ok((bytes, outcome))
+}
+
+/// [`encode_with`], then the chunk decoded and measured (a [`Report`]; its
+/// correction is 0 for the caller to set). The log and trace record carries that
+/// measurement where the chooser took none (predict mode), so a step that missed shows.
+pub fn encode_verified(
+    data: Samples<'_>,
+    shape: &[usize],
+    settings: &Settings,
+    proposer: &dyn Proposer,
+) -> Result<(Vec<u8>, Outcome, Report), InsituError> {
+    let started = std::time::Instant::now();
+    let (bytes, outcome) = encode_untraced(data, shape, settings, proposer)?;
+    let millis = started.elapsed().as_secs_f64() * 1e3;
+    let report = Report::verified(data, shape, settings, &bytes, &outcome, 0.0)?;
+    let verified = Some(report.metric);
+    trace(data, shape, settings, (&outcome, &bytes), millis, verified);
+    Ok((bytes, outcome, report))
+}
+
+/// Logs and traces one in-situ compression that took `millis`, with `verified`, the
+/// metric of the decoded chunk, where the chooser measured none.
+fn trace(
+    data: Samples<'_>,
+    shape: &[usize],
+    settings: &Settings,
+    (outcome, bytes): (&Outcome, &[u8]),
+    millis: f64,
+    verified: Option<f64>,
+) {
+    let sizes = (data.byte_len(), bytes.len());
+    let mut record = observe::ChunkRecord::new("insitu", shape, settings, outcome, sizes, millis);
+    if let (None, false, Some(metric)) = (record.measured, record.exact, verified) {
+        record.measured = metric.is_finite().then_some(metric);
+        record.exact = metric == f64::INFINITY;
+    }
+    observe::chunk(&record);
+}
+
+/// The compression behind [`encode_with`], not logged.
+fn encode_untraced(
+    data: Samples<'_>,
+    shape: &[usize],
+    settings: &Settings,
+    proposer: &dyn Proposer,
+) -> Result<(Vec<u8>, Outcome), InsituError> {
+    check_shape(data.len(), shape)?;
     // A missing value named in the settings marks missing data as a dataset's fill value
     // does in the filter.
     let (bytes, outcome) = match data {
@@ -132,14 +182,6 @@ pub fn encode_with(
             "the in-situ API takes f32 or f64 values".into(),
         )),
     }?;
-    observe::chunk(&observe::ChunkRecord::new(
-        "insitu",
-        shape,
-        settings,
-        &outcome,
-        (data.byte_len(), bytes.len()),
-        started.elapsed().as_secs_f64() * 1e3,
-    ));
     Ok((bytes, outcome))
 }
 
@@ -241,11 +283,11 @@ pub fn compress(
     settings: &Settings,
     want_report: bool,
 ) -> Result<(Vec<u8>, Option<Report>), InsituError> {
-    let (bytes, outcome) = encode_with(data, shape, settings, proposer(settings)?)?;
+    let proposer = proposer(settings)?;
     if !want_report {
-        return Ok((bytes, None));
+        return Ok((encode_with(data, shape, settings, proposer)?.0, None));
     }
-    let report = Report::verified(data, shape, settings, &bytes, &outcome, 0.0)?;
+    let (bytes, _, report) = encode_verified(data, shape, settings, proposer)?;
     Ok((bytes, Some(report)))
 }
 

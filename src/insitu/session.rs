@@ -44,7 +44,7 @@
 use std::cell::Cell;
 use std::sync::Mutex;
 
-use super::{encode_with, proposer, InsituError, Report};
+use super::{encode_verified, proposer, InsituError, Report};
 use crate::features::Extent;
 use crate::memory::Memory;
 use crate::metrics;
@@ -227,14 +227,14 @@ impl Session {
         let remembering = self.memory.proposer(inner);
         let remembers = self.remembers();
         let chooser: &dyn Proposer = if remembers { &remembering } else { &corrected };
-        let (bytes, outcome) = encode_with(data, shape, &self.settings, chooser)?;
+        let (bytes, outcome, mut report) = encode_verified(data, shape, &self.settings, chooser)?;
         let correction = if remembers {
             remembering.learn(&outcome, &self.settings);
             remembering.applied()
         } else {
             corrected.applied.get()
         };
-        let report = Report::verified(data, shape, &self.settings, &bytes, &outcome, correction)?;
+        report.correction = correction;
         let loosened_into_a_miss =
             self.settings.mode == Mode::Predict && !report.target_met && report.correction > 0.0;
         let (bytes, report) = match loosened_into_a_miss {
@@ -286,8 +286,7 @@ impl Session {
         inner: &dyn Proposer,
         missed: &Report,
     ) -> Result<(Vec<u8>, Report), InsituError> {
-        let (again, outcome) = encode_with(data, shape, &self.settings, inner)?;
-        let mut report = Report::verified(data, shape, &self.settings, &again, &outcome, 0.0)?;
+        let (again, _, mut report) = encode_verified(data, shape, &self.settings, inner)?;
         report.compressions += missed.compressions;
         Ok((again, report))
     }
