@@ -1026,9 +1026,9 @@ mod tests {
             fill_named: false,
         }
         .to_cd();
-        let compress = |data: *const c_void, dtype: c_uint, out: &mut *mut c_void| {
+        let compress = |data: *const c_void, dtype: c_uint, dims: &[usize; 2], out: &mut _| {
             let mut len = 0usize;
-            // SAFETY: `data` holds 600 elements of `dtype`; outputs are writable.
+            // SAFETY: `data` holds at least `dims` elements of `dtype`; outputs are writable.
             let status = unsafe {
                 h5z_deepcq_compress(
                     data,
@@ -1049,6 +1049,7 @@ mod tests {
         let (status, _) = compress(
             narrow.as_ptr() as *const c_void,
             H5Z_DEEPCQ_FLOAT32,
+            &dims,
             &mut out,
         );
         assert_eq!(status, H5Z_DEEPCQ_ERR_INVALID_ARGUMENT);
@@ -1056,20 +1057,12 @@ mod tests {
         // Nor does a buffer of the right type and another count: its chunk would decode
         // to fewer bytes than the dataset's chunks hold.
         let half = [10usize, 30];
-        // SAFETY: `values` holds 600 ≥ 300 f64; outputs are writable.
-        let status = unsafe {
-            h5z_deepcq_compress(
-                values.as_ptr() as *const c_void,
-                H5Z_DEEPCQ_FLOAT64,
-                half.as_ptr(),
-                2,
-                stored.as_ptr(),
-                stored.len(),
-                &mut out,
-                &mut 0usize,
-                std::ptr::null_mut(),
-            )
-        };
+        let (status, _) = compress(
+            values.as_ptr() as *const c_void,
+            H5Z_DEEPCQ_FLOAT64,
+            &half,
+            &mut out,
+        );
         assert_eq!(status, H5Z_DEEPCQ_ERR_INVALID_ARGUMENT);
         assert!(
             message().contains("chunks hold 600 values"),
@@ -1080,6 +1073,7 @@ mod tests {
         let (status, len) = compress(
             values.as_ptr() as *const c_void,
             H5Z_DEEPCQ_FLOAT64,
+            &dims,
             &mut out,
         );
         assert_eq!(status, H5Z_DEEPCQ_OK, "{}", message());

@@ -188,28 +188,33 @@ fn a_model_for_another_schema_is_refused() {
     assert!(matches!(err, SurrogateError::Session(_)), "{err}");
 }
 
+/// `model` with the value `from` renamed `to` wherever the graph names it (its inputs,
+/// outputs and every node's), so that the graph stays valid.
+fn renamed(model: &[u8], from: &str, to: &str) -> Vec<u8> {
+    use onnx_protobuf::Message;
+    let mut model = onnx_protobuf::ModelProto::parse_from_bytes(model).unwrap();
+    let graph = model.graph.as_mut().unwrap();
+    let ends = graph.input.iter_mut().chain(graph.output.iter_mut());
+    for value in ends.filter(|v| v.name == from) {
+        value.name = to.into();
+    }
+    for node in graph.node.iter_mut() {
+        let names = node.input.iter_mut().chain(node.output.iter_mut());
+        for name in names.filter(|n| *n == from) {
+            *name = to.into();
+        }
+    }
+    model.write_to_bytes().unwrap()
+}
+
 #[test]
 fn a_model_with_other_inputs_is_refused_by_name() {
     let Some(lib) = ort_library() else { return };
     let (weights, _) = tiny_model();
     // Rename the per-chunk input everywhere, as a model of another layout would name it:
     // the graph stays valid, so only the input check can refuse it.
-    use onnx_protobuf::Message;
-    let mut model = onnx_protobuf::ModelProto::parse_from_bytes(&export(&weights)).unwrap();
-    let graph = model.graph.as_mut().unwrap();
-    for input in graph.input.iter_mut() {
-        if input.name == onnx::FEATURES_INPUT {
-            input.name = "x".into();
-        }
-    }
-    for node in graph.node.iter_mut() {
-        for input in node.input.iter_mut() {
-            if input == onnx::FEATURES_INPUT {
-                *input = "x".into();
-            }
-        }
-    }
-    let err = Surrogate::load(&lib, &model.write_to_bytes().unwrap()).unwrap_err();
+    let model = renamed(&export(&weights), onnx::FEATURES_INPUT, "x");
+    let err = Surrogate::load(&lib, &model).unwrap_err();
     assert!(matches!(err, SurrogateError::Metadata(_)), "{err}");
     let text = err.to_string();
     assert!(
@@ -223,20 +228,8 @@ fn a_model_with_another_output_or_damaged_weights_is_refused_on_load() {
     let Some(lib) = ort_library() else { return };
     let (weights, _) = tiny_model();
     // The output renamed: the graph stays valid, and every chunk would fail in the run.
-    use onnx_protobuf::Message;
-    let mut model = onnx_protobuf::ModelProto::parse_from_bytes(&export(&weights)).unwrap();
-    let graph = model.graph.as_mut().unwrap();
-    for output in graph.output.iter_mut() {
-        output.name = "z".into();
-    }
-    for node in graph.node.iter_mut() {
-        for output in node.output.iter_mut() {
-            if output == onnx::OUTPUT_NAME {
-                *output = "z".into();
-            }
-        }
-    }
-    let err = Surrogate::load(&lib, &model.write_to_bytes().unwrap()).unwrap_err();
+    let model = renamed(&export(&weights), onnx::OUTPUT_NAME, "z");
+    let err = Surrogate::load(&lib, &model).unwrap_err();
     assert!(matches!(err, SurrogateError::Metadata(_)), "{err}");
     assert!(err.to_string().contains("\"z\""), "{err}");
     // A weight turned NaN: the model loads in onnxruntime and predicts NaN everywhere.

@@ -154,26 +154,25 @@ pub fn decode_chunk_for(
     bytes: &[u8],
 ) -> Result<Vec<u8>, FilterError> {
     let (header, out) = decode_quietly(bytes)?;
-    let floats = matches!(header.layout.dtype, DType::F32 | DType::F64);
-    if let Some(s) = stored.filter(|s| floats && s.dtype != header.layout.dtype) {
-        if matches!(s.dtype, DType::F32 | DType::F64) {
+    let floats = |t: DType| matches!(t, DType::F32 | DType::F64);
+    if let Some(s) = stored.filter(|_| floats(header.layout.dtype)) {
+        if floats(s.dtype) && s.dtype != header.layout.dtype {
             return Err(FilterError::Chunk(chunk::ChunkError::BadHeader(format!(
                 "a chunk of {} values in a dataset of {} values",
                 header.layout.dtype.name(),
                 s.dtype.name()
             ))));
         }
-    }
-    let expected = stored.filter(|_| floats).and_then(|s| {
-        s.chunk
+        let expected = s
+            .chunk
             .iter()
-            .try_fold(s.elem_size, |n, &d| n.checked_mul(d))
-    });
-    if let Some(expected) = expected.filter(|&n| n != out.len()) {
-        return Err(FilterError::SizeMismatch {
-            got: out.len(),
-            expected,
-        });
+            .try_fold(s.elem_size, |n, &d| n.checked_mul(d));
+        if let Some(expected) = expected.filter(|&n| n != out.len()) {
+            return Err(FilterError::SizeMismatch {
+                got: out.len(),
+                expected,
+            });
+        }
     }
     super::rewrites::REWRITES.decoded(bytes, &header, &out);
     Ok(out)
