@@ -301,7 +301,8 @@ fn cdvalues_prints_the_packed_words() {
 }
 
 /// `deepcq train --exclude` leaves a dataset out of training entirely, so a model can be
-/// benchmarked on data it has never seen; a name the table lacks is an error, not a no-op.
+/// benchmarked on data it has never seen; a name the table lacks is an error, not a no-op,
+/// and so are `--lodo` without a real dataset to hold out and `--epochs 0`.
 #[test]
 fn train_excludes_named_datasets_and_refuses_unknown_ones() {
     let dir = tempfile::tempdir().unwrap();
@@ -336,4 +337,15 @@ fn train_excludes_named_datasets_and_refuses_unknown_ones() {
         err.contains("no_such_dataset") && !err.contains("panicked"),
         "{err}"
     );
+    // A table of generated families alone has no real dataset to hold out, and zero
+    // epochs train nothing: both are refused before any training.
+    for (extra, says) in [
+        (&["--lodo"][..], "real"),
+        (&["--epochs", "0"][..], "--epochs"),
+    ] {
+        let refused = deepcq(&[&base[..], extra].concat());
+        let err = String::from_utf8_lossy(&refused.stderr);
+        assert!(!refused.status.success(), "{extra:?}: {err}");
+        assert!(err.contains(says) && !err.contains("panicked"), "{err}");
+    }
 }

@@ -73,6 +73,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
         std::env::set_var("CANDLE_NUM_THREADS", "1");
     }
+    // One epoch is the least that trains anything; 0 used to train one silently.
+    anyhow::ensure!(args.epochs >= 1, "--epochs must be at least 1");
     let mut rows = Vec::new();
     for t in &args.tables {
         rows.extend(table::read(t).with_context(|| format!("reading {}", t.display()))?);
@@ -127,6 +129,16 @@ pub fn run(args: TrainArgs) -> Result<()> {
             .join(" ")
     );
     eprintln!("train: {corpus}");
+    // Each fold holds one real dataset out and trains on the rest: with no real dataset
+    // there is nothing to hold out, and with nothing else there is nothing to train on
+    // (both used to report a median error of 0.00 dB).
+    anyhow::ensure!(
+        !args.lodo || (real >= 1 && per_dataset.len() >= 2),
+        "--lodo holds out one real (non-generated) dataset at a time and trains on the \
+         others: it needs at least one real dataset and one other dataset in the table \
+         ({real} real of {} in all)",
+        per_dataset.len()
+    );
 
     let mut validation = String::from("not run");
     let mut psnr_margins = None;
