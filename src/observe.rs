@@ -7,6 +7,7 @@
 
 use std::fs::File;
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use once_cell::sync::OnceCell;
@@ -14,7 +15,7 @@ use serde::Serialize;
 
 use crate::select::Outcome;
 use crate::settings::Settings;
-use crate::wire::TargetKind;
+use crate::wire::{CodecId, TargetKind};
 
 /// Log filter for the plugin's own logger (`error`, `warn`, `info`, `debug`, `trace`, or
 /// env_logger directives such as `h5z_deepcq=debug`).
@@ -100,7 +101,30 @@ impl<'a> ChunkRecord<'a> {
     }
 }
 
-/// Logs the chunk and, when tracing, appends it to the trace file.
+impl ChunkRecord<'_> {
+    /// What the chunk reached when that is short of its target: the stored ratio for a
+    /// ratio target (which the chooser gives up on when even its loosest bound stores
+    /// more), the measured PSNR or SSIM otherwise (never short in guarantee and fast
+    /// mode, and unmeasured in predict mode unless checked).
+    fn short_of_target(&self) -> Option<f64> {
+        if self.codec == CodecId::Lossless.name() {
+            // Stored exactly: every quality target is met, and a ratio target fell to
+            // values no codec here compresses lossily (integers, compounds) or to data
+            // that would not reach it lossily either.
+            return None;
+        }
+        let reached = match self.target_kind {
+            "ratio" => self.bytes_in as f64 / self.bytes_out.max(1) as f64,
+            "psnr" | "ssim" => self.measured?,
+            _ => return None,
+        };
+        (reached < self.target).then_some(reached)
+    }
+}
+
+/// Logs the chunk and, when tracing, appends it to the trace file; says once per process
+/// on stderr (or as a warning when logging) that a chunk fell short of its target, which
+/// must not pass unsaid.
 pub fn chunk(record: &ChunkRecord<'_>) {
     log::info!(
         "{} chunk {:?}: {} bound {:.3e}, {} {} predicted {} measured {} ({} compressions, {}), \
@@ -119,6 +143,24 @@ pub fn chunk(record: &ChunkRecord<'_>) {
         record.bytes_out,
         record.millis
     );
+    if let Some(reached) = record.short_of_target() {
+        static SAID: AtomicBool = AtomicBool::new(false);
+        if !SAID.swap(true, Ordering::Relaxed) {
+            let why = match record.target_kind {
+                "ratio" => {
+                    "small chunks cannot reach high ratios: each carries a header of about \
+                     26 bytes and every codec has a smallest stream"
+                }
+                _ => "predict mode trusts the model; guarantee mode measures every chunk",
+            };
+            warn(&format!(
+                "a {:?} chunk was stored at {} {reached:.4} for a target of {} ({}); {why}; \
+                 later chunks short of their target are not reported here ({LOG_ENV}=info \
+                 logs every chunk)",
+                record.shape, record.target_kind, record.target, record.reason
+            ));
+        }
+    }
     if let Some(trace) = trace() {
         let mut file = trace.lock().unwrap_or_else(|p| p.into_inner());
         let line = serde_json::to_string(record).unwrap_or_default();

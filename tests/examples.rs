@@ -311,7 +311,10 @@ fn heat_example_meets_the_target_every_step() {
     // the trace carries that measurement, so a missed step shows there too.
     let predict_trace = dir.join("predict.jsonl");
     let mut c = Command::new(&exe);
-    c.arg(dir.join("predict.h5")).args(["6", "60", "predict"]);
+    let predict_steps = 6;
+    c.arg(dir.join("predict.h5"))
+        .arg(predict_steps.to_string())
+        .args(["60", "predict"]);
     c.env("H5Z_DEEPCQ_TRACE", &predict_trace);
     run_ok(c, "heat_insitu predict");
     let predicted: Vec<serde_json::Value> = std::fs::read_to_string(&predict_trace)
@@ -320,7 +323,12 @@ fn heat_example_meets_the_target_every_step() {
         .map(|l| serde_json::from_str(l).expect("each trace line is JSON"))
         .filter(|r: &serde_json::Value| r["source"] == "insitu" && r["mode"] == "predict")
         .collect();
-    assert!(!predicted.is_empty());
+    // One record per call, also where a session compressed a step again.
+    assert_eq!(
+        predicted.len(),
+        2 * predict_steps,
+        "one record per step and run"
+    );
     for r in &predicted {
         assert!(r["measured"].is_f64() || r["exact"] == true, "{r}");
     }

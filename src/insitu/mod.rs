@@ -125,13 +125,50 @@ pub fn encode_verified(
     settings: &Settings,
     proposer: &dyn Proposer,
 ) -> Result<(Vec<u8>, Outcome, Report), InsituError> {
-    let started = std::time::Instant::now();
-    let (bytes, outcome) = encode_untraced(data, shape, settings, proposer)?;
-    let millis = started.elapsed().as_secs_f64() * 1e3;
-    let report = Report::verified(data, shape, settings, &bytes, &outcome, 0.0)?;
-    let verified = Some(report.metric);
-    trace(data, shape, settings, (&outcome, &bytes), millis, verified);
-    Ok((bytes, outcome, report))
+    let verified = Verified::encode(data, shape, settings, proposer)?;
+    verified.trace(data, shape, settings);
+    Ok((verified.bytes, verified.outcome, verified.report))
+}
+
+/// A compressed and measured chunk not yet logged or traced: a session that may compress
+/// a step again traces only the chunk it returns (one record per call, as documented).
+pub struct Verified {
+    /// The chunk.
+    pub bytes: Vec<u8>,
+    /// What the chooser did.
+    pub outcome: Outcome,
+    /// The chunk decoded and measured; its correction is 0 for the caller to set.
+    pub report: Report,
+    /// Wall time spent, ms, including earlier compressions of the same step.
+    pub millis: f64,
+}
+
+impl Verified {
+    /// Compresses `data` with `proposer` and measures the chunk, without logging it.
+    pub fn encode(
+        data: Samples<'_>,
+        shape: &[usize],
+        settings: &Settings,
+        proposer: &dyn Proposer,
+    ) -> Result<Self, InsituError> {
+        let started = std::time::Instant::now();
+        let (bytes, outcome) = encode_untraced(data, shape, settings, proposer)?;
+        let millis = started.elapsed().as_secs_f64() * 1e3;
+        let report = Report::verified(data, shape, settings, &bytes, &outcome, 0.0)?;
+        Ok(Verified {
+            bytes,
+            outcome,
+            report,
+            millis,
+        })
+    }
+
+    /// Logs and traces the chunk with its measurement.
+    pub fn trace(&self, data: Samples<'_>, shape: &[usize], settings: &Settings) {
+        let verified = Some(self.report.metric);
+        let kept = (&self.outcome, &self.bytes[..]);
+        trace(data, shape, settings, kept, self.millis, verified);
+    }
 }
 
 /// Logs and traces one in-situ compression that took `millis`, with `verified`, the

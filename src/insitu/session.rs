@@ -44,7 +44,7 @@
 use std::cell::Cell;
 use std::sync::Mutex;
 
-use super::{encode_verified, proposer, InsituError, Report};
+use super::{proposer, InsituError, Report, Verified};
 use crate::features::Extent;
 use crate::memory::Memory;
 use crate::metrics;
@@ -227,25 +227,28 @@ impl Session {
         let remembering = self.memory.proposer(inner);
         let remembers = self.remembers();
         let chooser: &dyn Proposer = if remembers { &remembering } else { &corrected };
-        let (bytes, outcome, mut report) = encode_verified(data, shape, &self.settings, chooser)?;
-        let correction = if remembers {
-            remembering.learn(&outcome, &self.settings);
+        let mut first = Verified::encode(data, shape, &self.settings, chooser)?;
+        first.report.correction = if remembers {
+            remembering.learn(&first.outcome, &self.settings);
             remembering.applied()
         } else {
             corrected.applied.get()
         };
-        report.correction = correction;
-        let loosened_into_a_miss =
-            self.settings.mode == Mode::Predict && !report.target_met && report.correction > 0.0;
-        let (bytes, report) = match loosened_into_a_miss {
-            true => self.again_unloosened(data, shape, inner, &report)?,
-            false => (bytes, report),
+        let loosened_into_a_miss = self.settings.mode == Mode::Predict
+            && !first.report.target_met
+            && first.report.correction > 0.0;
+        let proposal_held = first.outcome.proposal_held();
+        let kept = match loosened_into_a_miss {
+            true => self.again_unloosened(data, shape, inner, &first)?,
+            false => first,
         };
+        kept.trace(data, shape, &self.settings);
+        let Verified { bytes, report, .. } = kept;
         // A first proposal that missed (a retry was needed, or predict mode missed) proves
         // the ideal factor lies below the one applied, whatever the kept bound suggests:
         // codecs such as ZFP change error in steps, so the measured excess of a corrected
         // bound can point far above the factor that just failed.
-        let first_missed = !outcome.proposal_held() || !report.target_met || loosened_into_a_miss;
+        let first_missed = !proposal_held || !report.target_met || loosened_into_a_miss;
         // No raw proposal when memory chose: then the session's own correction learns nothing.
         let observation = match corrected.raw.get() {
             Some(raw) if self.adapt => self.observe(&raw, &report).map(|(codec, x)| {
@@ -284,11 +287,12 @@ impl Session {
         data: Samples<'_>,
         shape: &[usize],
         inner: &dyn Proposer,
-        missed: &Report,
-    ) -> Result<(Vec<u8>, Report), InsituError> {
-        let (again, _, mut report) = encode_verified(data, shape, &self.settings, inner)?;
-        report.compressions += missed.compressions;
-        Ok((again, report))
+        missed: &Verified,
+    ) -> Result<Verified, InsituError> {
+        let mut again = Verified::encode(data, shape, &self.settings, inner)?;
+        again.report.compressions += missed.report.compressions;
+        again.millis += missed.millis;
+        Ok(again)
     }
 
     /// Whether this session learns as the filter does per dataset ([`Memory`]): guarantee
