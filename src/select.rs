@@ -541,6 +541,17 @@ pub fn compress_to_target_where(
         );
         return finish(outcome);
     }
+    // A ratio needs no decode to be known: the payload's size tells it. Predict mode keeps
+    // its one compression unless the size shows the model misread the chunk, short of the
+    // target or more than SURPRISE_FACTOR past it (quality thrown away: ratios 78–149
+    // stored for 8 on 1-D chunks, PSNR 25 dB where 47 met the target), and then searches
+    // as guarantee mode does.
+    if settings.mode == Mode::Predict && settings.target.kind == TargetKind::Ratio {
+        let (reached, target) = (search.chunk_ratio(&first), settings.target.value());
+        if reached < target || reached > target * SURPRISE_FACTOR {
+            return finish(search.reach_ratio(first)?);
+        }
+    }
     if settings.mode == Mode::Predict || settings.target.kind == TargetKind::AbsBound {
         return finish(first.into_outcome("proposal", None));
     }
@@ -1002,6 +1013,13 @@ impl<'a> Search<'a> {
         self.lossless("SSIM target unreachable with a lossy codec: lossless")
     }
 
+    /// The chunk's ratio with `attempt`'s payload, as a user measures it (raw bytes over
+    /// stored bytes, header included).
+    fn chunk_ratio(&self, attempt: &Attempt) -> f64 {
+        let header = chunk::header_len(self.shape);
+        metrics::compression_ratio(self.data.byte_len(), header + attempt.stored)
+    }
+
     /// The tightest bound whose ratio reaches the target (the best quality at that size),
     /// by secant steps in (ln bound, ln ratio) inside the bracket of bounds seen to reach
     /// and to miss it. One point gives its own slope: at `B` bits per value a codec saves
@@ -1019,17 +1037,14 @@ impl<'a> Search<'a> {
     /// 50 on its payload and stored 49.4).
     fn reach_ratio(&mut self, first: Attempt) -> Result<Outcome, SelectError> {
         let target = self.settings.target.value();
-        let original = self.data.byte_len();
-        let value_bits = 8.0 * original as f64 / self.data.len().max(1) as f64;
-        let header = chunk::header_len(self.shape);
-        let ratio = |a: &Attempt| metrics::compression_ratio(original, header + a.stored);
+        let value_bits = 8.0 * self.data.byte_len() as f64 / self.data.len().max(1) as f64;
         let (codec, first_bound) = (first.codec, first.bound);
         let mut reached: Option<Attempt> = None;
         let mut loosest_miss: Option<Attempt> = None;
         let mut points: Vec<(f64, f64)> = Vec::new();
         let mut attempt = first;
         for tried in 1..=RATIO_STEPS {
-            let r = ratio(&attempt);
+            let r = self.chunk_ratio(&attempt);
             points.push((attempt.bound.ln(), r.ln()));
             let close = r >= target && r <= target * 1.03;
             if r >= target {
@@ -1065,7 +1080,7 @@ impl<'a> Search<'a> {
             (None, Some(m)) => (m, "ratio unreachable: loosest bound tried"),
             (None, None) => unreachable!("every attempt reaches the target or misses it"),
         };
-        let r = ratio(&attempt);
+        let r = self.chunk_ratio(&attempt);
         let mut outcome = attempt.into_outcome(reason, Some(r));
         outcome.compressions = self.compressions;
         Ok(outcome)
@@ -1679,6 +1694,32 @@ mod tests {
         assert_eq!(out.reason, "ratio unreachable: loosest bound tried");
         assert_eq!(out.compressions as usize, RATIO_STEPS);
         assert!(out.measured.unwrap() < 1e6);
+    }
+
+    /// Predict mode knows a ratio from the payload's size without a decode: a first
+    /// payload the model misread (short of the target, or more than SURPRISE_FACTOR past
+    /// it) is searched from as in guarantee mode; one close to the target is kept as it is.
+    #[test]
+    fn predict_mode_corrects_a_ratio_the_model_misread() {
+        let (v, shape) = field();
+        let data = Samples::F32(&v);
+        let settings = ratio_settings(20.0, Mode::Predict, CompressorChoice::Sz3);
+        for scale in [0.03, 1.0, 30.0] {
+            let proposer = Fixed {
+                codec: CodecId::Sz3,
+                runner_up: false,
+                scale,
+            };
+            let out = compress_to_target(data, &shape, &settings, &proposer).unwrap();
+            let stored = chunk::header_len(&shape) + out.payload.len();
+            let cr = metrics::compression_ratio(data.byte_len(), stored);
+            assert!(
+                (20.0..=20.0 * SURPRISE_FACTOR).contains(&cr),
+                "scale {scale}: ratio {cr} after {} compressions",
+                out.compressions
+            );
+            assert!(out.compressions as usize <= RATIO_STEPS, "{}", out.reason);
+        }
     }
 
     fn ratio_settings(ratio: f64, mode: Mode, compressor: CompressorChoice) -> Settings {

@@ -113,11 +113,12 @@ pub fn run(args: &CdArgs) -> Result<()> {
     Ok(())
 }
 
-/// What predict mode cannot promise for this target, said where the user picks it. A
+/// What predict mode does differently for this target, said where the user picks it. A
 /// ratio is met by SPERR's fixed-rate mode on 2-D and 3-D chunks when SPERR may be used;
-/// otherwise (1-D chunks, SZ3 or ZFP named, values SPERR refuses) by the model, whose
-/// ratio predictions are far less reliable than its PSNR predictions (docs/surrogate.md:
-/// held out, about 99% of cases, 85% on the worst dataset). SSIM targets go through the
+/// otherwise (1-D chunks, SZ3 or ZFP named, values SPERR refuses) by the model's bound,
+/// whose ratio predictions are far less reliable than its PSNR predictions
+/// (docs/surrogate.md: held out, about 99% of cases, 85% on the worst dataset), so the
+/// stored size is checked and a misread chunk searched: more than one compression there. SSIM targets go through the
 /// PSNR they need (`ssim_psnr`), and were met on every chunk of ../shared/data and of 7
 /// datasets a model never saw (docs/surrogate.md).
 fn predict_mode_advice(settings: &Settings) -> Option<&'static str> {
@@ -127,9 +128,9 @@ fn predict_mode_advice(settings: &Settings) -> Option<&'static str> {
     match settings.target.kind {
         TargetKind::Ratio => Some(
             "predict mode meets a ratio by SPERR's fixed-rate mode on 2-D and 3-D chunks; on \
-             1-D chunks, with SZ3 or ZFP named, or with values SPERR refuses it relies on the \
-             model and falls short on some data; guarantee mode (the default) measures every \
-             chunk",
+             1-D chunks, with SZ3 or ZFP named, or with values SPERR refuses it compresses at \
+             the model's bound and searches, as guarantee mode (the default) does, only when \
+             the stored size is short of the ratio or more than 3x past it",
         ),
         TargetKind::Psnr | TargetKind::Ssim | TargetKind::AbsBound => None,
     }
