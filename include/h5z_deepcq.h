@@ -135,20 +135,24 @@
 #define H5Z_DEEPCQ_LOSSLESS 0
 
 /**
- * Mode: decode, measure, and correct a miss; the target is always met.
+ * Mode: decode, measure, and correct a miss; a PSNR, SSIM or absolute target is always
+ * met, a ratio whenever any bound of the codec reaches it (a chunk too small for it keeps
+ * the loosest bound tried, and the report says it missed).
  */
 #define H5Z_DEEPCQ_GUARANTEE 0
 
 /**
  * Mode: one compression, trusting the proposal unless the payload stores more than 3×
- * from the predicted ratio (then measured and, on a PSNR miss, corrected).
+ * from the predicted ratio or the values are quantised or a chunk axis is 2 or 3 long
+ * (then measured and, on a PSNR miss, corrected); a ratio target's size is always
+ * checked, and searched from when short or more than 3× past it.
  */
 #define H5Z_DEEPCQ_PREDICT 1
 
 /**
  * Mode: decode and measure like guarantee, but one more compression per compressor at
- * most before the safe bound; the target is always met, in about twice one compression's
- * time.
+ * most before the safe bound; a PSNR, SSIM or absolute target is always met, in about
+ * twice one compression's time.
  */
 #define H5Z_DEEPCQ_FAST 2
 

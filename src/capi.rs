@@ -81,14 +81,18 @@ pub const H5Z_DEEPCQ_ZFP: c_uint = 2;
 pub const H5Z_DEEPCQ_SPERR: c_uint = 3;
 /// Codec id in reports: stored losslessly (constant, non-finite, or unreachable target).
 pub const H5Z_DEEPCQ_LOSSLESS: c_uint = 0;
-/// Mode: decode, measure, and correct a miss; the target is always met.
+/// Mode: decode, measure, and correct a miss; a PSNR, SSIM or absolute target is always
+/// met, a ratio whenever any bound of the codec reaches it (a chunk too small for it keeps
+/// the loosest bound tried, and the report says it missed).
 pub const H5Z_DEEPCQ_GUARANTEE: c_uint = 0;
 /// Mode: one compression, trusting the proposal unless the payload stores more than 3×
-/// from the predicted ratio (then measured and, on a PSNR miss, corrected).
+/// from the predicted ratio or the values are quantised or a chunk axis is 2 or 3 long
+/// (then measured and, on a PSNR miss, corrected); a ratio target's size is always
+/// checked, and searched from when short or more than 3× past it.
 pub const H5Z_DEEPCQ_PREDICT: c_uint = 1;
 /// Mode: decode and measure like guarantee, but one more compression per compressor at
-/// most before the safe bound; the target is always met, in about twice one compression's
-/// time.
+/// most before the safe bound; a PSNR, SSIM or absolute target is always met, in about
+/// twice one compression's time.
 pub const H5Z_DEEPCQ_FAST: c_uint = 2;
 /// Flag: fall back to the analytic chooser when the surrogate cannot load.
 pub const H5Z_DEEPCQ_FLAG_ANALYTIC_FALLBACK: c_uint = 1;

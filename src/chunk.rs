@@ -155,7 +155,7 @@ impl Quality {
     /// and both metrics as f16 offsets from it. A metric sits close to its target, so the
     /// offset's 11 significant bits keep a PSNR 2 dB over to 0.001 dB in 2 bytes, where
     /// an f32 metric took 4. Offsets beyond f16's range (65504) are stored as its largest
-    /// finite value; +∞ (an exact decode) stays +∞.
+    /// finite value, which reads back as unknown; +∞ (an exact decode) stays +∞.
     fn to_bytes(self) -> [u8; quality_record::LEN] {
         use quality_record as q;
         let mut out = [0u8; q::LEN];
@@ -197,6 +197,12 @@ impl Quality {
             )));
         }
         let f16_at = |at: usize| f16::from_le_bytes(record[at..at + 2].try_into().unwrap());
+        // An offset at f16's largest finite value stands for any beyond it: unknown (a
+        // ratio 143.7 stored for a target of 100000 would read back as 34496).
+        let metric_at = |target: f64, at: usize| match f16_at(at) {
+            d if d == f16::MAX || d == f16::MIN => f64::NAN,
+            d => target + f64::from(d),
+        };
         let f32_at = |at: usize| f32::from_le_bytes(record[at..at + 4].try_into().unwrap());
         let f64_at = |at: usize| f64::from_le_bytes(record[at..at + 8].try_into().unwrap());
         let (kind, mode, target, predicted, measured) = match version {
@@ -206,8 +212,8 @@ impl Quality {
                     record[q::KIND_MODE] & 0x0f,
                     record[q::KIND_MODE] >> 4,
                     target,
-                    target + f64::from(f16_at(q::PREDICTED)),
-                    target + f64::from(f16_at(q::MEASURED)),
+                    metric_at(target, q::PREDICTED),
+                    metric_at(target, q::MEASURED),
                 )
             }
             4 => (
@@ -1345,10 +1351,13 @@ mod tests {
         let q = record(0.999, Some(0.99953), Some(0.99931));
         assert!((q.predicted.unwrap() - 0.99953).abs() < 1e-6, "{q:?}");
         assert!((q.measured.unwrap() - 0.99931).abs() < 1e-6, "{q:?}");
-        // Offsets beyond f16's range keep its largest value; infinities stay infinite.
+        // Offsets beyond f16's range read back as unknown, either way; infinities stay
+        // infinite.
         let q = record(10.0, Some(1e6), Some(f64::INFINITY));
-        assert_eq!(q.predicted, Some(10.0 + 65504.0));
+        assert_eq!(q.predicted, None);
         assert_eq!(q.measured, Some(f64::INFINITY));
+        let q = record(1e5, Some(143.7), Some(143.7));
+        assert_eq!((q.predicted, q.measured), (None, None));
     }
 
     /// A chunk laid out by hand as format versions 1 and 2 wrote it (fixed-width fields,

@@ -44,4 +44,5 @@ pub mod ssim_psnr;
 pub mod surrogate;
 pub mod synth;
 pub mod train;
+pub mod unfamiliar;
 pub mod wire;

@@ -234,23 +234,27 @@ fn predict_mode_compresses_each_chunk_once() {
     let dir = tempfile::tempdir().unwrap();
     // target 60, kind PSNR, decimals 0, any compressor, mode 1 = predict.
     let (_, _, records) = repack_traced(dir.path(), "UD=357,0,5,60,0,0,0,1");
-    let mut lossy = 0;
+    let (mut lossy, mut checked) = (0, 0);
     for r in &records {
         assert_eq!(r["mode"], "predict");
         if r["codec"] != "lossless" {
             lossy += 1;
-            // These fields are like the training data: no payload is far from its
-            // predicted size, so no chunk gets predict mode's second look.
-            assert_eq!(
-                (&r["compressions"], &r["reason"]),
-                (&1.into(), &"proposal".into()),
-                "{r}"
-            );
-            assert!(r["measured"].is_null(), "predict mode does not decode: {r}");
+            assert_eq!(r["compressions"], 1, "{r}");
             assert!(r["predicted"].as_f64().unwrap() >= 60.0, "{r}");
+            // These fields are like the training data: no payload is far from its
+            // predicted size, so only chunks with a short axis (src/unfamiliar.rs: the
+            // edge chunks trimmed to 2 planes of 50, the 3-value dataset) are decoded and
+            // measured, and they met the target.
+            if r["reason"] == "checked" {
+                assert!(r["measured"].as_f64().unwrap() >= 60.0, "{r}");
+                checked += 1;
+                continue;
+            }
+            assert_eq!(r["reason"], "proposal", "{r}");
+            assert!(r["measured"].is_null(), "predict mode does not decode: {r}");
         }
     }
-    assert!(lossy > 10, "{records:?}");
+    assert!(lossy > 10 && checked * 4 < lossy, "{records:?}");
 }
 
 /// Fields unlike the training data (f64 values on a large offset, a checkerboard,
