@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::select::Outcome;
 use crate::settings::Settings;
-use crate::wire::{CodecId, TargetKind};
+use crate::wire::TargetKind;
 
 /// Log filter for the plugin's own logger (`error`, `warn`, `info`, `debug`, `trace`, or
 /// env_logger directives such as `h5z_deepcq=debug`).
@@ -107,10 +107,8 @@ impl ChunkRecord<'_> {
     /// more), the measured PSNR or SSIM otherwise (never short in guarantee and fast
     /// mode, and unmeasured in predict mode unless checked).
     fn short_of_target(&self) -> Option<f64> {
-        if self.codec == CodecId::Lossless.name() {
-            // Stored exactly: every quality target is met, and a ratio target fell to
-            // values no codec here compresses lossily (integers, compounds) or to data
-            // that would not reach it lossily either.
+        if self.reason == crate::select::NOT_FLOAT {
+            // Integers, compounds: stored exactly whatever the target, as documented.
             return None;
         }
         let reached = match self.target_kind {

@@ -39,7 +39,7 @@ pub fn unfamiliar(data: Samples<'_>, shape: &[usize]) -> bool {
 }
 
 /// True when a sample of `data`'s finite values are all whole multiples of their smallest
-/// difference, with at most [`MAX_STEPS`] steps across their range: values that were
+/// difference, with at most `MAX_STEPS` steps across their range: values that were
 /// integers (times a scale, plus an offset) before they became floats.
 pub fn on_coarse_lattice(data: Samples<'_>) -> bool {
     let stride = (data.len() / SAMPLE).max(1);
@@ -62,6 +62,9 @@ pub fn on_coarse_lattice(data: Samples<'_>) -> bool {
         .map(|&d| (d, (d / smallest).round()))
         .filter(|&(_, k)| k <= FEW_STEPS)
         .fold((0.0, 0.0), |(s, n), (d, k)| (s + d, n + k));
+    if count == 0.0 {
+        return false;
+    }
     let step = sum / count;
     let range = values[values.len() - 1] - values[0];
     if !(step > 0.0 && range / step <= MAX_STEPS) {

@@ -398,17 +398,21 @@ pub enum CompressorChoice {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
 pub enum Mode {
-    /// Decode, measure the real metric, and correct a miss: the target is always met.
+    /// Decode, measure the real metric, and correct a miss: a PSNR, SSIM or absolute target
+    /// is always met, a ratio whenever a bound of the codec reaches it.
     Guarantee = 0,
     /// Trust the prediction: one compression per chunk, unless the payload stores more than
-    /// 3× from the predicted ratio (the model misread the chunk): then it is decoded,
-    /// measured and, on a PSNR miss, corrected as in fast mode.
+    /// 3× from the predicted ratio (the model misread the chunk) or the chunk holds
+    /// quantised values or has an axis of 2 or 3 (kinds the model misreads,
+    /// `crate::unfamiliar`): then it is decoded, measured and, on a PSNR miss, corrected as
+    /// in fast mode. A ratio target's stored size is checked and, short of the target or
+    /// more than 3× past it, searched as in guarantee mode.
     Predict = 1,
     /// Guarantee on a small budget: the model's choice is compressed, decoded and
     /// measured; a miss is corrected and a large overshoot loosened, one more compression
     /// per compressor (the runner-up's only when the first payload was over 3× larger than
-    /// predicted), then the safe bound. The target is always met, in about twice the time
-    /// of one compression.
+    /// predicted), then the safe bound. A PSNR, SSIM or absolute target is always met, in
+    /// about twice the time of one compression.
     Fast = 2,
 }
 

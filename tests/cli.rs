@@ -339,13 +339,17 @@ fn train_excludes_named_datasets_and_refuses_unknown_ones() {
     );
     // A table of generated families alone has no real dataset to hold out, and zero
     // epochs train nothing: both are refused before any training.
-    for (extra, says) in [
-        (&["--lodo"][..], "real"),
-        (&["--epochs", "0"][..], "--epochs"),
+    let one_epoch = base.len() - 2;
+    for (args, says) in [
+        ([&base[..], &["--lodo"]].concat(), "real dataset"),
+        (
+            [&base[..one_epoch], &["--epochs", "0"]].concat(),
+            "at least 1",
+        ),
     ] {
-        let refused = deepcq(&[&base[..], extra].concat());
+        let refused = deepcq(&args);
         let err = String::from_utf8_lossy(&refused.stderr);
-        assert!(!refused.status.success(), "{extra:?}: {err}");
+        assert!(!refused.status.success(), "{args:?}: {err}");
         assert!(err.contains(says) && !err.contains("panicked"), "{err}");
     }
 }

@@ -291,6 +291,7 @@ impl Session {
     ) -> Result<Verified, InsituError> {
         let mut again = Verified::encode(data, shape, &self.settings, inner)?;
         again.report.compressions += missed.report.compressions;
+        again.outcome.compressions += missed.outcome.compressions;
         again.millis += missed.millis;
         Ok(again)
     }

@@ -118,9 +118,9 @@ pub fn run(args: &CdArgs) -> Result<()> {
 /// otherwise (1-D chunks, SZ3 or ZFP named, values SPERR refuses) by the model's bound,
 /// whose ratio predictions are far less reliable than its PSNR predictions
 /// (docs/surrogate.md: held out, about 99% of cases, 85% on the worst dataset), so the
-/// stored size is checked and a misread chunk searched: more than one compression there. SSIM targets go through the
-/// PSNR they need (`ssim_psnr`), and were met on every chunk of ../shared/data and of 7
-/// datasets a model never saw (docs/surrogate.md).
+/// stored size is checked and a misread chunk searched: more than one compression there.
+/// SSIM targets go through the PSNR they need (`ssim_psnr`), and were met on every chunk of
+/// ../shared/data and of 7 datasets a model never saw (docs/surrogate.md).
 fn predict_mode_advice(settings: &Settings) -> Option<&'static str> {
     if settings.mode != Mode::Predict {
         return None;
