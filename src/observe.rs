@@ -84,7 +84,7 @@ impl<'a> ChunkRecord<'a> {
         ChunkRecord {
             source,
             shape,
-            target_kind: kind_name(settings.target.kind),
+            target_kind: settings.target.kind.name(),
             target: settings.target.value(),
             mode: settings.mode.name(),
             codec: outcome.codec.name(),
@@ -102,6 +102,10 @@ impl<'a> ChunkRecord<'a> {
 }
 
 impl ChunkRecord<'_> {
+    fn is_ratio(&self) -> bool {
+        self.target_kind == TargetKind::Ratio.name()
+    }
+
     /// What the chunk reached when that is short of its target: the stored ratio for a
     /// ratio target (which the chooser gives up on when even its loosest bound stores
     /// more), the measured PSNR or SSIM otherwise (never short in guarantee and fast
@@ -111,10 +115,12 @@ impl ChunkRecord<'_> {
             // Integers, compounds: stored exactly whatever the target, as documented.
             return None;
         }
-        let reached = match self.target_kind {
-            "ratio" => self.bytes_in as f64 / self.bytes_out.max(1) as f64,
-            "psnr" | "ssim" => self.measured?,
-            _ => return None,
+        let reached = if self.is_ratio() {
+            self.bytes_in as f64 / self.bytes_out.max(1) as f64
+        } else if self.target_kind == TargetKind::AbsBound.name() {
+            return None;
+        } else {
+            self.measured?
         };
         (reached < self.target).then_some(reached)
     }
@@ -144,12 +150,12 @@ pub fn chunk(record: &ChunkRecord<'_>) {
     if let Some(reached) = record.short_of_target() {
         static SAID: AtomicBool = AtomicBool::new(false);
         if !SAID.swap(true, Ordering::Relaxed) {
-            let why = match record.target_kind {
-                "ratio" => {
+            let why = match record.is_ratio() {
+                true => {
                     "small chunks cannot reach high ratios: each carries a header of about \
                      26 bytes and every codec has a smallest stream"
                 }
-                _ => "predict mode trusts the model; guarantee mode measures every chunk",
+                false => "predict mode trusts the model; guarantee mode measures every chunk",
             };
             warn(&format!(
                 "a {:?} chunk was stored at {} {reached:.4} for a target of {} ({}); {why}; \
@@ -165,15 +171,6 @@ pub fn chunk(record: &ChunkRecord<'_>) {
         if let Err(e) = writeln!(file, "{line}") {
             log::warn!("{TRACE_ENV}: cannot append: {e}");
         }
-    }
-}
-
-fn kind_name(kind: TargetKind) -> &'static str {
-    match kind {
-        TargetKind::Psnr => "psnr",
-        TargetKind::Ssim => "ssim",
-        TargetKind::Ratio => "ratio",
-        TargetKind::AbsBound => "abs",
     }
 }
 

@@ -541,16 +541,20 @@ pub fn compress_to_target_where(
     };
     let psnr_target = settings.target.kind == TargetKind::Psnr;
     if settings.mode == Mode::Predict && psnr_target {
-        let why = if surprised(&proposal, data, &first.payload) {
-            Some("the predicted ratio was off by more than 3x")
-        } else if unfamiliar::unfamiliar(data, shape) {
-            Some("quantised values or a short axis, which the model misreads")
-        } else {
-            None
-        };
-        if let Some(why) = why {
+        let surprise = surprised(&proposal, data, &first.payload);
+        if surprise || unfamiliar::unfamiliar(data, shape) {
             let outcome = search.check_surprise(first, &proposal, range)?;
-            log::info!("{why}: measured ({})", outcome.reason);
+            match surprise {
+                true => log::info!(
+                    "predicted ratio {:.3} off by more than {SURPRISE_FACTOR}x: measured ({})",
+                    proposal.predicted_ratio.unwrap_or(f64::NAN),
+                    outcome.reason
+                ),
+                false => log::info!(
+                    "quantised values or a short axis, which the model misreads: measured ({})",
+                    outcome.reason
+                ),
+            }
             return finish(outcome);
         }
     }
