@@ -259,14 +259,18 @@ impl Learned {
             prediction.psnr = predicted;
         }
         let searched = matches!(kind, TargetKind::Psnr | TargetKind::Ssim);
-        let runner_up = (searched && settings.mode != Mode::Predict)
-            .then(|| runner_up(&rule, best.codec, &candidates, &predictions))
-            .flatten()
-            .map(|(c, p)| Alternative {
-                codec: c.codec,
-                bound: c.rel_bound * extent.range(),
-                predicted_ratio: Some(p.cr),
-            });
+        let alternative = |passed: &[CodecId]| {
+            (searched && settings.mode != Mode::Predict)
+                .then(|| runner_up(&rule, passed, &candidates, &predictions))
+                .flatten()
+                .map(|(c, p)| Alternative {
+                    codec: c.codec,
+                    bound: c.rel_bound * extent.range(),
+                    predicted_ratio: Some(p.cr),
+                })
+        };
+        let runner_up = alternative(&[best.codec]);
+        let third = runner_up.and_then(|r| alternative(&[best.codec, r.codec]));
         let proposal = Proposal {
             codec: best.codec,
             bound: best.rel_bound * extent.range(),
@@ -274,6 +278,7 @@ impl Learned {
             predicted_ratio: Some(prediction.cr),
             skip_runner_up_within: None,
             runner_up,
+            third,
         };
         Ok((proposal, prediction))
     }
@@ -483,18 +488,18 @@ fn crossings<'a>(
     })
 }
 
-/// For a PSNR or SSIM target, the best candidate of any compressor but `chosen`, by the
-/// same rule, and its prediction: what guarantee mode searches after its first choice.
+/// For a PSNR or SSIM target, the best candidate of any compressor but those `passed`, by
+/// the same rule, and its prediction: what guarantee mode searches after its first choice.
 fn runner_up(
     rule: &Rule<'_>,
-    chosen: CodecId,
+    passed: &[CodecId],
     candidates: &[Candidate],
     predictions: &[Prediction],
 ) -> Option<(Candidate, Prediction)> {
     let (others, predicted): (Vec<Candidate>, Vec<Prediction>) = candidates
         .iter()
         .zip(predictions)
-        .filter(|(c, _)| c.codec != chosen)
+        .filter(|(c, _)| !passed.contains(&c.codec))
         .unzip();
     if others.is_empty() {
         return None;

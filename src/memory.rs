@@ -231,16 +231,18 @@ impl Proposer for Remembering<'_> {
             a.predicted_ratio
                 .map(|r| r * state.ratio_bias[a.codec as usize].map_or(1.0, |b| b.mean.exp()))
         };
-        let (first, second) = match raw.runner_up {
-            Some(alt) if settings.mode == Mode::Fast => {
+        let won_last = |alt: &Alternative| state.last_winner == Some(alt.codec);
+        let (first, second, third) = match (raw.runner_up, raw.third) {
+            (Some(alt), third) if settings.mode == Mode::Fast => {
                 if expected(&alt) > expected(&primary) {
-                    (alt, Some(primary))
+                    (alt, Some(primary), third)
                 } else {
-                    (primary, Some(alt))
+                    (primary, Some(alt), third)
                 }
             }
-            Some(alt) if state.last_winner == Some(alt.codec) => (alt, Some(primary)),
-            other => (primary, other),
+            (Some(alt), third) if won_last(&alt) => (alt, Some(primary), third),
+            (second, Some(alt)) if won_last(&alt) => (alt, Some(primary), second),
+            (second, third) => (primary, second, third),
         };
         // A runner-up predicted to lose by far, once the surrogate's error on its last
         // searches is taken into account, is skipped: its search costs a compression and a
@@ -266,10 +268,10 @@ impl Proposer for Remembering<'_> {
             .map(|ratio| (WIDE_LOSS * data.byte_len() as f64 / ratio) as usize);
         self.may_skip_runner_up.set(within.is_some());
         self.byte_len.set(data.byte_len());
-        let runner_up = second.map(|alt| Alternative {
+        let move_alternative = |alt: Alternative| Alternative {
             bound: moved(alt.codec, alt.bound),
             ..alt
-        });
+        };
         let bound = moved(first.codec, first.bound);
         self.applied.set((bound / first.bound).ln());
         Ok(Proposal {
@@ -278,7 +280,8 @@ impl Proposer for Remembering<'_> {
             // What the moved bound is expected to store: the surrogate's ratio corrected
             // by what this dataset stored of it (select's size checks compare with it).
             predicted_ratio: expected_ratio.or(first.predicted_ratio),
-            runner_up,
+            runner_up: second.map(move_alternative),
+            third: third.map(move_alternative),
             skip_runner_up_within: within,
             ..raw
         })
@@ -304,8 +307,10 @@ impl Remembering<'_> {
         let (raw_bound, raw_ratio) = if outcome.codec == raw.codec {
             (Some(raw.bound), raw.predicted_ratio)
         } else {
-            raw.runner_up
-                .filter(|a| a.codec == outcome.codec)
+            [raw.runner_up, raw.third]
+                .into_iter()
+                .flatten()
+                .find(|a| a.codec == outcome.codec)
                 .map_or((None, None), |a| (Some(a.bound), a.predicted_ratio))
         };
         let x = match (raw_bound, outcome.measured) {
@@ -392,7 +397,7 @@ pub fn for_dataset(key: &[u32], settings: &Settings) -> Option<Arc<Memory>> {
 mod tests {
     use super::*;
     use crate::select::compress_to_target;
-    use crate::select::fixed::Fixed;
+    use crate::select::fixed::{Fixed, ThreeWay};
     use crate::synth::{generate, Kind};
 
     /// SZ3 at the formula bound, with SPERR as the runner-up at the same bound.
@@ -500,6 +505,36 @@ mod tests {
             propose(&memory.proposer(&SZ3_THEN_SPERR), &v, &settings).codec,
             CodecId::Sz3
         );
+    }
+
+    #[test]
+    fn a_third_compressor_that_won_goes_first_from_where_it_won() {
+        let v = field(2, 1.0);
+        let settings = Settings::psnr(60.0).unwrap();
+        let memory = Memory::default();
+        let three_way = ThreeWay { third: true };
+        let r = memory.proposer(&three_way);
+        let raw = propose(&r, &v, &settings);
+        // SPERR (the third) was kept at its raw bound, exactly on the target.
+        let sperr_raw = raw.third.unwrap().bound;
+        r.learn(
+            &outcome(CodecId::Sperr, sperr_raw, 60.0, "third compressor"),
+            &settings,
+        );
+        let p = propose(&memory.proposer(&three_way), &v, &settings);
+        assert_eq!(p.codec, CodecId::Sperr);
+        assert!((p.bound / (sperr_raw * 10f64.powf(-AIM_DB / 20.0)) - 1.0).abs() < 1e-9);
+        // The first choice becomes the runner-up and the runner-up the third, at their raw
+        // bounds (nothing learned about them).
+        let unmoved = |codec, bound| {
+            Some(Alternative {
+                codec,
+                bound,
+                predicted_ratio: None,
+            })
+        };
+        assert_eq!(p.runner_up, unmoved(CodecId::Sz3, raw.bound));
+        assert_eq!(p.third, unmoved(CodecId::Zfp, raw.runner_up.unwrap().bound));
     }
 
     #[test]

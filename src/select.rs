@@ -7,8 +7,10 @@
 //! real metric measured, and the bound is moved towards the target by secant steps until a
 //! kept attempt lands just above it: a ratio within a few percent of an exhaustive search
 //! needs that precision, since at 40 dB one dB of overshoot costs 20–40% of the ratio. The
-//! model's runner-up compressor gets the same search when the first one compresses worse
-//! than the runner-up is predicted to. When nothing met the target, the safe bound
+//! model's runner-up compressor gets the same search (unless a dataset's memory expects it
+//! to lose by far), and so does the third compressor on chunks of a kind the model
+//! misreads ([`crate::unfamiliar`]), where its ranking of compressors fails too. When
+//! nothing met the target, the safe bound
 //! `R·10^(−T/20)` (MSE ≤ eb², so PSNR ≥ T for any codec that keeps its bound), then
 //! lossless. A PSNR target is therefore always met (a ratio whenever a bound reaches it).
 //!
@@ -49,7 +51,8 @@ struct Budget {
     close_db: f64,
     /// Where above the target a step aims, so that it lands on the right side.
     aim_db: f64,
-    /// Whether the proposer's runner-up compressor is searched too.
+    /// Whether the proposer's runner-up compressor is searched too, and its third on
+    /// chunks the model misreads ([`Proposal::third`]).
     runner_up: bool,
 }
 
@@ -296,6 +299,7 @@ pub struct Outcome {
     /// Why the chooser ended where it did: "proposal" (the first attempt kept),
     /// "loosened" (the first met the target, a looser one was kept), "corrected" (the first
     /// missed, a tighter one was kept), "runner-up" (another compressor's search was kept),
+    /// "third compressor" (the last one's, [`Proposal::third`]),
     /// "checked" (predict mode measured a proposal the model misread, [`SURPRISE_FACTOR`], and
     /// it met the target), "safe bound", or a lossless reason.
     pub reason: &'static str,
@@ -330,6 +334,12 @@ pub struct Proposal {
     /// budget allows (guarantee mode; fast mode when the first compressor's payload was far
     /// larger than predicted) and abandoned as soon as it cannot beat the first.
     pub runner_up: Option<Alternative>,
+    /// The one compressor left after the first and the runner-up, which guarantee mode
+    /// searches too, the same way, on chunks the model is known to misread
+    /// ([`crate::unfamiliar`]): there its ranking of compressors fails as well (a 16-bit
+    /// MRI slice at 40 dB: the model ranked SZ3 then ZFP, SPERR stored 2.4× less than
+    /// either, docs/bench.md "Unfamiliar data").
+    pub third: Option<Alternative>,
     /// Leave the runner-up unsearched when the first compressor's kept payload stores at
     /// most this many bytes: set by [`crate::memory`] when the runner-up is expected to lose
     /// by far and the first compressor's size shows the chunk is like the ones it lost on.
@@ -439,6 +449,7 @@ impl Proposer for Analytic {
             predicted: None,
             predicted_ratio: None,
             runner_up: None,
+            third: None,
             skip_runner_up_within: None,
         })
     }
@@ -503,10 +514,12 @@ pub fn compress_to_target_where(
                 compressor: CompressorChoice::Sz3,
                 ..*settings
             };
-            // The first proposal's runner-up, unless it was SZ3 or the codec that refused.
-            let runner_up = proposal
-                .runner_up
-                .filter(|a| a.codec != CodecId::Sz3 && a.codec != proposal.codec);
+            // The first proposal's other compressor that is neither SZ3 nor the one that
+            // refused.
+            let runner_up = [proposal.runner_up, proposal.third]
+                .into_iter()
+                .flatten()
+                .find(|a| a.codec != CodecId::Sz3 && a.codec != proposal.codec);
             let proposal = Proposal {
                 codec: CodecId::Sz3,
                 runner_up,
@@ -774,6 +787,7 @@ impl<'a> Search<'a> {
         self.budget = Budget::FAST;
         let alone = Proposal {
             runner_up: None,
+            third: None,
             ..*proposal
         };
         self.guarantee(first, &alone, range)
@@ -863,7 +877,9 @@ impl<'a> Search<'a> {
     /// moved the first one (the model's error on one compressor is the best guess of its
     /// error on the other), and is abandoned as soon as it cannot beat the kept payload
     /// ([`Search::hopeless`]), which usually costs one compression, or skipped when the
-    /// first compressor met the target within [`Proposal::skip_runner_up_within`]. When no
+    /// first compressor met the target within [`Proposal::skip_runner_up_within`]. On a
+    /// chunk of a kind the model misreads ([`unfamiliar::unfamiliar`]) the third compressor
+    /// ([`Proposal::third`]) is searched the same way after it. When no
     /// attempt meets a PSNR target, the safe bound, then lossless ([`Search::tighten_ssim`]
     /// for SSIM).
     fn guarantee(
@@ -888,21 +904,43 @@ impl<'a> Search<'a> {
         let as_expected = proposal
             .skip_runner_up_within
             .is_some_and(|limit| kept.as_ref().is_some_and(|k| k.attempt.stored <= limit));
-        let searched = (self.budget.runner_up || overrated) && !as_expected;
-        if let Some(alt) = proposal.runner_up.filter(|_| searched) {
-            let shift = kept.as_ref().map_or(1.0, |k| k.attempt.bound / first_bound);
-            // A runner-up that refuses the chunk is simply not an alternative.
+        let compares = self.budget.runner_up || overrated;
+        // The third compressor on a chunk the model misreads, in guarantee mode (fast mode
+        // keeps to its time), whatever memory expects of the runner-up (it learns from the
+        // runner-up's searches alone).
+        let misread = self.budget.runner_up
+            && proposal.third.is_some()
+            && unfamiliar::unfamiliar(self.data, self.shape);
+        // (alternative, reason, whether memory learns from its gap)
+        let alternatives = [
+            (
+                proposal.runner_up.filter(|_| compares && !as_expected),
+                "runner-up",
+                true,
+            ),
+            (
+                proposal.third.filter(|_| misread),
+                "third compressor",
+                false,
+            ),
+        ];
+        let shift = kept.as_ref().map_or(1.0, |k| k.attempt.bound / first_bound);
+        for (alt, reason, learns_gap) in alternatives {
+            let Some(alt) = alt else { continue };
+            log::debug!("{reason} {} searched", alt.codec.name());
+            let learned_gap = self.runner_up_gap;
+            // A compressor that refuses the chunk is simply not an alternative.
             let start = self.try_bound(alt.codec, alt.bound * shift).ok();
             let ceiling = kept.as_ref().map(|k| k.attempt.stored);
             let other = match start {
                 Some(start) => self.land(start, target, ceiling)?,
                 None => None,
             };
+            if !learns_gap {
+                self.runner_up_gap = learned_gap;
+            }
             if let Some(other) = other.filter(|o| o.attempt.smaller_than(&kept)) {
-                kept = Some(Landed {
-                    reason: "runner-up",
-                    ..other
-                });
+                kept = Some(Landed { reason, ..other });
             }
         }
         if let Some(k) = kept {
@@ -959,6 +997,12 @@ impl<'a> Search<'a> {
             let from = attempt.bound;
             let (db, measured) = self.quality(&attempt)?;
             let met = db >= target;
+            log::debug!(
+                "{} bound {:.4e}: {db:.2} dB for {target:.2}, {} bytes",
+                codec.name(),
+                attempt.bound,
+                attempt.stored
+            );
             // The same size and lossy PSNR from another bound: the codec is on a floor or
             // plateau (SPERR's smallest stream, a chunk collapsed to one bin) where steps
             // only repeat the result. Exact decodes repeat too, but only until a looser
@@ -1140,7 +1184,41 @@ pub(crate) mod fixed {
                     bound,
                     predicted_ratio: None,
                 }),
+                third: None,
                 skip_runner_up_within: None,
+            })
+        }
+    }
+
+    /// SZ3 first and ZFP the runner-up, all at SZ3's formula bound, with SPERR as the third
+    /// compressor when `third`.
+    pub(crate) struct ThreeWay {
+        pub(crate) third: bool,
+    }
+
+    impl Proposer for ThreeWay {
+        fn propose(
+            &self,
+            data: Samples<'_>,
+            shape: &[usize],
+            extent: Extent,
+            settings: &Settings,
+        ) -> Result<Proposal, SelectError> {
+            let p = Fixed {
+                codec: CodecId::Sz3,
+                runner_up: false,
+                scale: 1.0,
+            }
+            .propose(data, shape, extent, settings)?;
+            let alternative = |codec| Alternative {
+                codec,
+                bound: p.bound,
+                predicted_ratio: None,
+            };
+            Ok(Proposal {
+                runner_up: Some(alternative(CodecId::Zfp)),
+                third: self.third.then(|| alternative(CodecId::Sperr)),
+                ..p
             })
         }
     }
@@ -1343,6 +1421,40 @@ mod tests {
         );
         assert!(tried.measured.unwrap() >= 50.0);
         assert_eq!(tried.codec == CodecId::Sperr, tried.reason == "runner-up");
+    }
+
+    /// The third compressor is searched on a chunk of quantised values, which the model
+    /// misreads, and left alone on a continuous one.
+    #[test]
+    fn the_third_compressor_is_searched_only_on_chunks_the_model_misreads() {
+        let (v, shape) = field();
+        // The same field as 8-bit levels, stored as floats.
+        let (lo, hi) = v
+            .iter()
+            .fold((f32::MAX, f32::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+        let levels: Vec<f32> = v
+            .iter()
+            .map(|x| ((x - lo) / (hi - lo) * 255.0).round())
+            .collect();
+        assert!(crate::unfamiliar::on_coarse_lattice(Samples::F32(&levels)));
+        let settings = Settings::psnr(40.0).unwrap();
+        let run = |values: &[f32], third| {
+            let data = Samples::F32(values);
+            compress_to_target(data, &shape, &settings, &fixed::ThreeWay { third }).unwrap()
+        };
+        let (two, three) = (run(&v, false), run(&v, true));
+        assert_eq!(three.compressions, two.compressions, "{}", three.reason);
+        assert_eq!(three.payload, two.payload);
+        let (two, three) = (run(&levels, false), run(&levels, true));
+        assert!(three.compressions > two.compressions, "{}", three.reason);
+        assert!(three.payload.len() <= two.payload.len());
+        assert!(three.measured.unwrap() >= 40.0);
+        assert_eq!(
+            three.codec == CodecId::Sperr,
+            three.reason == "third compressor"
+        );
+        // What memory learns of the runner-up is the runner-up's alone.
+        assert_eq!(three.runner_up_gap, two.runner_up_gap);
     }
 
     #[test]

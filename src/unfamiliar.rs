@@ -1,6 +1,8 @@
 //! Chunks the surrogate is known to misread although it reads their size right, which
 //! predict mode therefore decodes and measures (and corrects on a miss) like a chunk the
-//! model misread by its size ([`crate::select::SURPRISE_FACTOR`]).
+//! model misread by its size ([`crate::select::SURPRISE_FACTOR`]), and on which guarantee
+//! mode searches every compressor, not only the model's first two
+//! ([`crate::select::Proposal::third`]).
 //!
 //! On 34 real arrays from outside ../shared/data (images, seismograms, radar, medical and
 //! solar data bundled with Python packages; docs/bench.md, "Unfamiliar data"), predict mode
@@ -29,18 +31,29 @@ const STEP_TOLERANCE: f64 = 0.05;
 /// Differences of up to this many steps refine the step's estimate.
 const FEW_STEPS: f64 = 16.0;
 
+/// The largest number of steps the smallest sampled difference may span: readings
+/// converted between units and rounded (whole °F as °C to 0.1: differences of 0.5 and 0.6
+/// on a lattice of 0.1) leave no two values one step apart.
+const MAX_DIVISOR: u32 = 10;
+
+/// Fewer distinct sampled values than this are tested against their smallest difference
+/// only.
+const FEW_VALUES: usize = 8;
+
 /// The longest non-singleton axis that counts as short.
 const SHORT_AXIS: usize = 3;
 
-/// Whether predict mode should measure this chunk: its values lie on a coarse lattice
+/// Whether the model is known to misread this chunk (predict mode measures it, guarantee
+/// mode searches every compressor): its values lie on a coarse lattice
 /// ([`on_coarse_lattice`]) or its shape has a short axis.
 pub fn unfamiliar(data: Samples<'_>, shape: &[usize]) -> bool {
     shape.iter().any(|&n| (2..=SHORT_AXIS).contains(&n)) || on_coarse_lattice(data)
 }
 
-/// True when a sample of `data`'s finite values are all whole multiples of their smallest
-/// difference, with at most `MAX_STEPS` steps across their range: values that were
-/// integers (times a scale, plus an offset) before they became floats.
+/// True when a sample of `data`'s finite values are all whole multiples of one step, their
+/// smallest difference or a fraction of it down to `MAX_DIVISOR`, with at most
+/// `MAX_STEPS` steps across their range: values that were integers (times a scale, plus an
+/// offset) before they became floats.
 pub fn on_coarse_lattice(data: Samples<'_>) -> bool {
     let stride = (data.len() / SAMPLE).max(1);
     let mut values: Vec<f64> = match data {
@@ -55,24 +68,30 @@ pub fn on_coarse_lattice(data: Samples<'_>) -> bool {
     let Some(smallest) = steps.iter().copied().min_by(f64::total_cmp) else {
         return false;
     };
-    // The smallest difference carries the rounding of two values; the step is refined
-    // over the differences of a few steps, so that one of hundreds still counts whole.
-    let (sum, count) = steps
-        .iter()
-        .map(|&d| (d, (d / smallest).round()))
-        .filter(|&(_, k)| k <= FEW_STEPS)
-        .fold((0.0, 0.0), |(s, n), (d, k)| (s + d, n + k));
-    if count == 0.0 {
-        return false;
-    }
-    let step = sum / count;
     let range = values[values.len() - 1] - values[0];
-    if !(step > 0.0 && range / step <= MAX_STEPS) {
-        return false;
-    }
-    steps.iter().all(|d| {
-        let k = d / step;
-        (k - k.round()).abs() <= STEP_TOLERANCE
+    // A handful of continuous values fits a fine enough step by chance (3 values almost
+    // always, 4 about half the time), so a step below the smallest difference needs more.
+    let divisors = match values.len() < FEW_VALUES {
+        true => 1,
+        false => MAX_DIVISOR,
+    };
+    (1..=divisors).any(|divisor| {
+        let guess = smallest / divisor as f64;
+        let few = FEW_STEPS * divisor as f64;
+        // The smallest difference carries the rounding of two values; the step is refined
+        // over the differences of a few steps, so that one of hundreds still counts whole.
+        let (sum, count) = steps
+            .iter()
+            .map(|&d| (d, (d / guess).round()))
+            .filter(|&(_, k)| k <= few)
+            .fold((0.0, 0.0), |(s, n), (d, k)| (s + d, n + k));
+        let step = sum / count;
+        step > 0.0
+            && range / step <= MAX_STEPS
+            && steps.iter().all(|d| {
+                let k = d / step;
+                (k - k.round()).abs() <= STEP_TOLERANCE
+            })
     })
 }
 
@@ -98,6 +117,12 @@ mod tests {
         assert!(on_coarse_lattice(Samples::F32(&scaled(65535.0))));
         let radar: Vec<f32> = scaled(30000.0).iter().map(|&k| 0.0033 * k - 32.0).collect();
         assert!(on_coarse_lattice(Samples::F32(&radar)));
+        // Whole degrees Fahrenheit as Celsius rounded to 0.1: no two values 0.1 apart.
+        let celsius: Vec<f64> = scaled(90.0)
+            .iter()
+            .map(|&f| ((f as f64 - 32.0) * 5.0 / 9.0 * 10.0).round() / 10.0)
+            .collect();
+        assert!(on_coarse_lattice(Samples::F64(&celsius)));
         // The continuous field, in f64 and in f32.
         assert!(!on_coarse_lattice(Samples::F64(&field)));
         let f32s: Vec<f32> = field.iter().map(|&x| x as f32).collect();

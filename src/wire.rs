@@ -399,7 +399,9 @@ pub enum CompressorChoice {
 #[repr(u32)]
 pub enum Mode {
     /// Decode, measure the real metric, and correct a miss: a PSNR, SSIM or absolute target
-    /// is always met, a ratio whenever a bound of the codec reaches it.
+    /// is always met, a ratio whenever a bound of the codec reaches it. The model's first
+    /// two compressors are searched, and all three on chunks of kinds the model misreads
+    /// (`crate::unfamiliar`).
     Guarantee = 0,
     /// Trust the prediction: one compression per chunk, unless the payload stores more than
     /// 3× from the predicted ratio (the model misread the chunk) or the chunk holds

@@ -115,6 +115,8 @@ fn main() -> ExitCode {
     // SAFETY: no other thread runs yet, and SIG_DFL is a valid disposition for SIGPIPE.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
+    // The library's per-chunk log, as the plugin gives it, when H5Z_DEEPCQ_LOG asks.
+    h5z_deepcq::observe::init();
     let result = match cli.command {
         Command::Info { json } => codecs::info(json),
         Command::Compress {
