@@ -241,8 +241,8 @@ impl Proposer for Remembering<'_> {
                 }
             }
             (Some(alt), third) if won_last(&alt) => (alt, Some(primary), third),
-            (second, Some(alt)) if won_last(&alt) => (alt, Some(primary), second),
-            (second, third) => (primary, second, third),
+            (runner_up, Some(third)) if won_last(&third) => (third, Some(primary), runner_up),
+            (runner_up, third) => (primary, runner_up, third),
         };
         // A runner-up predicted to lose by far, once the surrogate's error on its last
         // searches is taken into account, is skipped: its search costs a compression and a

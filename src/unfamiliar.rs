@@ -134,6 +134,10 @@ mod tests {
             .map(|&x| 1000.0 * (hi - lo) as f32 + x as f32)
             .collect();
         assert!(on_coarse_lattice(Samples::F32(&offset)));
+        // Four values 0.5, 0.6 and 0.5 apart fit a step of a fifth of their smallest
+        // difference, as a handful of continuous values often fits some fine step by
+        // chance: too few to tell, they are tested against that difference alone.
+        assert!(!on_coarse_lattice(Samples::F64(&[0.0, 0.5, 1.1, 1.6])));
         // A constant has no step to measure.
         assert!(!on_coarse_lattice(Samples::F32(&[2.5; 100])));
     }

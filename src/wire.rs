@@ -399,8 +399,9 @@ pub enum CompressorChoice {
 #[repr(u32)]
 pub enum Mode {
     /// Decode, measure the real metric, and correct a miss: a PSNR, SSIM or absolute target
-    /// is always met, a ratio whenever a bound of the codec reaches it. The model's first
-    /// two compressors are searched, and all three on chunks of kinds the model misreads
+    /// is always met, a ratio whenever a bound of the codec reaches it. Two compressors are
+    /// searched (the model's first two, or the one that won a dataset's last chunk and the
+    /// model's first), and all three on chunks of kinds the model misreads
     /// (`crate::unfamiliar`).
     Guarantee = 0,
     /// Trust the prediction: one compression per chunk, unless the payload stores more than
