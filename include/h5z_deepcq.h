@@ -143,8 +143,8 @@
 
 /**
  * Mode: one compression, trusting the proposal unless the payload stores more than 3×
- * from the predicted ratio or the values are quantised or a chunk axis is 2 or 3 long
- * (then measured and, on a PSNR miss, corrected); a ratio target's size is always
+ * from the predicted ratio, the values are quantised, a chunk axis is 2 or 3 long or the
+ * fastest holds a table's columns (then measured and, on a PSNR miss, corrected); a ratio target's size is always
  * checked, and searched from when short or more than 3× past it.
  */
 #define H5Z_DEEPCQ_PREDICT 1

@@ -512,7 +512,10 @@ mod tests {
         let v = field(2, 1.0);
         let settings = Settings::psnr(60.0).unwrap();
         let memory = Memory::default();
-        let three_way = ThreeWay { third: true };
+        let three_way = ThreeWay {
+            third: true,
+            zfp_first: false,
+        };
         let r = memory.proposer(&three_way);
         let raw = propose(&r, &v, &settings);
         // SPERR (the third) was kept at its raw bound, exactly on the target.

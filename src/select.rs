@@ -9,7 +9,9 @@
 //! needs that precision, since at 40 dB one dB of overshoot costs 20–40% of the ratio. The
 //! model's runner-up compressor gets the same search (unless a dataset's memory expects it
 //! to lose by far), and so does the third compressor on chunks of a kind the model
-//! misreads ([`crate::unfamiliar`]), where its ranking of compressors fails too. When
+//! misreads ([`crate::unfamiliar`]), where its ranking of compressors fails too, and on
+//! chunks where that ranking proved wrong (the runner-up won, or the first compressor
+//! stored far more than predicted). When
 //! nothing met the target, the safe bound
 //! `R·10^(−T/20)` (MSE ≤ eb², so PSNR ≥ T for any codec that keeps its bound), then
 //! lossless. A PSNR target is therefore always met (a ratio whenever a bound reaches it).
@@ -52,7 +54,7 @@ struct Budget {
     /// Where above the target a step aims, so that it lands on the right side.
     aim_db: f64,
     /// Whether the proposer's runner-up compressor is searched too, and its third on
-    /// chunks the model misreads ([`Proposal::third`]).
+    /// chunks the model misread ([`Proposal::third`]).
     runner_up: bool,
 }
 
@@ -338,7 +340,8 @@ pub struct Proposal {
     /// searches too, the same way, on chunks the model is known to misread
     /// ([`crate::unfamiliar`]): there its ranking of compressors fails as well (a 16-bit
     /// MRI slice at 40 dB: the model ranked SZ3 then ZFP, SPERR stored 2.1–2.6× less than
-    /// either, docs/bench.md "Unfamiliar data").
+    /// either, docs/bench.md "Unfamiliar data"); and on chunks where the ranking proved
+    /// wrong: the runner-up won, or the first compressor stored far more than predicted.
     pub third: Option<Alternative>,
     /// Leave the runner-up unsearched when the first compressor's kept payload stores at
     /// most this many bytes: set by [`crate::memory`] when the runner-up is expected to lose
@@ -564,7 +567,7 @@ pub fn compress_to_target_where(
                     outcome.reason
                 ),
                 false => log::info!(
-                    "quantised values or a short axis, which the model misreads: measured ({})",
+                    "quantised values, a short axis or a table's columns, which the model misreads: measured ({})",
                     outcome.reason
                 ),
             }
@@ -878,7 +881,9 @@ impl<'a> Search<'a> {
     /// error on the other), and is abandoned as soon as it cannot beat the kept payload
     /// ([`Search::hopeless`]), which usually costs one compression, or skipped when the
     /// first compressor met the target within [`Proposal::skip_runner_up_within`]. On a
-    /// chunk of a kind the model misreads ([`unfamiliar::unfamiliar`]) the third compressor
+    /// chunk the model misread (one of a kind it misreads, [`unfamiliar::unfamiliar`], one
+    /// whose size it overrated, or one where the runner-up won, which it does by default
+    /// when the first compressor landed nothing) the third compressor
     /// ([`Proposal::third`]) is searched the same way after it. When no
     /// attempt meets a PSNR target, the safe bound, then lossless ([`Search::tighten_ssim`]
     /// for SSIM).
@@ -905,43 +910,28 @@ impl<'a> Search<'a> {
             .skip_runner_up_within
             .is_some_and(|limit| kept.as_ref().is_some_and(|k| k.attempt.stored <= limit));
         let compares = self.budget.runner_up || overrated;
-        // The third compressor on a chunk the model misreads, in guarantee mode (fast mode
-        // keeps to its time), whatever memory expects of the runner-up (it learns from the
-        // runner-up's searches alone).
-        let misread = self.budget.runner_up
-            && proposal.third.is_some()
-            && unfamiliar::unfamiliar(self.data, self.shape);
-        // (alternative, reason, whether memory learns from its gap)
-        let alternatives = [
-            (
-                proposal.runner_up.filter(|_| compares && !as_expected),
-                "runner-up",
-                true,
-            ),
-            (
-                proposal.third.filter(|_| misread),
-                "third compressor",
-                false,
-            ),
-        ];
         let shift = kept.as_ref().map_or(1.0, |k| k.attempt.bound / first_bound);
-        for (alt, reason, learns_gap) in alternatives {
-            let Some(alt) = alt else { continue };
-            log::debug!("{reason} {} searched", alt.codec.name());
+        let runner_up = proposal.runner_up.filter(|_| compares && !as_expected);
+        let runner_up_won = match runner_up {
+            Some(alt) => self.search_alternative(alt, "runner-up", shift, target, &mut kept)?,
+            None => false,
+        };
+        // The third compressor in guarantee mode only (fast mode keeps to its time), on a
+        // chunk the model misread, whatever memory expects of the runner-up: one of a kind it
+        // is known to misread, one whose size it overrated, or one where its runner-up beat
+        // its first choice, so that its ranking of compressors proved wrong (HEALPix ring
+        // weights at 60 dB: ZFP then SZ3, where SPERR's oracle stored 3.7× less than SZ3's;
+        // a table of indicators and decimals at 80 dB: SPERR then ZFP, where SZ3 stored 1.5×
+        // less).
+        let misread = |search: &Self| {
+            search.budget.runner_up
+                && (overrated || runner_up_won || unfamiliar::unfamiliar(search.data, search.shape))
+        };
+        if let Some(alt) = proposal.third.filter(|_| misread(self)) {
+            // Memory learns from the runner-up's gap alone.
             let learned_gap = self.runner_up_gap;
-            // A compressor that refuses the chunk is simply not an alternative.
-            let start = self.try_bound(alt.codec, alt.bound * shift).ok();
-            let ceiling = kept.as_ref().map(|k| k.attempt.stored);
-            let other = match start {
-                Some(start) => self.land(start, target, ceiling)?,
-                None => None,
-            };
-            if !learns_gap {
-                self.runner_up_gap = learned_gap;
-            }
-            if let Some(other) = other.filter(|o| o.attempt.smaller_than(&kept)) {
-                kept = Some(Landed { reason, ..other });
-            }
+            self.search_alternative(alt, "third compressor", shift, target, &mut kept)?;
+            self.runner_up_gap = learned_gap;
         }
         if let Some(k) = kept {
             let mut outcome = k.into_outcome(self.compressions);
@@ -970,6 +960,32 @@ impl<'a> Search<'a> {
             }
         }
         self.lossless("target unreachable with a lossy codec: lossless")
+    }
+
+    /// Searches another compressor from its proposed bound moved by `shift` (the factor the
+    /// first compressor's landing moved its own) and keeps its landing in `kept` under
+    /// `reason` when it stores less; whether it did. A compressor that refuses the chunk is
+    /// simply not an alternative.
+    fn search_alternative(
+        &mut self,
+        alt: Alternative,
+        reason: &'static str,
+        shift: f64,
+        target: f64,
+        kept: &mut Option<Landed>,
+    ) -> Result<bool, SelectError> {
+        log::debug!("{reason} {} searched", alt.codec.name());
+        let Ok(start) = self.try_bound(alt.codec, alt.bound * shift) else {
+            return Ok(false);
+        };
+        let ceiling = kept.as_ref().map(|k| k.attempt.stored);
+        match self.land(start, target, ceiling)? {
+            Some(other) if other.attempt.smaller_than(kept) => {
+                *kept = Some(Landed { reason, ..other });
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     /// Secant steps in (log bound, quality dB) from `first`, inside the bracket of bounds
@@ -1190,10 +1206,11 @@ pub(crate) mod fixed {
         }
     }
 
-    /// SZ3 first and ZFP the runner-up, all at SZ3's formula bound, with SPERR as the third
-    /// compressor when `third`.
+    /// SZ3 first and ZFP the runner-up (the other way round when `zfp_first`), all at
+    /// SZ3's formula bound, with SPERR as the third compressor when `third`.
     pub(crate) struct ThreeWay {
         pub(crate) third: bool,
+        pub(crate) zfp_first: bool,
     }
 
     impl Proposer for ThreeWay {
@@ -1204,8 +1221,12 @@ pub(crate) mod fixed {
             extent: Extent,
             settings: &Settings,
         ) -> Result<Proposal, SelectError> {
+            let (first, second) = match self.zfp_first {
+                true => (CodecId::Zfp, CodecId::Sz3),
+                false => (CodecId::Sz3, CodecId::Zfp),
+            };
             let p = Fixed {
-                codec: CodecId::Sz3,
+                codec: first,
                 runner_up: false,
                 scale: 1.0,
             }
@@ -1216,7 +1237,7 @@ pub(crate) mod fixed {
                 predicted_ratio: None,
             };
             Ok(Proposal {
-                runner_up: Some(alternative(CodecId::Zfp)),
+                runner_up: Some(alternative(second)),
                 third: self.third.then(|| alternative(CodecId::Sperr)),
                 ..p
             })
@@ -1424,9 +1445,9 @@ mod tests {
     }
 
     /// The third compressor is searched on a chunk of quantised values, which the model
-    /// misreads, and left alone on a continuous one.
+    /// misreads, and left alone on a continuous one, unless the runner-up won there.
     #[test]
-    fn the_third_compressor_is_searched_only_on_chunks_the_model_misreads() {
+    fn the_third_compressor_is_searched_only_on_chunks_the_model_misread() {
         let (v, shape) = field();
         // The same field as 8-bit levels, stored as floats.
         let (lo, hi) = v
@@ -1440,7 +1461,11 @@ mod tests {
         let settings = Settings::psnr(40.0).unwrap();
         let run = |values: &[f32], third| {
             let data = Samples::F32(values);
-            compress_to_target(data, &shape, &settings, &fixed::ThreeWay { third }).unwrap()
+            let proposer = fixed::ThreeWay {
+                third,
+                zfp_first: false,
+            };
+            compress_to_target(data, &shape, &settings, &proposer).unwrap()
         };
         let (two, three) = (run(&v, false), run(&v, true));
         assert_eq!(three.compressions, two.compressions, "{}", three.reason);
@@ -1456,6 +1481,21 @@ mod tests {
         assert!(three.payload.len() < two.payload.len());
         assert!(three.measured.unwrap() >= 40.0);
         // What memory learns of the runner-up is the runner-up's alone.
+        assert_eq!(three.runner_up_gap, two.runner_up_gap);
+        // On the continuous field with ZFP ranked first, SZ3, the runner-up, wins: the
+        // ranking proved wrong, so SPERR is searched too.
+        let zfp_first = |third| {
+            let proposer = fixed::ThreeWay {
+                third,
+                zfp_first: true,
+            };
+            compress_to_target(Samples::F32(&v), &shape, &settings, &proposer).unwrap()
+        };
+        let (two, three) = (zfp_first(false), zfp_first(true));
+        assert_eq!((two.codec, two.reason), (CodecId::Sz3, "runner-up"));
+        assert!(three.compressions > two.compressions, "{}", three.reason);
+        assert!(three.payload.len() <= two.payload.len());
+        assert!(three.measured.unwrap() >= 40.0);
         assert_eq!(three.runner_up_gap, two.runner_up_gap);
     }
 
