@@ -514,7 +514,7 @@ mod tests {
         let memory = Memory::default();
         let three_way = ThreeWay {
             third: true,
-            zfp_first: false,
+            ..Default::default()
         };
         let r = memory.proposer(&three_way);
         let raw = propose(&r, &v, &settings);

@@ -1207,10 +1207,13 @@ pub(crate) mod fixed {
     }
 
     /// SZ3 first and ZFP the runner-up (the other way round when `zfp_first`), all at
-    /// SZ3's formula bound, with SPERR as the third compressor when `third`.
+    /// SZ3's formula bound, with SPERR as the third compressor when `third`; the first is
+    /// predicted to store a ratio of a million when `overrated`.
+    #[derive(Default)]
     pub(crate) struct ThreeWay {
         pub(crate) third: bool,
         pub(crate) zfp_first: bool,
+        pub(crate) overrated: bool,
     }
 
     impl Proposer for ThreeWay {
@@ -1239,6 +1242,7 @@ pub(crate) mod fixed {
             Ok(Proposal {
                 runner_up: Some(alternative(second)),
                 third: self.third.then(|| alternative(CodecId::Sperr)),
+                predicted_ratio: self.overrated.then_some(1e6),
                 ..p
             })
         }
@@ -1463,7 +1467,7 @@ mod tests {
             let data = Samples::F32(values);
             let proposer = fixed::ThreeWay {
                 third,
-                zfp_first: false,
+                ..Default::default()
             };
             compress_to_target(data, &shape, &settings, &proposer).unwrap()
         };
@@ -1488,15 +1492,35 @@ mod tests {
             let proposer = fixed::ThreeWay {
                 third,
                 zfp_first: true,
+                ..Default::default()
             };
             compress_to_target(Samples::F32(&v), &shape, &settings, &proposer).unwrap()
         };
         let (two, three) = (zfp_first(false), zfp_first(true));
         assert_eq!((two.codec, two.reason), (CodecId::Sz3, "runner-up"));
         assert!(three.compressions > two.compressions, "{}", three.reason);
-        assert!(three.payload.len() <= two.payload.len());
         assert!(three.measured.unwrap() >= 40.0);
         assert_eq!(three.runner_up_gap, two.runner_up_gap);
+        // SZ3 ranked first again, but predicted to store a million times less than it does:
+        // the model misread the chunk, so SPERR is searched in guarantee mode, not in fast.
+        let overrated = |third, mode| {
+            let proposer = fixed::ThreeWay {
+                third,
+                overrated: true,
+                ..Default::default()
+            };
+            let settings = Settings { mode, ..settings };
+            compress_to_target(Samples::F32(&v), &shape, &settings, &proposer).unwrap()
+        };
+        let (two, three) = (
+            overrated(false, Mode::Guarantee),
+            overrated(true, Mode::Guarantee),
+        );
+        assert!(three.compressions > two.compressions, "{}", three.reason);
+        assert!(three.measured.unwrap() >= 40.0);
+        let (two, three) = (overrated(false, Mode::Fast), overrated(true, Mode::Fast));
+        assert_eq!(three.compressions, two.compressions, "{}", three.reason);
+        assert_eq!(three.payload, two.payload);
     }
 
     #[test]
