@@ -923,11 +923,10 @@ impl<'a> Search<'a> {
         // weights at 60 dB: ZFP then SZ3, where SPERR's oracle stored 3.7× less than SZ3's;
         // a table of indicators and decimals at 80 dB: SPERR then ZFP, where SZ3 stored 1.5×
         // less).
-        let misread = |search: &Self| {
-            search.budget.runner_up
-                && (overrated || runner_up_won || unfamiliar::unfamiliar(search.data, search.shape))
-        };
-        if let Some(alt) = proposal.third.filter(|_| misread(self)) {
+        let misread = self.budget.runner_up
+            && proposal.third.is_some()
+            && (overrated || runner_up_won || unfamiliar::unfamiliar(self.data, self.shape));
+        if let Some(alt) = proposal.third.filter(|_| misread) {
             // Memory learns from the runner-up's gap alone.
             let learned_gap = self.runner_up_gap;
             self.search_alternative(alt, "third compressor", shift, target, &mut kept)?;

@@ -79,9 +79,10 @@ const TABLE_ROWS: usize = 16;
 /// ([`on_coarse_lattice`]), its shape has a short axis, or its fastest axis holds a table's
 /// columns ([`table_columns`]).
 pub fn unfamiliar(data: Samples<'_>, shape: &[usize]) -> bool {
+    // Cheapest first: the lattice test sorts its sample.
     shape.iter().any(|&n| (2..=SHORT_AXIS).contains(&n))
-        || on_coarse_lattice(data)
         || table_columns(data, shape)
+        || on_coarse_lattice(data)
 }
 
 /// True when the fastest axis of `shape` holds the columns of a table rather than samples
