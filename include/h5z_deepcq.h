@@ -144,8 +144,10 @@
 /**
  * Mode: one compression, trusting the proposal unless the payload stores more than 3×
  * from the predicted ratio, the values are quantised, a chunk axis is 2 or 3 long or the
- * fastest holds a table's columns (then measured and, on a PSNR miss, corrected); a ratio target's size is always
- * checked, and searched from when short or more than 3× past it.
+ * fastest holds a table's columns (then measured and, on a PSNR miss, corrected, unless
+ * the bound is at or below the safe bound off a lattice, certain to meet the target); a
+ * ratio target's size is always checked, and searched from when short or more than 3×
+ * past it.
  */
 #define H5Z_DEEPCQ_PREDICT 1
 

@@ -164,6 +164,12 @@ pub fn on_coarse_lattice(data: Samples<'_>) -> bool {
         return false;
     };
     let range = values[values.len() - 1] - values[0];
+    // Every divisor's step below is at most 1.5× the smallest difference (each difference
+    // rounds to its nearest multiple, at least 1): a range of more than MAX_STEPS such
+    // steps, as a continuous field's sample always has, ends the test here.
+    if range > MAX_STEPS * 1.5 * smallest {
+        return false;
+    }
     // A handful of continuous values fits a fine enough step by chance (3 values almost
     // always, 4 about half the time), so a step below the smallest difference needs more.
     let divisors = match values.len() < FEW_VALUES {

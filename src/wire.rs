@@ -402,15 +402,17 @@ pub enum Mode {
     /// is always met, a ratio whenever a bound of the codec reaches it. Two compressors are
     /// searched (the model's first two, or the one that won a dataset's last chunk and the
     /// model's first), and all three on chunks of kinds the model misreads
-    /// (`crate::unfamiliar`) and where the runner-up won or the first stored over 3× more
-    /// than predicted.
+    /// (`crate::unfamiliar`) and where the runner-up won, the first stored over 3× more
+    /// than predicted or a compressor's PSNR rose with a looser bound.
     Guarantee = 0,
     /// Trust the prediction: one compression per chunk, unless the payload stores more than
     /// 3× from the predicted ratio (the model misread the chunk) or the chunk holds
     /// quantised values, has an axis of 2 or 3 or holds a table's columns (kinds the model
-    /// misreads, `crate::unfamiliar`): then it is decoded, measured and, on a PSNR miss, corrected as
-    /// in fast mode. A ratio target's stored size is checked and, short of the target or
-    /// more than 3× past it, searched as in guarantee mode.
+    /// misreads, `crate::unfamiliar`): then it is decoded, measured and, on a PSNR miss,
+    /// corrected as in fast mode, unless its bound is at or below the safe bound, which
+    /// meets a PSNR target for certain (SZ3, SPERR; values not on a lattice). A ratio
+    /// target's stored size is checked and, short of the target or more than 3× past it,
+    /// searched as in guarantee mode.
     Predict = 1,
     /// Guarantee on a small budget: the model's choice is compressed, decoded and
     /// measured; a miss is corrected and a large overshoot loosened, one more compression
