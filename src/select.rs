@@ -500,122 +500,67 @@ pub fn compress_to_target_where(
     missing: Option<&chunk::Missing>,
 ) -> Result<Outcome, SelectError> {
     let extent = Extent::of(data);
-    let range = extent.range();
-    if matches!(data, Samples::Opaque { .. }) || extent.finite < data.len() || range == 0.0 {
-        let reason = match data {
-            Samples::Opaque { .. } => NOT_FLOAT,
-            _ if range == 0.0 => "constant: lossless",
-            _ => "NaN/Inf present: lossless",
-        };
+    if let Some(reason) = exact_only(data, extent, settings) {
         return lossless(data, shape, 0, reason);
-    }
-    // Only an exact copy has SSIM 1; predict mode would otherwise keep the model's pick.
-    if settings.target.kind == TargetKind::Ssim && settings.target.value() >= 1.0 {
-        return lossless(data, shape, 0, "SSIM 1: lossless");
     }
     if let Some(outcome) = fixed_rate(data, shape, settings) {
         return Ok(outcome);
     }
-    let proposal = proposer.propose(data, shape, extent, settings)?;
     let mut search = Search::new(data, shape, settings);
     search.missing = missing;
-    let (proposal, first) = match search.try_bound(proposal.codec, proposal.bound) {
-        // A compressor chosen automatically may refuse a chunk (SPERR and values ≥ 1e30):
-        // SZ3 takes any finite values, at the bound proposed for SZ3 (on a generated field
-        // SPERR's bound gave SZ3 3 dB less PSNR, and predict mode would keep it). A
-        // compressor the user named keeps its error.
-        Err(SelectError::Codec(e))
-            if settings.compressor == CompressorChoice::Auto && proposal.codec != CodecId::Sz3 =>
-        {
-            log::info!("{e}; SZ3 instead");
-            let sz3_only = Settings {
-                compressor: CompressorChoice::Sz3,
-                ..*settings
-            };
-            // The first proposal's other compressor that is neither SZ3 nor the one that
-            // refused.
-            let runner_up = [proposal.runner_up, proposal.third]
-                .into_iter()
-                .flatten()
-                .find(|a| a.codec != CodecId::Sz3 && a.codec != proposal.codec);
-            let proposal = Proposal {
-                codec: CodecId::Sz3,
-                runner_up,
-                ..proposer.propose(data, shape, extent, &sz3_only)?
-            };
-            let first = search.try_bound(CodecId::Sz3, proposal.bound)?;
-            (proposal, first)
-        }
-        // A named codec that cannot resolve the bound: only exact storage is finer.
-        Err(e) if too_fine(&e) => {
-            log::info!("{e}; lossless instead");
-            return search.lossless("bound finer than the codec resolves: lossless");
-        }
-        other => (proposal, other?),
+    let Some((proposal, first)) = search.first_attempt(proposer, extent)? else {
+        return search.lossless("bound finer than the codec resolves: lossless");
     };
-    let finish = |mut o: Outcome| {
-        o.predicted = proposal.predicted;
-        // Tiny or noisy chunks can come out larger than they went in, and a bound at the
-        // values' precision decodes exactly (PSNR 400 on f32: SZ3 and SPERR stored 106–119
-        // kB where lossless took 80); exact storage is then at least as good, and is kept
-        // when smaller.
-        let exact_decode = o.measured == Some(f64::INFINITY) && o.codec != CodecId::Lossless;
-        if o.payload.len() >= data.byte_len() || exact_decode {
-            let mut exact = lossless(data, shape, o.compressions, "lossless smaller than lossy")?;
-            if exact.payload.len() < o.payload.len() {
-                // What the search learned of the runner-up still holds for the next chunk.
-                exact.runner_up_gap = o.runner_up_gap;
-                return Ok(exact);
-            }
+    let range = extent.range();
+    let outcome = match (settings.mode, settings.target.kind) {
+        (_, TargetKind::AbsBound) | (Mode::Predict, TargetKind::Ssim) => {
+            first.into_outcome("proposal", None)
         }
-        Ok(o)
+        (Mode::Predict, TargetKind::Psnr) => search.predict_psnr(first, &proposal, range)?,
+        (Mode::Predict, TargetKind::Ratio) => search.predict_ratio(first)?,
+        (_, TargetKind::Psnr | TargetKind::Ssim) => search.guarantee(first, &proposal, range)?,
+        (_, TargetKind::Ratio) => search.reach_ratio(first)?,
     };
-    let psnr_target = settings.target.kind == TargetKind::Psnr;
-    if settings.mode == Mode::Predict && psnr_target {
-        let surprise = surprised(&proposal, data, &first.payload);
-        // A chunk certain to meet the target needs a look only where a decode may come back
-        // exact, values on a lattice, so that lossless may store less (`finish`).
-        let look = match missing.is_none() && certain_to_meet(&first, range, settings) {
-            true => unfamiliar::on_coarse_lattice(data),
-            false => surprise || unfamiliar::unfamiliar(data, shape),
-        };
-        if look {
-            let outcome = search.check_surprise(first, &proposal, range)?;
-            match surprise {
-                true => log::info!(
-                    "predicted ratio {:.3} off by more than {SURPRISE_FACTOR}x: measured ({})",
-                    proposal.predicted_ratio.unwrap_or(f64::NAN),
-                    outcome.reason
-                ),
-                false => log::info!(
-                    "quantised values, a short axis or a table's columns, which the model misreads: measured ({})",
-                    outcome.reason
-                ),
-            }
-            return finish(outcome);
+    prefer_exact(data, shape, outcome, proposal.predicted)
+}
+
+/// Why `data` can only be stored exactly, whatever the target: values that are not f32
+/// or f64, a constant chunk, NaN or ±Inf (no lossy codec bounds them), an SSIM target of 1
+/// (only an exact copy has it; predict mode would otherwise keep the model's pick).
+fn exact_only(data: Samples<'_>, extent: Extent, settings: &Settings) -> Option<&'static str> {
+    let range = extent.range();
+    if matches!(data, Samples::Opaque { .. }) || extent.finite < data.len() || range == 0.0 {
+        return Some(match data {
+            Samples::Opaque { .. } => NOT_FLOAT,
+            _ if range == 0.0 => "constant: lossless",
+            _ => "NaN/Inf present: lossless",
+        });
+    }
+    (settings.target.kind == TargetKind::Ssim && settings.target.value() >= 1.0)
+        .then_some("SSIM 1: lossless")
+}
+
+/// `o` with the metric predicted for the first proposal, or exact storage where that is
+/// smaller: tiny or noisy chunks can come out larger than they went in, and a bound at the
+/// values' precision decodes exactly (PSNR 400 on f32: SZ3 and SPERR stored 106–119 kB
+/// where lossless took 80), so exact storage is then at least as good.
+fn prefer_exact(
+    data: Samples<'_>,
+    shape: &[usize],
+    mut o: Outcome,
+    predicted: Option<f64>,
+) -> Result<Outcome, SelectError> {
+    o.predicted = predicted;
+    let exact_decode = o.measured == Some(f64::INFINITY) && o.codec != CodecId::Lossless;
+    if o.payload.len() >= data.byte_len() || exact_decode {
+        let mut exact = lossless(data, shape, o.compressions, "lossless smaller than lossy")?;
+        if exact.payload.len() < o.payload.len() {
+            // What the search learned of the runner-up still holds for the next chunk.
+            exact.runner_up_gap = o.runner_up_gap;
+            return Ok(exact);
         }
     }
-    // A ratio needs no decode to be known: the payload's size tells it. Predict mode keeps
-    // its one compression unless the size shows the model misread the chunk, short of the
-    // target or more than SURPRISE_FACTOR past it (quality thrown away: ratios 78–149
-    // stored for 8 on 1-D chunks, PSNR 25 dB where 47 met the target), and then searches
-    // as guarantee mode does.
-    if settings.mode == Mode::Predict && settings.target.kind == TargetKind::Ratio {
-        let (reached, target) = (search.chunk_ratio(&first), settings.target.value());
-        // A chunk whose header alone stores more than the ratio allows cannot reach it.
-        let reachable = (chunk::header_len(shape) as f64) < data.byte_len() as f64 / target;
-        if reachable && (reached < target || reached > target * SURPRISE_FACTOR) {
-            return finish(search.reach_ratio(first)?);
-        }
-    }
-    if settings.mode == Mode::Predict || settings.target.kind == TargetKind::AbsBound {
-        return finish(first.into_outcome("proposal", None));
-    }
-    match settings.target.kind {
-        TargetKind::Psnr | TargetKind::Ssim => finish(search.guarantee(first, &proposal, range)?),
-        TargetKind::Ratio => finish(search.reach_ratio(first)?),
-        TargetKind::AbsBound => unreachable!("returned above"),
-    }
+    Ok(o)
 }
 
 /// True when `first` meets a PSNR target whatever a decode would show, so predict mode
@@ -802,6 +747,101 @@ impl<'a> Search<'a> {
                 Mode::Guarantee | Mode::Predict => Budget::THOROUGH,
             },
             erratic: false,
+        }
+    }
+
+    /// The first compression, at the proposer's choice: with the proposal, or None when a
+    /// codec the user named cannot resolve the bound (only exact storage is finer).
+    fn first_attempt(
+        &mut self,
+        proposer: &dyn Proposer,
+        extent: Extent,
+    ) -> Result<Option<(Proposal, Attempt)>, SelectError> {
+        let (data, shape, settings) = (self.data, self.shape, self.settings);
+        let proposal = proposer.propose(data, shape, extent, settings)?;
+        match self.try_bound(proposal.codec, proposal.bound) {
+            // A compressor chosen automatically may refuse a chunk (SPERR and values ≥
+            // 1e30): SZ3 takes any finite values, at the bound proposed for SZ3 (on a
+            // generated field SPERR's bound gave SZ3 3 dB less PSNR, and predict mode would
+            // keep it). A compressor the user named keeps its error.
+            Err(SelectError::Codec(e))
+                if settings.compressor == CompressorChoice::Auto
+                    && proposal.codec != CodecId::Sz3 =>
+            {
+                log::info!("{e}; SZ3 instead");
+                let sz3_only = Settings {
+                    compressor: CompressorChoice::Sz3,
+                    ..*settings
+                };
+                // The first proposal's other compressor that is neither SZ3 nor the one
+                // that refused.
+                let runner_up = [proposal.runner_up, proposal.third]
+                    .into_iter()
+                    .flatten()
+                    .find(|a| a.codec != CodecId::Sz3 && a.codec != proposal.codec);
+                let proposal = Proposal {
+                    codec: CodecId::Sz3,
+                    runner_up,
+                    ..proposer.propose(data, shape, extent, &sz3_only)?
+                };
+                let first = self.try_bound(CodecId::Sz3, proposal.bound)?;
+                Ok(Some((proposal, first)))
+            }
+            Err(e) if too_fine(&e) => {
+                log::info!("{e}; lossless instead");
+                Ok(None)
+            }
+            other => Ok(Some((proposal, other?))),
+        }
+    }
+
+    /// Predict mode's PSNR target: the first compression, looked at
+    /// ([`Search::check_surprise`]) when the model misread the chunk ([`surprised`]) or is
+    /// known to misread its kind ([`unfamiliar::unfamiliar`]). A chunk certain to meet the
+    /// target ([`certain_to_meet`]) is looked at only where a decode may come back exact,
+    /// values on a lattice, so that lossless may store less ([`prefer_exact`]).
+    fn predict_psnr(
+        &mut self,
+        first: Attempt,
+        proposal: &Proposal,
+        range: f64,
+    ) -> Result<Outcome, SelectError> {
+        let surprise = surprised(proposal, self.data, &first.payload);
+        let look = match self.missing.is_none() && certain_to_meet(&first, range, self.settings) {
+            true => unfamiliar::on_coarse_lattice(self.data),
+            false => surprise || unfamiliar::unfamiliar(self.data, self.shape),
+        };
+        if !look {
+            return Ok(first.into_outcome("proposal", None));
+        }
+        let outcome = self.check_surprise(first, proposal, range)?;
+        match surprise {
+            true => log::info!(
+                "predicted ratio {:.3} off by more than {SURPRISE_FACTOR}x: measured ({})",
+                proposal.predicted_ratio.unwrap_or(f64::NAN),
+                outcome.reason
+            ),
+            false => log::info!(
+                "quantised values, a short axis or a table's columns, which the model misreads: measured ({})",
+                outcome.reason
+            ),
+        }
+        Ok(outcome)
+    }
+
+    /// Predict mode's ratio target. A ratio needs no decode to be known: the payload's size
+    /// tells it. The first compression is kept unless its size shows the model misread
+    /// the chunk, short of the target or more than [`SURPRISE_FACTOR`] past it (quality
+    /// thrown away: ratios 78–149 stored for 8 on 1-D chunks, PSNR 25 dB where 47 met the
+    /// target); then the bound is searched as in guarantee mode.
+    fn predict_ratio(&mut self, first: Attempt) -> Result<Outcome, SelectError> {
+        let (reached, target) = (self.chunk_ratio(&first), self.settings.target.value());
+        // A chunk whose header alone stores more than the ratio allows cannot reach it.
+        let reachable =
+            (chunk::header_len(self.shape) as f64) < self.data.byte_len() as f64 / target;
+        match reachable && (reached < target || reached > target * SURPRISE_FACTOR) {
+            true => self.reach_ratio(first),
+            false => Ok(first.into_outcome("proposal", None)),
         }
     }
 
