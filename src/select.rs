@@ -563,17 +563,6 @@ fn prefer_exact(
     Ok(o)
 }
 
-/// True when `first` meets a PSNR target whatever a decode would show, so predict mode
-/// need not look for a miss (on ../shared/data at 80 dB, 9 of the 21 chunks it measured,
-/// short axes not on a lattice): a bound at or below the safe bound ([`safe_bound`]: MSE
-/// ≤ bound², so PSNR ≥ T) with a codec that never exceeds its bound (SZ3, SPERR; ZFP's
-/// tolerance is not a promise). Not with missing values, whose PSNR is taken over the
-/// real values alone.
-fn certain_to_meet(first: &Attempt, range: f64, settings: &Settings) -> bool {
-    matches!(first.codec, CodecId::Sz3 | CodecId::Sperr)
-        && first.bound <= safe_bound(range, settings.target.value())
-}
-
 /// Bytes SPERR's fixed-rate stream adds to its bit budget (36–44 measured), with room.
 const SPERR_RATE_HEADERS: f64 = 48.0;
 
@@ -798,7 +787,7 @@ impl<'a> Search<'a> {
     /// Predict mode's PSNR target: the first compression, looked at
     /// ([`Search::check_surprise`]) when the model misread the chunk ([`surprised`]) or is
     /// known to misread its kind ([`unfamiliar::unfamiliar`]). A chunk certain to meet the
-    /// target ([`certain_to_meet`]) is looked at only where a decode may come back exact,
+    /// target ([`Search::certain_to_meet`]) is looked at only where a decode may come back exact,
     /// values on a lattice, so that lossless may store less ([`prefer_exact`]).
     fn predict_psnr(
         &mut self,
@@ -807,7 +796,7 @@ impl<'a> Search<'a> {
         range: f64,
     ) -> Result<Outcome, SelectError> {
         let surprise = surprised(proposal, self.data, &first.payload);
-        let look = match self.missing.is_none() && certain_to_meet(&first, range, self.settings) {
+        let look = match self.certain_to_meet(&first, range) {
             true => unfamiliar::on_coarse_lattice(self.data),
             false => surprise || unfamiliar::unfamiliar(self.data, self.shape),
         };
@@ -843,6 +832,18 @@ impl<'a> Search<'a> {
             true => self.reach_ratio(first),
             false => Ok(first.into_outcome("proposal", None)),
         }
+    }
+
+    /// True when `first` meets a PSNR target whatever a decode would show, so predict
+    /// mode need not look for a miss (on ../shared/data at 80 dB, 9 of the 21 chunks it
+    /// measured, short axes not on a lattice): a bound at or below the safe bound
+    /// ([`safe_bound`]: MSE ≤ bound², so PSNR ≥ T) with a codec that never exceeds its
+    /// bound (SZ3, SPERR; ZFP's tolerance is not a promise). Not with missing values,
+    /// whose PSNR is taken over the real values alone.
+    fn certain_to_meet(&self, first: &Attempt, range: f64) -> bool {
+        self.missing.is_none()
+            && matches!(first.codec, CodecId::Sz3 | CodecId::Sperr)
+            && first.bound <= safe_bound(range, self.settings.target.value())
     }
 
     /// Predict mode's look at a chunk the model misread ([`surprised`]) or is known to
@@ -1336,10 +1337,15 @@ mod tests {
     use super::*;
     use crate::synth::{generate, Kind};
 
+    /// A smooth generated f32 field of `shape`.
+    fn spectral_f32(shape: &[usize], seed: u64) -> Vec<f32> {
+        let v = generate(Kind::Spectral { slope: 3.0 }, shape, seed);
+        v.into_iter().map(|x| x as f32).collect()
+    }
+
     fn field() -> (Vec<f32>, Vec<usize>) {
         let shape = vec![24, 32, 32];
-        let v = generate(Kind::Spectral { slope: 3.0 }, &shape, 7);
-        (v.into_iter().map(|x| x as f32).collect(), shape)
+        (spectral_f32(&shape, 7), shape)
     }
 
     #[test]
@@ -1873,10 +1879,7 @@ mod tests {
     #[test]
     fn predict_mode_trusts_the_safe_bound_on_a_chunk_it_would_measure() {
         let shape = [3, 32, 32];
-        let v: Vec<f32> = generate(Kind::Spectral { slope: 3.0 }, &shape, 5)
-            .into_iter()
-            .map(|x| x as f32)
-            .collect();
+        let v = spectral_f32(&shape, 5);
         let data = Samples::F32(&v);
         assert!(crate::unfamiliar::unfamiliar(data, &shape));
         let mut settings = Settings::psnr(50.0).unwrap();
