@@ -150,25 +150,30 @@ pub fn table_columns(data: Samples<'_>, shape: &[usize]) -> bool {
 /// `MAX_STEPS` steps across their range: values that were integers (times a scale, plus an
 /// offset) before they became floats.
 pub fn on_coarse_lattice(data: Samples<'_>) -> bool {
+    coarse_lattice_step(data).is_some()
+}
+
+/// The step of the coarse lattice `data`'s values lie on ([`on_coarse_lattice`]), as its
+/// sample shows it (a multiple of the true step where the sample skips every other level),
+/// or None.
+pub fn coarse_lattice_step(data: Samples<'_>) -> Option<f64> {
     let stride = (data.len() / SAMPLE).max(1);
     let mut values: Vec<f64> = match data {
         Samples::F32(v) => v.iter().step_by(stride).map(|&x| x as f64).collect(),
         Samples::F64(v) => v.iter().step_by(stride).copied().collect(),
-        Samples::Opaque { .. } => return false,
+        Samples::Opaque { .. } => return None,
     };
     values.retain(|x| x.is_finite());
     values.sort_by(f64::total_cmp);
     values.dedup();
     let steps: Vec<f64> = values.windows(2).map(|w| w[1] - w[0]).collect();
-    let Some(smallest) = steps.iter().copied().min_by(f64::total_cmp) else {
-        return false;
-    };
+    let smallest = steps.iter().copied().min_by(f64::total_cmp)?;
     let range = values[values.len() - 1] - values[0];
     // Every divisor's step below is at most 1.5× the smallest difference (each difference
     // rounds to its nearest multiple, at least 1): a range of more than MAX_STEPS such
     // steps, as a continuous field's sample always has, ends the test here.
     if range > MAX_STEPS * 1.5 * smallest {
-        return false;
+        return None;
     }
     // A handful of continuous values fits a fine enough step by chance (3 values almost
     // always, 4 about half the time), so a step below the smallest difference needs more.
@@ -176,7 +181,7 @@ pub fn on_coarse_lattice(data: Samples<'_>) -> bool {
         true => 1,
         false => MAX_DIVISOR,
     };
-    (1..=divisors).any(|divisor| {
+    (1..=divisors).find_map(|divisor| {
         let guess = smallest / divisor as f64;
         let few = FEW_STEPS * divisor as f64;
         // The smallest difference carries the rounding of two values; the step is refined
@@ -187,12 +192,13 @@ pub fn on_coarse_lattice(data: Samples<'_>) -> bool {
             .filter(|&(_, k)| k <= few)
             .fold((0.0, 0.0), |(s, n), (d, k)| (s + d, n + k));
         let step = sum / count;
-        step > 0.0
+        let on_it = step > 0.0
             && range / step <= MAX_STEPS
             && steps.iter().all(|d| {
                 let k = d / step;
                 (k - k.round()).abs() <= STEP_TOLERANCE
-            })
+            });
+        on_it.then_some(step)
     })
 }
 

@@ -410,7 +410,8 @@ pub enum Mode {
     /// quantised values, has an axis of 2 or 3 or holds a table's columns (kinds the model
     /// misreads, `crate::unfamiliar`): then it is decoded, measured and, on a PSNR miss,
     /// corrected as in fast mode, unless its bound is at or below the safe bound, which
-    /// meets a PSNR target for certain (SZ3, SPERR; values not on a lattice). A ratio
+    /// meets a PSNR target for certain (SZ3, SPERR; not SZ3 finer than a lattice's step,
+    /// whose decode may be exact and lossless smaller). A ratio
     /// target's stored size is checked and, short of the target or more than 3× past it,
     /// searched as in guarantee mode.
     Predict = 1,

@@ -487,6 +487,31 @@ mod tests {
     }
 
     #[test]
+    fn f32_bounds_near_an_ulp_are_kept() {
+        // SPERR bounds its f64 reconstruction, then rounds it to f32, up to half an ulp
+        // more (the headroom in `encode_typed`): values across 1 and 2, where the ulp
+        // doubles (2^-24, 2^-23, 2^-22).
+        let shape = [24, 24, 24];
+        let v: Vec<f32> = generate(Kind::Spectral { slope: 2.0 }, &shape, 4)
+            .into_iter()
+            .map(|x| (1.5 + 0.6 * x) as f32)
+            .collect();
+        let data = Samples::F32(&v);
+        let layout = Layout::of(&data, &shape);
+        let below = |t: f32| v.iter().filter(|&&x| x < t).count();
+        assert!(below(1.0) > 0 && below(2.0) < v.len() && below(2.0) > below(1.0));
+        for ulps in [0.3, 0.6, 1.0, 1.5, 3.0, 10.0] {
+            let bound = ulps * f32::EPSILON as f64;
+            let payload = Sperr.encode(data, &shape, bound).unwrap();
+            let back = Sperr.decode(&payload, &layout, bound).unwrap();
+            let max_error = crate::metrics::error_stats_of(data, back.view())
+                .unwrap()
+                .max_abs_error;
+            assert!(max_error <= bound, "{ulps} ulps: {max_error:e} > {bound:e}");
+        }
+    }
+
+    #[test]
     fn target_psnr_mode_lands_near_its_target_and_decodes() {
         let shape = [16, 32, 32];
         let v: Vec<f32> = generate(Kind::Spectral { slope: 3.0 }, &shape, 3)
