@@ -570,8 +570,7 @@ fn prefer_exact(
 /// Measured over 11,247 chunks predict mode decoded on four unseen sets of integer-source
 /// arrays (docs/bench.md): chunks certain to meet the target came back exact from SZ3 at
 /// bounds of 0.002–0.1 steps (374 of 2,138 below a step), never at a step or more (0 of
-/// 242), and never from SPERR (0 of 337), whose wavelet reconstruction rounded to the
-/// element type does not land on the lattice.
+/// 242), and never from SPERR (0 of 337).
 fn may_decode_exactly(codec: CodecId, bound: f64, data: Samples<'_>) -> bool {
     codec == CodecId::Sz3 && unfamiliar::coarse_lattice_step(data).is_some_and(|step| bound < step)
 }

@@ -411,9 +411,9 @@ pub enum Mode {
     /// misreads, `crate::unfamiliar`): then it is decoded, measured and, on a PSNR miss,
     /// corrected as in fast mode, unless its bound is at or below the safe bound, which
     /// meets a PSNR target for certain (SZ3, SPERR; not SZ3 finer than a lattice's step,
-    /// whose decode may be exact and lossless smaller). A ratio
-    /// target's stored size is checked and, short of the target or more than 3× past it,
-    /// searched as in guarantee mode.
+    /// whose decode may be exact and lossless smaller). A ratio target's stored size is
+    /// checked and, short of the target or more than 3× past it, searched as in guarantee
+    /// mode.
     Predict = 1,
     /// Guarantee on a small budget: the model's choice is compressed, decoded and
     /// measured; a miss is corrected and a large overshoot loosened, one more compression
