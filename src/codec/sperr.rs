@@ -382,7 +382,16 @@ fn decode_typed<T: Element + sperr::Element + Default>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::ErrorStats;
     use crate::synth::{generate, Kind};
+
+    /// Decodes `payload` as SPERR's stream for `data` of `shape` and measures its errors.
+    fn decoded_errors(data: Samples<'_>, shape: &[usize], payload: &[u8]) -> ErrorStats {
+        let back = Sperr
+            .decode(payload, &Layout::of(&data, shape), 0.0)
+            .unwrap();
+        crate::metrics::error_stats_of(data, back.view()).unwrap()
+    }
 
     #[test]
     fn psnr_moves_with_the_bound_as_slowly_as_the_slope_by_rate_says() {
@@ -395,14 +404,10 @@ mod tests {
             .map(|x| x as f32)
             .collect();
         let range = crate::select::value_range(Samples::F32(&v));
-        let layout = Layout::of(&Samples::F32(&v), &shape);
         let measure = |rel: f64| {
             let bound = rel * range;
             let payload = Sperr.encode(Samples::F32(&v), &shape, bound).unwrap();
-            let back = Sperr.decode(&payload, &layout, bound).unwrap();
-            let psnr = crate::metrics::error_stats_of(Samples::F32(&v), back.view())
-                .unwrap()
-                .psnr;
+            let psnr = decoded_errors(Samples::F32(&v), &shape, &payload).psnr;
             (
                 bound.ln(),
                 psnr,
@@ -474,11 +479,7 @@ mod tests {
         for (values, bound) in [(&smooth, 1e19), (&smooth, 1e22), (&spike, 1e19)] {
             let data = Samples::F32(values);
             let payload = Sperr.encode(data, &shape, bound).unwrap();
-            let layout = Layout::of(&data, &shape);
-            let back = Sperr.decode(&payload, &layout, bound).unwrap();
-            let max_error = crate::metrics::error_stats_of(data, back.view())
-                .unwrap()
-                .max_abs_error;
+            let max_error = decoded_errors(data, &shape, &payload).max_abs_error;
             assert!(
                 max_error <= Sperr::COARSEST_BOUND,
                 "{bound:e}: {max_error:e}"
@@ -497,16 +498,12 @@ mod tests {
             .map(|x| (1.5 + 0.6 * x) as f32)
             .collect();
         let data = Samples::F32(&v);
-        let layout = Layout::of(&data, &shape);
         let below = |t: f32| v.iter().filter(|&&x| x < t).count();
         assert!(below(1.0) > 0 && below(2.0) < v.len() && below(2.0) > below(1.0));
         for ulps in [0.3, 0.6, 1.0, 1.5, 3.0, 10.0] {
             let bound = ulps * f32::EPSILON as f64;
             let payload = Sperr.encode(data, &shape, bound).unwrap();
-            let back = Sperr.decode(&payload, &layout, bound).unwrap();
-            let max_error = crate::metrics::error_stats_of(data, back.view())
-                .unwrap()
-                .max_abs_error;
+            let max_error = decoded_errors(data, &shape, &payload).max_abs_error;
             assert!(max_error <= bound, "{ulps} ulps: {max_error:e} > {bound:e}");
         }
     }
@@ -521,11 +518,7 @@ mod tests {
         let payload = Sperr
             .encode_target_psnr(Samples::F32(&v), &shape, 60.0)
             .unwrap();
-        let layout = Layout::of(&Samples::F32(&v), &shape);
-        let back = Sperr.decode(&payload, &layout, 0.0).unwrap();
-        let psnr = crate::metrics::error_stats_of(Samples::F32(&v), back.view())
-            .unwrap()
-            .psnr;
+        let psnr = decoded_errors(Samples::F32(&v), &shape, &payload).psnr;
         // SPERR aims at the target without promising it: close, not necessarily above.
         assert!((psnr - 60.0).abs() < 3.0, "PSNR {psnr}");
         assert!(payload.len() < v.len() * 4);
@@ -545,7 +538,6 @@ mod tests {
         for shape in shapes {
             let v = generate(Kind::Spectral { slope: 3.0 }, shape, 5);
             let data = Samples::F64(&v);
-            let layout = Layout::of(&data, shape);
             let mut last_psnr = 0.0;
             for bits in [0.5, 4.0, 16.0, 80.0] {
                 let payload = Sperr.encode_rate(data, shape, bits).unwrap();
@@ -556,10 +548,7 @@ mod tests {
                     "{shape:?} {bits}: {}",
                     payload.len()
                 );
-                let back = Sperr.decode(&payload, &layout, 0.0).unwrap();
-                let psnr = crate::metrics::error_stats_of(data, back.view())
-                    .unwrap()
-                    .psnr;
+                let psnr = decoded_errors(data, shape, &payload).psnr;
                 assert!(
                     psnr >= last_psnr,
                     "{shape:?} {bits}: {psnr} after {last_psnr}"
