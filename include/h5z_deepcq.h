@@ -146,8 +146,9 @@
  * from the predicted ratio, the values are quantised, a chunk axis is 2 or 3 long or the
  * fastest holds a table's columns (then measured and, on a PSNR miss, corrected, unless
  * the bound is at or below the safe bound, certain to meet the target, and not SZ3's finer
- * than a lattice's step, whose decode may be exact); a ratio target's size is always
- * checked, and searched from when short or more than 3× past it.
+ * than a lattice's step, whose decode may be exact); a payload 3× off its predicted ratio
+ * that clears a PSNR target by over 4.5 dB is tried once at a looser bound; a ratio
+ * target's size is always checked, and searched from when short or more than 3× past it.
  */
 #define H5Z_DEEPCQ_PREDICT 1
 

@@ -89,8 +89,9 @@ pub const H5Z_DEEPCQ_GUARANTEE: c_uint = 0;
 /// from the predicted ratio, the values are quantised, a chunk axis is 2 or 3 long or the
 /// fastest holds a table's columns (then measured and, on a PSNR miss, corrected, unless
 /// the bound is at or below the safe bound, certain to meet the target, and not SZ3's finer
-/// than a lattice's step, whose decode may be exact); a ratio target's size is always
-/// checked, and searched from when short or more than 3× past it.
+/// than a lattice's step, whose decode may be exact); a payload 3× off its predicted ratio
+/// that clears a PSNR target by over 4.5 dB is tried once at a looser bound; a ratio
+/// target's size is always checked, and searched from when short or more than 3× past it.
 pub const H5Z_DEEPCQ_PREDICT: c_uint = 1;
 /// Mode: decode and measure like guarantee, but one more compression per compressor at
 /// most before the safe bound; a PSNR, SSIM or absolute target is always met, in about

@@ -409,11 +409,12 @@ pub enum Mode {
     /// 3× from the predicted ratio (the model misread the chunk) or the chunk holds
     /// quantised values, has an axis of 2 or 3 or holds a table's columns (kinds the model
     /// misreads, `crate::unfamiliar`): then it is decoded, measured and, on a PSNR miss,
-    /// corrected as in fast mode, unless its bound is at or below the safe bound, which
-    /// meets a PSNR target for certain (SZ3, SPERR; not SZ3 finer than a lattice's step,
-    /// whose decode may be exact and lossless smaller). A ratio target's stored size is
-    /// checked and, short of the target or more than 3× past it, searched as in guarantee
-    /// mode.
+    /// corrected as in fast mode. A misread payload that clears a PSNR target by more than
+    /// 4.5 dB gets one looser try, kept if it meets the target. A chunk of a misread kind
+    /// whose bound is at or below the safe bound meets a PSNR target for certain (SZ3,
+    /// SPERR) and is not decoded, unless SZ3 stored it finer than a lattice's step (its
+    /// decode may be exact and lossless smaller). A ratio target's stored size is checked
+    /// and, short of the target or more than 3× past it, searched as in guarantee mode.
     Predict = 1,
     /// Guarantee on a small budget: the model's choice is compressed, decoded and
     /// measured; a miss is corrected and a large overshoot loosened, one more compression
