@@ -265,6 +265,15 @@ unsafe fn out_ref<'a, T>(ptr: *mut T, name: &str) -> Result<&'a mut T, InsituErr
     unsafe { ptr.as_mut() }.ok_or_else(|| invalid(format!("{name} is NULL")))
 }
 
+/// Borrows the caller's chunk bytes `chunk[len]`.
+unsafe fn chunk_bytes<'a>(chunk: *const c_void, len: usize) -> Result<&'a [u8], InsituError> {
+    if chunk.is_null() {
+        return Err(invalid("chunk is NULL"));
+    }
+    // SAFETY: the caller passes `len` readable bytes.
+    Ok(unsafe { std::slice::from_raw_parts(chunk as *const u8, len) })
+}
+
 /// Reads the caller's settings words.
 unsafe fn settings_from(cd: *const c_uint, n: usize) -> Result<BufferSettings, InsituError> {
     if cd.is_null() {
@@ -735,11 +744,7 @@ pub unsafe extern "C" fn h5z_deepcq_chunk_info(
     nbytes: *mut usize,
 ) -> c_int {
     guard(|| {
-        if chunk.is_null() {
-            return Err(invalid("chunk is NULL"));
-        }
-        // SAFETY: the caller passes `len` readable bytes.
-        let bytes = unsafe { std::slice::from_raw_parts(chunk as *const u8, len) };
+        let bytes = chunk_bytes(chunk, len)?;
         let (header, _) = crate::chunk::parse(bytes)?;
         let rank = out_ref(rank, "rank")?;
         let capacity = *rank;
@@ -773,11 +778,7 @@ pub unsafe extern "C" fn h5z_deepcq_decompress(
     out_len: *mut usize,
 ) -> c_int {
     guard(|| {
-        if chunk.is_null() {
-            return Err(invalid("chunk is NULL"));
-        }
-        // SAFETY: the caller passes `len` readable bytes.
-        let bytes = unsafe { std::slice::from_raw_parts(chunk as *const u8, len) };
+        let bytes = chunk_bytes(chunk, len)?;
         let (values, _) = insitu::decompress(bytes)?;
         let raw: &[u8] = match &values {
             SampleBuf::F32(v) => bytemuck::cast_slice(v),
