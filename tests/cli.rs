@@ -187,62 +187,26 @@ fn compress_then_decompress_respects_the_bound() {
         assert!(std::fs::metadata(&dcq).unwrap().len() < std::fs::metadata(&raw).unwrap().len());
     }
     // Errors: size mismatch, missing file, bad bound, bad codec, corrupt chunk.
+    let out_path = dir.join("x").display().to_string();
+    let raw_path = raw.display().to_string();
+    let compress = |dims: &str, codec: &str, abs: &str, input: &str| -> Vec<String> {
+        let args = [
+            "--dims", dims, "--codec", codec, "--abs", abs, input, &out_path,
+        ];
+        ["compress", "--dtype", "f32"]
+            .iter()
+            .chain(&args)
+            .map(|a| a.to_string())
+            .collect()
+    };
     let cases: Vec<Vec<String>> = vec![
-        vec![
-            "compress".into(),
-            "--dtype".into(),
-            "f32".into(),
-            "--dims".into(),
-            "10x10".into(),
-            "--codec".into(),
-            "sz3".into(),
-            "--abs".into(),
-            "1e-3".into(),
-            raw.display().to_string(),
-            dir.join("x").display().to_string(),
-        ],
-        vec![
-            "compress".into(),
-            "--dtype".into(),
-            "f32".into(),
-            "--dims".into(),
-            "32x32x32".into(),
-            "--codec".into(),
-            "sz3".into(),
-            "--abs".into(),
-            "1e-3".into(),
-            "/nonexistent/in.f32".into(),
-            dir.join("x").display().to_string(),
-        ],
-        vec![
-            "compress".into(),
-            "--dtype".into(),
-            "f32".into(),
-            "--dims".into(),
-            "32x32x32".into(),
-            "--codec".into(),
-            "sz3".into(),
-            "--abs".into(),
-            "-1".into(),
-            raw.display().to_string(),
-            dir.join("x").display().to_string(),
-        ],
-        vec![
-            "compress".into(),
-            "--dtype".into(),
-            "f32".into(),
-            "--dims".into(),
-            "32x32x32".into(),
-            "--codec".into(),
-            "gzip".into(),
-            "--abs".into(),
-            "1e-3".into(),
-            raw.display().to_string(),
-            dir.join("x").display().to_string(),
-        ],
+        compress("10x10", "sz3", "1e-3", &raw_path),
+        compress("32x32x32", "sz3", "1e-3", "/nonexistent/in.f32"),
+        compress("32x32x32", "sz3", "-1", &raw_path),
+        compress("32x32x32", "gzip", "1e-3", &raw_path),
         vec![
             "decompress".into(),
-            raw.display().to_string(),
+            raw_path.clone(),
             dir.join("y").display().to_string(),
         ],
     ];
