@@ -27,14 +27,27 @@ fn ort_library() -> Option<PathBuf> {
     }
 }
 
-/// A tiny model trained on a few generated chunks, and its training inputs; built once
-/// and shared by the tests of this file.
-fn tiny_model() -> (moe::MoeWeights, Vec<f32>) {
-    static MODEL: std::sync::OnceLock<(moe::MoeWeights, Vec<f32>)> = std::sync::OnceLock::new();
+/// A tiny model trained on a few generated chunks, and its training rows; built once and
+/// shared by the tests of this file.
+fn tiny_model() -> (moe::MoeWeights, moe::TrainSet) {
+    static MODEL: std::sync::OnceLock<(moe::MoeWeights, moe::TrainSet)> =
+        std::sync::OnceLock::new();
     MODEL.get_or_init(build_tiny_model).clone()
 }
 
-fn build_tiny_model() -> (moe::MoeWeights, Vec<f32>) {
+/// The tiny model's sizes.
+fn tiny_config() -> MoeConfig {
+    MoeConfig {
+        experts: 3,
+        hidden: 8,
+        gate_hidden: 4,
+        epochs: 5,
+        batch: 32,
+        ..Default::default()
+    }
+}
+
+fn build_tiny_model() -> (moe::MoeWeights, moe::TrainSet) {
     let dir = std::env::temp_dir().join(format!("deepcq-onnx-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let output = dir.join("t.csv");
@@ -55,15 +68,7 @@ fn build_tiny_model() -> (moe::MoeWeights, Vec<f32>) {
     let _ = std::fs::remove_dir_all(&dir);
     let data = moe::prepare(&rows, |_| true);
     assert!(data.len() > 20, "{} rows", data.len());
-    let config = MoeConfig {
-        experts: 3,
-        hidden: 8,
-        gate_hidden: 4,
-        epochs: 5,
-        batch: 32,
-        ..Default::default()
-    };
-    (moe::train(&data, &config, |_| {}).unwrap(), data.x)
+    (moe::train(&data, &tiny_config(), |_| {}).unwrap(), data)
 }
 
 fn export(weights: &moe::MoeWeights) -> Vec<u8> {
@@ -81,22 +86,84 @@ fn export(weights: &moe::MoeWeights) -> Vec<u8> {
 #[test]
 fn onnxruntime_matches_the_trainer_forward_pass() {
     let Some(lib) = ort_library() else { return };
-    let (weights, x) = tiny_model();
+    let (weights, data) = tiny_model();
     let surrogate = Surrogate::load(&lib, &export(&weights)).expect("load");
-    let n = x.len() / moe::n_inputs();
-    let reference = moe::predict(&weights, &x).unwrap();
-    let got = surrogate.run_raw(&x, n).unwrap();
+    let n = data.len();
+    let reference = moe::predict(&weights, &data.x).unwrap();
+    let got = surrogate.run_raw(&data.x, n).unwrap();
     assert_eq!(got.len(), n);
+    assert_close(&got, &reference);
+}
+
+/// Asserts two models' outputs agree within 1e-4 relative to their magnitude (PSNR is
+/// ~100 dB, SSIM ~1).
+fn assert_close(got: &[[f32; 3]], reference: &[[f32; 3]]) {
     let mut worst = 0f32;
-    for (a, b) in got.iter().zip(&reference) {
+    for (a, b) in got.iter().zip(reference) {
         for c in 0..3 {
-            // 1e-4 relative to the magnitude (PSNR is ~100 dB, SSIM ~1).
             let tol = 1e-4 * b[c].abs().max(1.0);
             worst = worst.max((a[c] - b[c]).abs() / b[c].abs().max(1.0));
             assert!((a[c] - b[c]).abs() <= tol, "{a:?} vs {b:?}");
         }
     }
     eprintln!("worst relative difference {worst:e}");
+}
+
+#[test]
+fn an_ensemble_predicts_the_mean_of_its_members_in_both_runtimes() {
+    let Some(lib) = ort_library() else { return };
+    let (first, data) = tiny_model();
+    let second = moe::train(
+        &data,
+        &MoeConfig {
+            seed: 2,
+            ..tiny_config()
+        },
+        |_| {},
+    )
+    .unwrap();
+    let joined = moe::ensemble(&[first.clone(), second.clone()]).unwrap();
+    assert_eq!((joined.members, joined.experts), (2, 6));
+    // What `train` builds with two members is this very ensemble.
+    let trained = moe::train(
+        &data,
+        &MoeConfig {
+            members: 2,
+            ..tiny_config()
+        },
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(trained, joined);
+    let (a, b) = (
+        moe::predict(&first, &data.x).unwrap(),
+        moe::predict(&second, &data.x).unwrap(),
+    );
+    let mean: Vec<[f32; 3]> = a
+        .iter()
+        .zip(&b)
+        .map(|(a, b)| std::array::from_fn(|c| (a[c] + b[c]) / 2.0))
+        .collect();
+    assert!(
+        a.iter().zip(&b).any(|(a, b)| (a[0] - b[0]).abs() > 0.1),
+        "two seeds should differ somewhere"
+    );
+    let candle = moe::predict(&joined, &data.x).unwrap();
+    assert_close(&candle, &mean);
+    let surrogate = Surrogate::load(&lib, &export(&joined)).expect("load");
+    assert_close(&surrogate.run_raw(&data.x, data.len()).unwrap(), &candle);
+    // Members of different sizes do not join.
+    let narrower = moe::train(
+        &data,
+        &MoeConfig {
+            hidden: 4,
+            ..tiny_config()
+        },
+        |_| {},
+    )
+    .unwrap();
+    assert!(moe::ensemble(&[first, narrower]).is_err());
+    assert!(moe::ensemble(&[]).is_err());
 }
 
 #[test]

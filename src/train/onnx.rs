@@ -190,12 +190,13 @@ fn silu(nodes: &mut Vec<NodeProto>, input: &str, output: &str) {
 }
 
 fn build(w: &MoeWeights, info: &ExportInfo) -> ModelProto {
-    let (n_in, f, k, h, g) = (
+    let (n_in, f, k, h, g, m) = (
         n_inputs(),
         MODEL_FEATURES,
         w.experts,
         w.hidden,
         w.gate_hidden,
+        w.members.max(1),
     );
     let c = n_in - f;
     let inits = vec![
@@ -221,6 +222,9 @@ fn build(w: &MoeWeights, info: &ExportInfo) -> ModelProto {
         tensor_i64("axis2", &[2]),
         tensor_i64("bound_col", &[(c - 1) as i64]),
         tensor_i64("expert_shape", &[0, k as i64, h as i64]),
+        tensor_i64("member_shape", &[m as i64, (k / m) as i64]),
+        tensor_i64("gate_shape", &[1, k as i64]),
+        tensor_f32("member_weight", &[1], &[1.0 / m as f32]),
     ];
     let mut nodes = vec![
         node("Sub", &[FEATURES_INPUT, "feat_mean"], "fc", vec![]),
@@ -234,12 +238,12 @@ fn build(w: &MoeWeights, info: &ExportInfo) -> ModelProto {
     silu(&mut nodes, "g1b", "g1a");
     nodes.push(node("MatMul", &["g1a", "gate_w2"], "g2", vec![]));
     nodes.push(node("Add", &["g2", "gate_b2"], "g2b", vec![]));
-    nodes.push(node(
-        "Softmax",
-        &["g2b"],
-        "gate",
-        vec![attr_int("axis", -1)],
-    ));
+    // One softmax per member's group of experts, each group weighing 1 / members
+    // (`moe::ensemble`).
+    nodes.push(node("Reshape", &["g2b", "member_shape"], "g2m", vec![]));
+    nodes.push(node("Softmax", &["g2m"], "gsm", vec![attr_int("axis", -1)]));
+    nodes.push(node("Reshape", &["gsm", "gate_shape"], "gsr", vec![]));
+    nodes.push(node("Mul", &["gsr", "member_weight"], "gate", vec![]));
     // Experts, all at once: the features' share of layer 1 once ([1, K·H]), broadcast
     // onto every candidate's share ([N, K·H]); then [K, N, H] → batched MatMuls.
     nodes.push(node("MatMul", &["zf", "w1_feat"], "h1f", vec![]));
@@ -373,6 +377,7 @@ mod tests {
     fn export_declares_ir_opset_and_metadata() {
         let w = MoeWeights {
             experts: 1,
+            members: 1,
             hidden: 1,
             gate_hidden: 1,
             in_mean: vec![0.0; n_inputs()],
