@@ -50,7 +50,7 @@ const TIGHTEST: f64 = 1e-7;
 /// oracle's, while the compressions per chunk fell from 1.7–1.8 to 1.3–1.65.
 pub const FAST_PSNR_MARGIN_DB: f64 = 3.0;
 
-/// The most predict mode aims above a ratio target. Its calibrated margin (6.4× on the
+/// The most predict mode aims above a ratio target. Its calibrated margin (4.35× on the
 /// committed model, for 99.5% of held-out choices with no second look) now lands past
 /// [`crate::select::SURPRISE_FACTOR`] × the target on most chunks, which predict mode
 /// checks by the stored size and searches from; so it aims where a first payload usually

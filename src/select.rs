@@ -599,7 +599,7 @@ pub fn fixed_rate_applies(shape: &[usize], settings: &Settings) -> bool {
 /// be used: SPERR's fixed-rate mode at the bits per value that the ratio leaves after the
 /// chunk's headers, so the stored chunk (header included) meets the ratio in one
 /// compression, without the model, and with the best quality SPERR gets in that size. The
-/// model's ratio predictions are too uncertain (its calibrated margin asks for 6.4× the
+/// model's ratio predictions are too uncertain (its calibrated margin asks for 4.35× the
 /// target) to pick a bound that just reaches it; guarantee mode's search reaches 1–4 dB
 /// more PSNR at the same size, for 3–4 compressions. The chunk records no point-wise bound
 /// (0 in its header), and as measured ratio the one its size gives with the padding slack
