@@ -162,7 +162,11 @@ fn an_ensemble_predicts_the_mean_of_its_members_in_both_runtimes() {
         |_| {},
     )
     .unwrap();
-    assert!(moe::ensemble(&[first, narrower]).is_err());
+    assert!(moe::ensemble(&[first.clone(), narrower]).is_err());
+    // Nor does a damaged member (an array shorter than its sizes say): an error, no panic.
+    let mut damaged = second;
+    damaged.gate_w2.pop();
+    assert!(moe::ensemble(&[first, damaged]).is_err());
     assert!(moe::ensemble(&[]).is_err());
 }
 

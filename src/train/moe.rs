@@ -522,6 +522,10 @@ pub fn ensemble(members: &[MoeWeights]) -> Result<MoeWeights, TrainError> {
             "ensemble members differ in size or standardisation".into(),
         ));
     }
+    // Every weight array the length its sizes say, so the joins below cannot overrun.
+    for w in members {
+        Moe::from_weights(w)?;
+    }
     let (m, k, g) = (members.len(), first.experts, first.gate_hidden);
     // Row-major [rows, cols] matrices side by side: row r of the result is every member's
     // row r in turn.
