@@ -553,9 +553,20 @@ fn prefer_exact(
 ) -> Result<Outcome, SelectError> {
     o.predicted = predicted;
     let exact_decode = o.measured == Some(f64::INFINITY) && o.codec != CodecId::Lossless;
-    if o.payload.len() >= data.byte_len() || exact_decode {
+    // Compared as stored, header included: a lossy chunk's header also holds a quality
+    // record, which on a chunk of a few values outweighs what its payload saves (3 values
+    // at an unreachable ratio: 45 bytes from ZFP's loosest bound, 42 exact).
+    let stored = |o: &Outcome| {
+        let record = match o.codec {
+            CodecId::Lossless => 0,
+            _ => crate::wire::quality_record::LEN,
+        };
+        chunk::wrap(o.codec, &data, shape, o.bound, None, None, &o.payload).len() + record
+    };
+    let near_raw = o.payload.len() + chunk::header_len(shape) >= data.byte_len();
+    if o.codec != CodecId::Lossless && (exact_decode || near_raw && stored(&o) >= data.byte_len()) {
         let mut exact = lossless(data, shape, o.compressions, "lossless smaller than lossy")?;
-        if exact.payload.len() < o.payload.len() {
+        if stored(&exact) < stored(&o) {
             // What the search learned of the runner-up still holds for the next chunk.
             exact.runner_up_gap = o.runner_up_gap;
             return Ok(exact);
@@ -599,7 +610,7 @@ pub fn fixed_rate_applies(shape: &[usize], settings: &Settings) -> bool {
 /// be used: SPERR's fixed-rate mode at the bits per value that the ratio leaves after the
 /// chunk's headers, so the stored chunk (header included) meets the ratio in one
 /// compression, without the model, and with the best quality SPERR gets in that size. The
-/// model's ratio predictions are too uncertain (its calibrated margin asks for 4.35× the
+/// model's ratio predictions are too uncertain (its calibrated margin asks for 4.55× the
 /// target) to pick a bound that just reaches it; guarantee mode's search reaches 1–4 dB
 /// more PSNR at the same size, for 3–4 compressions. The chunk records no point-wise bound
 /// (0 in its header), and as measured ratio the one its size gives with the padding slack
