@@ -10,7 +10,7 @@
 //! [`proposer_for`] decides which chooser a write uses: the surrogate when it loads, the
 //! analytic SZ3 formula only for absolute bounds or when the user opted in to the fallback.
 
-use crate::codec::Sperr;
+use crate::codec::{codec_for, effective_bound, Sperr};
 use crate::features::{self, Extent};
 use crate::samples::Samples;
 use crate::select::{safe_bound, Alternative, Analytic, Proposal, Proposer, SelectError};
@@ -50,7 +50,7 @@ const TIGHTEST: f64 = 1e-7;
 /// oracle's, while the compressions per chunk fell from 1.7–1.8 to 1.3–1.65.
 pub const FAST_PSNR_MARGIN_DB: f64 = 3.0;
 
-/// The most predict mode aims above a ratio target. Its calibrated margin (4.35× on the
+/// The most predict mode aims above a ratio target. Its calibrated margin (4.55× on the
 /// committed model, for 99.5% of held-out choices with no second look) now lands past
 /// [`crate::select::SURPRISE_FACTOR`] × the target on most chunks, which predict mode
 /// checks by the stored size and searches from; so it aims where a first payload usually
@@ -222,6 +222,17 @@ impl Learned {
                 c.codec != CodecId::Sperr || c.rel_bound * extent.range() <= Sperr::COARSEST_BOUND
             });
         }
+        // ZFP works to the power of two at or below its bound, and the model learned its
+        // PSNR at those (`Row::effective_rel_bound`): a candidate is scored, and proposed,
+        // at the bound the codec will use; candidates on one stair become one.
+        let range = extent.range();
+        for c in &mut candidates {
+            let bound = c.rel_bound * range;
+            if bound > 0.0 && bound.is_finite() {
+                c.rel_bound = effective_bound(c.codec, bound) / range;
+            }
+        }
+        candidates.dedup_by(|a, b| a.codec == b.codec && a.rel_bound == b.rel_bound);
         if candidates.is_empty() {
             return Err(SelectError::Proposer(
                 "the model knows none of the allowed compressors".into(),
@@ -299,7 +310,7 @@ impl Learned {
         let proposal = self.propose(data, shape, extent, settings)?;
         let candidate = Candidate {
             codec: proposal.codec,
-            rel_bound: proposal.bound / extent.range(),
+            rel_bound: effective_bound(proposal.codec, proposal.bound) / extent.range(),
         };
         let features = features::extract_with(data, shape, extent);
         let prediction = self
@@ -463,7 +474,10 @@ fn crossings<'a>(
     let rows = candidates.windows(2).zip(predictions.windows(2));
     rows.filter_map(move |(c, p)| {
         let (ca, cb, pa, pb) = (c[0], c[1], p[0], p[1]);
-        if ca.codec != cb.codec || cb.rel_bound <= ca.rel_bound {
+        // Between two stairs of a codec whose bounds come in stairs (ZFP's powers of two),
+        // the codec works to the lower one: the crossing would be `ca` itself.
+        let stairs = codec_for(ca.codec).alike_bounds(ca.rel_bound).is_some();
+        if ca.codec != cb.codec || cb.rel_bound <= ca.rel_bound || stairs {
             return None;
         }
         let margin = margins
@@ -684,6 +698,12 @@ mod tests {
         let found: Vec<_> = crossings(60.0, &margins, &c, &p).collect();
         assert_eq!(found.len(), 1);
         assert!((found[0].1.psnr - 61.0).abs() < 1e-12);
+        // Between two of ZFP's stairs it works to the lower one: no crossing.
+        for row in &mut rows {
+            row.0.codec = CodecId::Zfp;
+        }
+        let (c, p): (Vec<_>, Vec<_>) = rows.iter().copied().unzip();
+        assert_eq!(crossings(60.0, &margins, &c, &p).count(), 0);
     }
 
     #[test]
@@ -824,6 +844,33 @@ mod tests {
                 let predicted = out.predicted.expect("the surrogate predicts");
                 assert!(predicted >= t, "proposals clear the target: {predicted}");
             }
+        }
+    }
+
+    #[test]
+    fn zfp_is_proposed_at_the_power_of_two_it_works_to() {
+        let Some(learned) = loaded() else { return };
+        let shape = [24, 40, 40];
+        let v: Vec<f32> =
+            crate::synth::generate(crate::synth::Kind::Spectral { slope: 2.0 }, &shape, 5)
+                .into_iter()
+                .map(|x| 3.7 * x as f32)
+                .collect();
+        let data = Samples::F32(&v);
+        for t in [40.0, 60.0, 80.0] {
+            let mut settings = Settings::psnr(t).unwrap();
+            settings.compressor = CompressorChoice::Zfp;
+            let (proposal, _) = learned
+                .advise(data, &shape, Extent::of(data), &settings)
+                .unwrap();
+            assert_eq!(proposal.codec, CodecId::Zfp);
+            let exponent = proposal.bound.log2();
+            assert_eq!(
+                exponent,
+                exponent.round(),
+                "{t} dB: bound {}",
+                proposal.bound
+            );
         }
     }
 

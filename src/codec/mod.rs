@@ -155,6 +155,14 @@ pub(crate) fn with_frame<C: Codec + ?Sized>(
     Some(payload)
 }
 
+/// The bound `codec` actually works to when given `bound`: the low end of its
+/// [`Codec::alike_bounds`] (ZFP: the power of two at or below it), else `bound` itself.
+pub fn effective_bound(codec: CodecId, bound: f64) -> f64 {
+    codec_for(codec)
+        .alike_bounds(bound)
+        .map_or(bound, |(low, _)| low)
+}
+
 /// The codec for an id. Every id has one.
 pub fn codec_for(id: CodecId) -> &'static dyn Codec {
     match id {

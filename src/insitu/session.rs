@@ -378,8 +378,10 @@ mod tests {
         // Over a drifting field, for every compressor, a learning session spends at most
         // one compression more than a fixed one over the six steps and keeps at least 95%
         // of its ratio, while every step meets the target. Guarantee mode learns as the
-        // filter's memory does: SZ3 spends 16 compressions instead of 18 here, SPERR 12
-        // instead of 18; ZFP, whose error moves in 6 dB stairs, 12 either way.
+        // filter's memory does. With the committed model a fixed session lands every step
+        // here in two compressions (12 for each compressor) and a learning one spends 12–13
+        // for 0.99–1.0 of the ratio; with the model before it, whose errors were wider,
+        // learning saved compressions (SZ3 16 instead of 18, SPERR 12 instead of 18).
         for compressor in [
             crate::wire::CompressorChoice::Sz3,
             crate::wire::CompressorChoice::Zfp,
@@ -405,9 +407,6 @@ mod tests {
                 adaptive.0 <= fixed.0 + 1,
                 "{compressor:?}: {adaptive:?} vs {fixed:?}"
             );
-            if compressor == crate::wire::CompressorChoice::Sz3 {
-                assert!(adaptive.0 < fixed.0, "{adaptive:?} vs {fixed:?}");
-            }
             assert!(
                 adaptive.1 >= 0.95 * fixed.1,
                 "{compressor:?}: {adaptive:?} vs {fixed:?}"

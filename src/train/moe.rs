@@ -47,7 +47,7 @@ pub const COMPRESSORS: [&str; 3] = ["sz3", "zfp", "sperr"];
 /// Output columns.
 pub const OUTPUT_NAMES: [&str; 3] = ["psnr_db", "ssim", "log10_cr32"];
 
-/// PSNR values above this (exact reconstructions are +∞) are clamped for training.
+/// Finite PSNR values above this are clamped for training.
 pub const PSNR_CAP: f64 = 200.0;
 
 /// PSNR range where the PSNR target matters; rows outside it get a small PSNR weight.
@@ -206,18 +206,27 @@ pub fn prepare(rows: &[Row], keep: impl Fn(&Row) -> bool) -> TrainSet {
             continue;
         }
         let elem_size = if row.dtype == "f64" { 8 } else { 4 };
-        let Some(x) = input_row(&row.features, &row.codec, row.rel_bound, elem_size) else {
+        let rel_bound = row.effective_rel_bound();
+        let Some(x) = input_row(&row.features, &row.codec, rel_bound, elem_size) else {
             continue;
         };
         let psnr = m.psnr.min(PSNR_CAP);
-        let psnr_weight = if (PSNR_RANGE.0 - 10.0..=PSNR_RANGE.1 + 10.0).contains(&psnr) {
+        // An exact reconstruction (+∞ dB) says only that the target is met, not by how
+        // much. Most are SZ3 storing a chunk losslessly below some bound, one grid step
+        // from a lossy row on the point-wise-bound line. Trained as a large finite PSNR,
+        // they pulled their lossy neighbours' predictions up by tens of dB, and the margins
+        // with them; left out of the PSNR loss, a chunk's prediction follows its lossy
+        // rows and errs low where the codec turns exact. Their SSIM and ratio still train.
+        let psnr_weight = if m.psnr.is_infinite() {
+            0.0
+        } else if (PSNR_RANGE.0 - 10.0..=PSNR_RANGE.1 + 10.0).contains(&psnr) {
             1.0
         } else {
             0.1
         };
         s.x.extend(x);
         s.y.extend([
-            (psnr + 20.0 * row.rel_bound.log10()) as f32,
+            (psnr + 20.0 * rel_bound.log10()) as f32,
             m.ssim as f32,
             (32.0 / m.bits_per_value).log10() as f32,
         ]);
@@ -455,14 +464,24 @@ impl Moe {
     }
 }
 
-/// Mean and standard deviation of each column; one-hot columns keep (0, 1) so that the
-/// exported graph maps them unchanged.
-fn column_stats(x: &[f32], cols: usize, skip: std::ops::Range<usize>) -> (Vec<f32>, Vec<f32>) {
-    let n = (x.len() / cols).max(1) as f64;
+/// Mean and standard deviation of each column over the entries whose `weights` (same
+/// shape, if given) are positive, so that values left out of the loss do not set the scale
+/// either; one-hot columns keep (0, 1) so that the exported graph maps them unchanged.
+fn column_stats(
+    x: &[f32],
+    cols: usize,
+    skip: std::ops::Range<usize>,
+    weights: Option<&[f32]>,
+) -> (Vec<f32>, Vec<f32>) {
+    let mut n = vec![0f64; cols];
     let mut mean = vec![0f64; cols];
     let mut sq = vec![0f64; cols];
-    for row in x.chunks_exact(cols) {
+    for (r, row) in x.chunks_exact(cols).enumerate() {
         for (c, &v) in row.iter().enumerate() {
+            if weights.is_some_and(|w| w[r * cols + c] <= 0.0) {
+                continue;
+            }
+            n[c] += 1.0;
             mean[c] += v as f64;
             sq[c] += (v as f64) * (v as f64);
         }
@@ -475,8 +494,8 @@ fn column_stats(x: &[f32], cols: usize, skip: std::ops::Range<usize>) -> (Vec<f3
             s.push(1.0);
             continue;
         }
-        let mu = mean[c] / n;
-        let var = (sq[c] / n - mu * mu).max(0.0);
+        let mu = mean[c] / n[c].max(1.0);
+        let var = (sq[c] / n[c].max(1.0) - mu * mu).max(0.0);
         m.push(mu as f32);
         s.push(var.sqrt().max(1e-3) as f32);
     }
@@ -588,8 +607,8 @@ fn train_member(
     let n_in = n_inputs();
     let f = MODEL_FEATURES;
     let n = data.len();
-    let (in_mean, in_std) = column_stats(&data.x, n_in, f..f + COMPRESSORS.len());
-    let (om, os) = column_stats(&data.y, N_OUT, 0..0);
+    let (in_mean, in_std) = column_stats(&data.x, n_in, f..f + COMPRESSORS.len(), None);
+    let (om, os) = column_stats(&data.y, N_OUT, 0..0, Some(&data.w));
     let out = ([om[0], om[1], om[2]], [os[0], os[1], os[2]]);
     let moe = Moe::new(config, in_mean, in_std, out)?;
     let x_all = Tensor::from_vec(data.x.clone(), (n, n_in), &dev)?;
@@ -693,6 +712,37 @@ mod tests {
             s.source.push(i);
         }
         s
+    }
+
+    #[test]
+    fn an_exact_reconstruction_trains_ssim_and_ratio_but_not_psnr() {
+        let row = |psnr: f64, rel_bound: f64| Row {
+            dataset: "d".into(),
+            source: "a.f32".into(),
+            chunk: 0,
+            shape: vec![64, 64],
+            dtype: "f32".into(),
+            codec: "sz3".into(),
+            rel_bound,
+            abs_bound: rel_bound,
+            status: "ok".into(),
+            measured: Some(crate::train::table::Measured {
+                psnr,
+                ssim: 0.99,
+                cr: 4.0,
+                bits_per_value: 8.0,
+                max_err_over_bound: 0.9,
+                encode_ms: 1.0,
+            }),
+            features: vec![0.5; FEATURE_NAMES.len()],
+        };
+        let data = prepare(&[row(f64::INFINITY, 1e-6), row(66.0, 1e-3)], |_| true);
+        assert_eq!(data.len(), 2);
+        assert_eq!(data.w, [0.0, 1.0, 1.0, 1.0, 1.0, 1.0]);
+        // The PSNR column's scale comes from the lossy row alone (excess 66 − 60 dB).
+        let (mean, _) = column_stats(&data.y, N_OUT, 0..0, Some(&data.w));
+        assert!((mean[0] - 6.0).abs() < 1e-4, "{mean:?}");
+        assert!((mean[2] - 4f32.log10()).abs() < 1e-4, "{mean:?}");
     }
 
     #[test]

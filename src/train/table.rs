@@ -27,7 +27,9 @@
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
+use crate::codec::effective_bound;
 use crate::features::FEATURE_NAMES;
+use crate::wire::CodecId;
 
 /// Why a table could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +132,18 @@ impl Row {
     /// `dataset/source/chunk`: the unit collection resumes by.
     pub fn chunk_key(&self) -> String {
         chunk_key(&self.dataset, &self.source, self.chunk)
+    }
+
+    /// The relative bound the codec actually worked to ([`effective_bound`]): ZFP's error
+    /// moves in 6 dB stairs between powers of two of the absolute bound, so the nominal
+    /// bound places a ZFP row anywhere on its stair and the model could only blur them.
+    pub fn effective_rel_bound(&self) -> f64 {
+        match CodecId::from_name(&self.codec) {
+            Some(id) if self.abs_bound > 0.0 && self.abs_bound.is_finite() => {
+                self.rel_bound * effective_bound(id, self.abs_bound) / self.abs_bound
+            }
+            _ => self.rel_bound,
+        }
     }
 
     /// True for a usable training row.
@@ -361,6 +375,15 @@ mod tests {
             }),
             features: vec![0.5; FEATURE_NAMES.len()],
         }
+    }
+
+    #[test]
+    fn a_zfp_row_is_placed_at_the_power_of_two_it_worked_to() {
+        let mut r = row(true);
+        // Range 2: the absolute bound 2e-3 acts as 2^-9 for ZFP, as itself for SZ3.
+        assert_eq!(r.effective_rel_bound(), 1e-3);
+        r.codec = "zfp".into();
+        assert!((r.effective_rel_bound() - 2f64.powi(-9) / 2.0).abs() < 1e-15);
     }
 
     #[test]
