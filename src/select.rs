@@ -553,16 +553,12 @@ fn prefer_exact(
 ) -> Result<Outcome, SelectError> {
     o.predicted = predicted;
     let exact_decode = o.measured == Some(f64::INFINITY) && o.codec != CodecId::Lossless;
-    // Compared as stored, header included: a lossy chunk's header also holds a quality
-    // record, which on a chunk of a few values outweighs what its payload saves (3 values
-    // at an unreachable ratio: 45 bytes from ZFP's loosest bound, 42 exact).
-    let stored = |o: &Outcome| {
-        let record = match o.codec {
-            CodecId::Lossless => 0,
-            _ => crate::wire::quality_record::LEN,
-        };
-        chunk::wrap(o.codec, &data, shape, o.bound, None, None, &o.payload).len() + record
-    };
+    // Compared as wrapped, header included: on a chunk of a few values the header's share
+    // outweighs what a lossy payload saves over the raw values (3 values at an unreachable
+    // ratio: 45 bytes from ZFP's loosest bound, 42 exact). Both carry the same quality
+    // record, so it is left out of both.
+    let stored =
+        |o: &Outcome| chunk::wrap(o.codec, &data, shape, o.bound, None, None, &o.payload).len();
     let near_raw = o.payload.len() + chunk::header_len(shape) >= data.byte_len();
     if o.codec != CodecId::Lossless && (exact_decode || near_raw && stored(&o) >= data.byte_len()) {
         let mut exact = lossless(data, shape, o.compressions, "lossless smaller than lossy")?;
