@@ -1,7 +1,10 @@
 """Writes fields unlike anything the surrogate was trained on, where its predictions go
 wrong by tens of dB: f64 values riding on a large offset, a checkerboard, isolated
 spikes in zeros. Predict mode must notice (the payload stores far from the predicted
-ratio) and measure them."""
+ratio) and measure them. And a table whose magnitudes spread over 60 decades (arguments
+of special-function tests), where ZFP's predicted PSNR was 3-7 dB too high on a third of
+the chunks while the size came out as predicted: predict mode must know it is unfamiliar
+and measure it."""
 import sys
 
 import h5py
@@ -13,7 +16,10 @@ z, y, x = np.meshgrid(*(np.linspace(0, 1, n),) * 3, indexing="ij")
 smooth = np.sin(7 * x + 2 * z) * np.cos(5 * y) + 0.5 * np.sin(4 * z + 3 * x * y)
 checker = (np.indices((n, n, n)).sum(0) % 2).astype("f4") + 0.01 * smooth
 spikes = np.where(rng.random((n, n, n)) < 0.05, rng.exponential(1.0, (n, n, n)), 0.0)
+arguments = 10.0 ** rng.uniform(-30, 30, (4096, 3))
+table = np.column_stack([arguments, np.sqrt(arguments.mean(1))])
 with h5py.File(sys.argv[1], "w") as h:
     h.create_dataset("offset_f64", data=1e5 + 1e-2 * smooth, chunks=(32, n, n))
     h.create_dataset("checker", data=checker.astype("f4"), chunks=(32, n, n))
     h.create_dataset("spikes", data=spikes.astype("f4"), chunks=(32, n, n))
+    h.create_dataset("wide_table", data=table, chunks=(128, 4))
