@@ -24,7 +24,9 @@
 //! over 60 decades) in 128 × 4 chunks passed the column test (the few largest values
 //! swamp the columns' statistics) and predict mode's ZFP choice met 60 dB on 59% of the
 //! chunks of its f64 copy, 87% of its f32 one: magnitudes spread over more decades than
-//! any float keeps relative to the largest ([`wide_magnitudes`]).
+//! any float keeps relative to the largest ([`wide_magnitudes`]). Generated tables of 4–8
+//! columns of noise missed too, by up to 3.6 dB, where 10 columns and more met every
+//! chunk ([`narrow_rows`]).
 
 use crate::samples::{element_count, Samples};
 
