@@ -242,9 +242,10 @@ fn predict_mode_compresses_each_chunk_once() {
             assert_eq!(r["compressions"], 1, "{r}");
             assert!(r["predicted"].as_f64().unwrap() >= 60.0, "{r}");
             // These fields are like the training data: no payload is far from its
-            // predicted size, so only chunks with a short axis (src/unfamiliar.rs: the
-            // edge chunks trimmed to 2 planes of 50, the 3-value dataset) are decoded and
-            // measured, and they met the target.
+            // predicted size, so only chunks with a short axis or narrow rows
+            // (src/unfamiliar.rs: the edge chunks trimmed to 2 planes of 50 or to 6 of 70
+            // columns, the 8×8 chunks of the field with a NaN, the 3-value dataset) are
+            // decoded and measured (42 of 120 lossy chunks), and they met the target.
             if r["reason"] == "checked" {
                 assert!(r["measured"].as_f64().unwrap() >= 60.0, "{r}");
                 checked += 1;
@@ -254,7 +255,7 @@ fn predict_mode_compresses_each_chunk_once() {
             assert!(r["measured"].is_null(), "predict mode does not decode: {r}");
         }
     }
-    assert!(lossy > 10 && checked * 4 < lossy, "{records:?}");
+    assert!(lossy > 10 && checked * 2 < lossy, "{records:?}");
 }
 
 /// Fields unlike the training data (f64 values on a large offset, a checkerboard,
