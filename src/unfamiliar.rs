@@ -120,7 +120,7 @@ pub fn unfamiliar(data: Samples<'_>, shape: &[usize]) -> bool {
 /// test arguments over the whole float range, or huge markers among ordinary values.
 /// The model learned from fields whose values share a scale; on the elliptic-integral
 /// table its ZFP predictions were 3–7 dB too high.
-pub fn wide_magnitudes(data: Samples<'_>) -> bool {
+fn wide_magnitudes(data: Samples<'_>) -> bool {
     let stride = (data.len() / SAMPLE).max(1);
     let mut magnitudes: Vec<f64> = match data {
         Samples::F32(v) => v.iter().step_by(stride).map(|&x| x.abs() as f64).collect(),
@@ -141,7 +141,7 @@ pub fn wide_magnitudes(data: Samples<'_>) -> bool {
 /// work with. Fields chunked for HDF5 have fastest axes of tens to thousands of values;
 /// none of ../shared/data's is shorter than 36 but for the 3-component arrays
 /// ([`SHORT_AXIS`] already counts those).
-pub fn narrow_rows(shape: &[usize]) -> bool {
+fn narrow_rows(shape: &[usize]) -> bool {
     shape
         .iter()
         .rev()
