@@ -116,11 +116,11 @@ pub fn unfamiliar(data: Samples<'_>, shape: &[usize]) -> bool {
 }
 
 /// True when, over a sample of `data`, the largest nonzero magnitude exceeds the tenth
-/// percentile of the nonzero magnitudes by more than [`WIDE_DECADES`] decades: tables of
+/// percentile of the nonzero magnitudes by more than `WIDE_DECADES` decades: tables of
 /// test arguments over the whole float range, or huge markers among ordinary values.
 /// The model learned from fields whose values share a scale; on the elliptic-integral
 /// table its ZFP predictions were 3–7 dB too high.
-fn wide_magnitudes(data: Samples<'_>) -> bool {
+pub fn wide_magnitudes(data: Samples<'_>) -> bool {
     let stride = (data.len() / SAMPLE).max(1);
     let mut magnitudes: Vec<f64> = match data {
         Samples::F32(v) => v.iter().step_by(stride).map(|&x| x.abs() as f64).collect(),
@@ -136,12 +136,12 @@ fn wide_magnitudes(data: Samples<'_>) -> bool {
     largest > small * 10f64.powf(WIDE_DECADES)
 }
 
-/// True when the fastest non-singleton axis of `shape` holds at most [`NARROW_ROWS`]
+/// True when the fastest non-singleton axis of `shape` holds at most `NARROW_ROWS`
 /// values: rows of a few columns, like a table's, along which the codecs have little to
 /// work with. Fields chunked for HDF5 have fastest axes of tens to thousands of values;
 /// none of ../shared/data's is shorter than 36 but for the 3-component arrays
-/// ([`SHORT_AXIS`] already counts those).
-fn narrow_rows(shape: &[usize]) -> bool {
+/// (`SHORT_AXIS` already counts those).
+pub fn narrow_rows(shape: &[usize]) -> bool {
     shape
         .iter()
         .rev()
