@@ -134,22 +134,20 @@ pub fn unfamiliar(data: Samples<'_>, shape: &[usize]) -> bool {
 /// images whose brightest source stands alone (rosat, SDSS, Spitzer); a plateau at a
 /// clipped edge (sea ice at 0) lies next to the other values.
 pub fn isolated_markers(data: Samples<'_>) -> bool {
-    let stride = (data.len() / SAMPLE).max(1);
-    let values: Vec<f64> = match data {
-        Samples::F32(v) => v.iter().step_by(stride).map(|&x| x as f64).collect(),
-        Samples::F64(v) => v.iter().step_by(stride).copied().collect(),
-        Samples::Opaque { .. } => return false,
+    let Some(values) = finite_sample(data) else {
+        return false;
     };
-    let finite = || values.iter().copied().filter(|x| x.is_finite());
-    let (lo, hi) = finite().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
-        (a.min(x), b.max(x))
-    });
+    let (lo, hi) = values
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
+            (a.min(x), b.max(x))
+        });
     let range = hi - lo;
     if !(range > 0.0 && range.is_finite()) {
         return false;
     }
     // The nearest other value to each extreme.
-    let (above_lo, below_hi) = finite().fold((hi, lo), |(above, below), x| {
+    let (above_lo, below_hi) = values.iter().fold((hi, lo), |(above, below), &x| {
         (
             if x > lo { above.min(x) } else { above },
             if x < hi { below.max(x) } else { below },
@@ -165,19 +163,32 @@ pub fn isolated_markers(data: Samples<'_>) -> bool {
 /// The model learned from fields whose values share a scale; on the elliptic-integral
 /// table its ZFP predictions were 3–7 dB too high.
 pub fn wide_magnitudes(data: Samples<'_>) -> bool {
-    let stride = (data.len() / SAMPLE).max(1);
-    let mut magnitudes: Vec<f64> = match data {
-        Samples::F32(v) => v.iter().step_by(stride).map(|&x| x.abs() as f64).collect(),
-        Samples::F64(v) => v.iter().step_by(stride).map(|x| x.abs()).collect(),
-        Samples::Opaque { .. } => return false,
+    let Some(sample) = finite_sample(data) else {
+        return false;
     };
-    magnitudes.retain(|x| x.is_finite() && *x > 0.0);
+    let mut magnitudes: Vec<f64> = sample
+        .into_iter()
+        .map(f64::abs)
+        .filter(|&x| x > 0.0)
+        .collect();
     let Some(largest) = magnitudes.iter().copied().reduce(f64::max) else {
         return false;
     };
     let k = (magnitudes.len() as f64 * SMALL_SHARE) as usize;
     let (_, &mut small, _) = magnitudes.select_nth_unstable_by(k, f64::total_cmp);
     largest > small * 10f64.powf(WIDE_DECADES)
+}
+
+/// The finite values among about `SAMPLE` of `data`'s, evenly strided, as f64: what the
+/// value tests here look at (None for opaque data).
+fn finite_sample(data: Samples<'_>) -> Option<Vec<f64>> {
+    let stride = (data.len() / SAMPLE).max(1);
+    let values: Vec<f64> = match data {
+        Samples::F32(v) => v.iter().step_by(stride).map(|&x| x as f64).collect(),
+        Samples::F64(v) => v.iter().step_by(stride).copied().collect(),
+        Samples::Opaque { .. } => return None,
+    };
+    Some(values.into_iter().filter(|x| x.is_finite()).collect())
 }
 
 /// True when the fastest non-singleton axis of `shape` holds at most `NARROW_ROWS`
@@ -265,13 +276,7 @@ pub fn on_coarse_lattice(data: Samples<'_>) -> bool {
 /// sample shows it (a multiple of the true step where the sample skips every other level),
 /// or None.
 pub fn coarse_lattice_step(data: Samples<'_>) -> Option<f64> {
-    let stride = (data.len() / SAMPLE).max(1);
-    let mut values: Vec<f64> = match data {
-        Samples::F32(v) => v.iter().step_by(stride).map(|&x| x as f64).collect(),
-        Samples::F64(v) => v.iter().step_by(stride).copied().collect(),
-        Samples::Opaque { .. } => return None,
-    };
-    values.retain(|x| x.is_finite());
+    let mut values = finite_sample(data)?;
     values.sort_by(f64::total_cmp);
     values.dedup();
     let steps: Vec<f64> = values.windows(2).map(|w| w[1] - w[0]).collect();
