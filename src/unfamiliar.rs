@@ -29,6 +29,7 @@
 //! chunk ([`narrow_rows`]), and so did small chunks of a field holding an undeclared fill
 //! value far from its values, by up to 7 dB ([`isolated_markers`]).
 
+use crate::features::Extent;
 use crate::samples::{element_count, Samples};
 
 /// Values sampled for the lattice test.
@@ -137,11 +138,9 @@ pub fn isolated_markers(data: Samples<'_>) -> bool {
     let Some(values) = finite_sample(data) else {
         return false;
     };
-    let (lo, hi) = values
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
-            (a.min(x), b.max(x))
-        });
+    let Extent {
+        min: lo, max: hi, ..
+    } = Extent::of(Samples::F64(&values));
     let range = hi - lo;
     if !(range > 0.0 && range.is_finite()) {
         return false;
