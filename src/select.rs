@@ -26,7 +26,7 @@
 //!
 //! Predict mode keeps its one compression unless the payload's size shows the model
 //! misread the chunk ([`SURPRISE_FACTOR`]) or the chunk is of a kind the model misreads
-//! ([`crate::unfamiliar`]): then it measures, and corrects a PSNR miss as fast mode does,
+//! ([`crate::unfamiliar`], series included): then it measures, and corrects a PSNR miss as fast mode does,
 //! unless the bound is at or below the safe bound with a codec that keeps it. A
 //! ratio target's size needs no decode: a first payload short of it or more than
 //! [`SURPRISE_FACTOR`] past it is searched as in guarantee mode.
@@ -810,7 +810,8 @@ impl<'a> Search<'a> {
 
     /// Predict mode's PSNR target: the first compression, looked at
     /// ([`Search::check_surprise`]) when the model misread the chunk ([`surprised`]) or is
-    /// known to misread its kind ([`unfamiliar::unfamiliar`]). A chunk certain to meet the
+    /// known to misread its kind ([`unfamiliar::unfamiliar`]) or its PSNR
+    /// ([`unfamiliar::one_dimensional`]: a series). A chunk certain to meet the
     /// target ([`Search::certain_to_meet`]) is looked at only where the look may store it
     /// smaller: where the model misread it (a large overshoot is loosened), or where a
     /// decode may come back exact, so that lossless may store less ([`prefer_exact`]): SZ3
@@ -825,7 +826,11 @@ impl<'a> Search<'a> {
         let surprise = surprised(proposal, self.data, &first.payload);
         let look = match self.certain_to_meet(&first, range) {
             true => surprise || may_decode_exactly(first.codec, first.bound, self.data),
-            false => surprise || unfamiliar::unfamiliar(self.data, self.shape),
+            false => {
+                surprise
+                    || unfamiliar::unfamiliar(self.data, self.shape)
+                    || unfamiliar::one_dimensional(self.shape)
+            }
         };
         if !look {
             return Ok(first.into_outcome("proposal", None));
@@ -838,7 +843,7 @@ impl<'a> Search<'a> {
                 outcome.reason
             ),
             false => log::info!(
-                "quantised values, a short axis or a table's columns, which the model misreads: measured ({})",
+                "a kind of chunk the model misreads (crate::unfamiliar): measured ({})",
                 outcome.reason
             ),
         }

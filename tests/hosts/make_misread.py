@@ -7,7 +7,9 @@ the chunks while the size came out as predicted, and a table of 5 columns of suc
 over 6 decades, which SPERR missed 60 dB on by up to 1.4 dB on a fifth of the chunks,
 and a field near 280 with 2% of its values at an undeclared fill value of -9999 in 32x32
 chunks, which missed 60 and 80 dB on half or more of them by up to 7 dB: predict mode must
-know all three are unfamiliar and measure them."""
+know all three are unfamiliar and measure them. And a series of such values over 4
+decades with random signs in 4096-value chunks, which missed 60 dB on a third of them:
+predict mode must measure 1-D chunks."""
 import sys
 
 import h5py
@@ -25,6 +27,7 @@ narrow = 10.0 ** rng.uniform(-3, 3, (4096, 5))
 y2, x2 = np.meshgrid(np.linspace(0, 1, 256), np.linspace(0, 1, 256), indexing="ij")
 kelvin = 280 + 10 * np.sin(9 * x2 + 2) * np.cos(7 * y2) + 3 * np.sin(23 * x2 * y2)
 kelvin[rng.random(kelvin.shape) < 0.02] = -9999.0
+series = 10.0 ** rng.uniform(0, 4, 65536) * rng.choice([-1.0, 1.0], 65536)
 with h5py.File(sys.argv[1], "w") as h:
     h.create_dataset("offset_f64", data=1e5 + 1e-2 * smooth, chunks=(32, n, n))
     h.create_dataset("checker", data=checker.astype("f4"), chunks=(32, n, n))
@@ -32,3 +35,4 @@ with h5py.File(sys.argv[1], "w") as h:
     h.create_dataset("wide_table", data=table, chunks=(128, 4))
     h.create_dataset("narrow_table", data=narrow.astype("f4"), chunks=(128, 5))
     h.create_dataset("markers", data=kelvin.astype("f4"), chunks=(32, 32))
+    h.create_dataset("series", data=series.astype("f4"), chunks=(4096,))
