@@ -26,14 +26,14 @@
 //! chunks of its f64 copy, 87% of its f32 one: magnitudes spread over more decades than
 //! any float keeps relative to the largest ([`wide_magnitudes`]). Generated tables of 4–8
 //! columns of noise missed too, by up to 3.9 dB, where 10 columns and more met every
-//! chunk ([`narrow_rows`]), and so did small chunks of a field holding an undeclared fill
+//! chunk ([`thin_axis`]), and so did small chunks of a field holding an undeclared fill
 //! value far from its values, by up to 7 dB ([`isolated_markers`]).
 //!
 //! Series (chunks with one non-singleton axis, [`one_dimensional`]) are misread for their
 //! PSNR alone: predict mode measures them too, guarantee mode searches them as usual.
 
 use crate::features::Extent;
-use crate::samples::{element_count, Samples};
+use crate::samples::{element_count, fit_rank, Samples};
 
 /// Values sampled for the lattice test.
 const SAMPLE: usize = 4096;
@@ -62,12 +62,14 @@ const FEW_VALUES: usize = 8;
 /// The longest non-singleton axis that counts as short.
 const SHORT_AXIS: usize = 3;
 
-/// The longest fastest axis that counts as narrow ([`narrow_rows`]). Tables of 4, 5, 6 and
-/// 8 columns of noise in 128-row chunks (Gaussian, and log-uniform over 6–11 decades)
-/// missed 30–60 dB in predict mode, at 30 dB on most of their chunks, by up to 3.9 dB, with
-/// SPERR predicted at its smallest margin; with 10, 12 and 16 columns every chunk met
-/// 30–80 dB.
-const NARROW_ROWS: usize = 8;
+/// The longest axis that counts as thin ([`thin_axis`]). Tables of 4, 5, 6 and 8 columns
+/// of noise in 128-row chunks (Gaussian, and log-uniform over 6–11 decades) missed 30–60
+/// dB in predict mode, at 30 dB on most of their chunks, by up to 3.9 dB, with SPERR
+/// predicted at its smallest margin; with 10, 12 and 16 columns every chunk met 30–80 dB.
+/// Images in strips of 4–8 rows missed as well (a generated sky of point sources met 40
+/// dB on 25–47% of them, worst 33.0 dB; ../shared/data's sky images on 87–99%), strips of
+/// 16 and 32 rows did not.
+const THIN_AXIS: usize = 8;
 
 /// The fewest and most columns a table's fastest axis is tested for.
 const TABLE_COLUMNS: std::ops::RangeInclusive<usize> = 4..=64;
@@ -113,14 +115,14 @@ const MARKER_GAP: f64 = 0.5;
 
 /// Whether the model is known to misread this chunk (predict mode measures it, guarantee
 /// mode searches every compressor): its values lie on a coarse lattice
-/// ([`on_coarse_lattice`]), its shape has a short axis or narrow rows ([`narrow_rows`]),
+/// ([`on_coarse_lattice`]), its shape has a short or a thin axis ([`thin_axis`]),
 /// its fastest axis holds a table's columns ([`table_columns`]), its magnitudes spread
 /// over too many decades ([`wide_magnitudes`]), or it holds markers far from its values
 /// ([`isolated_markers`]).
 pub fn unfamiliar(data: Samples<'_>, shape: &[usize]) -> bool {
     // Cheapest first: the lattice test sorts its sample.
     shape.iter().any(|&n| (2..=SHORT_AXIS).contains(&n))
-        || narrow_rows(shape)
+        || thin_axis(shape)
         || table_columns(data, shape)
         || wide_magnitudes(data)
         || isolated_markers(data)
@@ -193,17 +195,18 @@ fn finite_sample(data: Samples<'_>) -> Option<Vec<f64>> {
     Some(values.into_iter().filter(|x| x.is_finite()).collect())
 }
 
-/// True when the fastest non-singleton axis of `shape` holds at most `NARROW_ROWS`
-/// values: rows of a few columns, like a table's, along which the codecs have little to
-/// work with. Fields chunked for HDF5 have fastest axes of tens to thousands of values;
-/// none of ../shared/data's is shorter than 36 but for the 3-component arrays
-/// (`SHORT_AXIS` already counts those).
-pub fn narrow_rows(shape: &[usize]) -> bool {
-    shape
+/// True when an axis of `shape`, folded as the codecs fold it (at most three axes, the
+/// slowest merged), holds 4–`THIN_AXIS` values: rows of a few columns, like a table's, or
+/// strips of a few rows of an image or planes of a volume, along which the codecs have
+/// little to work with. Fields chunked for HDF5 have axes of tens to thousands of values;
+/// of ../shared/data's bench chunks only the seismic shot gathers' (8 shots) and the
+/// galaxy catalog's (4 columns, stored as rows) have such an axis, besides the
+/// 3-component arrays (`SHORT_AXIS` counts those). The 4 members of CCSM's ensemble fold
+/// into the time axis.
+pub fn thin_axis(shape: &[usize]) -> bool {
+    fit_rank(shape, 3)
         .iter()
-        .rev()
-        .find(|&&n| n > 1)
-        .is_some_and(|&n| n <= NARROW_ROWS)
+        .any(|&n| (SHORT_AXIS + 1..=THIN_AXIS).contains(&n))
 }
 
 /// True when `shape` has a single non-singleton axis: a series, a column or a flattened
@@ -492,20 +495,28 @@ mod tests {
     }
 
     #[test]
-    fn rows_of_a_few_columns_are_unfamiliar_and_longer_rows_are_not() {
+    fn thin_axes_are_unfamiliar_and_longer_ones_are_not() {
         let v: Vec<f64> = generate(Kind::Noise, &[128, 16], 7);
         for columns in [4, 5, 8] {
             let shape = [128 * 16 / columns, columns];
-            assert!(narrow_rows(&shape), "{shape:?}");
+            assert!(thin_axis(&shape), "{shape:?}");
             assert!(unfamiliar(Samples::F64(&v), &shape), "{shape:?}");
         }
         // Singleton axes do not count; ten columns and more are rows a codec works along.
-        assert!(narrow_rows(&[256, 8, 1]));
+        assert!(thin_axis(&[256, 8, 1]));
         for shape in [[128, 16, 1], [16, 128, 1], [1, 32, 64]] {
-            assert!(!narrow_rows(&shape), "{shape:?}");
+            assert!(!thin_axis(&shape), "{shape:?}");
         }
-        assert!(!narrow_rows(&[1, 1, 1]));
-        assert!(!narrow_rows(&[]));
+        assert!(!thin_axis(&[1, 1, 1]));
+        assert!(!thin_axis(&[]));
+        // Strips of a few rows and slabs of a few planes, as the codecs fold them: four
+        // ensemble members merge into the time axis.
+        for shape in [&[4, 480][..], &[6, 96, 128], &[64, 64, 8, 32]] {
+            assert!(thin_axis(shape), "{shape:?}");
+        }
+        for shape in [&[16, 480][..], &[4, 55, 32, 32], &[3, 16, 64, 64]] {
+            assert!(!thin_axis(shape), "{shape:?}");
+        }
         let field: Vec<f64> = generate(Kind::Spectral { slope: 3.0 }, &[205, 10], 8);
         assert!(!unfamiliar(Samples::F64(&field), &[205, 10]));
     }

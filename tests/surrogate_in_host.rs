@@ -242,10 +242,11 @@ fn predict_mode_compresses_each_chunk_once() {
             assert_eq!(r["compressions"], 1, "{r}");
             assert!(r["predicted"].as_f64().unwrap() >= 60.0, "{r}");
             // These fields are like the training data: no payload is far from its
-            // predicted size, so only chunks with a short axis or narrow rows
-            // (src/unfamiliar.rs: the edge chunks trimmed to 2 planes of 50 or to 6 of 70
-            // columns, the 8×8 chunks of the field with a NaN, the 3-value dataset) are
-            // decoded and measured (42 of 120 lossy chunks), and they met the target.
+            // predicted size, so only chunks with an axis of 2–8 values (src/unfamiliar.rs:
+            // the edge chunks trimmed to 2 planes of 50 or 6 rows of 70, 18 of the 36 of
+            // each 50×70×90 field and 8 of the 20 of each 50×70 one, and the 8 chunks of
+            // 8×8 of the field with a NaN) are decoded and measured, at most 60 of the 120
+            // lossy chunks, and they met the target.
             if r["reason"] == "checked" {
                 assert!(r["measured"].as_f64().unwrap() >= 60.0, "{r}");
                 checked += 1;
@@ -255,7 +256,7 @@ fn predict_mode_compresses_each_chunk_once() {
             assert!(r["measured"].is_null(), "predict mode does not decode: {r}");
         }
     }
-    assert!(lossy > 10 && checked * 2 < lossy, "{records:?}");
+    assert!(lossy == 120 && checked <= 60, "{records:?}");
 }
 
 /// Fields unlike the training data (f64 values on a large offset, a checkerboard,
@@ -264,12 +265,14 @@ fn predict_mode_compresses_each_chunk_once() {
 /// before generated offsets, the offset field's SZ3 proposals, predicted 40 dB above the
 /// target, fell short and were corrected; the committed model's payloads all land within
 /// 3× of its predictions here, so none is measured (the look and its correction are
-/// `select::tests::predict_mode_checks_a_chunk_the_model_misread`).
+/// `select::tests::predict_mode_checks_a_chunk_the_model_misread`). The kinds of chunk it
+/// knows it misreads (`crate::unfamiliar`: a wide table, narrow rows, markers, a series,
+/// strips of an image) each missed a target here before their rule (at 40 dB the strips).
 #[test]
 fn predict_mode_measures_the_chunks_the_model_misread() {
     let dir = tempfile::tempdir().unwrap();
     let input = generate(dir.path(), "make_misread.py");
-    for target in ["60", "80"] {
+    for target in ["40", "60", "80"] {
         let output = dir.path().join(format!("predict{target}.h5"));
         let trace = dir.path().join(format!("trace{target}.jsonl"));
         let spec = format!("UD=357,0,5,{target},0,0,0,1");

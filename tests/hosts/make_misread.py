@@ -9,7 +9,9 @@ and a field near 280 with 2% of its values at an undeclared fill value of -9999 
 chunks, which missed 60 and 80 dB on half or more of them by up to 7 dB: predict mode must
 know all three are unfamiliar and measure them. And a series of such values over 4
 decades with random signs in 4096-value chunks, which missed 60 dB on a third of them:
-predict mode must measure 1-D chunks."""
+predict mode must measure 1-D chunks. And a sky of point sources in strips of 8 rows,
+which missed 40 dB on three quarters of them: an axis of 4-8 values is as unfamiliar as
+rows of 4-8 columns."""
 import sys
 
 import h5py
@@ -28,6 +30,12 @@ y2, x2 = np.meshgrid(np.linspace(0, 1, 256), np.linspace(0, 1, 256), indexing="i
 kelvin = 280 + 10 * np.sin(9 * x2 + 2) * np.cos(7 * y2) + 3 * np.sin(23 * x2 * y2)
 kelvin[rng.random(kelvin.shape) < 0.02] = -9999.0
 series = 10.0 ** rng.uniform(0, 4, 65536) * rng.choice([-1.0, 1.0], 65536)
+ys, xs = np.mgrid[0:256, 0:480]
+sky = rng.normal(0.0, 1.0, ys.shape)
+for _ in range(300):
+    cy, cx = rng.uniform(0, 256), rng.uniform(0, 480)
+    amplitude, width = 10 ** rng.uniform(0.5, 3), rng.uniform(0.7, 3)
+    sky += amplitude * np.exp(-((ys - cy) ** 2 + (xs - cx) ** 2) / (2 * width**2))
 with h5py.File(sys.argv[1], "w") as h:
     h.create_dataset("offset_f64", data=1e5 + 1e-2 * smooth, chunks=(32, n, n))
     h.create_dataset("checker", data=checker.astype("f4"), chunks=(32, n, n))
@@ -36,3 +44,4 @@ with h5py.File(sys.argv[1], "w") as h:
     h.create_dataset("narrow_table", data=narrow.astype("f4"), chunks=(128, 5))
     h.create_dataset("markers", data=kelvin.astype("f4"), chunks=(32, 32))
     h.create_dataset("series", data=series.astype("f4"), chunks=(4096,))
+    h.create_dataset("sky_strips", data=sky.astype("f4"), chunks=(8, 480))
