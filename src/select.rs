@@ -891,6 +891,7 @@ impl<'a> Search<'a> {
     /// cleared the target by 19–21 dB and then stored 3–45× less. Chunks known to be
     /// misread but not surprising keep their first payload: the same loosening there cost
     /// 0.25 of one compression's time at 40 dB, and on 4 of 13 chunks its try missed.
+    /// When the looser try misses, the first payload is kept, as "checked".
     fn check_surprise(
         &mut self,
         first: Attempt,
@@ -912,7 +913,13 @@ impl<'a> Search<'a> {
             third: None,
             ..*proposal
         };
-        self.guarantee(first, &alone, range)
+        let mut outcome = self.guarantee(first, &alone, range)?;
+        // A looser try that missed leaves the first payload, measured: checked, not an
+        // unmeasured proposal.
+        if outcome.reason == "proposal" {
+            outcome.reason = "checked";
+        }
+        Ok(outcome)
     }
 
     fn try_bound(&mut self, codec: CodecId, bound: f64) -> Result<Attempt, SelectError> {
@@ -2036,6 +2043,52 @@ mod tests {
         // The same overshoot with the ratio foreseen is trusted as it is.
         let trusted = propose(1.0 / 30.0, tight_ratio);
         assert_eq!((trusted.reason, trusted.measured), ("proposal", None));
+    }
+
+    /// A surprise's looser try that misses the target leaves the first payload, which
+    /// predict mode measured: reported as checked, with its PSNR, never as an unmeasured
+    /// proposal.
+    #[test]
+    fn predict_mode_reports_a_failed_loosening_as_checked() {
+        // Isolated spikes (5%, exponential heights) in zeros, where SZ3's PSNR is not
+        // smooth in the bound, so that some looser tries miss.
+        let shape = [32usize, 32, 32];
+        let mut state = 12345u64;
+        let v: Vec<f32> = (0..32 * 32 * 32)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let u = (state >> 11) as f64 / (1u64 << 53) as f64;
+                match u < 0.05 {
+                    true => -(u / 0.05).ln() as f32,
+                    false => 0.0,
+                }
+            })
+            .collect();
+        let data = Samples::F32(&v);
+        let mut settings = Settings::psnr(60.0).unwrap();
+        settings.mode = Mode::Predict;
+        let mut failed_loosenings = 0;
+        // Proposals from 20x too tight to 3x too loose, every ratio underrated by far.
+        for k in 0..30 {
+            let proposer = Predicting {
+                fixed: Fixed {
+                    codec: CodecId::Sz3,
+                    runner_up: false,
+                    scale: 0.05 * 1.15f64.powi(k),
+                },
+                predicted_ratio: 1e6,
+            };
+            let out = compress_to_target(data, &shape, &settings, &proposer).unwrap();
+            let seen = (out.reason, out.compressions, out.measured);
+            assert_ne!(out.reason, "proposal", "a surprise is measured: {seen:?}");
+            assert!(out.measured.unwrap() >= 60.0, "{seen:?}");
+            if (out.reason, out.compressions) == ("checked", 2) {
+                failed_loosenings += 1;
+            }
+        }
+        assert!(failed_loosenings > 0);
     }
 
     /// Fast mode searches the runner-up compressor only when the first one's payload was
