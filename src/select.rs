@@ -26,10 +26,10 @@
 //!
 //! Predict mode keeps its one compression unless the payload's size shows the model
 //! misread the chunk ([`SURPRISE_FACTOR`]) or the chunk is of a kind the model misreads
-//! ([`crate::unfamiliar`], series included): then it measures, and corrects a PSNR miss as fast mode does,
-//! unless the bound is at or below the safe bound with a codec that keeps it. A
-//! ratio target's size needs no decode: a first payload short of it or more than
-//! [`SURPRISE_FACTOR`] past it is searched as in guarantee mode.
+//! ([`crate::unfamiliar`], series included): then it measures, and corrects a PSNR miss
+//! as fast mode does, unless the bound is at or below the safe bound with a codec that
+//! keeps it. A ratio target's size needs no decode: a first payload short of it or more
+//! than [`SURPRISE_FACTOR`] past it is searched as in guarantee mode.
 
 use crate::chunk;
 use crate::codec::{codec_for, CodecError, HIGH_RATE_PSNR_SLOPE};

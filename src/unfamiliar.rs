@@ -219,8 +219,8 @@ pub fn thin_axis(shape: &[usize]) -> bool {
 ///
 /// Only predict mode measures such chunks ([`crate::select`]): the model misreads their
 /// PSNR, not its ranking of compressors, so [`unfamiliar`] leaves them out and guarantee
-/// mode does not search the third compressor on them (on those series it stored nothing
-/// smaller, for 0.7–2.5 more compressions per chunk).
+/// mode does not search the third compressor on them (on those series it raised the
+/// ratio by at most 0.4%, for 0.7–2.5 more compressions per chunk).
 pub fn one_dimensional(shape: &[usize]) -> bool {
     shape.iter().filter(|&&n| n > 1).count() == 1
 }
