@@ -2053,13 +2053,10 @@ mod tests {
         // Isolated spikes (5%, exponential heights) in zeros, where SZ3's PSNR is not
         // smooth in the bound, so that some looser tries miss.
         let shape = [32usize, 32, 32];
-        let mut state = 12345u64;
-        let v: Vec<f32> = (0..32 * 32 * 32)
-            .map(|_| {
-                state = state
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                let u = (state >> 11) as f64 / (1u64 << 53) as f64;
+        let v: Vec<f32> = generate(Kind::Noise, &shape, 5)
+            .into_iter()
+            .map(|x| {
+                let u = (x + 1.0) / 2.0;
                 match u < 0.05 {
                     true => -(u / 0.05).ln() as f32,
                     false => 0.0,
