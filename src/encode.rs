@@ -43,7 +43,39 @@ pub fn float_chunk<T: bytemuck::Pod + Element>(
 /// the record too: the search aims so high that the payload leaves room for it. Predict
 /// mode whose raised PSNR target would pass 400 dB measures the chunk after all (its
 /// record still says predict mode).
+///
+/// A chunk that does not hold `fill` but holds NaN has its NaNs marked instead
+/// ([`missing_marker`]), whether or not the dataset declares a fill value.
 pub fn float_chunk_with_fill<T: bytemuck::Pod + Element>(
+    values: &[T],
+    shape: &[usize],
+    settings: &Settings,
+    proposer: &dyn Proposer,
+    fill: Option<T>,
+) -> Result<(Vec<u8>, Outcome), SelectError> {
+    let marker = missing_marker(values, fill);
+    float_chunk_marked(values, shape, settings, proposer, marker)
+}
+
+/// The value that marks `values`' missing data: `fill` where they hold it, else the first
+/// NaN they hold, if any.
+///
+/// NaN is never data a lossy codec can keep: left unmarked, one NaN sends its whole chunk
+/// to the lossless codec (a 2-D ocean field with NaN land then stored 1.7× instead of 32×
+/// at 60 dB), and files written by numpy, xarray or a simulation without a declared fill
+/// value mark land, gaps and masked cells with NaN all the same. Marked, the NaNs come back
+/// as NaN in place (with this first NaN's sign and payload bits, which no program reads
+/// as data) and the other values are compressed to the target over themselves. A chunk
+/// holding both `fill` and NaN, or ±Inf, is still stored exactly: a chunk marks one value.
+pub fn missing_marker<T: bytemuck::Pod + Element>(values: &[T], fill: Option<T>) -> Option<T> {
+    match fill {
+        Some(f) if values.iter().any(|v| is_missing(*v, f)) => Some(f),
+        _ => values.iter().copied().find(|v| v.to_f64().is_nan()),
+    }
+}
+
+/// [`float_chunk_with_fill`] with the value that marks missing data already chosen.
+fn float_chunk_marked<T: bytemuck::Pod + Element>(
     values: &[T],
     shape: &[usize],
     settings: &Settings,
@@ -90,9 +122,7 @@ pub fn float_chunk_with_fill<T: bytemuck::Pod + Element>(
                     record = m.record_len();
                     match ratio_budget(record) {
                         Some(ratio) => raised_to(settings, ratio),
-                        None => {
-                            return float_chunk_with_fill(values, shape, settings, proposer, None)
-                        }
+                        None => return float_chunk_marked(values, shape, settings, proposer, None),
                     }
                 }
                 _ => Some(*settings),
@@ -317,6 +347,71 @@ mod tests {
         assert!(over_real >= 60.0, "{over_real}");
         // Signed zeros are different values: a 0.0 fill leaves −0.0 real.
         assert!(is_missing(0.0f32, 0.0) && !is_missing(-0.0f32, 0.0) && !is_missing(1.0, f32::NAN));
+    }
+
+    #[test]
+    fn nan_is_missing_data_without_a_fill_value_and_where_the_fill_is_absent() {
+        let shape = [8, 24, 40];
+        // Land as a negative NaN (0/0 on x86): the chunk stores that NaN's own bits.
+        let nan = -f32::NAN;
+        let values = ocean(&shape, nan);
+        let exact_len = {
+            let lossless = Settings::psnr(60.0).unwrap();
+            let mut with_inf = values.clone();
+            with_inf[0] = f32::INFINITY;
+            let (bytes, outcome) =
+                float_chunk_with_fill(&with_inf, &shape, &lossless, &Analytic, None).unwrap();
+            // NaN and ±Inf together: one value is marked, the Inf stays, so exact.
+            assert_eq!(outcome.codec, CodecId::Lossless, "{}", outcome.reason);
+            let (_, back) = chunk::decode(&bytes).unwrap();
+            let back: Vec<f32> = bytemuck::cast_slice(&back.into_bytes()).to_vec();
+            assert!(with_inf
+                .iter()
+                .zip(&back)
+                .all(|(a, b)| a.to_bits() == b.to_bits()));
+            bytes.len()
+        };
+        for (fill, mode) in [(None, Mode::Guarantee), (Some(1e35), Mode::Predict)] {
+            let settings = Settings {
+                mode,
+                ..Settings::psnr(60.0).unwrap()
+            };
+            let (bytes, outcome) =
+                float_chunk_with_fill(&values, &shape, &settings, &Analytic, fill).unwrap();
+            assert_ne!(outcome.codec, CodecId::Lossless, "{}", outcome.reason);
+            assert!(
+                bytes.len() * 2 < exact_len,
+                "{} vs {exact_len}",
+                bytes.len()
+            );
+            let (header, back) = chunk::decode(&bytes).unwrap();
+            assert_eq!(
+                header.missing.map(|m| m.fill),
+                Some(nan.to_le_bytes().to_vec())
+            );
+            let back: Vec<f32> = bytemuck::cast_slice(&back.into_bytes()).to_vec();
+            for (a, b) in values.iter().zip(&back) {
+                assert_eq!(a.is_nan(), b.is_nan(), "NaNs moved");
+                if a.is_nan() {
+                    assert_eq!(a.to_bits(), b.to_bits(), "the NaN's bits changed");
+                }
+            }
+            let psnr = real_psnr(&values, &back, nan);
+            assert!(
+                psnr >= 60.0,
+                "{psnr} dB over the real values, fill {fill:?}"
+            );
+        }
+        // A chunk holding the fill value marks it, not NaN: the NaN keeps the chunk exact.
+        let mut both = ocean(&shape, 1e35);
+        both[5] = f32::NAN;
+        assert_eq!(missing_marker(&both, Some(1e35)), Some(1e35));
+        let settings = Settings::psnr(60.0).unwrap();
+        let (_, outcome) =
+            float_chunk_with_fill(&both, &shape, &settings, &Analytic, Some(1e35)).unwrap();
+        assert_eq!(outcome.codec, CodecId::Lossless, "{}", outcome.reason);
+        assert_eq!(missing_marker(&values[..0], None), None);
+        assert_eq!(missing_marker(&[1.0f32, 2.0], None), None);
     }
 
     #[test]

@@ -244,8 +244,9 @@ pub fn verify(
 }
 
 /// PSNR and (when `want_ssim`, else NaN) SSIM of `back` against `data`, measured like the
-/// chooser measures them ([`encode::float_chunk_with_fill`]): with a missing value in the
-/// settings, the PSNR over the values it does not mark, and SSIM on the buffer with each
+/// chooser measures them ([`encode::float_chunk_with_fill`]): with a missing value (the
+/// settings' where the buffer holds it, else NaN, [`encode::missing_marker`]), the PSNR
+/// over the values it does not mark, and SSIM on the buffer with each
 /// missing value replaced, in both, by the last real value before it in the buffer (the
 /// chooser replaces them so in the block it compresses, and compares with the codec's
 /// reconstruction of those).
@@ -270,7 +271,7 @@ fn measure(
                 f64::NAN
             }
         };
-        match missing.and_then(|m| encode::replace_missing(data, m)) {
+        match encode::missing_marker(data, missing).and_then(|m| encode::replace_missing(data, m)) {
             None => (metrics::error_stats(data, back).psnr, ssim(data, back)),
             Some((replaced, mask)) => {
                 let back: Vec<T> = (0..back.len())
@@ -571,20 +572,27 @@ mod tests {
                 *x = if i % 2 == 0 { f32::NAN } else { -f32::NAN };
             }
         }
-        for mode in [Mode::Guarantee, Mode::Predict] {
+        // NaN named as the missing value, or not named: NaN marks itself.
+        for (mode, named) in [Mode::Guarantee, Mode::Predict]
+            .into_iter()
+            .flat_map(|m| [(m, true), (m, false)])
+        {
             let target = crate::settings::Target::from_value(TargetKind::Ssim, 0.99).unwrap();
             let settings = Settings {
                 mode,
                 target,
                 ..Settings::psnr(60.0).unwrap()
-            }
-            .with_missing(f64::NAN);
+            };
+            let settings = match named {
+                true => settings.with_missing(f64::NAN),
+                false => settings,
+            };
             let (bytes, report) = compress(Samples::F32(&v), &shape, &settings, true).unwrap();
             let report = report.unwrap();
             // Left in, the NaNs made SSIM NaN (and a 1e20 fill made it 1): a real figure.
             assert!(
                 report.metric >= 0.99 && report.metric < 0.99999 && report.target_met,
-                "{mode:?}: {report:?}"
+                "{mode:?}, named {named}: {report:?}"
             );
             assert!(report.psnr.is_finite(), "{report:?}");
             let back = decoded_f32(&bytes);

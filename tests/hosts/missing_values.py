@@ -3,7 +3,8 @@
 1. Through h5py (HDF5 2.0): a field with an island of NaN, written to a dataset whose fill
    value is NaN. The NaNs must come back as NaN, the other values must meet the target
    with their own range, and the file must be compressed 8× (a NaN used to send its whole
-   chunk to exact storage, about 1.7×; 32× now at 60 dB).
+   chunk to exact storage, about 1.7×; 32× now at 60 dB). The same through a dataset that
+   declares no fill value: NaN marks itself.
 2. Through h5repack (Debian's HDF5 1.10): a dataset whose land holds -9999 but whose HDF5
    fill value is the default (nothing marks the land), filtered with the missing value
    named in the cd_values (flags bit 1, words 6-7). Land must come back exactly, the ocean
@@ -42,6 +43,23 @@ if worst < target:
     failures.append(f"chunk PSNR {worst:.2f} < {target}")
 if size * 8 > field.nbytes:
     failures.append("not compressed 8×")
+
+# 1b. The same NaNs in a dataset with HDF5's default fill value (0, declared by nobody), as
+# numpy and xarray users write them: NaN marks itself.
+plain_nan = os.path.join(os.path.dirname(path), "nan_nofill.h5")
+with h5py.File(plain_nan, "w") as f:
+    f.create_dataset("t", data=field, chunks=chunks, compression=357,
+                     compression_opts=(int(target),))
+with h5py.File(plain_nan) as f:
+    back = f["t"][...]
+    stored = f["t"].id.get_storage_size()
+worst = min(check.chunk_psnr(field[s], back[s]) for s in check.chunk_slices(field.shape, chunks))
+print(f"t without a fill value: worst chunk PSNR {worst:.2f} dB over the rest, "
+      f"stored {stored} B for {field.nbytes} B")
+if not np.array_equal(np.isnan(field), np.isnan(back)):
+    failures.append("NaNs moved without a fill value")
+if worst < target or stored * 8 > field.nbytes:
+    failures.append(f"NaN without a fill value: {worst:.2f} dB, {stored} B")
 
 # 2. A missing value named in the cd_values, through h5repack.
 LAND = np.float32(-9999.0)
