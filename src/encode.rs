@@ -44,7 +44,7 @@ pub fn float_chunk<T: bytemuck::Pod + Element>(
 /// mode whose raised PSNR target would pass 400 dB measures the chunk after all (its
 /// record still says predict mode).
 ///
-/// A chunk that does not hold `fill` but holds NaN has its NaNs marked instead
+/// A chunk that does not hold `fill` but holds NaN or ±Inf has those marked instead
 /// ([`missing_marker`]), whether or not the dataset declares a fill value.
 pub fn float_chunk_with_fill<T: bytemuck::Pod + Element>(
     values: &[T],
@@ -58,19 +58,20 @@ pub fn float_chunk_with_fill<T: bytemuck::Pod + Element>(
 }
 
 /// The value that marks `values`' missing data: `fill` where they hold it, else the first
-/// NaN they hold, if any.
+/// value they hold that is not finite (NaN, +Inf or −Inf), if any.
 ///
-/// NaN is never data a lossy codec can keep: left unmarked, one NaN sends its whole chunk
-/// to the lossless codec (a 2-D ocean field with NaN land then stored 1.7× instead of 32×
-/// at 60 dB), and files written by numpy, xarray or a simulation without a declared fill
-/// value mark land, gaps and masked cells with NaN all the same. Marked, the NaNs come back
-/// as NaN in place (with this first NaN's sign and payload bits, which no program reads
-/// as data) and the other values are compressed to the target over themselves. A chunk
-/// holding both `fill` and NaN, or ±Inf, is still stored exactly: a chunk marks one value.
+/// No lossy codec keeps NaN or ±Inf: left unmarked, one sends its whole chunk to the
+/// lossless codec (a 2-D ocean field with NaN land then stored 1.7× instead of 32× at 60
+/// dB), and files written by numpy, xarray or a simulation without a declared fill value
+/// mark land, gaps and masked cells with NaN all the same (and the log of a field with
+/// zeros holds −Inf). Marked, they come back in place (every NaN as this first NaN, with
+/// its sign and payload bits, which no program reads as data) and the other values are
+/// compressed to the target over themselves. A chunk marks one value, so a chunk holding
+/// two of `fill`, NaN, +Inf and −Inf is still stored exactly.
 pub fn missing_marker<T: bytemuck::Pod + Element>(values: &[T], fill: Option<T>) -> Option<T> {
     match fill {
         Some(f) if values.iter().any(|v| is_missing(*v, f)) => Some(f),
-        _ => values.iter().copied().find(|v| v.to_f64().is_nan()),
+        _ => values.iter().copied().find(|v| !v.to_f64().is_finite()),
     }
 }
 
@@ -350,7 +351,7 @@ mod tests {
     }
 
     #[test]
-    fn nan_is_missing_data_without_a_fill_value_and_where_the_fill_is_absent() {
+    fn nan_and_inf_are_missing_data_without_a_fill_value_and_where_the_fill_is_absent() {
         let shape = [8, 24, 40];
         // Land as a negative NaN (0/0 on x86): the chunk stores that NaN's own bits.
         let nan = -f32::NAN;
@@ -412,6 +413,21 @@ mod tests {
         assert_eq!(outcome.codec, CodecId::Lossless, "{}", outcome.reason);
         assert_eq!(missing_marker(&values[..0], None), None);
         assert_eq!(missing_marker(&[1.0f32, 2.0], None), None);
+        // −Inf alone (the log of a field with zeros) marks itself the same way.
+        let log_of_zeros = ocean(&shape, f32::NEG_INFINITY);
+        let (bytes, outcome) =
+            float_chunk_with_fill(&log_of_zeros, &shape, &settings, &Analytic, None).unwrap();
+        assert_ne!(outcome.codec, CodecId::Lossless, "{}", outcome.reason);
+        let (_, back) = chunk::decode(&bytes).unwrap();
+        let back: Vec<f32> = bytemuck::cast_slice(&back.into_bytes()).to_vec();
+        for (a, b) in log_of_zeros.iter().zip(&back) {
+            assert_eq!(
+                a.is_infinite(),
+                b.to_bits() == a.to_bits() && b.is_infinite()
+            );
+        }
+        let psnr = real_psnr(&log_of_zeros, &back, f32::NEG_INFINITY);
+        assert!(psnr >= 60.0, "{psnr} dB over the finite values");
     }
 
     #[test]

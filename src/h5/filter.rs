@@ -344,9 +344,11 @@ mod tests {
             .collect();
         let psnr = metrics::psnr(&field, &back);
         assert!(psnr >= 60.0, "{psnr}");
-        // A chunk kept exactly (+Inf present) comes back byte for byte too.
+        // A chunk kept exactly (NaN and +Inf, two values no codec keeps, present) comes back
+        // byte for byte too.
         let mut with_inf = big.clone();
         with_inf[..4].copy_from_slice(&f32::INFINITY.to_be_bytes());
+        with_inf[4..8].copy_from_slice(&f32::NAN.to_be_bytes());
         let (exact, _) = encode_chunk(&big_settings, &with_inf).unwrap();
         assert_eq!(decode_chunk(&exact).unwrap(), with_inf);
         // So does a buffer of another size (another filter ran first).
