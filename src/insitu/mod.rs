@@ -245,11 +245,11 @@ pub fn verify(
 
 /// PSNR and (when `want_ssim`, else NaN) SSIM of `back` against `data`, measured like the
 /// chooser measures them ([`encode::float_chunk_with_fill`]): with a missing value (the
-/// settings' where the buffer holds it, else NaN, [`encode::missing_marker`]), the PSNR
-/// over the values it does not mark, and SSIM on the buffer with each
-/// missing value replaced, in both, by the last real value before it in the buffer (the
-/// chooser replaces them so in the block it compresses, and compares with the codec's
-/// reconstruction of those).
+/// settings' where the buffer holds it, else its first NaN or ±Inf,
+/// [`encode::missing_marker`]), the PSNR over the values it does not mark, and SSIM on the
+/// buffer with each missing value replaced, in both, by the last real value before it in
+/// the buffer (the chooser replaces them so in the block it compresses, and compares with
+/// the codec's reconstruction of those).
 fn measure(
     data: Samples<'_>,
     back: Samples<'_>,
