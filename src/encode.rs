@@ -70,22 +70,44 @@ pub fn float_chunk_with_fill<T: bytemuck::Pod + Element>(
 /// two of `fill`, NaN, +Inf and −Inf is still stored exactly.
 pub fn missing_marker<T: bytemuck::Pod + Element>(values: &[T], fill: Option<T>) -> Option<T> {
     match fill {
-        Some(f) if values.iter().any(|v| is_missing(*v, f)) => Some(f),
+        Some(f) if holds(values, f) => Some(f),
         _ => first_non_finite(values),
     }
 }
 
-/// The first value of `values` that is NaN or ±Inf. Every chunk is scanned, so the scan
-/// tests blocks of values without a branch per value, which vectorises: 0.02 ms for 2^18
-/// f32 values on this machine, where a plain search took 0.1 ms (2% of one compression).
+/// Whether `values` hold a value missing under `fill` ([`is_missing`]; widening to f64
+/// keeps every f32 apart, signed zeros included).
+fn holds<T: Element>(values: &[T], fill: T) -> bool {
+    let fill = fill.to_f64();
+    match fill.is_nan() {
+        true => any_in_blocks(values, f64::is_nan),
+        false => any_in_blocks(values, |v| v.to_bits() == fill.to_bits()),
+    }
+}
+
+/// The first value of `values` that is NaN or ±Inf.
 fn first_non_finite<T: Element>(values: &[T]) -> Option<T> {
-    let not_finite = |v: &T| !v.to_f64().is_finite();
+    let not_finite = |v: f64| !v.is_finite();
     values
-        .chunks(256)
-        .find(|block| block.iter().fold(false, |any, v| any | not_finite(v)))?
+        .chunks(BLOCK)
+        .find(|block| any_in_blocks(block, not_finite))?
         .iter()
         .copied()
-        .find(not_finite)
+        .find(|v| not_finite(v.to_f64()))
+}
+
+/// Values tested at a time by [`any_in_blocks`].
+const BLOCK: usize = 256;
+
+/// Whether `test` holds for some value of `values` (widened to f64). Every chunk written is
+/// scanned (for NaN and ±Inf, and for the fill value of a dataset that has one: every
+/// netCDF-4 variable in fill mode), so each block is tested without a branch per value,
+/// which vectorises: 2^18 f32 values in 0.017 ms on this machine, where a plain search
+/// took 0.097 ms (2% of one SZ3 compression).
+fn any_in_blocks<T: Element>(values: &[T], test: impl Fn(f64) -> bool) -> bool {
+    values
+        .chunks(BLOCK)
+        .any(|block| block.iter().fold(false, |any, v| any | test(v.to_f64())))
 }
 
 /// [`float_chunk_with_fill`] with the value that marks missing data already chosen.
@@ -426,6 +448,17 @@ mod tests {
         assert_eq!(outcome.codec, CodecId::Lossless, "{}", outcome.reason);
         assert_eq!(missing_marker(&values[..0], None), None);
         assert_eq!(missing_marker(&[1.0f32, 2.0], None), None);
+        // The block scan keeps is_missing's rules: signed zeros differ, any NaN is NaN.
+        for (values, fill) in [
+            (vec![1.0f32, -0.0], 0.0),
+            (vec![1.0f32, 0.0], 0.0),
+            (vec![2.0f32, f32::from_bits(0xffc0_0001)], f32::NAN),
+            (vec![2.0f32, 1e35], f32::NAN),
+            (vec![2.0f32; 300], 2.0),
+        ] {
+            let any = values.iter().any(|v| is_missing(*v, fill));
+            assert_eq!(holds(&values, fill), any, "{values:?} {fill}");
+        }
         // −Inf alone (the log of a field with zeros) marks itself the same way.
         let log_of_zeros = ocean(&shape, f32::NEG_INFINITY);
         let (bytes, outcome) =
