@@ -123,6 +123,7 @@ module h5z_deepcq
     !                                  unsigned mode, unsigned flags, double missing,
     !                                  unsigned *cd_values, size_t *n)
     ! Values equal to missing (land, gaps) are stored exactly and left out of the target.
+    ! Without one, a buffer's NaN (or +Inf, or -Inf) marks itself the same way.
     function h5z_deepcq_cd_values_missing(kind, target, compressor, mode, flags, missing, &
         cd_values, n) bind(C, name="h5z_deepcq_cd_values_missing")
       import :: c_int, c_double, c_size_t

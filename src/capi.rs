@@ -540,7 +540,9 @@ pub unsafe extern "C" fn h5z_deepcq_cd_values(
 /// values"). For f32 buffers it is rounded to the nearest f32, and a value that rounding
 /// moves by more than a millionth (beyond ±3.4e38, or below about 1e-39) is refused when
 /// such a buffer is compressed. Writes `H5Z_DEEPCQ_CD_MAX` (8) words: flags bit 1 and the
-/// value's bits.
+/// value's bits. Without a missing value, a buffer's NaN (or +Inf, or −Inf) marks itself
+/// the same way; a buffer holding two of the missing value, NaN, +Inf and −Inf is stored
+/// exactly.
 ///
 /// # Safety
 /// As [`h5z_deepcq_cd_values`].
