@@ -12,7 +12,8 @@
 //! the runner-up search is the one abandoned early ([`crate::select`]'s hopeless test).
 //! Fast mode searches the runner-up only when the first compressor stored far more than
 //! expected ([`crate::select::SURPRISE_FACTOR`]): it tries the compressor expected to
-//! store least, the surrogate's ratio corrected by what the dataset stored of it.
+//! store least, by the gap the dataset's runner-up searches measured between the two where
+//! there is one, else by the surrogate's ratio corrected by what the dataset stored of each.
 //!
 //! The runner-up is skipped only when the surrogate, corrected by what the last searches
 //! of the runner-up measured ([`Outcome::runner_up_gap`]), predicts that it loses by far,
@@ -76,8 +77,10 @@ const RUNNER_UP_SKIPS: u32 = 3;
 /// Largest |ln factor| one chunk may teach (a factor of 1000).
 const MAX_STEP: f64 = 6.9;
 
-/// Datasets remembered per process before the registry starts over.
-const MAX_DATASETS: usize = 256;
+/// Datasets remembered per process before the registry starts over: more than the
+/// variables a climate model's history file holds (a few hundred, written in turn each
+/// step, each its own dataset), at about 700 bytes each.
+const MAX_DATASETS: usize = 4096;
 
 /// A running mean of the ideal ln bound factor and of how far chunks fell from it.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -231,10 +234,24 @@ impl Proposer for Remembering<'_> {
             a.predicted_ratio
                 .map(|r| r * state.ratio_bias[a.codec as usize].map_or(1.0, |b| b.mean.exp()))
         };
+        // Where this dataset's runner-up searches measured the pair, their measured gap
+        // ranks it: a compressor that lost to its runner-up is never stored, so its own
+        // ratio correction would never learn that it stores more than expected, and it
+        // would go first, and lose, on every chunk (plot3d combustor's momentum_z in
+        // 1×33×57 slabs at 60 dB: ZFP first, SPERR's search kept on 23 of 25 chunks).
+        let alt_stores_less = |alt: &Alternative| {
+            let learned = state.gap_bias[primary.codec as usize][alt.codec as usize];
+            match (learned, primary.predicted_ratio, alt.predicted_ratio) {
+                (Some(bias), Some(p), Some(a)) if p > 0.0 && a > 0.0 => {
+                    (p / a).ln() + bias.mean < 0.0
+                }
+                _ => expected(alt) > expected(&primary),
+            }
+        };
         let won_last = |alt: &Alternative| state.last_winner == Some(alt.codec);
         let (first, second, third) = match (raw.runner_up, raw.third) {
             (Some(alt), third) if settings.mode == Mode::Fast => {
-                if expected(&alt) > expected(&primary) {
+                if alt_stores_less(&alt) {
                     (alt, Some(primary), third)
                 } else {
                     (primary, Some(alt), third)
@@ -377,11 +394,12 @@ pub fn enabled() -> bool {
 static DATASETS: Lazy<Mutex<HashMap<Vec<u32>, Arc<Memory>>>> =
     Lazy::new(|| Mutex::new(HashMap::new()));
 
-/// The memory of the dataset whose stored cd_values are `key` (settings, dtype and chunk
-/// dims: datasets written with identical ones share it, which costs them nothing but a
-/// different starting point), or `None` when memory is off ([`ENV_MEMORY`]) or would not
-/// apply to `settings` (predict mode, targets other than PSNR). At most 256 are kept; then
-/// the registry starts over.
+/// The memory of the dataset `key` names (its stored cd_values, settings, dtype and chunk
+/// dims, followed by what tells open datasets apart, [`crate::h5::filter::encode_dataset_chunk`];
+/// datasets with identical keys share it, which costs them nothing but a different starting
+/// point), or `None` when memory is off ([`ENV_MEMORY`]) or would not apply to `settings`
+/// (predict mode, targets other than PSNR). At most 4096 are kept; then the
+/// registry starts over.
 pub fn for_dataset(key: &[u32], settings: &Settings) -> Option<Arc<Memory>> {
     if !enabled() || !applies(settings) {
         return None;
@@ -700,5 +718,40 @@ mod tests {
         assert_eq!(first_codec(Mode::Fast), CodecId::Sperr);
         // Guarantee mode searches both: the last winner goes first.
         assert_eq!(first_codec(Mode::Guarantee), CodecId::Sz3);
+    }
+
+    #[test]
+    fn fast_mode_tries_first_a_runner_up_that_beat_the_first_compressor() {
+        // Both are predicted to store a tenth. SZ3 once stored a hundredth and was kept;
+        // then SPERR, searched as the runner-up, stored half of what SZ3 did and was kept.
+        // SZ3's own correction, which only a stored SZ3 payload updates, still expects 5x
+        // more of it than of SPERR; the gap the search measured ranks SPERR first.
+        let v = field(5, 1.0);
+        let proposer = Predicting(SZ3_THEN_SPERR);
+        let settings = Settings {
+            mode: Mode::Fast,
+            ..Settings::psnr(60.0).unwrap()
+        };
+        let memory = Memory::default();
+        let r = memory.proposer(&proposer);
+        let raw = propose(&r, &v, &settings);
+        let mut kept = outcome(CodecId::Sz3, raw.bound, 60.1, "proposal");
+        kept.payload = vec![0; 4 * v.len() / 100];
+        r.learn(&kept, &settings);
+        let r = memory.proposer(&proposer);
+        assert_eq!(propose(&r, &v, &settings).codec, CodecId::Sz3);
+        let mut won = outcome(
+            CodecId::Sperr,
+            raw.runner_up.unwrap().bound,
+            60.1,
+            "runner-up",
+        );
+        won.payload = vec![0; 4 * v.len() / 20];
+        won.runner_up_gap = Some(0.5);
+        r.learn(&won, &settings);
+        assert_eq!(
+            propose(&memory.proposer(&proposer), &v, &settings).codec,
+            CodecId::Sperr
+        );
     }
 }

@@ -299,6 +299,20 @@ fn nan_missing_values_are_kept_and_the_rest_compressed_to_the_target() {
     );
 }
 
+/// Two variables of one shape and setting written a slab at a time in turn, through h5py's
+/// HDF5, are each compressed as when written alone (tests/hosts/interleaved.py), in
+/// guarantee and fast mode: what a dataset's chunks teach stays with that dataset.
+#[test]
+fn variables_written_in_turn_each_learn_from_their_own_chunks() {
+    for mode in ["0", "2"] {
+        let dir = tempfile::tempdir().unwrap();
+        host_script(
+            "interleaved.py",
+            &[dir.path(), Path::new("60"), Path::new(mode)],
+        );
+    }
+}
+
 /// `scripts/install.sh` lays out a prefix that needs no environment but HDF5_PLUGIN_PATH:
 /// h5repack writes through the installed plugin, and a C program built against the
 /// installed header and library writes through the in-situ API, both finding the

@@ -219,8 +219,9 @@ extern "C" fn filter_callback(
         } else {
             let stored = StoredSettings::parse(cd).map_err(|e| e.to_string())?;
             let started = std::time::Instant::now();
-            let (bytes, outcome) =
-                filter::encode_chunk(&stored, input).map_err(|e| e.to_string())?;
+            // The address of the cd_values is the open dataset's own pipeline entry.
+            let (bytes, outcome) = filter::encode_dataset_chunk(cd_values as usize, &stored, input)
+                .map_err(|e| e.to_string())?;
             observe::chunk(&observe::ChunkRecord::new(
                 "hdf5",
                 &stored.chunk,
