@@ -254,3 +254,26 @@ fn bench_fails_clearly_on_a_missing_or_foreign_file() {
         );
     }
 }
+
+#[test]
+fn bench_fails_clearly_when_every_array_is_skipped() {
+    // Arrays holding NaN or Inf are skipped, as the peer harness skips them; with nothing
+    // left the bench says so instead of writing a report of zeros.
+    let dir = tempfile::tempdir().unwrap();
+    dataset(dir.path(), "ocean", "sst.f32", &[16, 16], false, 1);
+    let raw = dir.path().join("ocean/sst.f32");
+    let mut bytes = std::fs::read(&raw).unwrap();
+    bytes[..4].copy_from_slice(&f32::NAN.to_le_bytes());
+    std::fs::write(&raw, bytes).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_deepcq"))
+        .args(["bench", dir.path().to_str().unwrap(), "--targets", "40"])
+        .args(["--oracle-steps", "1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no array left to compare") && err.contains("holds NaN or Inf"),
+        "{err}"
+    );
+}

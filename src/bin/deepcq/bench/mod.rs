@@ -149,8 +149,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let chunk = chunk_of(entry)?;
         let blocks = chunking::blocks(&entry.dims, &chunk);
         if !values.view().all_finite() {
-            // As the peer harness does: lossy codecs cannot bound NaN/Inf, and the filter
-            // stores such chunks losslessly, so they say nothing about the choice of bound.
+            // As the peer harness does: the peers' codecs cannot bound NaN/Inf (the filter
+            // keeps them as missing values, which no peer row could be compared with).
             skipped.push((entry.name(), "holds NaN or Inf".to_string()));
             bar.inc((blocks.len() * args.targets.len()) as u64);
             continue;
@@ -216,6 +216,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
         }
     }
     bar.finish_and_clear();
+    if arrays.is_empty() {
+        // A report of zeros would read as a result.
+        let why: Vec<String> = skipped.iter().map(|(n, w)| format!("{n}: {w}")).collect();
+        bail!("no array left to compare; skipped {}", why.join("; "));
+    }
     if let Some(path) = &args.plot {
         plot::write(path, &rd_series(&arrays, args.targets.len()))?;
     }
