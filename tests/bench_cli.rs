@@ -217,37 +217,32 @@ fn bench_reads_hdf5_datasets_in_their_stored_chunks() {
     }
 }
 
+/// Runs `deepcq bench` with `args` in `dir`, checks that it failed, and returns its stderr.
+fn failed_bench(dir: &Path, args: &[&std::ffi::OsStr]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_deepcq"))
+        .current_dir(dir)
+        .arg("bench")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{args:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn bench_fails_clearly_on_a_missing_or_foreign_file() {
-    let out = Command::new(env!("CARGO_BIN_EXE_deepcq"))
-        .args(["bench", "missing.h5"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("no such file"), "{err}");
     let dir = tempfile::tempdir().unwrap();
+    let err = failed_bench(dir.path(), &["missing.h5".as_ref()]);
+    assert!(err.contains("no such file"), "{err}");
     let fake = dir.path().join("fake.h5");
     std::fs::write(&fake, b"not hdf5").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_deepcq"))
-        .args(["bench", fake.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = failed_bench(dir.path(), &[fake.as_os_str()]);
     assert!(err.contains("H5Fopen"), "{err}");
     // A raw file without a manifest beside it, by bare name and by full path, beside an
     // HDF5 file that must not be benchmarked instead.
     std::fs::write(dir.path().join("field.f32"), [0u8; 64]).unwrap();
     for name in ["field.f32".into(), dir.path().join("field.f32")] {
-        let out = Command::new(env!("CARGO_BIN_EXE_deepcq"))
-            .current_dir(dir.path())
-            .arg("bench")
-            .arg(&name)
-            .output()
-            .unwrap();
-        assert!(!out.status.success());
-        let err = String::from_utf8_lossy(&out.stderr);
+        let err = failed_bench(dir.path(), &[name.as_os_str()]);
         assert!(
             err.contains("not listed") && err.contains("--dtype and --dims"),
             "{name:?}: {err}"
@@ -265,13 +260,8 @@ fn bench_fails_clearly_when_every_array_is_skipped() {
     let mut bytes = std::fs::read(&raw).unwrap();
     bytes[..4].copy_from_slice(&f32::NAN.to_le_bytes());
     std::fs::write(&raw, bytes).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_deepcq"))
-        .args(["bench", dir.path().to_str().unwrap(), "--targets", "40"])
-        .args(["--oracle-steps", "1"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let args = [dir.path().as_os_str(), "--targets".as_ref(), "40".as_ref()];
+    let err = failed_bench(dir.path(), &args);
     assert!(
         err.contains("no array left to compare") && err.contains("holds NaN or Inf"),
         "{err}"
