@@ -48,22 +48,15 @@ fn totals_rows(report: &str, target: &str) -> Vec<(String, Vec<String>)> {
         .collect()
 }
 
-#[test]
-fn bench_reports_every_method_and_the_safe_bound_always_hits() {
-    let dir = tempfile::tempdir().unwrap();
-    dataset(dir.path(), "smooth", "a.f32", &[16, 40, 48], false, 1);
-    dataset(dir.path(), "double", "b.f64", &[12, 30, 40], true, 2);
-    let report = dir.path().join("report.md");
-    let png = dir.path().join("rd.png");
+/// Runs `deepcq bench` with `args` and `--out` a report in `dir`, checks that it
+/// succeeded, and returns the report.
+fn bench_report(dir: &Path, args: &[&std::ffi::OsStr]) -> String {
+    let report = dir.join("report.md");
     let out = Command::new(env!("CARGO_BIN_EXE_deepcq"))
-        .args(["bench", dir.path().to_str().unwrap()])
-        .args(["--targets", "40,60", "--chunk", "8x24x24", "--threads", "2"])
-        .args([
-            "--out",
-            report.to_str().unwrap(),
-            "--plot",
-            png.to_str().unwrap(),
-        ])
+        .arg("bench")
+        .args(args)
+        .arg("--out")
+        .arg(&report)
         .output()
         .expect("run deepcq bench");
     assert!(
@@ -71,7 +64,29 @@ fn bench_reports_every_method_and_the_safe_bound_always_hits() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let text = std::fs::read_to_string(&report).unwrap();
+    std::fs::read_to_string(&report).unwrap()
+}
+
+#[test]
+fn bench_reports_every_method_and_the_safe_bound_always_hits() {
+    let dir = tempfile::tempdir().unwrap();
+    dataset(dir.path(), "smooth", "a.f32", &[16, 40, 48], false, 1);
+    dataset(dir.path(), "double", "b.f64", &[12, 30, 40], true, 2);
+    let png = dir.path().join("rd.png");
+    let text = bench_report(
+        dir.path(),
+        &[
+            dir.path().as_os_str(),
+            "--targets".as_ref(),
+            "40,60".as_ref(),
+            "--chunk".as_ref(),
+            "8x24x24".as_ref(),
+            "--threads".as_ref(),
+            "2".as_ref(),
+            "--plot".as_ref(),
+            png.as_os_str(),
+        ],
+    );
     assert!(text.contains("2 arrays, 16 chunks"), "{text}");
     assert!(text.contains("### double/b.f64") && text.contains("### smooth/a.f32"));
     assert_eq!(&std::fs::read(&png).unwrap()[1..4], b"PNG");
@@ -251,19 +266,47 @@ fn bench_fails_clearly_on_a_missing_or_foreign_file() {
 }
 
 #[test]
-fn bench_fails_clearly_when_every_array_is_skipped() {
-    // Arrays holding NaN or Inf are skipped, as the peer harness skips them; with nothing
-    // left the bench says so instead of writing a report of zeros.
+fn bench_writes_nan_and_inf_as_the_filter_does() {
+    // A 32×32 field in 16×16 chunks: one chunk all NaN (land), one holding NaN and +Inf
+    // (two kinds: the filter stores it exactly), one with a NaN hole, one finite. The
+    // chunks the filter stores exactly are stored exactly by every row, the others
+    // compressed (the holed one to the target over its real values).
     let dir = tempfile::tempdir().unwrap();
-    dataset(dir.path(), "ocean", "sst.f32", &[16, 16], false, 1);
+    dataset(dir.path(), "ocean", "sst.f32", &[32, 32], false, 1);
     let raw = dir.path().join("ocean/sst.f32");
-    let mut bytes = std::fs::read(&raw).unwrap();
-    bytes[..4].copy_from_slice(&f32::NAN.to_le_bytes());
+    let mut values: Vec<f32> = std::fs::read(&raw)
+        .unwrap()
+        .chunks(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    for (i, v) in values.iter_mut().enumerate() {
+        let (row, col) = ((i / 32) as i64, (i % 32) as i64);
+        match (row / 16, col / 16) {
+            (0, 0) => *v = f32::NAN,
+            (0, 1) if row == 3 => *v = [f32::NAN, f32::INFINITY][(col % 2) as usize],
+            (1, 0) if (row - 24).pow(2) + (col - 8).pow(2) <= 16 => *v = f32::NAN,
+            _ => {}
+        }
+    }
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
     std::fs::write(&raw, bytes).unwrap();
-    let args = [dir.path().as_os_str(), "--targets".as_ref(), "40".as_ref()];
-    let err = failed_bench(dir.path(), &args);
-    assert!(
-        err.contains("no array left to compare") && err.contains("holds NaN or Inf"),
-        "{err}"
-    );
+    let args = ["--targets", "60", "--chunk", "16x16", "--oracle-steps", "4"];
+    let args: Vec<&std::ffi::OsStr> = std::iter::once(dir.path().as_os_str())
+        .chain(args.iter().map(|a| a.as_ref()))
+        .collect();
+    let text = bench_report(dir.path(), &args);
+    assert!(text.contains("1 arrays, 4 chunks"), "{text}");
+    for (name, cells) in totals_rows(&text, "60.0") {
+        // Columns: CR, /best, hit, chunks hit, worst, ..., codecs (14). The rows that
+        // promise the target meet it over the real values.
+        if name.contains("oracle")
+            || name.starts_with("safe")
+            || name.ends_with("fast")
+            || name.ends_with("guarantee")
+        {
+            assert_eq!(cells[3], "1.000", "{name}: {cells:?}");
+        }
+        let lossless: usize = cells[14].rsplit('/').next().unwrap().parse().unwrap();
+        assert_eq!(lossless, 2, "{name}: {cells:?}");
+    }
 }

@@ -6,16 +6,22 @@
 //! count their codec payload only, as a peer filter would store it (its header is a few
 //! bytes too). A peer whose codec refuses a chunk (SPERR on fill values ≥ 1e30) stores it
 //! losslessly, and the report counts those chunks.
+//!
+//! A chunk holding NaN or ±Inf is written by the deepcq rows as the filter writes it
+//! ([`encode::float_chunk_with_fill`]: those values kept exactly as missing data, the rest
+//! compressed to the target over themselves). The peers, whose codecs cannot take them,
+//! get the same block with the missing values replaced ([`encode::replace_missing`]), their
+//! PSNR measured over the real values, and the filter's missing-value record added to what
+//! they store. A chunk the filter stores exactly (two kinds of non-finite values, or none
+//! real) is stored exactly by every row.
 
 use anyhow::{Context, Result};
-use h5z_deepcq::chunk::{self, Quality};
+use h5z_deepcq::chunk::{self, Missing};
 use h5z_deepcq::codec::{codec_for, CodecError, Sperr};
+use h5z_deepcq::encode;
 use h5z_deepcq::memory::Memory;
-use h5z_deepcq::metrics;
-use h5z_deepcq::samples::{Layout, Samples};
-use h5z_deepcq::select::{
-    compress_to_target, safe_bound, sz3_formula_bound, value_range, Proposer,
-};
+use h5z_deepcq::samples::{Element, Layout, SampleBuf, Samples};
+use h5z_deepcq::select::{safe_bound, sz3_formula_bound, value_range, Outcome, Proposer};
 use h5z_deepcq::settings::Settings;
 use h5z_deepcq::wire::{CodecId, Mode};
 
@@ -120,12 +126,51 @@ pub struct ChunkResult {
 /// A chunk and the target it is written to.
 #[derive(Clone, Copy, Debug)]
 pub struct Job<'a> {
-    /// The values (finite).
+    /// The values the peers compress: finite, missing ones replaced ([`Job::missing`]);
+    /// the chunk's own values where it holds no missing value.
     pub data: Samples<'a>,
+    /// The chunk's values as stored, NaN and ±Inf included: what the deepcq rows write.
+    pub original: Samples<'a>,
+    /// Which values are missing (NaN or ±Inf, [`encode::missing_marker`]), if any: the
+    /// PSNR leaves them out.
+    pub missing: Option<&'a Missing>,
     /// Their C-order shape.
     pub shape: &'a [usize],
     /// PSNR target in dB.
     pub target: f64,
+}
+
+#[cfg(test)]
+impl<'a> Job<'a> {
+    /// A chunk without missing values.
+    pub fn finite(data: Samples<'a>, shape: &'a [usize], target: f64) -> Job<'a> {
+        Job {
+            data,
+            original: data,
+            missing: None,
+            shape,
+            target,
+        }
+    }
+}
+
+/// `values` with their missing values (NaN or ±Inf, [`encode::missing_marker`]) replaced
+/// and which they were, when they hold some and the rest is finite (a chunk the filter
+/// compresses to the target over its real values).
+pub fn marked(values: Samples<'_>) -> Option<(SampleBuf, Missing)> {
+    fn mark<T: bytemuck::Pod + Element>(v: &[T]) -> Option<(Vec<T>, Missing)> {
+        let marker = encode::missing_marker(v, None)?;
+        let (replaced, missing) = encode::replace_missing(v, marker)?;
+        replaced
+            .iter()
+            .all(|x| x.to_f64().is_finite())
+            .then_some((replaced, missing))
+    }
+    match values {
+        Samples::F32(v) => mark(v).map(|(r, m)| (SampleBuf::F32(r), m)),
+        Samples::F64(v) => mark(v).map(|(r, m)| (SampleBuf::F64(r), m)),
+        Samples::Opaque { .. } => None,
+    }
 }
 
 /// Runs every method on one chunk. `proposer` is deepcq's chooser.
@@ -137,6 +182,11 @@ pub fn run_all(
 ) -> Result<Vec<(Method, ChunkResult)>> {
     let range = value_range(job.data);
     let mut out = Vec::with_capacity(Method::ALL.len());
+    if !job.data.all_finite() {
+        // Stored exactly by the filter: every row does the same.
+        let exact = lossless(job, 0.0, false, 0)?;
+        return Ok(Method::ALL.iter().map(|&m| (m, exact)).collect());
+    }
     let (safe, formula) = (
         safe_bound(range, job.target),
         sz3_formula_bound(range, job.target),
@@ -191,26 +241,41 @@ fn evaluate(
     let (back, read) =
         timed(|| codec_for(codec).decode(payload, &Layout::of(&job.data, job.shape), bound));
     let back = back.with_context(|| format!("decoding a {} payload", codec.name()))?;
+    // A peer needs the missing values' positions too: counted as the filter's record.
+    let stored = payload.len() + job.missing.map_or(0, Missing::record_len);
     Ok(ChunkResult {
         read,
-        ..measured(job, back.view(), payload.len(), codec, cpu, fallback)
+        ..measured(job, job.data, back.view(), stored, codec, cpu, fallback)
     })
 }
 
+/// The result of storing `stored` bytes that decode to `back`, measured against `reference`
+/// over the values [`Job::missing`] does not mark (exact when `back` is `reference` bit
+/// for bit, NaN included).
 fn measured(
     job: Job<'_>,
+    reference: Samples<'_>,
     back: Samples<'_>,
     stored: usize,
     codec: CodecId,
     cpu: f64,
     fallback: bool,
 ) -> ChunkResult {
-    let stats = metrics::error_stats_of(job.data, back).expect("decoder returns the input type");
+    let (psnr, sse) = match oracle::real_stats(reference, back, job.missing) {
+        _ if reference.as_bytes() == back.as_bytes() => (f64::INFINITY, 0.0),
+        Some(stats) => {
+            let real = job.missing.map_or(reference.len(), |m| {
+                (0..reference.len()).filter(|&i| !m.is_missing(i)).count()
+            });
+            (stats.psnr, stats.mse * real as f64)
+        }
+        None => (f64::NAN, f64::NAN),
+    };
     ChunkResult {
         stored,
         cpu,
-        psnr: stats.psnr,
-        sse: stats.mse * job.data.len() as f64,
+        psnr,
+        sse,
         codec,
         fallback,
         compressions: 1,
@@ -268,8 +333,17 @@ fn oracle_of(job: Job<'_>, codec: CodecId, range: f64, steps: u32) -> Result<Chu
     if range == 0.0 {
         return lossless(job, 0.0, false, 0);
     }
-    let (found, cpu) =
-        timed(|| oracle::search(codec, job.data, job.shape, range, job.target, steps));
+    let (found, cpu) = timed(|| {
+        oracle::search(
+            codec,
+            job.data,
+            job.shape,
+            range,
+            job.target,
+            steps,
+            job.missing,
+        )
+    });
     match found {
         Ok(Some(f)) => Ok(spent(
             evaluate(job, codec, &f.payload, f.bound, cpu, false)?,
@@ -300,45 +374,57 @@ fn deepcq(
 ) -> Result<ChunkResult> {
     let mut settings = Settings::psnr(job.target)?;
     settings.mode = mode;
-    // Timed: what the filter does per chunk, from values to the stored chunk bytes.
-    let (bytes, cpu) = timed(|| -> Result<(CodecId, f64, Vec<u8>, u32)> {
-        let o = match memory {
-            // As the filter does, unless H5Z_DEEPCQ_MEMORY turns it off.
-            Some(m) if h5z_deepcq::memory::enabled() => {
-                m.compress(job.data, job.shape, &settings, proposer)?
+    // As the filter writes a chunk: header with the quality record, NaN and ±Inf marked.
+    let encode = |proposer: &dyn Proposer| -> Result<(Vec<u8>, Outcome)> {
+        Ok(match job.original {
+            Samples::F32(v) => {
+                encode::float_chunk_with_fill(v, job.shape, &settings, proposer, None)?
             }
-            _ => compress_to_target(job.data, job.shape, &settings, proposer)?,
-        };
-        // As the filter writes it: header with the quality record, then the payload.
-        let quality = Quality::new(&settings, o.predicted, o.measured);
-        let bytes = chunk::wrap(
-            o.codec,
-            &job.data,
-            job.shape,
-            o.bound,
-            None,
-            Some(quality),
-            &o.payload,
-        );
-        Ok((o.codec, o.bound, bytes, o.compressions))
+            Samples::F64(v) => {
+                encode::float_chunk_with_fill(v, job.shape, &settings, proposer, None)?
+            }
+            Samples::Opaque { .. } => anyhow::bail!("the bench reads f32 and f64 arrays only"),
+        })
+    };
+    // Timed: what the filter does per chunk, from values to the stored chunk bytes.
+    let (written, cpu) = timed(|| match memory {
+        // As the filter does, unless H5Z_DEEPCQ_MEMORY turns it off.
+        Some(m) if h5z_deepcq::memory::enabled() => {
+            let remembering = m.proposer(proposer);
+            let written = encode(&remembering)?;
+            remembering.learn(&written.1, &settings);
+            Ok(written)
+        }
+        _ => encode(proposer),
     });
-    let (codec, bound, bytes, compressions) = bytes?;
-    let (again, own_compression) = timed(|| codec_for(codec).encode(job.data, job.shape, bound));
+    let (bytes, o) = written?;
+    let (again, own_compression) =
+        timed(|| codec_for(o.codec).encode(job.data, job.shape, o.bound));
     again.context("compressing the chosen candidate again, for the time reference")?;
     let (decoded, read) = timed(|| chunk::decode(&bytes));
     let (_, back) = decoded.context("decoding a deepcq chunk")?;
-    let r = measured(job, back.view(), bytes.len(), codec, cpu, false);
+    let r = measured(
+        job,
+        job.original,
+        back.view(),
+        bytes.len(),
+        o.codec,
+        cpu,
+        false,
+    );
     Ok(ChunkResult {
         own_compression,
         read,
-        ..spent(r, compressions)
+        ..spent(r, o.compressions)
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use h5z_deepcq::select::Analytic;
+    use h5z_deepcq::chunk::Quality;
+    use h5z_deepcq::metrics;
+    use h5z_deepcq::select::{compress_to_target, Analytic};
     use h5z_deepcq::synth::{generate, Kind};
 
     fn field() -> (Vec<f32>, Vec<usize>) {
@@ -351,11 +437,7 @@ mod tests {
     fn every_method_runs_and_the_guaranteed_ones_hit() {
         let (v, shape) = field();
         for target in [40.0, 80.0] {
-            let job = Job {
-                data: Samples::F32(&v),
-                shape: &shape,
-                target,
-            };
+            let job = Job::finite(Samples::F32(&v), &shape, target);
             let rows = run_all(job, 8, &Analytic, &Memories::default()).unwrap();
             let methods: Vec<Method> = rows.iter().map(|r| r.0).collect();
             assert_eq!(methods, Method::ALL);
@@ -398,11 +480,7 @@ mod tests {
     fn stored_sizes_are_the_bytes_a_writer_stores() {
         let (v, shape) = field();
         let data = Samples::F32(&v);
-        let job = Job {
-            data,
-            shape: &shape,
-            target: 60.0,
-        };
+        let job = Job::finite(data, &shape, 60.0);
         let rows = run_all(job, 6, &Analytic, &Memories::default()).unwrap();
         let get = |m: Method| rows.iter().find(|r| r.0 == m).unwrap().1;
         let range = value_range(data);
@@ -439,11 +517,7 @@ mod tests {
     #[test]
     fn constant_chunks_are_exact_everywhere() {
         let v = vec![2.5f64; 64];
-        let job = Job {
-            data: Samples::F64(&v),
-            shape: &[64],
-            target: 60.0,
-        };
+        let job = Job::finite(Samples::F64(&v), &[64], 60.0);
         for (m, r) in run_all(job, 4, &Analytic, &Memories::default()).unwrap() {
             assert_eq!(r.sse, 0.0, "{m:?}");
             assert!(!r.fallback, "{m:?}");
@@ -455,11 +529,7 @@ mod tests {
         let mut v: Vec<f32> = field().0;
         v[0] = 1e35;
         let shape = [12, 24, 24];
-        let job = Job {
-            data: Samples::F32(&v),
-            shape: &shape,
-            target: 60.0,
-        };
+        let job = Job::finite(Samples::F32(&v), &shape, 60.0);
         let range = value_range(job.data);
         let r = sperr_psnr(job, range).unwrap();
         assert!(r.fallback);

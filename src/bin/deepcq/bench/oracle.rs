@@ -7,8 +7,9 @@
 //! its bound) and the chunk's value range, like the peer harness's 14-compression search;
 //! starting from the safe bound spends the steps where the answer lies.
 
+use h5z_deepcq::chunk::Missing;
 use h5z_deepcq::codec::{codec_for, CodecError};
-use h5z_deepcq::metrics;
+use h5z_deepcq::metrics::{self, ErrorStats};
 use h5z_deepcq::samples::{Layout, Samples};
 use h5z_deepcq::select::safe_bound;
 use h5z_deepcq::wire::CodecId;
@@ -32,23 +33,44 @@ pub struct Found {
     pub compressions: u32,
 }
 
-/// PSNR of `payload` against `data` (chunk's own range).
+/// Error statistics of `back` against `data` over the values `missing` does not mark
+/// (all of them without it), with the chunk's own range over those values: what the
+/// filter's PSNR target measures on a chunk with missing data. `None` without a value to
+/// measure.
+pub fn real_stats(
+    data: Samples<'_>,
+    back: Samples<'_>,
+    missing: Option<&Missing>,
+) -> Option<ErrorStats> {
+    match missing {
+        None => metrics::error_stats_of(data, back),
+        Some(m) => {
+            let real = |v: Samples<'_>| v.filtered(|i| !m.is_missing(i));
+            metrics::error_stats_of(real(data).view(), real(back).view())
+        }
+    }
+}
+
+/// PSNR of `payload` against `data` (chunk's own range) over the values `missing` does not
+/// mark.
 pub fn psnr_of(
     codec: CodecId,
     payload: &[u8],
     data: Samples<'_>,
     shape: &[usize],
     bound: f64,
+    missing: Option<&Missing>,
 ) -> Result<f64, CodecError> {
     let back = codec_for(codec).decode(payload, &Layout::of(&data, shape), bound)?;
-    Ok(metrics::error_stats_of(data, back.view())
+    Ok(real_stats(data, back.view(), missing)
         .map(|s| s.psnr)
         .unwrap_or(f64::NEG_INFINITY))
 }
 
 /// Searches `codec`'s loosest bound meeting `target_db` for finite `data` of value range
-/// `range` > 0, in `steps` compressions. `None` when not even bounds 10⁶× tighter than the
-/// safe one meet it (the caller stores the chunk losslessly).
+/// `range` > 0, in `steps` compressions, the PSNR measured over the values `missing` does
+/// not mark. `None` when not even bounds 10⁶× tighter than the safe one meet it (the
+/// caller stores the chunk losslessly).
 pub fn search(
     codec: CodecId,
     data: Samples<'_>,
@@ -56,11 +78,12 @@ pub fn search(
     range: f64,
     target_db: f64,
     steps: u32,
+    missing: Option<&Missing>,
 ) -> Result<Option<Found>, CodecError> {
     let mut compressions = 0;
     let attempt = |bound: f64| -> Result<(Vec<u8>, f64), CodecError> {
         let payload = codec_for(codec).encode(data, shape, bound)?;
-        let psnr = psnr_of(codec, &payload, data, shape, bound)?;
+        let psnr = psnr_of(codec, &payload, data, shape, bound, missing)?;
         Ok((payload, psnr))
     };
     let (mut lo, mut hi) = (safe_bound(range, target_db), range);
@@ -121,11 +144,11 @@ mod tests {
         let range = h5z_deepcq::select::value_range(data);
         for codec in CodecId::LOSSY {
             for target in [40.0, 60.0] {
-                let found = search(codec, data, &shape, range, target, DEFAULT_STEPS)
+                let found = search(codec, data, &shape, range, target, DEFAULT_STEPS, None)
                     .unwrap()
                     .expect("the safe bound meets the target");
                 assert_eq!(found.compressions, DEFAULT_STEPS);
-                let psnr = psnr_of(codec, &found.payload, data, &shape, found.bound).unwrap();
+                let psnr = psnr_of(codec, &found.payload, data, &shape, found.bound, None).unwrap();
                 assert!(psnr >= target, "{codec:?} {target}: {psnr}");
                 assert!(found.bound >= safe_bound(range, target));
                 match found.missed_at {
@@ -134,7 +157,7 @@ mod tests {
                     Some(miss) => {
                         assert!(miss / found.bound < 1.05, "{codec:?} {target}");
                         let payload = codec_for(codec).encode(data, &shape, miss).unwrap();
-                        let missed = psnr_of(codec, &payload, data, &shape, miss).unwrap();
+                        let missed = psnr_of(codec, &payload, data, &shape, miss, None).unwrap();
                         assert!(missed < target, "{codec:?} {target}: {missed}");
                     }
                     None => assert!(found.bound > range * 0.9, "{codec:?} {target}"),
@@ -148,7 +171,7 @@ mod tests {
         let (v, shape) = field();
         let data = Samples::F32(&v);
         let range = h5z_deepcq::select::value_range(data);
-        let found = search(CodecId::Sz3, data, &shape, range, 40.0, DEFAULT_STEPS)
+        let found = search(CodecId::Sz3, data, &shape, range, 40.0, DEFAULT_STEPS, None)
             .unwrap()
             .unwrap();
         let safe = codec_for(CodecId::Sz3)

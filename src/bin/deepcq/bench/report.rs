@@ -19,8 +19,6 @@ pub struct Run<'a> {
     pub targets: &'a [f64],
     /// Measured arrays.
     pub arrays: &'a [ArrayResult],
-    /// Arrays left out, with why.
-    pub skipped: &'a [(String, String)],
     /// Worker threads.
     pub threads: usize,
     /// Compressions per oracle per chunk.
@@ -95,11 +93,11 @@ pub fn markdown(run: &Run) -> String {
         s,
         "- Stored sizes: deepcq rows include the self-describing chunk header; peer rows count \
          the codec payload only. A chunk a peer's codec refuses is stored losslessly \
-         (column *refused*)."
+         (column *refused*). NaN and ±Inf are missing values, as in the filter: kept exactly, \
+         left out of the PSNR (and of bits per value and the dataset PSNR) in every row; \
+         the peers compress the chunk with them replaced and also count the filter's \
+         missing-value record."
     );
-    for (name, why) in run.skipped {
-        let _ = writeln!(s, "- Skipped {name}: {why}.");
-    }
     let _ = writeln!(s);
     let _ = writeln!(
         s,
