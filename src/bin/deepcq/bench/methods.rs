@@ -142,8 +142,8 @@ pub struct Job<'a> {
 
 #[cfg(test)]
 impl<'a> Job<'a> {
-    /// A chunk without missing values.
-    pub fn finite(data: Samples<'a>, shape: &'a [usize], target: f64) -> Job<'a> {
+    /// A chunk with no value marked missing.
+    pub fn unmarked(data: Samples<'a>, shape: &'a [usize], target: f64) -> Job<'a> {
         Job {
             data,
             original: data,
@@ -437,7 +437,7 @@ mod tests {
     fn every_method_runs_and_the_guaranteed_ones_hit() {
         let (v, shape) = field();
         for target in [40.0, 80.0] {
-            let job = Job::finite(Samples::F32(&v), &shape, target);
+            let job = Job::unmarked(Samples::F32(&v), &shape, target);
             let rows = run_all(job, 8, &Analytic, &Memories::default()).unwrap();
             let methods: Vec<Method> = rows.iter().map(|r| r.0).collect();
             assert_eq!(methods, Method::ALL);
@@ -477,10 +477,66 @@ mod tests {
     }
 
     #[test]
+    fn missing_values_leave_the_psnr_and_are_counted_in_the_peers_sizes() {
+        // A field with a NaN hole: every row compresses it and meets the target over the
+        // real values; a peer stores its payload of the filled block plus the record.
+        let (mut v, shape) = field();
+        for x in v.iter_mut().skip(100).take(600) {
+            *x = f32::NAN;
+        }
+        let (replaced, missing) = marked(Samples::F32(&v)).expect("a NaN hole to mark");
+        assert!(replaced.view().all_finite());
+        let job = Job {
+            data: replaced.view(),
+            original: Samples::F32(&v),
+            missing: Some(&missing),
+            shape: &shape,
+            target: 60.0,
+        };
+        let rows = run_all(job, 6, &Analytic, &Memories::default()).unwrap();
+        let get = |m: Method| rows.iter().find(|r| r.0 == m).unwrap().1;
+        for m in [
+            Method::Safe,
+            Method::BestOracle,
+            Method::Fast,
+            Method::Guarantee,
+        ] {
+            assert!(get(m).psnr >= 60.0 && get(m).psnr.is_finite(), "{m:?}");
+            assert_ne!(get(m).codec, CodecId::Lossless, "{m:?}");
+        }
+        let range = value_range(job.data);
+        let safe = safe_bound(range, 60.0);
+        let payload = codec_for(CodecId::Sz3)
+            .encode(job.data, &shape, safe)
+            .unwrap();
+        assert_eq!(
+            get(Method::Safe).stored,
+            payload.len() + missing.record_len()
+        );
+        let real = v.iter().filter(|x| x.is_finite()).count();
+        let back = codec_for(CodecId::Sz3)
+            .decode(&payload, &Layout::of(&job.data, &shape), safe)
+            .unwrap();
+        let stats = oracle::real_stats(job.data, back.view(), Some(&missing)).unwrap();
+        assert!((get(Method::Safe).sse - stats.mse * real as f64).abs() <= 1e-12 * real as f64);
+        // Two kinds of non-finite values: stored exactly by every row.
+        v[0] = f32::INFINITY;
+        assert!(marked(Samples::F32(&v)).is_none());
+        let job = Job::unmarked(Samples::F32(&v), &shape, 60.0);
+        for (m, r) in run_all(job, 6, &Analytic, &Memories::default()).unwrap() {
+            assert_eq!(
+                (r.codec, r.psnr),
+                (CodecId::Lossless, f64::INFINITY),
+                "{m:?}"
+            );
+        }
+    }
+
+    #[test]
     fn stored_sizes_are_the_bytes_a_writer_stores() {
         let (v, shape) = field();
         let data = Samples::F32(&v);
-        let job = Job::finite(data, &shape, 60.0);
+        let job = Job::unmarked(data, &shape, 60.0);
         let rows = run_all(job, 6, &Analytic, &Memories::default()).unwrap();
         let get = |m: Method| rows.iter().find(|r| r.0 == m).unwrap().1;
         let range = value_range(data);
@@ -517,7 +573,7 @@ mod tests {
     #[test]
     fn constant_chunks_are_exact_everywhere() {
         let v = vec![2.5f64; 64];
-        let job = Job::finite(Samples::F64(&v), &[64], 60.0);
+        let job = Job::unmarked(Samples::F64(&v), &[64], 60.0);
         for (m, r) in run_all(job, 4, &Analytic, &Memories::default()).unwrap() {
             assert_eq!(r.sse, 0.0, "{m:?}");
             assert!(!r.fallback, "{m:?}");
@@ -529,7 +585,7 @@ mod tests {
         let mut v: Vec<f32> = field().0;
         v[0] = 1e35;
         let shape = [12, 24, 24];
-        let job = Job::finite(Samples::F32(&v), &shape, 60.0);
+        let job = Job::unmarked(Samples::F32(&v), &shape, 60.0);
         let range = value_range(job.data);
         let r = sperr_psnr(job, range).unwrap();
         assert!(r.fallback);
