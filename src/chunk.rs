@@ -93,6 +93,17 @@ impl Missing {
         self.bits.get(i / 8).is_some_and(|b| b >> (i % 8) & 1 == 1)
     }
 
+    /// How many values of the block are missing.
+    pub fn count(&self) -> usize {
+        self.bits.iter().map(|b| b.count_ones() as usize).sum()
+    }
+
+    /// The values of `block` that are not missing, in order: what a target over the real
+    /// values measures.
+    pub fn real_values(&self, block: Samples<'_>) -> SampleBuf {
+        block.filtered(|i| !self.is_missing(i))
+    }
+
     /// Bytes the record takes in a chunk header: the fill value, two varints and the
     /// bitmap's zstd frame.
     pub fn record_len(&self) -> usize {

@@ -143,7 +143,7 @@ fn float_chunk_marked<T: bytemuck::Pod + Element>(
             // target may ask: the chunk is then measured after all.
             let raised = match settings.target.kind {
                 TargetKind::Psnr if settings.mode == Mode::Predict => {
-                    let real = (0..replaced.len()).filter(|&i| !m.is_missing(i)).count();
+                    let real = replaced.len() - m.count();
                     raised_to(
                         settings,
                         settings.target.value() + psnr_shift(&replaced, real),

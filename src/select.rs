@@ -947,9 +947,8 @@ impl<'a> Search<'a> {
         let stats = match self.missing {
             None => metrics::error_stats_of(self.data, back.view()),
             Some(m) => {
-                let real = |v: Samples<'_>| v.filtered(|i| !m.is_missing(i));
-                let original = self.real_original.get_or_init(|| real(self.data));
-                metrics::error_stats_of(original.view(), real(back.view()).view())
+                let original = self.real_original.get_or_init(|| m.real_values(self.data));
+                metrics::error_stats_of(original.view(), m.real_values(back.view()).view())
             }
         };
         Ok(stats.map(|s| s.psnr).unwrap_or(f64::NEG_INFINITY))

@@ -261,15 +261,14 @@ fn measured(
     cpu: f64,
     fallback: bool,
 ) -> ChunkResult {
-    let (psnr, sse) = match oracle::real_stats(reference, back, job.missing) {
-        _ if reference.as_bytes() == back.as_bytes() => (f64::INFINITY, 0.0),
-        Some(stats) => {
-            let real = job.missing.map_or(reference.len(), |m| {
-                (0..reference.len()).filter(|&i| !m.is_missing(i)).count()
-            });
-            (stats.psnr, stats.mse * real as f64)
+    let real = reference.len() - job.missing.map_or(0, Missing::count);
+    let (psnr, sse) = if reference.as_bytes() == back.as_bytes() {
+        (f64::INFINITY, 0.0)
+    } else {
+        match oracle::real_stats(reference, back, job.missing) {
+            Some(stats) => (stats.psnr, stats.mse * real as f64),
+            None => (f64::NAN, f64::NAN),
         }
-        None => (f64::NAN, f64::NAN),
     };
     ChunkResult {
         stored,

@@ -44,10 +44,7 @@ pub fn real_stats(
 ) -> Option<ErrorStats> {
     match missing {
         None => metrics::error_stats_of(data, back),
-        Some(m) => {
-            let real = |v: Samples<'_>| v.filtered(|i| !m.is_missing(i));
-            metrics::error_stats_of(real(data).view(), real(back).view())
-        }
+        Some(m) => metrics::error_stats_of(m.real_values(data).view(), m.real_values(back).view()),
     }
 }
 
