@@ -36,6 +36,8 @@ const CLASS_FLOAT: c_int = 1;
 const ORDER_LE: c_int = 0;
 /// `H5D_CHUNKED` in `H5D_layout_t`.
 const LAYOUT_CHUNKED: c_int = 2;
+/// `H5D_FILL_VALUE_USER_DEFINED` in `H5D_fill_value_t`.
+const FILL_USER_DEFINED: c_int = 2;
 /// `H5L_TYPE_HARD` in `H5L_type_t`.
 const LINK_HARD: c_int = 0;
 /// `H5_INDEX_NAME` and `H5_ITER_INC`.
@@ -143,6 +145,8 @@ api! {
         fn(Hid, c_uint, *mut c_uint, *mut usize, *mut c_uint, usize, *mut c_char, *mut c_uint)
             -> c_int;
     pclose ["H5Pclose"]: fn(Hid) -> Herr;
+    pfill_value_defined ["H5Pfill_value_defined"]: fn(Hid, *mut c_int) -> Herr;
+    pget_fill_value ["H5Pget_fill_value"]: fn(Hid, Hid, *mut c_void) -> Herr;
     tget_class ["H5Tget_class"]: fn(Hid) -> c_int;
     tget_size ["H5Tget_size"]: fn(Hid) -> usize;
     tget_sign ["H5Tget_sign"]: fn(Hid) -> c_int;
@@ -560,6 +564,60 @@ impl Dataset<'_> {
         Ok(chunks)
     }
 
+    /// The dataset's own type in little-endian byte order: what values are read as.
+    fn little_endian_type(&self) -> Result<Handle, Hdf5Error> {
+        let api = &self.h5.api;
+        // SAFETY: an open dataset id.
+        let file_type = unsafe { (api.dget_type)(self.handle.id) };
+        let file_type = self.h5.handle(file_type, api.tclose, || {
+            format!("H5Dget_type({})", self.path)
+        })?;
+        // SAFETY: an open datatype id; the copy is ours to change.
+        let mem_type = unsafe { (api.tcopy)(file_type.id) };
+        let mem_type = self
+            .h5
+            .handle(mem_type, api.tclose, || format!("H5Tcopy({})", self.path))?;
+        // SAFETY: an open, modifiable datatype id.
+        if unsafe { (api.tset_order)(mem_type.id, ORDER_LE) } < 0 {
+            return Err(self.call_failed("H5Tset_order"));
+        }
+        Ok(mem_type)
+    }
+
+    /// The fill value of a 32- or 64-bit float dataset, when its creator defined one
+    /// (h5py's `fillvalue=`, netCDF-4's `_FillValue` or default fill): the value the
+    /// filter treats as missing data in that dataset's chunks. `None` for HDF5's default
+    /// 0, which marks nothing, and for other types.
+    pub fn user_fill_value(&self) -> Result<Option<f64>, Hdf5Error> {
+        let api = &self.h5.api;
+        let info = self.dtype()?;
+        if info.class != CLASS_FLOAT || !(info.size == 4 || info.size == 8) {
+            return Ok(None);
+        }
+        let mut status: c_int = -1;
+        // SAFETY: an open property list id and a live int.
+        if unsafe { (api.pfill_value_defined)(self.dcpl.id, &mut status) } < 0 {
+            return Err(self.call_failed("H5Pfill_value_defined"));
+        }
+        if status != FILL_USER_DEFINED {
+            return Ok(None);
+        }
+        let mem_type = self.little_endian_type()?;
+        let mut bytes = [0u8; 8];
+        // SAFETY: `bytes` holds 8 bytes, at least the memory type's size (4 or 8).
+        let got = unsafe {
+            (api.pget_fill_value)(self.dcpl.id, mem_type.id, bytes.as_mut_ptr() as *mut c_void)
+        };
+        if got < 0 {
+            return Err(self.call_failed("H5Pget_fill_value"));
+        }
+        Ok(Some(if info.size == 4 {
+            f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as f64
+        } else {
+            f64::from_le_bytes(bytes)
+        }))
+    }
+
     /// Every value of a 32- or 64-bit float dataset, converted to little-endian by HDF5
     /// (through the dataset's filters, so a filtered dataset needs its plugins found).
     pub fn read_floats(&self) -> Result<SampleBuf, Hdf5Error> {
@@ -575,20 +633,7 @@ impl Dataset<'_> {
             usize::try_from(d).ok().and_then(|d| n.checked_mul(d))
         });
         let count = count.ok_or_else(|| self.call_failed("dataset size"))?;
-        // SAFETY: an open dataset id.
-        let file_type = unsafe { (api.dget_type)(self.handle.id) };
-        let file_type = self.h5.handle(file_type, api.tclose, || {
-            format!("H5Dget_type({})", self.path)
-        })?;
-        // SAFETY: an open datatype id; the copy is ours to change.
-        let mem_type = unsafe { (api.tcopy)(file_type.id) };
-        let mem_type = self
-            .h5
-            .handle(mem_type, api.tclose, || format!("H5Tcopy({})", self.path))?;
-        // SAFETY: an open, modifiable datatype id.
-        if unsafe { (api.tset_order)(mem_type.id, ORDER_LE) } < 0 {
-            return Err(self.call_failed("H5Tset_order"));
-        }
+        let mem_type = self.little_endian_type()?;
         let mut bytes = vec![0u8; count * info.size];
         // SAFETY: `bytes` holds every element of the dataset in the memory type's size;
         // H5S_ALL selects the whole dataset in memory and in the file.

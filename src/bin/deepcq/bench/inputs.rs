@@ -54,15 +54,16 @@ impl BenchArray {
         }
     }
 
-    /// Reads every value.
-    pub fn load(&self) -> Result<SampleBuf> {
+    /// Reads every value, with the fill value an HDF5 dataset's creator defined (which
+    /// the filter treats as missing data; raw arrays have none).
+    pub fn load(&self) -> Result<(SampleBuf, Option<f64>)> {
         match &self.source {
-            Source::Raw(entry) => Ok(entry.load()?),
+            Source::Raw(entry) => Ok((entry.load()?, None)),
             Source::Hdf5 { file, dataset } => {
                 let h5 = Hdf5::load()?;
                 let f = h5.open(file)?;
-                let values = f.dataset(dataset)?.read_floats()?;
-                Ok(values)
+                let dataset = f.dataset(dataset)?;
+                Ok((dataset.read_floats()?, dataset.user_fill_value()?))
             }
         }
     }

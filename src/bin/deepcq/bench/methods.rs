@@ -131,9 +131,12 @@ pub struct Job<'a> {
     pub data: Samples<'a>,
     /// The chunk's values as stored, NaN and ±Inf included: what the deepcq rows write.
     pub original: Samples<'a>,
-    /// Which values are missing (NaN or ±Inf, [`encode::missing_marker`]), if any: the
-    /// PSNR leaves them out.
+    /// Which values are missing (the array's missing value, NaN or ±Inf,
+    /// [`encode::missing_marker`]), if any: the PSNR leaves them out.
     pub missing: Option<&'a Missing>,
+    /// The array's missing value (`--missing`, else an HDF5 dataset's fill value), in the
+    /// chunk's element type: what the deepcq rows hand the filter's path as its fill value.
+    pub fill: Option<f64>,
     /// Their C-order shape.
     pub shape: &'a [usize],
     /// PSNR target in dB.
@@ -148,18 +151,19 @@ impl<'a> Job<'a> {
             data,
             original: data,
             missing: None,
+            fill: None,
             shape,
             target,
         }
     }
 }
 
-/// `values` with their missing values (NaN or ±Inf, [`encode::missing_marker`]) replaced
-/// and which they were, when they hold some and the rest is finite (a chunk the filter
-/// compresses to the target over its real values).
-pub fn marked(values: Samples<'_>) -> Option<(SampleBuf, Missing)> {
-    fn mark<T: bytemuck::Pod + Element>(v: &[T]) -> Option<(Vec<T>, Missing)> {
-        let marker = encode::missing_marker(v, None)?;
+/// `values` with their missing values (`fill` where they hold it, else NaN or ±Inf,
+/// [`encode::missing_marker`]) replaced and which they were, when they hold some and the
+/// rest is finite (a chunk the filter compresses to the target over its real values).
+pub fn marked(values: Samples<'_>, fill: Option<f64>) -> Option<(SampleBuf, Missing)> {
+    fn mark<T: bytemuck::Pod + Element>(v: &[T], fill: Option<f64>) -> Option<(Vec<T>, Missing)> {
+        let marker = encode::missing_marker(v, fill.map(T::from_f64))?;
         let (replaced, missing) = encode::replace_missing(v, marker)?;
         replaced
             .iter()
@@ -167,8 +171,8 @@ pub fn marked(values: Samples<'_>) -> Option<(SampleBuf, Missing)> {
             .then_some((replaced, missing))
     }
     match values {
-        Samples::F32(v) => mark(v).map(|(r, m)| (SampleBuf::F32(r), m)),
-        Samples::F64(v) => mark(v).map(|(r, m)| (SampleBuf::F64(r), m)),
+        Samples::F32(v) => mark(v, fill).map(|(r, m)| (SampleBuf::F32(r), m)),
+        Samples::F64(v) => mark(v, fill).map(|(r, m)| (SampleBuf::F64(r), m)),
         Samples::Opaque { .. } => None,
     }
 }
@@ -377,10 +381,11 @@ fn deepcq(
     let encode = |proposer: &dyn Proposer| -> Result<(Vec<u8>, Outcome)> {
         Ok(match job.original {
             Samples::F32(v) => {
-                encode::float_chunk_with_fill(v, job.shape, &settings, proposer, None)?
+                let fill = job.fill.map(f32::from_f64);
+                encode::float_chunk_with_fill(v, job.shape, &settings, proposer, fill)?
             }
             Samples::F64(v) => {
-                encode::float_chunk_with_fill(v, job.shape, &settings, proposer, None)?
+                encode::float_chunk_with_fill(v, job.shape, &settings, proposer, job.fill)?
             }
             Samples::Opaque { .. } => anyhow::bail!("the bench reads f32 and f64 arrays only"),
         })
@@ -483,12 +488,13 @@ mod tests {
         for x in v.iter_mut().skip(100).take(600) {
             *x = f32::NAN;
         }
-        let (replaced, missing) = marked(Samples::F32(&v)).expect("a NaN hole to mark");
+        let (replaced, missing) = marked(Samples::F32(&v), None).expect("a NaN hole to mark");
         assert!(replaced.view().all_finite());
         let job = Job {
             data: replaced.view(),
             original: Samples::F32(&v),
             missing: Some(&missing),
+            fill: None,
             shape: &shape,
             target: 60.0,
         };
@@ -520,7 +526,7 @@ mod tests {
         assert!((get(Method::Safe).sse - stats.mse * real as f64).abs() <= 1e-12 * real as f64);
         // Two kinds of non-finite values: stored exactly by every row.
         v[0] = f32::INFINITY;
-        assert!(marked(Samples::F32(&v)).is_none());
+        assert!(marked(Samples::F32(&v), None).is_none());
         let job = Job::unmarked(Samples::F32(&v), &shape, 60.0);
         for (m, r) in run_all(job, 6, &Analytic, &Memories::default()).unwrap() {
             assert_eq!(

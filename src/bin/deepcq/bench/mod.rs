@@ -22,6 +22,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use h5z_deepcq::learned;
+use h5z_deepcq::samples::{Element, SampleBuf};
 use h5z_deepcq::select::{value_range, Proposer};
 use h5z_deepcq::settings::Settings;
 use h5z_deepcq::surrogate;
@@ -73,6 +74,51 @@ pub struct BenchArgs {
     /// Dims of a bare raw file, slowest first (with --dtype).
     #[arg(long, value_parser = raw::parse_dims, requires = "dtype")]
     dims: Option<raw::Dims>,
+    /// Values equal to this are missing data in every array, as the filter's cd_values
+    /// name one (`deepcq cdvalues --missing`): kept exactly by every row and left out of
+    /// the PSNR. Without it, an HDF5 dataset's user-defined fill value marks missing
+    /// data, as it does in the filter; NaN and ±Inf always do.
+    #[arg(long, allow_hyphen_values = true)]
+    missing: Option<f64>,
+}
+
+/// The value that marks `values`' missing data: `named` (`--missing`), else the dataset's
+/// `fill` value, in the values' element type (an f32 array's is rounded to the nearest
+/// f32, as the filter does with a named missing value; one that no f32 comes near fails).
+fn missing_value(values: &SampleBuf, named: Option<f64>, fill: Option<f64>) -> Result<Option<f64>> {
+    let Some(value) = named.or(fill) else {
+        return Ok(None);
+    };
+    // Any target: only the missing value is read back.
+    let settings = Settings::psnr(60.0)?.with_missing(value);
+    Ok(match values {
+        SampleBuf::F32(_) => settings.missing_as::<f32>()?.map(f64::from),
+        _ => settings.missing_as::<f64>()?,
+    })
+}
+
+/// `values`' finite range over the values that are not `missing` (the array's real values,
+/// whose range the dataset PSNR is taken against).
+fn real_range(values: &SampleBuf, missing: Option<f64>) -> f64 {
+    fn range<T: Element>(v: &[T], missing: Option<T>) -> f64 {
+        let (lo, hi) = v
+            .iter()
+            .map(|x| x.to_f64())
+            .filter(|x| x.is_finite() && Some(*x) != missing.map(T::to_f64))
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
+                (lo.min(x), hi.max(x))
+            });
+        if hi >= lo {
+            hi - lo
+        } else {
+            0.0
+        }
+    }
+    match values {
+        SampleBuf::F32(v) => range(v, missing.map(f32::from_f64)),
+        SampleBuf::F64(v) => range(v, missing),
+        _ => value_range(values.view()),
+    }
 }
 
 /// What the deepcq rows use to choose a codec and bound: exactly what the filter uses
@@ -144,7 +190,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let mut arrays = Vec::new();
     for (i, entry) in entries.iter().enumerate() {
         bar.set_message(entry.name());
-        let values = entry.load()?;
+        let (values, fill) = entry.load()?;
+        let missing = missing_value(&values, args.missing, fill)
+            .with_context(|| format!("{}: --missing", entry.name()))?;
         let chunk = chunk_of(entry)?;
         let blocks = chunking::blocks(&entry.dims, &chunk);
         // Each target's chunks run in order through one memory, as the filter receives a
@@ -161,13 +209,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
                         .iter()
                         .map(|block| {
                             let sub = chunking::extract(&values, &entry.dims, block);
-                            let marked = (!sub.view().all_finite())
-                                .then(|| methods::marked(sub.view()))
-                                .flatten();
+                            let marked = methods::marked(sub.view(), missing);
                             let job = Job {
                                 data: marked.as_ref().map_or(sub.view(), |(r, _)| r.view()),
                                 original: sub.view(),
                                 missing: marked.as_ref().map(|(_, m)| m),
+                                fill: missing,
                                 shape: &block.shape,
                                 target: args.targets[ti],
                             };
@@ -198,7 +245,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
             dims: entry.dims.clone(),
             chunk,
             chunks: blocks.len(),
-            range: value_range(values.view()),
+            range: real_range(&values, missing),
+            missing,
             tallies,
         });
         if bar.is_hidden() {

@@ -93,8 +93,9 @@ pub fn markdown(run: &Run) -> String {
         s,
         "- Stored sizes: deepcq rows include the self-describing chunk header; peer rows count \
          the codec payload only. A chunk a peer's codec refuses is stored losslessly \
-         (column *refused*). NaN and ±Inf are missing values, as in the filter: kept exactly, \
-         left out of the PSNR (and of bits per value and the dataset PSNR) in every row; \
+         (column *refused*). NaN, ±Inf and an array's missing value (`--missing`, else an HDF5 \
+         dataset's fill value; named per array below) are missing values, as in the filter: \
+         kept exactly, left out of the PSNR (and of bits per value and the dataset PSNR) in every row; \
          the peers compress the chunk with them replaced and also count the filter's \
          missing-value record."
     );
@@ -264,12 +265,15 @@ fn arrays_section(s: &mut String, run: &Run) {
         };
         let _ = writeln!(
             s,
-            "### {}\n\ndims {}, chunk {}, {} chunks, value range {:.6e}\n",
+            "### {}\n\ndims {}, chunk {}, {} chunks, value range {:.6e}{}\n",
             a.name,
             dims(&a.dims),
             dims(&a.chunk),
             a.chunks,
-            a.range
+            a.range,
+            a.missing
+                .map(|m| format!(", missing value {m:.6e}"))
+                .unwrap_or_default()
         );
         let _ = writeln!(
             s,

@@ -155,8 +155,10 @@ pub struct ArrayResult {
     pub chunk: Vec<usize>,
     /// Number of chunks.
     pub chunks: usize,
-    /// Global finite value range.
+    /// Global finite value range over the real values (missing ones left out).
     pub range: f64,
+    /// The value marking missing data (`--missing` or the dataset's fill value), if any.
+    pub missing: Option<f64>,
     /// Per (target index, method).
     pub tallies: HashMap<(usize, Method), Tally>,
 }
@@ -344,6 +346,7 @@ mod tests {
                 chunk: vec![1000],
                 chunks: 1,
                 range: 1.0,
+                missing: None,
                 tallies,
             }
         };
