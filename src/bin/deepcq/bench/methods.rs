@@ -187,9 +187,19 @@ pub fn run_all(
     let range = value_range(job.data);
     let mut out = Vec::with_capacity(Method::ALL.len());
     if !job.data.all_finite() {
-        // Stored exactly by the filter: every row does the same.
+        // Stored exactly by the filter (all missing, or two kinds of missing value): the
+        // peers store it exactly too, and the deepcq rows as the filter writes it, header
+        // and record included.
         let exact = lossless(job, 0.0, false, 0)?;
-        return Ok(Method::ALL.iter().map(|&m| (m, exact)).collect());
+        let deepcq_rows = deepcq_rows(job, proposer, memories)?;
+        out.extend(
+            Method::ALL
+                .iter()
+                .filter(|&&m| deepcq_rows.iter().all(|(d, _)| *d != m))
+                .map(|&m| (m, exact)),
+        );
+        out.extend(deepcq_rows);
+        return Ok(out);
     }
     let (safe, formula) = (
         safe_bound(range, job.target),
@@ -221,16 +231,27 @@ pub fn run_all(
             ..best
         },
     ));
-    out.push((Method::Predict, deepcq(job, Mode::Predict, proposer, None)?));
-    out.push((
-        Method::Fast,
-        deepcq(job, Mode::Fast, proposer, Some(&memories.fast))?,
-    ));
-    out.push((
-        Method::Guarantee,
-        deepcq(job, Mode::Guarantee, proposer, Some(&memories.guarantee))?,
-    ));
+    out.extend(deepcq_rows(job, proposer, memories)?);
     Ok(out)
+}
+
+/// deepcq's rows: predict mode, and fast and guarantee mode with their memories.
+fn deepcq_rows(
+    job: Job<'_>,
+    proposer: &dyn Proposer,
+    memories: &Memories,
+) -> Result<[(Method, ChunkResult); 3]> {
+    Ok([
+        (Method::Predict, deepcq(job, Mode::Predict, proposer, None)?),
+        (
+            Method::Fast,
+            deepcq(job, Mode::Fast, proposer, Some(&memories.fast))?,
+        ),
+        (
+            Method::Guarantee,
+            deepcq(job, Mode::Guarantee, proposer, Some(&memories.guarantee))?,
+        ),
+    ])
 }
 
 /// Measures a payload of `codec` against the original.
@@ -478,6 +499,31 @@ mod tests {
                 "{got} vs {expect}"
             );
         }
+    }
+
+    #[test]
+    fn a_chunk_the_filter_stores_exactly_costs_deepcq_its_chunk_header() {
+        // NaN and +Inf, two kinds of missing value: the filter stores the chunk exactly,
+        // with its header; the peers store the lossless payload alone.
+        let shape = [16usize, 16];
+        let mut v: Vec<f32> = (0..256).map(|i| (i as f32 * 0.1).sin()).collect();
+        v[3] = f32::NAN;
+        v[200] = f32::INFINITY;
+        let job = Job::unmarked(Samples::F32(&v), &shape, 60.0);
+        let rows = run_all(job, 2, &Analytic, &Memories::default()).unwrap();
+        assert_eq!(rows.len(), Method::ALL.len());
+        let get = |m: Method| rows.iter().find(|r| r.0 == m).unwrap().1;
+        let settings = Settings::psnr(60.0).unwrap();
+        let (chunk, _) =
+            encode::float_chunk_with_fill(&v, &shape, &settings, &Analytic, None).unwrap();
+        for m in Method::ALL {
+            assert_eq!(get(m).psnr, f64::INFINITY, "{m:?}");
+            assert_eq!(get(m).codec, CodecId::Lossless, "{m:?}");
+        }
+        for m in [Method::Predict, Method::Fast, Method::Guarantee] {
+            assert_eq!(get(m).stored, chunk.len(), "{m:?}");
+        }
+        assert!(get(Method::Safe).stored < chunk.len());
     }
 
     #[test]
