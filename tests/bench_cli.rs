@@ -396,3 +396,60 @@ fn bench_marks_a_fill_value_and_a_named_missing_value_as_the_filter_does() {
         "{unmarked_cr} vs {marked_cr}"
     );
 }
+
+#[test]
+fn chunks_with_no_real_value_add_no_values_to_bits_per_value() {
+    // A 16×40×48 field in 8×24×24 chunks, every chunk but the first all missing: NaN in
+    // one file, -9999 in another benched with --missing -9999. Bits per value and the
+    // dataset PSNR count the real values only, the first chunk's 8·24·24.
+    let dir = tempfile::tempdir().unwrap();
+    dataset(dir.path(), "field", "a.f32", &[16, 40, 48], false, 5);
+    let values: Vec<f32> = std::fs::read(dir.path().join("field/a.f32"))
+        .unwrap()
+        .chunks(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    let in_first_chunk = |i: usize| i / (40 * 48) < 8 && (i / 48) % 40 < 24 && i % 48 < 24;
+    for (name, missing) in [("nan.f32", f32::NAN), ("fill.f32", -9999.0)] {
+        let bytes: Vec<u8> = values
+            .iter()
+            .enumerate()
+            .flat_map(|(i, &v)| if in_first_chunk(i) { v } else { missing }.to_le_bytes())
+            .collect();
+        let file = dir.path().join(name);
+        std::fs::write(&file, bytes).unwrap();
+        let mut args = vec![
+            "--dtype",
+            "f32",
+            "--dims",
+            "16x40x48",
+            "--chunk",
+            "8x24x24",
+            "--targets",
+            "40",
+            "--oracle-steps",
+            "2",
+        ];
+        if missing == -9999.0 {
+            args.extend(["--missing", "-9999"]);
+        }
+        let args: Vec<&std::ffi::OsStr> = [file.as_os_str()]
+            .into_iter()
+            .chain(args.iter().map(|a| a.as_ref()))
+            .collect();
+        let text = bench_report(dir.path(), &args);
+        assert!(text.contains("1 arrays, 8 chunks"), "{text}");
+        for (method, cells) in totals_rows(&text, "40.0") {
+            // Columns: CR (0), ..., bits (13). CR is over every raw byte, bits over the
+            // real values, so together they give the values counted.
+            let cr: f64 = cells[0].parse().unwrap();
+            let bits: f64 = cells[13].parse().unwrap();
+            let counted = 8.0 * (16 * 40 * 48 * 4) as f64 / (cr * bits);
+            let real = (8 * 24 * 24) as f64;
+            assert!(
+                (counted / real - 1.0).abs() < 0.02,
+                "{name} {method}: {counted:.0} values counted for {real}"
+            );
+        }
+    }
+}

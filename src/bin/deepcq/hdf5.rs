@@ -587,7 +587,8 @@ impl Dataset<'_> {
     /// The fill value of a 32- or 64-bit float dataset, when its creator defined one
     /// (h5py's `fillvalue=`, netCDF-4's `_FillValue` or default fill): the value the
     /// filter treats as missing data in that dataset's chunks. `None` for HDF5's default
-    /// 0, which marks nothing, and for other types.
+    /// 0, which marks nothing, for other types, and, as in the filter
+    /// (`h5z_deepcq::h5::api`), when HDF5 cannot tell.
     pub fn user_fill_value(&self) -> Result<Option<f64>, Hdf5Error> {
         let api = &self.h5.api;
         let info = self.dtype()?;
@@ -596,10 +597,8 @@ impl Dataset<'_> {
         }
         let mut status: c_int = -1;
         // SAFETY: an open property list id and a live int.
-        if unsafe { (api.pfill_value_defined)(self.dcpl.id, &mut status) } < 0 {
-            return Err(self.call_failed("H5Pfill_value_defined"));
-        }
-        if status != FILL_USER_DEFINED {
+        let defined = unsafe { (api.pfill_value_defined)(self.dcpl.id, &mut status) } >= 0;
+        if !defined || status != FILL_USER_DEFINED {
             return Ok(None);
         }
         let mem_type = self.little_endian_type()?;
@@ -609,7 +608,7 @@ impl Dataset<'_> {
             (api.pget_fill_value)(self.dcpl.id, mem_type.id, bytes.as_mut_ptr() as *mut c_void)
         };
         if got < 0 {
-            return Err(self.call_failed("H5Pget_fill_value"));
+            return Ok(None);
         }
         Ok(Some(if info.size == 4 {
             f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as f64

@@ -177,6 +177,30 @@ pub fn marked(values: Samples<'_>, fill: Option<f64>) -> Option<(SampleBuf, Miss
     }
 }
 
+/// How many of `values` are real, finite and not `fill` (bit for bit, or any NaN for a NaN:
+/// [`encode::is_missing`], as the filter marks them), and their range (0 when none are):
+/// what bits per value and the dataset PSNR count, also for a chunk the filter stores
+/// exactly because all its values are missing.
+pub fn real_extent(values: Samples<'_>, fill: Option<f64>) -> (usize, f64) {
+    fn scan<T: bytemuck::Pod + Element>(v: &[T], fill: Option<f64>) -> (usize, f64) {
+        let fill = fill.map(T::from_f64);
+        let real =
+            |x: &&T| x.to_f64().is_finite() && !fill.is_some_and(|f| encode::is_missing(**x, f));
+        let (n, lo, hi) = v
+            .iter()
+            .filter(real)
+            .fold((0, f64::INFINITY, f64::NEG_INFINITY), |(n, lo, hi), x| {
+                (n + 1, lo.min(x.to_f64()), hi.max(x.to_f64()))
+            });
+        (n, if n > 0 { hi - lo } else { 0.0 })
+    }
+    match values {
+        Samples::F32(v) => scan(v, fill),
+        Samples::F64(v) => scan(v, fill),
+        Samples::Opaque { .. } => (0, 0.0),
+    }
+}
+
 /// Runs every method on one chunk. `proposer` is deepcq's chooser.
 pub fn run_all(
     job: Job<'_>,

@@ -22,8 +22,8 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use h5z_deepcq::learned;
-use h5z_deepcq::samples::{Element, SampleBuf};
-use h5z_deepcq::select::{value_range, Proposer};
+use h5z_deepcq::samples::SampleBuf;
+use h5z_deepcq::select::Proposer;
 use h5z_deepcq::settings::Settings;
 use h5z_deepcq::surrogate;
 use rayon::prelude::*;
@@ -97,30 +97,6 @@ fn missing_value(values: &SampleBuf, named: Option<f64>, fill: Option<f64>) -> R
     })
 }
 
-/// `values`' finite range over the values that are not `missing` (the array's real values,
-/// whose range the dataset PSNR is taken against).
-fn real_range(values: &SampleBuf, missing: Option<f64>) -> f64 {
-    fn range<T: Element>(v: &[T], missing: Option<T>) -> f64 {
-        let (lo, hi) = v
-            .iter()
-            .map(|x| x.to_f64())
-            .filter(|x| x.is_finite() && Some(*x) != missing.map(T::to_f64))
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
-                (lo.min(x), hi.max(x))
-            });
-        if hi >= lo {
-            hi - lo
-        } else {
-            0.0
-        }
-    }
-    match values {
-        SampleBuf::F32(v) => range(v, missing.map(f32::from_f64)),
-        SampleBuf::F64(v) => range(v, missing),
-        _ => value_range(values.view()),
-    }
-}
-
 /// What the deepcq rows use to choose a codec and bound: exactly what the filter uses
 /// (the learned surrogate; the analytic formula only when the user allowed the fallback).
 fn proposer(settings: &Settings) -> Result<&'static dyn Proposer> {
@@ -192,7 +168,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         bar.set_message(entry.name());
         let (values, fill) = entry.load()?;
         let missing = missing_value(&values, args.missing, fill)
-            .with_context(|| format!("{}: --missing", entry.name()))?;
+            .with_context(|| format!("{}: its missing value", entry.name()))?;
         let chunk = chunk_of(entry)?;
         let blocks = chunking::blocks(&entry.dims, &chunk);
         // Each target's chunks run in order through one memory, as the filter receives a
@@ -218,7 +194,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                                 shape: &block.shape,
                                 target: args.targets[ti],
                             };
-                            let real = job.data.len() - job.missing.map_or(0, |m| m.count());
+                            let real = methods::real_extent(sub.view(), missing).0;
                             let rows = methods::run_all(job, args.oracle_steps, chooser, &memories)
                                 .with_context(|| {
                                     format!("{} chunk at {:?}", entry.name(), block.origin)
@@ -245,7 +221,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             dims: entry.dims.clone(),
             chunk,
             chunks: blocks.len(),
-            range: real_range(&values, missing),
+            range: methods::real_extent(values.view(), missing).1,
             missing,
             tallies,
         });
