@@ -1,7 +1,8 @@
 //! The plugin inside real HDF5 hosts: h5repack/h5dump/h5diff (Debian's HDF5 1.10), a C
 //! program linked to Debian's libhdf5, an MPI program writing collectively through
 //! Debian's parallel HDF5 (Open MPI), h5py from PyPI (which bundles HDF5 2.0: missing
-//! values, time steps written through a small chunk cache), a C program writing netCDF-4
+//! values, time steps written through a small chunk cache, variables written in turn; the
+//! last also through a C program on Debian's 1.10), a C program writing netCDF-4
 //! with a `_FillValue` through netCDF-C's `nc_def_var_filter` (Debian's netCDF-C 4.9) and
 //! netCDF4-python reading what h5repack filtered (netCDF-C 4.9 with HDF5 1.14). Exit
 //! codes prove nothing here (h5repack exits 0 and writes raw data when a plugin fails to
@@ -310,6 +311,55 @@ fn variables_written_in_turn_each_learn_from_their_own_chunks() {
             "interleaved.py",
             &[dir.path(), Path::new("60"), Path::new(mode)],
         );
+    }
+}
+
+/// The same through Debian's HDF5 1.10 (tests/hosts/interleaved.c): temperature and
+/// pressure written a slab at a time in turn, and each alone in its own process, give the
+/// same codec, bound, compressions and bytes on every chunk of each, in guarantee and fast
+/// mode.
+#[test]
+fn variables_written_in_turn_through_hdf5_1_10_each_learn_from_their_own_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dir.path().join("interleaved");
+    let flags = ["pkg-config", "--cflags", "--libs", "hdf5-serial"];
+    compile("gcc", "interleaved.c", &exe, &flags);
+    let names = ["temperature", "pressure"];
+    for mode in ["0", "2"] {
+        // One process per run, so memory starts empty; each chunk's trace record.
+        let traced = |label: &str, order: &str, vars: &[&str]| {
+            let trace = dir.path().join(format!("{label}_{mode}.jsonl"));
+            let out = run(Command::new(&exe)
+                .arg(dir.path().join(format!("{label}_{mode}.h5")))
+                .args(["60", mode, order])
+                .args(vars)
+                .env("H5Z_DEEPCQ_TRACE", &trace));
+            assert!(
+                out.status.success() && stdout(&out).contains("ALL OK"),
+                "{label}"
+            );
+            std::fs::read_to_string(&trace)
+                .unwrap()
+                .lines()
+                .map(|l| {
+                    let r: serde_json::Value = serde_json::from_str(l).unwrap();
+                    let field = |k: &str| r[k].to_string();
+                    [
+                        field("codec"),
+                        field("bound"),
+                        field("compressions"),
+                        field("bytes_out"),
+                    ]
+                })
+                .collect::<Vec<_>>()
+        };
+        let together = traced("turn", "turn", &names);
+        assert_eq!(together.len(), 2 * 12, "{together:?}");
+        for (i, name) in names.iter().enumerate() {
+            let alone = traced(name, "alone", &[name]);
+            let in_turn: Vec<_> = together.iter().skip(i).step_by(2).cloned().collect();
+            assert_eq!(in_turn, alone, "{name}, mode {mode}");
+        }
     }
 }
 
