@@ -357,6 +357,13 @@ pub struct TypeInfo {
     pub signed: bool,
 }
 
+impl TypeInfo {
+    /// A 32- or 64-bit float: what the filter compresses and the bench reads.
+    pub fn is_f32_or_f64(&self) -> bool {
+        self.class == CLASS_FLOAT && (self.size == 4 || self.size == 8)
+    }
+}
+
 impl fmt::Display for TypeInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let bits = self.size * 8;
@@ -592,7 +599,7 @@ impl Dataset<'_> {
     pub fn user_fill_value(&self) -> Result<Option<f64>, Hdf5Error> {
         let api = &self.h5.api;
         let info = self.dtype()?;
-        if info.class != CLASS_FLOAT || !(info.size == 4 || info.size == 8) {
+        if !info.is_f32_or_f64() {
             return Ok(None);
         }
         let mut status: c_int = -1;
@@ -622,7 +629,7 @@ impl Dataset<'_> {
     pub fn read_floats(&self) -> Result<SampleBuf, Hdf5Error> {
         let api = &self.h5.api;
         let info = self.dtype()?;
-        if info.class != CLASS_FLOAT || !(info.size == 4 || info.size == 8) {
+        if !info.is_f32_or_f64() {
             return Err(Hdf5Error::Call(format!(
                 "reading {} as f32/f64 (its type is {info})",
                 self.path

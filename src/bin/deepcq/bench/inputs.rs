@@ -135,7 +135,7 @@ fn hdf5_arrays(path: &Path) -> Result<Vec<BenchArray>> {
     for name in file.dataset_paths()? {
         let dataset = file.dataset(&name)?;
         let dtype = dataset.dtype()?;
-        if !(dtype.class == 1 && (dtype.size == 4 || dtype.size == 8)) {
+        if !dtype.is_f32_or_f64() {
             eprintln!(
                 "bench: {}{name} left out: {dtype}, not f32/f64",
                 path.display()
