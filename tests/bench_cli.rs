@@ -316,7 +316,7 @@ fn bench_writes_nan_and_inf_as_the_filter_does() {
 #[test]
 fn bench_marks_a_fill_value_and_a_named_missing_value_as_the_filter_does() {
     // One field with a hole of missing values, three ways: an HDF5 dataset whose fill
-    // value (-9999) fills the hole, one whose hole is NaN, and a bare raw file holding
+    // value (-9999) fills the hole (stored big-endian, fill value too), one whose hole is NaN, and a bare raw file holding
     // -9999 benched with --missing -9999. The filter marks the first and the last as it
     // marks NaN, so every row must match the NaN dataset's; left unmarked, -9999 would
     // set the chunks' range and every PSNR.
@@ -336,7 +336,7 @@ fn bench_marks_a_fill_value_and_a_named_missing_value_as_the_filter_does() {
          filled[hole], nan[hole] = -9999.0, np.nan\n\
          filled.tofile({holed:?})\n\
          with h5py.File({h5:?}, 'w') as f:\n\
-         \x20   f.create_dataset('fill', data=filled, chunks=(8, 24, 24), fillvalue=-9999.0)\n\
+         \x20   f.create_dataset('fill', data=filled.astype('>f4'), chunks=(8, 24, 24), fillvalue=-9999.0)\n\
          \x20   f.create_dataset('nan', data=nan, chunks=(8, 24, 24))\n",
         raw = raw.to_str().unwrap(),
         h5 = h5.to_str().unwrap(),
