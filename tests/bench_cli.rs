@@ -316,10 +316,10 @@ fn bench_writes_nan_and_inf_as_the_filter_does() {
 #[test]
 fn bench_marks_a_fill_value_and_a_named_missing_value_as_the_filter_does() {
     // One field with a hole of missing values, three ways: an HDF5 dataset whose fill
-    // value (-9999) fills the hole (stored big-endian, fill value too), one whose hole is NaN, and a bare raw file holding
-    // -9999 benched with --missing -9999. The filter marks the first and the last as it
-    // marks NaN, so every row must match the NaN dataset's; left unmarked, -9999 would
-    // set the chunks' range and every PSNR.
+    // value (-9999) fills the hole (stored big-endian, fill value too), one whose hole is
+    // NaN, and a bare raw file holding -9999 benched with --missing -9999. The filter
+    // marks the first and the last as it marks NaN, so every row must match the NaN
+    // dataset's; left unmarked, -9999 would set the chunks' range and every PSNR.
     let Some(python) = h5py() else { return };
     let dir = tempfile::tempdir().unwrap();
     let dims = [16usize, 40, 48];
