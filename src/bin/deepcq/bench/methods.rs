@@ -215,14 +215,9 @@ pub fn run_all(
         // peers store it exactly too, and the deepcq rows as the filter writes it, header
         // and record included.
         let exact = lossless(job, 0.0, false, 0)?;
-        let deepcq_rows = deepcq_rows(job, proposer, memories)?;
-        out.extend(
-            Method::ALL
-                .iter()
-                .filter(|&&m| deepcq_rows.iter().all(|(d, _)| *d != m))
-                .map(|&m| (m, exact)),
-        );
-        out.extend(deepcq_rows);
+        let peers = Method::ALL.iter().filter(|m| m.peer_name().is_some());
+        out.extend(peers.map(|&m| (m, exact)));
+        out.extend(deepcq_rows(job, proposer, memories)?);
         return Ok(out);
     }
     let (safe, formula) = (

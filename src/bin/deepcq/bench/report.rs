@@ -93,10 +93,10 @@ pub fn markdown(run: &Run) -> String {
         s,
         "- Stored sizes: deepcq rows include the self-describing chunk header; peer rows count \
          the codec payload only. A chunk a peer's codec refuses is stored losslessly \
-         (column *refused*). NaN, ±Inf and an array's missing value (`--missing`, else an HDF5 \
-         dataset's fill value; named per array below) are missing values, as in the filter: \
-         kept exactly, left out of the PSNR (and of bits per value and the dataset PSNR) in every row; \
-         the peers compress the chunk with them replaced and also count the filter's \
+         (column *refused*). NaN, ±Inf and an array's missing value (`--missing`, else an \
+         HDF5 dataset's fill value; named per array below) are missing values, as in the \
+         filter: kept exactly, left out of the PSNR (and of bits per value and the dataset \
+         PSNR) in every row; the peers compress the chunk with them replaced and also count the filter's \
          missing-value record."
     );
     let _ = writeln!(s);
