@@ -35,6 +35,7 @@ pub mod insitu;
 pub mod learned;
 pub mod memory;
 pub mod metrics;
+pub mod near_mean;
 pub mod observe;
 pub mod padding;
 pub mod samples;

@@ -32,9 +32,10 @@
 //! than [`SURPRISE_FACTOR`] past it is searched as in guarantee mode.
 
 use crate::chunk;
-use crate::codec::{codec_for, CodecError, HIGH_RATE_PSNR_SLOPE};
+use crate::codec::{codec_for, CodecError, Sperr, HIGH_RATE_PSNR_SLOPE};
 use crate::features::Extent;
 use crate::metrics;
+use crate::near_mean;
 use crate::samples::{Layout, Samples};
 use crate::settings::Settings;
 use crate::unfamiliar;
@@ -319,7 +320,8 @@ pub struct Outcome {
     /// missed, a tighter one was kept), "runner-up" (another compressor's search was kept),
     /// "third compressor" (the last one's, [`Proposal::third`]),
     /// "checked" (predict mode measured a proposal the model misread, [`SURPRISE_FACTOR`], and
-    /// it met the target), "safe bound", or a lossless reason.
+    /// it met the target), "mean meets the target" (SPERR coding next to nothing,
+    /// [`crate::near_mean`]), "safe bound", or a lossless reason.
     pub reason: &'static str,
     /// How far the runner-up compressor's first attempt was from beating the kept payload,
     /// when one was searched: the least it could store at the target (its size less the
@@ -509,6 +511,9 @@ pub fn compress_to_target_where(
     }
     let mut search = Search::new(data, shape, settings);
     search.missing = missing;
+    if let Some((outcome, mean_db)) = search.near_mean(extent)? {
+        return prefer_exact(data, shape, outcome, Some(mean_db));
+    }
     let Some((proposal, first)) = search.first_attempt(proposer, extent)? else {
         return search.lossless("bound finer than the codec resolves: lossless");
     };
@@ -920,6 +925,45 @@ impl<'a> Search<'a> {
             outcome.reason = "checked";
         }
         Ok(outcome)
+    }
+
+    /// A PSNR target the chunk's mean alone meets ([`near_mean`]): SPERR at a bound
+    /// beyond the range, measured in every mode and kept when it meets the target, with
+    /// the mean's PSNR as the prediction. No runner-up: nothing stores much less than
+    /// SPERR's 40 bytes. None where SPERR is not allowed, refuses the chunk or (never
+    /// seen) misses; the search then goes on from the proposer as for any chunk.
+    fn near_mean(&mut self, extent: Extent) -> Result<Option<(Outcome, f64)>, SelectError> {
+        let settings = self.settings;
+        let sperr_allowed = matches!(
+            settings.compressor,
+            CompressorChoice::Auto | CompressorChoice::Sperr
+        );
+        if settings.target.kind != TargetKind::Psnr || !sperr_allowed {
+            return Ok(None);
+        }
+        let target = settings.target.value();
+        let Some(mean_db) = near_mean::mean_psnr(self.data, extent, target) else {
+            return Ok(None);
+        };
+        let bound = (near_mean::LOOSE_BOUND_OVER_RANGE * extent.range()).min(Sperr::COARSEST_BOUND);
+        let attempt = match self.try_bound(CodecId::Sperr, bound) {
+            Err(SelectError::Codec(e)) => {
+                log::info!("the mean meets {target} dB, but {e}");
+                return Ok(None);
+            }
+            other => other?,
+        };
+        let (db, measured) = self.quality(&attempt)?;
+        if db < target {
+            log::warn!(
+                "the mean meets {target} dB ({mean_db:.2}), SPERR at {bound:e} measured {db:.2}"
+            );
+            return Ok(None);
+        }
+        Ok(Some((
+            attempt.into_outcome("mean meets the target", Some(measured)),
+            mean_db,
+        )))
     }
 
     fn try_bound(&mut self, codec: CodecId, bound: f64) -> Result<Attempt, SelectError> {
@@ -2132,6 +2176,58 @@ mod tests {
             .encode(Samples::F32(&v), &shape, 1e-12)
             .unwrap();
         assert!(out.payload.len() < lossy.len());
+    }
+
+    /// Faint noise around four bright points in 256 × 256: its mean alone reaches 42 dB.
+    fn sky() -> (Vec<f32>, Vec<usize>) {
+        let shape = vec![256, 256];
+        let mut v: Vec<f32> = generate(Kind::Noise, &shape, 3)
+            .into_iter()
+            .map(|x| (0.01 * x) as f32)
+            .collect();
+        for k in 0..4 {
+            let n = v.len();
+            v[(k * 16411) % n] = 100.0;
+        }
+        (v, shape)
+    }
+
+    /// A chunk its mean serves is stored by SPERR at a bound beyond its range, with one
+    /// compression, measured, in every mode; not at a target the mean misses, nor when
+    /// the user named another compressor.
+    #[test]
+    fn a_chunk_its_mean_serves_is_stored_in_a_few_bytes_in_every_mode() {
+        let (v, shape) = sky();
+        let data = Samples::F32(&v);
+        let mean_db = crate::near_mean::mean_psnr(data, Extent::of(data), 0.0).unwrap();
+        assert!((41.0..43.0).contains(&mean_db), "{mean_db}");
+        let layout = Layout::of(&data, &shape);
+        let run = |target: f64, mode: Mode, compressor: CompressorChoice| {
+            let mut settings = Settings::psnr(target).unwrap();
+            (settings.mode, settings.compressor) = (mode, compressor);
+            let out = compress_to_target(data, &shape, &settings, &Analytic).unwrap();
+            let back = codec_for(out.codec)
+                .decode(&out.payload, &layout, out.bound)
+                .unwrap();
+            let psnr = metrics::error_stats_of(data, back.view()).unwrap().psnr;
+            assert!(psnr >= target, "{psnr} {mode:?} {compressor:?}");
+            out
+        };
+        for mode in [Mode::Predict, Mode::Fast, Mode::Guarantee] {
+            for compressor in [CompressorChoice::Auto, CompressorChoice::Sperr] {
+                let out = run(40.0, mode, compressor);
+                assert_eq!(out.reason, "mean meets the target", "{mode:?}");
+                assert_eq!((out.codec, out.compressions), (CodecId::Sperr, 1));
+                assert!(out.payload.len() < 64, "{}", out.payload.len());
+                assert_eq!(out.predicted, Some(mean_db));
+                assert!(out.measured.unwrap() >= mean_db - 0.01);
+            }
+            let named = run(40.0, mode, CompressorChoice::Sz3);
+            assert_eq!(named.codec, CodecId::Sz3);
+            let beyond = run(50.0, mode, CompressorChoice::Auto);
+            assert_ne!(beyond.reason, "mean meets the target");
+            assert!(beyond.payload.len() > 200, "{}", beyond.payload.len());
+        }
     }
 
     #[test]

@@ -1,0 +1,122 @@
+//! Chunks whose mean alone meets a PSNR target: mostly empty sky around a few bright
+//! sources, a mask around a small feature. Storing the mean everywhere errs by the
+//! chunk's standard deviation, so its PSNR is `20·log10(range) − 10·log10(variance)`; where
+//! that clears the target, any bound does, and the loosest stores least.
+//!
+//! SPERR at a bound beyond the range codes (almost) no wavelet coefficient and decodes to
+//! the mean, in about 40 bytes: a coefficient it does code is reconstructed closer than
+//! leaving it out would, and its outlier pass only moves values closer, so its PSNR is at
+//! least the mean's (measured on ../shared/data's sky images at 0.1–3× the range: SDSS
+//! 44.2–46.8 dB, the mean's to 0.01 dB, at 1–3×; ROSAT, Spitzer and Bolocam above the
+//! mean's by 0–3 dB). The model was never trained beyond a bound of 0.1 of the range
+//! (docs/surrogate.md), so predict mode kept SZ3 or SPERR at ratios of 600–800 on the SDSS
+//! and ROSAT images at 40 dB, where SPERR stores 10 000–25 000×.
+
+use crate::features::Extent;
+use crate::samples::Samples;
+
+/// Values the screen samples ([`mean_psnr`]).
+const SAMPLE: usize = 4096;
+
+/// How far below the target a sampled estimate may fall and still be checked exactly.
+/// A sample misses or catches the few bright values that set a sparse chunk's variance:
+/// one value at the range in 4096 samples caps the estimate at 36 dB.
+const SCREEN_SLACK_DB: f64 = 10.0;
+
+/// SPERR's bound for a chunk its mean serves, relative to the range: loose enough that
+/// it codes next to nothing (at 1× the range SPERR still coded a few coefficients of
+/// some sky images, 43–103 bytes; at 3× 36–44 bytes).
+pub const LOOSE_BOUND_OVER_RANGE: f64 = 4.0;
+
+/// The PSNR of storing the mean of `data` everywhere, when it is at least `target_db`:
+/// none otherwise, for opaque or constant data, or when a strided sample already puts it
+/// more than [`SCREEN_SLACK_DB`] below the target (so most chunks pay for a sample, not a
+/// pass). `extent` is `data`'s ([`Extent::of`]); the data are expected finite.
+pub fn mean_psnr(data: Samples<'_>, extent: Extent, target_db: f64) -> Option<f64> {
+    let range = extent.range();
+    if !(range > 0.0 && range.is_finite()) {
+        return None;
+    }
+    let psnr = |stride| Some(-10.0 * relative_variance(data, stride, range)?.log10());
+    let stride = (data.len() / SAMPLE).max(1);
+    if psnr(stride)? < target_db - SCREEN_SLACK_DB {
+        return None;
+    }
+    psnr(1).filter(|&exact| exact >= target_db)
+}
+
+/// The variance of every `stride`-th value of `data` over `range`², taken on the values
+/// divided by `range` so that neither tiny (1e-170) nor huge magnitudes leave f64's
+/// range when squared; none for opaque or empty data.
+fn relative_variance(data: Samples<'_>, stride: usize, range: f64) -> Option<f64> {
+    fn of(values: impl Iterator<Item = f64> + Clone) -> Option<f64> {
+        let (n, sum) = values
+            .clone()
+            .fold((0usize, 0.0), |(n, s), x| (n + 1, s + x));
+        let mean = (n > 0).then(|| sum / n as f64)?;
+        Some(values.map(|x| (x - mean) * (x - mean)).sum::<f64>() / n as f64)
+    }
+    match data {
+        Samples::F32(v) => of(v.iter().step_by(stride).map(|&x| x as f64 / range)),
+        Samples::F64(v) => of(v.iter().step_by(stride).map(|&x| x / range)),
+        Samples::Opaque { .. } => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sky(n: usize, stars: usize) -> Vec<f32> {
+        let mut v: Vec<f32> = (0..n).map(|i| ((i * 7919) % 101) as f32 * 1e-3).collect();
+        for k in 0..stars {
+            v[(k * 104_729) % n] = 100.0;
+        }
+        v
+    }
+
+    #[test]
+    fn the_mean_psnr_is_the_range_over_the_standard_deviation() {
+        let v = sky(1 << 16, 3);
+        let data = Samples::F32(&v);
+        let extent = Extent::of(data);
+        let values: Vec<f64> = v.iter().map(|&x| x as f64).collect();
+        let mean = values.iter().sum::<f64>() / values.len() as f64;
+        let var = values.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / values.len() as f64;
+        let expected = 20.0 * extent.range().log10() - 10.0 * var.log10();
+        assert!(expected > 40.0 && expected < 50.0, "{expected}");
+        let got = mean_psnr(data, extent, 40.0).unwrap();
+        assert!((got - expected).abs() < 1e-9, "{got} {expected}");
+        assert_eq!(mean_psnr(data, extent, expected + 0.01), None);
+        // The same at magnitudes whose squares leave f64's range.
+        for scale in [1e-170, 1e170] {
+            let scaled: Vec<f64> = values.iter().map(|x| x * scale).collect();
+            let data = Samples::F64(&scaled);
+            let got = mean_psnr(data, Extent::of(data), 40.0).unwrap();
+            assert!((got - expected).abs() < 1e-6, "{scale}: {got} {expected}");
+        }
+    }
+
+    #[test]
+    fn the_exact_variance_decides_not_the_sample() {
+        // Enough stars that the mean misses 40 dB; a 4096-value sample of 2^20 values
+        // catches few or none of them.
+        let v = sky(1 << 20, 200);
+        let data = Samples::F32(&v);
+        assert_eq!(mean_psnr(data, Extent::of(data), 40.0), None);
+        assert!(mean_psnr(data, Extent::of(data), 30.0).is_some());
+    }
+
+    #[test]
+    fn constant_and_opaque_data_have_no_mean_psnr() {
+        let flat = [2.0f64; 64];
+        let data = Samples::F64(&flat);
+        assert_eq!(mean_psnr(data, Extent::of(data), 10.0), None);
+        let bytes = [1u8; 64];
+        let opaque = Samples::Opaque {
+            bytes: &bytes,
+            elem_size: 1,
+        };
+        assert_eq!(mean_psnr(opaque, Extent::EMPTY, 10.0), None);
+    }
+}
