@@ -30,7 +30,7 @@ pub const LOOSE_BOUND_OVER_RANGE: f64 = 4.0;
 
 /// The PSNR of storing the mean of `data` everywhere, when it is at least `target_db`:
 /// none otherwise, for opaque or constant data, or when a strided sample already puts it
-/// more than [`SCREEN_SLACK_DB`] below the target (so most chunks pay for a sample, not a
+/// more than 10 dB below the target (so most chunks pay for a sample, not a
 /// pass). `extent` is `data`'s ([`Extent::of`]); the data are expected finite.
 pub fn mean_psnr(data: Samples<'_>, extent: Extent, target_db: f64) -> Option<f64> {
     let range = extent.range();
