@@ -530,6 +530,19 @@ pub fn compress_to_target_where(
     prefer_exact(data, shape, outcome, proposal.predicted)
 }
 
+/// The PSNR of `data`'s mean ([`near_mean::mean_psnr`]) when it meets a PSNR target of
+/// `settings` that allows SPERR: such a chunk goes to SPERR at a bound beyond its range,
+/// not to the proposer.
+pub fn mean_serves(data: Samples<'_>, extent: Extent, settings: &Settings) -> Option<f64> {
+    let sperr_allowed = matches!(
+        settings.compressor,
+        CompressorChoice::Auto | CompressorChoice::Sperr
+    );
+    (settings.target.kind == TargetKind::Psnr && sperr_allowed)
+        .then(|| near_mean::mean_psnr(data, extent, settings.target.value()))
+        .flatten()
+}
+
 /// Why `data` can only be stored exactly, whatever the target: values that are not f32
 /// or f64, a constant chunk, NaN or ±Inf (no lossy codec bounds them), an SSIM target of 1
 /// (only an exact copy has it; predict mode would otherwise keep the model's pick).
@@ -933,16 +946,8 @@ impl<'a> Search<'a> {
     /// SPERR's 40 bytes. None where SPERR is not allowed, refuses the chunk or (never
     /// seen) misses; the search then goes on from the proposer as for any chunk.
     fn near_mean(&mut self, extent: Extent) -> Result<Option<(Outcome, f64)>, SelectError> {
-        let settings = self.settings;
-        let sperr_allowed = matches!(
-            settings.compressor,
-            CompressorChoice::Auto | CompressorChoice::Sperr
-        );
-        if settings.target.kind != TargetKind::Psnr || !sperr_allowed {
-            return Ok(None);
-        }
-        let target = settings.target.value();
-        let Some(mean_db) = near_mean::mean_psnr(self.data, extent, target) else {
+        let target = self.settings.target.value();
+        let Some(mean_db) = mean_serves(self.data, extent, self.settings) else {
             return Ok(None);
         };
         let bound = (near_mean::LOOSE_BOUND_OVER_RANGE * extent.range()).min(Sperr::COARSEST_BOUND);

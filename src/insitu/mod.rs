@@ -411,10 +411,10 @@ pub enum AdviceSource {
 ///
 /// With the surrogate loaded the numbers are its predictions and nothing is compressed
 /// ([`AdviceSource::Model`]). Without it (absolute bounds, NaN/Inf or constant buffers, a
-/// missing value, or the opted-in analytic fallback), and for ratio targets that predict
-/// mode meets with
-/// SPERR's fixed rate ([`crate::select::fixed_rate_applies`]: the model plays no part),
-/// the proposal is compressed once and measured ([`AdviceSource::Measured`]).
+/// missing value, or the opted-in analytic fallback), for ratio targets that predict
+/// mode meets with SPERR's fixed rate ([`crate::select::fixed_rate_applies`]) and for a
+/// PSNR target the buffer's mean meets ([`crate::select::mean_serves`]), where the model
+/// plays no part, the proposal is compressed once and measured ([`AdviceSource::Measured`]).
 pub fn advise(
     data: Samples<'_>,
     shape: &[usize],
@@ -433,7 +433,8 @@ pub fn advise(
         && !crate::select::fixed_rate_applies(shape, &predict)
         && extent.finite == data.len()
         && range > 0.0
-        && !matches!(data, Samples::Opaque { .. });
+        && !matches!(data, Samples::Opaque { .. })
+        && crate::select::mean_serves(data, extent, &predict).is_none();
     if modelled {
         if let Ok(model) = learned::learned() {
             let (proposal, p) = model.advise(data, shape, extent, &predict)?;
@@ -676,6 +677,23 @@ mod tests {
             metrics::compression_ratio(data.byte_len(), bytes.len())
         );
         assert!(a.ratio >= 8.0 && a.psnr.is_finite(), "{a:?}");
+        // A buffer whose mean meets the target goes to SPERR beyond its range, not to the
+        // model: the advice is that write, measured (a point at 100 in 128² of noise at
+        // ±0.01: the mean alone is 42 dB).
+        let shape = [128, 128];
+        let mut sky: Vec<f64> = generate(Kind::Noise, &shape, 5)
+            .iter()
+            .map(|x| 0.01 * x)
+            .collect();
+        sky[9001] = 100.0;
+        let data = Samples::F64(&sky);
+        let settings = Settings::psnr(40.0).unwrap();
+        let a = advise(data, &shape, &settings).unwrap();
+        assert_eq!(
+            (a.source, a.codec, a.compressions),
+            (AdviceSource::Measured, CodecId::Sperr, 1)
+        );
+        assert!(a.psnr >= 40.0 && a.ratio > 1000.0, "{a:?}");
     }
 
     #[test]
