@@ -268,6 +268,44 @@ fn predict_mode_compresses_each_chunk_once() {
 /// `select::tests::predict_mode_checks_a_chunk_the_model_misread`). The kinds of chunk it
 /// knows it misreads (`crate::unfamiliar`: a wide table, narrow rows, markers, a series,
 /// strips of an image) each missed a target here before their rule (at 40 dB the strips).
+/// A sky whose mean alone meets 40 dB in every chunk: through h5repack, every mode stores
+/// each chunk with SPERR beyond its range in one compression and under 100 bytes, and
+/// check.py measures every chunk at 40 dB or more; at 60 dB, which the mean misses, the
+/// chunks go the usual way.
+#[test]
+fn a_sky_its_means_serve_is_stored_in_a_few_bytes_a_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = generate(dir.path(), "make_sky.py");
+    for (target, mode) in [("40", 1), ("40", 2), ("40", 0), ("60", 0)] {
+        let output = dir.path().join(format!("sky{target}_{mode}.h5"));
+        let trace = dir.path().join(format!("sky{target}_{mode}.jsonl"));
+        let spec = format!("UD=357,0,5,{target},0,0,0,{mode}");
+        let out = repack(
+            &input,
+            &output,
+            &spec,
+            &[("H5Z_DEEPCQ_TRACE", trace.to_str().unwrap())],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        check(&input, &output, target);
+        let records = read_trace(&trace);
+        assert_eq!(records.len(), 36, "{records:?}");
+        for r in &records {
+            let served = r["reason"] == "mean meets the target";
+            assert_eq!(served, target == "40", "{r}");
+            if served {
+                assert_eq!(
+                    (r["codec"].as_str(), r["compressions"].as_u64()),
+                    (Some("sperr"), Some(1)),
+                    "{r}"
+                );
+                assert!(r["bytes_out"].as_u64().unwrap() < 100, "{r}");
+                assert!(r["measured"].as_f64().unwrap() >= 40.0, "{r}");
+            }
+        }
+    }
+}
+
 #[test]
 fn predict_mode_measures_the_chunks_the_model_misread() {
     let dir = tempfile::tempdir().unwrap();
