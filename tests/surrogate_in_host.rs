@@ -107,6 +107,24 @@ fn repack_traced_with(
     (input, output, read_trace(&trace))
 }
 
+/// Repacks `input` with `spec` into `name`.h5 in `dir`, traced to `name`.jsonl; checks
+/// every chunk against `target` (check.py) and returns the trace's records.
+fn repack_checked(
+    dir: &Path,
+    input: &Path,
+    name: &str,
+    spec: &str,
+    target: &str,
+) -> Vec<serde_json::Value> {
+    let output = dir.join(format!("{name}.h5"));
+    let trace = dir.join(format!("{name}.jsonl"));
+    let vars = [("H5Z_DEEPCQ_TRACE", trace.to_str().unwrap())];
+    let out = repack(input, &output, spec, &vars);
+    assert!(out.status.success(), "{}", stderr(&out));
+    check(input, &output, target);
+    read_trace(&trace)
+}
+
 /// The records of a JSON-lines trace.
 fn read_trace(trace: &Path) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(trace).expect("the trace file was written");
@@ -259,15 +277,6 @@ fn predict_mode_compresses_each_chunk_once() {
     assert!(lossy == 121 && checked <= 61, "{records:?}");
 }
 
-/// Fields unlike the training data (f64 values on a large offset, a checkerboard,
-/// isolated spikes in zeros): every chunk meets the target in predict mode, and a chunk it
-/// measured (a payload more than 3× from the predicted ratio) met it. With the model
-/// before generated offsets, the offset field's SZ3 proposals, predicted 40 dB above the
-/// target, fell short and were corrected; the committed model's payloads all land within
-/// 3× of its predictions here, so none is measured (the look and its correction are
-/// `select::tests::predict_mode_checks_a_chunk_the_model_misread`). The kinds of chunk it
-/// knows it misreads (`crate::unfamiliar`: a wide table, narrow rows, markers, a series,
-/// strips of an image) each missed a target here before their rule (at 40 dB the strips).
 /// A sky whose mean alone meets 40 dB in every chunk: through h5repack, every mode stores
 /// each chunk with SPERR beyond its range in one compression and under 100 bytes, and
 /// check.py measures every chunk at 40 dB or more; at 60 dB, which the mean misses, the
@@ -277,18 +286,14 @@ fn a_sky_its_means_serve_is_stored_in_a_few_bytes_a_chunk() {
     let dir = tempfile::tempdir().unwrap();
     let input = generate(dir.path(), "make_sky.py");
     for (target, mode) in [("40", 1), ("40", 2), ("40", 0), ("60", 0)] {
-        let output = dir.path().join(format!("sky{target}_{mode}.h5"));
-        let trace = dir.path().join(format!("sky{target}_{mode}.jsonl"));
         let spec = format!("UD=357,0,5,{target},0,0,0,{mode}");
-        let out = repack(
+        let records = repack_checked(
+            dir.path(),
             &input,
-            &output,
+            &format!("sky{target}_{mode}"),
             &spec,
-            &[("H5Z_DEEPCQ_TRACE", trace.to_str().unwrap())],
+            target,
         );
-        assert!(out.status.success(), "{}", stderr(&out));
-        check(&input, &output, target);
-        let records = read_trace(&trace);
         assert_eq!(records.len(), 36, "{records:?}");
         for r in &records {
             let served = r["reason"] == "mean meets the target";
@@ -306,23 +311,28 @@ fn a_sky_its_means_serve_is_stored_in_a_few_bytes_a_chunk() {
     }
 }
 
+/// Fields unlike the training data (f64 values on a large offset, a checkerboard,
+/// isolated spikes in zeros): every chunk meets the target in predict mode, and a chunk it
+/// measured (a payload more than 3× from the predicted ratio) met it. With the model
+/// before generated offsets, the offset field's SZ3 proposals, predicted 40 dB above the
+/// target, fell short and were corrected; the committed model's payloads all land within
+/// 3× of its predictions here, so none is measured (the look and its correction are
+/// `select::tests::predict_mode_checks_a_chunk_the_model_misread`). The kinds of chunk it
+/// knows it misreads (`crate::unfamiliar`: a wide table, narrow rows, markers, a series,
+/// strips of an image) each missed a target here before their rule (at 40 dB the strips).
 #[test]
 fn predict_mode_measures_the_chunks_the_model_misread() {
     let dir = tempfile::tempdir().unwrap();
     let input = generate(dir.path(), "make_misread.py");
     for target in ["40", "60", "80"] {
-        let output = dir.path().join(format!("predict{target}.h5"));
-        let trace = dir.path().join(format!("trace{target}.jsonl"));
         let spec = format!("UD=357,0,5,{target},0,0,0,1");
-        let out = repack(
+        let records = repack_checked(
+            dir.path(),
             &input,
-            &output,
+            &format!("predict{target}"),
             &spec,
-            &[("H5Z_DEEPCQ_TRACE", trace.to_str().unwrap())],
+            target,
         );
-        assert!(out.status.success(), "{}", stderr(&out));
-        check(&input, &output, target);
-        let records = read_trace(&trace);
         let reason = |r: &serde_json::Value| r["reason"].as_str().unwrap_or("").to_string();
         let looked_at: Vec<_> = records
             .iter()
