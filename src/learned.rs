@@ -46,9 +46,10 @@ const TIGHTEST: f64 = 1e-7;
 /// Fast mode's PSNR margin (dB), the same for every model, in all but SPERR's lower bands
 /// ([`FAST_PSNR_MARGINS`]), and the most it aims above the target. A miss costs it a second
 /// compression and decode, and a second miss the safe bound, so it aims higher than guarantee
-/// mode (whose calibrated margin lets half the first tries miss in-sample). On ../shared/data
-/// (docs/bench.md) margins of 0.25, 1.5 and 3 dB kept the same ratio within 0.03 of the best
-/// oracle's, while the compressions per chunk fell from 1.7–1.8 to 1.3–1.65.
+/// mode (whose calibrated margin lets half the first tries miss in-sample). Before memory
+/// and the margins by band, flat margins of 0.25, 1.5 and 3 dB on every compressor kept the
+/// same ratio on ../shared/data within 0.03 of the best oracle's, while the compressions per
+/// chunk fell from 1.7–1.8 to 1.3–1.65 (docs/bench.md).
 pub const FAST_PSNR_MARGIN_DB: f64 = 3.0;
 
 /// Fast mode's PSNR margins (dB) per compressor (sz3, zfp, sperr) and band of predicted

@@ -60,7 +60,10 @@ pub const AIM_DB: f64 = 0.2;
 /// overshoot costs only ratio.
 const FAST_SPREAD: f64 = 2.0;
 
-/// Fast mode's least and largest aim (dB); the largest is the margin it uses without memory.
+/// Fast mode's least and largest aim (dB); the largest is the margin it uses without memory
+/// on all but SPERR's two lower bands ([`crate::learned::FAST_PSNR_MARGINS`]: 0.25 and
+/// 1.5 dB there, so that once a dataset has taught it SPERR's offset, fast mode aims at
+/// least 1 dB above the target there too).
 const FAST_AIM_DB: (f64, f64) = (1.0, crate::learned::FAST_PSNR_MARGIN_DB);
 
 /// A runner-up predicted to store at least this many times the first compressor's payload

@@ -17,7 +17,9 @@
 //! lossless. A PSNR target is therefore always met (a ratio whenever a bound reaches it).
 //!
 //! Predict and fast mode meet a ratio target on 2-D and 3-D chunks without the model:
-//! SPERR's fixed-rate mode, at the bits per value the ratio leaves (`fixed_rate`).
+//! SPERR's fixed-rate mode, at the bits per value the ratio leaves (`fixed_rate`). Every
+//! mode meets a PSNR target its chunk's mean alone meets without the model too: SPERR at a
+//! bound beyond the range, measured ([`mean_serves`], [`crate::near_mean`]).
 //!
 //! Fast mode is guarantee mode on a small budget: it measures the model's choice and
 //! spends one more compression only on a miss or a large overshoot, and searches the
@@ -534,11 +536,7 @@ pub fn compress_to_target_where(
 /// `settings` that allows SPERR: such a chunk goes to SPERR at a bound beyond its range,
 /// not to the proposer.
 pub fn mean_serves(data: Samples<'_>, extent: Extent, settings: &Settings) -> Option<f64> {
-    let sperr_allowed = matches!(
-        settings.compressor,
-        CompressorChoice::Auto | CompressorChoice::Sperr
-    );
-    (settings.target.kind == TargetKind::Psnr && sperr_allowed)
+    (settings.target.kind == TargetKind::Psnr && sperr_allowed(settings))
         .then(|| near_mean::mean_psnr(data, extent, settings.target.value()))
         .flatten()
 }
@@ -613,11 +611,16 @@ const FIXED_RATE_SLACK: usize = 24;
 pub fn fixed_rate_applies(shape: &[usize], settings: &Settings) -> bool {
     matches!(settings.mode, Mode::Predict | Mode::Fast)
         && settings.target.kind == TargetKind::Ratio
-        && matches!(
-            settings.compressor,
-            CompressorChoice::Auto | CompressorChoice::Sperr
-        )
+        && sperr_allowed(settings)
         && crate::samples::fit_rank(shape, 3).len() >= 2
+}
+
+/// Whether `settings` let SPERR store a chunk: chosen automatically or named.
+fn sperr_allowed(settings: &Settings) -> bool {
+    matches!(
+        settings.compressor,
+        CompressorChoice::Auto | CompressorChoice::Sperr
+    )
 }
 
 /// Predict and fast mode's answer to a ratio target for 2-D and 3-D chunks when SPERR may
@@ -943,8 +946,9 @@ impl<'a> Search<'a> {
     /// A PSNR target the chunk's mean alone meets ([`near_mean`]): SPERR at a bound
     /// beyond the range, measured in every mode and kept when it meets the target, with
     /// the mean's PSNR as the prediction. No runner-up: nothing stores much less than
-    /// SPERR's 40 bytes. None where SPERR is not allowed, refuses the chunk or (never
-    /// seen) misses; the search then goes on from the proposer as for any chunk.
+    /// SPERR's 40 bytes. None where SPERR is not allowed, refuses the chunk, cannot decode
+    /// its payload or (never seen) misses; the search then goes on from the proposer as for
+    /// any chunk.
     fn near_mean(&mut self, extent: Extent) -> Result<Option<(Outcome, f64)>, SelectError> {
         let target = self.settings.target.value();
         let Some(mean_db) = mean_serves(self.data, extent, self.settings) else {
@@ -958,7 +962,13 @@ impl<'a> Search<'a> {
             }
             other => other?,
         };
-        let (db, measured) = self.quality(&attempt)?;
+        let (db, measured) = match self.quality(&attempt) {
+            Err(SelectError::Codec(e)) => {
+                log::warn!("the mean meets {target} dB, but SPERR's payload: {e}");
+                return Ok(None);
+            }
+            other => other?,
+        };
         if db < target {
             log::warn!(
                 "the mean meets {target} dB ({mean_db:.2}), SPERR at {bound:e} measured {db:.2}"
