@@ -955,16 +955,12 @@ impl<'a> Search<'a> {
             return Ok(None);
         };
         let bound = (near_mean::LOOSE_BOUND_OVER_RANGE * extent.range()).min(Sperr::COARSEST_BOUND);
-        let attempt = match self.try_bound(CodecId::Sperr, bound) {
+        let tried = self
+            .try_bound(CodecId::Sperr, bound)
+            .and_then(|attempt| Ok((self.quality(&attempt)?, attempt)));
+        let ((db, measured), attempt) = match tried {
             Err(SelectError::Codec(e)) => {
-                log::info!("the mean meets {target} dB, but {e}");
-                return Ok(None);
-            }
-            other => other?,
-        };
-        let (db, measured) = match self.quality(&attempt) {
-            Err(SelectError::Codec(e)) => {
-                log::warn!("the mean meets {target} dB, but SPERR's payload: {e}");
+                log::info!("the mean meets {target} dB, but SPERR: {e}");
                 return Ok(None);
             }
             other => other?,
@@ -2196,15 +2192,9 @@ mod tests {
     /// Faint noise around four bright points in 256 × 256: its mean alone reaches 42 dB.
     fn sky() -> (Vec<f32>, Vec<usize>) {
         let shape = vec![256, 256];
-        let mut v: Vec<f32> = generate(Kind::Noise, &shape, 3)
-            .into_iter()
-            .map(|x| (0.01 * x) as f32)
-            .collect();
-        for k in 0..4 {
-            let n = v.len();
-            v[(k * 16411) % n] = 100.0;
-        }
-        (v, shape)
+        let points = [0, 1, 2, 3].map(|k| (k * 16411) % (1 << 16));
+        let sky = crate::synth::faint_sky(&shape, 3, &points);
+        (sky.iter().map(|&x| x as f32).collect(), shape)
     }
 
     /// A chunk its mean serves is stored by SPERR at a bound beyond its range, with one

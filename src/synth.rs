@@ -89,6 +89,18 @@ impl Kind {
 /// Number of plane waves summed for a spectral field.
 const WAVES: usize = 48;
 
+/// A sky whose mean alone meets a low PSNR target: noise of amplitude 0.01 from `seed`,
+/// with a point source of 100 at each of `points` (the tests of [`crate::near_mean`]'s path).
+#[cfg(test)]
+pub(crate) fn faint_sky(shape: &[usize], seed: u64, points: &[usize]) -> Vec<f64> {
+    let mut v: Vec<f64> = generate(Kind::Noise, shape, seed)
+        .iter()
+        .map(|x| 0.01 * x)
+        .collect();
+    points.iter().for_each(|&i| v[i] = 100.0);
+    v
+}
+
 /// Generates a field of `kind` with C-order `shape` from `seed`.
 pub fn generate(kind: Kind, shape: &[usize], seed: u64) -> Vec<f64> {
     match kind {

@@ -681,11 +681,7 @@ mod tests {
         // model: the advice is that write, measured (a point at 100 in 128² of noise at
         // ±0.01: the mean alone is 42 dB).
         let shape = [128, 128];
-        let mut sky: Vec<f64> = generate(Kind::Noise, &shape, 5)
-            .iter()
-            .map(|x| 0.01 * x)
-            .collect();
-        sky[9001] = 100.0;
+        let sky = crate::synth::faint_sky(&shape, 5, &[9001]);
         let data = Samples::F64(&sky);
         let settings = Settings::psnr(40.0).unwrap();
         let a = advise(data, &shape, &settings).unwrap();
