@@ -307,7 +307,6 @@ impl Learned {
             predicted: Some(predicted),
             predicted_ratio: Some(prediction.cr),
             skip_runner_up_within: None,
-            trust_misread_kind: false,
             runner_up,
             third,
         };

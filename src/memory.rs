@@ -25,16 +25,10 @@
 //! searched again after three skipped chunks in a row, so that the correction stays
 //! fresh.
 //!
-//! Nothing here can make a chunk of fast or guarantee mode miss its target: every chunk
-//! is still decoded, measured and corrected by [`crate::select`]. What memory changes is
-//! where the search starts, and so the compressions it spends.
-//!
-//! Predict mode keeps its proposals, but a dataset's memory counts its looks at chunks of
-//! a kind the model misreads ([`crate::unfamiliar`]): once the last eight have measured
-//! the model's error there, a chunk whose predicted PSNR, less the worst of those errors,
-//! still clears the target by [`CLEAR_DB`] is kept unmeasured, two chunks in a row before
-//! the next look; a look that found a miss starts the count over (docs/bench.md,
-//! "Predict mode trusts a dataset's looks").
+//! Nothing here can make a chunk miss its target: every chunk is still decoded, measured
+//! and corrected by [`crate::select`]. What memory changes is where the search starts,
+//! and so the compressions it spends. Predict mode measures only the chunks the model
+//! misread and is left alone.
 //!
 //! The chunk bytes therefore depend on the chunks written before them in the same process
 //! (as with an in-situ [`crate::insitu::session::Session`]): the same data written in the
@@ -83,19 +77,6 @@ const WIDE_LOSS: f64 = 1.25;
 /// correction stays fresh.
 const RUNNER_UP_SKIPS: u32 = 3;
 
-/// Predict mode: the looks at chunks of a kind the model misreads ([`crate::unfamiliar`])
-/// whose errors (measured − predicted PSNR) a dataset must have shown before its next such
-/// chunks may be trusted unmeasured.
-const TRUST_AFTER: usize = 8;
-
-/// How far above the target (dB) a chunk's predicted PSNR, less the worst error of the
-/// dataset's last eight looks, must lie for predict mode to keep the chunk unmeasured.
-pub const CLEAR_DB: f64 = 1.0;
-
-/// Chunks in a row predict mode keeps unmeasured before it looks again, so that the
-/// errors it trusts stay those of the dataset's latest chunks.
-const TRUSTED_IN_A_ROW: u32 = 2;
-
 /// Largest |ln factor| one chunk may teach (a factor of 1000).
 const MAX_STEP: f64 = 6.9;
 
@@ -137,11 +118,6 @@ struct State {
     /// Per codec id: the ln factor between the ratio stored and the ratio the surrogate
     /// predicted at its raw bound.
     ratio_bias: [Option<Offset>; 4],
-    /// Predict mode: the errors (measured − predicted PSNR, dB) of the last looks that
-    /// met the target, newest last; a look that missed empties it.
-    look_errors: Vec<f64>,
-    /// Predict mode: chunks of a misread kind kept unmeasured since the last look.
-    trusted_in_a_row: u32,
 }
 
 /// What the chunks of one dataset taught so far. Shared between threads: the lock is held
@@ -216,12 +192,6 @@ fn applies(settings: &Settings) -> bool {
     settings.mode != Mode::Predict && settings.target.kind == TargetKind::Psnr
 }
 
-/// Whether memory counts predict mode's looks ([`Proposal::trust_misread_kind`]): a PSNR
-/// target, whose looks measure how far the model's margin cleared it.
-fn counts_looks(settings: &Settings) -> bool {
-    settings.mode == Mode::Predict && settings.target.kind == TargetKind::Psnr
-}
-
 impl Proposer for Remembering<'_> {
     fn propose(
         &self,
@@ -232,23 +202,6 @@ impl Proposer for Remembering<'_> {
     ) -> Result<Proposal, SelectError> {
         let raw = self.inner.propose(data, shape, extent, settings)?;
         self.raw.set(Some(raw));
-        if counts_looks(settings) {
-            let state = self.memory.lock();
-            let worst = state
-                .look_errors
-                .iter()
-                .copied()
-                .fold(f64::INFINITY, f64::min);
-            let clears = raw
-                .predicted
-                .is_some_and(|p| p + worst >= settings.target.value() + CLEAR_DB);
-            return Ok(Proposal {
-                trust_misread_kind: clears
-                    && state.look_errors.len() >= TRUST_AFTER
-                    && state.trusted_in_a_row < TRUSTED_IN_A_ROW,
-                ..raw
-            });
-        }
         if !applies(settings) {
             return Ok(raw);
         }
@@ -368,9 +321,6 @@ impl Remembering<'_> {
     /// which compressor was kept.
     pub fn learn(&self, outcome: &Outcome, settings: &Settings) {
         let Some(raw) = self.raw.get() else { return };
-        if counts_looks(settings) {
-            return self.count_look(outcome, settings);
-        }
         if !applies(settings) {
             return;
         }
@@ -434,36 +384,6 @@ impl Remembering<'_> {
     }
 }
 
-impl Remembering<'_> {
-    /// Predict mode: a look that met the target adds its error (measured − predicted
-    /// PSNR) to the dataset's last [`TRUST_AFTER`]; one that corrected a miss forgets
-    /// them all. Chunks it never looked at (the model's familiar ones, chunks certain to
-    /// meet the target) and chunks served without the model say nothing.
-    fn count_look(&self, outcome: &Outcome, settings: &Settings) {
-        let mut state = self.memory.lock();
-        match (outcome.reason, outcome.measured, outcome.predicted) {
-            ("trusted", _, _) => state.trusted_in_a_row += 1,
-            ("checked", Some(m), Some(p)) if m >= settings.target.value() => {
-                let errors = &mut state.look_errors;
-                if errors.len() == TRUST_AFTER {
-                    errors.remove(0);
-                }
-                errors.push(m - p);
-                state.trusted_in_a_row = 0;
-            }
-            ("checked" | "corrected" | "loosened" | "safe bound", _, _) => {
-                state.look_errors.clear();
-                state.trusted_in_a_row = 0;
-            }
-            (reason, _, _) if reason.starts_with("target unreachable") => {
-                state.look_errors.clear();
-                state.trusted_in_a_row = 0;
-            }
-            _ => {}
-        }
-    }
-}
-
 /// Environment variable that turns memory off for the filter when set to `0` or `off`:
 /// every chunk is then searched from the surrogate's proposal alone, so its bytes do not
 /// depend on the chunks written before it.
@@ -484,7 +404,7 @@ static DATASETS: Lazy<Mutex<HashMap<Vec<u32>, Arc<Memory>>>> =
 /// (predict mode, targets other than PSNR). At most 4096 are kept; then the
 /// registry starts over.
 pub fn for_dataset(key: &[u32], settings: &Settings) -> Option<Arc<Memory>> {
-    if !enabled() || !(applies(settings) || counts_looks(settings)) {
+    if !enabled() || !applies(settings) {
         return None;
     }
     let mut map = DATASETS.lock().unwrap_or_else(|e| e.into_inner());
@@ -560,8 +480,7 @@ mod tests {
         assert!((next.bound / expected - 1.0).abs() < 1e-9, "{next:?}");
         // The runner-up has learned nothing yet: its raw bound.
         assert_eq!(next.runner_up.unwrap().bound, raw.runner_up.unwrap().bound);
-        // Predict mode measures too little to learn a bound from, so memory leaves its
-        // proposals alone (it only counts its looks).
+        // Predict mode measures too little to learn from, so memory leaves it alone.
         let predict = Settings {
             mode: Mode::Predict,
             ..settings
@@ -837,146 +756,5 @@ mod tests {
             propose(&memory.proposer(&proposer), &v, &settings).codec,
             CodecId::Sperr
         );
-    }
-
-    /// [`Fixed`], predicting `psnr` dB for every chunk.
-    struct Foreseeing {
-        fixed: Fixed,
-        psnr: f64,
-    }
-
-    impl Proposer for Foreseeing {
-        fn propose(
-            &self,
-            data: Samples<'_>,
-            shape: &[usize],
-            extent: Extent,
-            settings: &Settings,
-        ) -> Result<Proposal, SelectError> {
-            let p = self.fixed.propose(data, shape, extent, settings)?;
-            Ok(Proposal {
-                predicted: Some(self.psnr),
-                ..p
-            })
-        }
-    }
-
-    /// Predict mode's reasons for `outcomes` written in turn through one memory, each a
-    /// look at a chunk of a misread kind predicted at 63 dB for a 60 dB target and measured
-    /// at the given dB (or kept unmeasured where memory trusted it), and whether the next
-    /// chunk is trusted.
-    fn looks(outcomes: &[(&'static str, f64)]) -> (Vec<&'static str>, bool) {
-        let settings = Settings {
-            mode: Mode::Predict,
-            ..Settings::psnr(60.0).unwrap()
-        };
-        let proposer = Foreseeing {
-            fixed: SZ3_THEN_SPERR,
-            psnr: 63.0,
-        };
-        let (v, memory) = (field(7, 1.0), Memory::default());
-        let mut reasons = Vec::new();
-        for &(reason, db) in outcomes {
-            let r = memory.proposer(&proposer);
-            let p = propose(&r, &v, &settings);
-            let reason = if p.trust_misread_kind {
-                "trusted"
-            } else {
-                reason
-            };
-            let mut out = outcome(CodecId::Sz3, p.bound, db, reason);
-            out.predicted = p.predicted;
-            r.learn(&out, &settings);
-            reasons.push(reason);
-        }
-        let next = propose(&memory.proposer(&proposer), &v, &settings);
-        (reasons, next.trust_misread_kind)
-    }
-
-    #[test]
-    fn predict_mode_trusts_two_chunks_after_eight_looks_whose_errors_clear_the_target() {
-        // Measured 2 dB under the prediction: 63 − 2 clears 60 dB by CLEAR_DB.
-        let clear = ("checked", 61.0);
-        let (reasons, trusted) = looks(&[clear; 12]);
-        let mut expected = vec!["checked"; 8];
-        expected.extend(["trusted", "trusted", "checked", "trusted"]);
-        assert_eq!(reasons, expected);
-        assert!(trusted);
-        // A look that erred more keeps trust away while it is among the last eight.
-        let close = ("checked", 61.0 - 0.01);
-        let mut run = vec![clear; 3];
-        run.push(close);
-        run.extend([clear; 7]);
-        let (reasons, trusted) = looks(&run);
-        assert!(!reasons.contains(&"trusted") && !trusted);
-        run.push(clear);
-        assert!(looks(&run).1, "the close look left the window");
-        // A correction forgets every look before it.
-        let mut run = vec![clear; 7];
-        run.push(("corrected", 60.2));
-        run.extend([clear; 7]);
-        let (reasons, trusted) = looks(&run);
-        assert!(!reasons.contains(&"trusted") && !trusted);
-        run.push(clear);
-        assert!(looks(&run).1);
-        // The model's familiar chunks, which predict mode never looks at, say nothing.
-        let mut run = vec![clear; 4];
-        run.push(("proposal", f64::NAN));
-        run.extend([clear; 4]);
-        assert_eq!(looks(&run), (run.iter().map(|r| r.0).collect(), true));
-    }
-
-    #[test]
-    fn predict_mode_keeps_a_series_unmeasured_once_its_looks_cleared_the_target() {
-        // SZ3 at 0.7 of its formula bound, above the safe bound, predicted at 61 dB: each
-        // 1-D chunk (a kind the model misreads) is looked at until eight looks measured
-        // at least the prediction.
-        let settings = Settings {
-            mode: Mode::Predict,
-            ..Settings::psnr(60.0).unwrap()
-        };
-        let proposer = Foreseeing {
-            fixed: Fixed {
-                scale: 0.7,
-                ..BIASED
-            },
-            psnr: 60.0 + CLEAR_DB,
-        };
-        let series = |seed| -> Vec<f32> {
-            generate(Kind::Spectral { slope: 3.0 }, &[8192], seed)
-                .into_iter()
-                .map(|x| x as f32)
-                .collect()
-        };
-        let memory = Memory::default();
-        let mut reasons = Vec::new();
-        for seed in 0..11 {
-            let v = series(seed);
-            let out = memory
-                .compress(Samples::F32(&v), &[8192], &settings, &proposer)
-                .unwrap();
-            let layout = crate::samples::Layout::of(&Samples::F32(&v), &[8192]);
-            let back = codec_for(out.codec)
-                .decode(&out.payload, &layout, out.bound)
-                .unwrap();
-            let got = match back {
-                crate::samples::SampleBuf::F32(b) => crate::metrics::psnr(&v, &b),
-                other => panic!("{other:?}"),
-            };
-            match out.reason {
-                "checked" => assert!(out.measured.unwrap() >= 60.0 + CLEAR_DB, "{out:?}"),
-                "trusted" => assert!(out.measured.is_none() && out.compressions == 1),
-                other => panic!("{other}"),
-            }
-            assert!(got >= 60.0, "{got}");
-            reasons.push(out.reason);
-        }
-        let mut expected = vec!["checked"; 8];
-        expected.extend(["trusted", "trusted", "checked"]);
-        assert_eq!(reasons, expected);
-        // Without memory the trusted ones are measured.
-        let v = series(9);
-        let alone = compress_to_target(Samples::F32(&v), &[8192], &settings, &proposer);
-        assert_eq!(alone.unwrap().reason, "checked");
     }
 }

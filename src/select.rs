@@ -30,8 +30,7 @@
 //! misread the chunk ([`SURPRISE_FACTOR`]) or the chunk is of a kind the model misreads
 //! ([`crate::unfamiliar`], series included): then it measures, and corrects a PSNR miss
 //! as fast mode does, unless the bound is at or below the safe bound with a codec that
-//! keeps it, or the dataset's last looks showed the model's error there to be small
-//! enough ([`Proposal::trust_misread_kind`]). A ratio target's size needs no decode: a first payload short of it or more
+//! keeps it. A ratio target's size needs no decode: a first payload short of it or more
 //! than [`SURPRISE_FACTOR`] past it is searched as in guarantee mode.
 
 use crate::chunk;
@@ -323,8 +322,7 @@ pub struct Outcome {
     /// missed, a tighter one was kept), "runner-up" (another compressor's search was kept),
     /// "third compressor" (the last one's, [`Proposal::third`]),
     /// "checked" (predict mode measured a proposal the model misread, [`SURPRISE_FACTOR`], and
-    /// it met the target), "trusted" (predict mode left a chunk of a kind the model
-    /// misreads unmeasured, [`Proposal::trust_misread_kind`]), "mean meets the target" (SPERR coding next to nothing,
+    /// it met the target), "mean meets the target" (SPERR coding next to nothing,
     /// [`crate::near_mean`]), "safe bound", or a lossless reason.
     pub reason: &'static str,
     /// How far the runner-up compressor's first attempt was from beating the kept payload,
@@ -339,7 +337,7 @@ impl Outcome {
     /// True when the kept payload is the first proposal or a loosening of it, i.e. the
     /// proposal itself was not found to miss (a session learns from that difference).
     pub fn proposal_held(&self) -> bool {
-        matches!(self.reason, "proposal" | "loosened" | "checked" | "trusted")
+        matches!(self.reason, "proposal" | "loosened" | "checked")
     }
 }
 
@@ -369,12 +367,6 @@ pub struct Proposal {
     /// most this many bytes: set by [`crate::memory`] when the runner-up is expected to lose
     /// by far and the first compressor's size shows the chunk is like the ones it lost on.
     pub skip_runner_up_within: Option<usize>,
-    /// Predict mode: keep the first payload of a chunk of a kind the model misreads
-    /// ([`crate::unfamiliar`], series included) unmeasured, as any other chunk's. Set by
-    /// [`crate::memory`] when the chunk's predicted PSNR, less the worst error the
-    /// dataset's last looks measured, still clears the target by
-    /// [`crate::memory::CLEAR_DB`], for two chunks before the next look.
-    pub trust_misread_kind: bool,
 }
 
 /// Another compressor's best proposal.
@@ -482,7 +474,6 @@ impl Proposer for Analytic {
             runner_up: None,
             third: None,
             skip_runner_up_within: None,
-            trust_misread_kind: false,
         })
     }
 }
@@ -856,14 +847,10 @@ impl<'a> Search<'a> {
         let surprise = surprised(proposal, self.data, &first.payload);
         let look = match self.certain_to_meet(&first, range) {
             true => surprise || may_decode_exactly(first.codec, first.bound, self.data),
-            false if surprise => true,
             false => {
-                let misread_kind = unfamiliar::unfamiliar(self.data, self.shape)
-                    || unfamiliar::one_dimensional(self.shape);
-                if misread_kind && proposal.trust_misread_kind {
-                    return Ok(first.into_outcome("trusted", None));
-                }
-                misread_kind
+                surprise
+                    || unfamiliar::unfamiliar(self.data, self.shape)
+                    || unfamiliar::one_dimensional(self.shape)
             }
         };
         if !look {
@@ -877,13 +864,8 @@ impl<'a> Search<'a> {
                 outcome.reason
             ),
             false => log::info!(
-                "a kind of chunk the model misreads (crate::unfamiliar): measured ({}: {:?} at \
-                 {:.2} dB, {:.2} predicted, target {})",
-                outcome.reason,
-                outcome.codec,
-                outcome.measured.unwrap_or(f64::NAN),
-                proposal.predicted.unwrap_or(f64::NAN),
-                self.settings.target.value()
+                "a kind of chunk the model misreads (crate::unfamiliar): measured ({})",
+                outcome.reason
             ),
         }
         Ok(outcome)
@@ -1412,7 +1394,6 @@ pub(crate) mod fixed {
                 }),
                 third: None,
                 skip_runner_up_within: None,
-                trust_misread_kind: false,
             })
         }
     }

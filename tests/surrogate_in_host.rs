@@ -264,15 +264,13 @@ fn predict_mode_compresses_each_chunk_once() {
             // the edge chunks trimmed to 2 planes of 50 or 6 rows of 70, 18 of the 36 of
             // each 50×70×90 field and 8 of the 20 of each 50×70 one, and the 9 chunks of
             // 8×8 of the field with a NaN, whose NaN is marked missing) are decoded and
-            // measured, at most 61 of the 121 lossy chunks, and they met the target (or,
-            // once a dataset's looks have shown the model's error there, kept unmeasured:
-            // "trusted", src/memory.rs).
+            // measured, at most 61 of the 121 lossy chunks, and they met the target.
             if r["reason"] == "checked" {
                 assert!(r["measured"].as_f64().unwrap() >= 60.0, "{r}");
                 checked += 1;
                 continue;
             }
-            assert!(r["reason"] == "proposal" || r["reason"] == "trusted", "{r}");
+            assert_eq!(r["reason"], "proposal", "{r}");
             assert!(r["measured"].is_null(), "predict mode does not decode: {r}");
         }
     }
@@ -336,11 +334,9 @@ fn predict_mode_measures_the_chunks_the_model_misread() {
             target,
         );
         let reason = |r: &serde_json::Value| r["reason"].as_str().unwrap_or("").to_string();
-        // Chunks kept unmeasured ("proposal", and "trusted" once a dataset's looks have
-        // shown the model's error there, src/memory.rs) are measured by check.py above.
         let looked_at: Vec<_> = records
             .iter()
-            .filter(|r| r["codec"] != "lossless" && !["proposal", "trusted"].contains(&&*reason(r)))
+            .filter(|r| r["codec"] != "lossless" && reason(r) != "proposal")
             .collect();
         for r in looked_at {
             let met = match r["measured"].as_f64() {

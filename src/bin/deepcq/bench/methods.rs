@@ -254,17 +254,14 @@ pub fn run_all(
     Ok(out)
 }
 
-/// deepcq's rows: predict, fast and guarantee mode, each with its memory.
+/// deepcq's rows: predict mode, and fast and guarantee mode with their memories.
 fn deepcq_rows(
     job: Job<'_>,
     proposer: &dyn Proposer,
     memories: &Memories,
 ) -> Result<[(Method, ChunkResult); 3]> {
     Ok([
-        (
-            Method::Predict,
-            deepcq(job, Mode::Predict, proposer, Some(&memories.predict))?,
-        ),
+        (Method::Predict, deepcq(job, Mode::Predict, proposer, None)?),
         (
             Method::Fast,
             deepcq(job, Mode::Fast, proposer, Some(&memories.fast))?,
@@ -402,13 +399,10 @@ fn oracle_of(job: Job<'_>, codec: CodecId, range: f64, steps: u32) -> Result<Chu
     }
 }
 
-/// What deepcq's modes learn across the chunks of one array at one target, as the
+/// What deepcq's measured modes learn across the chunks of one array at one target, as the
 /// filter learns across the chunks of one dataset ([`Memory`]).
 #[derive(Debug, Default)]
 pub struct Memories {
-    /// Predict mode's: which of its looks cleared the target
-    /// ([`h5z_deepcq::select::Proposal::trust_misread_kind`]).
-    pub predict: Memory,
     /// Fast mode's.
     pub fast: Memory,
     /// Guarantee mode's.
