@@ -864,8 +864,13 @@ impl<'a> Search<'a> {
                 outcome.reason
             ),
             false => log::info!(
-                "a kind of chunk the model misreads (crate::unfamiliar): measured ({})",
-                outcome.reason
+                "a kind of chunk the model misreads (crate::unfamiliar): measured ({}: {:?} at \
+                 {:.2} dB, {:.2} predicted, target {})",
+                outcome.reason,
+                outcome.codec,
+                outcome.measured.unwrap_or(f64::NAN),
+                proposal.predicted.unwrap_or(f64::NAN),
+                self.settings.target.value()
             ),
         }
         Ok(outcome)
