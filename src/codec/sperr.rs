@@ -248,6 +248,19 @@ impl Sperr {
     /// SPERR candidates out unless SPERR is named.
     pub const COARSEST_BOUND: f64 = (1u64 << 61) as f64;
 
+    /// The shortest axis along which SPERR's 2-D transform runs: a 2-D chunk (a series is
+    /// one, `[1, n]`) with a shorter axis gets no wavelet level at all, and SPERR then codes
+    /// the raw values' bit planes. On `n × k` columns of smooth series SPERR stored 7–100×
+    /// SZ3's bytes at k = 2–8 and 2–44× at k = 9, where its transform starts.
+    pub const MIN_TRANSFORM_LEN: usize = 9;
+
+    /// Whether SPERR transforms a chunk of `shape` at all ([`Sperr::MIN_TRANSFORM_LEN`]):
+    /// every 3-D chunk, a 2-D one only when both its axes are that long, never a series.
+    pub fn transforms(shape: &[usize]) -> bool {
+        let dims = sperr_dims(shape);
+        dims.len() == 3 || dims.iter().all(|&n| n >= Sperr::MIN_TRANSFORM_LEN)
+    }
+
     /// Compresses to `bits_per_value` (SPERR's fixed-rate mode: the stream is cut at that
     /// many bits per value, plus about 40 bytes of headers), with no point-wise bound; the
     /// payload decodes with [`Codec::decode`] like any other SPERR payload. For 2-D and 3-D
