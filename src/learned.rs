@@ -199,11 +199,6 @@ impl Learned {
 /// decide, and SZ3's are the largest.
 const SZ3_ONLY_MIN_VALUES: usize = 4096;
 
-/// The axes of a small tile, on which ZFP stays a candidate where SPERR cannot transform:
-/// shorter than its 4-value block it codes padding, and along a long series or table's
-/// columns SZ3 stored less on all but one of 21 real arrays.
-const ZFP_TILE: std::ops::RangeInclusive<usize> = 4..=64;
-
 /// Lag-1 correlation along the long axis above which a chunk counts as smooth there.
 const SMOOTH_LAG1: f64 = 0.5;
 
@@ -306,30 +301,21 @@ impl Learned {
                 c.codec != CodecId::Sperr || c.rel_bound * extent.range() <= Sperr::COARSEST_BOUND
             });
             // A series, or a 2-D chunk with an axis of under 9 values (a table's few
-            // columns), gets no wavelet from SPERR ([`Sperr::transforms`]), and an axis of
-            // 2 or 3 values fills ZFP's 4-value blocks with padding; SZ3 stored least on 59
-            // of 63 such (array, target) pairs of
-            // ../shared/data and the fifth unseen set (docs/bench.md, "Chunks SPERR cannot
-            // transform"), where the model, which saw few of them, often ranked SPERR or ZFP
-            // first. Predict and fast mode, which search no other compressor on their own,
-            // leave SPERR out there, and ZFP but on small tiles ([`ZFP_TILE`]: 8 × 8, which
-            // it codes well), when the values follow on from each other along the long
-            // axis; guarantee mode still searches all three. On noise (an EMG, generated
-            // noise series at 80–90 dB) SZ3 predicts nothing and SPERR's bit planes stored
-            // less.
+            // columns), gets no wavelet from SPERR ([`Sperr::transforms`]), and ZFP's
+            // 4-value blocks do little along a single long axis: SZ3 stored least on 59 of
+            // 63 such (array, target) pairs of ../shared/data and the fifth unseen set
+            // (docs/bench.md, "Chunks SPERR cannot transform"), where the model, which saw
+            // few of them, often ranked SPERR or ZFP first. Predict and fast mode, which
+            // search no other compressor on their own, propose SZ3 there when the values
+            // follow on from each other along the long axis; guarantee mode still searches
+            // all three. On noise (an EMG, generated noise series at 80–90 dB) SZ3 predicts
+            // nothing and SPERR's bit planes stored less.
             if settings.mode != Mode::Guarantee
                 && data.len() >= SZ3_ONLY_MIN_VALUES
                 && !Sperr::transforms(shape)
                 && smooth_along_long_axis(data, shape)
             {
-                let tile = crate::samples::fit_rank(shape, 2)
-                    .iter()
-                    .all(|n| ZFP_TILE.contains(n));
-                candidates.retain(|c| match c.codec {
-                    CodecId::Sperr => false,
-                    CodecId::Zfp => tile,
-                    _ => true,
-                });
+                candidates.retain(|c| c.codec == CodecId::Sz3);
             }
         }
         // ZFP works to the power of two at or below its bound, and the model learned its

@@ -254,8 +254,10 @@ impl Sperr {
     /// SZ3's bytes at k = 2–8 and 2–44× at k = 9, where its transform starts.
     pub const MIN_TRANSFORM_LEN: usize = 9;
 
-    /// Whether SPERR transforms a chunk of `shape` at all ([`Sperr::MIN_TRANSFORM_LEN`]):
-    /// every 3-D chunk, a 2-D one only when both its axes are that long, never a series.
+    /// Whether SPERR's 2-D transform runs on a chunk of `shape` ([`Sperr::MIN_TRANSFORM_LEN`]):
+    /// only when both axes are that long, never on a series. A 3-D chunk counts as
+    /// transformed: SPERR's 3-D transform has limits of its own (an axis under 9 values
+    /// gets no level along it), which this test does not judge.
     pub fn transforms(shape: &[usize]) -> bool {
         let dims = sperr_dims(shape);
         dims.len() == 3 || dims.iter().all(|&n| n >= Sperr::MIN_TRANSFORM_LEN)
