@@ -226,7 +226,7 @@ fn smooth_along_long_axis(data: Samples<'_>, shape: &[usize]) -> bool {
         Samples::Opaque { .. } => None,
     };
     let pairs = len.saturating_sub(1).min(1024);
-    let start = (len - 1 - pairs) / 2;
+    let start = (len.saturating_sub(1) - pairs) / 2;
     let picked = lines.min(16);
     let mut sum = 0.0;
     let mut counted = 0;
