@@ -207,23 +207,15 @@ const SMOOTH_LAG1: f64 = 0.5;
 /// neighbouring pairs from its middle, is at least [`SMOOTH_LAG1`]. Noise scores about 0,
 /// a smooth series about 1.
 fn smooth_along_long_axis(data: Samples<'_>, shape: &[usize]) -> bool {
+    // At most two dims: a series is one column.
     let dims = crate::samples::fit_rank(shape, 2);
-    let (rows, cols) = match *dims {
-        [n] => (n, 1),
-        [r, c] => (r, c),
-        _ => return false,
-    };
+    let (rows, cols) = (dims[0], dims.get(1).copied().unwrap_or(1));
     // A line runs along the longer axis: `len` values `step` apart, `lines` of them
     // `across` apart.
     let (len, step, lines, across) = if rows >= cols {
         (rows, cols, cols, 1)
     } else {
         (cols, 1, rows, cols)
-    };
-    let value = |i: usize| match data {
-        Samples::F32(v) => v.get(i).map(|x| f64::from(*x)),
-        Samples::F64(v) => v.get(i).copied(),
-        Samples::Opaque { .. } => None,
     };
     let pairs = len.saturating_sub(1).min(1024);
     let start = (len.saturating_sub(1) - pairs) / 2;
@@ -232,7 +224,7 @@ fn smooth_along_long_axis(data: Samples<'_>, shape: &[usize]) -> bool {
     let mut counted = 0;
     for l in 0..picked {
         let line = l * lines / picked;
-        let at = |i: usize| value(line * across + (start + i) * step);
+        let at = |i: usize| data.value(line * across + (start + i) * step);
         let values: Vec<f64> = (0..=pairs)
             .filter_map(at)
             .filter(|x| x.is_finite())

@@ -166,6 +166,15 @@ impl Samples<'_> {
         self.finite_max_abs().is_some()
     }
 
+    /// The value at `i` widened to f64; None past the end and for opaque bytes.
+    pub fn value(&self, i: usize) -> Option<f64> {
+        match self {
+            Samples::F32(v) => v.get(i).map(|&x| f64::from(x)),
+            Samples::F64(v) => v.get(i).copied(),
+            Samples::Opaque { .. } => None,
+        }
+    }
+
     /// The largest magnitude, or `None` when a value is not finite (0 for opaque data).
     /// Every lossy codec asks before compressing (SPERR and zfp refuse bounds too fine for
     /// the magnitude), so it runs branch-free over blocks (which vectorises) and stops at

@@ -238,11 +238,7 @@ pub fn table_columns(data: Samples<'_>, shape: &[usize]) -> bool {
     if !TABLE_COLUMNS.contains(&columns) || element_count(shape) != Some(data.len()) {
         return false;
     }
-    let value = |i: usize| match data {
-        Samples::F32(v) => v[i] as f64,
-        Samples::F64(v) => v[i],
-        Samples::Opaque { .. } => f64::NAN,
-    };
+    let value = |i: usize| data.value(i).unwrap_or(f64::NAN);
     let row_stride = (data.len() / SAMPLE).max(1);
     let sampled: Vec<usize> = (0..rows).step_by(row_stride).collect();
     if sampled.len() < TABLE_ROWS {
