@@ -54,8 +54,13 @@ struct Budget {
     far: usize,
     /// The overshoot above which [`Budget::far`] applies.
     far_db: f64,
-    /// A kept attempt this close above the target ends the search.
-    close_db: f64,
+    /// A kept attempt this close above the target ends the search whatever its size.
+    close_min_db: f64,
+    /// A kept attempt further above the target is worth another step whatever its size.
+    close_max_db: f64,
+    /// Between those two, the search goes on while another step is expected to save at
+    /// least this share of the kept payload ([`Budget::close_db`]).
+    step_saves: f64,
     /// Where above the target a step aims, so that it lands on the right side.
     aim_db: f64,
     /// Whether the proposer's runner-up compressor is searched too, and its third on
@@ -71,11 +76,20 @@ impl Budget {
     /// the ratio by 0.006–0.007 of the best oracle's on ../shared/data without its
     /// non-monotone nmc_storm arrays and by 0.003–0.011 on datasets the model never saw,
     /// for 0.16–0.40 more compressions per chunk (docs/bench.md, "Landing closer").
+    ///
+    /// At a high rate those tenths are worth little: at 5 bits per value half a dB is 2%
+    /// of the payload. So the search stops once another step is expected to save less than
+    /// 2% ([`Budget::close_db`]): within 0.2 dB up to about a bit per value, 0.68 dB at 5
+    /// bits. On ../shared/data that saved 0.15 / 0.28 compressions per chunk at 60 / 80 dB
+    /// for 0.001 / 0.003 of the best oracle's ratio (docs/bench.md, "Steps worth their
+    /// time").
     const THOROUGH: Budget = Budget {
         near: 3,
         far: 5,
         far_db: 1.0,
-        close_db: 0.2,
+        close_min_db: 0.2,
+        close_max_db: f64::INFINITY,
+        step_saves: 0.02,
         aim_db: 0.08,
         runner_up: true,
     };
@@ -88,15 +102,42 @@ impl Budget {
     /// ../shared/data, loosening only above 6 dB instead of 4.5 saved 0.1–0.4 of one
     /// compression's time and cost 0.02–0.03 of the best oracle's ratio; above 3 dB it
     /// cost up to 0.2 more for 0.01–0.03 (docs/bench.md).
+    ///
+    /// Below 4.5 dB it loosens where the step is expected to save a quarter of the
+    /// payload ([`Budget::close_db`]): over 1.75 dB up to half a bit per value, where a dB
+    /// is worth the most. On ../shared/data that raised fast mode's ratio from 0.728 /
+    /// 0.815 / 0.890 of the best oracle's to 0.818 / 0.857 / 0.895 at 40 / 60 / 80 dB for
+    /// 0.37 / 0.17 / 0.05 more compressions per chunk (docs/bench.md, "Steps worth their
+    /// time").
     const FAST: Budget = Budget {
         near: 2,
         far: 2,
         far_db: f64::INFINITY,
-        close_db: 4.5,
+        close_min_db: 0.0,
+        close_max_db: 4.5,
+        step_saves: 0.25,
         aim_db: 1.0,
         runner_up: false,
     };
+
+    /// The overshoot (dB) at which a kept attempt of `bits_per_value` ends the search: where
+    /// a step to [`Budget::aim_db`] above the target is expected to save
+    /// [`Budget::step_saves`] of the payload, within the budget's two limits.
+    ///
+    /// A dB is worth 1/6.02 of a bit per value at a high rate, so a step of Δ dB saves a
+    /// share Δ / (6.02 · bits) of the payload. Below half a bit per value the payload
+    /// shrinks faster than that (bolocam's SPERR chunks at 40 dB: 0.115 → 0.025 bits per
+    /// value for 3.6 dB), and a step is taken to save at least Δ / [`LOW_RATE_DB`].
+    fn close_db(&self, bits_per_value: f64) -> f64 {
+        let db_per_payload = (DB_PER_BIT * bits_per_value).max(LOW_RATE_DB);
+        (self.aim_db + self.step_saves * db_per_payload).clamp(self.close_min_db, self.close_max_db)
+    }
 }
+
+/// The fewest dB [`Budget::close_db`] takes a step to need to save the whole payload: what
+/// 6.02 dB a bit gives at half a bit per value. Below that rate the payload shrinks faster
+/// per dB than the high-rate rule says.
+const LOW_RATE_DB: f64 = 3.0;
 
 /// How far (as a factor, either way) a payload's ratio may lie from the model's prediction
 /// before predict mode stops trusting the model's PSNR for that chunk and measures it.
@@ -927,7 +968,7 @@ impl<'a> Search<'a> {
     ) -> Result<Outcome, SelectError> {
         let (db, measured) = self.quality(&first)?;
         let target = self.settings.target.value();
-        let worth_loosening = surprise && db - target > Budget::FAST.close_db;
+        let worth_loosening = surprise && db - target > Budget::FAST.close_max_db;
         if db >= target && !worth_loosening {
             let mut outcome = first.into_outcome("checked", Some(measured));
             outcome.compressions = self.compressions;
@@ -1049,6 +1090,11 @@ impl<'a> Search<'a> {
     /// negative), cannot be brought to the target in fewer than `ceiling` bytes: a tighter
     /// bound never stores less, and a looser one saves at most 1/6.02 bits per value per
     /// dB (the slope of a uniform quantiser; real codecs at low rates save less).
+    /// Stored bits per value of a payload of `stored` bytes for this chunk.
+    fn bits_per_value(&self, stored: usize) -> f64 {
+        8.0 * stored as f64 / self.data.len().max(1) as f64
+    }
+
     fn hopeless(&self, len: usize, over_db: f64, ceiling: usize) -> bool {
         self.least_size(len, over_db) >= ceiling as f64
     }
@@ -1228,7 +1274,7 @@ impl<'a> Search<'a> {
                 break;
             }
             first_met |= tried == 0 && met;
-            let bits = 8.0 * attempt.stored as f64 / self.data.len().max(1) as f64;
+            let bits = self.bits_per_value(attempt.stored);
             bracket.record(attempt.bound, db, met, codec_for(codec).psnr_slope(bits));
             if met && attempt.smaller_than(&kept) {
                 let reason = match (tried, first_met) {
@@ -1249,7 +1295,10 @@ impl<'a> Search<'a> {
             } else {
                 budget.near
             };
-            if overshoot <= budget.close_db || tried + 1 >= limit || plateau {
+            let close = kept.as_ref().map_or(0.0, |k| {
+                budget.close_db(self.bits_per_value(k.attempt.stored))
+            });
+            if overshoot <= close || tried + 1 >= limit || plateau {
                 break;
             }
             let Some(bound) = bracket
@@ -1598,12 +1647,85 @@ mod tests {
         let out = compress_to_target(Samples::F32(&v), &shape, &settings, &Analytic).unwrap();
         let psnr = out.measured.unwrap();
         assert!(psnr >= 40.0, "{psnr}");
+        let bits = 8.0 * out.payload.len() as f64 / v.len() as f64;
         assert!(
-            psnr - 40.0 <= Budget::THOROUGH.close_db,
+            psnr - 40.0 <= Budget::THOROUGH.close_db(bits),
             "{psnr} via {}",
             out.reason
         );
         assert!(out.compressions as usize <= Budget::THOROUGH.near);
+    }
+
+    /// Fast mode loosens an overshoot below its 4.5 dB where the payload is small enough
+    /// for the step to save a quarter of it, and keeps the smaller payload.
+    #[test]
+    fn fast_mode_loosens_a_small_overshoot_at_a_low_rate() {
+        // A smooth analytic field, stored in well under a bit per value at 40 dB.
+        let shape = vec![32, 64, 64];
+        let v: Vec<f32> = (0..32 * 64 * 64)
+            .map(|n| {
+                let (i, j, k) = ((n / 4096) as f32, (n / 64 % 64) as f32, (n % 64) as f32);
+                (0.2 * i).sin() + (0.13 * j).cos() * (0.09 * k).sin()
+            })
+            .collect();
+        let data = Samples::F32(&v);
+        let mut settings = Settings::psnr(40.0).unwrap();
+        settings.mode = Mode::Fast;
+        let formula = sz3_formula_bound(value_range(data), 40.0);
+        let first_try = |scale: f64| {
+            let bound = chunk::codec_bound(scale * formula);
+            let payload = codec_for(CodecId::Sz3).encode(data, &shape, bound).unwrap();
+            let back = codec_for(CodecId::Sz3)
+                .decode(&payload, &Layout::of(&data, &shape), bound)
+                .unwrap();
+            let psnr = metrics::error_stats_of(data, back.view()).unwrap().psnr;
+            (
+                psnr,
+                8.0 * payload.len() as f64 / v.len() as f64,
+                payload.len(),
+            )
+        };
+        let scale = (1..40)
+            .map(|i| 1.0 / (1.0 + 0.1 * f64::from(i)))
+            .find(|&s| {
+                let (psnr, bits, _) = first_try(s);
+                let over = psnr - 40.0;
+                over > Budget::FAST.close_db(bits) && over < Budget::FAST.close_max_db
+            })
+            .expect("a bound whose overshoot lies between the two limits");
+        let (_, _, first_len) = first_try(scale);
+        let proposer = Fixed {
+            codec: CodecId::Sz3,
+            runner_up: false,
+            scale,
+        };
+        let out = compress_to_target(data, &shape, &settings, &proposer).unwrap();
+        assert_eq!(
+            (out.reason, out.compressions),
+            ("loosened", 2),
+            "scale {scale}"
+        );
+        assert!(out.measured.unwrap() >= 40.0, "{:?}", out.measured);
+        assert!(
+            out.payload.len() < first_len,
+            "{} vs {first_len}",
+            out.payload.len()
+        );
+    }
+
+    /// Another step is worth its time where it saves a share of the payload: fast mode
+    /// loosens 2 dB at a low rate but not at 2 bits per value, guarantee mode lands within
+    /// 0.2 dB at a low rate and stops further above at a high one.
+    #[test]
+    fn a_step_is_worth_its_time_where_it_saves_a_share_of_the_payload() {
+        assert!(Budget::FAST.close_db(0.2) < 2.0);
+        assert!(Budget::FAST.close_db(2.0) > 2.0);
+        assert_eq!(Budget::FAST.close_db(10.0), Budget::FAST.close_max_db);
+        assert_eq!(
+            Budget::THOROUGH.close_db(0.3),
+            Budget::THOROUGH.close_min_db
+        );
+        assert!(Budget::THOROUGH.close_db(5.0) > 0.5);
     }
 
     #[test]
@@ -2093,7 +2215,10 @@ mod tests {
         // A bound 30x too tight, with a ratio underrated by far: the measured overshoot is
         // worth one looser try, kept since it meets the target.
         let (tight_ratio, tight_psnr) = stored_at(1.0 / 30.0);
-        assert!(tight_psnr > 60.0 + Budget::FAST.close_db, "{tight_psnr}");
+        assert!(
+            tight_psnr > 60.0 + Budget::FAST.close_max_db,
+            "{tight_psnr}"
+        );
         let loosened = propose(1.0 / 30.0, tight_ratio / 4.0);
         assert_eq!((loosened.reason, loosened.compressions), ("loosened", 2));
         assert!(loosened.measured.unwrap() >= 60.0, "{loosened:?}");
