@@ -51,8 +51,8 @@ use crate::wire::{CodecId, Mode, TargetKind};
 /// Weight of the newest chunk in the running means.
 const ALPHA: f64 = 0.5;
 
-/// Where above the target a remembered proposal aims (dB): the middle of the window in
-/// which guarantee mode stops searching.
+/// Where above the target a remembered proposal aims (dB): the top of the window in which
+/// guarantee mode stops searching at low rates (it stops further above at high ones).
 pub const AIM_DB: f64 = 0.2;
 
 /// Fast mode's aim above the target per unit of the spread (dB) of what was learned: a
