@@ -1297,7 +1297,7 @@ impl<'a> Search<'a> {
                 budget.near
             };
             let close_enough = kept.as_ref().is_some_and(|k| {
-                k.db - target <= budget.close_db(self.bits_per_value(k.attempt.stored))
+                overshoot <= budget.close_db(self.bits_per_value(k.attempt.stored))
             });
             if close_enough || tried + 1 >= limit || plateau {
                 break;
@@ -1675,22 +1675,18 @@ mod tests {
     ) -> (Outcome, usize, f64) {
         let target = settings.target.value();
         let formula = sz3_formula_bound(value_range(data), target);
+        let layout = Layout::of(&data, shape);
         let (scale, first_len) = (0..100)
             .map(|i| 1.2 * 0.98f64.powi(i))
             .find_map(|scale| {
                 let bound = chunk::codec_bound(scale * formula);
                 let payload = codec_for(CodecId::Sz3).encode(data, shape, bound).unwrap();
                 let back = codec_for(CodecId::Sz3)
-                    .decode(&payload, &Layout::of(&data, shape), bound)
+                    .decode(&payload, &layout, bound)
                     .unwrap();
                 let psnr = metrics::error_stats_of(data, back.view()).unwrap().psnr;
                 // What the search counts: the bytes the chunk would store.
-                let stored = chunk::stored_payload_len(
-                    CodecId::Sz3,
-                    &Layout::of(&data, shape),
-                    bound,
-                    &payload,
-                );
+                let stored = chunk::stored_payload_len(CodecId::Sz3, &layout, bound, &payload);
                 let bits = 8.0 * stored as f64 / data.len() as f64;
                 wanted(psnr - target, bits).then_some((scale, payload.len()))
             })
