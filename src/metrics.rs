@@ -50,6 +50,9 @@ pub fn error_stats<T: Element>(original: &[T], reconstructed: &[T]) -> ErrorStat
 /// squared, are too small to matter next to the largest).
 const UNSCALED_ERRORS: (f64, f64) = (1e-135, 1e135);
 
+/// Independent partial sums in [`ErrorSums::of`].
+const LANES: usize = 16;
+
 /// One pass of [`error_stats`], with the errors multiplied by `scale` (a power of two).
 struct ErrorSums {
     lo: f64,
@@ -64,6 +67,59 @@ struct ErrorSums {
 
 impl ErrorSums {
     fn of<T: Element>(original: &[T], reconstructed: &[T], scale: f64) -> ErrorSums {
+        Self::of_finite(original, reconstructed, scale)
+            .unwrap_or_else(|| Self::of_any(original, reconstructed, scale))
+    }
+
+    /// The sums where every original value is finite and no reconstructed one is NaN,
+    /// else None. Running sums, minima and maxima chain every value to the one before;
+    /// [`LANES`] independent ones, joined at the end, let the compiler vectorise the pass,
+    /// which a guarantee-mode search makes on every attempt (a fifth of one compression's
+    /// time before, on ../shared/data at 40 dB). Branch-free, so the exceptions are found
+    /// afterwards: a non-finite original makes `a · 0` NaN, a NaN reconstruction the sum.
+    fn of_finite<T: Element>(original: &[T], reconstructed: &[T], scale: f64) -> Option<ErrorSums> {
+        let mut lo = [f64::INFINITY; LANES];
+        let mut hi = [f64::NEG_INFINITY; LANES];
+        let mut max_err = [0.0f64; LANES];
+        let mut sum_sq = [0.0f64; LANES];
+        let mut finite = [0.0f64; LANES];
+        let whole = original.len() / LANES * LANES;
+        for (a, b) in original[..whole]
+            .chunks_exact(LANES)
+            .zip(reconstructed[..whole].chunks_exact(LANES))
+        {
+            for l in 0..LANES {
+                let (a, b) = (a[l].to_f64(), b[l].to_f64());
+                let e = (a - b).abs();
+                lo[l] = if a < lo[l] { a } else { lo[l] };
+                hi[l] = if a > hi[l] { a } else { hi[l] };
+                max_err[l] = if e > max_err[l] { e } else { max_err[l] };
+                let scaled = e * scale;
+                sum_sq[l] += scaled * scaled;
+                finite[l] += a * 0.0;
+            }
+        }
+        let mut s = ErrorSums {
+            lo: lo.into_iter().fold(f64::INFINITY, f64::min),
+            hi: hi.into_iter().fold(f64::NEG_INFINITY, f64::max),
+            max_err: max_err.into_iter().fold(0.0, f64::max),
+            sum_sq: sum_sq.into_iter().sum(),
+            n: whole,
+            scale,
+        };
+        let tail = Self::of_any(&original[whole..], &reconstructed[whole..], scale);
+        let every_tail_value_finite = tail.n == original.len() - whole;
+        s.lo = s.lo.min(tail.lo);
+        s.hi = s.hi.max(tail.hi);
+        s.max_err = s.max_err.max(tail.max_err);
+        s.sum_sq += tail.sum_sq;
+        s.n += tail.n;
+        let all_finite = !finite.into_iter().sum::<f64>().is_nan() && every_tail_value_finite;
+        (all_finite && !s.sum_sq.is_nan()).then_some(s)
+    }
+
+    /// The sums over the finite original values, whatever the data hold.
+    fn of_any<T: Element>(original: &[T], reconstructed: &[T], scale: f64) -> ErrorSums {
         let mut s = ErrorSums {
             lo: f64::INFINITY,
             hi: f64::NEG_INFINITY,
@@ -445,6 +501,45 @@ mod tests {
     }
 
     #[test]
+    fn the_lane_pass_agrees_with_the_plain_one_and_hands_exceptions_back() {
+        // Lengths around the lane count: whole lanes, a tail, a tail alone.
+        for n in [1, LANES - 1, LANES, 5 * LANES + 3, 4099] {
+            let a: Vec<f32> = (0..n)
+                .map(|i| (i as f32 * 0.37).sin() * 50.0 + 7.0)
+                .collect();
+            let b: Vec<f32> = a
+                .iter()
+                .enumerate()
+                .map(|(i, x)| x + ((i * 7919 % 101) as f32 - 50.0) * 1e-3)
+                .collect();
+            let lanes = ErrorSums::of_finite(&a, &b, 1.0).expect("finite data");
+            let plain = ErrorSums::of_any(&a, &b, 1.0);
+            assert_eq!(lanes.n, n);
+            assert_eq!((lanes.lo, lanes.hi), (plain.lo, plain.hi));
+            assert_eq!(lanes.max_err, plain.max_err);
+            assert!((lanes.sum_sq / plain.sum_sq - 1.0).abs() < 1e-12, "{n}");
+            // Anywhere, a non-finite original or a NaN reconstruction leaves the lanes.
+            for at in [0, n / 2, n - 1] {
+                for (x, y) in [(f32::NAN, 1.0), (f32::INFINITY, 1.0), (1.0, f32::NAN)] {
+                    let (mut a, mut b) = (a.clone(), b.clone());
+                    (a[at], b[at]) = (x, y);
+                    assert!(
+                        ErrorSums::of_finite(&a, &b, 1.0).is_none(),
+                        "{n} {at} {x} {y}"
+                    );
+                }
+            }
+        }
+        // What the plain pass then gives: a NaN reconstruction is an error without bound.
+        let s = error_stats(
+            &[1.0f32; 40],
+            &[[1.0f32; 39].as_slice(), &[f32::NAN]].concat(),
+        );
+        assert_eq!(s.max_abs_error, f64::INFINITY);
+        assert!(s.psnr.is_nan() || s.psnr == f64::NEG_INFINITY, "{}", s.psnr);
+    }
+
+    #[test]
     fn compression_ratio_is_original_over_stored() {
         assert_eq!(compression_ratio(1000, 250), 4.0);
     }
@@ -505,9 +600,15 @@ mod tests {
                 "{scale:e}: {s} against {plain_ssim}"
             );
         }
-        // Data of ordinary magnitude takes the one unscaled pass, as before.
+        // Data of ordinary magnitude: the mean of the squared errors (summed in lanes, so
+        // to rounding).
         let sum_sq: f64 = a.iter().zip(&b).map(|(x, y)| (x - y) * (x - y)).sum();
-        assert_eq!(plain.mse, sum_sq / a.len() as f64);
+        let mse = sum_sq / a.len() as f64;
+        assert!(
+            (plain.mse / mse - 1.0).abs() < 1e-13,
+            "{} against {mse}",
+            plain.mse
+        );
     }
 
     #[test]

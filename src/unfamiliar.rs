@@ -294,7 +294,7 @@ pub fn on_coarse_lattice(data: Samples<'_>) -> bool {
 /// or None.
 pub fn coarse_lattice_step(data: Samples<'_>) -> Option<f64> {
     let mut values = finite_sample(data)?;
-    values.sort_by(f64::total_cmp);
+    values.sort_unstable_by(f64::total_cmp);
     values.dedup();
     let steps: Vec<f64> = values.windows(2).map(|w| w[1] - w[0]).collect();
     let smallest = steps.iter().copied().min_by(f64::total_cmp)?;
