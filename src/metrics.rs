@@ -235,7 +235,7 @@ pub struct SsimReference {
     scale: f64,
     /// The original's value range `R`, scaled (0 for a constant or empty original).
     range: f64,
-    /// The original's mean, subtracted from every value: it keeps E[x²] − E[x]² from
+    /// The original's mean, subtracted from every value: it keeps E\[x²\] − E\[x\]² from
     /// cancelling catastrophically (the luminance term adds it back).
     shift: f64,
     /// Window means of the shifted original and of its square.

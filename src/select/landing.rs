@@ -1,0 +1,358 @@
+//! Where a search's next bound lies: budgets, the PSNR bracket and its secant steps,
+//! and the ratio search's steps.
+
+use super::*;
+use crate::codec::HIGH_RATE_PSNR_SLOPE;
+
+/// How many compressions a PSNR search may spend on one compressor, and where it stops.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Budget {
+    /// Compressions while the kept attempt is within [`Budget::far_db`] of the target.
+    pub(super) near: usize,
+    /// Compressions while it is further above, or none met the target.
+    pub(super) far: usize,
+    /// The overshoot above which [`Budget::far`] applies.
+    pub(super) far_db: f64,
+    /// A kept attempt this close above the target ends the search whatever its size.
+    pub(super) close_min_db: f64,
+    /// A kept attempt further above the target is worth another step whatever its size.
+    pub(super) close_max_db: f64,
+    /// Between those two, the search goes on while another step is expected to save at
+    /// least this share of the kept payload ([`Budget::close_db`]).
+    pub(super) step_saves: f64,
+    /// Where above the target a step aims, so that it lands on the right side.
+    pub(super) aim_db: f64,
+    /// Whether the proposer's runner-up compressor is searched too, and its third on
+    /// chunks the model misread ([`Proposal::third`]).
+    pub(super) runner_up: bool,
+}
+
+impl Budget {
+    /// Guarantee mode lands within a few tenths of a dB: at 40 dB one dB of overshoot
+    /// costs 20–40% of the ratio, and a ratio within a few percent of an exhaustive search
+    /// needs that precision. Three compressions, five while more than a dB over. Stopping
+    /// within 0.2 dB (aiming 0.08 above, plus [`AIM_PER_DB`]) instead of 0.4 (0.15) raised
+    /// the ratio by 0.006–0.007 of the best oracle's on ../shared/data without its
+    /// non-monotone nmc_storm arrays and by 0.003–0.011 on datasets the model never saw,
+    /// for 0.16–0.40 more compressions per chunk (docs/bench.md, "Landing closer").
+    ///
+    /// At a high rate those tenths are worth little: at 5 bits per value 0.6 dB is 2% of
+    /// the payload. So the search stops once another step is expected to save less than
+    /// 2% ([`Budget::close_db`]): within 0.2 dB up to about a bit per value, 0.68 dB at 5
+    /// bits. On ../shared/data that saved 0.15 / 0.28 compressions per chunk at 60 / 80 dB
+    /// for 0.001 / 0.003 of the best oracle's ratio (docs/bench.md, "Steps worth their
+    /// time").
+    pub(super) const THOROUGH: Budget = Budget {
+        near: 3,
+        far: 5,
+        far_db: 1.0,
+        close_min_db: 0.2,
+        close_max_db: f64::INFINITY,
+        step_saves: 0.02,
+        aim_db: 0.08,
+        runner_up: true,
+    };
+
+    /// Fast mode spends at most one more compression per compressor (then the safe bound):
+    /// on a miss, or on an overshoot large enough to be worth the time. It searches the
+    /// runner-up compressor only when the first payload was far larger than predicted
+    /// ([`SURPRISE_FACTOR`]). Its step aims
+    /// higher above the target, since a second miss costs the safe bound's ratio. On
+    /// ../shared/data, loosening only above 6 dB instead of 4.5 saved 0.1–0.4 of one
+    /// compression's time and cost 0.02–0.03 of the best oracle's ratio; above 3 dB it
+    /// cost up to 0.2 more for 0.01–0.03 (docs/bench.md).
+    ///
+    /// Below 4.5 dB it loosens where the step is expected to save a quarter of the
+    /// payload ([`Budget::close_db`]): over 1.75 dB up to half a bit per value, where a dB
+    /// is worth the most. On ../shared/data that raised fast mode's ratio from 0.728 /
+    /// 0.815 / 0.890 of the best oracle's to 0.818 / 0.857 / 0.895 at 40 / 60 / 80 dB for
+    /// 0.37 / 0.17 / 0.05 more compressions per chunk (docs/bench.md, "Steps worth their
+    /// time").
+    pub(super) const FAST: Budget = Budget {
+        near: 2,
+        far: 2,
+        far_db: f64::INFINITY,
+        // Never reached: a step aims 1 dB above the target, so the stop is 1.75 dB or more.
+        close_min_db: 0.0,
+        close_max_db: 4.5,
+        step_saves: 0.25,
+        aim_db: 1.0,
+        runner_up: false,
+    };
+
+    /// The overshoot (dB) at which a kept attempt of `bits_per_value` ends the search: where
+    /// a step to [`Budget::aim_db`] above the target is expected to save
+    /// [`Budget::step_saves`] of the payload, within the budget's two limits.
+    ///
+    /// A dB is worth 1/6.02 of a bit per value at a high rate, so a step of Δ dB saves a
+    /// share Δ / (6.02 · bits) of the payload. Below half a bit per value that rule
+    /// overstates the saving, promising more than the whole payload for a dB or two
+    /// (bolocam's SPERR chunks at 40 dB saved 78% of it for 3.6 dB, where it promises five
+    /// times the payload), so a step is taken to save at most Δ / [`LOW_RATE_DB`].
+    pub(super) fn close_db(&self, bits_per_value: f64) -> f64 {
+        let db_per_payload = (DB_PER_BIT * bits_per_value).max(LOW_RATE_DB);
+        (self.aim_db + self.step_saves * db_per_payload).clamp(self.close_min_db, self.close_max_db)
+    }
+}
+
+/// The fewest dB a step is taken to need to save the whole payload ([`Budget::close_db`]):
+/// 6.02 dB a bit at half a bit per value.
+pub(super) const LOW_RATE_DB: f64 = 3.0;
+
+/// PSNR a uniform quantiser gains per bit per value at high rate: the most a dB of
+/// overshoot can be worth when judging whether a runner-up is hopeless.
+pub(super) const DB_PER_BIT: f64 = 6.02;
+
+/// How much further above the target a step aims per dB it extrapolates, up to 1 dB: a
+/// step from 20 dB over (a far first guess) aims 0.6 dB higher, one from 1 dB over 0.03.
+pub(super) const AIM_PER_DB: f64 = 0.03;
+
+/// The PSNR a bracket records for an exact decode (+∞).
+pub(super) const EXACT_DB: f64 = 400.0;
+
+/// The bounds seen to meet and to miss a PSNR target, and the points measured.
+#[derive(Debug, Default)]
+pub(super) struct Bracket {
+    /// (ln bound, PSNR, the codec's slope at that point's rate) of every attempt.
+    pub(super) points: Vec<(f64, f64, f64)>,
+    /// Loosest bound that met the target.
+    pub(super) met: Option<f64>,
+    /// Tightest bound that missed it.
+    pub(super) missed: Option<f64>,
+}
+
+/// PSNR (dB) a looser bound must gain over a tighter one for [`Bracket::erratic`].
+pub(super) const ERRATIC_DB: f64 = 0.5;
+
+impl Bracket {
+    /// Records an attempt; `slope` is what the codec's PSNR is expected to do per unit of
+    /// ln bound near it ([`crate::codec::Codec::psnr_slope`]), the step's slope while no second bound
+    /// has been measured.
+    pub(super) fn record(&mut self, bound: f64, psnr: f64, met: bool, slope: f64) {
+        // A decode that is not even comparable (NaN) counts as the worst PSNR; an exact
+        // one (+∞) as a finite PSNR far above any target, so that secants stay finite.
+        let psnr = if psnr.is_nan() {
+            f64::NEG_INFINITY
+        } else {
+            psnr.min(EXACT_DB)
+        };
+        self.points.push((bound.ln(), psnr, slope));
+        if met {
+            self.met = Some(self.met.map_or(bound, |b| b.max(bound)));
+        } else {
+            self.missed = Some(self.missed.map_or(bound, |b| b.min(bound)));
+        }
+    }
+
+    /// True when a looser bound measured more than [`ERRATIC_DB`] more PSNR than a tighter
+    /// one: the codec is not monotone in its bound here (SZ3 at a few hundred bytes per
+    /// chunk, where its predictor flips), so the model, which learned monotone curves,
+    /// misread this chunk for it.
+    pub(super) fn erratic(&self) -> bool {
+        let points = &self.points;
+        points
+            .iter()
+            .any(|a| points.iter().any(|b| b.0 > a.0 && b.1 > a.1 + ERRATIC_DB))
+    }
+
+    /// The bound expected to give `aim` dB, plus [`AIM_PER_DB`] of the distance from the
+    /// nearest point (a long extrapolation errs by more): a secant through the two points
+    /// nearest the aim (one point: the codec's slope at its rate), kept inside the bracket
+    /// by [`inside_bracket`].
+    pub(super) fn next_bound(&self, aim: f64) -> Option<f64> {
+        let mut near = self.points.clone();
+        // Nearest the aim first; among equally near (exact) points, the loosest bound.
+        near.sort_by(|a, b| {
+            (a.1 - aim)
+                .abs()
+                .total_cmp(&(b.1 - aim).abs())
+                .then(b.0.total_cmp(&a.0))
+        });
+        let (x0, y0, own) = *near.first()?;
+        let aim = aim + (AIM_PER_DB * (y0 - aim).abs()).min(1.0);
+        // A measured secant counts while it lies between a quarter and three times the
+        // high-rate slope; flatter or steeper ones are noise or a cliff.
+        let slope = near
+            .iter()
+            .skip(1)
+            .find(|(x, _, _)| (x - x0).abs() > 1e-9)
+            .map(|&(x1, y1, _)| (y1 - y0) / (x1 - x0))
+            .filter(|s| s.is_finite() && *s < HIGH_RATE_PSNR_SLOPE * 0.25)
+            .unwrap_or(own)
+            .max(HIGH_RATE_PSNR_SLOPE * 3.0);
+        let guess = (x0 + (aim - y0) / slope).min(x0 + 60.0f64.ln()).exp();
+        let (lo, hi) = (
+            self.met.unwrap_or(0.0),
+            self.missed.unwrap_or(f64::INFINITY),
+        );
+        inside_bracket(guess, lo, hi)
+    }
+}
+
+/// `bound`, or, for a codec whose bounds come in stairs ([`Codec::alike_bounds`](crate::codec::Codec::alike_bounds)) when
+/// `bound` lies on a stair already tried, the nearest bound on the next stair in the
+/// step's direction from `from`; None when that stair was tried too or lies outside the
+/// bracket (the search has learned all it can). ZFP's landing after a loosening that
+/// missed used to spend a third compression on a stair it knew.
+pub(super) fn untried_stair(
+    codec: CodecId,
+    bound: f64,
+    from: f64,
+    tried: &[f64],
+    bracket: &Bracket,
+) -> Option<f64> {
+    let codec = codec_for(codec);
+    let stair = |b: f64| codec.alike_bounds(b);
+    let known = |b: f64| stair(b).is_some() && tried.iter().any(|&t| stair(t) == stair(b));
+    if !known(bound) {
+        return Some(bound);
+    }
+    let (low, high) = stair(bound)?;
+    let next = if bound > from {
+        high
+    } else {
+        f64::from_bits(low.to_bits() - 1)
+    };
+    let inside =
+        bracket.met.map_or(true, |m| next > m) && bracket.missed.map_or(true, |m| next < m);
+    (inside && !known(next)).then_some(next)
+}
+
+/// `guess` when it lies strictly inside the bracket `(lo, hi)` of bounds (0 and ∞ for an
+/// open side), else the bracket's geometric middle, or a step of 1.5× beyond its one known
+/// side. `None` when the bracket is narrower than 2%: not worth another compression.
+pub(super) fn inside_bracket(guess: f64, lo: f64, hi: f64) -> Option<f64> {
+    if hi.is_finite() && lo > 0.0 && hi / lo < 1.02 {
+        return None;
+    }
+    let inside = |b: f64| b.is_finite() && b > lo * 1.005 && b < hi / 1.005;
+    Some(if inside(guess) {
+        guess
+    } else if lo > 0.0 && hi.is_finite() {
+        lo.sqrt() * hi.sqrt()
+    } else if lo > 0.0 {
+        lo * 1.5
+    } else {
+        hi / 1.5
+    })
+}
+
+/// Compressions a ratio target's search may spend on one chunk.
+pub(super) const RATIO_STEPS: usize = 8;
+
+/// The next bound of a ratio search: a secant through the two points (ln bound, ln ratio)
+/// nearest `aim` (one point, or a flat pair: the slope `ratio / (bits·ln 2)`, at most 1),
+/// at most 1000× from the nearest, kept inside the bracket (loosest bound that missed,
+/// tightest that reached) by [`inside_bracket`].
+pub(super) fn next_ratio_bound(
+    points: &[(f64, f64)],
+    aim: f64,
+    value_bits: f64,
+    (missed, reached): (Option<f64>, Option<f64>),
+) -> Option<f64> {
+    let mut near = points.to_vec();
+    near.sort_by(|a, b| (a.1 - aim).abs().total_cmp(&(b.1 - aim).abs()));
+    let (x0, y0) = *near.first()?;
+    // Below about a bit per value the codecs' ratio saturates (a chunk collapsed to one
+    // bin stores its header and little else), so the slope is capped at 1.
+    let own = (y0.exp() / (value_bits * std::f64::consts::LN_2)).min(1.0);
+    let slope = near
+        .iter()
+        .skip(1)
+        .find(|(x, _)| (x - x0).abs() > 1e-9)
+        .map(|&(x1, y1)| (y1 - y0) / (x1 - x0))
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .unwrap_or(own)
+        .clamp(0.02, 20.0);
+    let step = ((aim - y0) / slope).clamp(-1000f64.ln(), 1000f64.ln());
+    let guess = (x0 + step).exp();
+    inside_bracket(
+        guess,
+        missed.unwrap_or(0.0),
+        reached.unwrap_or(f64::INFINITY),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_search_takes_no_step_onto_a_zfp_stair_it_knows() {
+        // ZFP compresses every bound in [2^k, 2^(k+1)) alike.
+        let mut bracket = Bracket::default();
+        bracket.record(0.3, 63.0, true, HIGH_RATE_PSNR_SLOPE);
+        // A loosening step that stays on the kept stair moves to the next stair up.
+        assert_eq!(
+            untried_stair(CodecId::Zfp, 0.4, 0.3, &[0.3], &bracket),
+            Some(0.5)
+        );
+        // An untried stair, and any bound of a codec without stairs, are left as they are.
+        assert_eq!(
+            untried_stair(CodecId::Zfp, 0.6, 0.3, &[0.3], &bracket),
+            Some(0.6)
+        );
+        assert_eq!(
+            untried_stair(CodecId::Sz3, 0.4, 0.3, &[0.3], &bracket),
+            Some(0.4)
+        );
+        // Once the next stair up missed, every bound between is known: nothing to try.
+        bracket.record(0.6, 57.0, false, HIGH_RATE_PSNR_SLOPE);
+        for b in [0.35, 0.45, 0.55] {
+            assert_eq!(
+                untried_stair(CodecId::Zfp, b, 0.6, &[0.3, 0.6], &bracket),
+                None
+            );
+        }
+        // A tightening step from a miss may go to the stair below, not past a bound that met.
+        let mut missed = Bracket::default();
+        missed.record(0.6, 57.0, false, HIGH_RATE_PSNR_SLOPE);
+        let below = untried_stair(CodecId::Zfp, 0.55, 0.6, &[0.6], &missed).unwrap();
+        assert!(below < 0.5 && below > 0.49, "{below}");
+    }
+
+    #[test]
+    fn a_bracket_is_erratic_only_where_a_looser_bound_measured_clearly_more() {
+        let mut b = Bracket::default();
+        b.record(1e-3, 50.0, true, HIGH_RATE_PSNR_SLOPE);
+        b.record(2e-3, 45.0, true, HIGH_RATE_PSNR_SLOPE);
+        assert!(!b.erratic());
+        // Within ERRATIC_DB of the tighter bound's PSNR: measurement noise on a plateau.
+        b.record(4e-3, 45.4, true, HIGH_RATE_PSNR_SLOPE);
+        assert!(!b.erratic());
+        b.record(8e-3, 45.6, true, HIGH_RATE_PSNR_SLOPE);
+        assert!(b.erratic());
+    }
+
+    #[test]
+    fn bracket_steps_by_the_secant_and_stays_inside() {
+        let mut b = Bracket::default();
+        b.record(1e-3, 50.0, true, HIGH_RATE_PSNR_SLOPE);
+        // One point: −20 dB a decade, so 9.85 dB of excess, less the 3% of it the step
+        // keeps as extra aim, is a bound 10^(0.97·9.85/20) looser.
+        let one = b.next_bound(40.15).unwrap();
+        assert!((one / (1e-3 * 10f64.powf(0.97 * 9.85 / 20.0)) - 1.0).abs() < 1e-9);
+        // A point recorded with the codec's slope at its rate (SPERR at a tenth of a bit
+        // per value, ~13 dB a decade) steps by that slope.
+        let sperr = codec_for(CodecId::Sperr).psnr_slope(0.1);
+        let mut low_rate = Bracket::default();
+        low_rate.record(1e-3, 50.0, true, sperr);
+        let step = low_rate.next_bound(40.15).unwrap();
+        let expected = 1e-3 * (0.97 * -9.85 / sperr).exp();
+        assert!(
+            (step / expected - 1.0).abs() < 1e-9 && step > one * 1.3,
+            "{step}"
+        );
+        // Two points: their own slope (here −10 dB a decade).
+        b.record(1e-2, 40.0, true, HIGH_RATE_PSNR_SLOPE);
+        let two = b.next_bound(39.0).unwrap();
+        assert!((two / (1e-2 * 10f64.powf(0.097)) - 1.0).abs() < 1e-9);
+        // A guess beyond a bound that missed falls back to the bracket's middle.
+        b.record(1.05e-2, 10.0, false, HIGH_RATE_PSNR_SLOPE);
+        let mid = b.next_bound(35.0).unwrap();
+        assert!(mid > 1e-2 && mid < 1.05e-2);
+        // A bracket narrower than 2% is not worth another compression.
+        b.record(1.04e-2, 39.0, true, HIGH_RATE_PSNR_SLOPE);
+        assert_eq!(b.next_bound(39.5), None);
+    }
+}
