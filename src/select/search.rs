@@ -179,34 +179,33 @@ impl<'a> Search<'a> {
         range: f64,
     ) -> Result<Outcome, SelectError> {
         let surprise = surprised(proposal, self.data, &first.payload);
-        let look = match self.certain_to_meet(&first, range) {
-            true => surprise || may_decode_exactly(first.codec, first.bound, self.data),
-            false => {
-                surprise
-                    || unfamiliar::unfamiliar(self.data, self.shape)
-                    || unfamiliar::one_dimensional(self.shape)
-            }
+        let why = if surprise {
+            Some("predicted ratio off by more than SURPRISE_FACTOR")
+        } else if self.certain_to_meet(&first, range) {
+            may_decode_exactly(first.codec, first.bound, self.data).then_some("may decode exactly")
+        } else if unfamiliar::unfamiliar(self.data, self.shape)
+            || unfamiliar::one_dimensional(self.shape)
+        {
+            Some("a kind of chunk the model misreads (crate::unfamiliar)")
+        } else if self.sz3_erratic(&first) {
+            Some("SZ3 at an erratic low rate (SZ3_ERRATIC_BITS)")
+        } else {
+            None
         };
-        if !look {
+        let Some(why) = why else {
             return Ok(first.into_outcome("proposal", None));
-        }
+        };
         let outcome = self.check_surprise(first, proposal, range, surprise)?;
-        match surprise {
-            true => log::info!(
-                "predicted ratio {:.3} off by more than {SURPRISE_FACTOR}x: measured ({})",
-                proposal.predicted_ratio.unwrap_or(f64::NAN),
-                outcome.reason
-            ),
-            false => log::info!(
-                "a kind of chunk the model misreads (crate::unfamiliar): measured ({}: {:?} at \
-                 {:.2} dB, {:.2} predicted, target {})",
-                outcome.reason,
-                outcome.codec,
-                outcome.measured.unwrap_or(f64::NAN),
-                proposal.predicted.unwrap_or(f64::NAN),
-                self.settings.target.value()
-            ),
-        }
+        log::info!(
+            "{why}: measured ({}: {:?} at {:.2} dB, {:.2} predicted, ratio {:.3} predicted, \
+             target {})",
+            outcome.reason,
+            outcome.codec,
+            outcome.measured.unwrap_or(f64::NAN),
+            proposal.predicted.unwrap_or(f64::NAN),
+            proposal.predicted_ratio.unwrap_or(f64::NAN),
+            self.settings.target.value()
+        );
         Ok(outcome)
     }
 
@@ -236,6 +235,13 @@ impl<'a> Search<'a> {
         self.missing.is_none()
             && matches!(first.codec, CodecId::Sz3 | CodecId::Sperr)
             && first.bound <= safe_bound(range, self.settings.target.value())
+    }
+
+    /// True when `first` is an SZ3 payload below [`SZ3_ERRATIC_BITS`] per value, where
+    /// predict mode measures it: there SZ3's PSNR swings by several dB between
+    /// neighbouring bounds and the model cannot follow it.
+    pub(super) fn sz3_erratic(&self, first: &Attempt) -> bool {
+        first.codec == CodecId::Sz3 && self.bits_per_value(first.stored) < SZ3_ERRATIC_BITS
     }
 
     /// Predict mode's look at a chunk the model misread (`surprise`, [`surprised`]) or is

@@ -620,6 +620,52 @@ fn predict_mode_trusts_the_safe_bound_on_a_chunk_it_would_measure() {
 /// Predict mode measures a chunk whose payload stores far from the predicted ratio,
 /// keeps it when it meets the target and corrects it when not; a payload as large as
 /// predicted is kept unmeasured, even when it misses.
+/// Predict mode measures an SZ3 payload below [`SZ3_ERRATIC_BITS`] per value, whatever
+/// the model predicted, and trusts one above it.
+#[test]
+fn predict_mode_measures_sz3_below_its_erratic_rate() {
+    let (v, shape) = field();
+    let data = Samples::F32(&v);
+    let (mut below, mut above) = (0, 0);
+    for target in [20.0, 30.0, 40.0, 60.0, 80.0] {
+        let mut settings = Settings::psnr(target).unwrap();
+        settings.mode = Mode::Predict;
+        // SZ3 at 3x its formula bound, whose ratio the model predicts right.
+        let fixed = || Fixed {
+            codec: CodecId::Sz3,
+            runner_up: false,
+            scale: 3.0,
+        };
+        let bound = 3.0 * sz3_formula_bound(value_range(data), target);
+        let payload = codec_for(CodecId::Sz3)
+            .encode(data, &shape, chunk::codec_bound(bound))
+            .unwrap();
+        let proposer = Predicting {
+            fixed: fixed(),
+            predicted_ratio: metrics::compression_ratio(data.byte_len(), payload.len()),
+        };
+        let out = compress_to_target(data, &shape, &settings, &proposer).unwrap();
+        let bits = 8.0 * payload.len() as f64 / v.len() as f64;
+        let erratic = bits < SZ3_ERRATIC_BITS;
+        (below, above) = (below + erratic as u32, above + !erratic as u32);
+        assert_eq!(
+            out.measured.is_some(),
+            erratic,
+            "{target} dB, {bits} bits: {out:?}"
+        );
+        if erratic {
+            // Measured, so kept only where it meets the target, else corrected.
+            assert!(out.measured.unwrap() >= target, "{target} dB: {out:?}");
+        } else {
+            assert_eq!((out.reason, out.compressions), ("proposal", 1));
+        }
+    }
+    assert!(
+        below > 0 && above > 0,
+        "{below} targets below the rate, {above} above"
+    );
+}
+
 #[test]
 fn predict_mode_checks_a_chunk_the_model_misread() {
     let (v, shape) = field();
