@@ -97,7 +97,7 @@ impl Budget {
 
 /// The fewest dB a step is taken to need to save the whole payload ([`Budget::close_db`]):
 /// 6.02 dB a bit at half a bit per value.
-pub(super) const LOW_RATE_DB: f64 = 3.0;
+const LOW_RATE_DB: f64 = 3.0;
 
 /// PSNR a uniform quantiser gains per bit per value at high rate: the most a dB of
 /// overshoot can be worth when judging whether a runner-up is hopeless.
@@ -105,10 +105,10 @@ pub(super) const DB_PER_BIT: f64 = 6.02;
 
 /// How much further above the target a step aims per dB it extrapolates, up to 1 dB: a
 /// step from 20 dB over (a far first guess) aims 0.6 dB higher, one from 1 dB over 0.03.
-pub(super) const AIM_PER_DB: f64 = 0.03;
+const AIM_PER_DB: f64 = 0.03;
 
 /// The PSNR a bracket records for an exact decode (+∞).
-pub(super) const EXACT_DB: f64 = 400.0;
+const EXACT_DB: f64 = 400.0;
 
 /// The bounds seen to meet and to miss a PSNR target, and the points measured.
 #[derive(Debug, Default)]
@@ -122,7 +122,7 @@ pub(super) struct Bracket {
 }
 
 /// PSNR (dB) a looser bound must gain over a tighter one for [`Bracket::erratic`].
-pub(super) const ERRATIC_DB: f64 = 0.5;
+const ERRATIC_DB: f64 = 0.5;
 
 impl Bracket {
     /// Records an attempt; `slope` is what the codec's PSNR is expected to do per unit of
@@ -189,8 +189,9 @@ impl Bracket {
     }
 }
 
-/// `bound`, or, for a codec whose bounds come in stairs ([`Codec::alike_bounds`](crate::codec::Codec::alike_bounds)) when
-/// `bound` lies on a stair already tried, the nearest bound on the next stair in the
+/// `bound`, or, for a codec whose bounds come in stairs
+/// ([`Codec::alike_bounds`](crate::codec::Codec::alike_bounds)) when `bound` lies on a
+/// stair already tried, the nearest bound on the next stair in the
 /// step's direction from `from`; None when that stair was tried too or lies outside the
 /// bracket (the search has learned all it can). ZFP's landing after a loosening that
 /// missed used to spend a third compression on a stair it knew.
@@ -221,7 +222,7 @@ pub(super) fn untried_stair(
 /// `guess` when it lies strictly inside the bracket `(lo, hi)` of bounds (0 and ∞ for an
 /// open side), else the bracket's geometric middle, or a step of 1.5× beyond its one known
 /// side. `None` when the bracket is narrower than 2%: not worth another compression.
-pub(super) fn inside_bracket(guess: f64, lo: f64, hi: f64) -> Option<f64> {
+fn inside_bracket(guess: f64, lo: f64, hi: f64) -> Option<f64> {
     if hi.is_finite() && lo > 0.0 && hi / lo < 1.02 {
         return None;
     }

@@ -30,8 +30,9 @@
 //! misread the chunk ([`SURPRISE_FACTOR`]), the chunk is of a kind the model misreads
 //! ([`crate::unfamiliar`], series included) or SZ3 stored it below [`SZ3_ERRATIC_BITS`]
 //! per value: then it measures, and corrects a PSNR miss as fast mode does, unless the
-//! bound is at or below the safe bound with a codec that keeps it. A ratio target's size needs no decode: a first payload short of it or more
-//! than [`SURPRISE_FACTOR`] past it is searched as in guarantee mode.
+//! bound is at or below the safe bound with a codec that keeps it. A ratio target's size
+//! needs no decode: a first payload short of it or more than [`SURPRISE_FACTOR`] past it is
+//! searched as in guarantee mode.
 //!
 //! The search over one chunk is `search`'s; where its next bound lies (the budgets, the
 //! bracket of bounds measured and its secant steps, the ratio search's steps) is
@@ -69,10 +70,10 @@ pub const SURPRISE_FACTOR: f64 = 3.0;
 /// (`Search::sz3_erratic`). Below a bit per value most of a chunk reconstructs from the
 /// interpolation of a few anchor values, and SZ3's PSNR jumps around the bound: on a
 /// low-Mach bubble's internal energy (pyro-hydro, 128², f64) it measured 34.6–41.5 dB at
-/// bounds within a factor 1.4 of the model's choice, not in their order, and 38.4 dB where
+/// bounds within a factor 1.4 of the model's choice, not in their order, and 38.0–38.4 dB where
 /// the model predicted 45.0. On a seventh unseen set every chunk predict mode missed was
 /// such a payload, at 0.02–0.64 bits per value: two of 72 at 40 dB in the bench's chunks,
-/// seven in 64² chunks (shock fronts crossing plateaus, a nearly constant chunk 14.5 dB
+/// seven in 64² chunks (shock fronts crossing plateaus, a nearly constant chunk 8.5 dB
 /// short at 60 dB); above a bit per value the model's SZ3 errors stayed within its margins
 /// there and on ../shared/data, where only 5 of 140 trusted chunks fall below it
 /// (docs/bench.md, "SZ3 at erratic rates").
@@ -102,8 +103,9 @@ pub struct Outcome {
     /// "loosened" (the first met the target, a looser one was kept), "corrected" (the first
     /// missed, a tighter one was kept), "runner-up" (another compressor's search was kept),
     /// "third compressor" (the last one's, [`Proposal::third`]),
-    /// "checked" (predict mode measured a proposal the model misread, [`SURPRISE_FACTOR`], and
-    /// it met the target), "mean meets the target" (SPERR coding next to nothing,
+    /// "checked" (predict mode measured a proposal, one the model misread
+    /// ([`SURPRISE_FACTOR`]), of a kind it misreads ([`crate::unfamiliar`]) or SZ3's below
+    /// [`SZ3_ERRATIC_BITS`], and it met the target), "mean meets the target" (SPERR coding next to nothing,
     /// [`crate::near_mean`]), "safe bound", or a lossless reason.
     pub reason: &'static str,
     /// How far the runner-up compressor's first attempt was from beating the kept payload,

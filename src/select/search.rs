@@ -9,18 +9,14 @@ use std::cell::Cell;
 
 /// The ratio `payload`, the codec's bytes for `data`, stores over the one the proposal
 /// predicted (the model's ratios are the codec payload's, as here), if it predicted one.
-pub(super) fn ratio_vs_predicted(
-    proposal: &Proposal,
-    data: Samples<'_>,
-    payload: &[u8],
-) -> Option<f64> {
+fn ratio_vs_predicted(proposal: &Proposal, data: Samples<'_>, payload: &[u8]) -> Option<f64> {
     let predicted = proposal.predicted_ratio.filter(|r| *r > 0.0)?;
     Some(metrics::compression_ratio(data.byte_len(), payload.len()) / predicted)
 }
 
 /// True when `payload` stores a ratio more than [`SURPRISE_FACTOR`] from the predicted
 /// one, either way: the model misread the chunk.
-pub(super) fn surprised(proposal: &Proposal, data: Samples<'_>, payload: &[u8]) -> bool {
+fn surprised(proposal: &Proposal, data: Samples<'_>, payload: &[u8]) -> bool {
     ratio_vs_predicted(proposal, data, payload).is_some_and(|r| r.ln().abs() > SURPRISE_FACTOR.ln())
 }
 
@@ -166,7 +162,8 @@ impl<'a> Search<'a> {
     /// Predict mode's PSNR target: the first compression, looked at
     /// ([`Search::check_surprise`]) when the model misread the chunk ([`surprised`]) or is
     /// known to misread its kind ([`unfamiliar::unfamiliar`]) or its PSNR
-    /// ([`unfamiliar::one_dimensional`]: a series). A chunk certain to meet the
+    /// ([`unfamiliar::one_dimensional`]: a series), or when SZ3 stored it below
+    /// [`SZ3_ERRATIC_BITS`] per value ([`Search::sz3_erratic`]). A chunk certain to meet the
     /// target ([`Search::certain_to_meet`]) is looked at only where the look may store it
     /// smaller: where the model misread it (a large overshoot is loosened), or where a
     /// decode may come back exact, so that lossless may store less ([`prefer_exact`]): SZ3
@@ -180,7 +177,7 @@ impl<'a> Search<'a> {
     ) -> Result<Outcome, SelectError> {
         let surprise = surprised(proposal, self.data, &first.payload);
         let why = if surprise {
-            Some("predicted ratio off by more than SURPRISE_FACTOR")
+            Some("the payload stored more than SURPRISE_FACTOR (3x) from the predicted ratio")
         } else if self.certain_to_meet(&first, range) {
             may_decode_exactly(first.codec, first.bound, self.data).then_some("may decode exactly")
         } else if unfamiliar::unfamiliar(self.data, self.shape)
@@ -188,7 +185,7 @@ impl<'a> Search<'a> {
         {
             Some("a kind of chunk the model misreads (crate::unfamiliar)")
         } else if self.sz3_erratic(&first) {
-            Some("SZ3 at an erratic low rate (SZ3_ERRATIC_BITS)")
+            Some("SZ3 below SZ3_ERRATIC_BITS (1) bits per value, where its PSNR is erratic")
         } else {
             None
         };
@@ -231,7 +228,7 @@ impl<'a> Search<'a> {
     /// ([`safe_bound`]: MSE ≤ bound², so PSNR ≥ T) with a codec that never exceeds its
     /// bound (SZ3, SPERR; ZFP's tolerance is not a promise). Not with missing values,
     /// whose PSNR is taken over the real values alone.
-    pub(super) fn certain_to_meet(&self, first: &Attempt, range: f64) -> bool {
+    fn certain_to_meet(&self, first: &Attempt, range: f64) -> bool {
         self.missing.is_none()
             && matches!(first.codec, CodecId::Sz3 | CodecId::Sperr)
             && first.bound <= safe_bound(range, self.settings.target.value())
@@ -240,12 +237,13 @@ impl<'a> Search<'a> {
     /// True when `first` is an SZ3 payload below [`SZ3_ERRATIC_BITS`] per value, where
     /// predict mode measures it: there SZ3's PSNR swings by several dB between
     /// neighbouring bounds and the model cannot follow it.
-    pub(super) fn sz3_erratic(&self, first: &Attempt) -> bool {
+    fn sz3_erratic(&self, first: &Attempt) -> bool {
         first.codec == CodecId::Sz3 && self.bits_per_value(first.stored) < SZ3_ERRATIC_BITS
     }
 
-    /// Predict mode's look at a chunk the model misread (`surprise`, [`surprised`]) or is
-    /// known to misread ([`unfamiliar::unfamiliar`]): measures the PSNR of `first` and
+    /// Predict mode's look at a chunk the model misread (`surprise`, [`surprised`]), is
+    /// known to misread ([`unfamiliar::unfamiliar`]) or SZ3 stored at an erratic rate
+    /// ([`Search::sz3_erratic`]): measures the PSNR of `first` and
     /// keeps it when it meets the target ("checked"), else searches as fast mode does,
     /// never the runner-up: one more compression aimed above the target, then the safe
     /// bound, then lossless.
@@ -258,7 +256,7 @@ impl<'a> Search<'a> {
     /// misread but not surprising keep their first payload: the same loosening there cost
     /// 0.25 of one compression's time at 40 dB, and on 4 of 13 chunks its try missed.
     /// When the looser try misses, the first payload is kept, as "checked".
-    pub(super) fn check_surprise(
+    fn check_surprise(
         &mut self,
         first: Attempt,
         proposal: &Proposal,
@@ -406,7 +404,7 @@ impl<'a> Search<'a> {
 
     /// The fewest bytes a payload of `len` bytes, `over_db` above the target, could shrink
     /// to at the target ([`Search::hopeless`]).
-    pub(super) fn least_size(&self, len: usize, over_db: f64) -> f64 {
+    fn least_size(&self, len: usize, over_db: f64) -> f64 {
         let saving = over_db.max(0.0) / DB_PER_BIT * self.data.len() as f64 / 8.0;
         len as f64 - saving
     }
@@ -513,7 +511,7 @@ impl<'a> Search<'a> {
     /// first compressor's landing moved its own) and keeps its landing in `kept` under
     /// `reason` when it stores less; whether it did. A compressor that refuses the chunk is
     /// simply not an alternative.
-    pub(super) fn search_alternative(
+    fn search_alternative(
         &mut self,
         alt: Alternative,
         reason: &'static str,
@@ -624,7 +622,7 @@ impl<'a> Search<'a> {
 
     /// SSIM has no safe bound: when no search met the target, tightens `bound` by 4× at a
     /// time until SSIM meets it, then lossless.
-    pub(super) fn tighten_ssim(
+    fn tighten_ssim(
         &mut self,
         codec: CodecId,
         mut bound: f64,
@@ -646,7 +644,7 @@ impl<'a> Search<'a> {
 
     /// The chunk's ratio with `attempt`'s payload, as a user measures it (raw bytes over
     /// stored bytes, header included).
-    pub(super) fn chunk_ratio(&self, attempt: &Attempt) -> f64 {
+    fn chunk_ratio(&self, attempt: &Attempt) -> f64 {
         let header = chunk::header_len(self.shape);
         metrics::compression_ratio(self.data.byte_len(), header + attempt.stored)
     }

@@ -617,55 +617,71 @@ fn predict_mode_trusts_the_safe_bound_on_a_chunk_it_would_measure() {
     assert!(steps > 1.0 && !looked, "{steps}");
 }
 
-/// Predict mode measures a chunk whose payload stores far from the predicted ratio,
-/// keeps it when it meets the target and corrects it when not; a payload as large as
-/// predicted is kept unmeasured, even when it misses.
 /// Predict mode measures an SZ3 payload below [`SZ3_ERRATIC_BITS`] per value, whatever
-/// the model predicted, and trusts one above it.
+/// the model predicted, and trusts one above it, and SPERR's at any rate.
 #[test]
 fn predict_mode_measures_sz3_below_its_erratic_rate() {
     let (v, shape) = field();
     let data = Samples::F32(&v);
-    let (mut below, mut above) = (0, 0);
-    for target in [20.0, 30.0, 40.0, 60.0, 80.0] {
+    let layout = Layout::of(&data, &shape);
+    // (bits per value, measured) of `codec` at 3x SZ3's formula bound, whose ratio the
+    // model predicts right.
+    let predict = |codec: CodecId, target: f64| {
         let mut settings = Settings::psnr(target).unwrap();
         settings.mode = Mode::Predict;
-        // SZ3 at 3x its formula bound, whose ratio the model predicts right.
-        let fixed = || Fixed {
-            codec: CodecId::Sz3,
-            runner_up: false,
-            scale: 3.0,
-        };
-        let bound = 3.0 * sz3_formula_bound(value_range(data), target);
-        let payload = codec_for(CodecId::Sz3)
-            .encode(data, &shape, chunk::codec_bound(bound))
-            .unwrap();
+        let bound = chunk::codec_bound(3.0 * sz3_formula_bound(value_range(data), target));
+        let payload = codec_for(codec).encode(data, &shape, bound).unwrap();
         let proposer = Predicting {
-            fixed: fixed(),
+            fixed: Fixed {
+                codec,
+                runner_up: false,
+                scale: 3.0,
+            },
             predicted_ratio: metrics::compression_ratio(data.byte_len(), payload.len()),
         };
         let out = compress_to_target(data, &shape, &settings, &proposer).unwrap();
-        let bits = 8.0 * payload.len() as f64 / v.len() as f64;
-        let erratic = bits < SZ3_ERRATIC_BITS;
-        (below, above) = (below + erratic as u32, above + !erratic as u32);
-        assert_eq!(
-            out.measured.is_some(),
-            erratic,
-            "{target} dB, {bits} bits: {out:?}"
-        );
-        if erratic {
-            // Measured, so kept only where it meets the target, else corrected.
+        let stored = chunk::stored_payload_len(codec, &layout, bound, &payload);
+        (8.0 * stored as f64 / v.len() as f64, out)
+    };
+    let mut rates = Vec::new();
+    for target in [20.0, 30.0, 40.0, 45.0, 50.0, 55.0, 60.0, 80.0] {
+        let (bits, out) = predict(CodecId::Sz3, target);
+        rates.push(bits);
+        if bits < SZ3_ERRATIC_BITS {
+            // Measured: kept where it meets the target, else corrected.
             assert!(out.measured.unwrap() >= target, "{target} dB: {out:?}");
+            assert!(
+                matches!(out.reason, "checked" | "corrected" | "safe bound"),
+                "{target} dB, {bits} bits: {out:?}"
+            );
         } else {
-            assert_eq!((out.reason, out.compressions), ("proposal", 1));
+            assert_eq!(
+                (out.reason, out.compressions, out.measured),
+                ("proposal", 1, None),
+                "{target} dB, {bits} bits"
+            );
         }
+        let (sperr_bits, sperr) = predict(CodecId::Sperr, target);
+        assert_eq!(
+            sperr.reason, "proposal",
+            "{target} dB, SPERR at {sperr_bits} bits"
+        );
     }
+    // Rates on both sides, one of them below a bit but above 0.3 (the first threshold).
+    let erratic = |b: &f64| *b < SZ3_ERRATIC_BITS;
     assert!(
-        below > 0 && above > 0,
-        "{below} targets below the rate, {above} above"
+        rates.iter().any(erratic) && !rates.iter().all(erratic),
+        "{rates:?}"
+    );
+    assert!(
+        rates.iter().any(|&b| (0.3..SZ3_ERRATIC_BITS).contains(&b)),
+        "{rates:?}"
     );
 }
 
+/// Predict mode measures a chunk whose payload stores far from the predicted ratio,
+/// keeps it when it meets the target and corrects it when not; a payload as large as
+/// predicted is kept unmeasured, even when it misses.
 #[test]
 fn predict_mode_checks_a_chunk_the_model_misread() {
     let (v, shape) = field();
