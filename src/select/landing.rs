@@ -126,8 +126,8 @@ const ERRATIC_DB: f64 = 0.5;
 
 impl Bracket {
     /// Records an attempt; `slope` is what the codec's PSNR is expected to do per unit of
-    /// ln bound near it ([`crate::codec::Codec::psnr_slope`]), the step's slope while no second bound
-    /// has been measured.
+    /// ln bound near it ([`crate::codec::Codec::psnr_slope`]), the step's slope while no
+    /// second bound has been measured.
     pub(super) fn record(&mut self, bound: f64, psnr: f64, met: bool, slope: f64) {
         // A decode that is not even comparable (NaN) counts as the worst PSNR; an exact
         // one (+∞) as a finite PSNR far above any target, so that secants stay finite.

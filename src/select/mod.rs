@@ -75,7 +75,7 @@ pub const SURPRISE_FACTOR: f64 = 3.0;
 /// such a payload, at 0.02–0.64 bits per value: two of 72 at 40 dB in the bench's chunks,
 /// seven in 64² chunks (shock fronts crossing plateaus, a nearly constant chunk 8.5 dB
 /// short at 60 dB); above a bit per value the model's SZ3 errors stayed within its margins
-/// there and on ../shared/data, where only 5 of 140 trusted chunks fall below it
+/// there and on ../shared/data, where 5 of the 140 proposals it trusted are SZ3 below it
 /// (docs/bench.md, "SZ3 at erratic rates").
 pub const SZ3_ERRATIC_BITS: f64 = 1.0;
 
@@ -104,9 +104,10 @@ pub struct Outcome {
     /// missed, a tighter one was kept), "runner-up" (another compressor's search was kept),
     /// "third compressor" (the last one's, [`Proposal::third`]),
     /// "checked" (predict mode measured a proposal, one the model misread
-    /// ([`SURPRISE_FACTOR`]), of a kind it misreads ([`crate::unfamiliar`]) or SZ3's below
-    /// [`SZ3_ERRATIC_BITS`], and it met the target), "mean meets the target" (SPERR coding next to nothing,
-    /// [`crate::near_mean`]), "safe bound", or a lossless reason.
+    /// ([`SURPRISE_FACTOR`]), of a kind it misreads ([`crate::unfamiliar`]), SZ3's below
+    /// [`SZ3_ERRATIC_BITS`] or one whose decode may come back exact, and it met the target),
+    /// "mean meets the target" (SPERR coding next to nothing, [`crate::near_mean`]), "safe
+    /// bound", or a lossless reason.
     pub reason: &'static str,
     /// How far the runner-up compressor's first attempt was from beating the kept payload,
     /// when one was searched: the least it could store at the target (its size less the

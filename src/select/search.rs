@@ -177,15 +177,20 @@ impl<'a> Search<'a> {
     ) -> Result<Outcome, SelectError> {
         let surprise = surprised(proposal, self.data, &first.payload);
         let why = if surprise {
-            Some("the payload stored more than SURPRISE_FACTOR (3x) from the predicted ratio")
+            Some(format!(
+                "the payload stored more than {SURPRISE_FACTOR}x from the predicted ratio"
+            ))
         } else if self.certain_to_meet(&first, range) {
-            may_decode_exactly(first.codec, first.bound, self.data).then_some("may decode exactly")
+            may_decode_exactly(first.codec, first.bound, self.data)
+                .then(|| "may decode exactly".to_string())
         } else if unfamiliar::unfamiliar(self.data, self.shape)
             || unfamiliar::one_dimensional(self.shape)
         {
-            Some("a kind of chunk the model misreads (crate::unfamiliar)")
+            Some("a kind of chunk the model misreads (crate::unfamiliar)".to_string())
         } else if self.sz3_erratic(&first) {
-            Some("SZ3 below SZ3_ERRATIC_BITS (1) bits per value, where its PSNR is erratic")
+            Some(format!(
+                "SZ3 below {SZ3_ERRATIC_BITS} bits per value, where its PSNR is erratic"
+            ))
         } else {
             None
         };

@@ -617,15 +617,16 @@ fn predict_mode_trusts_the_safe_bound_on_a_chunk_it_would_measure() {
     assert!(steps > 1.0 && !looked, "{steps}");
 }
 
-/// Predict mode measures an SZ3 payload below [`SZ3_ERRATIC_BITS`] per value, whatever
-/// the model predicted, and trusts one above it, and SPERR's at any rate.
+/// Predict mode measures an SZ3 payload below [`SZ3_ERRATIC_BITS`] per value although the
+/// model predicted its ratio right and a PSNR 10 dB over the target, and trusts one above
+/// it, and SPERR's below it too.
 #[test]
 fn predict_mode_measures_sz3_below_its_erratic_rate() {
     let (v, shape) = field();
     let data = Samples::F32(&v);
     let layout = Layout::of(&data, &shape);
-    // (bits per value, measured) of `codec` at 3x SZ3's formula bound, whose ratio the
-    // model predicts right.
+    // (stored bits per value, outcome) of `codec` at 3x SZ3's formula bound, whose ratio
+    // the model predicts right.
     let predict = |codec: CodecId, target: f64| {
         let mut settings = Settings::psnr(target).unwrap();
         settings.mode = Mode::Predict;
@@ -643,7 +644,7 @@ fn predict_mode_measures_sz3_below_its_erratic_rate() {
         let stored = chunk::stored_payload_len(codec, &layout, bound, &payload);
         (8.0 * stored as f64 / v.len() as f64, out)
     };
-    let mut rates = Vec::new();
+    let (mut rates, mut sperr_rates) = (Vec::new(), Vec::new());
     for target in [20.0, 30.0, 40.0, 45.0, 50.0, 55.0, 60.0, 80.0] {
         let (bits, out) = predict(CodecId::Sz3, target);
         rates.push(bits);
@@ -666,6 +667,7 @@ fn predict_mode_measures_sz3_below_its_erratic_rate() {
             sperr.reason, "proposal",
             "{target} dB, SPERR at {sperr_bits} bits"
         );
+        sperr_rates.push(sperr_bits);
     }
     // Rates on both sides, one of them below a bit but above 0.3 (the first threshold).
     let erratic = |b: &f64| *b < SZ3_ERRATIC_BITS;
@@ -677,6 +679,7 @@ fn predict_mode_measures_sz3_below_its_erratic_rate() {
         rates.iter().any(|&b| (0.3..SZ3_ERRATIC_BITS).contains(&b)),
         "{rates:?}"
     );
+    assert!(sperr_rates.iter().any(erratic), "{sperr_rates:?}");
 }
 
 /// Predict mode measures a chunk whose payload stores far from the predicted ratio,
