@@ -120,6 +120,13 @@ pub trait Codec: Send + Sync {
         None
     }
 
+    /// The fewest bytes any payload of this codec stores for a chunk of `shape`, at any
+    /// bound (as stored: [`Codec::compact`]): a search need not try a codec whose floor
+    /// is already no smaller than a payload it has. None known by default.
+    fn least_stored(&self, _shape: &[usize]) -> usize {
+        0
+    }
+
     /// How PSNR moves with ln bound (dB per unit, negative) near a stream of
     /// `bits_per_value`: the step a search takes from a single measured point. By default
     /// MSE ∝ bound², the high-rate behaviour of a uniform quantiser.

@@ -399,19 +399,27 @@ impl<'a> Search<'a> {
         8.0 * stored as f64 / self.data.len().max(1) as f64
     }
 
-    /// True when a payload of `len` bytes, `over_db` above the target (below when
+    /// True when a `codec` payload of `len` bytes, `over_db` above the target (below when
     /// negative), cannot be brought to the target in fewer than `ceiling` bytes: a tighter
-    /// bound never stores less, and a looser one saves at most 1/6.02 bits per value per
-    /// dB (the slope of a uniform quantiser; real codecs at low rates save less).
-    pub(super) fn hopeless(&self, len: usize, over_db: f64, ceiling: usize) -> bool {
-        self.least_size(len, over_db) >= ceiling as f64
+    /// bound never stores less, a looser one saves at most 1/6.02 bits per value per dB
+    /// (the slope of a uniform quantiser; real codecs at low rates save less), and none
+    /// goes below the codec's floor ([`Codec::least_stored`]).
+    pub(super) fn hopeless(
+        &self,
+        codec: CodecId,
+        len: usize,
+        over_db: f64,
+        ceiling: usize,
+    ) -> bool {
+        self.least_size(codec, len, over_db) >= ceiling as f64
     }
 
-    /// The fewest bytes a payload of `len` bytes, `over_db` above the target, could shrink
-    /// to at the target ([`Search::hopeless`]).
-    fn least_size(&self, len: usize, over_db: f64) -> f64 {
+    /// The fewest bytes a `codec` payload of `len` bytes, `over_db` above the target,
+    /// could shrink to at the target ([`Search::hopeless`]).
+    fn least_size(&self, codec: CodecId, len: usize, over_db: f64) -> f64 {
         let saving = over_db.max(0.0) / DB_PER_BIT * self.data.len() as f64 / 8.0;
-        len as f64 - saving
+        let floor = codec_for(codec).least_stored(self.shape) as f64;
+        (len as f64 - saving).max(floor)
     }
 
     pub(super) fn lossless(&self, reason: &'static str) -> Result<Outcome, SelectError> {
@@ -524,11 +532,22 @@ impl<'a> Search<'a> {
         target: f64,
         kept: &mut Option<Landed>,
     ) -> Result<bool, SelectError> {
+        let ceiling = kept.as_ref().map(|k| k.attempt.stored);
+        let floor = codec_for(alt.codec).least_stored(self.shape);
+        if let Some(c) = ceiling.filter(|&c| floor >= c) {
+            // No bound brings it under the kept payload (zfp's bit per block at 40 dB on
+            // smooth chunks): memory hears it as a runner-up that stored at least that.
+            log::debug!(
+                "{reason} {} skipped: it stores at least {floor} bytes here, {c} kept",
+                alt.codec.name()
+            );
+            self.runner_up_gap = Some(floor as f64 / c as f64);
+            return Ok(false);
+        }
         log::debug!("{reason} {} searched", alt.codec.name());
         let Ok(start) = self.try_bound(alt.codec, alt.bound * shift) else {
             return Ok(false);
         };
-        let ceiling = kept.as_ref().map(|k| k.attempt.stored);
         match self.land(start, target, ceiling)? {
             Some(other) if other.attempt.smaller_than(kept) => {
                 *kept = Some(Landed { reason, ..other });
@@ -576,9 +595,10 @@ impl<'a> Search<'a> {
             let plateau = db.is_finite() && previous == Some((attempt.payload.len(), db.to_bits()));
             previous = Some((attempt.payload.len(), db.to_bits()));
             if let (0, Some(c)) = (tried, ceiling) {
-                self.runner_up_gap = Some(self.least_size(attempt.stored, db - target) / c as f64);
+                self.runner_up_gap =
+                    Some(self.least_size(codec, attempt.stored, db - target) / c as f64);
             }
-            if ceiling.is_some_and(|c| self.hopeless(attempt.stored, db - target, c)) {
+            if ceiling.is_some_and(|c| self.hopeless(codec, attempt.stored, db - target, c)) {
                 break;
             }
             first_met |= tried == 0 && met;

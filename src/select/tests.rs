@@ -367,11 +367,54 @@ fn hopeless_counts_at_most_one_bit_per_value_per_six_db() {
     // 24·32·32 values: one bit each is 3072 bytes.
     assert_eq!(v.len() / 8, 3072);
     // A miss needs a tighter bound, which never stores less.
-    assert!(s.hopeless(5000, -3.0, 5000));
-    assert!(!s.hopeless(4999, -3.0, 5000));
+    assert!(s.hopeless(CodecId::Sz3, 5000, -3.0, 5000));
+    assert!(!s.hopeless(CodecId::Sz3, 4999, -3.0, 5000));
     // 6.02 dB over the target is worth at most 3072 bytes.
-    assert!(s.hopeless(8072, 6.02, 5000));
-    assert!(!s.hopeless(8071, 6.02, 5000));
+    assert!(s.hopeless(CodecId::Sz3, 8072, 6.02, 5000));
+    assert!(!s.hopeless(CodecId::Sz3, 8071, 6.02, 5000));
+    // zfp flags each of its 6·8·8 blocks with at least a bit: 48 bytes, however loose.
+    assert_eq!(codec_for(CodecId::Zfp).least_stored(&shape), 48);
+    assert!(s.hopeless(CodecId::Zfp, 3000, 60.0, 48));
+    assert!(!s.hopeless(CodecId::Zfp, 3000, 60.0, 49));
+}
+
+#[test]
+fn zfp_is_not_tried_where_it_cannot_store_less_than_its_block_flags() {
+    // A ramp: SZ3 predicts it exactly and stores it in less than the 512 bytes zfp
+    // needs to flag its 64·64 blocks, so guarantee mode never compresses with zfp.
+    let shape = [256, 256];
+    let v: Vec<f32> = (0..256 * 256)
+        .map(|i| ((i / 256) as f32 + 0.5 * (i % 256) as f32) / 384.0)
+        .collect();
+    let data = Samples::F32(&v);
+    let settings = Settings::psnr(60.0).unwrap();
+    let alone = compress_to_target(
+        data,
+        &shape,
+        &settings,
+        &Fixed {
+            codec: CodecId::Sz3,
+            runner_up: false,
+            scale: 1.0,
+        },
+    )
+    .unwrap();
+    let floor = codec_for(CodecId::Zfp).least_stored(&shape);
+    assert_eq!(floor, 512);
+    assert!(alone.payload.len() < floor, "{}", alone.payload.len());
+    // SZ3 first and zfp the runner-up, searched whatever the budget (an overrated first).
+    let sz3_then_zfp = fixed::ThreeWay {
+        overrated: true,
+        ..fixed::ThreeWay::default()
+    };
+    let out = compress_to_target(data, &shape, &settings, &sz3_then_zfp).unwrap();
+    assert_eq!(out.codec, CodecId::Sz3);
+    assert_eq!(out.payload, alone.payload);
+    assert_eq!(out.compressions, alone.compressions);
+    // The floor holds: zfp at the loosest bound stores more than it.
+    let zfp = codec_for(CodecId::Zfp).encode(data, &shape, 1.0).unwrap();
+    let layout = Layout::of(&data, &shape);
+    assert!(crate::chunk::stored_payload_len(CodecId::Zfp, &layout, 1.0, &zfp) >= floor);
 }
 
 #[test]
