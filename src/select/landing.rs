@@ -170,21 +170,30 @@ impl Bracket {
         });
         let (x0, y0, own) = *near.first()?;
         let aim = aim + (AIM_PER_DB * (y0 - aim).abs()).min(1.0);
-        // A measured secant counts while it lies between a quarter and three times the
-        // high-rate slope; flatter or steeper ones are noise or a cliff.
-        let slope = near
-            .iter()
-            .skip(1)
-            .find(|(x, _, _)| (x - x0).abs() > 1e-9)
-            .map(|&(x1, y1, _)| (y1 - y0) / (x1 - x0))
-            .filter(|s| s.is_finite() && *s < HIGH_RATE_PSNR_SLOPE * 0.25)
-            .unwrap_or(own)
-            .max(HIGH_RATE_PSNR_SLOPE * 3.0);
-        let guess = (x0 + (aim - y0) / slope).min(x0 + 60.0f64.ln()).exp();
         let (lo, hi) = (
             self.met.unwrap_or(0.0),
             self.missed.unwrap_or(f64::INFINITY),
         );
+        // A measured secant counts while it lies between a quarter and three times the
+        // high-rate slope; flatter or steeper ones are noise or a cliff.
+        let secant = near
+            .iter()
+            .skip(1)
+            .find(|(x, _, _)| (x - x0).abs() > 1e-9)
+            .map(|&(x1, y1, _)| (y1 - y0) / (x1 - x0));
+        let flat = secant.is_some_and(|s| s.is_finite() && s >= HIGH_RATE_PSNR_SLOPE * 0.25);
+        if flat && lo > 0.0 && hi.is_finite() {
+            // The two points nearest the aim lie on a plateau (SPERR's PSNR held 39.83–
+            // 39.87 dB over 7% of bound on a vortex street, then rose 4.5 dB): a step by
+            // the codec's slope from there moves a few percent and lands on the plateau
+            // again, so the bracket is halved instead.
+            return inside_bracket(f64::NAN, lo, hi);
+        }
+        let slope = secant
+            .filter(|s| s.is_finite() && *s < HIGH_RATE_PSNR_SLOPE * 0.25)
+            .unwrap_or(own)
+            .max(HIGH_RATE_PSNR_SLOPE * 3.0);
+        let guess = (x0 + (aim - y0) / slope).min(x0 + 60.0f64.ln()).exp();
         inside_bracket(guess, lo, hi)
     }
 }
@@ -323,6 +332,30 @@ mod tests {
         assert!(!b.erratic());
         b.record(8e-3, 45.6, true, HIGH_RATE_PSNR_SLOPE);
         assert!(b.erratic());
+    }
+
+    #[test]
+    fn a_bracket_is_halved_from_a_plateau() {
+        // The vortex street's SPERR search: met at 7.34e-3, then three misses at 39.83–
+        // 39.87 dB. From the two misses nearest the aim the codec's slope asks for a step
+        // of a few percent; the bracket's geometric middle is taken instead.
+        let sperr = codec_for(CodecId::Sperr).psnr_slope(0.05);
+        let mut b = Bracket::default();
+        b.record(7.34e-3, 44.32, true, sperr);
+        b.record(1.71e-2, 38.74, false, sperr);
+        b.record(1.387e-2, 39.85, false, sperr);
+        b.record(1.327e-2, 39.87, false, sperr);
+        let next = b.next_bound(40.08).unwrap();
+        assert!(
+            (next / (7.34e-3f64 * 1.327e-2).sqrt() - 1.0).abs() < 1e-9,
+            "{next}"
+        );
+        // Without a bound that met, the plateau keeps the codec's slope.
+        let mut open = Bracket::default();
+        open.record(1.387e-2, 39.85, false, sperr);
+        open.record(1.327e-2, 39.87, false, sperr);
+        let step = open.next_bound(40.08).unwrap();
+        assert!(step < 1.327e-2 && step > 1.2e-2, "{step}");
     }
 
     #[test]
