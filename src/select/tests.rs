@@ -46,13 +46,19 @@ fn guarantee_meets_psnr_targets() {
     }
 }
 
+/// A 32³ chunk of zeros but for one value of 1: SPERR's smallest stream, 12 bytes, decodes
+/// it at 45 dB.
+fn one_spike() -> (Vec<f32>, [usize; 3]) {
+    let mut v = vec![0f32; 32768];
+    v[12345] = 1.0;
+    (v, [32, 32, 32])
+}
+
 #[test]
 fn a_search_on_a_plateau_stops_when_a_step_repeats_the_result() {
     // One spike in zeros, at a bound as large as the range: SPERR is already at its
     // smallest stream (45 dB here), so one looser step repeats it and the search ends.
-    let mut v = vec![0f32; 32768];
-    v[12345] = 1.0;
-    let shape = [32, 32, 32];
+    let (v, shape) = one_spike();
     let settings = Settings::psnr(40.0).unwrap();
     let mut s = Search::new(Samples::F32(&v), &shape, &settings);
     let first = s.try_bound(CodecId::Sperr, 1.0).unwrap();
@@ -1096,4 +1102,19 @@ fn ssim_and_ratio_targets_are_reached() {
             "{compressor:?}: {out:?}"
         );
     }
+}
+
+#[test]
+fn a_plateau_of_misses_below_a_bound_that_met_is_halved() {
+    // One spike in zeros at 47 dB, SPERR from a tenth of the range: 0.92 of the range met
+    // (82 dB in 18 bytes), then 1.38 and 1.13 both gave SPERR's smallest stream at 45.15
+    // dB. A plateau of misses, but the bracket between 0.92 and 1.13 is left to halve
+    // (a plateau ended the search there before: 4 compressions).
+    let (v, shape) = one_spike();
+    let settings = Settings::psnr(47.0).unwrap();
+    let mut s = Search::new(Samples::F32(&v), &shape, &settings);
+    let first = s.try_bound(CodecId::Sperr, 0.1).unwrap();
+    let landed = s.land(first, 47.0, None).unwrap().unwrap();
+    assert!(landed.db >= 47.0, "{}", landed.db);
+    assert_eq!(s.compressions as usize, Budget::THOROUGH.far);
 }
