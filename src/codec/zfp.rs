@@ -53,9 +53,9 @@ impl Codec for Zfp {
     }
 
     /// zfp codes a chunk in blocks of 4 values per axis (partial blocks padded), and
-    /// even a block that rounds to zero costs one bit (fixed-accuracy mode keeps
-    /// `minbits` at 1): at 40 dB SZ3 and SPERR often store a smooth chunk in fewer bytes
-    /// than zfp has blocks to flag.
+    /// even a block that rounds to zero costs its one flag bit: at 40 dB SZ3 and SPERR
+    /// often store a smooth chunk in fewer bytes than zfp has blocks to flag. (The
+    /// payload's zfp header and word padding come on top; the floor leaves them out.)
     fn least_stored(&self, shape: &[usize]) -> usize {
         let blocks: usize = fit_rank(shape, MAX_RANK)
             .iter()

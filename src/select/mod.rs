@@ -112,7 +112,8 @@ pub struct Outcome {
     /// How far the runner-up compressor's first attempt was from beating the kept payload,
     /// when one was searched: the least it could store at the target (its size less the
     /// most a looser bound can save, a bit per value per 6 dB of overshoot) over the kept
-    /// payload's size. Above 1 it could not win; a dataset's [`crate::memory::Memory`]
+    /// payload's size; for a runner-up skipped without an attempt, its floor
+    /// ([`crate::codec::Codec::least_stored`]) over that size. Above 1 it could not win; a dataset's [`crate::memory::Memory`]
     /// learns from it when the runner-up is worth searching.
     pub runner_up_gap: Option<f64>,
 }

@@ -77,7 +77,8 @@ pub(super) struct Search<'a> {
     pub(super) compressions: u32,
     /// The original's share of every SSIM check, made at the first one.
     pub(super) ssim_reference: OnceCell<Option<metrics::SsimReference>>,
-    /// [`Outcome::runner_up_gap`], set by the first attempt of a search with a ceiling.
+    /// [`Outcome::runner_up_gap`], set by the first attempt of a search with a ceiling, or
+    /// by a compressor skipped for its floor ([`Codec::least_stored`](crate::codec::Codec::least_stored)).
     pub(super) runner_up_gap: Option<f64>,
     /// Values the decoder restores exactly, left out of the PSNR.
     pub(super) missing: Option<&'a chunk::Missing>,
@@ -399,27 +400,19 @@ impl<'a> Search<'a> {
         8.0 * stored as f64 / self.data.len().max(1) as f64
     }
 
-    /// True when a `codec` payload of `len` bytes, `over_db` above the target (below when
+    /// True when a payload of `len` bytes, `over_db` above the target (below when
     /// negative), cannot be brought to the target in fewer than `ceiling` bytes: a tighter
-    /// bound never stores less, a looser one saves at most 1/6.02 bits per value per dB
-    /// (the slope of a uniform quantiser; real codecs at low rates save less), and none
-    /// goes below the codec's floor ([`Codec::least_stored`]).
-    pub(super) fn hopeless(
-        &self,
-        codec: CodecId,
-        len: usize,
-        over_db: f64,
-        ceiling: usize,
-    ) -> bool {
-        self.least_size(codec, len, over_db) >= ceiling as f64
+    /// bound never stores less, and a looser one saves at most 1/6.02 bits per value per
+    /// dB (the slope of a uniform quantiser; real codecs at low rates save less).
+    pub(super) fn hopeless(&self, len: usize, over_db: f64, ceiling: usize) -> bool {
+        self.least_size(len, over_db) >= ceiling as f64
     }
 
-    /// The fewest bytes a `codec` payload of `len` bytes, `over_db` above the target,
-    /// could shrink to at the target ([`Search::hopeless`]).
-    fn least_size(&self, codec: CodecId, len: usize, over_db: f64) -> f64 {
+    /// The fewest bytes a payload of `len` bytes, `over_db` above the target, could shrink
+    /// to at the target ([`Search::hopeless`]).
+    fn least_size(&self, len: usize, over_db: f64) -> f64 {
         let saving = over_db.max(0.0) / DB_PER_BIT * self.data.len() as f64 / 8.0;
-        let floor = codec_for(codec).least_stored(self.shape) as f64;
-        (len as f64 - saving).max(floor)
+        len as f64 - saving
     }
 
     pub(super) fn lossless(&self, reason: &'static str) -> Result<Outcome, SelectError> {
@@ -434,7 +427,9 @@ impl<'a> Search<'a> {
     /// moved the first one (the model's error on one compressor is the best guess of its
     /// error on the other), and is abandoned as soon as it cannot beat the kept payload
     /// ([`Search::hopeless`]), which usually costs one compression, or skipped when the
-    /// first compressor met the target within [`Proposal::skip_runner_up_within`]. On a
+    /// first compressor met the target within [`Proposal::skip_runner_up_within`] or when
+    /// it cannot store less than the kept payload at any bound
+    /// ([`Codec::least_stored`](crate::codec::Codec::least_stored)). On a
     /// chunk the model misread (one of a kind it misreads, [`unfamiliar::unfamiliar`], one
     /// whose size it overrated, one where the runner-up won, which it does by default
     /// when the first compressor landed nothing, or one where a compressor proved not
@@ -559,8 +554,9 @@ impl<'a> Search<'a> {
 
     /// Secant steps in (log bound, quality dB) from `first`, inside the bracket of bounds
     /// seen to meet and to miss `target` dB ([`Search::quality`]), within the mode's
-    /// [`Budget`] (and no more once a step repeats the last result); the smallest payload
-    /// that met the target, if any did.
+    /// [`Budget`] (and no more once a step repeats the last result, unless it missed and
+    /// another bound met: then the bracket between is halved); the smallest payload that
+    /// met the target, if any did.
     ///
     /// With a `ceiling` (the payload size to beat), the search gives up as soon as an
     /// attempt shows it cannot beat it ([`Search::hopeless`]).
@@ -590,15 +586,14 @@ impl<'a> Search<'a> {
             );
             // The same size and lossy PSNR from another bound: the codec is on a floor or
             // plateau (SPERR's smallest stream, a chunk collapsed to one bin) where steps
-            // only repeat the result. Exact decodes repeat too, but only until a looser
-            // bound leaves the precision floor.
+            // in that direction only repeat the result. Exact decodes repeat too, but only
+            // until a looser bound leaves the precision floor.
             let plateau = db.is_finite() && previous == Some((attempt.payload.len(), db.to_bits()));
             previous = Some((attempt.payload.len(), db.to_bits()));
             if let (0, Some(c)) = (tried, ceiling) {
-                self.runner_up_gap =
-                    Some(self.least_size(codec, attempt.stored, db - target) / c as f64);
+                self.runner_up_gap = Some(self.least_size(attempt.stored, db - target) / c as f64);
             }
-            if ceiling.is_some_and(|c| self.hopeless(codec, attempt.stored, db - target, c)) {
+            if ceiling.is_some_and(|c| self.hopeless(attempt.stored, db - target, c)) {
                 break;
             }
             first_met |= tried == 0 && met;
@@ -626,7 +621,7 @@ impl<'a> Search<'a> {
             let close_enough = kept.as_ref().is_some_and(|k| {
                 overshoot <= budget.close_db(self.bits_per_value(k.attempt.stored))
             });
-            // A plateau of misses below a bound that met still has the bracket between
+            // A plateau of misses above a bound that met still has the bracket between
             // them to halve ([`Bracket::next_bound`]): SPERR's smallest stream at 39.87 dB
             // twice, after 49.78 dB at a bound 12× tighter (a telescope's PSF at 40 dB).
             let plateau = plateau && (met || bracket.met.is_none());
