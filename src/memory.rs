@@ -16,7 +16,8 @@
 //! there is one, else by the surrogate's ratio corrected by what the dataset stored of each.
 //!
 //! The runner-up is skipped only when the surrogate, corrected by what the last searches
-//! of the runner-up measured ([`Outcome::runner_up_gap`]), predicts that it loses by far,
+//! of the runner-up measured or their skips for its floor ([`Outcome::runner_up_gap`]),
+//! predicts that it loses by far,
 //! and the first compressor then stores about what it was expected to: skipping it after
 //! it merely lost two chunks in a row saved a third of the compressions at 60 and 80 dB,
 //! but on a dataset whose better compressor changes from region to region it stored 5–15%

@@ -158,7 +158,8 @@ impl Bracket {
     /// The bound expected to give `aim` dB, plus [`AIM_PER_DB`] of the distance from the
     /// nearest point (a long extrapolation errs by more): a secant through the two points
     /// nearest the aim (one point: the codec's slope at its rate), kept inside the bracket
-    /// by [`inside_bracket`].
+    /// by [`inside_bracket`]; the bracket's geometric middle when that secant is flat or
+    /// rising and the bracket is closed.
     pub(super) fn next_bound(&self, aim: f64) -> Option<f64> {
         let mut near = self.points.clone();
         // Nearest the aim first; among equally near (exact) points, the loosest bound.
@@ -175,7 +176,8 @@ impl Bracket {
             self.missed.unwrap_or(f64::INFINITY),
         );
         // A measured secant counts while it lies between a quarter and three times the
-        // high-rate slope; flatter or steeper ones are noise or a cliff.
+        // high-rate slope; a steeper one is a cliff, and a flatter one a plateau (below)
+        // or noise.
         let secant = near
             .iter()
             .skip(1)

@@ -113,8 +113,9 @@ pub struct Outcome {
     /// when one was searched: the least it could store at the target (its size less the
     /// most a looser bound can save, a bit per value per 6 dB of overshoot) over the kept
     /// payload's size; for a runner-up skipped without an attempt, its floor
-    /// ([`crate::codec::Codec::least_stored`]) over that size. Above 1 it could not win; a dataset's [`crate::memory::Memory`]
-    /// learns from it when the runner-up is worth searching.
+    /// ([`crate::codec::Codec::least_stored`]) over that size. Above 1 it could not win; a
+    /// dataset's [`crate::memory::Memory`] learns from it when the runner-up is worth
+    /// searching.
     pub runner_up_gap: Option<f64>,
 }
 

@@ -78,7 +78,8 @@ pub(super) struct Search<'a> {
     /// The original's share of every SSIM check, made at the first one.
     pub(super) ssim_reference: OnceCell<Option<metrics::SsimReference>>,
     /// [`Outcome::runner_up_gap`], set by the first attempt of a search with a ceiling, or
-    /// by a compressor skipped for its floor ([`Codec::least_stored`](crate::codec::Codec::least_stored)).
+    /// by a compressor skipped for its floor
+    /// ([`Codec::least_stored`](crate::codec::Codec::least_stored)).
     pub(super) runner_up_gap: Option<f64>,
     /// Values the decoder restores exactly, left out of the PSNR.
     pub(super) missing: Option<&'a chunk::Missing>,

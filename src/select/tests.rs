@@ -410,7 +410,7 @@ fn zfp_is_not_tried_where_it_cannot_store_less_than_its_block_flags() {
     assert_eq!(out.codec, CodecId::Sz3);
     assert_eq!(out.payload, alone.payload);
     assert_eq!(out.compressions, alone.compressions);
-    // The floor holds: zfp at the loosest bound stores more than it.
+    // The floor holds: zfp at the loosest bound stores no less than it.
     let zfp = codec_for(CodecId::Zfp).encode(data, &shape, 1.0).unwrap();
     let layout = Layout::of(&data, &shape);
     assert!(crate::chunk::stored_payload_len(CodecId::Zfp, &layout, 1.0, &zfp) >= floor);
@@ -1098,7 +1098,7 @@ fn ssim_and_ratio_targets_are_reached() {
 }
 
 #[test]
-fn a_plateau_of_misses_below_a_bound_that_met_is_halved() {
+fn a_search_goes_on_past_a_plateau_of_misses_looser_than_a_bound_that_met() {
     // One spike in zeros at 47 dB, SPERR from a tenth of the range: 0.92 of the range met
     // (82 dB in 18 bytes), then 1.38 and 1.13 both gave SPERR's smallest stream at 45.15
     // dB. A plateau of misses, but the bracket between 0.92 and 1.13 is left to halve
