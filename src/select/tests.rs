@@ -46,25 +46,27 @@ fn guarantee_meets_psnr_targets() {
     }
 }
 
-/// A 32³ chunk of zeros but for one value of 1: SPERR's smallest stream, 12 bytes, decodes
-/// it at 45 dB.
-fn one_spike() -> (Vec<f32>, [usize; 3]) {
+/// Lands SPERR on a 32³ chunk of zeros but for one value of 1 (SPERR's smallest stream,
+/// 12 bytes, decodes it at 45 dB) from `bound` at `target` dB: the PSNR kept and the
+/// compressions spent.
+fn land_sperr_on_one_spike(target: f64, bound: f64) -> (f64, u32) {
     let mut v = vec![0f32; 32768];
     v[12345] = 1.0;
-    (v, [32, 32, 32])
+    let shape = [32, 32, 32];
+    let settings = Settings::psnr(target).unwrap();
+    let mut s = Search::new(Samples::F32(&v), &shape, &settings);
+    let first = s.try_bound(CodecId::Sperr, bound).unwrap();
+    let landed = s.land(first, target, None).unwrap().unwrap();
+    (landed.db, s.compressions)
 }
 
 #[test]
 fn a_search_on_a_plateau_stops_when_a_step_repeats_the_result() {
     // One spike in zeros, at a bound as large as the range: SPERR is already at its
     // smallest stream (45 dB here), so one looser step repeats it and the search ends.
-    let (v, shape) = one_spike();
-    let settings = Settings::psnr(40.0).unwrap();
-    let mut s = Search::new(Samples::F32(&v), &shape, &settings);
-    let first = s.try_bound(CodecId::Sperr, 1.0).unwrap();
-    let landed = s.land(first, 40.0, None).unwrap().unwrap();
-    assert!(landed.db >= 40.0 + Budget::THOROUGH.far_db, "{}", landed.db);
-    assert_eq!(s.compressions, 2);
+    let (db, compressions) = land_sperr_on_one_spike(40.0, 1.0);
+    assert!(db >= 40.0 + Budget::THOROUGH.far_db, "{db}");
+    assert_eq!(compressions, 2);
 }
 
 #[test]
@@ -1103,10 +1105,6 @@ fn a_search_goes_on_past_a_plateau_of_misses_looser_than_a_bound_that_met() {
     // (82 dB in 18 bytes), then 1.38 and 1.13 both gave SPERR's smallest stream at 45.15
     // dB. A plateau of misses, but the bracket between 0.92 and 1.13 is left to halve
     // (a plateau ended the search there before: 4 compressions).
-    let (v, shape) = one_spike();
-    let settings = Settings::psnr(47.0).unwrap();
-    let mut s = Search::new(Samples::F32(&v), &shape, &settings);
-    let first = s.try_bound(CodecId::Sperr, 0.1).unwrap();
-    s.land(first, 47.0, None).unwrap().unwrap();
-    assert_eq!(s.compressions as usize, Budget::THOROUGH.far);
+    let (_, compressions) = land_sperr_on_one_spike(47.0, 0.1);
+    assert_eq!(compressions as usize, Budget::THOROUGH.far);
 }
