@@ -169,25 +169,36 @@ pub fn decode_chunk(bytes: &[u8]) -> Result<Vec<u8>, FilterError> {
 }
 
 /// [`decode_chunk`] for the dataset whose stored cd_values are `stored`: a chunk of float
-/// values that does not decode to exactly the dataset's chunk dims × element size is an
-/// error. HDF5 copies a whole chunk out of what the filter returns, so a chunk made for
-/// another shape or type (written with `H5Dwrite_chunk` from an in-situ buffer of the
-/// wrong size) would be read past its end and return garbage. Chunks kept byte for byte
-/// (non-float data, or another filter's bytes in a pipeline of an older file) are not
-/// checked: their size is whatever the bytes were.
+/// values that does not decode to exactly the dataset's chunk dims × element size, or
+/// whose dataset does not hold values of its float type, is an error. HDF5 copies a whole
+/// chunk out of what the filter returns, so a chunk made for another shape or type
+/// (written with `H5Dwrite_chunk` from an in-situ buffer of the wrong size, or into an
+/// integer dataset of the same element size) would be read past its end or as other
+/// values, and return garbage. A chunk whose values are in the other byte order than the
+/// dataset's (an in-situ buffer compressed with user cd_values, which are native, written
+/// into a big-endian dataset) is handed back in the dataset's order: the chunk says which
+/// order its values were in. Chunks kept byte for byte (non-float data, or another
+/// filter's bytes in a pipeline of an older file) are not checked: their size is whatever
+/// the bytes were.
 pub fn decode_chunk_for(
     stored: Option<&StoredSettings>,
     bytes: &[u8],
 ) -> Result<Vec<u8>, FilterError> {
-    let (header, out) = decode_quietly(bytes)?;
+    let (header, mut out) = decode_quietly(bytes)?;
     let floats = |t: DType| matches!(t, DType::F32 | DType::F64);
     if let Some(s) = stored.filter(|_| floats(header.layout.dtype)) {
-        if floats(s.dtype) && s.dtype != header.layout.dtype {
+        if s.dtype != header.layout.dtype {
+            let dataset = match floats(s.dtype) {
+                true => format!("{} values", s.dtype.name()),
+                false => format!("values of another type ({} bytes each)", s.elem_size),
+            };
             return Err(FilterError::Chunk(chunk::ChunkError::BadHeader(format!(
-                "a chunk of {} values in a dataset of {} values",
+                "a chunk of {} values in a dataset of {dataset}",
                 header.layout.dtype.name(),
-                s.dtype.name()
             ))));
+        }
+        if s.big_endian != header.big_endian {
+            out = swap_bytes(out, header.layout.elem_size);
         }
         let expected = s
             .chunk
@@ -304,6 +315,13 @@ mod tests {
         let wide = stored(DType::F64, 8, &[8, 16], 60.0);
         let err = decode_chunk_for(Some(&wide), &out).unwrap_err().to_string();
         assert!(err.contains("f32 values in a dataset of f64"), "{err}");
+        // An integer dataset of the same element size: float bits read as integers.
+        let ints = stored(DType::Opaque, 4, &[16, 16], 60.0);
+        let err = decode_chunk_for(Some(&ints), &out).unwrap_err().to_string();
+        assert!(
+            err.contains("f32 values in a dataset of values of another type"),
+            "{err}"
+        );
         // Bytes kept as they came (non-float data) decode to what they were.
         let ints = vec![3u8; 1000];
         let (out, _) = encode_chunk(&stored(DType::Opaque, 4, &[250], 60.0), &ints).unwrap();
@@ -381,6 +399,17 @@ mod tests {
         let odd = big[..1001].to_vec();
         let (exact, _) = encode_chunk(&big_settings, &odd).unwrap();
         assert_eq!(decode_chunk(&exact).unwrap(), odd);
+        // A chunk in the other byte order than its dataset's (an in-situ buffer compressed
+        // with native settings, written into a big-endian dataset, and the reverse) comes
+        // back in the dataset's order, the same bytes as the dataset's own chunk gives.
+        assert_eq!(
+            decode_chunk_for(Some(&big_settings), &from_little).unwrap(),
+            decode_chunk(&from_big).unwrap()
+        );
+        assert_eq!(
+            decode_chunk_for(Some(&settings), &from_big).unwrap(),
+            decode_chunk(&from_little).unwrap()
+        );
     }
 
     /// Writes `field` (planes along axis 0) into one chunk a plane at a time, as HDF5 does
