@@ -234,6 +234,16 @@ fn c_program_writes_reads_and_gets_errors_on_the_stack() {
     }
 }
 
+/// A registration tried before the host loaded HDF5 fails with the reason, and a later one
+/// succeeds (tests/hosts/register_late.py).
+#[test]
+fn registering_before_hdf5_is_loaded_fails_and_can_be_retried() {
+    host_script(
+        "register_late.py",
+        &[&plugin_dir().join("libh5z_deepcq.so")],
+    );
+}
+
 #[test]
 fn h5py_with_bundled_hdf5_writes_and_reads() {
     let dir = tempfile::tempdir().unwrap();

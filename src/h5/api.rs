@@ -95,10 +95,12 @@ pub struct Hdf5Api {
 unsafe impl Send for Hdf5Api {}
 unsafe impl Sync for Hdf5Api {}
 
-/// The process's HDF5 API, resolved once.
+/// The process's HDF5 API, resolved once it resolves: a failure is not kept, so a call
+/// made before the host loaded libhdf5 (`h5z_deepcq_register` from ctypes before `import
+/// h5py`) does not fail every later one.
 pub fn api() -> Result<&'static Hdf5Api, String> {
-    static API: OnceCell<Result<Hdf5Api, String>> = OnceCell::new();
-    API.get_or_init(resolve).as_ref().map_err(Clone::clone)
+    static API: OnceCell<Hdf5Api> = OnceCell::new();
+    API.get_or_try_init(resolve)
 }
 
 fn resolve() -> Result<Hdf5Api, String> {
