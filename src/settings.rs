@@ -489,9 +489,13 @@ impl StoredSettings {
         let elem_size = cd[stored_cd::ELEM_SIZE] as usize;
         let rank = cd[stored_cd::RANK] as usize;
         let fill_words = if has_fill { elem_size.div_ceil(4) } else { 0 };
-        if has_fill && dtype.natural_size() != Some(elem_size) {
+        // A float type has its own size (set_local writes it so); a file whose words say
+        // otherwise would have the filter read its chunks as values of the wrong width.
+        let sized = dtype.natural_size().map_or(true, |n| n == elem_size);
+        if !sized || (has_fill && dtype.natural_size().is_none()) {
             return Err(SettingsError::BadStored(format!(
-                "a fill value for {} values of {elem_size} bytes",
+                "{}{} values of {elem_size} bytes",
+                if has_fill { "a fill value for " } else { "" },
                 dtype.name()
             )));
         }
@@ -515,6 +519,13 @@ impl StoredSettings {
         });
         if chunk.contains(&0) {
             return Err(SettingsError::BadStored("a chunk dim is 0".into()));
+        }
+        // HDF5 chunks hold at most 4 GiB; the filter multiplies these without checks.
+        let bytes = chunk.iter().try_fold(elem_size, |n, &d| n.checked_mul(d));
+        if bytes.map_or(true, |n| n as u64 > u64::from(u32::MAX)) {
+            return Err(SettingsError::BadStored(format!(
+                "chunk dims {chunk:?} of {elem_size}-byte values exceed HDF5's 4 GiB chunk"
+            )));
         }
         Ok(StoredSettings {
             settings,
@@ -818,5 +829,42 @@ mod tests {
         let wide_cd = wide.to_cd();
         assert_eq!(wide_cd.len(), cd.len() + 2);
         assert_eq!(StoredSettings::parse(&wide_cd).unwrap(), wide);
+    }
+
+    #[test]
+    fn stored_words_a_file_could_not_have_been_given_are_refused() {
+        let stored = StoredSettings {
+            settings: Settings::psnr(60.0).unwrap(),
+            dtype: DType::F32,
+            big_endian: false,
+            elem_size: 4,
+            chunk: vec![16, 16],
+            fill: None,
+            fill_named: false,
+        };
+        assert!(StoredSettings::parse(&stored.to_cd()).is_ok());
+        // f32 values of 2 bytes: the filter would read 128 values for 256.
+        let narrow = StoredSettings {
+            elem_size: 2,
+            ..stored.clone()
+        };
+        let err = StoredSettings::parse(&narrow.to_cd()).unwrap_err();
+        assert!(err.to_string().contains("f32 values of 2 bytes"), "{err}");
+        // Dims whose product overflows, or passes HDF5's 4 GiB chunk limit.
+        for chunk in [vec![1 << 31, 1 << 31, 1 << 31], vec![1 << 16, 1 << 15]] {
+            let huge = StoredSettings {
+                chunk,
+                ..stored.clone()
+            };
+            let err = StoredSettings::parse(&huge.to_cd()).unwrap_err();
+            assert!(err.to_string().contains("4 GiB"), "{err}");
+        }
+        // Opaque data takes any element size.
+        let bytes = StoredSettings {
+            dtype: DType::Opaque,
+            elem_size: 3,
+            ..stored
+        };
+        assert!(StoredSettings::parse(&bytes.to_cd()).is_ok());
     }
 }
