@@ -32,6 +32,7 @@ module h5z_deepcq
   integer(c_int), parameter :: H5Z_DEEPCQ_CD_MAX = 8
   integer(c_int), parameter :: H5Z_DEEPCQ_FLOAT32 = 1
   integer(c_int), parameter :: H5Z_DEEPCQ_FLOAT64 = 2
+  integer(c_int), parameter :: H5Z_DEEPCQ_OPAQUE = 3
   integer(c_int), parameter :: H5Z_DEEPCQ_PSNR = 0
   integer(c_int), parameter :: H5Z_DEEPCQ_SSIM = 1
   integer(c_int), parameter :: H5Z_DEEPCQ_RATIO = 2

@@ -90,6 +90,12 @@
 #define H5Z_DEEPCQ_FLOAT64 2
 
 /**
+ * Element type of a chunk of any other type's bytes, which the filter kept exactly
+ * (`h5z_deepcq_chunk_info` only: the compress calls take floats).
+ */
+#define H5Z_DEEPCQ_OPAQUE 3
+
+/**
  * Target kind: PSNR in dB (20·log10(value range) − 10·log10(MSE), the SZ convention).
  */
 #define H5Z_DEEPCQ_PSNR 0
@@ -417,9 +423,11 @@ int h5z_deepcq_compress_into(const void *data,
                              struct h5z_deepcq_report *report);
 
 /**
- * Reads a chunk's header (checksum verified, nothing decoded): its `*dtype`, its rank in
- * `*rank` (capacity of `dims` on entry), its C-order `dims`, and the decoded size in
- * `*nbytes`.
+ * Reads a chunk's header (checksum verified, nothing decoded): its `*dtype`
+ * (`H5Z_DEEPCQ_FLOAT32`, `H5Z_DEEPCQ_FLOAT64`, or `H5Z_DEEPCQ_OPAQUE` for bytes of another
+ * type the filter kept exactly), its rank in `*rank` (capacity of `dims` on entry), its
+ * C-order `dims`, and the decoded size in `*nbytes`. `dims` NULL or shorter than the rank
+ * gives `H5Z_DEEPCQ_ERR_BUFFER_TOO_SMALL`, with `*rank`, `*dtype` and `*nbytes` set.
  *
  * # Safety
  * `chunk` holds `len` readable bytes; `rank` points to the capacity of `dims`; `dtype`, `nbytes` are writable.

@@ -63,6 +63,9 @@ pub const H5Z_DEEPCQ_CD_MAX: usize = 8;
 pub const H5Z_DEEPCQ_FLOAT32: c_uint = 1;
 /// Element type: IEEE binary64.
 pub const H5Z_DEEPCQ_FLOAT64: c_uint = 2;
+/// Element type of a chunk of any other type's bytes, which the filter kept exactly
+/// (`h5z_deepcq_chunk_info` only: the compress calls take floats).
+pub const H5Z_DEEPCQ_OPAQUE: c_uint = 3;
 /// Target kind: PSNR in dB (20·log10(value range) − 10·log10(MSE), the SZ convention).
 pub const H5Z_DEEPCQ_PSNR: c_uint = 0;
 /// Target kind: SSIM.
@@ -111,6 +114,7 @@ const _: () = {
     assert!(H5Z_DEEPCQ_CD_MAX == user_cd::MAX_LEN);
     assert!(H5Z_DEEPCQ_FLOAT32 == DType::F32 as c_uint);
     assert!(H5Z_DEEPCQ_FLOAT64 == DType::F64 as c_uint);
+    assert!(H5Z_DEEPCQ_OPAQUE == DType::Opaque as c_uint);
     assert!(H5Z_DEEPCQ_PSNR == TargetKind::Psnr as c_uint);
     assert!(H5Z_DEEPCQ_SSIM == TargetKind::Ssim as c_uint);
     assert!(H5Z_DEEPCQ_RATIO == TargetKind::Ratio as c_uint);
@@ -731,9 +735,11 @@ pub unsafe extern "C" fn h5z_deepcq_compress_into(
     })
 }
 
-/// Reads a chunk's header (checksum verified, nothing decoded): its `*dtype`, its rank in
-/// `*rank` (capacity of `dims` on entry), its C-order `dims`, and the decoded size in
-/// `*nbytes`.
+/// Reads a chunk's header (checksum verified, nothing decoded): its `*dtype`
+/// (`H5Z_DEEPCQ_FLOAT32`, `H5Z_DEEPCQ_FLOAT64`, or `H5Z_DEEPCQ_OPAQUE` for bytes of another
+/// type the filter kept exactly), its rank in `*rank` (capacity of `dims` on entry), its
+/// C-order `dims`, and the decoded size in `*nbytes`. `dims` NULL or shorter than the rank
+/// gives `H5Z_DEEPCQ_ERR_BUFFER_TOO_SMALL`, with `*rank`, `*dtype` and `*nbytes` set.
 ///
 /// # Safety
 /// `chunk` holds `len` readable bytes; `rank` points to the capacity of `dims`; `dtype`, `nbytes` are writable.
@@ -756,10 +762,11 @@ pub unsafe extern "C" fn h5z_deepcq_chunk_info(
         *out_ref(dtype, "dtype")? = header.layout.dtype as c_uint;
         *out_ref(nbytes, "nbytes")? = header.original_len as usize;
         if dims.is_null() || capacity < shape.len() {
-            return Err(invalid(format!(
-                "dims holds {capacity} entries, the chunk has rank {}",
-                shape.len()
-            )));
+            return Err(InsituError::BufferTooSmall {
+                needed: shape.len(),
+                capacity: if dims.is_null() { 0 } else { capacity },
+                unit: "dims entries",
+            });
         }
         // SAFETY: the caller's dims array holds `capacity` ≥ rank entries.
         unsafe { std::ptr::copy_nonoverlapping(shape.as_ptr(), dims, shape.len()) };
@@ -1016,6 +1023,14 @@ mod tests {
             (dtype, &shape[..rank], nbytes),
             (H5Z_DEEPCQ_FLOAT64, &dims[..], 4800)
         );
+        // No dims array, or one too short: too small, with the rank it needs.
+        for (dims_ptr, mut rank) in [(std::ptr::null_mut(), 0usize), (shape.as_mut_ptr(), 1)] {
+            // SAFETY: as above; `dims_ptr` is NULL or holds 4 ≥ `rank` entries.
+            let status = unsafe {
+                h5z_deepcq_chunk_info(out, len, &mut dtype, dims_ptr, &mut rank, &mut nbytes)
+            };
+            assert_eq!((status, rank), (H5Z_DEEPCQ_ERR_BUFFER_TOO_SMALL, 2));
+        }
         // SAFETY: `out` came from the library and is freed once.
         unsafe { h5z_deepcq_free(out) };
     }

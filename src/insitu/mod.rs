@@ -37,7 +37,7 @@ pub enum InsituError {
         needed: usize,
         /// Units the caller offered (0 for a NULL buffer).
         capacity: usize,
-        /// What is counted: "bytes", or "words" for cd_values.
+        /// What is counted: "bytes", "words" for cd_values, "dims entries" for a shape.
         unit: &'static str,
     },
     /// Chunk bytes could not be decoded.
