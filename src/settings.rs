@@ -439,10 +439,15 @@ pub fn parse_for_buffers(cd: &[u32]) -> Result<BufferSettings, SettingsError> {
     })
 }
 
-/// True when slot 0 carries the stored-form marker.
+/// True when slot 0 carries the stored-form marker and there are more words than a user
+/// may pass: a stored form has at least [`stored_cd::DIMS`] + 1, a user form at most
+/// [`user_cd::MAX_LEN`], so a target whose mantissa happens to be the marker
+/// (1145262337 with 12 decimals, an absolute bound of 0.001145262337) is a user's.
 pub fn is_stored(cd: &[u32]) -> bool {
-    cd.first()
-        .is_some_and(|w| w & 0xFFFF_FF00 == wire::STORED_MARKER)
+    cd.len() > user_cd::MAX_LEN
+        && cd
+            .first()
+            .is_some_and(|w| w & 0xFFFF_FF00 == wire::STORED_MARKER)
 }
 
 impl StoredSettings {
@@ -829,6 +834,10 @@ mod tests {
         let wide_cd = wide.to_cd();
         assert_eq!(wide_cd.len(), cd.len() + 2);
         assert_eq!(StoredSettings::parse(&wide_cd).unwrap(), wide);
+        // A user's mantissa that equals the marker is a user's target.
+        let mantissa = wire::STORED_MARKER | 1;
+        let user = Settings::parse(&[mantissa, TargetKind::AbsBound as u32, 12]).unwrap();
+        assert!((user.target.value() - 0.001145262337).abs() < 1e-15);
     }
 
     #[test]
