@@ -46,6 +46,12 @@ impl Codec for Sz3 {
         layout: &Layout,
         _bound: f64,
     ) -> Result<SampleBuf, CodecError> {
+        if !well_framed(layout, payload) {
+            return Err(library_error(
+                NAME,
+                "the payload's frame, length or configuration does not fit the chunk",
+            ));
+        }
         let dims = fit_rank(&layout.shape, MAX_RANK);
         match layout.dtype {
             DType::F32 => decode_typed::<f32>(payload, &dims).map(SampleBuf::F32),
@@ -121,6 +127,28 @@ impl Codec for Sz3 {
         body.extend_from_slice(&config);
         with_frame(self, layout, &body)
     }
+}
+
+/// Whether `payload` has the structure SZ3 3.3.2's decoder trusts without checking: its
+/// frame, a compressed-data length within the payload, and after that data exactly one
+/// configuration for the chunk's value count. SZ3 reads its configuration at the offset
+/// the length gives, past the payload's end if the length is large, and throws an
+/// exception Rust cannot catch (an abort) on a wrong magic number or version. The checksum
+/// already keeps damaged chunks out; this keeps crafted ones with a bad frame out too.
+/// (The coded data itself is not checked: a chunk crafted there can still crash SZ3.)
+fn well_framed(layout: &Layout, payload: &[u8]) -> bool {
+    let Some(rest) = strip_frame(&Sz3, layout, payload) else {
+        return false;
+    };
+    let Some((size, rest)) = rest.split_at_checked(8) else {
+        return false;
+    };
+    let size = u64::from_le_bytes(size.try_into().unwrap());
+    let config = usize::try_from(size)
+        .ok()
+        .and_then(|size| rest.get(size..))
+        .and_then(Config::parse);
+    config.is_some_and(|c| c.count() == Some(element_count(layout)))
 }
 
 /// Compact SZ3 payloads: the configuration's value count was left out.
@@ -256,6 +284,32 @@ mod tests {
     use super::*;
     use crate::codec::for_each_case;
     use crate::synth::Kind;
+
+    #[test]
+    fn payloads_with_a_bad_frame_are_refused_before_sz3_reads_them() {
+        let cases = [(vec![12, 20, 24], Kind::Spectral { slope: 3.0 })];
+        for_each_case(&cases, |shape, data, layout, bound| {
+            let payload = Sz3.encode(data, shape, bound).unwrap();
+            assert!(Sz3.decode(&payload, layout, bound).is_ok());
+            let refused = |bytes: &[u8]| Sz3.decode(bytes, layout, bound).is_err();
+            // A wrong magic number or version: SZ3 throws, which would abort.
+            let mut magic = payload.clone();
+            magic[0] ^= 0xff;
+            assert!(refused(&magic));
+            // A compressed-data length past the payload: SZ3 reads its configuration there.
+            for size in [u64::MAX, payload.len() as u64, 0] {
+                let mut long = payload.clone();
+                long[8..16].copy_from_slice(&size.to_le_bytes());
+                assert!(refused(&long), "{size}");
+            }
+            // Too short to hold a frame, or cut inside the configuration.
+            assert!(refused(&payload[..10]));
+            assert!(refused(&payload[..payload.len() - 1]));
+            // A configuration for another number of values than the chunk holds.
+            let smaller = Layout::of(&data, &[6, 20, 24]);
+            assert!(Sz3.decode(&payload, &smaller, bound).is_err());
+        });
+    }
 
     #[test]
     fn compact_payloads_expand_to_the_payload() {
