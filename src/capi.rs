@@ -38,7 +38,8 @@ pub const H5Z_DEEPCQ_OK: c_int = 0;
 pub const H5Z_DEEPCQ_ERR_INVALID_ARGUMENT: c_int = -1;
 /// The cd_values (or the arguments of `h5z_deepcq_cd_values`) were rejected.
 pub const H5Z_DEEPCQ_ERR_SETTINGS: c_int = -2;
-/// The caller's output buffer is too small; `*out_len` holds the size needed.
+/// The caller's output buffer is too small; `*out_len` holds the size needed (`*rank`
+/// for `h5z_deepcq_chunk_info`'s dims).
 pub const H5Z_DEEPCQ_ERR_BUFFER_TOO_SMALL: c_int = -3;
 /// The bytes are not a readable deepcq chunk (truncated, corrupt, newer format).
 pub const H5Z_DEEPCQ_ERR_CORRUPT: c_int = -4;

@@ -6,6 +6,7 @@
 //! stored form passed back in (h5repack of a file written with this filter) is accepted
 //! wherever a user form is.
 
+use crate::samples::element_count;
 use crate::wire::{
     self, flags, stored_cd, user_cd, CompressorChoice, DType, Mode, TargetKind, MAX_DECIMALS,
 };
@@ -424,11 +425,7 @@ pub fn parse_for_buffers(cd: &[u32]) -> Result<BufferSettings, SettingsError> {
     let dataset = Some(DatasetType {
         dtype: stored.dtype,
         big_endian: stored.big_endian,
-        chunk_len: stored
-            .chunk
-            .iter()
-            .try_fold(1usize, |n, &d| n.checked_mul(d))
-            .unwrap_or(usize::MAX),
+        chunk_len: element_count(&stored.chunk).unwrap_or(usize::MAX),
     });
     Ok(BufferSettings {
         settings: match fill {
@@ -439,23 +436,32 @@ pub fn parse_for_buffers(cd: &[u32]) -> Result<BufferSettings, SettingsError> {
     })
 }
 
-/// True when slot 0 carries the stored-form marker and there are more words than a user
-/// may pass: a stored form has at least [`stored_cd::DIMS`] + 1, a user form at most
-/// [`user_cd::MAX_LEN`], so a target whose mantissa happens to be the marker
-/// (1145262337 with 12 decimals, an absolute bound of 0.001145262337) is a user's.
+/// True when slot 0 carries the stored-form marker. A user's mantissa in the marker's
+/// range (1145262336–1145262591: an absolute bound of 0.001145262337) is taken for a
+/// stored form too, and refused as one that is cut short ([`StoredSettings::parse`]):
+/// reading it as a user form instead would read a stored form cut to the 8 words of a
+/// user-sized buffer (`H5Pget_filter_by_id2` into `H5Z_DEEPCQ_CD_MAX` words) with every
+/// slot shifted, as another target.
 pub fn is_stored(cd: &[u32]) -> bool {
-    cd.len() > user_cd::MAX_LEN
-        && cd
-            .first()
-            .is_some_and(|w| w & 0xFFFF_FF00 == wire::STORED_MARKER)
+    cd.first()
+        .is_some_and(|w| w & 0xFFFF_FF00 == wire::STORED_MARKER)
 }
 
 impl StoredSettings {
     /// Reads the stored form.
     pub fn parse(cd: &[u32]) -> Result<Self, SettingsError> {
-        if !is_stored(cd) || cd.len() < stored_cd::DIMS {
+        if !is_stored(cd) {
             return Err(SettingsError::BadStored(format!(
                 "{} words, no marker",
+                cd.len()
+            )));
+        }
+        if cd.len() <= stored_cd::DIMS {
+            return Err(SettingsError::BadStored(format!(
+                "slot 0 holds the stored form's marker but there are only {} words: stored \
+                 cd_values have 10 + rank + up to 2 (read them into a buffer that large); a \
+                 target mantissa of 1145262336–1145262591 reads as that marker, so give it \
+                 with one decimal fewer",
                 cd.len()
             )));
         }
@@ -526,7 +532,7 @@ impl StoredSettings {
             return Err(SettingsError::BadStored("a chunk dim is 0".into()));
         }
         // HDF5 chunks hold at most 4 GiB; the filter multiplies these without checks.
-        let bytes = chunk.iter().try_fold(elem_size, |n, &d| n.checked_mul(d));
+        let bytes = element_count(&chunk).and_then(|n| n.checked_mul(elem_size));
         if bytes.map_or(true, |n| n as u64 > u64::from(u32::MAX)) {
             return Err(SettingsError::BadStored(format!(
                 "chunk dims {chunk:?} of {elem_size}-byte values exceed HDF5's 4 GiB chunk"
@@ -834,10 +840,21 @@ mod tests {
         let wide_cd = wide.to_cd();
         assert_eq!(wide_cd.len(), cd.len() + 2);
         assert_eq!(StoredSettings::parse(&wide_cd).unwrap(), wide);
-        // A user's mantissa that equals the marker is a user's target.
-        let mantissa = wire::STORED_MARKER | 1;
-        let user = Settings::parse(&[mantissa, TargetKind::AbsBound as u32, 12]).unwrap();
-        assert!((user.target.value() - 0.001145262337).abs() < 1e-15);
+        // A stored form cut to a user-sized buffer is refused, not read as a user form
+        // with its slots shifted (an absolute bound of 1e-3, slot 3 = 1, would read as a
+        // target of 114526233.7), and the message names both readings.
+        let bound = Settings::parse(&[1, TargetKind::AbsBound as u32, 3]).unwrap();
+        let cut = StoredSettings {
+            settings: bound,
+            ..stored
+        }
+        .to_cd()[..user_cd::MAX_LEN]
+            .to_vec();
+        let err = Settings::parse(&cut).unwrap_err().to_string();
+        assert!(
+            err.contains("only 8 words") && err.contains("one decimal fewer"),
+            "{err}"
+        );
     }
 
     #[test]

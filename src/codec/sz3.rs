@@ -46,7 +46,7 @@ impl Codec for Sz3 {
         layout: &Layout,
         _bound: f64,
     ) -> Result<SampleBuf, CodecError> {
-        if !well_framed(layout, payload) {
+        if layout.dtype != DType::Opaque && !well_framed(layout, payload) {
             return Err(library_error(
                 NAME,
                 "the payload's frame, length or configuration does not fit the chunk",

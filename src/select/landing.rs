@@ -220,7 +220,11 @@ impl Bracket {
             } else {
                 f64::INFINITY
             };
-            let reach = along.abs().min(PLATEAU_REACH * (x1 - x0).abs());
+            // At most 60× in bound, as a loosening step is at most.
+            let reach = along
+                .abs()
+                .min(PLATEAU_REACH * (x1 - x0).abs())
+                .min(60.0f64.ln());
             step = step.signum() * step.abs().max(reach);
         }
         let guess = (x0 + step).min(x0 + 60.0f64.ln()).exp();
