@@ -38,7 +38,8 @@
 #define H5Z_DEEPCQ_ERR_SETTINGS -2
 
 /**
- * The caller's output buffer is too small; `*out_len` holds the size needed.
+ * The caller's output buffer is too small; `*out_len` holds the size needed (`*rank`
+ * for `h5z_deepcq_chunk_info`'s dims).
  */
 #define H5Z_DEEPCQ_ERR_BUFFER_TOO_SMALL -3
 
