@@ -502,11 +502,10 @@ impl StoredSettings {
         let fill_words = if has_fill { elem_size.div_ceil(4) } else { 0 };
         // A float type has its own size (set_local writes it so); a file whose words say
         // otherwise would have the filter read its chunks as values of the wrong width.
-        let sized = dtype.natural_size().map_or(true, |n| n == elem_size);
-        if !sized || (has_fill && dtype.natural_size().is_none()) {
+        // (A fill value comes only with a float type: the dtype test above.)
+        if dtype.natural_size().is_some_and(|n| n != elem_size) {
             return Err(SettingsError::BadStored(format!(
-                "{}{} values of {elem_size} bytes",
-                if has_fill { "a fill value for " } else { "" },
+                "{} values of {elem_size} bytes",
                 dtype.name()
             )));
         }

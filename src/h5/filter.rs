@@ -4,7 +4,7 @@
 use crate::chunk::{self, ChunkError, Quality};
 use crate::encode;
 use crate::learned;
-use crate::samples::{SampleBuf, Samples};
+use crate::samples::{element_count, SampleBuf, Samples};
 use crate::select::{self, Analytic, Outcome, SelectError};
 use crate::settings::{SettingsError, StoredSettings};
 use crate::wire::DType;
@@ -184,8 +184,10 @@ pub fn decode_chunk_for(
     stored: Option<&StoredSettings>,
     bytes: &[u8],
 ) -> Result<Vec<u8>, FilterError> {
-    let (header, mut out) = decode_quietly(bytes)?;
+    let (header, mut out) = decode_native(bytes)?;
     let floats = |t: DType| matches!(t, DType::F32 | DType::F64);
+    // The dataset's byte order where it is known, else the one the chunk says.
+    let mut big_endian = header.big_endian;
     if let Some(s) = stored.filter(|_| floats(header.layout.dtype)) {
         if s.dtype != header.layout.dtype {
             let dataset = match floats(s.dtype) {
@@ -197,13 +199,8 @@ pub fn decode_chunk_for(
                 header.layout.dtype.name(),
             ))));
         }
-        if s.big_endian != header.big_endian {
-            out = swap_bytes(out, header.layout.elem_size);
-        }
-        let expected = s
-            .chunk
-            .iter()
-            .try_fold(s.elem_size, |n, &d| n.checked_mul(d));
+        big_endian = s.big_endian;
+        let expected = element_count(&s.chunk).and_then(|n| n.checked_mul(s.elem_size));
         if let Some(expected) = expected.filter(|&n| n != out.len()) {
             return Err(FilterError::SizeMismatch {
                 got: out.len(),
@@ -211,12 +208,25 @@ pub fn decode_chunk_for(
             });
         }
     }
+    if big_endian {
+        out = swap_bytes(out, header.layout.elem_size);
+    }
     super::rewrites::REWRITES.decoded(bytes, &header, &out);
     Ok(out)
 }
 
 /// [`decode_chunk`] without telling [`super::rewrites`], with the chunk's header.
 fn decode_quietly(bytes: &[u8]) -> Result<(chunk::Header, Vec<u8>), FilterError> {
+    let (header, out) = decode_native(bytes)?;
+    let out = match header.big_endian {
+        true => swap_bytes(out, header.layout.elem_size),
+        false => out,
+    };
+    Ok((header, out))
+}
+
+/// The chunk's header and its bytes in little-endian order, whatever order it says.
+fn decode_native(bytes: &[u8]) -> Result<(chunk::Header, Vec<u8>), FilterError> {
     let (header, values) = chunk::decode(bytes)?;
     let out = values.into_bytes();
     if out.len() as u64 != header.original_len {
@@ -225,10 +235,6 @@ fn decode_quietly(bytes: &[u8]) -> Result<(chunk::Header, Vec<u8>), FilterError>
             expected: header.original_len as usize,
         });
     }
-    let out = match header.big_endian {
-        true => swap_bytes(out, header.layout.elem_size),
-        false => out,
-    };
     Ok((header, out))
 }
 
