@@ -14,7 +14,7 @@ mod zfp;
 pub use lossless::Lossless;
 pub use sperr::Sperr;
 pub use sz3::Sz3;
-pub use zfp::Zfp;
+pub use zfp::{BlockEstimate, Zfp};
 
 use crate::samples::{Layout, SampleBuf, Samples};
 use crate::wire::{CodecId, DType};

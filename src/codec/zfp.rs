@@ -70,43 +70,7 @@ impl Codec for Zfp {
         shape: &[usize],
         bound: f64,
     ) -> Result<Vec<u8>, CodecError> {
-        let max_abs = check_lossy_input(NAME, &data, shape, bound)?;
-        let finest = match data {
-            Samples::F32(_) => FINEST_RELATIVE_BOUND.0,
-            _ => FINEST_RELATIVE_BOUND.1,
-        };
-        check_resolvable(NAME, bound, max_abs, finest)?;
-        let dims = fit_rank(shape, MAX_RANK);
-        // zfp only reads through the pointer when compressing.
-        let (ptr, kind) = match data {
-            Samples::F32(v) => (v.as_ptr() as *mut c_void, ffi::zfp_type_zfp_type_float),
-            Samples::F64(v) => (v.as_ptr() as *mut c_void, ffi::zfp_type_zfp_type_double),
-            Samples::Opaque { .. } => unreachable!("rejected by check_lossy_input"),
-        };
-        let field = Field::new(ptr, kind, &dims)?;
-        let mut stream = Stream::open()?;
-        // SAFETY: stream and field are live handles.
-        let capacity = unsafe {
-            ffi::zfp_stream_set_accuracy(stream.0.as_ptr(), bound);
-            ffi::zfp_stream_maximum_size(stream.0.as_ptr(), field.0.as_ptr())
-        };
-        // zfp writes whole 64-bit words, so the buffer is allocated as u64s.
-        let mut buffer = vec![0u64; capacity.div_ceil(8) + 1];
-        let _bits = stream.attach(&mut buffer)?;
-        // SAFETY: the stream writes into `buffer`, which outlives `_bits`.
-        let written = unsafe {
-            let header =
-                ffi::zfp_write_header(stream.0.as_ptr(), field.0.as_ptr(), ffi::ZFP_HEADER_FULL);
-            if header == 0 {
-                return Err(library_error(NAME, "zfp_write_header failed"));
-            }
-            ffi::zfp_compress(stream.0.as_ptr(), field.0.as_ptr())
-        };
-        if written == 0 {
-            return Err(library_error(NAME, "zfp_compress failed"));
-        }
-        let bytes: &[u8] = bytemuck::cast_slice(&buffer);
-        Ok(bytes[..written].to_vec())
+        compress(data, &fit_rank(shape, MAX_RANK), bound).map(|(payload, _)| payload)
     }
 
     fn decode(
@@ -115,57 +79,298 @@ impl Codec for Zfp {
         layout: &Layout,
         _bound: f64,
     ) -> Result<SampleBuf, CodecError> {
-        let dims = fit_rank(&layout.shape, MAX_RANK);
-        let count = element_count(&dims).ok_or_else(|| library_error(NAME, "shape overflows"))?;
-        let mut out = match layout.dtype {
-            DType::F32 => SampleBuf::F32(vec![0.0; count]),
-            DType::F64 => SampleBuf::F64(vec![0.0; count]),
-            DType::Opaque => {
-                return Err(CodecError::UnsupportedType {
-                    codec: NAME,
-                    dtype: DType::Opaque,
-                })
-            }
-        };
-        let (ptr, kind) = match &mut out {
-            SampleBuf::F32(v) => (v.as_mut_ptr() as *mut c_void, ffi::zfp_type_zfp_type_float),
-            SampleBuf::F64(v) => (v.as_mut_ptr() as *mut c_void, ffi::zfp_type_zfp_type_double),
-            SampleBuf::Opaque(_) => unreachable!(),
-        };
-        let field = Field::new(ptr, kind, &dims)?;
-        // Copy into words: zfp reads whole aligned 64-bit words, and may read one past
-        // the last byte of the stream.
-        let mut words = vec![0u64; payload.len().div_ceil(8) + 1];
-        bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..payload.len()].copy_from_slice(payload);
-        let mut stream = Stream::open()?;
-        let _bits = stream.attach(&mut words)?;
-        // SAFETY: handles are live; the header is checked against the expected field
-        // before zfp writes through the pointer.
-        unsafe {
-            let expected = (
-                ffi::zfp_field_size(field.0.as_ptr(), std::ptr::null_mut()),
-                kind,
-            );
-            let header_bits =
-                ffi::zfp_read_header(stream.0.as_ptr(), field.0.as_ptr(), ffi::ZFP_HEADER_FULL);
-            if header_bits == 0 {
-                return Err(library_error(NAME, "payload has no valid zfp header"));
-            }
-            let found = (
-                ffi::zfp_field_size(field.0.as_ptr(), std::ptr::null_mut()),
-                (*field.0.as_ptr()).type_,
-            );
-            if found != expected {
-                return Err(library_error(
-                    NAME,
-                    "zfp header does not match chunk header",
-                ));
-            }
-            if ffi::zfp_decompress(stream.0.as_ptr(), field.0.as_ptr()) == 0 {
-                return Err(library_error(NAME, "zfp_decompress failed"));
+        decompress(payload, layout.dtype, &fit_rank(&layout.shape, MAX_RANK))
+    }
+}
+
+/// Decodes a payload of zfp's field `dims` (C order, at most 4, taken as they are).
+fn decompress(payload: &[u8], dtype: DType, dims: &[usize]) -> Result<SampleBuf, CodecError> {
+    let count = element_count(dims).ok_or_else(|| library_error(NAME, "shape overflows"))?;
+    let mut out = match dtype {
+        DType::F32 => SampleBuf::F32(vec![0.0; count]),
+        DType::F64 => SampleBuf::F64(vec![0.0; count]),
+        DType::Opaque => {
+            return Err(CodecError::UnsupportedType {
+                codec: NAME,
+                dtype: DType::Opaque,
+            })
+        }
+    };
+    let (ptr, kind) = match &mut out {
+        SampleBuf::F32(v) => (v.as_mut_ptr() as *mut c_void, ffi::zfp_type_zfp_type_float),
+        SampleBuf::F64(v) => (v.as_mut_ptr() as *mut c_void, ffi::zfp_type_zfp_type_double),
+        SampleBuf::Opaque(_) => unreachable!(),
+    };
+    let field = Field::new(ptr, kind, dims)?;
+    // Copy into words: zfp reads whole aligned 64-bit words, and may read one past
+    // the last byte of the stream.
+    let mut words = vec![0u64; payload.len().div_ceil(8) + 1];
+    bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..payload.len()].copy_from_slice(payload);
+    let mut stream = Stream::open()?;
+    let _bits = stream.attach(&mut words)?;
+    // SAFETY: handles are live; the header is checked against the expected field
+    // before zfp writes through the pointer.
+    unsafe {
+        let expected = (
+            ffi::zfp_field_size(field.0.as_ptr(), std::ptr::null_mut()),
+            kind,
+        );
+        let header_bits =
+            ffi::zfp_read_header(stream.0.as_ptr(), field.0.as_ptr(), ffi::ZFP_HEADER_FULL);
+        if header_bits == 0 {
+            return Err(library_error(NAME, "payload has no valid zfp header"));
+        }
+        let found = (
+            ffi::zfp_field_size(field.0.as_ptr(), std::ptr::null_mut()),
+            (*field.0.as_ptr()).type_,
+        );
+        if found != expected {
+            return Err(library_error(
+                NAME,
+                "zfp header does not match chunk header",
+            ));
+        }
+        if ffi::zfp_decompress(stream.0.as_ptr(), field.0.as_ptr()) == 0 {
+            return Err(library_error(NAME, "zfp_decompress failed"));
+        }
+    }
+    Ok(out)
+}
+
+/// Compresses checked input to `bound`: the payload and the bits of its zfp header.
+///
+/// `dims` are zfp's field (C order, at most 4), taken as they are: a sample of blocks
+/// keeps an axis of one value that folding would drop ([`Zfp::estimate`]).
+fn compress(data: Samples<'_>, dims: &[usize], bound: f64) -> Result<(Vec<u8>, u64), CodecError> {
+    let max_abs = check_lossy_input(NAME, &data, dims, bound)?;
+    let finest = match data {
+        Samples::F32(_) => FINEST_RELATIVE_BOUND.0,
+        _ => FINEST_RELATIVE_BOUND.1,
+    };
+    check_resolvable(NAME, bound, max_abs, finest)?;
+    // zfp only reads through the pointer when compressing.
+    let (ptr, kind) = match data {
+        Samples::F32(v) => (v.as_ptr() as *mut c_void, ffi::zfp_type_zfp_type_float),
+        Samples::F64(v) => (v.as_ptr() as *mut c_void, ffi::zfp_type_zfp_type_double),
+        Samples::Opaque { .. } => unreachable!("rejected by check_lossy_input"),
+    };
+    let field = Field::new(ptr, kind, dims)?;
+    let mut stream = Stream::open()?;
+    // SAFETY: stream and field are live handles.
+    let capacity = unsafe {
+        ffi::zfp_stream_set_accuracy(stream.0.as_ptr(), bound);
+        ffi::zfp_stream_maximum_size(stream.0.as_ptr(), field.0.as_ptr())
+    };
+    // zfp writes whole 64-bit words, so the buffer is allocated as u64s.
+    let mut buffer = vec![0u64; capacity.div_ceil(8) + 1];
+    let _bits = stream.attach(&mut buffer)?;
+    // SAFETY: the stream writes into `buffer`, which outlives `_bits`.
+    let (header, written) = unsafe {
+        let header =
+            ffi::zfp_write_header(stream.0.as_ptr(), field.0.as_ptr(), ffi::ZFP_HEADER_FULL);
+        if header == 0 {
+            return Err(library_error(NAME, "zfp_write_header failed"));
+        }
+        (
+            header,
+            ffi::zfp_compress(stream.0.as_ptr(), field.0.as_ptr()),
+        )
+    };
+    if written == 0 {
+        return Err(library_error(NAME, "zfp_compress failed"));
+    }
+    let bytes: &[u8] = bytemuck::cast_slice(&buffer);
+    Ok((bytes[..written].to_vec(), header as u64))
+}
+
+/// Blocks a [`Zfp::estimate`] compresses: about 1/8 of a 64³ chunk's 4096.
+const SAMPLE_BLOCKS: usize = 512;
+
+/// Blocks of a kind (see [`Stratum`]) a sample takes whole when there are no more.
+const WHOLE_STRATUM: usize = 64;
+
+/// What zfp would store for a whole chunk at one bound, estimated from a sample of its
+/// blocks ([`Zfp::estimate`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BlockEstimate {
+    /// Payload bytes, zfp's header included.
+    pub bytes: f64,
+    /// Mean squared error over the chunk's values.
+    pub mse: f64,
+}
+
+impl Zfp {
+    /// zfp's payload size and MSE for the whole chunk at `bound`, estimated from about
+    /// 512 of its 4^d blocks. In fixed-accuracy mode zfp codes each block on
+    /// its own (its precision follows from the block's largest exponent and the bound
+    /// alone), and a block laid beside others of its extent in a smaller array is coded
+    /// as in the chunk, partial blocks padded alike: each stratum of blocks of one
+    /// extent is sampled apart and scaled to its count, so edge blocks, which may hold
+    /// other data (a 6 × 7999 table whose last two rows are small), count as what they
+    /// are. None when the chunk has under twice that many blocks: compressing it is then
+    /// cheap anyway.
+    pub fn estimate(
+        &self,
+        data: Samples<'_>,
+        shape: &[usize],
+        bound: f64,
+    ) -> Result<Option<BlockEstimate>, CodecError> {
+        let dims = fit_rank(shape, MAX_RANK);
+        let blocks: usize = dims.iter().map(|n| n.div_ceil(4)).product();
+        if blocks < 2 * SAMPLE_BLOCKS || data.len() != dims.iter().product::<usize>() {
+            return Ok(None);
+        }
+        let (mut bits, mut squared_error, mut header) = (0.0, 0.0, 0.0);
+        for stratum in Stratum::all(&dims) {
+            let wanted = (SAMPLE_BLOCKS * stratum.count).div_ceil(blocks);
+            let picks = stratum.picks(wanted.max(WHOLE_STRATUM));
+            let (sample_dims, values) = match data {
+                Samples::F32(v) => {
+                    let (d, s) = stratum.gather(&dims, &picks, v);
+                    (d, SampleBuf::F32(s))
+                }
+                Samples::F64(v) => {
+                    let (d, s) = stratum.gather(&dims, &picks, v);
+                    (d, SampleBuf::F64(s))
+                }
+                Samples::Opaque { .. } => {
+                    return Err(CodecError::UnsupportedType {
+                        codec: NAME,
+                        dtype: DType::Opaque,
+                    })
+                }
+            };
+            let sample = values.view();
+            let (payload, header_bits) = compress(sample, &sample_dims, bound)?;
+            let back = decompress(
+                &payload,
+                Layout::of(&sample, &sample_dims).dtype,
+                &sample_dims,
+            )?;
+            let Some(errors) = crate::metrics::error_stats_of(sample, back.view()) else {
+                return Ok(None);
+            };
+            let scale = stratum.count as f64 / picks.len() as f64;
+            header = header_bits as f64;
+            bits += ((8 * payload.len()) as f64 - header) * scale;
+            squared_error += errors.mse * sample.len() as f64 * scale;
+        }
+        Ok(Some(BlockEstimate {
+            bytes: (header + bits) / 8.0,
+            mse: squared_error / data.len() as f64,
+        }))
+    }
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// The blocks of one extent in a chunk: along each axis either its whole blocks (4 values
+/// each) or its partial last block (the 1–3 values left over, the whole axis when it is
+/// shorter than 4).
+struct Stratum {
+    /// Per axis: first value, extent of a block, number of blocks.
+    axes: Vec<(usize, usize, usize)>,
+    /// Blocks in the stratum.
+    count: usize,
+}
+
+impl Stratum {
+    /// Every non-empty stratum of a chunk of `dims`.
+    fn all(dims: &[usize]) -> Vec<Stratum> {
+        (0..1usize << dims.len())
+            .map(|partial| {
+                let axes: Vec<(usize, usize, usize)> = dims
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &n)| match partial >> i & 1 {
+                        0 => (0, 4, n / 4),
+                        _ => (n / 4 * 4, n % 4, usize::from(n % 4 > 0)),
+                    })
+                    .collect();
+                let count = axes.iter().map(|a| a.2).product();
+                Stratum { axes, count }
+            })
+            .filter(|s| s.count > 0)
+            .collect()
+    }
+
+    /// `wanted` of its blocks (all when it has no more), spread over it: every k-th block
+    /// in C order would sample the same few columns of a grid whose rows k divides (a 64³
+    /// chunk's blocks at k = 8: the outermost columns only), so the picks step by a
+    /// coprime near 0.618 of the count.
+    fn picks(&self, wanted: usize) -> Vec<usize> {
+        if wanted >= self.count {
+            return (0..self.count).collect();
+        }
+        let mut step = (0.618 * self.count as f64) as usize | 1;
+        while gcd(step, self.count) != 1 {
+            step += 2;
+        }
+        let mut picks: Vec<usize> = (0..wanted).map(|i| i * step % self.count).collect();
+        picks.sort_unstable();
+        picks
+    }
+
+    /// The dims and values of an array holding the blocks `picks` (C-order indices over
+    /// the stratum's blocks) of `values` (a chunk of `dims`) side by side along the first
+    /// axis whose blocks are whole, each block as in the chunk.
+    fn gather<T: Copy>(
+        &self,
+        dims: &[usize],
+        picks: &[usize],
+        values: &[T],
+    ) -> (Vec<usize>, Vec<T>) {
+        let rank = dims.len();
+        let strides: Vec<usize> = (0..rank).map(|i| dims[i + 1..].iter().product()).collect();
+        let origins: Vec<usize> = picks
+            .iter()
+            .map(|&pick| {
+                let mut rest = pick;
+                let mut origin = 0;
+                for i in (0..rank).rev() {
+                    let (first, extent, count) = self.axes[i];
+                    origin += (first + extent * (rest % count)) * strides[i];
+                    rest /= count;
+                }
+                origin
+            })
+            .collect();
+        let mut sample_dims: Vec<usize> = self.axes.iter().map(|a| a.1).collect();
+        // With one block there is nothing to lay beside it.
+        let along = self
+            .axes
+            .iter()
+            .position(|a| a.1 == 4 && a.2 > 1)
+            .unwrap_or(0);
+        sample_dims[along] *= picks.len();
+        let count: usize = sample_dims.iter().product();
+        let mut index = vec![0; rank];
+        let mut out = Vec::with_capacity(count);
+        for _ in 0..count {
+            let block = index[along] / self.axes[along].1;
+            let at: usize = (0..rank)
+                .map(|i| match i == along {
+                    true => index[i] % self.axes[i].1,
+                    false => index[i],
+                } * strides[i])
+                .sum();
+            out.push(values[origins[block] + at]);
+            // The next index in C order.
+            for i in (0..rank).rev() {
+                index[i] += 1;
+                if index[i] < sample_dims[i] {
+                    break;
+                }
+                index[i] = 0;
             }
         }
-        Ok(out)
+        (sample_dims, out)
     }
 }
 
@@ -247,6 +452,63 @@ impl Drop for BitStream {
 mod tests {
     use super::*;
     use crate::synth::{generate, Kind};
+
+    /// The estimate at `bound` over what zfp stores for the whole chunk: its size ratio and
+    /// its MSE ratio.
+    fn estimate_vs_chunk(data: Samples<'_>, shape: &[usize], bound: f64) -> (f64, f64) {
+        let estimate = Zfp.estimate(data, shape, bound).unwrap().unwrap();
+        let payload = Zfp.encode(data, shape, bound).unwrap();
+        let back = Zfp
+            .decode(&payload, &Layout::of(&data, shape), bound)
+            .unwrap();
+        let mse = crate::metrics::error_stats_of(data, back.view())
+            .unwrap()
+            .mse;
+        (estimate.bytes / payload.len() as f64, estimate.mse / mse)
+    }
+
+    #[test]
+    fn a_sample_of_blocks_estimates_the_chunk() {
+        let shape = [64, 64, 64];
+        let v: Vec<f32> = generate(Kind::Spectral { slope: 3.0 }, &shape, 7)
+            .into_iter()
+            .map(|x| x as f32)
+            .collect();
+        let data = Samples::F32(&v);
+        let range = crate::select::value_range(data);
+        for db in [40.0, 60.0, 80.0] {
+            let (size, mse) = estimate_vs_chunk(data, &shape, range * 10f64.powf(-db / 20.0));
+            assert!((0.9..1.1).contains(&size), "{db} dB: size {size}");
+            // Within 0.3 dB.
+            assert!(10.0 * mse.log10().abs() < 0.3, "{db} dB: MSE {mse}");
+        }
+        // A chunk of one block repeated: every sample is the chunk, exactly but for the
+        // sample stream's last word (scaled by 4096 / 512 blocks: 64 bytes of 57 kB).
+        let block: Vec<f32> = (0..64).map(|i| ((i * 37) % 11) as f32 * 0.1).collect();
+        let tiled: Vec<f32> = (0..64usize.pow(3))
+            .map(|i| block[(i / 4096 % 4) * 16 + (i / 64 % 4) * 4 + i % 4])
+            .collect();
+        let (size, mse) = estimate_vs_chunk(Samples::F32(&tiled), &shape, 1e-3);
+        assert!((size - 1.0).abs() < 2e-3, "size {size}");
+        assert!((mse - 1.0).abs() < 1e-6, "MSE {mse}");
+        // Edge blocks unlike the rest (a table whose last two of six rows are a thousand
+        // times smaller) and an axis of three values are estimated as they are.
+        let rows = generate(Kind::Spectral { slope: 3.0 }, &[6, 4001], 3);
+        let table: Vec<f64> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| if i >= 4 * 4001 { 1e-3 * x } else { x })
+            .collect();
+        let planes: Vec<f64> = generate(Kind::Spectral { slope: 2.0 }, &[3, 256, 256], 3);
+        for (values, shape) in [(&table, vec![6, 4001]), (&planes, vec![3, 256, 256])] {
+            let (size, mse) = estimate_vs_chunk(Samples::F64(values), &shape, 1e-5);
+            assert!((0.95..1.05).contains(&size), "{shape:?}: size {size}");
+            assert!(mse.log10().abs() < 0.02, "{shape:?}: MSE {mse}");
+        }
+        // Under 1024 blocks: no estimate.
+        let small = Samples::F32(&tiled[..32 * 32 * 32]);
+        assert_eq!(Zfp.estimate(small, &[32, 32, 32], 1e-3).unwrap(), None);
+    }
 
     #[test]
     fn alike_bounds_are_the_stair_between_two_powers_of_two() {

@@ -419,6 +419,58 @@ fn zfp_is_not_tried_where_it_cannot_store_less_than_its_block_flags() {
 }
 
 #[test]
+fn zfp_is_skipped_where_a_sample_of_its_blocks_shows_it_cannot_win() {
+    let shape = vec![64, 64, 64];
+    let v = spectral_f32(&shape, 3);
+    let data = Samples::F32(&v);
+    let settings = Settings::psnr(60.0).unwrap();
+    let range = value_range(data);
+    let bound = sz3_formula_bound(range, 60.0);
+    // ZFP's own landing at the target, searched in full.
+    let mut s = Search::new(data, &shape, &settings);
+    let first = s.try_bound(CodecId::Zfp, bound).unwrap();
+    let zfp = s.land(first, 60.0, None).unwrap().unwrap().attempt.stored;
+    let s = Search::new(data, &shape, &settings);
+    // A payload ZFP could beat is no reason to skip it.
+    assert_eq!(s.zfp_sample_gap(bound, 60.0, range, zfp + zfp / 10), None);
+    // One a third of its size is.
+    let gap = s.zfp_sample_gap(bound, 60.0, range, zfp / 3).unwrap();
+    assert!(gap > 1.0 && gap < 3.0, "{gap}");
+    // Searched as an alternative to a payload a third of its size, ZFP is never
+    // compressed, and memory hears how far it was.
+    let alt = Alternative {
+        codec: CodecId::Zfp,
+        bound,
+        predicted_ratio: None,
+    };
+    let kept_at = |stored| {
+        Some(search::Landed {
+            attempt: search::Attempt {
+                codec: CodecId::Sz3,
+                bound,
+                payload: Vec::new(),
+                stored,
+                compressions: 0,
+            },
+            db: 60.0,
+            measured: 60.0,
+            reason: "proposal",
+        })
+    };
+    let mut s = Search::new(data, &shape, &settings);
+    let mut kept = kept_at(zfp / 3);
+    let won = s.search_alternative(alt, "runner-up", 1.0, (60.0, range), &mut kept);
+    assert!(!won.unwrap());
+    assert_eq!(s.compressions, 0);
+    assert_eq!(s.runner_up_gap, Some(gap));
+    // Against a payload it beats, it is searched and kept.
+    let mut kept = kept_at(zfp + zfp / 10);
+    let won = s.search_alternative(alt, "runner-up", 1.0, (60.0, range), &mut kept);
+    assert!(won.unwrap() && s.compressions > 0);
+    assert_eq!(kept.unwrap().attempt.stored, zfp);
+}
+
+#[test]
 fn a_runner_up_that_misses_at_the_size_to_beat_is_abandoned() {
     let (v, shape) = field();
     let data = Samples::F32(&v);
