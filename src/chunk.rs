@@ -364,7 +364,7 @@ pub fn wrap(
         payload,
     );
     let header = Header {
-        version: wire::FORMAT_VERSION,
+        version: wire::written_version(codec, bound, compact.is_some()),
         codec,
         bound,
         original_len: layout.byte_len().unwrap_or(0) as u64,
@@ -500,7 +500,11 @@ fn assemble(header: &Header, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(wire::FIXED_HEADER_LEN + 10 * (rank + 1) + 8 + payload.len());
     out.extend_from_slice(&wire::MAGIC);
     debug_assert_eq!(out.len(), wire::VERSION_OFFSET);
-    out.push(wire::FORMAT_VERSION);
+    out.push(wire::written_version(
+        header.codec,
+        header.bound,
+        header.compact,
+    ));
     debug_assert_eq!(out.len(), wire::CODEC_DTYPE_OFFSET);
     out.push(header.codec as u8 | (header.layout.dtype as u8) << 4);
     debug_assert_eq!(out.len(), wire::EXT_FLAGS_OFFSET);
@@ -1129,7 +1133,7 @@ mod tests {
     fn header_round_trips() {
         let bytes = sample_chunk();
         let (header, values) = decode(&bytes).unwrap();
-        assert_eq!(header.version, wire::FORMAT_VERSION);
+        assert_eq!(header.version, wire::PLAIN_VERSION);
         assert_eq!(header.codec, CodecId::Lossless);
         assert_eq!(header.layout.shape, vec![4, 16]);
         assert_eq!(header.original_len, 256);

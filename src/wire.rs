@@ -2,7 +2,7 @@
 //! the HDF5 filter id, the chunk magic and version, the codec and dtype numbers, the
 //! extension flags and the quality record layout. docs/format.md is the prose spec.
 //!
-//! # Chunk layout, format version 7
+//! # Chunk layout, format version 7 (8)
 //!
 //! Integers are little-endian; "varint" is unsigned LEB128 (7 bits per byte, low group
 //! first, high bit set on all but the last byte, at most 10 bytes). Offsets are in bytes.
@@ -93,8 +93,25 @@ pub const LEGACY_MAGIC: [u8; 4] = *b"DCQK";
 /// ([`crate::codec::Codec::compact`]): SPERR's quantisation step as a small count from
 /// which it follows with the bound and its bit counts as varints (10–19 bytes less per
 /// chunk), SZ3's lengths as varints and its configuration without the value count and
-/// the bound (about 28 bytes less).
-pub const FORMAT_VERSION: u8 = 7;
+/// the bound (about 28 bytes less). Version 8 compacts SPERR streams by rate too (a chunk
+/// whose bound is 0, perhaps a stream cut short: [`crate::codec::Sperr::truncated`]),
+/// whose quantisation step follows from no bound, so it stays whole; a build that reads
+/// up to 7 would take it for a step count. Only such chunks are written as version 8
+/// ([`written_version`]), so that those builds still read every other chunk.
+pub const FORMAT_VERSION: u8 = 8;
+
+/// The version every chunk is written as but a compact SPERR stream by rate (version
+/// [`FORMAT_VERSION`]).
+pub const PLAIN_VERSION: u8 = 7;
+
+/// The version a chunk is written as: [`FORMAT_VERSION`] for a compact SPERR payload with
+/// a bound of 0, which readers of version 7 cannot expand, else [`PLAIN_VERSION`].
+pub fn written_version(codec: CodecId, bound: f64, compact: bool) -> u8 {
+    match codec == CodecId::Sperr && bound == 0.0 && compact {
+        true => FORMAT_VERSION,
+        false => PLAIN_VERSION,
+    }
+}
 
 /// Largest rank a chunk header may declare (HDF5's own limit is 32).
 pub const MAX_RANK: usize = 32;

@@ -196,6 +196,9 @@ fn compact_stream(stream: &[u8], bound: f64) -> Option<Vec<u8>> {
     if conditioner[0] != MEAN_SUBTRACTED {
         return None;
     }
+    if bound == 0.0 {
+        return compact_rate_stream(conditioner, rest);
+    }
     let steps = headroom_steps(bound, f64::from_le_bytes(conditioner[9..].try_into().ok()?))?;
     let mut out = conditioner[..9].to_vec();
     crate::wire::put_varint(&mut out, steps);
@@ -215,8 +218,45 @@ fn compact_stream(stream: &[u8], bound: f64) -> Option<Vec<u8>> {
     rest.is_empty().then_some(out)
 }
 
+/// [`compact_stream`] of a stream by rate (a chunk whose bound is 0: [`Sperr::encode_rate`],
+/// perhaps [`Sperr::truncated`]), whose quantisation step follows from no bound: the
+/// conditioner header as it is, then the SPECK stream with its bit count as a varint and
+/// the coded bytes it holds, which may stop short of that count. There is no outlier
+/// stream.
+fn compact_rate_stream(conditioner: &[u8], speck: &[u8]) -> Option<Vec<u8>> {
+    let (header, coded) = speck.split_at_checked(SPECK_HEADER_LEN)?;
+    let bits = u64::from_le_bytes(header[1..].try_into().ok()?);
+    if coded.len() as u64 > bits.div_ceil(8) {
+        return None;
+    }
+    let mut out = conditioner.to_vec();
+    out.push(header[0]);
+    crate::wire::put_varint(&mut out, bits);
+    out.extend_from_slice(coded);
+    Some(out)
+}
+
+/// Reverses [`compact_rate_stream`].
+fn expand_rate_stream(stored: &[u8]) -> Option<Vec<u8>> {
+    let (conditioner, rest) = stored.split_at_checked(CONDITIONER_LEN)?;
+    let (&planes, rest) = rest.split_first()?;
+    let (bits, len) = crate::wire::read_varint(rest).ok()?;
+    let coded = &rest[len..];
+    if coded.len() as u64 > bits.div_ceil(8) {
+        return None;
+    }
+    let mut out = conditioner.to_vec();
+    out.push(planes);
+    out.extend_from_slice(&bits.to_le_bytes());
+    out.extend_from_slice(coded);
+    Some(out)
+}
+
 /// Reverses [`compact_stream`].
 fn expand_stream(stored: &[u8], bound: f64) -> Option<Vec<u8>> {
+    if bound == 0.0 {
+        return expand_rate_stream(stored);
+    }
     let (conditioner, rest) = stored.split_at_checked(CONDITIONER_LEN - 8)?;
     let (steps, len) = crate::wire::read_varint(rest).ok()?;
     let mut rest = &rest[len..];
@@ -284,6 +324,47 @@ impl Sperr {
             bpp: bits_per_value,
         };
         compress_in_mode(data, shape, mode)
+    }
+
+    /// The first `keep` bytes of the coded bits of `payload`, a fixed-rate stream
+    /// ([`Sperr::encode_rate`]) for a chunk of `layout`, as a payload of their own: SPERR's
+    /// coding is embedded (its bit planes run from the largest coefficients down, each
+    /// pass refining all that came before) and its decoder takes a stream cut anywhere,
+    /// reading what is missing as zeros, which is what its fixed-rate mode stores. A cut
+    /// at `k` bytes decodes as the stream coded to `k` bytes, so one compression gives
+    /// every rate below its own. None when `payload` is not one such stream (a constant
+    /// chunk's, one with outliers, one laid out otherwise); `keep` past its end keeps it
+    /// whole.
+    pub fn truncated(&self, payload: &[u8], layout: &Layout, keep: usize) -> Option<Vec<u8>> {
+        let coded = Sperr::coded_bytes(payload, layout)?;
+        let cut = payload.len() - coded + keep.min(coded);
+        let mut out = payload[..cut].to_vec();
+        if let Some(length) = Sperr::stream_length_field(layout) {
+            // A 3-D container holds the chunk stream's length.
+            let stream = u32::try_from(cut - length.end).ok()?;
+            out[length].copy_from_slice(&stream.to_le_bytes());
+        }
+        Some(out)
+    }
+
+    /// How many bytes of coded bits follow the headers of `payload`, a fixed-rate stream
+    /// for a chunk of `layout` ([`Sperr::truncated`]); None when it is not one.
+    pub fn coded_bytes(payload: &[u8], layout: &Layout) -> Option<usize> {
+        let frame = Sperr.frame(layout, 0)?.len();
+        let (headers, coded) =
+            payload.split_at_checked(frame + CONDITIONER_LEN + SPECK_HEADER_LEN)?;
+        let conditioner = &headers[frame..frame + CONDITIONER_LEN];
+        let bits = u64::from_le_bytes(headers[frame + CONDITIONER_LEN + 1..].try_into().ok()?);
+        // No more than the header's bits (a fixed-rate stream may hold fewer): more would
+        // be an outlier stream after them.
+        let whole = usize::try_from(bits.div_ceil(8)).ok()?;
+        (conditioner[0] == MEAN_SUBTRACTED && coded.len() <= whole).then_some(coded.len())
+    }
+
+    /// Where a 3-D container header holds the chunk stream's length (u32), for a chunk of
+    /// `layout` ([`Codec::frame`]); None in 2-D, which has none.
+    fn stream_length_field(layout: &Layout) -> Option<std::ops::Range<usize>> {
+        (sperr_dims(&layout.shape).len() == 3).then_some(14..18)
     }
 
     /// Compresses with SPERR's own target-PSNR mode instead of a point-wise bound.
@@ -537,6 +618,47 @@ mod tests {
         // SPERR aims at the target without promising it: close, not necessarily above.
         assert!((psnr - 60.0).abs() < 3.0, "PSNR {psnr}");
         assert!(payload.len() < v.len() * 4);
+    }
+
+    #[test]
+    fn a_cut_stream_decodes_as_the_stream_coded_to_its_length_and_stores_compact() {
+        for shape in [vec![48, 40], vec![12, 24, 20]] {
+            let v = generate(Kind::Spectral { slope: 3.0 }, &shape, 9);
+            let data = Samples::F64(&v);
+            let layout = Layout::of(&data, &shape);
+            let long = Sperr.encode_rate(data, &shape, 4.0).unwrap();
+            let mut last = f64::NEG_INFINITY;
+            for bits in [0.1, 0.5, 2.0] {
+                let short = Sperr.encode_rate(data, &shape, bits).unwrap();
+                let coded = Sperr::coded_bytes(&short, &layout).unwrap();
+                let cut = Sperr.truncated(&long, &layout, coded).unwrap();
+                assert_eq!(cut.len(), short.len(), "{shape:?} {bits}");
+                let (a, b) = (
+                    Sperr.decode(&cut, &layout, 0.0).unwrap(),
+                    Sperr.decode(&short, &layout, 0.0).unwrap(),
+                );
+                assert_eq!(
+                    a, b,
+                    "{shape:?} {bits}: the cut decodes as the shorter stream"
+                );
+                let psnr = decoded_errors(data, &shape, &cut).psnr;
+                assert!(psnr > last, "{shape:?} {bits}: {psnr} after {last}");
+                last = psnr;
+                // Compact with a bound of 0, and back to the same bytes.
+                let compact = crate::chunk::compact_payload(CodecId::Sperr, &layout, 0.0, &cut)
+                    .expect("a cut stream stores compact");
+                assert!(
+                    compact.len() + 14 <= cut.len(),
+                    "{shape:?}: {}",
+                    compact.len()
+                );
+                assert_eq!(Sperr.expand(&layout, 0.0, &compact).unwrap(), cut);
+            }
+            // A cut past the end keeps the stream; a point-wise stream with outliers is
+            // not one to cut.
+            let coded = Sperr::coded_bytes(&long, &layout).unwrap();
+            assert_eq!(Sperr.truncated(&long, &layout, coded + 10).unwrap(), long);
+        }
     }
 
     #[test]

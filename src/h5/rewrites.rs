@@ -36,7 +36,8 @@
 //! region to) could make another chunk of the dataset pass for a kept one, which would
 //! then get that chunk's originals (see the README's "Chunks written in parts"). Before
 //! anything is put back, the originals are checked against the decode: within the
-//! chunk's point-wise bound, else they are dropped. What is kept is bounded
+//! chunk's point-wise bound (a chunk coded to a size, bound 0, has none: within the
+//! original's range), else they are dropped. What is kept is bounded
 //! ([`ENV_KEEP_MB`], 64 MiB by default, oldest first out), and kept per process: a chunk
 //! evicted from this memory, or re-filtered by another process or MPI rank, still adds
 //! up errors (the README says how to size HDF5's chunk cache instead).
@@ -127,12 +128,17 @@ impl Rewrites {
     }
 
     /// After `stored` was written for `original` (the bytes HDF5 handed the filter, after
-    /// anything [`Rewrites::restore`] put back): keeps both when the chunk is lossy, with
-    /// a point-wise bound to check the originals by later. The oldest go when the limit
-    /// is reached.
+    /// anything [`Rewrites::restore`] put back): keeps both when the chunk is lossy (with
+    /// a point-wise bound to check the originals by later, or coded to a size). The oldest
+    /// go when the limit is reached.
     pub fn written(&self, dataset: &[u32], stored: &[u8], header: &Header, original: &[u8]) {
         let bytes = stored.len() + original.len() + 256;
-        if header.codec == CodecId::Lossless || header.bound <= 0.0 || bytes > self.limit {
+        // A bound of 0 is a stream coded to a size (SPERR by rate): lossy too.
+        if header.codec == CodecId::Lossless
+            || header.bound < 0.0
+            || header.bound.is_nan()
+            || bytes > self.limit
+        {
             return;
         }
         let entry = Kept {
@@ -264,6 +270,20 @@ fn changed_within_bound(original: &[u8], decoded: &[u8], header: &Header) -> Opt
         _ => f64::EPSILON,
     };
     let n = original.len() / elem_size;
+    // A stream coded to a size (bound 0) keeps no point-wise bound: its decode lies within
+    // the original's range of it, and the probes identify it ([`Rewrites::restore`]).
+    let bound = match header.bound > 0.0 {
+        true => header.bound,
+        false => {
+            let (lo, hi) = (0..n)
+                .map(|i| value(original, i))
+                .filter(|v| v.is_finite())
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                    (a.min(v), b.max(v))
+                });
+            (hi - lo).max(0.0)
+        }
+    };
     let mut changed = Vec::new();
     for i in 0..n {
         let (o, d) = (value(original, i), value(decoded, i));
@@ -273,7 +293,7 @@ fn changed_within_bound(original: &[u8], decoded: &[u8], header: &Header) -> Opt
             continue;
         }
         // A NaN where the decode has a number (or the reverse) fails this too.
-        let within = (o - d).abs() <= header.bound * (1.0 + 1e-6) + o.abs() * epsilon;
+        let within = (o - d).abs() <= bound * (1.0 + 1e-6) + o.abs() * epsilon;
         if !within {
             return None;
         }

@@ -11,7 +11,9 @@
 //! to lose by far), and so does the third compressor on chunks of a kind the model
 //! misreads ([`crate::unfamiliar`]), where its ranking of compressors fails too, and on
 //! chunks where that ranking proved wrong (the runner-up won, the first compressor
-//! stored far more than predicted, or a compressor's PSNR rose with a looser bound). When
+//! stored far more than predicted, or a compressor's PSNR rose with a looser bound).
+//! SPERR at under a bit per value lands by rate instead: one stream coded past the
+//! target, then cut to the byte by decodes alone (`Search::land_rate`). When
 //! nothing met the target, the safe bound
 //! `R·10^(−T/20)` (MSE ≤ eb², so PSNR ≥ T for any codec that keeps its bound), then
 //! lossless. A PSNR target is therefore always met (a ratio whenever a bound reaches it).
@@ -88,7 +90,8 @@ pub const NOT_FLOAT: &str = "not f32/f64: lossless";
 pub struct Outcome {
     /// Codec of the payload.
     pub codec: CodecId,
-    /// Absolute bound given to the codec (0 for lossless).
+    /// Absolute bound given to the codec (0 for lossless, and for a SPERR stream coded to
+    /// a size: a ratio target's fixed rate, guarantee mode's landing by rate).
     pub bound: f64,
     /// The codec's bytes.
     pub payload: Vec<u8>,

@@ -8,6 +8,38 @@ use crate::samples::Layout;
 use once_cell::unsync::OnceCell;
 use std::cell::Cell;
 
+/// How much more than the model's predicted size a first SPERR stream by rate is coded
+/// to ([`Search::land_rate`]): its ratio errs by about 30% held out, and a stream too
+/// short costs another compression, one too long only the cuts' decodes.
+const RATE_HEADROOM: f64 = 1.5;
+
+/// The most bits per value a SPERR search lands by rate at ([`Search::lands_by_rate`]):
+/// the size the model predicts at the target, or the size to beat. Higher, where SPERR's
+/// point-wise mode lands in one or two compressions along its predictable slope, a stream
+/// by rate needed 3–6 cuts, each a decode of a long stream: at 80 dB on ../shared/data
+/// guarantee mode took 1.4× the time for 0.003 of the best ratio.
+const RATE_LANDING_MAX_BITS: f64 = 1.0;
+
+/// The fewest bytes a SPERR search lands by rate at ([`Search::lands_by_rate`]). Its
+/// compact stream keeps SPERR's quantisation step whole, 7 bytes more than a point-wise
+/// stream's, and on payloads of tens of bytes each byte cut moves the PSNR by tenths of a
+/// dB: on the eighth set at 40 dB a shot record's 66-byte chunk stored 0.85 → 0.73 of the
+/// best oracle's ratio by rate.
+const RATE_LANDING_MIN_BYTES: f64 = 512.0;
+
+/// The fewest bits per value a SPERR stream by rate is coded to.
+const MIN_RATE_BITS: f64 = 1e-3;
+
+/// Compressions a landing by rate may add when its stream falls short of the target.
+const RATE_RETRIES: usize = 2;
+
+/// Cuts (decodes) a landing by rate may measure.
+const RATE_CUTS: usize = 7;
+
+/// The furthest a landing by rate's first cut reaches below its stream, in ln of the
+/// size: a sixteenth of it.
+const RATE_CUT_REACH: f64 = 2.772_588_722_239_781;
+
 /// Overshoot in dB a ZFP estimate from sampled blocks ([`Search::zfp_sample_gap`]) is
 /// credited beyond what it shows. On the first chunk of each array of ../shared/data and
 /// of two unseen sets (127 arrays) at the safe bounds of 40, 60 and 80 dB, its PSNR came
@@ -106,6 +138,9 @@ pub(super) struct Search<'a> {
     /// The last attempt measured ([`Attempt::compressions`] names it) and its quality, so
     /// that a search handed an attempt already measured does not decode it again.
     pub(super) last_quality: Cell<Option<(u32, (f64, f64))>>,
+    /// The payload lengths and PSNRs the last landing by rate measured
+    /// ([`Search::land_rate`]), for [`Search::rate_shift`].
+    pub(super) rate_points: Vec<(usize, f64)>,
 }
 
 impl<'a> Search<'a> {
@@ -125,6 +160,7 @@ impl<'a> Search<'a> {
             },
             erratic: false,
             last_quality: Cell::new(None),
+            rate_points: Vec::new(),
         }
     }
 
@@ -137,7 +173,13 @@ impl<'a> Search<'a> {
     ) -> Result<Option<(Proposal, Attempt)>, SelectError> {
         let (data, shape, settings) = (self.data, self.shape, self.settings);
         let proposal = proposer.propose(data, shape, extent, settings)?;
-        match self.try_bound(proposal.codec, proposal.bound) {
+        let first = match proposal.predicted_ratio.map(|r| self.bits_at_ratio(r)) {
+            Some(bits) if self.lands_by_rate(proposal.codec, bits) => {
+                self.try_rate(RATE_HEADROOM * bits)
+            }
+            _ => self.try_bound(proposal.codec, proposal.bound),
+        };
+        match first {
             // A compressor chosen automatically may refuse a chunk (SPERR and values ≥
             // 1e30): SZ3 takes any finite values, at the bound proposed for SZ3 (on a
             // generated field SPERR's bound gave SZ3 3 dB less PSNR, and predict mode would
@@ -342,6 +384,206 @@ impl<'a> Search<'a> {
         )))
     }
 
+    /// For a first compressor landed by rate, the factor its landing would have moved the
+    /// proposed bound (what the runner-up's start is moved by, as after a landing by
+    /// bound): the PSNR its stream measured at the size the model predicted for its
+    /// proposal (interpolated in the log of the size between the lengths measured, or
+    /// from the nearest two), −20 dB a decade from the target. None without a prediction
+    /// or two lengths measured.
+    fn rate_shift(&self, proposal: &Proposal, target: f64) -> Option<f64> {
+        let ratio = proposal.predicted_ratio?;
+        let predicted = (self.data.byte_len() as f64 / ratio).max(1.0).ln();
+        let mut points: Vec<(f64, f64)> = self
+            .rate_points
+            .iter()
+            .map(|&(k, db)| ((k.max(1) as f64).ln(), db))
+            .collect();
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        points.dedup_by(|a, b| a.0 == b.0);
+        if points.len() < 2 {
+            return None;
+        }
+        let at = points
+            .partition_point(|p| p.0 < predicted)
+            .clamp(1, points.len() - 1);
+        let ((x0, y0), (x1, y1)) = (points[at - 1], points[at]);
+        let db = y0 + (y1 - y0) * (predicted - x0) / (x1 - x0);
+        Some(10f64.powf(((db - target) / 20.0).clamp(-1.2, 1.2)))
+    }
+
+    /// Whether a SPERR search lands by rate ([`Search::land_rate`]): guarantee mode's own
+    /// PSNR search (not predict mode's look, not fast mode), on a chunk SPERR codes in 2-D
+    /// or 3-D with its wavelet ([`Sperr::transforms`]), where its fixed-rate mode works.
+    pub(super) fn lands_by_rate(&self, codec: CodecId, bits_per_value: f64) -> bool {
+        let bytes = bits_per_value * self.data.len() as f64 / 8.0;
+        codec == CodecId::Sperr
+            && bits_per_value <= RATE_LANDING_MAX_BITS
+            && bytes >= RATE_LANDING_MIN_BYTES
+            && self.budget.runner_up
+            && self.settings.mode == Mode::Guarantee
+            && self.settings.target.kind == TargetKind::Psnr
+            && Sperr::transforms(self.shape)
+            && crate::samples::fit_rank(self.shape, 3).len() >= 2
+    }
+
+    /// Bits per value of a payload at `ratio` (the codec's ratio: raw bytes over payload).
+    fn bits_at_ratio(&self, ratio: f64) -> f64 {
+        let value_bits = 8.0 * self.data.byte_len() as f64 / self.data.len().max(1) as f64;
+        value_bits / ratio.max(f64::MIN_POSITIVE)
+    }
+
+    /// SPERR coded to `bits_per_value` ([`Sperr::encode_rate`]): an attempt of bound 0.
+    pub(super) fn try_rate(&mut self, bits_per_value: f64) -> Result<Attempt, SelectError> {
+        let value_bits = 8.0 * self.data.byte_len() as f64 / self.data.len().max(1) as f64;
+        let bits = bits_per_value.clamp(MIN_RATE_BITS, value_bits);
+        let payload = Sperr.encode_rate(self.data, self.shape, bits)?;
+        self.compressions += 1;
+        let layout = Layout::of(&self.data, self.shape);
+        let stored = chunk::stored_payload_len(CodecId::Sperr, &layout, 0.0, &payload);
+        Ok(Attempt {
+            codec: CodecId::Sperr,
+            bound: 0.0,
+            payload,
+            stored,
+            compressions: self.compressions,
+        })
+    }
+
+    /// SPERR's landing by rate, from `first`, a fixed-rate attempt ([`Search::try_rate`]).
+    /// A stream coded to more bytes than the target needs is cut ([`Sperr::truncated`]):
+    /// each cut costs a decode, not a compression, and lands to the byte. A first stream
+    /// short of the target is coded again with more bits (the miss at 6.02 dB a bit per
+    /// value, and half again), at most [`RATE_RETRIES`] times; with a `ceiling`, a stream
+    /// that size or more that misses ends the search, as nothing shorter can meet. The
+    /// cuts step by the secant between the shortest cut that met and the longest that
+    /// missed (from one point, 6.02 dB a bit per value) towards the budget's aim, and stop
+    /// within its [`Budget::close_db`] or after [`RATE_CUTS`] decodes.
+    ///
+    /// At the same size SPERR's fixed-rate streams met 40 / 60 / 80 dB with 2.4 / 1.0 /
+    /// 0.2% fewer bytes than its point-wise mode on ../shared/data (geometric mean of the
+    /// first chunks' sizes at the target, each mode bisected), and a decode costs about a
+    /// third of a compression and decode in point-wise mode (docs/bench.md, "SPERR by
+    /// rate").
+    pub(super) fn land_rate(
+        &mut self,
+        first: Attempt,
+        target: f64,
+        ceiling: Option<usize>,
+    ) -> Result<Option<Landed>, SelectError> {
+        let mut full = first;
+        let mut db = self.psnr(&full)?;
+        if let Some(c) = ceiling {
+            self.runner_up_gap = Some(self.least_size(full.stored, db - target) / c as f64);
+        }
+        let mut reason = "proposal";
+        for _ in 0..RATE_RETRIES {
+            if db >= target || ceiling.is_some_and(|c| full.stored >= c) {
+                break;
+            }
+            let more = (target + self.budget.aim_db - db) / DB_PER_BIT;
+            full = self.try_rate(1.5 * (self.bits_per_value(full.stored) + more))?;
+            db = self.psnr(&full)?;
+            reason = "corrected";
+        }
+        log::debug!(
+            "sperr by rate: {db:.2} dB for {target:.2}, {} bytes",
+            full.stored
+        );
+        if db < target {
+            return Ok(None);
+        }
+        let layout = Layout::of(&self.data, self.shape);
+        let Some(coded) = Sperr::coded_bytes(&full.payload, &layout) else {
+            return Ok(Some(Landed {
+                attempt: full,
+                db,
+                measured: db,
+                reason,
+            }));
+        };
+        let headers = full.stored - coded;
+        let aim = target + self.budget.aim_db;
+        // The shortest cut that met (bytes, dB, payload) and the longest that missed.
+        // Lengths as whole payloads, as the model predicts them.
+        let framing = full.payload.len() - coded;
+        self.rate_points = vec![(full.payload.len(), db)];
+        let mut met = (coded, db, full.payload.clone());
+        let mut missed: Option<(usize, f64)> = None;
+        // Regula falsi, Illinois style: when a side of the bracket stays put twice, its
+        // excess counts half, so a curved stretch does not pin the steps to one end.
+        let (mut met_weight, mut missed_weight, mut last_met) = (1.0, 1.0, None);
+        for _ in 0..RATE_CUTS {
+            let bits = self.bits_per_value(headers + met.0);
+            if met.1 - target <= self.budget.close_db(bits) {
+                break;
+            }
+            let floor = missed.map_or(0, |m| m.0);
+            // PSNR is closer to linear in the log of the size than in the size: at low
+            // rates each doubling of the stream adds 2–3 dB, at high rates 6.02 dB a bit.
+            let (hi, hi_excess) = ((met.0 as f64).ln(), met_weight * (met.1 - aim));
+            let guess = match missed {
+                Some((k, d)) => {
+                    let (lo, lo_short) = ((k.max(1) as f64).ln(), missed_weight * (aim - d));
+                    lo + (hi - lo) * lo_short / (lo_short + hi_excess)
+                }
+                None => {
+                    let per_doubling = (2.5 + 2.5 * bits).clamp(2.5, DB_PER_BIT);
+                    hi - ((met.1 - aim) / per_doubling * std::f64::consts::LN_2).min(RATE_CUT_REACH)
+                }
+            };
+            // Nothing left between the cuts that missed and met.
+            if met.0 <= floor + 1 {
+                break;
+            }
+            let keep = (guess.exp().round() as usize).clamp(floor + 1, met.0 - 1);
+            let Some(payload) = Sperr.truncated(&full.payload, &layout, keep) else {
+                break;
+            };
+            let cut = Attempt {
+                codec: CodecId::Sperr,
+                bound: 0.0,
+                payload,
+                stored: 0,
+                compressions: full.compressions,
+            };
+            let cut_db = self.psnr(&cut)?;
+            log::debug!("sperr cut to {keep} bytes: {cut_db:.2} dB for {target:.2}");
+            self.rate_points.push((framing + keep, cut_db));
+            let now_met = cut_db >= target;
+            // The side that moved keeps its full weight; the one that stayed put twice
+            // running counts half.
+            if last_met == Some(now_met) {
+                match now_met {
+                    true => missed_weight *= 0.5,
+                    false => met_weight *= 0.5,
+                }
+            } else {
+                (met_weight, missed_weight) = (1.0, 1.0);
+            }
+            last_met = Some(now_met);
+            if now_met {
+                met = (keep, cut_db, cut.payload);
+                if reason == "proposal" {
+                    reason = "loosened";
+                }
+            } else {
+                missed = Some((keep, cut_db));
+            }
+        }
+        let (_, db, payload) = met;
+        let stored = chunk::stored_payload_len(CodecId::Sperr, &layout, 0.0, &payload);
+        Ok(Some(Landed {
+            attempt: Attempt {
+                payload,
+                stored,
+                ..full
+            },
+            db,
+            measured: db,
+            reason,
+        }))
+    }
+
     pub(super) fn try_bound(&mut self, codec: CodecId, bound: f64) -> Result<Attempt, SelectError> {
         let bound = chunk::codec_bound(bound);
         let payload = codec_for(codec).encode(self.data, self.shape, bound)?;
@@ -466,14 +708,30 @@ impl<'a> Search<'a> {
         let first_bound = first.bound;
         // A payload far larger than predicted: the model overrated this compressor, so its
         // ranking is worth a check even where the budget does not search the runner-up.
-        let overrated = ratio_vs_predicted(proposal, self.data, &first.payload)
-            .is_some_and(|r| r * SURPRISE_FACTOR < 1.0);
+        let data = self.data;
+        let overrated_by = |payload: &[u8]| {
+            ratio_vs_predicted(proposal, data, payload).is_some_and(|r| r * SURPRISE_FACTOR < 1.0)
+        };
+        // A stream by rate is as long as it was asked to be: its landing tells instead,
+        // and so does its missing the target at all.
+        let by_rate = first.bound == 0.0 && codec == CodecId::Sperr;
+        let mut overrated = !by_rate && overrated_by(&first.payload);
         let mut kept = self.land(first, target, None)?;
+        if by_rate {
+            overrated = kept
+                .as_ref()
+                .map_or(true, |k| overrated_by(&k.attempt.payload));
+        }
         let as_expected = proposal
             .skip_runner_up_within
             .is_some_and(|limit| kept.as_ref().is_some_and(|k| k.attempt.stored <= limit));
         let compares = self.budget.runner_up || overrated;
-        let shift = kept.as_ref().map_or(1.0, |k| k.attempt.bound / first_bound);
+        let shift = match by_rate {
+            true => self.rate_shift(proposal, target),
+            false => kept.as_ref().map(|k| k.attempt.bound / first_bound),
+        }
+        .filter(|s| s.is_normal())
+        .unwrap_or(1.0);
         let runner_up = proposal.runner_up.filter(|_| compares && !as_expected);
         let runner_up_won = match runner_up {
             Some(alt) => {
@@ -566,7 +824,17 @@ impl<'a> Search<'a> {
             }
         }
         log::debug!("{reason} {} searched", alt.codec.name());
-        let Ok(start) = self.try_bound(alt.codec, start_bound) else {
+        // By rate, the first attempt is coded to the size to beat: what it misses there,
+        // no cut of it can meet.
+        let bits = match (ceiling, alt.predicted_ratio) {
+            (Some(c), _) => Some(self.bits_per_value(c)),
+            (None, ratio) => ratio.map(|r| RATE_HEADROOM * self.bits_at_ratio(r)),
+        };
+        let start = match bits {
+            Some(bits) if self.lands_by_rate(alt.codec, bits) => self.try_rate(bits),
+            _ => self.try_bound(alt.codec, start_bound),
+        };
+        let Ok(start) = start else {
             return Ok(false);
         };
         match self.land(start, target, ceiling)? {
@@ -622,6 +890,9 @@ impl<'a> Search<'a> {
         target: f64,
         ceiling: Option<usize>,
     ) -> Result<Option<Landed>, SelectError> {
+        if first.codec == CodecId::Sperr && first.bound == 0.0 {
+            return self.land_rate(first, target, ceiling);
+        }
         let codec = first.codec;
         let mut bracket = Bracket::default();
         let mut kept: Option<Landed> = None;

@@ -471,6 +471,57 @@ fn zfp_is_skipped_where_a_sample_of_its_blocks_shows_it_cannot_win() {
 }
 
 #[test]
+fn sperr_lands_by_rate_with_one_compression_and_cuts() {
+    let shape = vec![32, 64, 64];
+    let v = spectral_f32(&shape, 5);
+    let data = Samples::F32(&v);
+    let settings = Settings::psnr(40.0).unwrap();
+    let mut s = Search::new(data, &shape, &settings);
+    assert!(s.lands_by_rate(CodecId::Sperr, 0.5));
+    assert!(!s.lands_by_rate(CodecId::Sperr, 2.0) && !s.lands_by_rate(CodecId::Sz3, 0.5));
+    // A stream of 4 bits per value, far past 40 dB on this field (about 2 meet it), cut to
+    // land.
+    let first = s.try_rate(4.0).unwrap();
+    let long = first.stored;
+    let landed = s.land(first, 40.0, None).unwrap().unwrap();
+    assert_eq!(s.compressions, 1, "cuts are decodes: {:?}", s.rate_points);
+    assert!(s.rate_points.len() > 2, "{:?}", s.rate_points);
+    assert_eq!((landed.attempt.bound, landed.reason), (0.0, "loosened"));
+    assert!(
+        landed.attempt.stored < long / 2,
+        "{} of {long}",
+        landed.attempt.stored
+    );
+    let psnr = s.psnr(&landed.attempt).unwrap();
+    assert!((40.0..40.5).contains(&psnr), "{psnr}");
+    assert_eq!(psnr, landed.db);
+    // Stored as a chunk, it decodes to the PSNR measured, as format version 8.
+    let chunk = crate::chunk::wrap(
+        CodecId::Sperr,
+        &data,
+        &shape,
+        0.0,
+        None,
+        None,
+        &landed.attempt.payload,
+    );
+    assert_eq!(
+        chunk[crate::wire::VERSION_OFFSET],
+        crate::wire::FORMAT_VERSION
+    );
+    let (header, back) = crate::chunk::decode(&chunk).unwrap();
+    assert!(header.compact);
+    let decoded = metrics::error_stats_of(data, back.view()).unwrap().psnr;
+    assert_eq!(decoded, psnr);
+    // Against a size to beat that it misses at, one compression and no landing.
+    let mut s = Search::new(data, &shape, &settings);
+    let size_to_beat = landed.attempt.stored / 3;
+    let first = s.try_rate(s.bits_per_value(size_to_beat)).unwrap();
+    assert!(s.land(first, 40.0, Some(size_to_beat)).unwrap().is_none());
+    assert_eq!(s.compressions, 1);
+}
+
+#[test]
 fn a_runner_up_that_misses_at_the_size_to_beat_is_abandoned() {
     let (v, shape) = field();
     let data = Samples::F32(&v);

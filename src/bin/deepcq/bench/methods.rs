@@ -442,8 +442,14 @@ fn deepcq(
         _ => encode(proposer),
     });
     let (bytes, o) = written?;
-    let (again, own_compression) =
-        timed(|| codec_for(o.codec).encode(job.data, job.shape, o.bound));
+    // A SPERR stream landed by rate (bound 0) is one compression at its own rate.
+    let (again, own_compression) = timed(|| match (o.codec, o.bound) {
+        (CodecId::Sperr, 0.0) => {
+            let bits = 8.0 * o.payload.len() as f64 / job.data.len().max(1) as f64;
+            Sperr.encode_rate(job.data, job.shape, bits)
+        }
+        _ => codec_for(o.codec).encode(job.data, job.shape, o.bound),
+    });
     again.context("compressing the chosen candidate again, for the time reference")?;
     let (decoded, read) = timed(|| chunk::decode(&bytes));
     let (_, back) = decoded.context("decoding a deepcq chunk")?;
