@@ -63,8 +63,8 @@ pub struct Header {
     pub quality: Option<Quality>,
     /// The payload is stored compact: without the codec's container header (version 6,
     /// [`Codec::frame`](crate::codec::Codec::frame)), or as
-    /// [`Codec::compact`](crate::codec::Codec::compact) makes it (version 7); decoding
-    /// rebuilds the codec's payload.
+    /// [`Codec::compact`](crate::codec::Codec::compact) makes it (version 7; version 8 for a
+    /// SPERR stream coded to a size); decoding rebuilds the codec's payload.
     pub compact: bool,
     /// The dataset holds these values big-endian; the chunk holds them little-endian
     /// ([`ext_flags::BIG_ENDIAN`]).
@@ -493,7 +493,8 @@ fn varint_len(v: usize) -> usize {
     (usize::BITS - v.leading_zeros()).max(1).div_ceil(7) as usize
 }
 
-/// Writes header, checksum and payload into one buffer, in the current format version.
+/// Writes header, checksum and payload into one buffer, in the version the chunk needs
+/// ([`wire::written_version`]).
 fn assemble(header: &Header, payload: &[u8]) -> Vec<u8> {
     let rank = header.layout.shape.len();
     let (flags, extension) = extension_bytes(header);

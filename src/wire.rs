@@ -10,7 +10,7 @@
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 2 | magic `DQ` ([`MAGIC`]) |
-//! | 2 | 1 | format version (7; readers accept 1 to 7) |
+//! | 2 | 1 | format version (7, or 8 for a compact SPERR stream by rate; readers accept 1 to 8) |
 //! | 3 | 1 | codec id ([`CodecId`]) in the low nibble, dtype ([`DType`]) in the high one |
 //! | 4 | 1 | extension flags ([`ext_flags`]) |
 //! | 5 | 1 | rank `r` (at most [`MAX_RANK`]) |
@@ -77,7 +77,8 @@ pub const MAGIC: [u8; 2] = *b"DQ";
 /// First four bytes of the chunks format versions 1 to 4 wrote; still read.
 pub const LEGACY_MAGIC: [u8; 4] = *b"DCQK";
 
-/// Chunk format version written by this build. Readers accept any version up to this one.
+/// Newest chunk format version this build writes ([`written_version`]). Readers accept any
+/// version up to this one.
 ///
 /// Version 2 turned the reserved byte into [`ext_flags`] and added the quality record. It
 /// was bumped so that a version-1 reader, which would take a quality record for a corrupt

@@ -134,8 +134,8 @@ impl Codec for Sperr {
     }
 
     /// The container header left out, then the chunk's stream without the quantisation
-    /// step (a headroom count from which it follows with the bound) and with its bit
-    /// counts as varints.
+    /// step (a headroom count from which it follows with the bound; kept whole for a
+    /// stream coded to a size, bound 0) and with its bit counts as varints.
     fn compact(&self, layout: &Layout, bound: f64, payload: &[u8]) -> Option<Vec<u8>> {
         compact_stream(strip_frame(self, layout, payload)?, bound)
     }
@@ -190,7 +190,8 @@ fn headroom_steps(bound: f64, q: f64) -> Option<u64> {
 /// (which follows from them and the bound the chunk header holds), then the SPECK stream
 /// and, if any value missed the bound, the outlier coder's SPECK stream, each with its bit
 /// count as a varint instead of a u64. None when the stream is not laid out so (a constant
-/// field, a quantisation step no headroom gives, a length that does not add up).
+/// field, a quantisation step no headroom gives, a length that does not add up). A stream
+/// coded to a size (bound 0) keeps its step: [`compact_rate_stream`].
 fn compact_stream(stream: &[u8], bound: f64) -> Option<Vec<u8>> {
     let (conditioner, mut rest) = stream.split_at_checked(CONDITIONER_LEN)?;
     if conditioner[0] != MEAN_SUBTRACTED {
@@ -654,8 +655,7 @@ mod tests {
                 );
                 assert_eq!(Sperr.expand(&layout, 0.0, &compact).unwrap(), cut);
             }
-            // A cut past the end keeps the stream; a point-wise stream with outliers is
-            // not one to cut.
+            // A cut past the end keeps the stream.
             let coded = Sperr::coded_bytes(&long, &layout).unwrap();
             assert_eq!(Sperr.truncated(&long, &layout, coded + 10).unwrap(), long);
         }

@@ -435,7 +435,7 @@ impl<'a> Search<'a> {
     /// SPERR coded to `bits_per_value` ([`Sperr::encode_rate`]): an attempt of bound 0.
     pub(super) fn try_rate(&mut self, bits_per_value: f64) -> Result<Attempt, SelectError> {
         let value_bits = 8.0 * self.data.byte_len() as f64 / self.data.len().max(1) as f64;
-        let bits = bits_per_value.clamp(MIN_RATE_BITS, value_bits);
+        let bits = bits_per_value.min(value_bits).max(MIN_RATE_BITS);
         let payload = Sperr.encode_rate(self.data, self.shape, bits)?;
         self.compressions += 1;
         let layout = Layout::of(&self.data, self.shape);
@@ -455,9 +455,12 @@ impl<'a> Search<'a> {
     /// short of the target is coded again with more bits (the miss at 6.02 dB a bit per
     /// value, and half again), at most [`RATE_RETRIES`] times; with a `ceiling`, a stream
     /// that size or more that misses ends the search, as nothing shorter can meet. The
-    /// cuts step by the secant between the shortest cut that met and the longest that
-    /// missed (from one point, 6.02 dB a bit per value) towards the budget's aim, and stop
-    /// within its [`Budget::close_db`] or after [`RATE_CUTS`] decodes.
+    /// cuts step by regula falsi in the log of the size between the shortest cut that met
+    /// and the longest that missed (Illinois style: a side that stays put twice counts
+    /// half), from one point by 2.5 + 2.5 · bits per value dB a doubling (at most 6.02,
+    /// and at most 16× shorter), towards the budget's aim, and stop within its
+    /// [`Budget::close_db`] or after [`RATE_CUTS`] decodes. A PSNR that is not a number
+    /// (a decode holding NaN) is a miss.
     ///
     /// At the same size SPERR's fixed-rate streams met 40 / 60 / 80 dB with 2.4 / 1.0 /
     /// 0.2% fewer bytes than its point-wise mode on ../shared/data (geometric mean of the
@@ -489,7 +492,7 @@ impl<'a> Search<'a> {
             "sperr by rate: {db:.2} dB for {target:.2}, {} bytes",
             full.stored
         );
-        if db < target {
+        if db.is_nan() || db < target {
             return Ok(None);
         }
         let layout = Layout::of(&self.data, self.shape);
@@ -826,12 +829,15 @@ impl<'a> Search<'a> {
         log::debug!("{reason} {} searched", alt.codec.name());
         // By rate, the first attempt is coded to the size to beat: what it misses there,
         // no cut of it can meet.
+        // The size judged is the one expected at the target, as for a first compressor.
         let bits = match (ceiling, alt.predicted_ratio) {
-            (Some(c), _) => Some(self.bits_per_value(c)),
-            (None, ratio) => ratio.map(|r| RATE_HEADROOM * self.bits_at_ratio(r)),
+            (Some(c), _) => Some((self.bits_per_value(c), 1.0)),
+            (None, ratio) => ratio.map(|r| (self.bits_at_ratio(r), RATE_HEADROOM)),
         };
         let start = match bits {
-            Some(bits) if self.lands_by_rate(alt.codec, bits) => self.try_rate(bits),
+            Some((bits, headroom)) if self.lands_by_rate(alt.codec, bits) => {
+                self.try_rate(headroom * bits)
+            }
             _ => self.try_bound(alt.codec, start_bound),
         };
         let Ok(start) = start else {
@@ -850,9 +856,9 @@ impl<'a> Search<'a> {
     /// of its blocks at `bound` ([`Zfp::estimate`]) by the test a first attempt gets
     /// ([`Search::hopeless`]), when that shows it cannot store less than `ceiling` bytes;
     /// None when it may, or when no sample applies (a chunk with few blocks, missing
-    /// values, an SSIM target). The sample costs about an eighth of a compression; a ZFP
-    /// search as third compressor almost never wins (docs/bench.md, "ZFP from a sample of
-    /// its blocks"). The estimate is given room for its sampling error:
+    /// values, an SSIM target). The sample costs about a fifth of a ZFP compression and
+    /// decode; a ZFP search as third compressor almost never wins (docs/bench.md, "ZFP
+    /// from a sample of its blocks"). The estimate is given room for its sampling error:
     /// [`ZFP_SAMPLE_SIZE_SHARE`] of its size and [`ZFP_SAMPLE_SLACK_DB`] more overshoot
     /// than it shows.
     pub(super) fn zfp_sample_gap(
