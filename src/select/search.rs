@@ -413,7 +413,8 @@ impl<'a> Search<'a> {
 
     /// Whether a SPERR search lands by rate ([`Search::land_rate`]): guarantee mode's own
     /// PSNR search (not predict mode's look, not fast mode), on a chunk SPERR codes in 2-D
-    /// or 3-D with its wavelet ([`Sperr::transforms`]), where its fixed-rate mode works.
+    /// or 3-D with its wavelet ([`Sperr::transforms`]: never a series), where its fixed-rate
+    /// mode works.
     pub(super) fn lands_by_rate(&self, codec: CodecId, bits_per_value: f64) -> bool {
         let bytes = bits_per_value * self.data.len() as f64 / 8.0;
         codec == CodecId::Sperr
@@ -423,19 +424,21 @@ impl<'a> Search<'a> {
             && self.settings.mode == Mode::Guarantee
             && self.settings.target.kind == TargetKind::Psnr
             && Sperr::transforms(self.shape)
-            && crate::samples::fit_rank(self.shape, 3).len() >= 2
+    }
+
+    /// Bits of one raw value (32 or 64).
+    fn value_bits(&self) -> f64 {
+        8.0 * self.data.byte_len() as f64 / self.data.len().max(1) as f64
     }
 
     /// Bits per value of a payload at `ratio` (the codec's ratio: raw bytes over payload).
     fn bits_at_ratio(&self, ratio: f64) -> f64 {
-        let value_bits = 8.0 * self.data.byte_len() as f64 / self.data.len().max(1) as f64;
-        value_bits / ratio.max(f64::MIN_POSITIVE)
+        self.value_bits() / ratio.max(f64::MIN_POSITIVE)
     }
 
     /// SPERR coded to `bits_per_value` ([`Sperr::encode_rate`]): an attempt of bound 0.
     pub(super) fn try_rate(&mut self, bits_per_value: f64) -> Result<Attempt, SelectError> {
-        let value_bits = 8.0 * self.data.byte_len() as f64 / self.data.len().max(1) as f64;
-        let bits = bits_per_value.min(value_bits).max(MIN_RATE_BITS);
+        let bits = bits_per_value.min(self.value_bits()).max(MIN_RATE_BITS);
         let payload = Sperr.encode_rate(self.data, self.shape, bits)?;
         self.compressions += 1;
         let layout = Layout::of(&self.data, self.shape);
@@ -1023,7 +1026,7 @@ impl<'a> Search<'a> {
     /// 50 on its payload and stored 49.4).
     pub(super) fn reach_ratio(&mut self, first: Attempt) -> Result<Outcome, SelectError> {
         let target = self.settings.target.value();
-        let value_bits = 8.0 * self.data.byte_len() as f64 / self.data.len().max(1) as f64;
+        let value_bits = self.value_bits();
         let (codec, first_bound) = (first.codec, first.bound);
         let mut reached: Option<Attempt> = None;
         let mut loosest_miss: Option<Attempt> = None;
