@@ -212,7 +212,8 @@ thread_local! {
 
 fn set_last_error(message: String) {
     let message = CString::new(message.replace('\0', " ")).unwrap_or_default();
-    LAST_ERROR.with(|e| *e.borrow_mut() = message);
+    // A thread that is exiting has no message to keep; nothing to report it to either.
+    let _ = LAST_ERROR.try_with(|e| *e.borrow_mut() = message);
 }
 
 /// The status code of each error class.
@@ -231,9 +232,12 @@ fn status_of(error: &InsituError) -> c_int {
 /// Runs `body` with the last error cleared; maps its error or panic to a status code and
 /// the thread's message.
 fn guard(body: impl FnOnce() -> Result<(), InsituError>) -> c_int {
-    crate::observe::init();
-    set_last_error(String::new());
-    match catch_unwind(AssertUnwindSafe(body)) {
+    let run = || {
+        crate::observe::init();
+        set_last_error(String::new());
+        body()
+    };
+    match catch_unwind(AssertUnwindSafe(run)) {
         Ok(Ok(())) => H5Z_DEEPCQ_OK,
         Ok(Err(error)) => {
             set_last_error(error.to_string());
@@ -416,18 +420,29 @@ unsafe fn deliver_into(
     capacity: usize,
     out_len: *mut usize,
 ) -> Result<(), InsituError> {
-    let out_len = out_ref(out_len, "out_len")?;
-    *out_len = bytes.len();
     if out.is_null() || capacity < bytes.len() {
-        return Err(InsituError::BufferTooSmall {
-            needed: bytes.len(),
-            capacity: if out.is_null() { 0 } else { capacity },
-            unit: "bytes",
-        });
+        return deliver_size(bytes.len(), out, capacity, out_len);
     }
+    *out_ref(out_len, "out_len")? = bytes.len();
     // SAFETY: the caller's buffer holds `capacity` ≥ `bytes.len()` writable bytes.
     unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), out as *mut u8, bytes.len()) };
     Ok(())
+}
+
+/// Tells the caller, whose buffer `out` of `capacity` bytes is NULL or too small, that
+/// `needed` bytes are: in `*out_len`, and as the error.
+unsafe fn deliver_size(
+    needed: usize,
+    out: *mut c_void,
+    capacity: usize,
+    out_len: *mut usize,
+) -> Result<(), InsituError> {
+    *out_ref(out_len, "out_len")? = needed;
+    Err(InsituError::BufferTooSmall {
+        needed,
+        capacity: if out.is_null() { 0 } else { capacity },
+        unit: "bytes",
+    })
 }
 
 unsafe fn write_report(report: Option<&Report>, out: *mut H5zDeepcqReport) {
@@ -776,7 +791,9 @@ pub unsafe extern "C" fn h5z_deepcq_chunk_info(
 }
 
 /// Decodes chunk bytes `chunk[len]` into the caller's buffer `out` of `capacity` bytes;
-/// `*out_len` receives the decoded size (see `h5z_deepcq_chunk_info` to size `out`).
+/// `*out_len` receives the decoded size (see `h5z_deepcq_chunk_info` to size `out`). A
+/// NULL or too small `out` gets `H5Z_DEEPCQ_ERR_BUFFER_TOO_SMALL` from the header alone,
+/// before anything is decoded or allocated.
 ///
 /// # Safety
 /// `chunk` holds `len` readable bytes; `out` is NULL or holds `capacity` writable bytes; `out_len` is writable.
@@ -790,6 +807,12 @@ pub unsafe extern "C" fn h5z_deepcq_decompress(
 ) -> c_int {
     guard(|| {
         let bytes = chunk_bytes(chunk, len)?;
+        // The header says the size: a buffer too small for it costs no decode, and a
+        // crafted header cannot make this call allocate more than the caller holds.
+        let needed = crate::chunk::parse(bytes)?.0.original_len as usize;
+        if out.is_null() || capacity < needed {
+            return deliver_size(needed, out, capacity, out_len);
+        }
         let (values, _) = insitu::decompress(bytes)?;
         let raw: &[u8] = match &values {
             SampleBuf::F32(v) => bytemuck::cast_slice(v),
@@ -1007,6 +1030,30 @@ mod tests {
             )
         };
         assert_eq!((status, needed), (H5Z_DEEPCQ_ERR_BUFFER_TOO_SMALL, 600 * 8));
+        // A header declaring 4 GiB - 128 KiB before a few bytes: the size, not a decode.
+        let crafted = crate::chunk::wrap(
+            crate::wire::CodecId::Lossless,
+            &crate::samples::Samples::F32(&[0.0; 4]),
+            &[1 << 15, (1 << 15) - 1],
+            0.0,
+            None,
+            None,
+            b"not a payload",
+        );
+        // SAFETY: `crafted` holds its length; `small` holds 16 bytes.
+        let status = unsafe {
+            h5z_deepcq_decompress(
+                crafted.as_ptr() as *const c_void,
+                crafted.len(),
+                small.as_mut_ptr() as *mut c_void,
+                small.len(),
+                &mut needed,
+            )
+        };
+        assert_eq!(
+            (status, needed),
+            (H5Z_DEEPCQ_ERR_BUFFER_TOO_SMALL, 4294836224)
+        );
         let (mut dtype, mut shape, mut rank, mut nbytes) = (0, [0usize; 4], 4usize, 0usize);
         // SAFETY: as above; shape holds 4 entries.
         let status = unsafe {

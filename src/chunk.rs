@@ -726,6 +726,14 @@ fn read_v4<'a>(r: &mut Reader<'a>, version: u8) -> Result<RawHeader<'a>, ChunkEr
 /// Parses and validates the header, verifies the checksum, and returns the header and the
 /// payload. Nothing is allocated from untrusted sizes before the checksum has passed.
 pub fn parse(bytes: &[u8]) -> Result<(Header, &[u8]), ChunkError> {
+    parse_within(bytes, wire::MAX_ORIGINAL_LEN)
+}
+
+/// [`parse`] for a reader that knows how many bytes its chunks of float values hold: a
+/// header of float values declaring more than `float_limit` bytes is refused before
+/// anything is allocated from its sizes. A checksum does not stop a crafted header from
+/// asking for up to 4 GiB, and an allocation that fails aborts the process.
+pub fn parse_within(bytes: &[u8], float_limit: u64) -> Result<(Header, &[u8]), ChunkError> {
     let mut r = Reader { bytes, pos: 0 };
     let raw = if bytes.starts_with(&wire::LEGACY_MAGIC) {
         r.take(wire::LEGACY_MAGIC.len(), "magic")?;
@@ -768,11 +776,12 @@ pub fn parse(bytes: &[u8]) -> Result<(Header, &[u8]), ChunkError> {
     if computed != stored {
         return Err(ChunkError::Checksum { stored, computed });
     }
-    Ok((validate(raw)?, payload))
+    Ok((validate(raw, float_limit)?, payload))
 }
 
-/// Checks the fields of a header whose checksum passed against each other.
-fn validate(raw: RawHeader<'_>) -> Result<Header, ChunkError> {
+/// Checks the fields of a header whose checksum passed against each other, and a float
+/// chunk's size against `float_limit` bytes.
+fn validate(raw: RawHeader<'_>, float_limit: u64) -> Result<Header, ChunkError> {
     let codec = CodecId::from_u8(raw.codec)
         .ok_or_else(|| ChunkError::BadHeader(format!("codec id {}", raw.codec)))?;
     let dtype = DType::from_u8(raw.dtype)
@@ -805,6 +814,13 @@ fn validate(raw: RawHeader<'_>) -> Result<Header, ChunkError> {
             )))
         }
     };
+    if matches!(dtype, DType::F32 | DType::F64) && original_len > float_limit {
+        return Err(ChunkError::BadHeader(format!(
+            "the header declares {original_len} bytes of {} values, the dataset's chunks \
+             hold {float_limit}",
+            dtype.name()
+        )));
+    }
     let (padding, missing, quality) =
         parse_extension(raw.version, raw.flags, raw.extension, &layout)?;
     if dtype == DType::Opaque
@@ -997,7 +1013,13 @@ fn read_padding(r: &mut Reader<'_>, version: u8, layout: &Layout) -> Result<Padd
 
 /// Decodes a chunk into its values.
 pub fn decode(bytes: &[u8]) -> Result<(Header, SampleBuf), ChunkError> {
-    let (header, payload) = parse(bytes)?;
+    decode_within(bytes, wire::MAX_ORIGINAL_LEN)
+}
+
+/// [`decode`] refusing, before it allocates, a chunk of float values of more than
+/// `float_limit` bytes ([`parse_within`]).
+pub fn decode_within(bytes: &[u8], float_limit: u64) -> Result<(Header, SampleBuf), ChunkError> {
+    let (header, payload) = parse_within(bytes, float_limit)?;
     let codec = codec_for(header.codec);
     let layout = payload_layout(&header.layout, header.padding.as_ref());
     let expanded;

@@ -7,7 +7,7 @@ use crate::learned;
 use crate::samples::{element_count, SampleBuf, Samples};
 use crate::select::{self, Analytic, Outcome, SelectError};
 use crate::settings::{SettingsError, StoredSettings};
-use crate::wire::DType;
+use crate::wire::{DType, MAX_ORIGINAL_LEN};
 
 /// Why a chunk could not be filtered. Mapped to a failed callback (0 bytes) plus a message
 /// on the HDF5 error stack at the C boundary.
@@ -184,7 +184,11 @@ pub fn decode_chunk_for(
     stored: Option<&StoredSettings>,
     bytes: &[u8],
 ) -> Result<Vec<u8>, FilterError> {
-    let (header, mut out) = decode_native(bytes)?;
+    // A float chunk may declare no more bytes than the dataset's chunk holds: nothing
+    // larger is allocated for a crafted header.
+    let expected = stored.and_then(|s| element_count(&s.chunk)?.checked_mul(s.elem_size));
+    let limit = expected.map_or(MAX_ORIGINAL_LEN, |n| n as u64);
+    let (header, mut out) = decode_native(bytes, limit)?;
     let floats = |t: DType| matches!(t, DType::F32 | DType::F64);
     // The dataset's byte order where it is known, else the one the chunk says.
     let mut big_endian = header.big_endian;
@@ -200,7 +204,6 @@ pub fn decode_chunk_for(
             ))));
         }
         big_endian = s.big_endian;
-        let expected = element_count(&s.chunk).and_then(|n| n.checked_mul(s.elem_size));
         if let Some(expected) = expected.filter(|&n| n != out.len()) {
             return Err(FilterError::SizeMismatch {
                 got: out.len(),
@@ -217,7 +220,7 @@ pub fn decode_chunk_for(
 
 /// [`decode_chunk`] without telling [`super::rewrites`], with the chunk's header.
 fn decode_quietly(bytes: &[u8]) -> Result<(chunk::Header, Vec<u8>), FilterError> {
-    let (header, out) = decode_native(bytes)?;
+    let (header, out) = decode_native(bytes, MAX_ORIGINAL_LEN)?;
     let out = match header.big_endian {
         true => swap_bytes(out, header.layout.elem_size),
         false => out,
@@ -225,9 +228,10 @@ fn decode_quietly(bytes: &[u8]) -> Result<(chunk::Header, Vec<u8>), FilterError>
     Ok((header, out))
 }
 
-/// The chunk's header and its bytes in little-endian order, whatever order it says.
-fn decode_native(bytes: &[u8]) -> Result<(chunk::Header, Vec<u8>), FilterError> {
-    let (header, values) = chunk::decode(bytes)?;
+/// The chunk's header and its bytes in little-endian order, whatever order it says; a
+/// float chunk of more than `float_limit` bytes is refused before it is decoded.
+fn decode_native(bytes: &[u8], float_limit: u64) -> Result<(chunk::Header, Vec<u8>), FilterError> {
+    let (header, values) = chunk::decode_within(bytes, float_limit)?;
     let out = values.into_bytes();
     if out.len() as u64 != header.original_len {
         return Err(FilterError::SizeMismatch {
@@ -333,6 +337,32 @@ mod tests {
         let (out, _) = encode_chunk(&stored(DType::Opaque, 4, &[250], 60.0), &ints).unwrap();
         let other = stored(DType::Opaque, 4, &[500], 60.0);
         assert_eq!(decode_chunk_for(Some(&other), &out).unwrap(), ints);
+    }
+
+    #[test]
+    fn a_header_declaring_more_than_the_datasets_chunk_is_refused_before_decoding() {
+        // A checksummed header of f32 values declaring 4 GiB - 128 KiB in front of a few
+        // bytes: without the dataset it gets as far as the codec; with it, not that far.
+        let huge = [1usize << 15, (1 << 15) - 1];
+        let crafted = chunk::wrap(
+            crate::wire::CodecId::Lossless,
+            &Samples::F32(&[0.0; 4]),
+            &huge,
+            0.0,
+            None,
+            None,
+            b"not a payload",
+        );
+        let err = decode_chunk(&crafted).unwrap_err().to_string();
+        assert!(!err.contains("declares"), "{err}");
+        let own = stored(DType::F32, 4, &[16, 16], 60.0);
+        let err = decode_chunk_for(Some(&own), &crafted)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("declares 4294836224 bytes of f32 values, the dataset's chunks hold 1024"),
+            "{err}"
+        );
     }
 
     #[test]
