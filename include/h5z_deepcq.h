@@ -442,7 +442,9 @@ int h5z_deepcq_chunk_info(const void *chunk,
 
 /**
  * Decodes chunk bytes `chunk[len]` into the caller's buffer `out` of `capacity` bytes;
- * `*out_len` receives the decoded size (see `h5z_deepcq_chunk_info` to size `out`).
+ * `*out_len` receives the decoded size (see `h5z_deepcq_chunk_info` to size `out`). A
+ * NULL or too small `out` gets `H5Z_DEEPCQ_ERR_BUFFER_TOO_SMALL` from the header alone,
+ * before anything is decoded or allocated.
  *
  * # Safety
  * `chunk` holds `len` readable bytes; `out` is NULL or holds `capacity` writable bytes; `out_len` is writable.

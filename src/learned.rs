@@ -359,7 +359,7 @@ impl Learned {
         }
         let searched = matches!(kind, TargetKind::Psnr | TargetKind::Ssim);
         let alternative = |passed: &[CodecId]| {
-            (searched && settings.mode != Mode::Predict)
+            searched
                 .then(|| runner_up(&rule, passed, &candidates, &predictions))
                 .flatten()
                 .map(|(c, p)| Alternative {
@@ -369,7 +369,9 @@ impl Learned {
                 })
         };
         let runner_up = alternative(&[best.codec]);
-        let third = runner_up.and_then(|r| alternative(&[best.codec, r.codec]));
+        let third = runner_up
+            .filter(|_| settings.mode != Mode::Predict)
+            .and_then(|r| alternative(&[best.codec, r.codec]));
         let proposal = Proposal {
             codec: best.codec,
             bound: best.rel_bound * extent.range(),

@@ -11,9 +11,10 @@
 //! have stopped; and in guarantee mode the compressor kept last is measured first, so that
 //! the runner-up search is the one abandoned early ([`crate::select`]'s hopeless test).
 //! Fast mode searches the runner-up only when the first compressor stored far more than
-//! expected ([`crate::select::SURPRISE_FACTOR`]): it tries the compressor expected to
-//! store least, by the gap the dataset's runner-up searches measured between the two where
-//! there is one, else by the surrogate's ratio corrected by what the dataset stored of each.
+//! expected ([`crate::select::SURPRISE_FACTOR`]) or the model's ranking is a close call: it
+//! tries the compressor expected to store least, by the gap the dataset's runner-up
+//! searches measured between the two where there is one, else by the surrogate's ratio
+//! corrected by what the dataset stored of each.
 //!
 //! The runner-up is skipped only when the surrogate, corrected by what the last searches
 //! of the runner-up measured or their skips for its floor ([`Outcome::runner_up_gap`]),

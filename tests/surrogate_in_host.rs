@@ -396,7 +396,7 @@ fn predict_mode_lands_at_the_target_on_fields_far_from_zero() {
 }
 
 #[test]
-fn fast_mode_measures_every_chunk_and_meets_the_target_in_at_most_three_compressions() {
+fn fast_mode_measures_every_chunk_and_meets_the_target_in_at_most_two_per_compressor() {
     let dir = tempfile::tempdir().unwrap();
     // target 60, kind PSNR, decimals 0, any compressor, mode 2 = fast.
     let (input, output, records) = repack_traced(dir.path(), "UD=357,0,5,60,0,0,0,2");
@@ -406,11 +406,11 @@ fn fast_mode_measures_every_chunk_and_meets_the_target_in_at_most_three_compress
         assert_eq!(r["mode"], "fast");
         if r["codec"] != "lossless" {
             lossy += 1;
-            // One more on a miss or a large overshoot, then the safe bound. (A first
-            // payload over 3x larger than predicted would have the runner-up searched
-            // too, two more at most; none of these fields is misread that far.)
+            // One more on a miss or a large overshoot, for the first compressor and, on
+            // a close call or a first payload over 3x larger than predicted, the
+            // runner-up; then the safe bound.
             let compressions = r["compressions"].as_u64().unwrap();
-            assert!((1..=3).contains(&compressions), "{r}");
+            assert!((1..=5).contains(&compressions), "{r}");
             assert!(r["measured"].as_f64().unwrap() >= 60.0, "{r}");
         }
     }

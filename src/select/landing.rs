@@ -56,7 +56,8 @@ impl Budget {
     /// Fast mode spends at most one more compression per compressor (then the safe bound):
     /// on a miss, or on an overshoot large enough to be worth the time. It searches the
     /// runner-up compressor only when the first payload was far larger than predicted
-    /// ([`SURPRISE_FACTOR`]). Its step aims
+    /// ([`SURPRISE_FACTOR`]) or the model's ranking is a close call (`search::close_call`).
+    /// Its step aims
     /// higher above the target, since a second miss costs the safe bound's ratio. On
     /// ../shared/data, loosening only above 6 dB instead of 4.5 saved 0.1–0.4 of one
     /// compression's time and cost 0.02–0.03 of the best oracle's ratio; above 3 dB it

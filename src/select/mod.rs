@@ -25,10 +25,13 @@
 //!
 //! Fast mode is guarantee mode on a small budget: it measures the model's choice and
 //! spends one more compression only on a miss or a large overshoot, and searches the
-//! runner-up only when the first compressor's payload was far larger than predicted, for
-//! about twice the time of one compression instead of about four.
+//! runner-up only when the first compressor's payload was far larger than predicted or
+//! the model ranks the two within a quarter of each other's ratio (a close call), for
+//! two to four times the time of one compression instead of four to seven.
 //!
-//! Predict mode keeps its one compression unless the payload's size shows the model
+//! Predict mode compresses its runner-up once, and keeps the smaller payload, when the
+//! first payload stored under half its predicted ratio at a low rate (`Search::
+//! predict_runner_up`). It keeps its payload unless the payload's size shows the model
 //! misread the chunk ([`SURPRISE_FACTOR`]), the chunk is of a kind the model misreads
 //! ([`crate::unfamiliar`], series included) or SZ3 stored it below [`SZ3_ERRATIC_BITS`]
 //! per value: then it measures, and corrects a PSNR miss as fast mode does, unless the
@@ -104,7 +107,8 @@ pub struct Outcome {
     pub compressions: u32,
     /// Why the chooser ended where it did: "proposal" (the first attempt kept),
     /// "loosened" (the first met the target, a looser one was kept), "corrected" (the first
-    /// missed, a tighter one was kept), "runner-up" (another compressor's search was kept),
+    /// missed, a tighter one was kept), "runner-up" (another compressor's search, or
+    /// predict mode's one compression of it, was kept),
     /// "third compressor" (the last one's, [`Proposal::third`]),
     /// "checked" (predict mode measured a proposal, one the model misread
     /// ([`SURPRISE_FACTOR`]), of a kind it misreads ([`crate::unfamiliar`]), SZ3's below
@@ -141,9 +145,11 @@ pub struct Proposal {
     pub predicted: Option<f64>,
     /// Predicted compression ratio at this bound, if the proposer predicts one.
     pub predicted_ratio: Option<f64>,
-    /// The second choice for a measured mode: another compressor, searched when the mode's
-    /// budget allows (guarantee mode; fast mode when the first compressor's payload was far
-    /// larger than predicted) and abandoned as soon as it cannot beat the first.
+    /// The second choice: another compressor, searched when the mode's budget allows
+    /// (guarantee mode; fast mode when the first compressor's payload was far larger than
+    /// predicted or the ranking is a close call) and abandoned as soon as it cannot beat
+    /// the first; compressed once in predict mode when the first payload was far larger
+    /// than predicted at a low rate.
     pub runner_up: Option<Alternative>,
     /// The one compressor left after the first and the runner-up, which guarantee mode
     /// searches too, the same way, on chunks the model is known to misread

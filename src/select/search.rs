@@ -64,6 +64,47 @@ fn surprised(proposal: &Proposal, data: Samples<'_>, payload: &[u8]) -> bool {
     ratio_vs_predicted(proposal, data, payload).is_some_and(|r| r.ln().abs() > SURPRISE_FACTOR.ln())
 }
 
+/// Share of its predicted ratio under which predict mode's first payload makes it try
+/// the runner-up ([`Search::predict_runner_up`]). Half: a third
+/// ([`SURPRISE_FACTOR`]) missed a grid's coordinates at 2.8×.
+const RUNNER_UP_OFF: f64 = 0.5;
+
+/// How many times the first payload's ratio predict mode's runner-up must be predicted to
+/// store before it is tried ([`Search::predict_runner_up`]). At 2 (before
+/// [`RUNNER_UP_MAX_BITS`]), a run on ../shared/data and two unseen sets kept 0–0.038 less
+/// of the best oracle's ratio than at 1.5 and spent up to 0.21 fewer compressions per
+/// chunk (docs/bench.md, "Close calls").
+const RUNNER_UP_GAIN: f64 = 1.5;
+
+/// Stored bits per value up to which an overrated first payload makes predict mode try
+/// its runner-up ([`Search::predict_runner_up`]); beyond, only a ZFP payload does. Over
+/// ../shared/data and two unseen sets at 40 / 60 / 80 dB, of the 16 runner-ups tried
+/// below a bit per value 10 stored less (0.19–0.48 of the first payload on 7), of the 49
+/// tried above it (SZ3 or SPERR first) 15 did, by more than half twice; ZFP first, both
+/// tries stored a third of its payload. At low rates the model's ratio errors are
+/// largest (35–50% at relative bounds 1e-2–1e-1, docs/surrogate.md) and SZ3's size
+/// stalls where SPERR's drops.
+const RUNNER_UP_MAX_BITS: f64 = 1.0;
+
+/// Share of the first choice's predicted ratio at or above which the runner-up's makes
+/// the model's ranking a close call: within the model's ratio error (25% mean absolute,
+/// leaving one dataset out, docs/surrogate.md), so fast mode searches the runner-up too
+/// ([`close_call`]).
+const CLOSE_CALL: f64 = 0.75;
+
+/// True when the model predicts the runner-up to store at least [`CLOSE_CALL`] of the
+/// first choice's ratio. On a seventh unseen set fast mode kept 0.667 / 0.678 / 0.785 of
+/// the best oracle's ratio at 40 / 60 / 80 dB, and the compressor it chose alone cost
+/// 0.715 / 0.735 / 0.840 (SZ3 on flows where SPERR, at the bound the model admitted,
+/// stored 1.25–2.7× less with a predicted ratio within a quarter of SZ3's); searching the
+/// runner-up on close calls kept 0.833 / 0.821 / 0.878 (docs/bench.md, "Close calls").
+fn close_call(proposal: &Proposal) -> bool {
+    proposal
+        .runner_up
+        .and_then(|alt| Some(alt.predicted_ratio? / proposal.predicted_ratio?))
+        .is_some_and(|r| r >= CLOSE_CALL)
+}
+
 /// The attempt a landing search keeps, its measured quality in dB ([`Search::quality`])
 /// and in the target's unit, and how it was reached.
 pub(super) struct Landed {
@@ -231,6 +272,12 @@ impl<'a> Search<'a> {
         proposal: &Proposal,
         range: f64,
     ) -> Result<Outcome, SelectError> {
+        let original = proposal;
+        let (first, switched) = match self.predict_runner_up(&first, proposal)? {
+            Some((attempt, alone)) => (attempt, alone),
+            None => (first, *proposal),
+        };
+        let proposal = &switched;
         let surprise = surprised(proposal, self.data, &first.payload);
         let why = if surprise {
             Some(format!(
@@ -251,7 +298,11 @@ impl<'a> Search<'a> {
             None
         };
         let Some(why) = why else {
-            return Ok(first.into_outcome("proposal", None));
+            let reason = match first.codec == original.codec {
+                true => "proposal",
+                false => "runner-up",
+            };
+            return Ok(first.into_outcome(reason, None));
         };
         let outcome = self.check_surprise(first, proposal, range, surprise)?;
         log::info!(
@@ -265,6 +316,61 @@ impl<'a> Search<'a> {
             self.settings.target.value()
         );
         Ok(outcome)
+    }
+
+    /// Predict mode's runner-up ([`Proposal::runner_up`], at the bound the model admits
+    /// for it, as trusted as the first choice's): compressed once when the first payload
+    /// stores under [`RUNNER_UP_OFF`] of its predicted ratio and under
+    /// [`RUNNER_UP_MAX_BITS`] per value (any ZFP payload), and the runner-up is predicted
+    /// to store [`RUNNER_UP_GAIN`] times what that payload did; kept, with a proposal of
+    /// its own, when it stores less, and looked at like a first payload. The payload's
+    /// size is what predict mode learns for free, and a first compressor this overrated is
+    /// the model's ranking proved doubtful (a grid's coordinates at 40 dB: SZ3 stored 139×
+    /// for the 393× predicted, SPERR 539× at the bound the model admitted).
+    fn predict_runner_up(
+        &mut self,
+        first: &Attempt,
+        proposal: &Proposal,
+    ) -> Result<Option<(Attempt, Proposal)>, SelectError> {
+        let Some(alt) = proposal.runner_up else {
+            return Ok(None);
+        };
+        let overrated = ratio_vs_predicted(proposal, self.data, &first.payload)
+            .is_some_and(|r| r < RUNNER_UP_OFF);
+        let reached = metrics::compression_ratio(self.data.byte_len(), first.payload.len());
+        let promising = alt
+            .predicted_ratio
+            .is_some_and(|r| r > reached * RUNNER_UP_GAIN);
+        let doubtful =
+            first.codec == CodecId::Zfp || self.bits_per_value(first.stored) <= RUNNER_UP_MAX_BITS;
+        if !(overrated && promising && doubtful) {
+            return Ok(None);
+        }
+        let attempt = match self.try_bound(alt.codec, alt.bound) {
+            Err(e) if refused(&e) => return Ok(None),
+            attempt => attempt?,
+        };
+        log::debug!(
+            "predict mode's runner-up {:?}: {} bytes against {:?}'s {}",
+            alt.codec,
+            attempt.stored,
+            first.codec,
+            first.stored
+        );
+
+        if attempt.stored >= first.stored {
+            return Ok(None);
+        }
+        let alone = Proposal {
+            codec: alt.codec,
+            bound: alt.bound,
+            predicted: None,
+            predicted_ratio: alt.predicted_ratio,
+            runner_up: None,
+            third: None,
+            skip_runner_up_within: None,
+        };
+        Ok(Some((attempt, alone)))
     }
 
     /// Predict mode's ratio target. A ratio needs no decode to be known: the payload's size
@@ -731,7 +837,7 @@ impl<'a> Search<'a> {
         let as_expected = proposal
             .skip_runner_up_within
             .is_some_and(|limit| kept.as_ref().is_some_and(|k| k.attempt.stored <= limit));
-        let compares = self.budget.runner_up || overrated;
+        let compares = self.budget.runner_up || overrated || close_call(proposal);
         let shift = match by_rate {
             true => self.rate_shift(proposal, target),
             false => kept.as_ref().map(|k| k.attempt.bound / first_bound),

@@ -972,6 +972,111 @@ fn fast_mode_tries_the_runner_up_when_the_first_compressor_was_overrated() {
     assert!(overrated.compressions > as_predicted.compressions);
 }
 
+/// [`Predicting`]'s proposal with the runner-up's predicted ratio too.
+struct Ranking {
+    predicting: Predicting,
+    runner_up_ratio: f64,
+}
+
+impl Proposer for Ranking {
+    fn propose(
+        &self,
+        data: Samples<'_>,
+        shape: &[usize],
+        extent: Extent,
+        settings: &Settings,
+    ) -> Result<Proposal, SelectError> {
+        let proposal = self.predicting.propose(data, shape, extent, settings)?;
+        Ok(Proposal {
+            runner_up: proposal.runner_up.map(|alt| Alternative {
+                predicted_ratio: Some(self.runner_up_ratio),
+                ..alt
+            }),
+            ..proposal
+        })
+    }
+}
+
+/// ZFP first with SPERR as the runner-up at the same bound, their predicted ratios given.
+fn zfp_then_sperr(predicted_ratio: f64, runner_up_ratio: f64) -> Ranking {
+    Ranking {
+        predicting: Predicting {
+            fixed: Fixed {
+                codec: CodecId::Zfp,
+                runner_up: true,
+                scale: 1.0,
+            },
+            predicted_ratio,
+        },
+        runner_up_ratio,
+    }
+}
+
+/// Predict mode compresses its runner-up once when the first payload stored far less than
+/// predicted and the runner-up promises far more than that payload stored, and keeps the
+/// smaller; otherwise its one compression.
+#[test]
+fn predict_mode_tries_the_runner_up_when_the_first_compressor_was_overrated() {
+    let (v, shape) = field();
+    let data = Samples::F32(&v);
+    let mut settings = Settings::psnr(60.0).unwrap();
+    settings.mode = Mode::Predict;
+    let bound = sz3_formula_bound(value_range(data), 60.0);
+    let ratio_of = |codec: CodecId| {
+        let payload = codec_for(codec)
+            .encode(data, &shape, chunk::codec_bound(bound))
+            .unwrap();
+        metrics::compression_ratio(data.byte_len(), payload.len())
+    };
+    let (zfp, sperr) = (ratio_of(CodecId::Zfp), ratio_of(CodecId::Sperr));
+    assert!(sperr > zfp * 1.5, "{sperr} vs {zfp}");
+    let run = |first: f64, runner_up: f64| {
+        compress_to_target(data, &shape, &settings, &zfp_then_sperr(first, runner_up)).unwrap()
+    };
+    // As predicted, or overrated (2.5x: not enough to measure) with a runner-up that
+    // promises little: one compression.
+    for (first, runner_up) in [(zfp, sperr), (zfp * 2.5, zfp * 1.2)] {
+        let kept = run(first, runner_up);
+        let got = (kept.codec, kept.reason, kept.compressions);
+        assert_eq!(got, (CodecId::Zfp, "proposal", 1));
+    }
+    let switched = run(zfp * 2.5, sperr);
+    let got = (switched.codec, switched.reason, switched.compressions);
+    assert_eq!(got, (CodecId::Sperr, "runner-up", 2));
+    let chunk = chunk::wrap(
+        switched.codec,
+        &data,
+        &shape,
+        switched.bound,
+        None,
+        None,
+        &switched.payload,
+    );
+    let back = chunk::decode(&chunk).unwrap().1;
+    let psnr = metrics::error_stats_of(data, back.view()).unwrap().psnr;
+    assert!(psnr >= 60.0, "{psnr}");
+}
+
+/// Fast mode searches the runner-up where the model ranks it within a quarter of the
+/// first compressor's ratio (a close call), not where it ranks it far below.
+#[test]
+fn fast_mode_searches_the_runner_up_on_a_close_call() {
+    let (v, shape) = field();
+    let data = Samples::F32(&v);
+    let mut settings = Settings::psnr(60.0).unwrap();
+    settings.mode = Mode::Fast;
+    let run = |runner_up: f64| {
+        compress_to_target(data, &shape, &settings, &zfp_then_sperr(1.0, runner_up)).unwrap()
+    };
+    let far_below = run(0.5);
+    assert_eq!(far_below.codec, CodecId::Zfp, "{}", far_below.reason);
+    let close = run(0.8);
+    assert_eq!((close.codec, close.reason), (CodecId::Sperr, "runner-up"));
+    assert!(close.payload.len() < far_below.payload.len());
+    assert!(close.measured.unwrap() >= 60.0);
+    assert!(close.compressions > far_below.compressions);
+}
+
 /// A target only an exact decode meets stores the lossless codec's bytes when those
 /// are fewer than the lossy codec's exact payload.
 #[test]
