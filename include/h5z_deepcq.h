@@ -149,7 +149,10 @@
 #define H5Z_DEEPCQ_GUARANTEE 0
 
 /**
- * Mode: one compression, trusting the proposal unless the payload stores more than 3×
+ * Mode: one compression (two where the first payload stores under half its predicted
+ * ratio at under a bit per value, or from ZFP, and the model's runner-up compressor
+ * promises 1.5× that: the runner-up once, the smaller kept), trusting the proposal
+ * unless the payload stores more than 3×
  * from the predicted ratio, the values are quantised, a chunk axis is 2 or 3 long or the
  * fastest holds a table's columns (then measured and, on a PSNR miss, corrected, unless
  * the bound is at or below the safe bound, certain to meet the target, and not SZ3's finer
@@ -161,8 +164,10 @@
 
 /**
  * Mode: decode and measure like guarantee, but one more compression per compressor at
- * most before the safe bound; a PSNR, SSIM or absolute target is always met, in about
- * twice one compression's time.
+ * most before the safe bound, and the runner-up compressor searched only when the first
+ * payload stored over 3× more than predicted or the model ranks the two within a
+ * quarter of each other's ratio; a PSNR, SSIM or absolute target is always met, in two
+ * to four times one compression's time.
  */
 #define H5Z_DEEPCQ_FAST 2
 

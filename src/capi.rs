@@ -89,7 +89,10 @@ pub const H5Z_DEEPCQ_LOSSLESS: c_uint = 0;
 /// met, a ratio whenever any bound of the codec reaches it (a chunk too small for it keeps
 /// the loosest bound tried, and the report says it missed).
 pub const H5Z_DEEPCQ_GUARANTEE: c_uint = 0;
-/// Mode: one compression, trusting the proposal unless the payload stores more than 3×
+/// Mode: one compression (two where the first payload stores under half its predicted
+/// ratio at under a bit per value, or from ZFP, and the model's runner-up compressor
+/// promises 1.5× that: the runner-up once, the smaller kept), trusting the proposal
+/// unless the payload stores more than 3×
 /// from the predicted ratio, the values are quantised, a chunk axis is 2 or 3 long or the
 /// fastest holds a table's columns (then measured and, on a PSNR miss, corrected, unless
 /// the bound is at or below the safe bound, certain to meet the target, and not SZ3's finer
@@ -98,8 +101,10 @@ pub const H5Z_DEEPCQ_GUARANTEE: c_uint = 0;
 /// target's size is always checked, and searched from when short or more than 3× past it.
 pub const H5Z_DEEPCQ_PREDICT: c_uint = 1;
 /// Mode: decode and measure like guarantee, but one more compression per compressor at
-/// most before the safe bound; a PSNR, SSIM or absolute target is always met, in about
-/// twice one compression's time.
+/// most before the safe bound, and the runner-up compressor searched only when the first
+/// payload stored over 3× more than predicted or the model ranks the two within a
+/// quarter of each other's ratio; a PSNR, SSIM or absolute target is always met, in two
+/// to four times one compression's time.
 pub const H5Z_DEEPCQ_FAST: c_uint = 2;
 /// Flag: fall back to the analytic chooser when the surrogate cannot load.
 pub const H5Z_DEEPCQ_FLAG_ANALYTIC_FALLBACK: c_uint = 1;
@@ -809,7 +814,7 @@ pub unsafe extern "C" fn h5z_deepcq_decompress(
         let bytes = chunk_bytes(chunk, len)?;
         // The header says the size: a buffer too small for it costs no decode, and a
         // crafted header cannot make this call allocate more than the caller holds.
-        let needed = crate::chunk::parse(bytes)?.0.original_len as usize;
+        let needed = insitu::decoded_len(bytes)?;
         if out.is_null() || capacity < needed {
             return deliver_size(needed, out, capacity, out_len);
         }
@@ -1054,6 +1059,29 @@ mod tests {
             (status, needed),
             (H5Z_DEEPCQ_ERR_BUFFER_TOO_SMALL, 4294836224)
         );
+        // Bytes that are not f32 or f64 are refused at the size query, not after a decode.
+        let opaque = crate::chunk::encode(
+            crate::wire::CodecId::Lossless,
+            crate::samples::Samples::Opaque {
+                bytes: &[7u8; 64],
+                elem_size: 4,
+            },
+            &[16],
+            0.0,
+            None,
+        )
+        .unwrap();
+        // SAFETY: `opaque` holds its length; `out` is NULL, as for a size query.
+        let status = unsafe {
+            h5z_deepcq_decompress(
+                opaque.as_ptr() as *const c_void,
+                opaque.len(),
+                std::ptr::null_mut(),
+                0,
+                &mut needed,
+            )
+        };
+        assert_eq!(status, H5Z_DEEPCQ_ERR_INVALID_ARGUMENT);
         let (mut dtype, mut shape, mut rank, mut nbytes) = (0, [0usize; 4], 4usize, 0usize);
         // SAFETY: as above; shape holds 4 entries.
         let status = unsafe {

@@ -821,15 +821,16 @@ fn validate(raw: RawHeader<'_>, float_limit: u64) -> Result<Header, ChunkError> 
             dtype.name()
         )));
     }
-    let (padding, missing, quality) =
-        parse_extension(raw.version, raw.flags, raw.extension, &layout)?;
-    if dtype == DType::Opaque
-        && (codec != CodecId::Lossless || padding.is_some() || missing.is_some())
-    {
+    // Refused before the extension's records are read: a missing-value bitmap is sized by
+    // the header.
+    let lossy_records = raw.flags & (ext_flags::PADDING | ext_flags::MISSING) != 0;
+    if dtype == DType::Opaque && (codec != CodecId::Lossless || lossy_records) {
         return Err(ChunkError::BadHeader(
             "opaque data with a lossy codec".into(),
         ));
     }
+    let (padding, missing, quality) =
+        parse_extension(raw.version, raw.flags, raw.extension, &layout)?;
     let compact = raw.flags & ext_flags::COMPACT != 0;
     if compact && codec_for(codec).frame(&layout, 0).is_none() {
         return Err(ChunkError::BadHeader(format!(

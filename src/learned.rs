@@ -298,7 +298,7 @@ impl Learned {
             // 63 such (array, target) pairs of ../shared/data and the fifth unseen set
             // (docs/bench.md, "Chunks SPERR cannot transform"), where the model, which saw
             // few of them, often ranked SPERR or ZFP first. Predict and fast mode, which
-            // search no other compressor on their own, propose SZ3 there when the values
+            // search another compressor only now and then, propose SZ3 there when the values
             // follow on from each other along the long axis; guarantee mode still searches
             // all three. On noise (an EMG, generated noise series at 80–90 dB) SZ3 predicts
             // nothing and SPERR's bit planes stored less.

@@ -225,7 +225,7 @@ impl Proposer for Remembering<'_> {
         };
         // Guarantee mode: the compressor that won the last chunk goes first, so that its
         // remembered bound is the one measured first and the loser is the one abandoned.
-        // Fast mode rarely searches the runner-up, so there the last winner is merely the
+        // Fast mode searches the runner-up on some chunks only, so there the last winner is the
         // last choice: it tries the compressor expected to store least, the surrogate's
         // ratio corrected by what this dataset stored of it. Following the last winner
         // there made the first choice stick (s3d chi at 60 dB cut into 20 chunks kept ZFP

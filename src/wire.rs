@@ -424,8 +424,9 @@ pub enum Mode {
     /// than predicted or a compressor's PSNR rose with a looser bound.
     Guarantee = 0,
     /// Trust the prediction: one compression per chunk (two where the first payload stores
-    /// under half its predicted ratio at under a bit per value: the model's runner-up
-    /// compressor once, the smaller payload kept), unless the payload stores more than
+    /// under half its predicted ratio at under a bit per value, or from ZFP, and the
+    /// model's runner-up compressor promises 1.5× that: the runner-up once, the smaller
+    /// payload kept), unless the payload stores more than
     /// 3× from the predicted ratio (the model misread the chunk) or the chunk holds
     /// quantised values, has an axis of 2 or 3 or holds a table's columns (kinds the model
     /// misreads, `crate::unfamiliar`): then it is decoded, measured and, on a PSNR miss,
@@ -440,7 +441,7 @@ pub enum Mode {
     /// measured; a miss is corrected and a large overshoot loosened, one more compression
     /// per compressor (the runner-up's only when the first payload was over 3× larger than
     /// predicted or the model ranks the two within a quarter of each other's ratio), then
-    /// the safe bound. A PSNR, SSIM or absolute target is always met, in two to three
+    /// the safe bound. A PSNR, SSIM or absolute target is always met, in two to four
     /// times the time of one compression.
     Fast = 2,
 }

@@ -18,7 +18,7 @@ use crate::observe;
 use crate::samples::{Layout, SampleBuf, Samples};
 use crate::select::{Outcome, Proposer, SelectError};
 use crate::settings::{Settings, SettingsError};
-use crate::wire::{CodecId, Mode, TargetKind};
+use crate::wire::{CodecId, DType, Mode, TargetKind};
 
 /// Why an in-situ call failed. Each variant is one C status code (see [`crate::capi`]).
 #[derive(Debug, thiserror::Error)]
@@ -467,13 +467,21 @@ pub fn advise(
 
 /// Decodes chunk bytes into values (f32 or f64, per the header) and their C-order dims.
 pub fn decompress(bytes: &[u8]) -> Result<(SampleBuf, Layout), InsituError> {
+    decoded_len(bytes)?;
     let (header, values) = chunk::decode(bytes)?;
-    if matches!(values, SampleBuf::Opaque(_)) {
+    Ok((values, header.layout))
+}
+
+/// The bytes [`decompress`] gives for a chunk, from its header alone (checksum verified,
+/// nothing decoded); a chunk of values other than f32 or f64 is refused, as there.
+pub fn decoded_len(bytes: &[u8]) -> Result<usize, InsituError> {
+    let (header, _) = chunk::parse(bytes)?;
+    if header.layout.dtype == DType::Opaque {
         return Err(InsituError::InvalidArgument(
             "chunk holds non-float data; the in-situ API returns f32 or f64".into(),
         ));
     }
-    Ok((values, header.layout))
+    Ok(header.original_len as usize)
 }
 
 #[cfg(test)]

@@ -30,8 +30,8 @@
 //! two to four times the time of one compression instead of four to seven.
 //!
 //! Predict mode compresses its runner-up once, and keeps the smaller payload, when the
-//! first payload stored under half its predicted ratio at a low rate (`Search::
-//! predict_runner_up`). It keeps its payload unless the payload's size shows the model
+//! first payload stored under half its predicted ratio at a low rate
+//! (`Search::predict_runner_up`). It keeps its payload unless the payload's size shows the model
 //! misread the chunk ([`SURPRISE_FACTOR`]), the chunk is of a kind the model misreads
 //! ([`crate::unfamiliar`], series included) or SZ3 stored it below [`SZ3_ERRATIC_BITS`]
 //! per value: then it measures, and corrects a PSNR miss as fast mode does, unless the
@@ -98,7 +98,8 @@ pub struct Outcome {
     pub bound: f64,
     /// The codec's bytes.
     pub payload: Vec<u8>,
-    /// The proposer's predicted metric for the first proposal, if it predicts one.
+    /// The proposer's predicted metric for the first proposal, if it predicts one; none
+    /// for a runner-up predict mode kept unmeasured.
     pub predicted: Option<f64>,
     /// The measured metric of the kept payload (guarantee and fast mode, predict mode's
     /// checked chunks and ratio searches), in the target's unit; none for lossless chunks.
@@ -324,7 +325,12 @@ pub fn compress_to_target_where(
         (_, TargetKind::Psnr | TargetKind::Ssim) => search.guarantee(first, &proposal, range)?,
         (_, TargetKind::Ratio) => search.reach_ratio(first)?,
     };
-    prefer_exact(data, shape, outcome, proposal.predicted)
+    // The model's prediction was for the first proposal: a runner-up predict mode kept
+    // unmeasured has none of its own.
+    let predicted = proposal
+        .predicted
+        .filter(|_| outcome.codec == proposal.codec || outcome.measured.is_some());
+    prefer_exact(data, shape, outcome, predicted)
 }
 
 /// The PSNR of `data`'s mean ([`near_mean::mean_psnr`]) when it meets a PSNR target of

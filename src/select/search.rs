@@ -76,7 +76,7 @@ const RUNNER_UP_OFF: f64 = 0.5;
 /// chunk (docs/bench.md, "Close calls").
 const RUNNER_UP_GAIN: f64 = 1.5;
 
-/// Stored bits per value up to which an overrated first payload makes predict mode try
+/// Stored bits per value below which an overrated first payload makes predict mode try
 /// its runner-up ([`Search::predict_runner_up`]); beyond, only a ZFP payload does. Over
 /// ../shared/data and two unseen sets at 40 / 60 / 80 dB, of the 16 runner-ups tried
 /// below a bit per value 10 stored less (0.19–0.48 of the first payload on 7), of the 49
@@ -86,23 +86,25 @@ const RUNNER_UP_GAIN: f64 = 1.5;
 /// stalls where SPERR's drops.
 const RUNNER_UP_MAX_BITS: f64 = 1.0;
 
-/// Share of the first choice's predicted ratio at or above which the runner-up's makes
-/// the model's ranking a close call: within the model's ratio error (25% mean absolute,
-/// leaving one dataset out, docs/surrogate.md), so fast mode searches the runner-up too
-/// ([`close_call`]).
+/// Share of the first choice's predicted ratio from which the runner-up's (and up to
+/// whose inverse) makes the model's ranking a close call: within the model's ratio error
+/// (25% mean absolute, leaving one dataset out, docs/surrogate.md), so fast mode searches
+/// the runner-up too ([`close_call`]).
 const CLOSE_CALL: f64 = 0.75;
 
-/// True when the model predicts the runner-up to store at least [`CLOSE_CALL`] of the
-/// first choice's ratio. On a seventh unseen set fast mode kept 0.667 / 0.678 / 0.785 of
-/// the best oracle's ratio at 40 / 60 / 80 dB, and the compressor it chose alone cost
-/// 0.715 / 0.735 / 0.840 (SZ3 on flows where SPERR, at the bound the model admitted,
-/// stored 1.25–2.7× less with a predicted ratio within a quarter of SZ3's); searching the
-/// runner-up on close calls kept 0.833 / 0.821 / 0.878 (docs/bench.md, "Close calls").
+/// True when the model predicts the runner-up to store within [`CLOSE_CALL`] of the first
+/// choice's ratio, either way (a dataset's memory may put first the compressor the model
+/// rated second, with its ratio corrected by what the dataset stored). On a seventh
+/// unseen set fast mode kept 0.667 / 0.678 / 0.785 of the best oracle's ratio at 40 / 60 /
+/// 80 dB, and the compressor it chose alone cost 0.715 / 0.735 / 0.840 (SZ3 on flows
+/// where SPERR, at the bound the model admitted, stored 1.25–2.7× less with a predicted
+/// ratio within a quarter of SZ3's); searching the runner-up on close calls kept 0.831 /
+/// 0.820 / 0.878 (docs/bench.md, "Close calls").
 fn close_call(proposal: &Proposal) -> bool {
     proposal
         .runner_up
         .and_then(|alt| Some(alt.predicted_ratio? / proposal.predicted_ratio?))
-        .is_some_and(|r| r >= CLOSE_CALL)
+        .is_some_and(|r| (CLOSE_CALL..=1.0 / CLOSE_CALL).contains(&r))
 }
 
 /// The attempt a landing search keeps, its measured quality in dB ([`Search::quality`])
@@ -302,7 +304,10 @@ impl<'a> Search<'a> {
                 true => "proposal",
                 false => "runner-up",
             };
-            return Ok(first.into_outcome(reason, None));
+            // A runner-up that stored no less was a compression too.
+            let mut outcome = first.into_outcome(reason, None);
+            outcome.compressions = self.compressions;
+            return Ok(outcome);
         };
         let outcome = self.check_surprise(first, proposal, range, surprise)?;
         log::info!(
@@ -342,7 +347,7 @@ impl<'a> Search<'a> {
             .predicted_ratio
             .is_some_and(|r| r > reached * RUNNER_UP_GAIN);
         let doubtful =
-            first.codec == CodecId::Zfp || self.bits_per_value(first.stored) <= RUNNER_UP_MAX_BITS;
+            first.codec == CodecId::Zfp || self.bits_per_value(first.stored) < RUNNER_UP_MAX_BITS;
         if !(overrated && promising && doubtful) {
             return Ok(None);
         }

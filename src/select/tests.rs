@@ -939,8 +939,8 @@ fn predict_mode_reports_a_failed_loosening_as_checked() {
     assert!(failed_loosenings > 0);
 }
 
-/// Fast mode searches the runner-up compressor only when the first one's payload was
-/// far larger than predicted (the model overrated it), and keeps the smaller.
+/// Fast mode searches the runner-up compressor when the first one's payload was far
+/// larger than predicted (the model overrated it), and keeps the smaller.
 #[test]
 fn fast_mode_tries_the_runner_up_when_the_first_compressor_was_overrated() {
     let (v, shape) = field();

@@ -24,8 +24,8 @@ pub struct CdArgs {
     /// Restrict the compressor.
     #[arg(long, value_enum, default_value = "auto")]
     compressor: Compressor,
-    /// guarantee (measure and correct), predict (one compression) or fast (measure, at most
-    /// one correction).
+    /// guarantee (measure and correct), predict (one compression, now and then the
+    /// runner-up's too) or fast (measure, at most one correction per compressor).
     #[arg(long, value_enum, default_value = "guarantee")]
     mode: ModeArg,
     /// Use the analytic chooser when onnxruntime or the model cannot load.

@@ -41,7 +41,8 @@ pub enum Method {
     Oracle(CodecId),
     /// Per chunk, the smallest of the three oracles.
     BestOracle,
-    /// deepcq, one compression per chunk (measured only where the model misread it).
+    /// deepcq, one compression per chunk (two where the first stored far less than
+    /// predicted at a low rate; measured only where the model misread it).
     Predict,
     /// deepcq, measured, with at most one more compression per compressor before the safe
     /// bound.
