@@ -258,7 +258,8 @@ impl<'a> Search<'a> {
         }
     }
 
-    /// Predict mode's PSNR target: the first compression, looked at
+    /// Predict mode's PSNR target: the first compression (or the runner-up's, where
+    /// [`Search::predict_runner_up`] tried it and it stored less), looked at
     /// ([`Search::check_surprise`]) when the model misread the chunk ([`surprised`]) or is
     /// known to misread its kind ([`unfamiliar::unfamiliar`]) or its PSNR
     /// ([`unfamiliar::one_dimensional`]: a series), or when SZ3 stored it below
@@ -362,7 +363,6 @@ impl<'a> Search<'a> {
             first.codec,
             first.stored
         );
-
         if attempt.stored >= first.stored {
             return Ok(None);
         }
