@@ -467,9 +467,18 @@ pub fn advise(
 
 /// Decodes chunk bytes into values (f32 or f64, per the header) and their C-order dims.
 pub fn decompress(bytes: &[u8]) -> Result<(SampleBuf, Layout), InsituError> {
-    decoded_len(bytes)?;
     let (header, values) = chunk::decode(bytes)?;
+    if matches!(values, SampleBuf::Opaque(_)) {
+        return Err(not_float());
+    }
     Ok((values, header.layout))
+}
+
+/// The in-situ API's refusal of a chunk of values other than f32 or f64.
+fn not_float() -> InsituError {
+    InsituError::InvalidArgument(
+        "chunk holds non-float data; the in-situ API returns f32 or f64".into(),
+    )
 }
 
 /// The bytes [`decompress`] gives for a chunk, from its header alone (checksum verified,
@@ -477,9 +486,7 @@ pub fn decompress(bytes: &[u8]) -> Result<(SampleBuf, Layout), InsituError> {
 pub fn decoded_len(bytes: &[u8]) -> Result<usize, InsituError> {
     let (header, _) = chunk::parse(bytes)?;
     if header.layout.dtype == DType::Opaque {
-        return Err(InsituError::InvalidArgument(
-            "chunk holds non-float data; the in-situ API returns f32 or f64".into(),
-        ));
+        return Err(not_float());
     }
     Ok(header.original_len as usize)
 }

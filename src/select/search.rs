@@ -551,16 +551,7 @@ impl<'a> Search<'a> {
     pub(super) fn try_rate(&mut self, bits_per_value: f64) -> Result<Attempt, SelectError> {
         let bits = bits_per_value.min(self.value_bits()).max(MIN_RATE_BITS);
         let payload = Sperr.encode_rate(self.data, self.shape, bits)?;
-        self.compressions += 1;
-        let layout = Layout::of(&self.data, self.shape);
-        let stored = chunk::stored_payload_len(CodecId::Sperr, &layout, 0.0, &payload);
-        Ok(Attempt {
-            codec: CodecId::Sperr,
-            bound: 0.0,
-            payload,
-            stored,
-            compressions: self.compressions,
-        })
+        Ok(self.counted(CodecId::Sperr, 0.0, payload))
     }
 
     /// SPERR's landing by rate, from `first`, a fixed-rate attempt ([`Search::try_rate`]).
@@ -704,16 +695,21 @@ impl<'a> Search<'a> {
     pub(super) fn try_bound(&mut self, codec: CodecId, bound: f64) -> Result<Attempt, SelectError> {
         let bound = chunk::codec_bound(bound);
         let payload = codec_for(codec).encode(self.data, self.shape, bound)?;
+        Ok(self.counted(codec, bound, payload))
+    }
+
+    /// A compression just made, counted, with the size its chunk stores.
+    fn counted(&mut self, codec: CodecId, bound: f64, payload: Vec<u8>) -> Attempt {
         self.compressions += 1;
         let layout = Layout::of(&self.data, self.shape);
         let stored = chunk::stored_payload_len(codec, &layout, bound, &payload);
-        Ok(Attempt {
+        Attempt {
             codec,
             bound,
             payload,
             stored,
             compressions: self.compressions,
-        })
+        }
     }
 
     pub(super) fn decoded(
@@ -832,13 +828,14 @@ impl<'a> Search<'a> {
         // A stream by rate is as long as it was asked to be: its landing tells instead,
         // and so does its missing the target at all.
         let by_rate = first.bound == 0.0 && codec == CodecId::Sperr;
-        let mut overrated = !by_rate && overrated_by(&first.payload);
+        let first_overrated = overrated_by(&first.payload);
         let mut kept = self.land(first, target, None)?;
-        if by_rate {
-            overrated = kept
+        let overrated = match by_rate {
+            true => kept
                 .as_ref()
-                .map_or(true, |k| overrated_by(&k.attempt.payload));
-        }
+                .map_or(true, |k| overrated_by(&k.attempt.payload)),
+            false => first_overrated,
+        };
         let as_expected = proposal
             .skip_runner_up_within
             .is_some_and(|limit| kept.as_ref().is_some_and(|k| k.attempt.stored <= limit));

@@ -690,10 +690,12 @@ fn every_restricted_codec_meets_the_target() {
     }
 }
 
-/// [`Fixed`]'s proposal, predicting 10 dB over the target and `predicted_ratio`.
+/// [`Fixed`]'s proposal, predicting 10 dB over the target and `predicted_ratio`, and
+/// `runner_up_ratio` for its runner-up if given.
 struct Predicting {
     fixed: Fixed,
     predicted_ratio: f64,
+    runner_up_ratio: Option<f64>,
 }
 
 impl Proposer for Predicting {
@@ -704,10 +706,15 @@ impl Proposer for Predicting {
         extent: Extent,
         settings: &Settings,
     ) -> Result<Proposal, SelectError> {
+        let proposal = self.fixed.propose(data, shape, extent, settings)?;
         Ok(Proposal {
             predicted: Some(settings.target.value() + 10.0),
             predicted_ratio: Some(self.predicted_ratio),
-            ..self.fixed.propose(data, shape, extent, settings)?
+            runner_up: proposal.runner_up.map(|alt| Alternative {
+                predicted_ratio: self.runner_up_ratio,
+                ..alt
+            }),
+            ..proposal
         })
     }
 }
@@ -786,6 +793,7 @@ fn predict_mode_measures_sz3_below_its_erratic_rate() {
                 scale: 3.0,
             },
             predicted_ratio: metrics::compression_ratio(data.byte_len(), payload.len()),
+            runner_up_ratio: None,
         };
         let out = compress_to_target(data, &shape, &settings, &proposer).unwrap();
         let stored = chunk::stored_payload_len(codec, &layout, bound, &payload);
@@ -862,6 +870,7 @@ fn predict_mode_checks_a_chunk_the_model_misread() {
                 scale,
             },
             predicted_ratio,
+            runner_up_ratio: None,
         };
         compress_to_target(data, &shape, &settings, &proposer).unwrap()
     };
@@ -927,6 +936,7 @@ fn predict_mode_reports_a_failed_loosening_as_checked() {
                 scale: 0.05 * 1.15f64.powi(k),
             },
             predicted_ratio: 1e6,
+            runner_up_ratio: None,
         };
         let out = compress_to_target(data, &shape, &settings, &proposer).unwrap();
         let seen = (out.reason, out.compressions, out.measured);
@@ -955,6 +965,7 @@ fn fast_mode_tries_the_runner_up_when_the_first_compressor_was_overrated() {
                 scale: 1.0,
             },
             predicted_ratio,
+            runner_up_ratio: None,
         };
         compress_to_target(data, &shape, &settings, &proposer).unwrap()
     };
@@ -972,43 +983,16 @@ fn fast_mode_tries_the_runner_up_when_the_first_compressor_was_overrated() {
     assert!(overrated.compressions > as_predicted.compressions);
 }
 
-/// [`Predicting`]'s proposal with the runner-up's predicted ratio too.
-struct Ranking {
-    predicting: Predicting,
-    runner_up_ratio: f64,
-}
-
-impl Proposer for Ranking {
-    fn propose(
-        &self,
-        data: Samples<'_>,
-        shape: &[usize],
-        extent: Extent,
-        settings: &Settings,
-    ) -> Result<Proposal, SelectError> {
-        let proposal = self.predicting.propose(data, shape, extent, settings)?;
-        Ok(Proposal {
-            runner_up: proposal.runner_up.map(|alt| Alternative {
-                predicted_ratio: Some(self.runner_up_ratio),
-                ..alt
-            }),
-            ..proposal
-        })
-    }
-}
-
 /// ZFP first with SPERR as the runner-up at the same bound, their predicted ratios given.
-fn zfp_then_sperr(predicted_ratio: f64, runner_up_ratio: f64) -> Ranking {
-    Ranking {
-        predicting: Predicting {
-            fixed: Fixed {
-                codec: CodecId::Zfp,
-                runner_up: true,
-                scale: 1.0,
-            },
-            predicted_ratio,
+fn zfp_then_sperr(predicted_ratio: f64, runner_up_ratio: f64) -> Predicting {
+    Predicting {
+        fixed: Fixed {
+            codec: CodecId::Zfp,
+            runner_up: true,
+            scale: 1.0,
         },
-        runner_up_ratio,
+        predicted_ratio,
+        runner_up_ratio: Some(runner_up_ratio),
     }
 }
 
