@@ -274,7 +274,7 @@ typedef struct h5z_deepcq_report {
 } h5z_deepcq_report;
 
 /**
- * Counters of a session (`h5z_deepcq_session_stats` in C).
+ * Counters of a session (`h5z_deepcq_session_stats_t` in C).
  */
 typedef struct h5z_deepcq_session_stats_t {
   /**
@@ -449,7 +449,9 @@ int h5z_deepcq_chunk_info(const void *chunk,
  * Decodes chunk bytes `chunk[len]` into the caller's buffer `out` of `capacity` bytes;
  * `*out_len` receives the decoded size (see `h5z_deepcq_chunk_info` to size `out`). A
  * NULL or too small `out` gets `H5Z_DEEPCQ_ERR_BUFFER_TOO_SMALL` from the header alone,
- * before anything is decoded or allocated.
+ * before anything is decoded or allocated. A chunk of values other than f32 or f64
+ * (`H5Z_DEEPCQ_OPAQUE` from `h5z_deepcq_chunk_info`: the filter's lossless copy of a
+ * non-float dataset's chunk) gets `H5Z_DEEPCQ_ERR_INVALID_ARGUMENT`; HDF5 reads it.
  *
  * # Safety
  * `chunk` holds `len` readable bytes; `out` is NULL or holds `capacity` writable bytes; `out_len` is writable.
@@ -493,7 +495,10 @@ int h5z_deepcq_session_compress(const struct h5z_deepcq_session *session,
 
 /**
  * As `h5z_deepcq_session_compress`, into the caller's buffer `out` of `capacity` bytes.
- * A too-small buffer still counts as a step (the session has learned from it).
+ * A NULL or too-small buffer gets `H5Z_DEEPCQ_ERR_BUFFER_TOO_SMALL` with the size needed
+ * in `*out_len` (and the report) and does not count as a step: the session learns
+ * nothing from it, so the same call with a buffer of that size stores the same chunk
+ * (unless another thread's step on the session came in between).
  *
  * # Safety
  * `session` comes from `h5z_deepcq_session_new` and is not freed; inputs and outputs as for `h5z_deepcq_compress_into`.

@@ -190,7 +190,7 @@ pub struct H5zDeepcqAdvice {
     pub ratio: f64,
 }
 
-/// Counters of a session (`h5z_deepcq_session_stats` in C).
+/// Counters of a session (`h5z_deepcq_session_stats_t` in C).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct H5zDeepcqSessionStats {
@@ -284,14 +284,29 @@ unsafe fn chunk_bytes<'a>(chunk: *const c_void, len: usize) -> Result<&'a [u8], 
     if chunk.is_null() {
         return Err(invalid("chunk is NULL"));
     }
+    // No buffer is longer: a length above it is a caller's mistake (-1 as size_t).
+    if len > isize::MAX as usize {
+        return Err(invalid(format!("chunk length {len} is not a buffer's")));
+    }
     // SAFETY: the caller passes `len` readable bytes.
     Ok(unsafe { std::slice::from_raw_parts(chunk as *const u8, len) })
 }
+
+/// More cd_values than any form of them holds (a user form at most 8 words, a stored
+/// form's header, chunk dims and fill value under 50).
+const MAX_CD_VALUES: usize = 1024;
 
 /// Reads the caller's settings words.
 unsafe fn settings_from(cd: *const c_uint, n: usize) -> Result<BufferSettings, InsituError> {
     if cd.is_null() {
         return Err(invalid("cd_values is NULL"));
+    }
+    // Far more than any user or stored form holds, and short of a length that no buffer
+    // has (-1 as size_t).
+    if n > MAX_CD_VALUES {
+        return Err(invalid(format!(
+            "{n} cd_values: no form of them has more than {MAX_CD_VALUES}"
+        )));
     }
     // SAFETY: the caller passes `n` readable words.
     let words = unsafe { std::slice::from_raw_parts(cd, n) };
@@ -798,7 +813,9 @@ pub unsafe extern "C" fn h5z_deepcq_chunk_info(
 /// Decodes chunk bytes `chunk[len]` into the caller's buffer `out` of `capacity` bytes;
 /// `*out_len` receives the decoded size (see `h5z_deepcq_chunk_info` to size `out`). A
 /// NULL or too small `out` gets `H5Z_DEEPCQ_ERR_BUFFER_TOO_SMALL` from the header alone,
-/// before anything is decoded or allocated.
+/// before anything is decoded or allocated. A chunk of values other than f32 or f64
+/// (`H5Z_DEEPCQ_OPAQUE` from `h5z_deepcq_chunk_info`: the filter's lossless copy of a
+/// non-float dataset's chunk) gets `H5Z_DEEPCQ_ERR_INVALID_ARGUMENT`; HDF5 reads it.
 ///
 /// # Safety
 /// `chunk` holds `len` readable bytes; `out` is NULL or holds `capacity` writable bytes; `out_len` is writable.
@@ -888,7 +905,10 @@ pub unsafe extern "C" fn h5z_deepcq_session_compress(
 }
 
 /// As `h5z_deepcq_session_compress`, into the caller's buffer `out` of `capacity` bytes.
-/// A too-small buffer still counts as a step (the session has learned from it).
+/// A NULL or too-small buffer gets `H5Z_DEEPCQ_ERR_BUFFER_TOO_SMALL` with the size needed
+/// in `*out_len` (and the report) and does not count as a step: the session learns
+/// nothing from it, so the same call with a buffer of that size stores the same chunk
+/// (unless another thread's step on the session came in between).
 ///
 /// # Safety
 /// `session` comes from `h5z_deepcq_session_new` and is not freed; inputs and outputs as for `h5z_deepcq_compress_into`.
@@ -908,8 +928,9 @@ pub unsafe extern "C" fn h5z_deepcq_session_compress_into(
         require_out(out_len, None)?;
         let session = session_ref(session)?;
         let (samples, shape) = samples_from(data, dtype, dims, rank)?;
+        let room = if out.is_null() { 0 } else { capacity };
         let (bytes, r) = compress_for(session.dataset, samples, |s| {
-            session.inner.compress(s, &shape)
+            session.inner.compress_within(s, &shape, room)
         })?;
         write_report(Some(&r), report);
         deliver_into(&bytes, out, capacity, out_len)
@@ -999,6 +1020,46 @@ mod tests {
         codes.sort();
         codes.dedup();
         assert_eq!(codes.len(), errors.len());
+    }
+
+    #[test]
+    fn lengths_no_buffer_has_are_refused_before_they_are_read() {
+        // -1 passed as a size_t (a Fortran caller's sentinel) would make a slice that
+        // Rust's own checks abort on, across the C boundary.
+        let (byte, word) = ([0u8; 8], [60 as c_uint; 2]);
+        let mut advice = H5zDeepcqAdvice::default();
+        let dims = [2usize];
+        let values = [0.0f64; 2];
+        // SAFETY: every pointer is valid for what the call may read before it refuses.
+        let (info, advise) = unsafe {
+            let (mut dtype, mut rank, mut nbytes) = (0, 0, 0);
+            let info = h5z_deepcq_chunk_info(
+                byte.as_ptr() as *const c_void,
+                usize::MAX,
+                &mut dtype,
+                std::ptr::null_mut(),
+                &mut rank,
+                &mut nbytes,
+            );
+            let advise = h5z_deepcq_advise(
+                values.as_ptr() as *const c_void,
+                H5Z_DEEPCQ_FLOAT64,
+                dims.as_ptr(),
+                1,
+                word.as_ptr(),
+                usize::MAX,
+                &mut advice,
+            );
+            (info, advise)
+        };
+        assert_eq!(
+            (info, advise),
+            (
+                H5Z_DEEPCQ_ERR_INVALID_ARGUMENT,
+                H5Z_DEEPCQ_ERR_INVALID_ARGUMENT
+            )
+        );
+        assert!(message().contains("cd_values"), "{}", message());
     }
 
     #[test]

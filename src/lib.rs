@@ -24,6 +24,12 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+// Values move between HDF5's buffers, the codecs and the chunk format as native bytes read
+// as little-endian (`samples::SampleBuf::into_bytes`, `Samples::from_le_slice`): on a
+// big-endian host every decoded value would come back byte-swapped.
+#[cfg(target_endian = "big")]
+compile_error!("h5z-deepcq supports little-endian hosts only (x86-64, aarch64, ppc64le)");
+
 pub mod capi;
 pub mod chunk;
 pub mod codec;

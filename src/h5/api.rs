@@ -45,6 +45,8 @@ type TypeSize = unsafe extern "C" fn(Hid) -> usize;
 type Zregister = unsafe extern "C" fn(*const c_void) -> Herr;
 type FillValueDefined = unsafe extern "C" fn(Hid, *mut c_int) -> Herr;
 type GetFillValue = unsafe extern "C" fn(Hid, Hid, *mut c_void) -> Herr;
+type AllocateMemory = unsafe extern "C" fn(usize, bool) -> *mut c_void;
+type FreeMemory = unsafe extern "C" fn(*mut c_void) -> Herr;
 type Push2 = unsafe extern "C" fn(
     Hid,
     *const c_char,
@@ -88,6 +90,8 @@ pub struct Hdf5Api {
     zregister: Option<Zregister>,
     fill_value_defined: Option<FillValueDefined>,
     get_fill_value: Option<GetFillValue>,
+    /// `H5allocate_memory` and `H5free_memory` (HDF5 ≥ 1.8.15), together or not at all.
+    memory: Option<(AllocateMemory, FreeMemory)>,
 }
 
 // SAFETY: the raw pointers address HDF5's process-wide globals, which HDF5 itself reads from
@@ -191,6 +195,9 @@ impl Hdf5Api {
                 zregister: get(&library, "H5Zregister").ok(),
                 fill_value_defined: get(&library, "H5Pfill_value_defined").ok(),
                 get_fill_value: get(&library, "H5Pget_fill_value").ok(),
+                memory: get(&library, "H5allocate_memory")
+                    .and_then(|a| Ok((a, get(&library, "H5free_memory")?)))
+                    .ok(),
                 errors,
                 _library: library,
             })
@@ -327,6 +334,13 @@ impl Hdf5Api {
         } else {
             Ok(())
         }
+    }
+
+    /// HDF5's own allocator and release for a filter's buffers, where the library has
+    /// them: HDF5 frees the buffer a filter returns with its allocator, which a build with
+    /// memory sanity checks (or another C runtime) does not share with `malloc`.
+    pub fn memory(&self) -> Option<(AllocateMemory, FreeMemory)> {
+        self.memory
     }
 
     /// Pushes `message` onto the default HDF5 error stack, so that h5repack, h5py and C

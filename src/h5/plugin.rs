@@ -10,6 +10,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use super::api::{self, Hid, H5T_FLOAT, H5T_ORDER_BE, H5T_ORDER_LE};
 use super::filter;
 use crate::observe;
+use crate::samples::element_count;
 use crate::settings::{self, Settings, StoredSettings};
 use crate::wire::TargetKind;
 use crate::wire::{self, DType};
@@ -212,9 +213,18 @@ extern "C" fn filter_callback(
         } else {
             unsafe { std::slice::from_raw_parts(cd_values, cd_nelmts) }
         };
+        // HDF5 copies a whole chunk out of a decoded buffer: one that came back shorter
+        // (a chunk of non-float values made for a smaller dataset chunk, or one whose
+        // cd_values this version does not read) is given zeros to the chunk's size rather
+        // than be read past its end. Its length stays what was decoded.
+        let mut room = 0;
         let output = if decode {
             // Files whose cd_values this version does not read still decode, unchecked.
             let stored = StoredSettings::parse(cd).ok();
+            room = stored
+                .as_ref()
+                .and_then(|s| element_count(&s.chunk)?.checked_mul(s.elem_size))
+                .unwrap_or(0);
             filter::decode_chunk_for(stored.as_ref(), input).map_err(|e| e.to_string())?
         } else {
             let stored = StoredSettings::parse(cd).map_err(|e| e.to_string())?;
@@ -232,14 +242,27 @@ extern "C" fn filter_callback(
             ));
             bytes
         };
-        // SAFETY: malloc'd memory is what HDF5 frees the chunk buffer with.
-        let fresh = unsafe { libc::malloc(output.len().max(1)) };
-        if fresh.is_null() {
-            return Err(format!("out of memory for a {} byte chunk", output.len()));
-        }
+        let size = output.len().max(room).max(1);
+        // SAFETY: the buffer comes from and goes back to HDF5's allocator (malloc where
+        // the library does not export it, as HDF5 before 1.8.15 used).
         unsafe {
+            let memory = api::api().ok().and_then(|a| a.memory());
+            let fresh = match memory {
+                Some((allocate, _)) => allocate(size, false),
+                None => libc::malloc(size),
+            };
+            if fresh.is_null() {
+                return Err(format!("out of memory for a {} byte chunk", output.len()));
+            }
             std::ptr::copy_nonoverlapping(output.as_ptr(), fresh as *mut u8, output.len());
-            libc::free(*buf);
+            let tail = (fresh as *mut u8).add(output.len());
+            std::ptr::write_bytes(tail, 0, size - output.len());
+            match memory {
+                Some((_, free)) => {
+                    free(*buf);
+                }
+                None => libc::free(*buf),
+            }
             *buf = fresh;
             *buf_size = output.len();
         }

@@ -115,12 +115,15 @@ impl Learned {
 
     /// The ln factor to apply to the next raw proposal. `scale` widens the margin (predict
     /// mode, where a miss is never corrected).
+    ///
+    /// Never tighter than [`MAX_STEP`]: the spread grows with every miss, and a series of
+    /// misses must not drive the bound to where no codec resolves it.
     fn correction(&self, scale: f64) -> f64 {
         let c = self.mean - scale * (metrics::db_to_ln(MIN_MARGIN_DB) + SPREAD * self.dev);
         if self.mean >= 0.0 {
             c.max(0.0)
         } else {
-            c
+            c.max(-MAX_STEP)
         }
     }
 }
@@ -159,6 +162,9 @@ impl Proposer for Corrected<'_> {
         extent: Extent,
         settings: &Settings,
     ) -> Result<Proposal, SelectError> {
+        // A second proposal for the same chunk (SZ3 after SPERR refused it) applies its
+        // own codec's correction or none.
+        self.applied.set(0.0);
         let raw = self.inner.propose(data, shape, extent, settings)?;
         self.raw.set(Some(raw));
         let Some(learned) = self.learned[raw.codec as usize] else {
@@ -212,6 +218,19 @@ impl Session {
         data: Samples<'_>,
         shape: &[usize],
     ) -> Result<(Vec<u8>, Report), InsituError> {
+        self.compress_within(data, shape, usize::MAX)
+    }
+
+    /// As [`Session::compress`], but a chunk longer than `capacity` bytes (the caller's
+    /// buffer) is neither counted nor learned from: the same call with a buffer of the
+    /// size it needs then compresses the same way, unless another thread's step taught the
+    /// session in between.
+    pub fn compress_within(
+        &self,
+        data: Samples<'_>,
+        shape: &[usize],
+        capacity: usize,
+    ) -> Result<(Vec<u8>, Report), InsituError> {
         let inner = proposer(&self.settings)?;
         let learned = if self.adapt {
             self.lock().learned
@@ -229,7 +248,6 @@ impl Session {
         let chooser: &dyn Proposer = if remembers { &remembering } else { &corrected };
         let mut first = Verified::encode(data, shape, &self.settings, chooser)?;
         first.report.correction = if remembers {
-            remembering.learn(&first.outcome, &self.settings);
             remembering.applied()
         } else {
             corrected.applied.get()
@@ -242,25 +260,29 @@ impl Session {
             true => self.again_unloosened(data, shape, inner, &first)?,
             false => first,
         };
+        if kept.bytes.len() > capacity {
+            return Ok((kept.bytes, kept.report));
+        }
+        if remembers {
+            remembering.learn(&kept.outcome, &self.settings);
+        }
         kept.trace(data, shape, &self.settings);
+        let too_fine = kept.outcome.reason == crate::select::TOO_FINE;
         let Verified { bytes, report, .. } = kept;
         // A first proposal that missed (a retry was needed, or predict mode missed) proves
         // the ideal factor lies below the one applied, whatever the kept bound suggests:
         // codecs such as ZFP change error in steps, so the measured excess of a corrected
         // bound can point far above the factor that just failed.
         let first_missed = !proposal_held || !report.target_met || loosened_into_a_miss;
+        let applied = corrected.applied.get();
         // No raw proposal when memory chose: then the session's own correction learns nothing.
         let observation = match corrected.raw.get() {
             Some(raw) if self.adapt => self.observe(&raw, &report).map(|(codec, x)| {
-                let applied = corrected.applied.get();
-                (
-                    codec,
-                    if first_missed {
-                        x.min(applied - MISS_STEP)
-                    } else {
-                        x
-                    },
-                )
+                let x = match first_missed {
+                    true => x.min(applied - MISS_STEP).max(-MAX_STEP),
+                    false => x,
+                };
+                (codec, x)
             }),
             _ => None,
         };
@@ -272,6 +294,12 @@ impl Session {
                 Some(old) => old.update(x),
                 None => Learned::first(x),
             });
+        }
+        // The named compressor could not resolve the bound the session's correction made
+        // of its proposal: a stored chunk teaches nothing, so without this every later step
+        // would be stored losslessly too. The session starts again from the model.
+        if let Some(raw) = corrected.raw.get().filter(|_| too_fine && applied < 0.0) {
+            state.learned[raw.codec as usize] = None;
         }
         Ok((bytes, report))
     }
@@ -520,5 +548,100 @@ mod tests {
             .map(|l| l.mean)
             .fold(f64::MAX, f64::min);
         assert!(next < taught.mean, "{next}");
+    }
+
+    #[test]
+    fn a_step_too_long_for_the_callers_buffer_is_not_learned_from() {
+        // The size query, then the same call with a buffer of that size: the query must
+        // leave the session as it was, so the retry stores the same chunk.
+        let settings = Settings {
+            mode: Mode::Fast,
+            ..Settings::psnr(60.0).unwrap()
+        };
+        let session = Session::new(settings, true);
+        let v = &steps()[0];
+        let (queried, _) = session
+            .compress_within(Samples::F32(v), &[48, 48], 0)
+            .unwrap();
+        assert_eq!(session.stats().steps, 0);
+        assert_eq!(
+            session.lock().learned,
+            [None; 4],
+            "the query taught the session"
+        );
+        let (kept, report) = session
+            .compress_within(Samples::F32(v), &[48, 48], queried.len())
+            .unwrap();
+        assert_eq!(kept, queried);
+        assert!(report.target_met && report.psnr >= 60.0, "{report:?}");
+        assert_eq!(session.stats().steps, 1);
+        assert!(session.lock().learned.iter().any(Option::is_some));
+    }
+
+    #[test]
+    fn a_correction_tighter_than_the_named_codec_resolves_is_forgotten() {
+        // Misses in a row taught the session to tighten ZFP's proposals as far as it goes:
+        // beyond what ZFP resolves for f32 values at 100 dB, so the step is stored exactly.
+        // A stored step teaches nothing, so the session must start again from the model
+        // rather than store every later step exactly too.
+        let settings = Settings {
+            compressor: crate::wire::CompressorChoice::Zfp,
+            mode: Mode::Fast,
+            ..Settings::psnr(100.0).unwrap()
+        };
+        let session = Session::new(settings, true);
+        let lost = Learned {
+            mean: -40.0,
+            dev: 10.0,
+        };
+        assert_eq!(lost.correction(1.0), -MAX_STEP, "at most a factor of 1000");
+        session.lock().learned[CodecId::Zfp as usize] = Some(lost);
+        let v = &steps()[0];
+        let (_, exact) = session.compress(Samples::F32(v), &[48, 48]).unwrap();
+        assert_eq!(
+            (exact.codec, exact.correction),
+            (CodecId::Lossless, -MAX_STEP),
+            "{exact:?}"
+        );
+        let (_, next) = session.compress(Samples::F32(v), &[48, 48]).unwrap();
+        assert_eq!(next.codec, CodecId::Zfp, "{next:?}");
+        assert!(next.target_met && next.psnr >= 100.0, "{next:?}");
+    }
+
+    #[test]
+    fn sz3_taking_over_a_refused_chunk_applies_no_other_codecs_correction() {
+        // SPERR refuses values of 1e30 and more; SZ3 then takes the chunk from its own
+        // proposal, which the correction the session learned for SPERR must not move.
+        let settings = Settings {
+            compressor: crate::wire::CompressorChoice::Sperr,
+            ..Settings::psnr(60.0).unwrap()
+        };
+        let session = Session::new(settings, true);
+        let taught = Learned {
+            mean: -1.0,
+            dev: 0.0,
+        };
+        session.lock().learned[CodecId::Sperr as usize] = Some(taught);
+        let corrected = Corrected {
+            inner: proposer(&settings).unwrap(),
+            learned: session.lock().learned,
+            raw: Cell::new(None),
+            applied: Cell::new(0.0),
+        };
+        let v = &steps()[0];
+        let extent = Extent::of(Samples::F32(v));
+        let shape = [48, 48];
+        corrected
+            .propose(Samples::F32(v), &shape, extent, &settings)
+            .unwrap();
+        assert!(corrected.applied.get() < 0.0);
+        let sz3_only = Settings {
+            compressor: crate::wire::CompressorChoice::Sz3,
+            ..settings
+        };
+        let sz3 = corrected
+            .propose(Samples::F32(v), &shape, extent, &sz3_only)
+            .unwrap();
+        assert_eq!((sz3.codec, corrected.applied.get()), (CodecId::Sz3, 0.0));
     }
 }

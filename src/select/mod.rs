@@ -88,6 +88,10 @@ pub const SZ3_ERRATIC_BITS: f64 = 1.0;
 /// whatever the target.
 pub const NOT_FLOAT: &str = "not f32/f64: lossless";
 
+/// [`Outcome::reason`] of a chunk stored losslessly because the compressor the user named
+/// cannot resolve the bound proposed for it.
+pub const TOO_FINE: &str = "bound finer than the codec resolves: lossless";
+
 /// What the chooser did for one chunk.
 #[derive(Clone, Debug)]
 pub struct Outcome {
@@ -313,7 +317,7 @@ pub fn compress_to_target_where(
         return prefer_exact(data, shape, outcome, Some(mean_db));
     }
     let Some((proposal, first)) = search.first_attempt(proposer, extent)? else {
-        return search.lossless("bound finer than the codec resolves: lossless");
+        return search.lossless(TOO_FINE);
     };
     let range = extent.range();
     let outcome = match (settings.mode, settings.target.kind) {

@@ -1,6 +1,7 @@
 """h5py (whose wheel bundles HDF5 2.0) writes through the deepcq filter via
 HDF5_PLUGIN_PATH, reads back, and checks every chunk; then bad cd_values, and shuffle
-before deepcq, must fail dataset creation with deepcq's message.
+before deepcq, must fail dataset creation with deepcq's message; a chunk of integers
+copied into a dataset of larger chunks reads back padded with zeros.
 
 usage: h5py_write.py INPUT OUTPUT"""
 import sys
@@ -39,6 +40,21 @@ except Exception as e:
     print("shuffle before deepcq rejected:", e)
     if "runs before deepcq" not in str(e):
         failures.append(f"error lacks deepcq's message: {e}")
+
+# A chunk of integers copied as stored into a dataset of larger chunks decodes short.
+# HDF5 copies a whole chunk out of what the filter returns, so the filter pads it with
+# zeros rather than let HDF5 read past the end of its buffer.
+with h5py.File(out_path, "a") as out:
+    small = out.create_dataset("ints_small", data=np.arange(1, 257, dtype="i4"), chunks=(256,),
+                               compression=357, compression_opts=(60,))
+    mask, stored = small.id.read_direct_chunk((0,))
+    big = out.create_dataset("ints_big", shape=(1024,), dtype="i4", chunks=(1024,),
+                             compression=357, compression_opts=(60,))
+    big.id.write_direct_chunk((0,), stored, mask)
+with h5py.File(out_path) as f:
+    got = f["ints_big"][...]
+    if not (np.array_equal(got[:256], np.arange(1, 257)) and not got[256:].any()):
+        failures.append(f"a short chunk of integers read back as {got[250:262]}")
 
 for msg in failures:
     print("FAIL", msg)
