@@ -529,9 +529,10 @@ pub unsafe extern "C" fn h5z_deepcq_last_error(buf: *mut c_char, len: usize) -> 
 }
 
 /// Registers the filter with the HDF5 library the program is linked to, so it works
-/// without `HDF5_PLUGIN_PATH` (like `H5Z_zfp_initialize`). Safe to call more than once:
-/// only the first successful call registers. A program that links HDF5 statically must
-/// export its symbols (`-Wl,--export-dynamic`, or `h5cc -shlib`).
+/// without `HDF5_PLUGIN_PATH` (like `H5Z_zfp_initialize`); with every copy loaded, where
+/// there are several (Python wheels each bundle one). Safe to call more than once: only
+/// the first successful call registers. A program that links HDF5 statically must export
+/// its symbols (`-Wl,--export-dynamic`, or `h5cc -shlib`).
 #[no_mangle]
 pub extern "C" fn h5z_deepcq_register() -> c_int {
     static REGISTERED: Mutex<bool> = Mutex::new(false);
@@ -540,12 +541,19 @@ pub extern "C" fn h5z_deepcq_register() -> c_int {
         if *done {
             return Ok(());
         }
-        let api = crate::h5::api::api().map_err(InsituError::Hdf5)?;
         let class = &crate::h5::plugin::FILTER_CLASS as *const _ as *const c_void;
-        // SAFETY: FILTER_CLASS is a static H5Z_class2_t.
-        unsafe { api.register_filter(class) }.map_err(InsituError::Hdf5)?;
-        *done = true;
-        Ok(())
+        let mut failed = None;
+        for api in crate::h5::api::every_api().map_err(InsituError::Hdf5)? {
+            // SAFETY: FILTER_CLASS is a static H5Z_class2_t.
+            match unsafe { api.register_filter(class) } {
+                Ok(()) => *done = true,
+                Err(e) => failed = Some(e),
+            }
+        }
+        match (*done, failed) {
+            (false, Some(e)) => Err(InsituError::Hdf5(e)),
+            _ => Ok(()),
+        }
     })
 }
 

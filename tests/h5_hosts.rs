@@ -252,6 +252,13 @@ fn h5py_with_bundled_hdf5_writes_and_reads() {
 }
 
 #[test]
+fn h5py_writes_through_its_own_hdf5_when_netcdf4_loaded_another_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = make_input(dir.path());
+    host_script("two_hdf5.py", &[&input, &dir.path().join("two.h5")]);
+}
+
+#[test]
 fn netcdf4_reads_a_variable_h5repack_filtered() {
     let dir = tempfile::tempdir().unwrap();
     host_script("netcdf_read.py", &[dir.path(), Path::new("60")]);

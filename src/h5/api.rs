@@ -5,13 +5,15 @@
 //!
 //! Lookup order: the global namespace (`dlsym(RTLD_DEFAULT)`, which covers h5repack and
 //! C/Fortran programs linked to HDF5), then every loaded object whose name mentions hdf5,
-//! re-opened with `RTLD_NOLOAD` (h5py loads its private `libhdf5-*.so` locally).
+//! re-opened with `RTLD_NOLOAD` (h5py loads its private `libhdf5-*.so` locally). Where
+//! several copies are loaded (`import netCDF4, h5py`: each wheel bundles one), a dataset's
+//! callbacks ask the copy whose property list holds the filter ([`api_for`]).
 #![allow(unsafe_code)]
 
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr, CString};
 
 use libloading::os::unix::{Library, Symbol, RTLD_LAZY};
-use once_cell::sync::OnceCell;
+use std::sync::Mutex;
 
 /// HDF5's `hid_t` (64-bit since 1.10).
 pub type Hid = i64;
@@ -47,6 +49,7 @@ type FillValueDefined = unsafe extern "C" fn(Hid, *mut c_int) -> Herr;
 type GetFillValue = unsafe extern "C" fn(Hid, Hid, *mut c_void) -> Herr;
 type AllocateMemory = unsafe extern "C" fn(usize, bool) -> *mut c_void;
 type FreeMemory = unsafe extern "C" fn(*mut c_void) -> Herr;
+type ClearErrors = unsafe extern "C" fn(Hid) -> Herr;
 type Push2 = unsafe extern "C" fn(
     Hid,
     *const c_char,
@@ -92,6 +95,7 @@ pub struct Hdf5Api {
     get_fill_value: Option<GetFillValue>,
     /// `H5allocate_memory` and `H5free_memory` (HDF5 ≥ 1.8.15), together or not at all.
     memory: Option<(AllocateMemory, FreeMemory)>,
+    clear_errors: Option<ClearErrors>,
 }
 
 // SAFETY: the raw pointers address HDF5's process-wide globals, which HDF5 itself reads from
@@ -99,44 +103,135 @@ pub struct Hdf5Api {
 unsafe impl Send for Hdf5Api {}
 unsafe impl Sync for Hdf5Api {}
 
-/// The process's HDF5 API, resolved once it resolves: a failure is not kept, so a call
-/// made before the host loaded libhdf5 (`h5z_deepcq_register` from ctypes before `import
-/// h5py`) does not fail every later one.
-pub fn api() -> Result<&'static Hdf5Api, String> {
-    static API: OnceCell<Hdf5Api> = OnceCell::new();
-    API.get_or_try_init(resolve)
-}
-
-fn resolve() -> Result<Hdf5Api, String> {
+/// Every HDF5 loaded into the process, in the order found: the global namespace first,
+/// then each loaded object whose name mentions hdf5. Found again on each call, since a
+/// host may load one later (`import h5py` after `h5z_deepcq_register`); what was found
+/// is kept, so a library resolved once stays first.
+fn libraries() -> Result<Vec<&'static Hdf5Api>, String> {
+    // Every object examined, with the library it added (None: one already in, or none).
+    static SEEN: Mutex<Vec<(String, Option<&'static Hdf5Api>)>> = Mutex::new(Vec::new());
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
     let mut tried = Vec::new();
-    // SAFETY: dlopen(NULL) returns the main program's handle; no initialisers run.
-    let global = unsafe { Library::open(None::<&str>, RTLD_LAZY) };
-    if let Ok(lib) = global {
-        match Hdf5Api::from_library(lib) {
-            Ok(api) => return Ok(api),
-            Err(e) => tried.push(format!("global namespace: {e}")),
+    let add = |seen: &mut Vec<(String, Option<&'static Hdf5Api>)>,
+               tried: &mut Vec<String>,
+               name: String,
+               lib| {
+        let added = match Hdf5Api::from_library(lib) {
+            // The same library through the global namespace and by its path.
+            Ok(api)
+                if seen
+                    .iter()
+                    .filter_map(|(_, a)| *a)
+                    .any(|a| a.same_library(&api)) =>
+            {
+                None
+            }
+            Ok(api) => Some(&*Box::leak(Box::new(api))),
+            Err(e) if name.is_empty() => {
+                // Not kept: a host may yet load HDF5 into the global namespace.
+                tried.push(format!("global namespace: {e}"));
+                return;
+            }
+            Err(e) => {
+                tried.push(format!("{name}: {e}"));
+                None
+            }
+        };
+        seen.push((name, added));
+    };
+    let examined =
+        |seen: &[(String, Option<&Hdf5Api>)], name: &str| seen.iter().any(|(n, _)| n == name);
+    if !examined(&seen, "") {
+        // SAFETY: dlopen(NULL) returns the main program's handle; no initialisers run.
+        if let Ok(lib) = unsafe { Library::open(None::<&str>, RTLD_LAZY) } {
+            add(&mut seen, &mut tried, String::new(), lib);
         }
     }
     for name in loaded_objects().into_iter().filter(|n| n.contains("hdf5")) {
+        if examined(&seen, &name) {
+            continue;
+        }
         // SAFETY: RTLD_NOLOAD only returns a handle to an object that is already loaded,
         // so no initialiser runs.
-        let lib = unsafe { Library::open(Some(&name), RTLD_LAZY | libc::RTLD_NOLOAD) };
-        match lib
-            .map_err(|e| format!("{e:?}"))
-            .and_then(Hdf5Api::from_library)
-        {
-            Ok(api) => return Ok(api),
-            Err(e) => tried.push(format!("{name}: {e}")),
+        match unsafe { Library::open(Some(&name), RTLD_LAZY | libc::RTLD_NOLOAD) } {
+            Ok(lib) => add(&mut seen, &mut tried, name, lib),
+            Err(e) => tried.push(format!("{name}: {e:?}")),
         }
     }
-    Err(format!(
-        "no loaded libhdf5 exports the functions deepcq needs ({})",
-        if tried.is_empty() {
-            "no libhdf5 is loaded".into()
-        } else {
-            tried.join("; ")
-        }
-    ))
+    let found: Vec<&'static Hdf5Api> = seen.iter().filter_map(|(_, a)| *a).collect();
+    if found.is_empty() {
+        return Err(format!(
+            "no loaded libhdf5 exports the functions deepcq needs ({})",
+            if tried.is_empty() {
+                "no libhdf5 is loaded".into()
+            } else {
+                tried.join("; ")
+            }
+        ));
+    }
+    Ok(found)
+}
+
+/// The process's HDF5 API: the first library found (see [`every_api`]). A failure is not kept,
+/// so a call made before the host loaded libhdf5 (`h5z_deepcq_register` from ctypes
+/// before `import h5py`) does not fail every later one.
+pub fn api() -> Result<&'static Hdf5Api, String> {
+    Ok(libraries()?[0])
+}
+
+/// Every HDF5 loaded into the process: the global namespace's first, then each loaded
+/// object whose name mentions hdf5, in the order found.
+pub fn every_api() -> Result<Vec<&'static Hdf5Api>, String> {
+    libraries()
+}
+
+/// The HDF5 loaded into the process when there is exactly one: the filter's buffers pass
+/// through its allocator only then, since the filter callback cannot tell which copy
+/// called it.
+pub fn sole_api() -> Option<&'static Hdf5Api> {
+    match libraries().ok()?[..] {
+        [only] => Some(only),
+        _ => None,
+    }
+}
+
+std::thread_local! {
+    /// The library [`api_for`] chose last on this thread, for [`reporting_api`].
+    static CHOSEN: std::cell::Cell<Option<&'static Hdf5Api>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// Where an error of this thread's callback goes: the library [`api_for`] chose for it,
+/// else the first one. `forget` clears the choice (at a callback's start).
+pub fn reporting_api(forget: bool) -> Option<&'static Hdf5Api> {
+    let chosen = CHOSEN
+        .try_with(|c| if forget { c.take() } else { c.get() })
+        .ok()
+        .flatten();
+    match forget {
+        true => None,
+        false => chosen.or_else(|| api().ok()),
+    }
+}
+
+/// The HDF5 whose dataset creation property list `dcpl` holds deepcq's filter. Python
+/// wheels each bundle their own libhdf5 (`import netCDF4, h5py` loads two), and an id of
+/// one means nothing, or another list, to the other: h5py's `create_dataset` failed with
+/// "error during user callback" while the filter asked netCDF4's copy. With one library
+/// loaded, that one; an error a probe leaves on another copy's stack is cleared there.
+pub fn api_for(dcpl: Hid) -> Result<&'static Hdf5Api, String> {
+    let libraries = libraries()?;
+    if let [only] = libraries[..] {
+        return Ok(only);
+    }
+    let chosen = libraries.iter().copied().find(|api| api.holds_deepcq(dcpl));
+    let _ = CHOSEN.try_with(|c| c.set(chosen));
+    chosen.ok_or_else(|| {
+        format!(
+            "none of the {} loaded copies of libhdf5 holds this dataset's filter pipeline",
+            libraries.len()
+        )
+    })
 }
 
 /// Paths of every object loaded into the process.
@@ -198,6 +293,7 @@ impl Hdf5Api {
                 memory: get(&library, "H5allocate_memory")
                     .and_then(|a| Ok((a, get(&library, "H5free_memory")?)))
                     .ok(),
+                clear_errors: get(&library, "H5Eclear2").ok(),
                 errors,
                 _library: library,
             })
@@ -334,6 +430,25 @@ impl Hdf5Api {
         } else {
             Ok(())
         }
+    }
+
+    /// Whether both resolve the same library (one entry point at the same address).
+    fn same_library(&self, other: &Hdf5Api) -> bool {
+        self.get_filter_by_id2 as usize == other.get_filter_by_id2 as usize
+    }
+
+    /// Whether `dcpl` is, in this library, a property list that holds deepcq's filter.
+    fn holds_deepcq(&self, dcpl: Hid) -> bool {
+        // (H5Iis_valid cannot tell: it answers false for the copy of the list that
+        // H5Dcreate hands the callbacks, which the application holds no reference to.)
+        if self.filter_values(dcpl, crate::wire::FILTER_ID).is_ok() {
+            return true;
+        }
+        if let Some(clear) = self.clear_errors {
+            // SAFETY: clears this library's default error stack (H5E_DEFAULT).
+            unsafe { clear(0) };
+        }
+        false
     }
 
     /// HDF5's own allocator and release for a filter's buffers, where the library has

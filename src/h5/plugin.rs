@@ -71,6 +71,7 @@ pub extern "C" fn H5PLget_plugin_info() -> *const c_void {
 /// stack (or the log, when the error API is not available).
 fn guarded<T>(function: &str, failure: T, body: impl FnOnce() -> Result<T, String>) -> T {
     observe::init();
+    api::reporting_api(true);
     let message = match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(value)) => return value,
         Ok(Err(message)) => message,
@@ -84,7 +85,7 @@ fn guarded<T>(function: &str, failure: T, body: impl FnOnce() -> Result<T, Strin
         ),
     };
     log::error!("{function}: {message}");
-    if let Ok(api) = api::api() {
+    if let Some(api) = api::reporting_api(false) {
         api.push_error(function, &message);
     }
     failure
@@ -120,7 +121,7 @@ fn filters_before_deepcq(pipeline: &[u32]) -> Option<String> {
 /// accepted: non-float data is stored losslessly.
 extern "C" fn can_apply(dcpl: Hid, _type_id: Hid, _space_id: Hid) -> c_int {
     guarded("deepcq can_apply", -1, || {
-        let api = api::api()?;
+        let api = api::api_for(dcpl)?;
         let (_, cd) = api.filter_values(dcpl, wire::FILTER_ID)?;
         Settings::parse(&cd).map_err(|e| e.to_string())?;
         api.chunk_dims(dcpl)?;
@@ -131,7 +132,7 @@ extern "C" fn can_apply(dcpl: Hid, _type_id: Hid, _space_id: Hid) -> c_int {
 /// Rewrites the user's cd_values into the stored form: settings + dtype + chunk dims.
 extern "C" fn set_local(dcpl: Hid, type_id: Hid, _space_id: Hid) -> c_int {
     guarded("deepcq set_local", -1, || {
-        let api = api::api()?;
+        let api = api::api_for(dcpl)?;
         let (flags, cd) = api.filter_values(dcpl, wire::FILTER_ID)?;
         let settings = Settings::parse(&cd).map_err(|e| e.to_string())?;
         let chunk = api.chunk_dims(dcpl)?;
@@ -246,7 +247,7 @@ extern "C" fn filter_callback(
         // SAFETY: the buffer comes from and goes back to HDF5's allocator (malloc where
         // the library does not export it, as HDF5 before 1.8.15 used).
         unsafe {
-            let memory = api::api().ok().and_then(|a| a.memory());
+            let memory = api::sole_api().and_then(|a| a.memory());
             let fresh = match memory {
                 Some((allocate, _)) => allocate(size, false),
                 None => libc::malloc(size),
