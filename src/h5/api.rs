@@ -50,6 +50,8 @@ type GetFillValue = unsafe extern "C" fn(Hid, Hid, *mut c_void) -> Herr;
 type AllocateMemory = unsafe extern "C" fn(usize, bool) -> *mut c_void;
 type FreeMemory = unsafe extern "C" fn(*mut c_void) -> Herr;
 type ClearErrors = unsafe extern "C" fn(Hid) -> Herr;
+type GetFields =
+    unsafe extern "C" fn(Hid, *mut usize, *mut usize, *mut usize, *mut usize, *mut usize) -> Herr;
 type Push2 = unsafe extern "C" fn(
     Hid,
     *const c_char,
@@ -64,6 +66,8 @@ type Push2 = unsafe extern "C" fn(
 
 /// `H5T_FLOAT` in `H5T_class_t`.
 pub const H5T_FLOAT: c_int = 1;
+/// `H5T_NORM_IMPLIED` in `H5T_norm_t`: the mantissa's leading 1 is not stored (IEEE).
+pub const H5T_NORM_IMPLIED: c_int = 0;
 /// `H5T_ORDER_LE` in `H5T_order_t`.
 pub const H5T_ORDER_LE: c_int = 0;
 /// `H5T_ORDER_BE` in `H5T_order_t`.
@@ -96,6 +100,9 @@ pub struct Hdf5Api {
     /// `H5allocate_memory` and `H5free_memory` (HDF5 ≥ 1.8.15), together or not at all.
     memory: Option<(AllocateMemory, FreeMemory)>,
     clear_errors: Option<ClearErrors>,
+    /// `H5Tget_precision`, `H5Tget_offset`, `H5Tget_fields`, `H5Tget_ebias`,
+    /// `H5Tget_norm`: what tells an IEEE float from another float of its size.
+    float_layout: Option<(TypeSize, TypeInt, GetFields, TypeSize, TypeInt)>,
 }
 
 // SAFETY: the raw pointers address HDF5's process-wide globals, which HDF5 itself reads from
@@ -294,6 +301,15 @@ impl Hdf5Api {
                     .and_then(|a| Ok((a, get(&library, "H5free_memory")?)))
                     .ok(),
                 clear_errors: get(&library, "H5Eclear2").ok(),
+                float_layout: (|| {
+                    Some((
+                        get(&library, "H5Tget_precision").ok()?,
+                        get(&library, "H5Tget_offset").ok()?,
+                        get(&library, "H5Tget_fields").ok()?,
+                        get(&library, "H5Tget_ebias").ok()?,
+                        get(&library, "H5Tget_norm").ok()?,
+                    ))
+                })(),
                 errors,
                 _library: library,
             })
@@ -403,6 +419,35 @@ impl Hdf5Api {
         // SAFETY: `value` holds `size` bytes, the size of `type_id`.
         let ok = unsafe { get(dcpl, type_id, value.as_mut_ptr() as *mut c_void) } >= 0;
         ok.then_some(value)
+    }
+
+    /// Whether a float datatype of `size` bytes lays its bits out as IEEE 754 binary32 or
+    /// binary64 does (precision, offset, sign, exponent and mantissa fields, exponent bias,
+    /// implied leading bit). A float made with `H5Tset_fields` or `H5Tset_ebias` is not
+    /// one, and compressing its bits as IEEE values would lose them. True where the
+    /// library does not export the queries.
+    pub fn is_ieee_float(&self, type_id: Hid, size: usize) -> bool {
+        // (precision, sign, exponent position and size, mantissa size, bias)
+        let ieee = match size {
+            4 => (32, 31, 23, 8, 23, 127),
+            8 => (64, 63, 52, 11, 52, 1023),
+            _ => return false,
+        };
+        let Some((precision, offset, fields, ebias, norm)) = self.float_layout else {
+            return true;
+        };
+        let (mut spos, mut epos, mut esize, mut mpos, mut msize) = (0, 0, 0, 0, 0);
+        // SAFETY: plain queries on an id HDF5 handed us; the out pointers are live.
+        unsafe {
+            let got_fields = fields(
+                type_id, &mut spos, &mut epos, &mut esize, &mut mpos, &mut msize,
+            ) >= 0;
+            got_fields
+                && offset(type_id) == 0
+                && mpos == 0
+                && norm(type_id) == H5T_NORM_IMPLIED
+                && (precision(type_id), spos, epos, esize, msize, ebias(type_id)) == ieee
+        }
     }
 
     /// (class, size, byte order) of a datatype.

@@ -141,9 +141,11 @@ extern "C" fn set_local(dcpl: Hid, type_id: Hid, _space_id: Hid) -> c_int {
             return Err(before);
         }
         let (class, size, order) = api.type_info(type_id);
-        let dtype = match (class, size, order) {
-            (H5T_FLOAT, 4, H5T_ORDER_LE | H5T_ORDER_BE) => DType::F32,
-            (H5T_FLOAT, 8, H5T_ORDER_LE | H5T_ORDER_BE) => DType::F64,
+        // Floats of another layout than IEEE's are other values: stored exactly.
+        let ieee = class == H5T_FLOAT && api.is_ieee_float(type_id, size);
+        let dtype = match (ieee, size, order) {
+            (true, 4, H5T_ORDER_LE | H5T_ORDER_BE) => DType::F32,
+            (true, 8, H5T_ORDER_LE | H5T_ORDER_BE) => DType::F64,
             _ => DType::Opaque,
         };
         if dtype != DType::Opaque && settings.target.kind != TargetKind::AbsBound {

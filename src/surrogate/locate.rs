@@ -73,18 +73,19 @@ fn find_in(dir: &Path) -> Option<PathBuf> {
             return Some(path);
         }
     }
-    let mut versioned: Vec<PathBuf> = std::fs::read_dir(dir)
+    // The newest by version number (1.31.1 over 1.9.0), names like a backup's left out.
+    let version = |p: &Path| -> Option<Vec<u32>> {
+        let name = p.file_name()?.to_str()?;
+        let numbers = name.strip_prefix("libonnxruntime.so.")?;
+        numbers.split('.').map(|n| n.parse().ok()).collect()
+    };
+    std::fs::read_dir(dir)
         .ok()?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("libonnxruntime.so."))
-                && p.is_file()
-        })
-        .collect();
-    versioned.sort();
-    versioned.pop()
+        .filter(|p| p.is_file())
+        .filter_map(|p| Some((version(&p)?, p)))
+        .max()
+        .map(|(_, p)| p)
 }
 
 /// The folder of the shared object holding this code (the plugin, or the executable when
@@ -144,10 +145,26 @@ fn own_folders() -> Vec<PathBuf> {
     dirs
 }
 
+/// More than any surrogate this crate trains (the embedded one is under 2 MiB).
+const MAX_MODEL_BYTES: u64 = 256 << 20;
+
+/// A model file's bytes: a regular file of at most [`MAX_MODEL_BYTES`], so that a FIFO or
+/// a device named by mistake fails instead of blocking the write that loads it.
+fn read_model(path: &Path) -> std::io::Result<Vec<u8>> {
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() || meta.len() > MAX_MODEL_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("not an ONNX model file (a regular file of at most {MAX_MODEL_BYTES} bytes)"),
+        ));
+    }
+    std::fs::read(path)
+}
+
 /// The model bytes and where they came from.
 pub fn model() -> Result<(Cow<'static, [u8]>, String), String> {
     match std::env::var_os(MODEL_ENV).filter(|p| !p.is_empty()) {
-        Some(path) => std::fs::read(&path)
+        Some(path) => read_model(Path::new(&path))
             .map(|bytes| {
                 (
                     Cow::Owned(bytes),
@@ -181,6 +198,26 @@ mod tests {
             dirs.iter().all(|d| d.is_absolute() && d.is_dir()),
             "{dirs:?}"
         );
+    }
+
+    #[test]
+    fn the_newest_version_is_found_and_other_names_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["1.9.0", "1.31.1", "1.31.1.bak", "old"] {
+            std::fs::write(dir.path().join(format!("libonnxruntime.so.{name}")), b"x").unwrap();
+        }
+        assert_eq!(
+            find_in(dir.path()),
+            Some(dir.path().join("libonnxruntime.so.1.31.1"))
+        );
+    }
+
+    #[test]
+    fn a_model_path_that_is_not_a_file_is_refused_before_it_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = read_model(dir.path()).unwrap_err();
+        assert!(e.to_string().contains("not an ONNX model file"), "{e}");
+        assert!(read_model(&dir.path().join("missing.onnx")).is_err());
     }
 
     #[test]

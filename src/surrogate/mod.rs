@@ -247,25 +247,40 @@ impl Surrogate {
 
 /// The process-wide surrogate: onnxruntime and the model found as [`locate`] documents,
 /// loaded on first use and shared by every thread. A failure is remembered too, so a
-/// missing runtime costs one search per process, not one per chunk.
+/// missing runtime costs one search per process, not one per chunk; its message says so.
+/// A panic while loading (a library that is not onnxruntime) is remembered as a failure.
 pub fn shared() -> Result<&'static Surrogate, String> {
     static SHARED: OnceCell<Result<Surrogate, String>> = OnceCell::new();
     SHARED
         .get_or_init(|| {
-            let started = std::time::Instant::now();
-            let library = locate::onnxruntime_library()?;
-            let (bytes, source) = locate::model()?;
-            let surrogate = Surrogate::load(&library, &bytes)
-                .map_err(|e| format!("cannot use the surrogate ({source}): {e}"))?;
-            log::info!(
-                "surrogate: {source} with {} loaded in {:.0} ms",
-                library.display(),
-                started.elapsed().as_secs_f64() * 1e3
-            );
-            Ok(surrogate)
+            let loaded = std::panic::catch_unwind(load_shared).unwrap_or_else(|panic| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                Err(format!("loading onnxruntime or the model panicked: {what}"))
+            });
+            loaded.map_err(|e| {
+                format!("{e} (this process does not try again: restart it once that is fixed)")
+            })
         })
         .as_ref()
         .map_err(Clone::clone)
+}
+
+fn load_shared() -> Result<Surrogate, String> {
+    let started = std::time::Instant::now();
+    let library = locate::onnxruntime_library()?;
+    let (bytes, source) = locate::model()?;
+    let surrogate = Surrogate::load(&library, &bytes)
+        .map_err(|e| format!("cannot use the surrogate ({source}): {e}"))?;
+    log::info!(
+        "surrogate: {source} with {} loaded in {:.0} ms",
+        library.display(),
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    Ok(surrogate)
 }
 
 #[cfg(test)]

@@ -31,11 +31,13 @@ fn environment(library: &Path) -> Result<Environment, SurrogateError> {
     if !library.is_file() {
         return Err(runtime_error("no such file".into()));
     }
+    // Both forms: the message says what is wrong (a runtime older than ort needs, and
+    // which it needs), the debug form why (the loader's own error).
     let built = ort::init_from(library)
-        .map_err(|e| runtime_error(format!("{e:?}")))?
+        .map_err(|e| runtime_error(format!("{e} ({e:?})")))?
         .with_name("h5z-deepcq")
         .build()
-        .map_err(|e| runtime_error(format!("{e:?}")))?;
+        .map_err(|e| runtime_error(format!("{e} ({e:?})")))?;
     *env = Some(built.clone());
     Ok(built)
 }

@@ -1,7 +1,8 @@
 """h5py (whose wheel bundles HDF5 2.0) writes through the deepcq filter via
 HDF5_PLUGIN_PATH, reads back, and checks every chunk; then bad cd_values, and shuffle
 before deepcq, must fail dataset creation with deepcq's message; a chunk of integers
-copied into a dataset of larger chunks reads back padded with zeros.
+copied into a dataset of larger chunks reads back padded with zeros, and a float type of
+another layout than IEEE's is stored exactly.
 
 usage: h5py_write.py INPUT OUTPUT"""
 import sys
@@ -55,6 +56,24 @@ with h5py.File(out_path) as f:
     got = f["ints_big"][...]
     if not (np.array_equal(got[:256], np.arange(1, 257)) and not got[256:].any()):
         failures.append(f"a short chunk of integers read back as {got[250:262]}")
+
+# A float of another layout than IEEE's (its exponent bias moved): its bits mean other
+# values, so the filter stores them exactly instead of compressing them as IEEE floats.
+odd = h5py.h5t.IEEE_F32LE.copy()
+odd.set_ebias(100)
+bits = np.sin(np.arange(256) / 20).astype("f4").view("u4")
+with h5py.File(out_path, "a") as out:
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_chunk((256,))
+    dcpl.set_filter(357, 0, (60,))
+    space = h5py.h5s.create_simple((256,))
+    h5py.h5d.create(out.id, b"odd_float", odd, space, dcpl=dcpl).write(
+        h5py.h5s.ALL, h5py.h5s.ALL, bits, mtype=odd)
+with h5py.File(out_path) as f:
+    back = np.zeros(256, "u4")
+    h5py.h5d.open(f.id, b"odd_float").read(h5py.h5s.ALL, h5py.h5s.ALL, back, mtype=odd)
+    if not np.array_equal(back, bits):
+        failures.append(f"a float with exponent bias 100 came back changed ({back[:3]})")
 
 for msg in failures:
     print("FAIL", msg)
