@@ -119,6 +119,13 @@ fn float_chunk_marked<T: bytemuck::Pod + Element>(
         None => Cow::Borrowed(values),
     };
     let kept_shape = pad.as_ref().map_or(shape, |p| &p.inner[..]);
+    // The marker the block kept sees: a fill value held only by the trimmed padding (which
+    // its own record restores) leaves the block's NaN or ±Inf to be marked, where it would
+    // have sent the chunk to the lossless codec.
+    let fill = match fill {
+        Some(f) if pad.is_some() && !holds(&inner, f) => first_non_finite(&inner),
+        other => other,
+    };
     let elem_bytes = std::mem::size_of::<T>() as f64;
     let block_bytes = inner.len() as f64 * elem_bytes;
     // A ratio target counts every byte the chunk stores against the raw bytes of the block
@@ -526,6 +533,35 @@ mod tests {
         corrupt[payload_at - 6] ^= 0x10; // in the records, before the 4-byte checksum
 
         assert!(chunk::decode(&corrupt).is_err());
+    }
+
+    #[test]
+    fn nan_holes_of_an_edge_chunk_whose_fill_value_lies_only_in_its_padding_are_marked() {
+        // A field with NaN gaps inside the dataset and the dataset's fill value only in
+        // HDF5's edge padding: the NaNs are the block's missing data.
+        let shape = [8, 24, 40];
+        let plane = 24 * 40;
+        let mut values: Vec<f32> = generate(Kind::Spectral { slope: 3.0 }, &shape, 9)
+            .into_iter()
+            .map(|x| x as f32)
+            .collect();
+        for i in (0..6 * plane).step_by(37) {
+            values[i] = f32::NAN;
+        }
+        values[6 * plane..].fill(1e35);
+        let settings = Settings::psnr(60.0).unwrap();
+        let (bytes, outcome) =
+            float_chunk_with_fill(&values, &shape, &settings, &Analytic, Some(1e35)).unwrap();
+        assert_ne!(outcome.codec, CodecId::Lossless, "{}", outcome.reason);
+        let (header, back) = chunk::decode(&bytes).unwrap();
+        assert_eq!(header.padding.as_ref().unwrap().inner, [6, 24, 40]);
+        let back: Vec<f32> = bytemuck::cast_slice(&back.into_bytes()).to_vec();
+        assert!(values[6 * plane..] == back[6 * plane..]);
+        assert!(values
+            .iter()
+            .zip(&back)
+            .all(|(a, b)| a.is_nan() == b.is_nan()));
+        assert!(real_psnr(&values[..6 * plane], &back[..6 * plane], f32::NAN) >= 60.0);
     }
 
     #[test]

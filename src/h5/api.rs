@@ -208,17 +208,16 @@ std::thread_local! {
         const { std::cell::Cell::new(None) };
 }
 
-/// Where an error of this thread's callback goes: the library [`api_for`] chose for it,
-/// else the first one. `forget` clears the choice (at a callback's start).
-pub fn reporting_api(forget: bool) -> Option<&'static Hdf5Api> {
-    let chosen = CHOSEN
-        .try_with(|c| if forget { c.take() } else { c.get() })
-        .ok()
-        .flatten();
-    match forget {
-        true => None,
-        false => chosen.or_else(|| api().ok()),
-    }
+/// Where an error of this thread's callback goes: the library [`api_for`] chose for it
+/// since [`forget_choice`], else the first one.
+pub fn reporting_api() -> Option<&'static Hdf5Api> {
+    let chosen = CHOSEN.try_with(|c| c.get()).ok().flatten();
+    chosen.or_else(|| api().ok())
+}
+
+/// Forgets [`api_for`]'s choice on this thread (at a callback's start).
+pub fn forget_choice() {
+    let _ = CHOSEN.try_with(|c| c.set(None));
 }
 
 /// The HDF5 whose dataset creation property list `dcpl` holds deepcq's filter. Python

@@ -71,7 +71,7 @@ pub extern "C" fn H5PLget_plugin_info() -> *const c_void {
 /// stack (or the log, when the error API is not available).
 fn guarded<T>(function: &str, failure: T, body: impl FnOnce() -> Result<T, String>) -> T {
     observe::init();
-    api::reporting_api(true);
+    api::forget_choice();
     let message = match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(value)) => return value,
         Ok(Err(message)) => message,
@@ -85,7 +85,7 @@ fn guarded<T>(function: &str, failure: T, body: impl FnOnce() -> Result<T, Strin
         ),
     };
     log::error!("{function}: {message}");
-    if let Some(api) = api::reporting_api(false) {
+    if let Some(api) = api::reporting_api() {
         api.push_error(function, &message);
     }
     failure
@@ -219,7 +219,7 @@ extern "C" fn filter_callback(
         // HDF5 copies a whole chunk out of a decoded buffer: one that came back shorter
         // (a chunk of non-float values made for a smaller dataset chunk, or one whose
         // cd_values this version does not read) is given zeros to the chunk's size rather
-        // than be read past its end. Its length stays what was decoded.
+        // than be read past its end. The length returned stays what was decoded.
         let mut room = 0;
         let output = if decode {
             // Files whose cd_values this version does not read still decode, unchecked.
@@ -267,7 +267,7 @@ extern "C" fn filter_callback(
                 None => libc::free(*buf),
             }
             *buf = fresh;
-            *buf_size = output.len();
+            *buf_size = size;
         }
         Ok(output.len())
     })
