@@ -793,6 +793,16 @@ fn validate(raw: RawHeader<'_>, float_limit: u64) -> Result<Header, ChunkError> 
             dtype.name()
         )));
     }
+    // No writer makes a chunk of values without an axis or with an empty one (a codec
+    // handed one fails inside its library); chunks kept byte for byte stay as they were.
+    let floats = matches!(dtype, DType::F32 | DType::F64);
+    if floats && (raw.shape.is_empty() || raw.shape.contains(&0)) {
+        return Err(ChunkError::BadHeader(format!(
+            "shape {:?}: a chunk of values has 1 to {} axes, none empty",
+            raw.shape,
+            wire::MAX_RANK
+        )));
+    }
     let layout = Layout {
         dtype,
         elem_size,
@@ -1272,6 +1282,26 @@ mod tests {
         let mut unknown = good.clone();
         unknown[wire::EXT_FLAGS_OFFSET] |= 0x80;
         bad_header(&unknown, "unknown flag");
+    }
+
+    #[test]
+    fn a_chunk_of_values_without_an_axis_or_with_an_empty_one_is_a_header_error() {
+        // The sz3 crate panics on a zero dimension; a header must say what is wrong first.
+        for shape in [&[4, 0][..], &[]] {
+            let bytes = wrap(
+                CodecId::Sz3,
+                &Samples::F32(&[]),
+                shape,
+                1e-3,
+                None,
+                None,
+                b"no payload",
+            );
+            match parse(&bytes) {
+                Err(ChunkError::BadHeader(msg)) => assert!(msg.contains("none empty"), "{msg}"),
+                other => panic!("{shape:?}: expected a header error, got {other:?}"),
+            }
+        }
     }
 
     /// The 2×2 chunk of f32 values 1.5, −2, 3.25, 8 the hand-made old-version chunks hold,
