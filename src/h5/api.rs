@@ -114,7 +114,7 @@ unsafe impl Sync for Hdf5Api {}
 /// then each loaded object whose name mentions hdf5. Found again on each call, since a
 /// host may load one later (`import h5py` after `h5z_deepcq_register`); what was found
 /// is kept, so a library resolved once stays first.
-fn libraries() -> Result<Vec<&'static Hdf5Api>, String> {
+pub fn every_api() -> Result<Vec<&'static Hdf5Api>, String> {
     // Every object examined, with the library it added (None: one already in, or none).
     static SEEN: Mutex<Vec<(String, Option<&'static Hdf5Api>)>> = Mutex::new(Vec::new());
     let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
@@ -154,7 +154,7 @@ fn libraries() -> Result<Vec<&'static Hdf5Api>, String> {
             add(&mut seen, &mut tried, String::new(), lib);
         }
     }
-    for name in loaded_objects().into_iter().filter(|n| n.contains("hdf5")) {
+    for name in loaded_hdf5_objects() {
         if examined(&seen, &name) {
             continue;
         }
@@ -183,20 +183,14 @@ fn libraries() -> Result<Vec<&'static Hdf5Api>, String> {
 /// so a call made before the host loaded libhdf5 (`h5z_deepcq_register` from ctypes
 /// before `import h5py`) does not fail every later one.
 pub fn api() -> Result<&'static Hdf5Api, String> {
-    Ok(libraries()?[0])
-}
-
-/// Every HDF5 loaded into the process: the global namespace's first, then each loaded
-/// object whose name mentions hdf5, in the order found.
-pub fn every_api() -> Result<Vec<&'static Hdf5Api>, String> {
-    libraries()
+    Ok(every_api()?[0])
 }
 
 /// The HDF5 loaded into the process when there is exactly one: the filter's buffers pass
 /// through its allocator only then, since the filter callback cannot tell which copy
 /// called it.
 pub fn sole_api() -> Option<&'static Hdf5Api> {
-    match libraries().ok()?[..] {
+    match every_api().ok()?[..] {
         [only] => Some(only),
         _ => None,
     }
@@ -226,7 +220,7 @@ pub fn forget_choice() {
 /// "error during user callback" while the filter asked netCDF4's copy. With one library
 /// loaded, that one; an error a probe leaves on another copy's stack is cleared there.
 pub fn api_for(dcpl: Hid) -> Result<&'static Hdf5Api, String> {
-    let libraries = libraries()?;
+    let libraries = every_api()?;
     if let [only] = libraries[..] {
         return Ok(only);
     }
@@ -240,18 +234,17 @@ pub fn api_for(dcpl: Hid) -> Result<&'static Hdf5Api, String> {
     })
 }
 
-/// Paths of every object loaded into the process.
-fn loaded_objects() -> Vec<String> {
+/// Paths of every object loaded into the process whose name mentions hdf5 (the filter
+/// looks for them on every chunk it writes or reads, so others are not copied).
+fn loaded_hdf5_objects() -> Vec<String> {
     unsafe extern "C" fn visit(info: *mut libc::dl_phdr_info, _: usize, out: *mut c_void) -> c_int {
         // SAFETY: the loader hands a valid info record; `out` is the Vec passed below.
         let names = unsafe { &mut *(out as *mut Vec<String>) };
         let name = unsafe { (*info).dlpi_name };
         if !name.is_null() {
-            let name = unsafe { CStr::from_ptr(name) }
-                .to_string_lossy()
-                .into_owned();
-            if !name.is_empty() {
-                names.push(name);
+            let name = unsafe { CStr::from_ptr(name) }.to_bytes();
+            if name.windows(4).any(|w| w == b"hdf5") {
+                names.push(String::from_utf8_lossy(name).into_owned());
             }
         }
         0
