@@ -102,14 +102,45 @@ fn decompress(payload: &[u8], dtype: DType, dims: &[usize]) -> Result<SampleBuf,
         SampleBuf::Opaque(_) => unreachable!(),
     };
     let field = Field::new(ptr, kind, dims)?;
-    // Copy into words: zfp reads whole aligned 64-bit words, and may read one past
-    // the last byte of the stream.
-    let mut words = vec![0u64; payload.len().div_ceil(8) + 1];
-    bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..payload.len()].copy_from_slice(payload);
     let mut stream = Stream::open()?;
+    // The header alone first, from words that hold the longest header zfp reads.
+    let header_words = (ffi::ZFP_HEADER_MAX_BITS as usize).div_ceil(64);
+    let mut words = words_of(payload, header_words);
+    let most = {
+        let _bits = stream.attach(&mut words)?;
+        read_header(&stream, &field, kind)?;
+        // SAFETY: both handles are live; the header has set the stream's mode.
+        unsafe { ffi::zfp_stream_maximum_size(stream.0.as_ptr(), field.0.as_ptr()) }
+    };
+    // zfp's decoder trusts the stream to hold what its mode may store and reads past
+    // the end of a shorter one (a payload cut short, with a checksum made to match):
+    // the words are padded with zeros to that size. Zeroed pages past the payload are
+    // never touched unless zfp reads them.
+    if most.div_ceil(8) + 1 > words.len() {
+        words = words_of(payload, most.div_ceil(8) + 1);
+    }
     let _bits = stream.attach(&mut words)?;
-    // SAFETY: handles are live; the header is checked against the expected field
-    // before zfp writes through the pointer.
+    read_header(&stream, &field, kind)?;
+    // SAFETY: handles are live; the header matched the expected field, so zfp writes
+    // within `out`, and reads within `words`.
+    if unsafe { ffi::zfp_decompress(stream.0.as_ptr(), field.0.as_ptr()) } == 0 {
+        return Err(library_error(NAME, "zfp_decompress failed"));
+    }
+    Ok(out)
+}
+
+/// `payload` copied into at least `least` zeroed 64-bit words: zfp reads whole aligned
+/// words, one past the last byte of a stream.
+fn words_of(payload: &[u8], least: usize) -> Vec<u64> {
+    let mut words = vec![0u64; least.max(payload.len().div_ceil(8) + 1)];
+    bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..payload.len()].copy_from_slice(payload);
+    words
+}
+
+/// Reads zfp's header at the start of the stream into `field`, and checks that it
+/// describes the field the chunk's header declares (`field` as made, of type `kind`).
+fn read_header(stream: &Stream, field: &Field, kind: ffi::zfp_type) -> Result<(), CodecError> {
+    // SAFETY: handles are live; the stream's words hold the longest header.
     unsafe {
         let expected = (
             ffi::zfp_field_size(field.0.as_ptr(), std::ptr::null_mut()),
@@ -130,11 +161,8 @@ fn decompress(payload: &[u8], dtype: DType, dims: &[usize]) -> Result<SampleBuf,
                 "zfp header does not match chunk header",
             ));
         }
-        if ffi::zfp_decompress(stream.0.as_ptr(), field.0.as_ptr()) == 0 {
-            return Err(library_error(NAME, "zfp_decompress failed"));
-        }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Compresses checked input to `bound`: the payload and the bits of its zfp header.
@@ -465,6 +493,39 @@ mod tests {
             .unwrap()
             .mse;
         (estimate.bytes / payload.len() as f64, estimate.mse / mse)
+    }
+
+    #[test]
+    fn a_payload_cut_short_is_read_within_the_words_zfp_may_read() {
+        // zfp's decoder reads as far as the header's mode lets it: from a payload cut to a
+        // tenth, about 2 MB past the end, far past the mapped pages without the padding.
+        let shape = [64, 64, 64];
+        let values = generate(Kind::Noise, &shape, 7);
+        let data = Samples::F64(&values);
+        let layout = Layout::of(&data, &shape);
+        let payload = Zfp.encode(data, &shape, 1e-12).unwrap();
+        assert!(payload.len() > 1 << 20, "{}", payload.len());
+        let whole = Zfp.decode(&payload, &layout, 1e-12).unwrap();
+        let cut = Zfp
+            .decode(&payload[..payload.len() / 10], &layout, 1e-12)
+            .unwrap();
+        // The blocks the cut payload still holds decode as they did.
+        let (SampleBuf::F64(whole), SampleBuf::F64(cut)) = (whole, cut) else {
+            panic!("f64 in, f64 out");
+        };
+        assert_eq!(whole[..4], cut[..4]);
+        // Less than a header is read within words that hold the longest header.
+        for len in [0, 1] {
+            assert!(
+                Zfp.decode(&payload[..len], &layout, 1e-12).is_err(),
+                "{len}"
+            );
+        }
+        for len in [8, 16, 24] {
+            if let Ok(SampleBuf::F64(cut)) = Zfp.decode(&payload[..len], &layout, 1e-12) {
+                assert_eq!(cut.len(), values.len());
+            }
+        }
     }
 
     #[test]
