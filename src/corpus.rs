@@ -124,6 +124,12 @@ pub fn scan(root: &Path) -> Result<Vec<ArrayEntry>, CorpusError> {
                     })
                 }
             };
+            if record.dims.is_empty() || record.dims.contains(&0) {
+                return Err(CorpusError::Manifest {
+                    path: manifest.clone(),
+                    message: format!("{}: dims {:?} hold no value", record.file, record.dims),
+                });
+            }
             entries.push(ArrayEntry {
                 dataset: dataset.clone(),
                 path: dir.join(&record.file),

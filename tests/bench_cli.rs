@@ -195,7 +195,8 @@ fn bench_reads_hdf5_datasets_in_their_stored_chunks() {
          a = np.fromfile({raw:?}, dtype='<f4').reshape({dims:?})\n\
          with h5py.File({h5:?}, 'w') as f:\n\
          \x20   f.create_dataset('grid/a', data=a.astype('>f4'), chunks=(8, 24, 24))\n\
-         \x20   f.create_dataset('ids', data=np.arange(10, dtype='i4'))\n",
+         \x20   f.create_dataset('ids', data=np.arange(10, dtype='i4'))\n\
+         \x20   f.create_dataset('height', data=np.float64(2.0))\n",
         raw = raw.to_str().unwrap(),
         h5 = h5.to_str().unwrap(),
         dims = (dims[0], dims[1], dims[2]),
@@ -222,12 +223,20 @@ fn bench_reads_hdf5_datasets_in_their_stored_chunks() {
     let (text, err) = bench(&h5, &[]);
     assert!(text.contains("1 arrays, 8 chunks"), "{text}");
     assert!(err.contains("sim.h5/ids left out: i32"), "{err}");
+    assert!(err.contains("sim.h5/height left out: a scalar"), "{err}");
     // In a folder beside the raw copy, cut the same way: the same values give the same
-    // deterministic rows.
-    let (text, _) = bench(dir.path(), &["--chunk", "8x24x24"]);
-    assert!(text.contains("2 arrays, 16 chunks"), "{text}");
+    // deterministic rows. A copy in a subfolder is named by its path there; a netCDF-3
+    // file (not HDF5) is left out and the rest benched.
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    std::fs::copy(&h5, dir.path().join("sub/sim.h5")).unwrap();
+    std::fs::write(dir.path().join("classic.nc"), b"CDF\x01 not hdf5").unwrap();
+    let (text, err) = bench(dir.path(), &["--chunk", "8x24x24"]);
+    assert!(text.contains("3 arrays, 24 chunks"), "{text}");
+    assert!(err.contains("classic.nc left out: "), "{err}");
     for method in ["safe bound (SZ3)", "best oracle"] {
+        let from_sub = array_row(&text, "sub/sim.h5/grid/a", "40", method);
         let from_h5 = array_row(&text, "sim.h5/grid/a", "40", method);
+        assert_eq!(from_sub[2..6], from_h5[2..6], "{method} CR to PSNR");
         let from_raw = array_row(&text, "smooth/a.f32", "40", method);
         assert_eq!(from_h5[2], from_raw[2], "{method} CR");
         assert_eq!(from_h5[5], from_raw[5], "{method} PSNR");
@@ -265,6 +274,24 @@ fn bench_fails_clearly_on_a_missing_or_foreign_file() {
             "{name:?}: {err}"
         );
     }
+    // A peer file that cannot be read and a report that cannot be written fail before
+    // any chunk is compressed (a finished array prints a line).
+    dataset(dir.path(), "ok", "a.f32", &[8, 16], false, 1);
+    let corpus = ["ok".as_ref(), "--targets".as_ref(), "40".as_ref()];
+    let err = failed_bench(
+        dir.path(),
+        &[&corpus[..], &["--peers".as_ref(), "typo.jsonl".as_ref()]].concat(),
+    );
+    assert!(
+        err.contains("typo.jsonl") && !err.contains("done at"),
+        "{err}"
+    );
+    let out = ["--out".as_ref(), "no/such/folder/r.md".as_ref()];
+    let err = failed_bench(dir.path(), &[&corpus[..], &out[..]].concat());
+    assert!(
+        err.contains("r.md cannot be written") && !err.contains("done at"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -308,12 +308,82 @@ fn train_excludes_named_datasets_and_refuses_unknown_ones() {
         ([&base[..], &["--lodo"]].concat(), "real dataset"),
         (
             [&base[..one_epoch], &["--epochs", "0"]].concat(),
-            "at least 1",
+            "'--epochs <EPOCHS>': 0 is not in 1..",
         ),
     ] {
         let refused = deepcq(&args);
         let err = String::from_utf8_lossy(&refused.stderr);
         assert!(!refused.status.success(), "{args:?}: {err}");
         assert!(err.contains(says) && !err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn bench_codecs_says_why_a_constant_field_has_no_lossy_rows_and_refuses_bad_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("flat.f32");
+    std::fs::write(&raw, 3.5f32.to_le_bytes().repeat(64)).unwrap();
+    let raw = raw.to_str().unwrap();
+    let out = deepcq(&["bench-codecs", raw, "--dims", "8x8", "--repeat", "1"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("| lossless |") && text.contains("codecs are not run"),
+        "{text}"
+    );
+    assert!(!text.contains("| sz3 |"), "{text}");
+    for rel in ["0", "-1e-3", "inf"] {
+        let rel_arg = format!("--rel={rel}");
+        let out = deepcq(&["bench-codecs", raw, "--dims", "8x8", &rel_arg]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("--rel must be"),
+            "{rel}: {err}"
+        );
+        assert!(out.stdout.is_empty(), "{rel}: a table was started");
+    }
+}
+
+#[test]
+fn counts_of_zero_and_options_that_need_another_are_refused_up_front() {
+    for (args, says) in [
+        (
+            &[
+                "train",
+                "--table",
+                "t.csv",
+                "-o",
+                "m.onnx",
+                "--experts",
+                "0",
+            ][..],
+            "--experts",
+        ),
+        (
+            &[
+                "train",
+                "--table",
+                "t.csv",
+                "-o",
+                "m.onnx",
+                "--members",
+                "0",
+            ][..],
+            "--members",
+        ),
+        (&["collect", "-o", "t.csv", "--bounds", "1"][..], "--bounds"),
+        (
+            &[
+                "train", "--table", "t.csv", "-o", "m.onnx", "--report", "r.md",
+            ][..],
+            "need --lodo",
+        ),
+    ] {
+        let out = deepcq(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(says),
+            "{args:?}: {err}"
+        );
     }
 }

@@ -419,3 +419,35 @@ fn predict_mode_meets_a_ratio_target_through_h5repack_with_sperr_fixed_rate() {
     let out = run(deepcq().args(["inspect", &format!("{}/field", output.display())]));
     assert!(String::from_utf8_lossy(&out.stdout).contains(" rate "));
 }
+
+#[test]
+fn a_dataset_written_in_part_has_the_ratio_of_its_written_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("part.h5");
+    // One 16×16 chunk of a 64×64 dataset written, through the plugin at 60 dB.
+    let script = "import h5py, numpy as np, sys\n\
+        f = h5py.File(sys.argv[1], 'w')\n\
+        opts = dict(chunks=(16, 16), compression=357, compression_opts=(60,))\n\
+        d = f.create_dataset('g/part', shape=(64, 64), dtype='f4', **opts)\n\
+        d[0:16, 0:16] = np.sin(np.arange(256, dtype='f4') / 9).reshape(16, 16)\n\
+        f.close()";
+    let out = run(Command::new(python())
+        .env("HDF5_PLUGIN_PATH", plugin_dir(dir.path()))
+        .args(["-c", script])
+        .arg(&file));
+    assert!(out.status.success());
+    // `file.h5/` names the file, `file.h5/g/` the group.
+    for target in [
+        format!("{}/", file.display()),
+        format!("{}/g/", file.display()),
+    ] {
+        let (out, reports) = inspect_json(&target);
+        assert!(out.status.success(), "{target}");
+        let part = &reports["/g/part"];
+        assert_eq!(part["chunk_count"], 1);
+        assert_eq!(part["raw_bytes"], 16 * 16 * 4);
+        let (whole, chunk) = (part["ratio"].as_f64(), part["chunks"][0]["ratio"].as_f64());
+        let (whole, chunk) = (whole.unwrap(), chunk.unwrap());
+        assert!((whole - chunk).abs() < 1e-9 * chunk, "{whole} vs {chunk}");
+    }
+}

@@ -268,9 +268,16 @@ fn print_table(
         mb / lossless.encode_s,
         mb / lossless.decode_s
     );
+    if !(range > 0.0 && range.is_finite()) {
+        println!(
+            "\nThe value range is {range}: no bound relative to it exists, so the lossy \
+             codecs are not run (the filter stores such chunks exactly)."
+        );
+        return Ok(());
+    }
     for codec in CodecId::LOSSY {
         for &r in rel {
-            let bound = r * range.max(f64::MIN_POSITIVE);
+            let bound = r * range;
             let t = trial(codec, data, shape, bound, repeat)?;
             println!(
                 "| {} | {:.0e} | {:.3e} | {:.2} | {:.1} | {:.4} | {:.4} | {:.0} | {:.0} |",
@@ -326,6 +333,9 @@ pub fn bench(
     rel: &[f64],
     repeat: usize,
 ) -> Result<()> {
+    if rel.is_empty() || rel.iter().any(|r| !(*r > 0.0 && r.is_finite())) {
+        bail!("--rel must be positive, finite bounds relative to the value range: {rel:?}");
+    }
     match input {
         Some(path) => {
             let dims = dims.context("--dims is required with an input file")?;

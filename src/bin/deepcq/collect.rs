@@ -28,7 +28,11 @@ pub struct CollectArgs {
     #[arg(long, default_value_t = 12)]
     max_chunks: usize,
     /// Number of relative bounds, log-spaced from --min-bound to --max-bound.
-    #[arg(long, default_value_t = 16)]
+    #[arg(
+        long,
+        default_value_t = 16,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(2..)
+    )]
     bounds: usize,
     /// Smallest relative bound.
     #[arg(long, default_value_t = 1e-7)]

@@ -655,7 +655,8 @@ impl Dataset<'_> {
         };
         if status < 0 {
             return Err(Hdf5Error::Call(format!(
-                "H5Dread({}) (a filter it needs may be missing: check HDF5_PLUGIN_PATH)",
+                "H5Dread({}) (a filter it needs may be missing, see HDF5_PLUGIN_PATH, or a \
+                 chunk is damaged, see `deepcq inspect`)",
                 self.path
             )));
         }

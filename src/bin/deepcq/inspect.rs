@@ -43,7 +43,9 @@ struct DatasetReport {
     /// The settings the stored cd_values describe, e.g. "PSNR ≥ 60, guarantee, auto".
     settings: Option<String>,
     cd_values: Vec<u32>,
-    /// Bytes of the dataset's values (every element × element size).
+    /// Bytes of the dataset's values (every element × element size); for deepcq datasets,
+    /// of the values its written chunks hold, so that a dataset written in part is not
+    /// credited with the chunks it does not have.
     raw_bytes: u64,
     /// Bytes the dataset takes in the file (for deepcq datasets, the sum over its chunks).
     stored_bytes: u64,
@@ -239,7 +241,12 @@ fn split_target(target: &str) -> Result<(PathBuf, Option<String>)> {
     for (at, _) in target.match_indices('/').filter(|&(at, _)| at > 0) {
         let file = Path::new(&target[..at]);
         if file.is_file() {
-            return Ok((file.to_path_buf(), Some(target[at..].to_string())));
+            // `file.h5/` names the file, `file.h5/grp/` the group.
+            let path = target[at..].trim_end_matches('/');
+            return Ok((
+                file.to_path_buf(),
+                (!path.is_empty()).then(|| path.to_string()),
+            ));
         }
     }
     if whole.is_dir() {
@@ -292,15 +299,26 @@ fn inspect_dataset(file: &Path, path: &str, ds: &Dataset<'_>) -> Result<DatasetR
     report.settings = Some(describe_settings(&report.cd_values));
     let chunk_raw = chunk_dims.iter().product::<u64>() * dtype.size as u64;
     report.stored_bytes = 0;
+    report.raw_bytes = 0;
     for info in ds.chunks()? {
         let chunk = inspect_chunk(ds, &info, &filters, index, chunk_raw);
         report.stored_bytes += info.size;
+        report.raw_bytes +=
+            values_inside(&info.offset, &chunk_dims, &report.dims) * dtype.size as u64;
         report.corrupt_chunks += usize::from(chunk.status == Status::Corrupt);
         report.chunks.push(chunk);
     }
     report.chunk_count = report.chunks.len();
     report.ratio = ratio(report.raw_bytes, report.stored_bytes);
     Ok(report)
+}
+
+/// How many values of the chunk at `offset` lie inside the dataset's `dims` (edge chunks
+/// stick out of it).
+fn values_inside(offset: &[u64], chunk_dims: &[u64], dims: &[u64]) -> u64 {
+    (offset.iter().zip(chunk_dims).zip(dims))
+        .map(|((&o, &c), &d)| c.min(d.saturating_sub(o)))
+        .product()
 }
 
 fn inspect_chunk(

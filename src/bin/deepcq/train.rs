@@ -11,6 +11,11 @@ use h5z_deepcq::train::onnx::{self, ExportInfo};
 use h5z_deepcq::train::{calibrate, log_grid, plot, table, validate};
 
 /// Arguments of `deepcq train`.
+/// A count of at least one: clap refuses 0 by name instead of the trainer raising it.
+fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+}
+
 #[derive(clap::Args)]
 pub struct TrainArgs {
     /// Training table(s) written by `deepcq collect`.
@@ -20,19 +25,19 @@ pub struct TrainArgs {
     #[arg(short, long)]
     output: PathBuf,
     /// Number of experts K.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = at_least_one())]
     experts: usize,
     /// Hidden width of each expert.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = at_least_one())]
     hidden: usize,
     /// Hidden width of the gating net.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = at_least_one())]
     gate_hidden: usize,
     /// Training epochs.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = 60, value_parser = at_least_one())]
     epochs: usize,
     /// Minibatch size.
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = 512, value_parser = at_least_one())]
     batch: usize,
     /// Peak learning rate.
     #[arg(long, default_value_t = 3e-3)]
@@ -43,12 +48,12 @@ pub struct TrainArgs {
     /// Models trained with consecutive seeds and averaged into one: the mean errs less
     /// on data unlike the training rows (docs/surrogate.md, "Ensemble"). Each costs one
     /// training, in validation too, and one model's inference in the filter.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = at_least_one())]
     members: usize,
     /// Run leave-one-dataset-out validation first and print its table.
     #[arg(long)]
     lodo: bool,
-    /// Write the validation tables (Markdown) here.
+    /// Write the validation tables (Markdown) here (needs --lodo).
     #[arg(long)]
     report: Option<PathBuf>,
     /// Write the predicted-vs-actual PNG here (needs --lodo).
@@ -78,8 +83,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
         std::env::set_var("CANDLE_NUM_THREADS", "1");
     }
-    // One epoch is the least that trains anything; 0 used to train one silently.
-    anyhow::ensure!(args.epochs >= 1, "--epochs must be at least 1");
+    anyhow::ensure!(
+        args.lodo || (args.plot.is_none() && args.held_out.is_none() && args.report.is_none()),
+        "--report, --plot and --held-out need --lodo (they show held-out predictions)"
+    );
     let mut rows = Vec::new();
     for t in &args.tables {
         rows.extend(table::read(t).with_context(|| format!("reading {}", t.display()))?);
@@ -190,8 +197,6 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 .collect();
             plot::pred_vs_actual(path, &outs, &rows).map_err(anyhow::Error::msg)?;
         }
-    } else if args.plot.is_some() || args.held_out.is_some() {
-        anyhow::bail!("--plot and --held-out need --lodo (they show held-out predictions)");
     }
 
     let start = Instant::now();

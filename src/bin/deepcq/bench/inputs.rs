@@ -30,7 +30,12 @@ pub struct BenchArray {
 #[derive(Clone, Debug)]
 enum Source {
     Raw(ArrayEntry),
-    Hdf5 { file: PathBuf, dataset: String },
+    /// `label` names the file in reports: its path below the folder benched.
+    Hdf5 {
+        file: PathBuf,
+        label: String,
+        dataset: String,
+    },
 }
 
 impl BenchArray {
@@ -42,15 +47,12 @@ impl BenchArray {
         }
     }
 
-    /// `dataset/file` for raw arrays, `file.h5/path/in/file` for HDF5 datasets.
+    /// `dataset/file` for raw arrays, `file.h5/path/in/file` for HDF5 datasets (with the
+    /// subfolder a folder's file is in: `sub/file.h5/path`).
     pub fn name(&self) -> String {
         match &self.source {
             Source::Raw(entry) => entry.name(),
-            Source::Hdf5 { file, dataset } => format!(
-                "{}{}",
-                file.file_name().unwrap_or_default().to_string_lossy(),
-                dataset
-            ),
+            Source::Hdf5 { label, dataset, .. } => format!("{label}{dataset}"),
         }
     }
 
@@ -59,7 +61,7 @@ impl BenchArray {
     pub fn load(&self) -> Result<(SampleBuf, Option<f64>)> {
         match &self.source {
             Source::Raw(entry) => Ok((entry.load()?, None)),
-            Source::Hdf5 { file, dataset } => {
+            Source::Hdf5 { file, dataset, .. } => {
                 let h5 = Hdf5::load()?;
                 let f = h5.open(file)?;
                 let dataset = f.dataset(dataset)?;
@@ -79,7 +81,8 @@ fn is_hdf5(path: &Path) -> bool {
 /// The arrays under `input`, sorted by name. `raw` describes a bare raw file.
 pub fn arrays(input: &Path, raw: Option<(DType, Vec<usize>)>) -> Result<Vec<BenchArray>> {
     if is_hdf5(input) && raw.is_none() {
-        return hdf5_arrays(input);
+        let label = input.file_name().unwrap_or_default().to_string_lossy();
+        return hdf5_arrays(input, &label);
     }
     if input.is_dir() {
         return folder(input);
@@ -127,42 +130,53 @@ pub fn arrays(input: &Path, raw: Option<(DType, Vec<usize>)>) -> Result<Vec<Benc
     Ok(found)
 }
 
-/// Every f32/f64 dataset of an HDF5 file; others are named on stderr and left out.
-fn hdf5_arrays(path: &Path) -> Result<Vec<BenchArray>> {
+/// Every f32/f64 dataset of an HDF5 file, named `label` in reports; others, and datasets
+/// that cannot be opened, are named on stderr and left out.
+fn hdf5_arrays(path: &Path, label: &str) -> Result<Vec<BenchArray>> {
     let h5 = Hdf5::load()?;
     let file = h5.open(path)?;
     let mut out = Vec::new();
     for name in file.dataset_paths()? {
-        let dataset = file.dataset(&name)?;
-        let dtype = dataset.dtype()?;
-        if !dtype.is_f32_or_f64() {
-            eprintln!(
-                "bench: {}{name} left out: {dtype}, not f32/f64",
-                path.display()
-            );
-            continue;
+        match hdf5_array(&file, &name) {
+            Ok((dims, stored_chunk)) => out.push(BenchArray {
+                dims,
+                stored_chunk,
+                source: Source::Hdf5 {
+                    file: path.to_path_buf(),
+                    label: label.to_owned(),
+                    dataset: name,
+                },
+            }),
+            Err(why) => eprintln!("bench: {label}{name} left out: {why:#}"),
         }
-        let to_usize = |v: Vec<u64>| -> Result<Vec<usize>> {
-            v.into_iter()
-                .map(|d| usize::try_from(d).context("dims exceed the address space"))
-                .collect()
-        };
-        let dims = to_usize(dataset.dims()?)?;
-        if dims.iter().product::<usize>() == 0 {
-            eprintln!("bench: {}{name} left out: empty", path.display());
-            continue;
-        }
-        let stored_chunk = dataset.chunk_dims()?.map(to_usize).transpose()?;
-        out.push(BenchArray {
-            dims,
-            stored_chunk,
-            source: Source::Hdf5 {
-                file: path.to_path_buf(),
-                dataset: name,
-            },
-        });
     }
     Ok(out)
+}
+
+/// The dims and stored chunk dims of dataset `name`, or why it is not benched.
+fn hdf5_array(
+    file: &crate::hdf5::File<'_>,
+    name: &str,
+) -> Result<(Vec<usize>, Option<Vec<usize>>)> {
+    let dataset = file.dataset(name)?;
+    let dtype = dataset.dtype()?;
+    if !dtype.is_f32_or_f64() {
+        bail!("{dtype}, not f32/f64");
+    }
+    let to_usize = |v: Vec<u64>| -> Result<Vec<usize>> {
+        v.into_iter()
+            .map(|d| usize::try_from(d).context("dims exceed the address space"))
+            .collect()
+    };
+    let dims = to_usize(dataset.dims()?)?;
+    if dims.is_empty() {
+        bail!("a scalar (or no dataspace)");
+    }
+    if dims.iter().product::<usize>() == 0 {
+        bail!("empty");
+    }
+    let stored_chunk = dataset.chunk_dims()?.map(to_usize).transpose()?;
+    Ok((dims, stored_chunk))
 }
 
 /// A corpus folder, or a single dataset folder (its own `stats.json`), plus the HDF5 files
@@ -186,8 +200,14 @@ fn folder(dir: &Path) -> Result<Vec<BenchArray>> {
             .map(BenchArray::raw)
             .collect()
     };
+    // One file that is not HDF5 after all (a netCDF-3 `.nc`) or cannot be read does not
+    // stop a folder's run: it is named on stderr and left out.
     for file in hdf5_files(dir)? {
-        arrays.extend(hdf5_arrays(&file)?);
+        let label = file.strip_prefix(dir).unwrap_or(&file).to_string_lossy();
+        match hdf5_arrays(&file, &label) {
+            Ok(found) => arrays.extend(found),
+            Err(e) => eprintln!("bench: {label} left out: {e:#}"),
+        }
     }
     if arrays.is_empty() {
         bail!(
@@ -269,6 +289,17 @@ mod tests {
         assert!(
             arrays(&dir.path().join("c.h5"), None).is_err(),
             "no such file"
+        );
+        // A manifest entry without a value is refused by name.
+        std::fs::write(
+            dir.path().join("b/stats.json"),
+            r#"[{"file": "y.f64", "dims": [], "dtype": "float64"}]"#,
+        )
+        .unwrap();
+        let err = arrays(dir.path(), None).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("y.f64: dims [] hold no value"),
+            "{err:#}"
         );
     }
 }

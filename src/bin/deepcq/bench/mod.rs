@@ -17,7 +17,7 @@ mod report;
 mod stats;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -147,6 +147,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
     // Fails early (before any work) when the chooser cannot load. Workers fetch it again:
     // a proposer is not Sync, and fetching is a lookup of a process-wide instance.
     proposer(&Settings::psnr(args.targets[0])?)?;
+    // So are a peer file that cannot be read and a report or plot that cannot be written:
+    // found after the run, they would lose all of it.
+    let peers = peer_rows(&args)?;
+    for path in args.out.iter().chain(&args.plot) {
+        writable(path)?;
+    }
     let chooser_name = chooser_name();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(args.threads.max(1))
@@ -166,7 +172,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let mut arrays = Vec::new();
     for (i, entry) in entries.iter().enumerate() {
         bar.set_message(entry.name());
-        let (values, fill) = entry.load()?;
+        let (values, fill) = entry
+            .load()
+            .with_context(|| format!("reading {}", entry.name()))?;
         let missing = missing_value(&values, args.missing, fill)
             .with_context(|| format!("{}: its missing value", entry.name()))?;
         let chunk = chunk_of(entry)?;
@@ -241,7 +249,6 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if let Some(path) = &args.plot {
         plot::write(path, &rd_series(&arrays, args.targets.len()))?;
     }
-    let peers = peer_rows(&args)?;
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let chunk_rule = match &args.chunk {
         Some(c) => format!("--chunk {:?} for every array", c.0),
@@ -270,6 +277,17 @@ pub fn run(args: BenchArgs) -> Result<()> {
         None => print!("{text}"),
     }
     Ok(())
+}
+
+/// Fails unless `path` can be written, leaving an existing file as it is (an empty one is
+/// made where there was none).
+fn writable(path: &Path) -> Result<()> {
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .map(drop)
+        .with_context(|| format!("{} cannot be written", path.display()))
 }
 
 /// The peer figures: `--peers`, or `../tools/shared_data_peers.jsonl` beside a corpus folder.
