@@ -347,8 +347,10 @@ pub fn mean_serves(data: Samples<'_>, extent: Extent, settings: &Settings) -> Op
 }
 
 /// Why `data` can only be stored exactly, whatever the target: values that are not f32
-/// or f64, a constant chunk, NaN or ±Inf (no lossy codec bounds them), an SSIM target of 1
-/// (only an exact copy has it; predict mode would otherwise keep the model's pick).
+/// or f64, a constant chunk, NaN or ±Inf (no lossy codec bounds them), values spanning
+/// more than f64 holds (every bound, a share of the range, would be infinite), an SSIM
+/// target of 1 (only an exact copy has it; predict mode would otherwise keep the model's
+/// pick).
 fn exact_only(data: Samples<'_>, extent: Extent, settings: &Settings) -> Option<&'static str> {
     let range = extent.range();
     if matches!(data, Samples::Opaque { .. }) || extent.finite < data.len() || range == 0.0 {
@@ -357,6 +359,9 @@ fn exact_only(data: Samples<'_>, extent: Extent, settings: &Settings) -> Option<
             _ if range == 0.0 => "constant: lossless",
             _ => "NaN/Inf present: lossless",
         });
+    }
+    if range.is_infinite() {
+        return Some("range beyond f64: lossless");
     }
     (settings.target.kind == TargetKind::Ssim && settings.target.value() >= 1.0)
         .then_some("SSIM 1: lossless")

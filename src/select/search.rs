@@ -483,16 +483,17 @@ impl<'a> Search<'a> {
             }
             other => other?,
         };
-        if db < target {
-            log::warn!(
-                "the mean meets {target} dB ({mean_db:.2}), SPERR at {bound:e} measured {db:.2}"
-            );
-            return Ok(None);
+        // Kept on `>=`, like every other measurement: a NaN is a miss.
+        if db >= target {
+            return Ok(Some((
+                attempt.into_outcome("mean meets the target", Some(measured)),
+                mean_db,
+            )));
         }
-        Ok(Some((
-            attempt.into_outcome("mean meets the target", Some(measured)),
-            mean_db,
-        )))
+        log::warn!(
+            "the mean meets {target} dB ({mean_db:.2}), SPERR at {bound:e} measured {db:.2}"
+        );
+        Ok(None)
     }
 
     /// For a first compressor landed by rate, the factor its landing would have moved the
@@ -589,7 +590,10 @@ impl<'a> Search<'a> {
                 break;
             }
             let more = (target + self.budget.aim_db - db) / DB_PER_BIT;
-            full = self.try_rate(1.5 * (self.bits_per_value(full.stored) + more))?;
+            full = match self.try_rate(1.5 * (self.bits_per_value(full.stored) + more)) {
+                Err(e) if refused(&e) => break,
+                next => next?,
+            };
             db = self.psnr(&full)?;
             reason = "corrected";
         }
@@ -720,8 +724,26 @@ impl<'a> Search<'a> {
         Ok(codec_for(attempt.codec).decode(&attempt.payload, &layout, attempt.bound)?)
     }
 
+    /// The decode of `attempt`, or None (logged) when its own codec cannot read it back: a
+    /// miss, so that the payload is never kept and the search goes on to what serves (a
+    /// bound tried before, the safe bound, SZ3 or exact storage) instead of failing the
+    /// write.
+    fn decoded_or_miss(&self, attempt: &Attempt) -> Option<crate::samples::SampleBuf> {
+        self.decoded(attempt)
+            .inspect_err(|e| {
+                log::warn!(
+                    "{} at bound {:e} does not decode ({e}): a miss",
+                    attempt.codec.name(),
+                    attempt.bound
+                )
+            })
+            .ok()
+    }
+
     pub(super) fn psnr(&self, attempt: &Attempt) -> Result<f64, SelectError> {
-        let back = self.decoded(attempt)?;
+        let Some(back) = self.decoded_or_miss(attempt) else {
+            return Ok(f64::NEG_INFINITY);
+        };
         let stats = match self.missing {
             None => metrics::error_stats_of(self.data, back.view()),
             Some(m) => {
@@ -733,7 +755,9 @@ impl<'a> Search<'a> {
     }
 
     pub(super) fn ssim(&self, attempt: &Attempt) -> Result<f64, SelectError> {
-        let back = self.decoded(attempt)?;
+        let Some(back) = self.decoded_or_miss(attempt) else {
+            return Ok(f64::NEG_INFINITY);
+        };
         let reference = self
             .ssim_reference
             .get_or_init(|| metrics::SsimReference::of_samples(self.data, self.shape));

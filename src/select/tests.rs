@@ -675,6 +675,49 @@ fn f64_data_of_any_magnitude_meets_the_target_at_the_same_ratio() {
 }
 
 #[test]
+fn chunks_whose_range_f64_cannot_scale_a_bound_by_are_stored_in_every_mode() {
+    let shape = vec![16, 32, 32];
+    let v = generate(Kind::Spectral { slope: 3.0 }, &shape, 7);
+    let peak = v.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    // Values out to ±f64::MAX (the range overflows), and a field of subnormal values.
+    let wide: Vec<f64> = v.iter().map(|x| x / peak * f64::MAX).collect();
+    let tiny: Vec<f64> = v.iter().map(|x| x / peak * 1e-310).collect();
+    let tiny_f32: Vec<f32> = v.iter().map(|x| (x / peak * 1e-40) as f32).collect();
+    for (name, data) in [
+        ("wide", Samples::F64(&wide)),
+        ("tiny", Samples::F64(&tiny)),
+        ("tiny f32", Samples::F32(&tiny_f32)),
+    ] {
+        for mode in [Mode::Guarantee, Mode::Predict, Mode::Fast] {
+            let mut settings = Settings::psnr(60.0).unwrap();
+            settings.mode = mode;
+            let out = compress_to_target(data, &shape, &settings, &Analytic)
+                .unwrap_or_else(|e| panic!("{name} {mode:?}: {e}"));
+            let back = codec_for(out.codec)
+                .decode(&out.payload, &Layout::of(&data, &shape), out.bound)
+                .unwrap();
+            let values = |d: Samples<'_>| -> Vec<f64> {
+                (0..d.len()).map(|i| d.value(i).unwrap()).collect()
+            };
+            let (orig, back) = (values(data), values(back.view()));
+            // Measured in units where squares stay in f64's range.
+            let unit = |x: &[f64]| -> Vec<f64> { x.iter().map(|y| y / peak_of(&orig)).collect() };
+            let psnr = metrics::psnr(&unit(&orig), &unit(&back));
+            assert!(
+                psnr >= 60.0,
+                "{name} {mode:?}: {psnr} dB via {}",
+                out.reason
+            );
+        }
+    }
+}
+
+/// The largest magnitude in `v`.
+fn peak_of(v: &[f64]) -> f64 {
+    v.iter().fold(0.0f64, |m, x| m.max(x.abs()))
+}
+
+#[test]
 fn every_restricted_codec_meets_the_target() {
     let (v, shape) = field();
     for c in [
