@@ -29,9 +29,14 @@ with h5py.File(sys.argv[1], "w") as f:
 PY
 fi
 
-h5repack -f UD=357,0,1,60 -l CHUNK=16x32x32 "$in" "$out" 2>/dev/null ||
-  h5repack -f UD=357,0,1,60 "$in" "$out"
-h5dump -pH "$out" | grep -q "FILTER_ID 357" || { echo "filter 357 not applied" >&2; exit 1; }
+# The generated 3-D file is cut into 16x32x32 chunks; a file of yours keeps its own
+# layout (h5repack chunks contiguous datasets itself).
+layout=()
+[ $# -lt 1 ] && layout=(-l CHUNK=16x32x32)
+h5repack -f UD=357,0,1,60 "${layout[@]}" "$in" "$out"
+# Captured first: grep -q may exit before h5dump has written everything (SIGPIPE).
+header=$(h5dump -pH "$out")
+grep -q "FILTER_ID 357" <<<"$header" || { echo "filter 357 not applied" >&2; exit 1; }
 in_size=$(stat -c %s "$in")
 out_size=$(stat -c %s "$out")
 echo "repacked $in ($in_size bytes) -> $out ($out_size bytes)"

@@ -9,7 +9,7 @@
  * correction is measured, not claimed.
  *
  * Build (from the repository root, after `cargo build --release`):
- *   gcc examples/heat_insitu.c -Iinclude $(pkg-config --cflags --libs hdf5) \
+ *   gcc examples/heat_insitu.c -Iinclude $(pkg-config --cflags --libs hdf5-serial) \
  *       -Ltarget/release -lh5z_deepcq -Wl,-rpath,$PWD/target/release -lm -o heat_insitu
  * Run: ./heat_insitu out.h5 [steps] [target] [guarantee|predict] [auto|sz3|zfp|sperr] [psnr|ssim]
  * (target in dB for psnr, e.g. 60; an SSIM such as 0.9999 for ssim)

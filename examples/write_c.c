@@ -3,7 +3,7 @@
  * PSNR >= 60 dB target, read it back, and verify every chunk.
  *
  * Build (from the repository root, after `cargo build --release`):
- *   gcc examples/write_c.c -Iinclude $(pkg-config --cflags --libs hdf5) \
+ *   gcc examples/write_c.c -Iinclude $(pkg-config --cflags --libs hdf5-serial) \
  *       -Ltarget/release -lh5z_deepcq -Wl,-rpath,$PWD/target/release -lm -o write_c
  * Run, either through the plugin folder or by registering the filter from the program:
  *   HDF5_PLUGIN_PATH=$PWD/plugin ./write_c out.h5

@@ -21,7 +21,9 @@ program write_fortran
   real(c_double), parameter :: target_db = 60.0d0
   real(c_float), dimension(nx, ny, nz), target :: a, back, decoded
   integer(c_int), dimension(H5Z_DEEPCQ_CD_MAX) :: cd
-  integer(c_size_t) :: ncd, cdims(3), out_len, dec_len, capacity
+  integer(c_size_t) :: ncd, cdims(3), out_len, dec_len, capacity, info_dims(8), rank, nbytes
+  integer(c_int) :: info_dtype
+  character(kind=c_char), dimension(:), pointer :: version
   integer(c_int) :: status
   type(h5z_deepcq_advice) :: advice
   type(h5z_deepcq_report) :: report
@@ -60,6 +62,8 @@ program write_fortran
   status = h5z_deepcq_cd_values(H5Z_DEEPCQ_PSNR, target_db, H5Z_DEEPCQ_AUTO, &
                                 H5Z_DEEPCQ_GUARANTEE, 0_c_int, cd, ncd)
   call check(status, 'h5z_deepcq_cd_values')
+  call c_f_pointer(h5z_deepcq_version(), version, [16])
+  print '(a,16a)', 'library version ', version(1:index_of_nul(version) - 1)
   print '(a,i0,a,6(1x,i0))', 'filter id ', h5z_deepcq_get_filter_id(), ', cd_values:', cd(1:ncd)
 
   ! In-situ API: advice, then compress into a caller buffer and decode it again.
@@ -79,6 +83,12 @@ program write_fortran
   status = h5z_deepcq_compress_into(c_loc(a), H5Z_DEEPCQ_FLOAT32, cdims, 3_c_size_t, cd, &
                                     ncd, c_loc(buf), capacity, out_len, report)
   call check(status, 'h5z_deepcq_compress_into')
+  ! The chunk describes itself: type, dims and the bytes it decodes to.
+  rank = size(info_dims)
+  status = h5z_deepcq_chunk_info(c_loc(buf), out_len, info_dtype, info_dims, rank, nbytes)
+  call check(status, 'h5z_deepcq_chunk_info')
+  if (info_dtype /= H5Z_DEEPCQ_FLOAT32 .or. rank /= 3 .or. any(info_dims(1:3) /= cdims) &
+      .or. nbytes /= 4 * nx * ny * nz) call check(-100_c_int, 'chunk_info fields')
   status = h5z_deepcq_decompress(c_loc(buf), out_len, c_loc(decoded), &
                                  int(4 * nx * ny * nz, c_size_t), dec_len)
   call check(status, 'h5z_deepcq_decompress')
@@ -98,6 +108,18 @@ program write_fortran
     call h5z_deepcq_free(chunk_ptr)
     session_met = session_met + report%target_met
   end do
+  ! A fourth step into the caller's buffer, without a report (the C function gets NULL).
+  decoded = a * 1.4
+  status = h5z_deepcq_session_compress_into(session, c_loc(decoded), H5Z_DEEPCQ_FLOAT32, &
+                                            cdims, 3_c_size_t, c_loc(buf), capacity, out_len)
+  if (status == H5Z_DEEPCQ_ERR_BUFFER_TOO_SMALL) then
+    deallocate(buf)
+    capacity = out_len
+    allocate(buf(capacity))
+    status = h5z_deepcq_session_compress_into(session, c_loc(decoded), H5Z_DEEPCQ_FLOAT32, &
+                                              cdims, 3_c_size_t, c_loc(buf), capacity, out_len)
+  end if
+  call check(status, 'h5z_deepcq_session_compress_into')
   status = h5z_deepcq_session_stats(session, stats)
   call check(status, 'h5z_deepcq_session_stats')
   call h5z_deepcq_session_free(session)
@@ -159,13 +181,22 @@ program write_fortran
   call h5close_f(hdferr)
 
   psnr_file = psnr(a, back)
-  print '(a,f0.2,a,i0,a,i0,a,f0.2,a,i0,a,f0.2,a,a,a,a)', 'RESULT psnr=', psnr_file, ' stored=', stored, &
-        ' raw=', 4 * nx * ny * nz, ' buffer_psnr=', psnr_buf, ' session_met=', session_met, &
+  print '(a,f0.2,a,i0,a,i0,a,f0.2,a,i0,a,i0,a,f0.2,a,a,a,a)', 'RESULT psnr=', psnr_file, &
+        ' stored=', stored, ' raw=', 4 * nx * ny * nz, ' buffer_psnr=', psnr_buf, &
+        ' session_met=', session_met, ' session_steps=', stats%steps, &
         ' ocean_psnr=', psnr_ocean, ' land_exact=', trim(merge('yes', 'no ', land_exact)), &
         ' met=', &
         trim(merge('yes', 'no ', psnr_file >= target_db .and. psnr_buf >= target_db))
 
 contains
+
+  ! The position of the first NUL in a C string.
+  integer function index_of_nul(s)
+    character(kind=c_char), dimension(:), intent(in) :: s
+    do index_of_nul = 1, size(s)
+      if (s(index_of_nul) == c_null_char) return
+    end do
+  end function index_of_nul
 
   subroutine check(status, what)
     integer(c_int), intent(in) :: status

@@ -9,7 +9,13 @@
 ! - dims are C order, slowest first: a Fortran array a(nx,ny,nz) has dims [nz,ny,nx].
 ! - Settings are cd_values: build them with h5z_deepcq_cd_values and pass the same
 !   integer array to h5pset_filter_f (flags 0: HDF5 1.10 has no H5Z_FLAG_MANDATORY_F).
-! - Pass data as c_loc(array); the array needs the TARGET attribute.
+! - Pass data as c_loc(array); the array needs the TARGET attribute and must be
+!   contiguous. c_loc of a section (u(2:nx-1, 2:ny-1, :), the interior of a field with
+!   halo cells) or of an assumed-shape dummy gives the address of its first element only:
+!   the library reads (and a decompression writes) the memory that follows as if the
+!   values were contiguous. Copy such a section into a contiguous array first.
+! - report is optional: left out, the C function gets NULL and the chunk is not measured
+!   for it (predict mode then spends no decode).
 ! - Fortran names are case-insensitive: the C function h5z_deepcq_filter_id is bound as
 !   h5z_deepcq_get_filter_id here (the constant H5Z_DEEPCQ_FILTER_ID keeps its name).
 module h5z_deepcq
@@ -165,7 +171,7 @@ module h5z_deepcq
       integer(c_size_t), value :: n_cd
       type(c_ptr), intent(out) :: out
       integer(c_size_t), intent(out) :: out_len
-      type(h5z_deepcq_report), intent(out) :: report
+      type(h5z_deepcq_report), intent(out), optional :: report
       integer(c_int) :: h5z_deepcq_compress
     end function
 
@@ -183,7 +189,7 @@ module h5z_deepcq
       type(c_ptr), value :: out
       integer(c_size_t), value :: capacity
       integer(c_size_t), intent(out) :: out_len
-      type(h5z_deepcq_report), intent(out) :: report
+      type(h5z_deepcq_report), intent(out), optional :: report
       integer(c_int) :: h5z_deepcq_compress_into
     end function
 
@@ -239,7 +245,7 @@ module h5z_deepcq
       integer(c_size_t), value :: rank
       type(c_ptr), intent(out) :: out
       integer(c_size_t), intent(out) :: out_len
-      type(h5z_deepcq_report), intent(out) :: report
+      type(h5z_deepcq_report), intent(out), optional :: report
       integer(c_int) :: h5z_deepcq_session_compress
     end function
 
@@ -257,7 +263,7 @@ module h5z_deepcq
       type(c_ptr), value :: out
       integer(c_size_t), value :: capacity
       integer(c_size_t), intent(out) :: out_len
-      type(h5z_deepcq_report), intent(out) :: report
+      type(h5z_deepcq_report), intent(out), optional :: report
       integer(c_int) :: h5z_deepcq_session_compress_into
     end function
 

@@ -12,10 +12,13 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 apt_packages=(build-essential g++ gfortran cmake pkg-config libhdf5-dev hdf5-tools
   libzstd-dev libclang-dev valgrind ca-certificates
   libhdf5-openmpi-dev openmpi-bin libnetcdf-dev)
+# python3 fetches the onnxruntime wheel with pip and makes the venv: minimal images have
+# python3 without pip or without ensurepip.
 if ! command -v python3 >/dev/null 2>&1; then
   apt_packages+=(python3 python3-pip python3-venv)
-elif ! python3 -c "import ensurepip, venv" >/dev/null 2>&1; then
-  apt_packages+=(python3-venv)
+else
+  python3 -m pip --version >/dev/null 2>&1 || apt_packages+=(python3-pip)
+  python3 -c "import ensurepip, venv" >/dev/null 2>&1 || apt_packages+=(python3-venv)
 fi
 
 missing=()
@@ -27,7 +30,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo=sudo
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Through env: sudo resets the environment, and a debconf question would hang unseen.
+  $sudo env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then
