@@ -436,6 +436,23 @@ pub fn parse_for_buffers(cd: &[u32]) -> Result<BufferSettings, SettingsError> {
     })
 }
 
+/// The bytes of the dataset's chunk that stored cd_values `cd` describe, read from the
+/// element size, rank and dims slots alone: what a decoded chunk is padded to where the
+/// rest does not parse (a file from a newer build), because HDF5 copies a whole chunk out
+/// of the filter's buffer. None without the marker or with slots that give no size under
+/// HDF5's 4 GiB chunk limit.
+pub fn stored_chunk_bytes(cd: &[u32]) -> Option<usize> {
+    if !is_stored(cd) {
+        return None;
+    }
+    let elem_size = *cd.get(stored_cd::ELEM_SIZE)? as usize;
+    let rank = *cd.get(stored_cd::RANK)? as usize;
+    let dims = cd.get(stored_cd::DIMS..stored_cd::DIMS.checked_add(rank)?)?;
+    let dims: Vec<usize> = dims.iter().map(|&d| d as usize).collect();
+    let bytes = element_count(&dims)?.checked_mul(elem_size)?;
+    (bytes as u64 <= u64::from(u32::MAX)).then_some(bytes)
+}
+
 /// True when slot 0 carries the stored-form marker. A user's mantissa in the marker's
 /// range (1145262336–1145262591: an absolute bound of 0.001145262337) is taken for a
 /// stored form too, and refused as one that is cut short ([`StoredSettings::parse`]):
@@ -629,6 +646,31 @@ mod tests {
             let message = Target::from_value(kind, value).unwrap_err().to_string();
             assert!(message.contains("must be"), "{kind:?} {value}: {message}");
         }
+    }
+
+    #[test]
+    fn the_chunk_size_of_cd_values_from_a_newer_build_is_read_from_its_slots() {
+        let stored = StoredSettings {
+            settings: Settings::psnr(60.0).unwrap(),
+            dtype: DType::F64,
+            big_endian: false,
+            elem_size: 8,
+            chunk: vec![6, 10, 12],
+            fill: None,
+            fill_named: false,
+        };
+        let mut cd = stored.to_cd();
+        assert_eq!(stored_chunk_bytes(&cd), Some(6 * 10 * 12 * 8));
+        // A version this build does not read, with a word more: unparsed, still sized.
+        cd[stored_cd::MARKER] = wire::STORED_MARKER | (wire::CD_VERSION + 1);
+        cd.push(0);
+        assert!(StoredSettings::parse(&cd).is_err());
+        assert_eq!(stored_chunk_bytes(&cd), Some(6 * 10 * 12 * 8));
+        // No marker, slots cut short, or a size past HDF5's 4 GiB: none.
+        assert_eq!(stored_chunk_bytes(&[60, 0, 0]), None);
+        assert_eq!(stored_chunk_bytes(&cd[..stored_cd::DIMS + 1]), None);
+        cd[stored_cd::DIMS] = u32::MAX;
+        assert_eq!(stored_chunk_bytes(&cd), None);
     }
 
     #[test]

@@ -41,8 +41,7 @@ impl Codec for Lossless {
         let expected = layout
             .byte_len()
             .ok_or_else(|| library_error("lossless", "shape overflows"))?;
-        let shuffled =
-            zstd::bulk::decompress(payload, expected).map_err(|e| library_error("lossless", e))?;
+        let shuffled = decompress(payload, expected)?;
         if shuffled.len() != expected {
             return Err(library_error(
                 "lossless",
@@ -56,6 +55,41 @@ impl Codec for Lossless {
         SampleBuf::from_bytes(layout.dtype, &bytes)
             .ok_or_else(|| library_error("lossless", "payload length is not whole elements"))
     }
+}
+
+/// Up to this many bytes, and this many times the payload, zstd's bulk decoder (which
+/// reserves the whole size it is told first) decodes; more is read as a stream, so that
+/// the buffer grows only as decoded bytes arrive.
+const BULK_BYTES: usize = 64 << 20;
+const BULK_RATIO: usize = 64;
+
+/// The `expected` bytes of a zstd `payload`. A frame that declares another size than the
+/// chunk's header is refused before anything is allocated, and a header declaring far
+/// more than a payload of its length plausibly holds (a crafted one: opaque chunks may
+/// declare up to 4 GiB) costs no more memory than the frame decodes to.
+fn decompress(payload: &[u8], expected: usize) -> Result<Vec<u8>, CodecError> {
+    match zstd::zstd_safe::get_frame_content_size(payload) {
+        Ok(Some(n)) if n == expected as u64 => {}
+        Ok(Some(n)) => {
+            return Err(library_error(
+                "lossless",
+                format!("the zstd frame holds {n} bytes, the chunk {expected}"),
+            ))
+        }
+        _ => return Err(library_error("lossless", "no zstd frame with its size")),
+    }
+    if expected <= BULK_BYTES.max(BULK_RATIO.saturating_mul(payload.len())) {
+        return zstd::bulk::decompress(payload, expected).map_err(|e| library_error("lossless", e));
+    }
+    let mut out = Vec::new();
+    let decoder =
+        zstd::stream::read::Decoder::new(payload).map_err(|e| library_error("lossless", e))?;
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(decoder, expected as u64 + 1),
+        &mut out,
+    )
+    .map_err(|e| library_error("lossless", e))?;
+    Ok(out)
 }
 
 /// Byte `b` of element `i` moves to `b * n + i`.
@@ -91,6 +125,7 @@ fn unshuffle(bytes: &[u8], elem_size: usize) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::DType;
 
     #[test]
     fn shuffle_round_trips() {
@@ -98,5 +133,35 @@ mod tests {
         assert_eq!(shuffle(&bytes, 4)[..6], [0, 4, 8, 12, 16, 20]);
         assert_eq!(unshuffle(&shuffle(&bytes, 4), 4), bytes);
         assert_eq!(unshuffle(&shuffle(&bytes, 8), 8), bytes);
+    }
+
+    #[test]
+    fn a_frame_of_another_size_than_the_header_declares_is_refused_before_decoding() {
+        let opaque = |len: usize| Layout {
+            dtype: DType::Opaque,
+            elem_size: 1,
+            shape: vec![len],
+        };
+        let payload = zstd::bulk::compress(&[7u8; 1000], 3).unwrap();
+        assert!(Lossless.decode(&payload, &opaque(1000), 0.0).is_ok());
+        let err = Lossless
+            .decode(&payload, &opaque(3 << 30), 0.0)
+            .unwrap_err();
+        assert!(err.to_string().contains("frame holds 1000 bytes"), "{err}");
+        // A 17-byte frame that declares 3 GiB and holds one RLE block of 10 bytes: read
+        // as a stream, it fails after 10 bytes.
+        let mut frame = vec![0x28, 0xb5, 0x2f, 0xfd, 0xe0];
+        frame.extend_from_slice(&(3u64 << 30).to_le_bytes());
+        // Last block (bit 0), RLE (type 1 in bits 1–2), 10 bytes regenerated (bits 3–23).
+        let block: u32 = 1 | (1 << 1) | (10 << 3);
+        frame.extend_from_slice(&block.to_le_bytes()[..3]);
+        frame.push(7);
+        assert_eq!(
+            zstd::zstd_safe::get_frame_content_size(&frame).unwrap(),
+            Some(3 << 30)
+        );
+        assert!(Lossless.decode(&frame, &opaque(3 << 30), 0.0).is_err());
+        // Without a size in its frame, a payload is refused too.
+        assert!(Lossless.decode(&payload[..3], &opaque(1000), 0.0).is_err());
     }
 }

@@ -92,12 +92,16 @@ impl Codec for Sperr {
         }
     }
 
-    fn decode(
-        &self,
-        payload: &[u8],
-        layout: &Layout,
-        _bound: f64,
-    ) -> Result<SampleBuf, CodecError> {
+    fn decode(&self, payload: &[u8], layout: &Layout, bound: f64) -> Result<SampleBuf, CodecError> {
+        let well_formed = strip_frame(self, layout, payload)
+            .zip(layout.count())
+            .is_some_and(|(stream, values)| well_formed(stream, values, bound == 0.0));
+        if !well_formed {
+            return Err(library_error(
+                NAME,
+                "stream is not laid out as SPERR 0.8 writes one for this chunk",
+            ));
+        }
         let dims = sperr_dims(&layout.shape);
         match layout.dtype {
             DType::F32 => decode_typed::<f32>(payload, &dims).map(SampleBuf::F32),
@@ -148,6 +152,54 @@ impl Codec for Sperr {
 /// SPERR's conditioner flags for a chunk whose mean was subtracted (and that is not
 /// constant, which SPERR lays out otherwise).
 const MEAN_SUBTRACTED: u8 = 0x80;
+
+/// SPERR's conditioner flags for a constant field: the mean flag and the constant one.
+/// The header then holds the value count (u64) and the value (f64), and nothing follows.
+const CONSTANT_FIELD: u8 = 0x81;
+
+/// Whether `stream` (one chunk's SPERR 0.8 stream of `values` values, after the
+/// container header) is laid out as SPERR writes one, which its decoder trusts without
+/// checking: it fills a vector of the constant field's stored count, reserves the bits a
+/// SPECK header declares, shifts by its bit planes, and decodes from whatever state is
+/// left when the stream is too short for its headers (a count of 2^62 bits aborted the
+/// process; 20 bytes of a 2-D payload crashed it). The checksum already keeps damaged
+/// chunks out; this keeps crafted ones out too. A stream coded to a size (`by_rate`) may
+/// hold fewer bytes than its bit count (at most 256 bits a value: a reserve of 4× an f64
+/// chunk) and has no outlier stream.
+fn well_formed(stream: &[u8], values: usize, by_rate: bool) -> bool {
+    let Some((conditioner, mut rest)) = stream.split_at_checked(CONDITIONER_LEN) else {
+        return false;
+    };
+    let count = u64::try_from(values).unwrap_or(u64::MAX);
+    match conditioner[0] {
+        CONSTANT_FIELD => {
+            let stored = u64::from_le_bytes(conditioner[1..9].try_into().unwrap_or_default());
+            return rest.is_empty() && stored == count;
+        }
+        MEAN_SUBTRACTED => {}
+        _ => return false,
+    }
+    // The SPECK stream, then the outlier stream if there is one.
+    for required in [true, false] {
+        if rest.is_empty() && !required {
+            break;
+        }
+        let Some((header, body)) = rest.split_at_checked(SPECK_HEADER_LEN) else {
+            return false;
+        };
+        let bits = u64::from_le_bytes(header[1..].try_into().unwrap_or_default());
+        if header[0] > 64 {
+            return false;
+        }
+        let whole = usize::try_from(bits.div_ceil(8)).unwrap_or(usize::MAX);
+        rest = match body.split_at_checked(whole) {
+            Some((_, after)) => after,
+            None if by_rate && bits <= count.saturating_mul(256) => &[],
+            None => return false,
+        };
+    }
+    rest.is_empty()
+}
 
 /// Bytes of SPERR's conditioner header: the flags, the mean as f64 and the quantisation
 /// step as f64.
@@ -488,6 +540,56 @@ mod tests {
             .decode(payload, &Layout::of(&data, shape), 0.0)
             .unwrap();
         crate::metrics::error_stats_of(data, back.view()).unwrap()
+    }
+
+    #[test]
+    fn streams_sperr_would_misread_are_refused_before_it_reads_them() {
+        for shape in [vec![48usize, 40], vec![12, 20, 24]] {
+            let values = generate(Kind::Spectral { slope: 3.0 }, &shape, 3);
+            let v32: Vec<f32> = values.iter().map(|&x| x as f32).collect();
+            let data = Samples::F32(&v32);
+            let layout = Layout::of(&data, &shape);
+            let frame = Sperr.frame(&layout, 0).unwrap().len();
+            let by_bound = Sperr.encode(data, &shape, 1e-3).unwrap();
+            let by_rate = Sperr.encode_rate(data, &shape, 2.0).unwrap();
+            assert!(Sperr.decode(&by_bound, &layout, 1e-3).is_ok(), "{shape:?}");
+            assert!(Sperr.decode(&by_rate, &layout, 0.0).is_ok(), "{shape:?}");
+            // Cut anywhere: refused (20 bytes of a 2-D payload crashed SPERR).
+            for len in (0..by_bound.len()).step_by(7) {
+                assert!(
+                    Sperr.decode(&by_bound[..len], &layout, 1e-3).is_err(),
+                    "{len}"
+                );
+            }
+            // Edited headers, each with the frame kept (a checksum made to match).
+            let edited = |payload: &[u8], at: usize, bytes: &[u8]| {
+                let mut p = payload.to_vec();
+                p[frame + at..frame + at + bytes.len()].copy_from_slice(bytes);
+                p
+            };
+            let speck = CONDITIONER_LEN;
+            for (payload, bound) in [(&by_bound, 1e-3), (&by_rate, 0.0)] {
+                // 2^62 bits declared (SPERR reserved them and aborted), 200 bit planes.
+                let huge = edited(payload, speck + 1, &(1u64 << 62).to_le_bytes());
+                assert!(
+                    Sperr.decode(&huge, &layout, bound).is_err(),
+                    "{shape:?} {bound}"
+                );
+                let planes = edited(payload, speck, &[200]);
+                assert!(
+                    Sperr.decode(&planes, &layout, bound).is_err(),
+                    "{shape:?} {bound}"
+                );
+                // A constant field of 2^40 values (SPERR fills a vector of that count).
+                let mut constant = edited(payload, 0, &[CONSTANT_FIELD]);
+                constant = edited(&constant, 1, &(1u64 << 40).to_le_bytes());
+                constant.truncate(frame + CONDITIONER_LEN);
+                assert!(
+                    Sperr.decode(&constant, &layout, bound).is_err(),
+                    "{shape:?} {bound}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -224,10 +224,12 @@ extern "C" fn filter_callback(
         let output = if decode {
             // Files whose cd_values this version does not read still decode, unchecked.
             let stored = StoredSettings::parse(cd).ok();
-            room = stored
-                .as_ref()
-                .and_then(|s| element_count(&s.chunk)?.checked_mul(s.elem_size))
-                .unwrap_or(0);
+            room = match &stored {
+                Some(s) => element_count(&s.chunk)
+                    .and_then(|n| n.checked_mul(s.elem_size))
+                    .unwrap_or(0),
+                None => crate::settings::stored_chunk_bytes(cd).unwrap_or(0),
+            };
             filter::decode_chunk_for(stored.as_ref(), input).map_err(|e| e.to_string())?
         } else {
             let stored = StoredSettings::parse(cd).map_err(|e| e.to_string())?;
