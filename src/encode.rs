@@ -38,8 +38,10 @@ pub fn float_chunk<T: bytemuck::Pod + Element>(
 /// chunks it takes a second look at, and those on the whole block, aims at `T + 10·log10(n / r)` for `n` values of which `r` are real, since the replaced
 /// values' errors can only lower the mean square of the whole, so the real values' PSNR is
 /// at least the whole block's less that much (the record reports that lower bound; in the
-/// measured modes "predicted" is the model's prediction for the whole block). SSIM and
-/// absolute-bound targets are measured on the block as compressed. A ratio target counts
+/// measured modes "predicted" is the model's prediction for the whole block). An SSIM
+/// target is measured on the block as compressed, over the windows clear of missing
+/// values (the replacements' runs of one value score about 1); an absolute bound on the
+/// block as compressed. A ratio target counts
 /// the record too: the search aims so high that the payload leaves room for it. Predict
 /// mode whose raised PSNR target would pass 400 dB measures the chunk after all (its
 /// record still says predict mode).
@@ -181,8 +183,8 @@ fn float_chunk_marked<T: bytemuck::Pod + Element>(
         ..*settings
     });
     let data = T::samples(&block);
-    let psnr_over_real = settings.target.kind == TargetKind::Psnr && measured;
-    let only_real = missing.as_ref().filter(|_| psnr_over_real);
+    let over_real = matches!(settings.target.kind, TargetKind::Psnr | TargetKind::Ssim);
+    let only_real = missing.as_ref().filter(|_| over_real && measured);
     let mut outcome =
         select::compress_to_target_where(data, kept_shape, &raised, proposer, only_real)?;
     // The record reports what the user's target measures: the real values' PSNR bound,

@@ -296,7 +296,9 @@ pub fn compress_to_target(
 
 /// [`compress_to_target`] for a block whose `missing` values (the dataset's fill value,
 /// replaced by neighbouring real values in `data`, [`crate::encode::float_chunk_with_fill`])
-/// the decoder restores exactly: a measured PSNR is measured over the real values only.
+/// the decoder restores exactly: a measured PSNR is measured over the real values only,
+/// a measured SSIM over the windows clear of missing values
+/// ([`metrics::SsimReference::clear_of`]).
 pub fn compress_to_target_where(
     data: Samples<'_>,
     shape: &[usize],

@@ -758,9 +758,15 @@ impl<'a> Search<'a> {
         let Some(back) = self.decoded_or_miss(attempt) else {
             return Ok(f64::NEG_INFINITY);
         };
-        let reference = self
-            .ssim_reference
-            .get_or_init(|| metrics::SsimReference::of_samples(self.data, self.shape));
+        // Over the windows clear of missing values: their replacements are runs of one
+        // value that score about 1 ([`metrics::SsimReference::clear_of`]).
+        let reference = self.ssim_reference.get_or_init(|| {
+            let reference = metrics::SsimReference::of_samples(self.data, self.shape)?;
+            Some(match self.missing {
+                Some(m) => reference.clear_of(|i| m.is_missing(i)),
+                None => reference,
+            })
+        });
         Ok(reference
             .as_ref()
             .and_then(|r| r.ssim_of(self.data, back.view()))
