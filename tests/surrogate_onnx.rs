@@ -259,6 +259,30 @@ fn a_model_for_another_schema_is_refused() {
     assert!(matches!(err, SurrogateError::Session(_)), "{err}");
 }
 
+#[test]
+fn a_model_whose_columns_mean_something_else_is_refused() {
+    let Some(lib) = ort_library() else { return };
+    let (weights, _) = tiny_model();
+    // The same column count and graph: only the metadata says what the columns hold.
+    use onnx_protobuf::Message;
+    let with = |key: &str, value: &str| {
+        let mut model = onnx_protobuf::ModelProto::parse_from_bytes(&export(&weights)).unwrap();
+        for e in model.metadata_props.iter_mut().filter(|e| e.key == key) {
+            e.value = value.into();
+        }
+        model.write_to_bytes().unwrap()
+    };
+    let other_clamp = onnx::input_layout().replace("-3, 12", "-3, 15");
+    let err = Surrogate::load(&lib, &with(onnx::meta::INPUTS, &other_clamp)).unwrap_err();
+    assert!(matches!(err, SurrogateError::Metadata(_)), "{err}");
+    assert!(err.to_string().contains("-3, 15"), "{err}");
+    let swapped = "ssim,psnr_db,log10_cr32";
+    let err = Surrogate::load(&lib, &with(onnx::meta::OUTPUTS, swapped)).unwrap_err();
+    assert!(err.to_string().contains("outputs [\"ssim\""), "{err}");
+    // As exported, it loads.
+    assert!(Surrogate::load(&lib, &export(&weights)).is_ok());
+}
+
 /// `model` with the value `from` renamed `to` wherever the graph names it (its inputs,
 /// outputs and every node's), so that the graph stays valid.
 fn renamed(model: &[u8], from: &str, to: &str) -> Vec<u8> {

@@ -21,6 +21,8 @@ pub struct ModelMetadata {
     pub bound_grid: Vec<f64>,
     /// Number of input columns.
     pub n_inputs: usize,
+    /// What the input columns hold ([`crate::train::onnx::input_layout`]).
+    pub inputs: String,
     /// Output column names.
     pub outputs: Vec<String>,
     /// Training corpus summary.
@@ -81,6 +83,7 @@ impl ModelMetadata {
                     .parse()
                     .map_err(|_| SurrogateError::Metadata(format!("n_inputs '{n}'")))?
             },
+            inputs: get(meta::INPUTS)?,
             outputs: list(get(meta::OUTPUTS)?),
             corpus: md.custom(meta::CORPUS).unwrap_or_default(),
             validation: md.custom(meta::VALIDATION).unwrap_or_default(),
@@ -134,13 +137,22 @@ impl ModelMetadata {
                 crate::train::moe::n_inputs()
             )));
         }
+        // The count alone passes a model whose candidate columns mean something else.
+        if self.inputs != crate::train::onnx::input_layout() {
+            return Err(SurrogateError::Metadata(format!(
+                "model's inputs hold \"{}\", this build's \"{}\"",
+                self.inputs,
+                crate::train::onnx::input_layout()
+            )));
+        }
         if self.bound_grid.is_empty() {
             return Err(SurrogateError::Metadata("empty bound grid".into()));
         }
-        if self.outputs.len() != 3 {
+        if self.outputs != crate::train::moe::OUTPUT_NAMES {
             return Err(SurrogateError::Metadata(format!(
-                "{} outputs, expected 3",
-                self.outputs.len()
+                "outputs {:?}, this build reads {:?}",
+                self.outputs,
+                crate::train::moe::OUTPUT_NAMES
             )));
         }
         Ok(())

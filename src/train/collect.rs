@@ -9,7 +9,8 @@
 //!
 //! Chunks run in parallel (rayon, `threads` workers). Each finished chunk's rows are
 //! appended and flushed at once, so an interrupted run resumes where it stopped: chunks
-//! whose key is already in the table are skipped.
+//! whose key is already in the table are skipped, and a chunk cut short inside its rows
+//! ([`table::drop_torn_chunk`]) is collected again.
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -104,19 +105,23 @@ pub fn collect(config: &CollectConfig) -> Result<CollectSummary, CollectError> {
     let mut jobs = Vec::new();
     for dir in &config.data_dirs {
         for entry in corpus::scan(dir)? {
+            // Cut before any array is left out, so that a chunk's index names the same
+            // chunk with and without --only.
+            let mut cuts = cut_chunks(&entry.dims, &mut rng);
+            cuts.shuffle(&mut rng);
+            cuts.truncate(config.max_chunks_per_array);
             if !config.only_datasets.is_empty() && !config.only_datasets.contains(&entry.dataset) {
                 continue;
             }
             let values = entry.load()?;
+            // The file's path in its dataset folder: a manifest may list a/x.f32 and b/x.f32.
+            let folder = dir.join(&entry.dataset);
             let file = entry
                 .path
-                .file_name()
-                .unwrap_or_default()
+                .strip_prefix(&folder)
+                .unwrap_or(&entry.path)
                 .to_string_lossy()
                 .into_owned();
-            let mut cuts = cut_chunks(&entry.dims, &mut rng);
-            cuts.shuffle(&mut rng);
-            cuts.truncate(config.max_chunks_per_array);
             for (i, (origin, shape)) in cuts.into_iter().enumerate() {
                 jobs.push(Job {
                     dataset: entry.dataset.clone(),
@@ -133,6 +138,13 @@ pub fn collect(config: &CollectConfig) -> Result<CollectSummary, CollectError> {
         return Err(CollectError::Empty);
     }
 
+    let cut = table::drop_torn_chunk(&config.output)?;
+    if cut > 0 {
+        log::warn!(
+            "{}: an interrupted run's last chunk ({cut} bytes) is collected again",
+            config.output.display()
+        );
+    }
     let done = existing_keys(&config.output)?;
     let before = jobs.len();
     jobs.retain(|j| !done.contains(&table::chunk_key(&j.dataset, &j.source, j.chunk)));
@@ -544,6 +556,19 @@ mod tests {
         let again = collect(&config).unwrap();
         assert_eq!((again.chunks, again.resumed), (0, 3));
         assert_eq!(table::read(&output).unwrap().len(), 18);
+        // A run cut inside the last row: that chunk's rows go and it is collected again,
+        // the table reads whole, then every chunk is done.
+        let len = std::fs::metadata(&output).unwrap().len();
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&output)
+            .unwrap();
+        file.set_len(len - 40).unwrap();
+        let cut = collect(&config).unwrap();
+        assert_eq!((cut.chunks, cut.resumed), (1, 2));
+        assert_eq!(table::read(&output).unwrap().len(), 18);
+        let again = collect(&config).unwrap();
+        assert_eq!((again.chunks, again.resumed), (0, 3));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

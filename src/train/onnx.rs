@@ -189,6 +189,23 @@ fn silu(nodes: &mut Vec<NodeProto>, input: &str, output: &str) {
     nodes.push(node("Mul", &[input, &sig], output, vec![]));
 }
 
+/// What the model's inputs hold ([`meta::INPUTS`]): a loading build compares it with its
+/// own, so that a model whose candidate columns mean something else (another clamp, the
+/// gain on other rows) is refused although its column count matches.
+pub fn input_layout() -> String {
+    let (f, c) = (MODEL_FEATURES, n_inputs() - MODEL_FEATURES);
+    format!(
+        "features: float32 [1, {f}] = the first {f} of deepcq.feature_names; \
+         candidates: float32 [batch, {c}] = one-hot compressor ({}), \
+         log10_bound_over_precision = clamp(log10(rel bound) \
+         - log10_absmax_over_range - log10(unit roundoff: 2^-24 f32, 2^-53 f64), -3, 12), \
+         quant_gain_db_at_bound = the quant_gain_db_* features interpolated at the \
+         relative bound (sz3 rows; 0 for the others), \
+         log10(relative bound = abs bound / chunk value range)",
+        join(COMPRESSORS.iter())
+    )
+}
+
 fn build(w: &MoeWeights, info: &ExportInfo) -> ModelProto {
     let (n_in, f, k, h, g, m) = (
         n_inputs(),
@@ -320,21 +337,7 @@ fn build(w: &MoeWeights, info: &ExportInfo) -> ModelProto {
             meta::BOUND_GRID,
             join(info.bound_grid.iter().map(|b| format!("{b:e}"))),
         ),
-        (
-            meta::INPUTS,
-            format!(
-                "features: float32 [1, {}] = the first {} of deepcq.feature_names; \
-                 candidates: float32 [batch, {c}] = one-hot compressor ({}), \
-                 log10_bound_over_precision = clamp(log10(rel bound) \
-                 - log10_absmax_over_range - log10(unit roundoff: 2^-24 f32, 2^-53 f64), -3, 12), \
-                 quant_gain_db_at_bound = the quant_gain_db_* features interpolated at the \
-                 relative bound (sz3 rows; 0 for the others), \
-                 log10(relative bound = abs bound / chunk value range)",
-                f,
-                f,
-                join(COMPRESSORS.iter())
-            ),
-        ),
+        (meta::INPUTS, input_layout()),
         (meta::N_INPUTS, n_in.to_string()),
         (meta::OUTPUTS, join(OUTPUT_NAMES.iter())),
         (

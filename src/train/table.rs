@@ -154,7 +154,8 @@ impl Row {
 
 /// The resume key of one chunk.
 pub fn chunk_key(dataset: &str, source: &str, chunk: usize) -> String {
-    format!("{dataset}/{source}/{chunk}")
+    // As the table stores the names, so that a name holding a comma matches its rows.
+    format!("{}/{}/{chunk}", clean(dataset), clean(source))
 }
 
 /// The header line (no newline).
@@ -237,6 +238,51 @@ pub fn open_append(path: &Path) -> Result<std::io::BufWriter<std::fs::File>, Tab
         w.flush().map_err(io)?;
     }
     Ok(w)
+}
+
+/// Cuts an interrupted run's last chunk off the table at `path`: a table that does not end
+/// with a newline was cut inside a row, and the rows of the chunk written before the cut
+/// may be incomplete too (a chunk's rows are written together, so they are the last
+/// complete lines sharing its key). Collection then redoes that chunk, instead of
+/// appending to the torn line or taking the chunk as done. Returns the bytes cut.
+pub fn drop_torn_chunk(path: &Path) -> Result<usize, TableError> {
+    let io = |source| TableError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let bytes = match std::fs::read(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        read => read.map_err(io)?,
+    };
+    if bytes.is_empty() || bytes.ends_with(b"\n") {
+        return Ok(0);
+    }
+    let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let lines: Vec<&[u8]> = bytes[..whole].split_inclusive(|&b| b == b'\n').collect();
+    // The key columns, with the comma after them: rows of one chunk share them.
+    let key = |line: &[u8]| -> Vec<u8> {
+        let mut commas = 0;
+        let end = line.iter().position(|&b| {
+            commas += usize::from(b == b',');
+            commas == 3
+        });
+        line[..end.unwrap_or(line.len())].to_vec()
+    };
+    let mut keep = lines.len();
+    // The header (line 1) always stays.
+    if keep > 1 {
+        let last = key(lines[keep - 1]);
+        while keep > 1 && key(lines[keep - 1]) == last {
+            keep -= 1;
+        }
+    }
+    let len: usize = lines[..keep].iter().map(|l| l.len()).sum();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(io)?;
+    file.set_len(len as u64).map_err(io)?;
+    Ok(bytes.len() - len)
 }
 
 fn check_header(path: &Path) -> Result<(), TableError> {
