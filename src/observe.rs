@@ -167,8 +167,11 @@ pub fn chunk(record: &ChunkRecord<'_>) {
     }
     if let Some(trace) = trace() {
         let mut file = trace.lock().unwrap_or_else(|p| p.into_inner());
-        let line = serde_json::to_string(record).unwrap_or_default();
-        if let Err(e) = writeln!(file, "{line}") {
+        let mut line = serde_json::to_string(record).unwrap_or_default();
+        // One write of the line and its newline: O_APPEND keeps a single write whole when
+        // several processes (MPI ranks, forked workers) share the trace, not two writes.
+        line.push('\n');
+        if let Err(e) = file.write_all(line.as_bytes()) {
             log::warn!("{TRACE_ENV}: cannot append: {e}");
         }
     }

@@ -273,7 +273,10 @@ fn fortran_example_writes_through_h5pset_filter_f() {
     assert_eq!(num(&out, "RESULT", "session_met"), 3.0, "{out}");
     // A fourth step went into the caller's buffer without a report (NULL from Fortran).
     assert_eq!(num(&out, "RESULT", "session_steps"), 4.0, "{out}");
-    assert!(out.contains(&format!("library version {}", env!("CARGO_PKG_VERSION"))), "{out}");
+    assert!(
+        out.contains(&format!("library version {}", env!("CARGO_PKG_VERSION"))),
+        "{out}"
+    );
     // The in-situ buffer with land at a missing value of 1e20.
     assert!(num(&out, "RESULT", "ocean_psnr") >= 60.0, "{out}");
     assert_eq!(field(&out, "RESULT", "land_exact"), "yes", "{out}");
