@@ -328,7 +328,15 @@ fn inspect_chunk(
     index: usize,
     chunk_raw: u64,
 ) -> ChunkReport {
-    let skipped = |i: usize| i < 32 && info.filter_mask & (1 << i) != 0;
+    // Chunks looked up by offset come without their filter mask: their read gives it.
+    let (mut read, mask) = match info.filter_mask {
+        Some(mask) => (None, mask),
+        None => match ds.read_chunk(info) {
+            Ok((bytes, mask)) => (Some(bytes), mask),
+            Err(e) => return ChunkReport::empty(info, Status::Corrupt, Some(e.to_string())),
+        },
+    };
+    let skipped = |i: usize| i < 32 && mask & (1 << i) != 0;
     if skipped(index) {
         let mut report = ChunkReport::empty(info, Status::FilterSkipped, None);
         report.ratio = ratio(chunk_raw, info.size);
@@ -345,8 +353,11 @@ fn inspect_chunk(
         );
         return ChunkReport::empty(info, Status::NotParsed, Some(why));
     }
-    let bytes = match ds.read_chunk(info) {
-        Ok(bytes) => bytes,
+    let bytes = match read
+        .take()
+        .map_or_else(|| ds.read_chunk(info), |b| Ok((b, mask)))
+    {
+        Ok((bytes, _)) => bytes,
         Err(e) => return ChunkReport::empty(info, Status::Corrupt, Some(e.to_string())),
     };
     match chunk::parse(&bytes) {
