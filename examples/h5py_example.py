@@ -22,7 +22,9 @@ FILTER_ID = 357
 
 def cd_values(target, kind=0, compressor=0, mode=0, flags=0):
     """The cd_values for a target (kind 0 = PSNR dB, 1 = SSIM, 2 = ratio, 3 = abs bound)."""
-    lib = ctypes.CDLL(os.path.join(ROOT, "target", "release", "libh5z_deepcq.so"))
+    # The plugin link, as HDF5 loads it: the library finds onnxruntime beside the path it
+    # was first loaded from, and plugin/ has it (target/release has not).
+    lib = ctypes.CDLL(os.path.join(ROOT, "plugin", "libh5z_deepcq.so"))
     lib.h5z_deepcq_cd_values.argtypes = [ctypes.c_uint, ctypes.c_double, ctypes.c_uint,
                                          ctypes.c_uint, ctypes.c_uint,
                                          ctypes.POINTER(ctypes.c_uint),
@@ -62,8 +64,9 @@ def main():
         stored = dset.id.get_storage_size()
     p = psnr(data, back)
     print(f"first chunk: {len(raw)} bytes, magic {raw[:2]!r}, filter mask {mask}")
-    print(f"RESULT psnr={p:.2f} stored={stored} raw={data.nbytes} "
-          f"met={'yes' if p >= 60 and raw[:2] == b'DQ' and stored < data.nbytes else 'no'}")
+    met = p >= 60 and raw[:2] == b"DQ" and stored < data.nbytes
+    print(f"RESULT psnr={p:.2f} stored={stored} raw={data.nbytes} met={'yes' if met else 'no'}")
+    sys.exit(0 if met else 1)
 
 
 if __name__ == "__main__":

@@ -161,11 +161,11 @@ program write_fortran
   call h5pset_chunk_f(dcpl, 3, chunk, hdferr)
   nelmts = int(ncd, size_t)
   call h5pset_filter_f(dcpl, int(H5Z_DEEPCQ_FILTER_ID), 0, nelmts, int(cd(1:ncd)), hdferr)
-  if (hdferr < 0) stop 'h5pset_filter_f failed'
+  if (hdferr < 0) error stop 'h5pset_filter_f failed'
   call h5dcreate_f(file, 'field', H5T_NATIVE_REAL, space, dset, hdferr, dcpl)
-  if (hdferr < 0) stop 'h5dcreate_f failed (is HDF5_PLUGIN_PATH set to plugin/?)'
+  if (hdferr < 0) error stop 'h5dcreate_f failed (is HDF5_PLUGIN_PATH set to plugin/?)'
   call h5dwrite_f(dset, H5T_NATIVE_REAL, a, dims, hdferr)
-  if (hdferr < 0) stop 'h5dwrite_f failed'
+  if (hdferr < 0) error stop 'h5dwrite_f failed'
   call h5dclose_f(dset, hdferr)
   call h5pclose_f(dcpl, hdferr)
   call h5sclose_f(space, hdferr)
@@ -174,7 +174,7 @@ program write_fortran
   call h5fopen_f(trim(path), H5F_ACC_RDONLY_F, file, hdferr)
   call h5dopen_f(file, 'field', dset, hdferr)
   call h5dread_f(dset, H5T_NATIVE_REAL, back, dims, hdferr)
-  if (hdferr < 0) stop 'h5dread_f failed'
+  if (hdferr < 0) error stop 'h5dread_f failed'
   call h5dget_storage_size_f(dset, stored, hdferr)
   call h5dclose_f(dset, hdferr)
   call h5fclose_f(file, hdferr)

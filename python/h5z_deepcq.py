@@ -16,11 +16,14 @@ message.
 
 The library is `$H5Z_DEEPCQ_LIBRARY`, else `libh5z_deepcq.so` in the folder above this
 module's (scripts/install.sh puts this file in PREFIX/lib/python and the library in
-PREFIX/lib), else the repository's release build. onnxruntime is found by the library
-as always (README, "The surrogate at write time"); reading never needs it.
+PREFIX/lib), else the repository's plugin/ link to its release build (onnxruntime is
+linked beside it there), else the release build itself. onnxruntime is found by the
+library as always, beside the path it was loaded from first (README, "The surrogate at
+write time"); reading never needs it.
 """
 
 import ctypes
+import numbers
 import os
 from collections.abc import Mapping
 
@@ -42,6 +45,8 @@ def library_path():
         return named
     for candidate in (
         os.path.join(_here, "..", "libh5z_deepcq.so"),
+        # A checkout: the plugin link has onnxruntime beside it, the build folder not.
+        os.path.join(_here, "..", "plugin", "libh5z_deepcq.so"),
         os.path.join(_here, "..", "target", "release", "libh5z_deepcq.so"),
     ):
         if os.path.isfile(candidate):
@@ -100,6 +105,14 @@ class DeepCQ(Mapping):
         if len(targets) != 1:
             raise ValueError("name exactly one target: psnr=, ssim=, ratio= or abs=")
         ((kind, value),) = targets.items()
+        # float() would take True as 1 dB and "60" as 60, and any non-empty string would
+        # turn the fallback on: only numbers and a bool are taken.
+        for name, given in ((kind, value), ("missing", missing)):
+            if given is not None and (isinstance(given, bool)
+                                      or not isinstance(given, numbers.Real)):
+                raise ValueError(f"{name} must be a number, not {given!r}")
+        if not isinstance(allow_fallback, bool):
+            raise ValueError(f"allow_fallback must be True or False, not {allow_fallback!r}")
         for name, given, known in (("compressor", compressor, _COMPRESSORS),
                                    ("mode", mode, _MODES)):
             if given not in known:

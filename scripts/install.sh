@@ -28,7 +28,11 @@ for built in "$lib" "$cli"; do
   [[ -f $built ]] || { echo "install: $built is missing: run cargo build --release first" >&2; exit 1; }
 done
 
-mkdir -p "$prefix/lib/hdf5/plugin" "$prefix/lib/python" "$prefix/include" "$prefix/bin"
+# Readable by every user of a shared tree whatever the umask (mkdir -p follows it).
+for dir in "$prefix" "$prefix/lib" "$prefix/lib/hdf5" "$prefix/lib/hdf5/plugin" \
+  "$prefix/lib/python" "$prefix/include" "$prefix/bin"; do
+  [[ -d $dir ]] || install -d -m 0755 "$dir"
+done
 # Absolute, for the paths printed below (an rpath relative to the working directory breaks).
 prefix=$(CDPATH='' cd -- "$prefix" > /dev/null && pwd)
 # The release build keeps line tables (and the C++ codecs full debug info): a 180 MB file
@@ -40,16 +44,23 @@ strip --strip-debug "$prefix/bin/deepcq"
 ln -sfn ../../libh5z_deepcq.so "$prefix/lib/hdf5/plugin/libh5z_deepcq.so"
 install -m 0644 "$root/include/h5z_deepcq.h" "$root/include/h5z_deepcq.f90" "$prefix/include/"
 install -m 0644 "$root/python/h5z_deepcq.py" "$prefix/lib/python/"
-if [[ -f $ort ]]; then
+if [[ -f $ort && $ort -ef $prefix/lib/libonnxruntime.so ]]; then
+  # ORT_DYLIB_PATH names the installed copy itself (a module file's): it stays.
+  :
+elif [[ -f $ort ]]; then
   install -m 0755 "$ort" "$prefix/lib/libonnxruntime.so"
+elif [[ -f $prefix/lib/libonnxruntime.so ]]; then
+  echo "install: no onnxruntime at $ort: the one installed before stays in $prefix/lib" >&2
 else
   echo "install: no onnxruntime at $ort: writes will need ORT_DYLIB_PATH (reads never do)" >&2
 fi
+# Quoted, so that the lines can be pasted whatever the prefix holds.
+q=$(printf '%q' "$prefix")
 cat <<EOF
 installed deepcq in $prefix
-  export HDF5_PLUGIN_PATH=$prefix/lib/hdf5/plugin
-  C:       -I$prefix/include -L$prefix/lib -lh5z_deepcq -Wl,-rpath,$prefix/lib
-  Fortran: compile $prefix/include/h5z_deepcq.f90 with your program, link as C
-  h5py:    PYTHONPATH=$prefix/lib/python, then import h5z_deepcq (no plugin path needed)
-  CLI:     $prefix/bin/deepcq info
+  export HDF5_PLUGIN_PATH=$q/lib/hdf5/plugin
+  C:       -I$q/include -L$q/lib -lh5z_deepcq -Wl,-rpath,$q/lib
+  Fortran: compile $q/include/h5z_deepcq.f90 with your program, link as C
+  h5py:    PYTHONPATH=$q/lib/python, then import h5z_deepcq (no plugin path needed)
+  CLI:     $q/bin/deepcq info
 EOF

@@ -389,11 +389,28 @@ fn an_installed_prefix_works_with_only_hdf5_plugin_path() {
     let dir = tempfile::tempdir().unwrap();
     let prefix = dir.path().join("prefix");
     let ort = repo().join("third_party/onnxruntime/libonnxruntime.so");
+    // Under a strict umask, as on a shared tree: the folders stay readable by all.
     let out = run(Command::new("bash")
+        .arg("-c")
+        .arg("umask 077 && bash \"$0\" \"$1\" \"$2\"")
         .arg(repo().join("scripts/install.sh"))
         .arg(&prefix)
         .arg(&ort));
     assert!(out.status.success(), "install.sh failed");
+    use std::os::unix::fs::PermissionsExt;
+    for folder in ["", "lib", "lib/hdf5/plugin", "lib/python", "include", "bin"] {
+        let mode = std::fs::metadata(prefix.join(folder))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o755, "{folder}");
+    }
+    // Again, with ORT_DYLIB_PATH naming the installed copy (a module file's setting).
+    let again = run(Command::new("bash")
+        .arg(repo().join("scripts/install.sh"))
+        .arg(&prefix)
+        .env("ORT_DYLIB_PATH", prefix.join("lib/libonnxruntime.so")));
+    assert!(again.status.success(), "reinstall over itself failed");
     let size = |p: &str| std::fs::metadata(prefix.join(p)).unwrap().len();
     assert!(
         size("lib/libh5z_deepcq.so") < 20 << 20,
@@ -494,6 +511,7 @@ fn the_h5py_helper_registers_the_filter_without_a_plugin_path() {
         .arg(repo().join("tests/hosts/python_module.py"))
         .arg(dir.path().join("py.h5"))
         .current_dir(repo().join("tests/hosts"))
-        .env_remove("HDF5_PLUGIN_PATH"));
+        .env_remove("HDF5_PLUGIN_PATH")
+        .env_remove("ORT_DYLIB_PATH"));
     assert!(out.status.success() && stdout(&out).contains("ALL OK"));
 }

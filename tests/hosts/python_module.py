@@ -55,7 +55,11 @@ if not np.array_equal(back["sst"] == -9999.0, land):
     failures.append("land not kept exactly")
 for bad, words in (({"psnr": 500}, "PSNR must be in (0, 400]"),
                    ({"psnr": 60, "mode": "slow"}, "mode 'slow'"),
-                   ({"psnr": 60, "ssim": 0.9}, "exactly one target")):
+                   ({"psnr": 60, "ssim": 0.9}, "exactly one target"),
+                   ({"psnr": True}, "psnr must be a number"),
+                   ({"psnr": "60"}, "psnr must be a number"),
+                   ({"psnr": 60, "missing": "-9999"}, "missing must be a number"),
+                   ({"psnr": 60, "allow_fallback": "no"}, "allow_fallback must be True")):
     try:
         h5z_deepcq.DeepCQ(**bad)
         failures.append(f"{bad} accepted")
