@@ -237,6 +237,17 @@ fn cdvalues_prints_the_packed_words() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("SSIM must be in (0, 1]"));
+    // A mantissa that reads as the stored form's marker: the filter would refuse the words.
+    let marker = Command::new(env!("CARGO_BIN_EXE_deepcq"))
+        .args(["cdvalues", "--psnr", "114.5262337"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&marker.stderr);
+    assert!(
+        !marker.status.success() && err.contains("one decimal fewer"),
+        "{err}"
+    );
+    assert!(marker.stdout.is_empty());
     // A missing value follows in words 6-7 (-9999 as f64 bits, low word first).
     let out = Command::new(env!("CARGO_BIN_EXE_deepcq"))
         .args(["cdvalues", "--psnr", "60", "--missing", "-9999"])

@@ -458,7 +458,8 @@ pub fn advise(
             });
         }
     }
-    let (bytes, outcome) = encode_with(data, shape, &predict, proposer(&predict)?)?;
+    // Untraced: advice writes no record (a trace counts the chunks stored).
+    let (bytes, outcome) = encode_untraced(data, shape, &predict, proposer(&predict)?)?;
     let (_, back) = chunk::decode(&bytes)?;
     let (psnr, ssim) = measure(data, back.view(), shape, settings, true)?;
     Ok(Advice {

@@ -25,7 +25,8 @@ pub struct CdArgs {
     #[arg(long, value_enum, default_value = "auto")]
     compressor: Compressor,
     /// guarantee (measure and correct), predict (one compression, now and then the
-    /// runner-up's too) or fast (measure, at most one correction per compressor).
+    /// runner-up's too) or fast (measure, at most one more compression per compressor,
+    /// then the safe bound).
     #[arg(long, value_enum, default_value = "guarantee")]
     mode: ModeArg,
     /// Use the analytic chooser when onnxruntime or the model cannot load.
@@ -92,6 +93,9 @@ pub fn run(args: &CdArgs) -> Result<()> {
         eprintln!("note: {unfit}: these words fail H5Dcreate on f32 datasets (f64 only)");
     }
     let cd = settings.to_user_cd();
+    // Read back as the filter reads them: a mantissa that looks like the stored form's
+    // marker (114.5262337 dB) packs, but the filter refuses it.
+    Settings::parse(&cd)?;
     let words: Vec<String> = cd.iter().map(|w| w.to_string()).collect();
     let id = wire::FILTER_ID;
     println!(
