@@ -2,8 +2,10 @@
  * h5z_deepcq.h: in-situ C API of h5z-deepcq, the quality-targeted HDF5 filter (id 357).
  *
  * - Every function returns H5Z_DEEPCQ_OK (0) or a negative H5Z_DEEPCQ_ERR_* code;
- *   h5z_deepcq_last_error() copies the calling thread's message. Nothing aborts on
- *   bad input; as with free(), releasing a session or buffer twice is undefined.
+ *   h5z_deepcq_last_error() copies the calling thread's message. Bad arguments and
+ *   damaged chunks (the checksum fails) give an error code, never an abort; a chunk
+ *   crafted to pass its checksum can still crash SZ3's decoder (docs/format.md). As
+ *   with free(), releasing a session or buffer twice is undefined.
  * - Arrays are C order: dims[0] is the slowest dimension. Fortran a(nx,ny,nz) is {nz,ny,nx}.
  * - Settings are cd_values (the words H5Pset_filter takes): build them with
  *   h5z_deepcq_cd_values().
@@ -152,9 +154,11 @@
  * Mode: one compression (two where the first payload stores under half its predicted
  * ratio at under a bit per value, or from ZFP, and the model's runner-up compressor
  * promises 1.5× that: the runner-up once, the smaller kept), trusting the proposal
- * unless the payload stores more than 3×
- * from the predicted ratio, the values are quantised, a chunk axis is 2 or 3 long or the
- * fastest holds a table's columns (then measured and, on a PSNR miss, corrected, unless
+ * unless the payload stores more than 3× from the predicted ratio, SZ3 stored it under a
+ * bit per value, or the chunk is of a kind the model misreads (quantised values, an axis
+ * of 2–8 values once folded to three, a table's columns, a series, magnitudes over more
+ * than 12 decades, an isolated marker: docs/cd_values.md; then measured and, on a PSNR
+ * miss, corrected, unless
  * the bound is at or below the safe bound, certain to meet the target, and not SZ3's finer
  * than a lattice's step, whose decode may be exact); a payload 3× off its predicted ratio
  * that clears a PSNR target by over 4.5 dB is tried once at a looser bound; a ratio

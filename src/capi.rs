@@ -92,9 +92,11 @@ pub const H5Z_DEEPCQ_GUARANTEE: c_uint = 0;
 /// Mode: one compression (two where the first payload stores under half its predicted
 /// ratio at under a bit per value, or from ZFP, and the model's runner-up compressor
 /// promises 1.5× that: the runner-up once, the smaller kept), trusting the proposal
-/// unless the payload stores more than 3×
-/// from the predicted ratio, the values are quantised, a chunk axis is 2 or 3 long or the
-/// fastest holds a table's columns (then measured and, on a PSNR miss, corrected, unless
+/// unless the payload stores more than 3× from the predicted ratio, SZ3 stored it under a
+/// bit per value, or the chunk is of a kind the model misreads (quantised values, an axis
+/// of 2–8 values once folded to three, a table's columns, a series, magnitudes over more
+/// than 12 decades, an isolated marker: docs/cd_values.md; then measured and, on a PSNR
+/// miss, corrected, unless
 /// the bound is at or below the safe bound, certain to meet the target, and not SZ3's finer
 /// than a lattice's step, whose decode may be exact); a payload 3× off its predicted ratio
 /// that clears a PSNR target by over 4.5 dB is tried once at a looser bound; a ratio
