@@ -124,8 +124,10 @@ pub fn unfamiliar(data: Samples<'_>, shape: &[usize]) -> bool {
     shape.iter().any(|&n| (2..=SHORT_AXIS).contains(&n))
         || thin_axis(shape)
         || table_columns(data, shape)
-        || wide_magnitudes(data)
-        || isolated_markers(data)
+        || {
+            let extent = Extent::of(data);
+            wide_magnitudes_within(data, extent) || isolated_markers_within(data, extent)
+        }
         || on_coarse_lattice(data)
 }
 
@@ -140,12 +142,17 @@ pub fn unfamiliar(data: Samples<'_>, shape: &[usize]) -> bool {
 /// images whose brightest source stands alone (rosat, SDSS, Spitzer); a plateau at a
 /// clipped edge (sea ice at 0) lies next to the other values.
 pub fn isolated_markers(data: Samples<'_>) -> bool {
+    isolated_markers_within(data, Extent::of(data))
+}
+
+/// [`isolated_markers`] of `data` whose finite values span `extent`. The extremes are the
+/// chunk's own, not its sample's: a lone glitch the stride steps over (3 in 4 of them in a
+/// 128² chunk, 63 in 64 in a 64³ one) sets the range all the same.
+fn isolated_markers_within(data: Samples<'_>, extent: Extent) -> bool {
     let Some(values) = finite_sample(data) else {
         return false;
     };
-    let Extent {
-        min: lo, max: hi, ..
-    } = Extent::of(Samples::F64(&values));
+    let (lo, hi) = (extent.min, extent.max);
     let range = hi - lo;
     if !(range > 0.0 && range.is_finite()) {
         return false;
@@ -167,6 +174,12 @@ pub fn isolated_markers(data: Samples<'_>) -> bool {
 /// The model learned from fields whose values share a scale; on the elliptic-integral
 /// table its ZFP predictions were 3–7 dB too high.
 pub fn wide_magnitudes(data: Samples<'_>) -> bool {
+    wide_magnitudes_within(data, Extent::of(data))
+}
+
+/// [`wide_magnitudes`] of `data` whose finite values span `extent`: the largest magnitude
+/// is the chunk's own (a lone 1e35 the sample's stride steps over counts).
+fn wide_magnitudes_within(data: Samples<'_>, extent: Extent) -> bool {
     let Some(sample) = finite_sample(data) else {
         return false;
     };
@@ -175,9 +188,10 @@ pub fn wide_magnitudes(data: Samples<'_>) -> bool {
         .map(f64::abs)
         .filter(|&x| x > 0.0)
         .collect();
-    let Some(largest) = magnitudes.iter().copied().reduce(f64::max) else {
+    let largest = extent.min.abs().max(extent.max.abs());
+    if magnitudes.is_empty() || largest <= 0.0 {
         return false;
-    };
+    }
     let k = (magnitudes.len() as f64 * SMALL_SHARE) as usize;
     let (_, &mut small, _) = magnitudes.select_nth_unstable_by(k, f64::total_cmp);
     largest > small * 10f64.powf(WIDE_DECADES)
@@ -488,6 +502,23 @@ mod tests {
         assert!(!isolated_markers(Samples::F64(&clipped)));
         assert!(!isolated_markers(Samples::F64(&[0.0, 1.0, 2.0, 1.0])));
         assert!(!isolated_markers(Samples::F64(&[2.5; 16])));
+    }
+
+    #[test]
+    fn a_lone_marker_the_sample_steps_over_still_counts() {
+        // 280 ± 10 K in 128² values (sampled every 4th) and 64³ (every 64th), with one
+        // glitch off the sample's stride: it sets the range, and the chunk is unfamiliar.
+        for n in [128 * 128, 64 * 64 * 64] {
+            let mut v: Vec<f32> = (0..n)
+                .map(|i| 280.0 + 10.0 * (i as f32 * 0.01).sin())
+                .collect();
+            assert!(!isolated_markers(Samples::F32(&v)) && !wide_magnitudes(Samples::F32(&v)));
+            v[4097] = 1280.0;
+            assert!(isolated_markers(Samples::F32(&v)), "{n}");
+            assert!(unfamiliar(Samples::F32(&v), &[n]), "{n}");
+            v[4097] = 1e35;
+            assert!(wide_magnitudes(Samples::F32(&v)), "{n}");
+        }
     }
 
     #[test]
