@@ -14,4 +14,11 @@ cargo build --release --all-targets
 # the first build, so the next cargo command rebuilds it (and relinks the plugin) once.
 # Take that rebuild here, so the tests run against the plugin they were built with.
 cargo build --release --all-targets
+# Said here, where it shows: cargo hides what passing tests print.
+shared=${DEEPCQ_SHARED_DATA:-$root/../shared/data}
+if [ -f "$shared/README.md" ]; then
+  echo "test: the tests that read real fields read them from $shared"
+else
+  echo "test: no real fields at $shared: the tests skip their real-data parts (the rest runs)"
+fi
 cargo test --release --all-targets -- --test-threads=2

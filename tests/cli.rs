@@ -178,6 +178,7 @@ fn compress_then_decompress_respects_the_bound() {
         );
         let got: Vec<f32> =
             bytemuck::cast_slice::<u8, f32>(&std::fs::read(&back).unwrap()).to_vec();
+        assert_eq!(got.len(), values.len(), "{codec}: every value back");
         let max_err = values
             .iter()
             .zip(&got)
@@ -390,11 +391,22 @@ fn counts_of_zero_and_options_that_need_another_are_refused_up_front() {
             "need --lodo",
         ),
     ] {
-        let out = deepcq(args);
+        // In a scratch folder: a regression must not leave t.csv in the repository.
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_deepcq"))
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
             !out.status.success() && err.contains(says),
             "{args:?}: {err}"
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "{args:?}"
         );
     }
 }

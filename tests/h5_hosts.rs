@@ -14,28 +14,15 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod common;
+
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// The folder users point HDF5_PLUGIN_PATH at; its library is what this build produced.
 fn plugin_dir() -> PathBuf {
-    let dir = repo().join("plugin");
-    let lib = dir.join("libh5z_deepcq.so");
-    let built = repo().join("target/release/deps/libh5z_deepcq.so");
-    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    assert!(
-        lib.exists(),
-        "{} is missing: run `cargo build --release --lib`",
-        lib.display()
-    );
-    // `cargo test` rebuilds the cdylib under deps/ without copying it to the plugin's
-    // place; testing the old copy would test stale code.
-    assert!(
-        modified(&built) <= modified(&lib),
-        "the plugin is older than this build: run `cargo build --release --lib` first"
-    );
-    dir
+    common::release_plugin_dir()
 }
 
 fn python() -> PathBuf {

@@ -1,8 +1,42 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+use std::path::{Path, PathBuf};
+
 use h5z_deepcq::corpus::{self, ArrayEntry};
 use h5z_deepcq::samples::SampleBuf;
+
+/// The repository's plugin/ folder (what users give HDF5_PLUGIN_PATH, onnxruntime linked
+/// beside the library), checked to hold what this test binary was built with: plugin/
+/// links the release build, so tests of another profile would load code they were not
+/// built with, and `cargo test` rebuilds the cdylib under deps/ without copying it to the
+/// plugin's place, where an old copy would test stale code.
+pub fn release_plugin_dir() -> PathBuf {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = repo.join("plugin");
+    let lib = dir.join("libh5z_deepcq.so");
+    let release = repo.join("target/release");
+    // The cdylib this test binary's profile built, beside it under deps/.
+    let exe = std::env::current_exe().unwrap();
+    let built = exe.parent().unwrap().join("libh5z_deepcq.so");
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    assert!(
+        lib.exists(),
+        "{} is missing: run `cargo build --release --lib`",
+        lib.display()
+    );
+    assert!(
+        lib.canonicalize().ok() == release.join("libh5z_deepcq.so").canonicalize().ok()
+            && built.starts_with(&release),
+        "the host tests load plugin/, the release build: run them with --release \
+         (scripts/test.sh)"
+    );
+    assert!(
+        modified(&built).is_some() && modified(&built) <= modified(&lib),
+        "the plugin is older than this build: run `cargo build --release --lib` first"
+    );
+    dir
+}
 
 /// The arrays of ../shared/data, or `None` (with a plain message) when it is absent, as in
 /// a user's clone. CI always has it.

@@ -55,6 +55,8 @@ def traced(label, names, interleaved):
             worst = min(check.chunk_psnr(original[s], back[s])
                         for s in check.chunk_slices(original.shape, (1, n, n)))
             assert worst >= target, (label, name, worst)
+            unfiltered = check.unfiltered_chunks(f[name])
+            assert not unfiltered, (label, unfiltered)
     return [json.loads(line) for line in open(trace)]
 
 

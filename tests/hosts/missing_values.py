@@ -30,9 +30,10 @@ chunks = (16, 64, 64)
 with h5py.File(path, "w") as f:
     f.create_dataset("t", data=field, chunks=chunks, compression=357,
                      compression_opts=(int(target),), fillvalue=np.float32("nan"))
+failures = []
 with h5py.File(path) as f:
     back = f["t"][...]
-failures = []
+    failures += check.unfiltered_chunks(f["t"])
 if not np.array_equal(np.isnan(field), np.isnan(back)):
     failures.append("NaNs moved")
 worst = min(check.chunk_psnr(field[s], back[s]) for s in check.chunk_slices(field.shape, chunks))
@@ -53,6 +54,7 @@ with h5py.File(plain_nan, "w") as f:
 with h5py.File(plain_nan) as f:
     back = f["t"][...]
     stored = f["t"].id.get_storage_size()
+    failures += check.unfiltered_chunks(f["t"])
 worst = min(check.chunk_psnr(field[s], back[s]) for s in check.chunk_slices(field.shape, chunks))
 print(f"t without a fill value: worst chunk PSNR {worst:.2f} dB over the rest, "
       f"stored {stored} B for {field.nbytes} B")
@@ -77,6 +79,7 @@ words = [int(target), 0, 0, 0, 0, 2, lo, hi]
 def repack(src, dst, *spec):
     subprocess.run(["h5repack", *spec, src, dst], check=True)
     with h5py.File(dst) as f:
+        failures.extend(check.unfiltered_chunks(f["sst"]))
         return f["sst"][...], f["sst"].chunks, f["sst"].id.get_storage_size()
 
 
@@ -103,6 +106,8 @@ print(f"sst repacked to chunks {chunks}: worst chunk ocean PSNR {worst:.2f} dB a
       f"first file, stored {stored} B")
 if not np.array_equal(second == LAND, sst == LAND) or worst < target:
     failures.append(f"second repack lost the missing value: ocean {worst:.2f} dB")
+if stored * 8 > sst.nbytes:
+    failures.append(f"second repack: stored {stored} B, not 8× less than {sst.nbytes} B")
 unnamed, chunks, _ = repack(plain, again, "-f", f"sst:UD=357,0,1,{int(target)}")
 worst = ocean_psnr(sst, unnamed, chunks)
 print(f"sst without the missing value: worst chunk ocean PSNR {worst:.2f} dB")

@@ -77,6 +77,7 @@ for name, write, n in (("fixed, 1 MiB cache", fixed, 256), ("extendible, no cach
     write(path, a, chunks)
     with h5py.File(path) as f:
         back = f["t"][...]
+        failures += [f"{name}: {m}" for m in check.unfiltered_chunks(f["t"])]
     psnrs = [check.chunk_psnr(a[s], back[s]) for s in check.chunk_slices(a.shape, chunks)]
     size = os.path.getsize(path)
     print(f"{name}: worst chunk PSNR {min(psnrs):.2f} dB, median {np.median(psnrs):.2f} "

@@ -41,6 +41,8 @@ with h5py.File(path) as f:
     back = {name: f[name][...] for name in options}
     stored = {name: f[name].id.get_storage_size() for name in options}
     filters = {name: f[name]._filters for name in options}
+    for name in options:
+        failures += check.unfiltered_chunks(f[name])
 for name, target, original in (("t", 60, field), ("sst", 50, sst)):
     sea = original != -9999.0
     worst = min(check.chunk_psnr(original[s][sea[s]], back[name][s][sea[s]])
