@@ -195,14 +195,18 @@ impl Learned {
 }
 
 /// The absolute bound of candidate `c` for a chunk of value range `range`. A ZFP candidate
-/// is the power of two zfp works to over the range; multiplied back, it may come out an
-/// ulp under that power (1/49 × 49 < 1), whose exponent zfp takes one lower, working to
-/// half the bound the model scored: about one ZFP proposal in seven was a stair (6 dB, a
-/// bit a value) tighter than chosen. It is put back on its power of two.
+/// of the grid is the power of two zfp works to over the range; multiplied back, it may
+/// come out an ulp under that power (1/49 × 49 < 1), whose exponent zfp takes one lower,
+/// working to half the bound the model scored: about one ZFP proposal in seven was a
+/// stair (6 dB, a bit a value) tighter than chosen. Nudged up by a few ulps first, it
+/// comes back to its power of two; a bound off the grid (extrapolated for a ratio) still
+/// goes down to the power zfp works to, never up.
 fn absolute_bound(c: Candidate, range: f64) -> f64 {
     let bound = c.rel_bound * range;
     match c.codec {
-        CodecId::Zfp if bound > 0.0 && bound.is_finite() => bound.log2().round().exp2(),
+        CodecId::Zfp if bound > 0.0 && bound.is_finite() => {
+            effective_bound(CodecId::Zfp, bound * (1.0 + 4.0 * f64::EPSILON))
+        }
         _ => bound,
     }
 }

@@ -131,10 +131,12 @@ pub fn unfamiliar(data: Samples<'_>, shape: &[usize]) -> bool {
         || on_coarse_lattice(data)
 }
 
-/// True when, over a sample of `data`, every other value lies more than `MARKER_GAP` of
-/// the range away from the smallest or from the largest value: an undeclared fill value
-/// (-9999 among temperatures near 280 K) or a glitch, which sets the range and leaves the
-/// field a sliver of it. A field of 280 ± 10 with 2% of its values at -9999 in 32×32
+/// True when every value of a sample of `data` but the chunk's smallest lies more than
+/// `MARKER_GAP` of the range above it, or every one but its largest that far below it (the
+/// extremes are the chunk's own, so a sharp peak whose neighbours the sample steps over
+/// counts too: predict mode then measures a chunk whose range a few values set): an
+/// undeclared fill value (-9999 among temperatures near 280 K) or a glitch, which sets the
+/// range and leaves the field a sliver of it. A field of 280 ± 10 with 2% of its values at -9999 in 32×32
 /// chunks met 40 dB in predict mode on none of them (worst 34.0 dB) and 60 / 80 dB on 50%
 /// / 22% (worst 53.1 / 74.3); a random walk with a rare spike of 1000 in 1024-value chunks
 /// met 40 dB on 64% (worst 35.4). Of ../shared/data's bench chunks those of the arrays
@@ -168,8 +170,8 @@ fn isolated_markers_within(data: Samples<'_>, extent: Extent) -> bool {
     apart(above_lo - lo) || apart(hi - below_hi)
 }
 
-/// True when, over a sample of `data`, the largest nonzero magnitude exceeds the tenth
-/// percentile of the nonzero magnitudes by more than `WIDE_DECADES` decades: tables of
+/// True when the chunk's largest magnitude exceeds the tenth percentile of the nonzero
+/// magnitudes of a sample of `data` by more than `WIDE_DECADES` decades: tables of
 /// test arguments over the whole float range, or huge markers among ordinary values.
 /// The model learned from fields whose values share a scale; on the elliptic-integral
 /// table its ZFP predictions were 3–7 dB too high.

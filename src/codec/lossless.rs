@@ -57,10 +57,12 @@ impl Codec for Lossless {
     }
 }
 
-/// Up to this many bytes, and this many times the payload, zstd's bulk decoder (which
-/// reserves the whole size it is told first) decodes; more is read as a stream, so that
-/// the buffer grows only as decoded bytes arrive.
+/// Up to this many bytes (or [`BULK_RATIO`] times the payload, if that is more) zstd's
+/// bulk decoder, which reserves the whole size it is told first, decodes a payload; a
+/// larger one is read as a stream, so that the buffer grows only as decoded bytes arrive.
 const BULK_BYTES: usize = 64 << 20;
+/// The ratio of decoded bytes to payload bytes beyond which, over [`BULK_BYTES`], a
+/// payload is read as a stream: more than lossless zstd plausibly reaches on values.
 const BULK_RATIO: usize = 64;
 
 /// The `expected` bytes of a zstd `payload`. A frame that declares another size than the

@@ -105,7 +105,8 @@ fn decompress(payload: &[u8], dtype: DType, dims: &[usize]) -> Result<SampleBuf,
     let mut stream = Stream::open()?;
     // The header alone first, from words that hold the longest header zfp reads.
     let header_words = (ffi::ZFP_HEADER_MAX_BITS as usize).div_ceil(64);
-    let mut words = words_of(payload, header_words);
+    let head = &payload[..payload.len().min(header_words * 8)];
+    let mut words = words_of(head, header_words);
     let most = {
         let _bits = stream.attach(&mut words)?;
         read_header(&stream, &field, kind)?;

@@ -701,7 +701,8 @@ fn chunks_whose_range_f64_cannot_scale_a_bound_by_are_stored_in_every_mode() {
             };
             let (orig, back) = (values(data), values(back.view()));
             // Measured in units where squares stay in f64's range.
-            let unit = |x: &[f64]| -> Vec<f64> { x.iter().map(|y| y / peak_of(&orig)).collect() };
+            let peak = peak_of(&orig);
+            let unit = |x: &[f64]| -> Vec<f64> { x.iter().map(|y| y / peak).collect() };
             let psnr = metrics::psnr(&unit(&orig), &unit(&back));
             assert!(
                 psnr >= 60.0,

@@ -21,7 +21,9 @@ pub struct ModelMetadata {
     pub bound_grid: Vec<f64>,
     /// Number of input columns.
     pub n_inputs: usize,
-    /// What the input columns hold ([`crate::train::onnx::input_layout`]).
+    /// What the input columns hold ([`crate::train::onnx::input_layout`]): compared with
+    /// this build's, since a model of the same column count may mean other things by them
+    /// (another clamp, the gain on other rows) and would mispredict without an error.
     pub inputs: String,
     /// Output column names.
     pub outputs: Vec<String>,

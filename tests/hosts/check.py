@@ -49,7 +49,11 @@ def unfiltered_chunks(dset):
     with the magic DQ, version 7 or 8 (8 only for a compact SPERR stream by rate)."""
     failures = []
     dsid = dset.id
-    infos = [dsid.get_chunk_info(i) for i in range(dsid.get_num_chunks())]
+    infos = []
+    if hasattr(dsid, "chunk_iter"):  # HDF5 >= 1.12.3: one walk of the index
+        dsid.chunk_iter(infos.append)
+    else:  # each call walks the index from its start
+        infos = [dsid.get_chunk_info(i) for i in range(dsid.get_num_chunks())]
     for info in infos:
         mask, payload = dsid.read_direct_chunk(info.chunk_offset)
         if mask != 0 or info.filter_mask != 0:

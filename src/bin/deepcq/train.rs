@@ -10,12 +10,12 @@ use h5z_deepcq::train::moe::{self, MoeConfig};
 use h5z_deepcq::train::onnx::{self, ExportInfo};
 use h5z_deepcq::train::{calibrate, log_grid, plot, table, validate};
 
-/// Arguments of `deepcq train`.
 /// A count of at least one: clap refuses 0 by name instead of the trainer raising it.
 fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
     clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
 }
 
+/// Arguments of `deepcq train`.
 #[derive(clap::Args)]
 pub struct TrainArgs {
     /// Training table(s) written by `deepcq collect`.

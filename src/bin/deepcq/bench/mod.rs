@@ -279,15 +279,19 @@ pub fn run(args: BenchArgs) -> Result<()> {
     Ok(())
 }
 
-/// Fails unless `path` can be written, leaving an existing file as it is (an empty one is
-/// made where there was none).
+/// Fails unless `path` can be written, leaving an existing file as it is and none where
+/// there was none (a run that fails later leaves no empty report behind).
 fn writable(path: &Path) -> Result<()> {
+    let existed = path.exists();
     std::fs::OpenOptions::new()
         .append(true)
         .create(true)
         .open(path)
-        .map(drop)
-        .with_context(|| format!("{} cannot be written", path.display()))
+        .with_context(|| format!("{} cannot be written", path.display()))?;
+    if !existed {
+        std::fs::remove_file(path).with_context(|| format!("removing {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// The peer figures: `--peers`, or `../tools/shared_data_peers.jsonl` beside a corpus folder.
