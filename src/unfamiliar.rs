@@ -136,13 +136,13 @@ pub fn unfamiliar(data: Samples<'_>, shape: &[usize]) -> bool {
 /// extremes are the chunk's own, so a sharp peak whose neighbours the sample steps over
 /// counts too: predict mode then measures a chunk whose range a few values set): an
 /// undeclared fill value (-9999 among temperatures near 280 K) or a glitch, which sets the
-/// range and leaves the field a sliver of it. A field of 280 ± 10 with 2% of its values at -9999 in 32×32
-/// chunks met 40 dB in predict mode on none of them (worst 34.0 dB) and 60 / 80 dB on 50%
-/// / 22% (worst 53.1 / 74.3); a random walk with a rare spike of 1000 in 1024-value chunks
-/// met 40 dB on 64% (worst 35.4). Of ../shared/data's bench chunks those of the arrays
-/// holding such markers as data count (nmc_storm's -9999, foam V's 1e35) and 4 of sky
-/// images whose brightest source stands alone (rosat, SDSS, Spitzer); a plateau at a
-/// clipped edge (sea ice at 0) lies next to the other values.
+/// range and leaves the field a sliver of it. A field of 280 ± 10 with 2% of its values
+/// at -9999 in 32×32 chunks met 40 dB in predict mode on none of them (worst 34.0 dB) and
+/// 60 / 80 dB on 50% / 22% (worst 53.1 / 74.3); a random walk with a rare spike of 1000 in
+/// 1024-value chunks met 40 dB on 64% (worst 35.4). Of ../shared/data's bench chunks
+/// those of the arrays holding such markers as data count (nmc_storm's -9999, foam V's
+/// 1e35) and 4 of sky images whose brightest source stands alone (rosat, SDSS, Spitzer); a
+/// plateau at a clipped edge (sea ice at 0) lies next to the other values.
 pub fn isolated_markers(data: Samples<'_>) -> bool {
     isolated_markers_within(data, Extent::of(data))
 }
