@@ -1,6 +1,8 @@
 //! Per-chunk timings of the write path on generated f32 chunks of 64³ and 16×32×32 values:
-//! features, surrogate inference, one compression per codec, and whole predict-, fast- and
-//! guarantee-mode writes.
+//! features, surrogate inference, one compression per codec, and predict-, fast- and
+//! guarantee-mode selections (`select::compress_to_target`: the chunk's codec, bound and
+//! payload, without the filter's scan for missing values, header and checksum, which
+//! `deepcq bench` times as well).
 //!
 //! `cargo bench --bench chunk_timings` prints the median of several runs of each step and
 //! its ratio to one SZ3 compression at the formula bound (the design's "one compression").

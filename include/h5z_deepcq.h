@@ -469,8 +469,10 @@ int h5z_deepcq_decompress(const void *chunk,
 
 /**
  * Creates a session for one variable under the settings `cd_values[n_cd]`. `options`:
- * 0, or `H5Z_DEEPCQ_SESSION_NO_ADAPT`. The session learns from each step's measured
- * error and corrects the next proposal; it may be used from several threads at once.
+ * 0, or `H5Z_DEEPCQ_SESSION_NO_ADAPT`. Under a PSNR or SSIM target the session learns
+ * from each step's measured error and corrects the next proposal (under ratio and
+ * absolute-bound targets every step is independent, as with the option); it may be used
+ * from several threads at once.
  * Release it with `h5z_deepcq_session_free`.
  *
  * # Safety

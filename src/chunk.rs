@@ -69,7 +69,8 @@ pub struct Header {
     /// The dataset holds these values big-endian; the chunk holds them little-endian
     /// ([`ext_flags::BIG_ENDIAN`]).
     pub big_endian: bool,
-    /// Values of the payload's block that hold the dataset's fill value (missing data),
+    /// Values of the payload's block that hold the value marking missing data (the
+    /// dataset's fill value, or the chunk's NaN or ±Inf, [`crate::encode::missing_marker`]),
     /// stored exactly beside the payload ([`ext_flags::MISSING`]).
     pub missing: Option<Missing>,
 }
@@ -288,8 +289,8 @@ fn f32_at_least(v: f64) -> f32 {
 /// The bound to give a lossy codec for a wanted `bound`: the largest f32 at or below it,
 /// so the header's f32 holds exactly the bound the codec was given and what a codec derives
 /// from it need not be stored ([`Codec::compact`](crate::codec::Codec::compact)). It moves
-/// the bound by less than one part in 16 million, and never above what was asked. A bound
-/// outside f32's normal range (f64 data of magnitude below 1e−30 or above 1e38) goes to the
+/// the bound by less than one part in 8 million (2^−23), and never above what was asked. A
+/// bound outside f32's normal range (f64 data of magnitude below 1e−30 or above 1e38) goes to the
 /// codec as it is, the header holding the f32 just above it (+∞ beyond f32's range): f32's
 /// largest value as the bound would store data near 1e160 almost exactly.
 pub fn codec_bound(bound: f64) -> f64 {

@@ -40,7 +40,8 @@ pub fn float_chunk<T: bytemuck::Pod + Element>(
 /// at least the whole block's less that much (the record reports that lower bound; in the
 /// measured modes "predicted" is the model's prediction for the whole block). An SSIM
 /// target is measured on the block as compressed, over the windows clear of missing
-/// values (the replacements' runs of one value score about 1); an absolute bound on the
+/// values (the replacements' runs of one value score about 1; over every window where none
+/// is clear); an absolute bound on the
 /// block as compressed. A ratio target counts
 /// the record too: the search aims so high that the payload leaves room for it. Predict
 /// mode whose raised PSNR target would pass 400 dB measures the chunk after all (its
@@ -67,8 +68,11 @@ pub fn float_chunk_with_fill<T: bytemuck::Pod + Element>(
 /// instead of 50× at 60 dB), and files written by numpy, xarray or a simulation without a declared fill value
 /// mark land, gaps and masked cells with NaN all the same (and the log of a field with
 /// zeros holds −Inf). Marked, they come back in place (every NaN as this first NaN, with
-/// its sign and payload bits, which no program reads as data) and the other values are
-/// compressed to the target over themselves. A chunk marks one value, so a chunk holding
+/// its sign and payload bits) and the other values are compressed to the target over
+/// themselves. So the bits that tell NaNs apart are not kept: R's `NA` is a NaN with
+/// payload 1954, and mixed with other NaNs in one chunk all come back as the first
+/// (docs/format.md); numpy's NaN and x86's 0/0 differ in sign alone, and matching bit for
+/// bit would store such a chunk exactly. A chunk marks one value, so a chunk holding
 /// two of `fill`, NaN, +Inf and −Inf is still stored exactly.
 pub fn missing_marker<T: bytemuck::Pod + Element>(values: &[T], fill: Option<T>) -> Option<T> {
     match fill {
@@ -115,7 +119,7 @@ fn float_chunk_marked<T: bytemuck::Pod + Element>(
     proposer: &dyn Proposer,
     fill: Option<T>,
 ) -> Result<(Vec<u8>, Outcome), SelectError> {
-    let pad = padding::find(values, shape);
+    let pad = padding::find(values, shape, fill);
     let inner: Cow<[T]> = match &pad {
         Some(p) => Cow::Owned(padding::extract(values, shape, &p.inner)),
         None => Cow::Borrowed(values),
@@ -160,10 +164,11 @@ fn float_chunk_marked<T: bytemuck::Pod + Element>(
                 }
                 TargetKind::Ratio => {
                     record = m.record_len();
-                    match ratio_budget(record) {
-                        Some(ratio) => raised_to(settings, ratio),
-                        None => return float_chunk_marked(values, shape, settings, proposer, None),
-                    }
+                    // When the record alone takes the budget (a tiny chunk), no ratio
+                    // reaches the target: the missing values still come back exactly, and
+                    // the search keeps the closest ratio it finds for the rest.
+                    let raised = ratio_budget(record).and_then(|r| raised_to(settings, r));
+                    Some(raised.unwrap_or(*settings))
                 }
                 _ => Some(*settings),
             };
@@ -579,6 +584,22 @@ mod tests {
         assert_eq!(back[511], 0.0);
         let psnr = metrics::psnr(&values[..511], &back[..511]);
         assert!(psnr >= 60.0, "{psnr}");
+        // Missing data inside do not keep the fill value in: −Inf (the log of a zero) or a
+        // declared fill value below it would have let the 0 set the range.
+        for (hole, fill) in [(f32::NEG_INFINITY, None), (-9999.0, Some(-9999.0))] {
+            let mut holed = values.clone();
+            holed[100] = hole;
+            let settings = Settings::psnr(60.0).unwrap();
+            let (bytes, _) =
+                float_chunk_with_fill(&holed, &[512], &settings, &Analytic, fill).unwrap();
+            let back = chunk::decode(&bytes).unwrap().1.into_bytes();
+            let back: &[f32] = bytemuck::cast_slice(&back);
+            assert_eq!((back[100], back[511]), (hole, 0.0));
+            let real: Vec<usize> = (0..511).filter(|&i| i != 100).collect();
+            let pick = |v: &[f32]| real.iter().map(|&i| v[i]).collect::<Vec<f32>>();
+            let psnr = metrics::psnr(&pick(&holed), &pick(back));
+            assert!(psnr >= 60.0, "{hole}: {psnr}");
+        }
     }
 
     #[test]
@@ -670,6 +691,37 @@ mod tests {
             float_chunk_with_fill(&sparse, &shape, &high, &Analytic, Some(1e35)).unwrap();
         let back = chunk::decode(&bytes).unwrap().1.into_bytes();
         assert!(real_psnr(&sparse, bytemuck::cast_slice(&back), 1e35) >= 380.0);
+    }
+
+    #[test]
+    fn a_ratio_the_missing_value_record_alone_exceeds_keeps_the_missing_values() {
+        // 256 values (1 KiB) at a ratio of 100 leave 10 bytes, less than the record of
+        // which values are missing: no ratio meets the target, and the fill value must
+        // still come back exactly rather than be compressed with the data.
+        let shape = [1, 16, 16];
+        let values = ocean(&shape, 1e35);
+        let ratio = Settings {
+            target: Target::from_value(TargetKind::Ratio, 100.0).unwrap(),
+            ..Settings::psnr(40.0).unwrap()
+        };
+        let (bytes, outcome) =
+            float_chunk_with_fill(&values, &shape, &ratio, &Analytic, Some(1e35)).unwrap();
+        let (header, back) = chunk::decode(&bytes).unwrap();
+        assert!(header.missing.is_some(), "{}", outcome.reason);
+        let back: Vec<f32> = bytemuck::cast_slice(&back.into_bytes()).to_vec();
+        let fill = 1e35f32.to_bits();
+        let kept = values
+            .iter()
+            .zip(&back)
+            .filter(|(a, _)| a.to_bits() == fill);
+        assert!(kept.clone().count() > 0);
+        assert!(kept.clone().all(|(_, b)| b.to_bits() == fill));
+        // The real values stay within the range of the real values.
+        let real = values
+            .iter()
+            .zip(&back)
+            .filter(|(a, _)| a.to_bits() != fill);
+        assert!(real.clone().all(|(_, b)| b.abs() < 1e3), "{:?}", back);
     }
 
     #[test]

@@ -133,9 +133,37 @@ pub fn extract(data: Samples<'_>, shape: &[usize]) -> Features {
 pub fn extract_with(data: Samples<'_>, shape: &[usize], extent: Extent) -> Features {
     match data {
         Samples::F32(v) => extract_typed(v, shape, 4, extent),
-        Samples::F64(v) => extract_typed(v, shape, 8, extent),
+        Samples::F64(v) => match power_of_two_scale(extent) {
+            Some((a, b)) => {
+                let scaled: Vec<f64> = v.iter().map(|x| x * a * b).collect();
+                let scaled_extent = Extent::of(Samples::F64(&scaled));
+                Features {
+                    value_range: extent.range(),
+                    min: extent.min,
+                    max: extent.max,
+                    ..extract_typed(&scaled, shape, 8, scaled_extent)
+                }
+            }
+            None => extract_typed(v, shape, 8, extent),
+        },
         Samples::Opaque { .. } => extract_typed::<f64>(&[], shape, data.elem_size(), Extent::EMPTY),
     }
+}
+
+/// For f64 values at either end of the exponent range (a range under 1e-290, magnitudes
+/// over 1e290), two powers of two whose product brings the largest magnitude near 1.
+/// There the normalisation by the range overflows (1 / 1e-309 is infinite: NaN moments)
+/// and so do the predictors' sums (seven values near 1e308: every residual skipped, as if
+/// the chunk were perfectly predictable); every feature is scale-free, and scaling by a
+/// power of two is exact wherever the result is a normal number.
+fn power_of_two_scale(extent: Extent) -> Option<(f64, f64)> {
+    let range = extent.range();
+    let magnitude = extent.min.abs().max(extent.max.abs());
+    let extreme = range > 0.0 && range.is_finite() && (range < 1e-290 || magnitude > 1e290);
+    extreme.then(|| {
+        let k = -(magnitude.log2().floor() as i32);
+        (2f64.powi(k / 2), 2f64.powi(k - k / 2))
+    })
 }
 
 fn extract_typed<T: Element>(
@@ -837,6 +865,25 @@ mod tests {
             dirty.get("log10_lorenzo_mae").unwrap(),
         );
         assert!((a - b).abs() < 0.1, "{a} vs {b}");
+    }
+
+    #[test]
+    fn f64_chunks_at_either_end_of_the_exponent_range_describe_their_shape() {
+        // A range of 1e-310 made the moments NaN (1 / range is infinite), and values near
+        // 1e308 overflowed the Lorenzo sums (the chunk looked perfectly predictable).
+        let shape = [16, 16, 16];
+        let field = generate(Kind::Spectral { slope: 3.0 }, &shape, 5);
+        let peak = field.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+        let unit: Vec<f64> = field.iter().map(|x| x / peak).collect();
+        let base = feats(&unit, &shape);
+        for scale in [1e-310, 1e-300, 1e300, 5e307] {
+            let scaled: Vec<f64> = unit.iter().map(|x| x * scale).collect();
+            let f = feats(&scaled, &shape);
+            assert_eq!(f.value_range, Extent::of(Samples::F64(&scaled)).range());
+            for (i, (a, b)) in base.values.iter().zip(&f.values).enumerate() {
+                assert!((a - b).abs() < 0.02, "{scale:e}: feature {i}: {a} vs {b}");
+            }
+        }
     }
 
     #[test]

@@ -383,6 +383,12 @@ impl Remembering<'_> {
             let slot = &mut state.offsets[outcome.codec as usize];
             *slot = Some(Offset::update(*slot, x.clamp(-MAX_STEP, MAX_STEP)));
         }
+        // The codec could not resolve the bound memory moved its proposal to, and a chunk
+        // stored exactly teaches nothing: without this every later chunk (a named ZFP at
+        // 100 dB on f32 values, say) would be stored exactly too. Start again from the model.
+        if outcome.reason == crate::select::TOO_FINE && self.applied.get() < 0.0 {
+            state.offsets[raw.codec as usize] = None;
+        }
     }
 }
 
@@ -626,6 +632,39 @@ mod tests {
         assert!(missed <= 1, "{reasons:?}");
         assert!(sum(&with) < sum(&without), "{reasons:?}");
         assert!(size(&with) <= size(&without), "{reasons:?}");
+    }
+
+    #[test]
+    fn a_bound_moved_finer_than_the_codec_resolves_is_forgotten() {
+        // Memory learned to tighten ZFP's proposals a thousandfold: at 100 dB on f32 values
+        // that is finer than ZFP resolves, so the chunk is stored exactly. A chunk stored
+        // exactly teaches nothing, so memory must start again from the proposer rather
+        // than store every later chunk exactly too.
+        const ZFP: Fixed = Fixed {
+            codec: CodecId::Zfp,
+            runner_up: false,
+            scale: 1.0,
+        };
+        // Named: a compressor chosen automatically would hand the chunk to SZ3.
+        let settings = Settings {
+            compressor: crate::wire::CompressorChoice::Zfp,
+            ..Settings::psnr(100.0).unwrap()
+        };
+        let memory = Memory::default();
+        memory.lock().offsets[CodecId::Zfp as usize] = Some(Offset {
+            mean: -MAX_STEP,
+            dev: 0.0,
+        });
+        let v = field(4, 1.0);
+        let (data, shape) = (Samples::F32(&v), [40, 40, 40]);
+        let exact = memory.compress(data, &shape, &settings, &ZFP).unwrap();
+        assert_eq!(
+            (exact.codec, exact.reason),
+            (CodecId::Lossless, crate::select::TOO_FINE)
+        );
+        let next = memory.compress(data, &shape, &settings, &ZFP).unwrap();
+        assert_eq!(next.codec, CodecId::Zfp, "{}", next.reason);
+        assert!(next.measured.unwrap() >= 100.0, "{:?}", next.measured);
     }
 
     /// A proposer that predicts the same ratio for every compressor, so that what memory

@@ -7,7 +7,8 @@
 //! range never exceeds the dataset's, a target met by every chunk is met by the dataset.
 //!
 //! Values that are NaN or ±Inf in the original are left out of the range, the MSE and the
-//! maximum error: such chunks are stored losslessly, so those positions come back exact.
+//! maximum error: the filter marks them as missing and restores them exactly
+//! ([`crate::encode`]), so they never count as error.
 
 use crate::samples::{fit_rank, Element, Samples};
 

@@ -12,25 +12,29 @@
 
 use bytemuck::Pod;
 
+use crate::samples::Element;
+
 /// The prefix block that holds the data, and the value everything outside it holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Padding {
     /// Dims of the kept prefix block, slowest first; each ≤ the chunk's dim.
     pub inner: Vec<usize>,
-    /// Native bytes of the fill value (one element).
+    /// Little-endian bytes of the fill value (one element).
     pub fill: Vec<u8>,
 }
 
 /// Finds the smallest prefix block outside of which every value equals the last one,
 /// bit for bit. `None` when nothing can be trimmed, when the whole chunk is that one value
 /// (a constant chunk needs no block), or when only the last value itself would go and it
-/// lies within the kept values' range. In a 1-D chunk (or N × 1 × 1) the last value alone
+/// lies within the range of the kept values that are real (finite, and not `missing`, the
+/// value that marks the chunk's missing data, which must not stretch that range any more
+/// than they stretch the target's). In a 1-D chunk (or N × 1 × 1) the last value alone
 /// always qualifies; trimming an ordinary one saved nothing, cost a padding record, and
 /// moved SSIM, which is measured on the block the codec gets, away from the whole chunk's
 /// (a 512-value column met SSIM 0.9999 on its first 511 values and stored 0.999898). A
 /// last value outside that range (an edge chunk's one fill value, 0 after data near 1000)
 /// is still trimmed: left in, it would set the range the target is measured against.
-pub fn find<T: Pod + PartialOrd>(data: &[T], shape: &[usize]) -> Option<Padding> {
+pub fn find<T: Pod + Element>(data: &[T], shape: &[usize], missing: Option<T>) -> Option<Padding> {
     let fill = *data.last()?;
     let same = |x: &T| bytemuck::bytes_of(x) == bytemuck::bytes_of(&fill);
     let mut inner = shape.to_vec();
@@ -43,16 +47,26 @@ pub fn find<T: Pod + PartialOrd>(data: &[T], shape: &[usize]) -> Option<Padding>
         }
     }
     let kept: usize = inner.iter().product();
-    let harmless = kept + 1 == data.len() && within_range(&data[..kept], &fill);
+    let harmless = kept + 1 == data.len() && within_range(&data[..kept], fill, missing);
     (kept < data.len() && !harmless).then(|| Padding {
         inner,
         fill: bytemuck::bytes_of(&fill).to_vec(),
     })
 }
 
-/// True when `value` lies within the min..max of `values` (never for NaN).
-fn within_range<T: PartialOrd>(values: &[T], value: &T) -> bool {
-    values.iter().any(|v| v <= value) && values.iter().any(|v| v >= value)
+/// True when `value` lies within the min..max of the finite `values` other than `missing`
+/// (never for NaN).
+fn within_range<T: Pod + Element>(values: &[T], value: T, missing: Option<T>) -> bool {
+    let x = value.to_f64();
+    let real = values
+        .iter()
+        .map(|v| v.to_f64())
+        .zip(values)
+        .filter(|(v, raw)| {
+            v.is_finite()
+                && missing.map_or(true, |m| bytemuck::bytes_of(*raw) != bytemuck::bytes_of(&m))
+        });
+    real.clone().any(|(v, _)| v <= x) && real.clone().any(|(v, _)| v >= x)
 }
 
 /// True when every value of the block `block` with `axis` fixed at `index` passes `test`.
@@ -152,7 +166,7 @@ mod tests {
                 data[r * 5 + c] = 1.0 + (r * 2 + c) as f32;
             }
         }
-        let padding = find(&data, &shape).unwrap();
+        let padding = find(&data, &shape, None).unwrap();
         assert_eq!(padding.inner, vec![3, 2]);
         let inner = extract(&data, &shape, &padding.inner);
         assert_eq!(inner, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
@@ -162,28 +176,42 @@ mod tests {
     #[test]
     fn nan_fill_is_trimmed_bitwise() {
         let data = [1.0f64, 2.0, f64::NAN, 3.0, 4.0, f64::NAN];
-        let padding = find(&data, &[2, 3]).unwrap();
+        let padding = find(&data, &[2, 3], None).unwrap();
         assert_eq!(padding.inner, vec![2, 2]);
     }
 
     #[test]
     fn nothing_to_trim_or_all_constant_gives_none() {
-        assert_eq!(find(&[1.0f32, 2.0, 3.0, 4.0], &[2, 2]), None);
-        assert_eq!(find(&[7.0f32; 8], &[2, 4]), None);
-        assert_eq!(find::<f32>(&[], &[0]), None);
+        assert_eq!(find(&[1.0f32, 2.0, 3.0, 4.0], &[2, 2], None), None);
+        assert_eq!(find(&[7.0f32; 8], &[2, 4], None), None);
+        assert_eq!(find::<f32>(&[], &[0], None), None);
         // The last value alone is not padding when it lies within the others' range;
         // outside it (an edge chunk's one fill value) it is, and so are two equal ones.
-        assert_eq!(find(&[1.0f32, 4.0, 3.0, 2.0], &[4]), None);
-        assert_eq!(find(&[1.0f32, 4.0, 3.0, 2.0], &[4, 1, 1]), None);
+        assert_eq!(find(&[1.0f32, 4.0, 3.0, 2.0], &[4], None), None);
+        assert_eq!(find(&[1.0f32, 4.0, 3.0, 2.0], &[4, 1, 1], None), None);
         assert_eq!(
-            find(&[1000.0f32, 1001.0, 999.0, 0.0], &[4]).unwrap().inner,
+            find(&[1000.0f32, 1001.0, 999.0, 0.0], &[4], None)
+                .unwrap()
+                .inner,
             [3]
         );
         assert_eq!(
-            find(&[1.0f32, 2.0, 3.0, f32::NAN], &[4]).unwrap().inner,
+            find(&[1.0f32, 2.0, 3.0, f32::NAN], &[4], None)
+                .unwrap()
+                .inner,
             [3]
         );
-        assert_eq!(find(&[1.0f32, 2.0, 3.0, 3.0], &[4]).unwrap().inner, [2]);
+        assert_eq!(
+            find(&[1.0f32, 2.0, 3.0, 3.0], &[4], None).unwrap().inner,
+            [2]
+        );
+        // Missing data do not stretch the range a last value must lie in: −Inf (the log
+        // of a zero), or the value marking the chunk's missing data.
+        let with_inf = [2.0f32, f32::NEG_INFINITY, 3.0, 0.0];
+        assert_eq!(find(&with_inf, &[4], None).unwrap().inner, [3]);
+        let with_marker = [1000.0f32, -9999.0, 1001.0, 0.0];
+        assert_eq!(find(&with_marker, &[4], None), None);
+        assert_eq!(find(&with_marker, &[4], Some(-9999.0)).unwrap().inner, [3]);
     }
 
     #[test]
@@ -196,7 +224,7 @@ mod tests {
             data[o] = next;
             next += 1.0;
         });
-        let padding = find(&data, &shape).unwrap();
+        let padding = find(&data, &shape, None).unwrap();
         assert_eq!(padding.inner, inner.to_vec());
         let kept = extract(&data, &shape, &inner);
         assert_eq!(kept.len(), 24);

@@ -220,8 +220,8 @@ impl SampleBuf {
         }
     }
 
-    /// Reinterprets native-endian bytes as `dtype`. Fails when the length is not a whole
-    /// number of elements.
+    /// Reads little-endian bytes (the chunk format's order) as `dtype`. Fails when the
+    /// length is not a whole number of elements.
     pub fn from_bytes(dtype: DType, bytes: &[u8]) -> Option<Self> {
         match dtype {
             DType::F32 if bytes.len() % 4 == 0 => Some(SampleBuf::F32(

@@ -440,7 +440,7 @@ pub fn parse_for_buffers(cd: &[u32]) -> Result<BufferSettings, SettingsError> {
 /// element size, rank and dims slots alone: what a decoded chunk is padded to where the
 /// rest does not parse (a file from a newer build), because HDF5 copies a whole chunk out
 /// of the filter's buffer. None without the marker or with slots that give no size under
-/// HDF5's 4 GiB chunk limit.
+/// HDF5's 4 GiB chunk limit; 0 where a dim or the element size is 0 (then nothing pads).
 pub fn stored_chunk_bytes(cd: &[u32]) -> Option<usize> {
     if !is_stored(cd) {
         return None;

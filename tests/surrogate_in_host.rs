@@ -246,6 +246,8 @@ fn a_model_that_is_not_onnx_is_refused_clearly() {
         err.contains("cannot use the surrogate") && err.contains("model.onnx"),
         "{err}"
     );
+    // The message names the fix.
+    assert!(err.contains("unset H5Z_DEEPCQ_MODEL"), "{err}");
     assert!(!has_filter(&output, "/field"));
 }
 

@@ -327,11 +327,17 @@ fn a_model_with_another_output_or_damaged_weights_is_refused_on_load() {
     let err = Surrogate::load(&lib, &model).unwrap_err();
     assert!(matches!(err, SurrogateError::Metadata(_)), "{err}");
     assert!(err.to_string().contains("\"z\""), "{err}");
-    // A weight turned NaN: the model loads in onnxruntime and predicts NaN everywhere.
-    let mut damaged = weights.clone();
-    damaged.out_std[0] = f32::NAN;
-    let err = Surrogate::load(&lib, &export(&damaged)).unwrap_err();
-    assert!(err.to_string().contains("NaN or infinity"), "{err}");
+    // A weight turned NaN: the model loads in onnxruntime and predicts NaN in that output
+    // (PSNR, SSIM or ratio) everywhere. SSIM's is clamped to 1 and must not hide it.
+    for output in 0..weights.out_std.len() {
+        let mut damaged = weights.clone();
+        damaged.out_std[output] = f32::NAN;
+        let err = Surrogate::load(&lib, &export(&damaged)).unwrap_err();
+        assert!(
+            err.to_string().contains("NaN or infinity"),
+            "{output}: {err}"
+        );
+    }
     assert!(Surrogate::load(&lib, &export(&weights)).is_ok());
 }
 

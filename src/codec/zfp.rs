@@ -28,6 +28,23 @@ const MAX_RANK: usize = 4;
 /// for half an ulp) and f64's (2^−53).
 const FINEST_RELATIVE_BOUND: (f64, f64) = (1.0 / (1u64 << 22) as f64, 1.0 / (1u64 << 51) as f64);
 
+/// The longest axis zfp 1.0's header holds, by rank (1–4): its dims share 48 bits.
+const MAX_AXIS: [usize; MAX_RANK] = [1 << 32, 1 << 24, 1 << 16, 1 << 12];
+
+/// The field zfp codes a chunk of `shape` as: squeezed and folded to at most 4 dims
+/// ([`fit_rank`]), then, while an axis is longer than the header holds at that rank
+/// (`[2, 3, 70000]`: 3-D axes stop at 65536), the two slowest merged again; zfp refused
+/// such chunks ("zfp_write_header failed"). Shapes within the limits fold as before, so
+/// every chunk written earlier decodes the same.
+fn zfp_dims(shape: &[usize]) -> Vec<usize> {
+    let mut dims = fit_rank(shape, MAX_RANK);
+    while dims.len() > 1 && dims.iter().any(|&n| n > MAX_AXIS[dims.len() - 1]) {
+        let merged = dims[0] * dims[1];
+        dims.splice(0..2, [merged]);
+    }
+    dims
+}
+
 /// ZFP in fixed-accuracy mode; the tolerance is the absolute error bound.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Zfp;
@@ -57,10 +74,7 @@ impl Codec for Zfp {
     /// often store a smooth chunk in fewer bytes than zfp has blocks to flag. (The
     /// payload's zfp header and word padding come on top; the floor leaves them out.)
     fn least_stored(&self, shape: &[usize]) -> usize {
-        let blocks: usize = fit_rank(shape, MAX_RANK)
-            .iter()
-            .map(|d| d.div_ceil(4))
-            .product();
+        let blocks: usize = zfp_dims(shape).iter().map(|d| d.div_ceil(4)).product();
         blocks.div_ceil(8)
     }
 
@@ -70,7 +84,7 @@ impl Codec for Zfp {
         shape: &[usize],
         bound: f64,
     ) -> Result<Vec<u8>, CodecError> {
-        compress(data, &fit_rank(shape, MAX_RANK), bound).map(|(payload, _)| payload)
+        compress(data, &zfp_dims(shape), bound).map(|(payload, _)| payload)
     }
 
     fn decode(
@@ -79,7 +93,7 @@ impl Codec for Zfp {
         layout: &Layout,
         _bound: f64,
     ) -> Result<SampleBuf, CodecError> {
-        decompress(payload, layout.dtype, &fit_rank(&layout.shape, MAX_RANK))
+        decompress(payload, layout.dtype, &zfp_dims(&layout.shape))
     }
 }
 
@@ -244,7 +258,7 @@ impl Zfp {
         shape: &[usize],
         bound: f64,
     ) -> Result<Option<BlockEstimate>, CodecError> {
-        let dims = fit_rank(shape, MAX_RANK);
+        let dims = zfp_dims(shape);
         let blocks: usize = dims.iter().map(|n| n.div_ceil(4)).product();
         if blocks < 2 * SAMPLE_BLOCKS || data.len() != dims.iter().product::<usize>() {
             return Ok(None);
@@ -494,6 +508,36 @@ mod tests {
             .unwrap()
             .mse;
         (estimate.bytes / payload.len() as f64, estimate.mse / mse)
+    }
+
+    #[test]
+    fn axes_longer_than_zfps_header_holds_fold_into_fewer_dims() {
+        assert_eq!(zfp_dims(&[2, 3, 70000]), [6, 70000]);
+        assert_eq!(zfp_dims(&[2, 2, 2, 4100]), [4, 2, 4100]);
+        assert_eq!(zfp_dims(&[5000, 2, 2, 2]), [10000, 2, 2]);
+        assert_eq!(zfp_dims(&[4, 64, 64, 64]), [4, 64, 64, 64]);
+        for shape in [&[2, 3, 70000][..], &[1, 2, 2, 2, 4100], &[5000, 1, 2, 2, 2]] {
+            let n: usize = shape.iter().product();
+            let values: Vec<f32> = generate(Kind::Spectral { slope: 3.0 }, &[n], 3)
+                .into_iter()
+                .map(|x| x as f32)
+                .collect();
+            let data = Samples::F32(&values);
+            let bound = 1e-3;
+            let payload = Zfp.encode(data, shape, bound).unwrap();
+            let back = Zfp
+                .decode(&payload, &Layout::of(&data, shape), bound)
+                .unwrap();
+            let SampleBuf::F32(back) = back else {
+                panic!("f32 in, f32 out")
+            };
+            let worst = values
+                .iter()
+                .zip(&back)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            assert!(f64::from(worst) <= bound, "{shape:?}: {worst}");
+        }
     }
 
     #[test]

@@ -97,7 +97,7 @@ pub struct Hdf5Api {
     zregister: Option<Zregister>,
     fill_value_defined: Option<FillValueDefined>,
     get_fill_value: Option<GetFillValue>,
-    /// `H5allocate_memory` and `H5free_memory` (HDF5 ≥ 1.8.15), together or not at all.
+    /// `H5allocate_memory` and `H5free_memory`, together or not at all.
     memory: Option<(AllocateMemory, FreeMemory)>,
     clear_errors: Option<ClearErrors>,
     /// `H5Tget_precision`, `H5Tget_offset`, `H5Tget_fields`, `H5Tget_ebias`,
@@ -203,10 +203,13 @@ std::thread_local! {
 }
 
 /// Where an error of this thread's callback goes: the library [`api_for`] chose for it
-/// since [`forget_choice`], else the first one.
-pub fn reporting_api() -> Option<&'static Hdf5Api> {
-    let chosen = CHOSEN.try_with(|c| c.get()).ok().flatten();
-    chosen.or_else(|| api().ok())
+/// since [`forget_choice`], else every loaded copy. The filter callback cannot tell which
+/// copy called it, and a copy that did not clears the entry at its next API call.
+pub fn reporting_apis() -> Vec<&'static Hdf5Api> {
+    match CHOSEN.try_with(|c| c.get()).ok().flatten() {
+        Some(chosen) => vec![chosen],
+        None => every_api().unwrap_or_default(),
+    }
 }
 
 /// Forgets [`api_for`]'s choice on this thread (at a callback's start).

@@ -85,7 +85,7 @@ fn guarded<T>(function: &str, failure: T, body: impl FnOnce() -> Result<T, Strin
         ),
     };
     log::error!("{function}: {message}");
-    if let Some(api) = api::reporting_api() {
+    for api in api::reporting_apis() {
         api.push_error(function, &message);
     }
     failure
@@ -188,8 +188,9 @@ extern "C" fn set_local(dcpl: Hid, type_id: Hid, _space_id: Hid) -> c_int {
     })
 }
 
-/// Encodes or decodes one chunk in place: HDF5 owns `*buf` (malloc'd), and we replace it
-/// with a malloc'd buffer of the result. Returns the new length, or 0 on failure (HDF5's
+/// Encodes or decodes one chunk in place: HDF5 owns `*buf` (from its allocator), and we
+/// replace it with a buffer of the result from the same allocator (`H5allocate_memory`, or
+/// malloc where several copies of HDF5 are loaded). Returns the new length, or 0 on failure (HDF5's
 /// convention), leaving `*buf` untouched.
 extern "C" fn filter_callback(
     flags: c_uint,
@@ -249,7 +250,7 @@ extern "C" fn filter_callback(
         };
         let size = output.len().max(room).max(1);
         // SAFETY: the buffer comes from and goes back to HDF5's allocator (malloc where
-        // the library does not export it, as HDF5 before 1.8.15 used).
+        // several copies of HDF5 are loaded and none is known to own the buffer).
         unsafe {
             let memory = api::sole_api().and_then(|a| a.memory());
             let fresh = match memory {

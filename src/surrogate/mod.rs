@@ -167,8 +167,9 @@ impl Surrogate {
             .into_iter()
             .map(|r| Prediction {
                 psnr: r[0] as f64,
-                // SSIM cannot exceed 1; the regression head can.
-                ssim: (r[1] as f64).min(1.0),
+                // SSIM cannot exceed 1; the regression head can. (Not `min`, which turns
+                // a damaged model's NaN into a perfect SSIM that the load check misses.)
+                ssim: if r[1] > 1.0 { 1.0 } else { r[1] as f64 },
                 cr: 10f64.powf(r[2] as f64) * scale,
             })
             .collect())
@@ -273,14 +274,36 @@ fn load_shared() -> Result<Surrogate, String> {
     let started = std::time::Instant::now();
     let library = locate::onnxruntime_library()?;
     let (bytes, source) = locate::model()?;
-    let surrogate = Surrogate::load(&library, &bytes)
-        .map_err(|e| format!("cannot use the surrogate ({source}): {e}"))?;
+    let named = std::env::var_os(locate::MODEL_ENV).is_some_and(|p| !p.is_empty());
+    let surrogate = Surrogate::load(&library, &bytes).map_err(|e| {
+        format!(
+            "cannot use the surrogate ({source} with {}): {e}; {}",
+            library.display(),
+            fix_for(&e, named)
+        )
+    })?;
     log::info!(
         "surrogate: {source} with {} loaded in {:.0} ms",
         library.display(),
         started.elapsed().as_secs_f64() * 1e3
     );
     Ok(surrogate)
+}
+
+/// What to do about a load failure `e`, for a model that `H5Z_DEEPCQ_MODEL` named or the
+/// embedded one.
+fn fix_for(e: &SurrogateError, named: bool) -> String {
+    let runtime = "point ORT_DYLIB_PATH at libonnxruntime.so of onnxruntime 1.17 or later \
+                   (scripts/setup.sh unpacks one into third_party/onnxruntime)";
+    match (e, named) {
+        (SurrogateError::Runtime { .. }, _) => runtime.into(),
+        (_, true) => format!(
+            "export the model again with this build's `deepcq train`, or unset {} to use \
+             the embedded model",
+            locate::MODEL_ENV
+        ),
+        (_, false) => format!("the embedded model needs {runtime}"),
+    }
 }
 
 #[cfg(test)]

@@ -393,7 +393,8 @@ fn oracle_of(job: Job<'_>, codec: CodecId, range: f64, steps: u32) -> Result<Chu
             evaluate(job, codec, &f.payload, f.bound, cpu, false)?,
             f.compressions,
         )),
-        Ok(None) => lossless(job, cpu, true, steps),
+        // No bound met the target (not a refusal): stored exactly after the tighter starts.
+        Ok(None) => lossless(job, cpu, false, oracle::STARTS),
         // The codec refused the chunk on its first try.
         Err(e) if refused(&e) => lossless(job, cpu, true, 1),
         Err(e) => Err(e.into()),

@@ -64,6 +64,10 @@ pub fn psnr_of(
         .unwrap_or(f64::NEG_INFINITY))
 }
 
+/// Bounds tried from the safe one down, each 1000× tighter, before [`search`] gives up:
+/// the compressions a `None` spent.
+pub const STARTS: u32 = 3;
+
 /// Searches `codec`'s loosest bound meeting `target_db` for finite `data` of value range
 /// `range` > 0, in `steps` compressions, the PSNR measured over the values `missing` does
 /// not mark. `None` when not even bounds 10⁶× tighter than the safe one meet it (the
@@ -88,7 +92,7 @@ pub fn search(
     // The safe bound should pass; a codec that overshoots its bound (f32 rounding) gets
     // tighter starts before the search gives up.
     let mut best = None;
-    for _ in 0..3 {
+    for _ in 0..STARTS {
         let (payload, psnr) = attempt(lo)?;
         compressions += 1;
         if psnr >= target_db {

@@ -3,11 +3,14 @@
 //! Definitions (also in docs/bench.md):
 //! - CR = raw bytes / stored bytes, summed over the chunks;
 //! - hit rate = fraction of chunks whose PSNR (chunk's own range) is ≥ T;
-//! - dataset PSNR uses the array's global range and the MSE over all values;
+//! - dataset PSNR uses the array's global range and the MSE over its real values (fill
+//!   values and non-finite values left out);
 //! - overshoot = chunk PSNR − T, averaged over chunks not stored exactly (+∞ dB says
 //!   nothing about the bound choice);
 //! - write time × = the method's CPU seconds / the SZ3-formula row's CPU seconds on the same
-//!   chunks (that row is exactly one SZ3 compression per chunk);
+//!   chunks (that row is one SZ3 compression per chunk, except for chunks stored exactly:
+//!   constant ones, those the filter stores exactly, and SZ3's refusals, which cost a
+//!   lossless encode instead);
 //! - time / own = deepcq's CPU seconds / the CPU seconds of one compression with the codec
 //!   and bound it stored (timed apart): the overhead of choosing and checking, whichever
 //!   codec was chosen;
