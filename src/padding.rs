@@ -47,7 +47,13 @@ pub fn find<T: Pod + Element>(data: &[T], shape: &[usize], missing: Option<T>) -
         }
     }
     let kept: usize = inner.iter().product();
-    let harmless = kept + 1 == data.len() && within_range(&data[..kept], fill, missing);
+    // A last value that is missing data the kept values hold too is marked with them.
+    let is_missing = |x: &T| {
+        !x.to_f64().is_finite()
+            || missing.is_some_and(|m| bytemuck::bytes_of(x) == bytemuck::bytes_of(&m))
+    };
+    let held = || is_missing(&fill) && data[..kept].iter().any(same);
+    let harmless = kept + 1 == data.len() && (within_range(&data[..kept], fill, missing) || held());
     (kept < data.len() && !harmless).then(|| Padding {
         inner,
         fill: bytemuck::bytes_of(&fill).to_vec(),
@@ -212,6 +218,20 @@ mod tests {
         let with_marker = [1000.0f32, -9999.0, 1001.0, 0.0];
         assert_eq!(find(&with_marker, &[4], None), None);
         assert_eq!(find(&with_marker, &[4], Some(-9999.0)).unwrap().inner, [3]);
+        // Nor is a last value trimmed that is missing data the kept values hold too: the
+        // missing-value record marks it with them.
+        assert_eq!(
+            find(
+                &[2.0f32, f32::NEG_INFINITY, 3.0, f32::NEG_INFINITY],
+                &[4],
+                None
+            ),
+            None
+        );
+        assert_eq!(
+            find(&[1000.0f32, -9999.0, 1001.0, -9999.0], &[4], Some(-9999.0)),
+            None
+        );
     }
 
     #[test]

@@ -28,8 +28,9 @@ const MAX_RANK: usize = 4;
 /// for half an ulp) and f64's (2^−53).
 const FINEST_RELATIVE_BOUND: (f64, f64) = (1.0 / (1u64 << 22) as f64, 1.0 / (1u64 << 51) as f64);
 
-/// The longest axis zfp 1.0's header holds, by rank (1–4): its dims share 48 bits.
-const MAX_AXIS: [usize; MAX_RANK] = [1 << 32, 1 << 24, 1 << 16, 1 << 12];
+/// The longest axis zfp 1.0's header holds, by rank (1–4): its dims share 48 bits (a 1-D
+/// chunk of HDF5's at most 4 GiB always fits).
+const MAX_AXIS: [usize; MAX_RANK] = [usize::MAX, 1 << 24, 1 << 16, 1 << 12];
 
 /// The field zfp codes a chunk of `shape` as: squeezed and folded to at most 4 dims
 /// ([`fit_rank`]), then, while an axis is longer than the header holds at that rank

@@ -203,13 +203,12 @@ std::thread_local! {
 }
 
 /// Where an error of this thread's callback goes: the library [`api_for`] chose for it
-/// since [`forget_choice`], else every loaded copy. The filter callback cannot tell which
-/// copy called it, and a copy that did not clears the entry at its next API call.
-pub fn reporting_apis() -> Vec<&'static Hdf5Api> {
-    match CHOSEN.try_with(|c| c.get()).ok().flatten() {
-        Some(chosen) => vec![chosen],
-        None => every_api().unwrap_or_default(),
-    }
+/// since [`forget_choice`], else the first one. (Not every copy: another copy's lock, its
+/// stack shared with its own threads, or a copy not yet initialised make a push there
+/// unsafe; the message is logged too.)
+pub fn reporting_api() -> Option<&'static Hdf5Api> {
+    let chosen = CHOSEN.try_with(|c| c.get()).ok().flatten();
+    chosen.or_else(|| api().ok())
 }
 
 /// Forgets [`api_for`]'s choice on this thread (at a callback's start).

@@ -85,7 +85,7 @@ fn guarded<T>(function: &str, failure: T, body: impl FnOnce() -> Result<T, Strin
         ),
     };
     log::error!("{function}: {message}");
-    for api in api::reporting_apis() {
+    if let Some(api) = api::reporting_api() {
         api.push_error(function, &message);
     }
     failure

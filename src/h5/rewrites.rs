@@ -152,13 +152,12 @@ impl Rewrites {
             probes: Vec::new(),
         };
         let mut kept = self.lock();
-        // The same stored bytes from other originals (a chunk written again with values
-        // that store alike, at an absolute bound; or two chunks alike): a decode of them
-        // cannot tell which originals it came from, so neither is kept.
-        let conflict = kept
-            .iter()
-            .any(|k| k.key == entry.key && k.original != entry.original);
-        kept.retain(|k| k.key != entry.key);
+        // The same stored bytes from other originals in the same dataset (a chunk written
+        // again with values that store alike, at an absolute bound; or two chunks alike): a
+        // decode of them cannot tell which originals it came from, so neither is kept.
+        let same = |k: &Kept| k.key == entry.key && k.dataset == entry.dataset;
+        let conflict = kept.iter().any(|k| same(k) && k.original != entry.original);
+        kept.retain(|k| !same(k));
         if !conflict {
             kept.push_back(entry);
         }
@@ -444,6 +443,9 @@ mod tests {
         rewrites.written(DATASET, &stored, &header, &original);
         rewrites.written(DATASET, &stored, &header, &original);
         assert_eq!(rewrites.lock().len(), 1);
+        // Another dataset's chunk of the same bytes from other originals leaves this one's.
+        rewrites.written(&[9, 9], &stored, &header, &other);
+        assert_eq!(rewrites.lock().len(), 2);
         rewrites.decoded(&stored, &header, &decoded);
         let restored = rewrites.restore(DATASET, &edited, 4, decode).unwrap();
         assert_eq!(restored[4..4 * 200], original[4..4 * 200]);

@@ -302,7 +302,7 @@ fn fix_for(e: &SurrogateError, named: bool) -> String {
              the embedded model",
             locate::MODEL_ENV
         ),
-        (_, false) => format!("the embedded model needs {runtime}"),
+        (_, false) => format!("the embedded model needs onnxruntime 1.17 or later: {runtime}"),
     }
 }
 
