@@ -323,9 +323,10 @@ pub fn compress_to_target_where(
     };
     let range = extent.range();
     let outcome = match (settings.mode, settings.target.kind) {
-        (_, TargetKind::AbsBound) | (Mode::Predict, TargetKind::Ssim) => {
+        (Mode::Predict, TargetKind::AbsBound | TargetKind::Ssim) => {
             first.into_outcome("proposal", None)
         }
+        (_, TargetKind::AbsBound) => search.checked_bound(first)?,
         (Mode::Predict, TargetKind::Psnr) => search.predict_psnr(first, &proposal, range)?,
         (Mode::Predict, TargetKind::Ratio) => search.predict_ratio(first)?,
         (_, TargetKind::Psnr | TargetKind::Ssim) => search.guarantee(first, &proposal, range)?,

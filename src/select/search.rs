@@ -378,6 +378,24 @@ impl<'a> Search<'a> {
         Ok(Some((attempt, alone)))
     }
 
+    /// Guarantee and fast mode's absolute bound: the first payload decoded, its largest
+    /// error (over the block as compressed) recorded as the measured metric, and kept when
+    /// within the bound up to the codecs' documented 1e-6 slack (SZ3 rounds f32 values
+    /// after its check; the in-situ verify allows the same); else, or when it does not
+    /// decode, the chunk is stored exactly. Unmeasured, the quality record said nothing,
+    /// and guarantee mode promises every lossy chunk measured.
+    pub(super) fn checked_bound(&mut self, first: Attempt) -> Result<Outcome, SelectError> {
+        let bound = self.settings.target.value();
+        let error = self
+            .decoded_or_miss(&first)
+            .and_then(|back| metrics::error_stats_of(self.data, back.view()))
+            .map(|s| s.max_abs_error);
+        match error {
+            Some(e) if e <= bound * (1.0 + 1e-6) => Ok(first.into_outcome("checked", Some(e))),
+            _ => self.lossless("bound exceeded: lossless"),
+        }
+    }
+
     /// Predict mode's ratio target. A ratio needs no decode to be known: the payload's size
     /// tells it. The first compression is kept unless its size shows the model misread
     /// the chunk, short of the target or more than [`SURPRISE_FACTOR`] past it (quality

@@ -1344,3 +1344,40 @@ fn a_search_goes_on_past_a_plateau_of_misses_looser_than_a_bound_that_met() {
     let (_, compressions) = land_sperr_on_one_spike(47.0, 0.1);
     assert_eq!(compressions as usize, Budget::THOROUGH.far);
 }
+
+#[test]
+fn guarantee_and_fast_mode_check_an_absolute_bound_and_record_the_largest_error() {
+    let shape = [32, 32, 32];
+    let v: Vec<f32> = generate(Kind::Spectral { slope: 3.0 }, &shape, 4)
+        .into_iter()
+        .map(|x| x as f32)
+        .collect();
+    let data = Samples::F32(&v);
+    for codec in [
+        crate::wire::CompressorChoice::Sz3,
+        crate::wire::CompressorChoice::Zfp,
+        crate::wire::CompressorChoice::Sperr,
+    ] {
+        for mode in [Mode::Predict, Mode::Fast, Mode::Guarantee] {
+            let settings = Settings {
+                target: crate::settings::Target::from_value(TargetKind::AbsBound, 1e-3).unwrap(),
+                compressor: codec,
+                mode,
+                ..Settings::psnr(60.0).unwrap()
+            };
+            let out = compress_to_target(data, &shape, &settings, &Analytic).unwrap();
+            let layout = Layout::of(&data, &shape);
+            let back = codec_for(out.codec)
+                .decode(&out.payload, &layout, out.bound)
+                .unwrap();
+            let worst = metrics::error_stats_of(data, back.view())
+                .unwrap()
+                .max_abs_error;
+            assert!(worst <= 1e-3 * (1.0 + 1e-6), "{codec:?} {mode:?}: {worst}");
+            match mode {
+                Mode::Predict => assert_eq!(out.measured, None),
+                _ => assert_eq!(out.measured, Some(worst), "{codec:?} {mode:?}"),
+            }
+        }
+    }
+}
