@@ -136,7 +136,12 @@ pub fn extract_with(data: Samples<'_>, shape: &[usize], extent: Extent) -> Featu
         Samples::F64(v) => match power_of_two_scale(extent) {
             Some((a, b)) => {
                 let scaled: Vec<f64> = v.iter().map(|x| x * a * b).collect();
-                let scaled_extent = Extent::of(Samples::F64(&scaled));
+                // Scaling by a power of two keeps the order: the extent scales with it.
+                let scaled_extent = Extent {
+                    min: extent.min * a * b,
+                    max: extent.max * a * b,
+                    ..extent
+                };
                 Features {
                     value_range: extent.range(),
                     min: extent.min,

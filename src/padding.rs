@@ -47,32 +47,28 @@ pub fn find<T: Pod + Element>(data: &[T], shape: &[usize], missing: Option<T>) -
         }
     }
     let kept: usize = inner.iter().product();
-    // A last value that is missing data the kept values hold too is marked with them.
+    // Missing data (non-finite, or `missing`) neither stretch the range a last value must
+    // lie in, nor is a last value trimmed that is missing data the kept values hold too:
+    // the missing-value record marks it with them.
     let is_missing = |x: &T| {
         !x.to_f64().is_finite()
             || missing.is_some_and(|m| bytemuck::bytes_of(x) == bytemuck::bytes_of(&m))
     };
-    let held = || is_missing(&fill) && data[..kept].iter().any(same);
-    let harmless = kept + 1 == data.len() && (within_range(&data[..kept], fill, missing) || held());
+    let kept_values = &data[..kept];
+    let held = || is_missing(&fill) && kept_values.iter().any(same);
+    let harmless =
+        kept + 1 == data.len() && (within_range(kept_values, fill.to_f64(), is_missing) || held());
     (kept < data.len() && !harmless).then(|| Padding {
         inner,
         fill: bytemuck::bytes_of(&fill).to_vec(),
     })
 }
 
-/// True when `value` lies within the min..max of the finite `values` other than `missing`
+/// True when `value` lies within the min..max of the `values` that are not `missing`
 /// (never for NaN).
-fn within_range<T: Pod + Element>(values: &[T], value: T, missing: Option<T>) -> bool {
-    let x = value.to_f64();
-    let real = values
-        .iter()
-        .map(|v| v.to_f64())
-        .zip(values)
-        .filter(|(v, raw)| {
-            v.is_finite()
-                && missing.map_or(true, |m| bytemuck::bytes_of(*raw) != bytemuck::bytes_of(&m))
-        });
-    real.clone().any(|(v, _)| v <= x) && real.clone().any(|(v, _)| v >= x)
+fn within_range<T: Element>(values: &[T], value: f64, missing: impl Fn(&T) -> bool) -> bool {
+    let real = values.iter().filter(|v| !missing(v)).map(|v| v.to_f64());
+    real.clone().any(|v| v <= value) && real.clone().any(|v| v >= value)
 }
 
 /// True when every value of the block `block` with `axis` fixed at `index` passes `test`.

@@ -3,6 +3,8 @@
 //! it, and checks what it printed, because exit codes of HDF5 tools prove nothing (a filter
 //! that fails to load makes h5repack write unfiltered data and exit 0).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -12,39 +14,12 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The directory holding libh5z_deepcq.so: the profile dir of this test binary
-/// (target/release/deps/..), which is also where plugin/ points.
-///
-/// `cargo test` rebuilds the cdylib under deps/ without copying it up; linking or loading
-/// the old copy would test stale code, so a stale copy fails the test.
+/// The directory holding libh5z_deepcq.so, target/release, where plugin/ points: checked
+/// to hold this build ([`common::release_plugin_dir`]), since linking or loading an older
+/// copy would test stale code.
 fn lib_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let deps = exe.parent().expect("target/<profile>/deps");
-    let dir = deps.parent().expect("target/<profile>").to_path_buf();
-    let lib = dir.join("libh5z_deepcq.so");
-    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    assert!(
-        lib.exists(),
-        "{} is missing: run `cargo build --release --lib` first",
-        lib.display()
-    );
-    assert!(
-        modified(&deps.join("libh5z_deepcq.so")) <= modified(&lib),
-        "{} is older than this build: run `cargo build --release --lib` first",
-        lib.display()
-    );
-    dir
-}
-
-fn plugin_dir() -> PathBuf {
-    lib_dir();
-    let dir = root().join("plugin");
-    assert!(
-        dir.join("libh5z_deepcq.so").exists(),
-        "plugin/libh5z_deepcq.so does not resolve: build with `cargo build --release` \
-         (the symlink points into target/release)"
-    );
-    dir
+    common::release_plugin_dir();
+    root().join("target/release")
 }
 
 fn require(tool: &str) {
@@ -146,7 +121,9 @@ fn num(out: &str, prefix: &str, key: &str) -> f64 {
 fn assert_filter_in_file(file: &Path) {
     require("h5dump");
     let mut c = Command::new("h5dump");
-    c.arg("-pH").arg(file).env("HDF5_PLUGIN_PATH", plugin_dir());
+    c.arg("-pH")
+        .arg(file)
+        .env("HDF5_PLUGIN_PATH", common::release_plugin_dir());
     let dump = run_ok(c, "h5dump -pH");
     assert!(dump.contains("FILTER_ID 357"), "no filter 357 in:\n{dump}");
 }
@@ -176,7 +153,7 @@ fn c_example_writes_through_the_plugin_and_reads_back() {
     let file = dir.join("out.h5");
     let mut c = Command::new(&exe);
     c.arg(&file)
-        .env("HDF5_PLUGIN_PATH", plugin_dir())
+        .env("HDF5_PLUGIN_PATH", common::release_plugin_dir())
         .env_remove("H5Z_DEEPCQ_LOG");
     let output = c.output().expect("write_c");
     let (out, err) = text(&output);
@@ -227,7 +204,7 @@ fn c_example_is_clean_under_valgrind() {
         ))
         .arg(&exe)
         .arg(dir.join("out.h5"))
-        .env("HDF5_PLUGIN_PATH", plugin_dir());
+        .env("HDF5_PLUGIN_PATH", common::release_plugin_dir());
     let output = c.output().expect("valgrind");
     let (out, err) = text(&output);
     assert!(
@@ -265,7 +242,8 @@ fn fortran_example_writes_through_h5pset_filter_f() {
     run_ok(fc, "gfortran write_fortran.f90");
     let file = dir.join("out.h5");
     let mut c = Command::new(&exe);
-    c.arg(&file).env("HDF5_PLUGIN_PATH", plugin_dir());
+    c.arg(&file)
+        .env("HDF5_PLUGIN_PATH", common::release_plugin_dir());
     let out = run_ok(c, "write_fortran");
     assert_eq!(field(&out, "RESULT", "met"), "yes", "{out}");
     assert!(num(&out, "RESULT", "psnr") >= 60.0, "{out}");
@@ -446,7 +424,7 @@ fn h5py_example_writes_through_the_plugin() {
     // onnxruntime there).
     c.arg(root().join("examples/h5py_example.py"))
         .arg(dir.join("out.h5"))
-        .env("HDF5_PLUGIN_PATH", plugin_dir())
+        .env("HDF5_PLUGIN_PATH", common::release_plugin_dir())
         .env_remove("ORT_DYLIB_PATH");
     let out = run_ok(c, "h5py_example.py");
     assert_eq!(field(&out, "RESULT", "met"), "yes", "{out}");
