@@ -119,15 +119,15 @@ const MARKER_GAP: f64 = 0.5;
 /// its fastest axis holds a table's columns ([`table_columns`]), its magnitudes spread
 /// over too many decades ([`wide_magnitudes`]), or it holds markers far from its values
 /// ([`isolated_markers`]).
-pub fn unfamiliar(data: Samples<'_>, shape: &[usize]) -> bool {
+///
+/// `extent` is the chunk's ([`Extent::of`]), which the caller has already taken.
+pub fn unfamiliar(data: Samples<'_>, shape: &[usize], extent: Extent) -> bool {
     // Cheapest first: the lattice test sorts its sample.
     shape.iter().any(|&n| (2..=SHORT_AXIS).contains(&n))
         || thin_axis(shape)
         || table_columns(data, shape)
-        || {
-            let extent = Extent::of(data);
-            wide_magnitudes_within(data, extent) || isolated_markers_within(data, extent)
-        }
+        || wide_magnitudes_within(data, extent)
+        || isolated_markers_within(data, extent)
         || on_coarse_lattice(data)
 }
 
@@ -352,6 +352,11 @@ pub fn coarse_lattice_step(data: Samples<'_>) -> Option<f64> {
 mod tests {
     use super::*;
     use crate::synth::{generate, Kind};
+
+    /// [`super::unfamiliar`] with the chunk's extent taken here.
+    fn unfamiliar(data: Samples<'_>, shape: &[usize]) -> bool {
+        super::unfamiliar(data, shape, Extent::of(data))
+    }
 
     #[test]
     fn integer_valued_sources_are_on_a_coarse_lattice_and_fields_are_not() {

@@ -10,7 +10,6 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use super::api::{self, Hid, H5T_FLOAT, H5T_ORDER_BE, H5T_ORDER_LE};
 use super::filter;
 use crate::observe;
-use crate::samples::element_count;
 use crate::settings::{self, Settings, StoredSettings};
 use crate::wire::TargetKind;
 use crate::wire::{self, DType};
@@ -225,12 +224,9 @@ extern "C" fn filter_callback(
         let output = if decode {
             // Files whose cd_values this version does not read still decode, unchecked.
             let stored = StoredSettings::parse(cd).ok();
-            room = match &stored {
-                Some(s) => element_count(&s.chunk)
-                    .and_then(|n| n.checked_mul(s.elem_size))
-                    .unwrap_or(0),
-                None => crate::settings::stored_chunk_bytes(cd).unwrap_or(0),
-            };
+            // The same slots parse reads the chunk dims from; they size even a stored
+            // form this version does not read.
+            room = crate::settings::stored_chunk_bytes(cd).unwrap_or(0);
             filter::decode_chunk_for(stored.as_ref(), input).map_err(|e| e.to_string())?
         } else {
             let stored = StoredSettings::parse(cd).map_err(|e| e.to_string())?;

@@ -315,6 +315,7 @@ pub fn compress_to_target_where(
     }
     let mut search = Search::new(data, shape, settings);
     search.missing = missing;
+    let _ = search.extent.set(extent);
     if let Some((outcome, mean_db)) = search.near_mean(extent)? {
         return prefer_exact(data, shape, outcome, Some(mean_db));
     }

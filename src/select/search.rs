@@ -170,6 +170,9 @@ pub(super) struct Search<'a> {
     pub(super) runner_up_gap: Option<f64>,
     /// Values the decoder restores exactly, left out of the PSNR.
     pub(super) missing: Option<&'a chunk::Missing>,
+    /// The chunk's extent: [`compress_to_target_where`] sets the one it took, so the chunk
+    /// is not scanned again.
+    pub(super) extent: OnceCell<Extent>,
     /// The original's other (real) values, gathered at the first PSNR check.
     pub(super) real_original: OnceCell<crate::samples::SampleBuf>,
     /// What the search may spend: the mode's ([`Budget::THOROUGH`] for guarantee mode,
@@ -187,6 +190,11 @@ pub(super) struct Search<'a> {
 }
 
 impl<'a> Search<'a> {
+    /// The chunk's extent ([`Search::extent`](field@Search::extent)).
+    fn extent(&self) -> Extent {
+        *self.extent.get_or_init(|| Extent::of(self.data))
+    }
+
     pub(super) fn new(data: Samples<'a>, shape: &'a [usize], settings: &'a Settings) -> Self {
         Search {
             data,
@@ -196,6 +204,7 @@ impl<'a> Search<'a> {
             ssim_reference: OnceCell::new(),
             runner_up_gap: None,
             missing: None,
+            extent: OnceCell::new(),
             real_original: OnceCell::new(),
             budget: match settings.mode {
                 Mode::Fast => Budget::FAST,
@@ -289,7 +298,7 @@ impl<'a> Search<'a> {
         } else if self.certain_to_meet(&first, range) {
             may_decode_exactly(first.codec, first.bound, self.data)
                 .then(|| "may decode exactly".to_string())
-        } else if unfamiliar::unfamiliar(self.data, self.shape)
+        } else if unfamiliar::unfamiliar(self.data, self.shape, self.extent())
             || unfamiliar::one_dimensional(self.shape)
         {
             Some("a kind of chunk the model misreads (crate::unfamiliar)".to_string())
@@ -914,7 +923,7 @@ impl<'a> Search<'a> {
             && (overrated
                 || runner_up_won
                 || self.erratic
-                || unfamiliar::unfamiliar(self.data, self.shape));
+                || unfamiliar::unfamiliar(self.data, self.shape, self.extent()));
         if let Some(alt) = proposal.third.filter(|_| misread) {
             // Memory learns from the runner-up's gap alone.
             let learned_gap = self.runner_up_gap;

@@ -771,7 +771,11 @@ fn predict_mode_trusts_the_safe_bound_on_a_chunk_it_would_measure() {
     let shape = [3, 32, 32];
     let v = spectral_f32(&shape, 5);
     let data = Samples::F32(&v);
-    assert!(crate::unfamiliar::unfamiliar(data, &shape));
+    assert!(crate::unfamiliar::unfamiliar(
+        data,
+        &shape,
+        Extent::of(data)
+    ));
     let mut settings = Settings::psnr(50.0).unwrap();
     settings.mode = Mode::Predict;
     // SZ3's formula bound is 1.715x the safe bound.
