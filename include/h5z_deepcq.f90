@@ -14,8 +14,9 @@
 !   halo cells) or of an assumed-shape dummy gives the address of its first element only:
 !   the library reads (and a decompression writes) the memory that follows as if the
 !   values were contiguous. Copy such a section into a contiguous array first.
-! - report is optional: left out, the C function gets NULL; predict mode then spends no
-!   decode on measuring the chunk for it (guarantee and fast mode measure anyway).
+! - report is optional: left out, the C function gets NULL; h5z_deepcq_compress[_into]
+!   in predict mode then spends no decode on measuring the chunk for it (guarantee and
+!   fast mode measure anyway, and so does a session in every mode, which learns from it).
 ! - Fortran names are case-insensitive: the C function h5z_deepcq_filter_id is bound as
 !   h5z_deepcq_get_filter_id here (the constant H5Z_DEEPCQ_FILTER_ID keeps its name).
 module h5z_deepcq

@@ -417,7 +417,9 @@ int h5z_deepcq_compress(const void *data,
                         struct h5z_deepcq_report *report);
 
 /**
- * As `h5z_deepcq_compress`, into the caller's buffer `out` of `capacity` bytes.
+ * As `h5z_deepcq_compress`, into the caller's buffer `out` of `capacity` bytes. A NULL
+ * or too-small buffer gets `H5Z_DEEPCQ_ERR_BUFFER_TOO_SMALL` with the size needed in
+ * `*out_len` (and the report, as a session's call gives it).
  *
  * # Safety
  * as `h5z_deepcq_advise` for the inputs; `out` is NULL or holds `capacity` writable bytes; `out_len` and (unless NULL) `report` are writable.

@@ -751,7 +751,9 @@ pub unsafe extern "C" fn h5z_deepcq_compress(
     })
 }
 
-/// As `h5z_deepcq_compress`, into the caller's buffer `out` of `capacity` bytes.
+/// As `h5z_deepcq_compress`, into the caller's buffer `out` of `capacity` bytes. A NULL
+/// or too-small buffer gets `H5Z_DEEPCQ_ERR_BUFFER_TOO_SMALL` with the size needed in
+/// `*out_len` (and the report, as a session's call gives it).
 ///
 /// # Safety
 /// as `h5z_deepcq_advise` for the inputs; `out` is NULL or holds `capacity` writable bytes; `out_len` and (unless NULL) `report` are writable.
@@ -775,9 +777,8 @@ pub unsafe extern "C" fn h5z_deepcq_compress_into(
         let (bytes, r) = compress_for(dataset, samples, |s| {
             insitu::compress(s, &shape, &settings, !report.is_null())
         })?;
-        deliver_into(&bytes, out, capacity, out_len)?;
         write_report(r.as_ref(), report);
-        Ok(())
+        deliver_into(&bytes, out, capacity, out_len)
     })
 }
 
@@ -1108,6 +1109,29 @@ mod tests {
             )
         };
         assert_eq!((status, needed), (H5Z_DEEPCQ_ERR_BUFFER_TOO_SMALL, 600 * 8));
+        // Compressing into too small a buffer: the size it needs, and the report.
+        let mut report = H5zDeepcqReport::default();
+        // SAFETY: as above; `small` holds 16 bytes, `report` is writable.
+        let status = unsafe {
+            h5z_deepcq_compress_into(
+                values.as_ptr() as *const c_void,
+                H5Z_DEEPCQ_FLOAT64,
+                dims.as_ptr(),
+                2,
+                cd.as_ptr(),
+                1,
+                small.as_mut_ptr() as *mut c_void,
+                small.len(),
+                &mut needed,
+                &mut report,
+            )
+        };
+        assert_eq!(status, H5Z_DEEPCQ_ERR_BUFFER_TOO_SMALL);
+        assert!(needed > small.len(), "{needed}");
+        assert!(
+            report.compressions >= 1 && report.psnr >= 60.0,
+            "{report:?}"
+        );
         // A header declaring 4 GiB - 128 KiB before a few bytes: the size, not a decode.
         let crafted = crate::chunk::wrap(
             crate::wire::CodecId::Lossless,

@@ -730,11 +730,12 @@ pub fn parse(bytes: &[u8]) -> Result<(Header, &[u8]), ChunkError> {
     parse_within(bytes, wire::MAX_ORIGINAL_LEN)
 }
 
-/// [`parse`] for a reader that knows how many bytes its chunks of float values hold: a
-/// header of float values declaring more than `float_limit` bytes is refused before
-/// anything is allocated from its sizes. A checksum does not stop a crafted header from
-/// asking for up to 4 GiB, and an allocation that fails aborts the process.
-pub fn parse_within(bytes: &[u8], float_limit: u64) -> Result<(Header, &[u8]), ChunkError> {
+/// [`parse`] for a reader that knows how many bytes its dataset's chunks hold (`room`):
+/// a header of float values declaring more, or of other bytes declaring more than
+/// [`opaque_limit`], is refused before anything is allocated from its sizes. A checksum
+/// does not stop a crafted header from asking for up to 4 GiB, and an allocation that
+/// fails aborts the process.
+pub fn parse_within(bytes: &[u8], room: u64) -> Result<(Header, &[u8]), ChunkError> {
     let mut r = Reader { bytes, pos: 0 };
     let raw = if bytes.starts_with(&wire::LEGACY_MAGIC) {
         r.take(wire::LEGACY_MAGIC.len(), "magic")?;
@@ -777,12 +778,20 @@ pub fn parse_within(bytes: &[u8], float_limit: u64) -> Result<(Header, &[u8]), C
     if computed != stored {
         return Err(ChunkError::Checksum { stored, computed });
     }
-    Ok((validate(raw, float_limit)?, payload))
+    Ok((validate(raw, room)?, payload))
 }
 
-/// Checks the fields of a header whose checksum passed against each other, and a float
-/// chunk's size against `float_limit` bytes.
-fn validate(raw: RawHeader<'_>, float_limit: u64) -> Result<Header, ChunkError> {
+/// The most bytes a chunk kept byte for byte may declare in a dataset whose chunks hold
+/// `room` bytes: non-float values fill the chunk exactly, but another filter ahead of
+/// this one in an older file's pipeline (deflate, a checksum) may have handed over a
+/// little more than the chunk, so twice the chunk and a MiB.
+pub fn opaque_limit(room: u64) -> u64 {
+    room.saturating_mul(2).saturating_add(1 << 20)
+}
+
+/// Checks the fields of a header whose checksum passed against each other, and its size
+/// against `room`, the bytes of the dataset's chunk ([`parse_within`]).
+fn validate(raw: RawHeader<'_>, room: u64) -> Result<Header, ChunkError> {
     let codec = CodecId::from_u8(raw.codec)
         .ok_or_else(|| ChunkError::BadHeader(format!("codec id {}", raw.codec)))?;
     let dtype = DType::from_u8(raw.dtype)
@@ -825,10 +834,14 @@ fn validate(raw: RawHeader<'_>, float_limit: u64) -> Result<Header, ChunkError> 
             )))
         }
     };
-    if matches!(dtype, DType::F32 | DType::F64) && original_len > float_limit {
+    let limit = match dtype {
+        DType::F32 | DType::F64 => room,
+        DType::Opaque => opaque_limit(room),
+    };
+    if original_len > limit {
         return Err(ChunkError::BadHeader(format!(
             "the header declares {original_len} bytes of {} values, the dataset's chunks \
-             hold {float_limit}",
+             hold {room}",
             dtype.name()
         )));
     }
@@ -1028,10 +1041,10 @@ pub fn decode(bytes: &[u8]) -> Result<(Header, SampleBuf), ChunkError> {
     decode_within(bytes, wire::MAX_ORIGINAL_LEN)
 }
 
-/// [`decode`] refusing, before it allocates, a chunk of float values of more than
-/// `float_limit` bytes ([`parse_within`]).
-pub fn decode_within(bytes: &[u8], float_limit: u64) -> Result<(Header, SampleBuf), ChunkError> {
-    let (header, payload) = parse_within(bytes, float_limit)?;
+/// [`decode`] refusing, before it allocates, a chunk of more than its dataset's chunks
+/// of `room` bytes hold ([`parse_within`]).
+pub fn decode_within(bytes: &[u8], room: u64) -> Result<(Header, SampleBuf), ChunkError> {
+    let (header, payload) = parse_within(bytes, room)?;
     let codec = codec_for(header.codec);
     let layout = payload_layout(&header.layout, header.padding.as_ref());
     let expanded;

@@ -167,7 +167,7 @@ const CONSTANT_FIELD: u8 = 0x81;
 /// hold fewer bytes than its bit count (at most 256 bits a value: a reserve of 4× an f64
 /// chunk) and has no outlier stream.
 fn well_formed(stream: &[u8], values: usize, by_rate: bool) -> bool {
-    let Some((conditioner, mut rest)) = stream.split_at_checked(CONDITIONER_LEN) else {
+    let Some((conditioner, rest)) = stream.split_at_checked(CONDITIONER_LEN) else {
         return false;
     };
     let count = u64::try_from(values).unwrap_or(u64::MAX);
@@ -179,26 +179,46 @@ fn well_formed(stream: &[u8], values: usize, by_rate: bool) -> bool {
         MEAN_SUBTRACTED => {}
         _ => return false,
     }
-    // The SPECK stream, then the outlier stream if there is one.
-    for required in [true, false] {
-        if rest.is_empty() && !required {
-            break;
-        }
-        let Some((header, body)) = rest.split_at_checked(SPECK_HEADER_LEN) else {
-            return false;
-        };
-        let bits = u64::from_le_bytes(header[1..].try_into().unwrap_or_default());
-        if header[0] > 64 {
-            return false;
-        }
+    speck_streams(rest, by_rate).is_some_and(|streams| {
+        streams.iter().all(|speck| {
+            let whole = speck.coded.len() as u64 == speck.bits.div_ceil(8);
+            speck.planes <= 64 && (whole || speck.bits <= count.saturating_mul(256))
+        })
+    })
+}
+
+/// One SPECK stream as SPERR lays it out after its conditioner header: the number of bit
+/// planes (u8), the number of coded bits (u64), then the bytes of those bits.
+struct SpeckStream<'a> {
+    planes: u8,
+    bits: u64,
+    coded: &'a [u8],
+}
+
+/// The SPECK streams that follow SPERR's conditioner header in `rest`: the coefficients'
+/// and, if any value missed the bound, the outlier coder's. In a stream coded to a size
+/// (`by_rate`; no outlier stream follows) the last may hold fewer bytes than its bit count.
+/// None when the lengths do not add up. The one reading of this layout: for the checks
+/// before SPERR decodes, for compact payloads and for cutting streams by rate.
+fn speck_streams(mut rest: &[u8], by_rate: bool) -> Option<Vec<SpeckStream<'_>>> {
+    let mut streams = Vec::with_capacity(2);
+    while streams.len() < 2 && (streams.is_empty() || !rest.is_empty()) {
+        let (header, body) = rest.split_at_checked(SPECK_HEADER_LEN)?;
+        let bits = u64::from_le_bytes(header[1..].try_into().ok()?);
         let whole = usize::try_from(bits.div_ceil(8)).unwrap_or(usize::MAX);
-        rest = match body.split_at_checked(whole) {
-            Some((_, after)) => after,
-            None if by_rate && bits <= count.saturating_mul(256) => &[],
-            None => return false,
+        let (coded, after) = match body.split_at_checked(whole) {
+            Some(split) => split,
+            None if by_rate => body.split_at(body.len()),
+            None => return None,
         };
+        streams.push(SpeckStream {
+            planes: header[0],
+            bits,
+            coded,
+        });
+        rest = after;
     }
-    rest.is_empty()
+    rest.is_empty().then_some(streams)
 }
 
 /// Bytes of SPERR's conditioner header: the flags, the mean as f64 and the quantisation
@@ -245,7 +265,7 @@ fn headroom_steps(bound: f64, q: f64) -> Option<u64> {
 /// field, a quantisation step no headroom gives, a length that does not add up). A stream
 /// coded to a size (bound 0) keeps its step: [`compact_rate_stream`].
 fn compact_stream(stream: &[u8], bound: f64) -> Option<Vec<u8>> {
-    let (conditioner, mut rest) = stream.split_at_checked(CONDITIONER_LEN)?;
+    let (conditioner, rest) = stream.split_at_checked(CONDITIONER_LEN)?;
     if conditioner[0] != MEAN_SUBTRACTED {
         return None;
     }
@@ -255,20 +275,12 @@ fn compact_stream(stream: &[u8], bound: f64) -> Option<Vec<u8>> {
     let steps = headroom_steps(bound, f64::from_le_bytes(conditioner[9..].try_into().ok()?))?;
     let mut out = conditioner[..9].to_vec();
     crate::wire::put_varint(&mut out, steps);
-    // The SPECK stream, then the outlier stream if there is one.
-    for required in [true, false] {
-        if rest.is_empty() && !required {
-            break;
-        }
-        let (header, body) = rest.split_at_checked(SPECK_HEADER_LEN)?;
-        let bits = u64::from_le_bytes(header[1..].try_into().ok()?);
-        let (bytes, after) = body.split_at_checked(usize::try_from(bits.div_ceil(8)).ok()?)?;
-        out.push(header[0]);
-        crate::wire::put_varint(&mut out, bits);
-        out.extend_from_slice(bytes);
-        rest = after;
+    for speck in speck_streams(rest, false)? {
+        out.push(speck.planes);
+        crate::wire::put_varint(&mut out, speck.bits);
+        out.extend_from_slice(speck.coded);
     }
-    rest.is_empty().then_some(out)
+    Some(out)
 }
 
 /// [`compact_stream`] of a stream by rate (a chunk whose bound is 0: [`Sperr::encode_rate`],
@@ -277,15 +289,13 @@ fn compact_stream(stream: &[u8], bound: f64) -> Option<Vec<u8>> {
 /// the coded bytes it holds, which may stop short of that count. There is no outlier
 /// stream.
 fn compact_rate_stream(conditioner: &[u8], speck: &[u8]) -> Option<Vec<u8>> {
-    let (header, coded) = speck.split_at_checked(SPECK_HEADER_LEN)?;
-    let bits = u64::from_le_bytes(header[1..].try_into().ok()?);
-    if coded.len() as u64 > bits.div_ceil(8) {
+    let [speck] = &speck_streams(speck, true)?[..] else {
         return None;
-    }
+    };
     let mut out = conditioner.to_vec();
-    out.push(header[0]);
-    crate::wire::put_varint(&mut out, bits);
-    out.extend_from_slice(coded);
+    out.push(speck.planes);
+    crate::wire::put_varint(&mut out, speck.bits);
+    out.extend_from_slice(speck.coded);
     Some(out)
 }
 
@@ -404,14 +414,13 @@ impl Sperr {
     /// for a chunk of `layout` ([`Sperr::truncated`]); None when it is not one.
     pub fn coded_bytes(payload: &[u8], layout: &Layout) -> Option<usize> {
         let frame = Sperr.frame(layout, 0)?.len();
-        let (headers, coded) =
-            payload.split_at_checked(frame + CONDITIONER_LEN + SPECK_HEADER_LEN)?;
-        let conditioner = &headers[frame..frame + CONDITIONER_LEN];
-        let bits = u64::from_le_bytes(headers[frame + CONDITIONER_LEN + 1..].try_into().ok()?);
-        // No more than the header's bits (a fixed-rate stream may hold fewer): more would
-        // be an outlier stream after them.
-        let whole = usize::try_from(bits.div_ceil(8)).ok()?;
-        (conditioner[0] == MEAN_SUBTRACTED && coded.len() <= whole).then_some(coded.len())
+        let (conditioner, rest) = payload.get(frame..)?.split_at_checked(CONDITIONER_LEN)?;
+        // One stream, perhaps holding fewer bytes than its bits: an outlier stream after
+        // them would make it no fixed-rate stream.
+        let [speck] = &speck_streams(rest, true)?[..] else {
+            return None;
+        };
+        (conditioner[0] == MEAN_SUBTRACTED).then_some(speck.coded.len())
     }
 
     /// Where a 3-D container header holds the chunk stream's length (u32), for a chunk of

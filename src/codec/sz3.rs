@@ -132,11 +132,14 @@ impl Codec for Sz3 {
 
 /// Whether `payload` has the structure SZ3 3.3.2's decoder trusts without checking: its
 /// frame, a compressed-data length within the payload, and after that data exactly one
-/// configuration for the chunk's value count. SZ3 reads its configuration at the offset
-/// the length gives, past the payload's end if the length is large, and throws an
-/// exception Rust cannot catch (an abort) on a wrong magic number or version. The checksum
-/// already keeps damaged chunks out; this keeps crafted ones with a bad frame out too.
-/// (The coded data itself is not checked: a chunk crafted there can still crash SZ3.)
+/// configuration for the chunk's value count, naming a pipeline this build writes. SZ3
+/// reads its configuration at the offset the length gives, past the payload's end if the
+/// length is large, and throws an exception Rust cannot catch (an abort) on a wrong magic
+/// number or version. The compressed data must open with its lossless stage's output
+/// length (u64) and a zstd frame declaring that length ([`lossless_stage_fits`]). The
+/// checksum already keeps damaged chunks out; this keeps crafted ones with a bad frame
+/// out too. (The coded data itself is not checked: a chunk crafted there can still crash
+/// SZ3.)
 fn well_framed(layout: &Layout, payload: &[u8]) -> bool {
     let Some(rest) = strip_frame(&Sz3, layout, payload) else {
         return false;
@@ -145,11 +148,47 @@ fn well_framed(layout: &Layout, payload: &[u8]) -> bool {
         return false;
     };
     let size = u64::from_le_bytes(size.try_into().unwrap());
-    let config = usize::try_from(size)
+    let Some((data, config)) = usize::try_from(size)
         .ok()
-        .and_then(|size| rest.get(size..))
-        .and_then(Config::parse);
-    config.is_some_and(|c| c.count() == Some(element_count(layout)))
+        .and_then(|size| rest.split_at_checked(size))
+    else {
+        return false;
+    };
+    Config::parse(config).is_some_and(|c| {
+        c.count() == Some(element_count(layout)) && lossless_stage_fits(layout, c.algorithm(), data)
+    })
+}
+
+/// SZ3 3.3.2's pipelines (`ALGO` in its Config.hpp) that this build writes: its default
+/// tunes between interpolation and Lorenzo with regression and stores the one it chose,
+/// or stores the values through zstd alone where that is smaller.
+const ALGO_LORENZO_REG: u8 = 0;
+const ALGO_INTERP: u8 = 2;
+const ALGO_LOSSLESS: u8 = 4;
+
+/// Whether `data`, SZ3's compressed data for a chunk of `layout` under pipeline
+/// `algorithm`, opens as SZ3's decoder expects to read it: the lossless stage's output
+/// length (u64), then a zstd frame declaring that many bytes. SZ3 decompresses into a
+/// buffer of that length, which it allocates for a lossy pipeline (a huge one is a null
+/// pointer it writes through) and which is the chunk's own for the lossless one (a longer
+/// one overflowed it): so the length must be the chunk's bytes there, and within what a
+/// lossy pipeline writes (two copies of the values plus its coding tables, in SZ3's own
+/// estimate) elsewhere.
+fn lossless_stage_fits(layout: &Layout, algorithm: u8, data: &[u8]) -> bool {
+    let Some((len, frame)) = data.split_at_checked(8) else {
+        return false;
+    };
+    let len = u64::from_le_bytes(len.try_into().unwrap());
+    let Some(value_bytes) = layout.dtype.natural_size() else {
+        return false;
+    };
+    let chunk_bytes = element_count(layout).saturating_mul(value_bytes as u64);
+    let fits = match algorithm {
+        ALGO_LOSSLESS => len == chunk_bytes,
+        ALGO_LORENZO_REG | ALGO_INTERP => len <= chunk_bytes.saturating_mul(8) + (16 << 20),
+        _ => false,
+    };
+    fits && matches!(zstd::zstd_safe::get_frame_content_size(frame), Ok(Some(n)) if n == len)
 }
 
 /// Compact SZ3 payloads: the configuration's value count was left out.
@@ -197,6 +236,11 @@ impl<'a> Config<'a> {
     fn count(&self) -> Option<u64> {
         let at = self.count_at;
         Some(u64::from_le_bytes(self.bytes[at..at + 8].try_into().ok()?))
+    }
+
+    /// The pipeline SZ3 ran (`ALGO_*`).
+    fn algorithm(&self) -> u8 {
+        self.bytes[self.count_at + 8]
     }
 
     /// The bound's bits, in absolute-error mode.
@@ -309,6 +353,48 @@ mod tests {
             // A configuration for another number of values than the chunk holds.
             let smaller = Layout::of(&data, &[6, 20, 24]);
             assert!(Sz3.decode(&payload, &smaller, bound).is_err());
+        });
+    }
+
+    #[test]
+    fn lossless_stages_sz3_would_overrun_are_refused_before_it_reads_them() {
+        let cases = [(vec![12, 20, 24], Kind::Noise)];
+        for_each_case(&cases, |_, data, layout, bound| {
+            let payload = Sz3.encode(data, &layout.shape, bound).unwrap();
+            let body = &payload[SZ3_FRAME.len()..];
+            let size = u64::from_le_bytes(body[..8].try_into().unwrap()) as usize;
+            let config = &body[8 + size..];
+            let count_at = Config::parse(config).unwrap().count_at;
+            // The payload with pipeline `algorithm`, whose lossless stage declares `len`
+            // bytes and holds `content`.
+            let craft = |algorithm: u8, len: usize, content: &[u8]| {
+                let mut coded = (len as u64).to_le_bytes().to_vec();
+                coded.extend(zstd::bulk::compress(content, 3).unwrap());
+                let mut config = config.to_vec();
+                config[count_at + 8] = algorithm;
+                let mut out = SZ3_FRAME.to_vec();
+                out.extend((coded.len() as u64).to_le_bytes());
+                out.extend(coded);
+                out.extend(config);
+                out
+            };
+            let refused = |bytes: &[u8]| Sz3.decode(bytes, layout, bound).is_err();
+            let raw = data.as_bytes();
+            // SZ3's lossless pipeline holding the chunk's bytes decodes them.
+            let exact = Sz3.decode(&craft(ALGO_LOSSLESS, raw.len(), raw), layout, bound);
+            assert_eq!(exact.unwrap().view().as_bytes(), raw);
+            // Declaring more than the chunk holds: SZ3 wrote it past the chunk's buffer.
+            let longer = [raw, &[0xab; 4096][..]].concat();
+            assert!(refused(&craft(ALGO_LOSSLESS, longer.len(), &longer)));
+            // A lossy pipeline's stage far longer than SZ3 writes (its buffer is
+            // allocated at that length), or of another length than its zstd frame.
+            assert!(refused(&craft(ALGO_INTERP, 1 << 40, raw)));
+            assert!(refused(&craft(ALGO_INTERP, raw.len() + 1, raw)));
+            // A pipeline this build never writes.
+            for algorithm in [1, 3, 5, 6, 0xff] {
+                assert!(refused(&craft(algorithm, raw.len(), raw)), "{algorithm}");
+            }
+            assert!(Sz3.decode(&payload, layout, bound).is_ok());
         });
     }
 

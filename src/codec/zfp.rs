@@ -118,6 +118,12 @@ fn decompress(payload: &[u8], dtype: DType, dims: &[usize]) -> Result<SampleBuf,
     };
     let field = Field::new(ptr, kind, dims)?;
     let mut stream = Stream::open()?;
+    // SAFETY: both handles are live; the stream has no bit stream yet, which setting its
+    // mode and sizing a field do not need.
+    let written_most = unsafe {
+        ffi::zfp_stream_set_accuracy(stream.0.as_ptr(), 1.0);
+        ffi::zfp_stream_maximum_size(stream.0.as_ptr(), field.0.as_ptr())
+    };
     // The header alone first, from words that hold the longest header zfp reads.
     let header_words = (ffi::ZFP_HEADER_MAX_BITS as usize).div_ceil(64);
     let head = &payload[..payload.len().min(header_words * 8)];
@@ -128,6 +134,17 @@ fn decompress(payload: &[u8], dtype: DType, dims: &[usize]) -> Result<SampleBuf,
         // SAFETY: both handles are live; the header has set the stream's mode.
         unsafe { ffi::zfp_stream_maximum_size(stream.0.as_ptr(), field.0.as_ptr()) }
     };
+    // The words below are allocated at the size the header's mode and dims allow: more
+    // than fixed-accuracy mode allows for this chunk's field (a crafted header's least
+    // bits per block, or a field of the same count whose blocks are mostly padding) is no
+    // payload this codec wrote, and would have this decode allocate up to a kilobyte a
+    // value, aborting where that much cannot be had.
+    if most == 0 || most > written_most {
+        return Err(library_error(
+            NAME,
+            "zfp header's mode or field may hold more than this chunk's stream",
+        ));
+    }
     // zfp's decoder trusts the stream to hold what its mode may store and reads past
     // the end of a shorter one (a payload cut short, with a checksum made to match):
     // the words are padded with zeros to that size. Zeroed pages past the payload are
@@ -572,6 +589,41 @@ mod tests {
                 assert_eq!(cut.len(), values.len());
             }
         }
+    }
+
+    #[test]
+    fn headers_letting_a_stream_hold_more_than_the_chunks_are_refused() {
+        let shape = [16, 16, 16];
+        let values: Vec<f32> = generate(Kind::Spectral { slope: 2.0 }, &shape, 3)
+            .iter()
+            .map(|&x| x as f32)
+            .collect();
+        let data = Samples::F32(&values);
+        let layout = Layout::of(&data, &shape);
+        let bound = 1e-3;
+        let payload = Zfp.encode(data, &shape, bound).unwrap();
+        assert!(Zfp.decode(&payload, &layout, bound).is_ok());
+        // The same values as a 4-D field whose blocks hold 4 values and 252 of padding.
+        let (padded, _) = compress(data, &[1, 1, 1, 4096], bound).unwrap();
+        assert!(Zfp.decode(&padded, &layout, bound).is_err());
+        // A mode whose every block takes the most bits zfp codes a block in.
+        let kind = ffi::zfp_type_zfp_type_float;
+        let field = Field::new(values.as_ptr() as *mut c_void, kind, &shape).unwrap();
+        let mut stream = Stream::open().unwrap();
+        let mut words = vec![0u64; 1 << 16];
+        let bits = stream.attach(&mut words).unwrap();
+        // SAFETY: live handles; the stream writes 64 blocks of 16658 bits within `words`.
+        let written = unsafe {
+            let (most, prec) = (ffi::ZFP_MAX_BITS as _, ffi::ZFP_MAX_PREC as _);
+            let set = ffi::zfp_stream_set_params(stream.0.as_ptr(), most, most, prec, -1074);
+            assert_ne!(set, 0);
+            ffi::zfp_write_header(stream.0.as_ptr(), field.0.as_ptr(), ffi::ZFP_HEADER_FULL);
+            ffi::zfp_compress(stream.0.as_ptr(), field.0.as_ptr())
+        };
+        drop(bits);
+        let wide = &bytemuck::cast_slice::<u64, u8>(&words)[..written];
+        assert!(wide.len() > 64 * 2000, "{}", wide.len());
+        assert!(Zfp.decode(wide, &layout, bound).is_err());
     }
 
     #[test]

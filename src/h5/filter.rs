@@ -165,7 +165,7 @@ fn encode_little_endian(
 /// Decodes one stored chunk back into the bytes HDF5 wrote, swapped back to big-endian
 /// when the chunk says the dataset's values are. Needs no settings, no model.
 pub fn decode_chunk(bytes: &[u8]) -> Result<Vec<u8>, FilterError> {
-    decode_chunk_for(None, bytes)
+    decode_chunk_for(None, None, bytes)
 }
 
 /// [`decode_chunk`] for the dataset whose stored cd_values are `stored`: a chunk of float
@@ -178,16 +178,21 @@ pub fn decode_chunk(bytes: &[u8]) -> Result<Vec<u8>, FilterError> {
 /// dataset's (an in-situ buffer compressed with user cd_values, which are native, written
 /// into a big-endian dataset) is handed back in the dataset's order: the chunk says which
 /// order its values were in. Chunks kept byte for byte (non-float data, or another
-/// filter's bytes in a pipeline of an older file) are not checked: their size is whatever
-/// the bytes were.
+/// filter's bytes in a pipeline of an older file) are not checked but for a ceiling of
+/// twice the dataset's chunk and a MiB ([`chunk::opaque_limit`]): their size is whatever
+/// the bytes were. `room` is the dataset's chunk bytes where `stored` is None because
+/// the cd_values do not parse (a file from a newer build): the ceilings hold there too.
 pub fn decode_chunk_for(
     stored: Option<&StoredSettings>,
+    room: Option<usize>,
     bytes: &[u8],
 ) -> Result<Vec<u8>, FilterError> {
-    // A float chunk may declare no more bytes than the dataset's chunk holds: nothing
-    // larger is allocated for a crafted header.
+    // A chunk may declare no more bytes than the dataset's chunk holds (a float chunk) or
+    // a little more (others): nothing larger is allocated for a crafted header. The
+    // dataset's chunk bytes come from its cd_values, or from their dims slots alone
+    // (`room`) where the rest does not parse.
     let expected = stored.and_then(|s| element_count(&s.chunk)?.checked_mul(s.elem_size));
-    let limit = expected.map_or(MAX_ORIGINAL_LEN, |n| n as u64);
+    let limit = expected.or(room).map_or(MAX_ORIGINAL_LEN, |n| n as u64);
     let (header, mut out) = decode_native(bytes, limit)?;
     let floats = |t: DType| matches!(t, DType::F32 | DType::F64);
     // The dataset's byte order where it is known, else the one the chunk says.
@@ -229,9 +234,10 @@ fn decode_quietly(bytes: &[u8]) -> Result<(chunk::Header, Vec<u8>), FilterError>
 }
 
 /// The chunk's header and its bytes in little-endian order, whatever order it says; a
-/// float chunk of more than `float_limit` bytes is refused before it is decoded.
-fn decode_native(bytes: &[u8], float_limit: u64) -> Result<(chunk::Header, Vec<u8>), FilterError> {
-    let (header, values) = chunk::decode_within(bytes, float_limit)?;
+/// chunk of more than its dataset's chunks of `room` bytes hold is refused before it is
+/// decoded ([`chunk::parse_within`]).
+fn decode_native(bytes: &[u8], room: u64) -> Result<(chunk::Header, Vec<u8>), FilterError> {
+    let (header, values) = chunk::decode_within(bytes, room)?;
     let out = values.into_bytes();
     if out.len() as u64 != header.original_len {
         return Err(FilterError::SizeMismatch {
@@ -315,19 +321,26 @@ mod tests {
             .collect();
         let (out, _) = encode_chunk(&stored(DType::F32, 4, &[16, 16], 60.0), &values).unwrap();
         let own = stored(DType::F32, 4, &[16, 16], 60.0);
-        assert_eq!(decode_chunk_for(Some(&own), &out).unwrap().len(), 1024);
-        let err = decode_chunk_for(Some(&stored(DType::F32, 4, &[32, 32], 60.0)), &out);
+        assert_eq!(
+            decode_chunk_for(Some(&own), None, &out).unwrap().len(),
+            1024
+        );
+        let err = decode_chunk_for(Some(&stored(DType::F32, 4, &[32, 32], 60.0)), None, &out);
         assert!(matches!(
             err,
             Err(FilterError::SizeMismatch { got: 1024, .. })
         ));
         // An f64 dataset whose chunks hold as many bytes: the type says it is not its chunk.
         let wide = stored(DType::F64, 8, &[8, 16], 60.0);
-        let err = decode_chunk_for(Some(&wide), &out).unwrap_err().to_string();
+        let err = decode_chunk_for(Some(&wide), None, &out)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("f32 values in a dataset of f64"), "{err}");
         // An integer dataset of the same element size: float bits read as integers.
         let ints = stored(DType::Opaque, 4, &[16, 16], 60.0);
-        let err = decode_chunk_for(Some(&ints), &out).unwrap_err().to_string();
+        let err = decode_chunk_for(Some(&ints), None, &out)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("f32 values in a dataset of values of another type"),
             "{err}"
@@ -336,7 +349,7 @@ mod tests {
         let ints = vec![3u8; 1000];
         let (out, _) = encode_chunk(&stored(DType::Opaque, 4, &[250], 60.0), &ints).unwrap();
         let other = stored(DType::Opaque, 4, &[500], 60.0);
-        assert_eq!(decode_chunk_for(Some(&other), &out).unwrap(), ints);
+        assert_eq!(decode_chunk_for(Some(&other), None, &out).unwrap(), ints);
     }
 
     #[test]
@@ -356,13 +369,40 @@ mod tests {
         let err = decode_chunk(&crafted).unwrap_err().to_string();
         assert!(!err.contains("declares"), "{err}");
         let own = stored(DType::F32, 4, &[16, 16], 60.0);
-        let err = decode_chunk_for(Some(&own), &crafted)
+        let err = decode_chunk_for(Some(&own), None, &crafted)
             .unwrap_err()
             .to_string();
         assert!(
             err.contains("declares 1048576 bytes of f32 values, the dataset's chunks hold 1024"),
             "{err}"
         );
+        // The same from the cd_values' dims slots alone, where the rest does not parse.
+        let err = decode_chunk_for(None, Some(1024), &crafted)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("the dataset's chunks hold 1024"), "{err}");
+        // Bytes kept as they came may declare a little more than the chunk, not 4 MiB.
+        let opaque = |len: usize| {
+            let data = Samples::Opaque {
+                bytes: &[0; 4],
+                elem_size: 4,
+            };
+            let codec = crate::wire::CodecId::Lossless;
+            chunk::wrap(codec, &data, &[len / 4], 0.0, None, None, b"not a payload")
+        };
+        let err = decode_chunk_for(Some(&own), None, &opaque(4 << 20))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("declares 4194304 bytes of opaque values"),
+            "{err}"
+        );
+        for len in [1024, 1 << 20] {
+            let err = decode_chunk_for(Some(&own), None, &opaque(len))
+                .unwrap_err()
+                .to_string();
+            assert!(!err.contains("declares"), "{len}: {err}");
+        }
     }
 
     #[test]
@@ -439,11 +479,11 @@ mod tests {
         // with native settings, written into a big-endian dataset, and the reverse) comes
         // back in the dataset's order, the same bytes as the dataset's own chunk gives.
         assert_eq!(
-            decode_chunk_for(Some(&big_settings), &from_little).unwrap(),
+            decode_chunk_for(Some(&big_settings), None, &from_little).unwrap(),
             decode_chunk(&from_big).unwrap()
         );
         assert_eq!(
-            decode_chunk_for(Some(&settings), &from_big).unwrap(),
+            decode_chunk_for(Some(&settings), None, &from_big).unwrap(),
             decode_chunk(&from_little).unwrap()
         );
     }

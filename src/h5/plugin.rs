@@ -226,8 +226,10 @@ extern "C" fn filter_callback(
             let stored = StoredSettings::parse(cd).ok();
             // The same slots parse reads the chunk dims from; they size even a stored
             // form this version does not read.
-            room = crate::settings::stored_chunk_bytes(cd).unwrap_or(0);
-            filter::decode_chunk_for(stored.as_ref(), input).map_err(|e| e.to_string())?
+            let dataset_chunk = crate::settings::stored_chunk_bytes(cd);
+            room = dataset_chunk.unwrap_or(0);
+            filter::decode_chunk_for(stored.as_ref(), dataset_chunk, input)
+                .map_err(|e| e.to_string())?
         } else {
             let stored = StoredSettings::parse(cd).map_err(|e| e.to_string())?;
             let started = std::time::Instant::now();

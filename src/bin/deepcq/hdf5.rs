@@ -558,7 +558,7 @@ impl Dataset<'_> {
                 .map(|(&d, &c)| d.div_ceil(c.max(1)))
                 .collect();
             if grid.iter().try_fold(1u64, |n, &g| n.checked_mul(g)) == Some(count) {
-                return self.chunks_by_offset(&grid, &chunk_dims, count);
+                return self.chunks_by_offset(&dims, &chunk_dims);
             }
         }
         let mut chunks = Vec::new();
@@ -590,42 +590,39 @@ impl Dataset<'_> {
         Ok(chunks)
     }
 
-    /// The `count` chunks of a chunk grid of `grid` chunks of `chunk_dims` per axis, every
-    /// one allocated, in C order of their offsets.
+    /// The chunks of `chunk_dims` that tile an extent of `dims`, every one allocated, in C
+    /// order of their offsets.
     fn chunks_by_offset(
         &self,
-        grid: &[u64],
+        dims: &[u64],
         chunk_dims: &[u64],
-        count: u64,
     ) -> Result<Vec<ChunkInfo>, Hdf5Error> {
         let api = &self.h5.api;
-        let mut chunks = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
-        let mut at = vec![0u64; grid.len()];
-        for _ in 0..count {
-            let offset: Vec<u64> = at.iter().zip(chunk_dims).map(|(&i, &c)| i * c).collect();
-            let mut size: Hsize = 0;
-            // SAFETY: `offset` holds one entry per dimension; `size` is an out value.
-            let status = unsafe {
-                (api.dget_chunk_storage_size)(self.handle.id, offset.as_ptr(), &mut size)
-            };
-            if status < 0 {
-                return Err(self.call_failed("H5Dget_chunk_storage_size"));
-            }
-            chunks.push(ChunkInfo {
-                offset,
-                filter_mask: None,
-                size,
-            });
-            // The next offset in C order: the last axis fastest.
-            for axis in (0..grid.len()).rev() {
-                at[axis] += 1;
-                if at[axis] < grid[axis] {
-                    break;
+        let sizes = |v: &[u64]| -> Vec<usize> {
+            v.iter()
+                .map(|&n| usize::try_from(n).unwrap_or(usize::MAX))
+                .collect()
+        };
+        let blocks = crate::bench::chunking::blocks(&sizes(dims), &sizes(chunk_dims));
+        blocks
+            .into_iter()
+            .map(|block| {
+                let offset: Vec<u64> = block.origin.iter().map(|&o| o as u64).collect();
+                let mut size: Hsize = 0;
+                // SAFETY: `offset` holds one entry per dimension; `size` is an out value.
+                let status = unsafe {
+                    (api.dget_chunk_storage_size)(self.handle.id, offset.as_ptr(), &mut size)
+                };
+                if status < 0 {
+                    return Err(self.call_failed("H5Dget_chunk_storage_size"));
                 }
-                at[axis] = 0;
-            }
-        }
-        Ok(chunks)
+                Ok(ChunkInfo {
+                    offset,
+                    filter_mask: None,
+                    size,
+                })
+            })
+            .collect()
     }
 
     /// The dataset's own type in little-endian byte order: what values are read as.

@@ -6,7 +6,7 @@
 //! figures, [`peers`] reads the peer harness's recorded figures, [`report`] writes Markdown
 //! and [`plot`] the rate–distortion PNG. docs/bench.md explains the columns.
 
-mod chunking;
+pub(crate) mod chunking;
 mod cputime;
 mod inputs;
 mod methods;
