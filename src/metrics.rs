@@ -366,6 +366,15 @@ impl SsimReference {
                 .all(|(a, b)| a.to_f64() == b.to_f64());
             return if same { 1.0 } else { 0.0 };
         }
+        // A reconstruction a thousand ranges off anywhere reads NaN, a miss: the sliding
+        // window sums below cannot hold such a value's square without rounding away the
+        // rest, which then leaks into every later window along the axis and overstates
+        // it (values 1e8 ranges off read 0.851 on a chunk whose SSIM is 0.832).
+        let far = 1e3 * self.range;
+        let within = |y: &T| (y.to_f64() * self.scale - self.shift).abs() <= far;
+        if !reconstructed.iter().all(within) {
+            return f64::NAN;
+        }
         // The reconstruction's three window means (y, y², xy), one field at a time.
         let mut scratch = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
         let Scratch {
@@ -732,6 +741,34 @@ mod tests {
             reference.ssim_of(Samples::F32(&f32s(&x)), Samples::F64(&y)),
             None
         );
+    }
+
+    #[test]
+    fn reconstructions_too_far_off_for_the_window_sums_read_nan() {
+        let dims = [64usize, 64];
+        let mut x: Vec<f64> = (0..64 * 64)
+            .map(|i| 0.01 * ((i / 64) as f64 * 0.1).sin() * ((i % 64) as f64 * 0.13).cos())
+            .collect();
+        (x[0], x[1]) = (1.0, 0.0);
+        let noisy: Vec<f64> = x
+            .iter()
+            .enumerate()
+            .map(|(i, v)| v + 0.01 * ((i * 7919 % 211) as f64 / 105.0 - 1.0))
+            .collect();
+        let reference = SsimReference::of(&x, &dims);
+        let plain = reference.ssim(&x, &noisy);
+        assert!(plain > 0.0 && plain < 1.0, "{plain}");
+        // Nine values in one row this far off: the sliding sums lost the windows after
+        // them to rounding, which read above their SSIM.
+        for off in [1e2, 1e8] {
+            let mut y = noisy.clone();
+            (0..64).step_by(7).for_each(|c| y[3 * 64 + c] += off);
+            let got = reference.ssim(&x, &y);
+            match off > 1e3 {
+                true => assert!(got.is_nan(), "{off}: {got}"),
+                false => assert!(got < plain, "{off}: {got} vs {plain}"),
+            }
+        }
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Where the filter finds onnxruntime and the model, in the documented order.
 //!
 //! onnxruntime: `ORT_DYLIB_PATH`, then beside the plugin (the folder users point
-//! `HDF5_PLUGIN_PATH` at), then the system library folders. The model: the file
+//! `HDF5_PLUGIN_PATH` at), then the system library folders, then the dynamic loader's own
+//! search. The model: the file
 //! `H5Z_DEEPCQ_MODEL` names, else the default model compiled into the plugin, so a plugin
 //! file alone (plus onnxruntime) is a complete install.
 #![allow(unsafe_code)]
@@ -53,8 +54,16 @@ pub fn onnxruntime_library() -> Result<PathBuf, String> {
             return Ok(found);
         }
     }
+    // Then wherever the dynamic loader finds it: a folder registered in ld.so.cache
+    // (/etc/ld.so.conf.d) is on no fixed list.
+    for name in [c"libonnxruntime.so.1", c"libonnxruntime.so"] {
+        if let Some(found) = loader_path(name, c"OrtGetApiBase") {
+            return Ok(found);
+        }
+    }
     Err(format!(
-        "onnxruntime not found: {ORT_ENV} is unset and no libonnxruntime.so is in {}. Install \
+        "onnxruntime not found: {ORT_ENV} is unset and no libonnxruntime.so is in {} nor on \
+         the dynamic loader's path. Install \
          it (the onnxruntime wheel from PyPI ships onnxruntime/capi/libonnxruntime.so.*; \
          scripts/setup.sh fetches it), then set {ORT_ENV} to the file or copy it beside the \
          plugin",
@@ -63,6 +72,36 @@ pub fn onnxruntime_library() -> Result<PathBuf, String> {
             .collect::<Vec<_>>()
             .join(", ")
     ))
+}
+
+/// The file the dynamic loader finds for the library `name` on its own search (run paths,
+/// LD_LIBRARY_PATH as the process started with it, ld.so.cache, /lib and /usr/lib): the
+/// one holding its `symbol`. The library is opened and closed again; onnxruntime's own
+/// loader opens the file it is given.
+fn loader_path(name: &CStr, symbol: &CStr) -> Option<PathBuf> {
+    // SAFETY: opening a library runs its initialisers, as loading it for use does; the
+    // handle is closed once, after dladdr has read the loader's tables into `info`, whose
+    // file name is copied before that.
+    unsafe {
+        let handle = libc::dlopen(name.as_ptr(), libc::RTLD_LAZY | libc::RTLD_LOCAL);
+        if handle.is_null() {
+            return None;
+        }
+        let address = libc::dlsym(handle, symbol.as_ptr());
+        let mut info: libc::Dl_info = std::mem::zeroed();
+        let path = (!address.is_null()
+            && libc::dladdr(address, &mut info) != 0
+            && !info.dli_fname.is_null())
+        .then(|| {
+            PathBuf::from(
+                CStr::from_ptr(info.dli_fname)
+                    .to_string_lossy()
+                    .into_owned(),
+            )
+        });
+        libc::dlclose(handle);
+        path.filter(|p| p.is_absolute() && p.is_file())
+    }
 }
 
 /// The first onnxruntime library file in `dir`: the plain names, then any versioned one.
@@ -188,6 +227,14 @@ mod tests {
         // ONNX is a protobuf whose first field (ir_version, tag 0x08) comes first.
         assert_eq!(DEFAULT_MODEL.first(), Some(&0x08));
         assert!(DEFAULT_MODEL.len() > 10_000 && DEFAULT_MODEL.len() <= 2 << 20);
+    }
+
+    #[test]
+    fn the_loader_names_the_file_it_finds_a_library_in() {
+        let libc = loader_path(c"libc.so.6", c"malloc").unwrap();
+        assert!(libc.is_absolute() && libc.is_file(), "{}", libc.display());
+        assert_eq!(loader_path(c"libc.so.6", c"no_such_symbol_here"), None);
+        assert_eq!(loader_path(c"libno-such-library.so", c"malloc"), None);
     }
 
     #[test]
