@@ -113,22 +113,24 @@ pub fn scan(root: &Path) -> Result<Vec<ArrayEntry>, CorpusError> {
             .unwrap_or_default()
             .to_string_lossy()
             .into_owned();
+        // An array of another type, or of no value, is named and left out: the rest of
+        // the corpus still serves.
         for record in records {
+            let left_out = |why: String| {
+                let at = manifest.display();
+                crate::observe::warn(&format!("{at}: {} left out: {why}", record.file));
+            };
             let dtype = match record.dtype.as_str() {
                 "float32" | "f32" => DType::F32,
                 "float64" | "f64" => DType::F64,
                 other => {
-                    return Err(CorpusError::Manifest {
-                        path: manifest.clone(),
-                        message: format!("unsupported dtype {other}"),
-                    })
+                    left_out(format!("dtype {other} is not float32 or float64"));
+                    continue;
                 }
             };
             if record.dims.is_empty() || record.dims.contains(&0) {
-                return Err(CorpusError::Manifest {
-                    path: manifest.clone(),
-                    message: format!("{}: dims {:?} hold no value", record.file, record.dims),
-                });
+                left_out(format!("dims {:?} hold no value", record.dims));
+                continue;
             }
             entries.push(ArrayEntry {
                 dataset: dataset.clone(),

@@ -295,6 +295,34 @@ fn bench_fails_clearly_on_a_missing_or_foreign_file() {
 }
 
 #[test]
+fn an_array_that_cannot_be_read_is_left_out_and_named_not_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    dataset(dir.path(), "good", "a.f32", &[8, 16], false, 1);
+    dataset(dir.path(), "short", "b.f32", &[8, 16], false, 2);
+    // The file holds less than its manifest says.
+    std::fs::write(dir.path().join("short/b.f32"), [0u8; 100]).unwrap();
+    let report = bench_report(
+        dir.path(),
+        &[dir.path().as_os_str(), "--targets".as_ref(), "40".as_ref()],
+    );
+    assert!(report.contains("- 1 arrays, 1 chunks"), "{report}");
+    assert!(
+        report.contains("- Left out, unreadable: short/b.f32:") && report.contains("short/b.f32"),
+        "{report}"
+    );
+    // With nothing readable there is no report, and the reason is said.
+    std::fs::write(dir.path().join("good/a.f32"), [0u8; 100]).unwrap();
+    let err = failed_bench(
+        dir.path(),
+        &[dir.path().as_os_str(), "--targets".as_ref(), "40".as_ref()],
+    );
+    assert!(
+        err.contains("no array could be read") && err.contains("good/a.f32"),
+        "{err}"
+    );
+}
+
+#[test]
 fn bench_writes_nan_and_inf_as_the_filter_does() {
     // A 32×32 field in 16×16 chunks: one chunk all NaN (land), one holding NaN and +Inf
     // (two kinds: the filter stores it exactly), one with a NaN hole, one finite. The

@@ -100,6 +100,9 @@ pub struct Hdf5Api {
     /// `H5allocate_memory` and `H5free_memory`, together or not at all.
     memory: Option<(AllocateMemory, FreeMemory)>,
     clear_errors: Option<ClearErrors>,
+    /// `H5Iget_type` and `H5Sget_simple_extent_ndims`: what tells which copy a callback's
+    /// ids belong to ([`Hdf5Api::holds_deepcq`]).
+    id_checks: Option<(TypeInt, TypeInt)>,
     /// `H5Tget_precision`, `H5Tget_offset`, `H5Tget_fields`, `H5Tget_ebias`,
     /// `H5Tget_norm`: what tells an IEEE float from another float of its size.
     float_layout: Option<(TypeSize, TypeInt, GetFields, TypeSize, TypeInt)>,
@@ -216,17 +219,21 @@ pub fn forget_choice() {
     let _ = CHOSEN.try_with(|c| c.set(None));
 }
 
-/// The HDF5 whose dataset creation property list `dcpl` holds deepcq's filter. Python
-/// wheels each bundle their own libhdf5 (`import netCDF4, h5py` loads two), and an id of
-/// one means nothing, or another list, to the other: h5py's `create_dataset` failed with
-/// "error during user callback" while the filter asked netCDF4's copy. With one library
-/// loaded, that one; an error a probe leaves on another copy's stack is cleared there.
-pub fn api_for(dcpl: Hid) -> Result<&'static Hdf5Api, String> {
+/// The HDF5 whose dataset creation property list `dcpl`, datatype `type_id` and
+/// dataspace `space_id` (a callback's three ids) hold deepcq's filter. Python wheels each
+/// bundle their own libhdf5 (`import netCDF4, h5py` loads two), and an id of one means
+/// nothing, or another object, to the other: h5py's `create_dataset` failed with "error
+/// during user callback" while the filter asked netCDF4's copy. With one library loaded,
+/// that one; an error a probe leaves on another copy's stack is cleared there.
+pub fn api_for(dcpl: Hid, type_id: Hid, space_id: Hid) -> Result<&'static Hdf5Api, String> {
     let libraries = every_api()?;
     if let [only] = libraries[..] {
         return Ok(only);
     }
-    let chosen = libraries.iter().copied().find(|api| api.holds_deepcq(dcpl));
+    let chosen = libraries
+        .iter()
+        .copied()
+        .find(|api| api.holds_deepcq(dcpl, type_id, space_id));
     let _ = CHOSEN.try_with(|c| c.set(chosen));
     chosen.ok_or_else(|| {
         format!(
@@ -295,6 +302,9 @@ impl Hdf5Api {
                     .and_then(|a| Ok((a, get(&library, "H5free_memory")?)))
                     .ok(),
                 clear_errors: get(&library, "H5Eclear2").ok(),
+                id_checks: get(&library, "H5Iget_type")
+                    .and_then(|t| Ok((t, get(&library, "H5Sget_simple_extent_ndims")?)))
+                    .ok(),
                 float_layout: (|| {
                     Some((
                         get(&library, "H5Tget_precision").ok()?,
@@ -476,18 +486,34 @@ impl Hdf5Api {
         self.get_filter_by_id2 as usize == other.get_filter_by_id2 as usize
     }
 
-    /// Whether `dcpl` is, in this library, a property list that holds deepcq's filter.
-    fn holds_deepcq(&self, dcpl: Hid) -> bool {
-        // (H5Iis_valid cannot tell: it answers false for the copy of the list that
-        // H5Dcreate hands the callbacks, which the application holds no reference to.)
-        if self.filter_values(dcpl, crate::wire::FILTER_ID).is_ok() {
-            return true;
+    /// Whether, in this library, `dcpl` is a property list that holds deepcq's filter,
+    /// `type_id` a datatype and `space_id` a dataspace of the chunks' rank. A property list
+    /// alone was not enough: each copy numbers its ids from the same start, and the list
+    /// HDF5 hands the callbacks often had the number of a list another copy kept for an
+    /// open dataset of deepcq's (netCDF-C keeps its variables open), so the filter set up
+    /// that dataset instead and h5py stored 3 of 200 datasets raw (the filter is optional
+    /// there). (H5Iis_valid cannot tell: it answers false for the ids H5Dcreate hands the
+    /// callbacks, which the application holds no reference to.)
+    fn holds_deepcq(&self, dcpl: Hid, type_id: Hid, space_id: Hid) -> bool {
+        const H5I_DATATYPE: c_int = 3;
+        const H5I_DATASPACE: c_int = 4;
+        let ids_fit = |(get_type, ndims): (TypeInt, TypeInt)| {
+            // SAFETY: plain queries of ids; an id this copy does not know answers an
+            // error value.
+            let (kinds, rank) =
+                unsafe { ((get_type(type_id), get_type(space_id)), ndims(space_id)) };
+            let chunk_rank = self.chunk_dims(dcpl).map(|d| d.len() as c_int);
+            kinds == (H5I_DATATYPE, H5I_DATASPACE) && chunk_rank == Ok(rank)
+        };
+        let holds = self.filter_values(dcpl, crate::wire::FILTER_ID).is_ok()
+            && self.id_checks.map_or(true, ids_fit);
+        if !holds {
+            if let Some(clear) = self.clear_errors {
+                // SAFETY: clears this library's default error stack (H5E_DEFAULT).
+                unsafe { clear(0) };
+            }
         }
-        if let Some(clear) = self.clear_errors {
-            // SAFETY: clears this library's default error stack (H5E_DEFAULT).
-            unsafe { clear(0) };
-        }
-        false
+        holds
     }
 
     /// HDF5's own allocator and release for a filter's buffers, where the library has

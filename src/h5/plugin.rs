@@ -118,9 +118,9 @@ fn filters_before_deepcq(pipeline: &[u32]) -> Option<String> {
 /// Checks the user's cd_values before the dataset exists, so bad values fail
 /// `H5Dcreate` with a message instead of failing the first write. Every datatype is
 /// accepted: non-float data is stored losslessly.
-extern "C" fn can_apply(dcpl: Hid, _type_id: Hid, _space_id: Hid) -> c_int {
+extern "C" fn can_apply(dcpl: Hid, type_id: Hid, space_id: Hid) -> c_int {
     guarded("deepcq can_apply", -1, || {
-        let api = api::api_for(dcpl)?;
+        let api = api::api_for(dcpl, type_id, space_id)?;
         let (_, cd) = api.filter_values(dcpl, wire::FILTER_ID)?;
         Settings::parse(&cd).map_err(|e| e.to_string())?;
         api.chunk_dims(dcpl)?;
@@ -129,9 +129,9 @@ extern "C" fn can_apply(dcpl: Hid, _type_id: Hid, _space_id: Hid) -> c_int {
 }
 
 /// Rewrites the user's cd_values into the stored form: settings + dtype + chunk dims.
-extern "C" fn set_local(dcpl: Hid, type_id: Hid, _space_id: Hid) -> c_int {
+extern "C" fn set_local(dcpl: Hid, type_id: Hid, space_id: Hid) -> c_int {
     guarded("deepcq set_local", -1, || {
-        let api = api::api_for(dcpl)?;
+        let api = api::api_for(dcpl, type_id, space_id)?;
         let (flags, cd) = api.filter_values(dcpl, wire::FILTER_ID)?;
         let settings = Settings::parse(&cd).map_err(|e| e.to_string())?;
         let chunk = api.chunk_dims(dcpl)?;

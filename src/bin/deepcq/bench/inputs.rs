@@ -290,16 +290,19 @@ mod tests {
             arrays(&dir.path().join("c.h5"), None).is_err(),
             "no such file"
         );
-        // A manifest entry without a value is refused by name.
+        // Manifest entries without a value or of another type are left out, not the rest.
         std::fs::write(
             dir.path().join("b/stats.json"),
-            r#"[{"file": "y.f64", "dims": [], "dtype": "float64"}]"#,
+            r#"[{"file": "y.f64", "dims": [], "dtype": "float64"},
+                {"file": "z.i16", "dims": [4], "dtype": "int16"}]"#,
         )
         .unwrap();
-        let err = arrays(dir.path(), None).unwrap_err();
-        assert!(
-            format!("{err:#}").contains("y.f64: dims [] hold no value"),
-            "{err:#}"
+        let kept = arrays(dir.path(), None).unwrap();
+        assert_eq!(
+            kept.iter().map(|e| e.name()).collect::<Vec<_>>(),
+            ["a/x.f32"]
         );
+        // A folder left with no array at all is an error.
+        assert!(arrays(&dir.path().join("b"), None).is_err());
     }
 }

@@ -169,16 +169,26 @@ pub fn run(args: BenchArgs) -> Result<()> {
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let mut arrays = Vec::new();
+    let (mut arrays, mut left_out) = (Vec::new(), Vec::new());
     for (i, entry) in entries.iter().enumerate() {
         bar.set_message(entry.name());
-        let (values, fill) = entry
-            .load()
-            .with_context(|| format!("reading {}", entry.name()))?;
-        let missing = missing_value(&values, args.missing, fill)
-            .with_context(|| format!("{}: its missing value", entry.name()))?;
         let chunk = chunk_of(entry)?;
         let blocks = chunking::blocks(&entry.dims, &chunk);
+        // An array that cannot be read (a dataset behind a filter that is not installed, a
+        // file shorter than its manifest says) is named and left out, as unreadable files
+        // are when the folder is listed: it does not lose the rest of the run.
+        let (values, fill) = match entry.load() {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                let why = format!("{}: {e:#}", entry.name());
+                bar.suspend(|| eprintln!("bench: left out {why}"));
+                bar.inc((blocks.len() * args.targets.len()) as u64);
+                left_out.push(why);
+                continue;
+            }
+        };
+        let missing = missing_value(&values, args.missing, fill)
+            .with_context(|| format!("{}: its missing value", entry.name()))?;
         // Each target's chunks run in order through one memory, as the filter receives a
         // dataset's chunks, so that runs repeat exactly; the targets run in parallel.
         let per_target = pool.install(|| {
@@ -246,6 +256,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
         }
     }
     bar.finish_and_clear();
+    if arrays.is_empty() {
+        bail!("no array could be read: {}", left_out.join("; "));
+    }
     if let Some(path) = &args.plot {
         plot::write(path, &rd_series(&arrays, args.targets.len()))?;
     }
@@ -261,6 +274,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         command,
         targets: &args.targets,
         arrays: &arrays,
+        left_out: &left_out,
         threads: args.threads.max(1),
         steps: args.oracle_steps,
         proposer: &chooser_name,

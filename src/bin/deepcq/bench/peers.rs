@@ -46,13 +46,14 @@ pub fn load(path: &Path) -> Result<Vec<PeerRow>> {
 }
 
 /// The peer summary of one method at one target over `files`: (geometric mean of CR /
-/// best-oracle CR, mean hit rate, number of arrays). `None` when no array has both rows.
+/// best-oracle CR, mean hit rate, the arrays it covers). `None` when no array has both
+/// rows.
 pub fn summary(
     rows: &[PeerRow],
     files: &HashSet<String>,
     target: f64,
     method: &str,
-) -> Option<(f64, f64, usize)> {
+) -> Option<(f64, f64, HashSet<String>)> {
     let at = |name: &str| -> HashMap<&str, &PeerRow> {
         rows.iter()
             .filter(|r| r.method == name && (r.target - target).abs() < 1e-9)
@@ -61,15 +62,19 @@ pub fn summary(
             .collect()
     };
     let (mine, best) = (at(method), at("best-oracle"));
-    let pairs: Vec<(f64, f64)> = mine
+    let pairs: Vec<(&str, f64, f64)> = mine
         .iter()
-        .filter_map(|(file, r)| best.get(file).map(|b| (r.cr / b.cr, r.chunk_hit_rate)))
+        .filter_map(|(&file, r)| {
+            best.get(file)
+                .map(|b| (file, r.cr / b.cr, r.chunk_hit_rate))
+        })
         .collect();
     if pairs.is_empty() {
         return None;
     }
-    let hit = pairs.iter().map(|p| p.1).sum::<f64>() / pairs.len() as f64;
-    Some((geomean(pairs.iter().map(|p| p.0)), hit, pairs.len()))
+    let hit = pairs.iter().map(|p| p.2).sum::<f64>() / pairs.len() as f64;
+    let covered = pairs.iter().map(|p| p.0.to_string()).collect();
+    Some((geomean(pairs.iter().map(|p| p.1)), hit, covered))
 }
 
 /// The peer's CR for each file, for one method at one target.
@@ -102,9 +107,10 @@ mod tests {
         assert_eq!(rows.len(), 5);
         let files: HashSet<String> = ["a/x.f32", "a/y.f32", "b/z.f32"].map(String::from).into();
         // b/z has no best-oracle row: left out. Ratios 0.5 and 0.125 → 0.25.
-        let (ratio, hit, n) = summary(&rows, &files, 40.0, "sz3-oracle").unwrap();
+        let (ratio, hit, covered) = summary(&rows, &files, 40.0, "sz3-oracle").unwrap();
         assert!((ratio - 0.25).abs() < 1e-12);
-        assert_eq!((hit, n), (0.75, 2));
+        assert_eq!(hit, 0.75);
+        assert_eq!(covered, ["a/x.f32", "a/y.f32"].map(String::from).into());
         assert!(summary(&rows, &files, 60.0, "sz3-oracle").is_none());
         let crs = crs(&rows, 40.0, "sz3-oracle");
         assert_eq!(crs.len(), 3);

@@ -19,6 +19,8 @@ pub struct Run<'a> {
     pub targets: &'a [f64],
     /// Measured arrays.
     pub arrays: &'a [ArrayResult],
+    /// Arrays that could not be read, with why.
+    pub left_out: &'a [String],
     /// Worker threads.
     pub threads: usize,
     /// Compressions per oracle per chunk.
@@ -67,6 +69,9 @@ pub fn markdown(run: &Run) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    if !run.left_out.is_empty() {
+        let _ = writeln!(s, "- Left out, unreadable: {}.", run.left_out.join("; "));
+    }
     let _ = writeln!(s, "- Chunks: {}.", run.chunk_rule);
     let _ = writeln!(
         s,
@@ -91,13 +96,15 @@ pub fn markdown(run: &Run) -> String {
     );
     let _ = writeln!(
         s,
-        "- Stored sizes: deepcq rows include the self-describing chunk header; peer rows count \
-         the codec payload only. A chunk a peer's codec refuses is stored losslessly \
-         (column *refused*). NaN, ±Inf and an array's missing value (`--missing`, else an \
-         HDF5 dataset's fill value; named per array below) are missing values, as in the \
-         filter: kept exactly, left out of the PSNR (and of bits per value and the dataset \
-         PSNR) in every row; the peers compress the chunk with them replaced and also count the filter's \
-         missing-value record."
+        "- Stored sizes: deepcq rows count the chunk the filter writes, its self-describing \
+         header and its payload, SZ3's and SPERR's stored compact (a few bytes under their \
+         codec's payload all told, so deepcq's /best can pass 1 with an oracle's codec and \
+         bound); peer rows count the codec payload only. A chunk a peer's codec refuses is \
+         stored losslessly (column *refused*). NaN, ±Inf and an array's missing value \
+         (`--missing`, else an HDF5 dataset's fill value; named per array below) are missing \
+         values, as in the filter: kept exactly, left out of the PSNR (and of bits per value \
+         and the dataset PSNR) in every row; the peers compress the chunk with them replaced \
+         and also count the filter's missing-value record."
     );
     let _ = writeln!(s);
     let _ = writeln!(
@@ -171,9 +178,10 @@ fn peers_section(s: &mut String, run: &Run) {
     let _ = writeln!(s, "## Beside the peer harness\n");
     let _ = writeln!(
         s,
-        "Geometric mean over arrays of CR / best-oracle CR, with the mean chunk hit rate. *ours* \
-         is this run; *peers* is `{path}` (hdf5plugin's HDF5 filters, same chunks), over the \
-         arrays of this run it has figures for.\n"
+        "Geometric mean over arrays of CR / best-oracle CR, with the mean chunk hit rate. *peers* \
+         is `{path}` (hdf5plugin's HDF5 filters, same chunks), over the arrays of this run it \
+         has figures for; *ours* is this run over the same arrays (all of them where the peer \
+         has none).\n"
     );
     let mut head = "| method |".to_string();
     let mut rule = "|---|".to_string();
@@ -185,12 +193,23 @@ fn peers_section(s: &mut String, run: &Run) {
     for m in Method::ALL {
         let mut line = format!("| {} |", m.name());
         for (ti, t) in run.targets.iter().enumerate() {
-            let f: Figures = totals(run.arrays, ti, m);
-            let ours = format!("{} (hit {})", num(f.vs_best, 3), num(f.hit, 2));
-            let theirs = m
+            let peer = m
                 .peer_name()
-                .and_then(|name| peers::summary(rows, &files, *t, name))
-                .map(|(r, h, n)| format!("{} (hit {}, {n} arrays)", num(r, 3), num(h, 2)))
+                .and_then(|name| peers::summary(rows, &files, *t, name));
+            let covered: Vec<ArrayResult> = match &peer {
+                Some((_, _, covered)) => {
+                    let covers = |a: &&ArrayResult| covered.contains(&a.name);
+                    run.arrays.iter().filter(covers).cloned().collect()
+                }
+                None => run.arrays.to_vec(),
+            };
+            let f: Figures = totals(&covered, ti, m);
+            let ours = format!("{} (hit {})", num(f.vs_best, 3), num(f.hit, 2));
+            let theirs = peer
+                .map(|(r, h, covered)| {
+                    let n = covered.len();
+                    format!("{} (hit {}, {n} arrays)", num(r, 3), num(h, 2))
+                })
                 .unwrap_or_else(|| "–".into());
             let _ = write!(line, " {ours} | {theirs} |");
         }
