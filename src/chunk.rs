@@ -839,9 +839,13 @@ fn validate(raw: RawHeader<'_>, room: u64) -> Result<Header, ChunkError> {
         DType::Opaque => opaque_limit(room),
     };
     if original_len > limit {
+        let kept = match dtype {
+            DType::Opaque => format!(" (and at most {limit} kept as they came)"),
+            _ => String::new(),
+        };
         return Err(ChunkError::BadHeader(format!(
             "the header declares {original_len} bytes of {} values, the dataset's chunks \
-             hold {room}",
+             hold {room}{kept}",
             dtype.name()
         )));
     }

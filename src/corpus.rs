@@ -89,7 +89,9 @@ struct ManifestRecord {
     dtype: String,
 }
 
-/// Lists every array of every dataset folder under `root`, sorted by name.
+/// Lists every float32 or float64 array holding values of every dataset folder under
+/// `root`, sorted by name; other entries are named (through the log, else on stderr) and
+/// left out.
 pub fn scan(root: &Path) -> Result<Vec<ArrayEntry>, CorpusError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();

@@ -219,7 +219,9 @@ pub const SSIM_WINDOW: usize = 7;
 /// square in 2-D, a 7×7×7 cube in 3-D. Each window uses uniform weights and population
 /// (co)variances; `C1 = (0.01·R)²`, `C2 = (0.03·R)²` with `R` the original's value range.
 /// The result is the mean over windows. A constant original gives 1 when the
-/// reconstruction equals it and 0 otherwise. Non-finite values are not supported here.
+/// reconstruction equals it and 0 otherwise. A reconstruction with a value over a
+/// thousand ranges from the original's mean gives NaN, a miss ([`SsimReference::ssim`]).
+/// Non-finite values are not supported here.
 pub fn ssim<T: Element>(original: &[T], reconstructed: &[T], shape: &[usize]) -> f64 {
     SsimReference::of(original, shape).ssim(original, reconstructed)
 }
@@ -353,7 +355,8 @@ impl SsimReference {
     }
 
     /// The mean SSIM of `reconstructed` against `original`, the values this reference was
-    /// made of. Panics if the lengths differ (a programming error).
+    /// made of; NaN, a miss, when a reconstructed value lies over a thousand ranges from
+    /// the original's mean. Panics if the lengths differ (a programming error).
     pub fn ssim<T: Element>(&self, original: &[T], reconstructed: &[T]) -> f64 {
         assert_eq!(original.len(), reconstructed.len(), "length mismatch");
         if original.is_empty() {

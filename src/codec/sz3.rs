@@ -135,7 +135,7 @@ impl Codec for Sz3 {
 /// configuration for the chunk's value count, naming a pipeline this build writes. SZ3
 /// reads its configuration at the offset the length gives, past the payload's end if the
 /// length is large, and throws an exception Rust cannot catch (an abort) on a wrong magic
-/// number or version. The compressed data must open with its lossless stage's output
+/// number or version. The compressed data must open with its lossless stage's input
 /// length (u64) and a zstd frame declaring that length ([`lossless_stage_fits`]). The
 /// checksum already keeps damaged chunks out; this keeps crafted ones with a bad frame
 /// out too. (The coded data itself is not checked: a chunk crafted there can still crash
@@ -159,6 +159,12 @@ fn well_framed(layout: &Layout, payload: &[u8]) -> bool {
     })
 }
 
+/// The longest lossless-stage input [`lossless_stage_fits`] takes from a lossy pipeline
+/// for a chunk of `chunk_bytes`.
+fn lossy_stage_limit(chunk_bytes: u64) -> u64 {
+    chunk_bytes.saturating_mul(8).saturating_add(16 << 20)
+}
+
 /// SZ3 3.3.2's pipelines (`ALGO` in its Config.hpp) that this build writes: its default
 /// tunes between interpolation and Lorenzo with regression and stores the one it chose,
 /// or stores the values through zstd alone where that is smaller.
@@ -167,13 +173,13 @@ const ALGO_INTERP: u8 = 2;
 const ALGO_LOSSLESS: u8 = 4;
 
 /// Whether `data`, SZ3's compressed data for a chunk of `layout` under pipeline
-/// `algorithm`, opens as SZ3's decoder expects to read it: the lossless stage's output
-/// length (u64), then a zstd frame declaring that many bytes. SZ3 decompresses into a
-/// buffer of that length, which it allocates for a lossy pipeline (a huge one is a null
-/// pointer it writes through) and which is the chunk's own for the lossless one (a longer
-/// one overflowed it): so the length must be the chunk's bytes there, and within what a
-/// lossy pipeline writes (two copies of the values plus its coding tables, in SZ3's own
-/// estimate) elsewhere.
+/// `algorithm`, opens as SZ3's decoder expects to read it: the length of its lossless
+/// stage's input (u64, what zstd decodes back), then a zstd frame declaring that length.
+/// SZ3 decodes into a buffer of that length, which it allocates for a lossy pipeline (a
+/// huge one is a null pointer it writes through) and which is the chunk's own for the
+/// lossless one (a longer one overran it): so the length must be the chunk's bytes there,
+/// and elsewhere at most 8 times them and 16 MiB, over the buffer SZ3 estimates for a
+/// lossy pipeline's input (twice its values, unpredictable ones and coding tables).
 fn lossless_stage_fits(layout: &Layout, algorithm: u8, data: &[u8]) -> bool {
     let Some((len, frame)) = data.split_at_checked(8) else {
         return false;
@@ -185,7 +191,7 @@ fn lossless_stage_fits(layout: &Layout, algorithm: u8, data: &[u8]) -> bool {
     let chunk_bytes = element_count(layout).saturating_mul(value_bytes as u64);
     let fits = match algorithm {
         ALGO_LOSSLESS => len == chunk_bytes,
-        ALGO_LORENZO_REG | ALGO_INTERP => len <= chunk_bytes.saturating_mul(8) + (16 << 20),
+        ALGO_LORENZO_REG | ALGO_INTERP => len <= lossy_stage_limit(chunk_bytes),
         _ => false,
     };
     fits && matches!(zstd::zstd_safe::get_frame_content_size(frame), Ok(Some(n)) if n == len)
@@ -386,10 +392,24 @@ mod tests {
             // Declaring more than the chunk holds: SZ3 wrote it past the chunk's buffer.
             let longer = [raw, &[0xab; 4096][..]].concat();
             assert!(refused(&craft(ALGO_LOSSLESS, longer.len(), &longer)));
-            // A lossy pipeline's stage far longer than SZ3 writes (its buffer is
-            // allocated at that length), or of another length than its zstd frame.
-            assert!(refused(&craft(ALGO_INTERP, 1 << 40, raw)));
+            // A lossy pipeline's stage of another length than its zstd frame's.
             assert!(refused(&craft(ALGO_INTERP, raw.len() + 1, raw)));
+            // Or longer than SZ3 writes for one (its buffer is allocated at that length):
+            // a frame header declaring `len` bytes (single segment, 8-byte size).
+            let declaring = |len: u64| {
+                let mut data = len.to_le_bytes().to_vec();
+                data.extend([0x28, 0xb5, 0x2f, 0xfd, 0xe0]);
+                data.extend(len.to_le_bytes());
+                data
+            };
+            let most = lossy_stage_limit(raw.len() as u64);
+            assert!(lossless_stage_fits(layout, ALGO_INTERP, &declaring(most)));
+            for len in [most + 1, 1 << 40] {
+                assert!(
+                    !lossless_stage_fits(layout, ALGO_INTERP, &declaring(len)),
+                    "{len}"
+                );
+            }
             // A pipeline this build never writes.
             for algorithm in [1, 3, 5, 6, 0xff] {
                 assert!(refused(&craft(algorithm, raw.len(), raw)), "{algorithm}");

@@ -118,12 +118,8 @@ fn decompress(payload: &[u8], dtype: DType, dims: &[usize]) -> Result<SampleBuf,
     };
     let field = Field::new(ptr, kind, dims)?;
     let mut stream = Stream::open()?;
-    // SAFETY: both handles are live; the stream has no bit stream yet, which setting its
-    // mode and sizing a field do not need.
-    let written_most = unsafe {
-        ffi::zfp_stream_set_accuracy(stream.0.as_ptr(), 1.0);
-        ffi::zfp_stream_maximum_size(stream.0.as_ptr(), field.0.as_ptr())
-    };
+    // What a stream this codec wrote for the field may hold, whatever its tolerance.
+    let written_most = stream.set_accuracy(&field, 1.0);
     // The header alone first, from words that hold the longest header zfp reads.
     let header_words = (ffi::ZFP_HEADER_MAX_BITS as usize).div_ceil(64);
     let head = &payload[..payload.len().min(header_words * 8)];
@@ -217,11 +213,7 @@ fn compress(data: Samples<'_>, dims: &[usize], bound: f64) -> Result<(Vec<u8>, u
     };
     let field = Field::new(ptr, kind, dims)?;
     let mut stream = Stream::open()?;
-    // SAFETY: stream and field are live handles.
-    let capacity = unsafe {
-        ffi::zfp_stream_set_accuracy(stream.0.as_ptr(), bound);
-        ffi::zfp_stream_maximum_size(stream.0.as_ptr(), field.0.as_ptr())
-    };
+    let capacity = stream.set_accuracy(&field, bound);
     // zfp writes whole 64-bit words, so the buffer is allocated as u64s.
     let mut buffer = vec![0u64; capacity.div_ceil(8) + 1];
     let _bits = stream.attach(&mut buffer)?;
@@ -476,6 +468,18 @@ impl Stream {
         NonNull::new(unsafe { ffi::zfp_stream_open(std::ptr::null_mut()) })
             .map(Stream)
             .ok_or_else(|| library_error(NAME, "zfp_stream_open failed"))
+    }
+
+    /// Puts the stream in fixed-accuracy mode at `tolerance`, the one mode this codec
+    /// writes, and returns the most bytes a stream of `field` may then hold (the same for
+    /// every tolerance: the mode keeps zfp's full precision and bit budget per block).
+    fn set_accuracy(&mut self, field: &Field, tolerance: f64) -> usize {
+        // SAFETY: both handles are live; setting a mode and sizing a field need no bit
+        // stream attached.
+        unsafe {
+            ffi::zfp_stream_set_accuracy(self.0.as_ptr(), tolerance);
+            ffi::zfp_stream_maximum_size(self.0.as_ptr(), field.0.as_ptr())
+        }
     }
 
     /// Points the stream at `words` and rewinds it.

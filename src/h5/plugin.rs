@@ -222,14 +222,15 @@ extern "C" fn filter_callback(
         // than be read past its end. The length returned stays what was decoded.
         let mut room = 0;
         let output = if decode {
-            // Files whose cd_values this version does not read still decode, unchecked.
+            // Files whose cd_values this version does not read still decode, unchecked but
+            // for the chunk-size ceilings.
             let stored = StoredSettings::parse(cd).ok();
             // The same slots parse reads the chunk dims from; they size even a stored
-            // form this version does not read.
+            // form this version does not read (0 from a slot of 0: no ceiling then).
             let dataset_chunk = crate::settings::stored_chunk_bytes(cd);
             room = dataset_chunk.unwrap_or(0);
-            filter::decode_chunk_for(stored.as_ref(), dataset_chunk, input)
-                .map_err(|e| e.to_string())?
+            let ceiling = dataset_chunk.filter(|&n| n > 0);
+            filter::decode_chunk_for(stored.as_ref(), ceiling, input).map_err(|e| e.to_string())?
         } else {
             let stored = StoredSettings::parse(cd).map_err(|e| e.to_string())?;
             let started = std::time::Instant::now();

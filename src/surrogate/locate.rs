@@ -2,9 +2,8 @@
 //!
 //! onnxruntime: `ORT_DYLIB_PATH`, then beside the plugin (the folder users point
 //! `HDF5_PLUGIN_PATH` at), then the system library folders, then the dynamic loader's own
-//! search. The model: the file
-//! `H5Z_DEEPCQ_MODEL` names, else the default model compiled into the plugin, so a plugin
-//! file alone (plus onnxruntime) is a complete install.
+//! search. The model: the file `H5Z_DEEPCQ_MODEL` names, else the default model compiled
+//! into the plugin, so a plugin file alone (plus onnxruntime) is a complete install.
 #![allow(unsafe_code)]
 
 use std::borrow::Cow;
@@ -63,10 +62,9 @@ pub fn onnxruntime_library() -> Result<PathBuf, String> {
     }
     Err(format!(
         "onnxruntime not found: {ORT_ENV} is unset and no libonnxruntime.so is in {} nor on \
-         the dynamic loader's path. Install \
-         it (the onnxruntime wheel from PyPI ships onnxruntime/capi/libonnxruntime.so.*; \
-         scripts/setup.sh fetches it), then set {ORT_ENV} to the file or copy it beside the \
-         plugin",
+         the dynamic loader's path. Install it (the onnxruntime wheel from PyPI ships \
+         onnxruntime/capi/libonnxruntime.so.*; scripts/setup.sh fetches it), then set \
+         {ORT_ENV} to the file or copy it beside the plugin",
         dirs.iter()
             .map(|d| d.display().to_string())
             .collect::<Vec<_>>()

@@ -51,7 +51,8 @@ with netCDF4.Dataset(filtered) as held, h5py.File(os.path.join(folder, "many.h5"
         if ds.id.get_chunk_info(0).filter_mask != 0:
             raw.append(ds.name)
     if raw:
-        failures.append(f"{len(raw)} of 200 datasets stored raw beside open netCDF variables: {raw[:5]}")
+        failures.append(
+            f"{len(raw)} of 200 datasets stored raw beside open netCDF variables: {raw[:5]}")
 
 for msg in failures:
     print("FAIL", msg)

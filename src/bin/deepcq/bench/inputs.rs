@@ -211,7 +211,8 @@ fn folder(dir: &Path) -> Result<Vec<BenchArray>> {
     }
     if arrays.is_empty() {
         bail!(
-            "{}: no dataset folder with a stats.json manifest and no HDF5 file found",
+            "{}: no float32 or float64 array with values in a stats.json manifest (entries left \
+             out are named above) and no HDF5 file found",
             dir.display()
         );
     }
