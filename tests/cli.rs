@@ -11,6 +11,35 @@ fn deepcq(args: &[&str]) -> std::process::Output {
 }
 
 #[test]
+fn the_demo_meets_every_target_and_names_each_stored_bound() {
+    let out = deepcq(&["demo"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("Every chunk met its target"), "{text}");
+    // The quality-target rows: a relative bound above 0, or `rate` (SPERR cut to a size).
+    let rows: Vec<Vec<&str>> = text
+        .split("| field | target dB |")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("|---"))
+        .map(|l| l.trim_matches('|').split('|').map(str::trim).collect())
+        .collect();
+    assert_eq!(rows.len(), 12, "{text}");
+    for row in rows {
+        let bound = row[3];
+        let positive = bound.parse::<f64>().is_ok_and(|b| b > 0.0);
+        assert!(bound == "rate" || positive, "{row:?}");
+        let (target, measured): (f64, f64) = (row[1].parse().unwrap(), row[5].parse().unwrap());
+        assert!(measured >= target, "{row:?}");
+    }
+}
+
+#[test]
 fn info_json_has_the_documented_keys() {
     let out = deepcq(&["info", "--json"]);
     assert!(out.status.success());
