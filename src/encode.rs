@@ -308,6 +308,24 @@ mod tests {
     }
 
     /// PSNR over the values that are not `fill`, with their own range.
+    /// Decodes `bytes`, a chunk of `values` written with missing value `fill`, and checks
+    /// that it holds a missing-value record and gives back every `fill` exactly (there
+    /// being some); the decoded values.
+    fn missing_kept_exactly(values: &[f32], bytes: &[u8], fill: f32) -> Vec<f32> {
+        let (header, back) = chunk::decode(bytes).unwrap();
+        assert!(header.missing.is_some());
+        let back: Vec<f32> = bytemuck::cast_slice(&back.into_bytes()).to_vec();
+        let missing = |x: &f32| x.to_bits() == fill.to_bits();
+        let kept: Vec<(&f32, &f32)> = values
+            .iter()
+            .zip(&back)
+            .filter(|(a, _)| missing(a))
+            .collect();
+        assert!(!kept.is_empty());
+        assert!(kept.iter().all(|(_, b)| missing(b)));
+        back
+    }
+
     fn real_psnr(original: &[f32], back: &[f32], fill: f32) -> f64 {
         let missing = |x: &f32| x.to_bits() == fill.to_bits();
         let keep: Vec<usize> = (0..original.len())
@@ -655,18 +673,9 @@ mod tests {
         };
         let (bytes, outcome) =
             float_chunk_with_fill(&values, &shape, &ratio, &Analytic, Some(1e35)).unwrap();
-        let (header, back) = chunk::decode(&bytes).unwrap();
-        assert!(header.missing.is_some());
         let stored = metrics::compression_ratio(values.len() * 4, bytes.len());
         assert!(stored >= 8.0, "{stored}: {}", outcome.reason);
-        let back: Vec<f32> = bytemuck::cast_slice(&back.into_bytes()).to_vec();
-        let missing: Vec<(&f32, &f32)> = values
-            .iter()
-            .zip(&back)
-            .filter(|(a, _)| a.to_bits() == 1e35f32.to_bits())
-            .collect();
-        assert!(!missing.is_empty());
-        assert!(missing.iter().all(|(a, b)| a.to_bits() == b.to_bits()));
+        missing_kept_exactly(&values, &bytes, 1e35);
         // Predict mode does not measure the real values: it aims at the raised target and meets it.
         let predict = Settings {
             mode: Mode::Predict,
@@ -704,19 +713,11 @@ mod tests {
             target: Target::from_value(TargetKind::Ratio, 100.0).unwrap(),
             ..Settings::psnr(40.0).unwrap()
         };
-        let (bytes, outcome) =
+        let (bytes, _) =
             float_chunk_with_fill(&values, &shape, &ratio, &Analytic, Some(1e35)).unwrap();
-        let (header, back) = chunk::decode(&bytes).unwrap();
-        assert!(header.missing.is_some(), "{}", outcome.reason);
-        let back: Vec<f32> = bytemuck::cast_slice(&back.into_bytes()).to_vec();
-        let fill = 1e35f32.to_bits();
-        let kept = values
-            .iter()
-            .zip(&back)
-            .filter(|(a, _)| a.to_bits() == fill);
-        assert!(kept.clone().count() > 0);
-        assert!(kept.clone().all(|(_, b)| b.to_bits() == fill));
+        let back = missing_kept_exactly(&values, &bytes, 1e35);
         // The real values stay within the range of the real values.
+        let fill = 1e35f32.to_bits();
         let real = values
             .iter()
             .zip(&back)

@@ -3,6 +3,7 @@
 //! Row labels are [`Method::name`]; column meanings are in the report's own preamble and in
 //! docs/bench.md, so a report read alone still says what it measured.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt::Write as _;
 
@@ -196,12 +197,12 @@ fn peers_section(s: &mut String, run: &Run) {
             let peer = m
                 .peer_name()
                 .and_then(|name| peers::summary(rows, &files, *t, name));
-            let covered: Vec<ArrayResult> = match &peer {
+            let covered: Cow<[ArrayResult]> = match &peer {
                 Some((_, _, covered)) => {
                     let covers = |a: &&ArrayResult| covered.contains(&a.name);
-                    run.arrays.iter().filter(covers).cloned().collect()
+                    Cow::Owned(run.arrays.iter().filter(covers).cloned().collect())
                 }
-                None => run.arrays.to_vec(),
+                None => Cow::Borrowed(run.arrays),
             };
             let f: Figures = totals(&covered, ti, m);
             let ours = format!("{} (hit {})", num(f.vs_best, 3), num(f.hit, 2));
