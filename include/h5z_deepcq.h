@@ -41,7 +41,7 @@
 
 /**
  * The caller's output buffer is too small; `*out_len` holds the size needed (`*rank`
- * for `h5z_deepcq_chunk_info`'s dims).
+ * for `h5z_deepcq_chunk_info`'s dims, `*n` for the `cd_values` calls).
  */
 #define H5Z_DEEPCQ_ERR_BUFFER_TOO_SMALL -3
 
@@ -78,7 +78,8 @@
 /**
  * Most words of a user's settings array (`h5z_deepcq_cd_values_missing` writes that
  * many; `h5z_deepcq_cd_values` at most 6). Stored cd_values read from a file, which the
- * calls here take too, hold 10 + rank + up to 2.
+ * calls here take too, hold 10 + rank + up to 2 (at most 44 words): size a buffer for
+ * `H5Pget_filter_by_id2` by that, not by this.
  */
 #define H5Z_DEEPCQ_CD_MAX 8
 
@@ -312,7 +313,9 @@ unsigned int h5z_deepcq_filter_id(void);
 /**
  * Copies the message of the calling thread's latest failed call into `buf` (at most
  * `len` bytes, NUL included) and returns the message's full length. Empty after a call
- * that succeeded. `buf` may be NULL to ask for the length.
+ * that returns a status and succeeded (`h5z_deepcq_free`, `h5z_deepcq_session_free`,
+ * `h5z_deepcq_version` and `h5z_deepcq_filter_id` leave it as it was). `buf` may be NULL
+ * to ask for the length.
  *
  * # Safety
  * `buf` is NULL or points to `len` writable bytes.

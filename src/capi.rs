@@ -39,7 +39,7 @@ pub const H5Z_DEEPCQ_ERR_INVALID_ARGUMENT: c_int = -1;
 /// The cd_values (or the arguments of `h5z_deepcq_cd_values`) were rejected.
 pub const H5Z_DEEPCQ_ERR_SETTINGS: c_int = -2;
 /// The caller's output buffer is too small; `*out_len` holds the size needed (`*rank`
-/// for `h5z_deepcq_chunk_info`'s dims).
+/// for `h5z_deepcq_chunk_info`'s dims, `*n` for the `cd_values` calls).
 pub const H5Z_DEEPCQ_ERR_BUFFER_TOO_SMALL: c_int = -3;
 /// The bytes are not a readable deepcq chunk (truncated, corrupt, newer format).
 pub const H5Z_DEEPCQ_ERR_CORRUPT: c_int = -4;
@@ -58,7 +58,8 @@ pub const H5Z_DEEPCQ_ERR_INTERNAL: c_int = -99;
 pub const H5Z_DEEPCQ_FILTER_ID: c_uint = 357;
 /// Most words of a user's settings array (`h5z_deepcq_cd_values_missing` writes that
 /// many; `h5z_deepcq_cd_values` at most 6). Stored cd_values read from a file, which the
-/// calls here take too, hold 10 + rank + up to 2.
+/// calls here take too, hold 10 + rank + up to 2 (at most 44 words): size a buffer for
+/// `H5Pget_filter_by_id2` by that, not by this.
 pub const H5Z_DEEPCQ_CD_MAX: usize = 8;
 /// Element type: IEEE binary32.
 pub const H5Z_DEEPCQ_FLOAT32: c_uint = 1;
@@ -506,7 +507,9 @@ pub extern "C" fn h5z_deepcq_filter_id() -> c_uint {
 
 /// Copies the message of the calling thread's latest failed call into `buf` (at most
 /// `len` bytes, NUL included) and returns the message's full length. Empty after a call
-/// that succeeded. `buf` may be NULL to ask for the length.
+/// that returns a status and succeeded (`h5z_deepcq_free`, `h5z_deepcq_session_free`,
+/// `h5z_deepcq_version` and `h5z_deepcq_filter_id` leave it as it was). `buf` may be NULL
+/// to ask for the length.
 ///
 /// # Safety
 /// `buf` is NULL or points to `len` writable bytes.
@@ -840,6 +843,7 @@ pub unsafe extern "C" fn h5z_deepcq_decompress(
 ) -> c_int {
     guard(|| {
         let bytes = chunk_bytes(chunk, len)?;
+        require_out(out_len, None)?;
         // The header says the size: a buffer too small for it costs no decode, and a
         // crafted header cannot make this call allocate more than the caller holds.
         let needed = insitu::decoded_len(bytes)?;
@@ -1109,6 +1113,20 @@ mod tests {
             )
         };
         assert_eq!((status, needed), (H5Z_DEEPCQ_ERR_BUFFER_TOO_SMALL, 600 * 8));
+        // No place for the size: refused, nothing written.
+        let mut room = vec![0u8; 600 * 8];
+        // SAFETY: `out` holds `len` bytes; `room` holds 4800.
+        let status = unsafe {
+            h5z_deepcq_decompress(
+                out,
+                len,
+                room.as_mut_ptr() as *mut c_void,
+                room.len(),
+                std::ptr::null_mut(),
+            )
+        };
+        assert_eq!(status, H5Z_DEEPCQ_ERR_INVALID_ARGUMENT);
+        assert!(room.iter().all(|&b| b == 0));
         // Compressing into too small a buffer: the size it needs, and the report.
         let mut report = H5zDeepcqReport::default();
         // SAFETY: as above; `small` holds 16 bytes, `report` is writable.

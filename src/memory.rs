@@ -5,11 +5,12 @@
 //! on the next. Guarantee and fast mode measure every chunk they write, so after each
 //! chunk a [`Memory`] records, per codec, the factor between the surrogate's raw bound and
 //! the bound that would have met the target exactly (for ZFP, whose error moves in 6 dB
-//! stairs, the bound it kept), and which compressor was kept. The
-//! next chunk's proposal is moved by that factor, aimed a little above the target
-//! ([`AIM_DB`]), so its first compression usually lands where guarantee mode's search would
-//! have stopped; and in guarantee mode the compressor kept last is measured first, so that
-//! the runner-up search is the one abandoned early ([`crate::select`]'s hopeless test).
+//! stairs, the bound it kept), and which compressor was kept. The next chunk's proposal
+//! is moved by that factor, aimed a little above the target ([`AIM_DB`]; ZFP's starts on
+//! the stair it kept), so its first compression usually lands where guarantee mode's
+//! search would have stopped; and in guarantee mode the compressor kept last is measured
+//! first, so that the runner-up search is the one abandoned early ([`crate::select`]'s
+//! hopeless test).
 //! Fast mode searches the runner-up only when the first compressor stored far more than
 //! expected ([`crate::select::SURPRISE_FACTOR`]) or the model's ranking is a close call: it
 //! tries the compressor expected to store least, by the gap the dataset's runner-up
@@ -210,11 +211,13 @@ impl Proposer for Remembering<'_> {
         let state = self.memory.lock();
         let offsets = state.offsets;
         let moved = |codec: CodecId, bound: f64| match offsets[codec as usize] {
+            // A stepped codec's remembered bound is one it kept, not an extrapolation: it
+            // starts on that stair, not aimed below it (which is the stair down, 6 dB
+            // over), and nudged up a few ulps, as `raw · kept / raw` may come back an ulp
+            // under the power of two it kept.
+            Some(o) if stepped(codec, bound) => bound * o.mean.exp() * (1.0 + 4.0 * f64::EPSILON),
             Some(o) => {
                 let aim = match settings.mode {
-                    // A stepped codec's remembered bound is one it kept, not an
-                    // extrapolation.
-                    Mode::Fast if stepped(codec, bound) => 0.0,
                     Mode::Fast => (FAST_SPREAD * o.dev * 20.0 / std::f64::consts::LN_10)
                         .clamp(FAST_AIM_DB.0, FAST_AIM_DB.1),
                     _ => AIM_DB,
@@ -632,6 +635,31 @@ mod tests {
         assert!(missed <= 1, "{reasons:?}");
         assert!(sum(&with) < sum(&without), "{reasons:?}");
         assert!(size(&with) <= size(&without), "{reasons:?}");
+    }
+
+    #[test]
+    fn zfp_starts_on_the_stair_it_kept_in_every_measured_mode() {
+        const ZFP: Fixed = Fixed {
+            codec: CodecId::Zfp,
+            runner_up: false,
+            scale: 1.0,
+        };
+        let v = field(5, 1.0);
+        let stair = |bound: f64| codec_for(CodecId::Zfp).alike_bounds(bound).unwrap().0;
+        for mode in [Mode::Guarantee, Mode::Fast] {
+            let settings = Settings {
+                mode,
+                ..Settings::psnr(60.0).unwrap()
+            };
+            let memory = Memory::default();
+            let first = memory.proposer(&ZFP);
+            let raw = propose(&first, &v, &settings);
+            // Kept on the stair above the raw bound's, several dB over the target.
+            let kept = 2.0 * stair(raw.bound);
+            first.learn(&outcome(CodecId::Zfp, kept, 63.0, "loosened"), &settings);
+            let next = propose(&memory.proposer(&ZFP), &v, &settings);
+            assert_eq!(stair(next.bound), kept, "{mode:?}: {next:?}");
+        }
     }
 
     #[test]

@@ -19,6 +19,7 @@ use anyhow::{Context, Result};
 use h5z_deepcq::chunk::{self, Missing};
 use h5z_deepcq::codec::{codec_for, CodecError, Sperr};
 use h5z_deepcq::encode;
+use h5z_deepcq::features::Extent;
 use h5z_deepcq::memory::Memory;
 use h5z_deepcq::samples::{Element, Layout, SampleBuf, Samples};
 use h5z_deepcq::select::{safe_bound, sz3_formula_bound, value_range, Outcome, Proposer};
@@ -119,6 +120,11 @@ pub struct ChunkResult {
     /// apart (deepcq only, NaN elsewhere): what "at the cost of one compression" compares
     /// against, whatever codec was chosen.
     pub own_compression: f64,
+    /// CPU seconds of the chooser's proposal alone (features, inference and the choice
+    /// among the candidates), timed apart on the chunk's values (deepcq only, NaN elsewhere
+    /// and for chunks the filter stores without asking the chooser: constant ones): the
+    /// design's "features plus inference" budget, part of `cpu`.
+    pub choose: f64,
     /// CPU seconds to decode what was stored (for deepcq the whole chunk: header, checksum,
     /// payload): what reading it back costs.
     pub read: f64,
@@ -324,6 +330,7 @@ fn measured(
         fallback,
         compressions: 1,
         own_compression: f64::NAN,
+        choose: f64::NAN,
         read: f64::NAN,
     }
 }
@@ -444,6 +451,7 @@ fn deepcq(
         _ => encode(proposer),
     });
     let (bytes, o) = written?;
+    let choose = proposal_time(job, &settings, proposer);
     // A SPERR stream landed by rate (bound 0) is one compression at its own rate.
     let (again, own_compression) = timed(|| match (o.codec, o.bound) {
         (CodecId::Sperr, 0.0) => {
@@ -466,9 +474,25 @@ fn deepcq(
     );
     Ok(ChunkResult {
         own_compression,
+        choose,
         read,
         ..spent(r, o.compressions)
     })
+}
+
+/// CPU seconds of `proposer`'s proposal for the chunk's values, asked once as the filter
+/// asks (right after the write, so with the values as warm in the caches as the filter's
+/// are); NaN for a chunk it is never asked about (no range) or a proposal that fails (the
+/// write would have).
+fn proposal_time(job: Job<'_>, settings: &Settings, proposer: &dyn Proposer) -> f64 {
+    let extent = Extent::of(job.data);
+    if extent.range() <= 0.0 {
+        return f64::NAN;
+    }
+    match timed(|| proposer.propose(job.data, job.shape, extent, settings)) {
+        (Ok(_), secs) => secs,
+        (Err(_), _) => f64::NAN,
+    }
 }
 
 #[cfg(test)]
@@ -513,8 +537,11 @@ mod tests {
             for m in [Method::Predict, Method::Fast, Method::Guarantee] {
                 let own = get(m).own_compression;
                 assert!(own > 0.0 && own.is_finite(), "{m:?}: {own}");
+                let choose = get(m).choose;
+                assert!(choose > 0.0 && choose < get(m).cpu, "{m:?}: {choose}");
             }
             assert!(get(Method::Safe).own_compression.is_nan());
+            assert!(get(Method::Safe).choose.is_nan());
             // The deepcq rows include the chunk header, the peers not.
             let raw_guarantee = get(Method::Guarantee).stored;
             assert!(raw_guarantee > h5z_deepcq::wire::FIXED_HEADER_LEN);

@@ -118,7 +118,10 @@ pub fn markdown(run: &Run) -> String {
          left out); **time×** CPU time / CPU time of one SZ3 compression per chunk at the \
          formula bound; **time/own** (deepcq) CPU time / CPU time of one compression with the \
          codec and bound deepcq stored, i.e. the cost of choosing and checking whatever the \
-         codec; **compr.** mean compressions per chunk; **CPU s** total; **CAQ** \
+         codec; **choose/own** (deepcq) CPU time of the chooser's proposal alone \
+         (features, inference, the choice among candidates; timed apart, once, after the \
+         write) / CPU time of that compression, over the chunks it proposed for; \
+         **compr.** mean compressions per chunk; **CPU s** total; **CAQ** \
          geometric mean over arrays of CR / (CPU s + 1); **read MB/s** raw MB per CPU \
          second of decoding what was stored (deepcq: the whole chunk, header and checksum \
          included); **bits** stored bits per value; \
@@ -137,17 +140,17 @@ fn totals_section(s: &mut String, run: &Run) {
         let _ = writeln!(s, "### {} dB\n", num(*t, 1));
         let _ = writeln!(
             s,
-            "| method | CR | /best | hit | chunks hit | worst | PSNR | over | time× | time/own | compr. | CPU s | CAQ | read MB/s | bits | codecs | refused |"
+            "| method | CR | /best | hit | chunks hit | worst | PSNR | over | time× | time/own | choose/own | compr. | CPU s | CAQ | read MB/s | bits | codecs | refused |"
         );
         let _ = writeln!(
             s,
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
         );
         for m in Method::ALL {
             let f = totals(run.arrays, ti, m);
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 m.name(),
                 num(f.cr, 2),
                 num(f.vs_best, 3),
@@ -158,6 +161,7 @@ fn totals_section(s: &mut String, run: &Run) {
                 num(f.overshoot, 2),
                 num(f.time_ratio, 2),
                 num(f.time_own, 2),
+                num(f.choose_own, 3),
                 num(f.compressions, 2),
                 num(f.cpu, 1),
                 num(f.caq, 3),

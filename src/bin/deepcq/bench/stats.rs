@@ -57,6 +57,9 @@ pub struct Tally {
     /// CPU seconds of one compression with what was stored (NaN for methods that do not
     /// time it).
     pub own_compression: f64,
+    /// CPU seconds of the chooser's proposals, over the chunks it proposed for, and those
+    /// chunks' [`Tally::own_compression`] (deepcq only).
+    pub choose: (f64, f64),
     /// CPU seconds to decode what was stored.
     pub read: f64,
 }
@@ -84,6 +87,10 @@ impl Tally {
         self.codecs[slot] += 1;
         self.compressions += u64::from(r.compressions);
         self.own_compression += r.own_compression;
+        if r.choose.is_finite() {
+            self.choose.0 += r.choose;
+            self.choose.1 += r.own_compression;
+        }
         self.read += r.read;
     }
 
@@ -110,6 +117,15 @@ impl Tally {
     /// Stored bits per value.
     pub fn bits_per_value(&self) -> f64 {
         8.0 * self.stored as f64 / self.values.max(1) as f64
+    }
+
+    /// The chooser's CPU time over that of one compression with what was stored, on the
+    /// chunks it proposed for (NaN when none: not a deepcq row).
+    pub fn choose_own(&self) -> f64 {
+        match self.choose.1 > 0.0 {
+            true => self.choose.0 / self.choose.1,
+            false => f64::NAN,
+        }
     }
 
     /// CR / (CPU seconds + 1).
@@ -143,6 +159,8 @@ impl Tally {
         }
         self.compressions += other.compressions;
         self.own_compression += other.own_compression;
+        self.choose.0 += other.choose.0;
+        self.choose.1 += other.choose.1;
         self.read += other.read;
     }
 }
@@ -187,6 +205,9 @@ pub struct Figures {
     pub time_ratio: f64,
     /// CPU time / CPU time of one compression with what was stored (NaN unless timed).
     pub time_own: f64,
+    /// CPU time of the chooser's proposals / CPU time of one compression with what was
+    /// stored, over the chunks it proposed for (NaN unless timed).
+    pub choose_own: f64,
     /// CPU seconds.
     pub cpu: f64,
     /// CR / (CPU s + 1) (geometric mean over arrays in totals).
@@ -227,6 +248,7 @@ impl ArrayResult {
             overshoot: t.mean_overshoot(),
             time_ratio: t.cpu / formula.cpu,
             time_own: t.cpu / t.own_compression,
+            choose_own: t.choose_own(),
             cpu: t.cpu,
             caq: t.caq(),
             bits: t.bits_per_value(),
@@ -280,6 +302,7 @@ pub fn totals(arrays: &[ArrayResult], target: usize, method: Method) -> Figures 
         overshoot: sum.mean_overshoot(),
         time_ratio: sum.cpu / formula.cpu,
         time_own: sum.cpu / sum.own_compression,
+        choose_own: sum.choose_own(),
         cpu: sum.cpu,
         caq: geomean(per.iter().map(|f| f.caq)),
         bits: sum.bits_per_value(),
@@ -304,6 +327,7 @@ mod tests {
             fallback: false,
             compressions: 1,
             own_compression: f64::NAN,
+            choose: f64::NAN,
             read: cpu / 2.0,
         }
     }
@@ -320,6 +344,24 @@ mod tests {
         assert!((t.caq() - 20.0 / 1.4).abs() < 1e-12);
         assert_eq!(t.bits_per_value(), 8.0 * 400.0 / 2000.0);
         assert!((t.read_mbps() - 8000.0 / 1e6 / 0.2).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_choosers_share_counts_only_chunks_it_proposed_for() {
+        let timed = |choose: f64, own: f64| ChunkResult {
+            choose,
+            own_compression: own,
+            ..result(100, 61.0, 0.1)
+        };
+        let mut t = Tally::default();
+        assert!(t.choose_own().is_nan());
+        t.add(4000, 1000, 60.0, &timed(0.002, 0.05));
+        // A constant chunk: one compression, no proposal.
+        t.add(4000, 1000, 60.0, &timed(f64::NAN, 0.01));
+        let mut u = Tally::default();
+        u.add(4000, 1000, 60.0, &timed(0.001, 0.03));
+        t.merge(&u);
+        assert!((t.choose_own() - 0.003 / 0.08).abs() < 1e-12);
     }
 
     #[test]
