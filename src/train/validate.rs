@@ -180,6 +180,12 @@ pub fn markdown_table(results: &[(String, Vec<Outcome>)]) -> String {
     s
 }
 
+/// The decade of the breakdown a relative bound falls in: `1e-5` and `3e-5` in −5's, each
+/// row in one (the grid's decade points sit on the edges), the loosest, `1e-1`, in −2's.
+fn decade_of(rel_bound: f64) -> i32 {
+    ((rel_bound.log10() + 1e-9).floor() as i32).clamp(-7, -2)
+}
+
 /// Pooled scores broken down by compressor and bound decade: where the model misses.
 pub fn breakdown_table(results: &[(String, Vec<Outcome>)], rows: &[Row]) -> String {
     let mut s = String::from(
@@ -188,14 +194,12 @@ pub fn breakdown_table(results: &[(String, Vec<Outcome>)], rows: &[Row]) -> Stri
     let all: Vec<&Outcome> = results.iter().flat_map(|(_, o)| o.iter()).collect();
     for codec in moe::COMPRESSORS {
         for decade in -7..-1 {
-            let lo = 10f64.powi(decade);
-            let hi = lo * 10.0 * 1.0001;
             let sel: Vec<&Outcome> = all
                 .iter()
                 .copied()
                 .filter(|o| {
                     let r = &rows[o.row];
-                    r.codec == codec && r.rel_bound >= lo * 0.9999 && r.rel_bound < hi
+                    r.codec == codec && decade_of(r.rel_bound) == decade
                 })
                 .collect();
             if sel.is_empty() {
@@ -237,5 +241,18 @@ mod tests {
         assert!((s.ssim_mae - 0.05).abs() < 1e-9);
         assert_eq!(s.psnr_p95, 3.0);
         assert_eq!(percentile(&[3.0, 1.0, 2.0], 50.0), 2.0);
+    }
+
+    #[test]
+    fn each_bound_of_the_training_grid_falls_in_one_decade() {
+        // 0.4 decades apart, so that 1e-5 and 1e-3 sit on decade edges (they were counted
+        // in two decades).
+        let grid = crate::train::default_bound_grid();
+        let decades: Vec<i32> = grid.iter().map(|&b| decade_of(b)).collect();
+        assert_eq!(
+            decades,
+            [-7, -7, -7, -6, -6, -5, -5, -5, -4, -4, -3, -3, -3, -2, -2, -2]
+        );
+        assert_eq!(decade_of(0.999e-5), -6);
     }
 }
