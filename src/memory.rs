@@ -161,7 +161,7 @@ impl Memory {
             predicted_gap: Cell::new(None),
             may_skip_runner_up: Cell::new(false),
             byte_len: Cell::new(0),
-            applied: Cell::new(0.0),
+            applied: Cell::new(None),
         }
     }
 }
@@ -179,8 +179,9 @@ pub struct Remembering<'a> {
     may_skip_runner_up: Cell<bool>,
     /// The chunk's size in bytes.
     byte_len: Cell<usize>,
-    /// ln of the factor applied to the surrogate's bound for the compressor tried first.
-    applied: Cell<f64>,
+    /// The compressor tried first and ln of the factor applied to the surrogate's bound
+    /// for it.
+    applied: Cell<Option<(CodecId, f64)>>,
 }
 
 /// Whether `codec` compresses bounds in stairs around `bound`
@@ -204,6 +205,15 @@ impl Proposer for Remembering<'_> {
         settings: &Settings,
     ) -> Result<Proposal, SelectError> {
         let raw = self.inner.propose(data, shape, extent, settings)?;
+        // A second proposal for one chunk is select's SZ3 fallback: the compressor tried
+        // first refused the chunk. Where memory had tightened it, that may be why (a bound
+        // finer than it resolves), and with the compressor chosen automatically no chunk is
+        // then stored as too fine for `learn` to see: it starts from the model again.
+        if let Some((codec, applied)) = self.applied.get() {
+            if codec != raw.codec && applied < 0.0 {
+                self.memory.lock().offsets[codec as usize] = None;
+            }
+        }
         self.raw.set(Some(raw));
         if !applies(settings) {
             return Ok(raw);
@@ -298,7 +308,8 @@ impl Proposer for Remembering<'_> {
             ..alt
         };
         let bound = moved(first.codec, first.bound);
-        self.applied.set((bound / first.bound).ln());
+        self.applied
+            .set(Some((first.codec, (bound / first.bound).ln())));
         Ok(Proposal {
             codec: first.codec,
             bound,
@@ -317,7 +328,7 @@ impl Remembering<'_> {
     /// Natural log of the factor memory applied to the surrogate's bound for the
     /// compressor tried first (0 when it had learned nothing of it).
     pub fn applied(&self) -> f64 {
-        self.applied.get()
+        self.applied.get().map_or(0.0, |(_, applied)| applied)
     }
 
     /// Folds one chunk's outcome into the memory: the ln factor between the raw bound the
@@ -389,8 +400,10 @@ impl Remembering<'_> {
         // The codec could not resolve the bound memory moved its proposal to, and a chunk
         // stored exactly teaches nothing: without this every later chunk (a named ZFP at
         // 100 dB on f32 values, say) would be stored exactly too. Start again from the model.
-        if outcome.reason == crate::select::TOO_FINE && self.applied.get() < 0.0 {
-            state.offsets[raw.codec as usize] = None;
+        if let Some((codec, applied)) = self.applied.get() {
+            if outcome.reason == crate::select::TOO_FINE && applied < 0.0 {
+                state.offsets[codec as usize] = None;
+            }
         }
     }
 }
@@ -691,6 +704,51 @@ mod tests {
             (CodecId::Lossless, crate::select::TOO_FINE)
         );
         let next = memory.compress(data, &shape, &settings, &ZFP).unwrap();
+        assert_eq!(next.codec, CodecId::Zfp, "{}", next.reason);
+        assert!(next.measured.unwrap() >= 100.0, "{:?}", next.measured);
+    }
+
+    #[test]
+    fn a_bound_moved_finer_than_an_automatic_choice_resolves_is_forgotten() {
+        // As above, with the compressor chosen automatically: select hands the chunk ZFP
+        // refused to SZ3, so no chunk is stored as too fine, and memory must see the
+        // refusal in the second proposal it is asked for.
+        struct ZfpUnlessSz3;
+        impl Proposer for ZfpUnlessSz3 {
+            fn propose(
+                &self,
+                data: Samples<'_>,
+                shape: &[usize],
+                extent: Extent,
+                settings: &Settings,
+            ) -> Result<Proposal, SelectError> {
+                let codec = match settings.compressor {
+                    crate::wire::CompressorChoice::Sz3 => CodecId::Sz3,
+                    _ => CodecId::Zfp,
+                };
+                let fixed = Fixed {
+                    codec,
+                    runner_up: false,
+                    scale: 1.0,
+                };
+                fixed.propose(data, shape, extent, settings)
+            }
+        }
+        let settings = Settings::psnr(100.0).unwrap();
+        let memory = Memory::default();
+        memory.lock().offsets[CodecId::Zfp as usize] = Some(Offset {
+            mean: -MAX_STEP,
+            dev: 0.0,
+        });
+        let v = field(4, 1.0);
+        let (data, shape) = (Samples::F32(&v), [40, 40, 40]);
+        let handed_on = memory
+            .compress(data, &shape, &settings, &ZfpUnlessSz3)
+            .unwrap();
+        assert_eq!(handed_on.codec, CodecId::Sz3, "{}", handed_on.reason);
+        let next = memory
+            .compress(data, &shape, &settings, &ZfpUnlessSz3)
+            .unwrap();
         assert_eq!(next.codec, CodecId::Zfp, "{}", next.reason);
         assert!(next.measured.unwrap() >= 100.0, "{:?}", next.measured);
     }

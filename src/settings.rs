@@ -72,7 +72,7 @@ impl Target {
     }
 
     /// Encodes `value` with the fewest decimals that represent it exactly (up to the
-    /// scaling's own rounding, 1e-12 relative), so `62.5` becomes mantissa 625, decimals 1;
+    /// scaling's own rounding, a few ulps), so `62.5` becomes mantissa 625, decimals 1;
     /// a value outside its kind's range is refused as such. A value that is exactly a
     /// single-precision float (C's `62.3f`, Fortran's default real, 62.2999992…) is read as
     /// the shortest decimal that float prints as (62.3), the value its writer meant.
@@ -99,13 +99,14 @@ impl Target {
     fn packed(kind: TargetKind, value: f64) -> Option<Self> {
         for decimals in 0..=MAX_DECIMALS {
             let scaled = value * 10f64.powi(decimals as i32);
-            if scaled > i32::MAX as f64 {
+            let rounded = scaled.round();
+            if rounded > i32::MAX as f64 {
                 return None;
             }
-            let rounded = scaled.round();
             // Only the rounding error of the scaling itself (a few ulps): a looser
-            // tolerance packed SSIM 0.999999999 as 1, which means lossless.
-            if rounded >= 1.0 && (scaled - rounded).abs() <= 1e-12 * scaled.max(1.0) {
+            // tolerance packed SSIM 0.999999999 (at 1e-12, 0.999999999999) as 1, which
+            // means lossless.
+            if rounded >= 1.0 && (scaled - rounded).abs() <= 4.0 * f64::EPSILON * scaled.max(1.0) {
                 let target = Target {
                     kind,
                     mantissa: rounded as u32,
@@ -122,12 +123,23 @@ impl Target {
     }
 }
 
+/// Largest ratio target: HDF5's largest chunk, 4 GiB, over a chunk header of a few dozen
+/// bytes. A larger one is no target any chunk can meet, most likely a float's bit pattern
+/// given where an integer was expected (H5Z-ZFP's and H5Z-SZ3's habit), which would store
+/// every chunk at the loosest bound tried.
+const MAX_RATIO: f64 = 1e8;
+
 /// Refuses a target value outside its kind's range, saying what the range is.
 fn check_range(kind: TargetKind, value: f64) -> Result<(), SettingsError> {
     let (ok, hint) = match kind {
         TargetKind::Psnr => (value > 0.0 && value <= 400.0, "PSNR must be in (0, 400] dB"),
         TargetKind::Ssim => (value > 0.0 && value <= 1.0, "SSIM must be in (0, 1]"),
-        TargetKind::Ratio => (value >= 1.0, "a compression ratio must be >= 1"),
+        TargetKind::Ratio => (
+            (1.0..=MAX_RATIO).contains(&value),
+            "a compression ratio must be in [1, 1e8]: no chunk (at most 4 GiB) stores in \
+             fewer bytes than its header, and a float's bit pattern read as an integer \
+             (20.0f is 1101004800) is over 1e9",
+        ),
         TargetKind::AbsBound => (value > 0.0, "an absolute bound must be > 0"),
     };
     if ok {
@@ -636,6 +648,22 @@ mod tests {
         assert_eq!((t.mantissa, t.decimals), (9999, 4));
         // A double that no 12 decimals hold is refused, not rounded.
         assert!(Target::from_value(TargetKind::Psnr, 62.345_678_901_23).is_err());
+        // Nor packed as SSIM 1, lossless.
+        for ssim in [0.999_999_999_999, 0.999_999_999_999_5] {
+            assert!(
+                Target::from_value(TargetKind::Ssim, ssim).is_err(),
+                "{ssim}"
+            );
+        }
+        // The largest mantissa at the most decimals it takes.
+        let t = Target::from_value(TargetKind::AbsBound, 0.021_474_836_47).unwrap();
+        assert_eq!((t.mantissa, t.decimals), (2_147_483_647, 11));
+        // A ratio no chunk can reach: 20.0f's bit pattern.
+        let message = Settings::parse(&[1_101_004_800, 2])
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("1e8"), "{message}");
+        assert!(Target::from_value(TargetKind::Ratio, 1e8).is_ok());
         // Out of range is said as such, not as unrepresentable.
         for (kind, value) in [
             (TargetKind::Psnr, 0.0),
