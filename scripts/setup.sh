@@ -47,8 +47,16 @@ if [ ! -f "$ort_dir/libonnxruntime.so" ]; then
   echo "setup: fetching onnxruntime $ort_version"
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
+  case "$(uname -m)" in
+    x86_64 | aarch64) platform="manylinux_2_28_$(uname -m)" ;;
+    *)
+      echo "setup: onnxruntime publishes Linux wheels for x86_64 and aarch64 only, not" \
+        "$(uname -m): put a libonnxruntime.so $ort_version at $ort_dir" >&2
+      exit 1
+      ;;
+  esac
   python3 -m pip download --quiet --disable-pip-version-check --no-deps \
-    --only-binary=:all: --platform manylinux_2_28_x86_64 --python-version 3.11 \
+    --only-binary=:all: --platform "$platform" --python-version 3.11 \
     "onnxruntime==$ort_version" -d "$tmp"
   mkdir -p "$ort_dir"
   python3 - "$tmp" "$ort_dir" "$ort_version" <<'PY'
@@ -62,6 +70,10 @@ with zipfile.ZipFile(wheel) as z:
 os.replace(os.path.join(dest, "libonnxruntime.so.tmp"), os.path.join(dest, "libonnxruntime.so"))
 PY
 fi
+# The plugin folder finds onnxruntime beside the plugin. The link is made here, not kept in
+# the repository: HDF5 stops scanning a plugin folder at an entry it cannot stat, so a
+# link to a third_party/ that was never filled hid the filter itself (reads failed).
+ln -sfn ../third_party/onnxruntime/libonnxruntime.so "$root/plugin/libonnxruntime.so"
 venv="$root/third_party/venv"
 if ! "$venv/bin/python" -c "import h5py, netCDF4, numpy" >/dev/null 2>&1; then
   echo "setup: creating $venv with h5py, netCDF4 and numpy"

@@ -407,6 +407,28 @@ fn h5repack_example_applies_the_filter() {
     let out = run_ok(c, "h5repack_example.sh");
     assert!(out.contains("RESULT ok"), "{out}");
     assert!(out.contains("integers: identical"), "{out}");
+    // A file of the user's, with datasets of its own names: repacked beside it, each
+    // float dataset's PSNR printed.
+    let dir = scratch("h5repack-own");
+    let mine = dir.join("mine.h5");
+    let mut make = Command::new(&python);
+    make.arg("-c")
+        .arg(
+            "import sys, h5py, numpy as np\n\
+             x = np.cumsum(np.random.default_rng(2).standard_normal((64, 128)), axis=1)\n\
+             with h5py.File(sys.argv[1], 'w') as f:\n\
+             \x20   f['g/temp'] = x.astype('f4'); f['n'] = np.arange(10)",
+        )
+        .arg(&mine);
+    run_ok(make, "making mine.h5");
+    let mut c = Command::new("bash");
+    c.arg(root().join("examples/h5repack_example.sh"))
+        .arg(&mine);
+    let out = run_ok(c, "h5repack_example.sh mine.h5");
+    assert!(out.contains("RESULT ok"), "{out}");
+    assert!(dir.join("mine.deepcq.h5").exists(), "{out}");
+    assert!(num(&out, "g/temp:", "psnr") >= 60.0, "{out}");
+    std::fs::remove_dir_all(dir).ok();
 }
 
 #[test]

@@ -198,6 +198,15 @@ pub(crate) fn check_lossy_input(
         });
     }
     check_shape(data.len(), shape)?;
+    // HDF5's largest chunk, which the chunk format also keeps to: zfp's 1-D path masks a
+    // count of 2^32 values or more to 32 bits and overruns a block on the stack, and SZ3
+    // reads back a 1-D dim of 2^31 or more wrong. Callers of the Rust API may pass more.
+    if data.byte_len() as u64 > crate::wire::MAX_ORIGINAL_LEN {
+        return Err(library_error(
+            codec,
+            "a chunk over 4 GiB (HDF5's largest) cannot be compressed",
+        ));
+    }
     // zfp read past its function table on a field of no dims, and SZ3 divided by a dim
     // of 0; the filter never passes an empty chunk, the library's callers may.
     if data.is_empty() {

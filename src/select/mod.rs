@@ -210,10 +210,16 @@ pub enum SelectError {
 
 /// True for a codec's refusal of a bound finer than it resolves
 /// ([`CodecError::BoundTooFine`]: SPERR below 2^−48 of the chunk's largest magnitude, zfp
-/// below 2^−22 of it on f32): a search stops there, and when nothing coarser met the
-/// target, SZ3 (for an automatic choice) or exact storage does.
+/// below 2^−22 of it on f32), or of a bound that underflowed to 0 (a chunk of f64 values a
+/// few subnormal steps apart, or a 400 dB target on values near f64's smallest normal,
+/// whose writes failed): a search stops there, and when nothing coarser met the target,
+/// SZ3 (for an automatic choice) or exact storage does.
 fn too_fine(e: &SelectError) -> bool {
-    matches!(e, SelectError::Codec(CodecError::BoundTooFine { .. }))
+    match e {
+        SelectError::Codec(CodecError::BoundTooFine { .. }) => true,
+        SelectError::Codec(CodecError::InvalidBound { bound, .. }) => *bound == 0.0,
+        _ => false,
+    }
 }
 
 /// True for any codec's refusal of an attempt after the first ([`too_fine`] or a library

@@ -256,8 +256,13 @@ impl<'a> Search<'a> {
                     runner_up,
                     ..proposer.propose(data, shape, extent, &sz3_only)?
                 };
-                let first = self.try_bound(CodecId::Sz3, proposal.bound)?;
-                Ok(Some((proposal, first)))
+                match self.try_bound(CodecId::Sz3, proposal.bound) {
+                    Err(e) if too_fine(&e) => {
+                        log::info!("{e}; lossless instead");
+                        Ok(None)
+                    }
+                    first => Ok(Some((proposal, first?))),
+                }
             }
             Err(e) if too_fine(&e) => {
                 log::info!("{e}; lossless instead");
