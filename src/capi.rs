@@ -843,7 +843,9 @@ pub unsafe extern "C" fn h5z_deepcq_decompress(
 ) -> c_int {
     guard(|| {
         let bytes = chunk_bytes(chunk, len)?;
-        require_out(out_len, None)?;
+        if out_len.is_null() {
+            return Err(invalid("out_len is NULL"));
+        }
         // The header says the size: a buffer too small for it costs no decode, and a
         // crafted header cannot make this call allocate more than the caller holds.
         let needed = insitu::decoded_len(bytes)?;

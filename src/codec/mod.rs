@@ -204,7 +204,7 @@ pub(crate) fn check_lossy_input(
     if data.byte_len() as u64 > crate::wire::MAX_ORIGINAL_LEN {
         return Err(library_error(
             codec,
-            "a chunk over 4 GiB (HDF5's largest) cannot be compressed",
+            "a chunk of 4 GiB or more (HDF5's chunks are smaller) cannot be compressed",
         ));
     }
     // zfp read past its function table on a field of no dims, and SZ3 divided by a dim

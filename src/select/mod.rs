@@ -84,6 +84,10 @@ pub const SURPRISE_FACTOR: f64 = 3.0;
 /// (docs/bench.md, "SZ3 at erratic rates").
 pub const SZ3_ERRATIC_BITS: f64 = 1.0;
 
+/// [`Outcome::reason`] of a chunk whose mean alone meets a PSNR target, coded by SPERR at a
+/// bound beyond its range without asking the proposer ([`mean_serves`]).
+pub const MEAN_SERVES: &str = "mean meets the target";
+
 /// [`Outcome::reason`] of a chunk of values that are not f32 or f64, stored losslessly
 /// whatever the target.
 pub const NOT_FLOAT: &str = "not f32/f64: lossless";

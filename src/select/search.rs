@@ -518,7 +518,7 @@ impl<'a> Search<'a> {
         // Kept on `>=`, like every other measurement: a NaN is a miss.
         if db >= target {
             return Ok(Some((
-                attempt.into_outcome("mean meets the target", Some(measured)),
+                attempt.into_outcome(MEAN_SERVES, Some(measured)),
                 mean_db,
             )));
         }

@@ -22,7 +22,9 @@ use h5z_deepcq::encode;
 use h5z_deepcq::features::Extent;
 use h5z_deepcq::memory::Memory;
 use h5z_deepcq::samples::{Element, Layout, SampleBuf, Samples};
-use h5z_deepcq::select::{safe_bound, sz3_formula_bound, value_range, Outcome, Proposer};
+use h5z_deepcq::select::{
+    safe_bound, sz3_formula_bound, value_range, Outcome, Proposer, MEAN_SERVES,
+};
 use h5z_deepcq::settings::Settings;
 use h5z_deepcq::wire::{CodecId, Mode};
 
@@ -451,7 +453,7 @@ fn deepcq(
         _ => encode(proposer),
     });
     let (bytes, o) = written?;
-    let choose = proposal_time(job, &settings, proposer);
+    let choose = proposal_time(job, &settings, proposer, &o);
     // A SPERR stream landed by rate (bound 0) is one compression at its own rate.
     let (again, own_compression) = timed(|| match (o.codec, o.bound) {
         (CodecId::Sperr, 0.0) => {
@@ -482,11 +484,18 @@ fn deepcq(
 
 /// CPU seconds of `proposer`'s proposal for the chunk's values, asked once as the filter
 /// asks (right after the write, so with the values as warm in the caches as the filter's
-/// are); NaN for a chunk it is never asked about (no range) or a proposal that fails (the
-/// write would have).
-fn proposal_time(job: Job<'_>, settings: &Settings, proposer: &dyn Proposer) -> f64 {
+/// are); NaN for a chunk the filter stored without asking (no finite range, or its mean
+/// alone met the target: `written`'s reason) or a proposal that fails (the write would
+/// have).
+fn proposal_time(
+    job: Job<'_>,
+    settings: &Settings,
+    proposer: &dyn Proposer,
+    written: &Outcome,
+) -> f64 {
     let extent = Extent::of(job.data);
-    if extent.range() <= 0.0 {
+    let range = extent.range();
+    if !(range > 0.0 && range.is_finite()) || written.reason == MEAN_SERVES {
         return f64::NAN;
     }
     match timed(|| proposer.propose(job.data, job.shape, extent, settings)) {
@@ -507,6 +516,22 @@ mod tests {
         let shape = vec![12, 24, 24];
         let v = generate(Kind::Spectral { slope: 2.5 }, &shape, 5);
         (v.into_iter().map(|x| x as f32).collect(), shape)
+    }
+
+    #[test]
+    fn a_chunk_stored_without_asking_the_chooser_times_no_proposal() {
+        // A dark sky with one star: its mean alone meets 40 dB (48 dB), so the filter
+        // codes it without a proposal, and the chooser's share leaves it out. (The star is
+        // last: a trailing run of zeros would be trimmed, and the block left is smaller.)
+        let shape = [40, 40, 40];
+        let mut v = vec![0.0f32; 40 * 40 * 40];
+        v[40 * 40 * 40 - 1] = 1.0;
+        let job = Job::unmarked(Samples::F32(&v), &shape, 40.0);
+        for mode in [Mode::Predict, Mode::Fast, Mode::Guarantee] {
+            let r = deepcq(job, mode, &Analytic, None).unwrap();
+            assert!(r.psnr >= 40.0, "{mode:?}: {}", r.psnr);
+            assert!(r.choose.is_nan(), "{mode:?}: {}", r.choose);
+        }
     }
 
     #[test]
