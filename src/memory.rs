@@ -442,13 +442,20 @@ pub fn for_dataset(key: &[u32], settings: &Settings) -> Option<Arc<Memory>> {
 mod tests {
     use super::*;
     use crate::select::compress_to_target;
-    use crate::select::fixed::{Fixed, ThreeWay};
+    use crate::select::fixed::{Fixed, Restricted, ThreeWay};
     use crate::synth::{generate, Kind};
 
     /// SZ3 at the formula bound, with SPERR as the runner-up at the same bound.
     const SZ3_THEN_SPERR: Fixed = Fixed {
         codec: CodecId::Sz3,
         runner_up: true,
+        scale: 1.0,
+    };
+
+    /// ZFP at the formula bound, alone.
+    const ZFP: Fixed = Fixed {
+        codec: CodecId::Zfp,
+        runner_up: false,
         scale: 1.0,
     };
 
@@ -621,11 +628,6 @@ mod tests {
         // not mean the next can be loosened by as much (extrapolating from it, this field
         // needed the safe bound on its second chunk). Starting from the kept bound, the
         // chunks of a drifting field rarely miss on their first try.
-        const ZFP: Fixed = Fixed {
-            codec: CodecId::Zfp,
-            runner_up: false,
-            scale: 1.0,
-        };
         let chunks: Vec<Vec<f32>> = (0..8).map(|i| field(3 + i, 1.0 + 0.1 * i as f64)).collect();
         let settings = Settings::psnr(60.0).unwrap();
         let memory = Memory::default();
@@ -652,11 +654,6 @@ mod tests {
 
     #[test]
     fn zfp_starts_on_the_stair_it_kept_in_every_measured_mode() {
-        const ZFP: Fixed = Fixed {
-            codec: CodecId::Zfp,
-            runner_up: false,
-            scale: 1.0,
-        };
         let v = field(5, 1.0);
         let stair = |bound: f64| codec_for(CodecId::Zfp).alike_bounds(bound).unwrap().0;
         for mode in [Mode::Guarantee, Mode::Fast] {
@@ -681,11 +678,6 @@ mod tests {
         // that is finer than ZFP resolves, so the chunk is stored exactly. A chunk stored
         // exactly teaches nothing, so memory must start again from the proposer rather
         // than store every later chunk exactly too.
-        const ZFP: Fixed = Fixed {
-            codec: CodecId::Zfp,
-            runner_up: false,
-            scale: 1.0,
-        };
         // Named: a compressor chosen automatically would hand the chunk to SZ3.
         let settings = Settings {
             compressor: crate::wire::CompressorChoice::Zfp,
@@ -713,27 +705,13 @@ mod tests {
         // As above, with the compressor chosen automatically: select hands the chunk ZFP
         // refused to SZ3, so no chunk is stored as too fine, and memory must see the
         // refusal in the second proposal it is asked for.
-        struct ZfpUnlessSz3;
-        impl Proposer for ZfpUnlessSz3 {
-            fn propose(
-                &self,
-                data: Samples<'_>,
-                shape: &[usize],
-                extent: Extent,
-                settings: &Settings,
-            ) -> Result<Proposal, SelectError> {
-                let codec = match settings.compressor {
-                    crate::wire::CompressorChoice::Sz3 => CodecId::Sz3,
-                    _ => CodecId::Zfp,
-                };
-                let fixed = Fixed {
-                    codec,
-                    runner_up: false,
-                    scale: 1.0,
-                };
-                fixed.propose(data, shape, extent, settings)
-            }
-        }
+        let zfp_unless_sz3 = Restricted {
+            first: ZFP,
+            sz3: Fixed {
+                codec: CodecId::Sz3,
+                ..ZFP
+            },
+        };
         let settings = Settings::psnr(100.0).unwrap();
         let memory = Memory::default();
         memory.lock().offsets[CodecId::Zfp as usize] = Some(Offset {
@@ -743,11 +721,11 @@ mod tests {
         let v = field(4, 1.0);
         let (data, shape) = (Samples::F32(&v), [40, 40, 40]);
         let handed_on = memory
-            .compress(data, &shape, &settings, &ZfpUnlessSz3)
+            .compress(data, &shape, &settings, &zfp_unless_sz3)
             .unwrap();
         assert_eq!(handed_on.codec, CodecId::Sz3, "{}", handed_on.reason);
         let next = memory
-            .compress(data, &shape, &settings, &ZfpUnlessSz3)
+            .compress(data, &shape, &settings, &zfp_unless_sz3)
             .unwrap();
         assert_eq!(next.codec, CodecId::Zfp, "{}", next.reason);
         assert!(next.measured.unwrap() >= 100.0, "{:?}", next.measured);

@@ -553,6 +553,28 @@ pub(crate) mod fixed {
         }
     }
 
+    /// `first`'s proposals, and `sz3`'s where the settings restrict the choice to SZ3, as
+    /// select's fallback does after the first compressor refused a chunk.
+    pub(crate) struct Restricted {
+        pub(crate) first: Fixed,
+        pub(crate) sz3: Fixed,
+    }
+
+    impl Proposer for Restricted {
+        fn propose(
+            &self,
+            data: Samples<'_>,
+            shape: &[usize],
+            extent: Extent,
+            settings: &Settings,
+        ) -> Result<Proposal, SelectError> {
+            match settings.compressor {
+                CompressorChoice::Sz3 => self.sz3.propose(data, shape, extent, settings),
+                _ => self.first.propose(data, shape, extent, settings),
+            }
+        }
+    }
+
     /// SZ3 first and ZFP the runner-up (the other way round when `zfp_first`), all at
     /// SZ3's formula bound, with SPERR as the third compressor when `third`; the first is
     /// predicted to store a ratio of a million when `overrated`.

@@ -1,6 +1,6 @@
 //! Tests of the choosers: every mode, target kind and shortcut.
 
-use super::fixed::Fixed;
+use super::fixed::{Fixed, Restricted};
 use super::landing::{Bracket, RATIO_STEPS};
 use super::*;
 use crate::codec::HIGH_RATE_PSNR_SLOPE;
@@ -566,29 +566,17 @@ fn fill_values_sperr_refuses_do_not_fail_an_automatic_write() {
     let err = compress_to_target(data, &shape, &named, &SPERR_FIRST).unwrap_err();
     assert!(err.to_string().contains("SPERR survives"), "{err}");
     // SZ3 takes the bound proposed for SZ3, not SPERR's: predict mode keeps it.
-    struct ByRestriction;
-    impl Proposer for ByRestriction {
-        fn propose(
-            &self,
-            data: Samples<'_>,
-            shape: &[usize],
-            extent: Extent,
-            settings: &Settings,
-        ) -> Result<Proposal, SelectError> {
-            let sz3 = Fixed {
-                codec: CodecId::Sz3,
-                runner_up: false,
-                scale: 0.5,
-            };
-            match settings.compressor {
-                CompressorChoice::Sz3 => sz3.propose(data, shape, extent, settings),
-                _ => SPERR_FIRST.propose(data, shape, extent, settings),
-            }
-        }
-    }
+    let by_restriction = Restricted {
+        first: SPERR_FIRST,
+        sz3: Fixed {
+            codec: CodecId::Sz3,
+            runner_up: false,
+            scale: 0.5,
+        },
+    };
     let mut predict = settings;
     predict.mode = Mode::Predict;
-    let out = compress_to_target(data, &shape, &predict, &ByRestriction).unwrap();
+    let out = compress_to_target(data, &shape, &predict, &by_restriction).unwrap();
     assert_eq!(out.codec, CodecId::Sz3);
     let sz3_bound = 0.5 * sz3_formula_bound(value_range(data), 50.0);
     assert_eq!(out.bound, chunk::codec_bound(sz3_bound));
