@@ -162,6 +162,7 @@ impl Memory {
             may_skip_runner_up: Cell::new(false),
             byte_len: Cell::new(0),
             applied: Cell::new(None),
+            forget: Cell::new(None),
         }
     }
 }
@@ -182,6 +183,8 @@ pub struct Remembering<'a> {
     /// The compressor tried first and ln of the factor applied to the surrogate's bound
     /// for it.
     applied: Cell<Option<(CodecId, f64)>>,
+    /// A compressor whose tightened bound was refused for this chunk: `learn` forgets it.
+    forget: Cell<Option<CodecId>>,
 }
 
 /// Whether `codec` compresses bounds in stairs around `bound`
@@ -208,10 +211,11 @@ impl Proposer for Remembering<'_> {
         // A second proposal for one chunk is select's SZ3 fallback: the compressor tried
         // first refused the chunk. Where memory had tightened it, that may be why (a bound
         // finer than it resolves), and with the compressor chosen automatically no chunk is
-        // then stored as too fine for `learn` to see: it starts from the model again.
+        // then stored as too fine for `learn` to see: it starts from the model again, once
+        // the chunk is kept (an in-situ size query proposes without keeping).
         if let Some((codec, applied)) = self.applied.get() {
             if codec != raw.codec && applied < 0.0 {
-                self.memory.lock().offsets[codec as usize] = None;
+                self.forget.set(Some(codec));
             }
         }
         self.raw.set(Some(raw));
@@ -334,8 +338,12 @@ impl Remembering<'_> {
     /// Folds one chunk's outcome into the memory: the ln factor between the raw bound the
     /// surrogate proposed for the stored codec and the bound that would have met the target
     /// exactly (−20 dB a decade from the measured PSNR; for ZFP, the kept bound itself), and
-    /// which compressor was kept.
+    /// which compressor was kept. A compressor whose moved bound was refused for this chunk
+    /// is forgotten here, not when refused: nothing changes for a chunk that is not kept.
     pub fn learn(&self, outcome: &Outcome, settings: &Settings) {
+        if let Some(codec) = self.forget.take() {
+            self.memory.lock().offsets[codec as usize] = None;
+        }
         let Some(raw) = self.raw.get() else { return };
         if !applies(settings) {
             return;
@@ -457,6 +465,15 @@ mod tests {
         codec: CodecId::Zfp,
         runner_up: false,
         scale: 1.0,
+    };
+
+    /// ZFP at the formula bound, and SZ3 at it when select hands SZ3 the chunk ZFP refused.
+    const ZFP_UNLESS_SZ3: Restricted = Restricted {
+        first: ZFP,
+        sz3: Fixed {
+            codec: CodecId::Sz3,
+            ..ZFP
+        },
     };
 
     /// SZ3's formula bound, six times too loose: a surrogate with a consistent bias.
@@ -705,13 +722,6 @@ mod tests {
         // As above, with the compressor chosen automatically: select hands the chunk ZFP
         // refused to SZ3, so no chunk is stored as too fine, and memory must see the
         // refusal in the second proposal it is asked for.
-        let zfp_unless_sz3 = Restricted {
-            first: ZFP,
-            sz3: Fixed {
-                codec: CodecId::Sz3,
-                ..ZFP
-            },
-        };
         let settings = Settings::psnr(100.0).unwrap();
         let memory = Memory::default();
         memory.lock().offsets[CodecId::Zfp as usize] = Some(Offset {
@@ -721,14 +731,46 @@ mod tests {
         let v = field(4, 1.0);
         let (data, shape) = (Samples::F32(&v), [40, 40, 40]);
         let handed_on = memory
-            .compress(data, &shape, &settings, &zfp_unless_sz3)
+            .compress(data, &shape, &settings, &ZFP_UNLESS_SZ3)
             .unwrap();
         assert_eq!(handed_on.codec, CodecId::Sz3, "{}", handed_on.reason);
         let next = memory
-            .compress(data, &shape, &settings, &zfp_unless_sz3)
+            .compress(data, &shape, &settings, &ZFP_UNLESS_SZ3)
             .unwrap();
         assert_eq!(next.codec, CodecId::Zfp, "{}", next.reason);
         assert!(next.measured.unwrap() >= 100.0, "{:?}", next.measured);
+    }
+
+    #[test]
+    fn a_refusal_is_forgotten_only_once_its_chunk_is_kept() {
+        // An in-situ size query proposes (ZFP, then SZ3 after ZFP's refusal) and keeps
+        // nothing: memory must be as it was, so the same call with a buffer of the size
+        // the query returned stores the same chunk.
+        let settings = Settings::psnr(100.0).unwrap();
+        let memory = Memory::default();
+        let tightened = Some(Offset {
+            mean: -MAX_STEP,
+            dev: 0.0,
+        });
+        memory.lock().offsets[CodecId::Zfp as usize] = tightened;
+        let v = field(4, 1.0);
+        let (data, shape) = (Samples::F32(&v), [40, 40, 40]);
+        let r = memory.proposer(&ZFP_UNLESS_SZ3);
+        let extent = Extent::of(data);
+        let first = r.propose(data, &shape, extent, &settings).unwrap();
+        assert_eq!(first.codec, CodecId::Zfp);
+        let sz3_only = Settings {
+            compressor: crate::wire::CompressorChoice::Sz3,
+            ..settings
+        };
+        let second = r.propose(data, &shape, extent, &sz3_only).unwrap();
+        assert_eq!(second.codec, CodecId::Sz3);
+        assert_eq!(memory.lock().offsets[CodecId::Zfp as usize], tightened);
+        r.learn(
+            &outcome(CodecId::Sz3, second.bound, 101.0, "proposal"),
+            &settings,
+        );
+        assert_eq!(memory.lock().offsets[CodecId::Zfp as usize], None);
     }
 
     /// A proposer that predicts the same ratio for every compressor, so that what memory

@@ -91,12 +91,15 @@ fn guarded<T>(function: &str, failure: T, body: impl FnOnce() -> Result<T, Strin
 }
 
 /// Why deepcq cannot run where `pipeline` (filter ids in the order they run when writing)
-/// puts it: any filter before it hands it that filter's bytes instead of the dataset's
+/// puts it. Any filter before it hands it that filter's bytes instead of the dataset's
 /// values (shuffle's byte planes, read as floats, would be compressed lossily into
-/// garbage). `None` when deepcq runs first.
-fn filters_before_deepcq(pipeline: &[u32]) -> Option<String> {
+/// garbage). After it, HDF5's own filters that read the dataset's values (szip, nbit,
+/// scaleoffset) would get deepcq's bytes, a buffer far shorter than the chunk they count
+/// values in: nbit wrote past it and the process aborted, scaleoffset wrote a dataset
+/// that no read could decode. `None` when the pipeline is one deepcq can run in.
+fn misplaced_filters(pipeline: &[u32]) -> Option<String> {
     let position = pipeline.iter().position(|&id| id == wire::FILTER_ID)?;
-    let name = |id: u32| match id {
+    let name = |id: &u32| match id {
         1 => "deflate (1)".to_string(),
         2 => "shuffle (2)".to_string(),
         3 => "fletcher32 (3)".to_string(),
@@ -105,14 +108,26 @@ fn filters_before_deepcq(pipeline: &[u32]) -> Option<String> {
         6 => "scaleoffset (6)".to_string(),
         other => format!("filter {other}"),
     };
-    (position > 0).then(|| {
-        let before: Vec<String> = pipeline[..position].iter().map(|&id| name(id)).collect();
-        format!(
+    let names = |ids: Vec<&u32>| ids.into_iter().map(name).collect::<Vec<_>>().join(", ");
+    let reading_values: Vec<&u32> = pipeline[position + 1..]
+        .iter()
+        .filter(|id| matches!(id, 4..=6))
+        .collect();
+    if position > 0 {
+        Some(format!(
             "{} runs before deepcq, which would get its bytes instead of the dataset's values: \
-             add deepcq first (other filters may follow it)",
-            before.join(", ")
-        )
-    })
+             add deepcq first (byte filters such as deflate and fletcher32 may follow it)",
+            names(pipeline[..position].iter().collect())
+        ))
+    } else if !reading_values.is_empty() {
+        Some(format!(
+            "{} runs after deepcq and reads the dataset's values, which deepcq has already \
+             compressed: leave it out (byte filters such as deflate may follow deepcq)",
+            names(reading_values)
+        ))
+    } else {
+        None
+    }
 }
 
 /// Checks the user's cd_values before the dataset exists, so bad values fail
@@ -136,8 +151,8 @@ extern "C" fn set_local(dcpl: Hid, type_id: Hid, space_id: Hid) -> c_int {
         let settings = Settings::parse(&cd).map_err(|e| e.to_string())?;
         let chunk = api.chunk_dims(dcpl)?;
         let pipeline = api.filter_ids(dcpl)?;
-        if let Some(before) = filters_before_deepcq(&pipeline) {
-            return Err(before);
+        if let Some(misplaced) = misplaced_filters(&pipeline) {
+            return Err(misplaced);
         }
         let (class, size, order) = api.type_info(type_id);
         // Floats of another layout than IEEE's are other values: stored exactly.
@@ -280,15 +295,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn deepcq_must_run_first_in_the_pipeline() {
-        assert_eq!(filters_before_deepcq(&[wire::FILTER_ID]), None);
-        assert_eq!(filters_before_deepcq(&[wire::FILTER_ID, 1, 3]), None);
-        let shuffled = filters_before_deepcq(&[2, wire::FILTER_ID]).unwrap();
+    fn deepcq_must_run_first_and_no_value_reading_filter_after_it() {
+        assert_eq!(misplaced_filters(&[wire::FILTER_ID]), None);
+        assert_eq!(misplaced_filters(&[wire::FILTER_ID, 1, 2, 3, 32001]), None);
+        let shuffled = misplaced_filters(&[2, wire::FILTER_ID]).unwrap();
         assert!(
             shuffled.starts_with("shuffle (2) runs before deepcq"),
             "{shuffled}"
         );
-        let two = filters_before_deepcq(&[2, 32001, wire::FILTER_ID]).unwrap();
+        let two = misplaced_filters(&[2, 32001, wire::FILTER_ID]).unwrap();
         assert!(two.starts_with("shuffle (2), filter 32001 runs"), "{two}");
+        for (id, name) in [(4, "szip (4)"), (5, "nbit (5)"), (6, "scaleoffset (6)")] {
+            let after = misplaced_filters(&[wire::FILTER_ID, 1, id]).unwrap();
+            assert!(
+                after.starts_with(&format!("{name} runs after deepcq")),
+                "{after}"
+            );
+        }
     }
 }

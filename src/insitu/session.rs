@@ -152,6 +152,10 @@ struct Corrected<'a> {
     learned: [Option<Learned>; 4],
     raw: Cell<Option<Proposal>>,
     applied: Cell<f64>,
+    /// A codec the session had tightened that refused this chunk, which SZ3 then took
+    /// (a compressor chosen automatically): its correction is forgotten once the step is
+    /// kept, or that codec would be refused on every later step.
+    forget: Cell<Option<CodecId>>,
 }
 
 impl Proposer for Corrected<'_> {
@@ -164,8 +168,12 @@ impl Proposer for Corrected<'_> {
     ) -> Result<Proposal, SelectError> {
         // A second proposal for the same chunk (SZ3 after SPERR refused it) applies its
         // own codec's correction or none.
+        let tightened = self.raw.get().filter(|_| self.applied.get() < 0.0);
         self.applied.set(0.0);
         let raw = self.inner.propose(data, shape, extent, settings)?;
+        if let Some(refused) = tightened.filter(|first| first.codec != raw.codec) {
+            self.forget.set(Some(refused.codec));
+        }
         self.raw.set(Some(raw));
         let Some(learned) = self.learned[raw.codec as usize] else {
             return Ok(raw);
@@ -231,7 +239,17 @@ impl Session {
         shape: &[usize],
         capacity: usize,
     ) -> Result<(Vec<u8>, Report), InsituError> {
-        let inner = proposer(&self.settings)?;
+        self.compress_using(proposer(&self.settings)?, data, shape, capacity)
+    }
+
+    /// [`Session::compress_within`] with the proposer given (tests give their own).
+    fn compress_using(
+        &self,
+        inner: &dyn Proposer,
+        data: Samples<'_>,
+        shape: &[usize],
+        capacity: usize,
+    ) -> Result<(Vec<u8>, Report), InsituError> {
         let learned = if self.adapt {
             self.lock().learned
         } else {
@@ -242,6 +260,7 @@ impl Session {
             learned,
             raw: Cell::new(None),
             applied: Cell::new(0.0),
+            forget: Cell::new(None),
         };
         let remembering = self.memory.proposer(inner);
         let remembers = self.remembers();
@@ -295,11 +314,13 @@ impl Session {
                 None => Learned::first(x),
             });
         }
-        // The named compressor could not resolve the bound the session's correction made
-        // of its proposal: a stored chunk teaches nothing, so without this every later step
-        // would be stored losslessly too. The session starts again from the model.
-        if let Some(raw) = corrected.raw.get().filter(|_| too_fine && applied < 0.0) {
-            state.learned[raw.codec as usize] = None;
+        // The compressor could not resolve the bound the session's correction made of its
+        // proposal: a named one stored the chunk exactly, which teaches nothing, and under
+        // an automatic choice SZ3 took it (`forget`); either way every later step would go
+        // the same way. The session starts again from the model for that compressor.
+        let exact = corrected.raw.get().filter(|_| too_fine && applied < 0.0);
+        if let Some(codec) = corrected.forget.get().or(exact.map(|raw| raw.codec)) {
+            state.learned[codec as usize] = None;
         }
         Ok((bytes, report))
     }
@@ -619,6 +640,47 @@ mod tests {
     }
 
     #[test]
+    fn a_correction_tighter_than_an_automatic_choice_resolves_is_forgotten() {
+        // As above with the compressor chosen automatically: select hands the step ZFP
+        // refused to SZ3, so no step is stored as too fine, and without forgetting ZFP's
+        // correction every later step ZFP is proposed for would go to SZ3 as well. On an
+        // offset, so that ZFP resolves the proposal but not a thousandth of it.
+        use crate::select::fixed::{Fixed, Restricted};
+        let at_the_formula_bound = |codec| Fixed {
+            codec,
+            runner_up: false,
+            scale: 1.0,
+        };
+        let zfp_unless_sz3 = Restricted {
+            first: at_the_formula_bound(CodecId::Zfp),
+            sz3: at_the_formula_bound(CodecId::Sz3),
+        };
+        let settings = Settings {
+            mode: Mode::Fast,
+            ..Settings::psnr(80.0).unwrap()
+        };
+        let session = Session::new(settings, true);
+        let lost = Learned {
+            mean: -40.0,
+            dev: 10.0,
+        };
+        session.lock().learned[CodecId::Zfp as usize] = Some(lost);
+        let v: Vec<f32> = steps()[0].iter().map(|x| x + 30.0).collect();
+        let step = || {
+            session
+                .compress_using(&zfp_unless_sz3, Samples::F32(&v), &[48, 48], usize::MAX)
+                .unwrap()
+                .1
+        };
+        let handed_on = step();
+        assert_eq!(handed_on.codec, CodecId::Sz3, "{handed_on:?}");
+        assert!(handed_on.target_met, "{handed_on:?}");
+        let next = step();
+        assert_eq!(next.codec, CodecId::Zfp, "{next:?}");
+        assert!(next.target_met && next.psnr >= 90.0, "{next:?}");
+    }
+
+    #[test]
     fn sz3_taking_over_a_refused_chunk_applies_no_other_codecs_correction() {
         // SPERR refuses values of 1e30 and more; SZ3 then takes the chunk from its own
         // proposal, which the correction the session learned for SPERR must not move.
@@ -637,6 +699,7 @@ mod tests {
             learned: session.lock().learned,
             raw: Cell::new(None),
             applied: Cell::new(0.0),
+            forget: Cell::new(None),
         };
         let v = &steps()[0];
         let extent = Extent::of(Samples::F32(v));

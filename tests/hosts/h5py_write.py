@@ -1,8 +1,8 @@
 """h5py (whose wheel bundles HDF5 2.0) writes through the deepcq filter via
-HDF5_PLUGIN_PATH, reads back, and checks every chunk; then bad cd_values, and shuffle
-before deepcq, must fail dataset creation with deepcq's message; a chunk of integers
-copied into a dataset of larger chunks reads back padded with zeros, and a float type of
-another layout than IEEE's is stored exactly.
+HDF5_PLUGIN_PATH, reads back, and checks every chunk; then bad cd_values, shuffle before
+deepcq and scaleoffset after it must fail dataset creation with deepcq's message; a chunk
+of integers copied into a dataset of larger chunks reads back padded with zeros, and a
+float type of another layout than IEEE's is stored exactly.
 
 usage: h5py_write.py INPUT OUTPUT"""
 import sys
@@ -40,6 +40,22 @@ try:
 except Exception as e:
     print("shuffle before deepcq rejected:", e)
     if "runs before deepcq" not in str(e):
+        failures.append(f"error lacks deepcq's message: {e}")
+
+# Scaleoffset after deepcq would read deepcq's bytes as the dataset's values (h5py's
+# keywords put it first, so the pipeline is built by hand): dataset creation must fail.
+try:
+    with h5py.File(out_path, "a") as out:
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_chunk((4, 4))
+        dcpl.set_filter(357, 0, (60,))
+        dcpl.set_scaleoffset(h5py.h5z.SO_FLOAT_DSCALE, 2)
+        h5py.h5d.create(out.id, b"scaled_after", h5py.h5t.IEEE_F32LE,
+                        h5py.h5s.create_simple((8, 8)), dcpl=dcpl)
+    failures.append("scaleoffset after deepcq was accepted")
+except Exception as e:
+    print("scaleoffset after deepcq rejected:", e)
+    if "runs after deepcq" not in str(e):
         failures.append(f"error lacks deepcq's message: {e}")
 
 # A chunk of integers copied as stored into a dataset of larger chunks decodes short.
