@@ -317,6 +317,64 @@ fn corrupt_and_skipped_chunks_are_reported_and_the_exit_code_says_so() {
 }
 
 #[test]
+fn fletcher32_after_deepcq_unfiltered_edge_chunks_and_unopenable_datasets_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, latest) = (dir.path().join("first.h5"), dir.path().join("latest.h5"));
+    let out = run(Command::new(python())
+        .env("HDF5_PLUGIN_PATH", plugin_dir(dir.path()))
+        .arg(repo().join("tests/hosts/make_inspect_layouts.py"))
+        .args([&first, &latest]));
+    assert!(out.status.success(), "make_inspect_layouts.py failed");
+    let (out, reports) = inspect_json(first.to_str().unwrap());
+    assert!(out.status.success(), "no chunk is corrupt");
+    let statuses = |dataset: &str| -> Vec<(Vec<u64>, String)> {
+        reports[dataset]["chunks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                let offset = serde_json::from_value(c["offset"].clone()).unwrap();
+                (offset, c["status"].as_str().unwrap().to_string())
+            })
+            .collect()
+    };
+    // Fletcher32 appends its checksum to deepcq's chunk, whose header is still readable.
+    let fletcher = statuses("/fletcher");
+    assert_eq!(fletcher.len(), 8);
+    assert!(fletcher.iter().all(|(_, s)| s == "ok"), "{fletcher:?}");
+    // 100×60 in 32×32 chunks: the chunks at row 96 or column 32 are partial, stored raw.
+    let partial = statuses("/partial_raw");
+    assert_eq!(partial.len(), 8);
+    for (offset, status) in &partial {
+        let edge = offset[0] == 96 || offset[1] == 32;
+        let expected = if edge { "filter_skipped" } else { "ok" };
+        assert_eq!(status, expected, "chunk at {offset:?}");
+    }
+    if let Some(lib) = h5py_libhdf5() {
+        let bundled = run(deepcq()
+            .env("DEEPCQ_HDF5_LIB", &lib)
+            .args(["inspect", "--json"])
+            .arg(&first));
+        assert_eq!(
+            String::from_utf8_lossy(&bundled.stdout),
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    // Whatever libhdf5 inspect finds, a dataset is either listed or said to be unopenable,
+    // with a failed run: never "no datasets" and success.
+    let out = run(deepcq().args(["inspect", "--json"]).arg(&latest));
+    let (listed, said) = (
+        String::from_utf8_lossy(&out.stdout).contains("\"/latest\""),
+        String::from_utf8_lossy(&out.stderr).contains("cannot open /latest"),
+    );
+    assert!(
+        (listed && out.status.success()) || (said && !out.status.success()),
+        "listed {listed}, said unopenable {said}, {}",
+        out.status
+    );
+}
+
+#[test]
 fn missing_files_datasets_and_libraries_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope.h5");

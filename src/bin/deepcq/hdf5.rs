@@ -36,6 +36,8 @@ const CLASS_FLOAT: c_int = 1;
 const ORDER_LE: c_int = 0;
 /// `H5D_CHUNKED` in `H5D_layout_t`.
 const LAYOUT_CHUNKED: c_int = 2;
+/// `H5D_CHUNK_DONT_FILTER_PARTIAL_CHUNKS`, a flag of `H5Pset_chunk_opts`.
+const DONT_FILTER_PARTIAL_CHUNKS: c_uint = 0x0002;
 /// `H5D_FILL_VALUE_USER_DEFINED` in `H5D_fill_value_t`.
 const FILL_USER_DEFINED: c_int = 2;
 /// `H5L_TYPE_HARD` in `H5L_type_t`.
@@ -116,6 +118,7 @@ macro_rules! api {
 
 api! {
     open ["H5open"]: fn() -> Herr;
+    get_libversion ["H5get_libversion"]: fn(*mut c_uint, *mut c_uint, *mut c_uint) -> Herr;
     set_auto ["H5Eset_auto2"]: fn(Hid, *const c_void, *mut c_void) -> Herr;
     fopen ["H5Fopen"]: fn(*const c_char, c_uint, Hid) -> Hid;
     fclose ["H5Fclose"]: fn(Hid) -> Herr;
@@ -142,6 +145,7 @@ api! {
     sclose ["H5Sclose"]: fn(Hid) -> Herr;
     pget_layout ["H5Pget_layout"]: fn(Hid) -> c_int;
     pget_chunk ["H5Pget_chunk"]: fn(Hid, c_int, *mut Hsize) -> c_int;
+    pget_chunk_opts ["H5Pget_chunk_opts"]: fn(Hid, *mut c_uint) -> Herr;
     pget_nfilters ["H5Pget_nfilters"]: fn(Hid) -> c_int;
     pget_filter ["H5Pget_filter2"]:
         fn(Hid, c_uint, *mut c_uint, *mut usize, *mut c_uint, usize, *mut c_char, *mut c_uint)
@@ -203,6 +207,14 @@ impl Hdf5 {
         })
     }
 
+    /// The library's version, "major.minor.release".
+    pub fn version(&self) -> String {
+        let (mut major, mut minor, mut release) = (0, 0, 0);
+        // SAFETY: three out values.
+        unsafe { (self.api.get_libversion)(&mut major, &mut minor, &mut release) };
+        format!("{major}.{minor}.{release}")
+    }
+
     /// Opens a file read-only.
     pub fn open(&self, path: &Path) -> Result<File<'_>, Hdf5Error> {
         let c_path = cstring(&path.to_string_lossy())?;
@@ -260,11 +272,20 @@ pub struct File<'a> {
     handle: Handle,
 }
 
+/// What a file's hard links lead to, as far as inspect and bench care.
+pub struct Objects {
+    /// Paths of the datasets, in name order.
+    pub datasets: Vec<String>,
+    /// Paths of the objects this libhdf5 could not open (a file written by a newer HDF5
+    /// may hold objects an older library cannot read): each may be a dataset.
+    pub unopened: Vec<String>,
+}
+
 impl<'a> File<'a> {
-    /// Paths of every dataset reachable through hard links from the root group, in name
-    /// order. Soft and external links are skipped: they would list a dataset twice, or one
-    /// in another file, and may dangle.
-    pub fn dataset_paths(&self) -> Result<Vec<String>, Hdf5Error> {
+    /// Every object reachable through hard links from the root group, in name order.
+    /// Soft and external links are skipped: they would list a dataset twice, or one in
+    /// another file, and may dangle.
+    pub fn objects(&self) -> Result<Objects, Hdf5Error> {
         unsafe extern "C" fn collect(
             _group: Hid,
             name: *const c_char,
@@ -302,13 +323,13 @@ impl<'a> File<'a> {
                 "H5Lvisit (listing the file's links)".into(),
             ));
         }
-        let mut datasets = Vec::new();
+        let (mut datasets, mut unopened) = (Vec::new(), Vec::new());
         for name in names {
             let c_name = cstring(&name)?;
             // SAFETY: an open file id and a NUL-terminated link name.
             let id = unsafe { (api.oopen)(self.handle.id, c_name.as_ptr(), DEFAULT) };
-            // An object that cannot be opened is not a dataset inspect can read.
             let Ok(object) = self.h5.handle(id, api.oclose, String::new) else {
+                unopened.push(format!("/{name}"));
                 continue;
             };
             // SAFETY: an open object id.
@@ -316,7 +337,7 @@ impl<'a> File<'a> {
                 datasets.push(format!("/{name}"));
             }
         }
-        Ok(datasets)
+        Ok(Objects { datasets, unopened })
     }
 
     /// Opens the dataset at `path`.
@@ -489,6 +510,16 @@ impl Dataset<'_> {
         let rank = usize::try_from(rank).map_err(|_| self.call_failed("H5Pget_chunk"))?;
         dims.truncate(rank.min(MAX_RANK));
         Ok(Some(dims))
+    }
+
+    /// Whether HDF5 stores this dataset's partial edge chunks without running the filter
+    /// pipeline (`H5Pset_chunk_opts` with `H5D_CHUNK_DONT_FILTER_PARTIAL_CHUNKS`): their
+    /// filter mask then says nothing of it.
+    pub fn partial_chunks_unfiltered(&self) -> bool {
+        let mut opts: c_uint = 0;
+        // SAFETY: an open property list id and one out value.
+        let status = unsafe { (self.h5.api.pget_chunk_opts)(self.dcpl.id, &mut opts) };
+        status >= 0 && opts & DONT_FILTER_PARTIAL_CHUNKS != 0
     }
 
     /// The filter pipeline, in the order HDF5 applies it when writing.

@@ -5,7 +5,7 @@
 //!
 //! Chunks are read raw (`H5Dread_chunk`), so the filter plugin is never loaded. A chunk
 //! whose header does not parse is reported as corrupt and the run goes on; the exit code is
-//! non-zero at the end if any chunk was corrupt.
+//! non-zero at the end if any chunk was corrupt or any object could not be opened.
 
 use std::path::{Path, PathBuf};
 
@@ -16,7 +16,7 @@ use h5z_deepcq::settings::{kind_name, Settings, StoredSettings};
 use h5z_deepcq::wire::{self, TargetKind};
 use serde::Serialize;
 
-use crate::hdf5::{ChunkInfo, Dataset, Filter, Hdf5};
+use crate::hdf5::{ChunkInfo, Dataset, Filter, Hdf5, LIB_ENV};
 
 /// What to inspect and how to print it.
 #[derive(Args)]
@@ -137,6 +137,14 @@ impl ChunkReport {
         }
     }
 
+    /// A chunk HDF5 stored raw, without running the filter.
+    fn skipped(info: &ChunkInfo, chunk_raw: u64) -> Self {
+        ChunkReport {
+            ratio: ratio(chunk_raw, info.size),
+            ..ChunkReport::empty(info, Status::FilterSkipped, None)
+        }
+    }
+
     fn from_header(info: &ChunkInfo, header: &Header) -> Self {
         let quality = header.quality.as_ref();
         ChunkReport {
@@ -162,6 +170,9 @@ impl ChunkReport {
     }
 }
 
+/// HDF5's fletcher32 filter id.
+const FLETCHER32: i32 = 3;
+
 fn ratio(raw: u64, stored: u64) -> Option<f64> {
     (stored > 0).then(|| raw as f64 / stored as f64)
 }
@@ -176,30 +187,50 @@ pub fn run(args: &InspectArgs) -> Result<()> {
     let single = dataset
         .as_deref()
         .is_some_and(|path| handle.dataset(path).is_ok());
-    let paths = match &dataset {
-        Some(path) if single => vec![path.clone()],
+    let objects = handle.objects()?;
+    // An object the library cannot open may be a dataset: a run that left it out silently
+    // would pass an audit of a file it did not read.
+    let cannot_open = |name: &str| {
+        format!(
+            "libhdf5 {} cannot open {name} (a file written by a newer HDF5 may need a newer \
+             library: set {LIB_ENV} to one, such as the libhdf5 h5py's wheel bundles)",
+            h5.version()
+        )
+    };
+    let (paths, unopened) = match &dataset {
+        Some(path) if single => (vec![path.clone()], Vec::new()),
         // A group: the datasets under it.
         Some(path) => {
-            let under = format!("/{}/", path.trim_matches('/'));
-            let paths: Vec<String> = handle
-                .dataset_paths()?
-                .into_iter()
-                .filter(|p| p.starts_with(&under))
-                .collect();
-            if paths.is_empty() {
+            let named = format!("/{}", path.trim_matches('/'));
+            if objects.unopened.contains(&named) {
+                bail!("{}: {}", file.display(), cannot_open(&named));
+            }
+            let under = format!("{named}/");
+            let inside = |paths: Vec<String>| -> Vec<String> {
+                paths
+                    .into_iter()
+                    .filter(|p| p.starts_with(&under))
+                    .collect()
+            };
+            let (paths, unopened) = (inside(objects.datasets), inside(objects.unopened));
+            if paths.is_empty() && unopened.is_empty() {
                 bail!(
                     "{} has no dataset or group {path} holding datasets",
                     file.display()
                 );
             }
-            paths
+            (paths, unopened)
         }
-        None => handle.dataset_paths()?,
+        None => (objects.datasets, objects.unopened),
     };
-    if paths.is_empty() && !args.json {
+    if paths.is_empty() && unopened.is_empty() && !args.json {
         println!("{}: no datasets", file.display());
     }
     let (mut corrupt, mut unreadable) = (0, 0);
+    for name in &unopened {
+        eprintln!("deepcq: {}", cannot_open(name));
+        unreadable += 1;
+    }
     for path in &paths {
         let report = handle
             .dataset(path)
@@ -297,14 +328,20 @@ fn inspect_dataset(file: &Path, path: &str, ds: &Dataset<'_>) -> Result<DatasetR
     report.deepcq = true;
     report.cd_values = filters[index].cd_values.clone();
     report.settings = Some(describe_settings(&report.cd_values));
-    let chunk_raw = chunk_dims.iter().product::<u64>() * dtype.size as u64;
+    let chunk_values = chunk_dims.iter().product::<u64>();
+    let chunk_raw = chunk_values * dtype.size as u64;
+    let partial_unfiltered = ds.partial_chunks_unfiltered();
     report.stored_bytes = 0;
     report.raw_bytes = 0;
     for info in ds.chunks()? {
-        let chunk = inspect_chunk(ds, &info, &filters, index, chunk_raw);
+        let inside = values_inside(&info.offset, &chunk_dims, &report.dims);
+        let chunk = match partial_unfiltered && inside < chunk_values {
+            // HDF5 wrote this edge chunk raw, with a filter mask that says nothing of it.
+            true => ChunkReport::skipped(&info, chunk_raw),
+            false => inspect_chunk(ds, &info, &filters, index, chunk_raw),
+        };
         report.stored_bytes += info.size;
-        report.raw_bytes +=
-            values_inside(&info.offset, &chunk_dims, &report.dims) * dtype.size as u64;
+        report.raw_bytes += inside * dtype.size as u64;
         report.corrupt_chunks += usize::from(chunk.status == Status::Corrupt);
         report.chunks.push(chunk);
     }
@@ -338,15 +375,15 @@ fn inspect_chunk(
     };
     let skipped = |i: usize| i < 32 && mask & (1 << i) != 0;
     if skipped(index) {
-        let mut report = ChunkReport::empty(info, Status::FilterSkipped, None);
-        report.ratio = ratio(chunk_raw, info.size);
-        return report;
+        return ChunkReport::skipped(info, chunk_raw);
     }
     let later: Vec<&Filter> = (index + 1..filters.len())
         .filter(|&i| !skipped(i))
         .map(|i| &filters[i])
         .collect();
-    if !later.is_empty() {
+    // Fletcher32 only appends its 4-byte checksum: deepcq's header is still in front.
+    let appended = 4 * later.iter().filter(|f| f.id == FLETCHER32).count();
+    if later.iter().any(|f| f.id != FLETCHER32) {
         let why = format!(
             "filters after deepcq changed the bytes: {}",
             describe_refs(&later)
@@ -360,7 +397,11 @@ fn inspect_chunk(
         Ok((bytes, _)) => bytes,
         Err(e) => return ChunkReport::empty(info, Status::Corrupt, Some(e.to_string())),
     };
-    match chunk::parse(&bytes) {
+    let Some(ours) = bytes.len().checked_sub(appended).map(|n| &bytes[..n]) else {
+        let why = format!("{} bytes, shorter than fletcher32's checksum", bytes.len());
+        return ChunkReport::empty(info, Status::Corrupt, Some(why));
+    };
+    match chunk::parse(ours) {
         Ok((header, _)) => ChunkReport::from_header(info, &header),
         Err(e) => ChunkReport::empty(info, Status::Corrupt, Some(e.to_string())),
     }
