@@ -41,6 +41,16 @@ pub enum SettingsError {
         /// The allowed range.
         hint: &'static str,
     },
+    /// The target value is in range but has more digits than cd_values hold.
+    #[error("deepcq target {value} for {kind} has more digits than cd_values hold: {hint}")]
+    Unpackable {
+        /// Target kind name.
+        kind: &'static str,
+        /// The target given.
+        value: f64,
+        /// How targets are packed.
+        hint: &'static str,
+    },
     /// A missing value the dataset's type cannot hold.
     #[error("deepcq missing value {value:e} does not fit {dtype} values (the nearest f32 is more than a millionth away: beyond ±3.4e38 or below about 1e-39)")]
     MissingOutOfRange {
@@ -84,7 +94,7 @@ impl Target {
             .flatten();
         Target::packed(kind, value)
             .or_else(|| shortest.and_then(|v| Target::packed(kind, v)))
-            .ok_or(SettingsError::BadTarget {
+            .ok_or(SettingsError::Unpackable {
                 kind: kind_name(kind),
                 value,
                 hint: "cd_values hold a target as an integer below 2^31 times 10^-d with \
@@ -646,8 +656,14 @@ mod tests {
         assert_eq!((t.mantissa, t.decimals), (623, 1));
         let t = Target::from_value(TargetKind::Ssim, f64::from(0.9999f32)).unwrap();
         assert_eq!((t.mantissa, t.decimals), (9999, 4));
-        // A double that no 12 decimals hold is refused, not rounded.
-        assert!(Target::from_value(TargetKind::Psnr, 62.345_678_901_23).is_err());
+        // A double that no 12 decimals hold is refused, not rounded, and said as such.
+        let digits = Target::from_value(TargetKind::Psnr, 62.345_678_901_23)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            digits.contains("more digits than cd_values hold") && !digits.contains("range"),
+            "{digits}"
+        );
         // Nor packed as SSIM 1, lossless.
         for ssim in [0.999_999_999_999, 0.999_999_999_999_5] {
             assert!(

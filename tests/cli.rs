@@ -386,6 +386,42 @@ fn bench_codecs_says_why_a_constant_field_has_no_lossy_rows_and_refuses_bad_boun
 }
 
 #[test]
+fn bench_codecs_gives_a_bound_a_codec_refuses_its_row_and_goes_on() {
+    // Values 1000 to 1001 at 1e-6 of their range: finer than ZFP resolves for f32 values
+    // near 1000 (2^-22 of them); SZ3 and SPERR take it.
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("offset.f32");
+    let values: Vec<u8> = (0..256)
+        .flat_map(|i| (1000.0 + (i as f32 / 255.0)).to_le_bytes())
+        .collect();
+    std::fs::write(&raw, values).unwrap();
+    let raw = raw.to_str().unwrap();
+    let out = deepcq(&[
+        "bench-codecs",
+        raw,
+        "--dims",
+        "16x16",
+        "--rel",
+        "1e-6",
+        "--repeat",
+        "1",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let row = |codec: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("| {codec} |")))
+    };
+    assert!(
+        row("zfp").is_some_and(|l| l.contains("refused") && l.contains("finer than")),
+        "{text}"
+    );
+    for codec in ["sz3", "sperr"] {
+        assert!(row(codec).is_some_and(|l| !l.contains("refused")), "{text}");
+    }
+}
+
+#[test]
 fn counts_of_zero_and_options_that_need_another_are_refused_up_front() {
     for (args, says) in [
         (
@@ -413,6 +449,15 @@ fn counts_of_zero_and_options_that_need_another_are_refused_up_front() {
             "--members",
         ),
         (&["collect", "-o", "t.csv", "--bounds", "1"][..], "--bounds"),
+        (
+            &["train", "--table", "t.csv", "-o", "m.onnx", "--lr", "0"][..],
+            "--lr must be",
+        ),
+        (
+            &["train", "--table", "t.csv", "-o", "nowhere/m.onnx"][..],
+            "no folder nowhere",
+        ),
+        (&["bench-codecs", "--dims", "16x16"][..], "--dims describes"),
         (
             &[
                 "train", "--table", "t.csv", "-o", "m.onnx", "--report", "r.md",

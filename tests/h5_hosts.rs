@@ -420,6 +420,13 @@ fn an_installed_prefix_works_with_only_hdf5_plugin_path() {
     );
     let found = prefix.join("lib/libonnxruntime.so");
     assert!(stdout(&info).contains(&format!("\"onnxruntime\": \"{}\"", found.display())));
+    // The plugin in the prefix's lib/, beside bin/.
+    let plugin = prefix.join("lib/libh5z_deepcq.so").canonicalize().unwrap();
+    assert!(
+        stdout(&info).contains(&format!("\"plugin_path\": \"{}\"", plugin.display())),
+        "{}",
+        stdout(&info)
+    );
 
     let input = make_input(dir.path());
     let output = dir.path().join("out.h5");

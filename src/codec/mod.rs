@@ -45,6 +45,13 @@ pub enum CodecError {
         /// The rejected type.
         dtype: DType,
     },
+    /// A chunk of values has 1 to [`crate::wire::MAX_RANK`] axes: its header has no room
+    /// for more, and a reader refuses none.
+    #[error("shape {shape:?}: a chunk of values has 1 to {max} axes", max = crate::wire::MAX_RANK)]
+    BadRank {
+        /// The shape.
+        shape: Vec<usize>,
+    },
     /// The shape does not describe the number of values given.
     #[error("shape {shape:?} does not hold {len} values")]
     ShapeMismatch {
@@ -238,8 +245,21 @@ pub(crate) fn check_resolvable(
     Ok(())
 }
 
-/// Fails unless `shape` holds exactly `len` values.
+/// Fails unless `shape` has 1 to [`crate::wire::MAX_RANK`] axes (what a chunk header
+/// holds).
+pub(crate) fn check_rank(shape: &[usize]) -> Result<(), CodecError> {
+    match shape.len() {
+        1..=crate::wire::MAX_RANK => Ok(()),
+        _ => Err(CodecError::BadRank {
+            shape: shape.to_vec(),
+        }),
+    }
+}
+
+/// Fails unless `shape` has 1 to [`crate::wire::MAX_RANK`] axes and holds exactly `len`
+/// values.
 pub(crate) fn check_shape(len: usize, shape: &[usize]) -> Result<(), CodecError> {
+    check_rank(shape)?;
     match crate::samples::element_count(shape) {
         Some(n) if n == len => Ok(()),
         _ => Err(CodecError::ShapeMismatch {
@@ -304,6 +324,32 @@ mod tests {
                     "{id:?} {shape:?}: {err:?}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn a_shape_the_chunk_header_cannot_hold_is_refused_by_every_codec() {
+        // 33 axes (the header holds 32, and the reader refuses more), or none: a chunk
+        // written so could not be read back.
+        let values = [1.0f32, 2.0];
+        let mut long = vec![1; crate::wire::MAX_RANK];
+        long.push(2);
+        for id in [
+            CodecId::Lossless,
+            CodecId::Sz3,
+            CodecId::Zfp,
+            CodecId::Sperr,
+        ] {
+            for shape in [&long[..], &[]] {
+                let err = codec_for(id).encode(Samples::F32(&values), shape, 0.1);
+                assert!(
+                    matches!(err, Err(CodecError::BadRank { .. })),
+                    "{id:?} {} axes: {err:?}",
+                    shape.len()
+                );
+            }
+            let fits = codec_for(id).encode(Samples::F32(&values), &long[1..], 0.1);
+            assert!(fits.is_ok(), "{id:?}: {fits:?}");
         }
     }
 

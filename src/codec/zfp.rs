@@ -12,7 +12,7 @@ use std::ptr::NonNull;
 
 use zfp_sys as ffi;
 
-use super::{check_lossy_input, check_resolvable, library_error, Codec, CodecError};
+use super::{check_lossy_input, check_rank, check_resolvable, library_error, Codec, CodecError};
 use crate::samples::{element_count, fit_rank, Layout, SampleBuf, Samples};
 use crate::wire::{CodecId, DType};
 
@@ -85,6 +85,8 @@ impl Codec for Zfp {
         shape: &[usize],
         bound: f64,
     ) -> Result<Vec<u8>, CodecError> {
+        // zfp sees the folded dims; the chunk header keeps these.
+        check_rank(shape)?;
         compress(data, &zfp_dims(shape), bound).map(|(payload, _)| payload)
     }
 

@@ -100,6 +100,11 @@ pub struct Hdf5Api {
     /// `H5allocate_memory` and `H5free_memory`, together or not at all.
     memory: Option<(AllocateMemory, FreeMemory)>,
     clear_errors: Option<ClearErrors>,
+    /// Whether this HDF5 runs callbacks between `H5_user_cb_prepare` and
+    /// `H5_user_cb_restore` (HDF5 2.0, h5py's wheels): a filter function's failure then
+    /// reaches the caller without the message the filter pushed (checked with h5py's 2.0.0:
+    /// a corrupt chunk read back as "filter returned failure during read" alone).
+    drops_filter_errors: bool,
     /// `H5Iget_type` and `H5Sget_simple_extent_ndims`: what tells which copy a callback's
     /// ids belong to ([`Hdf5Api::holds_deepcq`]).
     id_checks: Option<(TypeInt, TypeInt)>,
@@ -302,6 +307,8 @@ impl Hdf5Api {
                     .and_then(|a| Ok((a, get(&library, "H5free_memory")?)))
                     .ok(),
                 clear_errors: get(&library, "H5Eclear2").ok(),
+                drops_filter_errors: get::<unsafe extern "C" fn()>(&library, "H5_user_cb_prepare")
+                    .is_ok(),
                 id_checks: get(&library, "H5Iget_type")
                     .and_then(|t| Ok((t, get(&library, "H5Sget_simple_extent_ndims")?)))
                     .ok(),
@@ -521,6 +528,11 @@ impl Hdf5Api {
     /// memory sanity checks (or another C runtime) does not share with `malloc`.
     pub fn memory(&self) -> Option<(AllocateMemory, FreeMemory)> {
         self.memory
+    }
+
+    /// Whether a message the filter function pushes is lost ([`Hdf5Api`]'s field).
+    pub fn drops_filter_errors(&self) -> bool {
+        self.drops_filter_errors
     }
 
     /// Pushes `message` onto the default HDF5 error stack, so that h5repack, h5py and C

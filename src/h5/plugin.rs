@@ -67,8 +67,15 @@ pub extern "C" fn H5PLget_plugin_info() -> *const c_void {
 }
 
 /// Runs `body`, turning an error or a panic into `failure` plus a message on the HDF5 error
-/// stack (or the log, when the error API is not available).
-fn guarded<T>(function: &str, failure: T, body: impl FnOnce() -> Result<T, String>) -> T {
+/// stack (or the log, when the error API is not available). `filter_function`: the
+/// callback is the filter function, whose message some HDF5 versions drop
+/// ([`say_dropped_failure`]).
+fn guarded<T>(
+    function: &str,
+    filter_function: bool,
+    failure: T,
+    body: impl FnOnce() -> Result<T, String>,
+) -> T {
     observe::init();
     api::forget_choice();
     let message = match catch_unwind(AssertUnwindSafe(body)) {
@@ -86,8 +93,31 @@ fn guarded<T>(function: &str, failure: T, body: impl FnOnce() -> Result<T, Strin
     log::error!("{function}: {message}");
     if let Some(api) = api::reporting_api() {
         api.push_error(function, &message);
+        if filter_function && api.drops_filter_errors() {
+            say_dropped_failure(function, &message);
+        }
     }
     failure
+}
+
+/// Says a filter function's failure on stderr, once per process, where HDF5 drops the
+/// message the filter pushed and the log (`H5Z_DEEPCQ_LOG`) is off: a user of h5py (HDF5
+/// 2.0) would otherwise learn only that a "filter returned failure during read", not that
+/// the chunk is corrupt or which setting refused it.
+fn say_dropped_failure(function: &str, message: &str) {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static SAID: AtomicBool = AtomicBool::new(false);
+    if log::log_enabled!(log::Level::Error) || SAID.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    // Not eprintln!, which panics when stderr is closed: nothing may unwind into HDF5.
+    let _ = writeln!(
+        std::io::stderr(),
+        "h5z-deepcq: {function}: {message} (this HDF5 drops a filter's messages from its \
+         error stack, so only the first failure is said here; H5Z_DEEPCQ_LOG=error prints \
+         every one)"
+    );
 }
 
 /// Why deepcq cannot run where `pipeline` (filter ids in the order they run when writing)
@@ -134,7 +164,7 @@ fn misplaced_filters(pipeline: &[u32]) -> Option<String> {
 /// `H5Dcreate` with a message instead of failing the first write. Every datatype is
 /// accepted: non-float data is stored losslessly.
 extern "C" fn can_apply(dcpl: Hid, type_id: Hid, space_id: Hid) -> c_int {
-    guarded("deepcq can_apply", -1, || {
+    guarded("deepcq can_apply", false, -1, || {
         let api = api::api_for(dcpl, type_id, space_id)?;
         let (_, cd) = api.filter_values(dcpl, wire::FILTER_ID)?;
         Settings::parse(&cd).map_err(|e| e.to_string())?;
@@ -145,7 +175,7 @@ extern "C" fn can_apply(dcpl: Hid, type_id: Hid, space_id: Hid) -> c_int {
 
 /// Rewrites the user's cd_values into the stored form: settings + dtype + chunk dims.
 extern "C" fn set_local(dcpl: Hid, type_id: Hid, space_id: Hid) -> c_int {
-    guarded("deepcq set_local", -1, || {
+    guarded("deepcq set_local", false, -1, || {
         let api = api::api_for(dcpl, type_id, space_id)?;
         let (flags, cd) = api.filter_values(dcpl, wire::FILTER_ID)?;
         let settings = Settings::parse(&cd).map_err(|e| e.to_string())?;
@@ -220,7 +250,7 @@ extern "C" fn filter_callback(
     } else {
         "deepcq encode"
     };
-    guarded(function, 0, || {
+    guarded(function, true, 0, || {
         if buf.is_null() || buf_size.is_null() || unsafe { (*buf).is_null() } {
             return Err("HDF5 passed a null buffer".into());
         }

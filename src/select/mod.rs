@@ -27,7 +27,9 @@
 //! spends one more compression only on a miss or a large overshoot, and searches the
 //! runner-up only when the first compressor's payload was far larger than predicted or
 //! the model ranks the two within a quarter of each other's ratio (a close call), for
-//! two to four times the time of one compression instead of four to seven.
+//! two to four times the time of one compression instead of four to seven. A ratio target
+//! SPERR's fixed rate does not serve (1-D chunks, SZ3 or ZFP named) is searched as in
+//! guarantee mode, in up to `landing::RATIO_STEPS` (8) compressions.
 //!
 //! Predict mode compresses its runner-up once, and keeps the smaller payload, when the
 //! first payload stored under half its predicted ratio at a low rate

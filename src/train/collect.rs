@@ -52,6 +52,24 @@ pub enum CollectError {
     /// Nothing to do.
     #[error("empty corpus: give --data with manifest folders and/or --synth > 0")]
     Empty,
+    /// `--only` names datasets no `--data` folder holds.
+    #[error("--only names datasets no --data folder holds: {}", .0.join(", "))]
+    UnknownDatasets(Vec<String>),
+    /// The table was collected with another seed or bound grid: its chunk indices name
+    /// other chunks, or its chunks lack these bounds.
+    #[error(
+        "{} was collected with {found}; this run asks for {asked}: resume it with the same \
+         --seed and --bounds, or write another table",
+        table.display()
+    )]
+    OtherOptions {
+        /// The table.
+        table: PathBuf,
+        /// The options recorded beside it.
+        found: String,
+        /// This run's.
+        asked: String,
+    },
 }
 
 /// What to collect.
@@ -101,10 +119,27 @@ pub struct CollectSummary {
 
 /// Runs a collection.
 pub fn collect(config: &CollectConfig) -> Result<CollectSummary, CollectError> {
+    let recorded = options_path(&config.output);
+    let asked = options_line(config);
+    // More than its header: rows of an earlier run.
+    let resuming =
+        std::fs::metadata(&config.output).is_ok_and(|m| m.len() > table::header().len() as u64 + 1);
+    match std::fs::read_to_string(&recorded) {
+        Ok(found) if resuming && found.trim_end() != asked => {
+            return Err(CollectError::OtherOptions {
+                table: config.output.clone(),
+                found: found.trim_end().to_string(),
+                asked,
+            })
+        }
+        _ => {}
+    }
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let mut jobs = Vec::new();
+    let mut unknown: Vec<&String> = config.only_datasets.iter().collect();
     for dir in &config.data_dirs {
         for entry in corpus::scan(dir)? {
+            unknown.retain(|name| **name != entry.dataset);
             // Cut before any array is left out, so that a chunk's index names the same
             // chunk with and without --only.
             let mut cuts = cut_chunks(&entry.dims, &mut rng);
@@ -133,6 +168,11 @@ pub fn collect(config: &CollectConfig) -> Result<CollectSummary, CollectError> {
             }
         }
     }
+    if !unknown.is_empty() {
+        return Err(CollectError::UnknownDatasets(
+            unknown.into_iter().cloned().collect(),
+        ));
+    }
     jobs.extend(synth_jobs(config.synth_fields, config.seed));
     if jobs.is_empty() {
         return Err(CollectError::Empty);
@@ -153,6 +193,12 @@ pub fn collect(config: &CollectConfig) -> Result<CollectSummary, CollectError> {
     jobs.sort_by_key(|j| std::cmp::Reverse(j.shape.iter().product::<usize>()));
 
     let writer = Mutex::new(table::open_append(&config.output)?);
+    if !resuming {
+        std::fs::write(&recorded, format!("{asked}\n")).map_err(|source| TableError::Io {
+            path: recorded.clone(),
+            source,
+        })?;
+    }
     let bar = if config.progress {
         indicatif::ProgressBar::new(jobs.len() as u64)
     } else {
@@ -200,6 +246,38 @@ pub fn collect(config: &CollectConfig) -> Result<CollectSummary, CollectError> {
     bar.finish();
     result?;
     Ok(totals.into_inner().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// Where the options that decide which chunks and bounds a table holds are recorded:
+/// beside it, `table.csv.options`.
+fn options_path(table: &Path) -> PathBuf {
+    let mut name = table.as_os_str().to_owned();
+    name.push(".options");
+    PathBuf::from(name)
+}
+
+/// The options a resumed run must share with the table's first: the seed and the `--data`
+/// folders in their order (a chunk's index is its position in seeded cuts and shuffles,
+/// drawn array after array) and the bound grid (a chunk in the table was measured at its
+/// bounds only). `--only`, `--synth` and `--max-chunks` may change: a chunk's index names
+/// the same chunk under each.
+fn options_line(config: &CollectConfig) -> String {
+    let bounds: Vec<String> = config.bounds.iter().map(|b| format!("{b:e}")).collect();
+    let data: Vec<String> = (config.data_dirs.iter())
+        .map(|d| {
+            d.canonicalize()
+                .unwrap_or_else(|_| d.clone())
+                .display()
+                .to_string()
+        })
+        .collect();
+    let line = format!(
+        "--seed {} --bounds {} --data {}",
+        config.seed,
+        bounds.join(","),
+        data.join(",")
+    );
+    line.trim_end().to_string()
 }
 
 fn existing_keys(path: &Path) -> Result<HashSet<String>, CollectError> {
@@ -569,6 +647,51 @@ mod tests {
         assert_eq!(table::read(&output).unwrap().len(), 18);
         let again = collect(&config).unwrap();
         assert_eq!((again.chunks, again.resumed), (0, 3));
+        // Another seed or bound grid would take other chunks, or chunks without these
+        // bounds, for done: refused, and the table left as it was.
+        let before = std::fs::read(&output).unwrap();
+        for other in [
+            CollectConfig {
+                seed: 10,
+                ..config.clone()
+            },
+            CollectConfig {
+                bounds: vec![1e-4, 1e-3],
+                ..config.clone()
+            },
+        ] {
+            let err = collect(&other).unwrap_err();
+            assert!(matches!(err, CollectError::OtherOptions { .. }), "{err}");
+            assert_eq!(std::fs::read(&output).unwrap(), before);
+        }
+        // More generated fields extend the table.
+        let more = CollectConfig {
+            synth_fields: 4,
+            ..config.clone()
+        };
+        assert_eq!(collect(&more).unwrap().chunks, 1);
+        // A new table records its own options.
+        std::fs::remove_file(&output).unwrap();
+        let reseeded = CollectConfig { seed: 10, ..config };
+        assert_eq!(collect(&reseeded).unwrap().chunks, 3);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_dataset_only_names_that_no_folder_holds_is_refused() {
+        let config = CollectConfig {
+            data_dirs: vec![],
+            only_datasets: vec!["no_such_dataset".into()],
+            synth_fields: 1,
+            max_chunks_per_array: 1,
+            bounds: vec![1e-2],
+            threads: 1,
+            seed: 9,
+            output: std::env::temp_dir().join("deepcq-collect-never-written.csv"),
+            progress: false,
+        };
+        let err = collect(&config).unwrap_err();
+        assert!(err.to_string().contains("no_such_dataset"), "{err}");
+        assert!(!config.output.exists());
     }
 }

@@ -257,6 +257,17 @@ pub fn drop_torn_chunk(path: &Path) -> Result<usize, TableError> {
     if bytes.is_empty() || bytes.ends_with(b"\n") {
         return Ok(0);
     }
+    // Only a table is cut: any other file named by mistake is left whole, for the header
+    // check to refuse (a text file lost its last line, a binary one all of it).
+    let header = header();
+    let is_table = match bytes.iter().position(|&b| b == b'\n') {
+        Some(end) => bytes[..end] == *header.as_bytes(),
+        // Cut while its header was written.
+        None => header.as_bytes().starts_with(&bytes),
+    };
+    if !is_table {
+        return Ok(0);
+    }
     let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
     let lines: Vec<&[u8]> = bytes[..whole].split_inclusive(|&b| b == b'\n').collect();
     // The key columns, with the comma after them: rows of one chunk share them.
@@ -446,6 +457,34 @@ mod tests {
         expected.source = "a;b.f32".into();
         assert_eq!(rows[0], expected);
         assert!(rows[0].is_ok() && !rows[1].is_ok());
+    }
+
+    #[test]
+    fn a_torn_chunk_is_cut_from_a_table_and_nothing_from_another_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        let complete = format_row(&row(true));
+        let table = format!("{}\n{complete}\n", header());
+        std::fs::write(&path, format!("{table}{}", &complete[..10])).unwrap();
+        // The torn line and the complete row of the same chunk before it.
+        assert_eq!(drop_torn_chunk(&path).unwrap(), complete.len() + 1 + 10);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("{}\n", header())
+        );
+        // A header cut while it was written.
+        std::fs::write(&path, &header()[..20]).unwrap();
+        assert_eq!(drop_torn_chunk(&path).unwrap(), 20);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+        // Files `-o` may name by mistake: notes without a final newline, binary data.
+        for other in [
+            &b"line one\nline two\nline three"[..],
+            &[0x7f, b'E', b'L', b'F', 2, 1],
+        ] {
+            std::fs::write(&path, other).unwrap();
+            assert_eq!(drop_torn_chunk(&path).unwrap(), 0);
+            assert_eq!(std::fs::read(&path).unwrap(), other);
+        }
     }
 
     #[test]

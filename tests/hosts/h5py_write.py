@@ -1,10 +1,13 @@
 """h5py (whose wheel bundles HDF5 2.0) writes through the deepcq filter via
 HDF5_PLUGIN_PATH, reads back, and checks every chunk; then bad cd_values, shuffle before
 deepcq and scaleoffset after it must fail dataset creation with deepcq's message; a chunk
-of integers copied into a dataset of larger chunks reads back padded with zeros, and a
-float type of another layout than IEEE's is stored exactly.
+of integers copied into a dataset of larger chunks reads back padded with zeros, a float
+type of another layout than IEEE's is stored exactly, and a chunk whose checksum fails is
+refused with its reason on stderr.
 
 usage: h5py_write.py INPUT OUTPUT"""
+import os
+import subprocess
 import sys
 
 import h5py
@@ -90,6 +93,29 @@ with h5py.File(out_path) as f:
     h5py.h5d.open(f.id, b"odd_float").read(h5py.h5s.ALL, h5py.h5s.ALL, back, mtype=odd)
     if not np.array_equal(back, bits):
         failures.append(f"a float with exponent bias 100 came back changed ({back[:3]})")
+
+# A chunk whose checksum fails: HDF5 2.0 drops the message the filter pushes onto its
+# error stack, so the filter says it on stderr (once per process), in a fresh process.
+with h5py.File(out_path, "a") as out:
+    damaged = out.create_dataset("damaged", data=np.sin(np.arange(4096) / 9).astype("f4"),
+                                 chunks=(4096,), compression=357, compression_opts=(60,))
+    mask, stored = damaged.id.read_direct_chunk((0,))
+    damaged.id.write_direct_chunk((0,), stored[:-1] + bytes([stored[-1] ^ 1]), mask)
+reader = ("import h5py, sys\n"
+          "try:\n"
+          "    h5py.File(sys.argv[1])['damaged'][...]\n"
+          "except OSError as e:\n"
+          "    print('refused:', e)\n")
+env = {k: v for k, v in os.environ.items() if k != "H5Z_DEEPCQ_LOG"}
+read = subprocess.run([sys.executable, "-c", reader, out_path], env=env, capture_output=True,
+                      text=True)
+print(read.stdout, read.stderr, sep="")
+said = [line for line in read.stderr.splitlines() if line.startswith("h5z-deepcq:")]
+if "refused:" not in read.stdout:
+    failures.append("a chunk with a bad checksum was read")
+elif h5py.version.hdf5_version_tuple >= (2, 0, 0) and not (
+        len(said) == 1 and "checksum" in said[0]):
+    failures.append(f"the reason a chunk was refused was not said once on stderr: {said}")
 
 for msg in failures:
     print("FAIL", msg)

@@ -15,11 +15,17 @@ use crate::raw::{self, RawType};
 /// File name of the built plugin.
 const PLUGIN_FILE: &str = "libh5z_deepcq.so";
 
-/// The plugin built beside this executable, if any.
+/// The plugin beside this executable (a build's target/release) or in the `lib` folder
+/// beside its `bin` (an installed prefix, as scripts/install.sh lays it out), if any.
 fn plugin_path() -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
-    let candidate = exe.parent()?.join(PLUGIN_FILE);
-    candidate.canonicalize().ok()
+    let folder = exe.parent()?;
+    [
+        folder.join(PLUGIN_FILE),
+        folder.join("../lib").join(PLUGIN_FILE),
+    ]
+    .iter()
+    .find_map(|candidate| candidate.canonicalize().ok())
 }
 
 /// What the filter would load at write time: onnxruntime, the model and its metadata, or
@@ -220,6 +226,14 @@ fn trial(
     })
 }
 
+/// Whether `e` is a codec refusing its input (rather than a chunk failing to decode).
+fn refused(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<chunk::ChunkError>(),
+        Some(chunk::ChunkError::Codec(_))
+    )
+}
+
 /// Value range of finite values.
 fn value_range(data: Samples<'_>) -> f64 {
     let it: Box<dyn Iterator<Item = f64>> = match data {
@@ -278,7 +292,19 @@ fn print_table(
     for codec in CodecId::LOSSY {
         for &r in rel {
             let bound = r * range;
-            let t = trial(codec, data, shape, bound, repeat)?;
+            let t = match trial(codec, data, shape, bound, repeat) {
+                Ok(t) => t,
+                // A codec that refuses this chunk at this bound (finer than it resolves,
+                // NaN, values SPERR cannot take) gets a row that says so; the table goes on.
+                Err(e) if refused(&e) => {
+                    println!(
+                        "| {} | {r:.0e} | {bound:.3e} | refused: {e:#} | | | | | |",
+                        codec.name()
+                    );
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             println!(
                 "| {} | {:.0e} | {:.3e} | {:.2} | {:.1} | {:.4} | {:.4} | {:.0} | {:.0} |",
                 codec.name(),
@@ -349,6 +375,9 @@ pub fn bench(
             )
         }
         None => {
+            if dims.is_some() {
+                bail!("--dims describes an input file, and none was given");
+            }
             let shape = [64, 64, 64];
             let field: Vec<f32> = synth::generate(Kind::Spectral { slope: 3.5 }, &shape, 42)
                 .into_iter()

@@ -87,6 +87,29 @@ pub fn run(args: TrainArgs) -> Result<()> {
         args.lodo || (args.plot.is_none() && args.held_out.is_none() && args.report.is_none()),
         "--report, --plot and --held-out need --lodo (they show held-out predictions)"
     );
+    anyhow::ensure!(
+        args.lr > 0.0 && args.lr.is_finite(),
+        "--lr must be a positive, finite learning rate, got {}",
+        args.lr
+    );
+    // Outputs are written after minutes of training: a folder that is not there is said
+    // now, not then.
+    let outputs = [
+        Some(&args.output),
+        args.report.as_ref(),
+        args.plot.as_ref(),
+        args.held_out.as_ref(),
+    ];
+    for path in outputs.into_iter().flatten() {
+        let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
+        if let Some(folder) = folder.filter(|f| !f.is_dir()) {
+            anyhow::bail!(
+                "cannot write {}: no folder {}",
+                path.display(),
+                folder.display()
+            );
+        }
+    }
     let mut rows = Vec::new();
     for t in &args.tables {
         rows.extend(table::read(t).with_context(|| format!("reading {}", t.display()))?);
