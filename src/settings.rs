@@ -41,8 +41,9 @@ pub enum SettingsError {
         /// The allowed range.
         hint: &'static str,
     },
-    /// The target value is in range but has more digits than cd_values hold.
-    #[error("deepcq target {value} for {kind} has more digits than cd_values hold: {hint}")]
+    /// The target value is in range but cd_values cannot hold it (too many digits, or an
+    /// absolute bound beyond what a mantissa and decimals span).
+    #[error("deepcq target {value} for {kind} cannot be packed into cd_values: {hint}")]
     Unpackable {
         /// Target kind name.
         kind: &'static str,
@@ -661,7 +662,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            digits.contains("more digits than cd_values hold") && !digits.contains("range"),
+            digits.contains("cannot be packed into cd_values") && !digits.contains("range"),
             "{digits}"
         );
         // Nor packed as SSIM 1, lossless.

@@ -360,6 +360,21 @@ fn fletcher32_after_deepcq_unfiltered_edge_chunks_and_unopenable_datasets_are_re
             String::from_utf8_lossy(&out.stdout)
         );
     }
+    // A byte of fletcher32's own checksum changed: deepcq's header still parses, but HDF5
+    // refuses the chunk, and so does inspect.
+    damage(
+        &first,
+        "fletcher",
+        &[("(0, 0)", "old[:-1] + bytes([old[-1] ^ 1])", 0)],
+    );
+    let (out, reports) = inspect_json(first.to_str().unwrap());
+    assert!(!out.status.success());
+    let chunk = &reports["/fletcher"]["chunks"][0];
+    assert_eq!(chunk["status"], "corrupt", "{chunk}");
+    assert!(
+        chunk["error"].as_str().unwrap().contains("fletcher32"),
+        "{chunk}"
+    );
     // Whatever libhdf5 inspect finds, a dataset is either listed or said to be unopenable,
     // with a failed run: never "no datasets" and success.
     let out = run(deepcq().args(["inspect", "--json"]).arg(&latest));

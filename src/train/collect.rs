@@ -59,7 +59,8 @@ pub enum CollectError {
     /// other chunks, or its chunks lack these bounds.
     #[error(
         "{} was collected with {found}; this run asks for {asked}: resume it with the same \
-         --seed and --bounds, or write another table",
+         seed, bound grid (--bounds, or --min-bound and --max-bound) and --data folders, or \
+         write another table",
         table.display()
     )]
     OtherOptions {
@@ -124,7 +125,7 @@ pub fn collect(config: &CollectConfig) -> Result<CollectSummary, CollectError> {
     // More than its header: rows of an earlier run.
     let resuming =
         std::fs::metadata(&config.output).is_ok_and(|m| m.len() > table::header().len() as u64 + 1);
-    match std::fs::read_to_string(&recorded) {
+    let record = match std::fs::read_to_string(&recorded) {
         Ok(found) if resuming && found.trim_end() != asked => {
             return Err(CollectError::OtherOptions {
                 table: config.output.clone(),
@@ -132,8 +133,21 @@ pub fn collect(config: &CollectConfig) -> Result<CollectSummary, CollectError> {
                 asked,
             })
         }
-        _ => {}
-    }
+        Ok(_) => !resuming,
+        // A table made before the record was kept, or copied without it: resumed as this
+        // run's, said, and recorded so that the next run is checked.
+        Err(_) => {
+            if resuming {
+                log::warn!(
+                    "{} has no record of the options it was collected with ({}): resuming it \
+                     as collected with {asked}",
+                    config.output.display(),
+                    recorded.display()
+                );
+            }
+            true
+        }
+    };
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let mut jobs = Vec::new();
     let mut unknown: Vec<&String> = config.only_datasets.iter().collect();
@@ -193,7 +207,7 @@ pub fn collect(config: &CollectConfig) -> Result<CollectSummary, CollectError> {
     jobs.sort_by_key(|j| std::cmp::Reverse(j.shape.iter().product::<usize>()));
 
     let writer = Mutex::new(table::open_append(&config.output)?);
-    if !resuming {
+    if record {
         std::fs::write(&recorded, format!("{asked}\n")).map_err(|source| TableError::Io {
             path: recorded.clone(),
             source,
@@ -670,10 +684,25 @@ mod tests {
             ..config.clone()
         };
         assert_eq!(collect(&more).unwrap().chunks, 1);
-        // A new table records its own options.
+        // A table that lost its record is resumed as this run's and recorded again.
+        let recorded = options_path(&output);
+        std::fs::remove_file(&recorded).unwrap();
+        assert_eq!(collect(&more).unwrap().chunks, 0);
+        assert!(std::fs::read_to_string(&recorded)
+            .unwrap()
+            .starts_with("--seed 9 "));
+        // A new table records its own options, which the old run's then do not match.
         std::fs::remove_file(&output).unwrap();
-        let reseeded = CollectConfig { seed: 10, ..config };
+        let reseeded = CollectConfig {
+            seed: 10,
+            ..config.clone()
+        };
         assert_eq!(collect(&reseeded).unwrap().chunks, 3);
+        assert!(std::fs::read_to_string(&recorded)
+            .unwrap()
+            .starts_with("--seed 10 "));
+        let err = collect(&config).unwrap_err();
+        assert!(matches!(err, CollectError::OtherOptions { .. }), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -687,7 +716,10 @@ mod tests {
             bounds: vec![1e-2],
             threads: 1,
             seed: 9,
-            output: std::env::temp_dir().join("deepcq-collect-never-written.csv"),
+            output: std::env::temp_dir().join(format!(
+                "deepcq-collect-never-written-{}.csv",
+                std::process::id()
+            )),
             progress: false,
         };
         let err = collect(&config).unwrap_err();

@@ -119,6 +119,7 @@ macro_rules! api {
 api! {
     open ["H5open"]: fn() -> Herr;
     get_libversion ["H5get_libversion"]: fn(*mut c_uint, *mut c_uint, *mut c_uint) -> Herr;
+    checksum_fletcher32 ["H5_checksum_fletcher32"]: fn(*const c_void, usize) -> u32;
     set_auto ["H5Eset_auto2"]: fn(Hid, *const c_void, *mut c_void) -> Herr;
     fopen ["H5Fopen"]: fn(*const c_char, c_uint, Hid) -> Hid;
     fclose ["H5Fclose"]: fn(Hid) -> Herr;
@@ -510,6 +511,23 @@ impl Dataset<'_> {
         let rank = usize::try_from(rank).map_err(|_| self.call_failed("H5Pget_chunk"))?;
         dims.truncate(rank.min(MAX_RANK));
         Ok(Some(dims))
+    }
+
+    /// Whether `stored` (a chunk as read raw) ends with the fletcher32 checksum of the bytes
+    /// before it, as HDF5's fletcher32 filter appends it (or in the byte order libraries
+    /// before 1.6.3 wrote, which HDF5 still accepts).
+    pub fn fletcher32_holds(&self, stored: &[u8]) -> bool {
+        let Some(split) = stored.len().checked_sub(4) else {
+            return false;
+        };
+        let (body, sum) = stored.split_at(split);
+        // SAFETY: `body` is `body.len()` readable bytes.
+        let computed =
+            unsafe { (self.h5.api.checksum_fletcher32)(body.as_ptr().cast(), body.len()) };
+        let c = computed.to_le_bytes();
+        let reversed = u32::from_le_bytes([c[2], c[3], c[0], c[1]]);
+        let sum = u32::from_le_bytes([sum[0], sum[1], sum[2], sum[3]]);
+        sum == computed || sum == reversed
     }
 
     /// Whether HDF5 stores this dataset's partial edge chunks without running the filter

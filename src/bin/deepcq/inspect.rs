@@ -187,9 +187,10 @@ pub fn run(args: &InspectArgs) -> Result<()> {
     let single = dataset
         .as_deref()
         .is_some_and(|path| handle.dataset(path).is_ok());
-    let objects = handle.objects()?;
     // An object the library cannot open may be a dataset: a run that left it out silently
-    // would pass an audit of a file it did not read.
+    // would pass an audit of a file it did not read. A dataset named alone needs no walk
+    // (which reads every object's header, and fails on one the library cannot read).
+    let objects = || handle.objects();
     let cannot_open = |name: &str| {
         format!(
             "libhdf5 {} cannot open {name} (a file written by a newer HDF5 may need a newer \
@@ -201,6 +202,7 @@ pub fn run(args: &InspectArgs) -> Result<()> {
         Some(path) if single => (vec![path.clone()], Vec::new()),
         // A group: the datasets under it.
         Some(path) => {
+            let objects = objects()?;
             let named = format!("/{}", path.trim_matches('/'));
             if objects.unopened.contains(&named) {
                 bail!("{}: {}", file.display(), cannot_open(&named));
@@ -221,7 +223,10 @@ pub fn run(args: &InspectArgs) -> Result<()> {
             }
             (paths, unopened)
         }
-        None => (objects.datasets, objects.unopened),
+        None => {
+            let objects = objects()?;
+            (objects.datasets, objects.unopened)
+        }
     };
     if paths.is_empty() && unopened.is_empty() && !args.json {
         println!("{}: no datasets", file.display());
@@ -401,6 +406,10 @@ fn inspect_chunk(
         let why = format!("{} bytes, shorter than fletcher32's checksum", bytes.len());
         return ChunkReport::empty(info, Status::Corrupt, Some(why));
     };
+    if appended == 4 && !ds.fletcher32_holds(&bytes) {
+        let why = "fletcher32 checksum mismatch: HDF5 refuses to read this chunk".to_string();
+        return ChunkReport::empty(info, Status::Corrupt, Some(why));
+    }
     match chunk::parse(ours) {
         Ok((header, _)) => ChunkReport::from_header(info, &header),
         Err(e) => ChunkReport::empty(info, Status::Corrupt, Some(e.to_string())),
