@@ -235,16 +235,15 @@ impl Bracket {
 
 /// `bound`, or, for a codec whose bounds come in stairs
 /// ([`Codec::alike_bounds`](crate::codec::Codec::alike_bounds)) when `bound` lies on a
-/// stair already tried, the nearest bound on the next stair in the
-/// step's direction from `from`; None when that stair was tried too or lies outside the
-/// bracket (the search has learned all it can). ZFP's landing after a loosening that
-/// missed used to spend a third compression on a stair it knew.
-pub(super) fn untried_stair(
+/// stair already tried, the nearest bound on the stair above it (`up` of that stair) or
+/// below it; None when that stair was tried too or lies outside the bracket `(lo, hi)`
+/// (the search has learned all it can).
+fn off_known_stair(
     codec: CodecId,
     bound: f64,
-    from: f64,
     tried: &[f64],
-    bracket: &Bracket,
+    up: impl FnOnce((f64, f64)) -> bool,
+    (lo, hi): (f64, f64),
 ) -> Option<f64> {
     let codec = codec_for(codec);
     let stair = |b: f64| codec.alike_bounds(b);
@@ -253,14 +252,49 @@ pub(super) fn untried_stair(
         return Some(bound);
     }
     let (low, high) = stair(bound)?;
-    let next = if bound > from {
-        high
-    } else {
-        f64::from_bits(low.to_bits() - 1)
+    let next = match up((low, high)) {
+        true => high,
+        false => f64::from_bits(low.to_bits() - 1),
     };
-    let inside =
-        bracket.met.map_or(true, |m| next > m) && bracket.missed.map_or(true, |m| next < m);
-    (inside && !known(next)).then_some(next)
+    (next > lo && next < hi && !known(next)).then_some(next)
+}
+
+/// [`off_known_stair`] for a PSNR search, in the step's direction from `from`, inside its
+/// bracket (the tightest bound that met, the loosest that missed). ZFP's landing after a
+/// loosening that missed used to spend a third compression on a stair it knew.
+pub(super) fn untried_stair(
+    codec: CodecId,
+    bound: f64,
+    from: f64,
+    tried: &[f64],
+    bracket: &Bracket,
+) -> Option<f64> {
+    let bracket = (
+        bracket.met.unwrap_or(0.0),
+        bracket.missed.unwrap_or(f64::INFINITY),
+    );
+    off_known_stair(codec, bound, tried, |_| bound > from, bracket)
+}
+
+/// [`off_known_stair`] for a ratio search, whose bracket runs from the loosest bound that
+/// missed the ratio (`missed`, tighter) to the tightest that reached it (`reached`): off
+/// the reached bound's stair it steps down, off any other up. A ZFP ratio search repeated
+/// payloads it had until its 8 compressions ran out.
+pub(super) fn untried_ratio_stair(
+    codec: CodecId,
+    bound: f64,
+    tried: &[f64],
+    (missed, reached): (Option<f64>, Option<f64>),
+) -> Option<f64> {
+    let reached_stair = reached.and_then(|r| codec_for(codec).alike_bounds(r));
+    let bracket = (missed.unwrap_or(0.0), reached.unwrap_or(f64::INFINITY));
+    off_known_stair(
+        codec,
+        bound,
+        tried,
+        |stair| reached_stair != Some(stair),
+        bracket,
+    )
 }
 
 /// `guess` when it lies strictly inside the bracket `(lo, hi)` of bounds (0 and ∞ for an

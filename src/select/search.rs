@@ -1,7 +1,9 @@
 //! One chunk's search: attempts, measurements, and the predict, fast and guarantee
 //! loops over them.
 
-use super::landing::{next_ratio_bound, untried_stair, Bracket, DB_PER_BIT, RATIO_STEPS};
+use super::landing::{
+    next_ratio_bound, untried_ratio_stair, untried_stair, Bracket, DB_PER_BIT, RATIO_STEPS,
+};
 use super::*;
 use crate::codec::Zfp;
 use crate::samples::Layout;
@@ -1201,10 +1203,12 @@ impl<'a> Search<'a> {
         let mut reached: Option<Attempt> = None;
         let mut loosest_miss: Option<Attempt> = None;
         let mut points: Vec<(f64, f64)> = Vec::new();
+        let mut tried: Vec<f64> = Vec::new();
         let mut attempt = first;
-        for tried in 1..=RATIO_STEPS {
+        for step in 1..=RATIO_STEPS {
             let r = self.chunk_ratio(&attempt);
             points.push((attempt.bound.ln(), r.ln()));
+            tried.push(attempt.bound);
             let close = r >= target && r <= target * 1.03;
             if r >= target {
                 if reached.as_ref().map_or(true, |k| attempt.bound < k.bound) {
@@ -1216,7 +1220,7 @@ impl<'a> Search<'a> {
             {
                 loosest_miss = Some(attempt);
             }
-            if close || tried == RATIO_STEPS {
+            if close || step == RATIO_STEPS {
                 break;
             }
             let bracket = (
@@ -1224,6 +1228,7 @@ impl<'a> Search<'a> {
                 reached.as_ref().map(|k| k.bound),
             );
             let Some(bound) = next_ratio_bound(&points, (target * 1.01).ln(), value_bits, bracket)
+                .and_then(|bound| untried_ratio_stair(codec, bound, &tried, bracket))
             else {
                 break;
             };

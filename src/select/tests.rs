@@ -1306,6 +1306,26 @@ fn fixed_rate_is_left_to_the_search_elsewhere() {
 }
 
 #[test]
+fn a_zfp_ratio_search_compresses_no_stair_twice() {
+    // ZFP stores every bound of a stair [2^k, 2^(k+1)) alike: once the stairs on either
+    // side of the target are both tried, another compression only repeats a payload.
+    let (v, shape) = field();
+    let data = Samples::F32(&v);
+    let mut spent = Vec::new();
+    for ratio in [6.0, 12.0, 25.0, 50.0] {
+        let settings = ratio_settings(ratio, Mode::Guarantee, CompressorChoice::Zfp);
+        let (bytes, out) = crate::encode::float_chunk(&v, &shape, &settings, &Analytic).unwrap();
+        let cr = metrics::compression_ratio(data.byte_len(), bytes.len());
+        assert!(cr >= ratio, "{ratio}: {cr} via {}", out.reason);
+        spent.push((ratio, out.compressions));
+    }
+    assert!(
+        spent.iter().all(|&(_, n)| (n as usize) < RATIO_STEPS),
+        "{spent:?}"
+    );
+}
+
+#[test]
 fn ssim_and_ratio_targets_are_reached() {
     let (v, shape) = field();
     let data = Samples::F32(&v);
