@@ -362,19 +362,35 @@ fn fletcher32_after_deepcq_unfiltered_edge_chunks_and_unopenable_datasets_are_re
     }
     // A byte of fletcher32's own checksum changed: deepcq's header still parses, but HDF5
     // refuses the chunk, and so does inspect.
+    // So is a chunk stored with deepcq skipped (filter mask bit 0) whose checksum does not
+    // match; with a matching one (0 for zeros) it is "filter skipped".
     damage(
         &first,
         "fletcher",
-        &[("(0, 0)", "old[:-1] + bytes([old[-1] ^ 1])", 0)],
+        &[
+            ("(0, 0)", "old[:-1] + bytes([old[-1] ^ 1])", 0),
+            ("(32, 0)", "bytes(32 * 32 * 4) + bytes([1, 2, 3, 4])", 1),
+            ("(64, 0)", "bytes(32 * 32 * 4) + bytes(4)", 1),
+        ],
     );
     let (out, reports) = inspect_json(first.to_str().unwrap());
     assert!(!out.status.success());
-    let chunk = &reports["/fletcher"]["chunks"][0];
-    assert_eq!(chunk["status"], "corrupt", "{chunk}");
-    assert!(
-        chunk["error"].as_str().unwrap().contains("fletcher32"),
-        "{chunk}"
-    );
+    let chunks = reports["/fletcher"]["chunks"].as_array().unwrap();
+    let at = |offset: [u64; 2]| {
+        chunks
+            .iter()
+            .find(|c| c["offset"] == serde_json::json!(offset))
+            .unwrap()
+    };
+    for offset in [[0, 0], [32, 0]] {
+        let chunk = at(offset);
+        assert_eq!(chunk["status"], "corrupt", "{chunk}");
+        assert!(
+            chunk["error"].as_str().unwrap().contains("fletcher32"),
+            "{chunk}"
+        );
+    }
+    assert_eq!(at([64, 0])["status"], "filter_skipped", "{}", at([64, 0]));
     // Whatever libhdf5 inspect finds, a dataset is either listed or said to be unopenable,
     // with a failed run: never "no datasets" and success.
     let out = run(deepcq().args(["inspect", "--json"]).arg(&latest));

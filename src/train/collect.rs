@@ -136,7 +136,7 @@ pub fn collect(config: &CollectConfig) -> Result<CollectSummary, CollectError> {
         Ok(_) => !resuming,
         // A table made before the record was kept, or copied without it: resumed as this
         // run's, said, and recorded so that the next run is checked.
-        Err(_) => {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if resuming {
                 log::warn!(
                     "{} has no record of the options it was collected with ({}): resuming it \
@@ -146,6 +146,13 @@ pub fn collect(config: &CollectConfig) -> Result<CollectSummary, CollectError> {
                 );
             }
             true
+        }
+        Err(source) => {
+            return Err(TableError::Io {
+                path: recorded,
+                source,
+            }
+            .into())
         }
     };
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);

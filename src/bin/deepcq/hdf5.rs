@@ -525,7 +525,8 @@ impl Dataset<'_> {
         let computed =
             unsafe { (self.h5.api.checksum_fletcher32)(body.as_ptr().cast(), body.len()) };
         let c = computed.to_le_bytes();
-        let reversed = u32::from_le_bytes([c[2], c[3], c[0], c[1]]);
+        // HDF5's legacy form swaps the bytes inside each 16-bit half.
+        let reversed = u32::from_le_bytes([c[1], c[0], c[3], c[2]]);
         let sum = u32::from_le_bytes([sum[0], sum[1], sum[2], sum[3]]);
         sum == computed || sum == reversed
     }

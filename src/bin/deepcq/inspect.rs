@@ -379,13 +379,29 @@ fn inspect_chunk(
         },
     };
     let skipped = |i: usize| i < 32 && mask & (1 << i) != 0;
-    if skipped(index) {
-        return ChunkReport::skipped(info, chunk_raw);
-    }
     let later: Vec<&Filter> = (index + 1..filters.len())
         .filter(|&i| !skipped(i))
         .map(|i| &filters[i])
         .collect();
+    // Fletcher32, when it ran last, appended a checksum of the bytes before it, and HDF5
+    // refuses a chunk that does not match it, whether or not deepcq ran on the chunk.
+    if later.last().is_some_and(|f| f.id == FLETCHER32) {
+        let bytes = match read
+            .take()
+            .map_or_else(|| ds.read_chunk(info), |b| Ok((b, mask)))
+        {
+            Ok((bytes, _)) => bytes,
+            Err(e) => return ChunkReport::empty(info, Status::Corrupt, Some(e.to_string())),
+        };
+        if !ds.fletcher32_holds(&bytes) {
+            let why = "fletcher32 checksum mismatch: HDF5 refuses to read this chunk";
+            return ChunkReport::empty(info, Status::Corrupt, Some(why.to_string()));
+        }
+        read = Some(bytes);
+    }
+    if skipped(index) {
+        return ChunkReport::skipped(info, chunk_raw);
+    }
     // Fletcher32 only appends its 4-byte checksum: deepcq's header is still in front.
     let appended = 4 * later.iter().filter(|f| f.id == FLETCHER32).count();
     if later.iter().any(|f| f.id != FLETCHER32) {
@@ -406,10 +422,6 @@ fn inspect_chunk(
         let why = format!("{} bytes, shorter than fletcher32's checksum", bytes.len());
         return ChunkReport::empty(info, Status::Corrupt, Some(why));
     };
-    if appended == 4 && !ds.fletcher32_holds(&bytes) {
-        let why = "fletcher32 checksum mismatch: HDF5 refuses to read this chunk".to_string();
-        return ChunkReport::empty(info, Status::Corrupt, Some(why));
-    }
     match chunk::parse(ours) {
         Ok((header, _)) => ChunkReport::from_header(info, &header),
         Err(e) => ChunkReport::empty(info, Status::Corrupt, Some(e.to_string())),
