@@ -208,16 +208,6 @@ impl Proposer for Remembering<'_> {
         settings: &Settings,
     ) -> Result<Proposal, SelectError> {
         let raw = self.inner.propose(data, shape, extent, settings)?;
-        // A second proposal for one chunk is select's SZ3 fallback: the compressor tried
-        // first refused the chunk. Where memory had tightened it, that may be why (a bound
-        // finer than it resolves), and with the compressor chosen automatically no chunk is
-        // then stored as too fine for `learn` to see: it starts from the model again, once
-        // the chunk is kept (an in-situ size query proposes without keeping).
-        if let Some((codec, applied)) = self.applied.get() {
-            if codec != raw.codec && applied < 0.0 {
-                self.forget.set(Some(codec));
-            }
-        }
         self.raw.set(Some(raw));
         if !applies(settings) {
             return Ok(raw);
@@ -325,6 +315,18 @@ impl Proposer for Remembering<'_> {
             skip_runner_up_within: within,
             ..raw
         })
+    }
+
+    /// Where memory had tightened the refusing compressor, that may be why (a bound finer
+    /// than it resolves), and with SZ3 taking the chunk none is stored as too fine for
+    /// `learn` to see: it starts from the model again, once the chunk is kept (an in-situ
+    /// size query proposes without keeping).
+    fn refused(&self, codec: CodecId) {
+        if let Some((first, applied)) = self.applied.get() {
+            if first == codec && applied < 0.0 {
+                self.forget.set(Some(codec));
+            }
+        }
     }
 }
 
@@ -475,6 +477,19 @@ mod tests {
             ..ZFP
         },
     };
+
+    /// What misses in a row teach of ZFP: a move as far down as one goes, finer than ZFP
+    /// resolves for `field(4, 1.0)` at 100 dB.
+    const TOO_FAR: Offset = Offset {
+        mean: -MAX_STEP,
+        dev: 0.0,
+    };
+
+    fn zfp_moved_too_far() -> Memory {
+        let memory = Memory::default();
+        memory.lock().offsets[CodecId::Zfp as usize] = Some(TOO_FAR);
+        memory
+    }
 
     /// SZ3's formula bound, six times too loose: a surrogate with a consistent bias.
     const BIASED: Fixed = Fixed {
@@ -700,11 +715,7 @@ mod tests {
             compressor: crate::wire::CompressorChoice::Zfp,
             ..Settings::psnr(100.0).unwrap()
         };
-        let memory = Memory::default();
-        memory.lock().offsets[CodecId::Zfp as usize] = Some(Offset {
-            mean: -MAX_STEP,
-            dev: 0.0,
-        });
+        let memory = zfp_moved_too_far();
         let v = field(4, 1.0);
         let (data, shape) = (Samples::F32(&v), [40, 40, 40]);
         let exact = memory.compress(data, &shape, &settings, &ZFP).unwrap();
@@ -721,13 +732,9 @@ mod tests {
     fn a_bound_moved_finer_than_an_automatic_choice_resolves_is_forgotten() {
         // As above, with the compressor chosen automatically: select hands the chunk ZFP
         // refused to SZ3, so no chunk is stored as too fine, and memory must see the
-        // refusal in the second proposal it is asked for.
+        // refusal select tells it of.
         let settings = Settings::psnr(100.0).unwrap();
-        let memory = Memory::default();
-        memory.lock().offsets[CodecId::Zfp as usize] = Some(Offset {
-            mean: -MAX_STEP,
-            dev: 0.0,
-        });
+        let memory = zfp_moved_too_far();
         let v = field(4, 1.0);
         let (data, shape) = (Samples::F32(&v), [40, 40, 40]);
         let handed_on = memory
@@ -747,18 +754,16 @@ mod tests {
         // nothing: memory must be as it was, so the same call with a buffer of the size
         // the query returned stores the same chunk.
         let settings = Settings::psnr(100.0).unwrap();
-        let memory = Memory::default();
-        let tightened = Some(Offset {
-            mean: -MAX_STEP,
-            dev: 0.0,
-        });
-        memory.lock().offsets[CodecId::Zfp as usize] = tightened;
+        let memory = zfp_moved_too_far();
+        let tightened = Some(TOO_FAR);
         let v = field(4, 1.0);
         let (data, shape) = (Samples::F32(&v), [40, 40, 40]);
         let r = memory.proposer(&ZFP_UNLESS_SZ3);
         let extent = Extent::of(data);
         let first = r.propose(data, &shape, extent, &settings).unwrap();
         assert_eq!(first.codec, CodecId::Zfp);
+        // What select does when ZFP refuses.
+        r.refused(CodecId::Zfp);
         let sz3_only = Settings {
             compressor: crate::wire::CompressorChoice::Sz3,
             ..settings

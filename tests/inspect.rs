@@ -119,6 +119,16 @@ fn inspect_json(target: &str) -> (Output, BTreeMap<String, Value>) {
     (out, reports)
 }
 
+/// The chunk at `offset` in one dataset's report.
+fn chunk_at<'a>(report: &'a Value, offset: &[u64]) -> &'a Value {
+    report["chunks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["offset"] == serde_json::json!(offset))
+        .unwrap_or_else(|| panic!("no chunk at {offset:?}"))
+}
+
 /// Overwrites chunks of `dataset` through h5py: `edits` maps a chunk offset to a Python
 /// expression of the new bytes given the old ones (`old`), and a filter mask.
 fn damage(file: &Path, dataset: &str, edits: &[(&str, &str, u32)]) {
@@ -283,15 +293,7 @@ fn corrupt_and_skipped_chunks_are_reported_and_the_exit_code_says_so() {
     assert_eq!(reports.len(), 10, "inspect stopped before the last dataset");
     let field = &reports["/field"];
     assert_eq!(field["corrupt_chunks"], 2);
-    let by_offset = |o: [u64; 3]| {
-        field["chunks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["offset"] == serde_json::json!(o))
-            .unwrap_or_else(|| panic!("no chunk at {o:?}"))
-            .clone()
-    };
+    let by_offset = |o: [u64; 3]| chunk_at(field, &o).clone();
     let magic = by_offset([0, 0, 0]);
     assert_eq!(magic["status"], "corrupt");
     assert!(
@@ -375,13 +377,7 @@ fn fletcher32_after_deepcq_unfiltered_edge_chunks_and_unopenable_datasets_are_re
     );
     let (out, reports) = inspect_json(first.to_str().unwrap());
     assert!(!out.status.success());
-    let chunks = reports["/fletcher"]["chunks"].as_array().unwrap();
-    let at = |offset: [u64; 2]| {
-        chunks
-            .iter()
-            .find(|c| c["offset"] == serde_json::json!(offset))
-            .unwrap()
-    };
+    let at = |offset: [u64; 2]| chunk_at(&reports["/fletcher"], &offset);
     for offset in [[0, 0], [32, 0]] {
         let chunk = at(offset);
         assert_eq!(chunk["status"], "corrupt", "{chunk}");

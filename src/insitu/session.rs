@@ -168,12 +168,8 @@ impl Proposer for Corrected<'_> {
     ) -> Result<Proposal, SelectError> {
         // A second proposal for the same chunk (SZ3 after SPERR refused it) applies its
         // own codec's correction or none.
-        let tightened = self.raw.get().filter(|_| self.applied.get() < 0.0);
         self.applied.set(0.0);
         let raw = self.inner.propose(data, shape, extent, settings)?;
-        if let Some(refused) = tightened.filter(|first| first.codec != raw.codec) {
-            self.forget.set(Some(refused.codec));
-        }
         self.raw.set(Some(raw));
         let Some(learned) = self.learned[raw.codec as usize] else {
             return Ok(raw);
@@ -188,6 +184,13 @@ impl Proposer for Corrected<'_> {
             bound: raw.bound * factor.exp(),
             ..raw
         })
+    }
+
+    /// A codec the session had tightened refused the chunk: the correction may be why.
+    fn refused(&self, codec: CodecId) {
+        if self.applied.get() < 0.0 && self.raw.get().is_some_and(|raw| raw.codec == codec) {
+            self.forget.set(Some(codec));
+        }
     }
 }
 
@@ -609,6 +612,12 @@ mod tests {
         assert!(session.lock().learned.iter().any(Option::is_some));
     }
 
+    /// What misses in a row teach: a correction as tight as one goes.
+    const LOST: Learned = Learned {
+        mean: -40.0,
+        dev: 10.0,
+    };
+
     #[test]
     fn a_correction_tighter_than_the_named_codec_resolves_is_forgotten() {
         // Misses in a row taught the session to tighten ZFP's proposals as far as it goes:
@@ -621,12 +630,8 @@ mod tests {
             ..Settings::psnr(100.0).unwrap()
         };
         let session = Session::new(settings, true);
-        let lost = Learned {
-            mean: -40.0,
-            dev: 10.0,
-        };
-        assert_eq!(lost.correction(1.0), -MAX_STEP, "at most a factor of 1000");
-        session.lock().learned[CodecId::Zfp as usize] = Some(lost);
+        assert_eq!(LOST.correction(1.0), -MAX_STEP, "at most a factor of 1000");
+        session.lock().learned[CodecId::Zfp as usize] = Some(LOST);
         let v = &steps()[0];
         let (_, exact) = session.compress(Samples::F32(v), &[48, 48]).unwrap();
         assert_eq!(
@@ -660,11 +665,7 @@ mod tests {
             ..Settings::psnr(80.0).unwrap()
         };
         let session = Session::new(settings, true);
-        let lost = Learned {
-            mean: -40.0,
-            dev: 10.0,
-        };
-        session.lock().learned[CodecId::Zfp as usize] = Some(lost);
+        session.lock().learned[CodecId::Zfp as usize] = Some(LOST);
         let v: Vec<f32> = steps()[0].iter().map(|x| x + 30.0).collect();
         let step = || {
             session
@@ -677,7 +678,7 @@ mod tests {
         assert!(handed_on.target_met, "{handed_on:?}");
         let next = step();
         assert_eq!(next.codec, CodecId::Zfp, "{next:?}");
-        assert!(next.target_met && next.psnr >= 90.0, "{next:?}");
+        assert!(next.target_met && next.psnr >= 80.0, "{next:?}");
     }
 
     #[test]

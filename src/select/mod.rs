@@ -197,6 +197,12 @@ pub trait Proposer {
         extent: Extent,
         settings: &Settings,
     ) -> Result<Proposal, SelectError>;
+
+    /// Told that `codec`, which this proposer proposed first, refused the chunk and SZ3
+    /// is asked for in its place (a compressor chosen automatically): a proposer that
+    /// moved `codec`'s bound may have moved it finer than `codec` resolves. Nothing by
+    /// default.
+    fn refused(&self, _codec: CodecId) {}
 }
 
 /// Why no payload could be produced.

@@ -243,6 +243,7 @@ impl<'a> Search<'a> {
                     && proposal.codec != CodecId::Sz3 =>
             {
                 log::info!("{e}; SZ3 instead");
+                proposer.refused(proposal.codec);
                 let sz3_only = Settings {
                     compressor: CompressorChoice::Sz3,
                     ..*settings
