@@ -120,28 +120,46 @@ fn say_dropped_failure(function: &str, message: &str) {
     );
 }
 
+/// Filters that read a chunk as the dataset's values, by id: HDF5's own, then the
+/// registered third-party lossy compressors (The HDF Group's list of filter plugins;
+/// hdf5plugin ships ZFP, SZ, SZ3, SPERR and FCIDECOMP for h5py).
+const VALUE_FILTERS: [(u32, &str); 12] = [
+    (4, "szip"),
+    (5, "nbit"),
+    (6, "scaleoffset"),
+    (32013, "H5Z-ZFP"),
+    (32014, "fpzip"),
+    (32017, "SZ"),
+    (32018, "FCIDECOMP"),
+    (32019, "JPEG"),
+    (32022, "BitGroom"),
+    (32023, "Granular BitRound"),
+    (32024, "SZ3"),
+    (32028, "SPERR"),
+];
+
 /// Why deepcq cannot run where `pipeline` (filter ids in the order they run when writing)
 /// puts it. Any filter before it hands it that filter's bytes instead of the dataset's
 /// values (shuffle's byte planes, read as floats, would be compressed lossily into
-/// garbage). After it, HDF5's own filters that read the dataset's values (szip, nbit,
-/// scaleoffset) would get deepcq's bytes, a buffer far shorter than the chunk they count
-/// values in: nbit wrote past it and the process aborted, scaleoffset wrote a dataset
-/// that no read could decode. `None` when the pipeline is one deepcq can run in.
+/// garbage). After it, a filter that reads the dataset's values ([`VALUE_FILTERS`]) would
+/// get deepcq's bytes, a buffer far shorter than the chunk it counts values in: nbit wrote
+/// past it and the process aborted, scaleoffset wrote a dataset that no read could decode,
+/// and a lossy compressor would damage deepcq's stream. `None` when the pipeline is one
+/// deepcq can run in.
 fn misplaced_filters(pipeline: &[u32]) -> Option<String> {
     let position = pipeline.iter().position(|&id| id == wire::FILTER_ID)?;
-    let name = |id: &u32| match id {
-        1 => "deflate (1)".to_string(),
-        2 => "shuffle (2)".to_string(),
-        3 => "fletcher32 (3)".to_string(),
-        4 => "szip (4)".to_string(),
-        5 => "nbit (5)".to_string(),
-        6 => "scaleoffset (6)".to_string(),
-        other => format!("filter {other}"),
+    let value_filter = |id: &u32| VALUE_FILTERS.iter().find(|(known, _)| known == id);
+    let name = |id: &u32| match (id, value_filter(id)) {
+        (_, Some((_, name))) => format!("{name} ({id})"),
+        (1, _) => "deflate (1)".to_string(),
+        (2, _) => "shuffle (2)".to_string(),
+        (3, _) => "fletcher32 (3)".to_string(),
+        _ => format!("filter {id}"),
     };
     let names = |ids: Vec<&u32>| ids.into_iter().map(name).collect::<Vec<_>>().join(", ");
     let reading_values: Vec<&u32> = pipeline[position + 1..]
         .iter()
-        .filter(|id| matches!(id, 4..=6))
+        .filter(|id| value_filter(id).is_some())
         .collect();
     if position > 0 {
         Some(format!(
@@ -335,7 +353,14 @@ mod tests {
         );
         let two = misplaced_filters(&[2, 32001, wire::FILTER_ID]).unwrap();
         assert!(two.starts_with("shuffle (2), filter 32001 runs"), "{two}");
-        for (id, name) in [(4, "szip (4)"), (5, "nbit (5)"), (6, "scaleoffset (6)")] {
+        let known = [
+            (4, "szip (4)"),
+            (5, "nbit (5)"),
+            (6, "scaleoffset (6)"),
+            (32013, "H5Z-ZFP (32013)"),
+            (32024, "SZ3 (32024)"),
+        ];
+        for (id, name) in known {
             let after = misplaced_filters(&[wire::FILTER_ID, 1, id]).unwrap();
             assert!(
                 after.starts_with(&format!("{name} runs after deepcq")),

@@ -198,10 +198,10 @@ pub trait Proposer {
         settings: &Settings,
     ) -> Result<Proposal, SelectError>;
 
-    /// Told that `codec`, which this proposer proposed first, refused the chunk and SZ3
-    /// is asked for in its place (a compressor chosen automatically): a proposer that
-    /// moved `codec`'s bound may have moved it finer than `codec` resolves. Nothing by
-    /// default.
+    /// Told that `codec`, which this proposer proposed first, refused the chunk's bound as
+    /// finer than it resolves and SZ3 is asked for in its place (a compressor chosen
+    /// automatically): a proposer that moved `codec`'s bound may have moved it too far.
+    /// Not told of other refusals (SPERR and values of 1e30). Nothing by default.
     fn refused(&self, _codec: CodecId) {}
 }
 

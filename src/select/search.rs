@@ -243,7 +243,11 @@ impl<'a> Search<'a> {
                     && proposal.codec != CodecId::Sz3 =>
             {
                 log::info!("{e}; SZ3 instead");
-                proposer.refused(proposal.codec);
+                // Only a bound the codec could not resolve can be the proposer's doing;
+                // SPERR refusing values of 1e30 says nothing of its correction.
+                if too_fine(&SelectError::Codec(e)) {
+                    proposer.refused(proposal.codec);
+                }
                 let sz3_only = Settings {
                     compressor: CompressorChoice::Sz3,
                     ..*settings

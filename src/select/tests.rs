@@ -1399,3 +1399,52 @@ fn guarantee_and_fast_mode_check_an_absolute_bound_and_record_the_largest_error(
         }
     }
 }
+
+/// [`Fixed`]'s proposals, counting what select tells it of refusals.
+struct CountingRefusals {
+    fixed: Fixed,
+    refusals: std::cell::Cell<usize>,
+}
+
+impl Proposer for CountingRefusals {
+    fn propose(
+        &self,
+        data: Samples<'_>,
+        shape: &[usize],
+        extent: Extent,
+        settings: &Settings,
+    ) -> Result<Proposal, SelectError> {
+        self.fixed.propose(data, shape, extent, settings)
+    }
+
+    fn refused(&self, codec: CodecId) {
+        assert_eq!(codec, self.fixed.codec);
+        self.refusals.set(self.refusals.get() + 1);
+    }
+}
+
+/// Select tells the proposer of a refused bound, which its correction may have moved too
+/// far, and not of values SPERR refuses at any bound (magnitudes over 1e30), which no
+/// correction caused: a session that forgot its SPERR correction there relearned it.
+#[test]
+fn only_a_bound_too_fine_is_the_proposers_refusal() {
+    let (v, shape) = field();
+    let sperr_at = |scale| CountingRefusals {
+        fixed: Fixed {
+            codec: CodecId::Sperr,
+            runner_up: false,
+            scale,
+        },
+        refusals: std::cell::Cell::new(0),
+    };
+    let settings = Settings::psnr(60.0).unwrap();
+    let huge: Vec<f32> = v.iter().map(|x| x * 1e31 + 3e31).collect();
+    let proposer = sperr_at(1.0);
+    let out = compress_to_target(Samples::F32(&huge), &shape, &settings, &proposer).unwrap();
+    assert_eq!((out.codec, proposer.refusals.get()), (CodecId::Sz3, 0));
+    // Far under SPERR's finest bound, 2^-48 of the largest magnitude.
+    let proposer = sperr_at(1e-14);
+    let out = compress_to_target(Samples::F32(&v), &shape, &settings, &proposer).unwrap();
+    assert_ne!(out.codec, CodecId::Sperr);
+    assert_eq!(proposer.refusals.get(), 1);
+}

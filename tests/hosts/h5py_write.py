@@ -1,9 +1,9 @@
 """h5py (whose wheel bundles HDF5 2.0) writes through the deepcq filter via
 HDF5_PLUGIN_PATH, reads back, and checks every chunk; then bad cd_values, shuffle before
-deepcq and scaleoffset after it must fail dataset creation with deepcq's message; a chunk
-of integers copied into a dataset of larger chunks reads back padded with zeros, a float
-type of another layout than IEEE's is stored exactly, and a chunk whose checksum fails is
-refused with its reason on stderr.
+deepcq and scaleoffset or H5Z-ZFP after it must fail dataset creation with deepcq's
+message; a chunk of integers copied into a dataset of larger chunks reads back padded
+with zeros, a float type of another layout than IEEE's is stored exactly, and a chunk
+whose checksum fails is refused with its reason on stderr.
 
 usage: h5py_write.py INPUT OUTPUT"""
 import os
@@ -60,6 +60,27 @@ except Exception as e:
     print("scaleoffset after deepcq rejected:", e)
     if "runs after deepcq" not in str(e):
         failures.append(f"error lacks deepcq's message: {e}")
+
+# A lossy third-party filter after deepcq would compress deepcq's bytes as values: H5Z-ZFP's
+# id is refused, blosc's (a filter of bytes) is not. h5py sets an unknown filter as
+# optional, so HDF5 needs neither plugin; this HDF5 then names the missing plugin as the
+# error instead of deepcq's refusal, so the refusal shows only as the failed creation.
+def create_after_deepcq(out, filter_id):
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_chunk((4, 4))
+    dcpl.set_filter(357, 0, (60,))
+    dcpl.set_filter(filter_id, h5py.h5z.FLAG_OPTIONAL, (3, 0, 0, 0, 0, 0))
+    h5py.h5d.create(out.id, f"after_{filter_id}".encode(), h5py.h5t.IEEE_F32LE,
+                    h5py.h5s.create_simple((8, 8)), dcpl=dcpl)
+
+
+with h5py.File(out_path, "a") as out:
+    create_after_deepcq(out, 32001)
+    try:
+        create_after_deepcq(out, 32013)
+        failures.append("H5Z-ZFP after deepcq was accepted")
+    except Exception as e:
+        print("H5Z-ZFP after deepcq rejected:", e)
 
 # A chunk of integers copied as stored into a dataset of larger chunks decodes short.
 # HDF5 copies a whole chunk out of what the filter returns, so the filter pads it with
