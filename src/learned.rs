@@ -170,7 +170,9 @@ impl Learned {
     }
 
     /// The candidates for one chunk: the allowed compressors × a log grid of relative
-    /// bounds from `tightest` to [`LOOSEST`].
+    /// bounds from `tightest` to [`LOOSEST`], or `tightest` alone when it is looser (the
+    /// safe bound of a PSNR target under 20 dB, certain whatever the model says; the grid's
+    /// end instead overshot such targets by 5 dB and more).
     fn candidates(&self, compressor: CompressorChoice, tightest: f64) -> Vec<Candidate> {
         let codecs: Vec<CodecId> = self
             .surrogate
@@ -179,7 +181,6 @@ impl Learned {
             .copied()
             .filter(|&c| allowed(compressor, c))
             .collect();
-        let tightest = tightest.min(LOOSEST);
         let steps = if tightest < LOOSEST { GRID_POINTS } else { 1 };
         let step = (LOOSEST / tightest).ln() / (steps.max(2) - 1) as f64;
         codecs
@@ -481,7 +482,15 @@ fn choose(
             let admissible =
                 |c: &Candidate, p: &Prediction| p.psnr >= target + margins.psnr_for(c, p.psnr);
             let on_grid = pick(&|c, p| certain(c) || admissible(c, p), &|p| p.cr)
-                .expect("the safe candidates are always admissible");
+                // A safe bound in the subnormals rounds to its codec's effective bound by
+                // up to a few parts in 10^5, which can land it a hair over: the tightest.
+                .or_else(|| {
+                    scored
+                        .clone()
+                        .min_by(|a, b| a.0.rel_bound.total_cmp(&b.0.rel_bound))
+                        .map(|(c, p)| (*c, *p))
+                })
+                .expect("candidates");
             let crossings = to_the_edge
                 .then(|| crossings(target, margins, candidates, predictions))
                 .into_iter()
@@ -952,6 +961,56 @@ mod tests {
                 assert!(predicted >= t, "proposals clear the target: {predicted}");
             }
         }
+    }
+
+    /// A bound in the subnormals rounds (to SZ3's, ZFP's or SPERR's effective bound) by up
+    /// to a few parts in 10^5, so the safe candidate can land a hair over the safe bound and
+    /// no longer count as certain: with the model admitting nothing, the chooser panicked
+    /// (the write failed as an internal error). It takes the tightest candidate instead.
+    #[test]
+    fn a_safe_candidate_rounded_over_the_safe_bound_is_still_chosen() {
+        use crate::synth::{generate, Kind};
+        let Some(model) = loaded() else { return };
+        let shape = [16, 16];
+        let v: Vec<f64> = generate(Kind::Spectral { slope: 2.0 }, &shape, 3)
+            .into_iter()
+            .map(|x| x * 1e-300)
+            .collect();
+        let data = Samples::F64(&v);
+        for t in [320.0, 350.0, 380.0] {
+            let mut settings = Settings::psnr(t).unwrap();
+            for mode in [Mode::Predict, Mode::Guarantee] {
+                settings.mode = mode;
+                let chosen = model.choose_scored(data, &shape, Extent::of(data), &settings);
+                assert!(chosen.is_ok(), "{t} dB {mode:?}: {chosen:?}");
+            }
+        }
+        let rows = psnr_case(&[(safe_bound(1.0, 60.0) * (1.0 + 4e-7), 50.0, 5.0)]);
+        let (c, predicted) = run(TargetKind::Psnr, 60.0, &rows);
+        assert_eq!((c, predicted), (rows[0].0, 50.0));
+    }
+
+    /// A PSNR target under 20 dB has a safe bound looser than the grid's end: proposed
+    /// there, certain, rather than at the grid's end.
+    #[test]
+    fn a_low_target_is_proposed_at_its_safe_bound() {
+        use crate::synth::{generate, Kind};
+        let Some(model) = loaded() else { return };
+        let shape = [32, 32];
+        let v = generate(Kind::Spectral { slope: 2.0 }, &shape, 3);
+        let data = Samples::F64(&v);
+        let extent = Extent::of(data);
+        let mut settings = Settings::psnr(12.0).unwrap();
+        settings.compressor = CompressorChoice::Sz3;
+        let (proposal, _) = model
+            .choose_scored(data, &shape, extent, &settings)
+            .unwrap();
+        let safe = safe_bound(extent.range(), 12.0);
+        assert!(
+            proposal.bound <= safe && proposal.bound > safe * (1.0 - 1e-12),
+            "{} for a safe bound of {safe}",
+            proposal.bound
+        );
     }
 
     #[test]

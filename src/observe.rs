@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::select::Outcome;
 use crate::settings::Settings;
-use crate::wire::TargetKind;
+use crate::wire::{CodecId, TargetKind};
 
 /// Log filter for the plugin's own logger (`error`, `warn`, `info`, `debug`, `trace`, or
 /// env_logger directives such as `h5z_deepcq=debug`).
@@ -57,7 +57,8 @@ pub struct ChunkRecord<'a> {
     pub predicted: Option<f64>,
     /// Measured metric of the kept payload (null when not measured or infinite).
     pub measured: Option<f64>,
-    /// True when the kept payload decodes exactly (PSNR +∞, which JSON cannot hold).
+    /// True when the kept payload decodes exactly: stored losslessly (whose chunks are not
+    /// measured), or a lossy payload measured at PSNR +∞, which JSON cannot hold.
     pub exact: bool,
     /// Compressions spent.
     pub compressions: u32,
@@ -91,7 +92,7 @@ impl<'a> ChunkRecord<'a> {
             bound: outcome.bound,
             predicted: outcome.predicted,
             measured: outcome.measured.filter(|m| m.is_finite()),
-            exact: outcome.measured == Some(f64::INFINITY),
+            exact: outcome.codec == CodecId::Lossless || outcome.measured == Some(f64::INFINITY),
             compressions: outcome.compressions,
             reason: outcome.reason,
             bytes_in: bytes.0,
@@ -124,6 +125,18 @@ impl ChunkRecord<'_> {
         };
         (reached < self.target).then_some(reached)
     }
+
+    /// Why a chunk can fall short of its target ([`Self::short_of_target`]).
+    fn why_short(&self) -> &'static str {
+        if self.exact {
+            "a chunk stored exactly reaches only the ratio lossless coding gives it"
+        } else if self.is_ratio() {
+            "small chunks cannot reach high ratios: each carries a header of about 26 bytes \
+             and every codec has a smallest stream"
+        } else {
+            "predict mode trusts the model; guarantee mode measures every chunk"
+        }
+    }
 }
 
 /// Logs the chunk and, when tracing, appends it to the trace file; says once per process
@@ -150,13 +163,7 @@ pub fn chunk(record: &ChunkRecord<'_>) {
     if let Some(reached) = record.short_of_target() {
         static SAID: AtomicBool = AtomicBool::new(false);
         if !SAID.swap(true, Ordering::Relaxed) {
-            let why = match record.is_ratio() {
-                true => {
-                    "small chunks cannot reach high ratios: each carries a header of about \
-                     26 bytes and every codec has a smallest stream"
-                }
-                false => "predict mode trusts the model; guarantee mode measures every chunk",
-            };
+            let why = record.why_short();
             warn(&format!(
                 "a {:?} chunk was stored at {} {reached:.4} for a target of {} ({}); {why}; \
                  later chunks short of their target are not reported here ({LOG_ENV}=info \
@@ -172,7 +179,13 @@ pub fn chunk(record: &ChunkRecord<'_>) {
         // several processes (MPI ranks, forked workers) share the trace, not two writes.
         line.push('\n');
         if let Err(e) = file.write_all(line.as_bytes()) {
-            log::warn!("{TRACE_ENV}: cannot append: {e}");
+            static SAID: AtomicBool = AtomicBool::new(false);
+            if !SAID.swap(true, Ordering::Relaxed) {
+                warn(&format!(
+                    "{TRACE_ENV}: cannot append: {e}; records of later chunks that fail \
+                     to append are lost unsaid"
+                ));
+            }
         }
     }
 }
@@ -182,12 +195,14 @@ fn fmt_opt(v: Option<f64>) -> String {
 }
 
 /// Says `why` through the logger when one would show a warning, else on stderr: for what
-/// the user asked for and did not get, which must not pass unsaid.
+/// the user asked for and did not get, which must not pass unsaid. Not `eprintln!`, which
+/// panics when stderr cannot be written (a closed pipe, a full disk) and would fail the
+/// write of a chunk that compressed well.
 pub fn warn(why: &str) {
     if log::log_enabled!(log::Level::Warn) {
         log::warn!("{why}");
     } else {
-        eprintln!("h5z-deepcq: {why}");
+        let _ = writeln!(std::io::stderr(), "h5z-deepcq: {why}");
     }
 }
 
@@ -215,4 +230,51 @@ fn trace() -> Option<&'static Mutex<File>> {
             }
         })
         .as_ref()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record_of(outcome: &Outcome, settings: &Settings, bytes: (usize, usize)) -> String {
+        let record = ChunkRecord::new("hdf5", &[4, 4], settings, outcome, bytes, 1.0);
+        let short = record.short_of_target().map(|_| record.why_short());
+        format!(
+            "{} {}",
+            serde_json::to_string(&record).unwrap(),
+            short.unwrap_or("-")
+        )
+    }
+
+    /// A chunk stored losslessly (NaN present, constant, lossless smaller) decodes exactly
+    /// though it is never measured, and one short of a ratio target is said to be so for
+    /// being stored exactly, not for being small.
+    #[test]
+    fn a_lossless_chunk_is_traced_as_exact() {
+        let settings = Settings {
+            target: crate::settings::Target::from_value(TargetKind::Ratio, 20.0).unwrap(),
+            ..Settings::psnr(60.0).unwrap()
+        };
+        let mut outcome = Outcome {
+            codec: CodecId::Lossless,
+            bound: 0.0,
+            payload: vec![0; 40],
+            predicted: None,
+            measured: None,
+            compressions: 0,
+            reason: "NaN/Inf present: lossless",
+            runner_up_gap: None,
+        };
+        let lossless = record_of(&outcome, &settings, (64, 40));
+        assert!(lossless.contains("\"exact\":true"), "{lossless}");
+        assert!(lossless.ends_with("lossless coding gives it"), "{lossless}");
+        outcome.codec = CodecId::Sz3;
+        let lossy = record_of(&outcome, &settings, (64, 40));
+        assert!(lossy.contains("\"exact\":false"), "{lossy}");
+        assert!(lossy.ends_with("smallest stream"), "{lossy}");
+        outcome.measured = Some(f64::INFINITY);
+        let exact = record_of(&outcome, &Settings::psnr(60.0).unwrap(), (64, 40));
+        assert!(exact.contains("\"exact\":true,"), "{exact}");
+        assert!(exact.contains("\"measured\":null"), "{exact}");
+    }
 }

@@ -440,6 +440,7 @@ pub fn advise(
         && !crate::select::fixed_rate_applies(shape, &predict)
         && extent.finite == data.len()
         && range > 0.0
+        && range.is_finite()
         && !matches!(data, Samples::Opaque { .. })
         && crate::select::mean_serves(data, extent, &predict).is_none();
     if modelled {
@@ -754,6 +755,15 @@ mod tests {
             (AdviceSource::Measured, CodecId::Sperr, 1)
         );
         assert!(a.psnr >= 40.0 && a.ratio > 1000.0, "{a:?}");
+        // Values spanning more than f64 holds (a range of +inf) are stored exactly, so
+        // advised so; the model scored them as constant and advised a bound of inf.
+        let mut wide = v.clone();
+        (wide[0], wide[1]) = (-1e308, 1e308);
+        let a = advise(Samples::F64(&wide), &[32, 32], &settings).unwrap();
+        assert_eq!(
+            (a.source, a.codec, a.bound),
+            (AdviceSource::Measured, CodecId::Lossless, 0.0)
+        );
     }
 
     #[test]

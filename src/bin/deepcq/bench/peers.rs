@@ -27,6 +27,33 @@ pub struct PeerRow {
     pub cr: f64,
     /// Fraction of chunks meeting the target.
     pub chunk_hit_rate: f64,
+    /// The chunk dims it wrote, `AxBxC` (slowest first); absent in older files.
+    #[serde(default)]
+    pub chunk: Option<String>,
+}
+
+/// The arrays (name, chunk dims) the peer rows measured in the same chunks: an array this
+/// run chunked otherwise (`--chunk`, or an HDF5 input's stored chunks) is not compared.
+/// Rows without chunk dims are taken to match.
+pub fn same_chunks<'a>(
+    rows: &[PeerRow],
+    arrays: impl Iterator<Item = (&'a str, &'a [usize])>,
+) -> HashSet<String> {
+    let written: HashMap<&str, Option<&str>> = rows
+        .iter()
+        .map(|r| (r.file.as_str(), r.chunk.as_deref()))
+        .collect();
+    arrays
+        .filter(|(name, chunk)| match written.get(name) {
+            Some(Some(theirs)) => {
+                let ours: Vec<String> = chunk.iter().map(|d| d.to_string()).collect();
+                *theirs == ours.join("x")
+            }
+            Some(None) => true,
+            None => false,
+        })
+        .map(|(name, _)| name.to_string())
+        .collect()
 }
 
 /// Reads a peer JSON-lines file.
@@ -115,5 +142,30 @@ mod tests {
         let crs = crs(&rows, 40.0, "sz3-oracle");
         assert_eq!(crs.len(), 3);
         assert_eq!(crs["a/y.f32"], 5.0);
+    }
+
+    #[test]
+    fn only_arrays_in_the_peers_chunks_are_compared() {
+        let row = |file: &str, chunk: Option<&str>| PeerRow {
+            method: "sz3-oracle".into(),
+            file: file.into(),
+            target: 40.0,
+            cr: 10.0,
+            chunk_hit_rate: 1.0,
+            chunk: chunk.map(String::from),
+        };
+        let rows = [
+            row("a", Some("4x64x64")),
+            row("b", Some("8x8")),
+            row("c", None),
+        ];
+        let arrays: [(&str, &[usize]); 4] = [
+            ("a", &[4, 64, 64]),
+            ("b", &[16, 16]),
+            ("c", &[5]),
+            ("d", &[5]),
+        ];
+        let compared = same_chunks(&rows, arrays.into_iter());
+        assert_eq!(compared, ["a", "c"].map(String::from).into());
     }
 }

@@ -4,7 +4,6 @@
 //! docs/bench.md, so a report read alone still says what it measured.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
 use std::fmt::Write as _;
 
 use super::methods::Method;
@@ -179,14 +178,21 @@ fn peers_section(s: &mut String, run: &Run) {
     let Some((path, rows)) = &run.peers else {
         return;
     };
-    let files: HashSet<String> = run.arrays.iter().map(|a| a.name.clone()).collect();
+    let arrays = run
+        .arrays
+        .iter()
+        .map(|a| (a.name.as_str(), a.chunk.as_slice()));
+    let files = peers::same_chunks(rows, arrays);
     let _ = writeln!(s, "## Beside the peer harness\n");
     let _ = writeln!(
         s,
         "Geometric mean over arrays of CR / best-oracle CR, with the mean chunk hit rate. *peers* \
-         is `{path}` (hdf5plugin's HDF5 filters, same chunks), over the arrays of this run it \
-         has figures for; *ours* is this run over the same arrays (all of them where the peer \
-         has none).\n"
+         is `{path}` (hdf5plugin's HDF5 filters), over the arrays of this run it has figures \
+         for in the same chunks ({} of {}); *ours* is this run over the same arrays (all of \
+         them where the peer has none). The peer harness runs no SPERR on 1-D and 4-D chunks, \
+         so its best oracle there is over SZ3 and ZFP only, ours over all three.\n",
+        files.len(),
+        run.arrays.len()
     );
     let mut head = "| method |".to_string();
     let mut rule = "|---|".to_string();
@@ -243,6 +249,7 @@ fn peers_section(s: &mut String, run: &Run) {
             let ratios: Vec<f64> = run
                 .arrays
                 .iter()
+                .filter(|a| files.contains(&a.name))
                 .filter_map(|a| theirs.get(&a.name).map(|p| a.figures(ti, m).cr / p))
                 .collect();
             let cell = if ratios.is_empty() {
