@@ -5,7 +5,10 @@
 ! Conventions
 ! - Every function returns H5Z_DEEPCQ_OK (0) or a negative H5Z_DEEPCQ_ERR_* code.
 !   h5z_deepcq_last_error(buf, len) copies the message into a c_char buffer.
-! - C "unsigned" arguments are integer(c_int) here (values are small and non-negative).
+! - C "unsigned" arguments are integer(c_int) here, the same 32 bits: settings words are
+!   small and non-negative, except the two words h5z_deepcq_cd_values_missing writes for
+!   the missing value's f64 bits, which may read negative (-9999: its high word
+!   3234039680 is -1060927616 here). Pass them on unchanged; never build them by hand.
 ! - dims are C order, slowest first: a Fortran array a(nx,ny,nz) has dims [nz,ny,nx].
 ! - Settings are cd_values: build them with h5z_deepcq_cd_values and pass the same
 !   integer array to h5pset_filter_f (flags 0: HDF5 1.10 has no H5Z_FLAG_MANDATORY_F).
@@ -36,6 +39,9 @@ module h5z_deepcq
 
   ! Numbers shared with cd_values and chunk headers
   integer(c_int), parameter :: H5Z_DEEPCQ_FILTER_ID = 357
+  ! Most words of a user's settings array. Stored cd_values read from a file
+  ! (h5pget_filter_by_id_f) hold 10 + rank + up to 2, at most 44 words: size that buffer
+  ! by 44, not by this.
   integer(c_int), parameter :: H5Z_DEEPCQ_CD_MAX = 8
   integer(c_int), parameter :: H5Z_DEEPCQ_FLOAT32 = 1
   integer(c_int), parameter :: H5Z_DEEPCQ_FLOAT64 = 2
