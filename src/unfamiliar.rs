@@ -254,12 +254,24 @@ pub fn table_columns(data: Samples<'_>, shape: &[usize]) -> bool {
     if !TABLE_COLUMNS.contains(&columns) || element_count(shape) != Some(data.len()) {
         return false;
     }
-    let value = |i: usize| data.value(i).unwrap_or(f64::NAN);
     let row_stride = (data.len() / SAMPLE).max(1);
     let sampled: Vec<usize> = (0..rows).step_by(row_stride).collect();
     if sampled.len() < TABLE_ROWS {
         return false;
     }
+    // Every test compares spreads with spreads, so the values are scaled by a power of two
+    // (exactly) to near 1 first: squares of values past 1e154 overflowed to inf, and noise
+    // of 1e160 passed `inf >= inf` as a table (those of values under 1e-162 underflow).
+    let peak = sampled
+        .iter()
+        .flat_map(|&r| (0..columns).map(move |c| r * columns + c))
+        .filter_map(|i| data.value(i))
+        .fold(0.0f64, |m, x| m.max(x.abs()));
+    let scale = match peak.is_finite() && peak > 0.0 {
+        true => 2f64.powi((-peak.log2().floor()).clamp(-1000.0, 1000.0) as i32),
+        false => 1.0,
+    };
+    let value = |i: usize| data.value(i).map_or(f64::NAN, |x| x * scale);
     let n = sampled.len() as f64;
     let mut means = Vec::with_capacity(columns);
     let mut within = 0.0;
@@ -421,6 +433,12 @@ mod tests {
         assert!(!table_columns(Samples::F64(&smooth), &[64, 64]));
         assert!(!table_columns(Samples::F64(&noise), &[500, 10]));
         assert!(!table_columns(Samples::F64(&table), &[50, 100]));
+        // On any scale f64 holds: squares of 1e160 overflowed, and noise passed.
+        for scale in [1e160, 1e-200] {
+            let scaled = |v: &[f64]| v.iter().map(|x| x * scale).collect::<Vec<f64>>();
+            assert!(!table_columns(Samples::F64(&scaled(&noise)), &[500, 10]));
+            assert!(table_columns(Samples::F64(&scaled(&table)), &[500, 10]));
+        }
         // A gradient across the columns is ordered, however far apart their levels and
         // however few the columns (four evenly spaced levels pass the neighbours' test).
         for columns in [4, 5, 10] {

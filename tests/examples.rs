@@ -314,7 +314,8 @@ fn heat_example_meets_the_target_every_step() {
         "one record per step and run"
     );
     for r in &predicted {
-        assert!(r["measured"].is_f64() || r["exact"] == true, "{r}");
+        let met = r["measured"].as_f64().is_some_and(|m| m >= 60.0);
+        assert!(met || r["exact"] == true, "{r}");
     }
     let step_lines: Vec<&str> = out.lines().filter(|l| l.contains(" | met ")).collect();
     assert_eq!(step_lines.len(), steps, "{out}");

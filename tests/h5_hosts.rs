@@ -117,19 +117,34 @@ fn check(original: &Path, filtered: &Path, target: &str) {
 fn h5repack_applies_the_filter_to_every_dataset_and_meets_the_target() {
     let dir = tempfile::tempdir().unwrap();
     let input = make_input(dir.path());
-    for (spec, target) in [
-        ("UD=357,0,1,60", "60"),
-        ("UD=357,0,3,625,0,1", "62.5"),
-        ("UD=357,0,4,45,0,0,3", "45"),
+    for (spec, target, named) in [
+        ("UD=357,0,1,60", "60", None),
+        ("UD=357,0,3,625,0,1", "62.5", None),
+        ("UD=357,0,4,45,0,0,3", "45", Some("sperr")),
         // ZFP only; predict mode (no guarantee) is tested through its trace elsewhere.
-        ("UD=357,0,4,80,0,0,2", "80"),
+        ("UD=357,0,4,80,0,0,2", "80", Some("zfp")),
     ] {
         let output = dir.path().join("out.h5");
+        let trace = dir.path().join("trace.jsonl");
+        let _ = std::fs::remove_file(&trace);
         let out = run(Command::new("h5repack")
+            .env("H5Z_DEEPCQ_TRACE", &trace)
             .args(["-f", spec])
             .arg(&input)
             .arg(&output));
         assert!(out.status.success(), "h5repack -f {spec} failed");
+        // A compressor the cd_values name stores every lossy chunk.
+        let codecs: Vec<String> = std::fs::read_to_string(&trace)
+            .expect("the write was traced")
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["codec"].to_string())
+            .filter(|c| c != "\"lossless\"")
+            .collect();
+        assert!(!codecs.is_empty(), "{spec}: no lossy chunk");
+        if let Some(named) = named {
+            let only = codecs.iter().all(|c| *c == format!("\"{named}\""));
+            assert!(only, "{spec}: {codecs:?}");
+        }
         let dump = run(Command::new("h5dump").arg("-pH").arg(&output));
         let text = stdout(&dump);
         assert_eq!(

@@ -9,6 +9,8 @@ use crate::select::{self, Analytic, Outcome, SelectError};
 use crate::settings::{SettingsError, StoredSettings};
 use crate::wire::{DType, MAX_ORIGINAL_LEN};
 
+use super::rewrites::Successor;
+
 /// Why a chunk could not be filtered. Mapped to a failed callback (0 bytes) plus a message
 /// on the HDF5 error stack at the C boundary.
 #[derive(Debug, thiserror::Error)]
@@ -75,15 +77,41 @@ pub fn encode_dataset_chunk(
         &[pipeline as u32, (pipeline as u64 >> 32) as u32],
     ]
     .concat();
-    let restored = rewrites.restore(&dataset, bytes, stored.elem_size, |c| {
+    let successor = rewrites.restore(&dataset, bytes, stored.elem_size, |c| {
         decode_quietly(c).ok().map(|(_, values)| values)
     });
-    let bytes = restored.as_deref().unwrap_or(bytes);
+    let bytes = match &successor {
+        Some(Successor::Restored(restored)) => restored,
+        Some(Successor::Unchanged(chunk)) => {
+            if let Some(outcome) = stored_again(chunk) {
+                return Ok((chunk.to_vec(), outcome));
+            }
+            bytes
+        }
+        None => bytes,
+    };
     let (out, outcome) = encode_in_order(stored, &memory_key, bytes)?;
     if let Ok((header, _)) = chunk::parse(&out) {
         rewrites.written(&dataset, &out, &header, bytes);
     }
     Ok((out, outcome))
+}
+
+/// What to report for a stored `chunk` written again unchanged
+/// ([`Successor::Unchanged`]): its codec, bound and quality record, no compression.
+fn stored_again(chunk: &[u8]) -> Option<Outcome> {
+    let (header, _) = chunk::parse(chunk).ok()?;
+    let quality = header.quality.as_ref();
+    Some(Outcome {
+        codec: header.codec,
+        bound: header.bound,
+        payload: Vec::new(),
+        predicted: quality.and_then(|q| q.predicted),
+        measured: quality.and_then(|q| q.measured),
+        compressions: 0,
+        reason: select::STORED_AGAIN,
+        runner_up_gap: None,
+    })
 }
 
 /// [`encode_chunk`] for values in the dataset's byte order. `dataset` keys what the

@@ -94,6 +94,10 @@ pub const MEAN_SERVES: &str = "mean meets the target";
 /// whatever the target.
 pub const NOT_FLOAT: &str = "not f32/f64: lossless";
 
+/// [`Outcome::reason`] of a chunk HDF5 had decoded and handed back unchanged, stored again
+/// as it was (`h5::rewrites`).
+pub const STORED_AGAIN: &str = "decode written back unchanged: stored as before";
+
 /// [`Outcome::reason`] of a chunk stored losslessly because the compressor the user named
 /// cannot resolve the bound proposed for it.
 pub const TOO_FINE: &str = "bound finer than the codec resolves: lossless";
