@@ -162,6 +162,10 @@ fn float_chunk_marked<T: bytemuck::Pod + Element>(
                         settings.target.value() + psnr_shift(&replaced, real),
                     )
                 }
+                // SSIM has no such shift, and the proposer sees windows in the runs of
+                // replaced values, flat, where the real ones are not: measured instead,
+                // over the windows clear of missing values.
+                TargetKind::Ssim if settings.mode == Mode::Predict => None,
                 TargetKind::Ratio => {
                     record = m.record_len();
                     // When the record alone takes the budget (a tiny chunk), no ratio
@@ -372,6 +376,24 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// An SSIM target in predict mode on a chunk with missing values is measured over the
+    /// windows clear of them (the replaced runs, flat, made the chunk look easier than
+    /// its real values are), and met there.
+    #[test]
+    fn predict_mode_measures_an_ssim_target_over_real_values() {
+        let shape = [8, 24, 40];
+        let values = ocean(&shape, -999.0);
+        let settings = Settings {
+            mode: Mode::Predict,
+            target: Target::from_value(TargetKind::Ssim, 0.999).unwrap(),
+            ..Settings::psnr(60.0).unwrap()
+        };
+        let (_, outcome) =
+            float_chunk_with_fill(&values, &shape, &settings, &Analytic, Some(-999.0)).unwrap();
+        let measured = outcome.measured.expect("measured");
+        assert!(measured >= 0.999, "{measured}");
     }
 
     /// A sky whose mean meets 40 dB (a point at 100 in 128² of noise at ±0.01) with a run of

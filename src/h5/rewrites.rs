@@ -207,23 +207,27 @@ impl Rewrites {
             return;
         }
         let key = key_of(stored);
-        let Some(at) = kept.iter().position(|k| k.key == key) else {
-            return;
-        };
-        match changed_within_bound(&kept[at].original, decoded, header) {
-            Some(changed) => {
-                let size = header.layout.elem_size;
-                kept[at].probes = changed
-                    .into_iter()
-                    .map(|i| (i, decoded[i * size..(i + 1) * size].to_vec()))
-                    .collect();
-                shrink(&mut kept, self.limit);
+        // Every dataset's chunk of these bytes: the decode does not say which was read.
+        let size = header.layout.elem_size;
+        kept.retain_mut(|k| {
+            if k.key != key {
+                return true;
             }
-            None => {
-                log::warn!("a kept original does not match its chunk's decode; dropped");
-                kept.remove(at);
+            match changed_within_bound(&k.original, decoded, header) {
+                Some(changed) => {
+                    k.probes = changed
+                        .into_iter()
+                        .map(|i| (i, decoded[i * size..(i + 1) * size].to_vec()))
+                        .collect();
+                    true
+                }
+                None => {
+                    log::warn!("a kept original does not match its chunk's decode; dropped");
+                    false
+                }
             }
-        }
+        });
+        shrink(&mut kept, self.limit);
     }
 
     /// Before `input` (a chunk buffer of `elem_size`-byte values) is compressed: whether it
@@ -283,8 +287,8 @@ impl Rewrites {
             restored[i * elem_size..(i + 1) * elem_size]
                 .copy_from_slice(element(&original, i, elem_size));
         }
-        // The stored chunk these came from is being replaced.
-        self.lock().retain(|k| k.key != key);
+        // The stored chunk these came from is being replaced (in this dataset only).
+        self.lock().retain(|k| k.key != key || k.dataset != dataset);
         Some(Successor::Restored(restored))
     }
 }
@@ -522,6 +526,10 @@ mod tests {
         let restored = rewrites.restore(DATASET, &edited, 4, decode);
         let restored = restored.and_then(Successor::restored).unwrap();
         assert_eq!(restored[4..4 * 200], original[4..4 * 200]);
+        // The other dataset's, noted by the same decode, is its own and stays kept.
+        let theirs = rewrites.restore(&[9, 9], &edited, 4, decode);
+        let theirs = theirs.and_then(Successor::restored).unwrap();
+        assert_eq!(theirs[4..4 * 200], other[4..4 * 200]);
     }
 
     #[test]
