@@ -41,6 +41,8 @@ pub fn init() {
 pub struct ChunkRecord<'a> {
     /// Which path wrote it: "hdf5" (the filter) or "insitu".
     pub source: &'a str,
+    /// The writing process: MPI ranks may share one trace.
+    pub pid: u32,
     /// Chunk dims.
     pub shape: &'a [usize],
     /// Target kind name.
@@ -84,6 +86,7 @@ impl<'a> ChunkRecord<'a> {
     ) -> Self {
         ChunkRecord {
             source,
+            pid: std::process::id(),
             shape,
             target_kind: settings.target.kind.name(),
             target: settings.target.value(),
@@ -276,5 +279,7 @@ mod tests {
         let exact = record_of(&outcome, &Settings::psnr(60.0).unwrap(), (64, 40));
         assert!(exact.contains("\"exact\":true,"), "{exact}");
         assert!(exact.contains("\"measured\":null"), "{exact}");
+        let pid = format!("\"pid\":{},", std::process::id());
+        assert!(exact.contains(&pid), "{exact}");
     }
 }

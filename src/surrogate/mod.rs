@@ -302,6 +302,12 @@ fn fix_for(e: &SurrogateError, named: bool) -> String {
              the embedded model",
             locate::MODEL_ENV
         ),
+        // The embedded model is built with this build's schema: a mismatch is a bug.
+        (SurrogateError::Metadata(_), false) => format!(
+            "the model built into this deepcq does not match it: rebuild deepcq, or name a \
+             model with {}",
+            locate::MODEL_ENV
+        ),
         (_, false) => format!("the embedded model needs onnxruntime 1.17 or later: {runtime}"),
     }
 }
@@ -314,6 +320,20 @@ mod tests {
     fn surrogate_is_send_and_sync() {
         fn check<T: Send + Sync>() {}
         check::<Surrogate>();
+    }
+
+    #[test]
+    fn each_load_failure_names_its_own_fix() {
+        let runtime = SurrogateError::Runtime {
+            path: "/x".into(),
+            message: "no such file".into(),
+        };
+        assert!(fix_for(&runtime, false).starts_with("point ORT_DYLIB_PATH"));
+        let mismatch = SurrogateError::Metadata("feature names differ".into());
+        assert!(fix_for(&mismatch, false).contains("rebuild deepcq"));
+        assert!(fix_for(&mismatch, true).contains("export the model again"));
+        let session = SurrogateError::Session("opset 21".into());
+        assert!(fix_for(&session, false).contains("onnxruntime 1.17 or later"));
     }
 
     #[test]
