@@ -43,7 +43,8 @@ pub enum FilterError {
 ///
 /// A buffer that holds a chunk this process decoded, maybe with the writer's new part
 /// added (HDF5 re-reads a chunk written in parts), gets its unchanged values back as they
-/// were first written before it is compressed again ([`super::rewrites`]).
+/// were first written before it is compressed again ([`super::rewrites`]); with nothing
+/// added, it is stored as that chunk's bytes, unchanged.
 ///
 /// The chunks of one dataset share what guarantee and fast mode learn ([`crate::memory`]);
 /// datasets are told apart by their stored cd_values alone. [`encode_dataset_chunk`] tells

@@ -402,7 +402,8 @@ fn oracle_of(job: Job<'_>, codec: CodecId, range: f64, steps: u32) -> Result<Chu
             evaluate(job, codec, &f.payload, f.bound, cpu, false)?,
             f.compressions,
         )),
-        // No bound met the target (not a refusal): stored exactly after the tighter starts.
+        // No bound met the target (not a refusal): stored exactly after the tighter starts
+        // (counted as all of them, though a start the codec refused ends them early).
         Ok(None) => lossless(job, cpu, false, oracle::STARTS),
         // The codec refused the chunk on its first try.
         Err(e) if refused(&e) => lossless(job, cpu, true, 1),
