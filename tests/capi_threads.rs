@@ -164,6 +164,10 @@ fn separate_sessions_in_threads_equal_a_serial_run() {
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     assert_eq!(serial, parallel);
+    for (f, bytes) in fields.iter().flatten().zip(parallel.iter().flatten()) {
+        let psnr = metrics::psnr(f, &decompress(bytes));
+        assert!(psnr >= TARGET, "psnr {psnr} < {TARGET}");
+    }
 }
 
 #[test]
@@ -180,6 +184,10 @@ fn a_shared_session_without_adaptation_equals_a_serial_run() {
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     assert_eq!(serial, parallel);
+    for (f, bytes) in fields.iter().zip(&parallel) {
+        let psnr = metrics::psnr(f, &decompress(bytes));
+        assert!(psnr >= TARGET, "psnr {psnr} < {TARGET}");
+    }
     assert_eq!(stats(s).steps, THREADS as u64);
     free_session(s);
 }

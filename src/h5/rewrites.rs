@@ -33,15 +33,15 @@
 //! chunk whose it holds the largest share), and, decoded again, at least 32 of the nonzero
 //! values the codec changed (all of fewer). A copy stored as the chunk it was read from
 //! shares that chunk's originals: rewritten in parts later, it gets them back, within the
-//! chunk's bound of what the copy was written with. Wherever it
-//! came from (HDF5 re-reading a chunk for a partial write, or a program that read the
-//! chunk, edited some values and wrote it back), a value still as decoded is an
-//! approximation of its original, and the original is both what was written and closer
-//! to it. A decode's values
-//! identify it only where the codec made them up: values it reproduces exactly in other
-//! chunks too (zeros, levels of quantised data, a constant a coarse bound collapses a
-//! region to) could make another chunk of the dataset pass for a kept one, which would
-//! then get that chunk's originals (see the README's "Chunks written in parts"). Before
+//! chunk's bound of what the copy was written with. Wherever a successor came from (HDF5
+//! re-reading a chunk for a partial write, or a program that read the chunk, edited some
+//! values and wrote it back), a value still as decoded is an approximation of its
+//! original, and the original is both what was written and closer to it. A decode's
+//! values identify it only where the codec made them up: values it reproduces exactly in
+//! other chunks too (levels of quantised data, a constant a coarse bound collapses a
+//! region to; zeros are left out) could make another chunk of the dataset pass for a kept
+//! one, which would then get that chunk's originals (see the README's "Chunks written in
+//! parts"). Before
 //! anything is put back, the originals are checked against the decode: within the
 //! chunk's point-wise bound (a chunk coded to a size, bound 0, has none: within the
 //! original's range), else they are dropped. What is kept is bounded
@@ -77,6 +77,7 @@ const PROBES: usize = 256;
 /// other chunks of a sparse field hold them at the same places (and a zero compressed
 /// again stays zero, so nothing is lost by leaving them as they are).
 const MATCHING_PROBES: usize = 4;
+/// See [`MATCHING_PROBES`].
 const MATCHING_VALUES: usize = 32;
 
 /// Whether `value`'s bytes are a zero of either sign, in either byte order (the sign bit
