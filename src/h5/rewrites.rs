@@ -29,25 +29,24 @@
 //!
 //! A buffer is taken for a kept chunk's successor when it is compressed with the same
 //! stored cd_values (the same dataset, or one set up alike), holds, bit for bit, at least 4
-//! and a 64th of the noted decoded values (all of fewer; zeros do not count; of the kept
-//! chunk whose it holds the largest share), and, decoded again, at least 32 of the nonzero
-//! values the codec changed (all of fewer). A copy stored as the chunk it was read from
-//! shares that chunk's originals: rewritten in parts later, it gets them back, within the
-//! chunk's bound of what the copy was written with. Wherever a successor came from (HDF5
-//! re-reading a chunk for a partial write, or a program that read the chunk, edited some
-//! values and wrote it back), a value still as decoded is an approximation of its
-//! original, and the original is both what was written and closer to it. A decode's
-//! values identify it only where the codec made them up: values it reproduces exactly in
-//! other chunks too (levels of quantised data, a constant a coarse bound collapses a
-//! region to; zeros are left out) could make another chunk of the dataset pass for a kept
-//! one, which would then get that chunk's originals (see the README's "Chunks written in
-//! parts"). Before
-//! anything is put back, the originals are checked against the decode: within the
-//! chunk's point-wise bound (a chunk coded to a size, bound 0, has none: within the
-//! original's range), else they are dropped. What is kept is bounded
-//! ([`ENV_KEEP_MB`], 64 MiB by default, oldest first out), and kept per process: a chunk
-//! evicted from this memory, or re-filtered by another process or MPI rank, still adds
-//! up errors (the README says how to size HDF5's chunk cache instead).
+//! of the noted decoded values (all of fewer; of the kept chunk whose it holds the largest
+//! share), and, decoded again, at least 32 of the values the codec changed (all of fewer);
+//! values the codec decoded to zero are neither noted nor counted. A copy stored as the
+//! chunk it was read from shares that chunk's originals: rewritten in parts later, it gets
+//! them back, within the chunk's bound of what the copy was written with. Wherever a
+//! successor came from (HDF5 re-reading a chunk for a partial write, or a program that
+//! read the chunk, edited some values and wrote it back), a value still as decoded is an
+//! approximation of its original, and the original is both what was written and closer
+//! to it. A decode's values identify it only where the codec made them up: values it
+//! reproduces exactly in other chunks too (levels of quantised data, a constant a coarse
+//! bound collapses a region to; zeros are left out) could make another chunk of the
+//! dataset pass for a kept one, which would then get that chunk's originals (see the
+//! README's "Chunks written in parts"). Before anything is put back, the originals are
+//! checked against the decode: within the chunk's point-wise bound (a chunk coded to a
+//! size, bound 0, has none: within the original's range), else they are dropped. What is
+//! kept is bounded ([`ENV_KEEP_MB`], 64 MiB by default, oldest first out), and kept per
+//! process: a chunk evicted from this memory, or re-filtered by another process or MPI
+//! rank, still adds up errors (the README says how to size HDF5's chunk cache instead).
 
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
@@ -70,12 +69,12 @@ const DEFAULT_KEEP_MB: usize = 64;
 const PROBES: usize = 256;
 
 /// Probes a buffer must hold, bit for bit, to be taken for a kept chunk's successor (all of
-/// them when fewer; at least a 64th of them), and values the codec changed that it must
-/// hold once decoded again: so that a write over all but a sixteenth of a chunk still gets
-/// that sixteenth's originals back (an eighth of the probes was required, and such a part
-/// went through the codec twice: 39.6 dB at a 40 dB target). Decoded zeros do not count:
-/// other chunks of a sparse field hold them at the same places (and a zero compressed
-/// again stays zero, so nothing is lost by leaving them as they are).
+/// them when fewer), and values the codec changed that it must hold once decoded again: so
+/// that a write over all but a sixteenth of a chunk still gets that sixteenth's originals
+/// back (an eighth of the probes was required, and such a part went through the codec
+/// twice: 39.6 dB at a 40 dB target). Values the codec decoded to zero are neither probes
+/// nor counted: other chunks of a sparse field hold zeros at the same places (and a zero
+/// compressed again stays zero, so nothing is lost by leaving them as they are).
 const MATCHING_PROBES: usize = 4;
 /// See [`MATCHING_PROBES`].
 const MATCHING_VALUES: usize = 32;
@@ -199,10 +198,17 @@ impl Store {
         self.entries.push_back(k);
     }
 
-    /// Keeps the entries `keep` (which may change their probes) returns true for.
-    fn retain(&mut self, mut keep: impl FnMut(&mut Kept) -> bool) {
+    /// Of the entries of `key`, keeps those `keep` (which may change their probes) returns
+    /// true for; the others are not touched.
+    fn retain_key(&mut self, key: Key, mut keep: impl FnMut(&mut Kept) -> bool) {
+        if !self.holds(key) {
+            return;
+        }
         let mut entries = std::mem::take(&mut self.entries);
         entries.retain_mut(|k| {
+            if k.key != key {
+                return true;
+            }
             self.uncount(k);
             let kept = keep(k);
             if kept {
@@ -211,6 +217,13 @@ impl Store {
             kept
         });
         self.entries = entries;
+    }
+
+    /// The counts taken again from the entries (after a panic left them unknown).
+    fn recount(&mut self) {
+        let entries = std::mem::take(&mut self.entries);
+        *self = Store::default();
+        entries.into_iter().for_each(|k| self.push(k));
     }
 
     /// Drops the oldest entries until those left hold at most `limit` bytes.
@@ -249,7 +262,13 @@ impl Rewrites {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Store> {
-        self.kept.lock().unwrap_or_else(|p| p.into_inner())
+        self.kept.lock().unwrap_or_else(|poisoned| {
+            // A panic may have dropped entries mid-walk: counted again, once.
+            let mut store = poisoned.into_inner();
+            store.recount();
+            self.kept.clear_poison();
+            store
+        })
     }
 
     /// After `stored` was written for `original` (the bytes HDF5 handed the filter, after
@@ -279,13 +298,11 @@ impl Rewrites {
         // again with values that store alike, at an absolute bound; or two chunks alike): a
         // decode of them cannot tell which originals it came from, so neither is kept.
         let mut conflict = false;
-        if kept.holds(entry.key) {
-            kept.retain(|k| {
-                let same = k.key == entry.key && k.dataset == entry.dataset;
-                conflict |= same && k.original != entry.original;
-                !same
-            });
-        }
+        kept.retain_key(entry.key, |k| {
+            let same = k.dataset == entry.dataset;
+            conflict |= same && k.original != entry.original;
+            !same
+        });
         if !conflict {
             kept.push(entry);
         }
@@ -297,17 +314,14 @@ impl Rewrites {
     /// the two differ, for [`Rewrites::restore`] to recognise the chunk's successor by.
     /// Originals that do not match their decode are dropped.
     pub fn decoded(&self, stored: &[u8], header: &Header, decoded: &[u8]) {
-        let key = key_of(stored);
         let mut kept = self.lock();
-        if !kept.holds(key) {
+        if kept.entries.is_empty() {
             return;
         }
+        let key = key_of(stored);
         // Every dataset's chunk of these bytes: the decode does not say which was read.
         let size = header.layout.elem_size;
-        kept.retain(|k| {
-            if k.key != key {
-                return true;
-            }
+        kept.retain_key(key, |k| {
             match changed_within_bound(&k.original, decoded, header) {
                 Some(changed) => {
                     k.probes = changed
@@ -350,10 +364,10 @@ impl Rewrites {
             let matching = |k: &Kept| {
                 k.probes
                     .iter()
-                    .filter(|(i, v)| !is_zero(v) && element(input, *i, elem_size) == v)
+                    .filter(|(i, v)| element(input, *i, elem_size) == v)
                     .count()
             };
-            let need = |k: &Kept| (k.probes.len() / 64).max(k.probes.len().min(MATCHING_PROBES));
+            let need = |k: &Kept| k.probes.len().min(MATCHING_PROBES);
             // The kept chunk whose probes the buffer holds the largest share of, the newest
             // of equals.
             let (_, k) = kept
@@ -382,9 +396,10 @@ impl Rewrites {
         }
         // What the probes found, confirmed over the whole chunk: values the codec changed
         // that the buffer holds as decoded.
-        let changed_by_codec = (0..n).filter(|&i| !same(&original, &decoded, i));
-        let telling = |i: &usize| unchanged(*i) && !is_zero(element(&decoded, *i, elem_size));
-        let as_decoded = changed_by_codec.clone().filter(telling).count();
+        let changed_by_codec = (0..n).filter(|&i| {
+            !same(&original, &decoded, i) && !is_zero(element(&decoded, i, elem_size))
+        });
+        let as_decoded = changed_by_codec.clone().filter(|&i| unchanged(i)).count();
         if as_decoded < changed_by_codec.count().min(MATCHING_VALUES) {
             return None;
         }
@@ -394,7 +409,7 @@ impl Rewrites {
                 .copy_from_slice(element(&original, i, elem_size));
         }
         // The stored chunk these came from is being replaced (in this dataset only).
-        self.lock().retain(|k| k.key != key || k.dataset != dataset);
+        self.lock().retain_key(key, |k| k.dataset != dataset);
         Some(Successor::Restored(restored))
     }
 }
@@ -459,7 +474,10 @@ fn changed_within_bound(original: &[u8], decoded: &[u8], header: &Header) -> Opt
         if !within {
             return None;
         }
-        changed.push(i);
+        // Decoded zeros identify nothing (`MATCHING_PROBES`).
+        if d != 0.0 {
+            changed.push(i);
+        }
     }
     let step = changed.len().div_ceil(PROBES).max(1);
     Some(changed.into_iter().step_by(step).collect())
@@ -699,12 +717,15 @@ mod tests {
         assert!(small.restore(DATASET, &next, 4, decode).is_none());
         // A limit of about two chunks keeps the newest, and counts them right.
         let two = Rewrites::new(2 * (stored.len() + original.len() + 256) + 64);
+        let mut newest = None;
         for seed in 20..25 {
             let (values, chunk) = filling_chunk(&shape, 1, seed);
             two.written(DATASET, &chunk, &chunk::parse(&chunk).unwrap().0, &values);
+            newest = Some(key_of(&chunk));
         }
         let kept = two.lock();
         assert!((1..=2).contains(&kept.len()) && kept.consistent());
+        assert_eq!(kept.entries.back().map(|k| k.key), newest);
         drop(kept);
         // Exact chunks are not kept: nothing to put back.
         let exact = Rewrites::new(1 << 24);

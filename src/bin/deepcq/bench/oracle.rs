@@ -74,9 +74,9 @@ pub const STARTS: u32 = 3;
 
 /// Searches `codec`'s bound meeting `target_db` in the fewest bytes (by bisection towards
 /// the loosest) for finite `data` of value range `range` > 0, in `steps` compressions, the
-/// PSNR measured over the values `missing` does not mark. `None` when not even bounds 10⁶× tighter than the safe one meet it, or the
-/// codec refuses one of those tighter starts (the caller stores the chunk losslessly);
-/// an error when it refuses the first.
+/// PSNR measured over the values `missing` does not mark. `None` when not even bounds 10⁶×
+/// tighter than the safe one meet it, or the codec refuses one of those tighter starts (the
+/// caller stores the chunk losslessly); an error when it refuses the first.
 pub fn search(
     codec: CodecId,
     data: Samples<'_>,
