@@ -125,7 +125,7 @@ pub fn unfamiliar(data: Samples<'_>, shape: &[usize], extent: Extent) -> bool {
     // Cheapest first: the lattice test sorts its sample.
     shape.iter().any(|&n| (2..=SHORT_AXIS).contains(&n))
         || thin_axis(shape)
-        || table_columns(data, shape)
+        || table_columns(data, shape, extent)
         || wide_magnitudes_within(data, extent)
         || isolated_markers_within(data, extent)
         || on_coarse_lattice(data)
@@ -245,8 +245,8 @@ pub fn one_dimensional(shape: &[usize]) -> bool {
 /// of one field: over a sample of at least 16 rows, the variance of the columns' means is
 /// at least a quarter of the mean variance within a column, and neighbouring columns'
 /// means differ by at least half of what any two columns' differ, either not monotonically
-/// or with the columns' spreads 10× apart.
-pub fn table_columns(data: Samples<'_>, shape: &[usize]) -> bool {
+/// or with the columns' spreads 10× apart. `extent` is the chunk's ([`Extent::of`]).
+pub fn table_columns(data: Samples<'_>, shape: &[usize], extent: Extent) -> bool {
     let Some(&columns) = shape.iter().rev().find(|&&n| n > 1) else {
         return false;
     };
@@ -262,11 +262,7 @@ pub fn table_columns(data: Samples<'_>, shape: &[usize]) -> bool {
     // Every test compares spreads with spreads, so the values are scaled by a power of two
     // (exactly) to near 1 first: squares of values past 1e154 overflowed to inf, and noise
     // of 1e160 passed `inf >= inf` as a table (those of values under 1e-162 underflow).
-    let peak = sampled
-        .iter()
-        .flat_map(|&r| (0..columns).map(move |c| r * columns + c))
-        .filter_map(|i| data.value(i))
-        .fold(0.0f64, |m, x| m.max(x.abs()));
+    let peak = extent.min.abs().max(extent.max.abs());
     let scale = match peak.is_finite() && peak > 0.0 {
         true => 2f64.powi((-peak.log2().floor()).clamp(-1000.0, 1000.0) as i32),
         false => 1.0,
@@ -412,6 +408,10 @@ mod tests {
         assert!(!on_coarse_lattice(Samples::F32(&[2.5; 100])));
     }
 
+    fn is_table(data: Samples<'_>, shape: &[usize]) -> bool {
+        table_columns(data, shape, Extent::of(data))
+    }
+
     #[test]
     fn the_columns_of_a_table_are_unfamiliar_and_a_field_is_not() {
         // 500 records of 10 quantities, each on its own scale and level, like the survey
@@ -423,21 +423,21 @@ mod tests {
             .enumerate()
             .map(|(i, &x)| scales[i % 10] * (2.0 + x))
             .collect();
-        assert!(table_columns(Samples::F64(&table), &[500, 10]));
+        assert!(is_table(Samples::F64(&table), &[500, 10]));
         assert!(unfamiliar(Samples::F64(&table), &[500, 10]));
         // Singleton axes do not hide the columns.
-        assert!(table_columns(Samples::F64(&table), &[500, 10, 1]));
+        assert!(is_table(Samples::F64(&table), &[500, 10, 1]));
         // The same values as one field: a smooth field whose columns change gradually,
         // noise whose columns share one level, or an axis too long to be a table's.
         let smooth: Vec<f64> = generate(Kind::Spectral { slope: 3.0 }, &[64, 64], 4);
-        assert!(!table_columns(Samples::F64(&smooth), &[64, 64]));
-        assert!(!table_columns(Samples::F64(&noise), &[500, 10]));
-        assert!(!table_columns(Samples::F64(&table), &[50, 100]));
+        assert!(!is_table(Samples::F64(&smooth), &[64, 64]));
+        assert!(!is_table(Samples::F64(&noise), &[500, 10]));
+        assert!(!is_table(Samples::F64(&table), &[50, 100]));
         // On any scale f64 holds: squares of 1e160 overflowed, and noise passed.
         for scale in [1e160, 1e-200] {
             let scaled = |v: &[f64]| v.iter().map(|x| x * scale).collect::<Vec<f64>>();
-            assert!(!table_columns(Samples::F64(&scaled(&noise)), &[500, 10]));
-            assert!(table_columns(Samples::F64(&scaled(&table)), &[500, 10]));
+            assert!(!is_table(Samples::F64(&scaled(&noise)), &[500, 10]));
+            assert!(is_table(Samples::F64(&scaled(&table)), &[500, 10]));
         }
         // A gradient across the columns is ordered, however far apart their levels and
         // however few the columns (four evenly spaced levels pass the neighbours' test).
@@ -448,7 +448,7 @@ mod tests {
                 .enumerate()
                 .map(|(i, &x)| 100.0 * (i % columns) as f64 + x)
                 .collect();
-            assert!(!table_columns(Samples::F64(&ramp), &[500, columns]));
+            assert!(!is_table(Samples::F64(&ramp), &[500, columns]));
         }
         // The table's first four columns, out of order, are still a table, in f32 too, and
         // so are columns in monotone order on scales 10× apart.
@@ -456,17 +456,17 @@ mod tests {
             .chunks(10)
             .flat_map(|row| row[..4].iter().map(|&x| x as f32))
             .collect();
-        assert!(table_columns(Samples::F32(&four), &[500, 4]));
+        assert!(is_table(Samples::F32(&four), &[500, 4]));
         let falling: Vec<f64> = noise
             .iter()
             .take(2000)
             .enumerate()
             .map(|(i, &x)| [1000.0, 10.0, 0.01, -1.0][i % 4] * (1.0 + x.abs()))
             .collect();
-        assert!(table_columns(Samples::F64(&falling), &[500, 4]));
+        assert!(is_table(Samples::F64(&falling), &[500, 4]));
         // Too few rows to tell a table from noise, or values that do not fill the shape.
-        assert!(!table_columns(Samples::F64(&table[..100]), &[10, 10]));
-        assert!(!table_columns(Samples::F64(&table[..4990]), &[500, 10]));
+        assert!(!is_table(Samples::F64(&table[..100]), &[10, 10]));
+        assert!(!is_table(Samples::F64(&table[..4990]), &[500, 10]));
     }
 
     #[test]

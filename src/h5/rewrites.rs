@@ -102,16 +102,6 @@ pub enum Successor {
     Unchanged(Arc<Vec<u8>>),
 }
 
-impl Successor {
-    /// The restored buffer, if that is what was found.
-    pub fn restored(self) -> Option<Vec<u8>> {
-        match self {
-            Successor::Restored(buffer) => Some(buffer),
-            Successor::Unchanged(_) => None,
-        }
-    }
-}
-
 /// Identifies a stored chunk: its length and a 64-bit hash of its bytes.
 type Key = (usize, u64);
 
@@ -494,6 +484,14 @@ mod tests {
     /// The stored cd_values the tests' chunks belong to.
     const DATASET: &[u32] = &[1, 2, 3];
 
+    /// The restored buffer, if that is what was found.
+    fn restored_buffer(found: Successor) -> Option<Vec<u8>> {
+        match found {
+            Successor::Restored(buffer) => Some(buffer),
+            Successor::Unchanged(_) => None,
+        }
+    }
+
     fn decode(stored: &[u8]) -> Option<Vec<u8>> {
         Some(chunk::decode(stored).ok()?.1.into_bytes())
     }
@@ -534,7 +532,7 @@ mod tests {
         next[2 * plane..3 * plane].copy_from_slice(&[0x41; 16 * 16 * 4]);
         let restored = rewrites
             .restore(DATASET, &next, 4, decode)
-            .and_then(Successor::restored)
+            .and_then(restored_buffer)
             .expect("a successor");
         assert_eq!(restored[..2 * plane], original[..2 * plane]);
         assert_eq!(restored[2 * plane..3 * plane], next[2 * plane..3 * plane]);
@@ -561,7 +559,7 @@ mod tests {
         next[plane..].copy_from_slice(&rewritten[plane..]);
         let restored = rewrites
             .restore(DATASET, &next, 4, decode)
-            .and_then(Successor::restored)
+            .and_then(restored_buffer)
             .expect("a successor");
         assert_eq!(restored[..plane], original[..plane]);
         assert_eq!(restored[plane..], rewritten[plane..]);
@@ -596,7 +594,7 @@ mod tests {
         edited[4 * 600..4 * 601].copy_from_slice(&7.0f32.to_le_bytes());
         let restored = rewrites
             .restore(DATASET, &edited, 4, from)
-            .and_then(Successor::restored);
+            .and_then(restored_buffer);
         assert_eq!(
             restored.expect("a successor")[4 * 601..],
             original[4 * 601..]
@@ -627,7 +625,7 @@ mod tests {
         edited[4..8].copy_from_slice(&3.5f32.to_le_bytes());
         let restored = rewrites
             .restore(DATASET, &edited, 4, decode)
-            .and_then(Successor::restored)
+            .and_then(restored_buffer)
             .expect("a successor");
         assert_eq!(restored[4..8], 3.5f32.to_le_bytes());
         assert_eq!(restored[8..], original[8..]);
@@ -652,7 +650,7 @@ mod tests {
         assert!(rewrites.restore(&[9, 9], &edited, 4, decode).is_none());
         let restored = rewrites
             .restore(DATASET, &edited, 4, decode)
-            .and_then(Successor::restored)
+            .and_then(restored_buffer)
             .expect("a successor");
         assert_eq!(restored[..4], 3.5f32.to_le_bytes());
         assert_eq!(restored[4..4 * 200], original[4..4 * 200]);
@@ -684,12 +682,12 @@ mod tests {
         assert_eq!(rewrites.lock().len(), 2);
         assert!(rewrites.lock().consistent());
         rewrites.decoded(&stored, &header, &decoded);
-        let restored = rewrites.restore(DATASET, &edited, 4, decode);
-        let restored = restored.and_then(Successor::restored).unwrap();
+        let found = rewrites.restore(DATASET, &edited, 4, decode);
+        let restored = found.and_then(restored_buffer).unwrap();
         assert_eq!(restored[4..4 * 200], original[4..4 * 200]);
         // The other dataset's, noted by the same decode, is its own and stays kept.
         let theirs = rewrites.restore(&[9, 9], &edited, 4, decode);
-        let theirs = theirs.and_then(Successor::restored).unwrap();
+        let theirs = theirs.and_then(restored_buffer).unwrap();
         assert_eq!(theirs[4..4 * 200], other[4..4 * 200]);
         assert!(rewrites.lock().consistent());
     }
