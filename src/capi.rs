@@ -680,8 +680,9 @@ unsafe fn write_cd(
 /// settings `cd_values[n_cd]`: the codec and bound the chooser proposes and the PSNR,
 /// SSIM and ratio they are expected to give. With the surrogate loaded these are its
 /// predictions and nothing is compressed (`source = H5Z_DEEPCQ_SOURCE_MODEL`); for
-/// absolute bounds, NaN/Inf or constant buffers, a missing value in the settings, under
-/// the opted-in analytic fallback, for ratio targets on 2-D and 3-D buffers (met by
+/// absolute bounds, NaN/Inf or constant buffers, a missing value in the settings, buffers
+/// ending in constant slabs (trimmed before the chooser sees them), under the opted-in
+/// analytic fallback, for ratio targets on 2-D and 3-D buffers (met by
 /// SPERR's fixed-rate mode, not by the model) and for a PSNR target the buffer's mean
 /// alone meets (stored by SPERR beyond its range, not by the model's choice), the
 /// proposal is compressed once and measured

@@ -859,6 +859,21 @@ fn validate(raw: RawHeader<'_>, room: u64) -> Result<Header, ChunkError> {
     }
     let (padding, missing, quality) =
         parse_extension(raw.version, raw.flags, raw.extension, &layout)?;
+    // Format versions 1 and 2 wrote a padding record with no flag.
+    if dtype == DType::Opaque && padding.is_some() {
+        return Err(ChunkError::BadHeader(
+            "opaque data with a padding record".into(),
+        ));
+    }
+    // A lossy codec decodes with the bound (SZ3's and SPERR's compact payloads take it from
+    // here): NaN or a negative one decoded to NaN or sign-flipped values.
+    if codec != CodecId::Lossless && (raw.bound.is_nan() || raw.bound < 0.0) {
+        return Err(ChunkError::BadHeader(format!(
+            "a {} chunk with bound {}",
+            codec.name(),
+            raw.bound
+        )));
+    }
     let compact = raw.flags & ext_flags::COMPACT != 0;
     if compact && codec_for(codec).frame(&layout, 0).is_none() {
         return Err(ChunkError::BadHeader(format!(
@@ -1451,6 +1466,11 @@ mod tests {
     /// u64 padding dims): the f32 values 1.5, −2, 3.25, 8, 0.5 in a chunk of 8 whose other
     /// values are the fill 7, with `quality` (a version-2 record) appended to the extension.
     fn fixed_width_chunk(version: u8, flags: u8, quality: &[u8]) -> Vec<u8> {
+        fixed_width_chunk_of(DType::F32, version, flags, quality)
+    }
+
+    /// [`fixed_width_chunk`] with another dtype byte.
+    fn fixed_width_chunk_of(dtype: DType, version: u8, flags: u8, quality: &[u8]) -> Vec<u8> {
         let inner: Vec<f32> = vec![1.5, -2.0, 3.25, 8.0, 0.5];
         let payload = codec_for(CodecId::Lossless)
             .encode(Samples::F32(&inner), &[5], 0.0)
@@ -1461,7 +1481,7 @@ mod tests {
         ext.extend_from_slice(quality);
         let mut bytes = Vec::new();
         bytes.extend_from_slice(b"DCQK");
-        bytes.extend_from_slice(&[version, CodecId::Lossless as u8, DType::F32 as u8, 4, 1]);
+        bytes.extend_from_slice(&[version, CodecId::Lossless as u8, dtype as u8, 4, 1]);
         bytes.push(flags);
         bytes.extend_from_slice(&(ext.len() as u16).to_le_bytes());
         bytes.extend_from_slice(&32u64.to_le_bytes());
@@ -1489,6 +1509,44 @@ mod tests {
         let header = decode_fixed_width(&fixed_width_chunk(1, 0, &[]));
         assert_eq!(header.version, 1);
         assert_eq!(header.quality, None);
+    }
+
+    #[test]
+    fn an_old_opaque_chunk_with_a_padding_record_is_a_header_error() {
+        // Versions 1 and 2 flagged no padding record: it is known once the extension is read.
+        for (version, flags) in [(1, 0), (2, ext_flags::PADDING)] {
+            match parse(&fixed_width_chunk_of(DType::Opaque, version, flags, &[])) {
+                Err(ChunkError::BadHeader(msg)) => assert!(msg.contains("opaque data"), "{msg}"),
+                other => panic!("version {version}: expected a header error, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_lossy_chunk_whose_bound_is_nan_or_negative_is_a_header_error() {
+        let values = [0.5f32; 16];
+        let good = wrap(
+            CodecId::Sz3,
+            &Samples::F32(&values),
+            &[4, 4],
+            1e-3,
+            None,
+            None,
+            b"x",
+        );
+        // The bound follows the rank and the two one-byte dims.
+        let at = wire::CODEC_DTYPE_OFFSET + 5;
+        assert_eq!(good[at..at + 4], (1e-3f32).to_le_bytes());
+        assert!(parse(&good).is_ok());
+        for bound in [f32::NAN, -1e-3] {
+            let mut bytes = good.clone();
+            bytes[at..at + 4].copy_from_slice(&bound.to_le_bytes());
+            reseal(&mut bytes);
+            match parse(&bytes) {
+                Err(ChunkError::BadHeader(msg)) => assert!(msg.contains("bound"), "{msg}"),
+                other => panic!("{bound}: expected a header error, got {other:?}"),
+            }
+        }
     }
 
     #[test]

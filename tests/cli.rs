@@ -312,7 +312,8 @@ fn cdvalues_prints_the_packed_words() {
 
 /// `deepcq train --exclude` leaves a dataset out of training entirely, so a model can be
 /// benchmarked on data it has never seen; a name the table lacks is an error, not a no-op,
-/// and so are `--lodo` without a real dataset to hold out and `--epochs 0`.
+/// and so are `--lodo` without a real dataset to hold out, `--epochs 0` and an output that
+/// names the table.
 #[test]
 fn train_excludes_named_datasets_and_refuses_unknown_ones() {
     let dir = tempfile::tempdir().unwrap();
@@ -362,6 +363,16 @@ fn train_excludes_named_datasets_and_refuses_unknown_ones() {
         assert!(!refused.status.success(), "{args:?}: {err}");
         assert!(err.contains(says) && !err.contains("panicked"), "{err}");
     }
+    // An output naming the table, however spelt, would replace it after the training.
+    let respelt = dir.path().join(".").join("t.csv");
+    let respelt = respelt.to_str().unwrap();
+    let clobber = deepcq(&["train", "--table", table, "-o", respelt, "--epochs", "1"]);
+    let err = String::from_utf8_lossy(&clobber.stderr);
+    assert!(
+        !clobber.status.success() && err.contains("named twice"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(table).unwrap(), text);
 }
 
 #[test]

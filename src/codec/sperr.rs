@@ -179,6 +179,12 @@ fn well_formed(stream: &[u8], values: usize, by_rate: bool) -> bool {
         MEAN_SUBTRACTED => {}
         _ => return false,
     }
+    // SPERR divides by the step it finds there (asserting it positive in debug builds): a
+    // step of 0, NaN or below decoded to NaN or sign-flipped values, or aborted.
+    let step = f64::from_le_bytes(conditioner[9..17].try_into().unwrap_or_default());
+    if !(step > 0.0 && step.is_finite()) {
+        return false;
+    }
     speck_streams(rest, by_rate).is_some_and(|streams| {
         streams.iter().all(|speck| {
             let whole = speck.coded.len() as u64 == speck.bits.div_ceil(8);
@@ -597,6 +603,15 @@ mod tests {
                     Sperr.decode(&constant, &layout, bound).is_err(),
                     "{shape:?} {bound}"
                 );
+                // A quantisation step SPERR would divide by: 0, negative, NaN, infinite
+                // (NaN or sign-flipped values, or its debug assertion's abort).
+                for step in [0.0, -1e-3, f64::NAN, f64::INFINITY] {
+                    let stepped = edited(payload, 9, &step.to_le_bytes());
+                    assert!(
+                        Sperr.decode(&stepped, &layout, bound).is_err(),
+                        "{shape:?} {bound} {step}"
+                    );
+                }
             }
         }
     }

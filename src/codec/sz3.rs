@@ -225,12 +225,27 @@ struct Config<'a> {
 /// The error-bound mode of an absolute bound.
 const EB_ABS: u8 = 0;
 
+/// Bytes of an absolute-bound configuration from its value count on: the count (u64),
+/// the algorithm and the bound mode (u8 each), the bound (f64), the flags (u8), the data
+/// type (u8), the quantisation bins and block size (i32 each) and the prediction dim (u8).
+const ABS_CONFIG_TAIL: usize = 8 + 1 + 1 + 8 + 1 + 1 + 4 + 4 + 1;
+
 impl<'a> Config<'a> {
-    /// The configuration `bytes` must be exactly.
+    /// The configuration `bytes` must be exactly, as this build writes it: SZ3 reads the
+    /// rank as a signed char and allocates that many dims (a rank byte of 0x80 or more
+    /// asked for 2^64 − 128, an exception Rust cannot catch: an abort), and after the
+    /// bound mode it reads the bound and the flags whatever the length byte says (a cut
+    /// configuration was read past the payload's end). So the rank is 1 to 4, the dims'
+    /// width 1 to 64 bits, the mode absolute and the length the fields' sum.
     fn parse(bytes: &'a [u8]) -> Option<Config<'a>> {
         let count_at = Config::count_offset(bytes)?;
-        (bytes.len() == usize::from(bytes[0]) && bytes.len() >= count_at + 10)
-            .then_some(Config { bytes, count_at })
+        let (rank, width) = (usize::from(bytes[1]), bytes[2]);
+        let framed = (1..=MAX_RANK).contains(&rank)
+            && (1..=64).contains(&width)
+            && bytes.len() == usize::from(bytes[0])
+            && bytes.len() == count_at + ABS_CONFIG_TAIL
+            && bytes[count_at + 9] == EB_ABS;
+        framed.then_some(Config { bytes, count_at })
     }
 
     /// Offset of the value count: after the length, rank, bit width and packed dims.
@@ -415,6 +430,43 @@ mod tests {
                 assert!(refused(&craft(algorithm, raw.len(), raw)), "{algorithm}");
             }
             assert!(Sz3.decode(&payload, layout, bound).is_ok());
+        });
+    }
+
+    #[test]
+    fn configurations_sz3_would_misread_are_refused_before_it_reads_them() {
+        let cases = [(vec![12, 20, 24], Kind::Noise), (vec![2000], Kind::Noise)];
+        for_each_case(&cases, |_, data, layout, bound| {
+            let payload = Sz3.encode(data, &layout.shape, bound).unwrap();
+            let body = &payload[SZ3_FRAME.len()..];
+            let size = u64::from_le_bytes(body[..8].try_into().unwrap()) as usize;
+            let (head, config) = payload.split_at(SZ3_FRAME.len() + 8 + size);
+            let count_at = Config::parse(config).unwrap().count_at;
+            let with = |config: Vec<u8>| [head, &config[..]].concat();
+            let refused = |bytes: &[u8]| Sz3.decode(bytes, layout, bound).is_err();
+            assert!(!refused(&with(config.to_vec())));
+            // Rank 200 with zero-bit dims, the count right after: the count and every
+            // later field where SZ3 looks for them, and a rank it reads as a negative
+            // char (a vector of 2^64 − 56 dims: an abort).
+            let mut negative = vec![0, 0xc8, 0];
+            negative.extend_from_slice(&config[count_at..]);
+            negative[0] = negative.len() as u8;
+            assert!(refused(&with(negative)));
+            // Other ranks, beyond what this build folds to, or dims of 0 or 65 bits.
+            for (at, byte) in [(1, 0x80), (1, 5), (1, 0), (2, 0), (2, 65)] {
+                let mut crafted = config.to_vec();
+                crafted[at] = byte;
+                assert!(refused(&with(crafted)), "byte {at} = {byte:#x}");
+            }
+            // Cut after the bound mode, the length byte saying so: SZ3 read the bound and
+            // the flags past the payload's end.
+            let mut cut = config[..count_at + 10].to_vec();
+            cut[0] = cut.len() as u8;
+            assert!(refused(&with(cut)));
+            // Another bound mode (relative, 1), whose fields this build never writes.
+            let mut relative = config.to_vec();
+            relative[count_at + 9] = 1;
+            assert!(refused(&with(relative)));
         });
     }
 

@@ -44,7 +44,7 @@
 use std::cell::Cell;
 use std::sync::Mutex;
 
-use super::{proposer, InsituError, Report, Verified};
+use super::{meets, proposer, InsituError, Report, Verified};
 use crate::features::Extent;
 use crate::memory::Memory;
 use crate::metrics;
@@ -274,8 +274,9 @@ impl Session {
         } else {
             corrected.applied.get()
         };
+        // Judged on the block the chooser aimed at (trimmed padding lifts the buffer's).
         let loosened_into_a_miss = self.settings.mode == Mode::Predict
-            && !first.report.target_met
+            && !meets(&self.settings, first.aimed)
             && first.report.correction > 0.0;
         let proposal_held = first.outcome.proposal_held();
         let kept = match loosened_into_a_miss {
@@ -290,16 +291,21 @@ impl Session {
         }
         kept.trace(data, shape, &self.settings);
         let too_fine = kept.outcome.reason == crate::select::TOO_FINE;
-        let Verified { bytes, report, .. } = kept;
+        let Verified {
+            bytes,
+            report,
+            aimed,
+            ..
+        } = kept;
         // A first proposal that missed (a retry was needed, or predict mode missed) proves
         // the ideal factor lies below the one applied, whatever the kept bound suggests:
         // codecs such as ZFP change error in steps, so the measured excess of a corrected
         // bound can point far above the factor that just failed.
-        let first_missed = !proposal_held || !report.target_met || loosened_into_a_miss;
+        let first_missed = !proposal_held || !meets(&self.settings, aimed) || loosened_into_a_miss;
         let applied = corrected.applied.get();
         // No raw proposal when memory chose: then the session's own correction learns nothing.
         let observation = match corrected.raw.get() {
-            Some(raw) if self.adapt => self.observe(&raw, &report).map(|(codec, x)| {
+            Some(raw) if self.adapt => self.observe(&raw, &report, aimed).map(|(codec, x)| {
                 let x = match first_missed {
                     true => x.min(applied - MISS_STEP).max(-MAX_STEP),
                     false => x,
@@ -357,22 +363,19 @@ impl Session {
             && self.settings.target.kind == TargetKind::Psnr
     }
 
-    /// The ln factor that would have met the target exactly, or `None` when this step says
-    /// nothing about the proposer (lossless fallback, another codec, exact data).
-    fn observe(&self, raw: &Proposal, report: &Report) -> Option<(CodecId, f64)> {
+    /// The ln factor that would have met the target exactly, given `metric`, the step's
+    /// over the block the chooser aimed at ([`Verified::aimed`]), or `None` when this step
+    /// says nothing about the proposer (lossless fallback, another codec, exact data).
+    fn observe(&self, raw: &Proposal, report: &Report, metric: f64) -> Option<(CodecId, f64)> {
         if report.codec != raw.codec || report.codec == CodecId::Lossless || raw.bound <= 0.0 {
             return None;
         }
         let mut x = (report.bound / raw.bound).ln();
         let target = self.settings.target.value();
         match self.settings.target.kind {
-            TargetKind::Psnr if report.metric.is_finite() => {
-                x += metrics::db_to_ln(report.metric - target)
-            }
+            TargetKind::Psnr if metric.is_finite() => x += metrics::db_to_ln(metric - target),
             // 1 − SSIM grows roughly like the MSE, i.e. like the bound squared.
-            TargetKind::Ssim if report.metric < 1.0 => {
-                x += 0.5 * ((1.0 - target) / (1.0 - report.metric)).ln()
-            }
+            TargetKind::Ssim if metric < 1.0 => x += 0.5 * ((1.0 - target) / (1.0 - metric)).ln(),
             _ => return None,
         }
         x.is_finite()
@@ -479,6 +482,47 @@ mod tests {
             0.0,
             "never tighter than a proposer that meets"
         );
+    }
+
+    #[test]
+    fn a_session_learns_from_the_block_its_trailing_constant_rows_are_trimmed_from() {
+        // Rows of 1000 ± 5 ending in four rows of 0 (a boundary held at zero): the write
+        // trims those rows and aims at the block, whose PSNR sits 40 dB under the buffer's.
+        // Learning from the buffer's, a predict session loosened by all of that and the
+        // block missed from the second step on.
+        let (rows, cols) = (60, 64);
+        let a = generate(Kind::Spectral { slope: 3.0 }, &[rows, cols], 31);
+        let b = generate(Kind::Spectral { slope: 3.0 }, &[rows, cols], 32);
+        for mode in [Mode::Predict, Mode::Fast] {
+            let settings = Settings {
+                mode,
+                ..Settings::psnr(60.0).unwrap()
+            };
+            let session = Session::new(settings, true);
+            for t in 0..8 {
+                let w = t as f64 / 7.0;
+                let mut v: Vec<f32> = a
+                    .iter()
+                    .zip(&b)
+                    .map(|(x, y)| (1000.0 + 5.0 * ((1.0 - w) * x + w * y)) as f32)
+                    .collect();
+                v.resize((rows + 4) * cols, 0.0);
+                let (bytes, report) = session
+                    .compress(Samples::F32(&v), &[rows + 4, cols])
+                    .unwrap();
+                let (back, _) = crate::insitu::decompress(&bytes).unwrap();
+                let crate::samples::SampleBuf::F32(back) = back else {
+                    panic!("f32 in, f32 out")
+                };
+                let block = rows * cols;
+                let psnr = crate::metrics::psnr(&v[..block], &back[..block]);
+                assert!(
+                    psnr >= 60.0,
+                    "{mode:?} step {t}: block {psnr} dB, {report:?}"
+                );
+                assert!(back[block..].iter().all(|&x| x == 0.0));
+            }
+        }
     }
 
     #[test]

@@ -30,11 +30,12 @@ pub(super) struct Budget {
 impl Budget {
     /// Guarantee mode lands within a few tenths of a dB: at 40 dB one dB of overshoot
     /// costs 20–40% of the ratio, and a ratio within a few percent of an exhaustive search
-    /// needs that precision. Three compressions, five while more than a dB over. Stopping
-    /// within 0.2 dB (aiming 0.08 above, plus [`AIM_PER_DB`]) instead of 0.4 (0.15) raised
-    /// the ratio by 0.006–0.007 of the best oracle's on ../shared/data without its
-    /// non-monotone nmc_storm arrays and by 0.003–0.011 on datasets the model never saw,
-    /// for 0.16–0.40 more compressions per chunk (docs/bench.md, "Landing closer").
+    /// needs that precision. Three compressions, five while missing or more than a dB
+    /// over. Stopping within 0.2 dB (aiming 0.08 above, plus [`AIM_PER_DB`]) instead of
+    /// 0.4 (0.15) raised the ratio by 0.006–0.007 of the best oracle's on ../shared/data
+    /// without its non-monotone nmc_storm arrays and by 0.003–0.011 on datasets the model
+    /// never saw, for 0.16–0.40 more compressions per chunk (docs/bench.md, "Landing
+    /// closer").
     ///
     /// At a high rate those tenths are worth little: at 5 bits per value 0.6 dB is 2% of
     /// the payload. So the search stops once another step is expected to save less than

@@ -328,7 +328,13 @@ pub fn read(path: &Path) -> Result<Vec<Row>, TableError> {
 
 /// Parses table text; `path` only labels errors.
 pub fn parse(text: &str, path: &Path) -> Result<Vec<Row>, TableError> {
-    let last_line = text.lines().count();
+    // A last line with no newline is torn (an interrupted or still running collection)
+    // whatever it holds: cut inside a number it can still have every column.
+    let last_line = if text.ends_with('\n') {
+        usize::MAX
+    } else {
+        text.lines().count()
+    };
     let mut lines = text.lines();
     let first = lines.next().unwrap_or_default();
     if first != header() {
@@ -349,12 +355,12 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<Row>, TableError> {
             line: line_no,
             detail,
         };
+        // A torn last line from an interrupted run: ignore it, collection redoes it.
+        if line_no == last_line {
+            continue;
+        }
         let cols: Vec<&str> = line.split(',').collect();
         if cols.len() != width {
-            // A torn last line from an interrupted run: ignore it, collection redoes it.
-            if line_no == last_line {
-                continue;
-            }
             return Err(err(format!("{} columns, expected {width}", cols.len())));
         }
         let num = |k: usize| -> Result<f64, TableError> {
@@ -457,6 +463,23 @@ mod tests {
         expected.source = "a;b.f32".into();
         assert_eq!(rows[0], expected);
         assert!(rows[0].is_ok() && !rows[1].is_ok());
+    }
+
+    #[test]
+    fn a_last_line_cut_inside_its_last_number_is_left_out_and_a_complete_one_kept() {
+        let complete = format_row(&row(true));
+        // Cut inside the last feature: every column is there, "0." parses as 0 and "0.5e"
+        // does not parse at all.
+        let mut long = complete.clone();
+        long.push('e');
+        for torn in [&complete[..complete.len() - 1], &long[..]] {
+            let text = format!("{}\n{complete}\n{torn}", header());
+            let rows = parse(&text, Path::new("t.csv")).unwrap();
+            assert_eq!(rows.len(), 1, "{torn}");
+        }
+        // The same line with its newline is a row like any other.
+        let text = format!("{}\n{complete}\n{complete}\n", header());
+        assert_eq!(parse(&text, Path::new("t.csv")).unwrap().len(), 2);
     }
 
     #[test]

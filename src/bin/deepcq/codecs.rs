@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use h5z_deepcq::chunk;
+use h5z_deepcq::learned::PREDICT_RATIO_AIM;
 use h5z_deepcq::metrics::{compression_ratio, error_stats_of, ssim_of};
 use h5z_deepcq::samples::{SampleBuf, Samples};
 use h5z_deepcq::synth::{self, Kind};
@@ -105,10 +106,17 @@ pub fn info(json: bool) -> Result<()> {
                 }
                 let metric = &model["predict_metric_margins"];
                 if !metric.is_null() {
+                    // Predict mode caps the calibrated ratio margin and checks the stored
+                    // size instead (learned::PREDICT_RATIO_AIM): say what it uses.
+                    let calibrated = metric["ratio"].as_f64().unwrap_or(f64::NAN);
                     println!(
-                        "predict mode:  SSIM keeps {} of 1 - T in reserve, ratio needs {} x T \
-                         predicted (calibrated on held-out data)",
-                        metric["ssim_gap"], metric["ratio"]
+                        "predict mode:  SSIM keeps {} of 1 - T in reserve (calibrated on \
+                         held-out data), ratio aims at {} x T predicted (calibrated {}, \
+                         capped at {})",
+                        metric["ssim_gap"],
+                        calibrated.min(PREDICT_RATIO_AIM),
+                        metric["ratio"],
+                        PREDICT_RATIO_AIM
                     );
                 }
             }

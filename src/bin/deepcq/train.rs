@@ -110,6 +110,18 @@ pub fn run(args: TrainArgs) -> Result<()> {
             );
         }
     }
+    // An output naming a table (or another output) would replace it after the training,
+    // and the table is what took hours to collect.
+    let mut written: Vec<std::path::PathBuf> = args.tables.iter().map(|t| same_file(t)).collect();
+    for path in outputs.into_iter().flatten() {
+        let resolved = same_file(path);
+        anyhow::ensure!(
+            !written.contains(&resolved),
+            "{} is named twice (as a table or another output): refusing to overwrite it",
+            path.display()
+        );
+        written.push(resolved);
+    }
     let mut rows = Vec::new();
     for t in &args.tables {
         rows.extend(table::read(t).with_context(|| format!("reading {}", t.display()))?);
@@ -184,6 +196,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
         let results = validate::leave_one_dataset_out(&rows, &config, args.threads, &|l| {
             eprintln!("lodo {l}")
         })?;
+        // A fold whose dataset has no usable rows is left out: with none left, the margins
+        // would be calibrated on nothing (40 dB everywhere, the smallest metric margins).
+        anyhow::ensure!(
+            !results.is_empty(),
+            "--lodo: no held-out dataset has a usable row (every real chunk skipped)"
+        );
         let all: Vec<&validate::Outcome> = results.iter().flat_map(|(_, o)| o.iter()).collect();
         let s = validate::score(all);
         validation = format!(
@@ -274,18 +292,21 @@ fn write_held_out(
     );
     writeln!(
         out,
-        "dataset,source,chunk,codec,rel_bound,psnr,predicted_psnr,ssim,predicted_ssim,cr32,predicted_cr32"
+        "dataset,source,chunk,codec,rel_bound,effective_rel_bound,psnr,predicted_psnr,ssim,\
+         predicted_ssim,cr32,predicted_cr32"
     )?;
     for o in results.iter().flat_map(|(_, outs)| outs) {
         let r = &rows[o.row];
         writeln!(
             out,
-            "{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{}",
             r.dataset,
             r.source,
             r.chunk,
             r.codec,
             r.rel_bound,
+            // The bound the model was scored at: ZFP's power of two at or below rel_bound.
+            r.effective_rel_bound(),
             o.actual[0],
             o.predicted[0],
             o.actual[1],
@@ -296,4 +317,18 @@ fn write_held_out(
     }
     out.flush()?;
     Ok(())
+}
+
+/// `path` as the file it names, links and `..` resolved (of its folder when it does not
+/// exist yet), so two spellings of one file compare equal.
+fn same_file(path: &std::path::Path) -> std::path::PathBuf {
+    if let Ok(file) = path.canonicalize() {
+        return file;
+    }
+    let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
+    let folder = folder.unwrap_or(std::path::Path::new("."));
+    match (folder.canonicalize(), path.file_name()) {
+        (Ok(folder), Some(name)) => folder.join(name),
+        _ => path.to_path_buf(),
+    }
 }
