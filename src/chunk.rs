@@ -859,7 +859,8 @@ fn validate(raw: RawHeader<'_>, room: u64) -> Result<Header, ChunkError> {
     }
     let (padding, missing, quality) =
         parse_extension(raw.version, raw.flags, raw.extension, &layout)?;
-    // Format versions 1 and 2 wrote a padding record with no flag.
+    // Version 1 wrote its padding record with no flag (and versions up to 2 read one so),
+    // which the check above cannot see.
     if dtype == DType::Opaque && padding.is_some() {
         return Err(ChunkError::BadHeader(
             "opaque data with a padding record".into(),

@@ -8,7 +8,9 @@
 //! value so the decoder restores the trimmed part **exactly**. Because the trimmed part is
 //! exact, a PSNR met on the prefix block is met on every larger block that contains it:
 //! the range can only grow and the MSE only shrink. The dataset's valid part of an edge
-//! chunk is such a block, so edge chunks meet the target on the data the user wrote.
+//! chunk is such a block, so edge chunks meet the target on the data the user wrote. An
+//! SSIM, a mean over windows, has no such order: the encoder checks it over the whole
+//! chunk too (`encode::whole_ssim_met`).
 
 use bytemuck::Pod;
 

@@ -179,8 +179,9 @@ fn well_formed(stream: &[u8], values: usize, by_rate: bool) -> bool {
         MEAN_SUBTRACTED => {}
         _ => return false,
     }
-    // SPERR divides by the step it finds there (asserting it positive in debug builds): a
-    // step of 0, NaN or below decoded to NaN or sign-flipped values, or aborted.
+    // SPERR multiplies by the step it finds there (asserting it positive in debug builds):
+    // a step of 0 decoded to a flat field, a NaN one to NaN, a negative one to
+    // sign-flipped values.
     let step = f64::from_le_bytes(conditioner[9..17].try_into().unwrap_or_default());
     if !(step > 0.0 && step.is_finite()) {
         return false;
@@ -603,8 +604,8 @@ mod tests {
                     Sperr.decode(&constant, &layout, bound).is_err(),
                     "{shape:?} {bound}"
                 );
-                // A quantisation step SPERR would divide by: 0, negative, NaN, infinite
-                // (NaN or sign-flipped values, or its debug assertion's abort).
+                // A quantisation step SPERR would decode with: 0, negative, NaN, infinite
+                // (a flat field, sign-flipped or NaN values, or its debug assertion).
                 for step in [0.0, -1e-3, f64::NAN, f64::INFINITY] {
                     let stepped = edited(payload, 9, &step.to_le_bytes());
                     assert!(

@@ -452,6 +452,12 @@ mod tests {
             negative.extend_from_slice(&config[count_at..]);
             negative[0] = negative.len() as u8;
             assert!(refused(&with(negative)));
+            // Rank 128 of one-bit dims, every other field in place: the rank alone is wrong.
+            let mut one_bit = vec![0, 0x80, 1];
+            one_bit.extend_from_slice(&[0xff; 16]);
+            one_bit.extend_from_slice(&config[count_at..]);
+            one_bit[0] = one_bit.len() as u8;
+            assert!(refused(&with(one_bit)));
             // Other ranks, beyond what this build folds to, or dims of 0 or 65 bits.
             for (at, byte) in [(1, 0x80), (1, 5), (1, 0), (2, 0), (2, 65)] {
                 let mut crafted = config.to_vec();

@@ -469,12 +469,14 @@ pub enum AdviceSource {
 /// PSNR, SSIM and ratio that choice is expected to give.
 ///
 /// With the surrogate loaded the numbers are its predictions and nothing is compressed
-/// ([`AdviceSource::Model`]). Without it (absolute bounds, NaN/Inf or constant buffers, a
-/// missing value, trailing constant slabs the write trims ([`padding`]), or the opted-in
-/// analytic fallback), for ratio targets that predict
-/// mode meets with SPERR's fixed rate ([`crate::select::fixed_rate_applies`]) and for a
-/// PSNR target the buffer's mean meets ([`crate::select::mean_serves`]), where the model
-/// plays no part, the proposal is compressed once and measured ([`AdviceSource::Measured`]).
+/// ([`AdviceSource::Model`]); for a buffer ending in constant slabs, which the write trims
+/// ([`padding`]), they are for the block before them, which the write aims at (the whole
+/// buffer's PSNR is at least the block's). Without it (absolute bounds, NaN/Inf or
+/// constant buffers, a missing value, or the opted-in analytic fallback), for ratio
+/// targets that predict mode meets with SPERR's fixed rate
+/// ([`crate::select::fixed_rate_applies`]) and for a PSNR target the buffer's mean meets
+/// ([`crate::select::mean_serves`]), where the model plays no part, the proposal is
+/// compressed once and measured ([`AdviceSource::Measured`]).
 pub fn advise(
     data: Samples<'_>,
     shape: &[usize],
@@ -485,36 +487,44 @@ pub fn advise(
         mode: Mode::Predict,
         ..*settings
     };
-    let extent = crate::features::Extent::of(data);
-    let range = extent.range();
-    // A missing value needs the chunk's real values first, and trailing constant slabs
-    // are trimmed before the chooser sees the block (its range, features and shape are
-    // not the buffer's): both measured like a compression.
-    let padded = match data {
-        Samples::F32(v) => padding::find(v, shape, None).is_some(),
-        Samples::F64(v) => padding::find(v, shape, None).is_some(),
-        Samples::Opaque { .. } => false,
+    // The write trims trailing constant slabs (and a 1-D buffer's last value beyond the
+    // others' range) and proposes for the block before them: so does the advice.
+    let trimmed = match data {
+        Samples::F32(v) => padding::find(v, shape, None)
+            .map(|p| (SampleBuf::F32(padding::extract(v, shape, &p.inner)), p)),
+        Samples::F64(v) => padding::find(v, shape, None)
+            .map(|p| (SampleBuf::F64(padding::extract(v, shape, &p.inner)), p)),
+        Samples::Opaque { .. } => None,
     };
+    let (block, block_shape) = match &trimmed {
+        Some((block, p)) => (block.view(), &p.inner[..]),
+        None => (data, shape),
+    };
+    let extent = crate::features::Extent::of(block);
+    let range = extent.range();
+    // A missing value needs the chunk's real values first: measured like a compression.
     let modelled = settings.target.kind != TargetKind::AbsBound
         && settings.missing.is_none()
-        && !padded
-        && !crate::select::fixed_rate_applies(shape, &predict)
-        && extent.finite == data.len()
+        && !crate::select::fixed_rate_applies(block_shape, &predict)
+        && extent.finite == block.len()
         && range > 0.0
         && range.is_finite()
         && !matches!(data, Samples::Opaque { .. })
-        && crate::select::mean_serves(data, extent, &predict).is_none();
+        && crate::select::mean_serves(block, extent, &predict).is_none();
     if modelled {
         if let Ok(model) = learned::learned() {
-            let (proposal, p) = model.advise(data, shape, extent, &predict)?;
-            let payload = (data.byte_len() as f64 / p.cr).round() as usize;
-            let stored = chunk::stored_len(proposal.codec, shape, data.dtype(), payload);
+            let (proposal, p) = model.advise(block, block_shape, extent, &predict)?;
+            let payload = (block.byte_len() as f64 / p.cr).round() as usize;
+            // The padding record and the whole chunk's dims besides the block's header.
+            let record = chunk::padded_header_len(shape, trimmed.as_ref().map(|(_, p)| p))
+                - chunk::header_len(block_shape);
+            let stored = chunk::stored_len(proposal.codec, block_shape, data.dtype(), payload);
             return Ok(Advice {
                 codec: proposal.codec,
                 bound: chunk::codec_bound(proposal.bound),
                 psnr: p.psnr,
                 ssim: p.ssim,
-                ratio: data.byte_len() as f64 / stored as f64,
+                ratio: data.byte_len() as f64 / (stored + record) as f64,
                 source: AdviceSource::Model,
                 compressions: 0,
             });
@@ -602,6 +612,32 @@ mod tests {
             psnr >= 60.0 && (psnr - report.psnr).abs() < 1e-9,
             "{psnr} vs {report:?}"
         );
+    }
+
+    #[test]
+    fn advice_on_a_buffer_ending_in_constant_rows_is_for_the_block_the_write_aims_at() {
+        // Rows of 1000 ± 5 ending in four rows of 0: the write trims those rows and
+        // proposes for the block. Advice on the whole buffer saw a range 200× the block's
+        // and advised a bound about that much looser than the write's.
+        let (rows, cols) = (60, 64);
+        let field = generate(Kind::Spectral { slope: 3.0 }, &[rows, cols], 31);
+        let mut v: Vec<f32> = field.iter().map(|x| (1000.0 + 5.0 * x) as f32).collect();
+        v.resize((rows + 4) * cols, 0.0);
+        let shape = [rows + 4, cols];
+        let settings = Settings {
+            mode: Mode::Predict,
+            ..Settings::psnr(60.0).unwrap()
+        };
+        let advice = advise(Samples::F32(&v), &shape, &settings).unwrap();
+        let (_, report) = compress(Samples::F32(&v), &shape, &settings, true).unwrap();
+        let report = report.unwrap();
+        assert_eq!(advice.source, AdviceSource::Model);
+        assert_eq!(advice.codec, report.codec, "{advice:?} {report:?}");
+        let factor = advice.bound / report.bound;
+        assert!((0.5..2.0).contains(&factor), "{advice:?} {report:?}");
+        // The block's PSNR, a few dB over the target; the whole buffer's is far higher.
+        assert!((60.0..70.0).contains(&advice.psnr), "{advice:?}");
+        assert!(report.psnr > advice.psnr + 20.0, "{advice:?} {report:?}");
     }
 
     #[test]

@@ -114,6 +114,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
     // and the table is what took hours to collect.
     let mut written: Vec<std::path::PathBuf> = args.tables.iter().map(|t| same_file(t)).collect();
     for path in outputs.into_iter().flatten() {
+        // Devices (two reports sent to /dev/null) are not files to keep.
+        if path.exists() && !path.is_file() {
+            continue;
+        }
         let resolved = same_file(path);
         anyhow::ensure!(
             !written.contains(&resolved),
