@@ -316,7 +316,8 @@ impl SsimReference {
     }
 
     /// This reference with the mean over the windows that hold no value `missing` marks
-    /// (when any window is clear of them; else over all, as before).
+    /// (when any window is clear of them; else over those mostly of real values, when
+    /// some are and some are not; else over all).
     ///
     /// A chunk's missing values (land, gaps) reach the codec replaced by the last real
     /// value before each ([`crate::encode::float_chunk_with_fill`]): runs of one value that
@@ -335,12 +336,16 @@ impl SsimReference {
             .unwrap_or_else(|p| p.into_inner())
             .spare;
         // Sums of zeros and ones are exact: a clear window's mean is exactly 0.
-        let clear: Vec<bool> = window_means(marks, spare, &self.dims)
-            .iter()
-            .map(|&m| m == 0.0)
-            .collect();
-        if clear.contains(&true) && clear.contains(&false) {
-            self.windows = Some(clear);
+        let shares = window_means(marks, spare, &self.dims);
+        let clear: Vec<bool> = shares.iter().map(|&m| m == 0.0).collect();
+        // Where no window is clear (clouds scattered over an ocean beside land), the land's
+        // windows still score about 1: the windows mostly of real values are kept.
+        let keep = match clear.contains(&true) {
+            true => clear,
+            false => shares.iter().map(|&m| m < 0.5).collect(),
+        };
+        if keep.contains(&true) && keep.contains(&false) {
+            self.windows = Some(keep);
         }
         self
     }
@@ -772,6 +777,31 @@ mod tests {
                 false => assert!(got < plain, "{off}: {got} vs {plain}"),
             }
         }
+    }
+
+    #[test]
+    fn with_no_window_clear_of_missing_values_the_mostly_real_ones_count() {
+        // 48 rows of land, then an ocean with every fifth column clouded: every 7×7 window
+        // holds a missing value. Missing values are replaced by the last real one before
+        // them, in the original and in the reconstruction alike (as the encoder does), so
+        // the land's windows are flat and exact and score 1.
+        let shape = [64, 64];
+        let missing = |i: usize| i / 64 < 48 || i % 5 == 0;
+        let field: Vec<f64> = crate::synth::generate(crate::synth::Kind::Noise, &shape, 9);
+        let mut x = Vec::with_capacity(field.len());
+        let mut y = Vec::with_capacity(field.len());
+        let mut last = (field[48 * 64 + 1], field[48 * 64 + 1]);
+        for (i, &v) in field.iter().enumerate() {
+            if !missing(i) {
+                last = (v, v + 2.0 * ((i * 7919 % 13) as f64 / 13.0 - 0.5));
+            }
+            x.push(last.0);
+            y.push(last.1);
+        }
+        let plain = ssim(&x, &y, &shape);
+        let real = SsimReference::of(&x, &shape).clear_of(missing).ssim(&x, &y);
+        // Over every window the land lifts the mean toward 1 (about 80% of them).
+        assert!(plain > 0.8 && real < plain - 0.1, "{real} vs {plain}");
     }
 
     #[test]

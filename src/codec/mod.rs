@@ -270,6 +270,30 @@ pub(crate) fn check_shape(len: usize, shape: &[usize]) -> Result<(), CodecError>
 }
 
 /// Wraps a library error message.
+/// The smallest largest magnitude ZFP and SPERR take, 1e-286 (about 2^-950). Their
+/// transforms scale values by 2 to the power of their exponent's distance from the
+/// codec's precision, which for values under about 2^-960 leaves f64's range: ZFP stored
+/// a chunk of values near 1e-290 at 4 dB for a 100 dB bound, SPERR's fixed rate one near
+/// 1e-300 at −63 dB, and SPERR at a bound in the subnormals 45 bytes for 14 dB, all
+/// without an error. SZ3 keeps such chunks (exactly, at bounds that fine).
+pub(crate) const SMALLEST_TRANSFORMED: f64 = 1e-286;
+
+/// `max_abs`, the chunk's largest magnitude, refused by `codec` (ZFP, SPERR) under
+/// [`SMALLEST_TRANSFORMED`] but for 0.
+pub(crate) fn check_transformable(codec: &'static str, max_abs: f64) -> Result<f64, CodecError> {
+    // All zeros (a block of exponent zero) are what every transform keeps exactly.
+    if max_abs > 0.0 && max_abs < SMALLEST_TRANSFORMED {
+        return Err(library_error(
+            codec,
+            format!(
+                "values of at most {max_abs:e} are below what its transform keeps \
+                 ({SMALLEST_TRANSFORMED:e})"
+            ),
+        ));
+    }
+    Ok(max_abs)
+}
+
 pub(crate) fn library_error(codec: &'static str, message: impl ToString) -> CodecError {
     CodecError::Library {
         codec,
@@ -312,6 +336,40 @@ mod tests {
         let payload = codec_for(codec).encode(data, &shape, bound).unwrap();
         let compact = codec_for(codec).compact(&layout, bound, &payload).unwrap();
         (compact, layout, bound)
+    }
+
+    #[test]
+    fn values_too_small_for_a_transform_are_refused_and_kept_by_sz3() {
+        // Near 1e-290 ZFP stored 4 dB for a 100 dB bound and SPERR's fixed rate near 1e-300
+        // −63 dB, without an error; at 1e-280 both keep their bounds.
+        let shape = [24, 32];
+        let field = crate::synth::generate(crate::synth::Kind::Spectral { slope: 3.0 }, &shape, 3);
+        for scale in [1e-280, 1e-290, 1e-300, 1e-307] {
+            let values: Vec<f64> = field.iter().map(|x| x * scale).collect();
+            let data = Samples::F64(&values);
+            let layout = Layout::of(&data, &shape);
+            let max_abs = values.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            let bound = 1e-5 * max_abs;
+            let transformable = max_abs >= SMALLEST_TRANSFORMED;
+            for codec in [CodecId::Zfp, CodecId::Sperr, CodecId::Sz3] {
+                let kept = codec == CodecId::Sz3 || transformable;
+                match codec_for(codec).encode(data, &shape, bound) {
+                    Ok(payload) => {
+                        assert!(kept, "{codec:?} {scale:e}: not refused");
+                        let back = codec_for(codec).decode(&payload, &layout, bound).unwrap();
+                        let stats = crate::metrics::error_stats_of(data, back.view()).unwrap();
+                        assert!(
+                            stats.max_abs_error <= bound * (1.0 + 1e-6),
+                            "{codec:?} {scale:e}: {} of {bound:e}",
+                            stats.max_abs_error
+                        );
+                    }
+                    Err(e) => assert!(!kept, "{codec:?} {scale:e}: {e}"),
+                }
+            }
+            let rate = Sperr.encode_rate(data, &shape, 4.0);
+            assert_eq!(rate.is_ok(), transformable, "{scale:e}");
+        }
     }
 
     #[test]

@@ -7,7 +7,8 @@
 use ndarray::{ArrayView2, ArrayView3, ArrayViewMut2, ArrayViewMut3};
 
 use super::{
-    check_lossy_input, check_resolvable, library_error, strip_frame, with_frame, Codec, CodecError,
+    check_lossy_input, check_resolvable, check_transformable, library_error, strip_frame,
+    with_frame, Codec, CodecError,
 };
 use crate::samples::{fit_rank, Element, Layout, SampleBuf, Samples};
 use crate::wire::{CodecId, DType};
@@ -469,8 +470,10 @@ fn compress_in_mode(
     }
 }
 
-/// `max_abs`, the chunk's largest magnitude, refused above [`MAX_MAGNITUDE`].
+/// `max_abs`, the chunk's largest magnitude, refused above [`MAX_MAGNITUDE`] and below
+/// [`super::SMALLEST_TRANSFORMED`].
 fn check_magnitude(max_abs: f64) -> Result<f64, CodecError> {
+    let max_abs = check_transformable(NAME, max_abs)?;
     if max_abs > MAX_MAGNITUDE {
         return Err(library_error(
             NAME,

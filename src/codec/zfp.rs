@@ -12,7 +12,10 @@ use std::ptr::NonNull;
 
 use zfp_sys as ffi;
 
-use super::{check_lossy_input, check_rank, check_resolvable, library_error, Codec, CodecError};
+use super::{
+    check_lossy_input, check_rank, check_resolvable, check_transformable, library_error, Codec,
+    CodecError,
+};
 use crate::samples::{element_count, fit_rank, Layout, SampleBuf, Samples};
 use crate::wire::{CodecId, DType};
 
@@ -201,7 +204,7 @@ fn read_header(stream: &Stream, field: &Field, kind: ffi::zfp_type) -> Result<()
 /// `dims` are zfp's field (C order, at most 4), taken as they are: a sample of blocks
 /// keeps an axis of one value that folding would drop ([`Zfp::estimate`]).
 fn compress(data: Samples<'_>, dims: &[usize], bound: f64) -> Result<(Vec<u8>, u64), CodecError> {
-    let max_abs = check_lossy_input(NAME, &data, dims, bound)?;
+    let max_abs = check_transformable(NAME, check_lossy_input(NAME, &data, dims, bound)?)?;
     let finest = match data {
         Samples::F32(_) => FINEST_RELATIVE_BOUND.0,
         _ => FINEST_RELATIVE_BOUND.1,
