@@ -40,8 +40,8 @@ pub fn float_chunk<T: bytemuck::Pod + Element>(
 /// at least the whole block's less that much (the record reports that lower bound; in the
 /// measured modes "predicted" is the model's prediction for the whole block). An SSIM
 /// target is measured on the block as compressed, over the windows clear of missing
-/// values (the replacements' runs of one value score about 1; over every window where none
-/// is clear); an absolute bound on the
+/// values (the replacements' runs of one value score about 1; where none is clear, over the
+/// windows mostly of real values); an absolute bound on the
 /// block as compressed. A ratio target counts
 /// the record too: the search aims so high that the payload leaves room for it. Predict
 /// mode whose raised PSNR target would pass 400 dB measures the chunk after all (its
@@ -244,7 +244,8 @@ const WHOLE_SSIM_RAISES: u32 = 3;
 /// target on the block is asked again for a higher SSIM while the whole chunk misses, at
 /// most [`WHOLE_SSIM_RAISES`] times, then for SSIM 1 (exact storage). Other targets and
 /// predict mode keep `outcome`: a PSNR met on the block is met on the chunk (the range can
-/// only grow, the error only shrink).
+/// only grow, the error only shrink). So do chunks with missing values (the caller skips
+/// them) and NaN or ±Inf padding.
 fn whole_ssim_met<T: bytemuck::Pod + Element>(
     values: &[T],
     shape: &[usize],
@@ -260,6 +261,11 @@ fn whole_ssim_met<T: bytemuck::Pod + Element>(
     }
     let target = settings.target.value();
     let fill = *values.last().expect("a trimmed chunk has values");
+    // NaN or ±Inf padding is missing data: SSIM leaves its windows out of the chunk's
+    // mean, so the block's SSIM is the chunk's.
+    if !fill.to_f64().is_finite() {
+        return Ok(outcome);
+    }
     let data = T::samples(block);
     let layout = crate::samples::Layout::of(&data, kept_shape);
     let reference = crate::metrics::SsimReference::of(values, shape);
@@ -472,6 +478,20 @@ mod tests {
                 }
             }
         }
+        // Rows of NaN at the end (a dataset whose fill value is NaN) are missing data,
+        // which SSIM leaves out: the block's SSIM stands (the whole chunk's read NaN, and
+        // the chunk was stored exactly after its lossy search).
+        let mut nan_tail: Vec<f32> = generate(Kind::Spectral { slope: 3.0 }, &[48, 48], 5)
+            .into_iter()
+            .map(|x| x as f32)
+            .collect();
+        nan_tail[44 * 48..].fill(f32::NAN);
+        let settings = Settings {
+            target: Target::from_value(TargetKind::Ssim, 0.99).unwrap(),
+            ..Settings::psnr(60.0).unwrap()
+        };
+        let (_, out) = float_chunk(&nan_tail, &[48, 48], &settings, &Analytic).unwrap();
+        assert_ne!(out.codec, CodecId::Lossless, "{}", out.reason);
     }
 
     #[test]

@@ -269,7 +269,6 @@ pub(crate) fn check_shape(len: usize, shape: &[usize]) -> Result<(), CodecError>
     }
 }
 
-/// Wraps a library error message.
 /// The smallest largest magnitude ZFP and SPERR take, 1e-286 (about 2^-950). Their
 /// transforms scale values by 2 to the power of their exponent's distance from the
 /// codec's precision, which for values under about 2^-960 leaves f64's range: ZFP stored
@@ -294,6 +293,7 @@ pub(crate) fn check_transformable(codec: &'static str, max_abs: f64) -> Result<f
     Ok(max_abs)
 }
 
+/// Wraps a library error message.
 pub(crate) fn library_error(codec: &'static str, message: impl ToString) -> CodecError {
     CodecError::Library {
         codec,
