@@ -681,9 +681,9 @@ unsafe fn write_cd(
 /// SSIM and ratio they are expected to give. With the surrogate loaded these are its
 /// predictions and nothing is compressed (`source = H5Z_DEEPCQ_SOURCE_MODEL`; for a
 /// buffer ending in constant slabs, which the write trims, the predictions are for the
-/// block before them, which it aims at); for
-/// absolute bounds, NaN/Inf or constant buffers, a missing value in the settings, under
-/// the opted-in analytic fallback, for ratio targets on 2-D and 3-D buffers (met by
+/// block before them, which it aims at); for absolute bounds, NaN/Inf left after trimming
+/// or constant buffers, a missing value in the settings, under the opted-in analytic
+/// fallback, for ratio targets on 2-D and 3-D buffers (met by
 /// SPERR's fixed-rate mode, not by the model) and for a PSNR target the buffer's mean
 /// alone meets (stored by SPERR beyond its range, not by the model's choice), the
 /// proposal is compressed once and measured

@@ -364,7 +364,8 @@ fn train_excludes_named_datasets_and_refuses_unknown_ones() {
         assert!(err.contains(says) && !err.contains("panicked"), "{err}");
     }
     // An output naming the table, however spelt, would replace it after the training.
-    let respelt = dir.path().join(".").join("t.csv");
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    let respelt = dir.path().join("sub").join("..").join("t.csv");
     let respelt = respelt.to_str().unwrap();
     let clobber = deepcq(&["train", "--table", table, "-o", respelt, "--epochs", "1"]);
     let err = String::from_utf8_lossy(&clobber.stderr);

@@ -143,7 +143,8 @@ pub struct Verified {
     /// Wall time spent, ms, including earlier compressions of the same step.
     pub millis: f64,
     /// The target's metric over the block the chooser compressed (the report's unless
-    /// trailing constant slabs were trimmed off the chunk): what a session learns from.
+    /// trailing constant slabs were trimmed off the chunk; for SSIM the lower of the two):
+    /// what a session learns from.
     pub aimed: f64,
 }
 
@@ -177,8 +178,9 @@ impl Verified {
     }
 }
 
-/// The PSNR or SSIM over the block the chooser compressed and aimed at: `whole`, the
-/// buffer's, unless trailing constant slabs were trimmed off the chunk ([`padding`]);
+/// The PSNR (for SSIM, the lower of the block's and `whole`) over the block the chooser
+/// compressed and aimed at: `whole`, the buffer's, unless trailing constant slabs were
+/// trimmed off the chunk ([`padding`]);
 /// stored exactly, they lift the buffer's PSNR over the block's (by 40 dB for rows of
 /// 1000 ± 5 ending in rows of 0), so a session learning from the buffer's would loosen
 /// its bound by that much and the block would miss. Then the chooser's own measurement of
@@ -196,6 +198,12 @@ fn aimed_metric(
     if !matches!(kind, TargetKind::Psnr | TargetKind::Ssim) {
         return Ok(whole);
     }
+    // The buffer's SSIM, unlike its PSNR, can be the lower (windows reaching into the
+    // slabs): a session learns from the lower, so a step the buffer misses is a miss.
+    let lower_for_ssim = |block: f64| match kind {
+        TargetKind::Ssim => block.min(whole),
+        _ => block,
+    };
     let (header, _) = chunk::parse(bytes)?;
     let Some(pad) = header.padding else {
         return Ok(whole);
@@ -203,7 +211,7 @@ fn aimed_metric(
     // Predict mode's measurement of a chunk with missing values is a bound, not the PSNR.
     let measured = outcome.measured.filter(|_| settings.mode != Mode::Predict);
     if let Some(measured) = measured {
-        return Ok(measured);
+        return Ok(lower_for_ssim(measured));
     }
     let (_, back) = chunk::decode(bytes)?;
     let block = |values: Samples<'_>| match values {
@@ -216,7 +224,11 @@ fn aimed_metric(
     };
     let ssim = kind == TargetKind::Ssim;
     let (psnr, ssim) = measure(original.view(), back.view(), &pad.inner, settings, ssim)?;
-    Ok(if kind == TargetKind::Ssim { ssim } else { psnr })
+    Ok(if kind == TargetKind::Ssim {
+        lower_for_ssim(ssim)
+    } else {
+        psnr
+    })
 }
 
 /// Logs and traces one in-situ compression that took `millis`, with `verified`, the
@@ -472,8 +484,8 @@ pub enum AdviceSource {
 /// With the surrogate loaded the numbers are its predictions and nothing is compressed
 /// ([`AdviceSource::Model`]); for a buffer ending in constant slabs, which the write trims
 /// ([`padding`]), they are for the block before them, which the write aims at (the whole
-/// buffer's PSNR is at least the block's). Without it (absolute bounds, NaN/Inf or
-/// constant buffers, a missing value, or the opted-in analytic fallback), for ratio
+/// buffer's PSNR is at least the block's). Without it (absolute bounds, NaN/Inf left in
+/// the block after trimming, constant buffers, a missing value, or the opted-in analytic fallback), for ratio
 /// targets that predict mode meets with SPERR's fixed rate
 /// ([`crate::select::fixed_rate_applies`]) and for a PSNR target the buffer's mean meets
 /// ([`crate::select::mean_serves`]), where the model plays no part, the proposal is
@@ -657,7 +669,7 @@ mod tests {
     #[test]
     fn advice_on_a_buffer_ending_in_constant_rows_is_for_the_block_the_write_aims_at() {
         // Rows of 1000 ± 5 ending in four rows of 0: the write trims those rows and
-        // proposes for the block. Advice on the whole buffer saw a range 200× the block's
+        // proposes for the block. Advice on the whole buffer saw a range about 100× the block's
         // and advised a bound about that much looser than the write's.
         let (rows, cols) = (60, 64);
         let field = generate(Kind::Spectral { slope: 3.0 }, &[rows, cols], 31);
