@@ -485,8 +485,8 @@ pub enum AdviceSource {
 /// ([`AdviceSource::Model`]); for a buffer ending in constant slabs, which the write trims
 /// ([`padding`]), they are for the block before them, which the write aims at (the whole
 /// buffer's PSNR is at least the block's). Without it (absolute bounds, NaN/Inf left in
-/// the block after trimming, constant buffers, a missing value, or the opted-in analytic fallback), for ratio
-/// targets that predict mode meets with SPERR's fixed rate
+/// the block after trimming, constant buffers, a missing value, or the opted-in analytic
+/// fallback), for ratio targets that predict mode meets with SPERR's fixed rate
 /// ([`crate::select::fixed_rate_applies`]) and for a PSNR target the buffer's mean meets
 /// ([`crate::select::mean_serves`]), where the model plays no part, the proposal is
 /// compressed once and measured ([`AdviceSource::Measured`]).
