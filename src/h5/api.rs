@@ -187,13 +187,6 @@ pub fn every_api() -> Result<Vec<&'static Hdf5Api>, String> {
     Ok(found)
 }
 
-/// The process's HDF5 API: the first library found (see [`every_api`]). A failure is not kept,
-/// so a call made before the host loaded libhdf5 (`h5z_deepcq_register` from ctypes
-/// before `import h5py`) does not fail every later one.
-pub fn api() -> Result<&'static Hdf5Api, String> {
-    Ok(every_api()?[0])
-}
-
 /// The HDF5 loaded into the process when there is exactly one: the filter's buffers pass
 /// through its allocator only then, since the filter callback cannot tell which copy
 /// called it.
@@ -211,12 +204,14 @@ std::thread_local! {
 }
 
 /// Where an error of this thread's callback goes: the library [`api_for`] chose for it
-/// since [`forget_choice`], else the first one. (Not every copy: another copy's lock, its
-/// stack shared with its own threads, or a copy not yet initialised make a push there
-/// unsafe; the message is logged too.)
+/// since [`forget_choice`], else the only one loaded. None when several are loaded and
+/// none was chosen (the filter function has no ids to ask with): a push onto another copy
+/// than the caller's reaches a stack nobody reads, and another copy's lock, its stack
+/// shared with its own threads, or a copy not yet initialised make it unsafe; the caller
+/// then says the message on stderr.
 pub fn reporting_api() -> Option<&'static Hdf5Api> {
     let chosen = CHOSEN.try_with(|c| c.get()).ok().flatten();
-    chosen.or_else(|| api().ok())
+    chosen.or_else(sole_api)
 }
 
 /// Forgets [`api_for`]'s choice on this thread (at a callback's start).

@@ -91,20 +91,31 @@ fn guarded<T>(
         ),
     };
     log::error!("{function}: {message}");
-    if let Some(api) = api::reporting_api() {
-        api.push_error(function, &message);
-        if filter_function && api.drops_filter_errors() {
-            say_dropped_failure(function, &message);
+    match api::reporting_api() {
+        Some(api) => {
+            api.push_error(function, &message);
+            if filter_function && api.drops_filter_errors() {
+                say_dropped_failure(function, &message, DROPPED_BY_HDF5);
+            }
         }
+        None => say_dropped_failure(function, &message, NO_CALLER_KNOWN),
     }
     failure
 }
 
-/// Says a filter function's failure on stderr, once per process, where HDF5 drops the
-/// message the filter pushed and the log (`H5Z_DEEPCQ_LOG`) is off: a user of h5py (HDF5
-/// 2.0) would otherwise learn only that a "filter returned failure during read", not that
-/// the chunk is corrupt or which setting refused it.
-fn say_dropped_failure(function: &str, message: &str) {
+/// Why [`say_dropped_failure`] speaks: the HDF5 that called drops the filter's messages.
+const DROPPED_BY_HDF5: &str = "this HDF5 drops a filter's messages from its error stack";
+
+/// Why [`say_dropped_failure`] speaks: several copies of libhdf5 are loaded and the filter
+/// function cannot tell which one called it ([`api::reporting_api`]).
+const NO_CALLER_KNOWN: &str =
+    "several copies of libhdf5 are loaded and the filter cannot tell which one called it";
+
+/// Says a failure on stderr, once per process, where the message pushed onto an HDF5 error
+/// stack would be lost (`why`) and the log (`H5Z_DEEPCQ_LOG`) is off: a user of h5py (HDF5
+/// 2.0), or of h5py beside netCDF4, would otherwise learn only that a "filter returned
+/// failure during read", not that the chunk is corrupt or which setting refused it.
+fn say_dropped_failure(function: &str, message: &str, why: &str) {
     use std::io::Write;
     use std::sync::atomic::{AtomicBool, Ordering};
     static SAID: AtomicBool = AtomicBool::new(false);
@@ -114,9 +125,8 @@ fn say_dropped_failure(function: &str, message: &str) {
     // Not eprintln!, which panics when stderr is closed: nothing may unwind into HDF5.
     let _ = writeln!(
         std::io::stderr(),
-        "h5z-deepcq: {function}: {message} (this HDF5 drops a filter's messages from its \
-         error stack, so only the first failure is said here; H5Z_DEEPCQ_LOG=error prints \
-         every one)"
+        "h5z-deepcq: {function}: {message} ({why}, so only the first failure is said \
+         here; H5Z_DEEPCQ_LOG=error prints every one)"
     );
 }
 

@@ -98,6 +98,33 @@ def check(original, filtered, target, names):
     return failures
 
 
+def read_damaged_chunk(folder, imports="h5py"):
+    """Writes a deepcq dataset whose one chunk fails its checksum and reads it in a fresh
+    process that imports `imports` first (HDF5 2.0 drops the message a filter pushes, and
+    the filter says its first failure per process on stderr). Returns whether the read
+    was refused and the stderr lines the filter said."""
+    import os
+    import subprocess
+    path = os.path.join(folder, "damaged.h5")
+    with h5py.File(path, "w") as out:
+        damaged = out.create_dataset("damaged", data=np.sin(np.arange(4096) / 9).astype("f4"),
+                                     chunks=(4096,), compression=357, compression_opts=(60,))
+        mask, stored = damaged.id.read_direct_chunk((0,))
+        damaged.id.write_direct_chunk((0,), stored[:-1] + bytes([stored[-1] ^ 1]), mask)
+    reader = (f"import {imports}, sys\n"
+              "import h5py\n"
+              "try:\n"
+              "    h5py.File(sys.argv[1])['damaged'][...]\n"
+              "except OSError as e:\n"
+              "    print('refused:', e)\n")
+    env = {k: v for k, v in os.environ.items() if k != "H5Z_DEEPCQ_LOG"}
+    read = subprocess.run([sys.executable, "-c", reader, path], env=env, capture_output=True,
+                          text=True)
+    print(read.stdout, read.stderr, sep="")
+    said = [line for line in read.stderr.splitlines() if line.startswith("h5z-deepcq:")]
+    return "refused:" in read.stdout, said
+
+
 def main():
     original, filtered, target = sys.argv[1], sys.argv[2], float(sys.argv[3])
     with h5py.File(original) as o, h5py.File(filtered) as f:

@@ -21,6 +21,7 @@ use h5z_deepcq::codec::{codec_for, CodecError, Sperr};
 use h5z_deepcq::encode;
 use h5z_deepcq::features::Extent;
 use h5z_deepcq::memory::Memory;
+use h5z_deepcq::padding;
 use h5z_deepcq::samples::{Element, Layout, SampleBuf, Samples};
 use h5z_deepcq::select::{
     safe_bound, sz3_formula_bound, value_range, Outcome, Proposer, MEAN_SERVES,
@@ -454,14 +455,19 @@ fn deepcq(
         _ => encode(proposer),
     });
     let (bytes, o) = written?;
-    let choose = proposal_time(job, &settings, proposer, &o);
+    // The block the filter compressed: the chunk without the trailing slabs it trims.
+    let kept = kept_block(&job);
+    let (data, shape) = kept
+        .as_ref()
+        .map_or((job.data, job.shape), |(b, s)| (b.view(), &s[..]));
+    let choose = proposal_time(data, shape, &settings, proposer, &o);
     // A SPERR stream landed by rate (bound 0) is one compression at its own rate.
     let (again, own_compression) = timed(|| match (o.codec, o.bound) {
         (CodecId::Sperr, 0.0) => {
-            let bits = 8.0 * o.payload.len() as f64 / job.data.len().max(1) as f64;
-            Sperr.encode_rate(job.data, job.shape, bits)
+            let bits = 8.0 * o.payload.len() as f64 / data.len().max(1) as f64;
+            Sperr.encode_rate(data, shape, bits)
         }
-        _ => codec_for(o.codec).encode(job.data, job.shape, o.bound),
+        _ => codec_for(o.codec).encode(data, shape, o.bound),
     });
     again.context("compressing the chosen candidate again, for the time reference")?;
     let (decoded, read) = timed(|| chunk::decode(&bytes));
@@ -483,23 +489,51 @@ fn deepcq(
     })
 }
 
-/// CPU seconds of `proposer`'s proposal for the chunk's values, asked once as the filter
-/// asks (right after the write, so with the values as warm in the caches as the filter's
-/// are); NaN for a chunk the filter stored without asking (no finite range, or its mean
-/// alone met the target: `written`'s reason) or a proposal that fails (the write would
-/// have).
+/// The block of `job.data` the filter compresses when it trims the chunk's trailing
+/// constant slabs ([`padding::find`] on the values as stored, with the marker the filter
+/// uses), and its shape; None when it trims nothing. The time reference compresses that
+/// block: the whole chunk is more values, and its trimmed slabs (an undeclared −9999 row)
+/// can make ZFP or SPERR refuse the bound the filter chose for the block.
+fn kept_block(job: &Job<'_>) -> Option<(SampleBuf, Vec<usize>)> {
+    fn typed<T: bytemuck::Pod + Element>(
+        original: &[T],
+        data: &[T],
+        shape: &[usize],
+        fill: Option<T>,
+    ) -> Option<(Vec<T>, Vec<usize>)> {
+        let pad = padding::find(original, shape, encode::missing_marker(original, fill))?;
+        Some((padding::extract(data, shape, &pad.inner), pad.inner))
+    }
+    match (job.original, job.data) {
+        (Samples::F32(o), Samples::F32(d)) => {
+            let fill = job.fill.map(f32::from_f64);
+            typed(o, d, job.shape, fill).map(|(v, s)| (SampleBuf::F32(v), s))
+        }
+        (Samples::F64(o), Samples::F64(d)) => {
+            typed(o, d, job.shape, job.fill).map(|(v, s)| (SampleBuf::F64(v), s))
+        }
+        _ => None,
+    }
+}
+
+/// CPU seconds of `proposer`'s proposal for the values the filter kept (`data` of
+/// `shape`), asked once as the filter asks (right after the write, so with the values as
+/// warm in the caches as the filter's are); NaN for a chunk the filter stored without
+/// asking (no finite range, or its mean alone met the target: `written`'s reason) or a
+/// proposal that fails (the write would have).
 fn proposal_time(
-    job: Job<'_>,
+    data: Samples<'_>,
+    shape: &[usize],
     settings: &Settings,
     proposer: &dyn Proposer,
     written: &Outcome,
 ) -> f64 {
-    let extent = Extent::of(job.data);
+    let extent = Extent::of(data);
     let range = extent.range();
     if !(range > 0.0 && range.is_finite()) || written.reason == MEAN_SERVES {
         return f64::NAN;
     }
-    match timed(|| proposer.propose(job.data, job.shape, extent, settings)) {
+    match timed(|| proposer.propose(data, shape, extent, settings)) {
         (Ok(_), secs) => secs,
         (Err(_), _) => f64::NAN,
     }
@@ -533,6 +567,32 @@ mod tests {
             assert!(r.psnr >= 40.0, "{mode:?}: {}", r.psnr);
             assert!(r.choose.is_nan(), "{mode:?}: {}", r.choose);
         }
+    }
+
+    #[test]
+    fn the_time_reference_compresses_the_block_the_filter_keeps() {
+        // Values in [0, 1] ending in a row of an undeclared −9999: the filter trims the row
+        // and chooses for the block; at the whole chunk's magnitude ZFP refuses bounds
+        // that fine, and the bench's run died with it.
+        let shape = [8usize, 32];
+        let mut v: Vec<f32> = (0..256)
+            .map(|i| ((i as f32) * 0.37).sin() * 0.5 + 0.5)
+            .collect();
+        v[7 * 32..].fill(-9999.0);
+        let job = Job::unmarked(Samples::F32(&v), &shape, 80.0);
+        let (block, kept) = kept_block(&job).expect("the row is trimmed");
+        assert_eq!(kept, [7, 32]);
+        assert_eq!(block, SampleBuf::F32(v[..7 * 32].to_vec()));
+        let bound = 1e-4;
+        assert!(codec_for(CodecId::Zfp)
+            .encode(job.data, &shape, bound)
+            .is_err());
+        assert!(codec_for(CodecId::Zfp)
+            .encode(block.view(), &kept, bound)
+            .is_ok());
+        // Nothing trimmed, nothing to cut.
+        let (w, wshape) = field();
+        assert!(kept_block(&Job::unmarked(Samples::F32(&w), &wshape, 80.0)).is_none());
     }
 
     #[test]
