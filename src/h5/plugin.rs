@@ -66,10 +66,10 @@ pub extern "C" fn H5PLget_plugin_info() -> *const c_void {
     &FILTER_CLASS as *const H5ZClass2 as *const c_void
 }
 
-/// Runs `body`, turning an error or a panic into `failure` plus a message on the HDF5 error
-/// stack (or the log, when the error API is not available). `filter_function`: the
-/// callback is the filter function, whose message some HDF5 versions drop
-/// ([`say_dropped_failure`]).
+/// Runs `body`, turning an error or a panic into `failure` plus a message on the calling
+/// HDF5's error stack (the log too; stderr where no copy is known to have called, with
+/// several loaded). `filter_function`: the callback is the filter function, whose message
+/// some HDF5 versions drop ([`say_dropped_failure`]).
 fn guarded<T>(
     function: &str,
     filter_function: bool,

@@ -573,7 +573,7 @@ mod tests {
     fn the_time_reference_compresses_the_block_the_filter_keeps() {
         // Values in [0, 1] ending in a row of an undeclared −9999: the filter trims the row
         // and chooses for the block; at the whole chunk's magnitude ZFP refuses bounds
-        // that fine, and the bench's run died with it.
+        // that fine, and the reference's error would end the bench's run.
         let shape = [8usize, 32];
         let mut v: Vec<f32> = (0..256)
             .map(|i| ((i as f32) * 0.37).sin() * 0.5 + 0.5)
