@@ -14,7 +14,7 @@
 
 use bytemuck::Pod;
 
-use crate::samples::Element;
+use crate::samples::{Element, SampleBuf, Samples};
 
 /// The prefix block that holds the data, and the value everything outside it holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -142,6 +142,15 @@ pub fn extract<T: Copy>(data: &[T], shape: &[usize], inner: &[usize]) -> Vec<T> 
     let mut out = Vec::with_capacity(inner.iter().product());
     for_each_offset(shape, inner, |offset| out.push(data[offset]));
     out
+}
+
+/// [`extract`] for borrowed chunk values of either float type; `None` for opaque bytes.
+pub fn extract_samples(data: Samples<'_>, shape: &[usize], inner: &[usize]) -> Option<SampleBuf> {
+    match data {
+        Samples::F32(v) => Some(SampleBuf::F32(extract(v, shape, inner))),
+        Samples::F64(v) => Some(SampleBuf::F64(extract(v, shape, inner))),
+        Samples::Opaque { .. } => None,
+    }
 }
 
 /// Rebuilds a chunk of `shape` from its prefix block `inner` and the fill value.

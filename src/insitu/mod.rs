@@ -214,7 +214,7 @@ fn aimed_metric(
         return Ok(lower_for_ssim(measured));
     }
     let (_, back) = chunk::decode(bytes)?;
-    let block = |values| prefix_block(values, shape, &pad.inner);
+    let block = |values| padding::extract_samples(values, shape, &pad.inner);
     let (Some(original), Some(back)) = (block(data), block(back.view())) else {
         return Ok(whole);
     };
@@ -225,16 +225,6 @@ fn aimed_metric(
     } else {
         psnr
     })
-}
-
-/// The prefix block `inner` of `values`, a chunk of `shape` ([`padding::extract`]); `None`
-/// for values other than f32 and f64.
-fn prefix_block(values: Samples<'_>, shape: &[usize], inner: &[usize]) -> Option<SampleBuf> {
-    match values {
-        Samples::F32(v) => Some(SampleBuf::F32(padding::extract(v, shape, inner))),
-        Samples::F64(v) => Some(SampleBuf::F64(padding::extract(v, shape, inner))),
-        Samples::Opaque { .. } => None,
-    }
 }
 
 /// Logs and traces one in-situ compression that took `millis`, with `verified`, the
@@ -513,7 +503,7 @@ pub fn advise(
         Samples::F64(v) => padding::find(v, shape, None),
         Samples::Opaque { .. } => None,
     };
-    let trimmed = pad.and_then(|p| Some((prefix_block(data, shape, &p.inner)?, p)));
+    let trimmed = pad.and_then(|p| Some((padding::extract_samples(data, shape, &p.inner)?, p)));
     let (block, block_shape) = match &trimmed {
         Some((block, p)) => (block.view(), &p.inner[..]),
         None => (data, shape),

@@ -495,25 +495,18 @@ fn deepcq(
 /// block: the whole chunk is more values, and its trimmed slabs (an undeclared −9999 row)
 /// can make ZFP or SPERR refuse the bound the filter chose for the block.
 fn kept_block(job: &Job<'_>) -> Option<(SampleBuf, Vec<usize>)> {
-    fn typed<T: bytemuck::Pod + Element>(
-        original: &[T],
-        data: &[T],
-        shape: &[usize],
-        fill: Option<T>,
-    ) -> Option<(Vec<T>, Vec<usize>)> {
-        let pad = padding::find(original, shape, encode::missing_marker(original, fill))?;
-        Some((padding::extract(data, shape, &pad.inner), pad.inner))
-    }
-    match (job.original, job.data) {
-        (Samples::F32(o), Samples::F32(d)) => {
-            let fill = job.fill.map(f32::from_f64);
-            typed(o, d, job.shape, fill).map(|(v, s)| (SampleBuf::F32(v), s))
+    let pad = match job.original {
+        Samples::F32(o) => {
+            let marker = encode::missing_marker(o, job.fill.map(f32::from_f64));
+            padding::find(o, job.shape, marker)
         }
-        (Samples::F64(o), Samples::F64(d)) => {
-            typed(o, d, job.shape, job.fill).map(|(v, s)| (SampleBuf::F64(v), s))
-        }
-        _ => None,
-    }
+        Samples::F64(o) => padding::find(o, job.shape, encode::missing_marker(o, job.fill)),
+        Samples::Opaque { .. } => None,
+    }?;
+    Some((
+        padding::extract_samples(job.data, job.shape, &pad.inner)?,
+        pad.inner,
+    ))
 }
 
 /// CPU seconds of `proposer`'s proposal for the values the filter kept (`data` of
