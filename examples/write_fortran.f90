@@ -3,8 +3,8 @@
 ! buffer and decompress, a field whose land holds a missing value).
 !
 ! Build (from the repository root, after `cargo build --release`):
-!   gfortran -Iinclude -I/usr/include/hdf5/serial -Jbuild include/h5z_deepcq.f90 \
-!       examples/write_fortran.f90 -L/usr/lib/x86_64-linux-gnu/hdf5/serial \
+!   gfortran -Iinclude $(pkg-config --cflags --libs-only-L hdf5-serial) -Jbuild \
+!       include/h5z_deepcq.f90 examples/write_fortran.f90 \
 !       -lhdf5_fortran -lhdf5 -Ltarget/release -lh5z_deepcq \
 !       -Wl,-rpath,$PWD/target/release -o write_fortran
 ! Run: HDF5_PLUGIN_PATH=$PWD/plugin ./write_fortran out.h5

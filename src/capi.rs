@@ -95,11 +95,11 @@ pub const H5Z_DEEPCQ_GUARANTEE: c_uint = 0;
 /// promises 1.5× that: the runner-up once, the smaller kept), trusting the proposal
 /// unless the payload stores more than 3× from the predicted ratio, SZ3 stored it under a
 /// bit per value, or the chunk is of a kind the model misreads (quantised values, an axis
-/// of 2–8 values once folded to three, a table's columns, a series, magnitudes over more
-/// than 12 decades, an isolated marker: docs/cd_values.md; then measured and, on a PSNR
-/// miss, corrected, unless
-/// the bound is at or below the safe bound, certain to meet the target, and not SZ3's finer
-/// than a lattice's step, whose decode may be exact); a payload 3× off its predicted ratio
+/// of 2 or 3 values, or of 4–8 once folded to three, a table's columns, a series,
+/// magnitudes over more than 12 decades, an isolated marker: docs/cd_values.md; then
+/// measured and, on a PSNR miss, corrected, unless the bound is at or below the safe
+/// bound, certain to meet the target, and not SZ3's finer than a lattice's step, whose
+/// decode may be exact); a payload 3× off its predicted ratio
 /// that clears a PSNR target by over 4.5 dB is tried once at a looser bound; a ratio
 /// target's size is always checked, and searched from when short or more than 3× past it.
 pub const H5Z_DEEPCQ_PREDICT: c_uint = 1;

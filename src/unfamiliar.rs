@@ -202,13 +202,29 @@ fn wide_magnitudes_within(data: Samples<'_>, extent: Extent) -> bool {
 /// The finite values among about `SAMPLE` of `data`'s, evenly strided, as f64: what the
 /// value tests here look at (None for opaque data).
 fn finite_sample(data: Samples<'_>) -> Option<Vec<f64>> {
-    let stride = (data.len() / SAMPLE).max(1);
+    let stride = coprime_stride(data.len());
     let values: Vec<f64> = match data {
         Samples::F32(v) => v.iter().step_by(stride).map(|&x| x as f64).collect(),
         Samples::F64(v) => v.iter().step_by(stride).copied().collect(),
         Samples::Opaque { .. } => return None,
     };
     Some(values.into_iter().filter(|x| x.is_finite()).collect())
+}
+
+/// The smallest stride of at least `len / SAMPLE` that shares no factor with `len`. Every
+/// axis's extent and every run of fastest axes divides `len`, so such a stride walks
+/// through all of each axis's positions; `len / SAMPLE` itself is often a multiple of the
+/// fastest axis (64 in a 64³ chunk), and then every sampled value lay in one plane: a
+/// gradient along that axis sampled as a constant, its far end an isolated marker.
+fn coprime_stride(len: usize) -> usize {
+    let gcd = |mut a: usize, mut b: usize| {
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    };
+    let least = (len / SAMPLE).max(1);
+    (least..).find(|&s| gcd(s, len) == 1).unwrap_or(least)
 }
 
 /// True when an axis of `shape`, folded as the codecs fold it (at most three axes, the
@@ -406,6 +422,27 @@ mod tests {
         assert!(!on_coarse_lattice(Samples::F64(&[0.0, 0.5, 1.1, 1.6])));
         // A constant has no step to measure.
         assert!(!on_coarse_lattice(Samples::F32(&[2.5; 100])));
+    }
+
+    /// The value tests' sample walks through every axis: in a 64³ chunk every 64th value
+    /// is one plane, where a field varying along the fastest axis looked constant and its
+    /// far end an isolated marker.
+    #[test]
+    fn a_gradient_along_the_fastest_axis_of_a_cube_is_familiar() {
+        let shape = [64, 64, 64];
+        let ramp: Vec<f32> = (0..64 * 64 * 64).map(|i| (i % 64) as f32 * 0.37).collect();
+        let sample = finite_sample(Samples::F32(&ramp)).unwrap();
+        let (lo, hi) = sample
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+        assert!(hi - lo > 0.9 * 63.0 * 0.37, "sample spans {lo}..{hi}");
+        assert!(!isolated_markers(Samples::F32(&ramp)));
+        let bumpy: Vec<f32> = ramp
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| x + 0.01 * ((i * 7919) % 101) as f32)
+            .collect();
+        assert!(!unfamiliar(Samples::F32(&bumpy), &shape));
     }
 
     fn is_table(data: Samples<'_>, shape: &[usize]) -> bool {

@@ -222,23 +222,31 @@ fn fortran_example_writes_through_h5pset_filter_f() {
     let dir = scratch("fortran");
     let exe = dir.join("write_fortran");
     let lib = lib_dir();
-    let hdf5 = "/usr/lib/x86_64-linux-gnu/hdf5/serial";
+    // HDF5's folders as pkg-config names them (the multiarch triplet differs between
+    // x86_64 and aarch64 Debian): the C flags carry the Fortran modules' include folder.
+    let flags = hdf5_flags();
+    let lib_dirs: Vec<&str> = flags.iter().filter_map(|f| f.strip_prefix("-L")).collect();
     assert!(
-        Path::new(hdf5).join("libhdf5_fortran.so").exists(),
-        "HDF5 Fortran library missing at {hdf5}: {SETUP}"
+        lib_dirs
+            .iter()
+            .any(|d| Path::new(d).join("libhdf5_fortran.so").exists()),
+        "HDF5 Fortran library missing in {lib_dirs:?}: {SETUP}"
     );
     let mut fc = Command::new("gfortran");
-    fc.arg("-I/usr/include/hdf5/serial")
-        .arg(format!("-J{}", dir.display()))
-        .arg(root().join("include/h5z_deepcq.f90"))
-        .arg(root().join("examples/write_fortran.f90"))
-        .arg(format!("-L{hdf5}"))
-        .args(["-lhdf5_fortran", "-lhdf5"])
-        .arg(format!("-L{}", lib.display()))
-        .arg("-lh5z_deepcq")
-        .arg(format!("-Wl,-rpath,{}", lib.display()))
-        .arg("-o")
-        .arg(&exe);
+    fc.args(
+        flags
+            .iter()
+            .filter(|f| f.starts_with("-I") || f.starts_with("-L")),
+    )
+    .arg(format!("-J{}", dir.display()))
+    .arg(root().join("include/h5z_deepcq.f90"))
+    .arg(root().join("examples/write_fortran.f90"))
+    .args(["-lhdf5_fortran", "-lhdf5"])
+    .arg(format!("-L{}", lib.display()))
+    .arg("-lh5z_deepcq")
+    .arg(format!("-Wl,-rpath,{}", lib.display()))
+    .arg("-o")
+    .arg(&exe);
     run_ok(fc, "gfortran write_fortran.f90");
     let file = dir.join("out.h5");
     let mut c = Command::new(&exe);

@@ -109,8 +109,10 @@ pub(super) const DB_PER_BIT: f64 = 6.02;
 /// step from 20 dB over (a far first guess) aims 0.6 dB higher, one from 1 dB over 0.03.
 const AIM_PER_DB: f64 = 0.03;
 
-/// The PSNR a bracket records for an exact decode (+∞).
-const EXACT_DB: f64 = 400.0;
+/// The PSNR a bracket records for an exact decode (+∞): above the highest target a
+/// setting takes (400 dB) and a step's aim over it (at most 1 dB), so that an exact decode
+/// meets every aim.
+const EXACT_DB: f64 = 402.0;
 
 /// The bounds seen to meet and to miss a PSNR target, and the points measured.
 #[derive(Debug, Default)]
@@ -260,21 +262,24 @@ fn off_known_stair(
     (next > lo && next < hi && !known(next)).then_some(next)
 }
 
-/// [`off_known_stair`] for a PSNR search, in the step's direction from `from`, inside its
-/// bracket (the tightest bound that met, the loosest that missed). ZFP's landing after a
-/// loosening that missed used to spend a third compression on a stair it knew.
+/// [`off_known_stair`] for a PSNR search, inside its bracket (the loosest bound that met,
+/// the tightest that missed): off the met bound's stair it steps up, off any other down.
+/// ZFP's landing after a loosening that missed used to spend a third compression on a
+/// stair it knew; stepping by the side of the last attempt instead, a guess on the met
+/// stair after a miss stepped below the bracket and ended the search with the stairs
+/// between untried.
 pub(super) fn untried_stair(
     codec: CodecId,
     bound: f64,
-    from: f64,
     tried: &[f64],
     bracket: &Bracket,
 ) -> Option<f64> {
-    let bracket = (
+    let met_stair = bracket.met.and_then(|m| codec_for(codec).alike_bounds(m));
+    let span = (
         bracket.met.unwrap_or(0.0),
         bracket.missed.unwrap_or(f64::INFINITY),
     );
-    off_known_stair(codec, bound, tried, |_| bound > from, bracket)
+    off_known_stair(codec, bound, tried, |stair| met_stair == Some(stair), span)
 }
 
 /// [`off_known_stair`] for a ratio search, whose bracket runs from the loosest bound that
@@ -364,31 +369,42 @@ mod tests {
         bracket.record(0.3, 63.0, true, HIGH_RATE_PSNR_SLOPE);
         // A loosening step that stays on the kept stair moves to the next stair up.
         assert_eq!(
-            untried_stair(CodecId::Zfp, 0.4, 0.3, &[0.3], &bracket),
+            untried_stair(CodecId::Zfp, 0.4, &[0.3], &bracket),
             Some(0.5)
         );
         // An untried stair, and any bound of a codec without stairs, are left as they are.
         assert_eq!(
-            untried_stair(CodecId::Zfp, 0.6, 0.3, &[0.3], &bracket),
+            untried_stair(CodecId::Zfp, 0.6, &[0.3], &bracket),
             Some(0.6)
         );
         assert_eq!(
-            untried_stair(CodecId::Sz3, 0.4, 0.3, &[0.3], &bracket),
+            untried_stair(CodecId::Sz3, 0.4, &[0.3], &bracket),
             Some(0.4)
         );
         // Once the next stair up missed, every bound between is known: nothing to try.
         bracket.record(0.6, 57.0, false, HIGH_RATE_PSNR_SLOPE);
         for b in [0.35, 0.45, 0.55] {
-            assert_eq!(
-                untried_stair(CodecId::Zfp, b, 0.6, &[0.3, 0.6], &bracket),
-                None
-            );
+            assert_eq!(untried_stair(CodecId::Zfp, b, &[0.3, 0.6], &bracket), None);
         }
         // A tightening step from a miss may go to the stair below, not past a bound that met.
         let mut missed = Bracket::default();
         missed.record(0.6, 57.0, false, HIGH_RATE_PSNR_SLOPE);
-        let below = untried_stair(CodecId::Zfp, 0.55, 0.6, &[0.6], &missed).unwrap();
+        let below = untried_stair(CodecId::Zfp, 0.55, &[0.6], &missed).unwrap();
         assert!(below < 0.5 && below > 0.49, "{below}");
+        // A step from a miss far above onto the stair that met goes up to the untried
+        // stairs between, not below the bound that met.
+        let mut wide = Bracket::default();
+        wide.record(0.3, 63.0, true, HIGH_RATE_PSNR_SLOPE);
+        wide.record(1.5, 50.0, false, HIGH_RATE_PSNR_SLOPE);
+        assert_eq!(
+            untried_stair(CodecId::Zfp, 0.45, &[0.3, 1.5], &wide),
+            Some(0.5)
+        );
+        // And one onto the stair that missed goes down, to the untried stair below it.
+        assert_eq!(
+            untried_stair(CodecId::Zfp, 1.2, &[0.3, 1.5], &wide),
+            Some(f64::from_bits(1.0f64.to_bits() - 1))
+        );
     }
 
     #[test]

@@ -956,7 +956,10 @@ impl<'a> Search<'a> {
             // when the choice is automatic.
             let attempt = match self.try_bound(codec, safe) {
                 Err(e) if refused(&e) && self.settings.compressor == CompressorChoice::Auto => {
-                    Some(self.try_bound(CodecId::Sz3, safe)?)
+                    match self.try_bound(CodecId::Sz3, safe) {
+                        Err(e) if refused(&e) => None,
+                        attempt => Some(attempt?),
+                    }
                 }
                 Err(e) if refused(&e) => None,
                 attempt => Some(attempt?),
@@ -1088,7 +1091,6 @@ impl<'a> Search<'a> {
         let mut attempt = first;
         let budget = self.budget;
         for tried in 0..budget.far.max(budget.near) {
-            let from = attempt.bound;
             let (db, measured) = self.quality(&attempt)?;
             let met = db >= target;
             log::debug!(
@@ -1143,7 +1145,7 @@ impl<'a> Search<'a> {
             }
             let Some(bound) = bracket
                 .next_bound(target + budget.aim_db)
-                .and_then(|b| untried_stair(codec, b, from, &tried_bounds, &bracket))
+                .and_then(|b| untried_stair(codec, b, &tried_bounds, &bracket))
             else {
                 break;
             };
