@@ -389,9 +389,11 @@ fn variables_written_in_turn_through_hdf5_1_10_each_learn_from_their_own_chunks(
 #[test]
 fn an_installed_prefix_works_with_only_hdf5_plugin_path() {
     let dir = tempfile::tempdir().unwrap();
-    let prefix = dir.path().join("prefix");
+    // A prefix whose parent is missing too, as a versioned tree's first install.
+    let prefix = dir.path().join("sw/prefix");
     let ort = repo().join("third_party/onnxruntime/libonnxruntime.so");
-    // Under a strict umask, as on a shared tree: the folders stay readable by all.
+    // Under a strict umask, as on a shared tree: the folders, and the parents install.sh
+    // makes, stay readable by all.
     let out = run(Command::new("bash")
         .arg("-c")
         .arg("umask 077 && bash \"$0\" \"$1\" \"$2\"")
@@ -407,6 +409,12 @@ fn an_installed_prefix_works_with_only_hdf5_plugin_path() {
             .mode();
         assert_eq!(mode & 0o777, 0o755, "{folder}");
     }
+    let parent = std::fs::metadata(dir.path().join("sw")).unwrap();
+    assert_eq!(
+        parent.permissions().mode() & 0o777,
+        0o755,
+        "the prefix's parent"
+    );
     // Again, with ORT_DYLIB_PATH naming the installed copy (a module file's setting).
     let again = run(Command::new("bash")
         .arg(repo().join("scripts/install.sh"))
@@ -463,7 +471,7 @@ fn an_installed_prefix_works_with_only_hdf5_plugin_path() {
         .arg(&input)
         .arg(&relative)
         .current_dir(dir.path())
-        .env("HDF5_PLUGIN_PATH", "prefix/lib/hdf5/plugin")
+        .env("HDF5_PLUGIN_PATH", "sw/prefix/lib/hdf5/plugin")
         .env_remove("ORT_DYLIB_PATH")
         .env_remove("LD_LIBRARY_PATH"));
     assert!(out.status.success());
