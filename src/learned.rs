@@ -411,6 +411,10 @@ impl Learned {
         extent: Extent,
         settings: &Settings,
     ) -> Result<(Proposal, Prediction), SelectError> {
+        if settings.target.kind == TargetKind::Ratio {
+            let (proposal, prediction) = self.choose_scored(data, shape, extent, settings)?;
+            return Ok((proposal, beyond_the_grid_prediction(&proposal, prediction)));
+        }
         if settings.target.kind != TargetKind::AbsBound {
             return self.choose_scored(data, shape, extent, settings);
         }
@@ -521,7 +525,7 @@ fn choose(
                 .expect("candidates");
             // What the choice relied on: the SSIM expected at the model's PSNR (the model's
             // own SSIM output exceeds 1 on many chunks).
-            (c, p, needs.expected_ssim(p.psnr))
+            (c, p, needs.expected_ssim(p.psnr, c.codec))
         }
         (TargetKind::Ssim, None) => {
             let need = 1.0 - (1.0 - target) * (1.0 - margins.ssim_gap);
@@ -571,6 +575,23 @@ fn beyond_the_grid(candidate: Candidate, cr: f64, need: f64) -> (Candidate, f64)
         },
         expected,
     )
+}
+
+/// What the model's `prediction` for the grid row becomes at a ratio `proposal` loosened
+/// beyond the grid ([`beyond_the_grid`]): the ratio expected there, and the PSNR down the
+/// point-wise line by the bound's factor (SSIM's loss up by its square), as the
+/// in-situ advice reports them. The grid row's own figures described a bound up to 10×
+/// tighter: 40 dB and ratio 40 advised for a write of about 100 at some 23 dB.
+fn beyond_the_grid_prediction(proposal: &Proposal, prediction: Prediction) -> Prediction {
+    let Some(expected) = proposal.predicted.filter(|&r| r > prediction.cr) else {
+        return prediction;
+    };
+    let loosened = (expected / prediction.cr).powf(1.0 / LOW_RATE_EXPONENT);
+    Prediction {
+        psnr: prediction.psnr - 20.0 * loosened.log10(),
+        ssim: 1.0 - (1.0 - prediction.ssim) * loosened * loosened,
+        cr: expected,
+    }
 }
 
 /// For a PSNR target, the points between grid neighbours of one compressor where the
@@ -911,6 +932,37 @@ mod tests {
         let peaked = psnr_case(&[(1e-2, 50.0, 40.0), (LOOSEST, 40.0, 30.0)]);
         let (c, _) = run(TargetKind::Ratio, 100.0, &peaked);
         assert!(c.rel_bound > LOOSEST && c.rel_bound <= LOOSEST_EXTRAPOLATED);
+    }
+
+    /// The advice for a ratio loosened beyond the grid describes the loosened bound, not
+    /// the grid row's.
+    #[test]
+    fn advice_beyond_the_grid_expects_the_ratio_and_less_quality() {
+        let row = Prediction {
+            psnr: 40.0,
+            ssim: 0.99,
+            cr: 40.0,
+        };
+        let proposal = |predicted: f64| Proposal {
+            codec: CodecId::Sz3,
+            bound: 1.0,
+            predicted: Some(predicted),
+            predicted_ratio: Some(40.0),
+            skip_runner_up_within: None,
+            runner_up: None,
+            third: None,
+        };
+        let p = beyond_the_grid_prediction(&proposal(100.0), row);
+        // 2.5× the ratio: a bound 6.25× looser, 15.9 dB down, 39× the SSIM loss.
+        assert!((p.cr - 100.0).abs() < 1e-9, "{p:?}");
+        assert!(
+            (p.psnr - (40.0 - 20.0 * 6.25f64.log10())).abs() < 1e-9,
+            "{p:?}"
+        );
+        assert!((p.ssim - (1.0 - 0.01 * 39.0625)).abs() < 1e-9, "{p:?}");
+        // A ratio the grid reaches keeps its row's figures.
+        let same = beyond_the_grid_prediction(&proposal(40.0), row);
+        assert_eq!((same.psnr, same.ssim, same.cr), (40.0, 0.99, 40.0));
     }
 
     /// The shared surrogate, or None (with a note) when this run has no onnxruntime.
