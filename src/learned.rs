@@ -411,12 +411,13 @@ impl Learned {
         extent: Extent,
         settings: &Settings,
     ) -> Result<(Proposal, Prediction), SelectError> {
-        if settings.target.kind == TargetKind::Ratio {
-            let (proposal, prediction) = self.choose_scored(data, shape, extent, settings)?;
-            return Ok((proposal, beyond_the_grid_prediction(&proposal, prediction)));
-        }
         if settings.target.kind != TargetKind::AbsBound {
-            return self.choose_scored(data, shape, extent, settings);
+            let (proposal, prediction) = self.choose_scored(data, shape, extent, settings)?;
+            let prediction = match settings.target.kind {
+                TargetKind::Ratio => beyond_the_grid_prediction(&proposal, prediction),
+                _ => prediction,
+            };
+            return Ok((proposal, prediction));
         }
         // An absolute bound is SZ3's formula; the model only predicts what it will reach.
         let proposal = self.propose(data, shape, extent, settings)?;

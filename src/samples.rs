@@ -274,6 +274,15 @@ pub fn element_count(shape: &[usize]) -> Option<usize> {
     shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
 }
 
+/// Greatest common divisor: a stride coprime with a count walks through every residue
+/// (the value samples of `crate::unfamiliar`, ZFP's sampled blocks).
+pub fn gcd(a: usize, b: usize) -> usize {
+    match b {
+        0 => a,
+        _ => gcd(b, a % b),
+    }
+}
+
 /// Drops size-1 dimensions, which no codec needs and SZ3 rejects. A shape of only 1s
 /// becomes `[1]`; an empty shape (a scalar) too.
 pub fn squeeze(shape: &[usize]) -> Vec<usize> {

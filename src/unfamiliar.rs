@@ -33,7 +33,7 @@
 //! PSNR alone: predict mode measures them too, guarantee mode searches them as usual.
 
 use crate::features::Extent;
-use crate::samples::{element_count, fit_rank, Samples};
+use crate::samples::{element_count, fit_rank, gcd, Samples};
 
 /// Values sampled for the lattice test.
 const SAMPLE: usize = 4096;
@@ -217,12 +217,6 @@ fn finite_sample(data: Samples<'_>) -> Option<Vec<f64>> {
 /// fastest axis (64 in a 64³ chunk), and then every sampled value lay in one plane: a
 /// gradient along that axis sampled as a constant, its far end an isolated marker.
 fn coprime_stride(len: usize) -> usize {
-    let gcd = |mut a: usize, mut b: usize| {
-        while b != 0 {
-            (a, b) = (b, a % b);
-        }
-        a
-    };
     let least = (len / SAMPLE).max(1);
     (least..).find(|&s| gcd(s, len) == 1).unwrap_or(least)
 }

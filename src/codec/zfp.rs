@@ -16,7 +16,7 @@ use super::{
     check_lossy_input, check_rank, check_resolvable, check_transformable, library_error, Codec,
     CodecError,
 };
-use crate::samples::{element_count, fit_rank, Layout, SampleBuf, Samples};
+use crate::samples::{element_count, fit_rank, gcd, Layout, SampleBuf, Samples};
 use crate::wire::{CodecId, DType};
 
 const NAME: &str = "zfp";
@@ -317,14 +317,6 @@ impl Zfp {
             bytes: (header + bits) / 8.0,
             mse: squared_error / data.len() as f64,
         }))
-    }
-}
-
-fn gcd(a: usize, b: usize) -> usize {
-    if b == 0 {
-        a
-    } else {
-        gcd(b, a % b)
     }
 }
 
