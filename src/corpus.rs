@@ -41,6 +41,20 @@ pub enum CorpusError {
         /// Bytes the manifest implies.
         expected: usize,
     },
+    /// An array's dims name more bytes than this machine can address.
+    #[error("{path}: dims {dims:?} name more bytes than this machine can address")]
+    TooLarge {
+        /// The array file.
+        path: PathBuf,
+        /// The dims.
+        dims: Vec<usize>,
+    },
+}
+
+/// Bytes `dims` values of `dtype` take, or `None` when that overflows `usize`.
+fn byte_len(dims: &[usize], dtype: DType) -> Option<usize> {
+    let elem = if dtype == DType::F64 { 8 } else { 4 };
+    crate::samples::element_count(dims)?.checked_mul(elem)
 }
 
 /// One array of a corpus.
@@ -69,8 +83,10 @@ impl ArrayEntry {
             path: self.path.clone(),
             source,
         })?;
-        let elem = if self.dtype == DType::F64 { 8 } else { 4 };
-        let expected = self.dims.iter().product::<usize>() * elem;
+        let expected = byte_len(&self.dims, self.dtype).ok_or_else(|| CorpusError::TooLarge {
+            path: self.path.clone(),
+            dims: self.dims.clone(),
+        })?;
         if bytes.len() != expected {
             return Err(CorpusError::Size {
                 path: self.path.clone(),
@@ -134,6 +150,17 @@ pub fn scan(root: &Path) -> Result<Vec<ArrayEntry>, CorpusError> {
                 left_out(format!("dims {:?} hold no value", record.dims));
                 continue;
             }
+            // Checked here, before a reader multiplies them out: a wrapped product could
+            // match a short file.
+            if record.dims.len() > crate::wire::MAX_RANK || byte_len(&record.dims, dtype).is_none()
+            {
+                let max = crate::wire::MAX_RANK;
+                left_out(format!(
+                    "dims {:?}: rank over {max} or too many bytes",
+                    record.dims
+                ));
+                continue;
+            }
             entries.push(ArrayEntry {
                 dataset: dataset.clone(),
                 path: dir.join(&record.file),
@@ -152,4 +179,34 @@ pub fn shared_data_dir() -> Option<PathBuf> {
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
     candidate.join("README.md").is_file().then_some(candidate)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dims_that_overflow_are_left_out_not_wrapped_onto_a_short_file() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("set");
+        std::fs::create_dir(&dir).unwrap();
+        // 2^62 f32 values are 2^64 bytes: wrapped, 0, the size of the empty file.
+        std::fs::write(dir.join("huge.f32"), b"").unwrap();
+        std::fs::write(dir.join("ok.f32"), [0u8; 8]).unwrap();
+        let manifest = r#"[{"file": "huge.f32", "dims": [4611686018427387904], "dtype": "f32"},
+                           {"file": "ok.f32", "dims": [2], "dtype": "f32"}]"#;
+        std::fs::write(dir.join("stats.json"), manifest).unwrap();
+        let entries = scan(root.path()).unwrap();
+        let names: Vec<String> = entries.iter().map(ArrayEntry::name).collect();
+        assert_eq!(names, ["set/ok.f32"]);
+
+        let huge = ArrayEntry {
+            path: dir.join("huge.f32"),
+            dims: vec![1usize << 62],
+            ..entries[0].clone()
+        };
+        let err = huge.load().unwrap_err();
+        assert!(matches!(err, CorpusError::TooLarge { .. }), "{err}");
+        assert_eq!(entries[0].load().unwrap().view().len(), 2);
+    }
 }

@@ -56,6 +56,8 @@ pub fn float_chunk_with_fill<T: bytemuck::Pod + Element>(
     proposer: &dyn Proposer,
     fill: Option<T>,
 ) -> Result<(Vec<u8>, Outcome), SelectError> {
+    // Before the padding search, which indexes the values by the shape's strides.
+    crate::codec::check_shape(values.len(), shape)?;
     let marker = missing_marker(values, fill);
     float_chunk_marked(values, shape, settings, proposer, marker)
 }
@@ -392,7 +394,16 @@ mod tests {
         v
     }
 
-    /// PSNR over the values that are not `fill`, with their own range.
+    #[test]
+    fn a_shape_that_does_not_describe_the_values_is_an_error_not_a_panic() {
+        let settings = Settings::psnr(60.0).unwrap();
+        // The padding search would read the last row, value 12 of 10.
+        for shape in [vec![4, 4], vec![3, 3], vec![1usize << 62, 4], vec![]] {
+            let result = float_chunk(&[0.5f32; 10], &shape, &settings, &Analytic);
+            assert!(result.is_err(), "{shape:?}");
+        }
+    }
+
     /// Decodes `bytes`, a chunk of `values` written with missing value `fill`, and checks
     /// that it holds a missing-value record and gives back every `fill` exactly (there
     /// being some); the decoded values.
@@ -411,6 +422,7 @@ mod tests {
         back
     }
 
+    /// PSNR over the values that are not `fill`, with their own range.
     fn real_psnr(original: &[f32], back: &[f32], fill: f32) -> f64 {
         let missing = |x: &f32| x.to_bits() == fill.to_bits();
         let keep: Vec<usize> = (0..original.len())
