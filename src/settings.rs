@@ -123,7 +123,10 @@ impl Target {
                     mantissa: rounded as u32,
                     decimals,
                 };
-                return target.validate().is_ok().then_some(target);
+                // Nor may those few ulps carry an SSIM below 1 up to 1 (0.9999999999999999
+                // at 0 decimals).
+                let lossless = kind == TargetKind::Ssim && value < 1.0 && target.value() >= 1.0;
+                return (target.validate().is_ok() && !lossless).then_some(target);
             }
         }
         None
@@ -507,8 +510,12 @@ impl StoredSettings {
         }
         let version = cd[stored_cd::MARKER] & 0xFF;
         if version == 0 || version > wire::CD_VERSION {
+            let what = match version {
+                0 => "which no build writes",
+                _ => "newer than this build's",
+            };
             return Err(SettingsError::BadStored(format!(
-                "cd_values version {version} is newer than this build ({})",
+                "cd_values version {version}, {what} ({})",
                 wire::CD_VERSION
             )));
         }
@@ -666,7 +673,11 @@ mod tests {
             "{digits}"
         );
         // Nor packed as SSIM 1, lossless.
-        for ssim in [0.999_999_999_999, 0.999_999_999_999_5] {
+        for ssim in [
+            0.999_999_999_999,
+            0.999_999_999_999_5,
+            1.0 - f64::EPSILON / 2.0,
+        ] {
             assert!(
                 Target::from_value(TargetKind::Ssim, ssim).is_err(),
                 "{ssim}"
@@ -902,7 +913,11 @@ mod tests {
         assert_eq!(Settings::parse(&cd).unwrap(), stored.settings);
         let mut newer = cd.clone();
         newer[0] = wire::STORED_MARKER | 9;
-        assert!(StoredSettings::parse(&newer).is_err());
+        let err = StoredSettings::parse(&newer).unwrap_err().to_string();
+        assert!(err.contains("newer"), "{err}");
+        let unversioned = [&[wire::STORED_MARKER][..], &cd[1..]].concat();
+        let err = StoredSettings::parse(&unversioned).unwrap_err().to_string();
+        assert!(err.contains("version 0, which no build writes"), "{err}");
         assert!(StoredSettings::parse(&cd[..cd.len() - 1]).is_err());
         // A fill value follows the dims: one word for f32, two for f64.
         let filled = StoredSettings {
