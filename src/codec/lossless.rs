@@ -57,6 +57,47 @@ impl Codec for Lossless {
     }
 }
 
+/// Values in each run of [`Lossless::estimated_len`]'s sample: long enough for zstd to find a
+/// field's repeats (a mask's, a lattice's) within a run.
+const SAMPLE_RUN: usize = 256;
+
+/// The share of a chunk [`Lossless::estimated_len`] compresses (one value in this many), at least
+/// two runs: about 1% of a lossy compression's time.
+const SAMPLE_SHARE: usize = 32;
+
+impl Lossless {
+    /// The payload this codec would store for `data`, estimated from runs of 256 values
+    /// spread evenly over it, a thirty-second of it in all (the whole of a small chunk,
+    /// exactly). A sample compresses less well than the whole (zstd has less to match
+    /// against), so the estimate errs large; it serves to tell the chunks on which exact
+    /// storage may beat a lossy payload (masks, coarse lattices, fields mostly of one
+    /// value) from the many on which it stores several times more.
+    pub fn estimated_len(data: Samples<'_>) -> Result<usize, CodecError> {
+        fn runs<T: Copy>(values: &[T]) -> Vec<T> {
+            let n = values.len();
+            let count = (n / SAMPLE_SHARE / SAMPLE_RUN).max(2);
+            let stride = n / count;
+            if stride <= SAMPLE_RUN {
+                return values.to_vec();
+            }
+            (0..count)
+                .flat_map(|k| &values[k * stride..k * stride + SAMPLE_RUN])
+                .copied()
+                .collect()
+        }
+        let sample = match data {
+            Samples::F32(v) => SampleBuf::F32(runs(v)),
+            Samples::F64(v) => SampleBuf::F64(runs(v)),
+            // Stored exactly whatever this says.
+            Samples::Opaque { bytes, .. } => return Ok(bytes.len()),
+        };
+        let view = sample.view();
+        let payload = Lossless.encode(view, &[view.len().max(1)], 0.0)?;
+        let scale = data.len() as f64 / view.len().max(1) as f64;
+        Ok((payload.len() as f64 * scale).ceil() as usize)
+    }
+}
+
 /// Up to this many bytes (or [`BULK_RATIO`] times the payload, if that is more) zstd's
 /// bulk decoder, which reserves the whole size it is told first, decodes a payload; a
 /// larger one is read as a stream, so that the buffer grows only as decoded bytes arrive.
