@@ -1,8 +1,8 @@
 //! Per-chunk timings of the write path on generated f32 chunks of 64³ and 16×32×32 values:
-//! features, surrogate inference, one compression per codec, and predict-, fast- and
-//! guarantee-mode selections (`select::compress_to_target`: the chunk's codec, bound and
-//! payload, without the filter's scan for missing values, header and checksum, which
-//! `deepcq bench` times as well).
+//! features, surrogate inference, one compression per codec, the lossless estimate, and
+//! predict-, fast- and guarantee-mode selections (`select::compress_to_target`: the chunk's
+//! codec, bound and payload, without the filter's scan for missing values, header and
+//! checksum, which `deepcq bench` times as well).
 //!
 //! `cargo bench --bench chunk_timings` prints the median of several runs of each step and
 //! its ratio to one SZ3 compression at the formula bound (the design's "one compression").
@@ -13,7 +13,7 @@
 //! plugin, the system path); when it cannot load, its row says why and the writes
 //! are skipped too, unless `H5Z_DEEPCQ_ALLOW_FALLBACK=1` allows SZ3's formula.
 
-use h5z_deepcq::codec::codec_for;
+use h5z_deepcq::codec::{codec_for, Lossless};
 use h5z_deepcq::features;
 use h5z_deepcq::learned;
 use h5z_deepcq::metrics;
@@ -161,6 +161,16 @@ fn report(shape: &[usize]) {
         median(|| {
             std::hint::black_box(reference.ssim_of(data, back.view()));
         }),
+        one,
+    );
+    row(
+        "lossless estimate (a sample of runs)",
+        median(|| drop(Lossless::estimated_len(data))),
+        one,
+    );
+    row(
+        "lossless compression (whole)",
+        median(|| drop(codec_for(CodecId::Lossless).encode(data, shape, 0.0))),
         one,
     );
     for codec in [CodecId::Zfp, CodecId::Sperr] {

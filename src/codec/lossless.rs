@@ -62,7 +62,7 @@ impl Codec for Lossless {
 const SAMPLE_RUN: usize = 256;
 
 /// The share of a chunk [`Lossless::estimated_len`] compresses (one value in this many), at least
-/// two runs: about 1% of a lossy compression's time.
+/// two runs: 1.7–1.9% of an SZ3 compression's time (`cargo bench --bench chunk_timings`).
 const SAMPLE_SHARE: usize = 32;
 
 impl Lossless {
