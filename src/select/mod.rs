@@ -424,8 +424,9 @@ fn prefer_exact(
     let lossy_len = o.payload.len() + chunk::header_len(shape);
     let near_raw = lossy_len >= data.byte_len();
     let may_win = || {
-        crate::codec::Lossless::estimated_len(data)
-            .is_ok_and(|n| (n as f64) < LOSSLESS_HOPE * lossy_len as f64)
+        let estimate = crate::codec::Lossless::estimated_len(data);
+        log::trace!("lossless estimate {estimate:?}, lossy {lossy_len} bytes");
+        estimate.is_ok_and(|n| (n as f64) < LOSSLESS_HOPE * lossy_len as f64)
     };
     if o.codec != CodecId::Lossless
         && (exact_decode || near_raw && stored(&o) >= data.byte_len() || may_win())
