@@ -165,7 +165,7 @@ fn report(shape: &[usize]) {
     );
     row(
         "lossless estimate (a sample of runs)",
-        median(|| drop(Lossless::estimated_len(data))),
+        median(|| drop(Lossless::estimated_len(data, shape))),
         one,
     );
     row(
