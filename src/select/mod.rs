@@ -423,8 +423,8 @@ fn prefer_exact(
         |o: &Outcome| chunk::wrap(o.codec, &data, shape, o.bound, None, None, &o.payload).len();
     let lossy_len = o.payload.len() + chunk::header_len(shape);
     let near_raw = lossy_len >= data.byte_len();
-    // A chunk its mean serves stores about 40 bytes, fewer than a sample's zstd frame
-    // scaled up to the chunk.
+    // A chunk its mean serves is noise about its mean, stored in about 40 bytes: exact
+    // storage never comes near, and the estimate would cost a share of that compression.
     let may_win = || {
         if o.reason == MEAN_SERVES {
             return false;
