@@ -333,7 +333,7 @@ pub fn compress_to_target_where(
         return lossless(data, shape, 0, reason);
     }
     if let Some(outcome) = fixed_rate(data, shape, settings) {
-        return Ok(outcome);
+        return prefer_exact(data, shape, outcome, None);
     }
     let mut search = Search::new(data, shape, settings);
     search.missing = missing;

@@ -1472,15 +1472,25 @@ fn a_mask_zstd_takes_apart_better_than_any_lossy_codec_is_stored_exactly() {
         let exact = codec_for(CodecId::Lossless)
             .encode(data, &shape, 0.0)
             .unwrap();
-        for (target, mode) in [
+        // A ratio in predict mode: SPERR's fixed rate, which stores its size and no less.
+        let ratio = Settings {
+            target: crate::settings::Target::from_value(TargetKind::Ratio, 8.0).unwrap(),
+            mode: Mode::Predict,
+            ..Settings::psnr(40.0).unwrap()
+        };
+        for settings in [
             (40.0, Mode::Guarantee),
             (60.0, Mode::Predict),
             (80.0, Mode::Fast),
-        ] {
-            let settings = Settings {
-                mode,
-                ..Settings::psnr(target).unwrap()
-            };
+        ]
+        .map(|(target, mode)| Settings {
+            mode,
+            ..Settings::psnr(target).unwrap()
+        })
+        .into_iter()
+        .chain([ratio])
+        {
+            let (target, mode) = (settings.target.value(), settings.mode);
             let out = compress_to_target(data, &shape, &settings, &Analytic).unwrap();
             assert_eq!(
                 out.codec,
