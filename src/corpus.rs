@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::samples::SampleBuf;
+use crate::samples::{Layout, SampleBuf};
 use crate::wire::DType;
 
 /// Why a corpus could not be read.
@@ -53,8 +53,12 @@ pub enum CorpusError {
 
 /// Bytes `dims` values of `dtype` take, or `None` when that overflows `usize`.
 fn byte_len(dims: &[usize], dtype: DType) -> Option<usize> {
-    let elem = if dtype == DType::F64 { 8 } else { 4 };
-    crate::samples::element_count(dims)?.checked_mul(elem)
+    let layout = Layout {
+        dtype,
+        elem_size: dtype.natural_size()?,
+        shape: dims.to_vec(),
+    };
+    layout.byte_len()
 }
 
 /// One array of a corpus.
