@@ -31,22 +31,23 @@
 //! stored cd_values (the same dataset, or one set up alike), holds, bit for bit, at least 4
 //! of the noted decoded values (all of fewer; of the kept chunk whose it holds the largest
 //! share), and, decoded again, at least 32 of the values the codec changed (all of fewer);
-//! values the codec decoded to zero are neither noted nor counted. A copy stored as the
-//! chunk it was read from shares that chunk's originals: rewritten in parts later, it gets
-//! them back, within the chunk's bound of what the copy was written with. Wherever a
-//! successor came from (HDF5 re-reading a chunk for a partial write, or a program that
-//! read the chunk, edited some values and wrote it back), a value still as decoded is an
-//! approximation of its original, and the original is both what was written and closer
-//! to it. A decode's values identify it only where the codec made them up: values it
+//! values the codec decoded to zero are neither noted nor counted, and a buffer whose
+//! nonzero values are all one value is never taken for one (`one_value`). A copy stored as
+//! the chunk it was read from shares that chunk's originals: rewritten in parts later, it
+//! gets them back, within the chunk's bound of what the copy was written with. Wherever a
+//! successor came from (HDF5 re-reading a chunk for a partial write, or a program that read
+//! the chunk, edited some values and wrote it back), a value still as decoded is an
+//! approximation of its original, and the original is both what was written and closer to
+//! it. A decode's values identify it only where the codec made them up: values it
 //! reproduces exactly in other chunks too (levels of quantised data, a constant a coarse
-//! bound collapses a region to; zeros are left out) could make another chunk of the
-//! dataset pass for a kept one, which would then get that chunk's originals (see the
-//! README's "Chunks written in parts"). Before anything is put back, the originals are
-//! checked against the decode: within the chunk's point-wise bound (a chunk coded to a
-//! size, bound 0, has none: within the original's range), else they are dropped. What is
-//! kept is bounded ([`ENV_KEEP_MB`], 64 MiB by default, oldest first out), and kept per
-//! process: a chunk evicted from this memory, or re-filtered by another process or MPI
-//! rank, still adds up errors (the README says how to size HDF5's chunk cache instead).
+//! bound collapses a region to; zeros are left out) could make another chunk of the dataset
+//! pass for a kept one, which would then get that chunk's originals (see the README's
+//! "Chunks written in parts"). Before anything is put back, the originals are checked
+//! against the decode: within the chunk's point-wise bound (a chunk coded to a size, bound
+//! 0, has none: within the original's range), else they are dropped. What is kept is
+//! bounded ([`ENV_KEEP_MB`], 64 MiB by default, oldest first out), and kept per process: a
+//! chunk evicted from this memory, or re-filtered by another process or MPI rank, still
+//! adds up errors (the README says how to size HDF5's chunk cache instead).
 
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
@@ -384,6 +385,9 @@ impl Rewrites {
         if (0..n).all(unchanged) {
             return Some(Successor::Unchanged(stored));
         }
+        if one_value(input, elem_size) {
+            return None;
+        }
         // What the probes found, confirmed over the whole chunk: values the codec changed
         // that the buffer holds as decoded.
         let changed_by_codec = (0..n).filter(|&i| {
@@ -401,6 +405,19 @@ impl Rewrites {
         // The stored chunk these came from is being replaced (in this dataset only).
         self.lock().retain_key(key, |k| k.dataset != dataset);
         Some(Successor::Restored(restored))
+    }
+}
+
+/// Whether every nonzero value of `bytes` is one value: such a buffer tells no decode from
+/// another, being at every place a value the codec repeats over a region (faint values it
+/// collapsed to one) of any decode that holds it there. A constant chunk of 3.0 was taken
+/// for a decode of a lognormal field in a dataset set up alike whose faint half the codec
+/// had collapsed to 3.0, and got that field's faint values back instead of its own.
+fn one_value(bytes: &[u8], size: usize) -> bool {
+    let mut nonzero = bytes.chunks_exact(size).filter(|v| !is_zero(v));
+    match nonzero.next() {
+        Some(first) => nonzero.all(|v| v == first),
+        None => true,
     }
 }
 
@@ -599,6 +616,81 @@ mod tests {
             restored.expect("a successor")[4 * 601..],
             original[4 * 601..]
         );
+    }
+
+    /// A field whose small values a coarse bound collapsed to one value (a lognormal
+    /// field's faint half decoded to 3.0 at 80 dB, its bound near 30): a constant chunk of
+    /// that value in a dataset set up alike holds it at every place the codec made it up,
+    /// and is not taken for the decode (it got the field's faint values instead of 3.0, a
+    /// chunk of range 0 read back as another dataset's values).
+    #[test]
+    fn a_value_repeated_by_the_codec_does_not_identify_a_chunk() {
+        let shape = [4, 16, 16];
+        let (original, stored) = filling_chunk(&shape, 0, 13);
+        let header = chunk::parse(&stored).unwrap().0;
+        let floats = |b: &[u8]| bytemuck::cast_slice::<u8, f32>(b).to_vec();
+        let bytes = |v: &[f32]| bytemuck::cast_slice::<f32, u8>(v).to_vec();
+        let half = 512;
+        let collapsed = 0.5 * header.bound as f32;
+        let mut values = floats(&original);
+        (0..half).for_each(|i| values[i] = collapsed * (i % 7) as f32 / 7.0);
+        let mut decoded = floats(&decode(&stored).unwrap());
+        decoded[..half].fill(collapsed);
+        let (original, decoded) = (bytes(&values), bytes(&decoded));
+        let rewrites = Rewrites::new(1 << 24);
+        rewrites.written(DATASET, &stored, &header, &original);
+        rewrites.decoded(&stored, &header, &decoded);
+        let from = |_: &[u8]| Some(decoded.clone());
+        let mut constant = vec![collapsed; values.len()];
+        assert!(rewrites
+            .restore(DATASET, &bytes(&constant), 4, from)
+            .is_none());
+        // Nor with fill values (zeros) beside it, as in an edge chunk.
+        constant[1000..].fill(0.0);
+        assert!(rewrites
+            .restore(DATASET, &bytes(&constant), 4, from)
+            .is_none());
+        // The collapsed half written over with new values: the rest, made up by the codec
+        // value by value, still identifies the decode.
+        let mut next = floats(&decoded);
+        next[..half].fill(1.5);
+        let restored = rewrites
+            .restore(DATASET, &bytes(&next), 4, from)
+            .and_then(restored_buffer)
+            .expect("a successor");
+        assert_eq!(restored[4 * half..], original[4 * half..]);
+        assert_eq!(floats(&restored)[..half], next[..half]);
+    }
+
+    /// A chunk written in tiles, its first tile among fill values: the bound the fill sets
+    /// collapses the tile to one value, which is then all the codec changed, and the next
+    /// tile written into the fill still gets the first one's originals back.
+    #[test]
+    fn a_tile_the_codec_collapsed_to_one_value_gets_its_originals_back() {
+        let shape = [4, 16, 16];
+        let (_, stored) = filling_chunk(&shape, 0, 14);
+        let header = chunk::parse(&stored).unwrap().0;
+        let bytes = |v: &[f32]| bytemuck::cast_slice::<f32, u8>(v).to_vec();
+        let tile = 256;
+        let level = 1000.0f32;
+        let step = 0.5 * header.bound as f32;
+        let mut values = vec![0.0f32; 1024];
+        (0..tile).for_each(|i| values[i] = level + step * (i % 5) as f32 / 5.0);
+        let mut decoded = vec![0.0f32; 1024];
+        decoded[..tile].fill(level);
+        let (original, decoded) = (bytes(&values), bytes(&decoded));
+        let rewrites = Rewrites::new(1 << 24);
+        rewrites.written(DATASET, &stored, &header, &original);
+        rewrites.decoded(&stored, &header, &decoded);
+        let from = |_: &[u8]| Some(decoded.clone());
+        let mut next = bytemuck::cast_slice::<u8, f32>(&decoded).to_vec();
+        next[tile..2 * tile].fill(7.0);
+        let restored = rewrites
+            .restore(DATASET, &bytes(&next), 4, from)
+            .and_then(restored_buffer)
+            .expect("a successor");
+        assert_eq!(restored[..4 * tile], original[..4 * tile]);
+        assert_eq!(restored[4 * tile..], bytes(&next)[4 * tile..]);
     }
 
     #[test]
