@@ -132,6 +132,25 @@ pub fn generate(kind: Kind, shape: &[usize], seed: u64) -> Vec<f64> {
     }
 }
 
+/// `values` (C order, `shape`) with the `cover` share of them (0–1) set to `fill` where a
+/// smooth field from `seed` lies lowest: land in an ocean model, or the ground under an
+/// atmosphere, filled with one value. The mask's edges are smooth curves that cut the
+/// field anywhere, as coastlines do, so a chunk holds any mix of plateau and field.
+pub fn masked(mut values: Vec<f64>, shape: &[usize], seed: u64, cover: f64, fill: f64) -> Vec<f64> {
+    let land = generate(Kind::Spectral { slope: 4.0 }, shape, seed);
+    let mut sorted = land.clone();
+    sorted.sort_by(f64::total_cmp);
+    let Some(&shore) = sorted.get((cover.clamp(0.0, 1.0) * sorted.len() as f64) as usize) else {
+        return vec![fill; values.len()];
+    };
+    values
+        .iter_mut()
+        .zip(&land)
+        .filter(|(_, &l)| l < shore)
+        .for_each(|(v, _)| *v = fill);
+    values
+}
+
 /// Rescales to [0, 1] (a constant field becomes all zeros).
 fn normalised(v: Vec<f64>) -> Vec<f64> {
     let (lo, hi) = v
@@ -316,6 +335,22 @@ mod tests {
             1,
         );
         assert_eq!(n.len(), t.len());
+    }
+
+    #[test]
+    fn masks_cover_their_share_with_one_value() {
+        let shape = [16, 32, 32];
+        let field = generate(Kind::Spectral { slope: 3.0 }, &shape, 4);
+        let v = masked(field.clone(), &shape, 9, 0.4, 7.5);
+        let filled = v.iter().filter(|x| **x == 7.5).count() as f64 / v.len() as f64;
+        assert!((filled - 0.4).abs() < 0.01, "{filled}");
+        let kept = v.iter().zip(&field).filter(|(a, b)| a == b).count() as f64;
+        assert!((kept / v.len() as f64 - 0.6).abs() < 0.01, "{kept}");
+        assert_eq!(
+            masked(field.clone(), &shape, 9, 1.0, 2.0),
+            vec![2.0; v.len()]
+        );
+        assert_eq!(masked(field.clone(), &shape, 9, 0.0, 2.0), field);
     }
 
     #[test]

@@ -285,7 +285,7 @@ fn predict_mode_compresses_each_chunk_once_unless_a_look_corrects_it() {
     let (input, output, records) = repack_traced(dir.path(), "UD=357,0,5,60,0,0,0,1");
     // Every chunk, whether predict mode measured it or not, meets 60 dB (check.py).
     check(&input, &output, "60");
-    let (mut lossy, mut checked) = (0, 0);
+    let (mut lossy, mut checked, mut second_looks) = (0, 0, 0);
     for r in &records {
         assert_eq!(r["mode"], "predict");
         if r["codec"] != "lossless" {
@@ -299,23 +299,29 @@ fn predict_mode_compresses_each_chunk_once_unless_a_look_corrects_it() {
                 checked += 1;
                 continue;
             }
-            assert_eq!(r["compressions"], 1, "{r}");
-            // These fields are like the training data: no payload is far from its
-            // predicted size, so only chunks with an axis of 2–8 values (src/unfamiliar.rs:
-            // the edge chunks trimmed to 2 planes of 50 or 6 rows of 70, 18 of the 36 of
-            // each 50×70×90 field and 8 of the 20 of each 50×70 one, and the 9 chunks of
-            // 8×8 of the field with a NaN, whose NaN is marked missing) are decoded and
-            // measured, at most 61 of the 121 lossy chunks, and they met the target.
+            // These fields are like the training data: few payloads are far from their
+            // predicted size (4 of the 121 with the model trained with masks, none with the
+            // one before; their runner-up is then compressed once too),
+            // so mostly chunks with an axis of 2–8 values (src/unfamiliar.rs: the edge
+            // chunks trimmed to 2 planes of 50 or 6 rows of 70, 18 of the 36 of each
+            // 50×70×90 field and 8 of the 20 of each 50×70 one, and the 9 chunks of 8×8 of
+            // the field with a NaN, whose NaN is marked missing) are decoded and measured,
+            // at most 61 of the 121 lossy chunks, and they met the target.
             if r["reason"] == "checked" {
                 assert!(r["measured"].as_f64().unwrap() >= 60.0, "{r}");
+                let compressions = r["compressions"].as_u64().unwrap();
+                assert!(compressions <= 2, "{r}");
+                second_looks += usize::from(compressions == 2);
                 checked += 1;
                 continue;
             }
+            assert_eq!(r["compressions"], 1, "{r}");
             assert_eq!(r["reason"], "proposal", "{r}");
             assert!(r["measured"].is_null(), "predict mode does not decode: {r}");
         }
     }
     assert!(lossy == 121 && checked <= 61, "{records:?}");
+    assert!(second_looks * 20 <= lossy, "{records:?}");
 }
 
 /// A sky whose mean alone meets 40 dB in every chunk: through h5repack, every mode stores

@@ -481,8 +481,10 @@ fn extract_chunk(
 /// varied parameters, shapes and dtypes. Each field is one chunk.
 fn synth_jobs(count: usize, seed: u64) -> Vec<Job> {
     use rand::Rng;
-    let shapes: [&[usize]; 7] = [
+    let shapes: [&[usize]; 9] = [
         &[32, 32, 32],
+        &[16, 16, 16],
+        &[64, 64],
         &[16, 32, 64],
         &[16, 64, 64],
         &[256, 256],
@@ -529,6 +531,10 @@ fn synth_jobs(count: usize, seed: u64) -> Vec<Job> {
             }
             let field_seed = rng.random::<u64>();
             let values = synth::generate(kind, &shape, field_seed);
+            let (values, mask) = match kind {
+                Kind::Sparse { .. } => (values, String::new()),
+                _ => behind_a_mask(values, &shape, field_seed),
+            };
             let single = rng.random_bool(0.7);
             let (values, offset) = on_an_offset(values, field_seed, single);
             let values = if single {
@@ -538,13 +544,55 @@ fn synth_jobs(count: usize, seed: u64) -> Vec<Job> {
             };
             Job {
                 dataset: format!("synth-{}", kind.family()),
-                source: format!("{}-s{}{offset}", kind.label(), field_seed % 100_000),
+                source: format!("{}-s{}{mask}{offset}", kind.label(), field_seed % 100_000),
                 chunk: i,
                 shape,
                 values,
             }
         })
         .collect()
+}
+
+/// Share of generated fields, sparse ones aside, given a mask ([`behind_a_mask`]).
+const MASK_SHARE: f64 = 0.3;
+
+/// `values` with a mask, for [`MASK_SHARE`] of the seeds: 5–90% of them set to one fill
+/// value ([`synth::masked`]), a quarter of the time the field's minimum (a clipped edge:
+/// sea ice at 0), else anywhere from half the range below it to half above the maximum
+/// (land filled with 0 in an ocean current, or with a value beside its range), with a
+/// label for the field's name (empty when not masked).
+///
+/// Climate and ocean output fills land with one value, which the real corpus holds in few
+/// arrays. A model that never saw a plateau beside a field overrated SPERR and SZ3 on such
+/// chunks: predict mode missed 40–80 dB on 3% of the chunks of generated masked fields
+/// (6% in 3-D, 9% in 12×16×16 chunks, up to 7 dB short), against 0.02% unmasked; trained
+/// with them, on 0.02% of the masked chunks too (docs/surrogate.md, "Masks").
+fn behind_a_mask(values: Vec<f64>, shape: &[usize], field_seed: u64) -> (Vec<f64>, String) {
+    use rand::Rng;
+    let mut rng = ChaCha8Rng::seed_from_u64(field_seed ^ 0x1a4d);
+    if !rng.random_bool(MASK_SHARE) {
+        return (values, String::new());
+    }
+    let (lo, hi) = extremes(&values);
+    let cover = rng.random_range(0.05..0.9);
+    let fill = match rng.random_bool(0.25) {
+        true => lo,
+        false => lo + (hi - lo) * rng.random_range(-0.5..1.5),
+    };
+    let label = format!("-mask{cover:.2}");
+    (
+        synth::masked(values, shape, rng.random(), cover, fill),
+        label,
+    )
+}
+
+/// The least and the largest of `values` (+∞ and −∞ when there are none).
+fn extremes(values: &[f64]) -> (f64, f64) {
+    values
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        })
 }
 
 /// Share of generated fields moved onto an offset.
@@ -567,11 +615,7 @@ fn on_an_offset(mut values: Vec<f64>, field_seed: u64, single: bool) -> (Vec<f64
     if !rng.random_bool(OFFSET_SHARE) {
         return (values, String::new());
     }
-    let (lo, hi) = values
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
-            (lo.min(v), hi.max(v))
-        });
+    let (lo, hi) = extremes(&values);
     let range = hi - lo;
     if !(range > 0.0 && range.is_finite()) {
         return (values, String::new());
