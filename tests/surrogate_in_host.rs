@@ -307,16 +307,19 @@ fn predict_mode_compresses_each_chunk_once_unless_a_look_corrects_it() {
             // 50×70×90 field and 8 of the 20 of each 50×70 one, and the 9 chunks of 8×8 of
             // the field with a NaN, whose NaN is marked missing) are decoded and measured,
             // at most 61 of the 121 lossy chunks, and they met the target.
+            let compressions = r["compressions"].as_u64().unwrap();
+            assert!(compressions <= 2, "{r}");
+            second_looks += usize::from(compressions == 2);
             if r["reason"] == "checked" {
                 assert!(r["measured"].as_f64().unwrap() >= 60.0, "{r}");
-                let compressions = r["compressions"].as_u64().unwrap();
-                assert!(compressions <= 2, "{r}");
-                second_looks += usize::from(compressions == 2);
                 checked += 1;
                 continue;
             }
-            assert_eq!(r["compressions"], 1, "{r}");
-            assert_eq!(r["reason"], "proposal", "{r}");
+            // The runner-up of a second look kept, or not.
+            assert!(
+                ["proposal", "runner-up"].contains(&r["reason"].as_str().unwrap()),
+                "{r}"
+            );
             assert!(r["measured"].is_null(), "predict mode does not decode: {r}");
         }
     }

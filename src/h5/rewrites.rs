@@ -32,22 +32,23 @@
 //! of the noted decoded values (all of fewer; of the kept chunk whose it holds the largest
 //! share), and, decoded again, at least 32 of the values the codec changed (all of fewer);
 //! values the codec decoded to zero are neither noted nor counted, and a buffer whose
-//! nonzero values are all one value is never taken for one (`one_value`). A copy stored as
-//! the chunk it was read from shares that chunk's originals: rewritten in parts later, it
-//! gets them back, within the chunk's bound of what the copy was written with. Wherever a
-//! successor came from (HDF5 re-reading a chunk for a partial write, or a program that read
-//! the chunk, edited some values and wrote it back), a value still as decoded is an
-//! approximation of its original, and the original is both what was written and closer to
-//! it. A decode's values identify it only where the codec made them up: values it
-//! reproduces exactly in other chunks too (levels of quantised data, a constant a coarse
-//! bound collapses a region to; zeros are left out) could make another chunk of the dataset
-//! pass for a kept one, which would then get that chunk's originals (see the README's
-//! "Chunks written in parts"). Before anything is put back, the originals are checked
-//! against the decode: within the chunk's point-wise bound (a chunk coded to a size, bound
-//! 0, has none: within the original's range), else they are dropped. What is kept is
-//! bounded ([`ENV_KEEP_MB`], 64 MiB by default, oldest first out), and kept per process: a
-//! chunk evicted from this memory, or re-filtered by another process or MPI rank, still
-//! adds up errors (the README says how to size HDF5's chunk cache instead).
+//! nonzero values take at most two values gets no originals back (`few_values`; it may
+//! still be a decode unchanged). A copy stored as the chunk it was read from shares that
+//! chunk's originals: rewritten in parts later, it gets them back, within the chunk's bound
+//! of what the copy was written with. Wherever a successor came from (HDF5 re-reading a
+//! chunk for a partial write, or a program that read the chunk, edited some values and
+//! wrote it back), a value still as decoded is an approximation of its original, and the
+//! original is both what was written and closer to it. A decode's values identify it only
+//! where the codec made them up: values it reproduces exactly in other chunks too (levels
+//! of quantised data, a constant a coarse bound collapses a region to; zeros are left out)
+//! could make another chunk of the dataset pass for a kept one, which would then get that
+//! chunk's originals (see the README's "Chunks written in parts"). Before anything is put
+//! back, the originals are checked against the decode: within the chunk's point-wise bound
+//! (a chunk coded to a size, bound 0, has none: within the original's range), else they are
+//! dropped. What is kept is bounded ([`ENV_KEEP_MB`], 64 MiB by default, oldest first out),
+//! and kept per process: a chunk evicted from this memory, or re-filtered by another
+//! process or MPI rank, still adds up errors (the README says how to size HDF5's chunk
+//! cache instead).
 
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
@@ -385,7 +386,7 @@ impl Rewrites {
         if (0..n).all(unchanged) {
             return Some(Successor::Unchanged(stored));
         }
-        if one_value(input, elem_size) {
+        if few_values(input, elem_size) {
             return None;
         }
         // What the probes found, confirmed over the whole chunk: values the codec changed
@@ -408,17 +409,25 @@ impl Rewrites {
     }
 }
 
-/// Whether every nonzero value of `bytes` is one value: such a buffer tells no decode from
-/// another, being at every place a value the codec repeats over a region (faint values it
-/// collapsed to one) of any decode that holds it there. A constant chunk of 3.0 was taken
-/// for a decode of a lognormal field in a dataset set up alike whose faint half the codec
-/// had collapsed to 3.0, and got that field's faint values back instead of its own.
-fn one_value(bytes: &[u8], size: usize) -> bool {
-    let mut nonzero = bytes.chunks_exact(size).filter(|v| !is_zero(v));
-    match nonzero.next() {
-        Some(first) => nonzero.all(|v| v == first),
-        None => true,
+/// Whether the nonzero values of `bytes` take at most two values: such a buffer (a
+/// constant, beside a fill value or not) tells no decode from another, being at every
+/// place a value the codec repeats over a region (faint values it collapsed to one) of any
+/// decode that holds it there. A constant chunk of 3.0 was taken for a decode of a
+/// lognormal field in a dataset set up alike whose faint half the codec had collapsed to
+/// 3.0, and got that field's faint values back instead of its own. A successor whose new
+/// part is itself a constant (a tile of land written as one value beside a tile the codec
+/// collapsed) loses its originals with it, and goes through the codec twice.
+fn few_values(bytes: &[u8], size: usize) -> bool {
+    let mut seen: Vec<&[u8]> = Vec::with_capacity(3);
+    for v in bytes.chunks_exact(size).filter(|v| !is_zero(v)) {
+        if !seen.contains(&v) {
+            seen.push(v);
+            if seen.len() > 2 {
+                return false;
+            }
+        }
     }
+    true
 }
 
 /// The `i`-th value of `size` bytes in `bytes`.
@@ -645,8 +654,12 @@ mod tests {
         assert!(rewrites
             .restore(DATASET, &bytes(&constant), 4, from)
             .is_none());
-        // Nor with fill values (zeros) beside it, as in an edge chunk.
+        // Nor with fill values beside it, zeros (an edge chunk) or another value.
         constant[1000..].fill(0.0);
+        assert!(rewrites
+            .restore(DATASET, &bytes(&constant), 4, from)
+            .is_none());
+        constant[1000..].fill(-999.0);
         assert!(rewrites
             .restore(DATASET, &bytes(&constant), 4, from)
             .is_none());
@@ -684,7 +697,7 @@ mod tests {
         rewrites.decoded(&stored, &header, &decoded);
         let from = |_: &[u8]| Some(decoded.clone());
         let mut next = bytemuck::cast_slice::<u8, f32>(&decoded).to_vec();
-        next[tile..2 * tile].fill(7.0);
+        (tile..2 * tile).for_each(|i| next[i] = 7.0 + i as f32 / 64.0);
         let restored = rewrites
             .restore(DATASET, &bytes(&next), 4, from)
             .and_then(restored_buffer)
