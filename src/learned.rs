@@ -1115,8 +1115,8 @@ mod tests {
 
     /// A table of three smooth columns on their own levels (`n × 3`): SPERR has no wavelet
     /// for it, yet the model ranks SPERR first (on columns of spectral slope 2; the model
-    /// trained with masks ranks SZ3 first on slope 3). Guarantee mode, searching all three, keeps
-    /// SZ3; predict and fast mode propose SZ3 from the start and meet the target.
+    /// trained with masks ranks SZ3 first on slope 3). Guarantee mode, searching all three,
+    /// keeps SZ3; predict and fast mode propose SZ3 from the start and meet the target.
     #[test]
     fn predict_and_fast_mode_propose_sz3_where_sperr_cannot_transform() {
         use crate::select::compress_to_target;
