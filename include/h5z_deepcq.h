@@ -156,7 +156,9 @@
  * ratio at under a bit per value, or from ZFP, and the model's runner-up compressor
  * promises 1.5× that: the runner-up once, the smaller kept), trusting the proposal
  * unless the payload stores more than 3× from the predicted ratio, SZ3 stored it under a
- * bit per value, or the chunk is of a kind the model misreads (quantised values, an axis
+ * bit per value, a PSNR choice lies inside the model's calibrated margin (aimed 3 dB
+ * above the target where that promises 1.25× the ratio of the calibrated choice), or
+ * the chunk is of a kind the model misreads (quantised values, an axis
  * of 2 or 3 values, or of 4–8 once folded to three, a table's columns, a series,
  * magnitudes over more than 12 decades, an isolated marker: docs/cd_values.md; then
  * measured and, on a PSNR miss, corrected, unless the bound is at or below the safe

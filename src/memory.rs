@@ -241,6 +241,7 @@ impl Proposer for Remembering<'_> {
             codec: raw.codec,
             bound: raw.bound,
             predicted_ratio: raw.predicted_ratio,
+            needs_look: raw.needs_look,
         };
         // Zipped, as `expected_ratio` below: `map_or(1.0, |b| b.mean.exp())` compiled to exp
         // of an unset bias's bytes, its result then discarded, and valgrind flagged the
@@ -589,6 +590,7 @@ mod tests {
                 codec: CodecId::Sz3,
                 bound: raw.bound,
                 predicted_ratio: None,
+                needs_look: false,
             })
         );
         // Then SZ3 wins once: it goes first again.
@@ -629,6 +631,7 @@ mod tests {
                 codec,
                 bound,
                 predicted_ratio: None,
+                needs_look: false,
             })
         };
         assert_eq!(p.runner_up, unmoved(CodecId::Sz3, raw.bound));

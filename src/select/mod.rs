@@ -33,13 +33,14 @@
 //!
 //! Predict mode compresses its runner-up once, and keeps the smaller payload, when the
 //! first payload stored under half its predicted ratio at a low rate
-//! (`Search::predict_runner_up`). It keeps its payload unless the payload's size shows the model
-//! misread the chunk ([`SURPRISE_FACTOR`]), the chunk is of a kind the model misreads
-//! ([`crate::unfamiliar`], series included) or SZ3 stored it below [`SZ3_ERRATIC_BITS`]
-//! per value: then it measures, and corrects a PSNR miss as fast mode does, unless the
-//! bound is at or below the safe bound with a codec that keeps it. A ratio target's size
-//! needs no decode: a first payload short of it or more than [`SURPRISE_FACTOR`] past it is
-//! searched as in guarantee mode.
+//! (`Search::predict_runner_up`). It keeps its payload unless the payload's size shows the
+//! model misread the chunk ([`SURPRISE_FACTOR`]), the chunk is of a kind the model misreads
+//! ([`crate::unfamiliar`], series included), SZ3 stored it below [`SZ3_ERRATIC_BITS`] per
+//! value or the proposal was aimed inside the model's calibrated margin
+//! ([`Proposal::needs_look`]): then it measures, and corrects a PSNR miss as fast mode
+//! does, unless the bound is at or below the safe bound with a codec that keeps it. A
+//! ratio target's size needs no decode: a first payload short of it or more than
+//! [`SURPRISE_FACTOR`] past it is searched as in guarantee mode.
 //!
 //! The search over one chunk is `search`'s; where its next bound lies (the budgets, the
 //! bracket of bounds measured and its secant steps, the ratio search's steps) is
@@ -127,7 +128,9 @@ pub struct Outcome {
     /// "third compressor" (the last one's, [`Proposal::third`]),
     /// "checked" (predict mode measured a proposal, one the model misread
     /// ([`SURPRISE_FACTOR`]), of a kind it misreads ([`crate::unfamiliar`]), SZ3's below
-    /// [`SZ3_ERRATIC_BITS`] or one whose decode may come back exact, and it met the target),
+    /// [`SZ3_ERRATIC_BITS`], one aimed inside the model's calibrated margin
+    /// ([`Proposal::needs_look`]) or one whose decode may come back exact, and it met the
+    /// target),
     /// "mean meets the target" (SPERR coding next to nothing, [`crate::near_mean`]), "safe
     /// bound", or a lossless reason.
     pub reason: &'static str,
@@ -177,6 +180,10 @@ pub struct Proposal {
     /// most this many bytes: set by [`crate::memory`] when the runner-up is expected to lose
     /// by far and the first compressor's size shows the chunk is like the ones it lost on.
     pub skip_runner_up_within: Option<usize>,
+    /// Predict mode measures this proposal's payload (and corrects a miss): the model's
+    /// calibrated margin for its compressor and band of predicted excess is wider than
+    /// predict mode aims with ([`crate::learned::PREDICT_LOOK_MARGIN_DB`]).
+    pub needs_look: bool,
 }
 
 /// Another compressor's best proposal.
@@ -188,6 +195,8 @@ pub struct Alternative {
     pub bound: f64,
     /// Predicted compression ratio at this bound, if the proposer predicts one.
     pub predicted_ratio: Option<f64>,
+    /// As [`Proposal::needs_look`], for predict mode's runner-up kept in its place.
+    pub needs_look: bool,
 }
 
 /// Makes the first proposal for a chunk. The surrogate implements this too.
@@ -296,6 +305,7 @@ impl Proposer for Analytic {
             runner_up: None,
             third: None,
             skip_runner_up_within: None,
+            needs_look: false,
         })
     }
 }
@@ -587,9 +597,11 @@ pub(crate) mod fixed {
                     codec: CodecId::Sperr,
                     bound,
                     predicted_ratio: None,
+                    needs_look: false,
                 }),
                 third: None,
                 skip_runner_up_within: None,
+                needs_look: false,
             })
         }
     }
@@ -648,6 +660,7 @@ pub(crate) mod fixed {
                 codec,
                 bound: p.bound,
                 predicted_ratio: None,
+                needs_look: false,
             };
             Ok(Proposal {
                 runner_up: Some(alternative(second)),

@@ -318,6 +318,8 @@ impl<'a> Search<'a> {
             Some(format!(
                 "SZ3 below {SZ3_ERRATIC_BITS} bits per value, where its PSNR is erratic"
             ))
+        } else if proposal.needs_look {
+            Some("aimed inside the model's calibrated margin (Proposal::needs_look)".to_string())
         } else {
             None
         };
@@ -395,6 +397,7 @@ impl<'a> Search<'a> {
             runner_up: None,
             third: None,
             skip_runner_up_within: None,
+            needs_look: alt.needs_look,
         };
         Ok(Some((attempt, alone)))
     }

@@ -442,6 +442,7 @@ fn zfp_is_skipped_where_a_sample_of_its_blocks_shows_it_cannot_win() {
         codec: CodecId::Zfp,
         bound,
         predicted_ratio: None,
+        needs_look: false,
     };
     let kept_at = |stored| {
         Some(search::Landed {
@@ -1525,4 +1526,59 @@ fn the_lossless_estimate_is_exact_on_a_small_chunk_and_errs_large_on_a_big_one()
         .unwrap();
     let estimate = crate::codec::Lossless::estimated_len(data, &shape).unwrap();
     assert!(estimate >= exact.len(), "{estimate} < {}", exact.len());
+}
+
+/// [`Fixed`]'s proposal with [`Proposal::needs_look`] set as `needs_look`.
+struct Looking {
+    fixed: Fixed,
+    needs_look: bool,
+}
+
+impl Proposer for Looking {
+    fn propose(
+        &self,
+        data: Samples<'_>,
+        shape: &[usize],
+        extent: Extent,
+        settings: &Settings,
+    ) -> Result<Proposal, SelectError> {
+        let proposal = self.fixed.propose(data, shape, extent, settings)?;
+        Ok(Proposal {
+            needs_look: self.needs_look,
+            ..proposal
+        })
+    }
+}
+
+/// Predict mode measures a proposal aimed inside the model's calibrated margin
+/// ([`Proposal::needs_look`]) and corrects its miss; unflagged, the same proposal is kept
+/// on the model's word.
+#[test]
+fn predict_mode_looks_at_a_proposal_inside_the_calibrated_margin() {
+    let shape = [32, 32, 32];
+    let v = spectral_f32(&shape, 7);
+    let data = Samples::F32(&v);
+    let mut settings = Settings::psnr(60.0).unwrap();
+    settings.mode = Mode::Predict;
+    // Eight times SZ3's formula bound: about 18 dB short of the target.
+    let outcome = |needs_look| {
+        let fixed = Fixed {
+            codec: CodecId::Sz3,
+            runner_up: false,
+            scale: 8.0,
+        };
+        let proposer = Looking { fixed, needs_look };
+        compress_to_target(data, &shape, &settings, &proposer).unwrap()
+    };
+    let trusted = outcome(false);
+    assert_eq!((trusted.reason, trusted.compressions), ("proposal", 1));
+    let back = codec_for(CodecId::Sz3)
+        .decode(&trusted.payload, &Layout::of(&data, &shape), trusted.bound)
+        .unwrap();
+    let missed = metrics::error_stats_of(data, back.view()).unwrap().psnr;
+    assert!(missed < 55.0, "{missed}");
+    let looked = outcome(true);
+    assert_eq!(looked.reason, "corrected");
+    assert!(looked.measured.unwrap() >= 60.0, "{looked:?}");
+    assert!(looked.bound < trusted.bound);
 }
