@@ -325,6 +325,7 @@ impl Proposer for Remembering<'_> {
             runner_up: second.map(move_alternative),
             third: third.map(move_alternative),
             skip_runner_up_within: within,
+            needs_look: first.needs_look,
             ..raw
         })
     }

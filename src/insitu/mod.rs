@@ -475,7 +475,10 @@ pub enum AdviceSource {
 }
 
 /// Predict-only advice: the codec and bound the chooser proposes for `data`, and the
-/// PSNR, SSIM and ratio that choice is expected to give.
+/// PSNR, SSIM and ratio that choice is expected to give. The proposal keeps to the model's
+/// calibrated margins: a predict-mode write may aim inside them where that promises far
+/// more ratio, and then measures what it stored
+/// ([`crate::select::Proposal::needs_look`]); nothing measures advice.
 ///
 /// With the surrogate loaded the numbers are its predictions and nothing is compressed
 /// ([`AdviceSource::Model`]); for a buffer ending in constant slabs, which the write trims

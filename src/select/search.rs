@@ -283,13 +283,14 @@ impl<'a> Search<'a> {
     /// [`Search::predict_runner_up`] tried it and it stored less), looked at
     /// ([`Search::check_surprise`]) when the model misread the chunk ([`surprised`]) or is
     /// known to misread its kind ([`unfamiliar::unfamiliar`]) or its PSNR
-    /// ([`unfamiliar::one_dimensional`]: a series), or when SZ3 stored it below
-    /// [`SZ3_ERRATIC_BITS`] per value ([`Search::sz3_erratic`]). A chunk certain to meet the
-    /// target ([`Search::certain_to_meet`]) is looked at only where the look may store it
-    /// smaller: where the model misread it (a large overshoot is loosened), or where a
-    /// decode may come back exact, so that lossless may store less ([`prefer_exact`]): SZ3
-    /// at a bound finer than the step of a lattice the values lie on
-    /// ([`may_decode_exactly`]).
+    /// ([`unfamiliar::one_dimensional`]: a series), when SZ3 stored it below
+    /// [`SZ3_ERRATIC_BITS`] per value ([`Search::sz3_erratic`]), or when the proposal was
+    /// aimed inside the model's calibrated margin ([`Proposal::needs_look`]). A chunk
+    /// certain to meet the target ([`Search::certain_to_meet`]) is looked at only where the
+    /// look may store it smaller: where the model misread it (a large overshoot is
+    /// loosened), or where a decode may come back exact, so that lossless may store less
+    /// ([`prefer_exact`]): SZ3 at a bound finer than the step of a lattice the values lie
+    /// on ([`may_decode_exactly`]).
     pub(super) fn predict_psnr(
         &mut self,
         first: Attempt,
@@ -456,8 +457,9 @@ impl<'a> Search<'a> {
     }
 
     /// Predict mode's look at a chunk the model misread (`surprise`, [`surprised`]), is
-    /// known to misread ([`unfamiliar::unfamiliar`]) or SZ3 stored at an erratic rate
-    /// ([`Search::sz3_erratic`]): measures the PSNR of `first` and
+    /// known to misread ([`unfamiliar::unfamiliar`]), SZ3 stored at an erratic rate
+    /// ([`Search::sz3_erratic`]) or was proposed inside the model's calibrated margin
+    /// ([`Proposal::needs_look`]): measures the PSNR of `first` and
     /// keeps it when it meets the target ("checked"), else searches as fast mode does,
     /// never the runner-up: one more compression aimed above the target, then the safe
     /// bound, then lossless.
