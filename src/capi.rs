@@ -681,8 +681,8 @@ unsafe fn write_cd(
 /// Predict-only advice for `data` (`dtype` values of C-order `dims[rank]`) under the
 /// settings `cd_values[n_cd]`: the codec and bound the chooser proposes and the PSNR,
 /// SSIM and ratio they are expected to give (within the model's calibrated margins, where
-/// a predict-mode write may aim closer and then measure). With the surrogate loaded these are its
-/// predictions and nothing is compressed (`source = H5Z_DEEPCQ_SOURCE_MODEL`; for a
+/// a predict-mode write may aim closer and then measure). With the surrogate loaded these
+/// are its predictions and nothing is compressed (`source = H5Z_DEEPCQ_SOURCE_MODEL`; for a
 /// buffer ending in constant slabs, which the write trims, the predictions are for the
 /// block before them, which it aims at); for absolute bounds, NaN/Inf left after trimming
 /// or constant buffers, a missing value in the settings, under the opted-in analytic

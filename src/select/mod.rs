@@ -180,9 +180,10 @@ pub struct Proposal {
     /// most this many bytes: set by [`crate::memory`] when the runner-up is expected to lose
     /// by far and the first compressor's size shows the chunk is like the ones it lost on.
     pub skip_runner_up_within: Option<usize>,
-    /// Predict mode measures this proposal's payload (and corrects a miss): the model's
-    /// calibrated margin for its compressor and band of predicted excess is wider than
-    /// predict mode aims with ([`crate::learned::PREDICT_LOOK_MARGIN_DB`]).
+    /// Predict mode measures this proposal's payload (and corrects a miss): it was aimed
+    /// inside the model's calibrated margin for its compressor and band of predicted
+    /// excess, where that margin is wider than predict mode aims with there
+    /// ([`crate::learned::PREDICT_LOOK_MARGIN_DB`]).
     pub needs_look: bool,
 }
 

@@ -209,18 +209,20 @@ fn folder(dir: &Path) -> Result<Vec<BenchArray>> {
     };
     // One file that is not HDF5 after all (a netCDF-3 `.nc`) or cannot be read does not
     // stop a folder's run: it is named on stderr and left out.
-    for file in hdf5_files(dir)? {
-        let label = file.strip_prefix(dir).unwrap_or(&file).to_string_lossy();
-        match hdf5_arrays(&file, &label) {
+    let files = hdf5_files(dir)?;
+    for file in &files {
+        let label = file.strip_prefix(dir).unwrap_or(file).to_string_lossy();
+        match hdf5_arrays(file, &label) {
             Ok(found) => arrays.extend(found),
             Err(e) => eprintln!("bench: {label} left out: {e:#}"),
         }
     }
     if arrays.is_empty() {
         bail!(
-            "{}: no float32 or float64 array with values in a stats.json manifest (entries left \
-             out are named above) and no HDF5 file found",
-            dir.display()
+            "{}: no float32 or float64 array with values in a stats.json manifest or in {} \
+             HDF5 file(s) (what was left out is named above)",
+            dir.display(),
+            files.len()
         );
     }
     arrays.sort_by_key(|a| a.name());
