@@ -408,13 +408,14 @@ impl Learned {
             to_the_edge,
             ssim_as_psnr: ssim_as_psnr.as_ref(),
         };
+        let trusted = choose(&rule, &candidates, &predictions);
         let capped = calibrated.capped(PREDICT_LOOK_MARGIN_DB);
         let looked_at = (may_look && settings.mode == Mode::Predict && kind == TargetKind::Psnr)
-            .then(|| choice_to_look_at(&rule, &capped, &candidates, &predictions))
+            .then(|| choice_to_look_at(&rule, &capped, trusted.1.cr, &candidates, &predictions))
             .flatten();
         let (rule, (best, mut prediction, predicted)) = match looked_at {
             Some((bold, choice)) => (bold, choice),
-            None => (rule, choose(&rule, &candidates, &predictions)),
+            None => (rule, trusted),
         };
         let needs_look = |c: &Candidate, p: &Prediction| {
             looked_at.is_some() && short_of_calibrated(target, safe_rel, &calibrated, c, p)
@@ -502,12 +503,13 @@ struct Rule<'a> {
 }
 
 /// Predict mode's choice within `capped` margins ([`PREDICT_LOOK_MARGIN_DB`]) and the rule
-/// it was made by, when it is predicted to store [`PREDICT_LOOK_GAIN`] times the ratio of
-/// `calibrated`'s choice; None when it is not, and the calibrated choice, which needs no
-/// look, stands.
+/// it was made by, when it is predicted to store [`PREDICT_LOOK_GAIN`] times
+/// `trusted_cr`, the predicted ratio of `calibrated`'s choice; None when it is not, and
+/// the calibrated choice, which needs no look, stands.
 fn choice_to_look_at<'a>(
     calibrated: &Rule<'a>,
     capped: &'a Margins,
+    trusted_cr: f64,
     candidates: &[Candidate],
     predictions: &[Prediction],
 ) -> Option<(Rule<'a>, (Candidate, Prediction, f64))> {
@@ -515,9 +517,8 @@ fn choice_to_look_at<'a>(
         margins: capped,
         ..*calibrated
     };
-    let (_, trusted, _) = choose(calibrated, candidates, predictions);
     let choice = choose(&bold, candidates, predictions);
-    (choice.1.cr >= PREDICT_LOOK_GAIN * trusted.cr).then_some((bold, choice))
+    (choice.1.cr >= PREDICT_LOOK_GAIN * trusted_cr).then_some((bold, choice))
 }
 
 /// True when candidate `c`, predicted `p`, is not certain to meet a PSNR `target` (its
@@ -848,7 +849,8 @@ mod tests {
         let calibrated = rule(TargetKind::Psnr, 40.0, 0.01, &wide, false);
         let pick = |looser_cr| {
             let (c, p): (Vec<_>, Vec<_>) = case(looser_cr).into_iter().unzip();
-            choice_to_look_at(&calibrated, &capped, &c, &p)
+            let (_, trusted, _) = choose(&calibrated, &c, &p);
+            choice_to_look_at(&calibrated, &capped, trusted.cr, &c, &p)
                 .map(|(rule, (c, _, _))| (rule.margins.psnr_db[0][0], c.rel_bound))
         };
         assert_eq!(pick(40.0), Some((PREDICT_LOOK_MARGIN_DB, 0.04)));
