@@ -28,10 +28,13 @@
 //! searched again after three skipped chunks in a row, so that the correction stays
 //! fresh.
 //!
-//! Nothing here can make a chunk miss its target: every chunk is still decoded, measured
-//! and corrected by [`crate::select`]. What memory changes is where the search starts,
-//! and so the compressions it spends. Predict mode measures only the chunks the model
-//! misread and is left alone.
+//! Nothing here can make a chunk miss its target: every chunk whose proposal memory moves
+//! is still decoded, measured and corrected by [`crate::select`]. What memory changes is
+//! where the search starts, and so the compressions it spends. Predict mode trusts most
+//! chunks unmeasured, and memory leaves those as the model proposed them; it learns from
+//! the chunks predict mode measures and moves only the proposals for chunks it measures
+//! whatever their bound, of kinds the model misreads, so that a measurement already paid
+//! for lands closer to the target (`Remembering::predict_aimed`).
 //!
 //! The chunk bytes therefore depend on the chunks written before them in the same process
 //! (as with an in-situ [`crate::insitu::session::Session`]): the same data written in the
@@ -49,6 +52,7 @@ use crate::features::Extent;
 use crate::samples::Samples;
 use crate::select::{Alternative, Outcome, Proposal, Proposer, SelectError};
 use crate::settings::Settings;
+use crate::unfamiliar;
 use crate::wire::{CodecId, Mode, TargetKind};
 
 /// Weight of the newest chunk in the running means.
@@ -194,9 +198,29 @@ fn stepped(codec: CodecId, bound: f64) -> bool {
     codec_for(codec).alike_bounds(bound).is_some()
 }
 
-/// Whether memory applies: a measured mode and a PSNR target (the correction is in dB).
+/// Whether memory applies: a PSNR target (the correction is in dB). In predict mode only
+/// to the chunks it measures anyway ([`Remembering::predict_aimed`]).
 fn applies(settings: &Settings) -> bool {
-    settings.mode != Mode::Predict && settings.target.kind == TargetKind::Psnr
+    settings.target.kind == TargetKind::Psnr
+}
+
+/// `bound`, the surrogate's raw bound for `codec`, moved by what the chunks before taught
+/// of it (`offset`) and aimed `aim_db` above the target.
+fn moved(codec: CodecId, bound: f64, offset: Offset, aim_db: f64) -> f64 {
+    // A stepped codec's remembered bound is one it kept, not an extrapolation: it starts
+    // on that stair, not aimed below it (which is the stair down, 6 dB over), and nudged
+    // up a few ulps, as `raw · kept / raw` may come back an ulp under the power of two it
+    // kept.
+    match stepped(codec, bound) {
+        true => bound * offset.mean.exp() * (1.0 + 4.0 * f64::EPSILON),
+        false => bound * (offset.mean - crate::metrics::db_to_ln(aim_db)).exp(),
+    }
+}
+
+/// Fast mode's aim above the target (dB) where a codec's offset is `offset`: wider as the
+/// chunks taught less alike factors ([`FAST_SPREAD`]).
+fn fast_aim_db(offset: Offset) -> f64 {
+    (FAST_SPREAD * offset.dev * 20.0 / std::f64::consts::LN_10).clamp(FAST_AIM_DB.0, FAST_AIM_DB.1)
 }
 
 impl Proposer for Remembering<'_> {
@@ -212,22 +236,14 @@ impl Proposer for Remembering<'_> {
         if !applies(settings) {
             return Ok(raw);
         }
+        if settings.mode == Mode::Predict {
+            return Ok(self.predict_aimed(raw, data, shape, extent));
+        }
         let state = self.memory.lock();
         let offsets = state.offsets;
         let moved = |codec: CodecId, bound: f64| match offsets[codec as usize] {
-            // A stepped codec's remembered bound is one it kept, not an extrapolation: it
-            // starts on that stair, not aimed below it (which is the stair down, 6 dB
-            // over), and nudged up a few ulps, as `raw · kept / raw` may come back an ulp
-            // under the power of two it kept.
-            Some(o) if stepped(codec, bound) => bound * o.mean.exp() * (1.0 + 4.0 * f64::EPSILON),
-            Some(o) => {
-                let aim = match settings.mode {
-                    Mode::Fast => (FAST_SPREAD * o.dev * 20.0 / std::f64::consts::LN_10)
-                        .clamp(FAST_AIM_DB.0, FAST_AIM_DB.1),
-                    _ => AIM_DB,
-                };
-                bound * (o.mean - crate::metrics::db_to_ln(aim)).exp()
-            }
+            Some(o) if settings.mode == Mode::Fast => moved(codec, bound, o, fast_aim_db(o)),
+            Some(o) => moved(codec, bound, o, AIM_DB),
             None => bound,
         };
         // Guarantee mode: the compressor that won the last chunk goes first, so that its
@@ -344,6 +360,40 @@ impl Proposer for Remembering<'_> {
 }
 
 impl Remembering<'_> {
+    /// Predict mode's proposal: `raw` as the model made it, unless the chunk is one predict
+    /// mode measures whatever its bound, one of a kind the model misreads
+    /// ([`unfamiliar::unfamiliar`], a series), and the chunks before taught this dataset's
+    /// offset for its compressor. Then it is moved and aimed as fast mode aims, and
+    /// flagged for a look ([`Proposal::needs_look`]) so that a miss is corrected as fast
+    /// mode corrects it: a measurement it already paid for then keeps that much less
+    /// margin. Nothing changes for a chunk predict mode trusts unmeasured, nor the choice
+    /// of compressor.
+    fn predict_aimed(
+        &self,
+        raw: Proposal,
+        data: Samples<'_>,
+        shape: &[usize],
+        extent: Extent,
+    ) -> Proposal {
+        let Some(offset) = self.memory.lock().offsets[raw.codec as usize] else {
+            return raw;
+        };
+        let measured_anyway = raw.needs_look
+            || unfamiliar::unfamiliar(data, shape, extent)
+            || unfamiliar::one_dimensional(shape);
+        if !measured_anyway {
+            return raw;
+        }
+        let bound = moved(raw.codec, raw.bound, offset, fast_aim_db(offset));
+        self.applied
+            .set(Some((raw.codec, (bound / raw.bound).ln())));
+        Proposal {
+            bound,
+            needs_look: true,
+            ..raw
+        }
+    }
+
     /// Natural log of the factor memory applied to the surrogate's bound for the
     /// compressor tried first (0 when it had learned nothing of it).
     pub fn applied(&self) -> f64 {
@@ -448,7 +498,7 @@ static DATASETS: Lazy<Mutex<HashMap<Vec<u32>, Arc<Memory>>>> =
 /// dims, followed by what tells open datasets apart, [`crate::h5::filter::encode_dataset_chunk`];
 /// datasets with identical keys share it, which costs them nothing but a different starting
 /// point), or `None` when memory is off ([`ENV_MEMORY`]) or would not apply to `settings`
-/// (predict mode, targets other than PSNR). At most 4096 are kept; then the
+/// (targets other than PSNR). At most 4096 are kept; then the
 /// registry starts over.
 pub fn for_dataset(key: &[u32], settings: &Settings) -> Option<Arc<Memory>> {
     if !enabled() || !applies(settings) {
@@ -556,7 +606,7 @@ mod tests {
         assert!((next.bound / expected - 1.0).abs() < 1e-9, "{next:?}");
         // The runner-up has learned nothing yet: its raw bound.
         assert_eq!(next.runner_up.unwrap().bound, raw.runner_up.unwrap().bound);
-        // Predict mode measures too little to learn from, so memory leaves it alone.
+        // Predict mode trusts a chunk of a kind it does not measure as the model proposed it.
         let predict = Settings {
             mode: Mode::Predict,
             ..settings
@@ -564,6 +614,66 @@ mod tests {
         assert_eq!(
             propose(&memory.proposer(&SZ3_THEN_SPERR), &v, &predict),
             raw
+        );
+    }
+
+    #[test]
+    fn predict_mode_moves_only_a_chunk_it_measures_anyway() {
+        let settings = Settings {
+            mode: Mode::Predict,
+            ..Settings::psnr(60.0).unwrap()
+        };
+        // SZ3 at 0.7 of the formula bound, above the safe bound: a surrogate that keeps a
+        // few dB too much.
+        let alone = Fixed {
+            runner_up: false,
+            scale: 0.7,
+            ..SZ3_THEN_SPERR
+        };
+        let shape = [1usize << 14];
+        let series = |seed| -> Vec<f32> {
+            generate(Kind::Spectral { slope: 2.0 }, &shape, seed)
+                .into_iter()
+                .map(|x| x as f32)
+                .collect()
+        };
+        let (a, b) = (series(1), series(2));
+        let memory = Memory::default();
+        // A series is a kind predict mode measures: the first teaches SZ3's offset.
+        let first = memory
+            .compress(Samples::F32(&a), &shape, &settings, &alone)
+            .unwrap();
+        let excess = first.measured.unwrap() - 60.0;
+        assert!(excess > 2.0, "{excess} dB over");
+        let of_b = |proposer: &dyn Proposer| {
+            let data = Samples::F32(&b);
+            proposer
+                .propose(data, &shape, Extent::of(data), &settings)
+                .unwrap()
+        };
+        let (raw, moved) = (of_b(&alone), of_b(&memory.proposer(&alone)));
+        // Aimed as fast mode aims with one chunk learned: 1 dB above the target.
+        let expected = raw.bound * crate::metrics::db_to_ln(excess - 1.0).exp();
+        assert!(
+            (moved.bound / expected - 1.0).abs() < 1e-6,
+            "{moved:?} {raw:?}"
+        );
+        assert!(moved.needs_look && !raw.needs_look);
+        let second = memory
+            .compress(Samples::F32(&b), &shape, &settings, &alone)
+            .unwrap();
+        let (kept, measured) = (second.bound, second.measured.unwrap());
+        assert!(
+            measured >= 60.0 && measured < 60.0 + excess - 0.5,
+            "{measured} dB"
+        );
+        assert!(kept > raw.bound, "kept {kept}, proposed {}", raw.bound);
+        // A chunk of a kind predict mode trusts unmeasured keeps the model's proposal.
+        let cube = field(3, 1.0);
+        let remembering = memory.proposer(&alone);
+        assert_eq!(
+            propose(&remembering, &cube, &settings),
+            propose(&Memory::default().proposer(&alone), &cube, &settings)
         );
     }
 

@@ -46,7 +46,7 @@ pub enum FilterError {
 /// were first written before it is compressed again ([`super::rewrites`]); with nothing
 /// added, it is stored as that chunk's bytes, unchanged.
 ///
-/// The chunks of one dataset share what guarantee and fast mode learn ([`crate::memory`]);
+/// The chunks of one dataset share what they teach of the surrogate ([`crate::memory`]);
 /// datasets are told apart by their stored cd_values alone. [`encode_dataset_chunk`] tells
 /// apart open datasets whose cd_values are the same.
 pub fn encode_chunk(

@@ -183,7 +183,8 @@ pub struct Proposal {
     /// Predict mode measures this proposal's payload (and corrects a miss): it was aimed
     /// inside the model's calibrated margin for its compressor and band of predicted
     /// excess, where that margin is wider than predict mode aims with there
-    /// ([`crate::learned::PREDICT_LOOK_MARGIN_DB`]).
+    /// ([`crate::learned::PREDICT_LOOK_MARGIN_DB`]), or moved by what the dataset's
+    /// earlier chunks taught ([`crate::memory`]).
     pub needs_look: bool,
 }
 

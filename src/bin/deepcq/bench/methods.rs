@@ -264,14 +264,17 @@ pub fn run_all(
     Ok(out)
 }
 
-/// deepcq's rows: predict mode, and fast and guarantee mode with their memories.
+/// deepcq's rows: predict, fast and guarantee mode, each with its memory.
 fn deepcq_rows(
     job: Job<'_>,
     proposer: &dyn Proposer,
     memories: &Memories,
 ) -> Result<[(Method, ChunkResult); 3]> {
     Ok([
-        (Method::Predict, deepcq(job, Mode::Predict, proposer, None)?),
+        (
+            Method::Predict,
+            deepcq(job, Mode::Predict, proposer, Some(&memories.predict))?,
+        ),
         (
             Method::Fast,
             deepcq(job, Mode::Fast, proposer, Some(&memories.fast))?,
@@ -416,6 +419,8 @@ fn oracle_of(job: Job<'_>, codec: CodecId, range: f64, steps: u32) -> Result<Chu
 /// filter learns across the chunks of one dataset ([`Memory`]).
 #[derive(Debug, Default)]
 pub struct Memories {
+    /// Predict mode's.
+    pub predict: Memory,
     /// Fast mode's.
     pub fast: Memory,
     /// Guarantee mode's.
