@@ -29,12 +29,13 @@
 //! fresh.
 //!
 //! Nothing here can make a chunk miss its target: every chunk whose proposal memory moves
-//! is still decoded, measured and corrected by [`crate::select`]. What memory changes is
-//! where the search starts, and so the compressions it spends. Predict mode trusts most
-//! chunks unmeasured, and memory leaves those as the model proposed them; it learns from
-//! the chunks predict mode measures and moves only the proposals for chunks it measures
-//! whatever their bound, of kinds the model misreads, so that a measurement already paid
-//! for lands closer to the target (`Remembering::predict_aimed`).
+//! is still decoded, measured and corrected by [`crate::select`] (or, at or below the
+//! safe bound, certain to meet it). What memory changes is where the search starts, and so
+//! the compressions it spends. Predict mode trusts most chunks unmeasured, and memory
+//! leaves those as the model proposed them; it learns the model's error from the chunks
+//! predict mode measures and moves only the proposals for chunks it measures whatever
+//! their bound (kinds the model misreads, proposals flagged for a look), so that a
+//! measurement already paid for lands closer to the target (`Remembering::predict_aimed`).
 //!
 //! The chunk bytes therefore depend on the chunks written before them in the same process
 //! (as with an in-situ [`crate::insitu::session::Session`]): the same data written in the
@@ -165,6 +166,7 @@ impl Memory {
             predicted_gap: Cell::new(None),
             may_skip_runner_up: Cell::new(false),
             byte_len: Cell::new(0),
+            predicted_excess: Cell::new(None),
             applied: Cell::new(None),
             forget: Cell::new(None),
         }
@@ -184,6 +186,9 @@ pub struct Remembering<'a> {
     may_skip_runner_up: Cell<bool>,
     /// The chunk's size in bytes.
     byte_len: Cell<usize>,
+    /// Predict mode: how far above the target the model predicted the first compressor's
+    /// raw bound to land (dB), what `learn` takes out of the offset it learns.
+    predicted_excess: Cell<Option<f64>>,
     /// The compressor tried first and ln of the factor applied to the surrogate's bound
     /// for it.
     applied: Cell<Option<(CodecId, f64)>>,
@@ -237,7 +242,9 @@ impl Proposer for Remembering<'_> {
             return Ok(raw);
         }
         if settings.mode == Mode::Predict {
-            return Ok(self.predict_aimed(raw, data, shape, extent));
+            let excess = raw.predicted.map(|p| p - settings.target.value());
+            self.predicted_excess.set(excess);
+            return Ok(self.predict_aimed(raw, excess, data, shape, extent));
         }
         let state = self.memory.lock();
         let offsets = state.offsets;
@@ -360,17 +367,24 @@ impl Proposer for Remembering<'_> {
 }
 
 impl Remembering<'_> {
-    /// Predict mode's proposal: `raw` as the model made it, unless the chunk is one predict
-    /// mode measures whatever its bound, one of a kind the model misreads
-    /// ([`unfamiliar::unfamiliar`], a series), and the chunks before taught this dataset's
-    /// offset for its compressor. Then it is moved and aimed as fast mode aims, and
-    /// flagged for a look ([`Proposal::needs_look`]) so that a miss is corrected as fast
-    /// mode corrects it: a measurement it already paid for then keeps that much less
-    /// margin. Nothing changes for a chunk predict mode trusts unmeasured, nor the choice
-    /// of compressor.
+    /// Predict mode's proposal: `raw` as the model made it, unless predict mode measures
+    /// the chunk whatever its bound (one of a kind the model misreads,
+    /// [`unfamiliar::unfamiliar`] or a series, or a proposal flagged for a look) and the
+    /// chunks before taught this dataset's offset for its compressor. Then it is moved and
+    /// aimed as fast mode aims, and it and its alternatives are flagged for a look
+    /// ([`Proposal::needs_look`]) so that a miss is corrected as fast mode corrects it: a
+    /// measurement it already paid for then keeps that much less margin. A chunk predict
+    /// mode trusts unmeasured keeps the model's proposal.
+    ///
+    /// Predict mode's raw bounds keep margins that differ from chunk to chunk (by band of
+    /// predicted excess, capped where it looks), so the offset it learns is the model's
+    /// error alone, the raw bound's `predicted_excess` (the model's PSNR there above the
+    /// target) taken out, and added back here; a stepped codec's is the stair it kept, as
+    /// in the other modes.
     fn predict_aimed(
         &self,
         raw: Proposal,
+        predicted_excess: Option<f64>,
         data: Samples<'_>,
         shape: &[usize],
         extent: Extent,
@@ -381,14 +395,32 @@ impl Remembering<'_> {
         let measured_anyway = raw.needs_look
             || unfamiliar::unfamiliar(data, shape, extent)
             || unfamiliar::one_dimensional(shape);
-        if !measured_anyway {
+        let predicted_excess = match stepped(raw.codec, raw.bound) {
+            true => Some(0.0),
+            false => predicted_excess,
+        };
+        let Some(excess) = predicted_excess.filter(|e| e.is_finite() && measured_anyway) else {
             return raw;
-        }
+        };
+        let offset = Offset {
+            mean: offset.mean + crate::metrics::db_to_ln(excess),
+            ..offset
+        };
         let bound = moved(raw.codec, raw.bound, offset, fast_aim_db(offset));
-        self.applied
-            .set(Some((raw.codec, (bound / raw.bound).ln())));
+        let shift = (bound / raw.bound).ln();
+        self.applied.set(Some((raw.codec, shift)));
+        let look = |alt: Alternative| Alternative {
+            needs_look: true,
+            ..alt
+        };
         Proposal {
             bound,
+            // The model's PSNR moved with the bound, −20 dB a decade.
+            predicted: raw
+                .predicted
+                .map(|p| p - shift / crate::metrics::db_to_ln(1.0)),
+            runner_up: raw.runner_up.map(look),
+            third: raw.third.map(look),
             needs_look: true,
             ..raw
         }
@@ -438,6 +470,16 @@ impl Remembering<'_> {
                 Some((outcome.bound / b).ln() + excess)
             }
             _ => None,
+        };
+        // Predict mode learns the model's error alone (`predict_aimed`), and only of the
+        // compressor it proposed first, whose predicted PSNR it knows.
+        let x = match settings.mode {
+            Mode::Predict if outcome.codec != raw.codec => None,
+            Mode::Predict if stepped(outcome.codec, outcome.bound) => x,
+            Mode::Predict => x
+                .zip(self.predicted_excess.get())
+                .map(|(x, excess)| x - crate::metrics::db_to_ln(excess)),
+            _ => x,
         };
         let mut state = self.memory.lock();
         if outcome.codec != CodecId::Lossless {
@@ -617,64 +659,122 @@ mod tests {
         );
     }
 
+    /// SZ3 at `scale` times the formula bound, with SPERR as its runner-up there, claiming
+    /// a PSNR `over` dB above the target and a `ratio` for both, and flagged for a look or
+    /// not, as the learned proposer's proposals are.
+    struct Claiming {
+        scale: f64,
+        over: Option<f64>,
+        ratio: Option<f64>,
+        look: bool,
+    }
+
+    impl Proposer for Claiming {
+        fn propose(
+            &self,
+            data: Samples<'_>,
+            shape: &[usize],
+            extent: Extent,
+            settings: &Settings,
+        ) -> Result<Proposal, SelectError> {
+            let fixed = Fixed {
+                scale: self.scale,
+                ..SZ3_THEN_SPERR
+            };
+            let p = fixed.propose(data, shape, extent, settings)?;
+            Ok(Proposal {
+                predicted: self.over.map(|over| settings.target.value() + over),
+                predicted_ratio: self.ratio,
+                runner_up: p.runner_up.map(|a| Alternative {
+                    predicted_ratio: self.ratio,
+                    ..a
+                }),
+                needs_look: self.look,
+                ..p
+            })
+        }
+    }
+
     #[test]
     fn predict_mode_moves_only_a_chunk_it_measures_anyway() {
         let settings = Settings {
             mode: Mode::Predict,
             ..Settings::psnr(60.0).unwrap()
         };
-        // SZ3 at 0.7 of the formula bound, above the safe bound: a surrogate that keeps a
-        // few dB too much.
-        let alone = Fixed {
-            runner_up: false,
+        // SZ3 at 0.7 of the formula bound, above the safe bound.
+        let trusted = Claiming {
             scale: 0.7,
-            ..SZ3_THEN_SPERR
+            over: Some(2.0),
+            ratio: None,
+            look: false,
         };
-        let shape = [1usize << 14];
+        let flagged = Claiming {
+            over: Some(0.5),
+            look: true,
+            ..trusted
+        };
+        let series_shape = [1usize << 14];
         let series = |seed| -> Vec<f32> {
-            generate(Kind::Spectral { slope: 2.0 }, &shape, seed)
+            generate(Kind::Spectral { slope: 2.0 }, &series_shape, seed)
                 .into_iter()
                 .map(|x| x as f32)
                 .collect()
         };
         let (a, b) = (series(1), series(2));
         let memory = Memory::default();
-        // A series is a kind predict mode measures: the first teaches SZ3's offset.
-        let first = memory
-            .compress(Samples::F32(&a), &shape, &settings, &alone)
-            .unwrap();
+        let compress = |v: &[f32], shape: &[usize], proposer: &dyn Proposer| {
+            memory
+                .compress(Samples::F32(v), shape, &settings, proposer)
+                .unwrap()
+        };
+        // A series is a kind predict mode measures: the first teaches SZ3's offset, the
+        // model's error alone (it measured `excess` where the model claimed 2 dB).
+        let first = compress(&a, &series_shape, &trusted);
         let excess = first.measured.unwrap() - 60.0;
         assert!(excess > 2.0, "{excess} dB over");
         let of_b = |proposer: &dyn Proposer| {
             let data = Samples::F32(&b);
             proposer
-                .propose(data, &shape, Extent::of(data), &settings)
+                .propose(data, &series_shape, Extent::of(data), &settings)
                 .unwrap()
         };
-        let (raw, moved) = (of_b(&alone), of_b(&memory.proposer(&alone)));
-        // Aimed as fast mode aims with one chunk learned: 1 dB above the target.
-        let expected = raw.bound * crate::metrics::db_to_ln(excess - 1.0).exp();
-        assert!(
-            (moved.bound / expected - 1.0).abs() < 1e-6,
-            "{moved:?} {raw:?}"
-        );
-        assert!(moved.needs_look && !raw.needs_look);
-        let second = memory
-            .compress(Samples::F32(&b), &shape, &settings, &alone)
-            .unwrap();
-        let (kept, measured) = (second.bound, second.measured.unwrap());
+        let (raw, moved) = (of_b(&trusted), of_b(&memory.proposer(&trusted)));
+        // Aimed as fast mode aims with one chunk learned: 1 dB above the target, which the
+        // model now puts 2 − (excess − 1) dB above it; the runner-up is looked at too.
+        let shift = crate::metrics::db_to_ln(excess - 1.0);
+        assert!((moved.bound / (raw.bound * shift.exp()) - 1.0).abs() < 1e-6);
+        assert!((moved.predicted.unwrap() - (62.0 - (excess - 1.0))).abs() < 1e-6);
+        assert!(moved.needs_look && moved.runner_up.unwrap().needs_look && !raw.needs_look);
+        let second = compress(&b, &series_shape, &trusted);
+        let measured = second.measured.unwrap();
         assert!(
             measured >= 60.0 && measured < 60.0 + excess - 0.5,
             "{measured} dB"
         );
-        assert!(kept > raw.bound, "kept {kept}, proposed {}", raw.bound);
-        // A chunk of a kind predict mode trusts unmeasured keeps the model's proposal.
+        assert_eq!((second.reason, second.compressions), ("checked", 1));
+        assert!(second.bound > raw.bound);
+        // A familiar chunk predict mode trusts keeps the model's proposal, and teaches
+        // nothing; one flagged for a look is moved by the same error (the model's claim,
+        // 0.5 dB over, is taken out).
         let cube = field(3, 1.0);
-        let remembering = memory.proposer(&alone);
+        let fresh = Memory::default();
         assert_eq!(
-            propose(&remembering, &cube, &settings),
-            propose(&Memory::default().proposer(&alone), &cube, &settings)
+            propose(&memory.proposer(&trusted), &cube, &settings),
+            propose(&fresh.proposer(&trusted), &cube, &settings)
         );
+        let learned = memory.lock().offsets;
+        let kept = compress(&cube, &[40, 40, 40], &trusted);
+        assert_eq!((kept.reason, kept.measured), ("proposal", None));
+        assert_eq!(memory.lock().offsets, learned);
+        let (raw, moved) = (
+            propose(&fresh.proposer(&flagged), &cube, &settings),
+            propose(&memory.proposer(&flagged), &cube, &settings),
+        );
+        let learned = learned[CodecId::Sz3 as usize].unwrap();
+        let aim = fast_aim_db(learned);
+        let shift = learned.mean + crate::metrics::db_to_ln(0.5 - aim);
+        assert!((moved.bound / (raw.bound * shift.exp()) - 1.0).abs() < 1e-6);
+        assert!(moved.needs_look);
     }
 
     #[test]
@@ -905,34 +1005,19 @@ mod tests {
 
     /// A proposer that predicts the same ratio for every compressor, so that what memory
     /// believes about the runner-up is only what its searches measured.
-    struct Predicting(Fixed);
-
-    impl Proposer for Predicting {
-        fn propose(
-            &self,
-            data: Samples<'_>,
-            shape: &[usize],
-            extent: Extent,
-            settings: &Settings,
-        ) -> Result<Proposal, SelectError> {
-            let p = self.0.propose(data, shape, extent, settings)?;
-            Ok(Proposal {
-                predicted_ratio: Some(10.0),
-                runner_up: p.runner_up.map(|a| Alternative {
-                    predicted_ratio: Some(10.0),
-                    ..a
-                }),
-                ..p
-            })
-        }
-    }
+    const PREDICTING: Claiming = Claiming {
+        scale: 1.0,
+        over: None,
+        ratio: Some(10.0),
+        look: false,
+    };
 
     /// Writes `chunks` in guarantee mode at 80 dB through one memory; per chunk, whether
     /// the runner-up was skipped (`s`) or searched (`S`), checking that every chunk meets
     /// the target and that a searched runner-up measured its gap.
     fn runner_up_pattern(chunks: &[Vec<f32>]) -> String {
         let settings = Settings::psnr(80.0).unwrap();
-        let proposer = Predicting(SZ3_THEN_SPERR);
+        let proposer = PREDICTING;
         let memory = Memory::default();
         let mut pattern = String::new();
         for (i, v) in chunks.iter().enumerate() {
@@ -979,7 +1064,7 @@ mod tests {
     fn fast_mode_tries_the_compressor_expected_to_store_least() {
         // Both compressors are predicted to store a tenth; SZ3 was kept but stored half.
         let v = field(5, 1.0);
-        let proposer = Predicting(SZ3_THEN_SPERR);
+        let proposer = PREDICTING;
         let first_codec = |mode: Mode| {
             let settings = Settings {
                 mode,
@@ -1004,7 +1089,7 @@ mod tests {
     fn the_runner_up_s_ratio_is_corrected_by_what_its_compressor_stored() {
         // Both are predicted to store a tenth; SZ3 once stored a fifth, SPERR a twentieth.
         let v = field(5, 1.0);
-        let proposer = Predicting(SZ3_THEN_SPERR);
+        let proposer = PREDICTING;
         let settings = Settings::psnr(60.0).unwrap();
         let memory = Memory::default();
         for (codec, ratio) in [(CodecId::Sz3, 5), (CodecId::Sperr, 20)] {
@@ -1032,7 +1117,7 @@ mod tests {
         // SZ3's own correction, which only a stored SZ3 payload updates, still expects 5x
         // more of it than of SPERR; the gap the search measured ranks SPERR first.
         let v = field(5, 1.0);
-        let proposer = Predicting(SZ3_THEN_SPERR);
+        let proposer = PREDICTING;
         let settings = Settings {
             mode: Mode::Fast,
             ..Settings::psnr(60.0).unwrap()

@@ -180,8 +180,7 @@ fn encode_little_endian(
         }
         SampleBuf::Opaque(_) => unreachable!("from_bytes of a float dtype"),
     };
-    // The chunks of one dataset share what the measured modes learn from each other
-    // ([`crate::memory`]).
+    // The chunks of one dataset share what the chunks measured teach ([`crate::memory`]).
     let Some(memory) = crate::memory::for_dataset(dataset, settings) else {
         return Ok(encode(proposer)?);
     };

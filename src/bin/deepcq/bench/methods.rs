@@ -415,7 +415,7 @@ fn oracle_of(job: Job<'_>, codec: CodecId, range: f64, steps: u32) -> Result<Chu
     }
 }
 
-/// What deepcq's measured modes learn across the chunks of one array at one target, as the
+/// What deepcq's modes learn across the chunks of one array at one target, as the
 /// filter learns across the chunks of one dataset ([`Memory`]).
 #[derive(Debug, Default)]
 pub struct Memories {
