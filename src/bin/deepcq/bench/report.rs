@@ -83,8 +83,9 @@ pub fn markdown(run: &Run) -> String {
         "- deepcq predict, fast and guarantee: {}.",
         if h5z_deepcq::memory::enabled() {
             "each chunk starts from what the array's earlier chunks taught at that target \
-             (predict mode: a chunk it measures anyway), as the filter's do within a dataset (H5Z_DEEPCQ_MEMORY=0 turns it off); an array's \
-             chunks run in order at each target, so runs repeat"
+             (predict mode: a chunk it measures anyway), as the filter's do within a dataset \
+             (H5Z_DEEPCQ_MEMORY=0 turns it off); an array's chunks run in order at each \
+             target, so runs repeat"
         } else {
             "every chunk searched alone (H5Z_DEEPCQ_MEMORY=0)"
         }
