@@ -482,6 +482,30 @@ impl Remembering<'_> {
             _ => x,
         };
         let mut state = self.memory.lock();
+        // Predict mode reads the offsets alone (`predict_aimed`): which compressor won, the
+        // runner-up's gap and the ratio stored are what guarantee and fast mode's
+        // choices of compressor learn from.
+        if settings.mode != Mode::Predict {
+            self.learn_the_choice(&mut state, outcome, raw_ratio);
+        }
+        if let Some(x) = x.filter(|x| x.is_finite()) {
+            let slot = &mut state.offsets[outcome.codec as usize];
+            *slot = Some(Offset::update(*slot, x.clamp(-MAX_STEP, MAX_STEP)));
+        }
+        // The codec could not resolve the bound memory moved its proposal to, and a chunk
+        // stored exactly teaches nothing: without this every later chunk (a named ZFP at
+        // 100 dB on f32 values, say) would be stored exactly too. Start again from the model.
+        if let Some((codec, applied)) = self.applied.get() {
+            if outcome.reason == crate::select::TOO_FINE && applied < 0.0 {
+                state.offsets[codec as usize] = None;
+            }
+        }
+    }
+
+    /// Folds in what guarantee and fast mode's choice of compressor learns from one chunk:
+    /// the compressor kept, the gap its runner-up's search measured (or a skip), and the
+    /// ratio it stored against the one predicted (`raw_ratio`, at its raw bound).
+    fn learn_the_choice(&self, state: &mut State, outcome: &Outcome, raw_ratio: Option<f64>) {
         if outcome.codec != CodecId::Lossless {
             state.last_winner = Some(outcome.codec);
         }
@@ -507,18 +531,6 @@ impl Remembering<'_> {
         {
             let slot = &mut state.ratio_bias[outcome.codec as usize];
             *slot = Some(Offset::update(*slot, x));
-        }
-        if let Some(x) = x.filter(|x| x.is_finite()) {
-            let slot = &mut state.offsets[outcome.codec as usize];
-            *slot = Some(Offset::update(*slot, x.clamp(-MAX_STEP, MAX_STEP)));
-        }
-        // The codec could not resolve the bound memory moved its proposal to, and a chunk
-        // stored exactly teaches nothing: without this every later chunk (a named ZFP at
-        // 100 dB on f32 values, say) would be stored exactly too. Start again from the model.
-        if let Some((codec, applied)) = self.applied.get() {
-            if outcome.reason == crate::select::TOO_FINE && applied < 0.0 {
-                state.offsets[codec as usize] = None;
-            }
         }
     }
 }
@@ -732,6 +744,8 @@ mod tests {
         let first = compress(&a, &series_shape, &trusted);
         let excess = first.measured.unwrap() - 60.0;
         assert!(excess > 2.0, "{excess} dB over");
+        // The offsets alone: nothing of the choice of compressor.
+        assert_eq!(memory.lock().last_winner, None);
         let of_b = |proposer: &dyn Proposer| {
             let data = Samples::F32(&b);
             proposer
