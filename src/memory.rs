@@ -434,9 +434,11 @@ impl Remembering<'_> {
 
     /// Folds one chunk's outcome into the memory: the ln factor between the raw bound the
     /// surrogate proposed for the stored codec and the bound that would have met the target
-    /// exactly (−20 dB a decade from the measured PSNR; for ZFP, the kept bound itself), and
-    /// which compressor was kept. A compressor whose moved bound was refused for this chunk
-    /// is forgotten here, not when refused: nothing changes for a chunk that is not kept.
+    /// exactly (−20 dB a decade from the measured PSNR; for ZFP, the kept bound itself; in
+    /// predict mode less the excess the model predicted there, `predict_aimed`), and in
+    /// guarantee and fast mode which compressor was kept (`learn_the_choice`). A
+    /// compressor whose moved bound was refused for this chunk is forgotten here, not when
+    /// refused: nothing changes for a chunk that is not kept.
     pub fn learn(&self, outcome: &Outcome, settings: &Settings) {
         if let Some(codec) = self.forget.take() {
             self.memory.lock().offsets[codec as usize] = None;
