@@ -392,16 +392,21 @@ impl Remembering<'_> {
         let Some(offset) = self.memory.lock().offsets[raw.codec as usize] else {
             return raw;
         };
-        let measured_anyway = raw.needs_look
-            || unfamiliar::unfamiliar(data, shape, extent)
-            || unfamiliar::one_dimensional(shape);
         let predicted_excess = match stepped(raw.codec, raw.bound) {
             true => Some(0.0),
             false => predicted_excess,
         };
-        let Some(excess) = predicted_excess.filter(|e| e.is_finite() && measured_anyway) else {
+        let Some(excess) = predicted_excess.filter(|e| e.is_finite()) else {
             return raw;
         };
+        // The chunk scan last (the search repeats it after compressing): it runs only where
+        // its answer can move the proposal.
+        let measured_anyway = raw.needs_look
+            || unfamiliar::one_dimensional(shape)
+            || unfamiliar::unfamiliar(data, shape, extent);
+        if !measured_anyway {
+            return raw;
+        }
         let offset = Offset {
             mean: offset.mean + crate::metrics::db_to_ln(excess),
             ..offset
