@@ -24,14 +24,20 @@ pub const LOG_ENV: &str = "H5Z_DEEPCQ_LOG";
 pub const TRACE_ENV: &str = "H5Z_DEEPCQ_TRACE";
 
 /// Installs the stderr logger if `H5Z_DEEPCQ_LOG` is set. Cheap after the first call.
+///
+/// Never panics: env_filter warns of a directive it cannot parse with `eprintln!`, which
+/// panics when stderr is a pipe nobody reads (h5py's output piped into `head`); the log
+/// then stays off rather than failing the chunk it was asked for.
 pub fn init() {
     static INIT: OnceCell<()> = OnceCell::new();
     INIT.get_or_init(|| {
         if let Ok(filter) = std::env::var(LOG_ENV) {
-            let _ = env_logger::Builder::new()
-                .parse_filters(&filter)
-                .target(env_logger::Target::Stderr)
-                .try_init();
+            let _ = std::panic::catch_unwind(|| {
+                env_logger::Builder::new()
+                    .parse_filters(&filter)
+                    .target(env_logger::Target::Stderr)
+                    .try_init()
+            });
         }
     });
 }

@@ -12,7 +12,7 @@
 //! venv in third_party/).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 mod common;
 
@@ -272,6 +272,46 @@ fn h5py_with_bundled_hdf5_writes_and_reads() {
     let dir = tempfile::tempdir().unwrap();
     let input = make_input(dir.path());
     host_script("h5py_write.py", &[&input, &dir.path().join("py.h5")]);
+}
+
+/// A `H5Z_DEEPCQ_LOG` directive env_filter cannot parse is warned of with `eprintln!`,
+/// which panics when stderr is a pipe nobody reads (Python ignores SIGPIPE, so the write
+/// fails instead of ending the process): the filter must still write and read, its log
+/// off, and never abort the host.
+#[test]
+fn a_bad_log_directive_with_stderr_unread_neither_aborts_nor_fails_a_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = r#"
+import sys, h5py, numpy as np
+x = np.sin(np.linspace(0, 20, 64 * 64)).reshape(64, 64).astype("f4")
+with h5py.File(sys.argv[1], "w") as f:
+    f.create_dataset("x", data=x, chunks=(32, 32), compression=357, compression_opts=(60,))
+with h5py.File(sys.argv[1]) as f:
+    y = f["x"][...]
+mse = np.mean((y.astype("f8") - x) ** 2)
+psnr = 20 * np.log10(float(x.max()) - float(x.min())) - 10 * np.log10(mse) if mse > 0 else np.inf
+print("PSNR", psnr)
+print("ALL OK" if psnr >= 60 else "FAILED")
+"#;
+    let mut child = Command::new(python())
+        .arg("-c")
+        .arg(script)
+        .arg(dir.path().join("log.h5"))
+        .env("HDF5_PLUGIN_PATH", plugin_dir())
+        .env("H5Z_DEEPCQ_LOG", "h5z_deepcq=verbose")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("venv python (run scripts/setup.sh)");
+    // Nobody reads stderr: every write to it fails with EPIPE.
+    drop(child.stderr.take());
+    let out = child.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && said.contains("ALL OK"),
+        "{:?}: {said}",
+        out.status
+    );
 }
 
 #[test]

@@ -76,9 +76,14 @@ fn guarded<T>(
     failure: T,
     body: impl FnOnce() -> Result<T, String>,
 ) -> T {
-    observe::init();
-    api::forget_choice();
-    let message = match catch_unwind(AssertUnwindSafe(body)) {
+    // Inside the unwind guard: even setting up the log may panic (env_filter warns of a
+    // bad `H5Z_DEEPCQ_LOG` directive with eprintln!, which panics on a broken stderr).
+    let run = || {
+        observe::init();
+        api::forget_choice();
+        body()
+    };
+    let message = match catch_unwind(AssertUnwindSafe(run)) {
         Ok(Ok(value)) => return value,
         Ok(Err(message)) => message,
         Err(panic) => format!(
