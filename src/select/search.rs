@@ -79,13 +79,15 @@ const RUNNER_UP_OFF: f64 = 0.5;
 const RUNNER_UP_GAIN: f64 = 1.5;
 
 /// Stored bits per value below which an overrated first payload makes predict mode try
-/// its runner-up ([`Search::predict_runner_up`]); beyond, only a ZFP payload does. Over
-/// ../shared/data and two unseen sets at 40 / 60 / 80 dB, of the 16 runner-ups tried
+/// its runner-up ([`Search::predict_runner_up`]); beyond, only a ZFP payload does, or one
+/// under a third of its predicted ratio ([`SURPRISE_FACTOR`], a chunk measured anyway).
+/// Over ../shared/data and two unseen sets at 40 / 60 / 80 dB, of the 16 runner-ups tried
 /// below a bit per value 10 stored less (0.19–0.48 of the first payload on 7), of the 49
 /// tried above it (SZ3 or SPERR first) 15 did, by more than half twice; ZFP first, both
-/// tries stored a third of its payload. At low rates the model's ratio errors are
-/// largest (35–50% at relative bounds 1e-2–1e-1, docs/surrogate.md) and SZ3's size
-/// stalls where SPERR's drops.
+/// tries stored a third of its payload. At low rates the model's ratio errors are largest
+/// (35–50% at relative bounds 1e-2–1e-1, docs/surrogate.md) and SZ3's size stalls where
+/// SPERR's drops. Far overrated at any rate: a grid's coordinates at 80 dB, SZ3 13.3× at
+/// 2.4 bits per value where 45.8× was predicted; SPERR stored half as much.
 const RUNNER_UP_MAX_BITS: f64 = 1.0;
 
 /// Share of the first choice's predicted ratio from which the runner-up's (and up to
@@ -351,8 +353,9 @@ impl<'a> Search<'a> {
     /// Predict mode's runner-up ([`Proposal::runner_up`], at the bound the model admits
     /// for it, as trusted as the first choice's): compressed once when the first payload
     /// stores under [`RUNNER_UP_OFF`] of its predicted ratio and under
-    /// [`RUNNER_UP_MAX_BITS`] per value (any ZFP payload), and the runner-up is predicted
-    /// to store [`RUNNER_UP_GAIN`] times what that payload did; kept, with a proposal of
+    /// [`RUNNER_UP_MAX_BITS`] per value (any ZFP payload, any payload under a third of its
+    /// predicted ratio), and the runner-up is predicted to store [`RUNNER_UP_GAIN`] times
+    /// what that payload did; kept, with a proposal of
     /// its own, when it stores less, and looked at like a first payload. The payload's
     /// size is what predict mode learns for free, and a first compressor this overrated is
     /// the model's ranking proved doubtful (a grid's coordinates at 40 dB: SZ3 stored 139×
@@ -365,14 +368,18 @@ impl<'a> Search<'a> {
         let Some(alt) = proposal.runner_up else {
             return Ok(None);
         };
-        let overrated = ratio_vs_predicted(proposal, self.data, &first.payload)
-            .is_some_and(|r| r < RUNNER_UP_OFF);
+        let off = ratio_vs_predicted(proposal, self.data, &first.payload);
+        let overrated = off.is_some_and(|r| r < RUNNER_UP_OFF);
+        // Under a third of its predicted ratio the chunk is measured anyway ([`surprised`])
+        // and the model's ranking is in doubt at any rate.
+        let far_off = off.is_some_and(|r| r * SURPRISE_FACTOR < 1.0);
         let reached = metrics::compression_ratio(self.data.byte_len(), first.payload.len());
         let promising = alt
             .predicted_ratio
             .is_some_and(|r| r > reached * RUNNER_UP_GAIN);
-        let doubtful =
-            first.codec == CodecId::Zfp || self.bits_per_value(first.stored) < RUNNER_UP_MAX_BITS;
+        let doubtful = far_off
+            || first.codec == CodecId::Zfp
+            || self.bits_per_value(first.stored) < RUNNER_UP_MAX_BITS;
         if !(overrated && promising && doubtful) {
             return Ok(None);
         }

@@ -1027,6 +1027,23 @@ fn fast_mode_tries_the_runner_up_when_the_first_compressor_was_overrated() {
     assert!(overrated.compressions > as_predicted.compressions);
 }
 
+/// The ratio at which `codec` stores `data` at SZ3's formula bound for `target` dB.
+fn ratio_at_formula_bound(data: Samples<'_>, shape: &[usize], target: f64, codec: CodecId) -> f64 {
+    let bound = sz3_formula_bound(value_range(data), target);
+    let payload = codec_for(codec)
+        .encode(data, shape, chunk::codec_bound(bound))
+        .unwrap();
+    metrics::compression_ratio(data.byte_len(), payload.len())
+}
+
+/// The PSNR of `outcome`'s chunk of `data`, decoded as a reader would.
+fn stored_psnr(outcome: &Outcome, data: Samples<'_>, shape: &[usize]) -> f64 {
+    let o = outcome;
+    let chunk = chunk::wrap(o.codec, &data, shape, o.bound, None, None, &o.payload);
+    let back = chunk::decode(&chunk).unwrap().1;
+    metrics::error_stats_of(data, back.view()).unwrap().psnr
+}
+
 /// ZFP first with SPERR as the runner-up at the same bound, their predicted ratios given.
 fn zfp_then_sperr(predicted_ratio: f64, runner_up_ratio: f64) -> Predicting {
     Predicting {
@@ -1049,13 +1066,7 @@ fn predict_mode_tries_the_runner_up_when_the_first_compressor_was_overrated() {
     let data = Samples::F32(&v);
     let mut settings = Settings::psnr(60.0).unwrap();
     settings.mode = Mode::Predict;
-    let bound = sz3_formula_bound(value_range(data), 60.0);
-    let ratio_of = |codec: CodecId| {
-        let payload = codec_for(codec)
-            .encode(data, &shape, chunk::codec_bound(bound))
-            .unwrap();
-        metrics::compression_ratio(data.byte_len(), payload.len())
-    };
+    let ratio_of = |codec: CodecId| ratio_at_formula_bound(data, &shape, 60.0, codec);
     let (zfp, sperr) = (ratio_of(CodecId::Zfp), ratio_of(CodecId::Sperr));
     assert!(sperr > zfp * 1.5, "{sperr} vs {zfp}");
     let run = |first: f64, runner_up: f64| {
@@ -1071,17 +1082,41 @@ fn predict_mode_tries_the_runner_up_when_the_first_compressor_was_overrated() {
     let switched = run(zfp * 2.5, sperr);
     let got = (switched.codec, switched.reason, switched.compressions);
     assert_eq!(got, (CodecId::Sperr, "runner-up", 2));
-    let chunk = chunk::wrap(
-        switched.codec,
-        &data,
-        &shape,
-        switched.bound,
-        None,
-        None,
-        &switched.payload,
-    );
-    let back = chunk::decode(&chunk).unwrap().1;
-    let psnr = metrics::error_stats_of(data, back.view()).unwrap().psnr;
+    let psnr = stored_psnr(&switched, data, &shape);
+    assert!(psnr >= 60.0, "{psnr}");
+}
+
+/// Above a bit per value predict mode tries its runner-up only when the first payload
+/// stored under a third of its predicted ratio (a chunk it measures anyway), not when it
+/// stored under half: SZ3 first, SPERR the runner-up at the same bound, storing less.
+#[test]
+fn predict_mode_tries_the_runner_up_at_any_rate_when_the_first_was_far_overrated() {
+    let (v, shape) = field();
+    let data = Samples::F32(&v);
+    let mut settings = Settings::psnr(60.0).unwrap();
+    settings.mode = Mode::Predict;
+    let ratio_of = |codec: CodecId| ratio_at_formula_bound(data, &shape, 60.0, codec);
+    let (sz3, sperr) = (ratio_of(CodecId::Sz3), ratio_of(CodecId::Sperr));
+    assert!(32.0 / sz3 > 1.0, "SZ3 stores {} bits per value", 32.0 / sz3);
+    assert!(sperr > sz3, "{sperr} vs {sz3}");
+    let run = |overrated_by: f64| {
+        let proposer = Predicting {
+            fixed: Fixed {
+                codec: CodecId::Sz3,
+                runner_up: true,
+                scale: 1.0,
+            },
+            predicted_ratio: sz3 * overrated_by,
+            runner_up_ratio: Some(sz3 * 2.0),
+        };
+        compress_to_target(data, &shape, &settings, &proposer).unwrap()
+    };
+    let half = run(2.5);
+    assert_eq!((half.codec, half.compressions), (CodecId::Sz3, 1));
+    let far = run(4.0);
+    assert_eq!(far.codec, CodecId::Sperr, "{}", far.reason);
+    assert!(far.payload.len() < half.payload.len());
+    let psnr = stored_psnr(&far, data, &shape);
     assert!(psnr >= 60.0, "{psnr}");
 }
 
