@@ -415,8 +415,7 @@ impl Learned {
         let looked_at = (may_look && settings.mode == Mode::Predict && kind == TargetKind::Psnr)
             .then(|| {
                 let value_bits = 8.0 * data.byte_len() as f64 / data.len().max(1) as f64;
-                let measured =
-                    trusted.0.codec == CodecId::Sz3 && value_bits / trusted.1.cr < SZ3_ERRATIC_BITS;
+                let measured = measured_anyway(&trusted.0, trusted.1.cr, value_bits, safe_rel);
                 let trusted = (trusted.1.cr, measured);
                 choice_to_look_at(&rule, &capped, trusted, &candidates, &predictions)
             })
@@ -538,6 +537,17 @@ fn choice_to_look_at<'a>(
         false => PREDICT_LOOK_GAIN,
     };
     (choice.1.cr >= gain * trusted_cr).then_some((bold, choice))
+}
+
+/// Whether predict mode will decode and measure `choice`, predicted to store `cr` of raw
+/// values of `value_bits`, whatever the model says of its PSNR: SZ3 predicted below
+/// [`SZ3_ERRATIC_BITS`] per value (`crate::select::search`'s erratic rates) at a bound
+/// looser than the safe one, `safe_rel` of the range (a bound at or below it meets the
+/// target unmeasured).
+fn measured_anyway(choice: &Candidate, cr: f64, value_bits: f64, safe_rel: f64) -> bool {
+    choice.codec == CodecId::Sz3
+        && choice.rel_bound > safe_rel * (1.0 + 1e-9)
+        && value_bits / cr < SZ3_ERRATIC_BITS
 }
 
 /// True when candidate `c`, predicted `p`, is not certain to meet a PSNR `target` (its
@@ -928,6 +938,25 @@ mod tests {
         assert_eq!(pick(CodecId::Sperr, true), Some((CodecId::Sperr, 0.04)));
         assert_eq!(pick(CodecId::Sperr, false), None);
         assert_eq!(pick(CodecId::Sz3, true), None);
+    }
+
+    /// SZ3 is measured anyway below a bit per value of its raw values (32 or 64), looser
+    /// than the safe bound; another compressor, or SZ3 at the safe bound, is not.
+    #[test]
+    fn sz3_below_a_bit_per_value_looser_than_the_safe_bound_is_measured_anyway() {
+        let at = |codec, rel_bound| Candidate { codec, rel_bound };
+        let sz3 = at(CodecId::Sz3, 0.02);
+        assert!(measured_anyway(&sz3, 33.0, 32.0, 0.01));
+        assert!(!measured_anyway(&sz3, 31.0, 32.0, 0.01));
+        assert!(measured_anyway(&sz3, 65.0, 64.0, 0.01));
+        assert!(!measured_anyway(&sz3, 63.0, 64.0, 0.01));
+        assert!(!measured_anyway(
+            &at(CodecId::Sperr, 0.02),
+            100.0,
+            32.0,
+            0.01
+        ));
+        assert!(!measured_anyway(&at(CodecId::Sz3, 0.01), 100.0, 32.0, 0.01));
     }
 
     #[test]

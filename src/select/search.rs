@@ -370,8 +370,8 @@ impl<'a> Search<'a> {
         };
         let off = ratio_vs_predicted(proposal, self.data, &first.payload);
         let overrated = off.is_some_and(|r| r < RUNNER_UP_OFF);
-        // Under a third of its predicted ratio the chunk is measured anyway ([`surprised`])
-        // and the model's ranking is in doubt at any rate.
+        // Under a third of its predicted ratio the chunk is measured anyway ([`surprised`];
+        // a runner-up kept instead is too) and the model's ranking is in doubt at any rate.
         let far_off = off.is_some_and(|r| r * SURPRISE_FACTOR < 1.0);
         let reached = metrics::compression_ratio(self.data.byte_len(), first.payload.len());
         let promising = alt
@@ -405,7 +405,9 @@ impl<'a> Search<'a> {
             runner_up: None,
             third: None,
             skip_runner_up_within: None,
-            needs_look: alt.needs_look,
+            // A first payload this far off was to be measured ([`surprised`]): so is the
+            // runner-up that replaces it, whose own prediction the model made alike.
+            needs_look: alt.needs_look || far_off,
         };
         Ok(Some((attempt, alone)))
     }

@@ -1116,8 +1116,10 @@ fn predict_mode_tries_the_runner_up_at_any_rate_when_the_first_was_far_overrated
     let far = run(4.0);
     assert_eq!(far.codec, CodecId::Sperr, "{}", far.reason);
     assert!(far.payload.len() < half.payload.len());
+    // The runner-up that replaced a payload this far off is measured, as that one was.
     let psnr = stored_psnr(&far, data, &shape);
     assert!(psnr >= 60.0, "{psnr}");
+    assert_eq!(far.measured, Some(psnr), "{}", far.reason);
 }
 
 /// Fast mode searches the runner-up where the model ranks it within a quarter of the
