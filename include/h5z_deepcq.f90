@@ -1,5 +1,5 @@
-! h5z_deepcq.f90: Fortran 2018 interface (ISO_C_BINDING; its optional arguments of
-! bind(C) procedures need Fortran 2018, or 2008 with TS 29113) to the in-situ C API of
+! h5z_deepcq.f90: Fortran interface (ISO_C_BINDING; Fortran 2018, or 2008 with TS 29113,
+! for the optional arguments of its bind(C) procedures) to the in-situ C API of
 ! h5z-deepcq. It mirrors include/h5z_deepcq.h; tests/examples.rs compiles it with
 ! gfortran and runs examples/write_fortran.f90 against the library.
 !

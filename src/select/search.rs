@@ -355,11 +355,12 @@ impl<'a> Search<'a> {
     /// stores under [`RUNNER_UP_OFF`] of its predicted ratio and under
     /// [`RUNNER_UP_MAX_BITS`] per value (any ZFP payload, any payload under a third of its
     /// predicted ratio), and the runner-up is predicted to store [`RUNNER_UP_GAIN`] times
-    /// what that payload did; kept, with a proposal of
-    /// its own, when it stores less, and looked at like a first payload. The payload's
-    /// size is what predict mode learns for free, and a first compressor this overrated is
-    /// the model's ranking proved doubtful (a grid's coordinates at 40 dB: SZ3 stored 139×
-    /// for the 393× predicted, SPERR 539× at the bound the model admitted).
+    /// what that payload did; kept, with a proposal of its own, when it stores less, and
+    /// looked at like a first payload (always, in place of one under a third of its
+    /// predicted ratio, which would have been). The payload's size is what predict mode
+    /// learns for free, and a first compressor this overrated is the model's ranking
+    /// proved doubtful (a grid's coordinates at 40 dB: SZ3 stored 139× for the 393×
+    /// predicted, SPERR 539× at the bound the model admitted).
     fn predict_runner_up(
         &mut self,
         first: &Attempt,
