@@ -576,7 +576,7 @@ pub fn for_dataset(key: &[u32], settings: &Settings) -> Option<Arc<Memory>> {
 mod tests {
     use super::*;
     use crate::select::compress_to_target;
-    use crate::select::fixed::{Fixed, Restricted, ThreeWay};
+    use crate::select::fixed::{Claiming, Fixed, Restricted, ThreeWay};
     use crate::synth::{generate, Kind};
 
     /// SZ3 at the formula bound, with SPERR as the runner-up at the same bound.
@@ -678,42 +678,6 @@ mod tests {
         );
     }
 
-    /// SZ3 at `scale` times the formula bound, with SPERR as its runner-up there, claiming
-    /// a PSNR `over` dB above the target and a `ratio` for both, and flagged for a look or
-    /// not, as the learned proposer's proposals are.
-    struct Claiming {
-        scale: f64,
-        over: Option<f64>,
-        ratio: Option<f64>,
-        look: bool,
-    }
-
-    impl Proposer for Claiming {
-        fn propose(
-            &self,
-            data: Samples<'_>,
-            shape: &[usize],
-            extent: Extent,
-            settings: &Settings,
-        ) -> Result<Proposal, SelectError> {
-            let fixed = Fixed {
-                scale: self.scale,
-                ..SZ3_THEN_SPERR
-            };
-            let p = fixed.propose(data, shape, extent, settings)?;
-            Ok(Proposal {
-                predicted: self.over.map(|over| settings.target.value() + over),
-                predicted_ratio: self.ratio,
-                runner_up: p.runner_up.map(|a| Alternative {
-                    predicted_ratio: self.ratio,
-                    ..a
-                }),
-                needs_look: self.look,
-                ..p
-            })
-        }
-    }
-
     #[test]
     fn predict_mode_moves_only_a_chunk_it_measures_anyway() {
         let settings = Settings {
@@ -722,9 +686,13 @@ mod tests {
         };
         // SZ3 at 0.7 of the formula bound, above the safe bound.
         let trusted = Claiming {
-            scale: 0.7,
+            fixed: Fixed {
+                scale: 0.7,
+                ..SZ3_THEN_SPERR
+            },
             over: Some(2.0),
             ratio: None,
+            runner_up_ratio: None,
             look: false,
         };
         let flagged = Claiming {
@@ -1027,9 +995,10 @@ mod tests {
     /// A proposer that predicts the same ratio for every compressor, so that what memory
     /// believes about the runner-up is only what its searches measured.
     const PREDICTING: Claiming = Claiming {
-        scale: 1.0,
+        fixed: SZ3_THEN_SPERR,
         over: None,
         ratio: Some(10.0),
+        runner_up_ratio: Some(10.0),
         look: false,
     };
 

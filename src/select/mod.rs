@@ -574,6 +574,7 @@ pub(crate) mod fixed {
 
     /// Proposes `codec` at the formula bound, with SPERR as the runner-up when
     /// `runner_up`.
+    #[derive(Clone, Copy)]
     pub(crate) struct Fixed {
         pub(crate) codec: CodecId,
         pub(crate) runner_up: bool,
@@ -604,6 +605,40 @@ pub(crate) mod fixed {
                 third: None,
                 skip_runner_up_within: None,
                 needs_look: false,
+            })
+        }
+    }
+
+    /// `fixed`'s proposal claiming what a model would: a PSNR `over` dB above the target,
+    /// `ratio` for itself and `runner_up_ratio` for its runner-up, and flagged for a look
+    /// or not.
+    #[derive(Clone, Copy)]
+    pub(crate) struct Claiming {
+        pub(crate) fixed: Fixed,
+        pub(crate) over: Option<f64>,
+        pub(crate) ratio: Option<f64>,
+        pub(crate) runner_up_ratio: Option<f64>,
+        pub(crate) look: bool,
+    }
+
+    impl Proposer for Claiming {
+        fn propose(
+            &self,
+            data: Samples<'_>,
+            shape: &[usize],
+            extent: Extent,
+            settings: &Settings,
+        ) -> Result<Proposal, SelectError> {
+            let p = self.fixed.propose(data, shape, extent, settings)?;
+            Ok(Proposal {
+                predicted: self.over.map(|over| settings.target.value() + over),
+                predicted_ratio: self.ratio,
+                runner_up: p.runner_up.map(|alt| Alternative {
+                    predicted_ratio: self.runner_up_ratio,
+                    ..alt
+                }),
+                needs_look: self.look,
+                ..p
             })
         }
     }

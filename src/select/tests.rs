@@ -1,6 +1,6 @@
 //! Tests of the choosers: every mode, target kind and shortcut.
 
-use super::fixed::{Fixed, Restricted};
+use super::fixed::{Claiming, Fixed, Restricted};
 use super::landing::{Bracket, RATIO_STEPS};
 use super::*;
 use crate::codec::HIGH_RATE_PSNR_SLOPE;
@@ -729,35 +729,6 @@ fn every_restricted_codec_meets_the_target() {
     }
 }
 
-/// [`Fixed`]'s proposal, predicting 10 dB over the target and `predicted_ratio`, and
-/// `runner_up_ratio` for its runner-up if given.
-struct Predicting {
-    fixed: Fixed,
-    predicted_ratio: f64,
-    runner_up_ratio: Option<f64>,
-}
-
-impl Proposer for Predicting {
-    fn propose(
-        &self,
-        data: Samples<'_>,
-        shape: &[usize],
-        extent: Extent,
-        settings: &Settings,
-    ) -> Result<Proposal, SelectError> {
-        let proposal = self.fixed.propose(data, shape, extent, settings)?;
-        Ok(Proposal {
-            predicted: Some(settings.target.value() + 10.0),
-            predicted_ratio: Some(self.predicted_ratio),
-            runner_up: proposal.runner_up.map(|alt| Alternative {
-                predicted_ratio: self.runner_up_ratio,
-                ..alt
-            }),
-            ..proposal
-        })
-    }
-}
-
 /// A chunk of a kind the model misreads (an axis of 3) is measured in predict mode,
 /// unless its bound is at or below the safe bound with a codec that keeps its bound
 /// and the decode cannot come back exact (SZ3 finer than a lattice's step).
@@ -830,14 +801,16 @@ fn predict_mode_measures_sz3_below_its_erratic_rate() {
         settings.mode = Mode::Predict;
         let bound = chunk::codec_bound(3.0 * sz3_formula_bound(value_range(data), target));
         let payload = codec_for(codec).encode(data, &shape, bound).unwrap();
-        let proposer = Predicting {
+        let proposer = Claiming {
             fixed: Fixed {
                 codec,
                 runner_up: false,
                 scale: 3.0,
             },
-            predicted_ratio: metrics::compression_ratio(data.byte_len(), payload.len()),
+            over: Some(10.0),
+            ratio: Some(metrics::compression_ratio(data.byte_len(), payload.len())),
             runner_up_ratio: None,
+            look: false,
         };
         let out = compress_to_target(data, &shape, &settings, &proposer).unwrap();
         let stored = chunk::stored_payload_len(codec, &layout, bound, &payload);
@@ -907,14 +880,16 @@ fn predict_mode_checks_a_chunk_the_model_misread() {
     let (loose_ratio, loose_psnr) = stored_at(30.0);
     assert!(loose_psnr < 50.0, "{loose_psnr}");
     let propose = |scale, predicted_ratio| {
-        let proposer = Predicting {
+        let proposer = Claiming {
             fixed: Fixed {
                 codec: CodecId::Sz3,
                 runner_up: false,
                 scale,
             },
-            predicted_ratio,
+            over: Some(10.0),
+            ratio: Some(predicted_ratio),
             runner_up_ratio: None,
+            look: false,
         };
         compress_to_target(data, &shape, &settings, &proposer).unwrap()
     };
@@ -973,14 +948,16 @@ fn predict_mode_reports_a_failed_loosening_as_checked() {
     let mut failed_loosenings = 0;
     // Proposals from 20x too tight to 3x too loose, every ratio underrated by far.
     for k in 0..30 {
-        let proposer = Predicting {
+        let proposer = Claiming {
             fixed: Fixed {
                 codec: CodecId::Sz3,
                 runner_up: false,
                 scale: 0.05 * 1.15f64.powi(k),
             },
-            predicted_ratio: 1e6,
+            over: Some(10.0),
+            ratio: Some(1e6),
             runner_up_ratio: None,
+            look: false,
         };
         let out = compress_to_target(data, &shape, &settings, &proposer).unwrap();
         let seen = (out.reason, out.compressions, out.measured);
@@ -1002,14 +979,16 @@ fn fast_mode_tries_the_runner_up_when_the_first_compressor_was_overrated() {
     let mut settings = Settings::psnr(60.0).unwrap();
     settings.mode = Mode::Fast;
     let run = |predicted_ratio| {
-        let proposer = Predicting {
+        let proposer = Claiming {
             fixed: Fixed {
                 codec: CodecId::Zfp,
                 runner_up: true,
                 scale: 1.0,
             },
-            predicted_ratio,
+            over: Some(10.0),
+            ratio: Some(predicted_ratio),
             runner_up_ratio: None,
+            look: false,
         };
         compress_to_target(data, &shape, &settings, &proposer).unwrap()
     };
@@ -1045,15 +1024,17 @@ fn stored_psnr(outcome: &Outcome, data: Samples<'_>, shape: &[usize]) -> f64 {
 }
 
 /// ZFP first with SPERR as the runner-up at the same bound, their predicted ratios given.
-fn zfp_then_sperr(predicted_ratio: f64, runner_up_ratio: f64) -> Predicting {
-    Predicting {
+fn zfp_then_sperr(predicted_ratio: f64, runner_up_ratio: f64) -> Claiming {
+    Claiming {
         fixed: Fixed {
             codec: CodecId::Zfp,
             runner_up: true,
             scale: 1.0,
         },
-        predicted_ratio,
+        over: Some(10.0),
+        ratio: Some(predicted_ratio),
         runner_up_ratio: Some(runner_up_ratio),
+        look: false,
     }
 }
 
@@ -1100,14 +1081,16 @@ fn predict_mode_tries_the_runner_up_at_any_rate_when_the_first_was_far_overrated
     assert!(32.0 / sz3 > 1.0, "SZ3 stores {} bits per value", 32.0 / sz3);
     assert!(sperr > sz3, "{sperr} vs {sz3}");
     let run = |overrated_by: f64| {
-        let proposer = Predicting {
+        let proposer = Claiming {
             fixed: Fixed {
                 codec: CodecId::Sz3,
                 runner_up: true,
                 scale: 1.0,
             },
-            predicted_ratio: sz3 * overrated_by,
+            over: Some(10.0),
+            ratio: Some(sz3 * overrated_by),
             runner_up_ratio: Some(sz3 * 2.0),
+            look: false,
         };
         compress_to_target(data, &shape, &settings, &proposer).unwrap()
     };
