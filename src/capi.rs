@@ -340,29 +340,41 @@ fn check_dataset_type(dataset: Option<DatasetType>, samples: &Samples) -> Result
 }
 
 /// Compresses `samples` with `compress` into a chunk for the dataset a stored form names
-/// (none for user cd_values): a buffer of another type is refused before any work, and a
-/// big-endian dataset's chunk says so, as the filter's own do, so that reading swaps the
-/// (native, little-endian) values into the file's order.
+/// (none for user cd_values): [`check_for`], then [`marked_for`].
 fn compress_for<'a, R>(
     dataset: Option<DatasetType>,
     samples: Samples<'a>,
     compress: impl FnOnce(Samples<'a>) -> Result<(Vec<u8>, R), InsituError>,
 ) -> Result<(Vec<u8>, R), InsituError> {
-    check_dataset_type(dataset, &samples)?;
-    if let Some(d) = dataset.filter(|d| d.chunk_len != samples.len()) {
-        return Err(invalid(format!(
+    check_for(dataset, &samples)?;
+    let (chunk, r) = compress(samples)?;
+    Ok((marked_for(dataset, chunk)?, r))
+}
+
+/// Refuses, before any work, a buffer of another type or size than the chunks of the
+/// dataset a stored form names.
+fn check_for(dataset: Option<DatasetType>, samples: &Samples<'_>) -> Result<(), InsituError> {
+    check_dataset_type(dataset, samples)?;
+    match dataset.filter(|d| d.chunk_len != samples.len()) {
+        Some(d) => Err(invalid(format!(
             "cd_values are the stored form of a dataset whose chunks hold {} values and the \
              buffer holds {}: its chunk would not read back through that dataset (pass whole \
              chunks, edge chunks padded to the chunk dims as H5Dwrite_chunk takes them, or \
              build user cd_values with h5z_deepcq_cd_values)",
             d.chunk_len,
             samples.len()
-        )));
+        ))),
+        None => Ok(()),
     }
-    let (chunk, r) = compress(samples)?;
+}
+
+/// `chunk` as the dataset a stored form names stores it: a big-endian dataset's chunk says
+/// so, as the filter's own do, so that reading swaps the (native, little-endian) values
+/// into the file's order.
+fn marked_for(dataset: Option<DatasetType>, chunk: Vec<u8>) -> Result<Vec<u8>, InsituError> {
     match dataset {
-        Some(d) if d.big_endian => Ok((crate::chunk::marked_big_endian(&chunk)?, r)),
-        _ => Ok((chunk, r)),
+        Some(d) if d.big_endian => Ok(crate::chunk::marked_big_endian(&chunk)?),
+        _ => Ok(chunk),
     }
 }
 
@@ -900,7 +912,9 @@ pub unsafe extern "C" fn h5z_deepcq_session_new(
 
 /// Compresses one timestep through a session into a library-allocated chunk (release
 /// with `h5z_deepcq_free`). Every step is measured on its decoded values, as
-/// `h5z_deepcq_compress` measures its report; `report` may be NULL.
+/// `h5z_deepcq_compress` measures its report; `report` may be NULL. A chunk that cannot
+/// be allocated (`H5Z_DEEPCQ_ERR_OUT_OF_MEMORY`) does not count as a step: the session
+/// learns nothing from it.
 ///
 /// # Safety
 /// `session` comes from `h5z_deepcq_session_new` and is not freed; inputs and outputs as for `h5z_deepcq_compress`.
@@ -919,11 +933,17 @@ pub unsafe extern "C" fn h5z_deepcq_session_compress(
         require_out(out_len, Some(out))?;
         let session = session_ref(session)?;
         let (samples, shape) = samples_from(data, dtype, dims, rank)?;
-        let (bytes, r) = compress_for(session.dataset, samples, |s| {
-            session.inner.compress(s, &shape)
-        })?;
-        deliver_alloc(&bytes, out, out_len)?;
-        write_report(Some(&r), report);
+        check_for(session.dataset, &samples)?;
+        // Delivered before the session counts or learns the step: a chunk the caller
+        // never gets (its allocation failed) is no step.
+        session
+            .inner
+            .compress_delivering(samples, &shape, |bytes, r| {
+                let bytes = marked_for(session.dataset, bytes.to_vec())?;
+                deliver_alloc(&bytes, out, out_len)?;
+                write_report(Some(r), report);
+                Ok(())
+            })?;
         Ok(())
     })
 }
@@ -952,12 +972,15 @@ pub unsafe extern "C" fn h5z_deepcq_session_compress_into(
         require_out(out_len, None)?;
         let session = session_ref(session)?;
         let (samples, shape) = samples_from(data, dtype, dims, rank)?;
-        let room = if out.is_null() { 0 } else { capacity };
-        let (bytes, r) = compress_for(session.dataset, samples, |s| {
-            session.inner.compress_within(s, &shape, room)
-        })?;
-        write_report(Some(&r), report);
-        deliver_into(&bytes, out, capacity, out_len)
+        check_for(session.dataset, &samples)?;
+        session
+            .inner
+            .compress_delivering(samples, &shape, |bytes, r| {
+                let bytes = marked_for(session.dataset, bytes.to_vec())?;
+                write_report(Some(r), report);
+                deliver_into(&bytes, out, capacity, out_len)
+            })?;
+        Ok(())
     })
 }
 

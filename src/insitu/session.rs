@@ -229,29 +229,31 @@ impl Session {
         data: Samples<'_>,
         shape: &[usize],
     ) -> Result<(Vec<u8>, Report), InsituError> {
-        self.compress_within(data, shape, usize::MAX)
+        self.compress_delivering(data, shape, |_, _| Ok(()))
     }
 
-    /// As [`Session::compress`], but a chunk longer than `capacity` bytes (the caller's
-    /// buffer) is neither counted nor learned from: the same call with a buffer of the
-    /// size it needs then compresses the same way, unless another thread's step taught the
-    /// session in between.
-    pub fn compress_within(
+    /// As [`Session::compress`], but the chunk goes to `deliver` before the session counts
+    /// the step or learns from it. A step `deliver` refuses (the caller's buffer is too
+    /// small, the copy's allocation failed) leaves the session as it was and returns
+    /// `deliver`'s error: the caller has no chunk, so the step did not happen, and the same
+    /// call once `deliver` takes it compresses the same way (unless another thread's step
+    /// taught the session in between).
+    pub fn compress_delivering(
         &self,
         data: Samples<'_>,
         shape: &[usize],
-        capacity: usize,
+        deliver: impl FnOnce(&[u8], &Report) -> Result<(), InsituError>,
     ) -> Result<(Vec<u8>, Report), InsituError> {
-        self.compress_using(proposer(&self.settings)?, data, shape, capacity)
+        self.compress_using(proposer(&self.settings)?, data, shape, deliver)
     }
 
-    /// [`Session::compress_within`] with the proposer given (tests give their own).
+    /// [`Session::compress_delivering`] with the proposer given (tests give their own).
     fn compress_using(
         &self,
         inner: &dyn Proposer,
         data: Samples<'_>,
         shape: &[usize],
-        capacity: usize,
+        deliver: impl FnOnce(&[u8], &Report) -> Result<(), InsituError>,
     ) -> Result<(Vec<u8>, Report), InsituError> {
         let learned = if self.adapt {
             self.lock().learned
@@ -283,9 +285,7 @@ impl Session {
             true => self.again_unloosened(data, shape, inner, &first)?,
             false => first,
         };
-        if kept.bytes.len() > capacity {
-            return Ok((kept.bytes, kept.report));
-        }
+        deliver(&kept.bytes, &kept.report)?;
         if remembers {
             remembering.learn(&kept.outcome, &self.settings);
         }
@@ -629,26 +629,38 @@ mod tests {
     }
 
     #[test]
-    fn a_step_too_long_for_the_callers_buffer_is_not_learned_from() {
-        // The size query, then the same call with a buffer of that size: the query must
-        // leave the session as it was, so the retry stores the same chunk.
+    fn a_step_its_caller_could_not_take_is_neither_counted_nor_learned_from() {
+        // The size query (a buffer too small), a copy whose allocation failed, then the same
+        // call delivered: neither refusal may change the session, so the delivered call
+        // stores the same chunk, and only it counts.
         let settings = Settings {
             mode: Mode::Fast,
             ..Settings::psnr(60.0).unwrap()
         };
         let session = Session::new(settings, true);
         let v = &steps()[0];
-        let (queried, _) = session
-            .compress_within(Samples::F32(v), &[48, 48], 0)
-            .unwrap();
-        assert_eq!(session.stats().steps, 0);
+        let mut queried = Vec::new();
+        let too_small = session.compress_delivering(Samples::F32(v), &[48, 48], |bytes, _| {
+            queried = bytes.to_vec();
+            Err(InsituError::BufferTooSmall {
+                needed: bytes.len(),
+                capacity: 0,
+                unit: "bytes",
+            })
+        });
+        assert!(matches!(too_small, Err(InsituError::BufferTooSmall { .. })));
+        let no_memory = session.compress_delivering(Samples::F32(v), &[48, 48], |bytes, _| {
+            Err(InsituError::OutOfMemory(bytes.len()))
+        });
+        assert!(matches!(no_memory, Err(InsituError::OutOfMemory(n)) if n == queried.len()));
+        assert_eq!(session.stats(), Stats::default());
         assert_eq!(
             session.lock().learned,
             [None; 4],
-            "the query taught the session"
+            "a refused step taught the session"
         );
         let (kept, report) = session
-            .compress_within(Samples::F32(v), &[48, 48], queried.len())
+            .compress_delivering(Samples::F32(v), &[48, 48], |_, _| Ok(()))
             .unwrap();
         assert_eq!(kept, queried);
         assert!(report.target_met && report.psnr >= 60.0, "{report:?}");
@@ -713,7 +725,7 @@ mod tests {
         let v: Vec<f32> = steps()[0].iter().map(|x| x + 30.0).collect();
         let step = || {
             session
-                .compress_using(&zfp_unless_sz3, Samples::F32(&v), &[48, 48], usize::MAX)
+                .compress_using(&zfp_unless_sz3, Samples::F32(&v), &[48, 48], |_, _| Ok(()))
                 .unwrap()
                 .1
         };
