@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 
 use crate::chunk::{self, Quality};
+use crate::metrics;
 use crate::padding;
 use crate::samples::Element;
 use crate::select::{self, Outcome, Proposer, SelectError};
@@ -122,6 +123,7 @@ fn float_chunk_marked<T: bytemuck::Pod + Element>(
     fill: Option<T>,
 ) -> Result<(Vec<u8>, Outcome), SelectError> {
     let pad = padding::find(values, shape, fill);
+    let declared = fill;
     let inner: Cow<[T]> = match &pad {
         Some(p) => Cow::Owned(padding::extract(values, shape, &p.inner)),
         None => Cow::Borrowed(values),
@@ -198,9 +200,10 @@ fn float_chunk_marked<T: bytemuck::Pod + Element>(
     let only_real = missing.as_ref().filter(|_| over_real && measured);
     let mut outcome =
         select::compress_to_target_where(data, kept_shape, &raised, proposer, only_real)?;
-    if let Some(p) = pad.as_ref().filter(|_| missing.is_none()) {
+    if let Some(p) = pad.as_ref() {
         let block = (&block[..], kept_shape);
-        outcome = whole_ssim_met(values, shape, p, block, &raised, proposer, outcome)?;
+        let marked = (declared, fill.zip(only_real));
+        outcome = whole_ssim_met(values, shape, p, block, marked, &raised, proposer, outcome)?;
     }
     // The record reports what the user's target measures: the real values' PSNR bound,
     // the ratio with every stored byte counted.
@@ -246,13 +249,20 @@ const WHOLE_SSIM_RAISES: u32 = 3;
 /// target on the block is asked again for a higher SSIM while the whole chunk misses, at
 /// most [`WHOLE_SSIM_RAISES`] times, then for SSIM 1 (exact storage). Other targets and
 /// predict mode keep `outcome`: a PSNR met on the block is met on the chunk (the range can
-/// only grow, the error only shrink). So do chunks with missing values (the caller skips
-/// them) and NaN or ±Inf padding.
+/// only grow, the error only shrink). So does padding that is missing data (NaN, ±Inf or
+/// the `declared` fill value), whose windows a reader's SSIM leaves out.
+///
+/// A block with missing values (`marked`: the value that marks them and the block's
+/// record) is measured as the search measures it, over the windows clear of them
+/// ([`metrics::SsimReference::clear_of`]), now over the whole chunk: real rows of zeros
+/// trimmed from a chunk with NaN gaps are data the reader sees.
+#[allow(clippy::too_many_arguments)]
 fn whole_ssim_met<T: bytemuck::Pod + Element>(
     values: &[T],
     shape: &[usize],
     pad: &padding::Padding,
     (block, kept_shape): (&[T], &[usize]),
+    (declared, marked): (Option<T>, Option<(T, &chunk::Missing)>),
     settings: &Settings,
     proposer: &dyn Proposer,
     mut outcome: Outcome,
@@ -263,14 +273,21 @@ fn whole_ssim_met<T: bytemuck::Pod + Element>(
     }
     let target = settings.target.value();
     let fill = *values.last().expect("a trimmed chunk has values");
-    // NaN or ±Inf padding is missing data: SSIM leaves its windows out of the chunk's
-    // mean, so the block's SSIM is the chunk's.
-    if !fill.to_f64().is_finite() {
+    if !fill.to_f64().is_finite() || declared.is_some_and(|d| is_missing(fill, d)) {
         return Ok(outcome);
     }
+    // Missing values of the whole chunk replaced as the block's were, and left out.
+    let replaced = marked.and_then(|(marker, _)| replace_missing(values, marker));
+    let (reference_values, reference) = match &replaced {
+        Some((whole, missing)) => (
+            &whole[..],
+            metrics::SsimReference::of(whole, shape).clear_of(|i| missing.is_missing(i)),
+        ),
+        None => (values, metrics::SsimReference::of(values, shape)),
+    };
+    let only_real = marked.map(|(_, missing)| missing);
     let data = T::samples(block);
     let layout = crate::samples::Layout::of(&data, kept_shape);
-    let reference = crate::metrics::SsimReference::of(values, shape);
     let mut asked = *settings;
     for raise in 0..=WHOLE_SSIM_RAISES {
         if outcome.codec == crate::wire::CodecId::Lossless {
@@ -287,7 +304,8 @@ fn whole_ssim_met<T: bytemuck::Pod + Element>(
             .chunks_exact(std::mem::size_of::<T>()))
         .map(bytemuck::pod_read_unaligned)
         .collect();
-        let whole = reference.ssim(values, &padding::expand(&back, &pad.inner, shape, fill));
+        let restored = padding::expand(&back, &pad.inner, shape, fill);
+        let whole = reference.ssim(reference_values, &restored);
         if whole >= target {
             outcome.measured = outcome.measured.map(|m| m.min(whole));
             return Ok(outcome);
@@ -305,7 +323,7 @@ fn whole_ssim_met<T: bytemuck::Pod + Element>(
         asked.target = Target::from_value(TargetKind::Ssim, value)
             .map_err(|e| SelectError::Proposer(e.to_string()))?;
         let spent = outcome.compressions;
-        outcome = select::compress_to_target_where(data, kept_shape, &asked, proposer, None)?;
+        outcome = select::compress_to_target_where(data, kept_shape, &asked, proposer, only_real)?;
         outcome.compressions += spent;
     }
     Ok(outcome)
@@ -463,30 +481,18 @@ mod tests {
     #[test]
     fn an_ssim_target_is_met_over_the_whole_chunk_its_trailing_slabs_were_trimmed_from() {
         for (shape, values) in trimmed_data() {
-            for target in [0.99, 0.999, 0.9999] {
-                for mode in [Mode::Guarantee, Mode::Fast] {
-                    let settings = Settings {
-                        mode,
-                        target: Target::from_value(TargetKind::Ssim, target).unwrap(),
-                        ..Settings::psnr(60.0).unwrap()
-                    };
-                    let (bytes, out) = float_chunk(&values, &shape, &settings, &Analytic).unwrap();
-                    let (header, back) = chunk::decode(&bytes).unwrap();
-                    assert!(header.padding.is_some(), "{shape:?}: not trimmed");
-                    let crate::samples::SampleBuf::F32(back) = back else {
-                        panic!("f32 in, f32 out")
-                    };
-                    let whole = metrics::ssim(&values, &back, &shape);
-                    assert!(
-                        whole >= target,
-                        "{shape:?} {mode:?} {target}: {whole} ({} {:?})",
-                        out.reason,
-                        out.measured
-                    );
-                    // The record says the whole chunk's (or less), not the block's.
-                    if let Some(measured) = out.measured {
-                        assert!(measured <= whole + 1e-12, "{measured} {whole}");
-                    }
+            for (target, mode, header, back, out) in ssim_writes(&values, &shape) {
+                assert!(header.padding.is_some(), "{shape:?}: not trimmed");
+                let whole = metrics::ssim(&values, &back, &shape);
+                assert!(
+                    whole >= target,
+                    "{shape:?} {mode:?} {target}: {whole} ({} {:?})",
+                    out.reason,
+                    out.measured
+                );
+                // The record says the whole chunk's (or less), not the block's.
+                if let Some(measured) = out.measured {
+                    assert!(measured <= whole + 1e-12, "{measured} {whole}");
                 }
             }
         }
@@ -504,6 +510,61 @@ mod tests {
         };
         let (_, out) = float_chunk(&nan_tail, &[48, 48], &settings, &Analytic).unwrap();
         assert_ne!(out.codec, CodecId::Lossless, "{}", out.reason);
+    }
+
+    #[test]
+    fn with_nan_gaps_an_ssim_target_is_met_over_the_whole_chunk_its_real_slabs_were_trimmed_from() {
+        // The chunks above with a few NaN gaps (missing values) in the block kept: the
+        // trailing slabs are still real data (dry rain's zero rows), which the reader sees
+        // and a real-value SSIM counts, over the windows clear of the gaps.
+        for (shape, mut values) in trimmed_data() {
+            let n = values.len();
+            for i in [n / 7, n / 3, n / 2] {
+                values[i] = f32::NAN;
+            }
+            let gap = |i: usize| values[i].is_nan();
+            let (real, _) = replace_missing(&values, f32::NAN).unwrap();
+            let reference = metrics::SsimReference::of(&real, &shape).clear_of(gap);
+            for (target, mode, header, back, out) in ssim_writes(&values, &shape) {
+                assert!(header.padding.is_some() && header.missing.is_some());
+                // The gaps come back as NaN; their windows are left out.
+                let back: Vec<f32> = (0..n)
+                    .map(|i| if gap(i) { real[i] } else { back[i] })
+                    .collect();
+                let whole = reference.ssim(&real, &back);
+                assert!(
+                    whole >= target,
+                    "{shape:?} {mode:?} {target}: {whole} ({} {:?})",
+                    out.reason,
+                    out.measured
+                );
+            }
+        }
+    }
+
+    /// `values` written at each SSIM target and measuring mode of the trimmed-chunk tests:
+    /// the target, the mode, the chunk's header, its decoded values and the outcome.
+    fn ssim_writes(
+        values: &[f32],
+        shape: &[usize],
+    ) -> Vec<(f64, Mode, chunk::Header, Vec<f32>, Outcome)> {
+        let mut writes = Vec::new();
+        for target in [0.99, 0.999, 0.9999] {
+            for mode in [Mode::Guarantee, Mode::Fast] {
+                let settings = Settings {
+                    mode,
+                    target: Target::from_value(TargetKind::Ssim, target).unwrap(),
+                    ..Settings::psnr(60.0).unwrap()
+                };
+                let (bytes, out) = float_chunk(values, shape, &settings, &Analytic).unwrap();
+                let (header, back) = chunk::decode(&bytes).unwrap();
+                let crate::samples::SampleBuf::F32(back) = back else {
+                    panic!("f32 in, f32 out")
+                };
+                writes.push((target, mode, header, back, out));
+            }
+        }
+        writes
     }
 
     #[test]
