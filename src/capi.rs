@@ -348,7 +348,7 @@ fn compress_for<'a, R>(
 ) -> Result<(Vec<u8>, R), InsituError> {
     check_for(dataset, &samples)?;
     let (chunk, r) = compress(samples)?;
-    Ok((marked_for(dataset, chunk)?, r))
+    Ok((marked_for(dataset, &chunk)?.unwrap_or(chunk), r))
 }
 
 /// Refuses, before any work, a buffer of another type or size than the chunks of the
@@ -370,11 +370,11 @@ fn check_for(dataset: Option<DatasetType>, samples: &Samples<'_>) -> Result<(), 
 
 /// `chunk` as the dataset a stored form names stores it: a big-endian dataset's chunk says
 /// so, as the filter's own do, so that reading swaps the (native, little-endian) values
-/// into the file's order.
-fn marked_for(dataset: Option<DatasetType>, chunk: Vec<u8>) -> Result<Vec<u8>, InsituError> {
+/// into the file's order. `None` where `chunk` is stored as it is (no copy).
+fn marked_for(dataset: Option<DatasetType>, chunk: &[u8]) -> Result<Option<Vec<u8>>, InsituError> {
     match dataset {
-        Some(d) if d.big_endian => Ok(crate::chunk::marked_big_endian(&chunk)?),
-        _ => Ok(chunk),
+        Some(d) if d.big_endian => Ok(Some(crate::chunk::marked_big_endian(chunk)?)),
+        _ => Ok(None),
     }
 }
 
@@ -939,8 +939,8 @@ pub unsafe extern "C" fn h5z_deepcq_session_compress(
         session
             .inner
             .compress_delivering(samples, &shape, |bytes, r| {
-                let bytes = marked_for(session.dataset, bytes.to_vec())?;
-                deliver_alloc(&bytes, out, out_len)?;
+                let marked = marked_for(session.dataset, bytes)?;
+                deliver_alloc(marked.as_deref().unwrap_or(bytes), out, out_len)?;
                 write_report(Some(r), report);
                 Ok(())
             })?;
@@ -976,9 +976,10 @@ pub unsafe extern "C" fn h5z_deepcq_session_compress_into(
         session
             .inner
             .compress_delivering(samples, &shape, |bytes, r| {
-                let bytes = marked_for(session.dataset, bytes.to_vec())?;
+                let marked = marked_for(session.dataset, bytes)?;
+                let bytes = marked.as_deref().unwrap_or(bytes);
                 write_report(Some(r), report);
-                deliver_into(&bytes, out, capacity, out_len)
+                deliver_into(bytes, out, capacity, out_len)
             })?;
         Ok(())
     })

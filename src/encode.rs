@@ -248,9 +248,11 @@ const WHOLE_SSIM_RAISES: u32 = 3;
 /// the block's small errors weigh more. A measuring mode (guarantee, fast) that met the
 /// target on the block is asked again for a higher SSIM while the whole chunk misses, at
 /// most [`WHOLE_SSIM_RAISES`] times, then for SSIM 1 (exact storage). Other targets and
-/// predict mode keep `outcome`: a PSNR met on the block is met on the chunk (the range can
-/// only grow, the error only shrink). So does padding that is missing data (NaN, ±Inf or
-/// the `declared` fill value), whose windows a reader's SSIM leaves out.
+/// predict mode keep `outcome` (but for an SSIM target on a block with missing values,
+/// which predict mode measures, as guarantee mode, `settings`): a PSNR met on the block
+/// is met on the chunk (the range can only grow, the error only shrink). So does padding
+/// that is missing data (NaN, ±Inf or the `declared` fill value), whose windows a
+/// reader's SSIM leaves out.
 ///
 /// A block with missing values (`marked`: the value that marks them and the block's
 /// record) is measured as the search measures it, over the windows clear of them
@@ -276,14 +278,15 @@ fn whole_ssim_met<T: bytemuck::Pod + Element>(
     if !fill.to_f64().is_finite() || declared.is_some_and(|d| is_missing(fill, d)) {
         return Ok(outcome);
     }
-    // Missing values of the whole chunk replaced as the block's were, and left out.
-    let replaced = marked.and_then(|(marker, _)| replace_missing(values, marker));
-    let (reference_values, reference) = match &replaced {
-        Some((whole, missing)) => (
+    // With missing values: the block as the search saw it (their stand-ins) with the
+    // slabs restored, so a window that still counts holds the same stand-ins on both sides.
+    let with_stand_ins = marked.map(|_| padding::expand(block, &pad.inner, shape, fill));
+    let (reference_values, reference) = match (&with_stand_ins, marked) {
+        (Some(whole), Some((marker, _))) => (
             &whole[..],
-            metrics::SsimReference::of(whole, shape).clear_of(|i| missing.is_missing(i)),
+            metrics::SsimReference::of(whole, shape).clear_of(|i| is_missing(values[i], marker)),
         ),
-        None => (values, metrics::SsimReference::of(values, shape)),
+        _ => (values, metrics::SsimReference::of(values, shape)),
     };
     let only_real = marked.map(|(_, missing)| missing);
     let data = T::samples(block);
