@@ -247,12 +247,11 @@ const WHOLE_SSIM_RAISES: u32 = 3;
 /// has more windows than the block: those that reach into the slabs, flat there, where
 /// the block's small errors weigh more. A measuring mode (guarantee, fast) that met the
 /// target on the block is asked again for a higher SSIM while the whole chunk misses, at
-/// most [`WHOLE_SSIM_RAISES`] times, then for SSIM 1 (exact storage). Other targets and
-/// predict mode keep `outcome` (but for an SSIM target on a block with missing values,
-/// which predict mode measures, as guarantee mode, `settings`): a PSNR met on the block
-/// is met on the chunk (the range can only grow, the error only shrink). So does padding
-/// that is missing data (NaN, ±Inf or the `declared` fill value), whose windows a
-/// reader's SSIM leaves out.
+/// most [`WHOLE_SSIM_RAISES`] times, then for SSIM 1 (exact storage). Other targets keep
+/// `outcome` (a PSNR met on the block is met on the chunk: the range can only grow, the
+/// error only shrink), and so does predict mode, but where missing values made it measure
+/// an SSIM target (`settings` then says guarantee mode). So does padding that is missing
+/// data (NaN, ±Inf or the `declared` fill value), whose windows a reader's SSIM leaves out.
 ///
 /// A block with missing values (`marked`: the value that marks them and the block's
 /// record) is measured as the search measures it, over the windows clear of them
@@ -541,6 +540,9 @@ mod tests {
                     out.reason,
                     out.measured
                 );
+                if let Some(measured) = out.measured {
+                    assert!(measured <= whole + 1e-12, "{measured} {whole}");
+                }
             }
         }
     }
