@@ -486,16 +486,7 @@ mod tests {
             for (target, mode, header, back, out) in ssim_writes(&values, &shape) {
                 assert!(header.padding.is_some(), "{shape:?}: not trimmed");
                 let whole = metrics::ssim(&values, &back, &shape);
-                assert!(
-                    whole >= target,
-                    "{shape:?} {mode:?} {target}: {whole} ({} {:?})",
-                    out.reason,
-                    out.measured
-                );
-                // The record says the whole chunk's (or less), not the block's.
-                if let Some(measured) = out.measured {
-                    assert!(measured <= whole + 1e-12, "{measured} {whole}");
-                }
+                assert_whole_met(whole, target, &out, || format!("{shape:?} {mode:?}"));
             }
         }
         // Rows of NaN at the end (a dataset whose fill value is NaN) are missing data,
@@ -534,16 +525,23 @@ mod tests {
                     .map(|i| if gap(i) { real[i] } else { back[i] })
                     .collect();
                 let whole = reference.ssim(&real, &back);
-                assert!(
-                    whole >= target,
-                    "{shape:?} {mode:?} {target}: {whole} ({} {:?})",
-                    out.reason,
-                    out.measured
-                );
-                if let Some(measured) = out.measured {
-                    assert!(measured <= whole + 1e-12, "{measured} {whole}");
-                }
+                assert_whole_met(whole, target, &out, || format!("{shape:?} {mode:?}"));
             }
+        }
+    }
+
+    /// The whole chunk's SSIM `whole` meets `target`, and the chunk's record (`out`) claims
+    /// no more than it: the whole chunk's, not the block's.
+    fn assert_whole_met(whole: f64, target: f64, out: &Outcome, case: impl Fn() -> String) {
+        assert!(
+            whole >= target,
+            "{} {target}: {whole} ({} {:?})",
+            case(),
+            out.reason,
+            out.measured
+        );
+        if let Some(measured) = out.measured {
+            assert!(measured <= whole + 1e-12, "{}: {measured} {whole}", case());
         }
     }
 
