@@ -327,9 +327,11 @@ size_t h5z_deepcq_last_error(char *buf, size_t len);
 /**
  * Registers the filter with the HDF5 library the program is linked to, so it works
  * without `HDF5_PLUGIN_PATH` (like `H5Z_zfp_initialize`); with every copy loaded, where
- * there are several (Python wheels each bundle one). Safe to call more than once: only
- * the first successful call registers. A program that links HDF5 statically must export
- * its symbols (`-Wl,--export-dynamic`, or `h5cc -shlib`).
+ * there are several (Python wheels each bundle one). Safe to call more than once: each
+ * call registers it with the copies loaded since (a host that embeds Python and imports
+ * h5py after registering calls it again), and succeeds once any copy has it. A program
+ * that links HDF5 statically must export its symbols (`-Wl,--export-dynamic`, or
+ * `h5cc -shlib`).
  */
 int h5z_deepcq_register(void);
 

@@ -549,28 +549,32 @@ pub unsafe extern "C" fn h5z_deepcq_last_error(buf: *mut c_char, len: usize) -> 
 
 /// Registers the filter with the HDF5 library the program is linked to, so it works
 /// without `HDF5_PLUGIN_PATH` (like `H5Z_zfp_initialize`); with every copy loaded, where
-/// there are several (Python wheels each bundle one). Safe to call more than once: only
-/// the first successful call registers. A program that links HDF5 statically must export
-/// its symbols (`-Wl,--export-dynamic`, or `h5cc -shlib`).
+/// there are several (Python wheels each bundle one). Safe to call more than once: each
+/// call registers it with the copies loaded since (a host that embeds Python and imports
+/// h5py after registering calls it again), and succeeds once any copy has it. A program
+/// that links HDF5 statically must export its symbols (`-Wl,--export-dynamic`, or
+/// `h5cc -shlib`).
 #[no_mangle]
 pub extern "C" fn h5z_deepcq_register() -> c_int {
-    static REGISTERED: Mutex<bool> = Mutex::new(false);
+    // The copies registered with, by address: `every_api` keeps each one it found.
+    static REGISTERED: Mutex<Vec<usize>> = Mutex::new(Vec::new());
     guard(|| {
         let mut done = REGISTERED.lock().unwrap_or_else(|e| e.into_inner());
-        if *done {
-            return Ok(());
-        }
         let class = &crate::h5::plugin::FILTER_CLASS as *const _ as *const c_void;
         let mut failed = None;
         for api in crate::h5::api::every_api().map_err(InsituError::Hdf5)? {
+            let copy = api as *const crate::h5::api::Hdf5Api as usize;
+            if done.contains(&copy) {
+                continue;
+            }
             // SAFETY: FILTER_CLASS is a static H5Z_class2_t.
             match unsafe { api.register_filter(class) } {
-                Ok(()) => *done = true,
+                Ok(()) => done.push(copy),
                 Err(e) => failed = Some(e),
             }
         }
-        match (*done, failed) {
-            (false, Some(e)) => Err(InsituError::Hdf5(e)),
+        match (done.is_empty(), failed) {
+            (true, Some(e)) => Err(InsituError::Hdf5(e)),
             _ => Ok(()),
         }
     })
