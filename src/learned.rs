@@ -436,9 +436,10 @@ impl Learned {
             searched
                 .then(|| runner_up(&rule, passed, &candidates, &predictions))
                 .flatten()
-                .map(|(c, p)| Alternative {
+                .map(|(c, p, predicted)| Alternative {
                     codec: c.codec,
                     bound: absolute_bound(c, extent.range()),
+                    predicted: Some(predicted),
                     predicted_ratio: Some(p.cr),
                     needs_look: needs_look(&c, &p),
                 })
@@ -754,13 +755,14 @@ fn crossings<'a>(
 }
 
 /// For a PSNR or SSIM target, the best candidate of any compressor but those `passed`, by
-/// the same rule, and its prediction: what guarantee mode searches after its first choice.
+/// the same rule, its prediction and its predicted metric: what guarantee mode searches
+/// after its first choice.
 fn runner_up(
     rule: &Rule<'_>,
     passed: &[CodecId],
     candidates: &[Candidate],
     predictions: &[Prediction],
-) -> Option<(Candidate, Prediction)> {
+) -> Option<(Candidate, Prediction, f64)> {
     let (others, predicted): (Vec<Candidate>, Vec<Prediction>) = candidates
         .iter()
         .zip(predictions)
@@ -769,8 +771,7 @@ fn runner_up(
     if others.is_empty() {
         return None;
     }
-    let (c, p, _) = choose(rule, &others, &predicted);
-    Some((c, p))
+    Some(choose(rule, &others, &predicted))
 }
 
 /// The chooser for a write under `settings`.

@@ -222,6 +222,12 @@ fn moved(codec: CodecId, bound: f64, offset: Offset, aim_db: f64) -> f64 {
     }
 }
 
+/// A PSNR `predicted` at bound `from`, moved with the bound to `to`: −20 dB a decade, as
+/// the point-wise-bound line moves (a stepped codec's stairs step with it on average).
+fn moved_prediction(predicted: Option<f64>, from: f64, to: f64) -> Option<f64> {
+    predicted.map(|p| p - 20.0 * (to / from).log10())
+}
+
 /// Fast mode's aim above the target (dB) where a codec's offset is `offset`: wider as the
 /// chunks taught less alike factors ([`FAST_SPREAD`]).
 fn fast_aim_db(offset: Offset) -> f64 {
@@ -263,6 +269,7 @@ impl Proposer for Remembering<'_> {
         let primary = Alternative {
             codec: raw.codec,
             bound: raw.bound,
+            predicted: raw.predicted,
             predicted_ratio: raw.predicted_ratio,
             needs_look: raw.needs_look,
         };
@@ -331,10 +338,14 @@ impl Proposer for Remembering<'_> {
         // as the first's is below: select weighs one against the other (a close call), and
         // with the first's alone corrected, a dataset storing twice what the model predicts
         // of both made the first look twice as far ahead.
-        let move_alternative = |alt: Alternative| Alternative {
-            bound: moved(alt.codec, alt.bound),
-            predicted_ratio: expected(&alt),
-            ..alt
+        let move_alternative = |alt: Alternative| {
+            let bound = moved(alt.codec, alt.bound);
+            Alternative {
+                bound,
+                predicted: moved_prediction(alt.predicted, alt.bound, bound),
+                predicted_ratio: expected(&alt),
+                ..alt
+            }
         };
         let bound = moved(first.codec, first.bound);
         self.applied
@@ -342,6 +353,9 @@ impl Proposer for Remembering<'_> {
         Ok(Proposal {
             codec: first.codec,
             bound,
+            // The chunk's quality record keeps the prediction for what is tried first, not
+            // for the model's first choice at its raw bound.
+            predicted: moved_prediction(first.predicted, first.bound, bound),
             // What the moved bound is expected to store: the surrogate's ratio corrected
             // by what this dataset stored of it (select's size checks compare with it).
             predicted_ratio: expected_ratio.or(first.predicted_ratio),
@@ -349,7 +363,6 @@ impl Proposer for Remembering<'_> {
             third: third.map(move_alternative),
             skip_runner_up_within: within,
             needs_look: first.needs_look,
-            ..raw
         })
     }
 
@@ -412,6 +425,12 @@ impl Remembering<'_> {
             ..offset
         };
         let bound = moved(raw.codec, raw.bound, offset, fast_aim_db(offset));
+        // The excess added back is the model's claim, unbounded: on a range near f64's
+        // top a claim of hundreds of dB moved the bound past what f64 holds, which every
+        // codec refuses, and the write failed where the model's own bound served.
+        if !bound.is_finite() {
+            return raw;
+        }
         let shift = (bound / raw.bound).ln();
         self.applied.set(Some((raw.codec, shift)));
         let look = |alt: Alternative| Alternative {
@@ -421,9 +440,7 @@ impl Remembering<'_> {
         Proposal {
             bound,
             // The model's PSNR moved with the bound, −20 dB a decade.
-            predicted: raw
-                .predicted
-                .map(|p| p - shift / crate::metrics::db_to_ln(1.0)),
+            predicted: moved_prediction(raw.predicted, raw.bound, bound),
             runner_up: raw.runner_up.map(look),
             third: raw.third.map(look),
             needs_look: true,
@@ -789,6 +806,7 @@ mod tests {
             Some(Alternative {
                 codec: CodecId::Sz3,
                 bound: raw.bound,
+                predicted: None,
                 predicted_ratio: None,
                 needs_look: false,
             })
@@ -802,6 +820,86 @@ mod tests {
             propose(&memory.proposer(&SZ3_THEN_SPERR), &v, &settings).codec,
             CodecId::Sz3
         );
+    }
+
+    #[test]
+    fn the_prediction_recorded_is_for_the_proposal_memory_makes() {
+        let v = field(2, 1.0);
+        let settings = Settings::psnr(60.0).unwrap();
+        let claiming = Claiming {
+            fixed: SZ3_THEN_SPERR,
+            over: Some(2.0),
+            ratio: None,
+            runner_up_ratio: None,
+            look: false,
+        };
+        let memory = Memory::default();
+        let r = memory.proposer(&claiming);
+        let raw = propose(&r, &v, &settings);
+        assert_eq!(raw.predicted, Some(62.0));
+        // SZ3 kept at twice its raw bound, 1 dB over: the next SZ3 bound is moved up by
+        // 2 · 10^((1 − AIM_DB)/20), and the model's 62 dB with it, −20 dB a decade.
+        r.learn(
+            &outcome(CodecId::Sz3, 2.0 * raw.bound, 61.0, "loosened"),
+            &settings,
+        );
+        let r = memory.proposer(&claiming);
+        let moved = propose(&r, &v, &settings);
+        let expected = 62.0 - 20.0 * (moved.bound / raw.bound).log10();
+        assert!(
+            (moved.predicted.unwrap() - expected).abs() < 1e-9,
+            "{moved:?}"
+        );
+        assert!(expected < 60.0, "{expected} dB");
+        // The runner-up (claimed 62 dB too) kept exactly on the target at its raw bound:
+        // it goes first, aimed AIM_DB above the target, with its own prediction moved.
+        r.learn(
+            &outcome(CodecId::Sperr, raw.bound, 60.0, "runner-up"),
+            &settings,
+        );
+        let swapped = propose(&memory.proposer(&claiming), &v, &settings);
+        assert_eq!(swapped.codec, CodecId::Sperr);
+        assert!(
+            (swapped.predicted.unwrap() - (62.0 + AIM_DB)).abs() < 1e-9,
+            "{swapped:?}"
+        );
+    }
+
+    #[test]
+    fn predict_mode_s_move_past_what_f64_holds_leaves_the_model_s_proposal() {
+        // A range near f64's top, a model claiming 400 dB over the target and an offset
+        // learned for SZ3: the move back by the claim overflows the bound.
+        let v: Vec<f64> = generate(Kind::Spectral { slope: 3.0 }, &[40, 40, 40], 1)
+            .into_iter()
+            .map(|x| x * 1e300)
+            .collect();
+        let settings = Settings {
+            mode: Mode::Predict,
+            ..Settings::psnr(60.0).unwrap()
+        };
+        let claiming = Claiming {
+            fixed: Fixed {
+                scale: 0.7,
+                ..SZ3_THEN_SPERR
+            },
+            over: Some(400.0),
+            ratio: None,
+            runner_up_ratio: None,
+            look: true,
+        };
+        let memory = Memory::default();
+        memory.lock().offsets[CodecId::Sz3 as usize] = Some(Offset {
+            mean: 0.0,
+            dev: 0.0,
+        });
+        let data = Samples::F64(&v);
+        let extent = Extent::of(data);
+        let shape = [40, 40, 40];
+        let raw = claiming.propose(data, &shape, extent, &settings).unwrap();
+        let r = memory.proposer(&claiming);
+        assert_eq!(r.propose(data, &shape, extent, &settings).unwrap(), raw);
+        let out = memory.compress(data, &shape, &settings, &claiming).unwrap();
+        assert!(out.measured.unwrap() >= 60.0, "{out:?}");
     }
 
     #[test]
@@ -830,6 +928,7 @@ mod tests {
             Some(Alternative {
                 codec,
                 bound,
+                predicted: None,
                 predicted_ratio: None,
                 needs_look: false,
             })

@@ -195,6 +195,9 @@ pub struct Alternative {
     pub codec: CodecId,
     /// Absolute error bound proposed for it.
     pub bound: f64,
+    /// Predicted value of the target metric at this bound, if the proposer predicts one:
+    /// the chunk's record keeps it where memory puts this compressor first.
+    pub predicted: Option<f64>,
     /// Predicted compression ratio at this bound, if the proposer predicts one.
     pub predicted_ratio: Option<f64>,
     /// As [`Proposal::needs_look`], for predict mode's runner-up kept in its place.
@@ -599,6 +602,7 @@ pub(crate) mod fixed {
                 runner_up: self.runner_up.then_some(Alternative {
                     codec: CodecId::Sperr,
                     bound,
+                    predicted: None,
                     predicted_ratio: None,
                     needs_look: false,
                 }),
@@ -609,9 +613,9 @@ pub(crate) mod fixed {
         }
     }
 
-    /// `fixed`'s proposal claiming what a model would: a PSNR `over` dB above the target,
-    /// `ratio` for itself and `runner_up_ratio` for its runner-up, and flagged for a look
-    /// or not.
+    /// `fixed`'s proposal claiming what a model would: a PSNR `over` dB above the target
+    /// for itself and its runner-up, `ratio` for itself and `runner_up_ratio` for its
+    /// runner-up, and flagged for a look or not.
     #[derive(Clone, Copy)]
     pub(crate) struct Claiming {
         pub(crate) fixed: Fixed,
@@ -630,10 +634,12 @@ pub(crate) mod fixed {
             settings: &Settings,
         ) -> Result<Proposal, SelectError> {
             let p = self.fixed.propose(data, shape, extent, settings)?;
+            let predicted = self.over.map(|over| settings.target.value() + over);
             Ok(Proposal {
-                predicted: self.over.map(|over| settings.target.value() + over),
+                predicted,
                 predicted_ratio: self.ratio,
                 runner_up: p.runner_up.map(|alt| Alternative {
+                    predicted,
                     predicted_ratio: self.runner_up_ratio,
                     ..alt
                 }),
@@ -696,6 +702,7 @@ pub(crate) mod fixed {
             let alternative = |codec| Alternative {
                 codec,
                 bound: p.bound,
+                predicted: None,
                 predicted_ratio: None,
                 needs_look: false,
             };

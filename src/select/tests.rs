@@ -441,6 +441,7 @@ fn zfp_is_skipped_where_a_sample_of_its_blocks_shows_it_cannot_win() {
     let alt = Alternative {
         codec: CodecId::Zfp,
         bound,
+        predicted: None,
         predicted_ratio: None,
         needs_look: false,
     };
