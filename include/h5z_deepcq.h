@@ -406,7 +406,8 @@ int h5z_deepcq_advise(const void *data,
 
 /**
  * Compresses `data` to the target into a self-describing chunk the library allocates:
- * `*out` (release with `h5z_deepcq_free`) of `*out_len` bytes. `report` may be NULL;
+ * `*out` (release with `h5z_deepcq_free`) of `*out_len` bytes, NULL when the call fails
+ * (a non-NULL `out` is always written). `report` may be NULL;
  * when given, it is measured on the decoded chunk (for a PSNR target in guarantee or
  * fast mode, the chooser's own decode of the payload the chunk holds). With a dataset's
  * stored cd_values (for `H5Dwrite_chunk`), `dtype` must be the dataset's, the buffer must
@@ -485,7 +486,7 @@ int h5z_deepcq_decompress(const void *chunk,
  * from each step's measured error and corrects the next proposal (under ratio and
  * absolute-bound targets every step is independent, as with the option); it may be used
  * from several threads at once.
- * Release it with `h5z_deepcq_session_free`.
+ * Release it with `h5z_deepcq_session_free`. `*session` is NULL when the call fails.
  *
  * # Safety
  * `cd_values` holds `n_cd` words; `session` is writable.
@@ -497,7 +498,8 @@ int h5z_deepcq_session_new(const unsigned int *cd_values,
 
 /**
  * Compresses one timestep through a session into a library-allocated chunk (release
- * with `h5z_deepcq_free`). Every step is measured on its decoded values, as
+ * with `h5z_deepcq_free`; `*out` is NULL when the call fails). Every step is measured on
+ * its decoded values, as
  * `h5z_deepcq_compress` measures its report; `report` may be NULL. A chunk that cannot
  * be allocated (`H5Z_DEEPCQ_ERR_OUT_OF_MEMORY`) does not count as a step: the session
  * learns nothing from it.

@@ -270,10 +270,22 @@ fn invalid(message: impl Into<String>) -> InsituError {
 }
 
 /// Fails before any work is done when an output pointer is NULL, so a bad call neither
-/// costs a compression nor advances a session.
-fn require_out(out_len: *mut usize, out: Option<*mut *mut c_void>) -> Result<(), InsituError> {
+/// costs a compression nor advances a session; else sets `*out` to NULL, so that a call
+/// that fails leaves the caller no stale pointer to free (a Fortran loop freeing on its
+/// error path would free the last step's chunk again).
+///
+/// # Safety
+/// `out`, when given and not NULL, is writable.
+unsafe fn require_out(
+    out_len: *mut usize,
+    out: Option<*mut *mut c_void>,
+) -> Result<(), InsituError> {
     if out_len.is_null() || out.is_some_and(|p| p.is_null()) {
         return Err(invalid("out or out_len is NULL"));
+    }
+    if let Some(out) = out {
+        // SAFETY: not NULL, and the caller passes a writable pointer.
+        unsafe { *out = std::ptr::null_mut() };
     }
     Ok(())
 }
@@ -741,7 +753,8 @@ pub unsafe extern "C" fn h5z_deepcq_advise(
 }
 
 /// Compresses `data` to the target into a self-describing chunk the library allocates:
-/// `*out` (release with `h5z_deepcq_free`) of `*out_len` bytes. `report` may be NULL;
+/// `*out` (release with `h5z_deepcq_free`) of `*out_len` bytes, NULL when the call fails
+/// (a non-NULL `out` is always written). `report` may be NULL;
 /// when given, it is measured on the decoded chunk (for a PSNR target in guarantee or
 /// fast mode, the chooser's own decode of the payload the chunk holds). With a dataset's
 /// stored cd_values (for `H5Dwrite_chunk`), `dtype` must be the dataset's, the buffer must
@@ -888,7 +901,7 @@ pub unsafe extern "C" fn h5z_deepcq_decompress(
 /// from each step's measured error and corrects the next proposal (under ratio and
 /// absolute-bound targets every step is independent, as with the option); it may be used
 /// from several threads at once.
-/// Release it with `h5z_deepcq_session_free`.
+/// Release it with `h5z_deepcq_session_free`. `*session` is NULL when the call fails.
 ///
 /// # Safety
 /// `cd_values` holds `n_cd` words; `session` is writable.
@@ -901,6 +914,8 @@ pub unsafe extern "C" fn h5z_deepcq_session_new(
 ) -> c_int {
     guard(|| {
         let out = out_ref(session, "session")?;
+        // NULL unless the session is made: no stale handle for the caller to free.
+        *out = std::ptr::null_mut();
         let BufferSettings { settings, dataset } = settings_from(cd_values, n_cd)?;
         if options & !H5Z_DEEPCQ_SESSION_NO_ADAPT != 0 {
             return Err(invalid(format!("unknown session options {options:#x}")));
@@ -915,7 +930,8 @@ pub unsafe extern "C" fn h5z_deepcq_session_new(
 }
 
 /// Compresses one timestep through a session into a library-allocated chunk (release
-/// with `h5z_deepcq_free`). Every step is measured on its decoded values, as
+/// with `h5z_deepcq_free`; `*out` is NULL when the call fails). Every step is measured on
+/// its decoded values, as
 /// `h5z_deepcq_compress` measures its report; `report` may be NULL. A chunk that cannot
 /// be allocated (`H5Z_DEEPCQ_ERR_OUT_OF_MEMORY`) does not count as a step: the session
 /// learns nothing from it.
@@ -1072,6 +1088,59 @@ mod tests {
         codes.sort();
         codes.dedup();
         assert_eq!(codes.len(), errors.len());
+    }
+
+    #[test]
+    fn a_failed_call_leaves_no_stale_pointer_to_free() {
+        let values = [1.0f64, 2.0, 3.0, 4.0];
+        let dims = [4usize];
+        let data = values.as_ptr() as *const c_void;
+        let (bad, cd) = ([c_uint::MAX; 3], [60 as c_uint]);
+        // What a caller's variable held from its last step.
+        let stale = std::ptr::NonNull::<u8>::dangling().as_ptr() as *mut c_void;
+        let (mut out, mut len) = (stale, 0usize);
+        let mut session = stale as *mut H5zDeepcqSession;
+        // SAFETY: every pointer is valid for what the calls read and write.
+        let (compressed, created) = unsafe {
+            let compressed = h5z_deepcq_compress(
+                data,
+                H5Z_DEEPCQ_FLOAT64,
+                dims.as_ptr(),
+                1,
+                bad.as_ptr(),
+                bad.len(),
+                &mut out,
+                &mut len,
+                std::ptr::null_mut(),
+            );
+            let created = h5z_deepcq_session_new(bad.as_ptr(), bad.len(), 0, &mut session);
+            (compressed, created)
+        };
+        assert!(compressed < 0 && created < 0, "{compressed} {created}");
+        assert!(out.is_null() && session.is_null());
+        out = stale;
+        // SAFETY: as above; the session is freed once.
+        let (created, stepped) = unsafe {
+            let created = h5z_deepcq_session_new(cd.as_ptr(), cd.len(), 0, &mut session);
+            // Rank 0: refused before anything is read.
+            let stepped = h5z_deepcq_session_compress(
+                session,
+                data,
+                H5Z_DEEPCQ_FLOAT64,
+                dims.as_ptr(),
+                0,
+                &mut out,
+                &mut len,
+                std::ptr::null_mut(),
+            );
+            h5z_deepcq_session_free(session);
+            (created, stepped)
+        };
+        assert_eq!(
+            (created, stepped),
+            (H5Z_DEEPCQ_OK, H5Z_DEEPCQ_ERR_INVALID_ARGUMENT)
+        );
+        assert!(out.is_null());
     }
 
     #[test]
