@@ -224,7 +224,7 @@ fn moved(codec: CodecId, bound: f64, offset: Offset, aim_db: f64) -> f64 {
 
 /// A PSNR `predicted` at bound `from`, moved with the bound to `to`: −20 dB a decade, as
 /// the point-wise-bound line moves (a stepped codec's stairs step with it on average).
-fn moved_prediction(predicted: Option<f64>, from: f64, to: f64) -> Option<f64> {
+pub(crate) fn moved_prediction(predicted: Option<f64>, from: f64, to: f64) -> Option<f64> {
     predicted.map(|p| p - 20.0 * (to / from).log10())
 }
 

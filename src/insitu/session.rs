@@ -180,8 +180,18 @@ impl Proposer for Corrected<'_> {
         };
         let factor = learned.correction(scale);
         self.applied.set(factor);
+        let bound = raw.bound * factor.exp();
+        // The step's quality record keeps the prediction for the bound tried: a PSNR moved
+        // with it, none for an SSIM, which follows no such rule. The predicted ratio stays
+        // the model's at the raw bound, as the sessions' figures were measured with it
+        // (docs/insitu.md; every step is measured anyway).
+        let predicted = match settings.target.kind {
+            TargetKind::Psnr => crate::memory::moved_prediction(raw.predicted, raw.bound, bound),
+            _ => None,
+        };
         Ok(Proposal {
-            bound: raw.bound * factor.exp(),
+            bound,
+            predicted,
             ..raw
         })
     }
@@ -414,6 +424,58 @@ mod tests {
             assert_eq!(session.stats().steps, 6);
             assert_eq!(session.stats().misses, 0);
         }
+    }
+
+    #[test]
+    fn a_corrected_proposal_carries_the_prediction_for_its_own_bound() {
+        let v = &steps()[0];
+        let data = Samples::F32(v);
+        let claiming = crate::select::fixed::Claiming {
+            fixed: crate::select::fixed::Fixed {
+                codec: CodecId::Sz3,
+                runner_up: false,
+                scale: 1.0,
+            },
+            over: Some(2.0),
+            ratio: None,
+            runner_up_ratio: None,
+            look: false,
+        };
+        let mut learned = [None; 4];
+        learned[CodecId::Sz3 as usize] = Some(Learned {
+            mean: 2.0,
+            dev: 0.1,
+        });
+        let propose = |settings: &Settings, proposer: &dyn Proposer| {
+            proposer
+                .propose(data, &[48, 48], Extent::of(data), settings)
+                .unwrap()
+        };
+        let corrected = Corrected {
+            inner: &claiming,
+            learned,
+            raw: Cell::new(None),
+            applied: Cell::new(0.0),
+            forget: Cell::new(None),
+        };
+        let psnr = Settings {
+            mode: Mode::Fast,
+            ..Settings::psnr(60.0).unwrap()
+        };
+        let (raw, moved) = (propose(&psnr, &claiming), propose(&psnr, &corrected));
+        assert!(moved.bound > 5.0 * raw.bound, "{moved:?}");
+        let expected = 62.0 - 20.0 * (moved.bound / raw.bound).log10();
+        assert!(
+            (moved.predicted.unwrap() - expected).abs() < 1e-9,
+            "{moved:?}"
+        );
+        let ssim = Settings {
+            target: crate::settings::Target::from_value(TargetKind::Ssim, 0.99).unwrap(),
+            ..psnr
+        };
+        let moved = propose(&ssim, &corrected);
+        assert!(moved.bound > 5.0 * propose(&ssim, &claiming).bound);
+        assert_eq!(moved.predicted, None);
     }
 
     #[test]
