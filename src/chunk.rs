@@ -472,7 +472,7 @@ fn extension_bytes(header: &Header) -> (u8, Vec<u8>) {
 
 /// Bytes a lossy f32 or f64 chunk of `shape` with a quality record (and no padding) puts
 /// around its payload.
-pub(crate) fn header_len(shape: &[usize]) -> usize {
+pub fn header_len(shape: &[usize]) -> usize {
     wire::FIXED_HEADER_LEN
         + shape.iter().map(|&d| varint_len(d)).sum::<usize>()
         + 4

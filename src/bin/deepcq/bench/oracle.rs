@@ -7,7 +7,7 @@
 //! its bound) and the chunk's value range, like the peer harness's 14-compression search;
 //! starting from the safe bound spends the steps where the answer lies.
 
-use h5z_deepcq::chunk::Missing;
+use h5z_deepcq::chunk::{self, Missing};
 use h5z_deepcq::codec::{codec_for, CodecError};
 use h5z_deepcq::metrics::{self, ErrorStats};
 use h5z_deepcq::samples::{Layout, Samples};
@@ -86,18 +86,25 @@ pub fn search(
     steps: u32,
     missing: Option<&Missing>,
 ) -> Result<Option<Found>, CodecError> {
+    // Each bound as the filter gives it to a codec (the largest f32 at or below it), so
+    // that the payload stores as compactly in the filter's chunk format as deepcq's do.
     let attempt = |bound: f64| -> Result<(Vec<u8>, f64), CodecError> {
+        let bound = chunk::codec_bound(bound);
         let payload = codec_for(codec).encode(data, shape, bound)?;
         let psnr = psnr_of(codec, &payload, data, shape, bound, missing)?;
         Ok((payload, psnr))
     };
-    bisect(
+    let found = bisect(
         attempt,
         safe_bound(range, target_db),
         range,
         target_db,
         steps,
-    )
+    )?;
+    Ok(found.map(|f| Found {
+        bound: chunk::codec_bound(f.bound),
+        ..f
+    }))
 }
 
 /// [`search`] over `attempt` (a bound's payload and PSNR), from `safe` up to `range`.
@@ -188,6 +195,8 @@ mod tests {
                     // bound that missed.
                     Some(miss) => {
                         assert!(miss / found.loosest_met < 1.05, "{codec:?} {target}");
+                        // As the search gave it to the codec.
+                        let miss = chunk::codec_bound(miss);
                         let payload = codec_for(codec).encode(data, &shape, miss).unwrap();
                         let missed = psnr_of(codec, &payload, data, &shape, miss, None).unwrap();
                         assert!(missed < target, "{codec:?} {target}: {missed}");
