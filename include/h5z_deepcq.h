@@ -499,10 +499,9 @@ int h5z_deepcq_session_new(const unsigned int *cd_values,
 /**
  * Compresses one timestep through a session into a library-allocated chunk (release
  * with `h5z_deepcq_free`; `*out` is NULL when the call fails). Every step is measured on
- * its decoded values, as
- * `h5z_deepcq_compress` measures its report; `report` may be NULL. A chunk that cannot
- * be allocated (`H5Z_DEEPCQ_ERR_OUT_OF_MEMORY`) does not count as a step: the session
- * learns nothing from it.
+ * its decoded values, as `h5z_deepcq_compress` measures its report; `report` may be
+ * NULL. A chunk that cannot be allocated (`H5Z_DEEPCQ_ERR_OUT_OF_MEMORY`) does not count
+ * as a step: the session learns nothing from it.
  *
  * # Safety
  * `session` comes from `h5z_deepcq_session_new` and is not freed; inputs and outputs as for `h5z_deepcq_compress`.

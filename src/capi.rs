@@ -269,10 +269,10 @@ fn invalid(message: impl Into<String>) -> InsituError {
     InsituError::InvalidArgument(message.into())
 }
 
-/// Fails before any work is done when an output pointer is NULL, so a bad call neither
-/// costs a compression nor advances a session; else sets `*out` to NULL, so that a call
-/// that fails leaves the caller no stale pointer to free (a Fortran loop freeing on its
-/// error path would free the last step's chunk again).
+/// Sets a non-NULL `*out` to NULL, so that a call that fails leaves the caller no stale
+/// pointer to free (a Fortran loop freeing on its error path would free the last step's
+/// chunk again); then fails before any work is done when an output pointer is NULL, so a
+/// bad call neither costs a compression nor advances a session.
 ///
 /// # Safety
 /// `out`, when given and not NULL, is writable.
@@ -280,12 +280,12 @@ unsafe fn require_out(
     out_len: *mut usize,
     out: Option<*mut *mut c_void>,
 ) -> Result<(), InsituError> {
-    if out_len.is_null() || out.is_some_and(|p| p.is_null()) {
-        return Err(invalid("out or out_len is NULL"));
-    }
-    if let Some(out) = out {
+    if let Some(out) = out.filter(|p| !p.is_null()) {
         // SAFETY: not NULL, and the caller passes a writable pointer.
         unsafe { *out = std::ptr::null_mut() };
+    }
+    if out_len.is_null() || out.is_some_and(|p| p.is_null()) {
+        return Err(invalid("out or out_len is NULL"));
     }
     Ok(())
 }
@@ -931,10 +931,9 @@ pub unsafe extern "C" fn h5z_deepcq_session_new(
 
 /// Compresses one timestep through a session into a library-allocated chunk (release
 /// with `h5z_deepcq_free`; `*out` is NULL when the call fails). Every step is measured on
-/// its decoded values, as
-/// `h5z_deepcq_compress` measures its report; `report` may be NULL. A chunk that cannot
-/// be allocated (`H5Z_DEEPCQ_ERR_OUT_OF_MEMORY`) does not count as a step: the session
-/// learns nothing from it.
+/// its decoded values, as `h5z_deepcq_compress` measures its report; `report` may be
+/// NULL. A chunk that cannot be allocated (`H5Z_DEEPCQ_ERR_OUT_OF_MEMORY`) does not count
+/// as a step: the session learns nothing from it.
 ///
 /// # Safety
 /// `session` comes from `h5z_deepcq_session_new` and is not freed; inputs and outputs as for `h5z_deepcq_compress`.
@@ -1118,6 +1117,23 @@ mod tests {
         };
         assert!(compressed < 0 && created < 0, "{compressed} {created}");
         assert!(out.is_null() && session.is_null());
+        out = stale;
+        // SAFETY: as above; `out_len` NULL is refused before anything is read.
+        let refused = unsafe {
+            h5z_deepcq_compress(
+                data,
+                H5Z_DEEPCQ_FLOAT64,
+                dims.as_ptr(),
+                1,
+                cd.as_ptr(),
+                cd.len(),
+                &mut out,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            )
+        };
+        assert_eq!(refused, H5Z_DEEPCQ_ERR_INVALID_ARGUMENT);
+        assert!(out.is_null());
         out = stale;
         // SAFETY: as above; the session is freed once.
         let (created, stepped) = unsafe {
