@@ -158,6 +158,19 @@ struct Corrected<'a> {
     forget: Cell<Option<CodecId>>,
 }
 
+impl<'a> Corrected<'a> {
+    /// `inner`'s proposals corrected by what a session `learned`, before any proposal.
+    fn new(inner: &'a dyn Proposer, learned: [Option<Learned>; 4]) -> Self {
+        Corrected {
+            inner,
+            learned,
+            raw: Cell::new(None),
+            applied: Cell::new(0.0),
+            forget: Cell::new(None),
+        }
+    }
+}
+
 impl Proposer for Corrected<'_> {
     fn propose(
         &self,
@@ -270,13 +283,7 @@ impl Session {
         } else {
             [None; 4]
         };
-        let corrected = Corrected {
-            inner,
-            learned,
-            raw: Cell::new(None),
-            applied: Cell::new(0.0),
-            forget: Cell::new(None),
-        };
+        let corrected = Corrected::new(inner, learned);
         let remembering = self.memory.proposer(inner);
         let remembers = self.remembers();
         let chooser: &dyn Proposer = if remembers { &remembering } else { &corrected };
@@ -451,13 +458,7 @@ mod tests {
                 .propose(data, &[48, 48], Extent::of(data), settings)
                 .unwrap()
         };
-        let corrected = Corrected {
-            inner: &claiming,
-            learned,
-            raw: Cell::new(None),
-            applied: Cell::new(0.0),
-            forget: Cell::new(None),
-        };
+        let corrected = Corrected::new(&claiming, learned);
         let psnr = Settings {
             mode: Mode::Fast,
             ..Settings::psnr(60.0).unwrap()
@@ -813,13 +814,7 @@ mod tests {
             dev: 0.0,
         };
         session.lock().learned[CodecId::Sperr as usize] = Some(taught);
-        let corrected = Corrected {
-            inner: proposer(&settings).unwrap(),
-            learned: session.lock().learned,
-            raw: Cell::new(None),
-            applied: Cell::new(0.0),
-            forget: Cell::new(None),
-        };
+        let corrected = Corrected::new(proposer(&settings).unwrap(), session.lock().learned);
         let v = &steps()[0];
         let extent = Extent::of(Samples::F32(v));
         let shape = [48, 48];
