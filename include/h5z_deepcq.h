@@ -451,7 +451,8 @@ int h5z_deepcq_compress_into(const void *data,
  * (`H5Z_DEEPCQ_FLOAT32`, `H5Z_DEEPCQ_FLOAT64`, or `H5Z_DEEPCQ_OPAQUE` for bytes of another
  * type the filter kept exactly), its rank in `*rank` (capacity of `dims` on entry), its
  * C-order `dims`, and the decoded size in `*nbytes`. `dims` NULL or shorter than the rank
- * gives `H5Z_DEEPCQ_ERR_BUFFER_TOO_SMALL`, with `*rank`, `*dtype` and `*nbytes` set.
+ * gives `H5Z_DEEPCQ_ERR_BUFFER_TOO_SMALL`, with `*rank`, `*dtype` and `*nbytes` set; a
+ * NULL `rank`, `dtype` or `nbytes` gives `H5Z_DEEPCQ_ERR_INVALID_ARGUMENT`, nothing written.
  *
  * # Safety
  * `chunk` holds `len` readable bytes; `rank` points to the capacity of `dims`; `dtype`, `nbytes` are writable.

@@ -823,7 +823,8 @@ pub unsafe extern "C" fn h5z_deepcq_compress_into(
 /// (`H5Z_DEEPCQ_FLOAT32`, `H5Z_DEEPCQ_FLOAT64`, or `H5Z_DEEPCQ_OPAQUE` for bytes of another
 /// type the filter kept exactly), its rank in `*rank` (capacity of `dims` on entry), its
 /// C-order `dims`, and the decoded size in `*nbytes`. `dims` NULL or shorter than the rank
-/// gives `H5Z_DEEPCQ_ERR_BUFFER_TOO_SMALL`, with `*rank`, `*dtype` and `*nbytes` set.
+/// gives `H5Z_DEEPCQ_ERR_BUFFER_TOO_SMALL`, with `*rank`, `*dtype` and `*nbytes` set; a
+/// NULL `rank`, `dtype` or `nbytes` gives `H5Z_DEEPCQ_ERR_INVALID_ARGUMENT`, nothing written.
 ///
 /// # Safety
 /// `chunk` holds `len` readable bytes; `rank` points to the capacity of `dims`; `dtype`, `nbytes` are writable.
@@ -839,10 +840,21 @@ pub unsafe extern "C" fn h5z_deepcq_chunk_info(
     guard(|| {
         let bytes = chunk_bytes(chunk, len)?;
         let (header, _) = crate::chunk::parse(bytes)?;
-        let rank = out_ref(rank, "rank")?;
-        let capacity = *rank;
+        // Every out-pointer is checked before any is written, so a refused call leaves them
+        // all as they were; each is borrowed only while written (a caller may pass one
+        // pointer twice).
+        for (null, name) in [
+            (rank.is_null(), "rank"),
+            (dtype.is_null(), "dtype"),
+            (nbytes.is_null(), "nbytes"),
+        ] {
+            if null {
+                return Err(invalid(format!("{name} is NULL")));
+            }
+        }
+        let capacity = *out_ref(rank, "rank")?;
         let shape = &header.layout.shape;
-        *rank = shape.len();
+        *out_ref(rank, "rank")? = shape.len();
         *out_ref(dtype, "dtype")? = header.layout.dtype as c_uint;
         *out_ref(nbytes, "nbytes")? = header.original_len as usize;
         if dims.is_null() || capacity < shape.len() {
@@ -1342,6 +1354,23 @@ mod tests {
             };
             assert_eq!((status, rank), (H5Z_DEEPCQ_ERR_BUFFER_TOO_SMALL, 2));
         }
+        // A NULL out-pointer is refused before anything is written.
+        let (mut rank, mut nbytes) = (4usize, 7usize);
+        // SAFETY: as above; dtype is NULL, which the call refuses.
+        let status = unsafe {
+            h5z_deepcq_chunk_info(
+                out,
+                len,
+                std::ptr::null_mut(),
+                shape.as_mut_ptr(),
+                &mut rank,
+                &mut nbytes,
+            )
+        };
+        assert_eq!(
+            (status, rank, nbytes),
+            (H5Z_DEEPCQ_ERR_INVALID_ARGUMENT, 4, 7)
+        );
         // SAFETY: `out` came from the library and is freed once.
         unsafe { h5z_deepcq_free(out) };
     }

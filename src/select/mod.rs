@@ -113,8 +113,9 @@ pub struct Outcome {
     pub bound: f64,
     /// The codec's bytes.
     pub payload: Vec<u8>,
-    /// The proposer's predicted metric for the first proposal, if it predicts one; none
-    /// for a runner-up predict mode kept unmeasured.
+    /// The proposer's predicted metric for the compressor stored, at the bound first
+    /// proposed for it, if it predicts one (the first proposal's, the runner-up's or the
+    /// third compressor's).
     pub predicted: Option<f64>,
     /// The measured metric of the kept payload (guarantee and fast mode, predict mode's
     /// checked chunks and ratio searches), in the target's unit; none for lossless chunks.
@@ -370,12 +371,23 @@ pub fn compress_to_target_where(
         (_, TargetKind::Psnr | TargetKind::Ssim) => search.guarantee(first, &proposal, range)?,
         (_, TargetKind::Ratio) => search.reach_ratio(first)?,
     };
-    // The model's prediction was for the first proposal: a runner-up predict mode kept
-    // unmeasured has none of its own.
-    let predicted = proposal
-        .predicted
-        .filter(|_| outcome.codec == proposal.codec || outcome.measured.is_some());
+    let predicted = predicted_for(&proposal, outcome.codec);
     prefer_exact(data, shape, outcome, predicted)
+}
+
+/// The model's prediction for the compressor a chunk was stored with, at the bound it was
+/// proposed: the first proposal's, the runner-up's or the third compressor's, whichever
+/// won; none for lossless storage.
+fn predicted_for(proposal: &Proposal, codec: CodecId) -> Option<f64> {
+    let first = (proposal.codec, proposal.predicted);
+    let others = [proposal.runner_up, proposal.third]
+        .into_iter()
+        .flatten()
+        .map(|alt| (alt.codec, alt.predicted));
+    std::iter::once(first)
+        .chain(others)
+        .find(|&(c, _)| c == codec)
+        .and_then(|(_, predicted)| predicted)
 }
 
 /// The PSNR of `data`'s mean ([`near_mean::mean_psnr`]) when it meets a PSNR target of
@@ -614,8 +626,9 @@ pub(crate) mod fixed {
     }
 
     /// `fixed`'s proposal claiming what a model would: a PSNR `over` dB above the target
-    /// for itself and its runner-up, `ratio` for itself and `runner_up_ratio` for its
-    /// runner-up, and flagged for a look or not.
+    /// for itself and half a dB more for its runner-up (so that a record tells whose
+    /// prediction it kept), `ratio` for itself and `runner_up_ratio` for its runner-up,
+    /// and flagged for a look or not.
     #[derive(Clone, Copy)]
     pub(crate) struct Claiming {
         pub(crate) fixed: Fixed,
@@ -639,7 +652,7 @@ pub(crate) mod fixed {
                 predicted,
                 predicted_ratio: self.ratio,
                 runner_up: p.runner_up.map(|alt| Alternative {
-                    predicted,
+                    predicted: predicted.map(|db| db + 0.5),
                     predicted_ratio: self.runner_up_ratio,
                     ..alt
                 }),

@@ -401,7 +401,7 @@ impl<'a> Search<'a> {
         let alone = Proposal {
             codec: alt.codec,
             bound: alt.bound,
-            predicted: None,
+            predicted: alt.predicted,
             predicted_ratio: alt.predicted_ratio,
             runner_up: None,
             third: None,

@@ -1058,12 +1058,14 @@ fn predict_mode_tries_the_runner_up_when_the_first_compressor_was_overrated() {
     // promises little: one compression.
     for (first, runner_up) in [(zfp, sperr), (zfp * 2.5, zfp * 1.2)] {
         let kept = run(first, runner_up);
-        let got = (kept.codec, kept.reason, kept.compressions);
-        assert_eq!(got, (CodecId::Zfp, "proposal", 1));
+        let got = (kept.codec, kept.reason, kept.compressions, kept.predicted);
+        assert_eq!(got, (CodecId::Zfp, "proposal", 1, Some(70.0)));
     }
     let switched = run(zfp * 2.5, sperr);
     let got = (switched.codec, switched.reason, switched.compressions);
     assert_eq!(got, (CodecId::Sperr, "runner-up", 2));
+    // Unmeasured, it keeps the model's prediction for the runner-up.
+    assert_eq!((switched.measured, switched.predicted), (None, Some(70.5)));
     let psnr = stored_psnr(&switched, data, &shape);
     assert!(psnr >= 60.0, "{psnr}");
 }
