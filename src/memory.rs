@@ -851,7 +851,7 @@ mod tests {
             "{moved:?}"
         );
         assert!(expected < 60.0, "{expected} dB");
-        // The runner-up (claimed 62 dB too) kept exactly on the target at its raw bound:
+        // The runner-up (claimed 62.5 dB) kept exactly on the target at its raw bound:
         // it goes first, aimed AIM_DB above the target, with its own prediction moved.
         r.learn(
             &outcome(CodecId::Sperr, raw.bound, 60.0, "runner-up"),
@@ -860,7 +860,7 @@ mod tests {
         let swapped = propose(&memory.proposer(&claiming), &v, &settings);
         assert_eq!(swapped.codec, CodecId::Sperr);
         assert!(
-            (swapped.predicted.unwrap() - (62.0 + AIM_DB)).abs() < 1e-9,
+            (swapped.predicted.unwrap() - (62.5 + AIM_DB)).abs() < 1e-9,
             "{swapped:?}"
         );
     }
