@@ -254,10 +254,19 @@ impl Proposer for Remembering<'_> {
         }
         let state = self.memory.lock();
         let offsets = state.offsets;
-        let moved = |codec: CodecId, bound: f64| match offsets[codec as usize] {
-            Some(o) if settings.mode == Mode::Fast => moved(codec, bound, o, fast_aim_db(o)),
-            Some(o) => moved(codec, bound, o, AIM_DB),
-            None => bound,
+        let moved = |codec: CodecId, bound: f64| {
+            let to = match offsets[codec as usize] {
+                Some(o) if settings.mode == Mode::Fast => moved(codec, bound, o, fast_aim_db(o)),
+                Some(o) => moved(codec, bound, o, AIM_DB),
+                None => bound,
+            };
+            // On a range near f64's top a learned offset can move the bound past what f64
+            // holds, which every codec refuses: the model's own bound serves there.
+            if to.is_finite() {
+                to
+            } else {
+                bound
+            }
         };
         // Guarantee mode: the compressor that won the last chunk goes first, so that its
         // remembered bound is the one measured first and the loser is the one abandoned.
@@ -900,6 +909,42 @@ mod tests {
         assert_eq!(r.propose(data, &shape, extent, &settings).unwrap(), raw);
         let out = memory.compress(data, &shape, &settings, &claiming).unwrap();
         assert!(out.measured.unwrap() >= 60.0, "{out:?}");
+    }
+
+    #[test]
+    fn a_move_past_what_f64_holds_leaves_the_model_s_bound_in_every_mode() {
+        // A range near f64's top and the largest offset memory learns for SZ3: moved by
+        // it, the model's bound for 20 dB overflows.
+        let v: Vec<f64> = generate(Kind::Spectral { slope: 3.0 }, &[40, 40, 40], 1)
+            .into_iter()
+            .map(|x| x * 1e307)
+            .collect();
+        let data = Samples::F64(&v);
+        let extent = Extent::of(data);
+        assert!(extent.range().is_finite());
+        let shape = [40, 40, 40];
+        for mode in [Mode::Guarantee, Mode::Fast] {
+            let settings = Settings {
+                mode,
+                ..Settings::psnr(20.0).unwrap()
+            };
+            let memory = Memory::default();
+            memory.lock().offsets[CodecId::Sz3 as usize] = Some(Offset {
+                mean: MAX_STEP,
+                dev: 0.0,
+            });
+            let raw = SZ3_THEN_SPERR
+                .propose(data, &shape, extent, &settings)
+                .unwrap();
+            assert!((raw.bound * MAX_STEP.exp()).is_infinite(), "{raw:?}");
+            let r = memory.proposer(&SZ3_THEN_SPERR);
+            let p = r.propose(data, &shape, extent, &settings).unwrap();
+            assert_eq!((p.codec, p.bound), (CodecId::Sz3, raw.bound), "{mode:?}");
+            let out = memory
+                .compress(data, &shape, &settings, &SZ3_THEN_SPERR)
+                .unwrap();
+            assert!(out.measured.unwrap() >= 20.0, "{mode:?}: {out:?}");
+        }
     }
 
     #[test]

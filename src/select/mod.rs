@@ -348,10 +348,12 @@ pub fn compress_to_target_where(
     if let Some(reason) = exact_only(data, extent, settings) {
         return lossless(data, shape, 0, reason);
     }
-    if let Some(outcome) = fixed_rate(data, shape, settings) {
-        return prefer_exact(data, shape, outcome, None);
-    }
+    let spent = match fixed_rate(data, shape, settings) {
+        Ok(outcome) => return prefer_exact(data, shape, outcome, None),
+        Err(spent) => spent,
+    };
     let mut search = Search::new(data, shape, settings);
+    search.compressions = spent;
     search.missing = missing;
     let _ = search.extent.set(extent);
     if let Some((outcome, mean_db)) = search.near_mean(extent)? {
@@ -523,31 +525,33 @@ fn sperr_allowed(settings: &Settings) -> bool {
 /// target) to pick a bound that just reaches it; guarantee mode's search reaches 1–4 dB
 /// more PSNR at the same size, for 3–4 compressions. The chunk records no point-wise bound
 /// (0 in its header), and as measured ratio the one its size gives with the padding slack
-/// counted (at most the stored chunk's). `None` when SPERR cannot take the chunk (1-D,
-/// fill values) or the ratio leaves no room for its headers: the model's choice then.
-fn fixed_rate(data: Samples<'_>, shape: &[usize], settings: &Settings) -> Option<Outcome> {
+/// counted (at most the stored chunk's). An error, with the compressions it spent, when
+/// SPERR cannot take the chunk (1-D, fill values), the ratio leaves no room for its headers
+/// or two streams came out too large: the model's choice then, counted from there.
+fn fixed_rate(data: Samples<'_>, shape: &[usize], settings: &Settings) -> Result<Outcome, u32> {
     if !fixed_rate_applies(shape, settings) {
-        return None;
+        return Err(0);
     }
     let chunk_len = |payload: &[u8]| chunk::header_len(shape) + FIXED_RATE_SLACK + payload.len();
     let allowed = data.byte_len() as f64 / settings.target.value();
     let values = data.len() as f64;
     let mut bits = 8.0 * (allowed - chunk_len(&[]) as f64 - SPERR_RATE_HEADERS) / values;
     for compressions in 1..=2 {
+        let spent = compressions - 1;
         if bits <= 0.0 {
-            return None;
+            return Err(spent);
         }
         let payload = match crate::codec::Sperr.encode_rate(data, shape, bits) {
             Ok(payload) => payload,
             Err(e) => {
                 log::info!("{e}; the model's choice instead of SPERR's fixed rate");
-                return None;
+                return Err(spent);
             }
         };
         let excess = chunk_len(&payload) as f64 - allowed;
         if excess <= 0.0 {
             let ratio = metrics::compression_ratio(data.byte_len(), chunk_len(&payload));
-            return Some(Outcome {
+            return Ok(Outcome {
                 codec: CodecId::Sperr,
                 bound: 0.0,
                 payload,
@@ -560,7 +564,7 @@ fn fixed_rate(data: Samples<'_>, shape: &[usize], settings: &Settings) -> Option
         }
         bits -= 8.0 * (excess + SPERR_RATE_HEADERS) / values;
     }
-    None
+    Err(2)
 }
 
 fn lossless(
