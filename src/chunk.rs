@@ -24,7 +24,10 @@ pub enum ChunkError {
     #[error("not a deepcq chunk (bad magic)")]
     BadMagic,
     /// Written by a newer format version.
-    #[error("chunk format version {0} is newer than this reader ({max})", max = wire::FORMAT_VERSION)]
+    #[error(
+        "chunk format version {0} is newer than this reader ({max}), or the chunk is damaged",
+        max = wire::FORMAT_VERSION
+    )]
     UnsupportedVersion(u8),
     /// A header field holds a value no writer produces.
     #[error("corrupt chunk header: {0}")]

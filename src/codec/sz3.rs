@@ -135,8 +135,10 @@ impl Codec for Sz3 {
 /// configuration for the chunk's value count, naming a pipeline this build writes. SZ3
 /// reads its configuration at the offset the length gives, past the payload's end if the
 /// length is large, and throws an exception Rust cannot catch (an abort) on a wrong magic
-/// number or version. The compressed data must open with its lossless stage's input
-/// length (u64) and a zstd frame declaring that length ([`lossless_stage_fits`]). The
+/// number or version; the Lorenzo pipeline's settings must be the ones SZ3 writes
+/// ([`Config::pipeline_as_written`]). The compressed data must open with its lossless
+/// stage's input length (u64) and one whole zstd frame declaring that length
+/// ([`lossless_stage_fits`], [`one_whole_frame`]). The
 /// checksum already keeps damaged chunks out; this keeps crafted ones with a bad frame
 /// out too. (The coded data itself is not checked: a chunk crafted there can still crash
 /// SZ3.)
@@ -155,7 +157,10 @@ fn well_framed(layout: &Layout, payload: &[u8]) -> bool {
         return false;
     };
     Config::parse(config).is_some_and(|c| {
-        c.count() == Some(element_count(layout)) && lossless_stage_fits(layout, c.algorithm(), data)
+        c.count() == Some(element_count(layout))
+            && c.pipeline_as_written()
+            && lossless_stage_fits(layout, c.algorithm(), data)
+            && one_whole_frame(data)
     })
 }
 
@@ -197,6 +202,15 @@ fn lossless_stage_fits(layout: &Layout, algorithm: u8, data: &[u8]) -> bool {
     fits && matches!(zstd::zstd_safe::get_frame_content_size(frame), Ok(Some(n)) if n == len)
 }
 
+/// Whether the zstd frame after the lossless stage's length in `data` is whole and all
+/// there is. SZ3 ignores zstd's errors: a cut frame left a lossy pipeline parsing memory
+/// zstd never filled (an exception Rust cannot catch: an abort) and the lossless one
+/// returning zeros for the values it lost.
+fn one_whole_frame(data: &[u8]) -> bool {
+    data.get(8..)
+        .is_some_and(|frame| zstd::zstd_safe::find_frame_compressed_size(frame) == Ok(frame.len()))
+}
+
 /// Compact SZ3 payloads: the configuration's value count was left out.
 const LEFT_OUT_COUNT: u8 = 1;
 /// The configuration's absolute bound was left out.
@@ -224,6 +238,10 @@ struct Config<'a> {
 
 /// The error-bound mode of an absolute bound.
 const EB_ABS: u8 = 0;
+
+/// The predictor flags of SZ3's Lorenzo pipeline as it chooses it: first- and second-order
+/// Lorenzo, no regression.
+const LORENZO_FLAGS: u8 = 0xc0;
 
 /// Bytes of an absolute-bound configuration from its value count on: the count (u64),
 /// the algorithm and the bound mode (u8 each), the bound (f64), the flags (u8), the data
@@ -262,6 +280,19 @@ impl<'a> Config<'a> {
     /// The pipeline SZ3 ran (`ALGO_*`).
     fn algorithm(&self) -> u8 {
         self.bytes[self.count_at + 8]
+    }
+
+    /// Whether the predictor settings SZ3's Lorenzo pipeline builds its decoder from are
+    /// the ones this build writes: it chooses that pipeline for series only, with both
+    /// Lorenzo predictors (flags 0xc0) in blocks of 128. With every predictor off SZ3
+    /// throws (an abort), with a block size of 0 it loops forever, and with other flags or
+    /// sizes it reads the predictors' selections past their end. The other pipelines read
+    /// none of these fields.
+    fn pipeline_as_written(&self) -> bool {
+        let at = self.count_at;
+        let block = i32::from_le_bytes(self.bytes[at + 24..at + 28].try_into().unwrap());
+        self.algorithm() != ALGO_LORENZO_REG
+            || (self.bytes[1] == 1 && self.bytes[at + 18] == LORENZO_FLAGS && block == 128)
     }
 
     /// The bound's bits, in absolute-error mode.
@@ -474,6 +505,82 @@ mod tests {
             relative[count_at + 9] = 1;
             assert!(refused(&with(relative)));
         });
+    }
+
+    /// `payload` (as [`Sz3::encode`] writes it) taken apart: its frame and the lossless
+    /// stage's length, the compressed data, and the configuration.
+    fn parts(payload: &[u8]) -> (&[u8], &[u8], &[u8]) {
+        let body = &payload[SZ3_FRAME.len()..];
+        let size = u64::from_le_bytes(body[..8].try_into().unwrap()) as usize;
+        let (data, config) = body[8..].split_at(size);
+        (&payload[..SZ3_FRAME.len()], data, config)
+    }
+
+    /// `frame`, `data` and `config` put back together as a payload.
+    fn joined(frame: &[u8], data: &[u8], config: &[u8]) -> Vec<u8> {
+        [frame, &(data.len() as u64).to_le_bytes(), data, config].concat()
+    }
+
+    #[test]
+    fn lorenzo_settings_sz3_would_misread_are_refused_before_it_reads_them() {
+        let shape = [50_000];
+        let values = crate::synth::generate(Kind::Spectral { slope: 1.0 }, &shape, 7);
+        let data = Samples::F64(&values);
+        let layout = Layout::of(&data, &shape);
+        let payload = Sz3
+            .encode(data, &shape, crate::chunk::codec_bound(1e-3))
+            .unwrap();
+        let (frame, coded, config) = parts(&payload);
+        let c = Config::parse(config).unwrap();
+        assert_eq!(
+            c.algorithm(),
+            ALGO_LORENZO_REG,
+            "SZ3 chose another pipeline"
+        );
+        assert!(well_framed(&layout, &payload));
+        let at = c.count_at;
+        // Every predictor off (SZ3 throws), one predictor or regression too (another
+        // decoder), and block sizes other than SZ3's for a series (0 loops forever).
+        let flags = [0x00u8, 0x80, 0xe0].map(|f| (at + 18, f.to_le_bytes().to_vec()));
+        let blocks = [0i32, 5, 127].map(|b| (at + 24, b.to_le_bytes().to_vec()));
+        for (offset, bytes) in flags.into_iter().chain(blocks) {
+            let mut crafted = config.to_vec();
+            crafted[offset..offset + bytes.len()].copy_from_slice(&bytes);
+            let crafted = joined(frame, coded, &crafted);
+            assert!(!well_framed(&layout, &crafted), "{offset}: {bytes:?}");
+        }
+    }
+
+    #[test]
+    fn a_cut_or_padded_zstd_stage_is_refused_before_sz3_reads_it() {
+        let cases = [
+            (vec![12, 20, 24], Kind::Spectral { slope: 3.0 }),
+            (vec![50_000], Kind::Spectral { slope: 1.0 }),
+            (vec![48, 40], Kind::Noise),
+        ];
+        let mut algorithms = std::collections::BTreeSet::new();
+        for_each_case(&cases, |shape, data, layout, bound| {
+            let payload = Sz3.encode(data, shape, bound).unwrap();
+            assert!(well_framed(layout, &payload));
+            let (frame, coded, config) = parts(&payload);
+            algorithms.insert(Config::parse(config).unwrap().algorithm());
+            let (length, zstd) = coded.split_at(8);
+            // The zstd frame cut by a byte or by half, or followed by another frame (an
+            // empty one): its declared content size is unchanged throughout.
+            let empty = zstd::bulk::compress(&[], 1).unwrap();
+            for stage in [
+                &zstd[..zstd.len() - 1],
+                &zstd[..zstd.len() / 2],
+                &[zstd, &empty[..]].concat()[..],
+            ] {
+                let crafted = joined(frame, &[length, stage].concat(), config);
+                assert!(!well_framed(layout, &crafted), "{shape:?} {bound}");
+                assert!(Sz3.decode(&crafted, layout, bound).is_err());
+            }
+        });
+        // The lossy pipelines and zstd alone.
+        let all = [ALGO_LORENZO_REG, ALGO_INTERP, ALGO_LOSSLESS];
+        assert_eq!(algorithms, all.into_iter().collect());
     }
 
     #[test]

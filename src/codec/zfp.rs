@@ -172,23 +172,26 @@ fn words_of(payload: &[u8], least: usize) -> Vec<u64> {
 }
 
 /// Reads zfp's header at the start of the stream into `field`, and checks that it
-/// describes the field the chunk's header declares (`field` as made, of type `kind`).
+/// describes the field the chunk's header declares (`field` as made, of type `kind`):
+/// its dims, not only its value count (a header of the chunk's dims transposed decoded
+/// its values shuffled).
 fn read_header(stream: &Stream, field: &Field, kind: ffi::zfp_type) -> Result<(), CodecError> {
+    // Value count and dims, unused dims 0.
+    let dims_of = |field: &Field| {
+        let mut dims = [0usize; 4];
+        // SAFETY: the handle is live; zfp writes at most 4 dims.
+        let count = unsafe { ffi::zfp_field_size(field.0.as_ptr(), dims.as_mut_ptr()) };
+        (count, dims)
+    };
     // SAFETY: handles are live; the stream's words hold the longest header.
     unsafe {
-        let expected = (
-            ffi::zfp_field_size(field.0.as_ptr(), std::ptr::null_mut()),
-            kind,
-        );
+        let expected = (dims_of(field), kind);
         let header_bits =
             ffi::zfp_read_header(stream.0.as_ptr(), field.0.as_ptr(), ffi::ZFP_HEADER_FULL);
         if header_bits == 0 {
             return Err(library_error(NAME, "payload has no valid zfp header"));
         }
-        let found = (
-            ffi::zfp_field_size(field.0.as_ptr(), std::ptr::null_mut()),
-            (*field.0.as_ptr()).type_,
-        );
+        let found = (dims_of(field), (*field.0.as_ptr()).type_);
         if found != expected {
             return Err(library_error(
                 NAME,
@@ -556,6 +559,24 @@ mod tests {
                 .map(|(a, b)| (a - b).abs())
                 .fold(0.0, f32::max);
             assert!(f64::from(worst) <= bound, "{shape:?}: {worst}");
+        }
+    }
+
+    #[test]
+    fn a_header_of_other_dims_with_the_chunk_s_count_is_refused() {
+        let values: Vec<f32> = generate(Kind::Spectral { slope: 2.0 }, &[64, 32], 5)
+            .into_iter()
+            .map(|x| x as f32)
+            .collect();
+        let data = Samples::F32(&values);
+        let layout = Layout::of(&data, &[64, 32]);
+        let own = Zfp.encode(data, &[64, 32], 1e-3).unwrap();
+        assert!(Zfp.decode(&own, &layout, 1e-3).is_ok());
+        // The same values coded as 32 × 64, or as a series: the count matches, the dims
+        // do not.
+        for shape in [&[32, 64][..], &[2048]] {
+            let other = Zfp.encode(data, shape, 1e-3).unwrap();
+            assert!(Zfp.decode(&other, &layout, 1e-3).is_err(), "{shape:?}");
         }
     }
 
