@@ -252,6 +252,7 @@ fn c_program_writes_reads_and_gets_errors_on_the_stack() {
         "slot 1 (kind) = 9",
         "slot 0 (target) = 4294967291",
         "expects 1 to 6 cd_values",
+        "in the pipeline twice",
     ] {
         assert!(errors.contains(needle), "error stack lacks {needle:?}");
     }

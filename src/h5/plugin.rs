@@ -159,10 +159,19 @@ const VALUE_FILTERS: [(u32, &str); 12] = [
 /// garbage). After it, a filter that reads the dataset's values ([`VALUE_FILTERS`]) would
 /// get deepcq's bytes, a buffer far shorter than the chunk it counts values in: nbit wrote
 /// past it and the process aborted, scaleoffset wrote a dataset that no read could decode,
-/// and a lossy compressor would damage deepcq's stream. `None` when the pipeline is one
+/// and a lossy compressor would damage deepcq's stream. Nor may deepcq run twice: HDF5
+/// keeps the id twice, `set_local` rewrites the first entry's cd_values only, and the second
+/// entry failed on every chunk the first had compressed. `None` when the pipeline is one
 /// deepcq can run in.
 fn misplaced_filters(pipeline: &[u32]) -> Option<String> {
     let position = pipeline.iter().position(|&id| id == wire::FILTER_ID)?;
+    if pipeline[position + 1..].contains(&wire::FILTER_ID) {
+        return Some(
+            "deepcq is in the pipeline twice: add it once (a second pass would get its own \
+             compressed bytes)"
+                .to_string(),
+        );
+    }
     let value_filter = |id: &u32| VALUE_FILTERS.iter().find(|(known, _)| known == id);
     let name = |id: &u32| match (id, value_filter(id)) {
         (_, Some((_, name))) => format!("{name} ({id})"),
@@ -361,6 +370,8 @@ mod tests {
     fn deepcq_must_run_first_and_no_value_reading_filter_after_it() {
         assert_eq!(misplaced_filters(&[wire::FILTER_ID]), None);
         assert_eq!(misplaced_filters(&[wire::FILTER_ID, 1, 2, 3, 32001]), None);
+        let twice = misplaced_filters(&[wire::FILTER_ID, 1, wire::FILTER_ID]).unwrap();
+        assert!(twice.contains("twice"), "{twice}");
         let shuffled = misplaced_filters(&[2, wire::FILTER_ID]).unwrap();
         assert!(
             shuffled.starts_with("shuffle (2) runs before deepcq"),

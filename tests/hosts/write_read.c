@@ -28,13 +28,13 @@ static int count_error(unsigned n, const H5E_error2_t *e, void *found) {
     return 0;
 }
 
-/* Tries to create a dataset with bad cd_values; returns 1 if creation failed with a
- * deepcq message on the error stack. */
-static int rejects(hid_t file, const char *name, size_t n, const unsigned *cd) {
+/* Tries to create a dataset with bad cd_values, or deepcq added `times` times; returns 1
+ * if creation failed with a deepcq message on the error stack. */
+static int rejects(hid_t file, const char *name, size_t n, const unsigned *cd, int times) {
     hid_t space = H5Screate_simple(3, dims, NULL);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
     H5Pset_chunk(dcpl, 3, chunk);
-    H5Pset_filter(dcpl, FILTER_DEEPCQ, H5Z_FLAG_MANDATORY, n, cd);
+    for (int i = 0; i < times; i++) H5Pset_filter(dcpl, FILTER_DEEPCQ, H5Z_FLAG_MANDATORY, n, cd);
     H5E_auto2_t old;
     void *old_data;
     H5Eget_auto2(H5E_DEFAULT, &old, &old_data);
@@ -80,9 +80,10 @@ int main(int argc, char **argv) {
 
     int failures = 0;
     const unsigned bad_kind[2] = {60, 9}, negative[1] = {(unsigned)-5}, too_many[7] = {60, 0, 0, 0, 0, 0, 0};
-    if (!rejects(file, "bad_kind", 2, bad_kind)) { printf("FAIL bad kind accepted\n"); failures++; }
-    if (!rejects(file, "negative", 1, negative)) { printf("FAIL negative target accepted\n"); failures++; }
-    if (!rejects(file, "too_many", 7, too_many)) { printf("FAIL 7 cd_values accepted\n"); failures++; }
+    if (!rejects(file, "bad_kind", 2, bad_kind, 1)) { printf("FAIL bad kind accepted\n"); failures++; }
+    if (!rejects(file, "negative", 1, negative, 1)) { printf("FAIL negative target accepted\n"); failures++; }
+    if (!rejects(file, "too_many", 7, too_many, 1)) { printf("FAIL 7 cd_values accepted\n"); failures++; }
+    if (!rejects(file, "twice", 1, cd, 2)) { printf("FAIL deepcq twice accepted\n"); failures++; }
     H5Fclose(file);
 
     file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
