@@ -77,9 +77,10 @@ fi
 # link to a third_party/ that was never filled hid the filter itself (reads failed).
 ln -sfn ../third_party/onnxruntime/libonnxruntime.so "$root/plugin/libonnxruntime.so"
 venv="$root/third_party/venv"
-if ! "$venv/bin/python" -c "import h5py, netCDF4, numpy" >/dev/null 2>&1; then
-  echo "setup: creating $venv with h5py, netCDF4 and numpy"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "h5py==3.16.0" "netCDF4==1.7.4" numpy
+if ! "$venv/bin/python" -c "import h5py, netCDF4, numpy, hdf5plugin" >/dev/null 2>&1; then
+  echo "setup: filling $venv with h5py, netCDF4, hdf5plugin and numpy"
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "h5py==3.16.0" "netCDF4==1.7.4" \
+    "hdf5plugin==7.1.0" numpy
 fi
 echo "setup: ok (onnxruntime at $ort_dir/libonnxruntime.so, h5py in $venv)"

@@ -258,6 +258,31 @@ fn c_program_writes_reads_and_gets_errors_on_the_stack() {
     }
 }
 
+/// A program linked statically to Debian's libhdf5.a exports no HDF5 functions to the
+/// plugin: the dataset is refused and the filter says why on stderr, naming the fix (it
+/// said several copies of libhdf5 were loaded).
+#[test]
+fn a_statically_linked_program_is_told_why_the_filter_cannot_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dir.path().join("static_link");
+    let libdir = run(Command::new("pkg-config").args(["--libs-only-L", "hdf5-serial"]));
+    let libdir = PathBuf::from(stdout(&libdir).trim().trim_start_matches("-L"));
+    let cflags = run(Command::new("pkg-config").args(["--cflags", "hdf5-serial"]));
+    let out = run(Command::new("gcc")
+        .arg("-o")
+        .arg(&exe)
+        .arg(repo().join("tests/hosts/static_link.c"))
+        .args(stdout(&cflags).split_whitespace())
+        .arg(libdir.join("libhdf5.a"))
+        .args(["-lz", "-lsz", "-lm", "-ldl", "-lpthread"]));
+    assert!(out.status.success(), "gcc failed on static_link.c");
+    let out = run(Command::new(&exe).arg(dir.path().join("static.h5")));
+    assert_eq!(stdout(&out).trim(), "refused");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("-Wl,--export-dynamic"), "{said}");
+    assert!(!said.contains("several copies"), "{said}");
+}
+
 /// A registration tried before the host loaded HDF5 fails with the reason, and a later one
 /// succeeds (tests/hosts/register_late.py).
 #[test]
@@ -266,6 +291,14 @@ fn registering_before_hdf5_is_loaded_fails_and_can_be_retried() {
         "register_late.py",
         &[&plugin_dir().join("libh5z_deepcq.so")],
     );
+}
+
+/// hdf5plugin's plugins export wrappers of a few HDF5 functions; the filter must still see
+/// one copy of libhdf5 (tests/hosts/hdf5plugin_beside.py).
+#[test]
+fn hdf5plugin_imported_first_leaves_h5py_s_libhdf5_the_only_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    host_script("hdf5plugin_beside.py", &[&dir.path().join("hp.h5")]);
 }
 
 #[test]

@@ -277,6 +277,16 @@ impl Hdf5Api {
             let ptr = sym.into_raw() as *const Hid;
             (!ptr.is_null()).then_some(ptr)
         }
+        // hdf5plugin's plugins export no-op wrappers of the HDF5 functions its filters call
+        // (its hdf5_dl.c: H5P*, H5T*, H5Epush2, ...), which it points at a libhdf5 only
+        // once that library registers them: taken for a copy of HDF5, one made the filter
+        // think several were loaded (errors went to stderr, not the stack) or answer for a
+        // property list with zeros. These it does not wrap; a real libhdf5, or an object
+        // depending on one (libhdf5_hl, a plugin linked to it), resolves them.
+        for name in ["H5get_libversion", "H5Iget_type", "H5Eclear2"] {
+            // SAFETY: only looked up, never called through this type.
+            unsafe { get::<unsafe extern "C" fn()>(&library, name)? };
+        }
         unsafe {
             let errors = (|| {
                 Some(ErrorIds {
@@ -554,5 +564,48 @@ impl Hdf5Api {
                 message.as_ptr(),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A library exporting what hdf5plugin's plugins wrap (no-ops until registered), as
+    /// its hdf5_dl.c does, is no copy of HDF5.
+    #[test]
+    fn a_library_wrapping_a_few_hdf5_functions_is_not_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("wrappers.c");
+        let wrapped = [
+            "H5Pget_filter_by_id2",
+            "H5Pget_nfilters",
+            "H5Pget_filter2",
+            "H5Pmodify_filter",
+            "H5Pget_chunk",
+            "H5Tget_class",
+            "H5Tget_order",
+            "H5Tget_size",
+            "H5Epush2",
+            "H5Zregister",
+        ];
+        let body: String = wrapped
+            .iter()
+            .map(|f| format!("int {f}(void) {{ return 0; }}\n"))
+            .collect();
+        std::fs::write(&source, body).unwrap();
+        // The path mentions hdf5, as hdf5plugin's do (.../hdf5plugin/plugins/libh5zfp.so).
+        let object = dir.path().join("libh5z_hdf5plugin_like.so");
+        let status = std::process::Command::new("cc")
+            .args(["-shared", "-fPIC", "-o"])
+            .arg(&object)
+            .arg(&source)
+            .status()
+            .expect("a C compiler");
+        assert!(status.success());
+        // SAFETY: the object has no initialisers.
+        let library = unsafe { Library::open(Some(&object), RTLD_LAZY) }.unwrap();
+        let refused = Hdf5Api::from_library(library).map(|_| ()).unwrap_err();
+        assert!(refused.contains("H5get_libversion"), "{refused}");
     }
 }

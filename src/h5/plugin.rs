@@ -103,6 +103,7 @@ fn guarded<T>(
                 say_dropped_failure(function, &message, DROPPED_BY_HDF5);
             }
         }
+        None if api::every_api().is_err() => say_dropped_failure(function, &message, NO_HDF5),
         None => say_dropped_failure(function, &message, NO_CALLER_KNOWN),
     }
     failure
@@ -115,6 +116,11 @@ const DROPPED_BY_HDF5: &str = "this HDF5 drops a filter's messages from its erro
 /// function cannot tell which one called it ([`api::reporting_api`]).
 const NO_CALLER_KNOWN: &str =
     "several copies of libhdf5 are loaded and the filter cannot tell which one called it";
+
+/// Why [`say_dropped_failure`] speaks: no loaded object exports HDF5's functions to the
+/// filter (a program linked statically to HDF5 without `-Wl,--export-dynamic`).
+const NO_HDF5: &str = "no loaded libhdf5 exports its functions to the filter (a program \
+     linked statically to HDF5 needs h5cc -shlib or -Wl,--export-dynamic)";
 
 /// Says a failure on stderr, once per process, where the message pushed onto an HDF5 error
 /// stack would be lost (`why`) and the log (`H5Z_DEEPCQ_LOG`) is off: a user of h5py (HDF5
