@@ -385,11 +385,13 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<Row>, TableError> {
                 encode_ms: num(14)?,
             })
         };
+        // Finite, as the collector writes them: one NaN would make a column's mean, and
+        // so every prediction of a model trained on it, NaN.
         let features = cols[FIXED_COLUMNS.len()..]
             .iter()
-            .map(|c| c.parse::<f32>())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| err("bad feature value".into()))?;
+            .map(|c| c.parse::<f32>().ok().filter(|v| v.is_finite()))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| err("a feature value that is not a finite number".into()))?;
         rows.push(Row {
             dataset: cols[0].to_string(),
             source: cols[1].to_string(),
@@ -410,10 +412,10 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<Row>, TableError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn row(measured: bool) -> Row {
+    pub(crate) fn row(measured: bool) -> Row {
         Row {
             dataset: "d".into(),
             source: "a,b.f32".into(),
@@ -507,6 +509,21 @@ mod tests {
             std::fs::write(&path, other).unwrap();
             assert_eq!(drop_torn_chunk(&path).unwrap(), 0);
             assert_eq!(std::fs::read(&path).unwrap(), other);
+        }
+    }
+
+    #[test]
+    fn a_feature_that_is_not_finite_is_an_error_naming_its_line() {
+        let complete = format_row(&row(true));
+        for bad in ["NaN", "inf"] {
+            let (head, _) = complete.rsplit_once(',').unwrap();
+            let text = format!("{}\n{complete}\n{head},{bad}\n", header());
+            let err = parse(&text, Path::new("t.csv")).unwrap_err();
+            assert!(
+                matches!(err, TableError::Row { line: 3, .. })
+                    && err.to_string().contains("finite"),
+                "{err}"
+            );
         }
     }
 
