@@ -4,7 +4,8 @@
 ! gfortran and runs examples/write_fortran.f90 against the library.
 !
 ! Conventions
-! - Every function returns H5Z_DEEPCQ_OK (0) or a negative H5Z_DEEPCQ_ERR_* code.
+! - Every function returning an integer status returns H5Z_DEEPCQ_OK (0) or a negative
+!   H5Z_DEEPCQ_ERR_* code.
 !   h5z_deepcq_last_error(buf, len) copies the message into a c_char buffer.
 ! - C "unsigned" arguments are integer(c_int) here, the same 32 bits: settings words are
 !   small and non-negative, except the two words h5z_deepcq_cd_values_missing writes for

@@ -1,11 +1,11 @@
 /*
  * h5z_deepcq.h: in-situ C API of h5z-deepcq, the quality-targeted HDF5 filter (id 357).
  *
- * - Every function returns H5Z_DEEPCQ_OK (0) or a negative H5Z_DEEPCQ_ERR_* code;
- *   h5z_deepcq_last_error() copies the calling thread's message. Bad arguments and
- *   damaged chunks (the checksum fails) give an error code, never an abort; a chunk
- *   crafted to pass its checksum can still crash SZ3's decoder (docs/format.md). As
- *   with free(), releasing a session or buffer twice is undefined.
+ * - Every function returning int returns H5Z_DEEPCQ_OK (0) or a negative
+ *   H5Z_DEEPCQ_ERR_* code; h5z_deepcq_last_error() copies the calling thread's message.
+ *   Bad arguments and damaged chunks (the checksum fails) give an error code, never an
+ *   abort; a chunk crafted to pass its checksum can still crash SZ3's decoder
+ *   (docs/format.md). As with free(), releasing a session or buffer twice is undefined.
  * - Arrays are C order: dims[0] is the slowest dimension. Fortran a(nx,ny,nz) is {nz,ny,nx}.
  * - Settings are cd_values (the words H5Pset_filter takes): build them with
  *   h5z_deepcq_cd_values().
@@ -487,7 +487,9 @@ int h5z_deepcq_decompress(const void *chunk,
  * from each step's measured error and corrects the next proposal (under ratio and
  * absolute-bound targets every step is independent, as with the option); it may be used
  * from several threads at once.
- * Release it with `h5z_deepcq_session_free`. `*session` is NULL when the call fails.
+ * Release it with `h5z_deepcq_session_free`. `*session` is NULL when the call fails,
+ * as it does for the stored cd_values of a dataset of non-float values (every step would
+ * be refused).
  *
  * # Safety
  * `cd_values` holds `n_cd` words; `session` is writable.

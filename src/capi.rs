@@ -4,8 +4,8 @@
 //!
 //! # Conventions (repeated in the header)
 //! - One prefix: functions `h5z_deepcq_*`, constants `H5Z_DEEPCQ_*`, types `h5z_deepcq_*`.
-//! - Every function returns an `int` status: [`H5Z_DEEPCQ_OK`] (0) or a negative code, one
-//!   per error class. The message of the latest failure on the calling thread is copied
+//! - Every function returning `int` returns a status: [`H5Z_DEEPCQ_OK`] (0) or a negative
+//!   code, one per error class. The message of the latest failure on the calling thread is copied
 //!   out by [`h5z_deepcq_last_error`]. Nothing panics or aborts across this boundary:
 //!   every body runs under `catch_unwind`, and a caught panic is [`H5Z_DEEPCQ_ERR_INTERNAL`].
 //! - Arrays are C order: `dims[0]` is the slowest dimension. A Fortran array `a(nx,ny,nz)`
@@ -213,6 +213,13 @@ pub struct H5zDeepcqSession {
     /// The dataset a stored form names, whose type every step must match.
     dataset: Option<DatasetType>,
 }
+
+// The header promises sessions may be shared between threads; C cannot check it, so the
+// build does.
+const _: () = {
+    const fn thread_safe<T: Send + Sync>() {}
+    thread_safe::<H5zDeepcqSession>()
+};
 
 // ---- the boundary ---------------------------------------------------------------------
 
@@ -913,7 +920,9 @@ pub unsafe extern "C" fn h5z_deepcq_decompress(
 /// from each step's measured error and corrects the next proposal (under ratio and
 /// absolute-bound targets every step is independent, as with the option); it may be used
 /// from several threads at once.
-/// Release it with `h5z_deepcq_session_free`. `*session` is NULL when the call fails.
+/// Release it with `h5z_deepcq_session_free`. `*session` is NULL when the call fails,
+/// as it does for the stored cd_values of a dataset of non-float values (every step would
+/// be refused).
 ///
 /// # Safety
 /// `cd_values` holds `n_cd` words; `session` is writable.
@@ -933,6 +942,15 @@ pub unsafe extern "C" fn h5z_deepcq_session_new(
             return Err(invalid(format!("unknown session options {options:#x}")));
         }
         let adapt = options & H5Z_DEEPCQ_SESSION_NO_ADAPT == 0;
+        // A non-float dataset's stored form would refuse every step: refused here, at
+        // setup, not at the first output step.
+        if let Some(d) = dataset.filter(|d| d.dtype == DType::Opaque) {
+            let nothing = Samples::Opaque {
+                bytes: &[],
+                elem_size: 1,
+            };
+            check_dataset_type(Some(d), &nothing)?;
+        }
         *out = Box::into_raw(Box::new(H5zDeepcqSession {
             inner: Session::new(settings, adapt),
             dataset,
@@ -1378,6 +1396,27 @@ mod tests {
     /// A big-endian f64 dataset's stored cd_values: f64 buffers give chunks marked
     /// big-endian (the filter swaps them into the file's order when HDF5 reads), which
     /// the in-situ decoder still returns in native order; f32 buffers are refused.
+    #[test]
+    fn a_session_for_a_non_float_dataset_is_refused_at_setup() {
+        let stored = crate::settings::StoredSettings {
+            settings: Settings::psnr(60.0).unwrap(),
+            dtype: DType::Opaque,
+            big_endian: false,
+            elem_size: 4,
+            chunk: vec![20, 30],
+            fill: None,
+            fill_named: false,
+        }
+        .to_cd();
+        let mut session = std::ptr::NonNull::<H5zDeepcqSession>::dangling().as_ptr();
+        // SAFETY: `stored` holds its length; `session` is writable.
+        let status =
+            unsafe { h5z_deepcq_session_new(stored.as_ptr(), stored.len(), 0, &mut session) };
+        assert_eq!(status, H5Z_DEEPCQ_ERR_INVALID_ARGUMENT);
+        assert!(session.is_null());
+        assert!(message().contains("non-float"), "{}", message());
+    }
+
     #[test]
     fn stored_cd_values_fit_chunks_to_their_dataset() {
         let values: Vec<f64> = (0..600).map(|i| (i as f64 * 0.05).sin()).collect();

@@ -222,7 +222,8 @@ fn bench_reads_hdf5_datasets_in_their_stored_chunks() {
          with h5py.File({h5:?}, 'w') as f:\n\
          \x20   f.create_dataset('grid/a', data=a.astype('>f4'), chunks=(8, 24, 24))\n\
          \x20   f.create_dataset('ids', data=np.arange(10, dtype='i4'))\n\
-         \x20   f.create_dataset('height', data=np.float64(2.0))\n",
+         \x20   f.create_dataset('height', data=np.float64(2.0))\n\
+         \x20   f.create_dataset('huge', shape=(2**31, 2**31), dtype='f4', chunks=(64, 64))\n",
         raw = raw.to_str().unwrap(),
         h5 = h5.to_str().unwrap(),
         dims = (dims[0], dims[1], dims[2]),
@@ -250,6 +251,13 @@ fn bench_reads_hdf5_datasets_in_their_stored_chunks() {
     assert!(text.contains("1 arrays, 8 chunks"), "{text}");
     assert!(err.contains("sim.h5/ids left out: i32"), "{err}");
     assert!(err.contains("sim.h5/height left out: a scalar"), "{err}");
+    // 2^62 values, whose byte count wrapped to 0: HDF5 wrote them past an empty buffer.
+    assert!(err.contains("left out sim.h5/huge: dataset size"), "{err}");
+    let drop_huge = format!(
+        "import h5py\nwith h5py.File({h5:?}, 'a') as f:\n    del f['huge']\n",
+        h5 = h5.to_str().unwrap()
+    );
+    run_python(&python, &drop_huge);
     // In a folder beside the raw copy, cut the same way: the same values give the same
     // deterministic rows. A copy in a subfolder is named by its path there; a netCDF-3
     // file (not HDF5) is left out and the rest benched.
@@ -318,6 +326,33 @@ fn bench_fails_clearly_on_a_missing_or_foreign_file() {
         err.contains("r.md cannot be written") && !err.contains("done at"),
         "{err}"
     );
+    // A report or plot over the input, or both in one file: refused before any work, the
+    // input untouched.
+    let input = dir.path().join("ok/a.f32");
+    let before = std::fs::read(&input).unwrap();
+    let over: [&std::ffi::OsStr; 4] = [
+        input.as_os_str(),
+        "--dtype".as_ref(),
+        "f32".as_ref(),
+        "--dims".as_ref(),
+    ];
+    let raw = [&over[..], &["8x16".as_ref()]].concat();
+    for flag in ["--out", "--plot"] {
+        let err = failed_bench(
+            dir.path(),
+            &[&raw[..], &[flag.as_ref(), "ok/a.f32".as_ref()]].concat(),
+        );
+        assert!(err.contains("is the input"), "{flag}: {err}");
+    }
+    assert_eq!(std::fs::read(&input).unwrap(), before);
+    let both = [
+        "--out".as_ref(),
+        "r.md".as_ref(),
+        "--plot".as_ref(),
+        "./r.md".as_ref(),
+    ];
+    let err = failed_bench(dir.path(), &[&corpus[..], &both[..]].concat());
+    assert!(err.contains("one file"), "{err}");
 }
 
 #[test]

@@ -221,6 +221,25 @@ fn compress_then_decompress_respects_the_bound() {
         assert!(max_err as f64 <= bound, "{codec}: {max_err}");
         assert!(std::fs::metadata(&dcq).unwrap().len() < std::fs::metadata(&raw).unwrap().len());
     }
+    // A chunk saved with fletcher32's 4 checksum bytes after it (h5py's read_direct_chunk
+    // of a dataset with fletcher32 after deepcq) decodes.
+    let dcq = dir.join("lossless.dcq");
+    let mut with_fletcher = std::fs::read(&dcq).unwrap();
+    with_fletcher.extend([1, 2, 3, 4]);
+    let fletcher = dir.join("fletcher.dcq");
+    std::fs::write(&fletcher, &with_fletcher).unwrap();
+    let back = dir.join("fletcher.f32");
+    let out = deepcq(&[
+        "decompress",
+        fletcher.to_str().unwrap(),
+        back.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(&back).unwrap(), std::fs::read(&raw).unwrap());
     // Errors: size mismatch, missing file, bad bound, bad codec, corrupt chunk.
     let out_path = dir.join("x").display().to_string();
     let raw_path = raw.display().to_string();
@@ -254,6 +273,39 @@ fn compress_then_decompress_respects_the_bound() {
         assert!(stderr.contains("error"), "{args:?}: {stderr}");
     }
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// More values than one chunk's header can count (4 GiB) are refused before the file is
+/// read (a sparse file: nothing is allocated), and nothing is written: the lossless codec
+/// wrote such a chunk, which no reader could decode.
+#[test]
+fn compressing_4_gib_or_more_is_refused_before_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("big.f32");
+    let values = (1u64 << 30) + 1;
+    std::fs::File::create(&raw)
+        .unwrap()
+        .set_len(values * 4)
+        .unwrap();
+    let dcq = dir.path().join("big.dcq");
+    let dims = values.to_string();
+    let out = deepcq(&[
+        "compress",
+        "--dtype",
+        "f32",
+        "--dims",
+        &dims,
+        "--codec",
+        "lossless",
+        raw.to_str().unwrap(),
+        dcq.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("4 GiB"),
+        "{stderr}"
+    );
+    assert!(!dcq.exists());
 }
 
 #[test]

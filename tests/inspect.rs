@@ -317,6 +317,23 @@ fn corrupt_and_skipped_chunks_are_reported_and_the_exit_code_says_so() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(text.matches("CORRUPT").count(), 2, "{text}");
     assert!(text.contains("filter skipped"), "{text}");
+
+    // A whole, healthy chunk of the f64 dataset written into the f32 one: it parses, but
+    // the filter refuses to read it there, and so does inspect.
+    damage(
+        &file,
+        "constant",
+        &[("(0, 0)", "f['field64'].id.read_direct_chunk((0, 0))[1]", 0)],
+    );
+    let (out, reports) = inspect_json(file.to_str().unwrap());
+    assert!(!out.status.success());
+    let moved = chunk_at(&reports["/constant"], &[0, 0]).clone();
+    assert_eq!(moved["status"], "corrupt", "{moved}");
+    assert!(
+        moved["error"].as_str().unwrap().contains("refuses"),
+        "{moved}"
+    );
+    assert_eq!(reports["/constant"]["corrupt_chunks"], 1);
 }
 
 #[test]

@@ -27,6 +27,14 @@ impl Codec for Lossless {
         if !matches!(data, Samples::Opaque { .. }) {
             check_shape(data.len(), shape)?;
         }
+        // The chunk header holds the size in 32 bits, as HDF5 does a chunk's: a larger
+        // payload would be stored and never read back.
+        if data.byte_len() as u64 > crate::wire::MAX_ORIGINAL_LEN {
+            return Err(library_error(
+                "lossless",
+                "a chunk of 4 GiB or more (HDF5's chunks are smaller) cannot be stored",
+            ));
+        }
         let shuffled = shuffle(data.as_bytes(), data.elem_size());
         zstd::bulk::compress(&shuffled, ZSTD_LEVEL).map_err(|e| library_error("lossless", e))
     }
@@ -203,6 +211,18 @@ fn unshuffle(bytes: &[u8], elem_size: usize) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::wire::DType;
+
+    #[test]
+    fn a_chunk_of_4_gib_or_more_is_refused_before_it_is_read() {
+        // Zeroed on allocation, so its pages stay unmapped while nothing reads them.
+        let big = vec![0u8; (1 << 32) + 8];
+        let data = Samples::Opaque {
+            bytes: &big,
+            elem_size: 8,
+        };
+        let err = Lossless.encode(data, &[big.len() / 8], 0.0).unwrap_err();
+        assert!(err.to_string().contains("4 GiB"), "{err}");
+    }
 
     #[test]
     fn shuffle_round_trips() {

@@ -196,6 +196,31 @@ pub fn decode_chunk(bytes: &[u8]) -> Result<Vec<u8>, FilterError> {
     decode_chunk_for(None, None, bytes)
 }
 
+fn is_float(dtype: DType) -> bool {
+    matches!(dtype, DType::F32 | DType::F64)
+}
+
+/// Refuses a float chunk of `dtype` decoding to `len` bytes that the dataset `stored`
+/// describes cannot take: values of another type, or another size than its chunks
+/// ([`decode_chunk_for`] reads none such; `deepcq inspect` flags them from the header).
+pub fn fits_dataset(stored: &StoredSettings, dtype: DType, len: usize) -> Result<(), FilterError> {
+    if stored.dtype != dtype {
+        let dataset = match is_float(stored.dtype) {
+            true => format!("{} values", stored.dtype.name()),
+            false => format!("values of another type ({} bytes each)", stored.elem_size),
+        };
+        return Err(FilterError::Chunk(chunk::ChunkError::BadHeader(format!(
+            "a chunk of {} values in a dataset of {dataset}",
+            dtype.name(),
+        ))));
+    }
+    let expected = element_count(&stored.chunk).and_then(|n| n.checked_mul(stored.elem_size));
+    match expected.filter(|&n| n != len) {
+        Some(expected) => Err(FilterError::SizeMismatch { got: len, expected }),
+        None => Ok(()),
+    }
+}
+
 /// [`decode_chunk`] for the dataset whose stored cd_values are `stored`: a chunk of float
 /// values that does not decode to exactly the dataset's chunk dims × element size, or
 /// whose dataset does not hold values of its float type, is an error. HDF5 copies a whole
@@ -222,27 +247,11 @@ pub fn decode_chunk_for(
     let expected = stored.and_then(|s| element_count(&s.chunk)?.checked_mul(s.elem_size));
     let limit = expected.or(room).map_or(MAX_ORIGINAL_LEN, |n| n as u64);
     let (header, mut out) = decode_native(bytes, limit)?;
-    let floats = |t: DType| matches!(t, DType::F32 | DType::F64);
     // The dataset's byte order where it is known, else the one the chunk says.
     let mut big_endian = header.big_endian;
-    if let Some(s) = stored.filter(|_| floats(header.layout.dtype)) {
-        if s.dtype != header.layout.dtype {
-            let dataset = match floats(s.dtype) {
-                true => format!("{} values", s.dtype.name()),
-                false => format!("values of another type ({} bytes each)", s.elem_size),
-            };
-            return Err(FilterError::Chunk(chunk::ChunkError::BadHeader(format!(
-                "a chunk of {} values in a dataset of {dataset}",
-                header.layout.dtype.name(),
-            ))));
-        }
+    if let Some(s) = stored.filter(|_| is_float(header.layout.dtype)) {
+        fits_dataset(s, header.layout.dtype, out.len())?;
         big_endian = s.big_endian;
-        if let Some(expected) = expected.filter(|&n| n != out.len()) {
-            return Err(FilterError::SizeMismatch {
-                got: out.len(),
-                expected,
-            });
-        }
     }
     if big_endian {
         out = swap_bytes(out, header.layout.elem_size);

@@ -145,6 +145,17 @@ pub fn compress(
         }
         (_, Some(b)) => b,
     };
+    // One chunk's header holds its size in 32 bits: more would be written and never read
+    // back. Refused before the file is read.
+    let len = raw::expected_len(dtype, dims)?;
+    if len as u64 > wire::MAX_ORIGINAL_LEN {
+        bail!(
+            "{} values of {dtype:?} are {len} bytes; a chunk holds at most {} (4 GiB): \
+             compress the array in parts",
+            dims.iter().product::<usize>(),
+            wire::MAX_ORIGINAL_LEN
+        );
+    }
     let values = raw::read(input, dtype, dims)?;
     if codec != CodecId::Lossless && !values.view().all_finite() {
         bail!(
@@ -172,8 +183,20 @@ pub fn compress(
 pub fn decompress(input: &Path, output: &Path) -> Result<()> {
     let bytes = std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
     let start = Instant::now();
-    let (header, values) =
-        chunk::decode(&bytes).with_context(|| format!("cannot decode {}", input.display()))?;
+    // A chunk read from a dataset with fletcher32 after deepcq (h5py's read_direct_chunk)
+    // ends with that filter's 4-byte checksum, which deepcq's own then sees as damage.
+    let decoded = match chunk::decode(&bytes) {
+        Err(chunk::ChunkError::Checksum { .. }) if bytes.len() > 4 => {
+            chunk::decode(&bytes[..bytes.len() - 4]).inspect(|_| {
+                eprintln!(
+                    "deepcq: the last 4 bytes of {} (a fletcher32 checksum) left out",
+                    input.display()
+                )
+            })
+        }
+        decoded => decoded,
+    };
+    let (header, values) = decoded.with_context(|| format!("cannot decode {}", input.display()))?;
     let seconds = start.elapsed().as_secs_f64();
     let original = header.original_len as usize;
     raw::write(output, values)?;

@@ -742,9 +742,18 @@ impl Dataset<'_> {
         let count = self.dims()?.iter().try_fold(1usize, |n, &d| {
             usize::try_from(d).ok().and_then(|d| n.checked_mul(d))
         });
-        let count = count.ok_or_else(|| self.call_failed("dataset size"))?;
+        // Checked in full, as `bytes` is HDF5's to fill (a size that wrapped to 0 let it
+        // write past the buffer), and allocated fallibly: a dataset larger than memory is
+        // an array left out, not the end of the run.
+        let len = count
+            .and_then(|n| n.checked_mul(info.size))
+            .ok_or_else(|| self.call_failed("dataset size"))?;
         let mem_type = self.little_endian_type()?;
-        let mut bytes = vec![0u8; count * info.size];
+        let mut bytes = Vec::new();
+        bytes
+            .try_reserve_exact(len)
+            .map_err(|_| Hdf5Error::Call(format!("{} needs {len} bytes in memory", self.path)))?;
+        bytes.resize(len, 0u8);
         // SAFETY: `bytes` holds every element of the dataset in the memory type's size;
         // H5S_ALL selects the whole dataset in memory and in the file.
         let status = unsafe {

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use h5z_deepcq::chunk::{self, Header};
+use h5z_deepcq::h5::filter::fits_dataset;
 use h5z_deepcq::settings::{kind_name, Settings, StoredSettings};
 use h5z_deepcq::wire::{self, TargetKind};
 use serde::Serialize;
@@ -336,6 +337,7 @@ fn inspect_dataset(file: &Path, path: &str, ds: &Dataset<'_>) -> Result<DatasetR
     let chunk_values = chunk_dims.iter().product::<u64>();
     let chunk_raw = chunk_values * dtype.size as u64;
     let partial_unfiltered = ds.partial_chunks_unfiltered();
+    let stored = StoredSettings::parse(&report.cd_values).ok();
     report.stored_bytes = 0;
     report.raw_bytes = 0;
     for info in ds.chunks()? {
@@ -343,7 +345,7 @@ fn inspect_dataset(file: &Path, path: &str, ds: &Dataset<'_>) -> Result<DatasetR
         let chunk = match partial_unfiltered && inside < chunk_values {
             // HDF5 wrote this edge chunk raw, with a filter mask that says nothing of it.
             true => ChunkReport::skipped(&info, chunk_raw),
-            false => inspect_chunk(ds, &info, &filters, index, chunk_raw),
+            false => inspect_chunk(ds, &info, &filters, index, chunk_raw, stored.as_ref()),
         };
         report.stored_bytes += info.size;
         report.raw_bytes += inside * dtype.size as u64;
@@ -369,6 +371,7 @@ fn inspect_chunk(
     filters: &[Filter],
     index: usize,
     chunk_raw: u64,
+    stored: Option<&StoredSettings>,
 ) -> ChunkReport {
     // Chunks looked up by offset come without their filter mask: their read gives it.
     let (mut read, mask) = match info.filter_mask {
@@ -423,7 +426,19 @@ fn inspect_chunk(
         return ChunkReport::empty(info, Status::Corrupt, Some(why));
     };
     match chunk::parse(ours) {
-        Ok((header, _)) => ChunkReport::from_header(info, &header),
+        // A float chunk the dataset cannot take (another type or size, written with
+        // H5Dwrite_chunk) parses, but the filter refuses to read it.
+        Ok((header, _)) => match stored
+            .filter(|_| matches!(header.layout.dtype, wire::DType::F32 | wire::DType::F64))
+            .map(|s| fits_dataset(s, header.layout.dtype, header.original_len as usize))
+        {
+            Some(Err(e)) => ChunkReport {
+                status: Status::Corrupt,
+                error: Some(format!("{e}: the filter refuses to read it")),
+                ..ChunkReport::from_header(info, &header)
+            },
+            _ => ChunkReport::from_header(info, &header),
+        },
         Err(e) => ChunkReport::empty(info, Status::Corrupt, Some(e.to_string())),
     }
 }

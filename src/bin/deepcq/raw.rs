@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use h5z_deepcq::samples::{element_count, SampleBuf};
 use h5z_deepcq::wire::DType;
 
@@ -50,20 +50,32 @@ pub fn parse_dims(text: &str) -> Result<Dims, String> {
 
 /// Reads a raw file and checks that its size matches `dims`.
 pub fn read(path: &Path, dtype: RawType, dims: &[usize]) -> Result<SampleBuf> {
+    let expected = expected_len(dtype, dims)?;
+    // The length first: a file of another size is refused before it is read whole.
+    let held = std::fs::metadata(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .len();
+    let wrong_size = |held: u64| {
+        anyhow::anyhow!(
+            "{} holds {held} bytes, but {dims:?} {dtype:?} needs {expected}",
+            path.display()
+        )
+    };
+    if held != expected as u64 {
+        return Err(wrong_size(held));
+    }
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let expected = element_count(dims)
-        .and_then(|n| n.checked_mul(dtype.size()))
-        .context("dims overflow")?;
     if bytes.len() != expected {
-        bail!(
-            "{} holds {} bytes, but {:?} {:?} needs {expected}",
-            path.display(),
-            bytes.len(),
-            dims,
-            dtype
-        );
+        return Err(wrong_size(bytes.len() as u64));
     }
     SampleBuf::from_bytes(dtype.dtype(), &bytes).context("file is not whole elements")
+}
+
+/// Bytes a raw file of `dims` values of `dtype` holds.
+pub fn expected_len(dtype: RawType, dims: &[usize]) -> Result<usize> {
+    element_count(dims)
+        .and_then(|n| n.checked_mul(dtype.size()))
+        .context("dims overflow")
 }
 
 /// Writes values as a raw little-endian file.

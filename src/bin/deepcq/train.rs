@@ -325,7 +325,7 @@ fn write_held_out(
 
 /// `path` as the file it names, links and `..` resolved (of its folder when it does not
 /// exist yet), so two spellings of one file compare equal.
-fn same_file(path: &std::path::Path) -> std::path::PathBuf {
+pub(crate) fn same_file(path: &std::path::Path) -> std::path::PathBuf {
     if let Ok(file) = path.canonicalize() {
         return file;
     }

@@ -34,6 +34,15 @@ pub struct Block {
     pub shape: Vec<usize>,
 }
 
+/// How many chunks [`blocks`] gives, counted without making them (saturating): an HDF5
+/// dataset of 2^62 values, never written, has 2^50 chunks of 64 × 64, which made no list.
+pub fn block_count(dims: &[usize], chunk: &[usize]) -> u64 {
+    dims.iter()
+        .zip(chunk)
+        .map(|(&d, &c)| d.div_ceil(c.max(1)) as u64)
+        .fold(1u64, |n, c| n.saturating_mul(c))
+}
+
 /// Every chunk of an array of `dims` cut by `chunk`, in C order of their origins.
 pub fn blocks(dims: &[usize], chunk: &[usize]) -> Vec<Block> {
     let counts: Vec<usize> = dims

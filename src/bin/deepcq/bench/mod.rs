@@ -150,7 +150,19 @@ pub fn run(args: BenchArgs) -> Result<()> {
     // So are a peer file that cannot be read and a report or plot that cannot be written:
     // found after the run, they would lose all of it.
     let peers = peer_rows(&args)?;
+    let input = crate::train::same_file(&args.input);
+    if let (Some(out), Some(plot)) = (&args.out, &args.plot) {
+        if crate::train::same_file(out) == crate::train::same_file(plot) {
+            bail!("--out and --plot name one file, {}", out.display());
+        }
+    }
     for path in args.out.iter().chain(&args.plot) {
+        if crate::train::same_file(path) == input {
+            bail!(
+                "{} is the input: the report would replace it",
+                path.display()
+            );
+        }
         writable(path)?;
     }
     let chooser_name = chooser_name();
@@ -160,7 +172,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
         .context("starting worker threads")?;
     let mut total_jobs = 0u64;
     for e in &entries {
-        total_jobs += (chunking::blocks(&e.dims, &chunk_of(e)?).len() * args.targets.len()) as u64;
+        let blocks = chunking::block_count(&e.dims, &chunk_of(e)?);
+        total_jobs = total_jobs.saturating_add(blocks.saturating_mul(args.targets.len() as u64));
     }
     let bar = indicatif::ProgressBar::new(total_jobs);
     bar.set_style(
@@ -173,7 +186,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     for (i, entry) in entries.iter().enumerate() {
         bar.set_message(entry.name());
         let chunk = chunk_of(entry)?;
-        let blocks = chunking::blocks(&entry.dims, &chunk);
+        let block_count = chunking::block_count(&entry.dims, &chunk);
         // An array that cannot be read (a dataset behind a filter that is not installed, a
         // file shorter than its manifest says) is named and left out, as unreadable files
         // are when the folder is listed: it does not lose the rest of the run.
@@ -182,11 +195,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
             Err(e) => {
                 let why = format!("{}: {e:#}", entry.name());
                 bar.suspend(|| eprintln!("bench: left out {why}"));
-                bar.inc((blocks.len() * args.targets.len()) as u64);
+                bar.inc(block_count.saturating_mul(args.targets.len() as u64));
                 left_out.push(why);
                 continue;
             }
         };
+        // Made once the values are in memory: no more chunks than values.
+        let blocks = chunking::blocks(&entry.dims, &chunk);
         let missing = missing_value(&values, args.missing, fill)
             .with_context(|| format!("{}: its missing value", entry.name()))?;
         // Each target's chunks run in order through one memory, as the filter receives a
