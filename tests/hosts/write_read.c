@@ -80,10 +80,16 @@ int main(int argc, char **argv) {
 
     int failures = 0;
     const unsigned bad_kind[2] = {60, 9}, negative[1] = {(unsigned)-5}, too_many[7] = {60, 0, 0, 0, 0, 0, 0};
-    if (!rejects(file, "bad_kind", 2, bad_kind, 1)) { printf("FAIL bad kind accepted\n"); failures++; }
-    if (!rejects(file, "negative", 1, negative, 1)) { printf("FAIL negative target accepted\n"); failures++; }
-    if (!rejects(file, "too_many", 7, too_many, 1)) { printf("FAIL 7 cd_values accepted\n"); failures++; }
-    if (!rejects(file, "twice", 1, cd, 2)) { printf("FAIL deepcq twice accepted\n"); failures++; }
+    const struct { const char *name; size_t n; const unsigned *cd; int times; const char *what; }
+        refused[] = {{"bad_kind", 2, bad_kind, 1, "bad kind"},
+                     {"negative", 1, negative, 1, "negative target"},
+                     {"too_many", 7, too_many, 1, "7 cd_values"},
+                     {"twice", 1, cd, 2, "deepcq twice"}};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+        if (!rejects(file, refused[i].name, refused[i].n, refused[i].cd, refused[i].times)) {
+            printf("FAIL %s accepted\n", refused[i].what);
+            failures++;
+        }
     H5Fclose(file);
 
     file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
