@@ -337,20 +337,32 @@ unsafe fn settings_from(cd: *const c_uint, n: usize) -> Result<BufferSettings, I
     Ok(crate::settings::parse_for_buffers(words)?)
 }
 
+/// The fix named when a stored form refuses a buffer.
+const USER_CD_VALUES: &str = "build user cd_values with h5z_deepcq_cd_values";
+
+/// Refuses the stored form of a dataset of non-float values: the in-situ API compresses
+/// f32 and f64 buffers only, so every call with it would fail.
+fn check_float_dataset(dataset: Option<DatasetType>) -> Result<(), InsituError> {
+    match dataset {
+        Some(d) if d.dtype == DType::Opaque => Err(invalid(format!(
+            "cd_values are the stored form of a dataset of non-float values, which the \
+             filter stores losslessly: the in-situ API compresses f32 or f64 buffers \
+             ({USER_CD_VALUES})"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Refuses a buffer whose element type is not that of the dataset a stored form names:
 /// its chunk, written with `H5Dwrite_chunk`, would decode to values of the wrong size
 /// (which the filter refuses on read).
 fn check_dataset_type(dataset: Option<DatasetType>, samples: &Samples) -> Result<(), InsituError> {
-    let fix = "build user cd_values with h5z_deepcq_cd_values";
+    check_float_dataset(dataset)?;
     match dataset {
-        Some(d) if d.dtype == DType::Opaque => Err(invalid(format!(
-            "cd_values are the stored form of a dataset of non-float values, which the \
-             filter stores losslessly: the in-situ API compresses f32 or f64 buffers ({fix})"
-        ))),
         Some(d) if d.dtype != samples.dtype() => Err(invalid(format!(
             "cd_values are the stored form of a dataset of {} values and the buffer holds \
              {}: its chunks would not read back through that dataset (pass buffers of the \
-             dataset's type, or {fix})",
+             dataset's type, or {USER_CD_VALUES})",
             d.dtype.name(),
             samples.dtype().name()
         ))),
@@ -942,15 +954,8 @@ pub unsafe extern "C" fn h5z_deepcq_session_new(
             return Err(invalid(format!("unknown session options {options:#x}")));
         }
         let adapt = options & H5Z_DEEPCQ_SESSION_NO_ADAPT == 0;
-        // A non-float dataset's stored form would refuse every step: refused here, at
-        // setup, not at the first output step.
-        if let Some(d) = dataset.filter(|d| d.dtype == DType::Opaque) {
-            let nothing = Samples::Opaque {
-                bytes: &[],
-                elem_size: 1,
-            };
-            check_dataset_type(Some(d), &nothing)?;
-        }
+        // Refused at setup, not at the first output step.
+        check_float_dataset(dataset)?;
         *out = Box::into_raw(Box::new(H5zDeepcqSession {
             inner: Session::new(settings, adapt),
             dataset,

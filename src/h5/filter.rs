@@ -203,7 +203,11 @@ fn is_float(dtype: DType) -> bool {
 /// Refuses a float chunk of `dtype` decoding to `len` bytes that the dataset `stored`
 /// describes cannot take: values of another type, or another size than its chunks
 /// ([`decode_chunk_for`] reads none such; `deepcq inspect` flags them from the header).
+/// Chunks of other values, kept byte for byte, pass.
 pub fn fits_dataset(stored: &StoredSettings, dtype: DType, len: usize) -> Result<(), FilterError> {
+    if !is_float(dtype) {
+        return Ok(());
+    }
     if stored.dtype != dtype {
         let dataset = match is_float(stored.dtype) {
             true => format!("{} values", stored.dtype.name()),

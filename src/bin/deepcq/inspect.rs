@@ -429,7 +429,6 @@ fn inspect_chunk(
         // A float chunk the dataset cannot take (another type or size, written with
         // H5Dwrite_chunk) parses, but the filter refuses to read it.
         Ok((header, _)) => match stored
-            .filter(|_| matches!(header.layout.dtype, wire::DType::F32 | wire::DType::F64))
             .map(|s| fits_dataset(s, header.layout.dtype, header.original_len as usize))
         {
             Some(Err(e)) => ChunkReport {
