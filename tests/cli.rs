@@ -275,6 +275,59 @@ fn compress_then_decompress_respects_the_bound() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// 64-bit values keep their type and a bound finer than 32-bit floats resolve: a round trip
+/// through f32 anywhere would miss 1e-9 on values near 1.
+#[test]
+fn compress_then_decompress_keeps_f64_and_its_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let values: Vec<f64> = (0..24 * 20 * 16)
+        .map(|i| 1.0 + ((i % 16) as f64 * 0.3).sin() * 1e-3 + (i / 320) as f64 * 1e-4)
+        .collect();
+    let raw = dir.path().join("in.f64");
+    std::fs::write(&raw, bytemuck::cast_slice::<f64, u8>(&values)).unwrap();
+    for codec in ["sz3", "zfp", "sperr", "lossless"] {
+        let dcq = dir.path().join(format!("{codec}.dcq"));
+        let back = dir.path().join(format!("{codec}.f64"));
+        let (raw, dcq_s, back_s) = (
+            raw.to_str().unwrap(),
+            dcq.to_str().unwrap(),
+            back.to_str().unwrap(),
+        );
+        let out = deepcq(&[
+            "compress", "--dtype", "f64", "--dims", "24x20x16", "--codec", codec, "--abs", "1e-9",
+            raw, dcq_s,
+        ]);
+        assert!(
+            out.status.success(),
+            "{codec}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = deepcq(&["decompress", dcq_s, back_s]);
+        assert!(
+            out.status.success(),
+            "{codec}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let got: Vec<f64> = std::fs::read(&back)
+            .unwrap()
+            .chunks_exact(8)
+            .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        assert_eq!(got.len(), values.len(), "{codec}: every value back");
+        let max_err = values
+            .iter()
+            .zip(&got)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        let bound = if codec == "lossless" {
+            0.0
+        } else {
+            1e-9 * (1.0 + 1e-6)
+        };
+        assert!(max_err <= bound, "{codec}: {max_err}");
+    }
+}
+
 /// More values than one chunk's header can count (4 GiB) are refused before the file is
 /// read (a sparse file: nothing is allocated), and nothing is written: the lossless codec
 /// wrote such a chunk, which no reader could decode.
@@ -518,6 +571,10 @@ fn counts_of_zero_and_options_that_need_another_are_refused_up_front() {
             "--members",
         ),
         (&["collect", "-o", "t.csv", "--bounds", "1"][..], "--bounds"),
+        (
+            &["collect", "-o", "t.csv", "--max-bound", "inf"][..],
+            "< infinity",
+        ),
         (
             &["train", "--table", "t.csv", "-o", "m.onnx", "--lr", "0"][..],
             "--lr must be",

@@ -53,8 +53,8 @@ pub struct CollectArgs {
 
 /// Runs `deepcq collect`.
 pub fn run(args: CollectArgs) -> Result<()> {
-    if !(args.min_bound > 0.0 && args.max_bound > args.min_bound) {
-        anyhow::bail!("need 0 < --min-bound < --max-bound");
+    if !(args.min_bound > 0.0 && args.max_bound > args.min_bound && args.max_bound.is_finite()) {
+        anyhow::bail!("need 0 < --min-bound < --max-bound < infinity");
     }
     let config = CollectConfig {
         data_dirs: args.data,
