@@ -533,6 +533,7 @@ fn a_dataset_written_in_part_has_the_ratio_of_its_written_chunks() {
         opts = dict(chunks=(16, 16), compression=357, compression_opts=(60,))\n\
         d = f.create_dataset('g/part', shape=(64, 64), dtype='f4', **opts)\n\
         d[0:16, 0:16] = np.sin(np.arange(256, dtype='f4') / 9).reshape(16, 16)\n\
+        f.create_dataset('huge', shape=(2**32, 2**32, 16), dtype='f4', chunks=(1, 64, 16))\n\
         f.close()";
     let out = run(Command::new(python())
         .env("HDF5_PLUGIN_PATH", plugin_dir(dir.path()))
@@ -553,4 +554,8 @@ fn a_dataset_written_in_part_has_the_ratio_of_its_written_chunks() {
         let (whole, chunk) = (whole.unwrap(), chunk.unwrap());
         assert!((whole - chunk).abs() < 1e-9 * chunk, "{whole} vs {chunk}");
     }
+    // 2^70 bytes, never written: the size saturates (it wrapped to 0).
+    let (out, reports) = inspect_json(&format!("{}/huge", file.display()));
+    assert!(out.status.success());
+    assert_eq!(reports["/huge"]["raw_bytes"].as_u64(), Some(u64::MAX));
 }

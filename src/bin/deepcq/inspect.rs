@@ -301,7 +301,8 @@ fn inspect_dataset(file: &Path, path: &str, ds: &Dataset<'_>) -> Result<DatasetR
     } else {
         Vec::new()
     };
-    let count: u64 = dims.iter().product();
+    // Saturating: dims may multiply past u64 (an unwritten dataset of 2^32 × 2^32 × 16).
+    let count = dims.iter().fold(1u64, |n, &d| n.saturating_mul(d));
     let mut report = DatasetReport {
         file: file.display().to_string(),
         dataset: path.to_string(),
@@ -312,7 +313,7 @@ fn inspect_dataset(file: &Path, path: &str, ds: &Dataset<'_>) -> Result<DatasetR
         note: None,
         settings: None,
         cd_values: Vec::new(),
-        raw_bytes: count * dtype.size as u64,
+        raw_bytes: count.saturating_mul(dtype.size as u64),
         stored_bytes: ds.storage_size(),
         ratio: None,
         chunk_count: 0,
