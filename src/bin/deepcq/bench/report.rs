@@ -75,7 +75,8 @@ pub fn markdown(run: &Run) -> String {
     let _ = writeln!(s, "- Chunks: {}.", run.chunk_rule);
     let _ = writeln!(
         s,
-        "- deepcq chooser: {}. Oracles: {} real compressions per compressor and chunk.",
+        "- deepcq chooser: {}. Oracles: {} real compressions per compressor and chunk; \
+         SZ3's also tries the formula's bound (one more).",
         run.proposer, run.steps
     );
     let _ = writeln!(

@@ -67,7 +67,7 @@ pub struct Tally {
 }
 
 /// Tolerance of a hit, as in the peer harness (PSNR ≥ T − 1e-9).
-const HIT_TOLERANCE: f64 = 1e-9;
+pub const HIT_TOLERANCE: f64 = 1e-9;
 
 impl Tally {
     /// Adds one chunk of `raw_bytes` holding `values` values, written to `target` dB.
