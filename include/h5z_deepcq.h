@@ -146,8 +146,9 @@
 
 /**
  * Mode: decode, measure, and correct a miss; a PSNR, SSIM or absolute target is always
- * met, a ratio whenever any bound of the codec reaches it (a chunk too small for it keeps
- * the loosest bound tried, and the report says it missed).
+ * met, a ratio whenever any bound of the codec reaches it (else the loosest bound tried;
+ * a chunk whose headers alone exceed the ratio's budget is stored exactly; the report says
+ * it missed).
  */
 #define H5Z_DEEPCQ_GUARANTEE 0
 

@@ -87,8 +87,9 @@ pub const H5Z_DEEPCQ_SPERR: c_uint = 3;
 /// Codec id in reports: stored losslessly (constant, non-finite, or unreachable target).
 pub const H5Z_DEEPCQ_LOSSLESS: c_uint = 0;
 /// Mode: decode, measure, and correct a miss; a PSNR, SSIM or absolute target is always
-/// met, a ratio whenever any bound of the codec reaches it (a chunk too small for it keeps
-/// the loosest bound tried, and the report says it missed).
+/// met, a ratio whenever any bound of the codec reaches it (else the loosest bound tried;
+/// a chunk whose headers alone exceed the ratio's budget is stored exactly; the report says
+/// it missed).
 pub const H5Z_DEEPCQ_GUARANTEE: c_uint = 0;
 /// Mode: one compression (two where the first payload stores under half its predicted
 /// ratio at under a bit per value, or from ZFP, and the model's runner-up compressor

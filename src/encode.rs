@@ -172,23 +172,26 @@ fn float_chunk_marked<T: bytemuck::Pod + Element>(
                 TargetKind::Ssim if settings.mode == Mode::Predict => None,
                 TargetKind::Ratio => {
                     record = m.record_len();
-                    // When the record alone takes the budget (a tiny chunk), no ratio
-                    // reaches the target: the missing values still come back exactly, and
-                    // the search keeps the closest ratio it finds for the rest.
-                    let raised = ratio_budget(record).and_then(|r| raised_to(settings, r));
-                    Some(raised.unwrap_or(*settings))
+                    Some(*settings) // raised below, with the record counted
                 }
                 _ => Some(*settings),
             };
             (Cow::Owned(replaced), Some(m), raised)
         }
-        // When the headers alone take the budget (a tiny chunk), no ratio reaches the
-        // target: the search gets it as it came and keeps the closest it finds.
-        None if settings.target.kind == TargetKind::Ratio && unseen > 0 => {
-            let raised = ratio_budget(0).and_then(|ratio| raised_to(settings, ratio));
-            (inner, None, Some(raised.unwrap_or(*settings)))
-        }
         None => (inner, None, Some(*settings)),
+    };
+    // A ratio target leaves the block's payload and header what the other records do not
+    // take. When they take it all (a tiny chunk), no bound reaches the target, and the block
+    // is stored exactly (`select::RATIO_UNREACHABLE`).
+    let raised_ratio = match settings.target.kind {
+        TargetKind::Ratio if unseen + record > 0 => {
+            Some(ratio_budget(record).and_then(|r| raised_to(settings, r)))
+        }
+        _ => None,
+    };
+    let raised = match raised_ratio {
+        Some(Some(ratio)) => Some(ratio),
+        _ => raised,
     };
     let measured = raised.is_none() || settings.mode != Mode::Predict;
     let raised = raised.unwrap_or(Settings {
@@ -198,8 +201,10 @@ fn float_chunk_marked<T: bytemuck::Pod + Element>(
     let data = T::samples(&block);
     let over_real = matches!(settings.target.kind, TargetKind::Psnr | TargetKind::Ssim);
     let only_real = missing.as_ref().filter(|_| over_real && measured);
-    let mut outcome =
-        select::compress_to_target_where(data, kept_shape, &raised, proposer, only_real)?;
+    let mut outcome = match raised_ratio {
+        Some(None) => select::store_exactly(data, kept_shape, select::RATIO_UNREACHABLE)?,
+        _ => select::compress_to_target_where(data, kept_shape, &raised, proposer, only_real)?,
+    };
     if let Some(p) = pad.as_ref() {
         let block = (&block[..], kept_shape);
         let marked = (declared, fill.zip(only_real));
@@ -379,9 +384,14 @@ fn psnr_shift<T>(block: &[T], real: usize) -> f64 {
 }
 
 /// `settings` with its target (PSNR or ratio) raised to `value`, rounded up to a
-/// thousandth; `None` when that is not a valid target (a PSNR above 400 dB).
+/// thousandth (to a whole ratio from 2^31 thousandths, as a target holds 9 digits); `None`
+/// when that is not a valid target (a PSNR above 400 dB, a ratio above 1e8).
 fn raised_to(settings: &Settings, value: f64) -> Option<Settings> {
-    let value = (value * 1000.0).ceil() / 1000.0;
+    let thousandths = (value * 1000.0).ceil();
+    let value = match thousandths < i32::MAX as f64 {
+        true => thousandths / 1000.0,
+        false => value.ceil(),
+    };
     let target = Target::from_value(settings.target.kind, value).ok()?;
     Some(Settings {
         target,
@@ -952,6 +962,66 @@ mod tests {
             float_chunk_with_fill(&sparse, &shape, &high, &Analytic, Some(1e35)).unwrap();
         let back = chunk::decode(&bytes).unwrap().1.into_bytes();
         assert!(real_psnr(&sparse, bytemuck::cast_slice(&back), 1e35) >= 380.0);
+    }
+
+    #[test]
+    fn a_ratio_the_headers_alone_exceed_stores_the_block_exactly_in_every_mode() {
+        // One row of values over 255 rows of zeros, trimmed to the row: 1 KiB at a ratio
+        // of 100 leaves 10 bytes, less than the headers. Guarantee and fast mode searched to
+        // the loosest bound (PSNR 27 dB, and 0.9 dB for 64 values alone, still short); the
+        // row is now kept exactly, and the whole chunk's ratio reaches the target anyway.
+        let row = |n: usize| (0..n).map(|i| (i as f32 * 0.1).sin() * 3.0 + 5.0);
+        let mut trimmed = vec![0f32; 256 * 256];
+        trimmed[..256]
+            .iter_mut()
+            .zip(row(256))
+            .for_each(|(v, x)| *v = x);
+        let tiny: Vec<f32> = row(64).collect();
+        for (values, shape) in [(&trimmed, &[256, 256][..]), (&tiny, &[64][..])] {
+            for mode in [Mode::Guarantee, Mode::Predict, Mode::Fast] {
+                let settings = Settings {
+                    target: Target::from_value(TargetKind::Ratio, 100.0).unwrap(),
+                    mode,
+                    ..Settings::psnr(40.0).unwrap()
+                };
+                let (bytes, outcome) = float_chunk(values, shape, &settings, &Analytic).unwrap();
+                assert_eq!(
+                    outcome.reason,
+                    select::RATIO_UNREACHABLE,
+                    "{mode:?} {shape:?}"
+                );
+                let back = chunk::decode(&bytes).unwrap().1.into_bytes();
+                assert_eq!(back, bytemuck::cast_slice::<f32, u8>(values), "{mode:?}");
+            }
+        }
+        let ratio = metrics::compression_ratio(trimmed.len() * 4, {
+            let settings = Settings {
+                target: Target::from_value(TargetKind::Ratio, 100.0).unwrap(),
+                ..Settings::psnr(40.0).unwrap()
+            };
+            float_chunk(&trimmed, &[256, 256], &settings, &Analytic)
+                .unwrap()
+                .0
+                .len()
+        });
+        assert!(ratio >= 100.0, "{ratio}");
+    }
+
+    #[test]
+    fn a_raised_ratio_packs_past_two_million() {
+        // 9 digits hold no thousandths there: the raise rounds up to a whole ratio instead
+        // of being dropped (the search then left no room for the padding record).
+        let settings = Settings {
+            target: Target::from_value(TargetKind::Ratio, 3e6).unwrap(),
+            ..Settings::psnr(40.0).unwrap()
+        };
+        let raised = raised_to(&settings, 3_070_000.25).unwrap();
+        assert_eq!(raised.target.value(), 3_070_001.0);
+        assert_eq!(
+            raised_to(&settings, 62.0001).unwrap().target.value(),
+            62.001
+        );
+        assert!(raised_to(&settings, 1.5e8).is_none());
     }
 
     #[test]

@@ -438,10 +438,7 @@ impl<'a> Search<'a> {
     /// target); then the bound is searched as in guarantee mode.
     pub(super) fn predict_ratio(&mut self, first: Attempt) -> Result<Outcome, SelectError> {
         let (reached, target) = (self.chunk_ratio(&first), self.settings.target.value());
-        // A chunk whose header alone stores more than the ratio allows cannot reach it.
-        let reachable =
-            (chunk::header_len(self.shape) as f64) < self.data.byte_len() as f64 / target;
-        match reachable && (reached < target || reached > target * SURPRISE_FACTOR) {
+        match reached < target || reached > target * SURPRISE_FACTOR {
             true => self.reach_ratio(first),
             false => Ok(first.into_outcome("proposal", None)),
         }

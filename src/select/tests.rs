@@ -1220,12 +1220,20 @@ fn a_ratio_target_lands_just_above_it_from_any_start() {
         // a start three decades off).
         assert!(out.compressions <= 7, "scale {scale}: {}", out.compressions);
     }
-    // Out of reach: the loosest bound tried, after the whole budget.
-    let settings = Settings::parse(&[1_000_000, 2]).unwrap();
+    // Out of the codec's reach: the loosest bound tried, after the whole budget.
+    let settings = Settings::parse(&[2000, 2]).unwrap();
     let out = compress_to_target(data, &shape, &settings, &Analytic).unwrap();
     assert_eq!(out.reason, "ratio unreachable: loosest bound tried");
     assert_eq!(out.compressions as usize, RATIO_STEPS);
-    assert!(out.measured.unwrap() < 1e6);
+    assert!(out.measured.unwrap() < 2000.0);
+    // Out of any bound's reach, the 26-byte header alone over the budget: stored exactly
+    // in every mode, not at the loosest bound (which destroyed the values, still short).
+    for mode in [0, 1, 2] {
+        let settings = Settings::parse(&[1_000_000, 2, 0, 0, mode]).unwrap();
+        let out = compress_to_target(data, &shape, &settings, &Analytic).unwrap();
+        assert_eq!(out.reason, RATIO_UNREACHABLE, "mode {mode}");
+        assert_eq!((out.codec, out.compressions), (CodecId::Lossless, 1));
+    }
 }
 
 /// Predict mode knows a ratio from the payload's size without a decode: a first
