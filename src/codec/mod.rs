@@ -73,6 +73,15 @@ pub enum CodecError {
         /// The finest bound the codec takes for these values.
         finest: f64,
     },
+    /// Values too small for the codec's transform ([`SMALLEST_TRANSFORMED`]): at any bound
+    /// its payload would not keep them, as for a bound too fine.
+    #[error("{codec}: values of at most {max_abs:e} are below what its transform keeps ({SMALLEST_TRANSFORMED:e})")]
+    TooSmall {
+        /// Codec name.
+        codec: &'static str,
+        /// The largest magnitude in the chunk.
+        max_abs: f64,
+    },
     /// The underlying library reported a failure.
     #[error("{codec}: {message}")]
     Library {
@@ -282,13 +291,7 @@ pub(crate) const SMALLEST_TRANSFORMED: f64 = 1e-286;
 pub(crate) fn check_transformable(codec: &'static str, max_abs: f64) -> Result<f64, CodecError> {
     // All zeros (a block of exponent zero) are what every transform keeps exactly.
     if max_abs > 0.0 && max_abs < SMALLEST_TRANSFORMED {
-        return Err(library_error(
-            codec,
-            format!(
-                "values of at most {max_abs:e} are below what its transform keeps \
-                 ({SMALLEST_TRANSFORMED:e})"
-            ),
-        ));
+        return Err(CodecError::TooSmall { codec, max_abs });
     }
     Ok(max_abs)
 }

@@ -273,7 +273,12 @@ impl<'a> Search<'a> {
                     first => Ok(Some((proposal, first?))),
                 }
             }
-            Err(e) if too_fine(&e) => {
+            // A compressor the user named that cannot keep the values at any bound (too
+            // fine a bound, values too small for its transform): exact storage, where
+            // SZ3 would store them at such bounds too.
+            Err(e)
+                if too_fine(&e) || matches!(e, SelectError::Codec(CodecError::TooSmall { .. })) =>
+            {
                 log::info!("{e}; lossless instead");
                 Ok(None)
             }

@@ -1613,3 +1613,24 @@ fn predict_mode_looks_at_a_proposal_inside_the_calibrated_margin() {
     assert!(looked.measured.unwrap() >= 60.0, "{looked:?}");
     assert!(looked.bound < trusted.bound);
 }
+
+/// Values under 1e-286, which ZFP's and SPERR's transforms cannot keep at any bound, are
+/// stored exactly when the user named one of them, in every mode, as a bound too fine is
+/// (the write failed); automatic choice gives them to SZ3.
+#[test]
+fn values_too_small_for_a_named_transform_are_stored_exactly() {
+    let (v, shape) = field();
+    let tiny: Vec<f64> = v.iter().map(|&x| f64::from(x) * 1e-290).collect();
+    let data = Samples::F64(&tiny);
+    for compressor in [2, 3] {
+        for mode in [0, 1, 2] {
+            let settings = Settings::parse(&[60, 0, 0, compressor, mode]).unwrap();
+            let out = compress_to_target(data, &shape, &settings, &Analytic)
+                .unwrap_or_else(|e| panic!("compressor {compressor}, mode {mode}: {e}"));
+            assert_eq!(out.codec, CodecId::Lossless, "{compressor} {mode}");
+            assert_eq!(out.reason, TOO_FINE);
+        }
+    }
+    let out = compress_to_target(data, &shape, &Settings::psnr(60.0).unwrap(), &Analytic);
+    assert_ne!(out.unwrap().codec, CodecId::Zfp);
+}

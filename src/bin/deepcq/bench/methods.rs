@@ -398,7 +398,7 @@ fn lossless(job: Job<'_>, cpu: f64, fallback: bool, prior: u32) -> Result<ChunkR
 fn refused(e: &CodecError) -> bool {
     matches!(
         e,
-        CodecError::Library { .. } | CodecError::BoundTooFine { .. }
+        CodecError::Library { .. } | CodecError::BoundTooFine { .. } | CodecError::TooSmall { .. }
     )
 }
 
