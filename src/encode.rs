@@ -90,7 +90,7 @@ fn holds<T: bytemuck::Pod + Element>(values: &[T], fill: T) -> bool {
 }
 
 /// The first value of `values` that is NaN or ±Inf.
-fn first_non_finite<T: Element>(values: &[T]) -> Option<T> {
+pub(crate) fn first_non_finite<T: Element>(values: &[T]) -> Option<T> {
     let not_finite = |v: T| !v.to_f64().is_finite();
     values
         .chunks(BLOCK)

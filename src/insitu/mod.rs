@@ -300,9 +300,9 @@ pub fn verify(
 }
 
 /// PSNR and (when `want_ssim`, else NaN) SSIM of `back` against `data`, measured like the
-/// chooser measures them ([`encode::float_chunk_with_fill`]): with a missing value (the
-/// settings' where the buffer holds it, else its first NaN or ±Inf,
-/// [`encode::missing_marker`]), the PSNR over the values it does not mark, and SSIM on the
+/// chooser measures them ([`encode::float_chunk_with_fill`]): with missing values (the
+/// settings' where the buffer holds it, [`encode::missing_marker`], and every NaN or ±Inf),
+/// the PSNR over the values not missing, and SSIM on the
 /// buffer with each missing value replaced, in both, by the last real value before it in
 /// the buffer (the chooser replaces them so in the block it compresses, and compares with
 /// the codec's reconstruction of those), averaged over the windows that hold no missing
@@ -329,34 +329,43 @@ fn measure(
                 f64::NAN
             }
         };
-        match encode::missing_marker(data, missing).and_then(|m| encode::replace_missing(data, m)) {
-            None => (metrics::error_stats(data, back).psnr, ssim(data, back)),
-            Some((replaced, mask)) => {
-                let back: Vec<T> = (0..back.len())
-                    .map(|i| {
-                        if mask.is_missing(i) {
-                            replaced[i]
-                        } else {
-                            back[i]
-                        }
-                    })
-                    .collect();
-                let real = |v: &[T]| -> Vec<T> {
-                    (0..v.len())
-                        .filter(|&i| !mask.is_missing(i))
-                        .map(|i| v[i])
-                        .collect()
-                };
-                let psnr = metrics::error_stats(&real(data), &real(&back)).psnr;
-                let ssim = match want_ssim {
-                    true => metrics::SsimReference::of(&replaced, shape)
-                        .clear_of(|i| mask.is_missing(i))
-                        .ssim(&replaced, &back),
-                    false => f64::NAN,
-                };
-                (psnr, ssim)
-            }
+        // Exact (every chunk holding two kinds of missing value is stored so): nothing to
+        // measure, and NaN would make a mean of windows NaN.
+        if bytemuck::cast_slice::<T, u8>(data) == bytemuck::cast_slice::<T, u8>(back) {
+            return (f64::INFINITY, if want_ssim { 1.0 } else { f64::NAN });
         }
+        // Every value a reader counts as missing: the marker's, then any NaN or ±Inf of
+        // another kind the marker left (NaN gaps beside a fill value that trimmed padding
+        // held, which the chooser marked instead), each replaced as the chooser does.
+        let mut masks: Vec<chunk::Missing> = Vec::new();
+        let mut replaced = std::borrow::Cow::Borrowed(data);
+        let mut marker = encode::missing_marker(data, missing);
+        while let Some((r, mask)) = marker.and_then(|m| encode::replace_missing(&replaced, m)) {
+            masks.push(mask);
+            replaced = std::borrow::Cow::Owned(r);
+            marker = encode::first_non_finite(&replaced);
+        }
+        if masks.is_empty() {
+            return (metrics::error_stats(data, back).psnr, ssim(data, back));
+        }
+        let is_missing = |i: usize| masks.iter().any(|m| m.is_missing(i));
+        let back: Vec<T> = (0..back.len())
+            .map(|i| if is_missing(i) { replaced[i] } else { back[i] })
+            .collect();
+        let real = |v: &[T]| -> Vec<T> {
+            (0..v.len())
+                .filter(|&i| !is_missing(i))
+                .map(|i| v[i])
+                .collect()
+        };
+        let psnr = metrics::error_stats(&real(data), &real(&back)).psnr;
+        let ssim = match want_ssim {
+            true => metrics::SsimReference::of(&replaced, shape)
+                .clear_of(is_missing)
+                .ssim(&replaced, &back),
+            false => f64::NAN,
+        };
+        (psnr, ssim)
     }
     match (data, back) {
         (Samples::F32(d), Samples::F32(b)) => {
@@ -789,6 +798,37 @@ mod tests {
             assert!(report.psnr.is_finite(), "{report:?}");
             let back = decoded_f32(&bytes);
             assert!(v.iter().zip(&back).all(|(a, b)| a.is_nan() == b.is_nan()));
+        }
+    }
+
+    #[test]
+    fn nan_beside_the_named_missing_value_is_missing_to_the_report_too() {
+        // The report measured with one marker, the named value where the buffer held it,
+        // and the NaN it left made SSIM NaN: "missed" for a chunk stored exactly (two kinds
+        // of missing value), and for one whose trailing rows of the named value were
+        // trimmed and whose NaN gaps the chooser marked instead.
+        let ssim = crate::settings::Target::from_value(TargetKind::Ssim, 0.99).unwrap();
+        let settings = Settings {
+            target: ssim,
+            ..Settings::psnr(60.0).unwrap()
+        }
+        .with_missing(-9999.0);
+        let shape = [64, 64];
+        let mut both = field_f32(&shape, 2.0, 6);
+        both[100..140].fill(-9999.0);
+        both[700] = f32::NAN;
+        let mut trimmed = field_f32(&shape, 2.0, 6);
+        trimmed[48 * 64..].fill(-9999.0);
+        for i in (0..48 * 64).step_by(97) {
+            trimmed[i] = f32::NAN;
+        }
+        for (name, v) in [("both kinds", &both), ("trimmed", &trimmed)] {
+            let (_, report) = compress(Samples::F32(v), &shape, &settings, true).unwrap();
+            let report = report.unwrap();
+            assert!(
+                report.metric >= 0.99 && report.target_met,
+                "{name}: {report:?}"
+            );
         }
     }
 
