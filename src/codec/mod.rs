@@ -73,7 +73,7 @@ pub enum CodecError {
         /// The finest bound the codec takes for these values.
         finest: f64,
     },
-    /// Values too small for the codec's transform ([`SMALLEST_TRANSFORMED`]): at any bound
+    /// Values under 1e-286, too small for the codec's transform: at any bound
     /// its payload would not keep them, as for a bound too fine.
     #[error("{codec}: values of at most {max_abs:e} are below what its transform keeps ({SMALLEST_TRANSFORMED:e})")]
     TooSmall {
