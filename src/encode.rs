@@ -41,8 +41,8 @@ pub fn float_chunk<T: bytemuck::Pod + Element>(
 /// at least the whole block's less that much (the record reports that lower bound; in the
 /// measured modes "predicted" is the model's prediction for the whole block). An SSIM
 /// target is measured on the block as compressed, over the windows clear of missing
-/// values (the replacements' runs of one value score about 1; where none is clear, over the
-/// windows mostly of real values); an absolute bound on the
+/// values (the replacements' runs of one value score about 1; where too few are clear,
+/// [`metrics::SsimReference::clear_of`] widens the set); an absolute bound on the
 /// block as compressed. A ratio target counts
 /// the record too: the search aims so high that the payload leaves room for it. Predict
 /// mode whose raised PSNR target would pass 400 dB measures the chunk after all (its
