@@ -373,9 +373,12 @@ pub fn compress_to_target_where(
     };
     let range = extent.range();
     let outcome = match (settings.mode, settings.target.kind) {
-        (Mode::Predict, TargetKind::AbsBound | TargetKind::Ssim) => {
+        // SZ3 and SPERR keep a point-wise bound; ZFP's tolerance is no promise, so predict
+        // mode decodes its payloads too.
+        (Mode::Predict, TargetKind::AbsBound) if first.codec != CodecId::Zfp => {
             first.into_outcome("proposal", None)
         }
+        (Mode::Predict, TargetKind::Ssim) => first.into_outcome("proposal", None),
         (_, TargetKind::AbsBound) => search.checked_bound(first)?,
         (Mode::Predict, TargetKind::Psnr) => search.predict_psnr(first, &proposal, range)?,
         (Mode::Predict, TargetKind::Ratio) => search.predict_ratio(first)?,

@@ -1397,7 +1397,7 @@ fn a_search_goes_on_past_a_plateau_of_misses_looser_than_a_bound_that_met() {
 }
 
 #[test]
-fn guarantee_and_fast_mode_check_an_absolute_bound_and_record_the_largest_error() {
+fn an_absolute_bound_is_checked_and_its_largest_error_recorded_but_where_a_codec_keeps_it() {
     let shape = [32, 32, 32];
     let v: Vec<f32> = generate(Kind::Spectral { slope: 3.0 }, &shape, 4)
         .into_iter()
@@ -1425,8 +1425,10 @@ fn guarantee_and_fast_mode_check_an_absolute_bound_and_record_the_largest_error(
                 .unwrap()
                 .max_abs_error;
             assert!(worst <= 1e-3 * (1.0 + 1e-6), "{codec:?} {mode:?}: {worst}");
-            match mode {
-                Mode::Predict => assert_eq!(out.measured, None),
+            // Predict mode trusts SZ3's and SPERR's bound, and decodes ZFP's payloads, whose
+            // tolerance is no promise.
+            match (mode, out.codec) {
+                (Mode::Predict, CodecId::Sz3 | CodecId::Sperr) => assert_eq!(out.measured, None),
                 _ => assert_eq!(out.measured, Some(worst), "{codec:?} {mode:?}"),
             }
         }
