@@ -3,8 +3,9 @@
 //! The model sees chunks of every dtype, rank and magnitude, so each feature is built to be
 //! independent of those: statistics are normalised by the chunk's value range `R`
 //! (`max − min` of the finite values, the same `R` the PSNR convention uses), sizes enter
-//! as logarithms, and the shape is first folded to at most three dims exactly as the codecs
-//! fold it ([`crate::samples::fit_rank`]).
+//! as logarithms, and the shape is first folded to at most three dims as SPERR folds it
+//! ([`crate::samples::fit_rank`]; SZ3 and ZFP keep four, so a 4-D chunk's features see its
+//! two slowest axes merged where those codecs do not).
 //!
 //! **Cost.** The exact range (which the filter needs anyway to turn a relative bound into
 //! an absolute one) and the non-finite count take one pass over the whole chunk. Everything

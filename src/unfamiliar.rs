@@ -202,7 +202,7 @@ fn wide_magnitudes_within(data: Samples<'_>, extent: Extent) -> bool {
 /// The finite values among about `SAMPLE` of `data`'s, evenly strided, as f64: what the
 /// value tests here look at (None for opaque data).
 fn finite_sample(data: Samples<'_>) -> Option<Vec<f64>> {
-    let stride = coprime_stride(data.len());
+    let stride = coprime_stride(data.len(), SAMPLE);
     let values: Vec<f64> = match data {
         Samples::F32(v) => v.iter().step_by(stride).map(|&x| x as f64).collect(),
         Samples::F64(v) => v.iter().step_by(stride).copied().collect(),
@@ -211,13 +211,13 @@ fn finite_sample(data: Samples<'_>) -> Option<Vec<f64>> {
     Some(values.into_iter().filter(|x| x.is_finite()).collect())
 }
 
-/// The smallest stride of at least `len / SAMPLE` that shares no factor with `len`. Every
+/// The smallest stride of at least `len / sample` that shares no factor with `len`. Every
 /// axis's extent and every run of fastest axes divides `len`, so such a stride walks
-/// through all of each axis's positions; `len / SAMPLE` itself is often a multiple of the
+/// through all of each axis's positions; `len / sample` itself is often a multiple of the
 /// fastest axis (64 in a 64³ chunk), and then every sampled value lay in one plane: a
 /// gradient along that axis sampled as a constant, its far end an isolated marker.
-fn coprime_stride(len: usize) -> usize {
-    let least = (len / SAMPLE).max(1);
+pub(crate) fn coprime_stride(len: usize, sample: usize) -> usize {
+    let least = (len / sample).max(1);
     (least..).find(|&s| gcd(s, len) == 1).unwrap_or(least)
 }
 
