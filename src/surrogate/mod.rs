@@ -69,6 +69,27 @@ pub struct Prediction {
     pub cr: f64,
 }
 
+impl Prediction {
+    /// The model's row (PSNR, SSIM, log10 CR for 32-bit values) for values `scale` times
+    /// 4 bytes wide. A head that is not finite (a damaged model on one chunk; the load
+    /// check runs one test chunk) reads as the worst it could mean, so no choice rests on
+    /// it: PSNR −∞ (never admissible), ratio 0 (never preferred).
+    fn of_row(r: [f32; 3], scale: f64) -> Prediction {
+        let cr = 10f64.powf(r[2] as f64) * scale;
+        Prediction {
+            psnr: if r[0].is_finite() {
+                r[0] as f64
+            } else {
+                f64::NEG_INFINITY
+            },
+            // SSIM cannot exceed 1; the regression head can. (Not `min`, which turns
+            // a damaged model's NaN into a perfect SSIM that the load check misses.)
+            ssim: if r[1] > 1.0 { 1.0 } else { r[1] as f64 },
+            cr: if cr.is_finite() { cr } else { 0.0 },
+        }
+    }
+}
+
 /// A loaded surrogate model. Send + Sync: one instance serves every thread (runs are
 /// serialised by a mutex, since an ort session runs through `&mut`; one run is a few µs).
 pub struct Surrogate {
@@ -165,13 +186,7 @@ impl Surrogate {
         let scale = features.elem_size.max(1) as f64 / 4.0;
         Ok(rows
             .into_iter()
-            .map(|r| Prediction {
-                psnr: r[0] as f64,
-                // SSIM cannot exceed 1; the regression head can. (Not `min`, which turns
-                // a damaged model's NaN into a perfect SSIM that the load check misses.)
-                ssim: if r[1] > 1.0 { 1.0 } else { r[1] as f64 },
-                cr: 10f64.powf(r[2] as f64) * scale,
-            })
+            .map(|r| Prediction::of_row(r, scale))
             .collect())
     }
 
@@ -314,6 +329,18 @@ fn fix_for(e: &SurrogateError, named: bool) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_head_that_is_not_finite_reads_as_the_worst() {
+        use super::Prediction;
+        let p = Prediction::of_row([f32::NAN, f32::NAN, f32::NAN], 1.0);
+        assert_eq!((p.psnr, p.cr), (f64::NEG_INFINITY, 0.0));
+        assert!(p.ssim.is_nan());
+        let p = Prediction::of_row([f32::INFINITY, 2.0, 400.0], 2.0);
+        assert_eq!((p.psnr, p.ssim, p.cr), (f64::NEG_INFINITY, 1.0, 0.0));
+        let p = Prediction::of_row([60.0, 0.5, 1.0], 2.0);
+        assert_eq!((p.psnr, p.ssim, p.cr), (60.0, 0.5, 20.0));
+    }
+
     use super::*;
 
     #[test]
