@@ -131,9 +131,9 @@ impl Surrogate {
         let shape = [16, 16, 16];
         let field = crate::synth::generate(crate::synth::Kind::Spectral { slope: 3.0 }, &shape, 1);
         let features = crate::features::extract(crate::samples::Samples::F64(&field), &shape);
-        let predictions = self.predict(&features, &self.all_candidates())?;
-        let finite = |p: &Prediction| p.psnr.is_finite() && p.ssim.is_finite() && p.cr.is_finite();
-        if predictions.is_empty() || !predictions.iter().all(finite) {
+        let rows = self.rows(&features, &self.all_candidates())?;
+        let finite = |r: &[f32; 3]| r.iter().all(|x| x.is_finite()) && r[2] < 300.0;
+        if rows.is_empty() || !rows.iter().all(finite) {
             return Err(SurrogateError::Metadata(
                 "the model predicts NaN or infinity for a generated test chunk: its weights \
                  are damaged; export it again with `deepcq train`"
@@ -178,16 +178,25 @@ impl Surrogate {
         features: &Features,
         candidates: &[Candidate],
     ) -> Result<Vec<Prediction>, SurrogateError> {
+        let scale = features.elem_size.max(1) as f64 / 4.0;
+        Ok(self
+            .rows(features, candidates)?
+            .into_iter()
+            .map(|r| Prediction::of_row(r, scale))
+            .collect())
+    }
+
+    /// The model's output rows for `candidates`, as it gives them.
+    fn rows(
+        &self,
+        features: &Features,
+        candidates: &[Candidate],
+    ) -> Result<Vec<[f32; 3]>, SurrogateError> {
         if candidates.is_empty() {
             return Ok(Vec::new());
         }
         let x = self.inputs(features, candidates)?;
-        let rows = self.run_chunk(&features.values[..MODEL_FEATURES], &x, candidates.len())?;
-        let scale = features.elem_size.max(1) as f64 / 4.0;
-        Ok(rows
-            .into_iter()
-            .map(|r| Prediction::of_row(r, scale))
-            .collect())
+        self.run_chunk(&features.values[..MODEL_FEATURES], &x, candidates.len())
     }
 
     /// Builds the candidates' input rows (everything after the model features).

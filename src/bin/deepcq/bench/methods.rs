@@ -815,6 +815,20 @@ mod tests {
                 &found.payload,
             );
             let row = get(Method::Oracle(codec));
+            // SZ3's oracle also tried the formula's bound, which met 60 dB here in fewer
+            // bytes than 6 steps of bisection found.
+            let formula = get(Method::Formula);
+            if codec == CodecId::Sz3 && formula.psnr >= 60.0 {
+                assert!(row.stored <= formula.stored);
+                if formula.stored < found.payload.len() {
+                    assert_eq!(
+                        (row.stored, row.in_filter),
+                        (formula.stored, formula.in_filter)
+                    );
+                    least = least.min(formula.in_filter);
+                    continue;
+                }
+            }
             assert_eq!(row.stored, found.payload.len(), "{codec:?}");
             assert_eq!(row.in_filter, wrapped.len(), "{codec:?}");
             if codec != CodecId::Zfp {
