@@ -911,13 +911,13 @@ mod tests {
                     outcome.reason
                 );
                 // The record keeps the measured ratio as an f16 offset from the target.
-                if let Some(measured) = header.quality.and_then(|q| q.measured) {
-                    let precision = 1e-3 * (ratio - target) + 1e-6;
-                    assert!(
-                        (measured - ratio).abs() <= precision,
-                        "{measured} vs {ratio}"
-                    );
-                }
+                let measured = header.quality.and_then(|q| q.measured);
+                let measured = measured.expect("measuring modes record the ratio");
+                let precision = 1e-3 * (ratio - target) + 1e-6;
+                assert!(
+                    (measured - ratio).abs() <= precision,
+                    "{measured} vs {ratio}"
+                );
             }
         }
     }

@@ -61,15 +61,16 @@ fn info_json_has_the_documented_keys() {
         .collect();
     assert_eq!(names, ["lossless", "sz3", "zfp", "sperr"]);
     assert_eq!(v["filter_id"], 357);
-    // The plugin path is absolute and names the library HDF5 loads, when it is built.
-    if let Some(path) = v["plugin_path"].as_str() {
-        let path = std::path::Path::new(path);
-        assert!(
-            path.is_absolute() && path.ends_with("libh5z_deepcq.so"),
-            "{path:?}"
-        );
-        assert!(path.exists());
-    }
+    // The plugin path is absolute and names the library HDF5 loads (built beside deepcq).
+    let path = v["plugin_path"]
+        .as_str()
+        .expect("the plugin is built beside deepcq");
+    let path = std::path::Path::new(path);
+    assert!(
+        path.is_absolute() && path.ends_with("libh5z_deepcq.so"),
+        "{path:?}"
+    );
+    assert!(path.exists());
 }
 
 #[test]

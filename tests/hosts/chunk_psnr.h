@@ -1,7 +1,8 @@
 /* PSNR of one chunk of a C-order 3-D float array, shared by the C host programs: the
  * chunk at (z0, y0, x0) of size `chunk`, cut to the array's `dims` (edge chunks are
  * measured on their valid part), with the original chunk's value range as peak. +inf
- * when the chunk came back exact. */
+ * when the chunk came back exact; -inf when a value came back NaN or infinite where the
+ * original was finite (a NaN result would pass every `p < worst` test). */
 #ifndef DEEPCQ_TEST_CHUNK_PSNR_H
 #define DEEPCQ_TEST_CHUNK_PSNR_H
 #include <math.h>
@@ -23,6 +24,7 @@ static inline double chunk_psnr_missing(const float *original, const float *back
                     if (memcmp(&back[i], &fill, sizeof fill) != 0) return -INFINITY;
                     continue;
                 }
+                if (isfinite(original[i]) && !isfinite(back[i])) return -INFINITY;
                 double d = (double)original[i] - (double)back[i];
                 if (original[i] < lo) lo = original[i];
                 if (original[i] > hi) hi = original[i];
@@ -30,7 +32,8 @@ static inline double chunk_psnr_missing(const float *original, const float *back
                 n++;
             }
     if (se == 0) return INFINITY;
-    return 20 * log10(hi - lo) - 10 * log10(se / n);
+    double psnr = 20 * log10(hi - lo) - 10 * log10(se / n);
+    return isnan(psnr) ? -INFINITY : psnr;
 }
 
 static inline double chunk_psnr(const float *original, const float *back,

@@ -98,7 +98,7 @@ int main(int argc, char **argv) {
         for (size_t y = 0; y < NLAT; y += chunk[1])
             for (size_t x = 0; x < NLON; x += chunk[2]) {
                 double p = chunk_psnr_missing(original, back, sizes, chunk, t, y, x, 1, fill);
-                if (p < worst) worst = p;
+                if (!(p >= worst)) worst = p;
             }
     struct stat st;
     stat(path, &st);

@@ -103,7 +103,7 @@ int main(int argc, char **argv) {
         for (hsize_t y = 0; y < NY; y += chunk[1])
             for (hsize_t x = 0; x < NX; x += chunk[2]) {
                 double p = chunk_psnr(data, back, sizes, chunk_sizes, z, y, x);
-                if (p < worst) worst = p;
+                if (!(p >= worst)) worst = p;
             }
     printf("worst chunk PSNR %.2f dB (target %.1f), stored %llu of %zu bytes\n", worst, target,
            (unsigned long long)stored, n * sizeof(float));
