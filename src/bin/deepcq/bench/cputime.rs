@@ -34,7 +34,8 @@ mod tests {
     #[test]
     fn busy_work_takes_cpu_and_sleep_does_not() {
         // black_box: work whose result is dropped could be optimised away.
-        let work = || (0..3_000_000u64).fold(0u64, |a, b| std::hint::black_box(a ^ b * 31));
+        let work =
+            || (0..3_000_000u64).fold(0u64, |a, b| std::hint::black_box(a ^ b.wrapping_mul(31)));
         let (_, busy) = timed(work);
         let (_, idle) = timed(|| std::thread::sleep(std::time::Duration::from_millis(50)));
         assert!(busy > idle, "{busy} s of work, {idle} s asleep");
