@@ -390,8 +390,8 @@ impl Proposer for Remembering<'_> {
 
 impl Remembering<'_> {
     /// Predict mode's proposal: `raw` as the model made it, unless predict mode measures
-    /// the chunk whatever its bound (one of a kind the model misreads,
-    /// [`unfamiliar::unfamiliar`] or a series, or a proposal flagged for a look) and the
+    /// the chunk whatever its bound ([`unfamiliar::measured_in_predict_mode`], or a proposal
+    /// flagged for a look) and the
     /// chunks before taught this dataset's offset for its compressor. Then it is moved and
     /// aimed as fast mode aims, and it and its alternatives are flagged for a look
     /// ([`Proposal::needs_look`]) so that a miss is corrected as fast mode corrects it: a
@@ -423,9 +423,8 @@ impl Remembering<'_> {
         };
         // The chunk scan last (the search repeats it after compressing): it runs only where
         // its answer can move the proposal.
-        let measured_anyway = raw.needs_look
-            || unfamiliar::one_dimensional(shape)
-            || unfamiliar::unfamiliar(data, shape, extent);
+        let measured_anyway =
+            raw.needs_look || unfamiliar::measured_in_predict_mode(data, shape, extent);
         if !measured_anyway {
             return raw;
         }

@@ -289,8 +289,8 @@ impl<'a> Search<'a> {
     /// Predict mode's PSNR target: the first compression (or the runner-up's, where
     /// [`Search::predict_runner_up`] tried it and it stored less), looked at
     /// ([`Search::check_surprise`]) when the model misread the chunk ([`surprised`]) or is
-    /// known to misread its kind ([`unfamiliar::unfamiliar`]) or its PSNR
-    /// ([`unfamiliar::one_dimensional`]: a series), when SZ3 stored it below
+    /// known to misread its kind or its PSNR
+    /// ([`unfamiliar::measured_in_predict_mode`]), when SZ3 stored it below
     /// [`SZ3_ERRATIC_BITS`] per value ([`Search::sz3_erratic`]), or when the proposal was
     /// aimed inside the model's calibrated margin ([`Proposal::needs_look`]). A chunk
     /// certain to meet the target ([`Search::certain_to_meet`]) is looked at only where the
@@ -318,9 +318,7 @@ impl<'a> Search<'a> {
         } else if self.certain_to_meet(&first, range) {
             may_decode_exactly(first.codec, first.bound, self.data)
                 .then(|| "may decode exactly".to_string())
-        } else if unfamiliar::unfamiliar(self.data, self.shape, self.extent())
-            || unfamiliar::one_dimensional(self.shape)
-        {
+        } else if unfamiliar::measured_in_predict_mode(self.data, self.shape, self.extent()) {
             Some("a kind of chunk the model misreads (crate::unfamiliar)".to_string())
         } else if self.sz3_erratic(&first) {
             Some(format!(

@@ -761,6 +761,16 @@ fn predict_mode_trusts_the_safe_bound_on_a_chunk_it_would_measure() {
         assert_eq!(outcome(codec, 1.0).reason, "checked");
     }
     assert_eq!(outcome(CodecId::Zfp, 0.5).reason, "checked");
+    // Four long axes, which no training chunk had: measured at a bound the model chose.
+    let shape4 = [4, 12, 16, 16];
+    let four = spectral_f32(&shape4, 5);
+    let proposer = Fixed {
+        codec: CodecId::Sz3,
+        runner_up: false,
+        scale: 1.0,
+    };
+    let out = compress_to_target(Samples::F32(&four), &shape4, &settings, &proposer).unwrap();
+    assert_eq!(out.reason, "checked");
     // Values on a lattice are still decoded by SZ3 at a bound below the lattice's
     // step: the decode may be exact, and lossless smaller. Not by SPERR, nor at a
     // bound of a step or more.
