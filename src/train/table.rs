@@ -385,6 +385,21 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<Row>, TableError> {
                 encode_ms: num(14)?,
             })
         };
+        // As the collector writes them: a PSNR of −∞ or NaN (weight 0 times an infinite
+        // target is NaN in the loss) or a bound that is not finite (infinite input
+        // statistics) would make every prediction NaN; another dtype is no type at all.
+        if let Some(m) = &measured {
+            if m.psnr.is_nan() || m.psnr == f64::NEG_INFINITY || !m.cr.is_finite() {
+                return Err(err(format!("measured PSNR {} or CR {}", m.psnr, m.cr)));
+            }
+        }
+        let bound = num(6)?;
+        if !(bound > 0.0 && bound.is_finite()) {
+            return Err(err(format!("rel_bound {bound}")));
+        }
+        if !matches!(cols[4], "f32" | "f64") {
+            return Err(err(format!("dtype '{}'", cols[4])));
+        }
         // Finite, as the collector writes them: one NaN would make a column's mean, and
         // so every prediction of a model trained on it, NaN.
         let features = cols[FIXED_COLUMNS.len()..]
@@ -401,7 +416,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<Row>, TableError> {
             shape,
             dtype: cols[4].to_string(),
             codec: cols[5].to_string(),
-            rel_bound: num(6)?,
+            rel_bound: bound,
             abs_bound: num(7)?,
             status: cols[8].to_string(),
             measured,
@@ -525,6 +540,40 @@ pub(crate) mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn labels_bounds_and_dtypes_the_collector_never_writes_are_errors_naming_their_line() {
+        let complete = format_row(&row(true));
+        let cols: Vec<&str> = complete.split(',').collect();
+        for (k, bad, says) in [
+            (9, "-inf", "PSNR"),
+            (9, "NaN", "PSNR"),
+            (11, "inf", "CR"),
+            (6, "inf", "rel_bound"),
+            (6, "0", "rel_bound"),
+            (4, "float", "dtype"),
+        ] {
+            let mut edited = cols.clone();
+            edited[k] = bad;
+            let text = format!("{}\n{complete}\n{}\n", header(), edited.join(","));
+            let err = parse(&text, Path::new("t.csv")).unwrap_err();
+            assert!(
+                matches!(err, TableError::Row { line: 3, .. }) && err.to_string().contains(says),
+                "{k} = {bad}: {err}"
+            );
+        }
+        // An exact chunk's PSNR is +∞, which the collector writes.
+        let mut exact = cols.clone();
+        exact[9] = "inf";
+        let text = format!("{}\n{}\n", header(), exact.join(","));
+        assert_eq!(
+            parse(&text, Path::new("t.csv")).unwrap()[0]
+                .measured
+                .unwrap()
+                .psnr,
+            f64::INFINITY
+        );
     }
 
     #[test]

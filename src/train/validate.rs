@@ -115,6 +115,20 @@ pub fn family(dataset: &str) -> &str {
     dataset.split('_').next().unwrap_or(dataset)
 }
 
+/// The real datasets of `rows` of the same source as one of `excluded` ([`family`]), in
+/// name order: kept in training, they leave the excluded ones seen all the same.
+pub fn siblings_kept<'a>(rows: &'a [Row], excluded: &[String]) -> Vec<&'a str> {
+    let mut kept: Vec<&str> = rows
+        .iter()
+        .filter(|r| !is_generated(&r.dataset))
+        .filter(|r| excluded.iter().any(|x| family(x) == family(&r.dataset)))
+        .map(|r| r.dataset.as_str())
+        .collect();
+    kept.sort_unstable();
+    kept.dedup();
+    kept
+}
+
 /// The families of the real datasets in `rows`, one fold each, in name order.
 fn families(rows: &[Row]) -> Vec<&str> {
     let mut families: Vec<&str> = rows
@@ -277,6 +291,18 @@ mod tests {
             .collect();
         assert_eq!(fold, ["ccsm_b003_ts", "ccsm_trefht"]);
         assert!(!rows.iter().any(|r| held_out(r, "synth-3")));
+        // `deepcq train --exclude ccsm_trefht` keeps its twin: said as a warning.
+        let kept: Vec<Row> = rows
+            .into_iter()
+            .filter(|r| r.dataset != "ccsm_trefht")
+            .collect();
+        let excluded = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            siblings_kept(&kept, &excluded(&["ccsm_trefht"])),
+            ["ccsm_b003_ts"]
+        );
+        assert!(siblings_kept(&kept, &excluded(&["mpas_x", "synth-3"])).len() == 1);
+        assert!(siblings_kept(&kept, &excluded(&["lonely"])).is_empty());
     }
 
     #[test]

@@ -138,6 +138,17 @@ pub fn run(args: TrainArgs) -> Result<()> {
             "--exclude {name}: no such dataset in the table"
         );
     }
+    // A dataset held out while another of its source stays in is not unseen: validation
+    // holds a source's datasets out together for that reason (ccsm's TS and TREFHT were
+    // each other's nearest neighbours chunk for chunk).
+    let kept_siblings = validate::siblings_kept(&rows, &args.exclude);
+    if !kept_siblings.is_empty() {
+        eprintln!(
+            "train: warning: --exclude leaves datasets of the same source in the training set \
+             ({}): the excluded ones are not unseen; exclude these too for an out-of-sample model",
+            kept_siblings.join(", ")
+        );
+    }
     // Collection appends chunks in completion order, which varies between runs: sort so
     // that one table content and one seed always give one model.
     rows.sort_by(|a, b| {
