@@ -36,7 +36,7 @@ def cd_values(target, kind=0, compressor=0, mode=0, flags=0):
     if status != 0:
         message = ctypes.create_string_buffer(512)
         lib.h5z_deepcq_last_error(message, ctypes.c_size_t(512))
-        raise ValueError(message.value.decode())
+        raise ValueError(message.value.decode(errors="replace"))
     return tuple(words[: n.value])
 
 

@@ -39,7 +39,7 @@ fi
 # layout (h5repack chunks contiguous datasets itself).
 layout=()
 [ $# -lt 1 ] && layout=(-l CHUNK=16x32x32)
-h5repack -f UD=357,0,1,60 "${layout[@]}" "$in" "$out"
+h5repack -f UD=357,0,1,60 ${layout[@]+"${layout[@]}"} "$in" "$out"
 # Captured first: grep -q may exit before h5dump has written everything (SIGPIPE).
 header=$(h5dump -pH "$out")
 grep -q "FILTER_ID 357" <<<"$header" || { echo "filter 357 not applied" >&2; exit 1; }

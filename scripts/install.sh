@@ -28,7 +28,9 @@ for built in "$lib" "$cli"; do
   [[ -f $built ]] || { echo "install: $built is missing: run cargo build --release first" >&2; exit 1; }
 done
 
-# Readable by every user of a shared tree whatever the umask (mkdir -p follows it).
+# Readable by every user of a shared tree whatever the umask, the prefix's missing parents
+# too (install -d gives its mode to the last folder only).
+(umask 022 && mkdir -p -- "$prefix")
 for dir in "$prefix" "$prefix/lib" "$prefix/lib/hdf5" "$prefix/lib/hdf5/plugin" \
   "$prefix/lib/python" "$prefix/include" "$prefix/bin"; do
   [[ -d $dir ]] || install -d -m 0755 "$dir"

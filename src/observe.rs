@@ -31,7 +31,8 @@ pub const TRACE_ENV: &str = "H5Z_DEEPCQ_TRACE";
 pub fn init() {
     static INIT: OnceCell<()> = OnceCell::new();
     INIT.get_or_init(|| {
-        if let Ok(filter) = std::env::var(LOG_ENV) {
+        // Empty counts as unset, as for the other variables (env_filter reads it as "error").
+        if let Some(filter) = std::env::var(LOG_ENV).ok().filter(|f| !f.is_empty()) {
             let _ = std::panic::catch_unwind(|| {
                 env_logger::Builder::new()
                     .parse_filters(&filter)
@@ -183,11 +184,21 @@ pub fn chunk(record: &ChunkRecord<'_>) {
     }
     if let Some(trace) = trace() {
         let mut file = trace.lock().unwrap_or_else(|p| p.into_inner());
-        let mut line = serde_json::to_string(record).unwrap_or_default();
+        // A record cut short by a failed write (a full disk) ends the line it started, so
+        // that the next record does not run on from it.
+        static TORN: AtomicBool = AtomicBool::new(false);
+        let mut line = String::from(if TORN.load(Ordering::Relaxed) {
+            "\n"
+        } else {
+            ""
+        });
+        line += &serde_json::to_string(record).unwrap_or_default();
         // One write of the line and its newline: O_APPEND keeps a single write whole when
         // several processes (MPI ranks, forked workers) share the trace, not two writes.
         line.push('\n');
-        if let Err(e) = file.write_all(line.as_bytes()) {
+        let written = file.write_all(line.as_bytes());
+        TORN.store(written.is_err(), Ordering::Relaxed);
+        if let Err(e) = written {
             static SAID: AtomicBool = AtomicBool::new(false);
             if !SAID.swap(true, Ordering::Relaxed) {
                 warn(&format!(

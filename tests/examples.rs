@@ -495,3 +495,38 @@ fn header_compiles_as_c99_and_cpp() {
     }
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// `H5Z_DEEPCQ_LOG` reaches callers of the Rust API too (only the C entry points, the
+/// plugin and the CLI installed the log, so a Rust simulation's steps logged nothing).
+#[test]
+fn the_rust_api_logs_each_step_under_h5z_deepcq_log() {
+    let exe = root().join("target/release/examples/session_steps");
+    assert!(
+        exe.exists(),
+        "{} is missing: cargo builds examples",
+        exe.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("steps.f32");
+    let values: Vec<u8> = (0..3 * 32 * 32)
+        .flat_map(|i| {
+            ((i % 32) as f32 * 0.2 + (i / 32) as f32 * 0.05)
+                .sin()
+                .to_le_bytes()
+        })
+        .collect();
+    std::fs::write(&raw, values).unwrap();
+    let output = Command::new(&exe)
+        .arg(&raw)
+        .args(["3,32,32", "60"])
+        .env("H5Z_DEEPCQ_LOG", "info")
+        .env(
+            "ORT_DYLIB_PATH",
+            std::env::var_os("ORT_DYLIB_PATH").unwrap_or_default(),
+        )
+        .output()
+        .unwrap();
+    let (out, err) = text(&output);
+    assert!(output.status.success(), "{out}\n{err}");
+    assert_eq!(err.matches("insitu chunk").count(), 3, "{err}");
+}

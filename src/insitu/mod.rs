@@ -253,6 +253,8 @@ fn encode_untraced(
     settings: &Settings,
     proposer: &dyn Proposer,
 ) -> Result<(Vec<u8>, Outcome), InsituError> {
+    // The Rust API's callers reach no C entry point, which would install the log.
+    observe::init();
     check_shape(data.len(), shape)?;
     // A missing value named in the settings marks missing data as a dataset's fill value
     // does in the filter.
