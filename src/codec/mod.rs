@@ -75,7 +75,7 @@ pub enum CodecError {
     },
     /// Values under 1e-286, too small for the codec's transform: at any bound
     /// its payload would not keep them, as for a bound too fine.
-    #[error("{codec}: values of at most {max_abs:e} are below what its transform keeps ({SMALLEST_TRANSFORMED:e})")]
+    #[error("{codec}: values up to {max_abs:e} are below what its transform keeps (1e-286)")]
     TooSmall {
         /// Codec name.
         codec: &'static str,
