@@ -98,13 +98,15 @@ pub const H5Z_DEEPCQ_GUARANTEE: c_uint = 0;
 /// bit per value, a PSNR choice lies inside the model's calibrated margin (aimed 3 dB
 /// above the target where that promises 1.25× the ratio of the calibrated choice), or
 /// the chunk is of a kind the model misreads (quantised values, an axis
-/// of 2 or 3 values, or of 4–8 once folded to three, a table's columns, a series,
-/// magnitudes over more than 12 decades, an isolated marker: docs/cd_values.md; then
+/// of 2 or 3 values, or of 4–8 once folded to three, a table's columns, a series, four
+/// long axes, magnitudes over more than 12 decades, an isolated marker: docs/cd_values.md;
+/// then
 /// measured and, on a PSNR miss, corrected, unless the bound is at or below the safe
 /// bound, certain to meet the target, and not SZ3's finer than a lattice's step, whose
 /// decode may be exact); a payload 3× off its predicted ratio
 /// that clears a PSNR target by over 4.5 dB is tried once at a looser bound; a ratio
-/// target's size is always checked, and searched from when short or more than 3× past it.
+/// target's size is always checked, and searched from when short or more than 3× past it;
+/// a ZFP payload for an absolute bound is decoded and checked.
 pub const H5Z_DEEPCQ_PREDICT: c_uint = 1;
 /// Mode: decode and measure like guarantee, but one more compression per compressor at
 /// most before the safe bound, and the runner-up compressor searched only when the first

@@ -119,8 +119,9 @@ impl ChunkRecord<'_> {
 
     /// What the chunk reached when that is short of its target: the stored ratio for a
     /// ratio target (which the chooser gives up on when even its loosest bound stores
-    /// more), the measured PSNR or SSIM otherwise (never short in guarantee and fast
-    /// mode, and unmeasured in predict mode unless checked).
+    /// more, or stores exactly when its headers alone do), the measured PSNR or SSIM
+    /// otherwise (never short in guarantee and fast mode, and unmeasured in predict mode
+    /// unless checked).
     fn short_of_target(&self) -> Option<f64> {
         if self.reason == crate::select::NOT_FLOAT {
             // Integers, compounds: stored exactly whatever the target, as documented.

@@ -503,7 +503,7 @@ fn the_rust_api_logs_each_step_under_h5z_deepcq_log() {
     let exe = root().join("target/release/examples/session_steps");
     assert!(
         exe.exists(),
-        "{} is missing: cargo builds examples",
+        "{} is missing: scripts/test.sh builds it (cargo build --release --all-targets)",
         exe.display()
     );
     let dir = tempfile::tempdir().unwrap();

@@ -467,9 +467,9 @@ impl<'a> Search<'a> {
     }
 
     /// Predict mode's look at a chunk the model misread (`surprise`, [`surprised`]), is
-    /// known to misread ([`unfamiliar::unfamiliar`]), SZ3 stored at an erratic rate
-    /// ([`Search::sz3_erratic`]) or was proposed inside the model's calibrated margin
-    /// ([`Proposal::needs_look`]): measures the PSNR of `first` and
+    /// known to misread ([`unfamiliar::measured_in_predict_mode`]), SZ3 stored at an
+    /// erratic rate ([`Search::sz3_erratic`]) or was proposed inside the model's calibrated
+    /// margin ([`Proposal::needs_look`]): measures the PSNR of `first` and
     /// keeps it when it meets the target ("checked"), else searches as fast mode does,
     /// never the runner-up: one more compression aimed above the target, then the safe
     /// bound, then lossless.

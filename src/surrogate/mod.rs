@@ -82,9 +82,12 @@ impl Prediction {
             } else {
                 f64::NEG_INFINITY
             },
-            // SSIM cannot exceed 1; the regression head can. (Not `min`, which turns
-            // a damaged model's NaN into a perfect SSIM that the load check misses.)
-            ssim: if r[1] > 1.0 { 1.0 } else { r[1] as f64 },
+            // SSIM cannot exceed 1; the regression head can.
+            ssim: if r[1].is_finite() {
+                (r[1] as f64).min(1.0)
+            } else {
+                f64::NEG_INFINITY
+            },
             cr: if cr.is_finite() { cr } else { 0.0 },
         }
     }
@@ -342,10 +345,16 @@ mod tests {
     fn a_head_that_is_not_finite_reads_as_the_worst() {
         use super::Prediction;
         let p = Prediction::of_row([f32::NAN, f32::NAN, f32::NAN], 1.0);
-        assert_eq!((p.psnr, p.cr), (f64::NEG_INFINITY, 0.0));
-        assert!(p.ssim.is_nan());
-        let p = Prediction::of_row([f32::INFINITY, 2.0, 400.0], 2.0);
-        assert_eq!((p.psnr, p.ssim, p.cr), (f64::NEG_INFINITY, 1.0, 0.0));
+        assert_eq!(
+            (p.psnr, p.ssim, p.cr),
+            (f64::NEG_INFINITY, f64::NEG_INFINITY, 0.0)
+        );
+        let p = Prediction::of_row([f32::INFINITY, f32::INFINITY, 400.0], 2.0);
+        assert_eq!(
+            (p.psnr, p.ssim, p.cr),
+            (f64::NEG_INFINITY, f64::NEG_INFINITY, 0.0)
+        );
+        assert_eq!(Prediction::of_row([60.0, 1.5, 1.0], 1.0).ssim, 1.0);
         let p = Prediction::of_row([60.0, 0.5, 1.0], 2.0);
         assert_eq!((p.psnr, p.ssim, p.cr), (60.0, 0.5, 20.0));
     }

@@ -389,8 +389,11 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<Row>, TableError> {
         // target is NaN in the loss) or a bound that is not finite (infinite input
         // statistics) would make every prediction NaN; another dtype is no type at all.
         if let Some(m) = &measured {
-            if m.psnr.is_nan() || m.psnr == f64::NEG_INFINITY || !m.cr.is_finite() {
-                return Err(err(format!("measured PSNR {} or CR {}", m.psnr, m.cr)));
+            if m.psnr.is_nan() || m.psnr == f64::NEG_INFINITY {
+                return Err(err(format!("measured PSNR {}", m.psnr)));
+            }
+            if !(m.cr > 0.0 && m.cr.is_finite()) {
+                return Err(err(format!("measured CR {}", m.cr)));
             }
         }
         let bound = num(6)?;
@@ -550,6 +553,7 @@ pub(crate) mod tests {
             (9, "-inf", "PSNR"),
             (9, "NaN", "PSNR"),
             (11, "inf", "CR"),
+            (11, "0", "CR"),
             (6, "inf", "rel_bound"),
             (6, "0", "rel_bound"),
             (4, "float", "dtype"),

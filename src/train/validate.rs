@@ -1,5 +1,6 @@
-//! Leave-one-dataset-out validation: for each real dataset, train on every other row
-//! (other datasets and all generated fields) and score the held-out rows.
+//! Validation with each source held out: for each source of real datasets ([`family`]),
+//! train on every other row (other sources and all generated fields) and score the
+//! held-out rows, dataset by dataset.
 //!
 //! Scores, per held-out dataset and pooled:
 //! - median and 95th percentile of |ΔPSNR| in dB, over rows whose measured PSNR lies in

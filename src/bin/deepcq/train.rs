@@ -223,7 +223,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
         sources.sort_unstable();
         sources.dedup();
         validation = format!(
-            "held out by source ({} sources, {} datasets): median |dPSNR| {:.2} dB, p95 {:.2} dB (PSNR in 20..140 dB), CR MAPE {:.1}%, SSIM MAE {:.4}",
+            "held out by source ({} sources, {} datasets): median |dPSNR| {:.2} dB, \
+             p95 {:.2} dB (PSNR in 20..140 dB), CR MAPE {:.1}%, SSIM MAE {:.4}",
             sources.len(),
             results.len(),
             s.psnr_median,
