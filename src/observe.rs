@@ -233,9 +233,13 @@ fn trace() -> Option<&'static Mutex<File>> {
     TRACE
         .get_or_init(|| {
             let path = std::env::var_os(TRACE_ENV).filter(|p| !p.is_empty())?;
+            // Non-blocking: a FIFO nobody reads is refused (ENXIO) rather than blocking the
+            // first chunk's write for good; regular files ignore the flag.
+            use std::os::unix::fs::OpenOptionsExt;
             match std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
+                .custom_flags(libc::O_NONBLOCK)
                 .open(&path)
             {
                 Ok(file) => Some(Mutex::new(file)),

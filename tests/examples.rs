@@ -530,3 +530,41 @@ fn the_rust_api_logs_each_step_under_h5z_deepcq_log() {
     assert!(output.status.success(), "{out}\n{err}");
     assert_eq!(err.matches("insitu chunk").count(), 3, "{err}");
 }
+
+/// A trace named at a FIFO nobody reads is said and skipped: opened blocking, the first
+/// chunk's write waited for a reader for good.
+#[test]
+fn a_trace_fifo_nobody_reads_does_not_block_the_write() {
+    let exe = root().join("target/release/examples/session_steps");
+    assert!(exe.exists(), "{} is missing", exe.display());
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("trace.fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let raw = dir.path().join("steps.f32");
+    let values: Vec<u8> = (0..2 * 32 * 32)
+        .flat_map(|i| ((i % 32) as f32 * 0.3).sin().to_le_bytes())
+        .collect();
+    std::fs::write(&raw, values).unwrap();
+    let mut child = Command::new(&exe)
+        .arg(&raw)
+        .args(["2,32,32", "60"])
+        .env("H5Z_DEEPCQ_TRACE", &fifo)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A guard against the hang, not a timing: the run takes well under a second.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().ok();
+            panic!("blocked on the trace FIFO");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().unwrap();
+    let (out, err) = text(&output);
+    assert!(output.status.success(), "{out}\n{err}");
+    assert!(err.contains("no trace is written"), "{err}");
+}
