@@ -155,9 +155,8 @@ fn float_chunk_marked<T: bytemuck::Pod + Element>(
     let (block, missing, raised) = match fill.and_then(|f| replace_missing(&inner, f)) {
         Some((replaced, m)) => {
             // Predict mode does not measure the real values, so for a PSNR target it aims
-            // at the bound
-            // that holds whatever the replaced values' errors; `None` beyond the 400 dB a
-            // target may ask: the chunk is then measured after all.
+            // at the bound that holds whatever the replaced values' errors; `None` beyond
+            // the 400 dB a target may ask: the chunk is then measured after all.
             let raised = match settings.target.kind {
                 TargetKind::Psnr if settings.mode == Mode::Predict => {
                     let real = replaced.len() - m.count();
@@ -183,16 +182,10 @@ fn float_chunk_marked<T: bytemuck::Pod + Element>(
     // A ratio target leaves the block's payload and header what the other records do not
     // take. When they take it all (a tiny chunk), no bound reaches the target, and the block
     // is stored exactly (`select::RATIO_UNREACHABLE`).
-    let raised_ratio = match settings.target.kind {
-        TargetKind::Ratio if unseen + record > 0 => {
-            Some(ratio_budget(record).and_then(|r| raised_to(settings, r)))
-        }
-        _ => None,
-    };
-    let raised = match raised_ratio {
-        Some(Some(ratio)) => Some(ratio),
-        _ => raised,
-    };
+    let raised_ratio = (settings.target.kind == TargetKind::Ratio && unseen + record > 0)
+        .then(|| ratio_budget(record).and_then(|r| raised_to(settings, r)));
+    let ratio_unreachable = matches!(raised_ratio, Some(None));
+    let raised = raised_ratio.flatten().or(raised);
     let measured = raised.is_none() || settings.mode != Mode::Predict;
     let raised = raised.unwrap_or(Settings {
         mode: Mode::Guarantee,
@@ -201,9 +194,9 @@ fn float_chunk_marked<T: bytemuck::Pod + Element>(
     let data = T::samples(&block);
     let over_real = matches!(settings.target.kind, TargetKind::Psnr | TargetKind::Ssim);
     let only_real = missing.as_ref().filter(|_| over_real && measured);
-    let mut outcome = match raised_ratio {
-        Some(None) => select::store_exactly(data, kept_shape, select::RATIO_UNREACHABLE)?,
-        _ => select::compress_to_target_where(data, kept_shape, &raised, proposer, only_real)?,
+    let mut outcome = match ratio_unreachable {
+        true => select::lossless(data, kept_shape, 0, select::RATIO_UNREACHABLE)?,
+        false => select::compress_to_target_where(data, kept_shape, &raised, proposer, only_real)?,
     };
     if let Some(p) = pad.as_ref() {
         let block = (&block[..], kept_shape);

@@ -500,14 +500,25 @@ fn header_compiles_as_c99_and_cpp() {
 /// plugin and the CLI installed the log, so a Rust simulation's steps logged nothing).
 #[test]
 fn the_rust_api_logs_each_step_under_h5z_deepcq_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = session_steps(dir.path())
+        .env("H5Z_DEEPCQ_LOG", "info")
+        .output()
+        .unwrap();
+    let (out, err) = text(&output);
+    assert!(output.status.success(), "{out}\n{err}");
+    assert_eq!(err.matches("insitu chunk").count(), 3, "{err}");
+}
+
+/// The `session_steps` example over 3 steps of 32×32 values written into `dir`, at 60 dB.
+fn session_steps(dir: &Path) -> Command {
     let exe = root().join("target/release/examples/session_steps");
     assert!(
         exe.exists(),
         "{} is missing: scripts/test.sh builds it (cargo build --release --all-targets)",
         exe.display()
     );
-    let dir = tempfile::tempdir().unwrap();
-    let raw = dir.path().join("steps.f32");
+    let raw = dir.join("steps.f32");
     let values: Vec<u8> = (0..3 * 32 * 32)
         .flat_map(|i| {
             ((i % 32) as f32 * 0.2 + (i / 32) as f32 * 0.05)
@@ -516,39 +527,20 @@ fn the_rust_api_logs_each_step_under_h5z_deepcq_log() {
         })
         .collect();
     std::fs::write(&raw, values).unwrap();
-    let output = Command::new(&exe)
-        .arg(&raw)
-        .args(["3,32,32", "60"])
-        .env("H5Z_DEEPCQ_LOG", "info")
-        .env(
-            "ORT_DYLIB_PATH",
-            std::env::var_os("ORT_DYLIB_PATH").unwrap_or_default(),
-        )
-        .output()
-        .unwrap();
-    let (out, err) = text(&output);
-    assert!(output.status.success(), "{out}\n{err}");
-    assert_eq!(err.matches("insitu chunk").count(), 3, "{err}");
+    let mut command = Command::new(&exe);
+    command.arg(&raw).args(["3,32,32", "60"]);
+    command
 }
 
 /// A trace named at a FIFO nobody reads is said and skipped: opened blocking, the first
 /// chunk's write waited for a reader for good.
 #[test]
 fn a_trace_fifo_nobody_reads_does_not_block_the_write() {
-    let exe = root().join("target/release/examples/session_steps");
-    assert!(exe.exists(), "{} is missing", exe.display());
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("trace.fifo");
     let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
     assert!(made.success());
-    let raw = dir.path().join("steps.f32");
-    let values: Vec<u8> = (0..2 * 32 * 32)
-        .flat_map(|i| ((i % 32) as f32 * 0.3).sin().to_le_bytes())
-        .collect();
-    std::fs::write(&raw, values).unwrap();
-    let mut child = Command::new(&exe)
-        .arg(&raw)
-        .args(["2,32,32", "60"])
+    let mut child = session_steps(dir.path())
         .env("H5Z_DEEPCQ_TRACE", &fifo)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -355,7 +355,7 @@ pub fn compress_to_target_where(
         return lossless(data, shape, 0, reason);
     }
     if !ratio_reachable(data, shape, settings) {
-        return store_exactly(data, shape, RATIO_UNREACHABLE);
+        return lossless(data, shape, 0, RATIO_UNREACHABLE);
     }
     let spent = match fixed_rate(data, shape, settings) {
         Ok(outcome) => return prefer_exact(data, shape, outcome, None),
@@ -585,16 +585,8 @@ fn ratio_reachable(data: Samples<'_>, shape: &[usize], settings: &Settings) -> b
     settings.target.kind != TargetKind::Ratio || (chunk::header_len(shape) as f64) < budget
 }
 
-/// `data` stored by the lossless codec for `reason`, without a search.
-pub fn store_exactly(
-    data: Samples<'_>,
-    shape: &[usize],
-    reason: &'static str,
-) -> Result<Outcome, SelectError> {
-    lossless(data, shape, 0, reason)
-}
-
-fn lossless(
+/// `data` stored by the lossless codec for `reason`, after `compressions` others.
+pub(crate) fn lossless(
     data: Samples<'_>,
     shape: &[usize],
     compressions: u32,
