@@ -233,15 +233,8 @@ fn trace() -> Option<&'static Mutex<File>> {
     TRACE
         .get_or_init(|| {
             let path = std::env::var_os(TRACE_ENV).filter(|p| !p.is_empty())?;
-            // Non-blocking: a FIFO nobody reads is refused (ENXIO) rather than blocking the
-            // first chunk's write for good; regular files ignore the flag.
-            use std::os::unix::fs::OpenOptionsExt;
-            match std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .custom_flags(libc::O_NONBLOCK)
-                .open(&path)
-            {
+            let opened = open_for_trace(std::path::Path::new(&path));
+            match opened {
                 Ok(file) => Some(Mutex::new(file)),
                 Err(e) => {
                     // Asked for and not written: said once, on stderr when no logger
@@ -257,9 +250,55 @@ fn trace() -> Option<&'static Mutex<File>> {
         .as_ref()
 }
 
+/// Opens `path` for appending trace records. Opened non-blocking, a FIFO nobody reads is
+/// refused (ENXIO) rather than blocking the first chunk's write for good (regular files
+/// ignore the flag); written blocking, a reader slower than the writer (a pipe's 64 KiB
+/// full) holds the write back instead of losing the record.
+#[allow(unsafe_code)] // fcntl: std sets no file status flags after opening.
+fn open_for_trace(path: &std::path::Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::io::AsRawFd;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl on a descriptor this function owns.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(file)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A trace FIFO with a reader is written blocking: non-blocking, a reader slower than
+    /// the writer lost every record once the pipe held 64 KiB (and the next began with an
+    /// empty line).
+    #[test]
+    #[allow(unsafe_code)] // fcntl's F_GETFL reads the flags.
+    fn a_trace_fifo_with_a_reader_is_written_blocking() {
+        use std::os::unix::fs::OpenOptionsExt;
+        use std::os::unix::io::AsRawFd;
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("trace.fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.unwrap().success());
+        let reader = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .unwrap();
+        let trace = open_for_trace(&fifo).unwrap();
+        // SAFETY: F_GETFL on an open descriptor.
+        let flags = unsafe { libc::fcntl(trace.as_raw_fd(), libc::F_GETFL) };
+        assert!(flags >= 0 && flags & libc::O_NONBLOCK == 0, "{flags:#x}");
+        drop(reader);
+    }
 
     fn record_of(outcome: &Outcome, settings: &Settings, bytes: (usize, usize)) -> String {
         let record = ChunkRecord::new("hdf5", &[4, 4], settings, outcome, bytes, 1.0);

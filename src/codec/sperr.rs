@@ -49,14 +49,24 @@ const SLOPE_BY_RATE: [(f64, f64); 8] = [
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Sperr;
 
-/// The 2-D or 3-D shape SPERR is given for a C-order shape.
+/// The 2-D or 3-D shape SPERR is given for a C-order shape: a series is one row, and a
+/// 3-D chunk with an axis longer than [`MAX_3D_AXIS`] has its two slowest axes merged.
 fn sperr_dims(shape: &[usize]) -> Vec<usize> {
     let dims = fit_rank(shape, 3);
     match *dims {
         [n] => vec![1, n],
+        [nz, ny, nx] if dims.iter().any(|&n| n > MAX_3D_AXIS) => vec![nz * ny, nx],
         _ => dims,
     }
 }
+
+/// The longest axis SPERR's 3-D coder takes: it keeps its sets' lengths in 16 bits
+/// (`SPECK3D_INT.h`), so a longer axis was cut to its length modulo 65536 and the
+/// coefficients past it were never coded, where no error was raised and the outlier pass
+/// (which reads the quantised coefficients, not the stream) saw nothing amiss (a 4-D
+/// 256×256×16×16 chunk, folded to 65536×16×16, coded nothing at all). Its 2-D coder keeps
+/// 32-bit lengths.
+const MAX_3D_AXIS: usize = u16::MAX as usize;
 
 impl Codec for Sperr {
     fn id(&self) -> CodecId {
@@ -559,6 +569,27 @@ mod tests {
             .decode(payload, &Layout::of(&data, shape), 0.0)
             .unwrap();
         crate::metrics::error_stats_of(data, back.view()).unwrap()
+    }
+
+    #[test]
+    fn chunks_with_an_axis_past_65535_keep_their_bound() {
+        // The fastest axis long, the slowest long, and a 4-D chunk folded to 65536×4×4.
+        for shape in [
+            vec![2usize, 3, 70_000],
+            vec![70_000, 2, 3],
+            vec![256, 256, 4, 4],
+        ] {
+            let values = generate(Kind::Spectral { slope: 2.0 }, &shape, 5);
+            let data = Samples::F64(&values);
+            let bound = 1e-3;
+            let payload = Sperr.encode(data, &shape, bound).unwrap();
+            let errors = decoded_errors(data, &shape, &payload);
+            assert!(
+                errors.max_abs_error <= bound,
+                "{shape:?}: {}",
+                errors.max_abs_error
+            );
+        }
     }
 
     #[test]
