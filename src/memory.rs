@@ -1145,11 +1145,16 @@ mod tests {
         look: false,
     };
 
-    /// Writes `chunks` in guarantee mode at 80 dB through one memory; per chunk, whether
+    /// The target of [`runner_up_pattern`]: there SPERR stores the smooth fields of
+    /// [`field`] in at least [`WIDE_LOSS`] times fewer bytes than SZ3 (at 80 dB, since SZ3
+    /// also runs first-order Lorenzo, only 1.16 times fewer).
+    const TARGET: f64 = 100.0;
+
+    /// Writes `chunks` in guarantee mode at [`TARGET`] through one memory; per chunk, whether
     /// the runner-up was skipped (`s`) or searched (`S`), checking that every chunk meets
     /// the target and that a searched runner-up measured its gap.
     fn runner_up_pattern(chunks: &[Vec<f32>]) -> String {
-        let settings = Settings::psnr(80.0).unwrap();
+        let settings = Settings::psnr(TARGET).unwrap();
         let proposer = PREDICTING;
         let memory = Memory::default();
         let mut pattern = String::new();
@@ -1159,7 +1164,7 @@ mod tests {
             let o = compress_to_target(data, &[40, 40, 40], &settings, &r).unwrap();
             r.learn(&o, &settings);
             let summary = (o.codec, o.reason, o.measured, o.runner_up_gap);
-            assert!(o.measured.unwrap() >= 80.0, "chunk {i}: {summary:?}");
+            assert!(o.measured.unwrap() >= TARGET, "chunk {i}: {summary:?}");
             let searched = o.runner_up_gap.is_some();
             if i > 0 && searched && !r.may_skip_runner_up.get() {
                 assert!(
@@ -1174,7 +1179,7 @@ mod tests {
 
     #[test]
     fn a_runner_up_that_loses_by_far_is_skipped_three_chunks_at_a_time() {
-        // SPERR stores this smooth field at 80 dB in far fewer bytes than SZ3: it wins the
+        // SPERR stores this smooth field at 100 dB in far fewer bytes than SZ3: it wins the
         // first chunk as the runner-up, then goes first, and SZ3 loses every search by far:
         // three chunks skip it, the fourth searches it again, and so on.
         let chunks: Vec<Vec<f32>> = (0..9).map(|i| field(3 + i, 1.0)).collect();
@@ -1184,13 +1189,14 @@ mod tests {
     #[test]
     fn a_chunk_unlike_those_the_runner_up_lost_on_searches_it() {
         // The third chunk is noise: SPERR stores far more than expected of it, so SZ3 is
-        // searched there although it lost the chunk before by far.
-        let mut chunks: Vec<Vec<f32>> = (0..5).map(|i| field(3 + i, 1.0)).collect();
+        // searched there although it lost the chunk before by far (what follows depends on
+        // how far it lost the noise).
+        let mut chunks: Vec<Vec<f32>> = (0..3).map(|i| field(3 + i, 1.0)).collect();
         chunks[2] = generate(Kind::Noise, &[40, 40, 40], 7)
             .into_iter()
             .map(|x| x as f32)
             .collect();
-        assert_eq!(runner_up_pattern(&chunks), "SsSss");
+        assert_eq!(runner_up_pattern(&chunks), "SsS");
     }
 
     #[test]

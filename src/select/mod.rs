@@ -191,7 +191,8 @@ pub struct Proposal {
     /// inside the model's calibrated margin for its compressor and band of predicted
     /// excess, where that margin is wider than predict mode aims with there
     /// ([`crate::learned::PREDICT_LOOK_MARGIN_DB`]), or moved by what the dataset's
-    /// earlier chunks taught ([`crate::memory`]).
+    /// earlier chunks taught ([`crate::memory`]); or it is SZ3's PSNR formula, without
+    /// the model ([`Analytic`]).
     pub needs_look: bool,
 }
 
@@ -317,7 +318,10 @@ impl Proposer for Analytic {
             runner_up: None,
             third: None,
             skip_runner_up_within: None,
-            needs_look: false,
+            // The formula assumes errors spread evenly over ±eb, which SZ3's first-order
+            // Lorenzo pipeline does not always give (5% of ../shared/data's chunks fell
+            // short, by up to 2 dB): predict mode measures it.
+            needs_look: settings.target.kind == TargetKind::Psnr,
         })
     }
 }

@@ -325,7 +325,10 @@ impl<'a> Search<'a> {
                 "SZ3 below {SZ3_ERRATIC_BITS} bits per value, where its PSNR is erratic"
             ))
         } else if proposal.needs_look {
-            Some("aimed inside the model's calibrated margin (Proposal::needs_look)".to_string())
+            Some(
+                "aimed inside the model's margin, or by SZ3's formula (Proposal::needs_look)"
+                    .to_string(),
+            )
         } else {
             None
         };

@@ -1194,7 +1194,7 @@ fn a_chunk_its_mean_serves_is_stored_in_a_few_bytes_in_every_mode() {
         assert_eq!(named.codec, CodecId::Sz3);
         let beyond = run(50.0, mode, CompressorChoice::Auto);
         assert_ne!(beyond.reason, "mean meets the target");
-        assert!(beyond.payload.len() > 200, "{}", beyond.payload.len());
+        assert!(beyond.payload.len() > 64, "{}", beyond.payload.len());
     }
 }
 
@@ -1226,9 +1226,9 @@ fn a_ratio_target_lands_just_above_it_from_any_start() {
         let cr = metrics::compression_ratio(data.byte_len(), bytes.len());
         assert!((20.0..=22.0).contains(&cr), "scale {scale}: ratio {cr}");
         assert_eq!(out.measured, Some(cr));
-        // Bisecting the same 12 decades to 5% took 9; the secant needs a few (7 from
-        // a start three decades off).
-        assert!(out.compressions <= 7, "scale {scale}: {}", out.compressions);
+        // Bisecting the same 12 decades to 5% took 9; the secant needs a few (8 from
+        // a start three decades off, SZ3 changing pipeline on the way).
+        assert!(out.compressions <= 8, "scale {scale}: {}", out.compressions);
     }
     // Out of the codec's reach: the loosest bound tried, after the whole budget.
     let settings = Settings::parse(&[2000, 2]).unwrap();
@@ -1261,8 +1261,10 @@ fn predict_mode_corrects_a_ratio_the_model_misread() {
             scale,
         };
         let out = compress_to_target(data, &shape, &settings, &proposer).unwrap();
-        let stored = chunk::header_len(&shape) + out.payload.len();
-        let cr = metrics::compression_ratio(data.byte_len(), stored);
+        // What the chunk stores: its header and the payload compacted.
+        let layout = Layout::of(&data, &shape);
+        let payload = chunk::stored_payload_len(out.codec, &layout, out.bound, &out.payload);
+        let cr = metrics::compression_ratio(data.byte_len(), chunk::header_len(&shape) + payload);
         assert!(
             (20.0..=20.0 * SURPRISE_FACTOR).contains(&cr),
             "scale {scale}: ratio {cr} after {} compressions",
@@ -1496,9 +1498,10 @@ fn only_a_bound_too_fine_is_the_proposers_refusal() {
 
 #[test]
 fn a_mask_zstd_takes_apart_better_than_any_lossy_codec_is_stored_exactly() {
-    // A checkerboard of ±1 and a staircase of a few levels: SZ3, ZFP and SPERR store
-    // several times what shuffle + zstd stores, at every target and in every mode. In
-    // 128² the checkerboard's estimate holds only with runs from row starts.
+    // A checkerboard of ±1: SZ3, ZFP and SPERR store more than shuffle + zstd stores, at
+    // every target and in every mode. In 128² the checkerboard's estimate holds only with
+    // runs from row starts. (A staircase of a few levels was such a chunk until SZ3 also
+    // ran first-order Lorenzo, which stores one within a few bytes of zstd.)
     let checker = |side: usize| -> (Vec<f32>, Vec<usize>) {
         let values = (0..side * side)
             .map(|i| match (i / side + i % side) % 2 {
@@ -1508,10 +1511,7 @@ fn a_mask_zstd_takes_apart_better_than_any_lossy_codec_is_stored_exactly() {
             .collect();
         (values, vec![side, side])
     };
-    let steps: Vec<f32> = (0..64 * 64)
-        .map(|i| ((i / 64) / 13 + (i % 64) / 21) as f32)
-        .collect();
-    for (values, shape) in [checker(64), checker(128), (steps, vec![64, 64])] {
+    for (values, shape) in [checker(64), checker(128)] {
         let data = Samples::F32(&values);
         let exact = codec_for(CodecId::Lossless)
             .encode(data, &shape, 0.0)
@@ -1539,7 +1539,7 @@ fn a_mask_zstd_takes_apart_better_than_any_lossy_codec_is_stored_exactly() {
             assert_eq!(
                 out.codec,
                 CodecId::Lossless,
-                "{target} {mode:?}: {}",
+                "{target} {mode:?} {shape:?}: {}",
                 out.reason
             );
             assert_eq!(out.payload, exact);
@@ -1645,4 +1645,37 @@ fn values_too_small_for_a_named_transform_are_stored_exactly() {
     }
     let out = compress_to_target(data, &shape, &Settings::psnr(60.0).unwrap(), &Analytic);
     assert_ne!(out.unwrap().codec, CodecId::Zfp);
+}
+
+/// Predict mode without the model measures SZ3's formula bound, which SZ3's first-order
+/// Lorenzo pipeline does not always honour, and corrects a miss.
+#[test]
+fn predict_mode_without_the_model_measures_the_formula_bound() {
+    let shape = [64, 64];
+    let kind = crate::synth::Kind::NoisySmooth {
+        slope: 3.0,
+        noise: 0.01,
+    };
+    let v: Vec<f32> = crate::synth::generate(kind, &shape, 3)
+        .iter()
+        .map(|&x| x as f32)
+        .collect();
+    let data = Samples::F32(&v);
+    let layout = Layout::of(&data, &shape);
+    let psnr_of = |codec: CodecId, payload: &[u8], bound: f64| {
+        let back = codec_for(codec).decode(payload, &layout, bound).unwrap();
+        metrics::error_stats_of(data, back.view()).unwrap().psnr
+    };
+    // The premise: the formula's bound alone falls short of 70 dB here (69.98).
+    let bound = chunk::codec_bound(sz3_formula_bound(Extent::of(data).range(), 70.0));
+    let formula = codec_for(CodecId::Sz3).encode(data, &shape, bound).unwrap();
+    assert!(psnr_of(CodecId::Sz3, &formula, bound) < 70.0);
+    let settings = Settings {
+        mode: Mode::Predict,
+        ..Settings::psnr(70.0).unwrap()
+    };
+    let out = compress_to_target(data, &shape, &settings, &Analytic).unwrap();
+    let psnr = psnr_of(out.codec, &out.payload, out.bound);
+    assert!(psnr >= 70.0, "{psnr}: {}", out.reason);
+    assert_eq!(out.measured, Some(psnr));
 }
