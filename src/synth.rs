@@ -91,6 +91,35 @@ const WAVES: usize = 48;
 
 /// A sky whose mean alone meets a low PSNR target: noise of amplitude 0.01 from `seed`,
 /// with a point source of 100 at each of `points` (the tests of [`crate::near_mean`]'s path).
+/// A grid coordinate of uneven spacing: the sum of one rough profile per axis (steps
+/// drawn at random from `seed`), as a stretched grid's coordinates nearly are. SZ3's
+/// first-order Lorenzo predicts such a sum exactly; interpolation across the axes does not
+/// (plot3d's grids, docs/bench.md "SZ3's two pipelines").
+#[cfg(test)]
+pub(crate) fn stretched_grid(shape: &[usize; 3], seed: u64) -> Vec<f32> {
+    let mut state = seed;
+    let mut profile = |n: usize| {
+        let mut at = 0.0f64;
+        (0..n)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                at += 0.5 + (state >> 11) as f64 / (1u64 << 53) as f64;
+                at
+            })
+            .collect::<Vec<f64>>()
+    };
+    let (z, y, x) = (profile(shape[0]), profile(shape[1]), profile(shape[2]));
+    let mut out = Vec::with_capacity(shape.iter().product());
+    for a in &z {
+        for b in &y {
+            out.extend(x.iter().map(|c| (a * 0.1 + b * 0.3 + c) as f32));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 pub(crate) fn faint_sky(shape: &[usize], seed: u64, points: &[usize]) -> Vec<f64> {
     let mut v: Vec<f64> = generate(Kind::Noise, shape, seed)

@@ -13,7 +13,7 @@ mod zfp;
 
 pub use lossless::Lossless;
 pub use sperr::Sperr;
-pub use sz3::Sz3;
+pub use sz3::{Pipeline, Sz3};
 pub use zfp::{BlockEstimate, Zfp};
 
 use crate::samples::{Layout, SampleBuf, Samples};

@@ -22,6 +22,38 @@ const SZ3_FRAME: [u8; 8] = [0x10, 0xf3, 0x42, 0xf3, 0x00, 0x02, 0x03, 0x03];
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Sz3;
 
+/// Which of the two SZ3 pipelines the codec runs coded a payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pipeline {
+    /// SZ3's default, which tunes its interpolation.
+    Default,
+    /// SZ3's Lorenzo pipeline with its first-order predictor alone.
+    FirstOrderLorenzo,
+}
+
+impl Sz3 {
+    /// [`Codec::encode`] with both pipelines, keeping the smaller payload, or with `only`
+    /// one; and the pipeline that coded the payload. A search of one chunk's bounds runs
+    /// both once and then the one that won (`select::search`): the winner rarely changes
+    /// between neighbouring bounds, and each SZ3 attempt after the first then costs one
+    /// compression instead of two.
+    pub fn encode_with(
+        &self,
+        data: Samples<'_>,
+        shape: &[usize],
+        bound: f64,
+        only: Option<Pipeline>,
+    ) -> Result<(Vec<u8>, Pipeline), CodecError> {
+        check_lossy_input(NAME, &data, shape, bound)?;
+        let dims = fit_rank(shape, MAX_RANK);
+        match data {
+            Samples::F32(values) => encode_typed(values, &dims, bound, only),
+            Samples::F64(values) => encode_typed(values, &dims, bound, only),
+            Samples::Opaque { .. } => unreachable!("rejected by check_lossy_input"),
+        }
+    }
+}
+
 impl Codec for Sz3 {
     fn id(&self) -> CodecId {
         CodecId::Sz3
@@ -33,13 +65,8 @@ impl Codec for Sz3 {
         shape: &[usize],
         bound: f64,
     ) -> Result<Vec<u8>, CodecError> {
-        check_lossy_input(NAME, &data, shape, bound)?;
-        let dims = fit_rank(shape, MAX_RANK);
-        match data {
-            Samples::F32(values) => encode_typed(values, &dims, bound),
-            Samples::F64(values) => encode_typed(values, &dims, bound),
-            Samples::Opaque { .. } => unreachable!("rejected by check_lossy_input"),
-        }
+        self.encode_with(data, shape, bound, None)
+            .map(|(payload, _)| payload)
     }
 
     fn decode(
@@ -368,7 +395,8 @@ fn encode_typed<T: Element + sz3::SZ3Compressible>(
     values: &[T],
     dims: &[usize],
     bound: f64,
-) -> Result<Vec<u8>, CodecError> {
+    only: Option<Pipeline>,
+) -> Result<(Vec<u8>, Pipeline), CodecError> {
     let mut builder = sz3::DimensionedData::build(&values);
     for &d in dims {
         builder = builder.dim(d).map_err(|e| library_error(NAME, e))?;
@@ -376,17 +404,24 @@ fn encode_typed<T: Element + sz3::SZ3Compressible>(
     let view = builder.finish().map_err(|e| library_error(NAME, e))?;
     // Each payload comes in a buffer of SZ3's size bound (more than the chunk's bytes):
     // shrunk, the one kept does not hold that while the other runs, nor after.
-    let compress = |algorithm| {
+    let compress = |pipeline| {
+        let algorithm = match pipeline {
+            Pipeline::Default => sz3::CompressionAlgorithm::InterpolationLorenzo,
+            Pipeline::FirstOrderLorenzo => LORENZO_ONLY,
+        };
         let config =
             sz3::Config::new(sz3::ErrorBound::Absolute(bound)).compression_algorithm(algorithm);
         let mut payload =
             sz3::compress_with_config(&view, &config).map_err(|e| library_error(NAME, e))?;
         payload.shrink_to_fit();
-        Ok::<_, CodecError>(payload)
+        Ok::<_, CodecError>((payload, pipeline))
     };
-    let tuned = compress(sz3::CompressionAlgorithm::InterpolationLorenzo)?;
-    let lorenzo = compress(LORENZO_ONLY)?;
-    Ok(if lorenzo.len() < tuned.len() {
+    if let Some(pipeline) = only {
+        return compress(pipeline);
+    }
+    let tuned = compress(Pipeline::Default)?;
+    let lorenzo = compress(Pipeline::FirstOrderLorenzo)?;
+    Ok(if lorenzo.0.len() < tuned.0.len() {
         lorenzo
     } else {
         tuned
@@ -601,40 +636,10 @@ mod tests {
         }
     }
 
-    /// A grid coordinate of uneven spacing: the sum of one rough profile per axis (steps
-    /// drawn at random), as a stretched grid's coordinates nearly are. First-order Lorenzo
-    /// predicts such a sum exactly; interpolation across the axes does not (plot3d's
-    /// grids, docs/bench.md).
-    fn stretched_grid(shape: &[usize; 3]) -> Vec<f32> {
-        let mut seed = 7u64;
-        let mut profile = |n: usize| {
-            let mut at = 0.0f64;
-            (0..n)
-                .map(|_| {
-                    seed = seed
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    at += 0.5 + (seed >> 11) as f64 / (1u64 << 53) as f64;
-                    at
-                })
-                .collect::<Vec<f64>>()
-        };
-        let (z, y, x) = (profile(shape[0]), profile(shape[1]), profile(shape[2]));
-        let mut out = Vec::with_capacity(shape.iter().product());
-        for a in &z {
-            for b in &y {
-                for c in &x {
-                    out.push((a * 0.1 + b * 0.3 + c) as f32);
-                }
-            }
-        }
-        out
-    }
-
     #[test]
     fn the_smaller_of_sz3s_default_and_first_order_lorenzo_is_kept() {
         let shape = [24, 28, 32];
-        let values = stretched_grid(&shape);
+        let values = crate::synth::stretched_grid(&shape, 7);
         let data = Samples::F32(&values);
         let layout = Layout::of(&data, &shape);
         let (lo, hi) = values

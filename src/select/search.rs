@@ -5,7 +5,7 @@ use super::landing::{
     next_ratio_bound, untried_ratio_stair, untried_stair, Bracket, DB_PER_BIT, RATIO_STEPS,
 };
 use super::*;
-use crate::codec::Zfp;
+use crate::codec::{Pipeline, Sz3, Zfp};
 use crate::samples::Layout;
 use once_cell::unsync::OnceCell;
 use std::cell::Cell;
@@ -191,6 +191,9 @@ pub(super) struct Search<'a> {
     /// The payload lengths and PSNRs the last landing by rate measured
     /// ([`Search::land_rate`]), for [`Search::rate_shift`].
     pub(super) rate_points: Vec<(usize, f64)>,
+    /// The SZ3 pipeline the chunk's first SZ3 compression kept, which its later ones run
+    /// alone ([`Sz3::encode_with`]).
+    pub(super) sz3_pipeline: Option<Pipeline>,
 }
 
 impl<'a> Search<'a> {
@@ -217,6 +220,7 @@ impl<'a> Search<'a> {
             erratic: false,
             last_quality: Cell::new(None),
             rate_points: Vec::new(),
+            sz3_pipeline: None,
         }
     }
 
@@ -755,7 +759,15 @@ impl<'a> Search<'a> {
 
     pub(super) fn try_bound(&mut self, codec: CodecId, bound: f64) -> Result<Attempt, SelectError> {
         let bound = chunk::codec_bound(bound);
-        let payload = codec_for(codec).encode(self.data, self.shape, bound)?;
+        let payload = match codec {
+            CodecId::Sz3 => {
+                let (payload, pipeline) =
+                    Sz3.encode_with(self.data, self.shape, bound, self.sz3_pipeline)?;
+                self.sz3_pipeline = Some(pipeline);
+                payload
+            }
+            _ => codec_for(codec).encode(self.data, self.shape, bound)?,
+        };
         Ok(self.counted(codec, bound, payload))
     }
 

@@ -1679,3 +1679,31 @@ fn predict_mode_without_the_model_measures_the_formula_bound() {
     assert!(psnr >= 70.0, "{psnr}: {}", out.reason);
     assert_eq!(out.measured, Some(psnr));
 }
+
+/// A search runs both SZ3 pipelines at its first SZ3 compression and then the one that won
+/// alone: an SZ3 attempt after the first costs one compression, not two.
+#[test]
+fn a_search_keeps_to_the_sz3_pipeline_its_first_compression_chose() {
+    use crate::codec::{Pipeline, Sz3};
+    // A sum of one rough profile per axis, which first-order Lorenzo predicts exactly.
+    let shape = [24usize, 28, 32];
+    let v = crate::synth::stretched_grid(&shape, 1);
+    let data = Samples::F32(&v);
+    let settings = Settings::psnr(60.0).unwrap();
+    let bound = chunk::codec_bound(1e-3);
+    let (lorenzo, won) = Sz3.encode_with(data, &shape, bound, None).unwrap();
+    assert_eq!(won, Pipeline::FirstOrderLorenzo);
+    let (default, _) = Sz3
+        .encode_with(data, &shape, bound, Some(Pipeline::Default))
+        .unwrap();
+    assert!(lorenzo.len() < default.len());
+    // The first SZ3 attempt chooses and is remembered.
+    let mut search = Search::new(data, &shape, &settings);
+    let first = search.try_bound(CodecId::Sz3, bound).unwrap();
+    assert_eq!(first.payload, lorenzo);
+    assert_eq!(search.sz3_pipeline, Some(Pipeline::FirstOrderLorenzo));
+    // Later ones run the remembered pipeline alone, even where the other would win.
+    search.sz3_pipeline = Some(Pipeline::Default);
+    let later = search.try_bound(CodecId::Sz3, bound).unwrap();
+    assert_eq!(later.payload, default);
+}
