@@ -89,8 +89,6 @@ impl Kind {
 /// Number of plane waves summed for a spectral field.
 const WAVES: usize = 48;
 
-/// A sky whose mean alone meets a low PSNR target: noise of amplitude 0.01 from `seed`,
-/// with a point source of 100 at each of `points` (the tests of [`crate::near_mean`]'s path).
 /// A grid coordinate of uneven spacing: the sum of one rough profile per axis (steps
 /// drawn at random from `seed`), as a stretched grid's coordinates nearly are. SZ3's
 /// first-order Lorenzo predicts such a sum exactly; interpolation across the axes does not
@@ -120,6 +118,8 @@ pub(crate) fn stretched_grid(shape: &[usize; 3], seed: u64) -> Vec<f32> {
     out
 }
 
+/// A sky whose mean alone meets a low PSNR target: noise of amplitude 0.01 from `seed`,
+/// with a point source of 100 at each of `points` (the tests of [`crate::near_mean`]'s path).
 #[cfg(test)]
 pub(crate) fn faint_sky(shape: &[usize], seed: u64, points: &[usize]) -> Vec<f64> {
     let mut v: Vec<f64> = generate(Kind::Noise, shape, seed)

@@ -33,17 +33,17 @@ pub enum Pipeline {
 
 impl Sz3 {
     /// [`Codec::encode`] with both pipelines, keeping the smaller payload, or with `only`
-    /// one; and the pipeline that coded the payload. A search of one chunk's bounds runs
-    /// both once and then the one that won (`select::search`): the winner rarely changes
-    /// between neighbouring bounds, and each SZ3 attempt after the first then costs one
-    /// compression instead of two.
+    /// one; and the pipeline that won (None on a tie: both stored the same length, as when
+    /// both fell back to zstd alone). A search of one chunk's bounds runs both until one
+    /// wins and then that one alone (`select::search`): the winner rarely changes between
+    /// neighbouring bounds, and each later SZ3 attempt costs one compression, not two.
     pub fn encode_with(
         &self,
         data: Samples<'_>,
         shape: &[usize],
         bound: f64,
         only: Option<Pipeline>,
-    ) -> Result<(Vec<u8>, Pipeline), CodecError> {
+    ) -> Result<(Vec<u8>, Option<Pipeline>), CodecError> {
         check_lossy_input(NAME, &data, shape, bound)?;
         let dims = fit_rank(shape, MAX_RANK);
         match data {
@@ -396,7 +396,7 @@ fn encode_typed<T: Element + sz3::SZ3Compressible>(
     dims: &[usize],
     bound: f64,
     only: Option<Pipeline>,
-) -> Result<(Vec<u8>, Pipeline), CodecError> {
+) -> Result<(Vec<u8>, Option<Pipeline>), CodecError> {
     let mut builder = sz3::DimensionedData::build(&values);
     for &d in dims {
         builder = builder.dim(d).map_err(|e| library_error(NAME, e))?;
@@ -414,17 +414,17 @@ fn encode_typed<T: Element + sz3::SZ3Compressible>(
         let mut payload =
             sz3::compress_with_config(&view, &config).map_err(|e| library_error(NAME, e))?;
         payload.shrink_to_fit();
-        Ok::<_, CodecError>((payload, pipeline))
+        Ok::<_, CodecError>(payload)
     };
     if let Some(pipeline) = only {
-        return compress(pipeline);
+        return Ok((compress(pipeline)?, Some(pipeline)));
     }
     let tuned = compress(Pipeline::Default)?;
     let lorenzo = compress(Pipeline::FirstOrderLorenzo)?;
-    Ok(if lorenzo.0.len() < tuned.0.len() {
-        lorenzo
-    } else {
-        tuned
+    Ok(match lorenzo.len().cmp(&tuned.len()) {
+        std::cmp::Ordering::Less => (lorenzo, Some(Pipeline::FirstOrderLorenzo)),
+        std::cmp::Ordering::Equal => (tuned, None),
+        std::cmp::Ordering::Greater => (tuned, Some(Pipeline::Default)),
     })
 }
 
@@ -433,7 +433,7 @@ fn encode_typed<T: Element + sz3::SZ3Compressible>(
 /// regression for series only), keeping the smaller payload at the same bound. SZ3's
 /// default misjudges many fields: over ../shared/data the smaller of the two stored
 /// 1.28 / 1.23 / 1.26× less than the default alone at the bound that meets 40 / 60 /
-/// 80 dB (geometric mean over 42 arrays; up to 6× on curvilinear grid coordinates, 1.8×
+/// 80 dB (geometric mean over 42 arrays; 6–10× on curvilinear grid coordinates, 1.8×
 /// on particle positions), for a second SZ3 compression (docs/bench.md, "SZ3's two
 /// pipelines").
 const LORENZO_ONLY: sz3::CompressionAlgorithm = sz3::CompressionAlgorithm::LorenzoRegression {

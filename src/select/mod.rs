@@ -36,7 +36,8 @@
 //! (`Search::predict_runner_up`). It keeps its payload unless the payload's size shows the
 //! model misread the chunk ([`SURPRISE_FACTOR`]), the chunk is of a kind the model misreads
 //! ([`crate::unfamiliar`], series included), SZ3 stored it below [`SZ3_ERRATIC_BITS`] per
-//! value or the proposal was aimed inside the model's calibrated margin
+//! value or by first-order Lorenzo at a bound whose errors, spread evenly, would miss the
+//! target, or the proposal was aimed inside the model's calibrated margin
 //! ([`Proposal::needs_look`]): then it measures, and corrects a PSNR miss as fast mode
 //! does, unless the bound is at or below the safe bound with a codec that keeps it. A
 //! ratio target's size needs no decode: a first payload short of it or more than

@@ -191,8 +191,8 @@ pub(super) struct Search<'a> {
     /// The payload lengths and PSNRs the last landing by rate measured
     /// ([`Search::land_rate`]), for [`Search::rate_shift`].
     pub(super) rate_points: Vec<(usize, f64)>,
-    /// The SZ3 pipeline the chunk's first SZ3 compression kept, which its later ones run
-    /// alone ([`Sz3::encode_with`]).
+    /// The SZ3 pipeline that won the chunk's first SZ3 compression it did not tie, which
+    /// later ones run alone ([`Sz3::encode_with`]).
     pub(super) sz3_pipeline: Option<Pipeline>,
 }
 
@@ -328,6 +328,8 @@ impl<'a> Search<'a> {
             Some(format!(
                 "SZ3 below {SZ3_ERRATIC_BITS} bits per value, where its PSNR is erratic"
             ))
+        } else if self.lorenzo_short(&first, range) {
+            Some("SZ3's first-order Lorenzo short of the target by even errors".to_string())
         } else if proposal.needs_look {
             Some(
                 "aimed inside the model's margin, or by SZ3's formula (Proposal::needs_look)"
@@ -471,6 +473,20 @@ impl<'a> Search<'a> {
     /// neighbouring bounds and the model cannot follow it.
     fn sz3_erratic(&self, first: &Attempt) -> bool {
         first.codec == CodecId::Sz3 && self.bits_per_value(first.stored) < SZ3_ERRATIC_BITS
+    }
+
+    /// True when `first` is an SZ3 payload coded by first-order Lorenzo
+    /// ([`Pipeline::FirstOrderLorenzo`]) at a bound whose errors, spread evenly over ±bound
+    /// as that pipeline's mostly are, would fall short of a PSNR target: the model, which
+    /// learned SZ3 from both pipelines, rates such a payload as the default pipeline's,
+    /// whose interpolation leaves smaller errors (plot3d LOX post's momentum_x at 80 dB:
+    /// 82.6 predicted, 79.75 dB stored; 79.55 by even errors).
+    fn lorenzo_short(&self, first: &Attempt, range: f64) -> bool {
+        let even_errors_db = 20.0 * (range / first.bound).log10() + 10.0 * 3f64.log10();
+        first.codec == CodecId::Sz3
+            && self.sz3_pipeline == Some(Pipeline::FirstOrderLorenzo)
+            && self.settings.target.kind == TargetKind::Psnr
+            && even_errors_db < self.settings.target.value()
     }
 
     /// Predict mode's look at a chunk the model misread (`surprise`, [`surprised`]), is
@@ -761,9 +777,9 @@ impl<'a> Search<'a> {
         let bound = chunk::codec_bound(bound);
         let payload = match codec {
             CodecId::Sz3 => {
-                let (payload, pipeline) =
+                let (payload, won) =
                     Sz3.encode_with(self.data, self.shape, bound, self.sz3_pipeline)?;
-                self.sz3_pipeline = Some(pipeline);
+                self.sz3_pipeline = won;
                 payload
             }
             _ => codec_for(codec).encode(self.data, self.shape, bound)?,

@@ -13,6 +13,18 @@ fn spectral_f32(shape: &[usize], seed: u64) -> Vec<f32> {
     v.into_iter().map(|x| x as f32).collect()
 }
 
+/// Whether predict mode measures SZ3 at `bound` for a PSNR `target` because its payload
+/// is coded by first-order Lorenzo at a bound that errors spread evenly would leave short
+/// (`Search::lorenzo_short`).
+fn lorenzo_short_at(data: Samples<'_>, shape: &[usize], bound: f64, target: f64) -> bool {
+    let bound = chunk::codec_bound(bound);
+    let (_, won) = crate::codec::Sz3
+        .encode_with(data, shape, bound, None)
+        .unwrap();
+    let even_errors_db = 20.0 * (value_range(data) / bound).log10() + 10.0 * 3f64.log10();
+    won == Some(crate::codec::Pipeline::FirstOrderLorenzo) && even_errors_db < target
+}
+
 fn field() -> (Vec<f32>, Vec<usize>) {
     let shape = vec![24, 32, 32];
     (spectral_f32(&shape, 7), shape)
@@ -825,13 +837,14 @@ fn predict_mode_measures_sz3_below_its_erratic_rate() {
         };
         let out = compress_to_target(data, &shape, &settings, &proposer).unwrap();
         let stored = chunk::stored_payload_len(codec, &layout, bound, &payload);
-        (8.0 * stored as f64 / v.len() as f64, out)
+        let lorenzo_short = codec == CodecId::Sz3 && lorenzo_short_at(data, &shape, bound, target);
+        (8.0 * stored as f64 / v.len() as f64, out, lorenzo_short)
     };
-    let (mut rates, mut sperr_rates) = (Vec::new(), Vec::new());
+    let (mut rates, mut sperr_rates, mut trusted) = (Vec::new(), Vec::new(), 0);
     for target in [20.0, 30.0, 40.0, 45.0, 50.0, 55.0, 60.0, 80.0] {
-        let (bits, out) = predict(CodecId::Sz3, target);
+        let (bits, out, lorenzo_short) = predict(CodecId::Sz3, target);
         rates.push(bits);
-        if bits < SZ3_ERRATIC_BITS {
+        if bits < SZ3_ERRATIC_BITS || lorenzo_short {
             // Measured: kept where it meets the target, else corrected.
             assert!(out.measured.unwrap() >= target, "{target} dB: {out:?}");
             assert!(
@@ -844,8 +857,9 @@ fn predict_mode_measures_sz3_below_its_erratic_rate() {
                 ("proposal", 1, None),
                 "{target} dB, {bits} bits"
             );
+            trusted += 1;
         }
-        let (sperr_bits, sperr) = predict(CodecId::Sperr, target);
+        let (sperr_bits, sperr, _) = predict(CodecId::Sperr, target);
         assert_eq!(
             sperr.reason, "proposal",
             "{target} dB, SPERR at {sperr_bits} bits"
@@ -863,6 +877,7 @@ fn predict_mode_measures_sz3_below_its_erratic_rate() {
         "{rates:?}"
     );
     assert!(sperr_rates.iter().any(erratic), "{sperr_rates:?}");
+    assert!(trusted > 0, "{rates:?}");
 }
 
 /// Predict mode measures a chunk whose payload stores far from the predicted ratio,
@@ -1226,9 +1241,9 @@ fn a_ratio_target_lands_just_above_it_from_any_start() {
         let cr = metrics::compression_ratio(data.byte_len(), bytes.len());
         assert!((20.0..=22.0).contains(&cr), "scale {scale}: ratio {cr}");
         assert_eq!(out.measured, Some(cr));
-        // Bisecting the same 12 decades to 5% took 9; the secant needs a few (8 from
-        // a start three decades off, SZ3 changing pipeline on the way).
-        assert!(out.compressions <= 8, "scale {scale}: {}", out.compressions);
+        // Bisecting the same 12 decades to 5% took 9; the secant needs a few (7 from
+        // a start three decades off).
+        assert!(out.compressions <= 7, "scale {scale}: {}", out.compressions);
     }
     // Out of the codec's reach: the loosest bound tried, after the whole budget.
     let settings = Settings::parse(&[2000, 2]).unwrap();
@@ -1603,10 +1618,11 @@ fn predict_mode_looks_at_a_proposal_inside_the_calibrated_margin() {
     let data = Samples::F32(&v);
     let mut settings = Settings::psnr(60.0).unwrap();
     settings.mode = Mode::Predict;
-    // Eight times SZ3's formula bound: about 18 dB short of the target.
+    // SPERR at eight times SZ3's formula bound: several dB short of the target (SZ3
+    // there is coded by first-order Lorenzo, which predict mode measures anyway).
     let outcome = |needs_look| {
         let fixed = Fixed {
-            codec: CodecId::Sz3,
+            codec: CodecId::Sperr,
             runner_up: false,
             scale: 8.0,
         };
@@ -1615,7 +1631,7 @@ fn predict_mode_looks_at_a_proposal_inside_the_calibrated_margin() {
     };
     let trusted = outcome(false);
     assert_eq!((trusted.reason, trusted.compressions), ("proposal", 1));
-    let back = codec_for(CodecId::Sz3)
+    let back = codec_for(CodecId::Sperr)
         .decode(&trusted.payload, &Layout::of(&data, &shape), trusted.bound)
         .unwrap();
     let missed = metrics::error_stats_of(data, back.view()).unwrap().psnr;
@@ -1692,7 +1708,7 @@ fn a_search_keeps_to_the_sz3_pipeline_its_first_compression_chose() {
     let settings = Settings::psnr(60.0).unwrap();
     let bound = chunk::codec_bound(1e-3);
     let (lorenzo, won) = Sz3.encode_with(data, &shape, bound, None).unwrap();
-    assert_eq!(won, Pipeline::FirstOrderLorenzo);
+    assert_eq!(won, Some(Pipeline::FirstOrderLorenzo));
     let (default, _) = Sz3
         .encode_with(data, &shape, bound, Some(Pipeline::Default))
         .unwrap();
@@ -1706,4 +1722,55 @@ fn a_search_keeps_to_the_sz3_pipeline_its_first_compression_chose() {
     search.sz3_pipeline = Some(Pipeline::Default);
     let later = search.try_bound(CodecId::Sz3, bound).unwrap();
     assert_eq!(later.payload, default);
+    // A tie (both pipelines fell back to zstd alone on noise at a bound it cannot use)
+    // names no winner, so the next attempt runs both again.
+    let noise: Vec<f32> = generate(Kind::Noise, &shape, 5)
+        .iter()
+        .map(|&x| x as f32)
+        .collect();
+    let noise = Samples::F32(&noise);
+    let mut search = Search::new(noise, &shape, &settings);
+    search.try_bound(CodecId::Sz3, 1e-12).unwrap();
+    assert_eq!(search.sz3_pipeline, None);
+}
+
+/// Predict mode measures an SZ3 payload coded by first-order Lorenzo at a bound whose
+/// errors, spread evenly, would fall short of the target: the model rates SZ3 as its
+/// default pipeline, whose interpolation leaves smaller errors.
+#[test]
+fn predict_mode_measures_first_order_lorenzo_short_by_even_errors() {
+    use crate::codec::Pipeline;
+    let shape = [24usize, 28, 32];
+    // A stretched grid with faint noise: Lorenzo wins, above a bit per value at 80 dB.
+    let noise = generate(Kind::Noise, &shape, 9);
+    let v: Vec<f32> = crate::synth::stretched_grid(&shape, 4)
+        .iter()
+        .zip(&noise)
+        .map(|(g, n)| g + (n * 1e-3) as f32)
+        .collect();
+    let data = Samples::F32(&v);
+    let settings = Settings {
+        mode: Mode::Predict,
+        ..Settings::psnr(80.0).unwrap()
+    };
+    // SZ3 at 1.5x the formula's bound: even errors would give 80 + 0.09 - 3.5 dB.
+    let proposer = Fixed {
+        codec: CodecId::Sz3,
+        runner_up: false,
+        scale: 1.5,
+    };
+    let range = Extent::of(data).range();
+    let bound = chunk::codec_bound(1.5 * sz3_formula_bound(range, 80.0));
+    let mut search = Search::new(data, &shape, &settings);
+    let first = search.try_bound(CodecId::Sz3, bound).unwrap();
+    assert_eq!(search.sz3_pipeline, Some(Pipeline::FirstOrderLorenzo));
+    let bits = search.bits_per_value(first.stored);
+    assert!(bits >= SZ3_ERRATIC_BITS, "{bits}");
+    let out = compress_to_target(data, &shape, &settings, &proposer).unwrap();
+    assert!(
+        out.measured.is_some_and(|db| db >= 80.0),
+        "{}: {:?}",
+        out.reason,
+        out.measured
+    );
 }
