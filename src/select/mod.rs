@@ -278,6 +278,12 @@ pub fn sz3_formula_bound(range: f64, target_db: f64) -> f64 {
     range * 10f64.powf(-(target_db + 10.0 * (1.0 - 2.0 / 3.0 * 0.99f64).log10()) / 20.0)
 }
 
+/// The PSNR over range `range` of errors spread evenly over ±`bound` (MSE bound²/3), as a
+/// quantiser's are when the values it rounds are spread wider than its step.
+pub fn even_errors_psnr(range: f64, bound: f64) -> f64 {
+    20.0 * (range / bound).log10() + 10.0 * 3f64.log10()
+}
+
 /// The point-wise bound that guarantees PSNR ≥ `target_db` for any codec that keeps it,
 /// with a hair of headroom for the codecs' own rounding.
 pub fn safe_bound(range: f64, target_db: f64) -> f64 {

@@ -482,11 +482,10 @@ impl<'a> Search<'a> {
     /// whose interpolation leaves smaller errors (plot3d LOX post's momentum_x at 80 dB:
     /// 82.6 predicted, 79.75 dB stored; 79.55 by even errors).
     fn lorenzo_short(&self, first: &Attempt, range: f64) -> bool {
-        let even_errors_db = 20.0 * (range / first.bound).log10() + 10.0 * 3f64.log10();
         first.codec == CodecId::Sz3
             && self.sz3_pipeline == Some(Pipeline::FirstOrderLorenzo)
             && self.settings.target.kind == TargetKind::Psnr
-            && even_errors_db < self.settings.target.value()
+            && even_errors_psnr(range, first.bound) < self.settings.target.value()
     }
 
     /// Predict mode's look at a chunk the model misread (`surprise`, [`surprised`]), is

@@ -21,8 +21,8 @@ fn lorenzo_short_at(data: Samples<'_>, shape: &[usize], bound: f64, target: f64)
     let (_, won) = crate::codec::Sz3
         .encode_with(data, shape, bound, None)
         .unwrap();
-    let even_errors_db = 20.0 * (value_range(data) / bound).log10() + 10.0 * 3f64.log10();
-    won == Some(crate::codec::Pipeline::FirstOrderLorenzo) && even_errors_db < target
+    won == Some(crate::codec::Pipeline::FirstOrderLorenzo)
+        && even_errors_psnr(value_range(data), bound) < target
 }
 
 fn field() -> (Vec<f32>, Vec<usize>) {
