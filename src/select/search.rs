@@ -1135,6 +1135,7 @@ impl<'a> Search<'a> {
         let mut tried_bounds = vec![first.bound];
         let mut attempt = first;
         let budget = self.budget;
+        let floor = self.safe_floor(target);
         for tried in 0..budget.far.max(budget.near) {
             let (db, measured) = self.quality(&attempt)?;
             let met = db >= target;
@@ -1189,7 +1190,7 @@ impl<'a> Search<'a> {
                 break;
             }
             let Some(bound) = bracket
-                .next_bound(target + budget.aim_db)
+                .next_bound_above(target + budget.aim_db, floor, &tried_bounds)
                 .and_then(|b| untried_stair(codec, b, &tried_bounds, &bracket))
             else {
                 break;
@@ -1202,6 +1203,23 @@ impl<'a> Search<'a> {
         }
         self.erratic |= bracket.erratic();
         Ok(kept)
+    }
+
+    /// The tightest bound a search for `target` dB tries ([`Bracket::next_bound_above`]):
+    /// a PSNR target's safe bound, which meets it whatever the values (MSE ≤ bound²), so a
+    /// tighter one only stores more; 0 for other targets.
+    fn safe_floor(&self, target: f64) -> f64 {
+        match self.settings.target.kind {
+            TargetKind::Psnr => {
+                let safe = safe_bound(self.extent().range(), target);
+                if safe.is_finite() {
+                    safe
+                } else {
+                    0.0
+                }
+            }
+            _ => 0.0,
+        }
     }
 
     /// SSIM has no safe bound: when no search met the target, tightens `bound` by 4× at a

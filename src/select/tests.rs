@@ -95,6 +95,45 @@ fn exact_decodes_step_out_from_the_loosest_bound() {
 }
 
 #[test]
+fn no_step_goes_under_the_safe_bound() {
+    // SZ3's misses on foam V's second chunk at 80 dB (range 1e35, safe bound 1e31): their
+    // secant points 5.5x under the safe bound, which meets the target whatever the data.
+    let misses = || {
+        let mut b = Bracket::default();
+        let points = [(8.4765e31, 76.18), (5.3377e31, 73.38), (3.3611e31, 73.08)];
+        for (bound, db) in points.into_iter().chain([(2.2408e31, 77.56)]) {
+            b.record(bound, db, false, HIGH_RATE_PSNR_SLOPE);
+        }
+        b
+    };
+    let b = misses();
+    let safe = 1e31;
+    let tried = [8.4765e31, 5.3377e31, 3.3611e31, 2.2408e31];
+    assert!(b.next_bound(80.08).unwrap() < safe / 4.0);
+    assert_eq!(b.next_bound_above(80.08, safe, &tried), Some(safe));
+    // Once tried (it can only miss where the codec broke its bound), nothing tighter.
+    let tried = [&tried[..], &[safe]].concat();
+    assert_eq!(b.next_bound_above(80.08, safe, &tried), None);
+    let mut missed_under = misses();
+    missed_under.record(safe / 2.0, 79.0, false, HIGH_RATE_PSNR_SLOPE);
+    assert_eq!(
+        missed_under.next_bound_above(80.08, safe, &tried[..4]),
+        None
+    );
+    // From an exact decode far under it, the step out stops at the floor.
+    let mut exact = Bracket::default();
+    exact.record(safe / 1e5, f64::INFINITY, true, HIGH_RATE_PSNR_SLOPE);
+    assert!(exact.next_bound(80.08).unwrap() < safe);
+    assert_eq!(
+        exact.next_bound_above(80.08, safe, &[safe / 1e5]),
+        Some(safe)
+    );
+    // Above the floor, the step is the bracket's own.
+    let step = b.next_bound(80.08).unwrap();
+    assert_eq!(b.next_bound_above(80.08, 0.0, &tried), Some(step));
+}
+
+#[test]
 fn guarantee_lands_close_above_the_target_on_a_smooth_field() {
     let (v, shape) = field();
     let settings = Settings::psnr(40.0).unwrap();

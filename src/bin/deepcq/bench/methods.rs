@@ -15,6 +15,8 @@
 //! they store. A chunk the filter stores exactly (two kinds of non-finite values, or none
 //! real) is stored exactly by every row.
 
+use std::cell::Cell;
+
 use anyhow::{Context, Result};
 use h5z_deepcq::chunk::{self, Missing};
 use h5z_deepcq::codec::{codec_for, CodecError, Sperr};
@@ -24,7 +26,7 @@ use h5z_deepcq::memory::Memory;
 use h5z_deepcq::padding;
 use h5z_deepcq::samples::{Element, Layout, SampleBuf, Samples};
 use h5z_deepcq::select::{
-    safe_bound, sz3_formula_bound, value_range, Outcome, Proposer, MEAN_SERVES,
+    safe_bound, sz3_formula_bound, value_range, Outcome, Proposal, Proposer, SelectError,
 };
 use h5z_deepcq::settings::Settings;
 use h5z_deepcq::wire::{CodecId, Mode};
@@ -129,10 +131,10 @@ pub struct ChunkResult {
     /// apart (deepcq only, NaN elsewhere): what "at the cost of one compression" compares
     /// against, whatever codec was chosen.
     pub own_compression: f64,
-    /// CPU seconds of the chooser's proposal alone (features, inference and the choice
-    /// among the candidates), timed apart on the chunk's values (deepcq only, NaN elsewhere
-    /// and for chunks the filter stores without asking the chooser: constant ones): the
-    /// design's "features plus inference" budget, part of `cpu`.
+    /// CPU seconds of the chooser's proposals (features, inference and the choice among
+    /// the candidates), timed inside the write where the filter asks for them (deepcq
+    /// only, NaN elsewhere and for chunks the filter stores without asking the chooser:
+    /// constant ones): the design's "features plus inference" budget, part of `cpu`.
     pub choose: f64,
     /// CPU seconds to decode what was stored (for deepcq the whole chunk: header, checksum,
     /// payload): what reading it back costs.
@@ -488,16 +490,18 @@ fn deepcq(
             Samples::Opaque { .. } => anyhow::bail!("the bench reads f32 and f64 arrays only"),
         })
     };
+    // The chooser's proposals are timed where the filter asks for them, inside the write.
+    let clocked = ProposalClock::new(proposer);
     // Timed: what the filter does per chunk, from values to the stored chunk bytes.
     let (written, cpu) = timed(|| match memory {
         // As the filter does, unless H5Z_DEEPCQ_MEMORY turns it off.
         Some(m) if h5z_deepcq::memory::enabled() => {
-            let remembering = m.proposer(proposer);
+            let remembering = m.proposer(&clocked);
             let written = encode(&remembering)?;
             remembering.learn(&written.1, &settings);
             Ok(written)
         }
-        _ => encode(proposer),
+        _ => encode(&clocked),
     });
     let (bytes, o) = written?;
     // The block the filter compressed: the chunk without the trailing slabs it trims.
@@ -505,7 +509,7 @@ fn deepcq(
     let (data, shape) = kept
         .as_ref()
         .map_or((job.data, job.shape), |(b, s)| (b.view(), &s[..]));
-    let choose = proposal_time(data, shape, &settings, proposer, &o);
+    let choose = clocked.seconds();
     // A SPERR stream landed by rate (bound 0) is one compression at its own rate.
     let (again, own_compression) = timed(|| match (o.codec, o.bound) {
         (CodecId::Sperr, 0.0) => {
@@ -554,26 +558,52 @@ fn kept_block(job: &Job<'_>) -> Option<(SampleBuf, Vec<usize>)> {
     ))
 }
 
-/// CPU seconds of `proposer`'s proposal for the values the filter kept (`data` of
-/// `shape`), asked once as the filter asks (right after the write, so with the values as
-/// warm in the caches as the filter's are); NaN for a chunk the filter stored without
-/// asking (no finite range, or its mean alone met the target: `written`'s reason) or a
-/// proposal that fails (the write would have).
-fn proposal_time(
-    data: Samples<'_>,
-    shape: &[usize],
-    settings: &Settings,
-    proposer: &dyn Proposer,
-    written: &Outcome,
-) -> f64 {
-    let extent = Extent::of(data);
-    let range = extent.range();
-    if !(range > 0.0 && range.is_finite()) || written.reason == MEAN_SERVES {
-        return f64::NAN;
+/// A proposer that counts the CPU seconds its inner proposer spends proposing: the
+/// chooser's share of a write (features, inference, the choice among candidates), timed
+/// where the filter spends it, right after the pass over the chunk that finds its extent
+/// (so with the values as warm in the caches as the filter has them) and with whatever
+/// the compressions before it left in the caches.
+struct ProposalClock<'a> {
+    inner: &'a dyn Proposer,
+    spent: Cell<f64>,
+    calls: Cell<u32>,
+}
+
+impl<'a> ProposalClock<'a> {
+    fn new(inner: &'a dyn Proposer) -> Self {
+        ProposalClock {
+            inner,
+            spent: Cell::new(0.0),
+            calls: Cell::new(0),
+        }
     }
-    match timed(|| proposer.propose(data, shape, extent, settings)) {
-        (Ok(_), secs) => secs,
-        (Err(_), _) => f64::NAN,
+
+    /// CPU seconds of every proposal asked for, NaN where none was: a chunk the filter
+    /// stored without asking (no finite range, or its mean alone met the target).
+    fn seconds(&self) -> f64 {
+        match self.calls.get() {
+            0 => f64::NAN,
+            _ => self.spent.get(),
+        }
+    }
+}
+
+impl Proposer for ProposalClock<'_> {
+    fn propose(
+        &self,
+        data: Samples<'_>,
+        shape: &[usize],
+        extent: Extent,
+        settings: &Settings,
+    ) -> Result<Proposal, SelectError> {
+        let (proposal, secs) = timed(|| self.inner.propose(data, shape, extent, settings));
+        self.spent.set(self.spent.get() + secs);
+        self.calls.set(self.calls.get() + 1);
+        proposal
+    }
+
+    fn refused(&self, codec: CodecId) {
+        self.inner.refused(codec)
     }
 }
 

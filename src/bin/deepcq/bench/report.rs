@@ -123,8 +123,9 @@ pub fn markdown(run: &Run) -> String {
          formula bound; **time/own** (deepcq) CPU time / CPU time of one compression with the \
          codec and bound deepcq stored, i.e. the cost of choosing and checking whatever the \
          codec; **choose/own** (deepcq) CPU time of the chooser's proposal alone \
-         (features, inference, the choice among candidates; timed apart, once, after the \
-         write) / CPU time of that compression, over the chunks it proposed for; \
+         (features, inference, the choice among candidates; timed inside the write, where \
+         the filter asks for it) / CPU time of that compression, over the chunks it \
+         proposed for; \
          **compr.** mean compressions per chunk; **CPU s** total; **CAQ** \
          geometric mean over arrays of CR / (CPU s + 1); **read MB/s** raw MB per CPU \
          second of decoding what was stored (deepcq: the whole chunk, header and checksum \
