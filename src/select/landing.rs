@@ -237,21 +237,24 @@ impl Bracket {
 }
 
 impl Bracket {
-    /// [`Bracket::next_bound`], but never under `floor`, a PSNR target's safe bound
-    /// (`Search::safe_floor`, 0 for other targets): the floor itself where the step
-    /// would go under it (from a tighter bound too, decoded exactly); None when the floor
-    /// was `tried` or a bound at or under it missed. Where
-    /// a codec's PSNR jumps about with its bound, the secant through a run of misses
-    /// pointed far under it: SZ3 on an ocean current whose undeclared 1e35 land cells make
-    /// the range (foam V at 80 dB) missed four times between 2.2e31 and 8.5e31, then met at
-    /// 1.8e30, 5.5× under the safe bound, storing 2.7× the safe bound's bytes.
-    pub(super) fn next_bound_above(&self, aim: f64, floor: f64, tried: &[f64]) -> Option<f64> {
+    /// [`Bracket::next_bound`], but not under `floor`, a PSNR target's safe bound
+    /// (`Search::safe_floor`, 0 for other targets), which meets the target: the floor
+    /// itself where the step would go under it (from a tighter bound decoded exactly, too),
+    /// unless a bound at or under the floor missed (a codec that broke its bound), where
+    /// the bracket's own step stands. Where a codec's PSNR jumps about with its bound, the
+    /// secant through a run of misses pointed far under it: SZ3 on an ocean current whose
+    /// undeclared 1e35 land cells make the range (foam V at 80 dB) missed four times
+    /// between 2.2e31 and 8.5e31, then met at 1.8e30, 5.5× under the safe bound, storing
+    /// 2.7× the safe bound's bytes. (ZFP's stairs may still step under it:
+    /// [`untried_stair`] moves a step off a stair already tried.)
+    pub(super) fn next_bound_above(&self, aim: f64, floor: f64) -> Option<f64> {
         let bound = self.next_bound(aim)?;
-        if bound > floor {
-            return Some(bound);
-        }
-        let missed_under = self.missed.is_some_and(|m| m <= floor);
-        (!missed_under && !tried.contains(&floor)).then_some(floor)
+        let disproven = self.missed.is_some_and(|m| m <= floor);
+        Some(if bound > floor || disproven {
+            bound
+        } else {
+            floor
+        })
     }
 }
 

@@ -1190,7 +1190,7 @@ impl<'a> Search<'a> {
                 break;
             }
             let Some(bound) = bracket
-                .next_bound_above(target + budget.aim_db, floor, &tried_bounds)
+                .next_bound_above(target + budget.aim_db, floor)
                 .and_then(|b| untried_stair(codec, b, &tried_bounds, &bracket))
             else {
                 break;

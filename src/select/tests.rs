@@ -108,29 +108,27 @@ fn no_step_goes_under_the_safe_bound() {
     };
     let b = misses();
     let safe = 1e31;
-    let tried = [8.4765e31, 5.3377e31, 3.3611e31, 2.2408e31];
     assert!(b.next_bound(80.08).unwrap() < safe / 4.0);
-    assert_eq!(b.next_bound_above(80.08, safe, &tried), Some(safe));
-    // Once tried (it can only miss where the codec broke its bound), nothing tighter.
-    let tried = [&tried[..], &[safe]].concat();
-    assert_eq!(b.next_bound_above(80.08, safe, &tried), None);
-    let mut missed_under = misses();
-    missed_under.record(safe / 2.0, 79.0, false, HIGH_RATE_PSNR_SLOPE);
-    assert_eq!(
-        missed_under.next_bound_above(80.08, safe, &tried[..4]),
-        None
-    );
+    assert_eq!(b.next_bound_above(80.08, safe), Some(safe));
+    // Met there, the next step lies between it and the misses.
+    let mut met = misses();
+    met.record(safe, 89.26, true, HIGH_RATE_PSNR_SLOPE);
+    let step = met.next_bound_above(80.08, safe).unwrap();
+    assert!(step > safe && step < 2.2408e31, "{step}");
+    // A miss at or under it disproves it (a codec that broke its bound): the bracket
+    // between a tighter bound that met and that miss is still searched.
+    let mut broken = Bracket::default();
+    broken.record(safe / 8.0, 81.0, true, HIGH_RATE_PSNR_SLOPE);
+    broken.record(safe / 2.0, 79.0, false, HIGH_RATE_PSNR_SLOPE);
+    let inside = broken.next_bound_above(80.08, safe).unwrap();
+    assert!(inside > safe / 8.0 && inside < safe / 2.0, "{inside}");
     // From an exact decode far under it, the step out stops at the floor.
     let mut exact = Bracket::default();
     exact.record(safe / 1e5, f64::INFINITY, true, HIGH_RATE_PSNR_SLOPE);
     assert!(exact.next_bound(80.08).unwrap() < safe);
-    assert_eq!(
-        exact.next_bound_above(80.08, safe, &[safe / 1e5]),
-        Some(safe)
-    );
-    // Above the floor, the step is the bracket's own.
-    let step = b.next_bound(80.08).unwrap();
-    assert_eq!(b.next_bound_above(80.08, 0.0, &tried), Some(step));
+    assert_eq!(exact.next_bound_above(80.08, safe), Some(safe));
+    // Without a floor (other targets), the bracket's own step.
+    assert_eq!(b.next_bound_above(80.08, 0.0), b.next_bound(80.08));
 }
 
 #[test]

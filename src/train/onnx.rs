@@ -228,9 +228,10 @@ fn take_raw_inputs(
     let mut raw = Vec::with_capacity(weights.len());
     for (row, (&mu, &sigma)) in weights.chunks_exact(cols).zip(mean.iter().zip(std)) {
         for (j, &w) in row.iter().enumerate() {
-            let scaled = w as f64 / sigma as f64;
-            raw.push(scaled as f32);
-            bias[j] -= mu as f64 * scaled;
+            // The bias takes the weight as stored, so that the two cancel at the mean.
+            let scaled = (w as f64 / sigma as f64) as f32;
+            raw.push(scaled);
+            bias[j] -= mu as f64 * scaled as f64;
         }
     }
     raw
