@@ -8,7 +8,8 @@
 
 use crate::samples::element_count;
 use crate::wire::{
-    self, flags, stored_cd, user_cd, CompressorChoice, DType, Mode, TargetKind, MAX_DECIMALS,
+    self, flags, short_cd, stored_cd, user_cd, CompressorChoice, DType, Mode, TargetKind,
+    MAX_DECIMALS,
 };
 
 /// Why cd_values were rejected. The text ends up on the HDF5 error stack, so it says what
@@ -471,12 +472,81 @@ pub fn stored_chunk_bytes(cd: &[u32]) -> Option<usize> {
     if !is_stored(cd) {
         return None;
     }
-    let elem_size = *cd.get(stored_cd::ELEM_SIZE)? as usize;
-    let rank = *cd.get(stored_cd::RANK)? as usize;
-    let dims = cd.get(stored_cd::DIMS..stored_cd::DIMS.checked_add(rank)?)?;
+    let shape = StoredShape::of(cd)?;
+    let dims = cd.get(shape.dims_at..shape.dims_at.checked_add(shape.rank)?)?;
     let dims: Vec<usize> = dims.iter().map(|&d| d as usize).collect();
-    let bytes = element_count(&dims)?.checked_mul(elem_size)?;
+    let bytes = element_count(&dims)?.checked_mul(shape.elem_size)?;
     (bytes as u64 <= u64::from(u32::MAX)).then_some(bytes)
+}
+
+/// The dataset words of a stored form, wherever its version keeps them: the short layout
+/// ([`wire::short_cd`]) packs them into one word, every other version (a newer one
+/// included) has the long layout's slots ([`stored_cd`]).
+struct StoredShape {
+    /// The dtype word: [`DType`] and its flag bits.
+    dtype_word: u32,
+    elem_size: usize,
+    rank: usize,
+    /// Slot of the first chunk dim.
+    dims_at: usize,
+}
+
+impl StoredShape {
+    fn of(cd: &[u32]) -> Option<StoredShape> {
+        if cd.first()? & 0xFF == wire::CD_VERSION_SHORT {
+            let word = *cd.get(short_cd::SHAPE)?;
+            return Some(StoredShape {
+                dtype_word: word & 0xFFFF,
+                elem_size: (word >> 16 & 0xFF) as usize,
+                rank: (word >> 24) as usize,
+                dims_at: short_cd::DIMS,
+            });
+        }
+        Some(StoredShape {
+            dtype_word: *cd.get(stored_cd::DTYPE)?,
+            elem_size: *cd.get(stored_cd::ELEM_SIZE)? as usize,
+            rank: *cd.get(stored_cd::RANK)? as usize,
+            dims_at: stored_cd::DIMS,
+        })
+    }
+
+    /// The short layout's word for a long form's dtype word, element size and rank; None
+    /// where one of them does not fit its bits.
+    fn packed(dtype_word: u32, elem_size: usize, rank: usize) -> Option<u32> {
+        (dtype_word <= 0xFFFF && elem_size <= 0xFF && rank <= 0xFF)
+            .then_some(dtype_word | (elem_size as u32) << 16 | (rank as u32) << 24)
+    }
+}
+
+/// The settings words of a stored form in the long layout's order (kind, mantissa,
+/// decimals, compressor, mode, flags) and the slot each came from.
+fn stored_settings_words(cd: &[u32], version: u32) -> ([u32; 6], [usize; 6]) {
+    if version == wire::CD_VERSION_SHORT {
+        let w = cd[short_cd::SETTINGS];
+        let nibble = |at: u32| w >> at & 0xF;
+        let words = [
+            nibble(0),
+            cd[short_cd::TARGET],
+            nibble(4),
+            nibble(8),
+            nibble(12),
+            w >> 16,
+        ];
+        let packed = short_cd::SETTINGS;
+        return (
+            words,
+            [packed, short_cd::TARGET, packed, packed, packed, packed],
+        );
+    }
+    let slots = [
+        stored_cd::KIND,
+        stored_cd::TARGET,
+        stored_cd::DECIMALS,
+        stored_cd::COMPRESSOR,
+        stored_cd::MODE,
+        stored_cd::FLAGS,
+    ];
+    (slots.map(|s| cd[s]), slots)
 }
 
 /// True when slot 0 carries the stored-form marker. A user's mantissa in the marker's
@@ -499,16 +569,21 @@ impl StoredSettings {
                 cd.len()
             )));
         }
-        if cd.len() <= stored_cd::DIMS {
+        let version = cd[stored_cd::MARKER] & 0xFF;
+        let dims_at = match version {
+            wire::CD_VERSION_SHORT => short_cd::DIMS,
+            _ => stored_cd::DIMS,
+        };
+        if cd.len() <= dims_at {
             return Err(SettingsError::BadStored(format!(
                 "slot 0 holds the stored form's marker but there are only {} words: stored \
-                 cd_values have 10 + rank + up to 2 (read them into a buffer that large); a \
-                 target mantissa of 1145262336–1145262591 reads as that marker, so give it \
-                 with one decimal fewer",
+                 cd_values have 10 + rank + up to 2, or 4 + rank + up to 2 where that would \
+                 be over 16 (read them into a buffer that large); a target mantissa of \
+                 1145262336–1145262591 reads as that marker, so give it with one decimal \
+                 fewer",
                 cd.len()
             )));
         }
-        let version = cd[stored_cd::MARKER] & 0xFF;
         if version == 0 || version > wire::CD_VERSION {
             let what = match version {
                 0 => "which no build writes",
@@ -519,21 +594,19 @@ impl StoredSettings {
                 wire::CD_VERSION
             )));
         }
-        let slots = [
-            stored_cd::KIND,
-            stored_cd::TARGET,
-            stored_cd::DECIMALS,
-            stored_cd::COMPRESSOR,
-            stored_cd::MODE,
-            stored_cd::FLAGS,
-        ];
-        let settings = Settings::from_words(slots.map(|s| cd[s]), slots)?;
+        let (words, slots) = stored_settings_words(cd, version);
+        let settings = Settings::from_words(words, slots)?;
         if settings.flags & flags::MISSING_VALUE != 0 {
             return Err(SettingsError::BadStored(
                 "flags bit 1 (a missing value) belongs to the user form".into(),
             ));
         }
-        let word = cd[stored_cd::DTYPE];
+        let StoredShape {
+            dtype_word: word,
+            elem_size,
+            rank,
+            dims_at,
+        } = StoredShape::of(cd).expect("the length was checked");
         let big_endian = word & wire::BIG_ENDIAN_DTYPE != 0;
         let has_fill = word & wire::FILL_DTYPE != 0;
         let fill_named = word & wire::NAMED_FILL_DTYPE != 0;
@@ -544,8 +617,6 @@ impl StoredSettings {
             .filter(|&d| !(big_endian || has_fill) || d != DType::Opaque)
             .filter(|_| has_fill || !fill_named)
             .ok_or_else(|| SettingsError::BadStored(format!("dtype {word:#x}")))?;
-        let elem_size = cd[stored_cd::ELEM_SIZE] as usize;
-        let rank = cd[stored_cd::RANK] as usize;
         let fill_words = if has_fill { elem_size.div_ceil(4) } else { 0 };
         // A float type has its own size (set_local writes it so); a file whose words say
         // otherwise would have the filter read its chunks as values of the wrong width.
@@ -559,19 +630,17 @@ impl StoredSettings {
         if elem_size == 0
             || rank == 0
             || rank > wire::MAX_RANK
-            || cd.len() != stored_cd::DIMS + rank + fill_words
+            || cd.len() != dims_at + rank + fill_words
         {
             return Err(SettingsError::BadStored(format!(
                 "element size {elem_size}, rank {rank}, {} words",
                 cd.len()
             )));
         }
-        let dims = &cd[stored_cd::DIMS..stored_cd::DIMS + rank];
+        let dims = &cd[dims_at..dims_at + rank];
         let chunk: Vec<usize> = dims.iter().map(|&d| d as usize).collect();
         let fill = has_fill.then(|| {
-            let bytes = cd[stored_cd::DIMS + rank..]
-                .iter()
-                .flat_map(|w| w.to_le_bytes());
+            let bytes = cd[dims_at + rank..].iter().flat_map(|w| w.to_le_bytes());
             bytes.take(elem_size).collect::<Vec<u8>>()
         });
         if chunk.contains(&0) {
@@ -595,13 +664,40 @@ impl StoredSettings {
         })
     }
 
-    /// Writes the stored form.
+    /// Writes the stored form: the long layout, or the short one where the long would
+    /// hold more than [`wire::STORED_CD_FITS`] words.
     pub fn to_cd(&self) -> Vec<u32> {
+        let long = self.to_long_cd();
+        if long.len() <= wire::STORED_CD_FITS {
+            return long;
+        }
+        let s = &self.settings;
+        let Some(shape) =
+            StoredShape::packed(long[stored_cd::DTYPE], self.elem_size, self.chunk.len())
+        else {
+            return long;
+        };
+        let settings = s.target.kind as u32
+            | s.target.decimals << 4
+            | (s.compressor as u32) << 8
+            | (s.mode as u32) << 12
+            | (s.flags & !flags::MISSING_VALUE) << 16;
+        let head = [
+            wire::STORED_MARKER | wire::CD_VERSION_SHORT,
+            settings,
+            s.target.mantissa,
+            shape,
+        ];
+        [&head[..], &long[stored_cd::DIMS..]].concat()
+    }
+
+    /// The long layout ([`stored_cd`]).
+    fn to_long_cd(&self) -> Vec<u32> {
         let s = &self.settings;
         let mut cd = vec![0; stored_cd::DIMS];
         let named = self.fill.is_some() && self.fill_named;
         let version = if named {
-            wire::CD_VERSION
+            wire::CD_VERSION_NAMED
         } else {
             wire::CD_VERSION_PLAIN
         };
@@ -956,6 +1052,59 @@ mod tests {
             err.contains("only 8 words") && err.contains("one decimal fewer"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_stored_form_over_16_words_is_packed_to_fit_h5pys_buffer() {
+        // Settings with every packed field away from its default.
+        let settings = Settings::parse(&[625, 0, 1, 3, 2, 1]).unwrap();
+        let of = |rank: usize, fill: Option<Vec<u8>>, named: bool| StoredSettings {
+            settings,
+            dtype: DType::F64,
+            big_endian: true,
+            elem_size: 8,
+            chunk: (2..2 + rank).collect(),
+            fill,
+            fill_named: named,
+        };
+        let nan = Some(f64::NAN.to_le_bytes().to_vec());
+        // Up to 16 words the long layout stays, as builds before version 3 read it.
+        let four = of(4, nan.clone(), true).to_cd();
+        assert_eq!((four.len(), four[0] & 0xFF), (16, wire::CD_VERSION_NAMED));
+        for (rank, fill, named) in [(5, nan.clone(), true), (9, nan, false), (11, None, false)] {
+            let stored = of(rank, fill, named);
+            let cd = stored.to_cd();
+            assert!(
+                cd.len() <= wire::STORED_CD_FITS,
+                "rank {rank}: {}",
+                cd.len()
+            );
+            assert_eq!(cd[0], wire::STORED_MARKER | wire::CD_VERSION_SHORT);
+            assert_eq!(StoredSettings::parse(&cd).unwrap(), stored, "rank {rank}");
+            assert_eq!(Settings::parse(&cd).unwrap(), settings);
+            let bytes = stored.chunk.iter().product::<usize>() * 8;
+            assert_eq!(stored_chunk_bytes(&cd), Some(bytes));
+            // Cut short or a word too long, refused.
+            assert!(StoredSettings::parse(&cd[..cd.len() - 1]).is_err());
+            assert!(StoredSettings::parse(&[&cd[..], &[0]].concat()).is_err());
+        }
+        // What does not pack (an opaque type of 300 bytes) keeps the long layout.
+        let opaque = StoredSettings {
+            dtype: DType::Opaque,
+            big_endian: false,
+            elem_size: 300,
+            fill: None,
+            ..of(8, None, false)
+        };
+        let cd = opaque.to_cd();
+        assert_eq!((cd.len(), cd[0] & 0xFF), (18, wire::CD_VERSION_PLAIN));
+        assert_eq!(StoredSettings::parse(&cd).unwrap(), opaque);
+        // A packed field out of range is named like a long form's slot.
+        let mut bad = of(7, None, false).to_cd();
+        assert_eq!(bad[0] & 0xFF, wire::CD_VERSION_SHORT);
+        bad[short_cd::SETTINGS] |= 0xF << 12;
+        let err = StoredSettings::parse(&bad).unwrap_err().to_string();
+        assert!(err.contains("mode"), "{err}");
     }
 
     #[test]

@@ -354,12 +354,43 @@ pub mod stored_cd {
 /// High 24 bits of stored slot 0 ("DCQ"); the low 8 bits are [`CD_VERSION`].
 pub const STORED_MARKER: u32 = 0x4443_5100;
 
-/// Version of the stored cd_values layout.
-pub const CD_VERSION: u32 = 2;
+/// Newest version of the stored cd_values layout this build reads.
+pub const CD_VERSION: u32 = CD_VERSION_SHORT;
+
+/// The version of the long layout ([`stored_cd`]) with a named missing value
+/// ([`NAMED_FILL_DTYPE`]).
+pub const CD_VERSION_NAMED: u32 = 2;
+
+/// The version of the short layout ([`short_cd`]), written only where the long one would
+/// hold more than [`STORED_CD_FITS`] words; builds before it refuse it as newer.
+pub const CD_VERSION_SHORT: u32 = 3;
+
+/// Most stored words every reader takes whole: h5py's `get_filter` reads a filter's
+/// cd_values into a 16-word array and then copies as many as the filter has, so the words
+/// of a longer form after the 16th were read past that array (a 5-D chunk with an f64
+/// fill value has 17: its fill value's high word last). HDF5's h5dump up to 1.14 reads 20.
+pub const STORED_CD_FITS: usize = 16;
+
+/// The short stored layout (version [`CD_VERSION_SHORT`]): the long one's settings and
+/// dataset words packed, 4 + rank + fill words, so that a chunk of rank up to 10 with an
+/// f64 fill value fits [`STORED_CD_FITS`].
+pub mod short_cd {
+    /// [`super::STORED_MARKER`] | [`super::CD_VERSION_SHORT`].
+    pub const MARKER: usize = 0;
+    /// Kind (bits 0–3), decimals (4–7), compressor (8–11), mode (12–15), flags (16–31).
+    pub const SETTINGS: usize = 1;
+    /// Target mantissa.
+    pub const TARGET: usize = 2;
+    /// The long form's dtype word (bits 0–15), element size (16–23), chunk rank (24–31).
+    pub const SHAPE: usize = 3;
+    /// First chunk dim; the fill value's words follow the dims, as in the long form.
+    pub const DIMS: usize = 4;
+}
 
 /// The version stored cd_values carry unless they hold a named missing value
-/// ([`NAMED_FILL_DTYPE`], version 2): every other dataset's cd_values are those builds
-/// before version 2 wrote, and those builds refuse version 2 as newer, not as malformed.
+/// ([`NAMED_FILL_DTYPE`], version 2) or need the short layout (version 3): every other
+/// dataset's cd_values are those builds before version 2 wrote, and those builds refuse
+/// versions 2 and 3 as newer, not as malformed.
 pub const CD_VERSION_PLAIN: u32 = 1;
 
 /// Bit of stored slot 7 ([`stored_cd::DTYPE`]) saying the dataset's floats are big-endian
