@@ -42,8 +42,8 @@ module h5z_deepcq
   ! Numbers shared with cd_values and chunk headers
   integer(c_int), parameter :: H5Z_DEEPCQ_FILTER_ID = 357
   ! Most words of a user's settings array. Stored cd_values read from a file
-  ! (h5pget_filter_by_id_f) hold 10 + rank + up to 2, at most 44 words: size that buffer
-  ! by 44, not by this.
+  ! (h5pget_filter_by_id_f) hold 10 + rank + up to 2, packed to 4 + rank + up to 2 where
+  ! that is over 16, at most 42 words: size that buffer by 42, not by this.
   integer(c_int), parameter :: H5Z_DEEPCQ_CD_MAX = 8
   integer(c_int), parameter :: H5Z_DEEPCQ_FLOAT32 = 1
   integer(c_int), parameter :: H5Z_DEEPCQ_FLOAT64 = 2

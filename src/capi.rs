@@ -59,7 +59,7 @@ pub const H5Z_DEEPCQ_FILTER_ID: c_uint = 357;
 /// Most words of a user's settings array (`h5z_deepcq_cd_values_missing` writes that
 /// many; `h5z_deepcq_cd_values` at most 6). Stored cd_values read from a file, which the
 /// calls here take too, hold 10 + rank + up to 2 words, packed to 4 + rank + up to 2
-/// where that is over 16 (at most 44 words): size a buffer for `H5Pget_filter_by_id2` by
+/// where that is over 16 (at most 42 words): size a buffer for `H5Pget_filter_by_id2` by
 /// that, not by this.
 pub const H5Z_DEEPCQ_CD_MAX: usize = 8;
 /// Element type: IEEE binary32.

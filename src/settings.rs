@@ -464,16 +464,18 @@ pub fn parse_for_buffers(cd: &[u32]) -> Result<BufferSettings, SettingsError> {
 }
 
 /// The bytes of the dataset's chunk that stored cd_values `cd` describe, read from the
-/// element size, rank and dims slots alone: what a decoded chunk is padded to where the
-/// rest does not parse (a file from a newer build), because HDF5 copies a whole chunk out
-/// of the filter's buffer. None without the marker or with slots that give no size under
-/// HDF5's 4 GiB chunk limit; 0 where a dim or the element size is 0 (then nothing pads).
+/// element size, rank and dims alone (the long layout's slots, or the short layout's
+/// shape word and dims, [`wire::short_cd`]): what a decoded chunk is padded to where the
+/// rest does not parse (a file from a newer build, whose layout must keep one of those),
+/// because HDF5 copies a whole chunk out of the filter's buffer. None without the marker
+/// or with slots that give no size under HDF5's 4 GiB chunk limit; 0 where a dim or the
+/// element size is 0 (then nothing pads).
 pub fn stored_chunk_bytes(cd: &[u32]) -> Option<usize> {
     if !is_stored(cd) {
         return None;
     }
     let shape = StoredShape::of(cd)?;
-    let dims = cd.get(shape.dims_at..shape.dims_at.checked_add(shape.rank)?)?;
+    let dims = shape.words.get(..shape.rank)?;
     let dims: Vec<usize> = dims.iter().map(|&d| d as usize).collect();
     let bytes = element_count(&dims)?.checked_mul(shape.elem_size)?;
     (bytes as u64 <= u64::from(u32::MAX)).then_some(bytes)
@@ -487,33 +489,37 @@ struct StoredShape {
     dtype_word: u32,
     elem_size: usize,
     rank: usize,
-    /// Slot of the first chunk dim.
-    dims_at: usize,
+    /// The chunk dims, then the fill value's words.
+    words: Vec<u32>,
 }
 
 impl StoredShape {
     fn of(cd: &[u32]) -> Option<StoredShape> {
         if cd.first()? & 0xFF == wire::CD_VERSION_SHORT {
             let word = *cd.get(short_cd::SHAPE)?;
+            let around = [
+                cd.get(short_cd::WORDS..short_cd::SHAPE)?,
+                &cd[short_cd::SHAPE + 1..],
+            ];
             return Some(StoredShape {
                 dtype_word: word & 0xFFFF,
                 elem_size: (word >> 16 & 0xFF) as usize,
                 rank: (word >> 24) as usize,
-                dims_at: short_cd::DIMS,
+                words: around.concat(),
             });
         }
         Some(StoredShape {
             dtype_word: *cd.get(stored_cd::DTYPE)?,
             elem_size: *cd.get(stored_cd::ELEM_SIZE)? as usize,
             rank: *cd.get(stored_cd::RANK)? as usize,
-            dims_at: stored_cd::DIMS,
+            words: cd.get(stored_cd::DIMS..)?.to_vec(),
         })
     }
 
     /// The short layout's word for a long form's dtype word, element size and rank; None
     /// where one of them does not fit its bits.
     fn packed(dtype_word: u32, elem_size: usize, rank: usize) -> Option<u32> {
-        (dtype_word <= 0xFFFF && elem_size <= 0xFF && rank <= 0xFF)
+        (dtype_word <= 0xFFFF && elem_size <= 0xFF && (1..=0xFF).contains(&rank))
             .then_some(dtype_word | (elem_size as u32) << 16 | (rank as u32) << 24)
     }
 }
@@ -570,19 +576,21 @@ impl StoredSettings {
             )));
         }
         let version = cd[stored_cd::MARKER] & 0xFF;
-        let dims_at = match version {
-            wire::CD_VERSION_SHORT => short_cd::DIMS,
-            _ => stored_cd::DIMS,
+        let least = match version {
+            wire::CD_VERSION_SHORT => short_cd::MIN_LEN,
+            _ => stored_cd::DIMS + 1,
         };
-        if cd.len() <= dims_at {
-            return Err(SettingsError::BadStored(format!(
-                "slot 0 holds the stored form's marker but there are only {} words: stored \
+        let cut_short = |len: usize| {
+            SettingsError::BadStored(format!(
+                "slot 0 holds the stored form's marker but there are only {len} words: stored \
                  cd_values have 10 + rank + up to 2, or 4 + rank + up to 2 where that would \
                  be over 16 (read them into a buffer that large); a target mantissa of \
                  1145262336–1145262591 reads as that marker, so give it with one decimal \
                  fewer",
-                cd.len()
-            )));
+            ))
+        };
+        if cd.len() < least {
+            return Err(cut_short(cd.len()));
         }
         if version == 0 || version > wire::CD_VERSION {
             let what = match version {
@@ -594,8 +602,8 @@ impl StoredSettings {
                 wire::CD_VERSION
             )));
         }
-        let (words, slots) = stored_settings_words(cd, version);
-        let settings = Settings::from_words(words, slots)?;
+        let (setting_words, slots) = stored_settings_words(cd, version);
+        let settings = Settings::from_words(setting_words, slots)?;
         if settings.flags & flags::MISSING_VALUE != 0 {
             return Err(SettingsError::BadStored(
                 "flags bit 1 (a missing value) belongs to the user form".into(),
@@ -605,7 +613,7 @@ impl StoredSettings {
             dtype_word: word,
             elem_size,
             rank,
-            dims_at,
+            words,
         } = StoredShape::of(cd).expect("the length was checked");
         let big_endian = word & wire::BIG_ENDIAN_DTYPE != 0;
         let has_fill = word & wire::FILL_DTYPE != 0;
@@ -627,20 +635,20 @@ impl StoredSettings {
                 dtype.name()
             )));
         }
-        if elem_size == 0
-            || rank == 0
-            || rank > wire::MAX_RANK
-            || cd.len() != dims_at + rank + fill_words
+        if elem_size == 0 || rank == 0 || rank > wire::MAX_RANK || words.len() != rank + fill_words
         {
+            if words.len() < rank + fill_words && rank <= wire::MAX_RANK {
+                return Err(cut_short(cd.len()));
+            }
             return Err(SettingsError::BadStored(format!(
                 "element size {elem_size}, rank {rank}, {} words",
                 cd.len()
             )));
         }
-        let dims = &cd[dims_at..dims_at + rank];
+        let dims = &words[..rank];
         let chunk: Vec<usize> = dims.iter().map(|&d| d as usize).collect();
         let fill = has_fill.then(|| {
-            let bytes = cd[dims_at + rank..].iter().flat_map(|w| w.to_le_bytes());
+            let bytes = words[rank..].iter().flat_map(|w| w.to_le_bytes());
             bytes.take(elem_size).collect::<Vec<u8>>()
         });
         if chunk.contains(&0) {
@@ -686,9 +694,10 @@ impl StoredSettings {
             wire::STORED_MARKER | wire::CD_VERSION_SHORT,
             settings,
             s.target.mantissa,
-            shape,
         ];
-        [&head[..], &long[stored_cd::DIMS..]].concat()
+        // The dims and fill words around the shape word in slot 9 (`short_cd`).
+        let (before, after) = long[stored_cd::DIMS..].split_at(short_cd::SHAPE - short_cd::WORDS);
+        [&head[..], before, &[shape], after].concat()
     }
 
     /// The long layout ([`stored_cd`]).
@@ -1057,7 +1066,14 @@ mod tests {
     #[test]
     fn a_stored_form_over_16_words_is_packed_to_fit_h5pys_buffer() {
         // Settings with every packed field away from its default.
-        let settings = Settings::parse(&[625, 0, 1, 3, 2, 1]).unwrap();
+        let settings = Settings::parse(&[625, TargetKind::Ratio as u32, 1, 3, 2, 1]).unwrap();
+        // How builds before version 3 size a chunk whose cd_values they cannot read: from
+        // the long layout's slots. On a short form that must find nothing (or the truth).
+        let earlier_builds_size = |cd: &[u32]| {
+            let (elem, rank) = (*cd.get(8)? as usize, *cd.get(9)? as usize);
+            let dims = cd.get(10..10usize.checked_add(rank)?)?;
+            Some(dims.iter().map(|&d| d as usize).product::<usize>() * elem)
+        };
         let of = |rank: usize, fill: Option<Vec<u8>>, named: bool| StoredSettings {
             settings,
             dtype: DType::F64,
@@ -1084,9 +1100,23 @@ mod tests {
             assert_eq!(Settings::parse(&cd).unwrap(), settings);
             let bytes = stored.chunk.iter().product::<usize>() * 8;
             assert_eq!(stored_chunk_bytes(&cd), Some(bytes));
-            // Cut short or a word too long, refused.
+            assert_eq!(earlier_builds_size(&cd), None, "rank {rank}");
+            // A chunk of ones (1 × … × 1 × 24): slot 9 is still no rank.
+            let ones = StoredSettings {
+                chunk: [vec![1; rank - 1], vec![24]].concat(),
+                ..stored.clone()
+            };
+            let ones_cd = ones.to_cd();
+            assert_eq!(StoredSettings::parse(&ones_cd).unwrap(), ones);
+            assert_eq!(earlier_builds_size(&ones_cd), None, "rank {rank}");
+            // Cut short (to a user-sized buffer too, said as such) or a word too long,
+            // refused.
             assert!(StoredSettings::parse(&cd[..cd.len() - 1]).is_err());
             assert!(StoredSettings::parse(&[&cd[..], &[0]].concat()).is_err());
+            let err = Settings::parse(&cd[..user_cd::MAX_LEN])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("only 8 words"), "{err}");
         }
         // What does not pack (an opaque type of 300 bytes) keeps the long layout.
         let opaque = StoredSettings {
@@ -1104,7 +1134,7 @@ mod tests {
         assert_eq!(bad[0] & 0xFF, wire::CD_VERSION_SHORT);
         bad[short_cd::SETTINGS] |= 0xF << 12;
         let err = StoredSettings::parse(&bad).unwrap_err().to_string();
-        assert!(err.contains("mode"), "{err}");
+        assert!(err.contains("slot 1 (mode)"), "{err}");
     }
 
     #[test]

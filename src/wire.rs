@@ -373,7 +373,12 @@ pub const STORED_CD_FITS: usize = 16;
 
 /// The short stored layout (version [`CD_VERSION_SHORT`]): the long one's settings and
 /// dataset words packed, 4 + rank + fill words, so that a chunk of rank up to 10 with an
-/// f64 fill value fits [`STORED_CD_FITS`].
+/// f64 fill value fits [`STORED_CD_FITS`]. The chunk dims and then the fill value's words
+/// (as in the long form) run from slot 3 with slot [`short_cd::SHAPE`] left out: a short
+/// form has at least 11 words, and its slot 9, where the long layout has the rank, holds
+/// a number no rank is (at least 2^24), so that builds before version 3, which size a
+/// chunk they cannot otherwise read from the long layout's slots 8–10+, find no size
+/// there and decode it as they would any newer chunk. A later layout must keep that.
 pub mod short_cd {
     /// [`super::STORED_MARKER`] | [`super::CD_VERSION_SHORT`].
     pub const MARKER: usize = 0;
@@ -381,10 +386,14 @@ pub mod short_cd {
     pub const SETTINGS: usize = 1;
     /// Target mantissa.
     pub const TARGET: usize = 2;
-    /// The long form's dtype word (bits 0–15), element size (16–23), chunk rank (24–31).
-    pub const SHAPE: usize = 3;
-    /// First chunk dim; the fill value's words follow the dims, as in the long form.
-    pub const DIMS: usize = 4;
+    /// First of the dims-and-fill words.
+    pub const WORDS: usize = 3;
+    /// The long form's dtype word (bits 0–15), element size (16–23), chunk rank (24–31,
+    /// never 0).
+    pub const SHAPE: usize = 9;
+    /// Fewest words a short form has: it is written only where the long one would have
+    /// more than [`super::STORED_CD_FITS`], so rank + fill words ≥ 7.
+    pub const MIN_LEN: usize = 11;
 }
 
 /// The version stored cd_values carry unless they hold a named missing value

@@ -52,6 +52,7 @@
 
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use once_cell::sync::Lazy;
@@ -62,6 +63,10 @@ use crate::wire::{CodecId, DType};
 /// Environment variable: MiB of originals (and the chunks stored from them) kept per
 /// process; 0 keeps none.
 pub const ENV_KEEP_MB: &str = "H5Z_DEEPCQ_KEEP_MB";
+
+/// Whether a chunk over the limit was said (once per process: a dataset of such chunks
+/// would say it for every chunk).
+static OVER_LIMIT_SAID: AtomicBool = AtomicBool::new(false);
 
 /// [`ENV_KEEP_MB`]'s default.
 const DEFAULT_KEEP_MB: usize = 64;
@@ -270,11 +275,21 @@ impl Rewrites {
     pub fn written(&self, dataset: &[u32], stored: &[u8], header: &Header, original: &[u8]) {
         let bytes = stored.len() + original.len() + 256;
         // A bound of 0 is a stream coded to a size (SPERR by rate): lossy too.
-        if header.codec == CodecId::Lossless
-            || header.bound < 0.0
-            || header.bound.is_nan()
-            || bytes > self.limit
-        {
+        if header.codec == CodecId::Lossless || header.bound < 0.0 || header.bound.is_nan() {
+            return;
+        }
+        if bytes > self.limit {
+            if self.limit > 0 && !OVER_LIMIT_SAID.swap(true, Ordering::Relaxed) {
+                log::warn!(
+                    "a chunk of {:.1} MiB with its stored bytes is over {ENV_KEEP_MB} ({} \
+                     MiB): its values are not kept, so a part of it written again later \
+                     (a write in parts through too small a chunk cache, a restart) goes \
+                     through the codec twice; raise {ENV_KEEP_MB} to keep such chunks \
+                     (said once per process)",
+                    bytes as f64 / (1024.0 * 1024.0),
+                    self.limit / (1024 * 1024)
+                );
+            }
             return;
         }
         let entry = Kept {
@@ -816,6 +831,10 @@ mod tests {
         // A limit below one chunk keeps nothing.
         let small = Rewrites::new(original.len() - 1);
         small.written(DATASET, &stored, &header, &original);
+        assert!(
+            OVER_LIMIT_SAID.load(Ordering::Relaxed),
+            "said once per process"
+        );
         small.decoded(&stored, &header, &decoded);
         assert!(small.restore(DATASET, &next, 4, decode).is_none());
         // A limit of about two chunks keeps the newest, and counts them right.

@@ -11,8 +11,8 @@
    must meet the target over its own range, also after a second repack to other chunks
    (which carries the missing value in the stored cd_values); without the words, the ocean
    is measured against the land's range and misses the target by far.
-3. Through h5py: a 5-D f64 dataset with a fill value, whose stored cd_values must come back
-   whole to h5py (which reads 16 words) and work when passed back in.
+3. Through h5py: a 5-D f64 dataset with a named missing value, whose stored cd_values must
+   come back whole to h5py (which reads 16 words) and keep it when passed back in.
 
 usage: missing_values.py FILE TARGET_DB"""
 import os
@@ -116,40 +116,41 @@ print(f"sst without the missing value: worst chunk ocean PSNR {worst:.2f} dB")
 if worst >= target:
     failures.append("without the missing value the ocean met the target: the test shows nothing")
 
-# 3. A 5-D f64 dataset with a fill value (ensemble, time, level, lat, lon): its stored
-# cd_values must fit the 16-word array h5py's get_filter reads them into (the long form
-# has 10 + 5 + 2 = 17: word 17, the fill value's high word, was read past that array), so
-# that h5py gives them whole and a dataset created from them keeps the fill value as the
+# 3. A 5-D f64 dataset (ensemble, time, level, lat, lon) with a missing value named in the
+# user form: its stored cd_values (set_local's, with the value in the dataset's type) must
+# fit the 16-word array h5py's get_filter reads them into (the long form has
+# 10 + 5 + 2 = 17: word 17, the value's high word, was read past that array), so that
+# h5py gives them whole and a dataset created from them alone (no fill value) keeps the
 # missing value. (compression_opts is None for a filter h5py does not know.)
-FILL = -9999.0
+MISSING = -9999.0
 e, t, z, y, x = np.meshgrid(*(np.linspace(0, 1, n) for n in (2, 3, 4, 24, 32)), indexing="ij")
 ens = np.sin(4 * x + e) * np.cos(3 * y + t) + z
-ens[..., :4, :5] = FILL
+ens[..., :4, :5] = MISSING
+lo, hi = (int(w) for w in np.array([MISSING], "<f8").view("<u4"))
+chunks5 = (1, 3, 4, 24, 32)
 five, five_again = (os.path.join(os.path.dirname(path), n) for n in ("five.h5", "five_again.h5"))
 with h5py.File(five, "w") as f:
-    f.create_dataset("ens", data=ens, chunks=(1, 3, 4, 24, 32), compression=357,
-                     compression_opts=(int(target),), fillvalue=FILL)
+    f.create_dataset("ens", data=ens, chunks=chunks5, compression=357,
+                     compression_opts=(int(target), 0, 0, 0, 0, 2, lo, hi))
 with h5py.File(five) as f:
     opts = f["ens"].id.get_create_plist().get_filter(0)[2]
     back = f["ens"][...]
     failures += check.unfiltered_chunks(f["ens"])
-fill_words = np.array(opts[-2:], "<u4").view("<f8")[0] if len(opts) >= 2 else None
-print(f"ens: 5-D f64 with fill {FILL}: stored cd_values {len(opts)} words {opts}")
-if len(opts) > 16 or fill_words != FILL:
-    failures.append(f"5-D stored cd_values: {len(opts)} words, fill {fill_words}")
+print(f"ens: 5-D f64 with missing value {MISSING}: stored cd_values {len(opts)} words {opts}")
+if len(opts) > 16:
+    failures.append(f"5-D stored cd_values: {len(opts)} words")
 with h5py.File(five_again, "w") as f:
-    f.create_dataset("ens", data=back, chunks=(1, 3, 4, 24, 32), compression=357,
-                     compression_opts=opts, fillvalue=FILL)
+    f.create_dataset("ens", data=back, chunks=chunks5, compression=357, compression_opts=opts)
 with h5py.File(five_again) as f:
     again_opts = f["ens"].id.get_create_plist().get_filter(0)[2]
     second = f["ens"][...]
-sea = ens != FILL
+sea = ens != MISSING
 worst = min(check.chunk_psnr(ens[s][sea[s]], second[s][sea[s]])
-            for s in check.chunk_slices(ens.shape, (1, 3, 4, 24, 32)))
-print(f"ens written again from its stored cd_values: {again_opts == opts}, worst chunk "
-      f"PSNR {worst:.2f} dB (two lossy rounds) over the values that are not the fill")
-if again_opts != opts or not np.array_equal(second == FILL, ens == FILL):
-    failures.append("5-D: compression_opts passed back in lost the settings or the fill")
+            for s in check.chunk_slices(ens.shape, chunks5))
+print(f"ens written again from its stored cd_values alone: {again_opts == opts}, worst chunk "
+      f"PSNR {worst:.2f} dB (two lossy rounds) over the values that are not missing")
+if again_opts != opts or not np.array_equal(second == MISSING, ens == MISSING):
+    failures.append("5-D: stored cd_values passed back in lost the settings or the missing value")
 if worst < target - 3.02:
     failures.append(f"5-D: {worst:.2f} dB after two rounds")
 
