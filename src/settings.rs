@@ -466,7 +466,8 @@ pub fn parse_for_buffers(cd: &[u32]) -> Result<BufferSettings, SettingsError> {
 /// The bytes of the dataset's chunk that stored cd_values `cd` describe, read from the
 /// element size, rank and dims alone (the long layout's slots, or the short layout's
 /// shape word and dims, [`wire::short_cd`]): what a decoded chunk is padded to where the
-/// rest does not parse (a file from a newer build, whose layout must keep one of those),
+/// rest does not parse (a file from a newer build: a later layout must keep the long
+/// layout's slots 8–10+, or hold a number no rank is in slot 9 and go unpadded),
 /// because HDF5 copies a whole chunk out of the filter's buffer. None without the marker
 /// or with slots that give no size under HDF5's 4 GiB chunk limit; 0 where a dim or the
 /// element size is 0 (then nothing pads).
@@ -637,7 +638,7 @@ impl StoredSettings {
         }
         if elem_size == 0 || rank == 0 || rank > wire::MAX_RANK || words.len() != rank + fill_words
         {
-            if words.len() < rank + fill_words && rank <= wire::MAX_RANK {
+            if rank <= wire::MAX_RANK && elem_size != 0 && words.len() < rank + fill_words {
                 return Err(cut_short(cd.len()));
             }
             return Err(SettingsError::BadStored(format!(

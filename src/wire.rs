@@ -351,7 +351,8 @@ pub mod stored_cd {
     pub const DIMS: usize = 10;
 }
 
-/// High 24 bits of stored slot 0 ("DCQ"); the low 8 bits are [`CD_VERSION`].
+/// High 24 bits of stored slot 0 ("DCQ"); the low 8 bits are the cd_values version (1 to
+/// [`CD_VERSION`]).
 pub const STORED_MARKER: u32 = 0x4443_5100;
 
 /// Newest version of the stored cd_values layout this build reads.
@@ -402,7 +403,8 @@ pub mod short_cd {
 /// versions 2 and 3 as newer, not as malformed.
 pub const CD_VERSION_PLAIN: u32 = 1;
 
-/// Bit of stored slot 7 ([`stored_cd::DTYPE`]) saying the dataset's floats are big-endian
+/// Bit of stored slot 7 ([`stored_cd::DTYPE`]; of slot 9 in the short layout,
+/// [`short_cd::SHAPE`]) saying the dataset's floats are big-endian
 /// in the file, so the filter swaps them before compressing (each chunk says so itself,
 /// [`ext_flags::BIG_ENDIAN`]). Only such datasets set it.
 pub const BIG_ENDIAN_DTYPE: u32 = 0x100;

@@ -234,9 +234,7 @@ impl Bracket {
         let guess = (x0 + step).min(x0 + 60.0f64.ln()).exp();
         inside_bracket(guess, lo, hi)
     }
-}
 
-impl Bracket {
     /// [`Bracket::next_bound`], but not under `floor`, a PSNR target's safe bound
     /// (`Search::safe_floor`, 0 for other targets), which meets the target: the floor
     /// itself where the step would go under it (from a tighter bound decoded exactly, too),

@@ -560,9 +560,10 @@ fn kept_block(job: &Job<'_>) -> Option<(SampleBuf, Vec<usize>)> {
 
 /// A proposer that counts the CPU seconds its inner proposer spends proposing: the
 /// chooser's share of a write (features, inference, the choice among candidates), timed
-/// where the filter spends it, right after the pass over the chunk that finds its extent
-/// (so with the values as warm in the caches as the filter has them) and with whatever
-/// the compressions before it left in the caches.
+/// where the filter spends it (after the chunk's extent, its missing values filled and,
+/// where SPERR may be used, the check whether its mean alone meets the target), so with
+/// the values and the model as warm in the caches as the filter has them. Every proposal
+/// of a write counts (SZ3's, where the first compressor refused the bound, too).
 struct ProposalClock<'a> {
     inner: &'a dyn Proposer,
     spent: Cell<f64>,
