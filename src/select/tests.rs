@@ -1755,10 +1755,28 @@ fn a_search_keeps_to_the_sz3_pipeline_its_first_compression_chose() {
     let first = search.try_bound(CodecId::Sz3, bound).unwrap();
     assert_eq!(first.payload, lorenzo);
     assert_eq!(search.sz3_pipeline, Some(Pipeline::FirstOrderLorenzo));
-    // Later ones run the remembered pipeline alone, even where the other would win.
+    // Later ones run the remembered pipeline alone, even where the other would win (with
+    // no earlier size to tell a spike by).
     search.sz3_pipeline = Some(Pipeline::Default);
+    search.sz3_last = None;
     let later = search.try_bound(CodecId::Sz3, bound).unwrap();
     assert_eq!(later.payload, default);
+    assert_eq!(later.compressions, 2);
+    // Far larger than the last SZ3 compression foretells (a looser bound's size, no
+    // more), it spiked: the other pipeline runs at its bound too, and the smaller is kept.
+    assert!(default.len() as f64 > search::SZ3_SPIKE * lorenzo.len() as f64);
+    search.sz3_pipeline = Some(Pipeline::Default);
+    search.sz3_last = Some((bound * 1.01, lorenzo.len()));
+    let spiked = search.try_bound(CodecId::Sz3, bound).unwrap();
+    assert_eq!(spiked.payload, lorenzo);
+    assert_eq!(spiked.compressions, 4, "the other pipeline counts");
+    assert_eq!(search.sz3_pipeline, Some(Pipeline::FirstOrderLorenzo));
+    // At a bound 4x tighter, two bits a value more are foretold: no spike, one pipeline.
+    search.sz3_pipeline = Some(Pipeline::Default);
+    let halved_twice = (bound * 4.0, default.len() - 2 * v.len() / 8);
+    search.sz3_last = Some(halved_twice);
+    let foretold = search.try_bound(CodecId::Sz3, bound).unwrap();
+    assert_eq!((foretold.payload, foretold.compressions), (default, 5));
     // A tie (both pipelines fell back to zstd alone on noise at a bound it cannot use)
     // names no winner, so the next attempt runs both again.
     let noise: Vec<f32> = generate(Kind::Noise, &shape, 5)
