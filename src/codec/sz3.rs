@@ -31,6 +31,16 @@ pub enum Pipeline {
     FirstOrderLorenzo,
 }
 
+impl Pipeline {
+    /// The pipeline this one is not.
+    pub fn other(self) -> Pipeline {
+        match self {
+            Pipeline::Default => Pipeline::FirstOrderLorenzo,
+            Pipeline::FirstOrderLorenzo => Pipeline::Default,
+        }
+    }
+}
+
 impl Sz3 {
     /// [`Codec::encode`] with both pipelines, keeping the smaller payload, or with `only`
     /// one; and the pipeline that won (None on a tie: both stored the same length, as when

@@ -784,35 +784,38 @@ impl<'a> Search<'a> {
     pub(super) fn try_bound(&mut self, codec: CodecId, bound: f64) -> Result<Attempt, SelectError> {
         let bound = chunk::codec_bound(bound);
         let payload = match codec {
-            CodecId::Sz3 => {
-                let remembered = self.sz3_pipeline;
-                let (mut payload, mut won) =
-                    Sz3.encode_with(self.data, self.shape, bound, remembered)?;
-                let other = match remembered {
-                    Some(Pipeline::Default) => Some(Pipeline::FirstOrderLorenzo),
-                    Some(Pipeline::FirstOrderLorenzo) => Some(Pipeline::Default),
-                    None => None,
-                };
-                if let Some(other) = other.filter(|_| self.sz3_spiked(bound, payload.len())) {
-                    self.compressions += 1;
-                    let (alternative, alternative_won) =
-                        Sz3.encode_with(self.data, self.shape, bound, Some(other))?;
-                    log::debug!(
-                        "sz3 bound {bound:.4e}: {remembered:?} spiked to {} bytes, {other:?} {}",
-                        payload.len(),
-                        alternative.len()
-                    );
-                    if alternative.len() < payload.len() {
-                        (payload, won) = (alternative, alternative_won);
-                    }
-                }
-                self.sz3_last = Some((bound, payload.len()));
-                self.sz3_pipeline = won;
-                payload
-            }
+            CodecId::Sz3 => self.sz3_payload(bound)?,
             _ => codec_for(codec).encode(self.data, self.shape, bound)?,
         };
         Ok(self.counted(codec, bound, payload))
+    }
+
+    /// An SZ3 payload at `bound`: both pipelines at the chunk's first SZ3 compression, the
+    /// one that won alone after it ([`Search::sz3_pipeline`](field@Search::sz3_pipeline)),
+    /// and the other too where that one's payload spiked ([`Search::sz3_spiked`]; the
+    /// extra compression counted), the smaller kept.
+    fn sz3_payload(&mut self, bound: f64) -> Result<Vec<u8>, SelectError> {
+        let remembered = self.sz3_pipeline;
+        let (mut payload, mut won) = Sz3.encode_with(self.data, self.shape, bound, remembered)?;
+        let spiked = remembered
+            .map(Pipeline::other)
+            .filter(|_| self.sz3_spiked(bound, payload.len()));
+        if let Some(other) = spiked {
+            self.compressions += 1;
+            let (alternative, alternative_won) =
+                Sz3.encode_with(self.data, self.shape, bound, Some(other))?;
+            log::debug!(
+                "sz3 bound {bound:.4e}: {remembered:?} spiked to {} bytes, {other:?} {}",
+                payload.len(),
+                alternative.len()
+            );
+            if alternative.len() < payload.len() {
+                (payload, won) = (alternative, alternative_won);
+            }
+        }
+        self.sz3_last = Some((bound, payload.len()));
+        self.sz3_pipeline = won;
+        Ok(payload)
     }
 
     /// Whether an SZ3 payload of `len` bytes at `bound`, from the pipeline the search
