@@ -30,7 +30,9 @@
 #define H5Z_DEEPCQ_OK 0
 
 /**
- * A NULL pointer, an unknown dtype, bad dims, or a buffer of the wrong size.
+ * A NULL pointer, an unknown dtype, bad dims (a rank outside 1..=32, a dim of 0: empty
+ * buffers are refused, so an MPI rank whose part of the domain is empty skips the call), or a
+ * buffer of the wrong size or shape.
  */
 #define H5Z_DEEPCQ_ERR_INVALID_ARGUMENT -1
 
@@ -61,7 +63,10 @@
 #define H5Z_DEEPCQ_ERR_HDF5 -6
 
 /**
- * The library could not allocate the output.
+ * The library could not allocate the output. Running out of memory during the work
+ * itself (copies of the values, the codecs' buffers, an SSIM target's windows) aborts
+ * the process, as any failed Rust allocation does: budget for the peaks README gives
+ * (about eleven times an f32 buffer's bytes in guarantee mode, more for SSIM).
  */
 #define H5Z_DEEPCQ_ERR_OUT_OF_MEMORY -7
 

@@ -34,7 +34,9 @@ use crate::wire::{self, user_cd, CodecId, CompressorChoice, DType, Mode, TargetK
 
 /// Success.
 pub const H5Z_DEEPCQ_OK: c_int = 0;
-/// A NULL pointer, an unknown dtype, bad dims, or a buffer of the wrong size.
+/// A NULL pointer, an unknown dtype, bad dims (a rank outside 1..=32, a dim of 0: empty
+/// buffers are refused, so an MPI rank whose part of the domain is empty skips the call), or a
+/// buffer of the wrong size or shape.
 pub const H5Z_DEEPCQ_ERR_INVALID_ARGUMENT: c_int = -1;
 /// The cd_values (or the arguments of `h5z_deepcq_cd_values`) were rejected.
 pub const H5Z_DEEPCQ_ERR_SETTINGS: c_int = -2;
@@ -47,7 +49,10 @@ pub const H5Z_DEEPCQ_ERR_CORRUPT: c_int = -4;
 pub const H5Z_DEEPCQ_ERR_COMPRESS: c_int = -5;
 /// No HDF5 library is loaded in the process, or it refused to register the filter.
 pub const H5Z_DEEPCQ_ERR_HDF5: c_int = -6;
-/// The library could not allocate the output.
+/// The library could not allocate the output. Running out of memory during the work
+/// itself (copies of the values, the codecs' buffers, an SSIM target's windows) aborts
+/// the process, as any failed Rust allocation does: budget for the peaks README gives
+/// (about eleven times an f32 buffer's bytes in guarantee mode, more for SSIM).
 pub const H5Z_DEEPCQ_ERR_OUT_OF_MEMORY: c_int = -7;
 /// A bug inside the library (a caught panic). Please report the message.
 pub const H5Z_DEEPCQ_ERR_INTERNAL: c_int = -99;
@@ -276,6 +281,34 @@ fn guard(body: impl FnOnce() -> Result<(), InsituError>) -> c_int {
     }
 }
 
+/// [`guard`] for a call that delivers its chunk into memory it allocates
+/// ([`deliver_alloc`]): a failure after the chunk was delivered (in what a session does
+/// after it, or a caught panic there) releases it, so every failed call leaves `*out` NULL
+/// and nothing for the caller to free, as the header promises.
+///
+/// # Safety
+/// `out`, when not NULL, is writable.
+unsafe fn guard_delivering(
+    out: *mut *mut c_void,
+    body: impl FnOnce() -> Result<(), InsituError>,
+) -> c_int {
+    if out.is_null() {
+        return guard(body);
+    }
+    // SAFETY: not NULL, and the caller passes a writable pointer. Set first, outside the
+    // body, so that a pointer found there after a failure can only be the delivered one.
+    unsafe { *out = std::ptr::null_mut() };
+    let status = guard(body);
+    if status != H5Z_DEEPCQ_OK {
+        // SAFETY: NULL or deliver_alloc's malloc, which the caller has not seen.
+        unsafe {
+            libc::free(*out);
+            *out = std::ptr::null_mut();
+        }
+    }
+    status
+}
+
 fn invalid(message: impl Into<String>) -> InsituError {
     InsituError::InvalidArgument(message.into())
 }
@@ -346,7 +379,7 @@ const USER_CD_VALUES: &str = "build user cd_values with h5z_deepcq_cd_values";
 
 /// Refuses the stored form of a dataset of non-float values: the in-situ API compresses
 /// f32 and f64 buffers only, so every call with it would fail.
-fn check_float_dataset(dataset: Option<DatasetType>) -> Result<(), InsituError> {
+fn check_float_dataset(dataset: Option<&DatasetType>) -> Result<(), InsituError> {
     match dataset {
         Some(d) if d.dtype == DType::Opaque => Err(invalid(format!(
             "cd_values are the stored form of a dataset of non-float values, which the \
@@ -360,7 +393,7 @@ fn check_float_dataset(dataset: Option<DatasetType>) -> Result<(), InsituError> 
 /// Refuses a buffer whose element type is not that of the dataset a stored form names:
 /// its chunk, written with `H5Dwrite_chunk`, would decode to values of the wrong size
 /// (which the filter refuses on read).
-fn check_dataset_type(dataset: Option<DatasetType>, samples: &Samples) -> Result<(), InsituError> {
+fn check_dataset_type(dataset: Option<&DatasetType>, samples: &Samples) -> Result<(), InsituError> {
     check_float_dataset(dataset)?;
     match dataset {
         Some(d) if d.dtype != samples.dtype() => Err(invalid(format!(
@@ -374,39 +407,59 @@ fn check_dataset_type(dataset: Option<DatasetType>, samples: &Samples) -> Result
     }
 }
 
-/// Compresses `samples` with `compress` into a chunk for the dataset a stored form names
-/// (none for user cd_values): [`check_for`], then [`marked_for`].
+/// Compresses `samples` (of C-order `shape`) with `compress` into a chunk for the dataset
+/// a stored form names (none for user cd_values): [`check_for`], then [`marked_for`].
 fn compress_for<'a, R>(
-    dataset: Option<DatasetType>,
+    dataset: Option<&DatasetType>,
     samples: Samples<'a>,
+    shape: &[usize],
     compress: impl FnOnce(Samples<'a>) -> Result<(Vec<u8>, R), InsituError>,
 ) -> Result<(Vec<u8>, R), InsituError> {
-    check_for(dataset, &samples)?;
+    check_for(dataset, &samples, shape)?;
     let (chunk, r) = compress(samples)?;
     Ok((marked_for(dataset, &chunk)?.unwrap_or(chunk), r))
 }
 
-/// Refuses, before any work, a buffer of another type or size than the chunks of the
-/// dataset a stored form names.
-fn check_for(dataset: Option<DatasetType>, samples: &Samples<'_>) -> Result<(), InsituError> {
+/// Refuses, before any work, a buffer of another type, size or shape than the chunks of
+/// the dataset a stored form names. Dims of one are left out of the shape's comparison
+/// (a 100 × 100 buffer for chunks of 1 × 100 × 100); dims in another order are not (a
+/// Fortran caller's, fastest first, would be compressed along the wrong axes).
+fn check_for(
+    dataset: Option<&DatasetType>,
+    samples: &Samples<'_>,
+    shape: &[usize],
+) -> Result<(), InsituError> {
     check_dataset_type(dataset, samples)?;
-    match dataset.filter(|d| d.chunk_len != samples.len()) {
-        Some(d) => Err(invalid(format!(
-            "cd_values are the stored form of a dataset whose chunks hold {} values and the \
-             buffer holds {}: its chunk would not read back through that dataset (pass whole \
-             chunks, edge chunks padded to the chunk dims as H5Dwrite_chunk takes them, or \
-             build user cd_values with h5z_deepcq_cd_values)",
-            d.chunk_len,
+    let Some(d) = dataset else {
+        return Ok(());
+    };
+    let chunk_len = crate::samples::element_count(&d.chunk).unwrap_or(usize::MAX);
+    if chunk_len != samples.len() {
+        return Err(invalid(format!(
+            "cd_values are the stored form of a dataset whose chunks hold {chunk_len} values \
+             and the buffer holds {}: its chunk would not read back through that dataset \
+             (pass whole chunks, edge chunks padded to the chunk dims as H5Dwrite_chunk \
+             takes them, or {USER_CD_VALUES})",
             samples.len()
-        ))),
-        None => Ok(()),
+        )));
     }
+    let squeezed =
+        |dims: &[usize]| -> Vec<usize> { dims.iter().copied().filter(|&n| n != 1).collect() };
+    if squeezed(shape) != squeezed(&d.chunk) {
+        return Err(invalid(format!(
+            "dims {shape:?} are not the chunk dims {:?} of the dataset the stored cd_values \
+             name: dims go slowest first, as in C (a Fortran caller passes its array's \
+             dims reversed), or {USER_CD_VALUES}",
+            d.chunk
+        )));
+    }
+    Ok(())
 }
 
 /// `chunk` as the dataset a stored form names stores it: a big-endian dataset's chunk says
 /// so, as the filter's own do, so that reading swaps the (native, little-endian) values
 /// into the file's order. `None` where `chunk` is stored as it is (no copy).
-fn marked_for(dataset: Option<DatasetType>, chunk: &[u8]) -> Result<Option<Vec<u8>>, InsituError> {
+fn marked_for(dataset: Option<&DatasetType>, chunk: &[u8]) -> Result<Option<Vec<u8>>, InsituError> {
     match dataset {
         Some(d) if d.big_endian => Ok(Some(crate::chunk::marked_big_endian(chunk)?)),
         _ => Ok(None),
@@ -760,7 +813,7 @@ pub unsafe extern "C" fn h5z_deepcq_advise(
         let out = out_ref(advice, "advice")?;
         let BufferSettings { settings, dataset } = settings_from(cd_values, n_cd)?;
         let (samples, shape) = samples_from(data, dtype, dims, rank)?;
-        check_dataset_type(dataset, &samples)?;
+        check_dataset_type(dataset.as_ref(), &samples)?;
         let a: Advice = insitu::advise(samples, &shape, &settings)?;
         *out = H5zDeepcqAdvice {
             codec: a.codec as c_uint,
@@ -798,11 +851,11 @@ pub unsafe extern "C" fn h5z_deepcq_compress(
     out_len: *mut usize,
     report: *mut H5zDeepcqReport,
 ) -> c_int {
-    guard(|| {
+    guard_delivering(out, || {
         require_out(out_len, Some(out))?;
         let BufferSettings { settings, dataset } = settings_from(cd_values, n_cd)?;
         let (samples, shape) = samples_from(data, dtype, dims, rank)?;
-        let (bytes, r) = compress_for(dataset, samples, |s| {
+        let (bytes, r) = compress_for(dataset.as_ref(), samples, &shape, |s| {
             insitu::compress(s, &shape, &settings, !report.is_null())
         })?;
         deliver_alloc(&bytes, out, out_len)?;
@@ -834,7 +887,7 @@ pub unsafe extern "C" fn h5z_deepcq_compress_into(
         require_out(out_len, None)?;
         let BufferSettings { settings, dataset } = settings_from(cd_values, n_cd)?;
         let (samples, shape) = samples_from(data, dtype, dims, rank)?;
-        let (bytes, r) = compress_for(dataset, samples, |s| {
+        let (bytes, r) = compress_for(dataset.as_ref(), samples, &shape, |s| {
             insitu::compress(s, &shape, &settings, !report.is_null())
         })?;
         write_report(r.as_ref(), report);
@@ -959,7 +1012,7 @@ pub unsafe extern "C" fn h5z_deepcq_session_new(
         }
         let adapt = options & H5Z_DEEPCQ_SESSION_NO_ADAPT == 0;
         // Refused at setup, not at the first output step.
-        check_float_dataset(dataset)?;
+        check_float_dataset(dataset.as_ref())?;
         *out = Box::into_raw(Box::new(H5zDeepcqSession {
             inner: Session::new(settings, adapt),
             dataset,
@@ -987,17 +1040,17 @@ pub unsafe extern "C" fn h5z_deepcq_session_compress(
     out_len: *mut usize,
     report: *mut H5zDeepcqReport,
 ) -> c_int {
-    guard(|| {
+    guard_delivering(out, || {
         require_out(out_len, Some(out))?;
         let session = session_ref(session)?;
         let (samples, shape) = samples_from(data, dtype, dims, rank)?;
-        check_for(session.dataset, &samples)?;
+        check_for(session.dataset.as_ref(), &samples, &shape)?;
         // Delivered before the session counts or learns the step: a chunk the caller
         // never gets (its allocation failed) is no step.
         session
             .inner
             .compress_delivering(samples, &shape, |bytes, r| {
-                let marked = marked_for(session.dataset, bytes)?;
+                let marked = marked_for(session.dataset.as_ref(), bytes)?;
                 deliver_alloc(marked.as_deref().unwrap_or(bytes), out, out_len)?;
                 write_report(Some(r), report);
                 Ok(())
@@ -1030,11 +1083,11 @@ pub unsafe extern "C" fn h5z_deepcq_session_compress_into(
         require_out(out_len, None)?;
         let session = session_ref(session)?;
         let (samples, shape) = samples_from(data, dtype, dims, rank)?;
-        check_for(session.dataset, &samples)?;
+        check_for(session.dataset.as_ref(), &samples, &shape)?;
         session
             .inner
             .compress_delivering(samples, &shape, |bytes, r| {
-                let marked = marked_for(session.dataset, bytes)?;
+                let marked = marked_for(session.dataset.as_ref(), bytes)?;
                 let bytes = marked.as_deref().unwrap_or(bytes);
                 write_report(Some(r), report);
                 deliver_into(bytes, out, capacity, out_len)
@@ -1483,6 +1536,20 @@ mod tests {
             "{}",
             message()
         );
+        // Nor one of the right count in another order (a Fortran caller's dims), which
+        // would be compressed along the wrong axes; dims of one do not count.
+        let (status, _) = compress(
+            values.as_ptr() as *const c_void,
+            H5Z_DEEPCQ_FLOAT64,
+            &[30, 20],
+            &mut out,
+        );
+        assert_eq!(status, H5Z_DEEPCQ_ERR_INVALID_ARGUMENT);
+        assert!(message().contains("slowest first"), "{}", message());
+        let dataset = crate::settings::parse_for_buffers(&stored).unwrap().dataset;
+        let samples = Samples::F64(&values);
+        assert!(check_for(dataset.as_ref(), &samples, &[1, 20, 1, 30]).is_ok());
+        assert!(check_for(dataset.as_ref(), &samples, &[30, 1, 20]).is_err());
 
         let (status, len) = compress(
             values.as_ptr() as *const c_void,
@@ -1534,5 +1601,35 @@ mod tests {
         assert_eq!(status, H5Z_DEEPCQ_ERR_INVALID_ARGUMENT);
         // SAFETY: the session came from h5z_deepcq_session_new and is freed once.
         unsafe { h5z_deepcq_session_free(session) };
+    }
+
+    #[test]
+    fn a_call_failing_after_delivery_leaves_nothing_to_free() {
+        let mut out: *mut c_void = 8 as *mut c_void;
+        let mut len = 0usize;
+        // SAFETY: `out` and `len` are writable; the body delivers and then fails.
+        let status = unsafe {
+            guard_delivering(&mut out, || {
+                deliver_alloc(b"chunk", &mut out, &mut len)?;
+                Err(invalid("after delivery"))
+            })
+        };
+        assert_eq!(status, H5Z_DEEPCQ_ERR_INVALID_ARGUMENT);
+        assert!(out.is_null());
+        // SAFETY: as above; the body delivers and then panics.
+        let status = unsafe {
+            guard_delivering(&mut out, || {
+                deliver_alloc(b"chunk", &mut out, &mut len)?;
+                panic!("after delivery")
+            })
+        };
+        assert_eq!(status, H5Z_DEEPCQ_ERR_INTERNAL);
+        assert!(out.is_null());
+        // SAFETY: as above; a call that succeeds keeps what it delivered.
+        let status =
+            unsafe { guard_delivering(&mut out, || deliver_alloc(b"chunk", &mut out, &mut len)) };
+        assert_eq!((status, len), (H5Z_DEEPCQ_OK, 5));
+        // SAFETY: `out` came from deliver_alloc and is freed once.
+        unsafe { h5z_deepcq_free(out) };
     }
 }

@@ -421,15 +421,16 @@ pub struct BufferSettings {
     pub dataset: Option<DatasetType>,
 }
 
-/// A dataset's element type and byte order, as its stored cd_values record them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A dataset's element type, byte order and chunk dims, as its stored cd_values record
+/// them.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DatasetType {
     /// Element type ([`DType::Opaque`] for anything but f32/f64).
     pub dtype: DType,
     /// The values are big-endian in the file ([`wire::BIG_ENDIAN_DTYPE`]).
     pub big_endian: bool,
-    /// Values in one of its chunks (the product of its chunk dims).
-    pub chunk_len: usize,
+    /// Its chunk dims, slowest first.
+    pub chunk: Vec<usize>,
 }
 
 /// [`Settings::parse`] for the in-situ API, where no dataset supplies a fill value: a
@@ -452,7 +453,7 @@ pub fn parse_for_buffers(cd: &[u32]) -> Result<BufferSettings, SettingsError> {
     let dataset = Some(DatasetType {
         dtype: stored.dtype,
         big_endian: stored.big_endian,
-        chunk_len: element_count(&stored.chunk).unwrap_or(usize::MAX),
+        chunk: stored.chunk.clone(),
     });
     Ok(BufferSettings {
         settings: match fill {
@@ -977,7 +978,7 @@ mod tests {
         let f32_little = DatasetType {
             dtype: DType::F32,
             big_endian: false,
-            chunk_len: 64,
+            chunk: own_fill.chunk.clone(),
         };
         assert_eq!(for_buffers.dataset, Some(f32_little));
         let user_form = parse_for_buffers(&[60]).unwrap();
