@@ -6,6 +6,8 @@
 #   - third_party/onnxruntime/libonnxruntime.so, unpacked from the PyPI wheel
 #   - third_party/venv: h5py (whose wheel bundles HDF5 2.0), netCDF4 (netCDF-C 4.9 with
 #     HDF5 1.14) and numpy, for tests and examples
+#   - third_party/venv-hdf5-1.12 and venv-hdf5-1.14: h5py 3.8 and 3.11, whose wheels bundle
+#     HDF5 1.12.2 and 1.14.2, the releases between Debian's and the newest, for the tests
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
@@ -83,4 +85,15 @@ if ! "$venv/bin/python" -c "import h5py, netCDF4, numpy, hdf5plugin" >/dev/null 
   "$venv/bin/pip" install --quiet --disable-pip-version-check "h5py==3.16.0" "netCDF4==1.7.4" \
     "hdf5plugin==7.1.0" numpy
 fi
+# h5py releases whose wheels bundle HDF5 1.12 and 1.14, which HPC centres still run.
+for pinned in "1.12 h5py==3.8.0 numpy<2" "1.14 h5py==3.11.0 numpy<2.3"; do
+  read -r release packages <<<"$pinned"
+  older="$root/third_party/venv-hdf5-$release"
+  if ! "$older/bin/python" -c "import h5py, numpy" >/dev/null 2>&1; then
+    echo "setup: filling $older with $packages (HDF5 $release)"
+    [ -x "$older/bin/python" ] || python3 -m venv "$older"
+    # shellcheck disable=SC2086  # two requirements, split on purpose
+    "$older/bin/pip" install --quiet --disable-pip-version-check --only-binary=:all: $packages
+  fi
+done
 echo "setup: ok (onnxruntime at $ort_dir/libonnxruntime.so, h5py in $venv)"
