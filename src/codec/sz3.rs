@@ -178,8 +178,9 @@ impl Codec for Sz3 {
 /// stage's input length (u64) and one whole zstd frame declaring that length
 /// ([`lossless_stage_fits`], [`one_whole_frame`]). The
 /// checksum already keeps damaged chunks out; this keeps crafted ones with a bad frame
-/// out too. (The coded data itself is not checked: a chunk crafted there can still crash
-/// SZ3.)
+/// out too, and an interpolation pipeline's head that SZ3 would misread
+/// ([`interp_header_fits`]). (The coded data after it is not checked: a chunk crafted
+/// there can still crash SZ3.)
 fn well_framed(layout: &Layout, payload: &[u8]) -> bool {
     let Some(rest) = strip_frame(&Sz3, layout, payload) else {
         return false;
@@ -199,7 +200,95 @@ fn well_framed(layout: &Layout, payload: &[u8]) -> bool {
             && c.pipeline_as_written()
             && lossless_stage_fits(layout, c.algorithm(), data)
             && one_whole_frame(data)
+            && (c.algorithm() != ALGO_INTERP || interp_header_fits(layout, &data[8..]))
     })
+}
+
+/// The head of SZ3 3.3.2's interpolation pipeline as it saves it at the start of its
+/// lossless stage (`InterpolationDecomposition::save`, then `LinearQuantizer::save`), up to
+/// the count of values it stores unpredicted.
+#[derive(Debug, PartialEq)]
+struct InterpHeader {
+    /// The dims it walks when decoding, whatever the configuration says.
+    dims: Vec<u64>,
+    block_size: u32,
+    /// Index into its two interpolators (linear, cubic).
+    interpolator: i32,
+    /// Index into the N! orders of the dims.
+    direction: i32,
+    anchor_stride: u64,
+    quantizer_uid: u8,
+    radius: i32,
+    unpredicted: u64,
+}
+
+/// `LinearQuantizer`'s id, which SZ3 throws on (an abort here) when it reads another.
+const LINEAR_QUANTIZER_UID: u8 = 0b10;
+
+impl InterpHeader {
+    /// Reads the header from `frame`, the lossless stage's zstd frame, for `rank` dims;
+    /// None when the frame does not hold one.
+    fn read(frame: &[u8], rank: usize) -> Option<InterpHeader> {
+        use std::io::Read;
+        // The dims, block size, interpolator, direction, anchor stride, the two error-bound
+        // factors (f64), the quantiser's id, bound (f64), radius and unpredicted count.
+        let len = 8 * rank + 4 + 4 + 4 + 8 + 16 + 1 + 8 + 4 + 8;
+        let mut head = vec![0u8; len];
+        zstd::stream::read::Decoder::with_buffer(frame)
+            .ok()?
+            .read_exact(&mut head)
+            .ok()?;
+        let mut at = 0;
+        let mut take = |n: usize| {
+            at += n;
+            &head[at - n..at]
+        };
+        let dims = (0..rank)
+            .map(|_| u64::from_le_bytes(take(8).try_into().unwrap()))
+            .collect();
+        let block_size = u32::from_le_bytes(take(4).try_into().unwrap());
+        let interpolator = i32::from_le_bytes(take(4).try_into().unwrap());
+        let direction = i32::from_le_bytes(take(4).try_into().unwrap());
+        let anchor_stride = u64::from_le_bytes(take(8).try_into().unwrap());
+        take(16);
+        let quantizer_uid = take(1)[0];
+        take(8);
+        let radius = i32::from_le_bytes(take(4).try_into().unwrap());
+        let unpredicted = u64::from_le_bytes(take(8).try_into().unwrap());
+        Some(InterpHeader {
+            dims,
+            block_size,
+            interpolator,
+            direction,
+            anchor_stride,
+            quantizer_uid,
+            radius,
+            unpredicted,
+        })
+    }
+}
+
+/// Whether the interpolation pipeline's head in `frame` (the lossless stage's zstd frame)
+/// is one SZ3 can decode into a chunk of `layout` ([`InterpHeader`]). SZ3 walks the dims
+/// saved there, not the configuration's the `sz3` crate checks, and indexes its
+/// interpolators and dim orders with the saved ids unchecked: a crafted payload declaring
+/// larger dims wrote past the chunk's buffer, which no panic guard sees. Read by
+/// decompressing the stage's first hundred bytes or so.
+fn interp_header_fits(layout: &Layout, frame: &[u8]) -> bool {
+    let dims = fit_rank(&layout.shape, MAX_RANK);
+    let Some(h) = InterpHeader::read(frame, dims.len()) else {
+        return false;
+    };
+    let orders: usize = (1..=dims.len()).product();
+    h.dims.iter().map(|&d| d as usize).eq(dims.iter().copied())
+        && h.block_size > 0
+        && h.block_size % 2 == 0
+        && (0..2).contains(&h.interpolator)
+        && usize::try_from(h.direction).is_ok_and(|d| d < orders)
+        && h.anchor_stride & h.anchor_stride.wrapping_sub(1) == 0
+        && h.quantizer_uid == LINEAR_QUANTIZER_UID
+        && h.radius > 0
+        && h.unpredicted <= element_count(layout)
 }
 
 /// The longest lossless-stage input [`lossless_stage_fits`] takes from a lossy pipeline
@@ -474,6 +563,7 @@ fn decode_typed<T: Element + sz3::SZ3Compressible + Default>(
 mod tests {
     use super::*;
     use crate::codec::for_each_case;
+    use crate::features::Extent;
     use crate::synth::Kind;
 
     #[test]
@@ -613,6 +703,84 @@ mod tests {
     /// `frame`, `data` and `config` put back together as a payload.
     fn joined(frame: &[u8], data: &[u8], config: &[u8]) -> Vec<u8> {
         [frame, &(data.len() as u64).to_le_bytes(), data, config].concat()
+    }
+
+    /// `data` through SZ3's default pipeline at a thousandth of its range, and that bound.
+    fn by_default_pipeline(data: Samples<'_>, shape: &[usize]) -> (Vec<u8>, f64) {
+        let bound = crate::chunk::codec_bound(1e-3 * Extent::of(data).range());
+        let (payload, _) = Sz3
+            .encode_with(data, shape, bound, Some(Pipeline::Default))
+            .unwrap();
+        (payload, bound)
+    }
+
+    #[test]
+    fn interpolation_heads_sz3_would_misread_are_refused_before_it_reads_them() {
+        let shape = [12usize, 20, 24];
+        let values = crate::synth::generate(Kind::Spectral { slope: 3.0 }, &shape, 3);
+        let data = Samples::F64(&values);
+        let layout = Layout::of(&data, &shape);
+        let (payload, bound) = by_default_pipeline(data, &shape);
+        let (frame, coded, config) = parts(&payload);
+        assert_eq!(Config::parse(config).unwrap().algorithm(), ALGO_INTERP);
+        let stage_len = u64::from_le_bytes(coded[..8].try_into().unwrap()) as usize;
+        let stage = zstd::bulk::decompress(&coded[8..], stage_len).unwrap();
+        let head = InterpHeader::read(&coded[8..], 3).unwrap();
+        assert_eq!(head.dims, [12, 20, 24]);
+        assert!(well_framed(&layout, &payload));
+        // The payload with its stage's bytes from `at` on replaced by `bytes`.
+        let crafted = |at: usize, bytes: &[u8]| {
+            let mut stage = stage.clone();
+            stage[at..at + bytes.len()].copy_from_slice(bytes);
+            let mut coded = (stage.len() as u64).to_le_bytes().to_vec();
+            coded.extend(zstd::bulk::compress(&stage, 3).unwrap());
+            joined(frame, &coded, config)
+        };
+        assert!(well_framed(&layout, &crafted(0, &12u64.to_le_bytes())));
+        // Larger dims (SZ3 wrote past the chunk's buffer), an odd block size, an
+        // interpolator or order of dims past SZ3's lists, an anchor stride not a power of
+        // two, another quantiser (SZ3 throws), no radius, more unpredicted values than the
+        // chunk holds.
+        let unpredicted = 24 + 4 + 4 + 4 + 8 + 16 + 1 + 8 + 4;
+        let bad = [
+            (0, 24u64.to_le_bytes().to_vec()),
+            (16, 48u64.to_le_bytes().to_vec()),
+            (24, 31u32.to_le_bytes().to_vec()),
+            (28, 2i32.to_le_bytes().to_vec()),
+            (32, 6i32.to_le_bytes().to_vec()),
+            (32, (-1i32).to_le_bytes().to_vec()),
+            (36, 24u64.to_le_bytes().to_vec()),
+            (60, vec![0b11]),
+            (unpredicted - 4, 0i32.to_le_bytes().to_vec()),
+            (unpredicted, 5761u64.to_le_bytes().to_vec()),
+        ];
+        for (at, bytes) in bad {
+            let payload = crafted(at, &bytes);
+            assert!(!well_framed(&layout, &payload), "{at}: {bytes:?}");
+            assert!(Sz3.decode(&payload, &layout, bound).is_err());
+        }
+        // Every rank and type SZ3 interpolates reads back through the check (SZ3 takes
+        // Lorenzo for a series).
+        let mut interpolated = 0;
+        for shape in [vec![5000usize], vec![70, 90], vec![6, 7, 40, 50]] {
+            let values = crate::synth::generate(Kind::Spectral { slope: 3.0 }, &shape, 4);
+            let narrow: Vec<f32> = values.iter().map(|&v| v as f32).collect();
+            for data in [Samples::F64(&values), Samples::F32(&narrow)] {
+                let layout = Layout::of(&data, &shape);
+                let (payload, bound) = by_default_pipeline(data, &shape);
+                let (_, coded, config) = parts(&payload);
+                if Config::parse(config).unwrap().algorithm() == ALGO_INTERP {
+                    let head = InterpHeader::read(&coded[8..], shape.len()).unwrap();
+                    assert_eq!(
+                        head.dims,
+                        shape.iter().map(|&d| d as u64).collect::<Vec<_>>()
+                    );
+                    assert!(Sz3.decode(&payload, &layout, bound).is_ok(), "{shape:?}");
+                    interpolated += 1;
+                }
+            }
+        }
+        assert_eq!(interpolated, 4);
     }
 
     #[test]
