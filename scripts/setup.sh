@@ -6,8 +6,8 @@
 #   - third_party/onnxruntime/libonnxruntime.so, unpacked from the PyPI wheel
 #   - third_party/venv: h5py (whose wheel bundles HDF5 2.0), netCDF4 (netCDF-C 4.9 with
 #     HDF5 1.14) and numpy, for tests and examples
-#   - third_party/venv-hdf5-1.12 and venv-hdf5-1.14: h5py 3.8 and 3.11, whose wheels bundle
-#     HDF5 1.12.2 and 1.14.2, the releases between Debian's and the newest, for the tests
+#   - third_party/venv-hdf5-1.12 and venv-hdf5-1.14: h5py 3.8 and 3.12, whose wheels bundle
+#     HDF5 1.12 and 1.14, the releases between Debian's and the newest, for the tests
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
@@ -85,10 +85,17 @@ if ! "$venv/bin/python" -c "import h5py, netCDF4, numpy, hdf5plugin" >/dev/null 
   "$venv/bin/pip" install --quiet --disable-pip-version-check "h5py==3.16.0" "netCDF4==1.7.4" \
     "hdf5plugin==7.1.0" numpy
 fi
-# h5py releases whose wheels bundle HDF5 1.12 and 1.14, which HPC centres still run.
-for pinned in "1.12 h5py==3.8.0 numpy<2" "1.14 h5py==3.11.0 numpy<2.3"; do
-  read -r release packages <<<"$pinned"
+# h5py releases whose wheels bundle HDF5 1.12 and 1.14, which HPC centres still run; each
+# pin names the newest Python 3.x it has wheels for (h5py 3.8, the last to bundle 1.12,
+# stops at 3.11), and a newer Python leaves that release untested (the test says so).
+python_minor=$(python3 -c 'import sys; print(sys.version_info[1])')
+for pinned in "1.12 11 h5py==3.8.0 numpy<2" "1.14 13 h5py==3.12.1 numpy<2.3"; do
+  read -r release newest packages <<<"$pinned"
   older="$root/third_party/venv-hdf5-$release"
+  if [ "$python_minor" -gt "$newest" ]; then
+    echo "setup: no h5py wheel bundles HDF5 $release for Python 3.$python_minor: not tested here"
+    continue
+  fi
   if ! "$older/bin/python" -c "import h5py, numpy" >/dev/null 2>&1; then
     echo "setup: filling $older with $packages (HDF5 $release)"
     [ -x "$older/bin/python" ] || python3 -m venv "$older"

@@ -420,10 +420,15 @@ fn compress_for<'a, R>(
     Ok((marked_for(dataset, &chunk)?.unwrap_or(chunk), r))
 }
 
+/// The most dims a codec keeps (SZ3 and ZFP; SPERR three): shapes that fold to the same
+/// dims ([`crate::samples::fit_rank`]) are compressed alike.
+const CODEC_RANK: usize = 4;
+
 /// Refuses, before any work, a buffer of another type, size or shape than the chunks of
-/// the dataset a stored form names. Dims of one are left out of the shape's comparison
-/// (a 100 × 100 buffer for chunks of 1 × 100 × 100); dims in another order are not (a
-/// Fortran caller's, fastest first, would be compressed along the wrong axes).
+/// the dataset a stored form names. Shapes are compared as the codecs fold them (dims of
+/// one left out, the slowest merged down to four: a 100 × 100 buffer for chunks of 1 ×
+/// 100 × 100 is fine); dims in another order are not (a Fortran caller's, fastest first,
+/// would be compressed along the wrong axes).
 fn check_for(
     dataset: Option<&DatasetType>,
     samples: &Samples<'_>,
@@ -443,9 +448,8 @@ fn check_for(
             samples.len()
         )));
     }
-    let squeezed =
-        |dims: &[usize]| -> Vec<usize> { dims.iter().copied().filter(|&n| n != 1).collect() };
-    if squeezed(shape) != squeezed(&d.chunk) {
+    let folded = |dims: &[usize]| crate::samples::fit_rank(dims, CODEC_RANK);
+    if folded(shape) != folded(&d.chunk) {
         return Err(invalid(format!(
             "dims {shape:?} are not the chunk dims {:?} of the dataset the stored cd_values \
              name: dims go slowest first, as in C (a Fortran caller passes its array's \
@@ -1550,6 +1554,12 @@ mod tests {
         let samples = Samples::F64(&values);
         assert!(check_for(dataset.as_ref(), &samples, &[1, 20, 1, 30]).is_ok());
         assert!(check_for(dataset.as_ref(), &samples, &[30, 1, 20]).is_err());
+        let deep = DatasetType {
+            chunk: vec![2, 2, 5, 3, 10],
+            ..dataset.clone().unwrap()
+        };
+        assert!(check_for(Some(&deep), &samples, &[4, 5, 3, 10]).is_ok());
+        assert!(check_for(Some(&deep), &samples, &[4, 5, 10, 3]).is_err());
 
         let (status, len) = compress(
             values.as_ptr() as *const c_void,
@@ -1606,30 +1616,36 @@ mod tests {
     #[test]
     fn a_call_failing_after_delivery_leaves_nothing_to_free() {
         let mut out: *mut c_void = 8 as *mut c_void;
+        // One pointer for the call and its body, as C passes it.
+        let out_ptr: *mut *mut c_void = &mut out;
         let mut len = 0usize;
-        // SAFETY: `out` and `len` are writable; the body delivers and then fails.
+        let len_ptr: *mut usize = &mut len;
+        // SAFETY: `out_ptr` and `len_ptr` are writable; the body delivers and then fails.
         let status = unsafe {
-            guard_delivering(&mut out, || {
-                deliver_alloc(b"chunk", &mut out, &mut len)?;
+            guard_delivering(out_ptr, || {
+                deliver_alloc(b"chunk", out_ptr, len_ptr)?;
                 Err(invalid("after delivery"))
             })
         };
         assert_eq!(status, H5Z_DEEPCQ_ERR_INVALID_ARGUMENT);
-        assert!(out.is_null());
+        // SAFETY: `out_ptr` points to `out`, which no reference borrows.
+        assert!(unsafe { *out_ptr }.is_null());
         // SAFETY: as above; the body delivers and then panics.
         let status = unsafe {
-            guard_delivering(&mut out, || {
-                deliver_alloc(b"chunk", &mut out, &mut len)?;
+            guard_delivering(out_ptr, || {
+                deliver_alloc(b"chunk", out_ptr, len_ptr)?;
                 panic!("after delivery")
             })
         };
         assert_eq!(status, H5Z_DEEPCQ_ERR_INTERNAL);
-        assert!(out.is_null());
+        // SAFETY: as above.
+        assert!(unsafe { *out_ptr }.is_null());
         // SAFETY: as above; a call that succeeds keeps what it delivered.
         let status =
-            unsafe { guard_delivering(&mut out, || deliver_alloc(b"chunk", &mut out, &mut len)) };
-        assert_eq!((status, len), (H5Z_DEEPCQ_OK, 5));
+            unsafe { guard_delivering(out_ptr, || deliver_alloc(b"chunk", out_ptr, len_ptr)) };
+        // SAFETY: as above.
+        assert_eq!((status, unsafe { *len_ptr }), (H5Z_DEEPCQ_OK, 5));
         // SAFETY: `out` came from deliver_alloc and is freed once.
-        unsafe { h5z_deepcq_free(out) };
+        unsafe { h5z_deepcq_free(*out_ptr) };
     }
 }

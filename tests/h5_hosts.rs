@@ -408,10 +408,21 @@ fn time_steps_written_one_at_a_time_through_a_small_chunk_cache_meet_the_target(
 /// HDF5 1.12 and 1.14, the releases between Debian's 1.10 and the 2.0 h5py bundles, which
 /// HPC centres still run: through the h5py wheels that bundle them (scripts/setup.sh), the
 /// filter writes and reads, keeps missing values, refuses what it must, and stores partial
-/// writes to the target after a restart.
+/// writes to the target after a restart. A Python too new for a release's wheels leaves
+/// it untested, and says so.
 #[test]
 fn h5py_wheels_with_hdf5_1_12_and_1_14_write_and_read() {
-    for release in ["1.12", "1.14"] {
+    let minor = run(Command::new(python()).args(["-c", "import sys; print(sys.version_info[1])"]));
+    let minor: u32 = stdout(&minor)
+        .trim()
+        .parse()
+        .expect("Python's minor version");
+    // The newest Python 3.x each release's h5py has wheels for (scripts/setup.sh).
+    for (release, newest) in [("1.12", 11), ("1.14", 13)] {
+        if minor > newest {
+            eprintln!("HDF5 {release} not tested: no h5py wheel bundles it for Python 3.{minor}");
+            continue;
+        }
         let py = repo().join(format!("third_party/venv-hdf5-{release}/bin/python"));
         assert!(
             py.exists(),

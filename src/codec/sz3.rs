@@ -178,9 +178,8 @@ impl Codec for Sz3 {
 /// stage's input length (u64) and one whole zstd frame declaring that length
 /// ([`lossless_stage_fits`], [`one_whole_frame`]). The
 /// checksum already keeps damaged chunks out; this keeps crafted ones with a bad frame
-/// out too, and an interpolation pipeline's head that SZ3 would misread
-/// ([`interp_header_fits`]). (The coded data after it is not checked: a chunk crafted
-/// there can still crash SZ3.)
+/// out too, and a lossy pipeline's head that SZ3 would misread ([`stage_head_fits`]).
+/// (The coded data after it is not checked: a chunk crafted there can still crash SZ3.)
 fn well_framed(layout: &Layout, payload: &[u8]) -> bool {
     let Some(rest) = strip_frame(&Sz3, layout, payload) else {
         return false;
@@ -200,13 +199,70 @@ fn well_framed(layout: &Layout, payload: &[u8]) -> bool {
             && c.pipeline_as_written()
             && lossless_stage_fits(layout, c.algorithm(), data)
             && one_whole_frame(data)
-            && (c.algorithm() != ALGO_INTERP || interp_header_fits(layout, &data[8..]))
+            && stage_head_fits(layout, &c, data)
     })
 }
 
+/// The first `len` bytes SZ3's lossless stage decompresses to from `frame`, its zstd
+/// frame (decoded that far, not whole); None when it holds fewer.
+fn stage_head(frame: &[u8], len: usize) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut head = vec![0u8; len];
+    zstd::stream::read::Decoder::with_buffer(frame)
+        .ok()?
+        .read_exact(&mut head)
+        .ok()?;
+    Some(head)
+}
+
+/// Reads `N` little-endian bytes from `bytes` at `*at`, moving `*at` past them.
+fn take<const N: usize>(bytes: &[u8], at: &mut usize) -> [u8; N] {
+    let taken = bytes[*at..*at + N].try_into().unwrap();
+    *at += N;
+    taken
+}
+
+/// SZ3 3.3.2's `LinearQuantizer` as it saves itself in a lossy pipeline's stage: its id,
+/// its bound (f64), its radius and how many values it stores unpredicted (which SZ3
+/// allocates as they come: a crafted count aborted on the allocation).
+#[derive(Debug, PartialEq)]
+struct QuantizerHead {
+    uid: u8,
+    radius: i32,
+    unpredicted: u64,
+}
+
+/// `LinearQuantizer`'s id, which SZ3 throws on (an abort here) when it reads another.
+const LINEAR_QUANTIZER_UID: u8 = 0b10;
+
+impl QuantizerHead {
+    /// Bytes of the head: id, bound, radius and count.
+    const LEN: usize = 1 + 8 + 4 + 8;
+
+    /// The head at `*at` in `bytes` (which hold it), moving `*at` past it.
+    fn read(bytes: &[u8], at: &mut usize) -> QuantizerHead {
+        let uid = take::<1>(bytes, at)[0];
+        take::<8>(bytes, at);
+        QuantizerHead {
+            uid,
+            radius: i32::from_le_bytes(take(bytes, at)),
+            unpredicted: u64::from_le_bytes(take(bytes, at)),
+        }
+    }
+
+    /// Whether SZ3 reads it as it wrote it for a chunk of `count` values of `value_bytes`
+    /// each, ending `end` bytes into a stage of `stage_len`: the unpredicted values must
+    /// be there after it (SZ3 asserts it: an abort).
+    fn fits(&self, count: u64, value_bytes: u64, end: u64, stage_len: u64) -> bool {
+        self.uid == LINEAR_QUANTIZER_UID
+            && self.radius > 0
+            && self.unpredicted <= count
+            && end + self.unpredicted * value_bytes <= stage_len
+    }
+}
+
 /// The head of SZ3 3.3.2's interpolation pipeline as it saves it at the start of its
-/// lossless stage (`InterpolationDecomposition::save`, then `LinearQuantizer::save`), up to
-/// the count of values it stores unpredicted.
+/// lossless stage (`InterpolationDecomposition::save`, then the quantiser's).
 #[derive(Debug, PartialEq)]
 struct InterpHeader {
     /// The dims it walks when decoding, whatever the configuration says.
@@ -217,78 +273,94 @@ struct InterpHeader {
     /// Index into the N! orders of the dims.
     direction: i32,
     anchor_stride: u64,
-    quantizer_uid: u8,
-    radius: i32,
-    unpredicted: u64,
+    quantizer: QuantizerHead,
 }
 
-/// `LinearQuantizer`'s id, which SZ3 throws on (an abort here) when it reads another.
-const LINEAR_QUANTIZER_UID: u8 = 0b10;
-
 impl InterpHeader {
+    /// Bytes of the header for `rank` dims: the dims, block size, interpolator, direction,
+    /// anchor stride and the two error-bound factors (f64), then the quantiser.
+    fn len(rank: usize) -> usize {
+        8 * rank + 4 + 4 + 4 + 8 + 16 + QuantizerHead::LEN
+    }
+
     /// Reads the header from `frame`, the lossless stage's zstd frame, for `rank` dims;
     /// None when the frame does not hold one.
     fn read(frame: &[u8], rank: usize) -> Option<InterpHeader> {
-        use std::io::Read;
-        // The dims, block size, interpolator, direction, anchor stride, the two error-bound
-        // factors (f64), the quantiser's id, bound (f64), radius and unpredicted count.
-        let len = 8 * rank + 4 + 4 + 4 + 8 + 16 + 1 + 8 + 4 + 8;
-        let mut head = vec![0u8; len];
-        zstd::stream::read::Decoder::with_buffer(frame)
-            .ok()?
-            .read_exact(&mut head)
-            .ok()?;
-        let mut at = 0;
-        let mut take = |n: usize| {
-            at += n;
-            &head[at - n..at]
-        };
+        let head = stage_head(frame, Self::len(rank))?;
+        let at = &mut 0;
         let dims = (0..rank)
-            .map(|_| u64::from_le_bytes(take(8).try_into().unwrap()))
+            .map(|_| u64::from_le_bytes(take(&head, at)))
             .collect();
-        let block_size = u32::from_le_bytes(take(4).try_into().unwrap());
-        let interpolator = i32::from_le_bytes(take(4).try_into().unwrap());
-        let direction = i32::from_le_bytes(take(4).try_into().unwrap());
-        let anchor_stride = u64::from_le_bytes(take(8).try_into().unwrap());
-        take(16);
-        let quantizer_uid = take(1)[0];
-        take(8);
-        let radius = i32::from_le_bytes(take(4).try_into().unwrap());
-        let unpredicted = u64::from_le_bytes(take(8).try_into().unwrap());
+        let block_size = u32::from_le_bytes(take(&head, at));
+        let interpolator = i32::from_le_bytes(take(&head, at));
+        let direction = i32::from_le_bytes(take(&head, at));
+        let anchor_stride = u64::from_le_bytes(take(&head, at));
+        take::<16>(&head, at);
         Some(InterpHeader {
             dims,
             block_size,
             interpolator,
             direction,
             anchor_stride,
-            quantizer_uid,
-            radius,
-            unpredicted,
+            quantizer: QuantizerHead::read(&head, at),
         })
     }
 }
 
-/// Whether the interpolation pipeline's head in `frame` (the lossless stage's zstd frame)
-/// is one SZ3 can decode into a chunk of `layout` ([`InterpHeader`]). SZ3 walks the dims
-/// saved there, not the configuration's the `sz3` crate checks, and indexes its
-/// interpolators and dim orders with the saved ids unchecked: a crafted payload declaring
-/// larger dims wrote past the chunk's buffer, which no panic guard sees. Read by
-/// decompressing the stage's first hundred bytes or so.
-fn interp_header_fits(layout: &Layout, frame: &[u8]) -> bool {
-    let dims = fit_rank(&layout.shape, MAX_RANK);
-    let Some(h) = InterpHeader::read(frame, dims.len()) else {
+/// The block size SZ3 3.3.2's interpolation pipeline always writes.
+const INTERP_BLOCK_SIZE: u32 = 32;
+
+/// The anchor stride SZ3 3.3.2's interpolation pipeline writes for a chunk of `dims` (its
+/// default for the rank, or 0 where no dim is longer): anchor points are restored from
+/// its unpredicted values without a bound, so a smaller stride read past them.
+fn interp_anchor_stride(dims: &[usize]) -> u64 {
+    let stride = [4096, 128, 32, 16][dims.len().clamp(1, 4) - 1];
+    match dims.iter().any(|&d| d > stride) {
+        true => stride as u64,
+        false => 0,
+    }
+}
+
+/// Whether the head of the lossy pipeline's stage in `data` (the stage's length, then its
+/// zstd frame) is one SZ3 can decode into a chunk of `layout`. The interpolation pipeline
+/// ([`InterpHeader`]) walks the dims saved there, not the configuration's the `sz3` crate
+/// checks, and indexes its interpolators and dim orders with the saved ids unchecked: a
+/// crafted payload declaring larger dims wrote past the chunk's buffer, which no panic
+/// guard sees; its block size and anchor stride must be the ones it writes. First-order
+/// Lorenzo alone saves its quantiser first ([`QuantizerHead`]); the series pipeline's
+/// predictor selection comes before its quantiser and is not read, nor is zstd alone's
+/// stage (the chunk's values). Read by decoding the frame's first block, as far as the
+/// head.
+fn stage_head_fits(layout: &Layout, config: &Config<'_>, data: &[u8]) -> bool {
+    let (Some(len), Some(frame), Some(value_bytes)) =
+        (data.get(..8), data.get(8..), layout.dtype.natural_size())
+    else {
         return false;
     };
-    let orders: usize = (1..=dims.len()).product();
-    h.dims.iter().map(|&d| d as usize).eq(dims.iter().copied())
-        && h.block_size > 0
-        && h.block_size % 2 == 0
-        && (0..2).contains(&h.interpolator)
-        && usize::try_from(h.direction).is_ok_and(|d| d < orders)
-        && h.anchor_stride & h.anchor_stride.wrapping_sub(1) == 0
-        && h.quantizer_uid == LINEAR_QUANTIZER_UID
-        && h.radius > 0
-        && h.unpredicted <= element_count(layout)
+    let stage_len = u64::from_le_bytes(len.try_into().unwrap());
+    let count = element_count(layout);
+    let quantizer_fits =
+        |q: &QuantizerHead, end: usize| q.fits(count, value_bytes as u64, end as u64, stage_len);
+    match config.algorithm() {
+        ALGO_INTERP => {
+            let dims = fit_rank(&layout.shape, MAX_RANK);
+            let orders: usize = (1..=dims.len()).product();
+            InterpHeader::read(frame, dims.len()).is_some_and(|h| {
+                h.dims.iter().map(|&d| d as usize).eq(dims.iter().copied())
+                    && h.block_size == INTERP_BLOCK_SIZE
+                    && (0..2).contains(&h.interpolator)
+                    && usize::try_from(h.direction).is_ok_and(|d| d < orders)
+                    && h.anchor_stride == interp_anchor_stride(&dims)
+                    && quantizer_fits(&h.quantizer, InterpHeader::len(dims.len()))
+            })
+        }
+        ALGO_LORENZO_REG if config.flags() == FIRST_ORDER_LORENZO_FLAGS => {
+            stage_head(frame, QuantizerHead::LEN).is_some_and(|head| {
+                quantizer_fits(&QuantizerHead::read(&head, &mut 0), QuantizerHead::LEN)
+            })
+        }
+        _ => true,
+    }
 }
 
 /// The longest lossless-stage input [`lossless_stage_fits`] takes from a lossy pipeline
@@ -434,10 +506,15 @@ impl<'a> Config<'a> {
         let at = self.count_at;
         let rank = self.bytes[1];
         let block = i32::from_le_bytes(self.bytes[at + 24..at + 28].try_into().unwrap());
-        let flags = self.bytes[at + 18];
+        let flags = self.flags();
         self.algorithm() != ALGO_LORENZO_REG
             || (rank == 1 && flags == LORENZO_FLAGS && block == 128)
             || (flags == FIRST_ORDER_LORENZO_FLAGS && block == lorenzo_block(rank))
+    }
+
+    /// The Lorenzo pipeline's predictor flags.
+    fn flags(&self) -> u8 {
+        self.bytes[self.count_at + 18]
     }
 
     /// The bound's bits, in absolute-error mode.
@@ -714,6 +791,51 @@ mod tests {
         (payload, bound)
     }
 
+    /// `payload` with its lossless stage's bytes from `at` on replaced by `bytes`.
+    fn with_stage_bytes(payload: &[u8], at: usize, bytes: &[u8]) -> Vec<u8> {
+        let (frame, coded, config) = parts(payload);
+        let len = u64::from_le_bytes(coded[..8].try_into().unwrap()) as usize;
+        let mut stage = zstd::bulk::decompress(&coded[8..], len).unwrap();
+        stage[at..at + bytes.len()].copy_from_slice(bytes);
+        let mut coded = (stage.len() as u64).to_le_bytes().to_vec();
+        coded.extend(zstd::bulk::compress(&stage, 3).unwrap());
+        joined(frame, &coded, config)
+    }
+
+    #[test]
+    fn first_order_lorenzo_heads_sz3_would_misread_are_refused_before_it_reads_them() {
+        let shape = [12usize, 20, 24];
+        let values = crate::synth::generate(Kind::Spectral { slope: 3.0 }, &shape, 3);
+        let data = Samples::F64(&values);
+        let layout = Layout::of(&data, &shape);
+        let bound = crate::chunk::codec_bound(1e-3 * Extent::of(data).range());
+        let (payload, _) = Sz3
+            .encode_with(data, &shape, bound, Some(Pipeline::FirstOrderLorenzo))
+            .unwrap();
+        let c = Config::parse(parts(&payload).2).unwrap();
+        assert_eq!(
+            (c.algorithm(), c.flags()),
+            (ALGO_LORENZO_REG, FIRST_ORDER_LORENZO_FLAGS)
+        );
+        assert!(Sz3.decode(&payload, &layout, bound).is_ok());
+        let same = with_stage_bytes(&payload, 0, &[LINEAR_QUANTIZER_UID]);
+        assert!(well_framed(&layout, &same));
+        // Another quantiser (SZ3 throws), no radius, more unpredicted values than the
+        // chunk holds or the stage (SZ3 asserts; a huge count aborted on its allocation).
+        let bad = [
+            (0, vec![0b11]),
+            (9, 0i32.to_le_bytes().to_vec()),
+            (13, 5761u64.to_le_bytes().to_vec()),
+            (13, 5760u64.to_le_bytes().to_vec()),
+            (13, u64::MAX.to_le_bytes().to_vec()),
+        ];
+        for (at, bytes) in bad {
+            let crafted = with_stage_bytes(&payload, at, &bytes);
+            assert!(!well_framed(&layout, &crafted), "{at}: {bytes:?}");
+            assert!(Sz3.decode(&crafted, &layout, bound).is_err());
+        }
+    }
+
     #[test]
     fn interpolation_heads_sz3_would_misread_are_refused_before_it_reads_them() {
         let shape = [12usize, 20, 24];
@@ -721,48 +843,53 @@ mod tests {
         let data = Samples::F64(&values);
         let layout = Layout::of(&data, &shape);
         let (payload, bound) = by_default_pipeline(data, &shape);
-        let (frame, coded, config) = parts(&payload);
+        let (_, coded, config) = parts(&payload);
         assert_eq!(Config::parse(config).unwrap().algorithm(), ALGO_INTERP);
-        let stage_len = u64::from_le_bytes(coded[..8].try_into().unwrap()) as usize;
-        let stage = zstd::bulk::decompress(&coded[8..], stage_len).unwrap();
         let head = InterpHeader::read(&coded[8..], 3).unwrap();
         assert_eq!(head.dims, [12, 20, 24]);
         assert!(well_framed(&layout, &payload));
-        // The payload with its stage's bytes from `at` on replaced by `bytes`.
-        let crafted = |at: usize, bytes: &[u8]| {
-            let mut stage = stage.clone();
-            stage[at..at + bytes.len()].copy_from_slice(bytes);
-            let mut coded = (stage.len() as u64).to_le_bytes().to_vec();
-            coded.extend(zstd::bulk::compress(&stage, 3).unwrap());
-            joined(frame, &coded, config)
-        };
+        let crafted = |at: usize, bytes: &[u8]| with_stage_bytes(&payload, at, bytes);
         assert!(well_framed(&layout, &crafted(0, &12u64.to_le_bytes())));
-        // Larger dims (SZ3 wrote past the chunk's buffer), an odd block size, an
-        // interpolator or order of dims past SZ3's lists, an anchor stride not a power of
-        // two, another quantiser (SZ3 throws), no radius, more unpredicted values than the
-        // chunk holds.
+        // Larger dims (SZ3 wrote past the chunk's buffer), another block size, an
+        // interpolator or order of dims past SZ3's lists, another anchor stride than the
+        // 0 it writes for these dims (a smaller one restored anchors past its unpredicted
+        // values), another quantiser (SZ3 throws), no radius, more unpredicted values than
+        // the chunk holds or the stage (SZ3 asserts).
         let unpredicted = 24 + 4 + 4 + 4 + 8 + 16 + 1 + 8 + 4;
         let bad = [
             (0, 24u64.to_le_bytes().to_vec()),
             (16, 48u64.to_le_bytes().to_vec()),
             (24, 31u32.to_le_bytes().to_vec()),
+            (24, 30u32.to_le_bytes().to_vec()),
             (28, 2i32.to_le_bytes().to_vec()),
             (32, 6i32.to_le_bytes().to_vec()),
             (32, (-1i32).to_le_bytes().to_vec()),
             (36, 24u64.to_le_bytes().to_vec()),
+            (36, 1u64.to_le_bytes().to_vec()),
+            (36, 32u64.to_le_bytes().to_vec()),
             (60, vec![0b11]),
             (unpredicted - 4, 0i32.to_le_bytes().to_vec()),
             (unpredicted, 5761u64.to_le_bytes().to_vec()),
+            (unpredicted, 5760u64.to_le_bytes().to_vec()),
         ];
         for (at, bytes) in bad {
             let payload = crafted(at, &bytes);
             assert!(!well_framed(&layout, &payload), "{at}: {bytes:?}");
             assert!(Sz3.decode(&payload, &layout, bound).is_err());
         }
-        // Every rank and type SZ3 interpolates reads back through the check (SZ3 takes
-        // Lorenzo for a series).
+        // Every rank and type SZ3 interpolates reads back through the check: a short series
+        // (a long one takes Lorenzo), dims of one, dims past the anchor stride, five dims
+        // folded to four.
         let mut interpolated = 0;
-        for shape in [vec![5000usize], vec![70, 90], vec![6, 7, 40, 50]] {
+        let shapes = [
+            vec![200usize],
+            vec![70, 90],
+            vec![1, 40, 50],
+            vec![12, 20, 40],
+            vec![6, 7, 40, 50],
+            vec![2, 3, 7, 20, 30],
+        ];
+        for shape in shapes {
             let values = crate::synth::generate(Kind::Spectral { slope: 3.0 }, &shape, 4);
             let narrow: Vec<f32> = values.iter().map(|&v| v as f32).collect();
             for data in [Samples::F64(&values), Samples::F32(&narrow)] {
@@ -770,17 +897,17 @@ mod tests {
                 let (payload, bound) = by_default_pipeline(data, &shape);
                 let (_, coded, config) = parts(&payload);
                 if Config::parse(config).unwrap().algorithm() == ALGO_INTERP {
-                    let head = InterpHeader::read(&coded[8..], shape.len()).unwrap();
-                    assert_eq!(
-                        head.dims,
-                        shape.iter().map(|&d| d as u64).collect::<Vec<_>>()
-                    );
+                    let dims = fit_rank(&shape, MAX_RANK);
+                    let head = InterpHeader::read(&coded[8..], dims.len()).unwrap();
+                    let expected: Vec<u64> = dims.iter().map(|&d| d as u64).collect();
+                    assert_eq!(head.dims, expected);
                     assert!(Sz3.decode(&payload, &layout, bound).is_ok(), "{shape:?}");
                     interpolated += 1;
                 }
             }
         }
-        assert_eq!(interpolated, 4);
+        eprintln!("{interpolated} of 12 payloads interpolated");
+        assert!(interpolated >= 10, "{interpolated}");
     }
 
     #[test]
