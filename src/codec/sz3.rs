@@ -257,7 +257,11 @@ impl QuantizerHead {
         self.uid == LINEAR_QUANTIZER_UID
             && self.radius > 0
             && self.unpredicted <= count
-            && end + self.unpredicted * value_bytes <= stage_len
+            && self
+                .unpredicted
+                .saturating_mul(value_bytes)
+                .saturating_add(end)
+                <= stage_len
     }
 }
 
