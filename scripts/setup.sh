@@ -87,15 +87,19 @@ if ! "$venv/bin/python" -c "import h5py, netCDF4, numpy, hdf5plugin" >/dev/null 
 fi
 # h5py releases whose wheels bundle HDF5 1.12 and 1.14, which HPC centres still run; each
 # pin names the newest Python 3.x it has wheels for (h5py 3.8, the last to bundle 1.12,
-# stops at 3.11), and a newer Python leaves that release untested (the test says so).
+# stops at 3.11). A newer Python leaves that release untested: the reason goes into
+# venv-hdf5-<release>.untested, which the test prints instead of failing.
 python_minor=$(python3 -c 'import sys; print(sys.version_info[1])')
 for pinned in "1.12 11 h5py==3.8.0 numpy<2" "1.14 13 h5py==3.12.1 numpy<2.3"; do
   read -r release newest packages <<<"$pinned"
   older="$root/third_party/venv-hdf5-$release"
   if [ "$python_minor" -gt "$newest" ]; then
-    echo "setup: no h5py wheel bundles HDF5 $release for Python 3.$python_minor: not tested here"
+    reason="no h5py wheel bundles HDF5 $release for Python 3.$python_minor"
+    echo "setup: $reason: not tested here"
+    echo "$reason" >"$older.untested"
     continue
   fi
+  rm -f "$older.untested"
   if ! "$older/bin/python" -c "import h5py, numpy" >/dev/null 2>&1; then
     echo "setup: filling $older with $packages (HDF5 $release)"
     [ -x "$older/bin/python" ] || python3 -m venv "$older"

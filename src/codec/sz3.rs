@@ -786,13 +786,19 @@ mod tests {
         [frame, &(data.len() as u64).to_le_bytes(), data, config].concat()
     }
 
-    /// `data` through SZ3's default pipeline at a thousandth of its range, and that bound.
-    fn by_default_pipeline(data: Samples<'_>, shape: &[usize]) -> (Vec<u8>, f64) {
+    /// `data` through SZ3's `pipeline` at a thousandth of its range, and that bound.
+    fn at_a_thousandth(data: Samples<'_>, shape: &[usize], pipeline: Pipeline) -> (Vec<u8>, f64) {
         let bound = crate::chunk::codec_bound(1e-3 * Extent::of(data).range());
-        let (payload, _) = Sz3
-            .encode_with(data, shape, bound, Some(Pipeline::Default))
-            .unwrap();
+        let (payload, _) = Sz3.encode_with(data, shape, bound, Some(pipeline)).unwrap();
         (payload, bound)
+    }
+
+    /// The chunk shape the head tests craft payloads for.
+    const HEAD_SHAPE: [usize; 3] = [12, 20, 24];
+
+    /// A smooth field of [`HEAD_SHAPE`].
+    fn head_field() -> Vec<f64> {
+        crate::synth::generate(Kind::Spectral { slope: 3.0 }, &HEAD_SHAPE, 3)
     }
 
     /// `payload` with its lossless stage's bytes from `at` on replaced by `bytes`.
@@ -808,14 +814,10 @@ mod tests {
 
     #[test]
     fn first_order_lorenzo_heads_sz3_would_misread_are_refused_before_it_reads_them() {
-        let shape = [12usize, 20, 24];
-        let values = crate::synth::generate(Kind::Spectral { slope: 3.0 }, &shape, 3);
+        let values = head_field();
         let data = Samples::F64(&values);
-        let layout = Layout::of(&data, &shape);
-        let bound = crate::chunk::codec_bound(1e-3 * Extent::of(data).range());
-        let (payload, _) = Sz3
-            .encode_with(data, &shape, bound, Some(Pipeline::FirstOrderLorenzo))
-            .unwrap();
+        let layout = Layout::of(&data, &HEAD_SHAPE);
+        let (payload, bound) = at_a_thousandth(data, &HEAD_SHAPE, Pipeline::FirstOrderLorenzo);
         let c = Config::parse(parts(&payload).2).unwrap();
         assert_eq!(
             (c.algorithm(), c.flags()),
@@ -842,11 +844,10 @@ mod tests {
 
     #[test]
     fn interpolation_heads_sz3_would_misread_are_refused_before_it_reads_them() {
-        let shape = [12usize, 20, 24];
-        let values = crate::synth::generate(Kind::Spectral { slope: 3.0 }, &shape, 3);
+        let values = head_field();
         let data = Samples::F64(&values);
-        let layout = Layout::of(&data, &shape);
-        let (payload, bound) = by_default_pipeline(data, &shape);
+        let layout = Layout::of(&data, &HEAD_SHAPE);
+        let (payload, bound) = at_a_thousandth(data, &HEAD_SHAPE, Pipeline::Default);
         let (_, coded, config) = parts(&payload);
         assert_eq!(Config::parse(config).unwrap().algorithm(), ALGO_INTERP);
         let head = InterpHeader::read(&coded[8..], 3).unwrap();
@@ -898,7 +899,7 @@ mod tests {
             let narrow: Vec<f32> = values.iter().map(|&v| v as f32).collect();
             for data in [Samples::F64(&values), Samples::F32(&narrow)] {
                 let layout = Layout::of(&data, &shape);
-                let (payload, bound) = by_default_pipeline(data, &shape);
+                let (payload, bound) = at_a_thousandth(data, &shape, Pipeline::Default);
                 let (_, coded, config) = parts(&payload);
                 if Config::parse(config).unwrap().algorithm() == ALGO_INTERP {
                     let dims = fit_rank(&shape, MAX_RANK);
