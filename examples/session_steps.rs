@@ -44,7 +44,7 @@ fn run(args: Vec<String>) -> Result<String, Box<dyn std::error::Error>> {
         Some("predict") => Mode::Predict,
         Some(other) => return Err(format!("unknown mode {other}").into()),
     };
-    let adapt = rest.get(1).map_or(true, |a| a != "fixed");
+    let adapt = rest.get(1).is_none_or(|a| a != "fixed");
     let bytes = std::fs::read(path)?;
     let step_shape = dims
         .get(1..)

@@ -32,15 +32,30 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   sudo=""
-  [ "$(id -u)" -ne 0 ] && sudo=sudo
+  if [ "$(id -u)" -ne 0 ]; then
+    if ! command -v sudo >/dev/null 2>&1; then
+      echo "setup: apt must install ${missing[*]}: run this as root, or install sudo" >&2
+      exit 1
+    fi
+    sudo=sudo
+  fi
   $sudo apt-get update -qq
   # Through env: sudo resets the environment, and a debconf question would hang unseen.
   $sudo env DEBIAN_FRONTEND=noninteractive \
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# ort 2.0.0-rc.15 needs Rust 1.92 (Cargo.toml's rust-version); Debian's own cargo is older.
+rust_needed=1.92
 if ! command -v cargo >/dev/null 2>&1; then
-  echo "setup: cargo not found: install a Rust toolchain (rustup) first" >&2
+  echo "setup: cargo not found: install a Rust toolchain >= $rust_needed (rustup) first" >&2
+  exit 1
+fi
+rust_found=$(rustc --version | awk '{print $2}')
+if [ "$(printf '%s\n' "$rust_needed" "$rust_found" | sort -V | head -n1)" != "$rust_needed" ]
+then
+  echo "setup: rustc $rust_found is older than the $rust_needed this build needs:" \
+    "rustup update stable (Debian's packaged Rust is older)" >&2
   exit 1
 fi
 

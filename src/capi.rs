@@ -507,7 +507,7 @@ unsafe fn samples_from<'a>(
     if too_big {
         return Err(invalid(format!("dims {shape:?} exceed 4 GiB")));
     }
-    if (data as usize) % align != 0 {
+    if !(data as usize).is_multiple_of(align) {
         return Err(invalid(format!("data is not aligned to {align} bytes")));
     }
     // SAFETY: the caller passes `count` readable, aligned elements of `dtype`.

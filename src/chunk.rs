@@ -823,7 +823,7 @@ fn validate(raw: RawHeader<'_>, room: u64) -> Result<Header, ChunkError> {
     };
     let original_len = match (layout.byte_len(), raw.original_len) {
         (Some(n), stored)
-            if stored.map_or(true, |s| s == n as u64) && n as u64 <= wire::MAX_ORIGINAL_LEN =>
+            if stored.is_none_or(|s| s == n as u64) && n as u64 <= wire::MAX_ORIGINAL_LEN =>
         {
             n as u64
         }

@@ -66,6 +66,8 @@ fn byte_len(dims: &[usize], dtype: DType) -> Option<usize> {
 pub struct ArrayEntry {
     /// Dataset folder name.
     pub dataset: String,
+    /// The file as the manifest names it, in its dataset folder (`x.f32`, `a/x.f32`).
+    pub file: String,
     /// File path.
     pub path: PathBuf,
     /// Dims, slowest first.
@@ -77,8 +79,7 @@ pub struct ArrayEntry {
 impl ArrayEntry {
     /// `dataset/file` for tables.
     pub fn name(&self) -> String {
-        let file = self.path.file_name().unwrap_or_default().to_string_lossy();
-        format!("{}/{}", self.dataset, file)
+        format!("{}/{}", self.dataset, self.file)
     }
 
     /// Reads the values, checking the size against the manifest.
@@ -113,73 +114,101 @@ struct ManifestRecord {
 /// `root`, sorted by name; other entries are named (through the log, else on stderr) and
 /// left out.
 pub fn scan(root: &Path) -> Result<Vec<ArrayEntry>, CorpusError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| CorpusError::Io { path, source }
-    };
     let mut entries = Vec::new();
     for dir in std::fs::read_dir(root).map_err(io(root))? {
         let dir = dir.map_err(io(root))?.path();
-        let manifest = dir.join("stats.json");
-        if !manifest.is_file() {
-            continue;
-        }
-        let text = std::fs::read_to_string(&manifest).map_err(io(&manifest))?;
-        let records: Vec<ManifestRecord> =
-            serde_json::from_str(&text).map_err(|e| CorpusError::Manifest {
-                path: manifest.clone(),
-                message: e.to_string(),
-            })?;
-        let dataset = dir
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
-        // An array of another type, or of no value, is named and left out: the rest of
-        // the corpus still serves.
-        for record in records {
-            let left_out = |why: String| {
-                let at = manifest.display();
-                crate::observe::warn(&format!("{at}: {} left out: {why}", record.file));
-            };
-            let dtype = match record.dtype.as_str() {
-                "float32" | "f32" => DType::F32,
-                "float64" | "f64" => DType::F64,
-                other => {
-                    left_out(format!("dtype {other} is not float32 or float64"));
-                    continue;
-                }
-            };
-            if record.dims.is_empty() || record.dims.contains(&0) {
-                left_out(format!("dims {:?} hold no value", record.dims));
-                continue;
-            }
-            // Checked here, before a reader multiplies them out: a wrapped product could
-            // match a short file.
-            if record.dims.len() > crate::wire::MAX_RANK || byte_len(&record.dims, dtype).is_none()
-            {
-                let max = crate::wire::MAX_RANK;
-                left_out(format!(
-                    "dims {:?}: rank over {max} or too many bytes",
-                    record.dims
-                ));
-                continue;
-            }
-            entries.push(ArrayEntry {
-                dataset: dataset.clone(),
-                path: dir.join(&record.file),
-                dims: record.dims,
-                dtype,
-            });
+        if dir.join("stats.json").is_file() {
+            entries.extend(scan_dataset(&dir)?);
         }
     }
     entries.sort_by_key(|e| e.name());
     Ok(entries)
 }
 
-/// `../shared/data` beside the repository, or `$DEEPCQ_SHARED_DATA`, when present.
+/// [`scan`] for `folder` itself when it is one dataset folder (it holds a `stats.json`),
+/// without reading its neighbours' manifests; else [`scan`] of the corpus under it.
+pub fn scan_folder(folder: &Path) -> Result<Vec<ArrayEntry>, CorpusError> {
+    if !folder.join("stats.json").is_file() {
+        return scan(folder);
+    }
+    // Named by its own name, also when given as `.`.
+    let dir = folder.canonicalize().map_err(io(folder))?;
+    let mut entries = scan_dataset(&dir)?;
+    entries.sort_by_key(|e| e.name());
+    Ok(entries)
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CorpusError {
+    let path = path.to_path_buf();
+    move |source| CorpusError::Io { path, source }
+}
+
+/// The arrays `dir/stats.json` lists (see [`scan`]).
+fn scan_dataset(dir: &Path) -> Result<Vec<ArrayEntry>, CorpusError> {
+    let mut entries = Vec::new();
+    let manifest = dir.join("stats.json");
+    let text = std::fs::read_to_string(&manifest).map_err(io(&manifest))?;
+    let records: Vec<ManifestRecord> =
+        serde_json::from_str(&text).map_err(|e| CorpusError::Manifest {
+            path: manifest.clone(),
+            message: e.to_string(),
+        })?;
+    let dataset = dir
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    // An array of another type, or of no value, is named and left out: the rest of
+    // the corpus still serves.
+    for record in records {
+        let left_out = |why: String| {
+            let at = manifest.display();
+            crate::observe::warn(&format!("{at}: {} left out: {why}", record.file));
+        };
+        let dtype = match record.dtype.as_str() {
+            "float32" | "f32" => DType::F32,
+            "float64" | "f64" => DType::F64,
+            other => {
+                left_out(format!("dtype {other} is not float32 or float64"));
+                continue;
+            }
+        };
+        if record.dims.is_empty() || record.dims.contains(&0) {
+            left_out(format!("dims {:?} hold no value", record.dims));
+            continue;
+        }
+        // Checked here, before a reader multiplies them out: a wrapped product could
+        // match a short file.
+        if record.dims.len() > crate::wire::MAX_RANK || byte_len(&record.dims, dtype).is_none() {
+            let max = crate::wire::MAX_RANK;
+            left_out(format!(
+                "dims {:?}: rank over {max} or too many bytes",
+                record.dims
+            ));
+            continue;
+        }
+        entries.push(ArrayEntry {
+            dataset: dataset.clone(),
+            path: dir.join(&record.file),
+            file: record.file,
+            dims: record.dims,
+            dtype,
+        });
+    }
+    Ok(entries)
+}
+
+/// `../shared/data` beside the repository, or `$DEEPCQ_SHARED_DATA`, when present. An empty
+/// `DEEPCQ_SHARED_DATA` counts as unset, as in scripts/test.sh: read as a path it named the
+/// working directory, where the repository's own README.md made it look present.
 pub fn shared_data_dir() -> Option<PathBuf> {
-    let candidate = std::env::var_os("DEEPCQ_SHARED_DATA")
+    present_data_dir(std::env::var_os("DEEPCQ_SHARED_DATA"))
+}
+
+/// [`shared_data_dir`] for the variable's value `named`.
+fn present_data_dir(named: Option<std::ffi::OsString>) -> Option<PathBuf> {
+    let candidate = named
+        .filter(|dir| !dir.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
     candidate.join("README.md").is_file().then_some(candidate)
@@ -188,6 +217,22 @@ pub fn shared_data_dir() -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_shared_data_variable_is_unset_not_the_working_directory() {
+        // The tests run from the repository's root, which holds a README.md.
+        assert!(Path::new("README.md").is_file());
+        let unset = present_data_dir(None);
+        assert_eq!(present_data_dir(Some("".into())), unset);
+        assert_ne!(present_data_dir(Some("".into())), Some(PathBuf::from("")));
+        let folder = tempfile::tempdir().unwrap();
+        assert_eq!(present_data_dir(Some(folder.path().into())), None);
+        std::fs::write(folder.path().join("README.md"), "index").unwrap();
+        assert_eq!(
+            present_data_dir(Some(folder.path().into())),
+            Some(folder.path().to_path_buf())
+        );
+    }
 
     #[test]
     fn dims_that_overflow_are_left_out_not_wrapped_onto_a_short_file() {

@@ -417,7 +417,7 @@ impl SsimReference {
             Some(w) => w.iter().filter(|&&kept| kept).count(),
             None => mean_y.len(),
         };
-        let kept = |i: usize| self.windows.as_ref().map_or(true, |w| w[i]);
+        let kept = |i: usize| self.windows.as_ref().is_none_or(|w| w[i]);
         let (c1, c2) = ((0.01 * self.range).powi(2), (0.03 * self.range).powi(2));
         let total: f64 = self
             .mean_x
@@ -803,7 +803,7 @@ mod tests {
         // them, in the original and in the reconstruction alike (as the encoder does), so
         // the land's windows are flat and exact and score 1.
         let shape = [64, 64];
-        let missing = |i: usize| i / 64 < 48 || i % 5 == 0;
+        let missing = |i: usize| i / 64 < 48 || i.is_multiple_of(5);
         let field: Vec<f64> = crate::synth::generate(crate::synth::Kind::Noise, &shape, 9);
         let mut x = Vec::with_capacity(field.len());
         let mut y = Vec::with_capacity(field.len());

@@ -224,10 +224,10 @@ impl SampleBuf {
     /// length is not a whole number of elements.
     pub fn from_bytes(dtype: DType, bytes: &[u8]) -> Option<Self> {
         match dtype {
-            DType::F32 if bytes.len() % 4 == 0 => Some(SampleBuf::F32(
+            DType::F32 if bytes.len().is_multiple_of(4) => Some(SampleBuf::F32(
                 bytes.chunks_exact(4).map(f32::from_le_slice).collect(),
             )),
-            DType::F64 if bytes.len() % 8 == 0 => Some(SampleBuf::F64(
+            DType::F64 if bytes.len().is_multiple_of(8) => Some(SampleBuf::F64(
                 bytes.chunks_exact(8).map(f64::from_le_slice).collect(),
             )),
             DType::Opaque => Some(SampleBuf::Opaque(bytes.to_vec())),

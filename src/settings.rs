@@ -387,17 +387,29 @@ impl Settings {
 /// The missing value `cd` names for a dataset of `dtype`, as its little-endian bytes: the
 /// user form's words 6–7 narrowed to the dtype ([`Settings::missing_as`]), or the named
 /// missing value a stored form passed back in carries ([`wire::NAMED_FILL_DTYPE`]: a
-/// repack keeps what the first writer named, where the dtype is the same; a stored
-/// dataset fill value is not carried, the new dataset's own is read). `None` when the
-/// cd_values name none: the dataset's own user-defined fill value, if any, then marks
-/// missing data.
+/// repack keeps what the first writer named, converted as a named value is where the
+/// dtype changed (an f32 dataset's -9999 set up for f64 data), an error where it does not
+/// fit; a stored dataset fill value is not carried, the new dataset's own is read).
+/// `None` when the cd_values name none: the dataset's own user-defined fill value, if any,
+/// then marks missing data.
 pub fn named_missing(cd: &[u32], dtype: DType) -> Result<Option<Vec<u8>>, SettingsError> {
-    if is_stored(cd) {
+    let settings = if is_stored(cd) {
         let stored = StoredSettings::parse(cd)?;
-        let fill = stored.fill.filter(|_| stored.fill_named);
-        return Ok(fill.filter(|f| dtype.natural_size() == Some(f.len())));
-    }
-    let settings = Settings::parse(cd)?;
+        let Some(fill) = stored.fill.filter(|_| stored.fill_named) else {
+            return Ok(None);
+        };
+        if dtype.natural_size() == Some(fill.len()) {
+            return Ok(Some(fill));
+        }
+        let value = match fill.len() {
+            4 => f64::from(f32::from_le_bytes(fill[..].try_into().expect("4 bytes"))),
+            8 => f64::from_le_bytes(fill[..].try_into().expect("8 bytes")),
+            _ => return Ok(None),
+        };
+        stored.settings.with_missing(value)
+    } else {
+        Settings::parse(cd)?
+    };
     Ok(match dtype {
         DType::F32 => settings
             .missing_as::<f32>()?
@@ -658,7 +670,7 @@ impl StoredSettings {
         }
         // HDF5 chunks hold at most 4 GiB; the filter multiplies these without checks.
         let bytes = element_count(&chunk).and_then(|n| n.checked_mul(elem_size));
-        if bytes.map_or(true, |n| n as u64 > u64::from(u32::MAX)) {
+        if bytes.is_none_or(|n| n as u64 > u64::from(u32::MAX)) {
             return Err(SettingsError::BadStored(format!(
                 "chunk dims {chunk:?} of {elem_size}-byte values exceed HDF5's 4 GiB chunk"
             )));
@@ -958,7 +970,22 @@ mod tests {
             named_missing(&stored_cd, DType::F32).unwrap(),
             Some(1e20f32.to_le_bytes().to_vec())
         );
-        assert_eq!(named_missing(&stored_cd, DType::F64).unwrap(), None);
+        // Set up for data of the other float type (a dcpl reused), the named value is
+        // converted as a named one is, not dropped: it would have become data.
+        assert_eq!(
+            named_missing(&stored_cd, DType::F64).unwrap(),
+            Some(f64::from(1e20f32).to_le_bytes().to_vec())
+        );
+        assert_eq!(
+            named_missing(&wide_cd, DType::F32).unwrap(),
+            Some(1e20f32.to_le_bytes().to_vec())
+        );
+        let huge = StoredSettings {
+            fill: Some(1e300f64.to_le_bytes().to_vec()),
+            ..wide.clone()
+        };
+        assert!(named_missing(&huge.to_cd(), DType::F32).is_err());
+        assert_eq!(named_missing(&stored_cd, DType::Opaque).unwrap(), None);
         let plain = Settings::psnr(60.0).unwrap();
         let expected = StoredSettings {
             settings: plain,

@@ -253,6 +253,12 @@ fn bench_reads_hdf5_datasets_in_their_stored_chunks() {
     assert!(err.contains("sim.h5/height left out: a scalar"), "{err}");
     // 2^62 values, whose byte count wrapped to 0: HDF5 wrote them past an empty buffer.
     assert!(err.contains("left out sim.h5/huge: dataset size"), "{err}");
+    // Known by its signature under any name.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let renamed = elsewhere.path().join("sim.out");
+    std::fs::copy(&h5, &renamed).unwrap();
+    let (text, _) = bench(&renamed, &[]);
+    assert!(text.contains("1 arrays, 8 chunks"), "{text}");
     let drop_huge = format!(
         "import h5py\nwith h5py.File({h5:?}, 'a') as f:\n    del f['huge']\n",
         h5 = h5.to_str().unwrap()
@@ -368,7 +374,7 @@ fn an_array_that_cannot_be_read_is_left_out_and_named_not_the_run() {
     );
     assert!(report.contains("- 1 arrays, 1 chunks"), "{report}");
     assert!(
-        report.contains("- Left out, unreadable: short/b.f32:") && report.contains("bytes"),
+        report.contains("- Left out: short/b.f32:") && report.contains("bytes"),
         "{report}"
     );
     // With nothing readable there is no report, and the reason is said.
@@ -381,6 +387,38 @@ fn an_array_that_cannot_be_read_is_left_out_and_named_not_the_run() {
         err.contains("no array could be read") && err.contains("good/a.f32"),
         "{err}"
     );
+}
+
+/// An array that fails once read (a `--missing` its float type cannot hold) is left out
+/// and named in the report, not the run; a dataset folder, or a file in it, is benched
+/// without reading its neighbours' manifests.
+#[test]
+fn a_late_failure_costs_its_array_and_a_dataset_folder_is_read_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    dataset(dir.path(), "wide", "a.f64", &[8, 16], true, 1);
+    dataset(dir.path(), "narrow", "b.f32", &[8, 16], false, 2);
+    let target: [&std::ffi::OsStr; 2] = ["--targets".as_ref(), "40".as_ref()];
+    let missing: [&std::ffi::OsStr; 2] = ["--missing".as_ref(), "1e300".as_ref()];
+    let report = bench_report(
+        dir.path(),
+        &[&[dir.path().as_os_str()][..], &target, &missing].concat(),
+    );
+    assert!(report.contains("- 1 arrays, 1 chunks"), "{report}");
+    assert!(
+        report.contains("- Left out: narrow/b.f32: its missing value"),
+        "{report}"
+    );
+    std::fs::write(dir.path().join("narrow/stats.json"), "not json").unwrap();
+    let err = failed_bench(
+        dir.path(),
+        &[&[dir.path().as_os_str()][..], &target].concat(),
+    );
+    assert!(err.contains("narrow"), "{err}");
+    for alone in [dir.path().join("wide"), dir.path().join("wide/a.f64")] {
+        let report = bench_report(dir.path(), &[&[alone.as_os_str()][..], &target].concat());
+        assert!(report.contains("- 1 arrays, 1 chunks"), "{report}");
+        assert!(report.contains("wide/a.f64"), "{report}");
+    }
 }
 
 #[test]

@@ -273,6 +273,25 @@ fn compress_then_decompress_respects_the_bound() {
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
         assert!(stderr.contains("error"), "{args:?}: {stderr}");
     }
+    // An output that names the input is refused before anything is written: the original
+    // would be replaced by its lossy chunk (or a chunk by its decode).
+    let raw_before = std::fs::read(&raw).unwrap();
+    let dcq = dir.join("sz3.dcq");
+    let dcq_before = std::fs::read(&dcq).unwrap();
+    let spelled_again = dir.join(".").join("in.f32").display().to_string();
+    let mut onto_itself = compress("32x32x32", "sz3", "1e-3", &raw_path);
+    *onto_itself.last_mut().unwrap() = spelled_again;
+    let dcq_path = dcq.display().to_string();
+    let decode_onto_itself = vec!["decompress".into(), dcq_path.clone(), dcq_path];
+    for args in [onto_itself, decode_onto_itself] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = deepcq(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(stderr.contains("is the input"), "{args:?}: {stderr}");
+    }
+    assert_eq!(std::fs::read(&raw).unwrap(), raw_before);
+    assert_eq!(std::fs::read(&dcq).unwrap(), dcq_before);
     std::fs::remove_dir_all(&dir).ok();
 }
 

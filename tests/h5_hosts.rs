@@ -172,6 +172,62 @@ fn h5repack_applies_the_filter_to_every_dataset_and_meets_the_target() {
     }
 }
 
+/// A copy of a filtered dataset into one set up alike stores its chunks as they were, not
+/// compressed again (a second codec's error on the first): h5repack when a filter named
+/// for another dataset makes it read and write every dataset, and a script copying through
+/// h5py. With nothing kept (`H5Z_DEEPCQ_KEEP_MB=0`) h5repack compresses them again.
+#[test]
+fn a_copy_of_filtered_chunks_stores_them_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = make_input(dir.path());
+    let filtered = dir.path().join("filtered.h5");
+    let out = run(Command::new("h5repack")
+        .args(["-f", "UD=357,0,1,60"])
+        .arg(&input)
+        .arg(&filtered));
+    assert!(out.status.success());
+    for (keep_mb, expect) in [("64", "same"), ("0", "differ")] {
+        let copy = dir.path().join(format!("copy{keep_mb}.h5"));
+        let out = run(Command::new("h5repack")
+            .env("H5Z_DEEPCQ_KEEP_MB", keep_mb)
+            .args(["-f", "/ints:GZIP=1"])
+            .arg(&filtered)
+            .arg(&copy));
+        assert!(out.status.success(), "h5repack -f /ints:GZIP=1 failed");
+        host_script(
+            "copies_keep_chunks.py",
+            &[&filtered, &copy, Path::new(expect)],
+        );
+    }
+}
+
+/// An absolute bound as large as the data's range, what a float's bit pattern given as the
+/// bound's integer becomes (1e-3f is 981668463), is said once on stderr: every chunk is
+/// stored as about its mean, which meets the bound but is most likely not what was meant.
+#[test]
+fn an_absolute_bound_beyond_the_range_is_said_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = make_input(dir.path());
+    // /field spans about 3; field64_tiny 1e-170, which a bound of 1e-3 spans too.
+    for (spec, said) in [
+        ("/field:UD=357,0,2,981668463,3", 1),
+        ("/field:UD=357,0,3,1,3,3", 0),
+    ] {
+        let output = dir.path().join("abs.h5");
+        let _ = std::fs::remove_file(&output);
+        let out = run(Command::new("h5repack")
+            .args(["-f", spec])
+            .arg(&input)
+            .arg(&output));
+        assert!(out.status.success(), "h5repack -f {spec} failed");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let lines = err
+            .lines()
+            .filter(|l| l.contains("at least a chunk's value range"));
+        assert_eq!(lines.count(), said, "{spec}: {err}");
+    }
+}
+
 /// A ratio target small chunks cannot reach (8×8 chunks hold 256 bytes; the 3-value
 /// `tiny` dataset 12, less than a chunk header) is written as well as it can be and said
 /// once on stderr, not passed over in silence.

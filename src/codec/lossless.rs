@@ -179,7 +179,7 @@ fn decompress(payload: &[u8], expected: usize) -> Result<Vec<u8>, CodecError> {
 
 /// Byte `b` of element `i` moves to `b * n + i`.
 fn shuffle(bytes: &[u8], elem_size: usize) -> Vec<u8> {
-    if elem_size <= 1 || bytes.len() % elem_size != 0 {
+    if elem_size <= 1 || !bytes.len().is_multiple_of(elem_size) {
         return bytes.to_vec();
     }
     let n = bytes.len() / elem_size;
@@ -194,7 +194,7 @@ fn shuffle(bytes: &[u8], elem_size: usize) -> Vec<u8> {
 
 /// Inverse of [`shuffle`].
 fn unshuffle(bytes: &[u8], elem_size: usize) -> Vec<u8> {
-    if elem_size <= 1 || bytes.len() % elem_size != 0 {
+    if elem_size <= 1 || !bytes.len().is_multiple_of(elem_size) {
         return bytes.to_vec();
     }
     let n = bytes.len() / elem_size;

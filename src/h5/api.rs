@@ -518,7 +518,7 @@ impl Hdf5Api {
             kinds == (H5I_DATATYPE, H5I_DATASPACE) && chunk_rank == Ok(rank)
         };
         let holds = self.filter_values(dcpl, crate::wire::FILTER_ID).is_ok()
-            && self.id_checks.map_or(true, ids_fit);
+            && self.id_checks.is_none_or(ids_fit);
         if !holds {
             if let Some(clear) = self.clear_errors {
                 // SAFETY: clears this library's default error stack (H5E_DEFAULT).

@@ -78,9 +78,13 @@ pub fn encode_dataset_chunk(
         &[pipeline as u32, (pipeline as u64 >> 32) as u32],
     ]
     .concat();
-    let successor = rewrites.restore(&dataset, bytes, stored.elem_size, |c| {
-        decode_quietly(c).ok().map(|(_, values)| values)
-    });
+    let decode = |c: &[u8]| decode_quietly(c).ok().map(|(_, values)| values);
+    let successor = rewrites
+        .restore(&dataset, bytes, stored.elem_size, decode)
+        .or_else(|| {
+            let read = rewrites.read_unchanged(&dataset, bytes, decode)?;
+            Some(Successor::Unchanged(read))
+        });
     let bytes = match &successor {
         Some(Successor::Restored(restored)) => restored,
         Some(Successor::Unchanged(chunk)) => {
@@ -147,7 +151,7 @@ fn encode_little_endian(
     let Some(values) = typed else {
         // Not a float chunk of the expected size: keep every byte.
         let elem_size = match stored.elem_size {
-            n if n > 0 && bytes.len() % n == 0 => n,
+            n if n > 0 && bytes.len().is_multiple_of(n) => n,
             _ => 1,
         };
         let data = Samples::Opaque { bytes, elem_size };
@@ -260,7 +264,8 @@ pub fn decode_chunk_for(
     if big_endian {
         out = swap_bytes(out, header.layout.elem_size);
     }
-    super::rewrites::REWRITES.decoded(bytes, &header, &out);
+    let dataset = stored.map(StoredSettings::to_cd);
+    super::rewrites::REWRITES.decoded(dataset.as_deref(), bytes, &header, &out);
     Ok(out)
 }
 

@@ -49,6 +49,12 @@
 //! and kept per process: a chunk evicted from this memory, or re-filtered by another
 //! process or MPI rank, still adds up errors (the README says how to size HDF5's chunk
 //! cache instead).
+//!
+//! A lossy chunk the process reads without having written it (h5repack reading a file to
+//! copy it) is kept too, its stored bytes only, within a quarter of the limit
+//! ([`Rewrites::read_unchanged`]): a buffer that decodes from it bit for bit, compressed
+//! for a dataset set up alike, is stored as those bytes again. Its originals are unknown,
+//! so a buffer that differs in any value is compressed as any other.
 
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
@@ -234,9 +240,82 @@ impl Store {
     }
 }
 
-/// What one process keeps of the lossy chunks it wrote, oldest first.
+/// A lossy chunk this process decoded but did not write (a copy program, h5repack among
+/// them, reading a file written elsewhere): its stored bytes and a fingerprint of its
+/// decode, to store those bytes again when the decode comes back unchanged.
+struct Read {
+    /// The dataset's stored cd_values.
+    dataset: Vec<u32>,
+    /// The decode's length and [`fingerprint`].
+    decode: Key,
+    stored: Arc<Vec<u8>>,
+}
+
+/// Share of [`ENV_KEEP_MB`] the chunks read ([`Read`]) may hold besides the chunks written:
+/// their stored bytes only, so at 64 MiB the compressed chunks of a dataset of a few
+/// hundred MB read whole before it is written whole.
+const READ_SHARE: usize = 4;
+
+/// The chunks read, oldest first, and how many hold each decode's fingerprint (a write
+/// whose buffer holds none of them walks nothing).
+#[derive(Default)]
+struct ReadStore {
+    entries: VecDeque<Read>,
+    total: usize,
+    decodes: std::collections::HashMap<Key, usize>,
+}
+
+impl ReadStore {
+    fn bytes(r: &Read) -> usize {
+        r.stored.len() + r.dataset.len() * 4 + 64
+    }
+
+    fn push(&mut self, r: Read, limit: usize) {
+        self.total += Self::bytes(&r);
+        *self.decodes.entry(r.decode).or_default() += 1;
+        self.entries.push_back(r);
+        while self.total > limit {
+            let Some(old) = self.entries.pop_front() else {
+                break;
+            };
+            self.total -= Self::bytes(&old);
+            if let Some(n) = self.decodes.get_mut(&old.decode) {
+                *n -= 1;
+                if *n == 0 {
+                    self.decodes.remove(&old.decode);
+                }
+            }
+        }
+    }
+}
+
+/// A 64-bit fingerprint of `bytes`, cheap beside a decode (four independent multiply
+/// chains over 8-byte words): it finds which chunk read a buffer may be the decode of, and
+/// a decode again confirms it, so it need not resist collisions.
+fn fingerprint(bytes: &[u8]) -> u64 {
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut lanes = [1u64, 2, 3, 4];
+    let mut words = bytes.chunks_exact(32);
+    for block in &mut words {
+        for (lane, word) in lanes.iter_mut().zip(block.chunks_exact(8)) {
+            let w = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+            *lane = (*lane ^ w).wrapping_mul(K).rotate_left(29);
+        }
+    }
+    let mut h = bytes.len() as u64;
+    for (i, &b) in words.remainder().iter().enumerate() {
+        h ^= u64::from(b) << (8 * (i % 8));
+        h = h.wrapping_mul(K);
+    }
+    lanes
+        .iter()
+        .fold(h, |h, &l| (h ^ l).wrapping_mul(K).rotate_left(31))
+}
+
+/// What one process keeps of the lossy chunks it wrote, oldest first, and of those it read.
 pub struct Rewrites {
     kept: Mutex<Store>,
+    read: Mutex<ReadStore>,
     limit: usize,
 }
 
@@ -254,6 +333,7 @@ impl Rewrites {
     pub fn new(limit: usize) -> Self {
         Rewrites {
             kept: Mutex::new(Store::default()),
+            read: Mutex::new(ReadStore::default()),
             limit,
         }
     }
@@ -316,16 +396,22 @@ impl Rewrites {
         kept.shrink(self.limit);
     }
 
-    /// After `stored` was decoded into `decoded` (the bytes HDF5 gets): when it is a kept
-    /// chunk and its original lies within the chunk's bound of the decode, notes where
-    /// the two differ, for [`Rewrites::restore`] to recognise the chunk's successor by.
-    /// Originals that do not match their decode are dropped.
-    pub fn decoded(&self, stored: &[u8], header: &Header, decoded: &[u8]) {
+    /// After `stored` was decoded into `decoded` (the bytes HDF5 gets) for the dataset whose
+    /// stored cd_values are `dataset` (None: not known): when it is a kept chunk and its
+    /// original lies within the chunk's bound of the decode, notes where the two differ,
+    /// for [`Rewrites::restore`] to recognise the chunk's successor by. Originals that do
+    /// not match their decode are dropped. A lossy chunk this process did not write is
+    /// noted as read ([`Rewrites::read_unchanged`]).
+    pub fn decoded(&self, dataset: Option<&[u32]>, stored: &[u8], header: &Header, decoded: &[u8]) {
+        let key = key_of(stored);
         let mut kept = self.lock();
-        if kept.entries.is_empty() {
+        if !kept.holds(key) {
+            drop(kept);
+            if let Some(dataset) = dataset {
+                self.note_read(dataset, stored, header, decoded);
+            }
             return;
         }
-        let key = key_of(stored);
         // Every dataset's chunk of these bytes: the decode does not say which was read.
         let size = header.layout.elem_size;
         kept.retain_key(key, |k| {
@@ -344,6 +430,62 @@ impl Rewrites {
             }
         });
         kept.shrink(self.limit);
+    }
+
+    /// Keeps a lossy chunk read (not written here), within its share of the limit.
+    fn note_read(&self, dataset: &[u32], stored: &[u8], header: &Header, decoded: &[u8]) {
+        let limit = self.limit / READ_SHARE;
+        let lossy = header.codec != CodecId::Lossless && !header.bound.is_nan();
+        if !lossy || header.bound < 0.0 || stored.len() + 64 > limit {
+            return;
+        }
+        let read = Read {
+            dataset: dataset.to_vec(),
+            decode: (decoded.len(), fingerprint(decoded)),
+            stored: Arc::new(stored.to_vec()),
+        };
+        let mut store = self.read.lock().unwrap_or_else(|p| p.into_inner());
+        store.push(read, limit);
+    }
+
+    /// Before `input` is compressed for the dataset whose stored cd_values are `dataset`:
+    /// a chunk read from a dataset set up alike ([`Rewrites::decoded`]) that decodes to
+    /// exactly `input` (`decode` decodes a stored chunk again), to store as it is. A copy
+    /// program (h5repack with a filter or layout named for any other dataset, nccopy, a
+    /// script reading one dataset into another) then stores the chunks it copies as they
+    /// were, rather than a second codec's error on top of the first: under a 60 dB target
+    /// a chunk copied by h5repack held 59.6 dB against its original.
+    pub fn read_unchanged(
+        &self,
+        dataset: &[u32],
+        input: &[u8],
+        decode: impl Fn(&[u8]) -> Option<Vec<u8>>,
+    ) -> Option<Arc<Vec<u8>>> {
+        if self.limit == 0 {
+            return None;
+        }
+        let candidates: Vec<Arc<Vec<u8>>> = {
+            let store = self.read.lock().unwrap_or_else(|p| p.into_inner());
+            if store.entries.is_empty() {
+                return None;
+            }
+            let key = (input.len(), fingerprint(input));
+            if !store.decodes.contains_key(&key) {
+                return None;
+            }
+            store
+                .entries
+                .iter()
+                .rev()
+                .filter(|r| r.decode == key && r.dataset == dataset)
+                .map(|r| r.stored.clone())
+                .collect()
+        };
+        // Decoded again, outside the lock: only a decode equal to the buffer bit for bit
+        // may be stored for it.
+        candidates
+            .into_iter()
+            .find(|stored| decode(stored).is_some_and(|d| d == input))
     }
 
     /// Before `input` (a chunk buffer of `elem_size`-byte values) is compressed: whether it
@@ -554,6 +696,58 @@ mod tests {
     }
 
     #[test]
+    fn a_chunk_read_but_not_written_is_stored_again_for_its_exact_decode_only() {
+        let shape = [4, 16, 16];
+        let (_, stored) = filling_chunk(&shape, 0, 31);
+        let header = chunk::parse(&stored).unwrap().0;
+        let decoded = decode(&stored).unwrap();
+        let rewrites = Rewrites::new(1 << 24);
+        // Nothing read yet.
+        assert!(rewrites.read_unchanged(DATASET, &decoded, decode).is_none());
+        rewrites.decoded(Some(DATASET), &stored, &header, &decoded);
+        let again = rewrites.read_unchanged(DATASET, &decoded, decode);
+        assert_eq!(again.as_deref(), Some(&stored));
+        // Another dataset's settings, one value changed, or a chunk that does not decode
+        // to the buffer although its fingerprint says so: compressed as any buffer.
+        assert!(rewrites.read_unchanged(&[9], &decoded, decode).is_none());
+        let mut edited = decoded.clone();
+        edited[8] ^= 1;
+        assert!(rewrites.read_unchanged(DATASET, &edited, decode).is_none());
+        let other = |_: &[u8]| Some(edited.clone());
+        assert!(rewrites.read_unchanged(DATASET, &decoded, other).is_none());
+        // A decode without its dataset, or with nothing kept, is not noted.
+        let unknown = Rewrites::new(1 << 24);
+        unknown.decoded(None, &stored, &header, &decoded);
+        assert!(unknown.read_unchanged(DATASET, &decoded, decode).is_none());
+        let none = Rewrites::new(0);
+        none.decoded(Some(DATASET), &stored, &header, &decoded);
+        assert!(none.read_unchanged(DATASET, &decoded, decode).is_none());
+        // Chunks read are bounded by their share of the limit, oldest out.
+        let share = Rewrites::new(READ_SHARE * (2 * stored.len() + 200));
+        let mut reads = Vec::new();
+        for seed in 40..44 {
+            let (_, chunk) = filling_chunk(&shape, 0, seed);
+            let values = decode(&chunk).unwrap();
+            share.decoded(
+                Some(DATASET),
+                &chunk,
+                &chunk::parse(&chunk).unwrap().0,
+                &values,
+            );
+            reads.push((chunk, values));
+        }
+        let found = |(chunk, values): &(Vec<u8>, Vec<u8>)| {
+            share.read_unchanged(DATASET, values, decode).as_deref() == Some(chunk)
+        };
+        assert!(!found(&reads[0]) && found(&reads[3]));
+        let store = share.read.lock().unwrap();
+        assert!(
+            store.entries.len() <= 2
+                && store.decodes.values().sum::<usize>() == store.entries.len()
+        );
+    }
+
+    #[test]
     fn a_decode_gets_its_originals_back_around_the_writers_new_part() {
         let rewrites = Rewrites::new(1 << 24);
         let shape = [4, 16, 16];
@@ -562,7 +756,7 @@ mod tests {
         rewrites.written(DATASET, &stored, &header, &original);
         let decoded = chunk::decode(&stored).unwrap().1.into_bytes();
         assert_ne!(decoded, original, "the chunk is lossy");
-        rewrites.decoded(&stored, &header, &decoded);
+        rewrites.decoded(Some(DATASET), &stored, &header, &decoded);
         // Unrelated values of the same size: not a successor.
         let (other, _) = filling_chunk(&shape, 2, 4);
         assert!(rewrites.restore(DATASET, &other, 4, decode).is_none());
@@ -593,7 +787,7 @@ mod tests {
         let header = chunk::parse(&stored).unwrap().0;
         rewrites.written(DATASET, &stored, &header, &original);
         let decoded = decode(&stored).unwrap();
-        rewrites.decoded(&stored, &header, &decoded);
+        rewrites.decoded(Some(DATASET), &stored, &header, &decoded);
         let plane = 16 * 16 * 4;
         let (rewritten, _) = filling_chunk(&shape, 0, 10);
         let mut next = decoded.clone();
@@ -624,7 +818,7 @@ mod tests {
         let (original, decoded) = (bytes(&values), bytes(&decoded));
         let rewrites = Rewrites::new(1 << 24);
         rewrites.written(DATASET, &stored, &header, &original);
-        rewrites.decoded(&stored, &header, &decoded);
+        rewrites.decoded(Some(DATASET), &stored, &header, &decoded);
         // Another chunk: zeros where the drizzle was, other values elsewhere.
         let mut other = floats(&filling_chunk(&shape, 0, 12).0);
         other[..half].fill(0.0);
@@ -663,7 +857,7 @@ mod tests {
         let (original, decoded) = (bytes(&values), bytes(&decoded));
         let rewrites = Rewrites::new(1 << 24);
         rewrites.written(DATASET, &stored, &header, &original);
-        rewrites.decoded(&stored, &header, &decoded);
+        rewrites.decoded(Some(DATASET), &stored, &header, &decoded);
         let from = |_: &[u8]| Some(decoded.clone());
         let mut constant = vec![collapsed; values.len()];
         assert!(rewrites
@@ -709,7 +903,7 @@ mod tests {
         let (original, decoded) = (bytes(&values), bytes(&decoded));
         let rewrites = Rewrites::new(1 << 24);
         rewrites.written(DATASET, &stored, &header, &original);
-        rewrites.decoded(&stored, &header, &decoded);
+        rewrites.decoded(Some(DATASET), &stored, &header, &decoded);
         let from = |_: &[u8]| Some(decoded.clone());
         let mut next = bytemuck::cast_slice::<u8, f32>(&decoded).to_vec();
         (tile..2 * tile).for_each(|i| next[i] = 7.0 + i as f32 / 64.0);
@@ -740,7 +934,7 @@ mod tests {
         rewrites.written(DATASET, &stored, &header, &original);
         let decoded = decode(&stored).unwrap();
         assert_ne!(decoded, original);
-        rewrites.decoded(&stored, &header, &decoded);
+        rewrites.decoded(Some(DATASET), &stored, &header, &decoded);
         let mut edited = decoded.clone();
         edited[4..8].copy_from_slice(&3.5f32.to_le_bytes());
         let restored = rewrites
@@ -760,7 +954,7 @@ mod tests {
         assert!(header.padding.is_none(), "a complete chunk");
         rewrites.written(DATASET, &stored, &header, &original);
         let decoded = chunk::decode(&stored).unwrap().1.into_bytes();
-        rewrites.decoded(&stored, &header, &decoded);
+        rewrites.decoded(Some(DATASET), &stored, &header, &decoded);
         // A value changed where the chunk held data (a step written again), most of a
         // plane too: everything else is the original again.
         let mut edited = decoded.clone();
@@ -779,7 +973,7 @@ mod tests {
         // The decode written back unchanged (a copy of what was read) is the stored chunk
         // again, and stays kept.
         rewrites.written(DATASET, &stored, &header, &original);
-        rewrites.decoded(&stored, &header, &decoded);
+        rewrites.decoded(Some(DATASET), &stored, &header, &decoded);
         let again = rewrites.restore(DATASET, &decoded, 4, decode);
         assert_eq!(again, Some(Successor::Unchanged(Arc::new(stored.clone()))));
         assert!(rewrites.restore(DATASET, &edited, 4, decode).is_some());
@@ -791,7 +985,7 @@ mod tests {
         let at = 4 * at.expect("a lossy value");
         other[at..at + 4].copy_from_slice(&decoded[at..at + 4]);
         rewrites.written(DATASET, &stored, &header, &other);
-        rewrites.decoded(&stored, &header, &decoded);
+        rewrites.decoded(Some(DATASET), &stored, &header, &decoded);
         assert!(rewrites.restore(DATASET, &edited, 4, decode).is_none());
         // The same originals again: kept once, and put back.
         rewrites.written(DATASET, &stored, &header, &original);
@@ -801,7 +995,7 @@ mod tests {
         rewrites.written(&[9, 9], &stored, &header, &other);
         assert_eq!(rewrites.lock().len(), 2);
         assert!(rewrites.lock().consistent());
-        rewrites.decoded(&stored, &header, &decoded);
+        rewrites.decoded(Some(DATASET), &stored, &header, &decoded);
         let found = rewrites.restore(DATASET, &edited, 4, decode);
         let restored = found.and_then(restored_buffer).unwrap();
         assert_eq!(restored[4..4 * 200], original[4..4 * 200]);
@@ -826,7 +1020,7 @@ mod tests {
         let mut wrong = original.clone();
         wrong[..4].copy_from_slice(&1e6f32.to_le_bytes());
         rewrites.written(DATASET, &stored, &header, &wrong);
-        rewrites.decoded(&stored, &header, &decoded);
+        rewrites.decoded(Some(DATASET), &stored, &header, &decoded);
         assert!(rewrites.restore(DATASET, &next, 4, decode).is_none());
         // A limit below one chunk keeps nothing.
         let small = Rewrites::new(original.len() - 1);
@@ -835,7 +1029,7 @@ mod tests {
             OVER_LIMIT_SAID.load(Ordering::Relaxed),
             "said once per process"
         );
-        small.decoded(&stored, &header, &decoded);
+        small.decoded(Some(DATASET), &stored, &header, &decoded);
         assert!(small.restore(DATASET, &next, 4, decode).is_none());
         // A limit of about two chunks keeps the newest, and counts them right.
         let two = Rewrites::new(2 * (stored.len() + original.len() + 256) + 64);

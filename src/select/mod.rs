@@ -338,6 +338,24 @@ pub fn value_range(data: Samples<'_>) -> f64 {
     Extent::of(data).range()
 }
 
+/// Says once per process that an absolute bound is at least a chunk's value range: every
+/// value may then become any other, and the chunk is stored as about its mean. Such a bound
+/// is most likely a float's bit pattern given where the bound's integer was expected
+/// (1e-3f is 981668463), which cd_values cannot tell from a bound that large.
+fn say_if_bound_spans_the_range(settings: &Settings, range: f64) {
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let bound = settings.target.value();
+    let spans = settings.target.kind == TargetKind::AbsBound && range > 0.0 && bound >= range;
+    if spans && !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        crate::observe::warn(&format!(
+            "an absolute bound of {bound:e} is at least a chunk's value range ({range:e}): \
+             its values are stored as about their mean. If that bound is a float's bit \
+             pattern, give it as mantissa and decimals (`deepcq cdvalues --abs 1e-3`); \
+             said once per process"
+        ));
+    }
+}
+
 /// Compresses one chunk to the target. Opaque, non-finite and constant data go to the
 /// lossless codec (exact, so every target is met).
 pub fn compress_to_target(
@@ -365,6 +383,7 @@ pub fn compress_to_target_where(
     if let Some(reason) = exact_only(data, extent, settings) {
         return lossless(data, shape, 0, reason);
     }
+    say_if_bound_spans_the_range(settings, extent.range());
     if !ratio_reachable(data, shape, settings) {
         return lossless(data, shape, 0, RATIO_UNREACHABLE);
     }

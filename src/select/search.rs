@@ -147,8 +147,7 @@ pub(super) struct Attempt {
 impl Attempt {
     /// True when this payload stores smaller than the one kept so far (or nothing is kept).
     pub(super) fn smaller_than(&self, kept: &Option<Landed>) -> bool {
-        kept.as_ref()
-            .map_or(true, |k| self.stored < k.attempt.stored)
+        kept.as_ref().is_none_or(|k| self.stored < k.attempt.stored)
     }
 
     pub(super) fn into_outcome(self, reason: &'static str, measured: Option<f64>) -> Outcome {
@@ -996,7 +995,7 @@ impl<'a> Search<'a> {
         let overrated = match by_rate {
             true => kept
                 .as_ref()
-                .map_or(true, |k| overrated_by(&k.attempt.payload)),
+                .is_none_or(|k| overrated_by(&k.attempt.payload)),
             false => first_overrated,
         };
         let as_expected = proposal
@@ -1330,12 +1329,12 @@ impl<'a> Search<'a> {
             tried.push(attempt.bound);
             let close = r >= target && r <= target * 1.03;
             if r >= target {
-                if reached.as_ref().map_or(true, |k| attempt.bound < k.bound) {
+                if reached.as_ref().is_none_or(|k| attempt.bound < k.bound) {
                     reached = Some(attempt);
                 }
             } else if loosest_miss
                 .as_ref()
-                .map_or(true, |m| attempt.bound > m.bound)
+                .is_none_or(|m| attempt.bound > m.bound)
             {
                 loosest_miss = Some(attempt);
             }

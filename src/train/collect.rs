@@ -159,7 +159,7 @@ pub fn collect(config: &CollectConfig) -> Result<CollectSummary, CollectError> {
     let mut jobs = Vec::new();
     let mut unknown: Vec<&String> = config.only_datasets.iter().collect();
     for dir in &config.data_dirs {
-        for entry in corpus::scan(dir)? {
+        for entry in corpus::scan_folder(dir)? {
             unknown.retain(|name| **name != entry.dataset);
             // Cut before any array is left out, so that a chunk's index names the same
             // chunk with and without --only.
@@ -170,18 +170,11 @@ pub fn collect(config: &CollectConfig) -> Result<CollectSummary, CollectError> {
                 continue;
             }
             let values = entry.load()?;
-            // The file's path in its dataset folder: a manifest may list a/x.f32 and b/x.f32.
-            let folder = dir.join(&entry.dataset);
-            let file = entry
-                .path
-                .strip_prefix(&folder)
-                .unwrap_or(&entry.path)
-                .to_string_lossy()
-                .into_owned();
             for (i, (origin, shape)) in cuts.into_iter().enumerate() {
                 jobs.push(Job {
                     dataset: entry.dataset.clone(),
-                    source: file.clone(),
+                    // As the manifest names it: it may list a/x.f32 and b/x.f32.
+                    source: entry.file.clone(),
                     chunk: i,
                     values: extract_chunk(&values, &entry.dims, &origin, &shape),
                     shape,
@@ -664,6 +657,38 @@ mod tests {
             .map(|&i| i as f32)
             .collect();
         assert_eq!(c, SampleBuf::F32(expected));
+    }
+
+    #[test]
+    fn one_dataset_folder_is_a_corpus_of_its_own_arrays() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("set");
+        std::fs::create_dir_all(dir.join("a")).unwrap();
+        let values: Vec<u8> = (0..32 * 32)
+            .flat_map(|i| ((i as f32 * 0.1).sin()).to_le_bytes())
+            .collect();
+        std::fs::write(dir.join("a/x.f32"), &values).unwrap();
+        let manifest = r#"[{"file": "a/x.f32", "dims": [32, 32], "dtype": "float32"}]"#;
+        std::fs::write(dir.join("stats.json"), manifest).unwrap();
+        let config = CollectConfig {
+            data_dirs: vec![dir.clone()],
+            only_datasets: vec![],
+            synth_fields: 0,
+            max_chunks_per_array: 1,
+            bounds: vec![1e-3],
+            threads: 1,
+            seed: 3,
+            output: root.path().join("t.csv"),
+            progress: false,
+        };
+        let summary = collect(&config).unwrap();
+        assert_eq!(summary.chunks, 1);
+        let rows = table::read(&config.output).unwrap();
+        assert_eq!(rows.len(), 3);
+        // Named by the folder and the file as the manifest names it.
+        assert!(rows
+            .iter()
+            .all(|r| r.dataset == "set" && r.source == "a/x.f32"));
     }
 
     #[test]

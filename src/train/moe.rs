@@ -665,7 +665,7 @@ fn train_member(
 /// (PSNR dB, SSIM, log10 CR32) per row. This is the reference the ONNX export must match.
 pub fn predict(weights: &MoeWeights, x: &[f32]) -> Result<Vec<[f32; 3]>, TrainError> {
     let n_in = n_inputs();
-    if x.len() % n_in != 0 {
+    if !x.len().is_multiple_of(n_in) {
         return Err(TrainError::Shape(format!(
             "{} inputs is not a multiple of {n_in}",
             x.len()

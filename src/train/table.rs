@@ -209,7 +209,7 @@ pub fn format_row(row: &Row) -> String {
             format!("{}", m.max_err_over_bound),
             format!("{:.3}", m.encode_ms),
         ]),
-        None => cols.extend(std::iter::repeat(String::new()).take(6)),
+        None => cols.extend(std::iter::repeat_n(String::new(), 6)),
     }
     cols.extend(row.features.iter().map(|f| format!("{f}")));
     cols.join(",")

@@ -137,6 +137,7 @@ pub fn compress(
     input: &Path,
     output: &Path,
 ) -> Result<()> {
+    not_the_input(input, output)?;
     let bound = match (codec, bound) {
         (CodecId::Lossless, b) => b.unwrap_or(0.0),
         (_, None) => bail!("--abs <bound> is required for lossy codec {}", codec.name()),
@@ -180,7 +181,20 @@ pub fn compress(
     Ok(())
 }
 
+/// Fails when `output` names the file `input` does: it would be replaced by what was made
+/// from it (the original by its lossy chunk, or the other way round).
+fn not_the_input(input: &Path, output: &Path) -> Result<()> {
+    if crate::train::same_file(input) == crate::train::same_file(output) {
+        bail!(
+            "{} is the input: name another output file",
+            output.display()
+        );
+    }
+    Ok(())
+}
+
 pub fn decompress(input: &Path, output: &Path) -> Result<()> {
+    not_the_input(input, output)?;
     let bytes = std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
     let start = Instant::now();
     // A chunk read from a dataset with fletcher32 after deepcq (h5py's read_direct_chunk)

@@ -15,7 +15,8 @@ use h5z_deepcq::wire::CodecId;
 /// Arguments of `deepcq collect`.
 #[derive(clap::Args)]
 pub struct CollectArgs {
-    /// Folder of dataset folders with stats.json manifests (repeatable), e.g. ../shared/data.
+    /// Folder of dataset folders with stats.json manifests, or one dataset folder (its own
+    /// stats.json) (repeatable), e.g. ../shared/data.
     #[arg(long = "data")]
     data: Vec<PathBuf>,
     /// Only these datasets (comma-separated folder names).

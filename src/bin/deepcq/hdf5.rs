@@ -222,10 +222,16 @@ impl Hdf5 {
         // SAFETY: a NUL-terminated path and constant flags.
         let id = unsafe { (self.api.fopen)(c_path.as_ptr(), ACC_RDONLY, DEFAULT) };
         let handle = self.handle(id, self.api.fclose, || {
-            format!(
-                "H5Fopen({}) (not an HDF5 file, or locked by a writer)",
-                path.display()
-            )
+            // HDF5's own stack is silenced: say what the system says of the file, else the
+            // usual causes (on Lustre and GPFS, HDF5's file locking itself).
+            let why = match std::fs::File::open(path) {
+                Err(e) => e.to_string(),
+                Ok(_) => "not an HDF5 file, or locked by a writer; where the file system \
+                          does not support HDF5's file locks (some Lustre or GPFS mounts), \
+                          set HDF5_USE_FILE_LOCKING=FALSE"
+                    .into(),
+            };
+            format!("H5Fopen({}) ({why})", path.display())
         })?;
         Ok(File { h5: self, handle })
     }

@@ -71,11 +71,24 @@ impl BenchArray {
     }
 }
 
+/// An HDF5 (or netCDF-4) file: by its extension, or by HDF5's signature at the start of the
+/// file or after a 512-byte user block, whatever the name (`run.out`, `x.hdf`).
 fn is_hdf5(path: &Path) -> bool {
-    path.is_file()
-        && path
-            .extension()
-            .is_some_and(|e| e == "h5" || e == "hdf5" || e == "he5" || e == "nc")
+    const EXTENSIONS: [&str; 6] = ["h5", "hdf5", "he5", "nc", "nc4", "hdf"];
+    const SIGNATURE: &[u8; 8] = b"\x89HDF\r\n\x1a\n";
+    let named = path
+        .extension()
+        .is_some_and(|e| EXTENSIONS.iter().any(|x| e == *x));
+    let signed = || {
+        use std::io::Read;
+        let mut head = Vec::new();
+        let read = std::fs::File::open(path).and_then(|f| f.take(520).read_to_end(&mut head));
+        read.is_ok()
+            && [0, 512]
+                .iter()
+                .any(|&at| head.get(at..at + 8) == Some(SIGNATURE))
+    };
+    path.is_file() && (named || signed())
 }
 
 /// The arrays under `input`, sorted by name. `raw` describes a bare raw file.
@@ -110,6 +123,11 @@ pub fn arrays(input: &Path, raw: Option<(DType, Vec<usize>)>) -> Result<Vec<Benc
             .into_owned();
         return Ok(vec![BenchArray::raw(ArrayEntry {
             dataset,
+            file: input
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into(),
             path: input.to_path_buf(),
             dims,
             dtype,
@@ -120,9 +138,10 @@ pub fn arrays(input: &Path, raw: Option<(DType, Vec<usize>)>) -> Result<Vec<Benc
     if !dataset_dir.join("stats.json").is_file() {
         return Err(not_listed());
     }
-    let found: Vec<BenchArray> = folder(dataset_dir)?
+    let found: Vec<BenchArray> = corpus::scan_folder(dataset_dir)?
         .into_iter()
-        .filter(|a| matches!(&a.source, Source::Raw(e) if same(&e.path, input)))
+        .filter(|e| same(&e.path, input))
+        .map(BenchArray::raw)
         .collect();
     if found.is_empty() {
         return Err(not_listed());
@@ -189,24 +208,12 @@ fn hdf5_array(
 /// A corpus folder, or a single dataset folder (its own `stats.json`), plus the HDF5 files
 /// in it and in its subfolders.
 fn folder(dir: &Path) -> Result<Vec<BenchArray>> {
-    let mut arrays: Vec<BenchArray> = if dir.join("stats.json").is_file() {
-        let parent = dir
-            .canonicalize()
-            .with_context(|| format!("resolving {}", dir.display()))?;
-        let parent = parent.parent().unwrap_or(Path::new("/"));
-        corpus::scan(parent)
-            .with_context(|| format!("scanning {}", parent.display()))?
-            .into_iter()
-            .filter(|e| e.path.parent().is_some_and(|p| same(p, dir)))
-            .map(BenchArray::raw)
-            .collect()
-    } else {
-        corpus::scan(dir)
-            .with_context(|| format!("scanning {}", dir.display()))?
-            .into_iter()
-            .map(BenchArray::raw)
-            .collect()
-    };
+    // A dataset folder is read alone: its neighbours' manifests are not what was asked for.
+    let mut arrays: Vec<BenchArray> = corpus::scan_folder(dir)
+        .with_context(|| format!("scanning {}", dir.display()))?
+        .into_iter()
+        .map(BenchArray::raw)
+        .collect();
     // One file that is not HDF5 after all (a netCDF-3 `.nc`) or cannot be read does not
     // stop a folder's run: it is named on stderr and left out.
     let files = hdf5_files(dir)?;

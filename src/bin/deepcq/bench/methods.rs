@@ -257,7 +257,7 @@ pub fn run_all(
         oracle_cpu += r.cpu;
         oracle_compressions += r.compressions;
         least_in_filter = least_in_filter.min(r.in_filter);
-        if best.map_or(true, |b| r.stored < b.stored) {
+        if best.is_none_or(|b| r.stored < b.stored) {
             best = Some(r);
         }
         out.push((Method::Oracle(codec), r));

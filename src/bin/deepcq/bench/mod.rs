@@ -202,8 +202,22 @@ pub fn run(args: BenchArgs) -> Result<()> {
         };
         // Made once the values are in memory: no more chunks than values.
         let blocks = chunking::blocks(&entry.dims, &chunk);
-        let missing = missing_value(&values, args.missing, fill)
-            .with_context(|| format!("{}: its missing value", entry.name()))?;
+        // An array that fails later (a `--missing` its dtype cannot hold, a chunk a
+        // method cannot run) is left out the same way, so that an error hours into a run
+        // costs that array, not the report.
+        let leave_out = |left_out: &mut Vec<String>, e: anyhow::Error| {
+            let why = format!("{}: {e:#}", entry.name());
+            bar.suspend(|| eprintln!("bench: left out {why}"));
+            left_out.push(why);
+        };
+        let missing = match missing_value(&values, args.missing, fill) {
+            Ok(missing) => missing,
+            Err(e) => {
+                leave_out(&mut left_out, e.context("its missing value"));
+                bar.inc(block_count.saturating_mul(args.targets.len() as u64));
+                continue;
+            }
+        };
         // Each target's chunks run in order through one memory, as the filter receives a
         // dataset's chunks, so that runs repeat exactly; the targets run in parallel.
         let per_target = pool.install(|| {
@@ -238,7 +252,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
                         .collect::<Result<Vec<_>>>()
                 })
                 .collect::<Result<Vec<_>>>()
-        })?;
+        });
+        let per_target = match per_target {
+            Ok(per_target) => per_target,
+            Err(e) => {
+                leave_out(&mut left_out, e);
+                continue;
+            }
+        };
         let results = per_target.into_iter().flatten();
         let mut tallies: HashMap<(usize, Method), Tally> = HashMap::new();
         for (ti, bytes, n, rows) in results {

@@ -70,7 +70,7 @@ pub fn markdown(run: &Run) -> String {
             .join(", ")
     );
     if !run.left_out.is_empty() {
-        let _ = writeln!(s, "- Left out, unreadable: {}.", run.left_out.join("; "));
+        let _ = writeln!(s, "- Left out: {}.", run.left_out.join("; "));
     }
     let _ = writeln!(s, "- Chunks: {}.", run.chunk_rule);
     let _ = writeln!(
