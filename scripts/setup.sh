@@ -11,6 +11,22 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
+# First, before apt: ort 2.0.0-rc.15 needs Rust 1.92 (Cargo.toml's rust-version), and
+# Debian's own cargo is older.
+rust_needed=1.92
+if ! command -v cargo >/dev/null 2>&1 || ! command -v rustc >/dev/null 2>&1; then
+  echo "setup: cargo or rustc not found: install a Rust toolchain >= $rust_needed" \
+    "(rustup) first" >&2
+  exit 1
+fi
+rust_found=$(rustc --version | awk '{print $2}')
+if [ "$(printf '%s\n' "$rust_needed" "$rust_found" | sort -V | head -n1)" != "$rust_needed" ]
+then
+  echo "setup: rustc $rust_found is older than the $rust_needed this build needs:" \
+    "rustup update stable (Debian's packaged Rust is older)" >&2
+  exit 1
+fi
+
 apt_packages=(build-essential g++ gfortran cmake pkg-config libhdf5-dev hdf5-tools
   libzstd-dev libclang-dev valgrind ca-certificates
   libhdf5-openmpi-dev openmpi-bin libnetcdf-dev)
@@ -43,20 +59,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   # Through env: sudo resets the environment, and a debconf question would hang unseen.
   $sudo env DEBIAN_FRONTEND=noninteractive \
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
-
-# ort 2.0.0-rc.15 needs Rust 1.92 (Cargo.toml's rust-version); Debian's own cargo is older.
-rust_needed=1.92
-if ! command -v cargo >/dev/null 2>&1; then
-  echo "setup: cargo not found: install a Rust toolchain >= $rust_needed (rustup) first" >&2
-  exit 1
-fi
-rust_found=$(rustc --version | awk '{print $2}')
-if [ "$(printf '%s\n' "$rust_needed" "$rust_found" | sort -V | head -n1)" != "$rust_needed" ]
-then
-  echo "setup: rustc $rust_found is older than the $rust_needed this build needs:" \
-    "rustup update stable (Debian's packaged Rust is older)" >&2
-  exit 1
 fi
 
 # onnxruntime: the wheel is a zip; only the shared library is needed.

@@ -402,7 +402,16 @@ pub fn named_missing(cd: &[u32], dtype: DType) -> Result<Option<Vec<u8>>, Settin
             return Ok(Some(fill));
         }
         let value = match fill.len() {
-            4 => f64::from(f32::from_le_bytes(fill[..].try_into().expect("4 bytes"))),
+            // Widened through its shortest decimal, the literal its writer named (-999.9,
+            // 1e20), not the f32's exact value (-999.9000244…), which f64 data written
+            // with that literal does not hold.
+            4 => {
+                let narrow = f32::from_le_bytes(fill[..].try_into().expect("4 bytes"));
+                narrow
+                    .to_string()
+                    .parse::<f64>()
+                    .unwrap_or(f64::from(narrow))
+            }
             8 => f64::from_le_bytes(fill[..].try_into().expect("8 bytes")),
             _ => return Ok(None),
         };
@@ -974,8 +983,22 @@ mod tests {
         // converted as a named one is, not dropped: it would have become data.
         assert_eq!(
             named_missing(&stored_cd, DType::F64).unwrap(),
-            Some(f64::from(1e20f32).to_le_bytes().to_vec())
+            Some(1e20f64.to_le_bytes().to_vec())
         );
+        let decimal = StoredSettings {
+            fill: Some((-999.9f32).to_le_bytes().to_vec()),
+            ..stored.clone()
+        };
+        assert_eq!(
+            named_missing(&decimal.to_cd(), DType::F64).unwrap(),
+            Some((-999.9f64).to_le_bytes().to_vec())
+        );
+        let nan = StoredSettings {
+            fill: Some(f32::NAN.to_le_bytes().to_vec()),
+            ..stored.clone()
+        };
+        let wide_nan = named_missing(&nan.to_cd(), DType::F64).unwrap().unwrap();
+        assert!(f64::from_le_bytes(wide_nan[..].try_into().unwrap()).is_nan());
         assert_eq!(
             named_missing(&wide_cd, DType::F32).unwrap(),
             Some(1e20f32.to_le_bytes().to_vec())

@@ -250,6 +250,11 @@ fn bench_reads_hdf5_datasets_in_their_stored_chunks() {
     let (text, err) = bench(&h5, &[]);
     assert!(text.contains("1 arrays, 8 chunks"), "{text}");
     assert!(err.contains("sim.h5/ids left out: i32"), "{err}");
+    // The report names them too, not only stderr.
+    let left_out = text.lines().find(|l| l.starts_with("- Left out: "));
+    let left_out = left_out.unwrap_or_else(|| panic!("no Left out line: {text}"));
+    assert!(left_out.contains("sim.h5/ids: i32"), "{left_out}");
+    assert!(left_out.contains("sim.h5/height: a scalar"), "{left_out}");
     assert!(err.contains("sim.h5/height left out: a scalar"), "{err}");
     // 2^62 values, whose byte count wrapped to 0: HDF5 wrote them past an empty buffer.
     assert!(err.contains("left out sim.h5/huge: dataset size"), "{err}");
@@ -300,6 +305,9 @@ fn bench_fails_clearly_on_a_missing_or_foreign_file() {
     let dir = tempfile::tempdir().unwrap();
     let err = failed_bench(dir.path(), &["missing.h5".as_ref()]);
     assert!(err.contains("no such file"), "{err}");
+    let raw_of_a_folder = [".", "--dtype", "f32", "--dims", "4x4"].map(std::ffi::OsStr::new);
+    let err = failed_bench(dir.path(), &raw_of_a_folder);
+    assert!(err.contains("not a folder"), "{err}");
     let fake = dir.path().join("fake.h5");
     std::fs::write(&fake, b"not hdf5").unwrap();
     let err = failed_bench(dir.path(), &[fake.as_os_str()]);

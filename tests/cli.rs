@@ -292,6 +292,14 @@ fn compress_then_decompress_respects_the_bound() {
     }
     assert_eq!(std::fs::read(&raw).unwrap(), raw_before);
     assert_eq!(std::fs::read(&dcq).unwrap(), dcq_before);
+    // A folder given as the raw input is named as one, not measured as a short file.
+    let args = compress("32x32x32", "sz3", "1e-3", &dir.display().to_string());
+    let out = deepcq(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("is a folder"),
+        "{stderr}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 

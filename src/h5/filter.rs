@@ -79,12 +79,32 @@ pub fn encode_dataset_chunk(
     ]
     .concat();
     let decode = |c: &[u8]| decode_quietly(c).ok().map(|(_, values)| values);
-    let successor = rewrites
-        .restore(&dataset, bytes, stored.elem_size, decode)
-        .or_else(|| {
-            let read = rewrites.read_unchanged(&dataset, bytes, decode)?;
-            Some(Successor::Unchanged(read))
-        });
+    // A chunk read is decoded again as HDF5 got it: in this dataset's byte order.
+    let as_read = |c: &[u8]| {
+        let (header, out) = decode_native(c, MAX_ORIGINAL_LEN).ok()?;
+        let big_endian = match is_float(header.layout.dtype) {
+            true => stored.big_endian,
+            false => header.big_endian,
+        };
+        Some(match big_endian {
+            true => swap_bytes(out, header.layout.elem_size),
+            false => out,
+        })
+    };
+    // A copy (a chunk read, stored again unchanged) also where it was written in parts
+    // and its earlier part came back from what this process wrote.
+    let successor = match rewrites.restore(&dataset, bytes, stored.elem_size, decode) {
+        Some(Successor::Restored(restored)) => Some(
+            match rewrites.read_unchanged(&dataset, &restored, as_read) {
+                Some(read) => Successor::Unchanged(read),
+                None => Successor::Restored(restored),
+            },
+        ),
+        None => rewrites
+            .read_unchanged(&dataset, bytes, as_read)
+            .map(Successor::Unchanged),
+        unchanged => unchanged,
+    };
     let bytes = match &successor {
         Some(Successor::Restored(restored)) => restored,
         Some(Successor::Unchanged(chunk)) => {

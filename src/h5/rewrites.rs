@@ -256,13 +256,13 @@ struct Read {
 /// hundred MB read whole before it is written whole.
 const READ_SHARE: usize = 4;
 
-/// The chunks read, oldest first, and how many hold each decode's fingerprint (a write
-/// whose buffer holds none of them walks nothing).
+/// The chunks read, oldest first, and by their decode's fingerprint (a write whose buffer
+/// holds none of them walks nothing, one that does only those of its fingerprint).
 #[derive(Default)]
 struct ReadStore {
-    entries: VecDeque<Read>,
+    order: VecDeque<Arc<Read>>,
+    by_decode: std::collections::HashMap<Key, Vec<Arc<Read>>>,
     total: usize,
-    decodes: std::collections::HashMap<Key, usize>,
 }
 
 impl ReadStore {
@@ -270,19 +270,29 @@ impl ReadStore {
         r.stored.len() + r.dataset.len() * 4 + 64
     }
 
+    /// Keeps `r` (once: a chunk read again, through a small chunk cache, is one entry),
+    /// then drops the oldest until at most `limit` bytes are held.
     fn push(&mut self, r: Read, limit: usize) {
+        let same = self.by_decode.get(&r.decode).is_some_and(|held| {
+            held.iter()
+                .any(|h| h.dataset == r.dataset && h.stored == r.stored)
+        });
+        if same {
+            return;
+        }
+        let r = Arc::new(r);
         self.total += Self::bytes(&r);
-        *self.decodes.entry(r.decode).or_default() += 1;
-        self.entries.push_back(r);
+        self.by_decode.entry(r.decode).or_default().push(r.clone());
+        self.order.push_back(r);
         while self.total > limit {
-            let Some(old) = self.entries.pop_front() else {
+            let Some(old) = self.order.pop_front() else {
                 break;
             };
             self.total -= Self::bytes(&old);
-            if let Some(n) = self.decodes.get_mut(&old.decode) {
-                *n -= 1;
-                if *n == 0 {
-                    self.decodes.remove(&old.decode);
+            if let Some(held) = self.by_decode.get_mut(&old.decode) {
+                held.retain(|h| !Arc::ptr_eq(h, &old));
+                if held.is_empty() {
+                    self.by_decode.remove(&old.decode);
                 }
             }
         }
@@ -403,6 +413,9 @@ impl Rewrites {
     /// not match their decode are dropped. A lossy chunk this process did not write is
     /// noted as read ([`Rewrites::read_unchanged`]).
     pub fn decoded(&self, dataset: Option<&[u32]>, stored: &[u8], header: &Header, decoded: &[u8]) {
+        if self.limit == 0 {
+            return;
+        }
         let key = key_of(stored);
         let mut kept = self.lock();
         if !kept.holds(key) {
@@ -430,13 +443,19 @@ impl Rewrites {
             }
         });
         kept.shrink(self.limit);
+        // Its originals dropped, the chunk is one read like any other.
+        let dropped = !kept.holds(key);
+        drop(kept);
+        if let (true, Some(dataset)) = (dropped, dataset) {
+            self.note_read(dataset, stored, header, decoded);
+        }
     }
 
     /// Keeps a lossy chunk read (not written here), within its share of the limit.
     fn note_read(&self, dataset: &[u32], stored: &[u8], header: &Header, decoded: &[u8]) {
         let limit = self.limit / READ_SHARE;
         let lossy = header.codec != CodecId::Lossless && !header.bound.is_nan();
-        if !lossy || header.bound < 0.0 || stored.len() + 64 > limit {
+        if !lossy || header.bound < 0.0 || stored.len() + dataset.len() * 4 + 64 > limit {
             return;
         }
         let read = Read {
@@ -466,18 +485,13 @@ impl Rewrites {
         }
         let candidates: Vec<Arc<Vec<u8>>> = {
             let store = self.read.lock().unwrap_or_else(|p| p.into_inner());
-            if store.entries.is_empty() {
+            if store.order.is_empty() {
                 return None;
             }
-            let key = (input.len(), fingerprint(input));
-            if !store.decodes.contains_key(&key) {
-                return None;
-            }
-            store
-                .entries
-                .iter()
+            let held = store.by_decode.get(&(input.len(), fingerprint(input)))?;
+            held.iter()
                 .rev()
-                .filter(|r| r.decode == key && r.dataset == dataset)
+                .filter(|r| r.dataset == dataset)
                 .map(|r| r.stored.clone())
                 .collect()
         };
@@ -740,11 +754,24 @@ mod tests {
             share.read_unchanged(DATASET, values, decode).as_deref() == Some(chunk)
         };
         assert!(!found(&reads[0]) && found(&reads[3]));
-        let store = share.read.lock().unwrap();
-        assert!(
-            store.entries.len() <= 2
-                && store.decodes.values().sum::<usize>() == store.entries.len()
+        let held = || {
+            let store = share.read.lock().unwrap();
+            let indexed: usize = store.by_decode.values().map(Vec::len).sum();
+            assert_eq!(indexed, store.order.len());
+            store.order.len()
+        };
+        let before = held();
+        assert!((1..=2).contains(&before));
+        // A chunk read again (a small chunk cache) is one entry, not two.
+        let (chunk, values) = &reads[3];
+        share.decoded(
+            Some(DATASET),
+            chunk,
+            &chunk::parse(chunk).unwrap().0,
+            values,
         );
+        assert_eq!(held(), before);
+        assert!(found(&reads[3]));
     }
 
     #[test]

@@ -338,14 +338,22 @@ pub fn value_range(data: Samples<'_>) -> f64 {
     Extent::of(data).range()
 }
 
-/// Says once per process that an absolute bound is at least a chunk's value range: every
-/// value may then become any other, and the chunk is stored as about its mean. Such a bound
-/// is most likely a float's bit pattern given where the bound's integer was expected
-/// (1e-3f is 981668463), which cd_values cannot tell from a bound that large.
+/// Whole absolute bounds from which one spanning a chunk's range looks like a float's bit
+/// pattern ([`say_if_bound_spans_the_range`]): every positive f32 from 1e-30 up has bits
+/// over 2^27; a bound of 0.01 on a chunk nearly flat is no mistake.
+const BIT_PATTERN_LIKE: u32 = 1 << 23;
+
+/// Says once per process that an absolute bound given as a large whole number is at least a
+/// chunk's value range: every value may then become any other, and the chunk is stored as
+/// about its mean. Such a bound is most likely a float's bit pattern given where the
+/// bound's integer was expected (1e-3f is 981668463), which cd_values cannot tell from a
+/// bound that large.
 fn say_if_bound_spans_the_range(settings: &Settings, range: f64) {
     static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    let bound = settings.target.value();
-    let spans = settings.target.kind == TargetKind::AbsBound && range > 0.0 && bound >= range;
+    let target = settings.target;
+    let bound = target.value();
+    let whole_and_large = target.decimals == 0 && target.mantissa >= BIT_PATTERN_LIKE;
+    let spans = target.kind == TargetKind::AbsBound && whole_and_large && bound >= range;
     if spans && !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
         crate::observe::warn(&format!(
             "an absolute bound of {bound:e} is at least a chunk's value range ({range:e}): \

@@ -184,7 +184,11 @@ pub fn compress(
 /// Fails when `output` names the file `input` does: it would be replaced by what was made
 /// from it (the original by its lossy chunk, or the other way round).
 fn not_the_input(input: &Path, output: &Path) -> Result<()> {
-    if crate::train::same_file(input) == crate::train::same_file(output) {
+    use std::os::unix::fs::MetadataExt;
+    // The same file under another name too (a hard link).
+    let inode = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    let linked = inode(input).is_some() && inode(input) == inode(output);
+    if linked || crate::train::same_file(input) == crate::train::same_file(output) {
         bail!(
             "{} is the input: name another output file",
             output.display()

@@ -52,9 +52,12 @@ pub fn parse_dims(text: &str) -> Result<Dims, String> {
 pub fn read(path: &Path, dtype: RawType, dims: &[usize]) -> Result<SampleBuf> {
     let expected = expected_len(dtype, dims)?;
     // The length first: a file of another size is refused before it is read whole.
-    let held = std::fs::metadata(path)
-        .with_context(|| format!("cannot read {}", path.display()))?
-        .len();
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if meta.is_dir() {
+        anyhow::bail!("{} is a folder, not a raw file", path.display());
+    }
+    let held = meta.len();
     let wrong_size = |held: u64| {
         anyhow::anyhow!(
             "{} holds {held} bytes, but {dims:?} {dtype:?} needs {expected}",

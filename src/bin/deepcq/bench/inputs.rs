@@ -71,34 +71,63 @@ impl BenchArray {
     }
 }
 
-/// An HDF5 (or netCDF-4) file: by its extension, or by HDF5's signature at the start of the
-/// file or after a 512-byte user block, whatever the name (`run.out`, `x.hdf`).
+/// An HDF5 (or netCDF-4) file: by its extension, or by HDF5's signature where the format
+/// puts it (at the start, or after a user block of 512 bytes times a power of two, here up
+/// to 1 MiB), whatever the name (`run.out`).
 fn is_hdf5(path: &Path) -> bool {
-    const EXTENSIONS: [&str; 6] = ["h5", "hdf5", "he5", "nc", "nc4", "hdf"];
+    const EXTENSIONS: [&str; 5] = ["h5", "hdf5", "he5", "nc", "nc4"];
     const SIGNATURE: &[u8; 8] = b"\x89HDF\r\n\x1a\n";
     let named = path
         .extension()
         .is_some_and(|e| EXTENSIONS.iter().any(|x| e == *x));
     let signed = || {
-        use std::io::Read;
-        let mut head = Vec::new();
-        let read = std::fs::File::open(path).and_then(|f| f.take(520).read_to_end(&mut head));
-        read.is_ok()
-            && [0, 512]
-                .iter()
-                .any(|&at| head.get(at..at + 8) == Some(SIGNATURE))
+        use std::os::unix::fs::FileExt;
+        let Ok(file) = std::fs::File::open(path) else {
+            return false;
+        };
+        let mut head = [0u8; 8];
+        for at in std::iter::once(0).chain((0..=11).map(|k| 512u64 << k)) {
+            if file.read_exact_at(&mut head, at).is_err() {
+                return false;
+            }
+            if &head == SIGNATURE {
+                return true;
+            }
+        }
+        false
     };
     path.is_file() && (named || signed())
 }
 
-/// The arrays under `input`, sorted by name. `raw` describes a bare raw file.
-pub fn arrays(input: &Path, raw: Option<(DType, Vec<usize>)>) -> Result<Vec<BenchArray>> {
+/// The arrays under `input`, sorted by name, and those the listing left out (datasets of
+/// other types, files that are not HDF5 after all). `raw` describes a bare raw file.
+pub fn arrays(
+    input: &Path,
+    raw: Option<(DType, Vec<usize>)>,
+) -> Result<(Vec<BenchArray>, LeftOut)> {
+    let mut left_out = LeftOut::default();
+    let arrays = listed(input, raw, &mut left_out)?;
+    Ok((arrays, left_out))
+}
+
+fn listed(
+    input: &Path,
+    raw: Option<(DType, Vec<usize>)>,
+    left_out: &mut LeftOut,
+) -> Result<Vec<BenchArray>> {
     if is_hdf5(input) && raw.is_none() {
         let label = input.file_name().unwrap_or_default().to_string_lossy();
-        return hdf5_arrays(input, &label);
+        return hdf5_arrays(input, &label, left_out);
     }
     if input.is_dir() {
-        return folder(input);
+        if raw.is_some() {
+            bail!(
+                "{}: --dtype and --dims describe one raw file, not a folder (whose arrays \
+                 its stats.json manifests or HDF5 files describe)",
+                input.display()
+            );
+        }
+        return folder(input, left_out);
     }
     if !input.is_file() {
         bail!("{}: no such file or folder", input.display());
@@ -149,18 +178,28 @@ pub fn arrays(input: &Path, raw: Option<(DType, Vec<usize>)>) -> Result<Vec<Benc
     Ok(found)
 }
 
+/// What the listing left out, each as `name: why` for the report and said on stderr as it
+/// is found.
+#[derive(Default)]
+pub struct LeftOut(pub Vec<String>);
+
+impl LeftOut {
+    fn add(&mut self, name: &str, why: impl std::fmt::Display) {
+        eprintln!("bench: {name} left out: {why}");
+        self.0.push(format!("{name}: {why}"));
+    }
+}
+
 /// Every f32/f64 dataset of an HDF5 file, named `label` in reports; others, and datasets
-/// that cannot be opened, are named on stderr and left out.
-fn hdf5_arrays(path: &Path, label: &str) -> Result<Vec<BenchArray>> {
+/// that cannot be opened, are named and left out.
+fn hdf5_arrays(path: &Path, label: &str, left_out: &mut LeftOut) -> Result<Vec<BenchArray>> {
     let h5 = Hdf5::load()?;
     let file = h5.open(path)?;
     let mut out = Vec::new();
     let objects = file.objects()?;
     for name in &objects.unopened {
-        eprintln!(
-            "bench: {label}{name} left out: libhdf5 {} cannot open it",
-            h5.version()
-        );
+        let why = format!("libhdf5 {} cannot open it", h5.version());
+        left_out.add(&format!("{label}{name}"), why);
     }
     for name in objects.datasets {
         match hdf5_array(&file, &name) {
@@ -173,7 +212,7 @@ fn hdf5_arrays(path: &Path, label: &str) -> Result<Vec<BenchArray>> {
                     dataset: name,
                 },
             }),
-            Err(why) => eprintln!("bench: {label}{name} left out: {why:#}"),
+            Err(why) => left_out.add(&format!("{label}{name}"), format!("{why:#}")),
         }
     }
     Ok(out)
@@ -198,7 +237,7 @@ fn hdf5_array(
     if dims.is_empty() {
         bail!("a scalar (or no dataspace)");
     }
-    if dims.iter().product::<usize>() == 0 {
+    if dims.contains(&0) {
         bail!("empty");
     }
     let stored_chunk = dataset.chunk_dims()?.map(to_usize).transpose()?;
@@ -207,7 +246,7 @@ fn hdf5_array(
 
 /// A corpus folder, or a single dataset folder (its own `stats.json`), plus the HDF5 files
 /// in it and in its subfolders.
-fn folder(dir: &Path) -> Result<Vec<BenchArray>> {
+fn folder(dir: &Path, left_out: &mut LeftOut) -> Result<Vec<BenchArray>> {
     // A dataset folder is read alone: its neighbours' manifests are not what was asked for.
     let mut arrays: Vec<BenchArray> = corpus::scan_folder(dir)
         .with_context(|| format!("scanning {}", dir.display()))?
@@ -219,9 +258,9 @@ fn folder(dir: &Path) -> Result<Vec<BenchArray>> {
     let files = hdf5_files(dir)?;
     for file in &files {
         let label = file.strip_prefix(dir).unwrap_or(file).to_string_lossy();
-        match hdf5_arrays(file, &label) {
+        match hdf5_arrays(file, &label, left_out) {
             Ok(found) => arrays.extend(found),
-            Err(e) => eprintln!("bench: {label} left out: {e:#}"),
+            Err(e) => left_out.add(&label, format!("{e:#}")),
         }
     }
     if arrays.is_empty() {
@@ -291,17 +330,17 @@ mod tests {
     #[test]
     fn corpus_dataset_and_file_inputs() {
         let dir = corpus_dir();
-        let all = arrays(dir.path(), None).unwrap();
+        let (all, _) = arrays(dir.path(), None).unwrap();
         assert_eq!(
             all.iter().map(|e| e.name()).collect::<Vec<_>>(),
             ["a/x.f32", "b/y.f64"]
         );
-        let one = arrays(&dir.path().join("b"), None).unwrap();
+        let (one, _) = arrays(&dir.path().join("b"), None).unwrap();
         assert_eq!(one.len(), 1);
         assert_eq!(one[0].name(), "b/y.f64");
-        let file = arrays(&dir.path().join("a/x.f32"), None).unwrap();
+        let (file, _) = arrays(&dir.path().join("a/x.f32"), None).unwrap();
         assert_eq!(file[0].dims, [4, 8]);
-        let bare = arrays(&dir.path().join("a/x.f32"), Some((DType::F32, vec![32]))).unwrap();
+        let (bare, _) = arrays(&dir.path().join("a/x.f32"), Some((DType::F32, vec![32]))).unwrap();
         assert_eq!(bare[0].dims, [32]);
         assert!(
             arrays(&dir.path().join("c.h5"), None).is_err(),
@@ -314,7 +353,7 @@ mod tests {
                 {"file": "z.i16", "dims": [4], "dtype": "int16"}]"#,
         )
         .unwrap();
-        let kept = arrays(dir.path(), None).unwrap();
+        let (kept, _) = arrays(dir.path(), None).unwrap();
         assert_eq!(
             kept.iter().map(|e| e.name()).collect::<Vec<_>>(),
             ["a/x.f32"]

@@ -125,9 +125,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
         .dtype
         .zip(args.dims.clone())
         .map(|(t, d)| (t.dtype(), d.0));
-    let mut entries = inputs::arrays(&args.input, raw)?;
+    let (mut entries, inputs::LeftOut(mut listing_left_out)) = inputs::arrays(&args.input, raw)?;
     if let Some(f) = &args.filter {
         entries.retain(|e| e.name().contains(f.as_str()));
+        listing_left_out.retain(|why| why.split(": ").next().is_some_and(|n| n.contains(f)));
     }
     entries.truncate(args.max_arrays.unwrap_or(usize::MAX));
     if entries.is_empty() {
@@ -182,7 +183,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let (mut arrays, mut left_out) = (Vec::new(), Vec::new());
+    // What the listing left out is named in the report too, not only on stderr.
+    let (mut arrays, mut left_out) = (Vec::new(), listing_left_out);
     for (i, entry) in entries.iter().enumerate() {
         bar.set_message(entry.name());
         let chunk = chunk_of(entry)?;
