@@ -596,8 +596,11 @@ fn choose(
     };
     match (kind, ssim_as_psnr) {
         (TargetKind::Psnr, _) => {
-            // The safe bound meets the target whatever the model says.
-            let certain = |c: &Candidate| c.rel_bound <= safe_rel * (1.0 + 1e-9);
+            // The safe bound meets the target whatever the model says, with a codec that
+            // keeps its bound (ZFP's tolerance is no promise: its rows are admitted by their
+            // prediction, as `Search::certain_to_meet` measures them).
+            let certain =
+                |c: &Candidate| c.codec != CodecId::Zfp && c.rel_bound <= safe_rel * (1.0 + 1e-9);
             let admissible =
                 |c: &Candidate, p: &Prediction| p.psnr >= target + margins.psnr_for(c, p.psnr);
             let on_grid = pick(&|c, p| certain(c) || admissible(c, p), &|p| p.cr)
@@ -630,11 +633,15 @@ fn choose(
                 p.psnr - needs.need(c.codec) - margins.psnr_for(c, p.psnr)
             };
             let (c, p) = pick(&|c, p| clearance(c, p) >= 0.0, &|p| p.cr)
-                // Nothing is predicted to reach it: the candidate that comes closest.
+                // Nothing is predicted to reach it: the candidate that comes closest (of
+                // equals, the tightest: a model that gave no number scores all alike).
                 .or_else(|| {
                     scored
                         .clone()
-                        .max_by(|a, b| clearance(a.0, a.1).total_cmp(&clearance(b.0, b.1)))
+                        .max_by(|a, b| {
+                            let closer = clearance(a.0, a.1).total_cmp(&clearance(b.0, b.1));
+                            closer.then(b.0.rel_bound.total_cmp(&a.0.rel_bound))
+                        })
                         .map(|(c, p)| (*c, *p))
                 })
                 .expect("candidates");
@@ -646,9 +653,17 @@ fn choose(
             let need = 1.0 - (1.0 - target) * (1.0 - margins.ssim_gap);
             match pick(&|_, p| p.ssim >= need, &|p| p.cr) {
                 Some((c, p)) => (c, p, p.ssim),
-                // Nothing is predicted to reach it: the most faithful candidate.
+                // Nothing is predicted to reach it: the most faithful candidate (of equals,
+                // the tightest).
                 None => {
-                    let (c, p) = pick(&|_, _| true, &|p| p.ssim).expect("candidates");
+                    let (c, p) = scored
+                        .clone()
+                        .max_by(|a, b| {
+                            let truer = a.1.ssim.total_cmp(&b.1.ssim);
+                            truer.then(b.0.rel_bound.total_cmp(&a.0.rel_bound))
+                        })
+                        .map(|(c, p)| (*c, *p))
+                        .expect("candidates");
                     (c, p, p.ssim)
                 }
             }
@@ -736,7 +751,10 @@ fn crossings<'a>(
             .psnr_for(&ca, pa.psnr)
             .max(margins.psnr_for(&cb, pb.psnr));
         let (sa, sb) = (pa.psnr - target - margin, pb.psnr - target - margin);
-        if !(sa >= 0.0 && sb < 0.0) {
+        // A ratio the model gave no number for (0, `of_row`) has no logarithm to
+        // interpolate: the crossing's would be NaN, which ranks above every ratio.
+        let ratios = [pa.cr, pb.cr].iter().all(|r| r.is_finite() && *r > 0.0);
+        if !(sa >= 0.0 && sb < 0.0 && ratios) {
             return None;
         }
         let t = sa / (sa - sb);
@@ -1039,6 +1057,48 @@ mod tests {
         let on_grid = rule(TargetKind::Psnr, 60.0, 1e-3, &margins, false);
         let (grid, _, _) = choose(&on_grid, &c, &p);
         assert_eq!(grid.rel_bound, 1e-3);
+    }
+
+    /// A model that gives no number on a chunk (`of_row`: PSNR and SSIM −∞, ratio 0) leaves
+    /// an SSIM target at the tightest candidate, not the loosest, and no crossing with a
+    /// NaN ratio (which would rank above every ratio).
+    #[test]
+    fn predictions_that_are_no_number_choose_the_tightest_and_no_nan() {
+        let blank = Prediction {
+            psnr: f64::NEG_INFINITY,
+            ssim: f64::NEG_INFINITY,
+            cr: 0.0,
+        };
+        let rows: Vec<(Candidate, Prediction)> = [CodecId::Sz3, CodecId::Sperr]
+            .iter()
+            .flat_map(|&codec| {
+                [1e-6, 1e-4, 1e-1].map(|rel_bound| (Candidate { codec, rel_bound }, blank))
+            })
+            .collect();
+        let (c, p): (Vec<_>, Vec<_>) = rows.iter().copied().unzip();
+        let margins = Margins::for_mode(Mode::Predict);
+        let ssim = rule(TargetKind::Ssim, 0.99, 1e-3, &margins, false);
+        let (chosen, _, _) = choose(&ssim, &c, &p);
+        assert_eq!(chosen.rel_bound, 1e-6);
+        let v: Vec<f64> = (0..32 * 32).map(|i| (i as f64 / 9.0).sin()).collect();
+        let windows = WindowVariances::sample(Samples::F64(&v), &[32, 32], 2.0).unwrap();
+        let needs = SsimAsPsnr::new(windows, 0.99);
+        let through_psnr = Rule {
+            ssim_as_psnr: Some(&needs),
+            ..ssim
+        };
+        let (chosen, _, _) = choose(&through_psnr, &c, &p);
+        assert_eq!(chosen.rel_bound, 1e-6);
+        // A row whose ratio is no number, beside the crossing of 61 dB.
+        let rows = psnr_case(&[(1e-3, 61.5, 10.0), (4e-3, 60.5, 0.0), (8e-3, 59.0, 80.0)]);
+        let (c, p): (Vec<_>, Vec<_>) = rows.iter().copied().unzip();
+        let margins = Margins::for_mode(Mode::Guarantee);
+        let edge = rule(TargetKind::Psnr, 60.0, 1e-4, &margins, true);
+        let (chosen, prediction, _) = choose(&edge, &c, &p);
+        assert!(prediction.cr.is_finite(), "{prediction:?}");
+        assert_eq!(chosen.rel_bound, 1e-3);
+        let between: Vec<_> = crossings(60.0, &margins, &c, &p).collect();
+        assert!(between.is_empty(), "{between:?}");
     }
 
     #[test]

@@ -496,6 +496,22 @@ fn train_excludes_named_datasets_and_refuses_unknown_ones() {
         assert!(!refused.status.success(), "{args:?}: {err}");
         assert!(err.contains(says) && !err.contains("panicked"), "{err}");
     }
+    // A table whose features another schema computed is refused: its model would read
+    // features it never saw.
+    let options = format!("{table}.options");
+    let recorded = std::fs::read_to_string(&options).unwrap();
+    let schema = h5z_deepcq::features::FEATURE_SCHEMA_VERSION;
+    let other = recorded.replace(
+        &format!("--feature-schema {schema} "),
+        &format!("--feature-schema {} ", schema + 1),
+    );
+    assert_ne!(other, recorded);
+    std::fs::write(&options, other).unwrap();
+    let stale = deepcq(&base);
+    let err = String::from_utf8_lossy(&stale.stderr);
+    let says = format!("feature schema {}", schema + 1);
+    assert!(!stale.status.success() && err.contains(&says), "{err}");
+    std::fs::write(&options, recorded).unwrap();
     // An output naming the table, however spelt, would replace it after the training.
     std::fs::create_dir(dir.path().join("sub")).unwrap();
     let respelt = dir.path().join("sub").join("..").join("t.csv");

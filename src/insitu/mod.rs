@@ -535,6 +535,12 @@ pub fn advise(
     if modelled {
         if let Ok(model) = learned::learned() {
             let (proposal, p) = model.advise(block, block_shape, extent, &predict)?;
+            // A prediction that is no number (a damaged model, on this chunk) is no advice:
+            // the chunk is compressed and measured below instead.
+            let numbers = [p.psnr, p.ssim, p.cr].iter().all(|v| v.is_finite()) && p.cr > 0.0;
+            if !numbers {
+                return measured_advice(data, shape, settings, &predict);
+            }
             let payload = (block.byte_len() as f64 / p.cr).round() as usize;
             // The padding record and the whole chunk's dims besides the block's header.
             let record = chunk::padded_header_len(shape, trimmed.as_ref().map(|(_, p)| p))
@@ -551,8 +557,18 @@ pub fn advise(
             });
         }
     }
+    measured_advice(data, shape, settings, &predict)
+}
+
+/// Advice from compressing the chunk and measuring it, where the model gives none.
+fn measured_advice(
+    data: Samples<'_>,
+    shape: &[usize],
+    settings: &Settings,
+    predict: &Settings,
+) -> Result<Advice, InsituError> {
     // Untraced: advice writes no record (a trace counts the chunks stored).
-    let (bytes, outcome) = encode_untraced(data, shape, &predict, proposer(&predict)?)?;
+    let (bytes, outcome) = encode_untraced(data, shape, predict, proposer(predict)?)?;
     let (_, back) = chunk::decode(&bytes)?;
     let (psnr, ssim) = measure(data, back.view(), shape, settings, true)?;
     Ok(Advice {

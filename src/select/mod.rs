@@ -410,13 +410,16 @@ pub fn compress_to_target_where(
         return search.lossless(TOO_FINE);
     };
     let range = extent.range();
+    // A prediction that is no number (a damaged model, on this chunk) is measured in
+    // predict mode too, where it would otherwise be trusted.
+    let unfounded = proposal.predicted.is_some_and(|p| !p.is_finite());
     let outcome = match (settings.mode, settings.target.kind) {
         // SZ3 and SPERR keep a point-wise bound; ZFP's tolerance is no promise, so predict
         // mode decodes its payloads too.
         (Mode::Predict, TargetKind::AbsBound) if first.codec != CodecId::Zfp => {
             first.into_outcome("proposal", None)
         }
-        (Mode::Predict, TargetKind::Ssim) => first.into_outcome("proposal", None),
+        (Mode::Predict, TargetKind::Ssim) if !unfounded => first.into_outcome("proposal", None),
         (_, TargetKind::AbsBound) => search.checked_bound(first)?,
         (Mode::Predict, TargetKind::Psnr) => search.predict_psnr(first, &proposal, range)?,
         (Mode::Predict, TargetKind::Ratio) => search.predict_ratio(first)?,

@@ -270,7 +270,23 @@ fn options_path(table: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// The options a resumed run must share with the table's first: the seed and the `--data`
+/// How the options record names the feature schema the table's features were computed
+/// with ([`crate::features::FEATURE_SCHEMA_VERSION`]): a definition can change with the
+/// names kept, and rows of two definitions in one table, or a model stamped with the new
+/// version trained on old rows, would pass every other check.
+const SCHEMA_OPTION: &str = "--feature-schema";
+
+/// The feature schema `table`'s options record names: `None` without a record, `Some(None)`
+/// for a record made before tables kept it.
+pub fn recorded_schema(table: &Path) -> Option<Option<u32>> {
+    let record = std::fs::read_to_string(options_path(table)).ok()?;
+    let mut words = record.split_whitespace();
+    let found = words.by_ref().find(|w| *w == SCHEMA_OPTION);
+    Some(found.and_then(|_| words.next()?.parse().ok()))
+}
+
+/// The options a resumed run must share with the table's first: the feature schema, the
+/// seed and the `--data`
 /// folders in their order (a chunk's index is its position in seeded cuts and shuffles,
 /// drawn array after array) and the bound grid (a chunk in the table was measured at its
 /// bounds only). `--only`, `--synth` and `--max-chunks` may change: a chunk's index names
@@ -286,7 +302,8 @@ fn options_line(config: &CollectConfig) -> String {
         })
         .collect();
     let line = format!(
-        "--seed {} --bounds {} --data {}",
+        "{SCHEMA_OPTION} {} --seed {} --bounds {} --data {}",
+        crate::features::FEATURE_SCHEMA_VERSION,
         config.seed,
         bounds.join(","),
         data.join(",")
@@ -764,9 +781,11 @@ mod tests {
         let recorded = options_path(&output);
         std::fs::remove_file(&recorded).unwrap();
         assert_eq!(collect(&more).unwrap().chunks, 0);
+        let schema = crate::features::FEATURE_SCHEMA_VERSION;
         assert!(std::fs::read_to_string(&recorded)
             .unwrap()
-            .starts_with("--seed 9 "));
+            .starts_with(&format!("--feature-schema {schema} --seed 9 ")));
+        assert_eq!(recorded_schema(&output), Some(Some(schema)));
         // A new table records its own options, which the old run's then do not match.
         std::fs::remove_file(&output).unwrap();
         let reseeded = CollectConfig {
@@ -776,9 +795,17 @@ mod tests {
         assert_eq!(collect(&reseeded).unwrap().chunks, 3);
         assert!(std::fs::read_to_string(&recorded)
             .unwrap()
-            .starts_with("--seed 10 "));
+            .starts_with(&format!("--feature-schema {schema} --seed 10 ")));
         let err = collect(&config).unwrap_err();
         assert!(matches!(err, CollectError::OtherOptions { .. }), "{err}");
+        // A record made before tables kept their schema, or under another schema: the
+        // first resumes nothing (its options differ), and train names both.
+        std::fs::write(&recorded, "--seed 10 --bounds 1e-4,1e-2 --data").unwrap();
+        assert_eq!(recorded_schema(&output), Some(None));
+        std::fs::write(&recorded, "--feature-schema 1 --seed 10").unwrap();
+        assert_eq!(recorded_schema(&output), Some(Some(1)));
+        std::fs::remove_file(&recorded).unwrap();
+        assert_eq!(recorded_schema(&output), None);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

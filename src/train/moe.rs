@@ -683,12 +683,26 @@ pub fn predict(weights: &MoeWeights, x: &[f32]) -> Result<Vec<[f32; 3]>, TrainEr
 
 /// Number of trainable parameters.
 pub fn parameter_count(w: &MoeWeights) -> usize {
+    parameters(w).map(|v| v.len()).sum()
+}
+
+fn parameters(w: &MoeWeights) -> impl Iterator<Item = &Vec<f32>> {
     [
         &w.gate_w1, &w.gate_b1, &w.gate_w2, &w.gate_b2, &w.w1, &w.b1, &w.w2, &w.b2, &w.w3, &w.b3,
     ]
-    .iter()
-    .map(|v| v.len())
-    .sum()
+    .into_iter()
+}
+
+/// Whether every weight and standardisation constant is finite: a run that diverged is not
+/// a model to export.
+pub fn all_finite(w: &MoeWeights) -> bool {
+    let constants = [&w.in_mean, &w.in_std].into_iter().flatten();
+    let outputs = w.out_mean.iter().chain(&w.out_std);
+    parameters(w)
+        .flatten()
+        .chain(constants)
+        .chain(outputs)
+        .all(|v| v.is_finite())
 }
 
 #[cfg(test)]
@@ -788,5 +802,13 @@ mod tests {
         broken.w2.pop();
         assert!(predict(&broken, &data.x).is_err());
         assert!(train(&TrainSet::default(), &config, |_| {}).is_err());
+        // A run that diverged is told apart from one that did not.
+        assert!(all_finite(&w));
+        let mut diverged = w.clone();
+        diverged.b3[0] = f32::NAN;
+        assert!(!all_finite(&diverged));
+        let mut unscaled = w.clone();
+        unscaled.out_std[2] = f32::INFINITY;
+        assert!(!all_finite(&unscaled));
     }
 }

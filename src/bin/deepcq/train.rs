@@ -128,6 +128,21 @@ pub fn run(args: TrainArgs) -> Result<()> {
     }
     let mut rows = Vec::new();
     for t in &args.tables {
+        let schema = h5z_deepcq::features::FEATURE_SCHEMA_VERSION;
+        match h5z_deepcq::train::collect::recorded_schema(t) {
+            Some(Some(found)) => anyhow::ensure!(
+                found == schema,
+                "{} was collected with feature schema {found}, this build computes schema \
+                 {schema}: a model trained on it would read features it never saw; collect \
+                 the table again",
+                t.display()
+            ),
+            _ => eprintln!(
+                "train: warning: {} does not record its feature schema (collected before \
+                 tables kept it, or its .options file is gone): it must be schema {schema}",
+                t.display()
+            ),
+        }
         rows.extend(table::read(t).with_context(|| format!("reading {}", t.display()))?);
     }
     for name in &args.exclude {
@@ -195,13 +210,39 @@ pub fn run(args: TrainArgs) -> Result<()> {
     // Each fold holds one real dataset out and trains on the rest: with no real dataset
     // there is nothing to hold out, and with nothing else there is nothing to train on
     // (both used to report a median error of 0.00 dB).
+    // Held out a source at a time (`validate::family`): two datasets of one source leave
+    // nothing to train on.
+    let sources: std::collections::BTreeSet<&str> =
+        per_dataset.keys().map(|d| validate::family(d)).collect();
     anyhow::ensure!(
-        !args.lodo || (real >= 1 && per_dataset.len() >= 2),
-        "--lodo holds out one real (non-generated) dataset at a time and trains on the \
-         others: it needs at least one real dataset and one other dataset in the table \
-         ({real} real of {} in all)",
-        per_dataset.len()
+        !args.lodo || (real >= 1 && sources.len() >= 2),
+        "--lodo holds out one real (non-generated) source at a time (datasets named alike up \
+         to their first `_`) and trains on the others: it needs at least one real dataset \
+         and one dataset of another source in the table ({real} real of {} datasets, {} \
+         sources)",
+        per_dataset.len(),
+        sources.len()
     );
+    // The model scores every compressor it declares: one with no row would be scored by
+    // extrapolation alone, and trusted.
+    for codec in moe::COMPRESSORS {
+        let ok = rows
+            .iter()
+            .filter(|r| r.is_ok() && r.codec == codec)
+            .count();
+        let all_ok = rows.iter().filter(|r| r.is_ok()).count();
+        anyhow::ensure!(
+            ok > 0,
+            "no usable row of {codec} in the table (every one skipped): the model would score \
+             {codec} without having seen it; collect chunks {codec} compresses"
+        );
+        if ok * 100 < all_ok {
+            eprintln!(
+                "train: warning: {codec} has {ok} usable rows of {all_ok}: its predictions \
+                 rest on little evidence"
+            );
+        }
+    }
 
     let mut validation = String::from("not run");
     let mut psnr_margins = None;
@@ -264,6 +305,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let data = moe::prepare(&rows, |_| true);
     let weights = moe::train(&data, &config, |l| eprintln!("train {l}"))?;
     let train_secs = start.elapsed().as_secs_f64();
+    // A run that diverged (too large a --lr) is not written: the filter would refuse the
+    // model at its first chunk, or, over models/default.onnx, every build would embed it.
+    anyhow::ensure!(
+        moe::all_finite(&weights),
+        "training diverged (weights not finite): nothing written; try a smaller --lr"
+    );
     let training = format!(
         "members={} experts={} hidden={} gate_hidden={} epochs={} batch={} lr={} seed={} params={} rows={} time={:.0}s",
         config.members,
