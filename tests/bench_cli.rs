@@ -308,6 +308,7 @@ fn bench_fails_clearly_on_a_missing_or_foreign_file() {
     let raw_of_a_folder = [".", "--dtype", "f32", "--dims", "4x4"].map(std::ffi::OsStr::new);
     let err = failed_bench(dir.path(), &raw_of_a_folder);
     assert!(err.contains("not a folder"), "{err}");
+
     let fake = dir.path().join("fake.h5");
     std::fs::write(&fake, b"not hdf5").unwrap();
     let err = failed_bench(dir.path(), &[fake.as_os_str()]);
@@ -415,6 +416,13 @@ fn a_late_failure_costs_its_array_and_a_dataset_folder_is_read_alone() {
     assert!(
         report.contains("- Left out: narrow/b.f32: its missing value"),
         "{report}"
+    );
+    // Every target is checked before any array is read, not only the first.
+    let unpackable = [".", "--targets", "40,60.000000000001"].map(std::ffi::OsStr::new);
+    let err = failed_bench(dir.path(), &unpackable);
+    assert!(
+        err.contains("cannot be packed") && !err.contains("left out"),
+        "{err}"
     );
     std::fs::write(dir.path().join("narrow/stats.json"), "not json").unwrap();
     let err = failed_bench(

@@ -627,6 +627,10 @@ fn counts_of_zero_and_options_that_need_another_are_refused_up_front() {
             &["train", "--table", "t.csv", "-o", "nowhere/m.onnx"][..],
             "no folder nowhere",
         ),
+        (
+            &["train", "--table", "t.csv", "-o", "."][..],
+            "it is a folder",
+        ),
         (&["bench-codecs", "--dims", "16x16"][..], "--dims describes"),
         (
             &[

@@ -266,8 +266,13 @@ struct ReadStore {
 }
 
 impl ReadStore {
+    /// Bytes an entry of `stored` bytes for a dataset of `words` cd_values holds.
+    fn cost(stored: usize, words: usize) -> usize {
+        stored + words * 4 + 64
+    }
+
     fn bytes(r: &Read) -> usize {
-        r.stored.len() + r.dataset.len() * 4 + 64
+        Self::cost(r.stored.len(), r.dataset.len())
     }
 
     /// Keeps `r` (once: a chunk read again, through a small chunk cache, is one entry),
@@ -455,7 +460,7 @@ impl Rewrites {
     fn note_read(&self, dataset: &[u32], stored: &[u8], header: &Header, decoded: &[u8]) {
         let limit = self.limit / READ_SHARE;
         let lossy = header.codec != CodecId::Lossless && !header.bound.is_nan();
-        if !lossy || header.bound < 0.0 || stored.len() + dataset.len() * 4 + 64 > limit {
+        if !lossy || header.bound < 0.0 || ReadStore::cost(stored.len(), dataset.len()) > limit {
             return;
         }
         let read = Read {

@@ -101,6 +101,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
         args.held_out.as_ref(),
     ];
     for path in outputs.into_iter().flatten() {
+        anyhow::ensure!(
+            !path.is_dir(),
+            "cannot write {}: it is a folder",
+            path.display()
+        );
         let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
         if let Some(folder) = folder.filter(|f| !f.is_dir()) {
             anyhow::bail!(
@@ -225,12 +230,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
     );
     // The model scores every compressor it declares: one with no row would be scored by
     // extrapolation alone, and trusted.
+    let all_ok = rows.iter().filter(|r| r.is_ok()).count();
     for codec in moe::COMPRESSORS {
         let ok = rows
             .iter()
             .filter(|r| r.is_ok() && r.codec == codec)
             .count();
-        let all_ok = rows.iter().filter(|r| r.is_ok()).count();
         anyhow::ensure!(
             ok > 0,
             "no usable row of {codec} in the table (every one skipped): the model would score \
@@ -337,7 +342,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
         },
     )
     .map_err(anyhow::Error::msg)?;
-    std::fs::write(&args.output, &bytes)
+    // Written beside it and renamed: a run stopped mid-write (a full disk, a job's time
+    // limit) leaves the model it replaces (models/default.onnx in docs/surrogate.md's
+    // commands) whole.
+    let mut partial = args.output.clone().into_os_string();
+    partial.push(".partial");
+    std::fs::write(&partial, &bytes)
+        .and_then(|()| std::fs::rename(&partial, &args.output))
         .with_context(|| format!("writing {}", args.output.display()))?;
     eprintln!(
         "train: {training}; wrote {} ({} bytes); {validation}",
