@@ -594,6 +594,18 @@ fn choose(
             .max_by(|a, b| score(a.1).total_cmp(&score(b.1)))
             .map(|(c, p)| (*c, *p))
     };
+    // Where nothing is predicted to reach the target: the best by `score`, of equals the
+    // tightest (a model that gave no number on the chunk scores every candidate alike).
+    let fallback = |score: &dyn Fn(&Candidate, &Prediction) -> f64| {
+        scored
+            .clone()
+            .max_by(|a, b| {
+                let better = score(a.0, a.1).total_cmp(&score(b.0, b.1));
+                better.then(b.0.rel_bound.total_cmp(&a.0.rel_bound))
+            })
+            .map(|(c, p)| (*c, *p))
+            .expect("candidates")
+    };
     match (kind, ssim_as_psnr) {
         (TargetKind::Psnr, _) => {
             // The safe bound meets the target whatever the model says, with a codec that
@@ -633,18 +645,8 @@ fn choose(
                 p.psnr - needs.need(c.codec) - margins.psnr_for(c, p.psnr)
             };
             let (c, p) = pick(&|c, p| clearance(c, p) >= 0.0, &|p| p.cr)
-                // Nothing is predicted to reach it: the candidate that comes closest (of
-                // equals, the tightest: a model that gave no number scores all alike).
-                .or_else(|| {
-                    scored
-                        .clone()
-                        .max_by(|a, b| {
-                            let closer = clearance(a.0, a.1).total_cmp(&clearance(b.0, b.1));
-                            closer.then(b.0.rel_bound.total_cmp(&a.0.rel_bound))
-                        })
-                        .map(|(c, p)| (*c, *p))
-                })
-                .expect("candidates");
+                // Nothing is predicted to reach it: the candidate that comes closest.
+                .unwrap_or_else(|| fallback(&clearance));
             // What the choice relied on: the SSIM expected at the model's PSNR (the model's
             // own SSIM output exceeds 1 on many chunks).
             (c, p, needs.expected_ssim(p.psnr, c.codec))
@@ -653,17 +655,9 @@ fn choose(
             let need = 1.0 - (1.0 - target) * (1.0 - margins.ssim_gap);
             match pick(&|_, p| p.ssim >= need, &|p| p.cr) {
                 Some((c, p)) => (c, p, p.ssim),
-                // Nothing is predicted to reach it: the most faithful candidate (of equals,
-                // the tightest).
+                // Nothing is predicted to reach it: the most faithful candidate.
                 None => {
-                    let (c, p) = scored
-                        .clone()
-                        .max_by(|a, b| {
-                            let truer = a.1.ssim.total_cmp(&b.1.ssim);
-                            truer.then(b.0.rel_bound.total_cmp(&a.0.rel_bound))
-                        })
-                        .map(|(c, p)| (*c, *p))
-                        .expect("candidates");
+                    let (c, p) = fallback(&|_, p| p.ssim);
                     (c, p, p.ssim)
                 }
             }

@@ -304,27 +304,11 @@ impl ReadStore {
     }
 }
 
-/// A 64-bit fingerprint of `bytes`, cheap beside a decode (four independent multiply
-/// chains over 8-byte words): it finds which chunk read a buffer may be the decode of, and
-/// a decode again confirms it, so it need not resist collisions.
+/// A fingerprint of `bytes`: their CRC-32 (the chunk checksum's crate, fast beside a
+/// decode). It finds which chunk read a buffer may be the decode of, and a decode again
+/// confirms it, so it need not resist collisions.
 fn fingerprint(bytes: &[u8]) -> u64 {
-    const K: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut lanes = [1u64, 2, 3, 4];
-    let mut words = bytes.chunks_exact(32);
-    for block in &mut words {
-        for (lane, word) in lanes.iter_mut().zip(block.chunks_exact(8)) {
-            let w = u64::from_le_bytes(word.try_into().expect("8 bytes"));
-            *lane = (*lane ^ w).wrapping_mul(K).rotate_left(29);
-        }
-    }
-    let mut h = bytes.len() as u64;
-    for (i, &b) in words.remainder().iter().enumerate() {
-        h ^= u64::from(b) << (8 * (i % 8));
-        h = h.wrapping_mul(K);
-    }
-    lanes
-        .iter()
-        .fold(h, |h, &l| (h ^ l).wrapping_mul(K).rotate_left(31))
+    u64::from(crc32fast::hash(bytes))
 }
 
 /// What one process keeps of the lossy chunks it wrote, oldest first, and of those it read.

@@ -145,14 +145,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
             (None, _) => Ok(chunking::default_chunk(dims, chunking::DEFAULT_BUDGET)),
         }
     };
-    // Fails early (before any work) when the chooser cannot load. Workers fetch it again:
-    // a proposer is not Sync, and fetching is a lookup of a process-wide instance.
-    proposer(&Settings::psnr(args.targets[0])?)?;
-    // Every target cd_values can hold (60.00000000001 cannot), not only the first: a later
-    // one failed after the first array.
+    // Fails early (before any work) on a target cd_values cannot hold (60.00000000001),
+    // any of them, not only the first (a later one failed after the first array), and when
+    // the chooser cannot load. Workers fetch it again: a proposer is not Sync, and fetching
+    // is a lookup of a process-wide instance.
     for &target in &args.targets {
         Settings::psnr(target)?;
     }
+    proposer(&Settings::psnr(args.targets[0])?)?;
     // So are a peer file that cannot be read and a report or plot that cannot be written:
     // found after the run, they would lose all of it.
     let peers = peer_rows(&args)?;
