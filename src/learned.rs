@@ -75,7 +75,8 @@ pub const FAST_PSNR_MARGINS: Table = [
 /// margin). Where the model's calibrated margin for the compressor and band of predicted
 /// excess is wider (its held-out error there is large: on the committed model SZ3 4.5 dB in
 /// its second band, ZFP 3.5 in its fourth, SPERR 5 and 9 dB in its second and third, and
-/// 40, no choice without a look, in the bands with too few held-out chunks to calibrate:
+/// 40, the search's ceiling, which only a prediction 40 dB above the target clears without
+/// a look, in the bands with too few held-out chunks to calibrate:
 /// SZ3's two upper, ZFP's two lower and SPERR's top one), predict mode may aim this far
 /// above the target and then measures the payload
 /// ([`crate::select::Proposal::needs_look`]), correcting a miss as fast mode does. Those
@@ -552,8 +553,9 @@ fn measured_anyway(choice: &Candidate, cr: f64, value_bits: f64, safe_rel: f64) 
 }
 
 /// True when candidate `c`, predicted `p`, is not certain to meet a PSNR `target` (its
-/// bound is looser than the safe one, `safe_rel` of the range) and its predicted PSNR falls
-/// short of the target plus its `calibrated` margin: a choice predict mode must look at.
+/// bound is looser than the safe one, `safe_rel` of the range, or it is ZFP's, whose
+/// tolerance is no promise, as [`choose`] has it) and its predicted PSNR falls short of the
+/// target plus its `calibrated` margin: a choice predict mode must look at.
 fn short_of_calibrated(
     target: f64,
     safe_rel: f64,
@@ -561,7 +563,8 @@ fn short_of_calibrated(
     c: &Candidate,
     p: &Prediction,
 ) -> bool {
-    c.rel_bound > safe_rel * (1.0 + 1e-9) && p.psnr < target + calibrated.psnr_for(c, p.psnr)
+    let certain = c.codec != CodecId::Zfp && c.rel_bound <= safe_rel * (1.0 + 1e-9);
+    !certain && p.psnr < target + calibrated.psnr_for(c, p.psnr)
 }
 
 /// Picks a candidate, the model's prediction for it, and the target metric it is expected
@@ -1320,6 +1323,49 @@ mod tests {
     /// some chunks: the write's proposal is then flagged for a look, aimed closer to the
     /// target than the advice's (which keeps to the margin) and promising 1.25× its ratio;
     /// where the two agree, nothing is flagged.
+    #[test]
+    fn zfp_at_the_safe_bound_short_of_its_margin_is_looked_at() {
+        // 40 dB: the safe bound is 1e-2 of the range. SZ3 and SPERR there are certain,
+        // whatever the model says; ZFP's tolerance is no promise (as `choose` has it), so
+        // a ZFP choice there predicted inside its calibrated margin is measured.
+        let margins = Margins {
+            psnr_db: [[1.0; 4], [40.0; 4], [1.0; 4]],
+            ..Margins::for_mode(Mode::Predict)
+        };
+        let p = Prediction {
+            psnr: 45.0,
+            ssim: 0.99,
+            cr: 10.0,
+        };
+        let at = |codec, rel_bound| Candidate { codec, rel_bound };
+        assert!(short_of_calibrated(
+            40.0,
+            0.01,
+            &margins,
+            &at(CodecId::Zfp, 0.0078),
+            &p
+        ));
+        assert!(!short_of_calibrated(
+            40.0,
+            0.01,
+            &margins,
+            &at(CodecId::Sz3, 0.0078),
+            &p
+        ));
+        assert!(!short_of_calibrated(
+            40.0,
+            0.01,
+            &margins,
+            &at(CodecId::Sperr, 0.01),
+            &p
+        ));
+        // Looser than the safe bound: short where its prediction falls under its margin.
+        let loose = at(CodecId::Sz3, 0.02);
+        assert!(!short_of_calibrated(40.0, 0.01, &margins, &loose, &p));
+        let low = Prediction { psnr: 40.5, ..p };
+        assert!(short_of_calibrated(40.0, 0.01, &margins, &loose, &low));
+    }
+
     #[test]
     fn a_predict_choice_inside_the_calibrated_margin_is_flagged_for_a_look() {
         use crate::synth::{generate, Kind};

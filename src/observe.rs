@@ -155,7 +155,7 @@ impl ChunkRecord<'_> {
 /// must not pass unsaid.
 pub fn chunk(record: &ChunkRecord<'_>) {
     log::info!(
-        "{} chunk {:?}: {} bound {:.3e}, {} {} predicted {} measured {} ({} compressions, {}), \
+        "{} chunk {:?}: {} bound {:.3e}, {} {} predicted {} measured {} ({} compression{}, {}), \
          {} -> {} bytes in {:.2} ms",
         record.source,
         record.shape,
@@ -166,6 +166,7 @@ pub fn chunk(record: &ChunkRecord<'_>) {
         fmt_opt(record.predicted),
         fmt_opt(record.measured),
         record.compressions,
+        if record.compressions == 1 { "" } else { "s" },
         record.reason,
         record.bytes_in,
         record.bytes_out,

@@ -289,7 +289,10 @@ pub fn table_columns(data: Samples<'_>, shape: &[usize], extent: Extent) -> bool
     if !TABLE_COLUMNS.contains(&columns) || element_count(shape) != Some(data.len()) {
         return false;
     }
-    let row_stride = (data.len() / SAMPLE).max(1);
+    // Rows a stride coprime with their count apart: a stride of the chunk's own period
+    // (every 16th row of 16-row records) sampled one phase of it alone, such as the
+    // blank rows between records, which hid the columns.
+    let row_stride = coprime_stride(rows, SAMPLE / columns);
     let sampled: Vec<usize> = (0..rows).step_by(row_stride).collect();
     if sampled.len() < TABLE_ROWS {
         return false;
@@ -520,6 +523,17 @@ mod tests {
             .map(|(i, &x)| [1000.0, 10.0, 0.01, -1.0][i % 4] * (1.0 + x.abs()))
             .collect();
         assert!(is_table(Samples::F64(&falling), &[500, 4]));
+        // Records of 16 rows whose first is blank, in 16 columns: the 4096-value sample's
+        // stride of 16 rows saw the blanks alone.
+        let records: Vec<f64> = generate(Kind::Noise, &[4096, 16], 5)
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| match (i / 16) % 16 {
+                0 => 0.0,
+                _ => scales[i % 16 % 10] * (1 + i % 16 / 10) as f64 * (2.0 + x),
+            })
+            .collect();
+        assert!(is_table(Samples::F64(&records), &[4096, 16]));
         // Too few rows to tell a table from noise, or values that do not fill the shape.
         assert!(!is_table(Samples::F64(&table[..100]), &[10, 10]));
         assert!(!is_table(Samples::F64(&table[..4990]), &[500, 10]));

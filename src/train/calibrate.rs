@@ -409,21 +409,40 @@ fn tally(
 pub fn replay(chunks: &[HeldOutChunk], margins: &Table, codecs: &[usize]) -> Replay {
     let targets: Vec<f64> = targets().collect();
     tally(chunks, &targets, |options, target| {
-        let allowed = || options.iter().filter(|o| codecs.contains(&o.codec));
-        // The filter's certain candidate is the safe bound, where the PSNR is at least the
-        // target whatever the data; here the grid rows at or under it stand in.
-        let safe = 10f64.powf(-target / 20.0);
-        let certain = |o: &Option_| o.rel_bound <= safe * (1.0 + 1e-9);
-        if !allowed().any(certain) {
-            return None;
-        }
-        best_ratio_case(
-            allowed(),
-            |o| certain(o) || o.predicted_psnr >= target + margins[o.codec][o.band],
-            || None,
-            |o| o.psnr >= target,
-        )
+        psnr_case(options, target, margins, codecs)
     })
+}
+
+/// One chunk's case of the PSNR choice (`learned::choose`) at `target`.
+///
+/// The filter's tightest candidate is the safe bound, where the PSNR is at least the
+/// target whatever the data; here the grid rows at or under it stand in. With a codec that
+/// keeps its bound such a row is certain, as the filter takes it; ZFP's tolerance is no
+/// promise, so its rows there are admitted by their prediction, as the filter's are, and
+/// the loosest of them stands in for the filter's fallback to its tightest candidate.
+fn psnr_case(
+    options: &[Option_],
+    target: f64,
+    margins: &Table,
+    codecs: &[usize],
+) -> Option<(bool, f64)> {
+    let allowed = || options.iter().filter(|o| codecs.contains(&o.codec));
+    let safe = 10f64.powf(-target / 20.0);
+    let at_safe = |o: &Option_| o.rel_bound <= safe * (1.0 + 1e-9);
+    let certain = |o: &Option_| o.codec != ZFP && at_safe(o);
+    if !allowed().any(at_safe) {
+        return None;
+    }
+    best_ratio_case(
+        allowed(),
+        |o| certain(o) || o.predicted_psnr >= target + margins[o.codec][o.band],
+        || {
+            allowed()
+                .filter(|o| at_safe(o))
+                .max_by(|a, b| a.rel_bound.total_cmp(&b.rel_bound))
+        },
+        |o| o.psnr >= target,
+    )
 }
 
 /// One case of a rule that picks the best predicted ratio among the `admissible` rows (else
@@ -447,9 +466,10 @@ fn best_ratio_case<'a>(
     Some((meets(chosen), chosen.cr / oracle))
 }
 
-/// Replays the filter's SSIM choice (`learned::choose`) with gap fraction `gap`: the best
-/// predicted ratio among rows predicted to keep `gap` of `1 − T` in reserve, else the most
-/// faithful row.
+/// Replays the filter's SSIM choice by the model's SSIM output (`learned::choose`, for a
+/// chunk whose windows it cannot sample; others go through the PSNR each compressor needs,
+/// with the PSNR margins) with gap fraction `gap`: the best predicted ratio among rows
+/// predicted to keep `gap` of `1 − T` in reserve, else the most faithful row.
 pub fn replay_ssim(chunks: &[HeldOutChunk], gap: f64) -> Replay {
     tally(chunks, &SSIM_TARGETS, |options, target| {
         let need = 1.0 - (1.0 - target) * (1.0 - gap);
@@ -532,20 +552,30 @@ pub fn calibrate_metrics(chunks: &[HeldOutChunk], goal: f64) -> MetricMargins {
 ///
 /// Where the held-out predictions give no evidence, nothing is trusted: a compressor's band
 /// that fewer than [`MIN_CHUNKS_PER_BAND`] held-out chunks reach stays closed (40 dB, the
-/// search's ceiling), since the replay would pass any margin there, zero included. And a
+/// search's ceiling), since the replay would pass any margin there, zero included. A chunk
+/// reaches a band with a row looser than the safe bound of some target replayed: a row at
+/// or under every target's safe bound is certain wherever it is replayed and tests no
+/// margin (6 of each compressor's 16 grid rows, which had opened bands on no evidence, at
+/// the margin of the band before them). And a
 /// band's margin is never below a calibrated band before it: a prediction of a larger
 /// excess is no more trustworthy than one of a smaller excess. (A closed band sets no
 /// floor: a later band with evidence is calibrated on its own.)
 pub fn calibrate(chunks: &[HeldOutChunk], goal: f64) -> Table {
     let steps = (MAX_DB / STEP_DB) as usize;
     let mut margins = [[MAX_DB; BANDS]; 3];
+    let highest = targets().fold(f64::MIN, f64::max);
+    let tests_a_margin = |o: &Option_| o.rel_bound > 10f64.powf(-highest / 20.0) * (1.0 + 1e-9);
     for codec in 0..3 {
         // The margin of the last band calibrated for this compressor.
         let mut floor = 0;
         for band in 0..BANDS {
             let reached = chunks
                 .iter()
-                .filter(|c| c.options.iter().any(|o| o.codec == codec && o.band == band))
+                .filter(|c| {
+                    c.options
+                        .iter()
+                        .any(|o| o.codec == codec && o.band == band && tests_a_margin(o))
+                })
                 .count();
             if reached < MIN_CHUNKS_PER_BAND {
                 continue;
@@ -756,6 +786,28 @@ mod tests {
     }
 
     #[test]
+    fn rows_certain_at_every_target_open_no_band() {
+        // Every chunk's rows lie 5 dB above the line (the first band) but for its three
+        // tightest, at or under 1e-5 of the range (the safe bound of 100 dB, the highest
+        // target replayed), predicted 30 dB above it (the last band): certain wherever they
+        // are replayed, they test no margin, and the last band stays closed.
+        let tight_high = |c: HeldOutChunk| HeldOutChunk {
+            options: c
+                .options
+                .into_iter()
+                .map(|o| match o.rel_bound <= 1e-5 {
+                    true => option(o.codec, o.rel_bound, o.psnr + 30.0, o.psnr, o.cr),
+                    false => o,
+                })
+                .collect(),
+            ..c
+        };
+        let chunks = vec![tight_high(chunk(0.0)); MIN_CHUNKS_PER_BAND];
+        assert!(chunks[0].options.iter().any(|o| o.band == BANDS - 1));
+        assert_eq!(calibrate(&chunks, 0.99), [[0.0, MAX_DB, MAX_DB, MAX_DB]; 3]);
+    }
+
+    #[test]
     fn margins_cover_an_over_prediction() {
         // 3 dB too optimistic on one chunk in four: a 99% goal must absorb it (how much
         // margin that takes depends on where the 8 dB-spaced grid rows fall), a 70% one
@@ -780,6 +832,25 @@ mod tests {
         let flat = calibrate_flat(&chunks, 0.99);
         assert!(flat[0][0] > 0.0 && flat.iter().flatten().all(|&m| m == flat[0][0]));
         assert!(replay(&chunks, &flat, &[0, 1, 2]).hit_rate >= 0.99);
+    }
+
+    #[test]
+    fn zfp_at_the_safe_bound_is_admitted_by_its_prediction_as_the_filter_admits_it() {
+        // 60 dB: the safe bound is 1e-3 of the range. ZFP under it, predicted short of its
+        // margin, is no certain pick (learned::choose): SZ3's admissible row is chosen, and
+        // misses. Counting ZFP as certain had scored a hit the filter never makes.
+        let margins = [[2.5; BANDS], [40.0; BANDS], [2.5; BANDS]];
+        let options = [
+            option(ZFP, 7.8125e-4, 58.0, 66.0, 30.0),
+            option(0, 3e-3, 64.0, 57.0, 20.0),
+            option(0, 1e-3, 61.0, 62.0, 10.0),
+        ];
+        let (met, ratio) = psnr_case(&options, 60.0, &margins, &[0, 1, 2]).unwrap();
+        assert!(!met);
+        assert!((ratio - 20.0 / 30.0).abs() < 1e-12, "{ratio}");
+        // ZFP alone: nothing admissible, so the filter's fallback, the bound at the safe one.
+        let (met, ratio) = psnr_case(&options, 60.0, &margins, &[ZFP]).unwrap();
+        assert!(met && ratio == 1.0, "{met} {ratio}");
     }
 
     #[test]
