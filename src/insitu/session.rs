@@ -192,8 +192,13 @@ impl Proposer for Corrected<'_> {
             Mode::Guarantee | Mode::Fast => 1.0,
         };
         let factor = learned.correction(scale);
-        self.applied.set(factor);
         let bound = raw.bound * factor.exp();
+        // Values near f64's top: a loosened bound past what f64 holds would fail every
+        // codec, and every later step with it; the model's bound serves (as memory's does).
+        if !bound.is_finite() {
+            return Ok(raw);
+        }
+        self.applied.set(factor);
         // The step's quality record keeps the prediction for the bound tried: a PSNR moved
         // with it, none for an SSIM, which follows no such rule. The predicted ratio stays
         // the model's at the raw bound, as the sessions' figures were measured with it
@@ -736,6 +741,41 @@ mod tests {
         mean: -40.0,
         dev: 10.0,
     };
+
+    #[test]
+    fn a_correction_past_what_f64_holds_keeps_the_model_bound() {
+        // Steps that kept landing far above 20 dB taught the session to loosen SZ3's
+        // proposals about 800×; on values near 1e307 that bound is past f64, which would
+        // fail the step and, teaching nothing, every step after it.
+        use crate::select::fixed::Fixed;
+        let sz3 = Fixed {
+            codec: CodecId::Sz3,
+            runner_up: false,
+            scale: 1.0,
+        };
+        let settings = Settings {
+            mode: Mode::Fast,
+            ..Settings::psnr(20.0).unwrap()
+        };
+        let session = Session::new(settings, true);
+        let far_above = Learned {
+            mean: MAX_STEP,
+            dev: 0.0,
+        };
+        session.lock().learned[CodecId::Sz3 as usize] = Some(far_above);
+        let v: Vec<f64> = steps()[0].iter().map(|&x| f64::from(x) * 1e306).collect();
+        let extent = Extent::of(Samples::F64(&v));
+        let raw = crate::select::sz3_formula_bound(extent.range(), 20.0);
+        assert!(
+            !(raw * far_above.correction(1.0).exp()).is_finite(),
+            "{raw}"
+        );
+        let (_, report) = session
+            .compress_using(&sz3, Samples::F64(&v), &[48, 48], |_, _| Ok(()))
+            .unwrap();
+        assert!(report.target_met && report.psnr >= 20.0, "{report:?}");
+        assert_eq!(report.correction, 0.0, "{report:?}");
+    }
 
     #[test]
     fn a_correction_tighter_than_the_named_codec_resolves_is_forgotten() {
