@@ -170,14 +170,22 @@ impl Quality {
     /// and both metrics as f16 offsets from it. A metric sits close to its target, so the
     /// offset's 11 significant bits keep a PSNR 2 dB over to 0.001 dB in 2 bytes, where
     /// an f32 metric took 4. Offsets beyond f16's range (65504) are stored as its largest
-    /// finite value, which reads back as unknown; +∞ (an exact decode) stays +∞.
+    /// finite value, which reads back as unknown; +∞ (an exact decode) stays +∞. An offset
+    /// is rounded down, never up: a record never reads above what was measured (a PSNR
+    /// 2.0015 dB over its target read 0.00045 dB more), and one that met its target still
+    /// reads as met (0 is an offset).
     fn to_bytes(self) -> [u8; quality_record::LEN] {
         use quality_record as q;
         let mut out = [0u8; q::LEN];
         out[q::KIND_MODE] = self.kind as u8 | (self.mode as u8) << 4;
         // Settings keep targets within f32's range; clamping anyway means no record can
         // come out infinite and make its chunk unreadable.
-        let target = (self.target as f32).clamp(-f32::MAX, f32::MAX);
+        let mut target = (self.target as f32).clamp(-f32::MAX, f32::MAX);
+        // An SSIM target within 3e-8 of 1 rounds to 1 in f32, and a lossy chunk's SSIM
+        // with it: the record would read as an exact decode. It keeps the f32 below 1.
+        if self.kind == TargetKind::Ssim && self.target < 1.0 && target >= 1.0 {
+            target = f32::from_bits(1f32.to_bits() - 1);
+        }
         let stored_target = shortest_decimal(target);
         let offset = |v: Option<f64>| {
             let d = v.map_or(f64::NAN, |v| v - stored_target);
@@ -186,7 +194,7 @@ impl Quality {
             } else {
                 d
             };
-            f16::from_f64(d).to_le_bytes()
+            f16_at_most(d).to_le_bytes()
         };
         out[q::TARGET..q::TARGET + 4].copy_from_slice(&target.to_le_bytes());
         out[q::PREDICTED..q::PREDICTED + 2].copy_from_slice(&offset(self.predicted));
@@ -271,6 +279,21 @@ impl Quality {
             measured: present(measured),
         })
     }
+}
+
+/// The f16 nearest `d` at or below it (NaN stays NaN): f16's rounding to nearest took a
+/// measured metric's offset half a step above what was measured.
+fn f16_at_most(d: f64) -> f16 {
+    let h = f16::from_f64(d);
+    if f64::from(h) <= d || d.is_nan() {
+        return h;
+    }
+    let bits = h.to_bits();
+    f16::from_bits(match bits {
+        0 => 0x8001,
+        b if b & 0x8000 == 0 => b - 1,
+        b => b + 1,
+    })
 }
 
 /// The f64 with the shortest decimal that rounds to `v`: a target typed as 0.999 and
@@ -1464,6 +1487,27 @@ mod tests {
         assert_eq!(q.measured, Some(f64::INFINITY));
         let q = record(1e5, Some(143.7), Some(143.7));
         assert_eq!((q.predicted, q.measured), (None, None));
+        // Never above what was measured: f16's nearest offset to 2.0015 was 2.00195.
+        for m in [42.0015, 39.9985, 40.0 + 3e-8] {
+            let q = record(40.0, Some(m), Some(m));
+            assert!(
+                q.measured.unwrap() <= m && m - q.measured.unwrap() < 2e-3,
+                "{q:?}"
+            );
+            assert!(q.predicted.unwrap() <= m, "{q:?}");
+        }
+        // An SSIM target within 3e-8 of 1 is no exact decode: it reads below 1, and a
+        // measured SSIM under 1 with it.
+        let mut q = quality();
+        q.kind = TargetKind::Ssim;
+        q.target = 0.999999999;
+        q.measured = Some(0.9999999995);
+        let (bytes, _) = padded_chunk(Some(q));
+        let q = parse(&bytes).unwrap().0.quality.unwrap();
+        assert!(
+            q.target < 1.0 && q.measured.unwrap() <= 0.9999999995,
+            "{q:?}"
+        );
     }
 
     /// A chunk laid out by hand as format versions 1 and 2 wrote it (fixed-width fields,

@@ -82,6 +82,16 @@ pub enum CodecError {
         /// The largest magnitude in the chunk.
         max_abs: f64,
     },
+    /// Values at or above half the largest power of two of their type (2^127 in f32,
+    /// 2^1023 in f64), where ZFP's decoder scales a block's integers back past the type's
+    /// largest value: f32 values near 3.4e38 came back as +Inf at any bound.
+    #[error("{codec}: values up to {max_abs:e} are beyond what its decoder keeps finite")]
+    TooLarge {
+        /// Codec name.
+        codec: &'static str,
+        /// The largest magnitude in the chunk.
+        max_abs: f64,
+    },
     /// The underlying library reported a failure.
     #[error("{codec}: {message}")]
     Library {

@@ -503,11 +503,13 @@ fn encode_typed<T: Element + sperr::Element>(
     // SPERR bounds the error in double precision and then rounds to T, which can add half
     // an ulp of the largest value: measured 1.0005·eb on f32 fields. Leave room for it, in
     // whole steps of 2⁻²⁰ of the bound (at most half of it), so a compact payload can
-    // store the step count instead of SPERR's quantisation step.
+    // store the step count instead of SPERR's quantisation step. In f64 SPERR's own
+    // rounding around the mean it takes out and adds back costs up to 1.5 ulps of the
+    // largest value (a value on the other side of the mean lies in a higher binade): two.
     let ulp = if T::DTYPE == DType::F32 {
         f32::EPSILON as f64
     } else {
-        f64::EPSILON
+        2.0 * f64::EPSILON
     };
     let steps = (max_abs * ulp / bound / HEADROOM_STEP).ceil();
     let pwe = tolerance(bound, steps.min(MAX_HEADROOM_STEPS as f64) as u64);

@@ -13,8 +13,8 @@ use std::ptr::NonNull;
 use zfp_sys as ffi;
 
 use super::{
-    check_lossy_input, check_rank, check_resolvable, check_transformable, library_error, Codec,
-    CodecError,
+    check_lossy_input, check_rank, check_resolvable, check_shape, check_transformable,
+    library_error, Codec, CodecError,
 };
 use crate::samples::{element_count, fit_rank, gcd, Layout, SampleBuf, Samples};
 use crate::wire::{CodecId, DType};
@@ -88,7 +88,9 @@ impl Codec for Zfp {
         shape: &[usize],
         bound: f64,
     ) -> Result<Vec<u8>, CodecError> {
-        // zfp sees the folded dims; the chunk header keeps these.
+        // zfp sees the folded dims; the chunk header keeps these. The shape is checked
+        // before it is folded, whose products would wrap on a shape no buffer holds.
+        check_shape(data.len(), shape)?;
         check_rank(shape)?;
         compress(data, &zfp_dims(shape), bound).map(|(payload, _)| payload)
     }
@@ -208,10 +210,18 @@ fn read_header(stream: &Stream, field: &Field, kind: ffi::zfp_type) -> Result<()
 /// keeps an axis of one value that folding would drop ([`Zfp::estimate`]).
 fn compress(data: Samples<'_>, dims: &[usize], bound: f64) -> Result<(Vec<u8>, u64), CodecError> {
     let max_abs = check_transformable(NAME, check_lossy_input(NAME, &data, dims, bound)?)?;
-    let finest = match data {
-        Samples::F32(_) => FINEST_RELATIVE_BOUND.0,
-        _ => FINEST_RELATIVE_BOUND.1,
+    let (finest, largest) = match data {
+        Samples::F32(_) => (FINEST_RELATIVE_BOUND.0, 2f64.powi(127)),
+        _ => (FINEST_RELATIVE_BOUND.1, 2f64.powi(1023)),
     };
+    // A block whose largest value is at or above `largest` is coded at the exponent past
+    // it, and its integers, scaled back, overflow to ±Inf for any error upwards.
+    if max_abs >= largest {
+        return Err(CodecError::TooLarge {
+            codec: NAME,
+            max_abs,
+        });
+    }
     check_resolvable(NAME, bound, max_abs, finest)?;
     // zfp only reads through the pointer when compressing.
     let (ptr, kind) = match data {
@@ -530,6 +540,53 @@ mod tests {
             .unwrap()
             .mse;
         (estimate.bytes / payload.len() as f64, estimate.mse / mse)
+    }
+
+    #[test]
+    fn values_whose_blocks_decode_past_the_largest_float_are_refused() {
+        // At or above 2^127 (f32) or 2^1023 (f64) zfp codes a block at the exponent past
+        // the type's range, and an error upwards decodes to +Inf; just under it, finite.
+        let shape = [16, 16];
+        let wave = |top: f64| -> Vec<f64> {
+            (0..256)
+                .map(|i| top * (0.9 + 0.1 * (i as f64 * 0.1).sin()))
+                .collect()
+        };
+        let refused = |data: Samples<'_>, top: f64| {
+            matches!(
+                Zfp.encode(data, &shape, top * 1e-2),
+                Err(CodecError::TooLarge { .. })
+            )
+        };
+        let f32s = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<f32>>();
+        let top = f64::from(f32::MAX);
+        assert!(refused(Samples::F32(&f32s(wave(top))), top));
+        // A shape whose product wraps is refused before it is folded.
+        let odd = [(1usize << 62) + 1, 4, 2, 2, 2];
+        let few = [0.5f32; 32];
+        assert!(matches!(
+            Zfp.encode(Samples::F32(&few), &odd, 0.1),
+            Err(CodecError::ShapeMismatch { .. })
+        ));
+        assert!(refused(Samples::F64(&wave(f64::MAX)), f64::MAX));
+        for (data, top) in [
+            (
+                SampleBuf::F32(f32s(wave(2f64.powi(127) * 0.99))),
+                2f64.powi(127),
+            ),
+            (
+                SampleBuf::F64(wave(2f64.powi(1023) * 0.99)),
+                2f64.powi(1023),
+            ),
+        ] {
+            let data = data.view();
+            let payload = Zfp.encode(data, &shape, top * 1e-2).unwrap();
+            let back = Zfp
+                .decode(&payload, &Layout::of(&data, &shape), top * 1e-2)
+                .unwrap();
+            let view = back.view();
+            assert!((0..256).all(|i| view.value(i).unwrap().is_finite()));
+        }
     }
 
     #[test]

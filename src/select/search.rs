@@ -286,10 +286,16 @@ impl<'a> Search<'a> {
                 }
             }
             // A compressor the user named that cannot keep the values at any bound (too
-            // fine a bound, values too small for its transform): exact storage, where
-            // SZ3 would store them at such bounds too.
+            // fine a bound, values too small or too large for its transform): exact
+            // storage, where SZ3 would store them at such bounds too.
             Err(e)
-                if too_fine(&e) || matches!(e, SelectError::Codec(CodecError::TooSmall { .. })) =>
+                if too_fine(&e)
+                    || matches!(
+                        e,
+                        SelectError::Codec(
+                            CodecError::TooSmall { .. } | CodecError::TooLarge { .. }
+                        )
+                    ) =>
             {
                 log::info!("{e}; lossless instead");
                 Ok(None)

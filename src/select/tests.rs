@@ -1700,6 +1700,50 @@ fn values_too_small_for_a_named_transform_are_stored_exactly() {
     assert_ne!(out.unwrap().codec, CodecId::Zfp);
 }
 
+/// Values near f32's largest, which ZFP's decoder turns into +Inf (half of a chunk's values
+/// at f32::MAX, the rest in 3.0e38..3.3e38: 8000 of 32768 came back infinite at bounds of
+/// 1e36..1e37), are stored exactly when the user named ZFP, in every mode (a smooth field
+/// up to f32::MAX was stored by ZFP, at a bound whose decode happened to stay finite);
+/// automatic choice gives them to another codec, and every value comes back finite.
+#[test]
+fn values_beyond_zfps_decoder_are_not_given_to_zfp() {
+    let (v, shape) = field();
+    let lo = v.iter().copied().fold(f32::INFINITY, f32::min);
+    let hi = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let huge: Vec<f32> = v
+        .iter()
+        .map(|&x| (f64::from(f32::MAX) * (0.9 + 0.1 * f64::from((x - lo) / (hi - lo)))) as f32)
+        .collect();
+    let data = Samples::F32(&huge);
+    // A model sure of ZFP, which predict mode would store unmeasured.
+    let sure = Claiming {
+        fixed: Fixed {
+            codec: CodecId::Zfp,
+            runner_up: false,
+            scale: 1.0,
+        },
+        over: Some(10.0),
+        ratio: Some(4.0),
+        runner_up_ratio: None,
+        look: false,
+    };
+    for mode in [0, 1, 2] {
+        let settings = Settings::parse(&[40, 0, 0, 2, mode]).unwrap();
+        let out = compress_to_target(data, &shape, &settings, &sure)
+            .unwrap_or_else(|e| panic!("mode {mode}: {e}"));
+        assert_eq!(out.codec, CodecId::Lossless, "{mode}");
+    }
+    let out = compress_to_target(data, &shape, &Settings::psnr(40.0).unwrap(), &Analytic).unwrap();
+    assert_ne!(out.codec, CodecId::Zfp);
+    let back = codec_for(out.codec)
+        .decode(&out.payload, &Layout::of(&data, &shape), out.bound)
+        .unwrap();
+    match back {
+        crate::samples::SampleBuf::F32(b) => assert!(b.iter().all(|x| x.is_finite())),
+        _ => panic!("f32 in, f32 out"),
+    }
+}
+
 /// Predict mode without the model measures SZ3's formula bound, which SZ3's first-order
 /// Lorenzo pipeline does not always honour, and corrects a miss.
 #[test]

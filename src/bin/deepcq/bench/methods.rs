@@ -400,7 +400,10 @@ fn lossless(job: Job<'_>, cpu: f64, fallback: bool, prior: u32) -> Result<ChunkR
 fn refused(e: &CodecError) -> bool {
     matches!(
         e,
-        CodecError::Library { .. } | CodecError::BoundTooFine { .. } | CodecError::TooSmall { .. }
+        CodecError::Library { .. }
+            | CodecError::BoundTooFine { .. }
+            | CodecError::TooSmall { .. }
+            | CodecError::TooLarge { .. }
     )
 }
 
