@@ -168,7 +168,8 @@ impl Memory {
             byte_len: Cell::new(0),
             predicted_excess: Cell::new(None),
             applied: Cell::new(None),
-            forget: Cell::new(None),
+            tightened: Cell::new([false; 4]),
+            forget: Cell::new([false; 4]),
         }
     }
 }
@@ -192,8 +193,12 @@ pub struct Remembering<'a> {
     /// The compressor tried first and ln of the factor applied to the surrogate's bound
     /// for it.
     applied: Cell<Option<(CodecId, f64)>>,
-    /// A compressor whose tightened bound was refused for this chunk: `learn` forgets it.
-    forget: Cell<Option<CodecId>>,
+    /// The compressors (by [`CodecId`]) whose bound this proposal moved tighter: the first
+    /// one's, a runner-up's or a third compressor's.
+    tightened: Cell<[bool; 4]>,
+    /// The compressors whose tightened bound was refused for this chunk: `learn` forgets
+    /// them.
+    forget: Cell<[bool; 4]>,
 }
 
 /// Whether `codec` compresses bounds in stairs around `bound`
@@ -347,8 +352,10 @@ impl Proposer for Remembering<'_> {
         // as the first's is below: select weighs one against the other (a close call), and
         // with the first's alone corrected, a dataset storing twice what the model predicts
         // of both made the first look twice as far ahead.
-        let move_alternative = |alt: Alternative| {
+        let mut tightened = [false; 4];
+        let mut move_alternative = |alt: Alternative| {
             let bound = moved(alt.codec, alt.bound);
+            tightened[alt.codec as usize] |= bound < alt.bound;
             Alternative {
                 bound,
                 predicted: moved_prediction(alt.predicted, alt.bound, bound),
@@ -359,6 +366,14 @@ impl Proposer for Remembering<'_> {
         let bound = moved(first.codec, first.bound);
         self.applied
             .set(Some((first.codec, (bound / first.bound).ln())));
+        let runner_up = second.map(&mut move_alternative);
+        let third = third.map(&mut move_alternative);
+        tightened[first.codec as usize] |= bound < first.bound;
+        // Every proposal of the chunk counts: a runner-up moved in the first is searched
+        // after a second (SZ3's, where the first compressor refused).
+        let before = self.tightened.get();
+        self.tightened
+            .set(std::array::from_fn(|c| before[c] || tightened[c]));
         Ok(Proposal {
             codec: first.codec,
             bound,
@@ -368,22 +383,28 @@ impl Proposer for Remembering<'_> {
             // What the moved bound is expected to store: the surrogate's ratio corrected
             // by what this dataset stored of it (select's size checks compare with it).
             predicted_ratio: expected_ratio.or(first.predicted_ratio),
-            runner_up: second.map(move_alternative),
-            third: third.map(move_alternative),
+            runner_up,
+            third,
             skip_runner_up_within: within,
             needs_look: first.needs_look,
         })
     }
 
     /// Where memory had tightened the refusing compressor, that may be why (a bound finer
-    /// than it resolves), and with SZ3 taking the chunk none is stored as too fine for
-    /// `learn` to see: it starts from the model again, once the chunk is kept (an in-situ
-    /// size query proposes without keeping).
+    /// than it resolves), and with SZ3 taking the chunk (or, for a runner-up, the search
+    /// passing it by) none is stored as too fine for `learn` to see: it starts from the
+    /// model again, once the chunk is kept (an in-situ size query proposes without
+    /// keeping). A runner-up's offset, learned only where it is kept, would otherwise keep
+    /// it refused on every later chunk.
     fn refused(&self, codec: CodecId) {
-        if let Some((first, applied)) = self.applied.get() {
-            if first == codec && applied < 0.0 {
-                self.forget.set(Some(codec));
-            }
+        let first = self
+            .applied
+            .get()
+            .is_some_and(|(first, applied)| first == codec && applied < 0.0);
+        if first || self.tightened.get()[codec as usize] {
+            let mut forget = self.forget.get();
+            forget[codec as usize] = true;
+            self.forget.set(forget);
         }
     }
 }
@@ -470,8 +491,12 @@ impl Remembering<'_> {
     /// compressor whose moved bound was refused for this chunk is forgotten here, not when
     /// refused: nothing changes for a chunk that is not kept.
     pub fn learn(&self, outcome: &Outcome, settings: &Settings) {
-        if let Some(codec) = self.forget.take() {
-            self.memory.lock().offsets[codec as usize] = None;
+        let forget = self.forget.take();
+        if forget.contains(&true) {
+            let mut state = self.memory.lock();
+            for (offset, _) in state.offsets.iter_mut().zip(forget).filter(|(_, f)| *f) {
+                *offset = None;
+            }
         }
         let Some(raw) = self.raw.get() else { return };
         if !applies(settings) {
@@ -1103,6 +1128,26 @@ mod tests {
             .unwrap();
         assert_eq!(next.codec, CodecId::Zfp, "{}", next.reason);
         assert!(next.measured.unwrap() >= 100.0, "{:?}", next.measured);
+    }
+
+    #[test]
+    fn a_runner_up_tightened_past_what_it_resolves_is_forgotten() {
+        // ZFP as the runner-up, moved as far down as memory goes: finer than it resolves
+        // at 100 dB, so its search is passed by. Learned only where it is kept, its offset
+        // would keep it passed by on every later chunk; it starts from the model again.
+        let settings = Settings::psnr(100.0).unwrap();
+        let memory = zfp_moved_too_far();
+        let v = field(4, 1.0);
+        let outcome = memory
+            .compress(
+                Samples::F32(&v),
+                &[40, 40, 40],
+                &settings,
+                &ThreeWay::default(),
+            )
+            .unwrap();
+        assert_eq!(outcome.codec, CodecId::Sz3, "{}", outcome.reason);
+        assert_eq!(memory.lock().offsets[CodecId::Zfp as usize], None);
     }
 
     #[test]

@@ -225,10 +225,11 @@ pub trait Proposer {
         settings: &Settings,
     ) -> Result<Proposal, SelectError>;
 
-    /// Told that `codec`, which this proposer proposed first, refused the chunk's bound as
-    /// finer than it resolves and SZ3 is asked for in its place (a compressor chosen
-    /// automatically): a proposer that moved `codec`'s bound may have moved it too far.
-    /// Not told of other refusals (SPERR and values of 1e30). Nothing by default.
+    /// Told that `codec`, which this proposer proposed first (and SZ3 is asked for in its
+    /// place, a compressor chosen automatically) or as a runner-up or third compressor
+    /// (told once the chunk is done), refused the chunk's bound as finer than it resolves:
+    /// a proposer that moved `codec`'s bound may have moved it too far. Not told of other
+    /// refusals (SPERR and values of 1e30). Nothing by default.
     fn refused(&self, _codec: CodecId) {}
 }
 
@@ -426,6 +427,9 @@ pub fn compress_to_target_where(
         (_, TargetKind::Psnr | TargetKind::Ssim) => search.guarantee(first, &proposal, range)?,
         (_, TargetKind::Ratio) => search.reach_ratio(first)?,
     };
+    for &codec in &search.refused_alternatives {
+        proposer.refused(codec);
+    }
     let predicted = predicted_for(&proposal, outcome.codec);
     prefer_exact(data, shape, outcome, predicted)
 }

@@ -201,6 +201,9 @@ pub(super) struct Search<'a> {
     /// The bound and payload length of the chunk's last SZ3 compression, which tell when a
     /// later one's remembered pipeline spiked ([`Search::sz3_spiked`]).
     pub(super) sz3_last: Option<(f64, usize)>,
+    /// Compressors after the first that refused their bound as finer than they resolve,
+    /// told to the proposer once the chunk is done ([`Proposer::refused`]).
+    pub(super) refused_alternatives: Vec<CodecId>,
 }
 
 impl<'a> Search<'a> {
@@ -229,6 +232,7 @@ impl<'a> Search<'a> {
             rate_points: Vec::new(),
             sz3_pipeline: None,
             sz3_last: None,
+            refused_alternatives: Vec::new(),
         }
     }
 
@@ -411,7 +415,12 @@ impl<'a> Search<'a> {
             return Ok(None);
         }
         let attempt = match self.try_bound(alt.codec, alt.bound) {
-            Err(e) if refused(&e) => return Ok(None),
+            Err(e) if refused(&e) => {
+                if too_fine(&e) {
+                    self.refused_alternatives.push(alt.codec);
+                }
+                return Ok(None);
+            }
             attempt => attempt?,
         };
         log::debug!(
@@ -1122,8 +1131,14 @@ impl<'a> Search<'a> {
             }
             _ => self.try_bound(alt.codec, start_bound),
         };
-        let Ok(start) = start else {
-            return Ok(false);
+        let start = match start {
+            Ok(start) => start,
+            Err(e) => {
+                if too_fine(&e) {
+                    self.refused_alternatives.push(alt.codec);
+                }
+                return Ok(false);
+            }
         };
         match self.land(start, target, ceiling)? {
             Some(other) if other.attempt.smaller_than(kept) => {

@@ -1702,9 +1702,10 @@ fn values_too_small_for_a_named_transform_are_stored_exactly() {
 
 /// Values near f32's largest, which ZFP's decoder turns into +Inf (half of a chunk's values
 /// at f32::MAX, the rest in 3.0e38..3.3e38: 8000 of 32768 came back infinite at bounds of
-/// 1e36..1e37), are stored exactly when the user named ZFP, in every mode (a smooth field
-/// up to f32::MAX was stored by ZFP, at a bound whose decode happened to stay finite);
-/// automatic choice gives them to another codec, and every value comes back finite.
+/// 1e36..1e37), are stored exactly when the user named ZFP, in every mode (before ZFP
+/// refused them, guarantee mode stored this smooth field up to f32::MAX with ZFP, at a
+/// bound whose decode happened to stay finite, and predict mode could keep one that did
+/// not); automatic choice gives them to another codec, and every value comes back finite.
 #[test]
 fn values_beyond_zfps_decoder_are_not_given_to_zfp() {
     let (v, shape) = field();
