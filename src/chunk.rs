@@ -298,7 +298,7 @@ fn f16_at_most(d: f64) -> f16 {
 
 /// The f64 with the shortest decimal that rounds to `v`: a target typed as 0.999 and
 /// stored as f32 reads back as 0.999, not 0.99900001.
-fn shortest_decimal(v: f32) -> f64 {
+pub(crate) fn shortest_decimal(v: f32) -> f64 {
     v.to_string().parse().unwrap_or(f64::NAN)
 }
 

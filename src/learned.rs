@@ -563,8 +563,15 @@ fn short_of_calibrated(
     c: &Candidate,
     p: &Prediction,
 ) -> bool {
-    let certain = c.codec != CodecId::Zfp && c.rel_bound <= safe_rel * (1.0 + 1e-9);
-    !certain && p.psnr < target + calibrated.psnr_for(c, p.psnr)
+    !certain(c, safe_rel) && p.psnr < target + calibrated.psnr_for(c, p.psnr)
+}
+
+/// True when candidate `c` meets any PSNR target whose safe bound is `safe_rel` of the
+/// range, whatever the model says: at or under that bound, with a codec that keeps its
+/// bound (ZFP's tolerance is no promise: its rows are admitted by their prediction, as
+/// `Search::certain_to_meet` measures them).
+fn certain(c: &Candidate, safe_rel: f64) -> bool {
+    c.codec != CodecId::Zfp && c.rel_bound <= safe_rel * (1.0 + 1e-9)
 }
 
 /// Picks a candidate, the model's prediction for it, and the target metric it is expected
@@ -611,14 +618,10 @@ fn choose(
     };
     match (kind, ssim_as_psnr) {
         (TargetKind::Psnr, _) => {
-            // The safe bound meets the target whatever the model says, with a codec that
-            // keeps its bound (ZFP's tolerance is no promise: its rows are admitted by their
-            // prediction, as `Search::certain_to_meet` measures them).
-            let certain =
-                |c: &Candidate| c.codec != CodecId::Zfp && c.rel_bound <= safe_rel * (1.0 + 1e-9);
+            // The safe bound meets the target whatever the model says ([`certain`]).
             let admissible =
                 |c: &Candidate, p: &Prediction| p.psnr >= target + margins.psnr_for(c, p.psnr);
-            let on_grid = pick(&|c, p| certain(c) || admissible(c, p), &|p| p.cr)
+            let on_grid = pick(&|c, p| certain(c, safe_rel) || admissible(c, p), &|p| p.cr)
                 // A safe bound in the subnormals rounds to its codec's effective bound by
                 // up to a few parts in 10^5, which can land it a hair over: the tightest.
                 .or_else(|| {
@@ -636,7 +639,7 @@ fn choose(
                 .chain(std::iter::once(on_grid))
                 .max_by(|a, b| a.1.cr.total_cmp(&b.1.cr))
                 .expect("the grid pick");
-            let predicted = if certain(&c) {
+            let predicted = if certain(&c, safe_rel) {
                 p.psnr.max(target)
             } else {
                 p.psnr

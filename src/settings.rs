@@ -405,13 +405,9 @@ pub fn named_missing(cd: &[u32], dtype: DType) -> Result<Option<Vec<u8>>, Settin
             // Widened through its shortest decimal, the literal its writer named (-999.9,
             // 1e20), not the f32's exact value (-999.9000244…), which f64 data written
             // with that literal does not hold.
-            4 => {
-                let narrow = f32::from_le_bytes(fill[..].try_into().expect("4 bytes"));
-                narrow
-                    .to_string()
-                    .parse::<f64>()
-                    .unwrap_or(f64::from(narrow))
-            }
+            4 => crate::chunk::shortest_decimal(f32::from_le_bytes(
+                fill[..].try_into().expect("4 bytes"),
+            )),
             8 => f64::from_le_bytes(fill[..].try_into().expect("8 bytes")),
             _ => return Ok(None),
         };

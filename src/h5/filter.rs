@@ -82,14 +82,7 @@ pub fn encode_dataset_chunk(
     // A chunk read is decoded again as HDF5 got it: in this dataset's byte order.
     let as_read = |c: &[u8]| {
         let (header, out) = decode_native(c, MAX_ORIGINAL_LEN).ok()?;
-        let big_endian = match is_float(header.layout.dtype) {
-            true => stored.big_endian,
-            false => header.big_endian,
-        };
-        Some(match big_endian {
-            true => swap_bytes(out, header.layout.elem_size),
-            false => out,
-        })
+        Some(in_dataset_order(Some(stored), &header, out))
     };
     // A copy (a chunk read, stored again unchanged) also where it was written in parts
     // and its earlier part came back from what this process wrote.
@@ -274,28 +267,37 @@ pub fn decode_chunk_for(
     // (`room`) where the rest does not parse.
     let expected = stored.and_then(|s| element_count(&s.chunk)?.checked_mul(s.elem_size));
     let limit = expected.or(room).map_or(MAX_ORIGINAL_LEN, |n| n as u64);
-    let (header, mut out) = decode_native(bytes, limit)?;
-    // The dataset's byte order where it is known, else the one the chunk says.
-    let mut big_endian = header.big_endian;
+    let (header, out) = decode_native(bytes, limit)?;
     if let Some(s) = stored.filter(|_| is_float(header.layout.dtype)) {
         fits_dataset(s, header.layout.dtype, out.len())?;
-        big_endian = s.big_endian;
     }
-    if big_endian {
-        out = swap_bytes(out, header.layout.elem_size);
-    }
+    let out = in_dataset_order(stored, &header, out);
     let dataset = stored.map(StoredSettings::to_cd);
     super::rewrites::REWRITES.decoded(dataset.as_deref(), bytes, &header, &out);
     Ok(out)
 }
 
+/// `out`, decoded from a chunk of `header`, in its dataset's byte order: for float values
+/// the dataset's (`stored`) where it is known, else the one the chunk says.
+fn in_dataset_order(
+    stored: Option<&StoredSettings>,
+    header: &chunk::Header,
+    out: Vec<u8>,
+) -> Vec<u8> {
+    let big_endian = match stored.filter(|_| is_float(header.layout.dtype)) {
+        Some(s) => s.big_endian,
+        None => header.big_endian,
+    };
+    match big_endian {
+        true => swap_bytes(out, header.layout.elem_size),
+        false => out,
+    }
+}
+
 /// [`decode_chunk`] without telling [`super::rewrites`], with the chunk's header.
 fn decode_quietly(bytes: &[u8]) -> Result<(chunk::Header, Vec<u8>), FilterError> {
     let (header, out) = decode_native(bytes, MAX_ORIGINAL_LEN)?;
-    let out = match header.big_endian {
-        true => swap_bytes(out, header.layout.elem_size),
-        false => out,
-    };
+    let out = in_dataset_order(None, &header, out);
     Ok((header, out))
 }
 
