@@ -11,7 +11,10 @@
  * Build (from the repository root, after `cargo build --release`):
  *   gcc examples/heat_insitu.c -Iinclude $(pkg-config --cflags --libs hdf5-serial) \
  *       -Ltarget/release -lh5z_deepcq -Wl,-rpath,$PWD/target/release -lm -o heat_insitu
- * Run: ./heat_insitu out.h5 [steps] [target] [guarantee|predict] [auto|sz3|zfp|sperr] [psnr|ssim]
+ * Run (the program loads the library from target/release, where no onnxruntime lies, so
+ * it is named; docs/insitu.md):
+ *   export ORT_DYLIB_PATH=$PWD/third_party/onnxruntime/libonnxruntime.so
+ *   ./heat_insitu out.h5 [steps] [target] [guarantee|predict] [auto|sz3|zfp|sperr] [psnr|ssim]
  * (target in dB for psnr, e.g. 60; an SSIM such as 0.9999 for ssim)
  */
 #include <math.h>

@@ -5,7 +5,10 @@
  * Build (from the repository root, after `cargo build --release`):
  *   gcc examples/write_c.c -Iinclude $(pkg-config --cflags --libs hdf5-serial) \
  *       -Ltarget/release -lh5z_deepcq -Wl,-rpath,$PWD/target/release -lm -o write_c
- * Run, either through the plugin folder or by registering the filter from the program:
+ * Run, either through the plugin folder or by registering the filter from the program
+ * (the program loads the library from target/release, where no onnxruntime lies, so it
+ * is named; docs/insitu.md):
+ *   export ORT_DYLIB_PATH=$PWD/third_party/onnxruntime/libonnxruntime.so
  *   HDF5_PLUGIN_PATH=$PWD/plugin ./write_c out.h5
  *   ./write_c out.h5 --register
  *

@@ -3,11 +3,15 @@
 ! buffer and decompress, a field whose land holds a missing value).
 !
 ! Build (from the repository root, after `cargo build --release`):
+!   mkdir -p build
 !   gfortran -Iinclude $(pkg-config --cflags --libs-only-L hdf5-serial) -Jbuild \
 !       include/h5z_deepcq.f90 examples/write_fortran.f90 \
 !       -lhdf5_fortran -lhdf5 -Ltarget/release -lh5z_deepcq \
 !       -Wl,-rpath,$PWD/target/release -o write_fortran
-! Run: HDF5_PLUGIN_PATH=$PWD/plugin ./write_fortran out.h5
+! Run (the program loads the library from target/release, where no onnxruntime lies, so it
+! is named; docs/insitu.md):
+!   ORT_DYLIB_PATH=$PWD/third_party/onnxruntime/libonnxruntime.so \
+!       HDF5_PLUGIN_PATH=$PWD/plugin ./write_fortran out.h5
 !
 ! Note the index order: a(nx,ny,nz) in Fortran is C order [nz][ny][nx], so the in-situ
 ! API gets dims [nz,ny,nx] and HDF5's Fortran API reverses dims for the file itself.

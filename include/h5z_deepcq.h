@@ -337,10 +337,11 @@ size_t h5z_deepcq_last_error(char *buf, size_t len);
  * Registers the filter with the HDF5 library the program is linked to, so it works
  * without `HDF5_PLUGIN_PATH` (like `H5Z_zfp_initialize`); with every copy loaded, where
  * there are several (Python wheels each bundle one). Safe to call more than once: each
- * call registers it with the copies loaded since (a host that embeds Python and imports
- * h5py after registering calls it again), and succeeds once any copy has it. A program
- * that links HDF5 statically must export its symbols (`-Wl,--export-dynamic`, or
- * `h5cc -shlib`).
+ * call registers it with every copy loaded, those loaded since (a host that embeds Python
+ * and imports h5py after registering calls it again) and those that forgot it when
+ * `H5close` ended them (Fortran codes that call `h5close_f` after each output step call it
+ * again after `h5open_f`), and succeeds once any copy has it. A program that links HDF5
+ * statically must export its symbols (`-Wl,--export-dynamic`, or `h5cc -shlib`).
  */
 int h5z_deepcq_register(void);
 

@@ -22,7 +22,6 @@
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, c_uint, c_void, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Mutex;
 
 use crate::insitu::session::Session;
 use crate::insitu::{self, Advice, InsituError, Report};
@@ -642,31 +641,26 @@ pub unsafe extern "C" fn h5z_deepcq_last_error(buf: *mut c_char, len: usize) -> 
 /// Registers the filter with the HDF5 library the program is linked to, so it works
 /// without `HDF5_PLUGIN_PATH` (like `H5Z_zfp_initialize`); with every copy loaded, where
 /// there are several (Python wheels each bundle one). Safe to call more than once: each
-/// call registers it with the copies loaded since (a host that embeds Python and imports
-/// h5py after registering calls it again), and succeeds once any copy has it. A program
-/// that links HDF5 statically must export its symbols (`-Wl,--export-dynamic`, or
-/// `h5cc -shlib`).
+/// call registers it with every copy loaded, those loaded since (a host that embeds Python
+/// and imports h5py after registering calls it again) and those that forgot it when
+/// `H5close` ended them (Fortran codes that call `h5close_f` after each output step call it
+/// again after `h5open_f`), and succeeds once any copy has it. A program that links HDF5
+/// statically must export its symbols (`-Wl,--export-dynamic`, or `h5cc -shlib`).
 #[no_mangle]
 pub extern "C" fn h5z_deepcq_register() -> c_int {
-    // The copies registered with, by address: `every_api` keeps each one it found.
-    static REGISTERED: Mutex<Vec<usize>> = Mutex::new(Vec::new());
     guard(|| {
-        let mut done = REGISTERED.lock().unwrap_or_else(|e| e.into_inner());
         let class = &crate::h5::plugin::FILTER_CLASS as *const _ as *const c_void;
-        let mut failed = None;
+        let (mut registered, mut failed) = (false, None);
+        // HDF5 replaces a filter registered before, so registering anew is harmless.
         for api in crate::h5::api::every_api().map_err(InsituError::Hdf5)? {
-            let copy = api as *const crate::h5::api::Hdf5Api as usize;
-            if done.contains(&copy) {
-                continue;
-            }
             // SAFETY: FILTER_CLASS is a static H5Z_class2_t.
             match unsafe { api.register_filter(class) } {
-                Ok(()) => done.push(copy),
+                Ok(()) => registered = true,
                 Err(e) => failed = Some(e),
             }
         }
-        match (done.is_empty(), failed) {
-            (true, Some(e)) => Err(InsituError::Hdf5(e)),
+        match (registered, failed) {
+            (false, Some(e)) => Err(InsituError::Hdf5(e)),
             _ => Ok(()),
         }
     })

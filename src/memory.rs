@@ -597,9 +597,15 @@ impl Remembering<'_> {
 /// depend on the chunks written before it.
 pub const ENV_MEMORY: &str = "H5Z_DEEPCQ_MEMORY";
 
-/// Whether the filter remembers across chunks ([`ENV_MEMORY`]; on unless turned off).
+/// Whether the filter remembers across chunks ([`ENV_MEMORY`]; on unless turned off), read
+/// once per process: a host thread that sets another variable meanwhile (Python's
+/// `os.environ`, C's `setenv`, which Rust's lock on the environment does not cover) could
+/// otherwise race the read on every chunk.
 pub fn enabled() -> bool {
-    std::env::var(ENV_MEMORY).map_or(true, |v| v != "0" && !v.eq_ignore_ascii_case("off"))
+    static ENABLED: Lazy<bool> = Lazy::new(|| {
+        std::env::var(ENV_MEMORY).map_or(true, |v| v != "0" && !v.eq_ignore_ascii_case("off"))
+    });
+    *ENABLED
 }
 
 static DATASETS: Lazy<Mutex<HashMap<Vec<u32>, Arc<Memory>>>> =

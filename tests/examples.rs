@@ -401,6 +401,19 @@ fn insitu_chunks_made_with_a_files_stored_cd_values_read_back_through_it() {
     std::fs::remove_dir_all(dir).ok();
 }
 
+/// A registration after `H5close` and `H5open` registers the filter again: HDF5 forgets it
+/// when it closes (tests/hosts/register_reopen.c).
+#[test]
+fn registering_again_after_hdf5_closed_and_reopened_registers_the_filter() {
+    let dir = scratch("register-reopen");
+    let exe = compile_c("tests/hosts/register_reopen.c", &dir);
+    let mut c = Command::new(&exe);
+    c.current_dir(&dir).env_remove("HDF5_PLUGIN_PATH");
+    let out = run_ok(c, "register_reopen");
+    assert!(out.contains("ALL OK"), "{out}");
+    std::fs::remove_dir_all(dir).ok();
+}
+
 #[test]
 fn h5repack_example_applies_the_filter() {
     require("h5repack");

@@ -355,6 +355,15 @@ fn hdf5plugin_imported_first_leaves_h5py_s_libhdf5_the_only_copy() {
     host_script("hdf5plugin_beside.py", &[&dir.path().join("hp.h5")]);
 }
 
+/// A chunk in a dataset whose cd_values the filter never completed (created where it was not
+/// found) is refused on read, not handed to HDF5 to copy a whole chunk out of
+/// (tests/hosts/user_form_chunk.py).
+#[test]
+fn a_chunk_under_cd_values_never_completed_is_refused_not_read_past() {
+    let dir = tempfile::tempdir().unwrap();
+    host_script("user_form_chunk.py", &[dir.path()]);
+}
+
 #[test]
 fn h5py_with_bundled_hdf5_writes_and_reads() {
     let dir = tempfile::tempdir().unwrap();
@@ -400,6 +409,53 @@ print("ALL OK" if psnr >= 60 else "FAILED")
         "{:?}: {said}",
         out.status
     );
+}
+
+/// h5py marks its filters optional, so HDF5 stores a chunk the filter failed raw and clears
+/// the filter's message: the filter says the first such failure on stderr. Here a file
+/// written where the model loads is overwritten by a process whose `H5Z_DEEPCQ_MODEL`
+/// names no file (the filter loaded first, as the README says a new process must): every
+/// chunk is stored raw and reads back exact, and stderr says why, once.
+#[test]
+fn a_chunk_an_optional_filter_failed_is_stored_raw_and_said_on_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("optional.h5");
+    let write = |values: &str, mode: &str| {
+        format!(
+            r#"
+import sys, h5py, numpy as np
+h5py.h5z.filter_avail(357)
+x = np.{values}(np.arange(64 * 64, dtype="f4").reshape(64, 64) / 40)
+with h5py.File(sys.argv[1], "{mode}") as f:
+    if "x" in f:
+        f["x"][...] = x
+    else:
+        f.create_dataset("x", data=x, chunks=(32, 32), compression=357, compression_opts=(60,))
+with h5py.File(sys.argv[1]) as f:
+    masks = [f["x"].id.read_direct_chunk((i, j))[0] for i in (0, 32) for j in (0, 32)]
+    exact = bool((f["x"][...] == x).all())
+print("masks", masks, "exact", exact)
+"#
+        )
+    };
+    let created = run(Command::new(python())
+        .arg("-c")
+        .arg(write("sin", "w"))
+        .arg(&path));
+    assert!(stdout(&created).contains("masks [0, 0, 0, 0] exact False"));
+    let out = run(Command::new(python())
+        .arg("-c")
+        .arg(write("cos", "r+"))
+        .arg(&path)
+        .env("H5Z_DEEPCQ_MODEL", dir.path().join("no-such-model.onnx")));
+    let (said, err) = (stdout(&out), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() && said.contains("masks [1, 1, 1, 1] exact True"),
+        "{said}"
+    );
+    assert_eq!(err.matches("h5z-deepcq: deepcq encode").count(), 1, "{err}");
+    assert!(err.contains("no-such-model.onnx"), "{err}");
+    assert!(err.contains("stores the chunk raw"), "{err}");
 }
 
 #[test]

@@ -17,6 +17,19 @@ use crate::wire::{self, DType};
 /// `H5Z_FLAG_REVERSE`: the callback is asked to decode.
 const H5Z_FLAG_REVERSE: c_uint = 0x0100;
 
+/// `H5Z_FLAG_OPTIONAL`: the dataset's pipeline may skip the filter (h5py sets every filter
+/// so): HDF5 then stores a chunk the filter failed raw and clears its error stack.
+const H5Z_FLAG_OPTIONAL: c_uint = 0x0001;
+
+/// Which callback [`guarded`] runs, for where its failure could go unheard.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Callback {
+    /// `can_apply` or `set_local`, whose failures HDF5 keeps on its stack.
+    Setup,
+    /// The filter function, encoding for an optional filter or not.
+    Filter { optional_encode: bool },
+}
+
 type CanApply = extern "C" fn(Hid, Hid, Hid) -> c_int;
 type SetLocal = extern "C" fn(Hid, Hid, Hid) -> c_int;
 type FilterFn =
@@ -68,11 +81,11 @@ pub extern "C" fn H5PLget_plugin_info() -> *const c_void {
 
 /// Runs `body`, turning an error or a panic into `failure` plus a message on the calling
 /// HDF5's error stack (the log too; stderr where no copy is known to have called, with
-/// several loaded). `filter_function`: the callback is the filter function, whose message
-/// some HDF5 versions drop ([`say_dropped_failure`]).
+/// several loaded, and where HDF5 drops or clears the filter function's message:
+/// [`say_dropped_failure`]).
 fn guarded<T>(
     function: &str,
-    filter_function: bool,
+    callback: Callback,
     failure: T,
     body: impl FnOnce() -> Result<T, String>,
 ) -> T {
@@ -99,8 +112,14 @@ fn guarded<T>(
     match api::reporting_api() {
         Some(api) => {
             api.push_error(function, &message);
-            if filter_function && api.drops_filter_errors() {
-                say_dropped_failure(function, &message, DROPPED_BY_HDF5);
+            match callback {
+                Callback::Filter {
+                    optional_encode: true,
+                } => say_dropped_failure(function, &message, CLEARED_AS_OPTIONAL),
+                Callback::Filter { .. } if api.drops_filter_errors() => {
+                    say_dropped_failure(function, &message, DROPPED_BY_HDF5)
+                }
+                _ => {}
             }
         }
         None if api::every_api().is_err() => say_dropped_failure(function, &message, NO_HDF5),
@@ -111,6 +130,11 @@ fn guarded<T>(
 
 /// Why [`say_dropped_failure`] speaks: the HDF5 that called drops the filter's messages.
 const DROPPED_BY_HDF5: &str = "this HDF5 drops a filter's messages from its error stack";
+
+/// Why [`say_dropped_failure`] speaks: the filter is optional in the dataset's pipeline,
+/// so HDF5 stores the chunk raw and clears the message.
+const CLEARED_AS_OPTIONAL: &str = "the filter is optional in this dataset (as h5py sets \
+     every filter), so HDF5 stores the chunk raw, uncompressed, and clears the message";
 
 /// Why [`say_dropped_failure`] speaks: several copies of libhdf5 are loaded and the filter
 /// function cannot tell which one called it ([`api::reporting_api`]).
@@ -212,7 +236,7 @@ fn misplaced_filters(pipeline: &[u32]) -> Option<String> {
 /// `H5Dcreate` with a message instead of failing the first write. Every datatype is
 /// accepted: non-float data is stored losslessly.
 extern "C" fn can_apply(dcpl: Hid, type_id: Hid, space_id: Hid) -> c_int {
-    guarded("deepcq can_apply", false, -1, || {
+    guarded("deepcq can_apply", Callback::Setup, -1, || {
         let api = api::api_for(dcpl, type_id, space_id)?;
         let (_, cd) = api.filter_values(dcpl, wire::FILTER_ID)?;
         Settings::parse(&cd).map_err(|e| e.to_string())?;
@@ -223,7 +247,7 @@ extern "C" fn can_apply(dcpl: Hid, type_id: Hid, space_id: Hid) -> c_int {
 
 /// Rewrites the user's cd_values into the stored form: settings + dtype + chunk dims.
 extern "C" fn set_local(dcpl: Hid, type_id: Hid, space_id: Hid) -> c_int {
-    guarded("deepcq set_local", false, -1, || {
+    guarded("deepcq set_local", Callback::Setup, -1, || {
         let api = api::api_for(dcpl, type_id, space_id)?;
         let (flags, cd) = api.filter_values(dcpl, wire::FILTER_ID)?;
         let settings = Settings::parse(&cd).map_err(|e| e.to_string())?;
@@ -298,7 +322,8 @@ extern "C" fn filter_callback(
     } else {
         "deepcq encode"
     };
-    guarded(function, true, 0, || {
+    let optional_encode = !decode && flags & H5Z_FLAG_OPTIONAL != 0;
+    guarded(function, Callback::Filter { optional_encode }, 0, || {
         if buf.is_null() || buf_size.is_null() || unsafe { (*buf).is_null() } {
             return Err("HDF5 passed a null buffer".into());
         }
@@ -315,14 +340,24 @@ extern "C" fn filter_callback(
         // than be read past its end. The length returned stays what was decoded.
         let mut room = 0;
         let output = if decode {
-            // Files whose cd_values this version does not read still decode, unchecked but
-            // for the chunk-size ceilings.
+            // Files whose stored cd_values this version does not read still decode,
+            // unchecked but for the chunk-size ceilings.
             let stored = StoredSettings::parse(cd).ok();
             // The same slots parse reads the chunk dims from; they size even a stored
             // form this version does not read (0 from a slot of 0: no ceiling then).
-            let dataset_chunk = crate::settings::stored_chunk_bytes(cd);
-            room = dataset_chunk.unwrap_or(0);
-            let ceiling = dataset_chunk.filter(|&n| n > 0);
+            // Without them (a user form: the dataset was created where the filter was not
+            // found, so set_local never completed its cd_values, and a chunk was written
+            // directly) nothing tells how many bytes HDF5 will copy out: a chunk made for
+            // a smaller block would be read past its end, so it is refused.
+            let dataset_chunk = crate::settings::stored_chunk_bytes(cd).ok_or(
+                "the dataset's filter parameters are not in the form the filter completes \
+                 them to when the dataset is created (it was created where the filter was \
+                 not found), so its chunk size is unknown and HDF5 is not given the chunk; \
+                 read its bytes with H5Dread_chunk and decode them with \
+                 h5z_deepcq_decompress, or recreate the dataset with the filter available",
+            )?;
+            room = dataset_chunk;
+            let ceiling = Some(dataset_chunk).filter(|&n| n > 0);
             filter::decode_chunk_for(stored.as_ref(), ceiling, input).map_err(|e| e.to_string())?
         } else {
             let stored = StoredSettings::parse(cd).map_err(|e| e.to_string())?;

@@ -484,9 +484,11 @@ impl<'a> Search<'a> {
     /// measured, short axes not on a lattice): a bound at or below the safe bound
     /// ([`safe_bound`]: MSE ≤ bound², so PSNR ≥ T) with a codec that never exceeds its
     /// bound (SZ3, SPERR; ZFP's tolerance is not a promise). Not with missing values,
-    /// whose PSNR is taken over the real values alone.
+    /// whose PSNR is taken over the real values alone, nor for a SPERR stream coded to a
+    /// rate ([`Search::try_rate`]), whose bound of 0 promises nothing.
     fn certain_to_meet(&self, first: &Attempt, range: f64) -> bool {
         self.missing.is_none()
+            && first.bound > 0.0
             && matches!(first.codec, CodecId::Sz3 | CodecId::Sperr)
             && first.bound <= safe_bound(range, self.settings.target.value())
     }

@@ -29,8 +29,9 @@ fn plugin_path() -> Option<PathBuf> {
     .find_map(|candidate| candidate.canonicalize().ok())
 }
 
-/// What the filter would load at write time: onnxruntime, the model and its metadata, or
-/// why not.
+/// The onnxruntime and model this process finds, as the filter would from this folder: the
+/// model and its metadata, or why not (the plugin searches beside itself, which in a
+/// build tree is another folder: the README's "The command line").
 fn model_info() -> serde_json::Value {
     use h5z_deepcq::surrogate::{self, locate};
     let runtime = locate::onnxruntime_library();
