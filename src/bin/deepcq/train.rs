@@ -278,8 +278,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
             s.cr_mape,
             s.ssim_mae
         );
+        let groups: Vec<&str> = results.iter().map(|(d, _)| validate::family(d)).collect();
         let (margins, metrics, calibration) =
-            calibrate::calibrate_modes(&calibrate::held_out_chunks(&results, &rows));
+            calibrate::calibrate_modes(&calibrate::held_out_chunks(&results, &rows), &groups);
         psnr_margins = Some(margins);
         metric_margins = Some(metrics);
         let text = format!(
