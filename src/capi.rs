@@ -22,6 +22,7 @@
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, c_uint, c_void, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Mutex;
 
 use crate::insitu::session::Session;
 use crate::insitu::{self, Advice, InsituError, Report};
@@ -648,7 +649,11 @@ pub unsafe extern "C" fn h5z_deepcq_last_error(buf: *mut c_char, len: usize) -> 
 /// statically must export its symbols (`-Wl,--export-dynamic`, or `h5cc -shlib`).
 #[no_mangle]
 pub extern "C" fn h5z_deepcq_register() -> c_int {
+    // One registration at a time: HDF5 builds without thread safety (h5py's) must not see
+    // two threads changing their filter table at once.
+    static REGISTERING: Mutex<()> = Mutex::new(());
     guard(|| {
+        let _one = REGISTERING.lock().unwrap_or_else(|e| e.into_inner());
         let class = &crate::h5::plugin::FILTER_CLASS as *const _ as *const c_void;
         let (mut registered, mut failed) = (false, None);
         // HDF5 replaces a filter registered before, so registering anew is harmless.

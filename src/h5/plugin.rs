@@ -6,6 +6,7 @@
 
 use std::ffi::{c_char, c_int, c_uint, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::api::{self, Hid, H5T_FLOAT, H5T_ORDER_BE, H5T_ORDER_LE};
 use super::filter;
@@ -20,6 +21,11 @@ const H5Z_FLAG_REVERSE: c_uint = 0x0100;
 /// `H5Z_FLAG_OPTIONAL`: the dataset's pipeline may skip the filter (h5py sets every filter
 /// so): HDF5 then stores a chunk the filter failed raw and clears its error stack.
 const H5Z_FLAG_OPTIONAL: c_uint = 0x0001;
+
+/// Why a dataset whose cd_values lack the stored form's marker is neither read nor written.
+const NEVER_COMPLETED: &str = "the dataset's filter parameters are not in the form the \
+     filter completes them to when the dataset is created (it was created where the filter \
+     was not found): recreate it with the filter available";
 
 /// Which callback [`guarded`] runs, for where its failure could go unheard.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -115,7 +121,7 @@ fn guarded<T>(
             match callback {
                 Callback::Filter {
                     optional_encode: true,
-                } => say_dropped_failure(function, &message, CLEARED_AS_OPTIONAL),
+                } => say_stored_raw(function, &message),
                 Callback::Filter { .. } if api.drops_filter_errors() => {
                     say_dropped_failure(function, &message, DROPPED_BY_HDF5)
                 }
@@ -151,10 +157,22 @@ const NO_HDF5: &str = "no loaded libhdf5 exports its functions to the filter (a 
 /// 2.0), or of h5py beside netCDF4, would otherwise learn only that a "filter returned
 /// failure during read", not that the chunk is corrupt or which setting refused it.
 fn say_dropped_failure(function: &str, message: &str, why: &str) {
-    use std::io::Write;
-    use std::sync::atomic::{AtomicBool, Ordering};
     static SAID: AtomicBool = AtomicBool::new(false);
-    if log::log_enabled!(log::Level::Error) || SAID.swap(true, Ordering::Relaxed) {
+    say_once(&SAID, function, message, why);
+}
+
+/// [`say_dropped_failure`] for a write HDF5 stored raw ([`CLEARED_AS_OPTIONAL`]), once per
+/// process on its own: an earlier failure said for another reason (a corrupt chunk read)
+/// must not leave a dataset stored uncompressed without a word.
+fn say_stored_raw(function: &str, message: &str) {
+    static SAID: AtomicBool = AtomicBool::new(false);
+    say_once(&SAID, function, message, CLEARED_AS_OPTIONAL);
+}
+
+/// Writes the failure on stderr unless `said` already was or the log is on.
+fn say_once(said: &AtomicBool, function: &str, message: &str, why: &str) {
+    use std::io::Write;
+    if log::log_enabled!(log::Level::Error) || said.swap(true, Ordering::Relaxed) {
         return;
     }
     // Not eprintln!, which panics when stderr is closed: nothing may unwind into HDF5.
@@ -343,23 +361,28 @@ extern "C" fn filter_callback(
             // Files whose stored cd_values this version does not read still decode,
             // unchecked but for the chunk-size ceilings.
             let stored = StoredSettings::parse(cd).ok();
-            // The same slots parse reads the chunk dims from; they size even a stored
-            // form this version does not read (0 from a slot of 0: no ceiling then).
-            // Without them (a user form: the dataset was created where the filter was not
-            // found, so set_local never completed its cd_values, and a chunk was written
-            // directly) nothing tells how many bytes HDF5 will copy out: a chunk made for
-            // a smaller block would be read past its end, so it is refused.
-            let dataset_chunk = crate::settings::stored_chunk_bytes(cd).ok_or(
-                "the dataset's filter parameters are not in the form the filter completes \
-                 them to when the dataset is created (it was created where the filter was \
-                 not found), so its chunk size is unknown and HDF5 is not given the chunk; \
-                 read its bytes with H5Dread_chunk and decode them with \
-                 h5z_deepcq_decompress, or recreate the dataset with the filter available",
-            )?;
-            room = dataset_chunk;
-            let ceiling = Some(dataset_chunk).filter(|&n| n > 0);
+            // Without the stored form's marker (a user form: the dataset was created where
+            // the filter was not found, so set_local never completed its cd_values, and a
+            // chunk was written directly) nothing tells how many bytes HDF5 will copy out:
+            // a chunk made for a smaller block would be read past its end, so it is
+            // refused. With it, the same slots parse reads the chunk dims from size even
+            // a stored form this version does not read (none, or 0 from a slot of 0: no
+            // ceiling then, as docs/cd_values.md promises later layouts).
+            if !settings::is_stored(cd) {
+                return Err(format!(
+                    "{NEVER_COMPLETED}; its chunk size is unknown, so HDF5 is not given the \
+                     chunk: read its bytes with H5Dread_chunk and decode them with \
+                     h5z_deepcq_decompress"
+                ));
+            }
+            let dataset_chunk = settings::stored_chunk_bytes(cd);
+            room = dataset_chunk.unwrap_or(0);
+            let ceiling = dataset_chunk.filter(|&n| n > 0);
             filter::decode_chunk_for(stored.as_ref(), ceiling, input).map_err(|e| e.to_string())?
         } else {
+            if !settings::is_stored(cd) {
+                return Err(format!("{NEVER_COMPLETED}, so it cannot write either"));
+            }
             let stored = StoredSettings::parse(cd).map_err(|e| e.to_string())?;
             let started = std::time::Instant::now();
             // The address of the cd_values is the open dataset's own pipeline entry.

@@ -485,7 +485,8 @@ impl<'a> Search<'a> {
     /// ([`safe_bound`]: MSE ≤ bound², so PSNR ≥ T) with a codec that never exceeds its
     /// bound (SZ3, SPERR; ZFP's tolerance is not a promise). Not with missing values,
     /// whose PSNR is taken over the real values alone, nor for a SPERR stream coded to a
-    /// rate ([`Search::try_rate`]), whose bound of 0 promises nothing.
+    /// rate ([`Search::try_rate`]), whose bound of 0 promises nothing (predict mode, the
+    /// only caller, codes none today: a guard for later).
     fn certain_to_meet(&self, first: &Attempt, range: f64) -> bool {
         self.missing.is_none()
             && first.bound > 0.0

@@ -1,9 +1,11 @@
 """A deepcq chunk written with write_direct_chunk into a dataset whose cd_values are still
 the user form (created with allow_unknown_filter where the plugin was not found, so the
 filter's set_local never completed them) has no dataset chunk size to be checked against:
-reading it must fail with the filter's reason, not have HDF5 copy a whole 64 x 64 chunk out
-of the 40 x 64 values the chunk decodes to. The chunk's bytes stay readable with
-read_direct_chunk. HDF5_PLUGIN_PATH must name the plugin.
+reading it must fail with the filter's reason (printed here, or on stderr where HDF5
+drops it), not have HDF5 copy a whole 64 x 64 chunk out of the 40 x 64 values the chunk
+decodes to. The chunk's bytes stay readable with read_direct_chunk. A write through the
+filter is refused too, so HDF5 stores it raw (the filter is optional), exact.
+HDF5_PLUGIN_PATH must name the plugin.
 
 usage: user_form_chunk.py SCRATCH_DIR"""
 import os
@@ -51,6 +53,14 @@ with h5py.File(path) as f:
         print(f"read refused: {e}")
     if f["x"].id.read_direct_chunk((0, 0))[1] != chunk:
         failures.append("the chunk's bytes did not read back as written")
+
+h5py.h5z.filter_avail(357)
+with h5py.File(path, "a") as f:
+    f["x"][...] = np.ones((64, 64), "f4")
+with h5py.File(path) as f:
+    mask = f["x"].id.read_direct_chunk((0, 0))[0]
+    if mask != 1 or not (f["x"][...] == 1).all():
+        failures.append(f"a write into it was not stored raw and exact (filter mask {mask})")
 
 print("\n".join(failures) if failures else "ALL OK")
 sys.exit(1 if failures else 0)
