@@ -733,16 +733,13 @@ fn out_of_sample_text(chunks: &[HeldOutChunk], group: &[&str], predict: &Table) 
         .map(|t| (t, replay_at(chunks, predict, &all, &[t])))
         .filter(|(_, r)| r.cases > 0)
         .min_by(|a, b| a.1.hit_rate.total_cmp(&b.1.hit_rate));
-    let groups = out_of_sample(chunks, group, PREDICT_HIT_GOAL);
+    let groups: Vec<(String, Replay)> = out_of_sample(chunks, group, PREDICT_HIT_GOAL)
+        .into_iter()
+        .filter(|(_, r)| r.cases > 0)
+        .collect();
     let worst = groups
         .iter()
-        .filter(|(_, r)| r.cases > 0)
         .min_by(|a, b| a.1.hit_rate.total_cmp(&b.1.hit_rate));
-    let counted: Vec<f64> = groups
-        .iter()
-        .filter(|(_, r)| r.cases > 0)
-        .map(|(_, r)| r.hit_rate)
-        .collect();
     let (Some((target, at)), Some((name, low))) = (weakest, worst) else {
         return String::new();
     };
@@ -754,8 +751,8 @@ fn out_of_sample_text(chunks: &[HeldOutChunk], group: &[&str], predict: &Table) 
          it measures for their kind, or for a size far from the one predicted), which \
          catch part of its misses.\n",
         at.hit_rate,
-        counted.len(),
-        counted.iter().sum::<f64>() / counted.len() as f64,
+        groups.len(),
+        groups.iter().map(|(_, r)| r.hit_rate).sum::<f64>() / groups.len() as f64,
         low.hit_rate,
     )
 }
