@@ -286,6 +286,8 @@ module h5z_deepcq
     end function
 
     ! void h5z_deepcq_session_free(h5z_deepcq_session *session)
+    ! The handle passes by value, so it cannot be cleared here: set it to c_null_ptr after
+    ! the call (freeing c_null_ptr does nothing; freeing one handle twice is undefined).
     subroutine h5z_deepcq_session_free(session) bind(C, name="h5z_deepcq_session_free")
       import :: c_ptr
       type(c_ptr), value :: session

@@ -917,11 +917,10 @@ pub unsafe extern "C" fn h5z_deepcq_chunk_info(
     nbytes: *mut usize,
 ) -> c_int {
     guard(|| {
-        let bytes = chunk_bytes(chunk, len)?;
-        let (header, _) = crate::chunk::parse(bytes)?;
-        // Every out-pointer is checked before any is written, so a refused call leaves them
-        // all as they were; each is borrowed only while written (a caller may pass one
-        // pointer twice).
+        // Every out-pointer is checked before the chunk is read and any is written, so a
+        // refused call leaves them all as they were, and a NULL one is the error whatever
+        // the chunk; each is borrowed only while written (a caller may pass one pointer
+        // twice).
         for (null, name) in [
             (rank.is_null(), "rank"),
             (dtype.is_null(), "dtype"),
@@ -931,6 +930,8 @@ pub unsafe extern "C" fn h5z_deepcq_chunk_info(
                 return Err(invalid(format!("{name} is NULL")));
             }
         }
+        let bytes = chunk_bytes(chunk, len)?;
+        let (header, _) = crate::chunk::parse(bytes)?;
         let capacity = *out_ref(rank, "rank")?;
         let shape = &header.layout.shape;
         *out_ref(rank, "rank")? = shape.len();
@@ -972,7 +973,9 @@ pub unsafe extern "C" fn h5z_deepcq_decompress(
             return Err(invalid("out_len is NULL"));
         }
         // The header says the size: a buffer too small for it costs no decode, and a
-        // crafted header cannot make this call allocate more than the caller holds.
+        // crafted header cannot make this call decode more than the caller holds (the
+        // codecs' work buffers scale with it: SZ3's stage and SPERR's rate mode may ask
+        // for up to 8 times it, docs/format.md).
         let needed = insitu::decoded_len(bytes)?;
         if out.is_null() || capacity < needed {
             return deliver_size(needed, out, capacity, out_len);
@@ -1454,6 +1457,20 @@ mod tests {
             (status, rank, nbytes),
             (H5Z_DEEPCQ_ERR_INVALID_ARGUMENT, 4, 7)
         );
+        // So it is whatever the chunk holds (the header promises it), a damaged one too.
+        let damaged = [0u8; 16];
+        // SAFETY: `damaged` holds its length; dtype is NULL, which the call refuses.
+        let status = unsafe {
+            h5z_deepcq_chunk_info(
+                damaged.as_ptr() as *const c_void,
+                damaged.len(),
+                std::ptr::null_mut(),
+                shape.as_mut_ptr(),
+                &mut rank,
+                &mut nbytes,
+            )
+        };
+        assert_eq!(status, H5Z_DEEPCQ_ERR_INVALID_ARGUMENT);
         // SAFETY: `out` came from the library and is freed once.
         unsafe { h5z_deepcq_free(out) };
     }

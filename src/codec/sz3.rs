@@ -363,7 +363,33 @@ fn stage_head_fits(layout: &Layout, config: &Config<'_>, data: &[u8]) -> bool {
                 quantizer_fits(&QuantizerHead::read(&head, &mut 0), QuantizerHead::LEN)
             })
         }
+        ALGO_LORENZO_REG => series_head_fits(frame, stage_len, count, &quantizer_fits),
         _ => true,
+    }
+}
+
+/// Whether the series pipeline's stage opens as SZ3 reads it: the count of its per-block
+/// predictor selections (u64; SZ3 allocates them: at most one per value), then, where
+/// that is 0, the quantiser. Where it is not, a Huffman tree of the selections comes
+/// between, which is not read (as the coded data is not); the stage must still hold the
+/// count and a quantiser head (a stage of 0 bytes had SZ3 read them from past its buffer).
+fn series_head_fits(
+    frame: &[u8],
+    stage_len: u64,
+    count: u64,
+    quantizer_fits: &dyn Fn(&QuantizerHead, usize) -> bool,
+) -> bool {
+    const COUNT_LEN: usize = 8;
+    let end = COUNT_LEN + QuantizerHead::LEN;
+    let Some(head) = stage_head(frame, COUNT_LEN) else {
+        return false;
+    };
+    match u64::from_le_bytes(head.try_into().unwrap()) {
+        0 => stage_head(frame, end).is_some_and(|head| {
+            let mut at = COUNT_LEN;
+            quantizer_fits(&QuantizerHead::read(&head, &mut at), end)
+        }),
+        selections => selections <= count && stage_len >= end as u64,
     }
 }
 
@@ -407,12 +433,23 @@ fn lossless_stage_fits(layout: &Layout, algorithm: u8, data: &[u8]) -> bool {
 }
 
 /// Whether the zstd frame after the lossless stage's length in `data` is whole and all
-/// there is. SZ3 ignores zstd's errors: a cut frame left a lossy pipeline parsing memory
-/// zstd never filled (an exception Rust cannot catch: an abort) and the lossless one
-/// returning zeros for the values it lost.
+/// there is, and decodes without error to exactly that length. SZ3 ignores zstd's errors:
+/// a cut frame left a lossy pipeline parsing memory zstd never filled (an exception Rust
+/// cannot catch: an abort) and the lossless one returning zeros for the values it lost;
+/// so did a whole frame declaring the length whose blocks hold fewer bytes (the blocks'
+/// headers add up, their contents do not). Decoded into nothing, a pass of zstd over a
+/// stage SZ3 then decodes again (a small share of SZ3's decode).
 fn one_whole_frame(data: &[u8]) -> bool {
-    data.get(8..)
-        .is_some_and(|frame| zstd::zstd_safe::find_frame_compressed_size(frame) == Ok(frame.len()))
+    let Some((len, frame)) = data.split_at_checked(8) else {
+        return false;
+    };
+    let len = u64::from_le_bytes(len.try_into().unwrap());
+    let whole = zstd::zstd_safe::find_frame_compressed_size(frame) == Ok(frame.len());
+    whole
+        && zstd::stream::read::Decoder::with_buffer(frame).is_ok_and(|decoder| {
+            let mut decoded = std::io::Read::take(decoder, len.saturating_add(1));
+            std::io::copy(&mut decoded, &mut std::io::sink()).is_ok_and(|n| n == len)
+        })
 }
 
 /// Compact SZ3 payloads: the configuration's value count was left out.
@@ -1029,10 +1066,67 @@ mod tests {
                 assert!(!well_framed(layout, &crafted), "{shape:?} {bound}");
                 assert!(Sz3.decode(&crafted, layout, bound).is_err());
             }
+            // A whole frame declaring the stage's length (single segment, 8-byte size)
+            // whose one raw block holds the first half of the stage: the head reads right,
+            // the rest SZ3 would parse from memory zstd never filled.
+            let len = u64::from_le_bytes(length.try_into().unwrap());
+            let stage = zstd::bulk::decompress(zstd, len as usize).unwrap();
+            let half = &stage[..stage.len() / 2];
+            let mut short = vec![0x28, 0xb5, 0x2f, 0xfd, 0xe0];
+            short.extend(len.to_le_bytes());
+            short.extend(((half.len() as u32) << 3 | 1).to_le_bytes()[..3].to_vec());
+            short.extend(half);
+            let crafted = joined(frame, &[length, &short].concat(), config);
+            let data = &crafted[SZ3_FRAME.len() + 8..][..8 + short.len()];
+            assert_eq!(
+                zstd::zstd_safe::find_frame_compressed_size(&data[8..]),
+                Ok(short.len())
+            );
+            assert!(!well_framed(layout, &crafted), "{shape:?} {bound}");
+            assert!(Sz3.decode(&crafted, layout, bound).is_err());
         });
         // The lossy pipelines and zstd alone.
         let all = [ALGO_LORENZO_REG, ALGO_INTERP, ALGO_LOSSLESS];
         assert_eq!(algorithms, all.into_iter().collect());
+    }
+
+    #[test]
+    fn series_heads_sz3_would_misread_are_refused_before_it_reads_them() {
+        let shape = [50_000];
+        let values = crate::synth::generate(Kind::Spectral { slope: 1.0 }, &shape, 7);
+        let data = Samples::F64(&values);
+        let layout = Layout::of(&data, &shape);
+        // SZ3's default takes Lorenzo for a long series at this bound.
+        let bound = crate::chunk::codec_bound(1e-3);
+        let (payload, _) = Sz3
+            .encode_with(data, &shape, bound, Some(Pipeline::Default))
+            .unwrap();
+        let (frame, _, config) = parts(&payload);
+        let c = Config::parse(config).unwrap();
+        let flags = config[c.count_at + 18];
+        assert_eq!((c.algorithm(), flags), (ALGO_LORENZO_REG, LORENZO_FLAGS));
+        assert!(well_framed(&layout, &payload));
+        assert!(Sz3.decode(&payload, &layout, bound).is_ok());
+        // An empty stage (SZ3 read its selection count and quantiser past it), more
+        // selections than values (SZ3 allocates them).
+        let mut empty = 0u64.to_le_bytes().to_vec();
+        empty.extend(zstd::bulk::compress(&[], 3).unwrap());
+        let crafted = [
+            joined(frame, &empty, config),
+            with_stage_bytes(&payload, 0, &50_001u64.to_le_bytes()),
+            with_stage_bytes(&payload, 0, &u64::MAX.to_le_bytes()),
+        ];
+        for (i, crafted) in crafted.iter().enumerate() {
+            assert!(!well_framed(&layout, crafted), "{i}");
+            assert!(Sz3.decode(crafted, &layout, bound).is_err(), "{i}");
+        }
+        // No selections: the quantiser follows the count, and is checked.
+        let mut stage = 0u64.to_le_bytes().to_vec();
+        stage.extend([0b11]);
+        stage.extend([0; QuantizerHead::LEN - 1]);
+        let mut coded = (stage.len() as u64).to_le_bytes().to_vec();
+        coded.extend(zstd::bulk::compress(&stage, 3).unwrap());
+        assert!(!well_framed(&layout, &joined(frame, &coded, config)));
     }
 
     #[test]

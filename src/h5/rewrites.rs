@@ -266,9 +266,12 @@ struct ReadStore {
 }
 
 impl ReadStore {
-    /// Bytes an entry of `stored` bytes for a dataset of `words` cd_values holds.
+    /// Bytes an entry of `stored` bytes for a dataset of `words` cd_values holds: besides
+    /// those, four allocations (the entry, its stored bytes' Arc, its cd_values, its map
+    /// bucket's list) and their headers, about 256 bytes as [`Kept::bytes`] counts, so that
+    /// many small chunks read stay within the limit too.
     fn cost(stored: usize, words: usize) -> usize {
-        stored + words * 4 + 64
+        stored + words * 4 + 256
     }
 
     fn bytes(r: &Read) -> usize {
@@ -726,7 +729,8 @@ mod tests {
         none.decoded(Some(DATASET), &stored, &header, &decoded);
         assert!(none.read_unchanged(DATASET, &decoded, decode).is_none());
         // Chunks read are bounded by their share of the limit, oldest out.
-        let share = Rewrites::new(READ_SHARE * (2 * stored.len() + 200));
+        let share =
+            Rewrites::new(READ_SHARE * 2 * ReadStore::cost(stored.len() + 8, DATASET.len()));
         let mut reads = Vec::new();
         for seed in 40..44 {
             let (_, chunk) = filling_chunk(&shape, 0, seed);
