@@ -183,13 +183,16 @@ fn say_once(said: &AtomicBool, function: &str, message: &str, why: &str) {
     );
 }
 
-/// Filters that read a chunk as the dataset's values, by id: HDF5's own, then the
-/// registered third-party lossy compressors (The HDF Group's list of filter plugins;
-/// hdf5plugin ships ZFP, SZ, SZ3, SPERR and FCIDECOMP for h5py).
-const VALUE_FILTERS: [(u32, &str); 12] = [
+/// Filters that read a chunk as the dataset's values, by id: HDF5's own, bitshuffle
+/// (it transposes the bits of whole elements and fails on a buffer that is not a whole
+/// number of them, as most of deepcq's chunks are not), then the registered third-party
+/// lossy compressors (The HDF Group's list of filter plugins; hdf5plugin ships ZFP, SZ,
+/// SZ3, SPERR and FCIDECOMP for h5py).
+const VALUE_FILTERS: [(u32, &str); 13] = [
     (4, "szip"),
     (5, "nbit"),
     (6, "scaleoffset"),
+    (32008, "bitshuffle"),
     (32013, "H5Z-ZFP"),
     (32014, "fpzip"),
     (32017, "SZ"),
@@ -447,6 +450,7 @@ mod tests {
             (4, "szip (4)"),
             (5, "nbit (5)"),
             (6, "scaleoffset (6)"),
+            (32008, "bitshuffle (32008)"),
             (32013, "H5Z-ZFP (32013)"),
             (32024, "SZ3 (32024)"),
         ];
