@@ -974,8 +974,8 @@ pub unsafe extern "C" fn h5z_deepcq_decompress(
         }
         // The header says the size: a buffer too small for it costs no decode, and a
         // crafted header cannot make this call decode more than the caller holds (the
-        // codecs' work buffers scale with it: SZ3's stage and SPERR's rate mode may ask
-        // for up to 8 times it, docs/format.md).
+        // codecs' work buffers scale with it: SZ3's stage may ask for 8 times it and 16
+        // MiB, docs/format.md, SPERR's rate mode 8 times an f32 chunk, src/codec/sperr.rs).
         let needed = insitu::decoded_len(bytes)?;
         if out.is_null() || capacity < needed {
             return deliver_size(needed, out, capacity, out_len);

@@ -332,9 +332,9 @@ fn interp_anchor_stride(dims: &[usize]) -> u64 {
 /// crafted payload declaring larger dims wrote past the chunk's buffer, which no panic
 /// guard sees; its block size and anchor stride must be the ones it writes. First-order
 /// Lorenzo alone saves its quantiser first ([`QuantizerHead`]); the series pipeline's
-/// predictor selection comes before its quantiser and is not read, nor is zstd alone's
-/// stage (the chunk's values). Read by decoding the frame's first block, as far as the
-/// head.
+/// predictor selections come before its quantiser, and their count is checked
+/// ([`series_head_fits`]); zstd alone's stage (the chunk's values) is not read. Read by
+/// decoding the frame's first block, as far as the head.
 fn stage_head_fits(layout: &Layout, config: &Config<'_>, data: &[u8]) -> bool {
     let (Some(len), Some(frame), Some(value_bytes)) =
         (data.get(..8), data.get(8..), layout.dtype.natural_size())
@@ -363,34 +363,25 @@ fn stage_head_fits(layout: &Layout, config: &Config<'_>, data: &[u8]) -> bool {
                 quantizer_fits(&QuantizerHead::read(&head, &mut 0), QuantizerHead::LEN)
             })
         }
-        ALGO_LORENZO_REG => series_head_fits(frame, stage_len, count, &quantizer_fits),
+        ALGO_LORENZO_REG => series_head_fits(frame, stage_len, count),
         _ => true,
     }
 }
 
 /// Whether the series pipeline's stage opens as SZ3 reads it: the count of its per-block
-/// predictor selections (u64; SZ3 allocates them: at most one per value), then, where
-/// that is 0, the quantiser. Where it is not, a Huffman tree of the selections comes
-/// between, which is not read (as the coded data is not); the stage must still hold the
-/// count and a quantiser head (a stage of 0 bytes had SZ3 read them from past its buffer).
-fn series_head_fits(
-    frame: &[u8],
-    stage_len: u64,
-    count: u64,
-    quantizer_fits: &dyn Fn(&QuantizerHead, usize) -> bool,
-) -> bool {
+/// predictor selections (u64), which SZ3 allocates and then indexes once per block of
+/// [`lorenzo_block`]`(1)` values unchecked, so it must be exactly one per block (as SZ3
+/// writes it: a count of 0 or too few had it read past them); then their Huffman tree,
+/// which is not read (as the coded data is not), and the quantiser: the stage must hold
+/// the count and a quantiser head at least (an empty stage had SZ3 read both past its
+/// buffer).
+fn series_head_fits(frame: &[u8], stage_len: u64, count: u64) -> bool {
     const COUNT_LEN: usize = 8;
-    let end = COUNT_LEN + QuantizerHead::LEN;
-    let Some(head) = stage_head(frame, COUNT_LEN) else {
-        return false;
-    };
-    match u64::from_le_bytes(head.try_into().unwrap()) {
-        0 => stage_head(frame, end).is_some_and(|head| {
-            let mut at = COUNT_LEN;
-            quantizer_fits(&QuantizerHead::read(&head, &mut at), end)
-        }),
-        selections => selections <= count && stage_len >= end as u64,
-    }
+    let blocks = count.div_ceil(lorenzo_block(1) as u64);
+    let end = (COUNT_LEN + QuantizerHead::LEN) as u64;
+    stage_len >= end
+        && stage_head(frame, COUNT_LEN)
+            .is_some_and(|head| u64::from_le_bytes(head.try_into().unwrap()) == blocks)
 }
 
 /// The longest lossless-stage input [`lossless_stage_fits`] takes from a lossy pipeline
@@ -1107,26 +1098,26 @@ mod tests {
         assert_eq!((c.algorithm(), flags), (ALGO_LORENZO_REG, LORENZO_FLAGS));
         assert!(well_framed(&layout, &payload));
         assert!(Sz3.decode(&payload, &layout, bound).is_ok());
-        // An empty stage (SZ3 read its selection count and quantiser past it), more
-        // selections than values (SZ3 allocates them).
+        // SZ3 writes one selection per block of 128 values.
+        let (_, coded, _) = parts(&payload);
+        let stage = zstd::bulk::decompress(&coded[8..], 1 << 24).unwrap();
+        assert_eq!(stage[..8], 391u64.to_le_bytes());
+        // An empty stage (SZ3 read its selection count and quantiser past it), no
+        // selections or one too few (SZ3 indexed them per block past their end), more
+        // than it allocates.
         let mut empty = 0u64.to_le_bytes().to_vec();
         empty.extend(zstd::bulk::compress(&[], 3).unwrap());
         let crafted = [
             joined(frame, &empty, config),
-            with_stage_bytes(&payload, 0, &50_001u64.to_le_bytes()),
+            with_stage_bytes(&payload, 0, &0u64.to_le_bytes()),
+            with_stage_bytes(&payload, 0, &390u64.to_le_bytes()),
+            with_stage_bytes(&payload, 0, &392u64.to_le_bytes()),
             with_stage_bytes(&payload, 0, &u64::MAX.to_le_bytes()),
         ];
         for (i, crafted) in crafted.iter().enumerate() {
             assert!(!well_framed(&layout, crafted), "{i}");
             assert!(Sz3.decode(crafted, &layout, bound).is_err(), "{i}");
         }
-        // No selections: the quantiser follows the count, and is checked.
-        let mut stage = 0u64.to_le_bytes().to_vec();
-        stage.extend([0b11]);
-        stage.extend([0; QuantizerHead::LEN - 1]);
-        let mut coded = (stage.len() as u64).to_le_bytes().to_vec();
-        coded.extend(zstd::bulk::compress(&stage, 3).unwrap());
-        assert!(!well_framed(&layout, &joined(frame, &coded, config)));
     }
 
     #[test]
